@@ -1,0 +1,94 @@
+"""The RevRing post-call event (`PostCallEvent`) and how a request body becomes one.
+
+RevRing's schema keeps growing, so the model is tolerant where tolerance loses
+nothing: unknown fields are kept, an unknown `status` or `direction` is accepted
+(and reported by `unknown_values`), `hangupCause` is free text, every optional
+field may be null, and timestamps may be ISO 8601 strings or unix seconds.
+Everything else is enforced: a missing required field or a wrong type is an error
+that names the field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+KNOWN_STATUSES = frozenset({"COMPLETED", "TRANSFERRED", "FAILED", "CANCELED"})
+KNOWN_DIRECTIONS = frozenset({"INBOUND", "OUTBOUND"})
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+Timestamp = datetime
+
+
+class PostCallEvent(BaseModel):
+    """One call as RevRing reports it after it ended."""
+
+    model_config = ConfigDict(extra="allow", strict=False)
+
+    id: NonEmpty
+    direction: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    status: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    fromNumber: NonEmpty
+    toNumber: NonEmpty
+    organizationId: NonEmpty
+    agentId: NonEmpty
+
+    recordingUrl: str | None = None
+    hangupCause: str | None = None
+    errorMessage: str | None = None
+    transcript: list[dict[str, Any] | str] | None = None
+    summary: str | None = None
+    metrics: dict[str, Any] | None = None
+    initiatedAt: Timestamp | None = None
+    startedAt: Timestamp | None = None
+    endedAt: Timestamp | None = None
+    durationSeconds: Annotated[int, Field(strict=True, ge=0)] | None = None
+    agentName: str | None = None
+    sipTrunkId: str | None = None
+    agentCallerIdName: str | None = None
+    variables: dict[str, Any] | None = None
+    createdAt: Timestamp | None = None
+    updatedAt: Timestamp | None = None
+
+    def unknown_values(self) -> dict[str, str]:
+        """Fields whose value is outside the documented set, e.g. {"status": "NO_ANSWER"}."""
+        unknown = {}
+        if self.status not in KNOWN_STATUSES:
+            unknown["status"] = self.status
+        if self.direction not in KNOWN_DIRECTIONS:
+            unknown["direction"] = self.direction
+        return unknown
+
+
+OPTIONAL_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in PostCallEvent.model_fields.items() if not info.is_required()
+)
+
+
+class EventRejected(Exception):
+    """A body that is not a valid post-call event; `problems` names every bad field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """One line per bad field: `status: field required`, `durationSeconds: ...`."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in item["loc"]) or "body"
+        problems.append(f"{path}: {item['msg']}")
+    return problems
+
+
+def parse_event(payload: Any) -> PostCallEvent:
+    """Validate a decoded JSON body; raise `EventRejected` naming every problem."""
+    if not isinstance(payload, dict):
+        raise EventRejected([f"body: expected a JSON object, got {type(payload).__name__}"])
+    try:
+        return PostCallEvent.model_validate(payload)
+    except ValidationError as exc:
+        raise EventRejected(describe_validation_error(exc)) from None

@@ -1,0 +1,223 @@
+"""Jinja2 templates of rules.yaml: sandboxed, strict, compiled once, with call-domain filters.
+
+Each template has a *kind* that decides how the values it prints are treated:
+
+- `text`: printed as they are (email bodies, log lines).
+- `slack`: every printed value is escaped for Slack mrkdwn (`&`, `<`, `>`), so event
+  data cannot ping `<!channel>` or smuggle a link; the template's own literal text
+  is left alone, so an admin can still write `<!here>` on purpose.
+- `header`: line breaks are removed from the output, so a header cannot be split.
+- `json`: the output must parse as JSON (an HTTP body); values should go through
+  `tojson`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from functools import partial
+from typing import Annotated, Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BeforeValidator
+
+from router.events import OPTIONAL_FIELDS
+
+
+class TemplateKind(StrEnum):
+    TEXT = "text"
+    SLACK = "slack"
+    HEADER = "header"
+    JSON = "json"
+
+
+class TemplateRenderError(Exception):
+    """A template that compiled but failed on one event (a missing field, a bad filter input)."""
+
+
+_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
+
+
+def slack_escape(value: Any) -> str:
+    """Escape text for Slack mrkdwn: `&`, `<` and `>` become entities."""
+    return str(value).translate(_SLACK_ESCAPES)
+
+
+def strip_line_breaks(value: Any) -> str:
+    """One line: every line break (CR, LF and Unicode separators) becomes a space."""
+    return _LINE_BREAKS.sub(" ", str(value)).strip()
+
+
+def mask_phone(number: Any, keep_start: int = 5, keep_end: int = 4) -> str:
+    """`+14155550123` -> `+1415•••0123`; short or empty values are masked whole."""
+    if number is None:
+        return ""
+    text = str(number).strip()
+    if len(text) <= keep_start + keep_end:
+        return "•" * min(len(text), 3) if len(text) > keep_end else text
+    return f"{text[:keep_start]}•••{text[-keep_end:]}"
+
+
+def human_duration(seconds: Any) -> str:
+    """108 -> `1m 48s`; 3725 -> `1h 2m 5s`; None -> `-`."""
+    if seconds is None or isinstance(seconds, bool):
+        return "-"
+    try:
+        total = round(float(seconds))
+    except (TypeError, ValueError):
+        return str(seconds)
+    if total < 0:
+        return str(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h"] if hours else []
+    if minutes or hours:
+        parts.append(f"{minutes}m")
+    parts.append(f"{secs}s")
+    return " ".join(parts)
+
+
+def _entry_speaker_and_text(entry: Any) -> tuple[str, str]:
+    if isinstance(entry, Mapping):
+        speaker = entry.get("role") or entry.get("speaker") or entry.get("name") or "?"
+        text = entry.get("content")
+        if text is None:
+            text = entry.get("text", entry.get("message", ""))
+        return str(speaker), "" if text is None else str(text)
+    return "?", str(entry)
+
+
+def transcript_excerpt(transcript: Any, max_lines: int = 6, max_chars: int = 600) -> str:
+    """The first lines of a transcript as `role: text`, bounded in lines and characters.
+
+    Tolerates role/content and speaker/text entries, plain strings, and None.
+    """
+    if not transcript:
+        return ""
+    if isinstance(transcript, str):
+        lines = [transcript]
+    elif isinstance(transcript, list):
+        lines = [f"{speaker}: {text}" for speaker, text in map(_entry_speaker_and_text, transcript)]
+    else:
+        return ""
+    shown = lines[:max_lines]
+    excerpt = "\n".join(shown)
+    truncated = len(lines) > max_lines
+    if len(excerpt) > max_chars:
+        excerpt = excerpt[: max(max_chars - 1, 0)].rstrip()
+        truncated = True
+    return excerpt + ("…" if truncated else "")
+
+
+def truncate_text(text: str, limit: int) -> str:
+    """At most `limit` characters, ending in `…` when something was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + "…"
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "mask_phone": mask_phone,
+    "human_duration": human_duration,
+    "duration": human_duration,
+    "transcript_excerpt": transcript_excerpt,
+    "slack_escape": slack_escape,
+    "one_line": strip_line_breaks,
+}
+
+
+def _finalizer(kind: TemplateKind) -> Callable[[Any], Any]:
+    if kind is TemplateKind.SLACK:
+        return lambda value: "" if value is None else slack_escape(value)
+    if kind is TemplateKind.HEADER:
+        return lambda value: "" if value is None else strip_line_breaks(value)
+    return lambda value: "" if value is None else value
+
+
+def _make_environment(kind: TemplateKind) -> jinja2.Environment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        finalize=_finalizer(kind),
+        keep_trailing_newline=False,
+    )
+    env.filters.update(FILTERS)
+    env.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+    return env
+
+
+_ENVIRONMENTS = {kind: _make_environment(kind) for kind in TemplateKind}
+
+
+class Template:
+    """A compiled template; `render` is safe to call on any event."""
+
+    def __init__(self, source: str, kind: TemplateKind = TemplateKind.TEXT) -> None:
+        self.source = source
+        self.kind = kind
+        try:
+            self._compiled = _ENVIRONMENTS[kind].from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(
+                f"template does not compile: {exc.message} (template line {exc.lineno})"
+            ) from None
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        try:
+            text = self._compiled.render(context)
+        except jinja2.UndefinedError as exc:
+            raise TemplateRenderError(
+                f"template refers to a missing value: {exc.message}"
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise TemplateRenderError(f"template failed: {exc}") from None
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            raise TemplateRenderError(f"template failed: {type(exc).__name__}: {exc}") from None
+        if self.kind is TemplateKind.HEADER:
+            return strip_line_breaks(text)
+        if self.kind is TemplateKind.JSON:
+            try:
+                json.loads(text)
+            except ValueError as exc:
+                raise TemplateRenderError(f"template did not render valid JSON: {exc}") from None
+        return text
+
+    def __repr__(self) -> str:
+        return f"Template({self.kind.value}, {self.source[:40]!r})"
+
+
+def compile_template(source: Any, kind: TemplateKind = TemplateKind.TEXT) -> Template:
+    if isinstance(source, Template):
+        return source
+    if not isinstance(source, str):
+        raise ValueError(f"expected a template string; got {type(source).__name__}")
+    return Template(source, kind)
+
+
+TextTemplate = Annotated[
+    Template, BeforeValidator(partial(compile_template, kind=TemplateKind.TEXT))
+]
+SlackTemplate = Annotated[
+    Template, BeforeValidator(partial(compile_template, kind=TemplateKind.SLACK))
+]
+HeaderTemplate = Annotated[
+    Template, BeforeValidator(partial(compile_template, kind=TemplateKind.HEADER))
+]
+JsonTemplate = Annotated[
+    Template, BeforeValidator(partial(compile_template, kind=TemplateKind.JSON))
+]
+
+
+def event_context(event: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a template sees: the event's fields at top level, the whole event as `event`,
+    and the delivery's own values (`rule`, `sink`, `delivery_id`, and for digests
+    `calls`, `count`, `group_key`, `window_start`, `window_end`)."""
+    context: dict[str, Any] = dict.fromkeys(OPTIONAL_FIELDS)
+    context.update(event)
+    context["event"] = event
+    context.update(extra)
+    return context

@@ -1,0 +1,1 @@
+"""Integrations: one module per sink type, behind the interface in `sinks.base`."""

@@ -1,0 +1,144 @@
+"""The one small interface every sink implements, and the outcomes it may raise.
+
+A sink turns a `DeliveryRequest` into one message and sends it. `send` returns
+a `SendResult` when the destination accepted the message, or raises:
+
+    DeliveryError
+     ├── Retryable(reason, retry_after=None)   try again later (5xx, 429, timeouts,
+     │                                         connection errors, SMTP 4xx, Slack ratelimited)
+     └── Permanent(reason)                     never succeeds as is (other 4xx, SMTP 5xx,
+                                               Slack channel_not_found, a template that fails)
+
+The delivery engine alone decides what happens next (reschedule, dead letter);
+a sink never sleeps, never retries on its own beyond a short connection blip,
+and never writes to the store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.retry import RetrySettings
+from router.units import Rate, RateLimit
+
+if TYPE_CHECKING:
+    import aiohttp
+
+
+class DeliveryError(Exception):
+    """A send that did not succeed; `reason` is safe to store and show (no secrets)."""
+
+    def __init__(self, reason: str, *, status_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+
+
+class Retryable(DeliveryError):
+    """A failure that may pass later; `retry_after` (seconds) comes from the destination."""
+
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, status_code: int | None = None
+    ) -> None:
+        super().__init__(reason, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class Permanent(DeliveryError):
+    """A failure that will not pass by retrying the same message."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The calls gathered by a grouped rule, delivered as one message."""
+
+    group_key: Mapping[str, Any]
+    window_start: str
+    window_end: str
+    calls: list[Mapping[str, Any]]
+
+    @property
+    def count(self) -> int:
+        return len(self.calls)
+
+
+@dataclass(frozen=True)
+class DeliveryRequest:
+    """What a sink needs to build and send one message."""
+
+    delivery_id: str
+    event_id: str
+    sink: str
+    rule: str
+    event: Mapping[str, Any]
+    attempt: int = 1
+    digest: Digest | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A successful send: the destination's status and anything worth keeping."""
+
+    status_code: int | None = None
+    detail: str | None = None
+
+
+@dataclass
+class SinkResources:
+    """Shared clients handed to every sink; `http` is one pooled aiohttp session."""
+
+    http: aiohttp.ClientSession | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SinkConfig(BaseModel):
+    """Settings every sink type accepts; each sink module subclasses it with its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    type: str
+    rate_limit: RateLimit | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=1000)
+    retry: RetrySettings | None = None
+
+    sink_class: ClassVar[type[Sink]]
+
+    def missing_settings(self) -> list[str]:
+        """Required settings that came out empty; non-empty means *unconfigured*."""
+        return []
+
+    def effective_rate_limit(self) -> Rate | None:
+        """The rate limit in force: the configured one, else the sink type's default."""
+        return self.rate_limit
+
+    def effective_concurrency(self) -> int:
+        return self.concurrency or 4
+
+
+class Sink(ABC):
+    """One configured destination (a `sinks:` entry of rules.yaml)."""
+
+    def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
+        self.name = name
+        self.config = config
+        self.resources = resources
+
+    @abstractmethod
+    def render(self, request: DeliveryRequest) -> Any:
+        """The message exactly as it would be sent, JSON-able; pure, no I/O.
+
+        Raises `Permanent` when the message cannot be built (a template failing
+        on this event), which the engine treats like any permanent failure.
+        """
+
+    @abstractmethod
+    async def send(self, request: DeliveryRequest) -> SendResult:
+        """Send one message; return on success, raise `Retryable` or `Permanent`."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release anything the sink holds of its own (shared resources are not its)."""

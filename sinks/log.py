@@ -1,0 +1,77 @@
+"""The `log` sink: writes each routed call as one JSON line (stdout or an appended file).
+
+Useful to see routing at work with no accounts, and as an audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from router.templates import TemplateRenderError, TextTemplate, event_context, mask_phone
+from sinks.base import DeliveryRequest, Permanent, SendResult, Sink, SinkConfig
+
+
+class LogSinkConfig(SinkConfig):
+    type: Literal["log"]
+    path: str | None = None
+    text: TextTemplate | None = None
+    mask_phone: bool = True
+
+
+class LogSink(Sink):
+    config: LogSinkConfig
+
+    def render(self, request: DeliveryRequest) -> dict[str, Any]:
+        event = request.event
+        line: dict[str, Any] = {
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "sink": request.sink,
+            "rule": request.rule,
+            "delivery_id": request.delivery_id,
+            "event_id": request.event_id,
+            "status": event.get("status"),
+            "direction": event.get("direction"),
+            "hangupCause": event.get("hangupCause"),
+        }
+        if self.config.mask_phone:
+            line["from"] = mask_phone(event.get("fromNumber"))
+            line["to"] = mask_phone(event.get("toNumber"))
+        else:
+            line["from"], line["to"] = event.get("fromNumber"), event.get("toNumber")
+        if request.digest is not None:
+            line["count"] = request.digest.count
+            line["group_key"] = dict(request.digest.group_key)
+        if self.config.text is not None:
+            context = event_context(
+                event, rule=request.rule, sink=request.sink, delivery_id=request.delivery_id
+            )
+            try:
+                line["text"] = self.config.text.render(context)
+            except TemplateRenderError as exc:
+                raise Permanent(str(exc)) from None
+        return line
+
+    async def send(self, request: DeliveryRequest) -> SendResult:
+        text = json.dumps(self.render(request), ensure_ascii=False) + "\n"
+        if self.config.path is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            await asyncio.to_thread(_append, Path(self.config.path), text)
+        return SendResult(detail="written")
+
+
+def _append(path: Path, text: str) -> None:
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise Permanent(f"cannot write {path}: {exc.strerror}") from None
+
+
+LogSinkConfig.sink_class = LogSink
