@@ -1,0 +1,221 @@
+"""The store interface: events, their deliveries, and every attempt, behind one small class.
+
+Model (Hookdeck-like): an *event* is one accepted call (its body as received);
+a *delivery* is that event for one sink (one per (event, sink)); an *attempt* is
+one try at sending a delivery, with its outcome, status code, error and duration.
+
+Delivery states: `pending` (waiting for `next_attempt_at`, or leased by a worker
+while `lease_until` is in the future), `delivered`, `dead` (kept; replay makes it
+`pending` again with a fresh retry budget). All times are unix seconds (float).
+
+Implementations: `router.store.sqlite` (embedded, one process) and
+`router.store.postgres` (several replicas). `open_store(url)` picks one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+AttemptOutcome = Literal["delivered", "retry", "dead"]
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    id: str
+    sink: str
+    rule: str
+
+
+@dataclass(frozen=True)
+class IngestRecord:
+    """One accepted call and the deliveries its rules produced."""
+
+    event_id: str
+    payload: bytes  # the JSON body exactly as received
+    received_at: float
+    deliveries: Sequence[NewDelivery]
+    status: str = ""
+    direction: str = ""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status: Literal["accepted", "duplicate"]
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery leased to one worker, with what the sink needs to send it."""
+
+    id: str
+    event_id: str
+    sink: str
+    rule: str
+    payload: bytes
+    attempts: int  # all attempts so far, replays included
+    retry_attempts: int  # attempts since it was created or last replayed (the retry budget)
+    retry_started_at: float  # creation or last replay: `max_age` counts from here
+    created_at: float
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    number: int  # 1-based, over the delivery's whole life
+    started_at: float
+    duration: float  # seconds
+    outcome: AttemptOutcome
+    status_code: int | None = None
+    error: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """A delivery as the admin API and `revring-router deliveries` show it."""
+
+    id: str
+    event_id: str
+    sink: str
+    rule: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    next_attempt_at: float | None
+    created_at: float
+    updated_at: float
+    delivered_at: float | None
+
+
+@dataclass(frozen=True)
+class SinkBacklog:
+    pending: int
+    dead: int
+    oldest_pending_created_at: float | None
+
+
+class Store(ABC):
+    """Durable home of events, deliveries and attempts. Every method is a coroutine
+    that never blocks the event loop; writes are durable when the call returns."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect, create or migrate the schema; a single-process store also
+        releases every lease it holds, so a restart resumes at once."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise if the store cannot answer (for /readyz)."""
+
+    @abstractmethod
+    async def ingest(self, record: IngestRecord) -> IngestResult:
+        """Write the event and its deliveries in one transaction, durably (fsync'd),
+        or report a duplicate call id (then nothing is written). Concurrent calls
+        are group-committed."""
+
+    @abstractmethod
+    async def claim(
+        self, sink: str, limit: int, owner: str, lease_seconds: float, now: float
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries of `sink` (pending, `next_attempt_at <= now`,
+        no live lease), oldest `next_attempt_at` first, then creation order."""
+
+    @abstractmethod
+    async def next_due_at(self, sink: str) -> float | None:
+        """The earliest `next_attempt_at` of the sink's pending deliveries, or None."""
+
+    @abstractmethod
+    async def renew_leases(self, ids: Iterable[str], owner: str, until: float) -> None: ...
+
+    @abstractmethod
+    async def finish(
+        self,
+        delivery_id: str,
+        owner: str,
+        attempt: AttemptRecord,
+        *,
+        next_attempt_at: float | None = None,
+    ) -> bool:
+        """Record an attempt and move the delivery on: `delivered`, `dead`, or back to
+        `pending` at `next_attempt_at` (outcome `retry`). Clears the lease. Returns
+        False (and records nothing) when `owner` no longer holds the lease."""
+
+    @abstractmethod
+    async def defer(self, delivery_id: str, owner: str, next_attempt_at: float) -> None:
+        """Put a leased delivery back without spending an attempt (rate limit, pause,
+        sink not configured, shutdown)."""
+
+    @abstractmethod
+    async def kill(self, delivery_id: str, owner: str | None, reason: str) -> None:
+        """Make a delivery dead without an attempt (its sink was removed, or never
+        configured before `max_age`)."""
+
+    @abstractmethod
+    async def list_deliveries(
+        self,
+        status: DeliveryStatus | None = None,
+        sink: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[DeliveryView]:
+        """Newest first."""
+
+    @abstractmethod
+    async def get_delivery(self, delivery_id: str) -> DeliveryView | None: ...
+
+    @abstractmethod
+    async def list_attempts(self, delivery_id: str) -> list[AttemptRecord]: ...
+
+    @abstractmethod
+    async def replay(self, delivery_id: str, now: float) -> bool:
+        """Make one delivery pending and due now, with a fresh retry budget (`retry_attempts`
+        = 0, `retry_started_at` = now). Works on dead and delivered ones; False if unknown."""
+
+    @abstractmethod
+    async def replay_dead(self, sink: str | None, now: float) -> int:
+        """Replay every dead delivery (of one sink); return how many."""
+
+    @abstractmethod
+    async def pending_sinks(self) -> set[str]:
+        """Names of the sinks that have pending deliveries."""
+
+    @abstractmethod
+    async def backlog(self) -> dict[str, SinkBacklog]:
+        """Per sink: pending and dead counts, and the oldest pending delivery's creation."""
+
+    @abstractmethod
+    async def purge(self, received_before: float) -> int:
+        """Delete events received before the cutoff whose deliveries are all delivered,
+        with their deliveries and attempts (payloads hold personal data). Returns the
+        number of events deleted."""
+
+    def on_new_deliveries(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the event loop) whenever new or replayed deliveries are
+        committed, by this process or, for a shared store, another replica."""
+        self._listeners = [*getattr(self, "_listeners", []), callback]
+
+    def _notify(self) -> None:
+        for callback in getattr(self, "_listeners", []):
+            callback()
+
+
+def open_store(url: str) -> Store:
+    """A store for a URL: `sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://…`."""
+    if url.startswith("sqlite://"):
+        from router.store.sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        from router.store.postgres import PostgresStore
+
+        return PostgresStore.from_url(url)
+    raise ValueError(
+        f"unsupported store URL {url.split('://')[0]!r}: use sqlite:///path.db or postgresql://…"
+    )
