@@ -78,6 +78,7 @@ class DeliveryRequest:
     event: Mapping[str, Any]
     attempt: int = 1
     digest: Digest | None = None
+    payload: bytes | None = None  # the event's JSON body exactly as received
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,33 @@
+# revring-router: one process, SQLite in the /data volume by default.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ROUTER_HOST=0.0.0.0 \
+    ROUTER_PORT=8080 \
+    ROUTER_STORE=sqlite:////data/router.db \
+    ROUTER_CONFIG=/etc/revring-router/rules.yaml
+
+RUN groupadd --system --gid 10001 router \
+    && useradd --system --uid 10001 --gid router --home-dir /nonexistent --shell /usr/sbin/nologin router \
+    && mkdir -p /data /etc/revring-router \
+    && chown router:router /data
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY router ./router
+COPY sinks ./sinks
+RUN pip install .
+COPY rules.yaml /etc/revring-router/rules.yaml
+
+USER 10001:10001
+VOLUME ["/data"]
+EXPOSE 8080
+
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('ROUTER_PORT', '8080')}/healthz\", timeout=2)"]
+
+ENTRYPOINT ["revring-router"]
+CMD ["serve"]

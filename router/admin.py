@@ -1,0 +1,101 @@
+"""`/admin/*`: list deliveries, replay them, reload rules.yaml. Bearer `ROUTER_ADMIN_TOKEN`;
+without a token configured the whole admin API answers 404."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import web
+
+from router.config import ConfigError
+from router.runtime import Runtime
+from router.store.base import DeliveryView, Store
+
+STATUSES = ("pending", "delivered", "dead")
+
+
+def delivery_json(view: DeliveryView) -> dict[str, Any]:
+    """The fields of a delivery as the API and `revring-router deliveries --json` show them."""
+    return asdict(view)
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response(
+        {"error": "missing or wrong bearer token"},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="revring-router admin"'},
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.RouteDef]:
+    def guarded(handler: Handler) -> Handler:
+        async def check(request: web.Request) -> web.StreamResponse:
+            if not token:
+                raise web.HTTPNotFound()
+            presented = request.headers.get("Authorization", "")
+            expected = f"Bearer {token}"
+            if not hmac.compare_digest(presented.encode(), expected.encode()):
+                return _unauthorized()
+            return await handler(request)
+
+        return check
+
+    async def list_deliveries(request: web.Request) -> web.Response:
+        status = request.query.get("status") or None
+        if status is not None and status not in STATUSES:
+            return web.json_response(
+                {"error": f"status must be one of {', '.join(STATUSES)}"}, status=400
+            )
+        try:
+            limit = min(int(request.query.get("limit", "100")), 1000)
+            offset = max(int(request.query.get("offset", "0")), 0)
+        except ValueError:
+            return web.json_response({"error": "limit and offset must be integers"}, status=400)
+        views = await store.list_deliveries(
+            status, request.query.get("sink") or None, limit, offset
+        )
+        return web.json_response([delivery_json(view) for view in views])
+
+    async def show_delivery(request: web.Request) -> web.Response:
+        delivery_id = request.match_info["id"]
+        view = await store.get_delivery(delivery_id)
+        if view is None:
+            return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
+        attempts = [asdict(a) for a in await store.list_attempts(delivery_id)]
+        return web.json_response({**delivery_json(view), "attempt_log": attempts})
+
+    async def replay(request: web.Request) -> web.Response:
+        delivery_id = request.match_info["id"]
+        if not await store.replay(delivery_id, time.time()):
+            return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
+        return web.json_response({"status": "requeued", "id": delivery_id})
+
+    async def reload(request: web.Request) -> web.Response:
+        try:
+            config = runtime.load()
+        except ConfigError as exc:
+            return web.json_response(
+                {"status": "invalid", "errors": [str(e) for e in exc.errors]}, status=400
+            )
+        return web.json_response(
+            {
+                "status": "reloaded",
+                "rules": len(config.rules),
+                "sinks": sorted(config.sinks),
+                "warnings": [str(w) for w in config.warnings],
+            }
+        )
+
+    return [
+        web.get("/admin/deliveries", guarded(list_deliveries)),
+        web.get("/admin/deliveries/{id}", guarded(show_delivery)),
+        web.post("/admin/deliveries/{id}/replay", guarded(replay)),
+        web.post("/admin/reload", guarded(reload)),
+    ]

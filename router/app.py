@@ -1,0 +1,139 @@
+"""The aiohttp application: webhook, health, metrics and admin endpoints, with the store,
+the live configuration and the delivery engine started and stopped alongside it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from router import __version__
+from router.admin import admin_routes
+from router.delivery import DeliveryEngine, EngineSettings
+from router.ingest import ApiKeys, WebhookHandler
+from router.metrics import Metrics
+from router.runtime import Runtime
+from router.store.base import Store, open_store
+from sinks.base import SinkResources
+
+log = logging.getLogger("router.app")
+
+RUNTIME = web.AppKey("runtime", Runtime)
+STORE = web.AppKey("store", Store)
+ENGINE = web.AppKey("engine", DeliveryEngine)
+METRICS = web.AppKey("metrics", Metrics)
+
+
+@dataclass
+class ServiceSettings:
+    config_path: str = "rules.yaml"
+    store_url: str = "sqlite:///data/router.db"
+    api_keys: ApiKeys | None = None  # None: no authentication (--no-auth)
+    admin_token: str | None = None
+    retention_days: float = 30.0
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    purge_interval: float = 3600.0
+
+
+async def _purge_periodically(store: Store, retention_days: float, interval: float) -> None:
+    while True:
+        try:
+            purged = await store.purge(time.time() - retention_days * 86400)
+            if purged:
+                log.info("purged %d delivered events older than %g days", purged, retention_days)
+        except Exception:
+            log.exception("purge failed")
+        await asyncio.sleep(interval)
+
+
+def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Application:
+    """The application; the store opens, rules.yaml loads and workers start on startup."""
+    app = web.Application(client_max_size=1024 * 1024 + 1)
+    metrics = Metrics()
+    store = store or open_store(settings.store_url)
+    resources = SinkResources()
+    runtime = Runtime(settings.config_path, metrics, resources)
+    engine = DeliveryEngine(runtime, store, metrics, settings.engine)
+    app[METRICS], app[STORE], app[RUNTIME], app[ENGINE] = metrics, store, runtime, engine
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        resources.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=100, limit_per_host=20),
+            headers={"User-Agent": f"revring-router/{__version__}"},
+        )
+        try:
+            if not runtime.loaded:
+                runtime.load()
+            await engine.start()
+            purger = None
+            if settings.retention_days > 0:
+                purger = asyncio.create_task(
+                    _purge_periodically(store, settings.retention_days, settings.purge_interval)
+                )
+            yield
+            if purger is not None:
+                purger.cancel()
+            await engine.stop()
+        finally:
+            for sink in runtime.sinks.values():
+                with contextlib.suppress(Exception):
+                    await sink.close()
+            await resources.http.close()
+            await store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": __version__})
+
+    async def readyz(request: web.Request) -> web.Response:
+        problems = []
+        if not runtime.loaded:
+            problems.append("rules.yaml not loaded")
+        try:
+            await asyncio.wait_for(store.ping(), 2.0)
+        except Exception as exc:
+            problems.append(f"store not answering: {type(exc).__name__}")
+        if problems:
+            return web.json_response({"status": "not ready", "problems": problems}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def metrics_endpoint(request: web.Request) -> web.Response:
+        await _refresh_backlog_gauges(store, metrics)
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    handler = WebhookHandler(runtime, store, metrics, settings.api_keys)
+    app.add_routes(
+        [
+            web.post("/webhooks/revring", handler),
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            web.get("/metrics", metrics_endpoint),
+            *admin_routes(settings.admin_token, store, runtime),
+        ]
+    )
+    return app
+
+
+async def _refresh_backlog_gauges(store: Store, metrics: Metrics) -> None:
+    try:
+        backlog = await store.backlog()
+    except Exception:
+        log.exception("cannot read the backlog for /metrics")
+        return
+    now = time.time()
+    for sink, numbers in backlog.items():
+        metrics.pending.labels(sink).set(numbers.pending)
+        metrics.dead.labels(sink).set(numbers.dead)
+        oldest = numbers.oldest_pending_created_at
+        metrics.oldest_pending_age.labels(sink).set(0 if oldest is None else max(now - oldest, 0))

@@ -1,0 +1,367 @@
+"""The `revring-router` command: serve, check, route, deliveries, replay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from router import __version__
+from router.config import Config, ConfigError, load_config
+from router.events import EventRejected, parse_event
+from router.rules import route
+from router.store.base import DeliveryView, open_store
+from sinks.base import DeliveryError, DeliveryRequest, SinkResources
+from sinks.registry import build_sink
+
+if TYPE_CHECKING:
+    from router.app import ServiceSettings
+
+log = logging.getLogger("router.cli")
+
+DEFAULT_STORE = "sqlite:///data/router.db"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _print_errors(exc: ConfigError) -> None:
+    for error in exc.errors:
+        print(error)
+    count = len(exc.errors)
+    print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+
+
+def _load_or_report(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _print_errors(exc)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
+        return 1
+    for warning in config.warnings:
+        print(
+            f"{warning.file}:{warning.position.line}:{warning.position.column}: "
+            f"warning: {warning.message}"
+        )
+    print(f"{args.config}: OK ({len(config.rules)} rules, {len(config.sinks)} sinks)")
+    return 0
+
+
+def _read_event(path: str) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return None
+    except ValueError as exc:
+        print(f"{path}: malformed JSON: {exc}", file=sys.stderr)
+        return None
+    try:
+        parse_event(payload)
+    except EventRejected as exc:
+        for item in exc.problems:
+            print(f"{path}: invalid event: {item}", file=sys.stderr)
+        return None
+    return payload
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
+        return 1
+    event = _read_event(args.event)
+    if event is None:
+        return 1
+    routed = route(config.rules, event)
+    print(
+        f"event {event['id']}: {event.get('direction')} {event.get('status')}"
+        f"{' / ' + str(event['hangupCause']) if event.get('hangupCause') else ''}"
+    )
+    if not routed.matched:
+        print("matched no rule: nothing would be delivered")
+        return 0
+    print("matched rules:")
+    for rule in routed.matched:
+        extra = " (stop)" if rule.stop else ""
+        if rule.group is not None:
+            key = ", ".join(f"{path}={_lookup(event, path)!r}" for path in rule.group.by)
+            extra += f" (grouped by {key}; window {rule.group.window:g}s)"
+        print(f"  {rule.name} -> {', '.join(rule.to)}{extra}")
+    print("deliveries:")
+    for sink, rule in routed.deliveries.items():
+        unconfigured = config.sinks[sink].missing_settings()
+        note = f"  [not configured: {', '.join(unconfigured)} empty]" if unconfigured else ""
+        print(f"  {sink} (type {config.sinks[sink].type}, rule {rule.name}){note}")
+    if args.render:
+        resources = SinkResources()
+        body = json.dumps(event).encode()
+        for sink_name, rule in routed.deliveries.items():
+            sink = build_sink(sink_name, config.sinks[sink_name], resources)
+            request = DeliveryRequest(
+                delivery_id="preview",
+                event_id=event["id"],
+                sink=sink_name,
+                rule=rule.name,
+                event=event,
+                payload=body,
+            )
+            print(f"\n--- {sink_name} ({config.sinks[sink_name].type}) ---")
+            try:
+                rendered = sink.render(request)
+            except DeliveryError as exc:
+                print(f"cannot render: {exc.reason}")
+                continue
+            print(
+                rendered
+                if isinstance(rendered, str)
+                else json.dumps(rendered, indent=2, ensure_ascii=False, default=str)
+            )
+    return 0
+
+
+def _lookup(event: dict[str, Any], path: str) -> Any:
+    node: Any = event
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_table(views: Sequence[DeliveryView]) -> None:
+    header = ("ID", "EVENT", "SINK", "RULE", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR")
+    rows = [
+        (
+            v.id,
+            v.event_id,
+            v.sink,
+            v.rule,
+            v.status,
+            str(v.attempts),
+            _when(v.next_attempt_at) if v.status == "pending" else "-",
+            (v.last_error or "")[:60],
+        )
+        for v in views
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    from router.admin import delivery_json
+
+    async def run() -> list[DeliveryView]:
+        store = open_store(args.store)
+        await store.open()
+        try:
+            return await store.list_deliveries(args.status, args.sink, args.limit)
+        finally:
+            await store.close()
+
+    views = asyncio.run(run())
+    if args.json:
+        for view in views:
+            print(json.dumps(delivery_json(view)))
+    elif not views:
+        print("no deliveries")
+    else:
+        _print_table(views)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        store = open_store(args.store)
+        await store.open()
+        try:
+            if args.delivery:
+                found = await store.replay(args.delivery, time.time())
+                if not found:
+                    print(f"no delivery {args.delivery!r}", file=sys.stderr)
+                    return 1
+                print(f"requeued delivery {args.delivery}")
+                return 0
+            count = await store.replay_dead(args.sink, time.time())
+            print(
+                f"requeued {count} dead deliver{'y' if count == 1 else 'ies'}"
+                f"{f' of sink {args.sink}' if args.sink else ''}"
+            )
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from router.app import ServiceSettings
+    from router.ingest import ApiKeys
+    from router.logs import setup_logging
+
+    setup_logging(args.log_format)
+    api_keys = ApiKeys.from_env(os.environ.get("ROUTER_API_KEYS"))
+    if not api_keys and not args.no_auth:
+        print(
+            "revring-router: refusing to start without an API key: set ROUTER_API_KEYS "
+            "(comma-separated) or pass --no-auth",
+            file=sys.stderr,
+        )
+        return 2
+    settings = ServiceSettings(
+        config_path=args.config,
+        store_url=args.store,
+        api_keys=None if args.no_auth else api_keys,
+        admin_token=os.environ.get("ROUTER_ADMIN_TOKEN") or None,
+        retention_days=args.retention_days,
+    )
+    try:
+        return asyncio.run(_serve(settings, args.host, args.port))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(settings: ServiceSettings, host: str, port: int) -> int:
+    from aiohttp import web
+
+    from router.app import RUNTIME, build_app
+
+    app = build_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    try:
+        await runner.setup()
+    except ConfigError as exc:
+        for error in exc.errors:
+            log.error("bad rules.yaml: %s", error)
+        print(f"revring-router: {settings.config_path} is invalid:", file=sys.stderr)
+        _print_errors(exc)
+        return 1
+    except Exception as exc:
+        log.error("cannot start: %s", exc)
+        print(f"revring-router: cannot start: {exc}", file=sys.stderr)
+        return 1
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror)
+        print(f"revring-router: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        await runner.cleanup()
+        return 1
+    runtime = app[RUNTIME]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(runtime))
+    log.info(
+        "revring-router %s listening on http://%s:%d (store %s; %d rules, %d sinks from %s)",
+        __version__,
+        host,
+        port,
+        settings.store_url.split("://")[0],
+        len(runtime.config.rules),
+        len(runtime.config.sinks),
+        settings.config_path,
+    )
+    await stop.wait()
+    log.info("shutting down: finishing in-flight deliveries")
+    await runner.cleanup()
+    log.info("stopped")
+    return 0
+
+
+def _reload(runtime: Any) -> None:
+    try:
+        config = runtime.load()
+    except ConfigError as exc:
+        for error in exc.errors:
+            log.error("reload failed, keeping the running rules: %s", error)
+        return
+    log.info(
+        "reloaded %s: %d rules, %d sinks", runtime.config_path, len(config.rules), len(config.sinks)
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="revring-router",
+        description="Route RevRing post-call webhooks to Slack, email and HTTP/CRM endpoints.",
+    )
+    parser.add_argument("--version", action="version", version=f"revring-router {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    config_default = _env("ROUTER_CONFIG", "rules.yaml")
+    store_default = _env("ROUTER_STORE", DEFAULT_STORE)
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--config", default=config_default)
+    serve.add_argument("--host", default=_env("ROUTER_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(_env("ROUTER_PORT", "8080")))
+    serve.add_argument("--store", default=store_default)
+    serve.add_argument("--no-auth", action="store_true", help="accept webhooks without a key")
+    serve.add_argument(
+        "--log-format", choices=["json", "text"], default=_env("ROUTER_LOG_FORMAT", "json")
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=float,
+        default=float(_env("ROUTER_RETENTION_DAYS", "30")),
+        help="purge delivered events older than this (0: keep forever)",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    check = commands.add_parser("check", help="validate rules.yaml")
+    check.add_argument("--config", default=config_default)
+    check.set_defaults(func=cmd_check)
+
+    route_cmd = commands.add_parser("route", help="show where an event would go; sends nothing")
+    route_cmd.add_argument("event", metavar="EVENT.json")
+    route_cmd.add_argument("--config", default=config_default)
+    route_cmd.add_argument("--render", action="store_true", help="show the rendered messages")
+    route_cmd.set_defaults(func=cmd_route)
+
+    deliveries = commands.add_parser("deliveries", help="list deliveries")
+    deliveries.add_argument("--status", choices=["pending", "delivered", "dead"])
+    deliveries.add_argument("--sink")
+    deliveries.add_argument("--store", default=store_default)
+    deliveries.add_argument("--limit", type=int, default=100)
+    deliveries.add_argument("--json", action="store_true", help="one JSON object per line")
+    deliveries.set_defaults(func=cmd_deliveries)
+
+    replay = commands.add_parser("replay", help="put deliveries back in the queue")
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("--delivery", metavar="ID")
+    target.add_argument("--status", choices=["dead"])
+    replay.add_argument("--sink")
+    replay.add_argument("--store", default=store_default)
+    replay.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

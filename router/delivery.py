@@ -1,0 +1,393 @@
+"""Delivery workers: claim due deliveries, send them through their sink, record the outcome.
+
+One *lane* per sink, so sinks never wait on each other: a dead CRM cannot delay a
+Slack alert. A lane claims only what it may send now (its `concurrency`, its
+`rate_limit` token bucket, and its breaker, which pauses a sink that keeps failing
+and then probes it with one delivery). Deliveries waiting on any of those stay in
+the store, untouched: they spend no attempts. Leases are renewed while a send is in
+flight; a crashed worker's leases expire and another worker takes them over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from router.limits import SinkBreaker, TokenBucket
+from router.metrics import Metrics
+from router.retry import decide_after_failure
+from router.runtime import Runtime
+from router.store.base import AttemptRecord, ClaimedDelivery, Store
+from router.units import Rate
+from sinks.base import DeliveryRequest, Permanent, Retryable, Sink
+
+log = logging.getLogger("router.delivery")
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class EngineSettings:
+    lease_seconds: float = 30.0
+    idle_poll: float = 5.0  # longest sleep when nothing is due (other replicas, clock drift)
+    claim_batch: int = 64
+    unconfigured_check: float = 30.0
+    shutdown_grace: float = 10.0
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What one send came to, before the store records it."""
+
+    record: AttemptRecord
+    next_attempt_at: float | None
+    retry_after: float | None
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: Store,
+        metrics: Metrics,
+        settings: EngineSettings | None = None,
+        owner: str | None = None,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.metrics = metrics
+        self.settings = settings or EngineSettings()
+        self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.lanes: dict[str, SinkLane] = {}
+        self.stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        self.store.on_new_deliveries(self.wake)
+        self.runtime.on_reload(self._on_reload)
+        self._supervisor = asyncio.create_task(self._supervise(), name="delivery-supervisor")
+        self._renewer = asyncio.create_task(self._renew_leases(), name="lease-renewer")
+
+    def wake(self) -> None:
+        """New deliveries were committed: every lane looks again."""
+        for lane in self.lanes.values():
+            lane.wake()
+        self._changed.set()
+
+    def _on_reload(self) -> None:
+        self._changed.set()
+        self.wake()
+
+    def in_flight(self) -> int:
+        return sum(len(lane.in_flight) for lane in self.lanes.values())
+
+    async def _supervise(self) -> None:
+        """Keep one lane per sink that is configured or has pending deliveries."""
+        while not self.stopping:
+            try:
+                names = set(self.runtime.config.sinks) | await self.store.pending_sinks()
+            except Exception:
+                log.exception("cannot list sinks with pending deliveries")
+                names = set(self.runtime.config.sinks)
+            for name in names - set(self.lanes):
+                lane = SinkLane(self, name)
+                self.lanes[name] = lane
+                lane.task = asyncio.create_task(lane.run(), name=f"lane-{name}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.settings.idle_poll)
+
+    async def _renew_leases(self) -> None:
+        interval = self.settings.lease_seconds / 3
+        while not self.stopping:
+            await asyncio.sleep(interval)
+            ids = [i for lane in self.lanes.values() for i in lane.in_flight]
+            if ids:
+                try:
+                    await self.store.renew_leases(
+                        ids, self.owner, self.clock() + self.settings.lease_seconds
+                    )
+                except Exception:
+                    log.exception("cannot renew leases")
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight sends finish (up to the grace period), and give
+        back what is still leased so another worker or the next start takes it at once."""
+        self.stopping = True
+        for task in (self._supervisor, self._renewer):
+            if task is not None:
+                task.cancel()
+        for lane in self.lanes.values():
+            lane.wake()
+        lane_tasks = [lane.task for lane in self.lanes.values() if lane.task is not None]
+        await asyncio.gather(*lane_tasks, return_exceptions=True)
+        sends = [t for lane in self.lanes.values() for t in lane.in_flight.values()]
+        if sends:
+            _, still_running = await asyncio.wait(sends, timeout=self.settings.shutdown_grace)
+            for task in still_running:
+                task.cancel()
+            await asyncio.gather(*still_running, return_exceptions=True)
+        for lane in self.lanes.values():
+            for delivery_id in list(lane.in_flight):
+                with contextlib.suppress(Exception):
+                    await self.store.defer(delivery_id, self.owner, self.clock())
+
+
+class SinkLane:
+    """Sends the deliveries of one sink, within its limits."""
+
+    def __init__(self, engine: DeliveryEngine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self.breaker = SinkBreaker()
+        self.in_flight: dict[str, asyncio.Task[None]] = {}
+        self.task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._bucket: TokenBucket | None = None
+        self._bucket_rate: Rate | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep up to `seconds`, or until woken."""
+        self._wake.clear()
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _bucket_for(self, rate: Rate | None, now: float) -> TokenBucket | None:
+        if rate != self._bucket_rate:
+            self._bucket_rate = rate
+            self._bucket = TokenBucket(rate, now) if rate is not None else None
+        return self._bucket
+
+    async def run(self) -> None:
+        engine = self.engine
+        while not engine.stopping:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery lane failed; retrying", extra={"sink": self.name})
+                await self._sleep(engine.settings.idle_poll)
+
+    async def _step(self) -> None:
+        engine, settings = self.engine, self.engine.settings
+        now = engine.clock()
+        sink = engine.runtime.sinks.get(self.name)
+        paused = self.breaker.is_paused(now)
+        engine.metrics.sink_paused.labels(self.name).set(1 if paused else 0)
+        if sink is None:
+            await self._kill_all(f"sink {self.name!r} was removed from rules.yaml")
+            await self._sleep(settings.idle_poll)
+            return
+        if sink.config.missing_settings():
+            await self._hold_unconfigured(now)
+            await self._sleep(settings.unconfigured_check)
+            return
+        if paused:
+            assert self.breaker.paused_until is not None
+            await self._sleep(self.breaker.paused_until - now)
+            return
+        room = self.breaker.allowed_in_flight(now, sink.config.effective_concurrency())
+        room -= len(self.in_flight)
+        if room <= 0:
+            await self._wait_for_a_slot()
+            return
+        bucket = self._bucket_for(sink.config.effective_rate_limit(), now)
+        if bucket is not None:
+            delay = bucket.delay_until_available(now)
+            if delay > 0:
+                await self._sleep(delay)
+                return
+            room = 1
+        claimed = await engine.store.claim(
+            self.name, min(room, settings.claim_batch), engine.owner, settings.lease_seconds, now
+        )
+        if not claimed:
+            next_due = await engine.store.next_due_at(self.name)
+            wait = (
+                settings.idle_poll if next_due is None else min(next_due - now, settings.idle_poll)
+            )
+            await self._sleep(max(wait, 0.01))
+            return
+        for delivery in claimed:
+            if bucket is not None:
+                bucket.take(now)
+            task = asyncio.create_task(self._deliver(sink, delivery), name=f"send-{delivery.id}")
+            self.in_flight[delivery.id] = task
+
+    async def _wait_for_a_slot(self) -> None:
+        self._wake.clear()
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait(
+                [waiter, *self.in_flight.values()],
+                timeout=self.engine.settings.idle_poll,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            waiter.cancel()
+
+    async def _kill_all(self, reason: str) -> None:
+        engine = self.engine
+        while claimed := await engine.store.claim(
+            self.name, 500, engine.owner, engine.settings.lease_seconds, float("inf")
+        ):
+            for delivery in claimed:
+                await engine.store.kill(delivery.id, engine.owner, reason)
+                engine.metrics.deliveries.labels(self.name, "dead").inc()
+            log.warning("%d deliveries dead: %s", len(claimed), reason, extra={"sink": self.name})
+
+    async def _hold_unconfigured(self, now: float) -> None:
+        """Deliveries of an unconfigured sink wait, spending no attempts, until a reload
+        configures it; past `max_age` they go dead."""
+        engine = self.engine
+        policy = engine.runtime.config.retry_policy(self.name)
+        claimed = await engine.store.claim(
+            self.name, 500, engine.owner, engine.settings.lease_seconds, now
+        )
+        for delivery in claimed:
+            if now > delivery.retry_started_at + policy.max_age:
+                await engine.store.kill(delivery.id, engine.owner, "sink not configured")
+                engine.metrics.deliveries.labels(self.name, "dead").inc()
+            else:
+                await engine.store.defer(delivery.id, engine.owner, now)
+
+    async def _deliver(self, sink: Sink, delivery: ClaimedDelivery) -> None:
+        engine = self.engine
+        try:
+            outcome = await self._attempt(sink, delivery)
+            recorded = await engine.store.finish(
+                delivery.id, engine.owner, outcome.record, next_attempt_at=outcome.next_attempt_at
+            )
+            self._account(outcome, delivery, recorded)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "could not record an attempt; the lease will expire and the delivery retried",
+                extra=_fields(delivery),
+            )
+        finally:
+            self.in_flight.pop(delivery.id, None)
+            self.wake()
+
+    async def _attempt(self, sink: Sink, delivery: ClaimedDelivery) -> AttemptOutcome:
+        engine = self.engine
+        number = delivery.attempts + 1
+        started_at = engine.clock()
+        began = time.perf_counter()
+        status_code: int | None = None
+        detail: str | None = None
+        retry_after: float | None = None
+        try:
+            request = DeliveryRequest(
+                delivery_id=delivery.id,
+                event_id=delivery.event_id,
+                sink=self.name,
+                rule=delivery.rule,
+                event=orjson.loads(delivery.payload),
+                attempt=number,
+                payload=delivery.payload,
+            )
+            result = await sink.send(request)
+        except Retryable as exc:
+            failure: tuple[bool, str] | None = (True, exc.reason)
+            status_code, retry_after = exc.status_code, exc.retry_after
+        except Permanent as exc:
+            failure = (False, exc.reason)
+            status_code = exc.status_code
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("sink raised an unexpected error", extra=_fields(delivery))
+            failure = (True, f"internal error in sink: {type(exc).__name__}")
+        else:
+            failure = None
+            status_code, detail = result.status_code, result.detail
+        duration = time.perf_counter() - began
+        engine.metrics.attempt_duration.labels(self.name).observe(duration)
+        if failure is None:
+            record = AttemptRecord(
+                number, started_at, duration, "delivered", status_code, None, detail
+            )
+            return AttemptOutcome(record, None, None)
+        retryable, reason = failure
+        decision = decide_after_failure(
+            engine.runtime.config.retry_policy(self.name),
+            retryable=retryable,
+            reason=reason,
+            attempts_made=delivery.retry_attempts + 1,
+            accepted_at=delivery.retry_started_at,
+            now=engine.clock(),
+            retry_after=retry_after,
+            rng=engine.rng,
+        )
+        outcome = "retry" if decision.action == "retry" else "dead"
+        record = AttemptRecord(
+            number, started_at, duration, outcome, status_code, decision.reason, detail
+        )
+        return AttemptOutcome(record, decision.next_attempt_at, retry_after if retryable else None)
+
+    def _account(self, outcome: AttemptOutcome, delivery: ClaimedDelivery, recorded: bool) -> None:
+        engine, record = self.engine, outcome.record
+        now = engine.clock()
+        if record.outcome == "delivered":
+            self.breaker.on_success()
+        elif record.outcome == "retry" or outcome.retry_after is not None:
+            if outcome.retry_after is not None:
+                self.breaker.hold_until(now + outcome.retry_after)
+            elif self.breaker.on_retryable_failure(now):
+                log.warning(
+                    "sink paused after %d failures in a row, until %.0f",
+                    self.breaker.consecutive_failures,
+                    self.breaker.paused_until or now,
+                    extra={"sink": self.name},
+                )
+        if not recorded:
+            log.warning("lease lost before the attempt was recorded", extra=_fields(delivery))
+            return
+        metric = {"delivered": "delivered", "retry": "retried", "dead": "dead"}[record.outcome]
+        engine.metrics.deliveries.labels(self.name, metric).inc()
+        level = logging.INFO if record.outcome == "delivered" else logging.WARNING
+        log.log(
+            level,
+            "delivery %s (attempt %d)%s",
+            record.outcome,
+            record.number,
+            f": {record.error}" if record.error else "",
+            extra={
+                **_fields(delivery),
+                "outcome": record.outcome,
+                "status_code": record.status_code,
+                "duration_ms": round(record.duration * 1000, 1),
+            },
+        )
+
+
+def _fields(delivery: ClaimedDelivery) -> dict[str, str]:
+    return {
+        "event_id": delivery.event_id,
+        "delivery_id": delivery.id,
+        "sink": delivery.sink,
+        "rule": delivery.rule,
+    }

@@ -1,0 +1,143 @@
+"""`POST /webhooks/revring`: authenticate, bound, parse, validate, route, persist, answer.
+
+The answer is 200 only once the event and its deliveries are durable in the store.
+Every other outcome is a 4xx naming the problem (or 503 when the store cannot take
+the event): never a 500, whatever the input.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from router.events import KNOWN_STATUSES, EventRejected, parse_event
+from router.metrics import Metrics
+from router.rules import route
+from router.runtime import Runtime
+from router.store.base import IngestRecord, NewDelivery, Store
+
+log = logging.getLogger("router.ingest")
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class ApiKeys:
+    """The keys accepted in `x-api-key`; compared in constant time, all of them every time."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self._keys = [key.encode() for key in keys if key]
+
+    @classmethod
+    def from_env(cls, value: str | None) -> ApiKeys:
+        return cls([part.strip() for part in (value or "").split(",")])
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def accepts(self, presented: str | None) -> bool:
+        candidate = (presented or "").encode()
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(candidate, key)
+        return matched
+
+
+def problem(status: int, error: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": error, **extra}, status=status)
+
+
+def decode_json(body: bytes) -> Any:
+    """orjson for speed; the stdlib parser for what orjson refuses but JSON allows
+    (integers beyond 64 bits)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
+class WebhookHandler:
+    def __init__(
+        self, runtime: Runtime, store: Store, metrics: Metrics, api_keys: ApiKeys | None
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.metrics = metrics
+        self.api_keys = api_keys  # None: authentication disabled (--no-auth)
+
+    def _reject(self, status: int, reason: str, message: str, **extra: Any) -> web.Response:
+        self.metrics.events_received.labels("rejected", "").inc()
+        self.metrics.events_rejected.labels(reason).inc()
+        return problem(status, message, **extra)
+
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        """The body, or None when it is larger than MAX_BODY_BYTES."""
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        if self.api_keys is not None and not self.api_keys.accepts(
+            request.headers.get("x-api-key")
+        ):
+            return self._reject(401, "unauthorized", "missing or wrong x-api-key header")
+        body = await self._read_body(request)
+        if body is None:
+            return self._reject(413, "too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+        media_type = request.content_type.lower()
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            return self._reject(
+                415, "not_json", f"expected Content-Type: application/json, got {media_type!r}"
+            )
+        try:
+            payload = decode_json(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self._reject(400, "malformed_json", f"malformed JSON: {exc}")
+        try:
+            event = parse_event(payload)
+        except EventRejected as exc:
+            return self._reject(
+                422, "invalid_event", "invalid post-call event", problems=exc.problems
+            )
+        for field in event.unknown_values():
+            self.metrics.unknown_values.labels(field).inc()
+        return await self._accept(event.id, payload, body, event.status, event.direction)
+
+    async def _accept(
+        self, event_id: str, payload: dict[str, Any], body: bytes, status: str, direction: str
+    ) -> web.Response:
+        if not self.runtime.loaded:
+            return self._reject(503, "not_ready", "rules.yaml is not loaded")
+        routed = route(self.runtime.config.rules, payload)
+        deliveries = [
+            NewDelivery(uuid.uuid4().hex, sink, rule.name)
+            for sink, rule in routed.deliveries.items()
+        ]
+        record = IngestRecord(event_id, body, time.time(), deliveries, status, direction)
+        try:
+            result = await self.store.ingest(record)
+        except Exception:
+            log.exception("store could not take an event", extra={"event_id": event_id})
+            self.metrics.events_rejected.labels("store_unavailable").inc()
+            return problem(503, "store unavailable, try again", event_id=event_id)
+        status_label = status if status in KNOWN_STATUSES else "other"
+        self.metrics.events_received.labels(result.status, status_label).inc()
+        if result.status == "accepted":
+            for rule in routed.matched:
+                self.metrics.rule_matches.labels(rule.name).inc()
+        return web.json_response(
+            {"status": result.status, "event_id": event_id, "deliveries": result.deliveries}
+        )

@@ -1,0 +1,79 @@
+"""The Prometheus metrics of DESIGN.md section 4, on a registry of their own per app."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "revring_router_"
+ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_received = Counter(
+            PREFIX + "events_received_total",
+            "Webhook requests by outcome (accepted, duplicate, rejected) and call status.",
+            ["outcome", "status"],
+            registry=r,
+        )
+        self.events_rejected = Counter(
+            PREFIX + "events_rejected_total",
+            "Rejected webhook requests by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.rule_matches = Counter(
+            PREFIX + "rule_matches_total", "Accepted events matched, by rule.", ["rule"], registry=r
+        )
+        self.deliveries = Counter(
+            PREFIX + "deliveries_total",
+            "Delivery attempts by sink and outcome (delivered, retried, dead).",
+            ["sink", "outcome"],
+            registry=r,
+        )
+        self.attempt_duration = Histogram(
+            PREFIX + "delivery_attempt_duration_seconds",
+            "Duration of one delivery attempt, by sink.",
+            ["sink"],
+            buckets=ATTEMPT_BUCKETS,
+            registry=r,
+        )
+        self.pending = Gauge(
+            PREFIX + "deliveries_pending", "Pending deliveries, by sink.", ["sink"], registry=r
+        )
+        self.dead = Gauge(
+            PREFIX + "deliveries_dead",
+            "Dead deliveries kept for replay, by sink.",
+            ["sink"],
+            registry=r,
+        )
+        self.oldest_pending_age = Gauge(
+            PREFIX + "oldest_pending_delivery_age_seconds",
+            "Age of the oldest pending delivery, by sink.",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_paused = Gauge(
+            PREFIX + "sink_paused",
+            "1 while a sink is paused after repeated failures.",
+            ["sink"],
+            registry=r,
+        )
+        self.reload_successful = Gauge(
+            PREFIX + "config_last_reload_successful",
+            "1 if the last load of rules.yaml succeeded.",
+            registry=r,
+        )
+        self.reload_timestamp = Gauge(
+            PREFIX + "config_last_reload_success_timestamp_seconds",
+            "Time of the last successful load of rules.yaml.",
+            registry=r,
+        )
+        self.unknown_values = Counter(
+            PREFIX + "unknown_values_total",
+            "Events carrying a status or direction outside the documented set, by field.",
+            ["field"],
+            registry=r,
+        )
