@@ -104,8 +104,9 @@ class WebhookHandler:
             )
         try:
             payload = decode_json(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return self._reject(400, "malformed_json", f"malformed JSON: {exc}")
+        except (ValueError, RecursionError) as exc:
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            return self._reject(400, "malformed_json", f"malformed JSON: {detail}")
         try:
             event = parse_event(payload)
         except EventRejected as exc:

@@ -1,0 +1,120 @@
+"""`revring-router check` and `route` as a user runs them: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_", "CRM_"))}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "router", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_accepts_the_shipped_rules_and_warns_about_unconfigured_sinks():
+    result = run("check", "--config", str(ROOT / "rules.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK (4 rules, 4 sinks)" in result.stdout
+    assert "warning: sink 'ops-slack' is not configured" in result.stdout
+
+
+def test_check_is_quiet_about_sinks_once_their_variables_are_set():
+    env = {
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.example/services/T/B/XYZ",
+        "SMTP_HOST": "smtp.example.com",
+        "CRM_URL": "https://crm.example.com/api/calls",
+        "CRM_TOKEN": "crm-token-value",
+    }
+    result = run("check", "--config", str(ROOT / "rules.yaml"), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in result.stdout
+    assert "crm-token-value" not in result.stdout + result.stderr
+
+
+BROKEN = """\
+version: 1
+sinks:
+  slack:
+    type: slack
+    webhook_url: ${UNSET_WEBHOOK_VARIABLE}
+    colour: red
+  mail:
+    type: email
+    to: [a@example.com]
+    port: many
+rules:
+  - name: failed
+    when: {status: {equals: FAILED}}
+    to: [slack]
+  - name: failed
+    when: {summary: {regex: "(unclosed"}}
+    to: [nowhere]
+  - name: templated
+    to: [slack]
+    stop: maybe
+"""
+
+
+def test_check_reports_every_problem_at_its_line(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(BROKEN)
+    result = run("check", "--config", str(path))
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if line.startswith(str(path))]
+    located = {int(line.split(":")[1]): line for line in lines}
+    assert "UNSET_WEBHOOK_VARIABLE" in located[5]
+    assert "colour" in located[6]
+    assert "from" in located[8] or "from" in located[7]
+    assert "port" in located[10]
+    assert "equals" in located[13]
+    assert "duplicate rule name 'failed'" in located[15]
+    assert "regex" in located[16] or "(unclosed" in located[16]
+    assert "nowhere" in located[17]
+    assert "stop" in located[20]
+
+
+def test_route_names_matching_rules_and_sinks():
+    result = run(
+        "route", str(SAMPLES / "failed-outbound.json"), "--config", str(ROOT / "rules.yaml")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "failed-calls -> ops-slack, support-email" in result.stdout
+    assert "everything-to-console -> console" in result.stdout
+    assert "voicemail" not in result.stdout
+
+
+def test_route_render_shows_each_message(tmp_path):
+    result = run(
+        "route",
+        str(SAMPLES / "voicemail-outbound.json"),
+        "--render",
+        "--config",
+        str(ROOT / "rules.yaml"),
+        env={"CRM_URL": "https://crm.example.com/api/calls?key=secret-in-query"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--- crm (http) ---" in result.stdout
+    assert "--- console (log) ---" in result.stdout
+    assert "secret-in-query" not in result.stdout
+
+
+def test_route_rejects_an_invalid_event(tmp_path):
+    event = tmp_path / "event.json"
+    event.write_text('{"id": "x"}')
+    result = run("route", str(event), "--config", str(ROOT / "rules.yaml"))
+    assert result.returncode == 1
+    assert "status" in result.stderr and "direction" in result.stderr
