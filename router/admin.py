@@ -11,7 +11,6 @@ from typing import Any
 
 from aiohttp import web
 
-from router.config import ConfigError
 from router.runtime import Runtime
 from router.store.base import DeliveryView, Store
 
@@ -78,12 +77,12 @@ def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.
         return web.json_response({"status": "requeued", "id": delivery_id})
 
     async def reload(request: web.Request) -> web.Response:
-        try:
-            config = runtime.load()
-        except ConfigError as exc:
+        failure = runtime.reload("POST /admin/reload")
+        if failure is not None:
             return web.json_response(
-                {"status": "invalid", "errors": [str(e) for e in exc.errors]}, status=400
+                {"status": "invalid", "errors": [str(e) for e in failure.errors]}, status=400
             )
+        config = runtime.config
         return web.json_response(
             {
                 "status": "reloaded",

@@ -19,7 +19,7 @@ from router.admin import admin_routes
 from router.delivery import DeliveryEngine, EngineSettings
 from router.ingest import ApiKeys, WebhookHandler
 from router.metrics import Metrics
-from router.runtime import Runtime
+from router.runtime import Runtime, watch_config_file
 from router.store.base import Store, open_store
 from sinks.base import SinkResources
 
@@ -40,6 +40,7 @@ class ServiceSettings:
     retention_days: float = 30.0
     engine: EngineSettings = field(default_factory=EngineSettings)
     purge_interval: float = 3600.0
+    watch_interval: float = 2.0  # 0: do not watch rules.yaml for changes
 
 
 async def _purge_periodically(store: Store, retention_days: float, interval: float) -> None:
@@ -78,9 +79,13 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 purger = asyncio.create_task(
                     _purge_periodically(store, settings.retention_days, settings.purge_interval)
                 )
+            watcher = None
+            if settings.watch_interval > 0:
+                watcher = asyncio.create_task(watch_config_file(runtime, settings.watch_interval))
             yield
-            if purger is not None:
-                purger.cancel()
+            for task in (purger, watcher):
+                if task is not None:
+                    task.cancel()
             await engine.stop()
         finally:
             for sink in runtime.sinks.values():

@@ -273,7 +273,7 @@ async def _serve(settings: ServiceSettings, host: str, port: int) -> int:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(runtime))
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload, "SIGHUP")
     log.info(
         "revring-router %s listening on http://%s:%d (store %s; %d rules, %d sinks from %s)",
         __version__,
@@ -289,18 +289,6 @@ async def _serve(settings: ServiceSettings, host: str, port: int) -> int:
     await runner.cleanup()
     log.info("stopped")
     return 0
-
-
-def _reload(runtime: Any) -> None:
-    try:
-        config = runtime.load()
-    except ConfigError as exc:
-        for error in exc.errors:
-            log.error("reload failed, keeping the running rules: %s", error)
-        return
-    log.info(
-        "reloaded %s: %d rules, %d sinks", runtime.config_path, len(config.rules), len(config.sinks)
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,9 @@ with, and the next attempt of any delivery uses the new settings.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -73,3 +75,41 @@ class Runtime:
         for callback in self._reload_listeners:
             callback()
         return config
+
+    def reload(self, trigger: str) -> ConfigError | None:
+        """Load rules.yaml again; on failure keep the running config, log every problem
+        and return them."""
+        try:
+            config = self.load()
+        except ConfigError as exc:
+            for error in exc.errors:
+                log.error("reload (%s) failed, keeping the running rules: %s", trigger, error)
+            return exc
+        log.info(
+            "reloaded %s (%s): %d rules, %d sinks",
+            self.config_path,
+            trigger,
+            len(config.rules),
+            len(config.sinks),
+        )
+        return None
+
+
+def _file_signature(path: str) -> tuple[float, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_mtime, stat.st_size, stat.st_ino)
+
+
+async def watch_config_file(runtime: Runtime, interval: float = 2.0) -> None:
+    """Reload rules.yaml whenever the file changes (polled: works on every file system,
+    bind mounts and Kubernetes ConfigMap symlink swaps included)."""
+    last = _file_signature(runtime.config_path)
+    while True:
+        await asyncio.sleep(interval)
+        current = _file_signature(runtime.config_path)
+        if current is not None and current != last:
+            last = current
+            runtime.reload("file changed")
