@@ -17,11 +17,11 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
-from router.limits import SinkBreaker, TokenBucket
+from router.limits import PauseSettings, SinkBreaker, TokenBucket
 from router.metrics import Metrics
 from router.retry import decide_after_failure
 from router.runtime import Runtime
@@ -41,6 +41,7 @@ class EngineSettings:
     claim_batch: int = 64
     unconfigured_check: float = 30.0
     shutdown_grace: float = 10.0
+    pause: PauseSettings = field(default_factory=PauseSettings)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class SinkLane:
     def __init__(self, engine: DeliveryEngine, name: str) -> None:
         self.engine = engine
         self.name = name
-        self.breaker = SinkBreaker()
+        self.breaker = SinkBreaker(engine.settings.pause)
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         self.task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()

@@ -1,0 +1,213 @@
+"""Durable delivery end to end: real sockets, a real SQLite file, a local HTTP receiver."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from router.delivery import EngineSettings
+from router.limits import PauseSettings
+from tests.conftest import fresh_event
+from tests.receivers import Receiver
+from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
+
+RULES = """
+version: 1
+defaults:
+  retry: {max_attempts: %(attempts)s, initial_delay: 100ms, max_delay: 300ms, max_age: 1h}
+sinks:
+  crm:
+    type: http
+    url: "%(url)s"
+    concurrency: %(concurrency)s
+%(extra)s
+rules:
+  - name: all-calls
+    to: [crm]
+"""
+
+
+def rules_text(url: str, *, attempts: int = 20, concurrency: int = 4, extra: str = "") -> str:
+    return RULES % {"url": url, "attempts": attempts, "concurrency": concurrency, "extra": extra}
+
+
+def engine(**pause: float) -> EngineSettings:
+    return EngineSettings(
+        lease_seconds=5.0,
+        idle_poll=0.2,
+        unconfigured_check=0.2,
+        shutdown_grace=2.0,
+        pause=PauseSettings(**{"failures_to_pause": 1000, **pause}),
+    )
+
+
+@pytest.fixture
+async def receiver():
+    receiver = await Receiver().start()
+    yield receiver
+    await receiver.close()
+
+
+async def test_a_sink_down_for_a_while_gets_each_delivery_exactly_once(
+    tmp_path, write_rules, receiver
+):
+    receiver.answer = lambda request, n: 503 if n <= 12 else 200
+    rules = write_rules(rules_text(receiver.url()))
+    events = [fresh_event() for _ in range(5)]
+    async with running_service(rules, tmp_path / "r.db", engine=engine()) as client:
+        for event in events:
+            assert (await post_event(client, event)).status == 200
+        await wait_for(lambda: len(receiver.delivered_ids()) >= 5)
+        store, *_ = parts(client)
+        await wait_for(lambda: _all_delivered(store))
+    assert sorted(receiver.delivered_ids()) == sorted(e["id"] for e in events)
+    assert any(r.status == 503 for r in receiver.received)
+
+
+async def _all_delivered(store) -> bool:
+    views = await store.list_deliveries()
+    return bool(views) and all(v.status == "delivered" for v in views)
+
+
+async def test_retry_after_is_not_retried_sooner(tmp_path, write_rules, receiver):
+    receiver.answer = lambda request, n: (429, {"Retry-After": "2"}) if n == 1 else 200
+    rules = write_rules(rules_text(receiver.url()))
+    async with running_service(rules, tmp_path / "r.db", engine=engine()) as client:
+        await post_event(client, fresh_event())
+        await wait_for(lambda: len(receiver.delivered_ids()) == 1)
+    first, second = receiver.received
+    assert first.status == 429 and second.status == 200
+    assert second.at - first.at >= 2.0
+
+
+async def test_a_permanent_4xx_goes_dead_after_one_attempt_and_replay_delivers_it(
+    tmp_path, write_rules, receiver
+):
+    receiver.answer = lambda request, n: 404 if n == 1 else 200
+    rules = write_rules(rules_text(receiver.url()))
+    async with running_service(rules, tmp_path / "r.db", engine=engine()) as client:
+        event = fresh_event()
+        await post_event(client, event)
+        store, *_ = parts(client)
+        await wait_for(lambda: _has_status(store, "dead"))
+        [dead] = await store.list_deliveries("dead")
+        assert dead.attempts == 1
+        assert "404" in (dead.last_error or "")
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        listed = await (await client.get("/admin/deliveries?status=dead", headers=auth)).json()
+        assert [d["id"] for d in listed] == [dead.id]
+        replayed = await client.post(f"/admin/deliveries/{dead.id}/replay", headers=auth)
+        assert replayed.status == 200
+        await wait_for(lambda: _has_status(store, "delivered"))
+        [delivered] = await store.list_deliveries("delivered")
+        assert delivered.attempts == 2
+    assert receiver.delivered_ids() == [event["id"]]
+
+
+async def _has_status(store, status: str) -> bool:
+    return bool(await store.list_deliveries(status))
+
+
+async def test_idempotency_key_is_stable_across_retries(tmp_path, write_rules, receiver):
+    receiver.answer = lambda request, n: 500 if n <= 2 else 200
+    rules = write_rules(rules_text(receiver.url()))
+    async with running_service(rules, tmp_path / "r.db", engine=engine()) as client:
+        await post_event(client, fresh_event())
+        await wait_for(lambda: len(receiver.delivered_ids()) == 1)
+    keys = {r.headers.get("Idempotency-Key") for r in receiver.received}
+    assert len(receiver.received) == 3
+    assert len(keys) == 1 and None not in keys
+
+
+async def test_rate_limit_spaces_deliveries_in_order(tmp_path, write_rules, receiver):
+    rules = write_rules(rules_text(receiver.url(), concurrency=1, extra="    rate_limit: 5/s"))
+    events = [fresh_event() for _ in range(20)]
+    async with running_service(rules, tmp_path / "r.db", engine=engine()) as client:
+        for event in events:
+            await post_event(client, event)
+        await wait_for(lambda: len(receiver.delivered_ids()) == 20, limit=30)
+    assert receiver.delivered_ids() == [e["id"] for e in events]
+    arrivals = [r.at for r in receiver.received]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.18  # 5/s: one every 200 ms (recorded arrival times)
+    assert arrivals[-1] - arrivals[0] >= 19 * 0.19
+
+
+async def test_a_failing_sink_does_not_delay_another(tmp_path, write_rules):
+    stuck = await Receiver(delay=5.0).start()  # answers only after 5 s: a hanging CRM
+    healthy = await Receiver().start()
+    text = f"""
+version: 1
+sinks:
+  stuck-crm: {{type: http, url: "{stuck.url()}", concurrency: 1, timeout: 30s}}
+  alerts: {{type: http, url: "{healthy.url()}"}}
+rules:
+  - name: all
+    to: [stuck-crm, alerts]
+"""
+    try:
+        async with running_service(write_rules(text), tmp_path / "r.db", engine=engine()) as client:
+            events = [fresh_event() for _ in range(10)]
+            for event in events:
+                await post_event(client, event)
+            await wait_for(lambda: len(healthy.delivered_ids()) == 10)
+            # every alert arrived while the stuck sink had not answered even its first request
+            assert stuck.received == []
+    finally:
+        await stuck.close()
+        await healthy.close()
+
+
+def paused(metrics) -> float | None:
+    return metrics.registry.get_sample_value("revring_router_sink_paused", {"sink": "crm"})
+
+
+async def test_a_paused_sink_resumes_by_itself_when_its_endpoint_recovers(
+    tmp_path, write_rules, receiver
+):
+    healthy = {"up": False}
+    receiver.answer = lambda request, n: 200 if healthy["up"] else 503
+    rules = write_rules(rules_text(receiver.url(), attempts=50))
+    settings = engine(failures_to_pause=3, first_pause=0.3, max_pause=1.0)
+    async with running_service(rules, tmp_path / "r.db", engine=settings) as client:
+        events = [fresh_event() for _ in range(5)]
+        for event in events:
+            await post_event(client, event)
+        *_, metrics = parts(client)
+        await wait_for(lambda: paused(metrics) == 1)
+        healthy["up"] = True
+        await wait_for(lambda: len(set(receiver.delivered_ids())) == 5)
+        await wait_for(lambda: paused(metrics) == 0)
+    assert sorted(set(receiver.delivered_ids())) == sorted(e["id"] for e in events)
+
+
+async def test_unconfigured_sink_waits_without_attempts_until_a_reload_sets_it(
+    tmp_path, write_rules, receiver
+):
+    path = write_rules(rules_text(""))
+    async with running_service(path, tmp_path / "r.db", engine=engine()) as client:
+        event = fresh_event()
+        assert (await post_event(client, event)).status == 200
+        store, *_ = parts(client)
+        [waiting] = await store.list_deliveries()
+        assert waiting.status == "pending" and waiting.attempts == 0
+        path.write_text(rules_text(receiver.url()))
+        reloaded = await client.post(
+            "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        assert reloaded.status == 200
+        await wait_for(lambda: receiver.delivered_ids() == [event["id"]])
+
+
+async def test_a_removed_sink_sends_its_pending_deliveries_dead(tmp_path, write_rules):
+    path = write_rules(rules_text(""))
+    async with running_service(path, tmp_path / "r.db", engine=engine()) as client:
+        await post_event(client, fresh_event())
+        path.write_text("version: 1\nsinks: {c: {type: log, path: /dev/null}}\nrules: []\n")
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        assert (await client.post("/admin/reload", headers=auth)).status == 200
+        store, *_ = parts(client)
+        await wait_for(lambda: _has_status(store, "dead"))
+        [dead] = await store.list_deliveries("dead")
+        assert "removed" in (dead.last_error or "")
