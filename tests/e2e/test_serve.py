@@ -1,0 +1,182 @@
+"""`revring-router serve` as a real process: start-up errors, SIGTERM, and SIGKILL mid-load."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import fresh_event
+from tests.receivers import Receiver
+
+pytestmark = pytest.mark.slow
+
+API_KEY = "e2e-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(rules: Path, db: Path, port: int, *extra: str, env: dict | None = None):
+    environ = {**os.environ, "ROUTER_API_KEYS": API_KEY, **(env or {})}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "router",
+            "serve",
+            "--config",
+            str(rules),
+            "--store",
+            f"sqlite:///{db}",
+            "--port",
+            str(port),
+            *extra,
+        ],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def wait_healthy(port: int, process: subprocess.Popen, limit: float = 20.0) -> None:
+    deadline = time.monotonic() + limit
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited: {process.communicate()[1]}")
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("server did not become healthy")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.communicate(timeout=10)
+
+
+def test_serve_refuses_to_start_without_an_api_key(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\n")
+    environ = {k: v for k, v in os.environ.items() if k != "ROUTER_API_KEYS"}
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "serve", "--config", str(rules)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "ROUTER_API_KEYS" in result.stderr and "--no-auth" in result.stderr
+
+
+def test_serve_with_a_bad_rules_file_exits_with_located_errors(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nsinks:\n  x: {type: pigeon}\n")
+    process = start_server(rules, tmp_path / "r.db", free_port())
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert f"{rules}:3:" in stderr and "pigeon" in stderr
+
+
+def test_serve_on_a_taken_port_exits_with_a_clear_error(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = start_server(rules, tmp_path / "r.db", port)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr
+
+
+async def test_sigterm_stops_gracefully(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\n")
+    port = free_port()
+    process = start_server(rules, tmp_path / "r.db", port)
+    try:
+        await wait_healthy(port, process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0
+        assert "stopped" in stderr
+    finally:
+        stop(process)
+
+
+async def _post_all(port: int, events: list[dict], accepted: list[str]) -> None:
+    url = f"http://127.0.0.1:{port}/webhooks/revring"
+    connector = aiohttp.TCPConnector(limit=16)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(event: dict) -> None:
+            try:
+                async with session.post(url, json=event, headers={"x-api-key": API_KEY}) as r:
+                    if r.status == 200 and (await r.json())["status"] == "accepted":
+                        accepted.append(event["id"])
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+
+        await asyncio.gather(*(post(event) for event in events))
+
+
+async def test_sigkill_mid_load_loses_no_accepted_event(tmp_path):
+    """Every event answered 200 before a kill -9 is delivered after the restart."""
+    receiver = await Receiver().start()
+    receiver.answer = lambda request, n: 503  # the CRM is down while we load and kill
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\n"
+        "defaults: {retry: {initial_delay: 100ms, max_delay: 500ms, max_attempts: 1000}}\n"
+        f'sinks: {{crm: {{type: http, url: "{receiver.url()}"}}}}\n'
+        "rules: [{name: all, to: [crm]}]\n"
+    )
+    db = tmp_path / "router.db"
+    port = free_port()
+    process = start_server(rules, db, port)
+    accepted: list[str] = []
+    try:
+        await wait_healthy(port, process)
+        events = [fresh_event() for _ in range(600)]
+        load = asyncio.create_task(_post_all(port, events, accepted))
+        while len(accepted) < 200 and not load.done():
+            await asyncio.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        await load
+        process.wait(timeout=10)
+        assert 200 <= len(accepted) < 600, "the kill should land in the middle of the load"
+
+        receiver.answer = lambda request, n: 200
+        port = free_port()
+        process = start_server(rules, db, port)
+        await wait_healthy(port, process)
+        deadline = time.monotonic() + 60
+        while not set(accepted) <= set(receiver.delivered_ids()):
+            assert time.monotonic() < deadline, "not every accepted event was delivered"
+            await asyncio.sleep(0.1)
+    finally:
+        stop(process)
+        await receiver.close()
+    assert set(accepted) <= set(receiver.delivered_ids())
