@@ -310,7 +310,7 @@ def test_blocks_template_output_is_fitted_to_limits() -> None:
 )
 def test_blocks_template_that_is_not_a_json_array_of_blocks_is_permanent(source: str) -> None:
     template = Template(source, TemplateKind.SLACK)
-    with pytest.raises(Permanent, match="^slack: blocks template"):
+    with pytest.raises(Permanent, match=r"^slack: blocks template"):
         build_message(request(load("completed-inbound")), blocks_template=template)
 
 
