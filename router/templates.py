@@ -138,6 +138,11 @@ def _finalizer(kind: TemplateKind) -> Callable[[Any], Any]:
     return lambda value: "" if value is None else value
 
 
+def _plain_tojson(value: Any) -> str:
+    """JSON without Jinja's `\\u003c` escapes, so the slack finalizer still escapes `<`."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _make_environment(kind: TemplateKind) -> jinja2.Environment:
     env = ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
@@ -146,6 +151,10 @@ def _make_environment(kind: TemplateKind) -> jinja2.Environment:
         keep_trailing_newline=False,
     )
     env.filters.update(FILTERS)
+    if kind is TemplateKind.SLACK:
+        # Jinja's tojson writes `<` as `\u003c`, which JSON decoding turns back into a raw
+        # `<` after escaping ran: a `<!channel>` in a transcript would reach Slack live.
+        env.filters["tojson"] = _plain_tojson
     env.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
     return env
 

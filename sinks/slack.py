@@ -1,17 +1,50 @@
 """The `slack` sink: call alerts through an incoming webhook or a bot token (slack-sdk).
 
-(Config fixed here; sending and the default Block Kit alert are being written.)
+The message itself is built in `sinks.slack_message`; this module sends it and turns
+Slack's answers into outcomes. slack-sdk's own retry handlers are switched off: a
+rate limit or an outage is rescheduled in the store, never slept on in a worker.
+
+    webhook mode   POST webhook_url            (AsyncWebhookClient.send_dict)
+    bot mode       POST {api_url}chat.postMessage with `Authorization: Bearer token`
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
+import aiohttp
 from pydantic import SecretStr, model_validator
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from router.retry import parse_retry_after
 from router.templates import SlackTemplate
-from router.units import Rate
-from sinks.base import DeliveryRequest, SendResult, Sink, SinkConfig
+from router.units import Duration, Rate
+from sinks.base import (
+    DeliveryRequest,
+    Permanent,
+    Retryable,
+    SendResult,
+    Sink,
+    SinkConfig,
+    SinkResources,
+)
+from sinks.slack_message import build_message
+
+DEFAULT_API_URL = "https://slack.com/api/"
+
+# Slack answers these with HTTP 200 and ok=false; they pass if tried again later.
+RETRYABLE_ERRORS = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
+     "request_timeout"}
+)  # fmt: skip
+_ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
 
 
 class SlackSinkConfig(SinkConfig):
@@ -23,6 +56,7 @@ class SlackSinkConfig(SinkConfig):
     text: SlackTemplate | None = None
     blocks: SlackTemplate | None = None
     mask_phone: bool = True
+    timeout: Duration = 10.0
 
     @model_validator(mode="after")
     def _one_mode(self) -> SlackSinkConfig:
@@ -43,14 +77,122 @@ class SlackSinkConfig(SinkConfig):
         return self.rate_limit or Rate(1, 1)
 
 
+def _error_code(value: Any) -> str | None:
+    """Slack's error code if `value` looks like one (never echo arbitrary bodies)."""
+    if isinstance(value, str) and _ERROR_CODE.match(value.strip()):
+        return value.strip()
+    return None
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    if not headers:
+        return None
+    return parse_retry_after(headers.get("Retry-After"), time.time())
+
+
+def classify_api_answer(
+    status: int, error: str | None, headers: Mapping[str, str] | None
+) -> Retryable | Permanent:
+    """The outcome of a failed Slack answer (Web API or webhook) from status and error code."""
+    code = _error_code(error)
+    if status == 429 or code in ("ratelimited", "rate_limited"):
+        return Retryable(
+            "slack: ratelimited", retry_after=_retry_after(headers), status_code=status
+        )
+    if status >= 500:
+        detail = f" ({code})" if code else ""
+        return Retryable(f"slack: HTTP {status}{detail}", status_code=status)
+    if code in RETRYABLE_ERRORS:
+        return Retryable(f"slack: {code}", status_code=status)
+    if code is not None:
+        return Permanent(f"slack: {code}", status_code=status)
+    return Permanent(f"slack: HTTP {status}", status_code=status)
+
+
 class SlackSink(Sink):
     config: SlackSinkConfig
 
+    def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
+        super().__init__(name, config, resources)
+        self._webhook: AsyncWebhookClient | None = None
+        self._web: AsyncWebClient | None = None
+        if self.config.missing_settings():
+            return
+        sdk_timeout = max(1, math.ceil(self.config.timeout))
+        if self.config.token is not None:
+            self._web = AsyncWebClient(
+                token=self.config.token.get_secret_value(),
+                base_url=self.config.api_url or DEFAULT_API_URL,
+                timeout=sdk_timeout,
+                session=self.resources.http,
+                retry_handlers=[],
+            )
+        elif self.config.webhook_url is not None:
+            self._webhook = AsyncWebhookClient(
+                url=self.config.webhook_url.get_secret_value(),
+                timeout=sdk_timeout,
+                session=self.resources.http,
+                retry_handlers=[],
+            )
+
     def render(self, request: DeliveryRequest) -> dict[str, Any]:
-        raise NotImplementedError
+        message = build_message(
+            request,
+            mask_phone_numbers=self.config.mask_phone,
+            text_template=self.config.text,
+            blocks_template=self.config.blocks,
+        )
+        payload: dict[str, Any] = {}
+        if self.config.token is not None:
+            payload["channel"] = self.config.channel
+        payload.update(message)
+        payload["unfurl_links"] = False
+        payload["unfurl_media"] = False
+        return payload
 
     async def send(self, request: DeliveryRequest) -> SendResult:
-        raise NotImplementedError
+        payload = self.render(request)
+        if self._web is not None:
+            return await self._guarded(self._post_message, payload)
+        if self._webhook is not None:
+            return await self._guarded(self._post_webhook, payload)
+        raise Retryable("sink not configured")
+
+    async def _guarded(
+        self, post: Callable[[dict[str, Any]], Awaitable[SendResult]], payload: dict[str, Any]
+    ) -> SendResult:
+        """Network trouble and timeouts as Retryable, with reasons that name no URL."""
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                return await post(payload)
+        except TimeoutError:
+            raise Retryable(f"slack: timed out after {self.config.timeout:g}s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise Retryable(f"slack: connection failed ({type(exc).__name__})") from None
+
+    async def _post_message(self, payload: dict[str, Any]) -> SendResult:
+        assert self._web is not None
+        try:
+            response = await self._web.chat_postMessage(**payload)
+        except SlackApiError as exc:
+            answer = exc.response
+            data = answer.data if isinstance(answer.data, dict) else {}
+            raise classify_api_answer(
+                answer.status_code, data.get("error"), answer.headers
+            ) from None
+        except (AttributeError, TypeError, ValueError) as exc:
+            # slack-sdk fails this way on a non-JSON answer (a proxy's text/plain 502 page).
+            raise Retryable(f"slack: unreadable answer ({type(exc).__name__})") from None
+        channel = response.get("channel")
+        timestamp = response.get("ts")
+        return SendResult(status_code=response.status_code, detail=f"ts={timestamp} in {channel}")
+
+    async def _post_webhook(self, payload: dict[str, Any]) -> SendResult:
+        assert self._webhook is not None
+        response = await self._webhook.send_dict(payload)
+        if 200 <= response.status_code < 300:
+            return SendResult(status_code=response.status_code, detail="posted")
+        raise classify_api_answer(response.status_code, response.body, response.headers)
 
 
 SlackSinkConfig.sink_class = SlackSink
