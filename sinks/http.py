@@ -74,6 +74,7 @@ _RESERVED_HEADERS = frozenset(
     }
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_JINJA_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _MIN_SECRET = 4
 _MIN_SECRET_WORD = 6
 
@@ -93,9 +94,9 @@ class SecretHeaderTemplate:
     def render(self, context: Mapping[str, Any]) -> str:
         return self._template.render(context)
 
-    def secret_source(self) -> str:
-        """The template source, for redaction only; never show it."""
-        return self._template.source
+    def secret_literals(self) -> list[str]:
+        """The literal text of the template (where `${SECRETS}` land), for redaction only."""
+        return [part.strip() for part in _JINJA_BLOCK.split(self._template.source) if part.strip()]
 
     def __repr__(self) -> str:
         return f"SecretHeaderTemplate({MASK!r})"
@@ -233,7 +234,8 @@ class HttpSinkConfig(SinkConfig):
         secrets = [self.url.get_secret_value()]
         parts = urlsplit(secrets[0])
         secrets += [parts.query, parts.password or "", parts.username or ""]
-        secrets += [template.secret_source() for template in self.headers.values()]
+        for template in self.headers.values():
+            secrets += template.secret_literals()
         if self.signing_secret is not None:
             secrets.append(self.signing_secret.get_secret_value())
         return [secret for secret in secrets if secret]
@@ -248,9 +250,6 @@ class OutgoingRequest:
     headers: dict[str, str]
     body: bytes
     secret_headers: frozenset[str]
-
-    def secret_values(self) -> list[str]:
-        return [self.headers[name] for name in self.secret_headers]
 
 
 def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
@@ -474,7 +473,7 @@ class HttpSink(Sink):
         if not self.config.url.get_secret_value():
             raise Retryable("sink not configured: url is empty")
         outgoing = build_request(self.config, request, now=time.time())
-        secrets = [*self.config.secret_values(), *outgoing.secret_values()]
+        secrets = self.config.secret_values()
         host = urlsplit(outgoing.url).hostname or "?"
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_connection_blip),
