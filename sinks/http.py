@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_chain, wait_fixed
 
 from router import __version__
@@ -203,6 +203,13 @@ class HttpSinkConfig(SinkConfig):
             signing_key(value.get_secret_value())
         return value
 
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> HttpSinkConfig:
+        has_userinfo = "@" in urlsplit(self.url.get_secret_value()).netloc
+        if has_userinfo and any(name.lower() == "authorization" for name in self.headers):
+            raise ValueError("give credentials either in the url or in an Authorization header")
+        return self
+
     def missing_settings(self) -> list[str]:
         return [] if self.url.get_secret_value() else ["url"]
 
@@ -231,9 +238,14 @@ class HttpSinkConfig(SinkConfig):
 
     def secret_values(self) -> list[str]:
         """Every configured secret string, for scrubbing text that might echo one."""
-        secrets = [self.url.get_secret_value()]
-        parts = urlsplit(secrets[0])
-        secrets += [parts.query, parts.password or "", parts.username or ""]
+        url = self.url.get_secret_value()
+        parts = urlsplit(url)
+        # The URL as a server sees it (no userinfo), and its path, which in many
+        # webhook URLs is itself the credential.
+        secrets = [url, mask_url(url), parts.query, parts.password or "", parts.username or ""]
+        if parts.path not in ("", "/"):
+            secrets.append(parts.path)
+            secrets += [segment for segment in parts.path.split("/") if len(segment) >= 6]
         for template in self.headers.values():
             secrets += template.secret_literals()
         if self.signing_secret is not None:
@@ -486,6 +498,9 @@ class HttpSink(Sink):
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             failure = describe_transport_error(exc, timeout=self.config.timeout, host=host)
             raise Retryable(redact(failure.reason, secrets)) from None
+        except ValueError as exc:
+            # aiohttp refuses some requests outright; its message may quote the URL.
+            raise Permanent(f"the HTTP client refused the request: {type(exc).__name__}") from None
         if isinstance(outcome, DeliveryError):
             raise outcome
         return outcome

@@ -56,7 +56,7 @@ def make_request(**fields: Any) -> DeliveryRequest:
 
 def test_config_repr_and_str_hold_no_secret() -> None:
     config = make_config(
-        headers={"Authorization": f"Bearer {TOKEN}", "X-Org": "{{ organizationId }}"},
+        headers={"X-Api-Key": f"Bearer {TOKEN}", "X-Org": "{{ organizationId }}"},
         signing_secret=WHSEC,
     )
     for text in (repr(config), str(config), repr(config.headers), str(config.model_dump())):
@@ -95,6 +95,7 @@ rules: []
         ({"retry_on": [42]}, "not an HTTP status code"),
         ({"signing_secret": "whsec_***not-base64***"}, "base64"),
         ({"content_type": "text/plain\r\nX-Evil: 1"}, "one non-empty line"),
+        ({"headers": {"authorization": "Bearer x"}}, "either in the url or in an Authorization"),
     ],
 )
 def test_config_rejects_bad_settings_without_echoing_them(
@@ -139,19 +140,19 @@ def test_header_templates_render_against_the_event() -> None:
         method="PUT",
         content_type="application/vnd.crm+json",
         headers={
-            "Authorization": f"Bearer {TOKEN}",
+            "X-Api-Key": f"Bearer {TOKEN}",
             "X-Call": "{{ id }}/{{ rule }}",
             "user-agent": "acme-crm-bridge",
         },
     )
     outgoing = build_request(config, make_request(), now=NOW)
     assert outgoing.method == "PUT"
-    assert outgoing.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert outgoing.headers["X-Api-Key"] == f"Bearer {TOKEN}"
     assert outgoing.headers["X-Call"] == "3c90c3cc-0d44-4b50-8888-8dd25736052a/all-calls"
     assert outgoing.headers["Content-Type"] == "application/vnd.crm+json"
     assert outgoing.headers["user-agent"] == "acme-crm-bridge"
     assert "User-Agent" not in outgoing.headers
-    assert outgoing.secret_headers == {"Authorization", "X-Call", "user-agent"}
+    assert outgoing.secret_headers == {"X-Api-Key", "X-Call", "user-agent"}
 
 
 def test_header_templates_drop_line_breaks_from_event_data() -> None:
@@ -197,7 +198,7 @@ def test_body_template_renders_exact_json_text() -> None:
 
 
 def test_body_template_rendering_invalid_json_is_permanent() -> None:
-    config = make_config(body='{"notes": {{ summary }}}', headers={"Authorization": TOKEN})
+    config = make_config(body='{"notes": {{ summary }}}', headers={"X-Api-Key": TOKEN})
     with pytest.raises(Permanent) as caught:
         build_request(config, make_request(), now=NOW)
     assert caught.value.reason.startswith("body: template did not render valid JSON")
@@ -327,7 +328,7 @@ def test_only_connection_blips_are_retried_in_process() -> None:
 
 def test_render_shows_the_message_with_every_secret_masked() -> None:
     config = make_config(
-        headers={"Authorization": f"Bearer {TOKEN}", "X-Org": "{{ organizationId }}"},
+        headers={"X-Api-Key": f"Bearer {TOKEN}", "X-Org": "{{ organizationId }}"},
         signing_secret=WHSEC,
         body='{"call": {{ id | tojson }}, "tier": {{ variables.customer_tier | tojson }}}',
     )
@@ -338,7 +339,7 @@ def test_render_shows_the_message_with_every_secret_masked() -> None:
         assert secret not in text
     assert rendered["method"] == "POST"
     assert rendered["url"] == "https://crm.example.com/api/calls"
-    assert rendered["headers"]["Authorization"] == "***"
+    assert rendered["headers"]["X-Api-Key"] == "***"
     assert rendered["headers"]["X-Org"] == "***"
     assert rendered["headers"]["Idempotency-Key"] == "dlv-5"
     assert rendered["headers"]["webhook-id"] == "dlv-5"
