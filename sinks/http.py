@@ -158,7 +158,15 @@ class HttpSinkConfig(SinkConfig):
         text = value.get_secret_value()
         if text:
             parts = urlsplit(text)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            try:
+                parts.port  # noqa: B018 - raises on a port out of range
+            except ValueError:
+                raise ValueError("url has an invalid port") from None
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or any(char.isspace() for char in text)
+            ):
                 raise ValueError("url must be an http:// or https:// URL with a host")
         return value
 
@@ -495,6 +503,8 @@ class HttpSink(Sink):
         )
         try:
             outcome = await retrying(self._exchange, outgoing, secrets)
+        except aiohttp.InvalidURL:
+            raise Permanent("the url is not a valid HTTP URL") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             failure = describe_transport_error(exc, timeout=self.config.timeout, host=host)
             raise Retryable(redact(failure.reason, secrets)) from None

@@ -90,6 +90,8 @@ rules: []
         ({"headers": {"Bad Name": "x"}}, "not a valid HTTP header name"),
         ({"url": "ftp://crm.example.com/x"}, "http:// or https://"),
         ({"url": "crm.example.com/x"}, "http:// or https://"),
+        ({"url": "https://crm example.com/x"}, "http:// or https://"),
+        ({"url": "https://crm.example.com:99999/x"}, "invalid port"),
         ({"method": "GET"}, "method"),
         ({"timeout": "0s"}, "longer than 0s"),
         ({"retry_on": [42]}, "not an HTTP status code"),
