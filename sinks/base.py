@@ -78,7 +78,8 @@ class DeliveryRequest:
     event: Mapping[str, Any]
     attempt: int = 1
     digest: Digest | None = None
-    payload: bytes | None = None  # the event's JSON body exactly as received
+    payload: bytes | None = None
+    """The event's body exactly as received, for sinks that forward it verbatim."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,10 @@ class SinkConfig(BaseModel):
 
     def missing_settings(self) -> list[str]:
         """Required settings that came out empty; non-empty means *unconfigured*."""
+        return []
+
+    def sample_problems(self, sample: Mapping[str, Any]) -> list[str]:
+        """Problems this sink's templates show against a sample event (for `check`)."""
         return []
 
     def effective_rate_limit(self) -> Rate | None:

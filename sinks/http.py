@@ -1,24 +1,145 @@
-"""The `http` sink: the call (or a body template) to any HTTP/CRM endpoint.
+"""The `http` sink: the call as received (or a body template) to any HTTP/CRM endpoint.
 
-(Config fixed here; sending is being written.)
+Building a request and judging a response are pure functions (`build_request`,
+`sign`, `classify_response`, `describe_transport_error`); `HttpSink.send` is the
+one place that does I/O. Every request carries `Idempotency-Key: <delivery id>`
+and, with a `signing_secret`, the Standard Webhooks headers (`webhook-id` is the
+delivery id too), so a receiver can drop the duplicates at-least-once brings.
+
+Secrets (the URL, header values, the signing secret) stay out of `repr`, out of
+`render()` (the URL is cut to scheme://host/path, header values show as `***`),
+and out of every failure reason (which never names the URL, and is scrubbed of any
+secret a server echoes back).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+import aiohttp
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_chain, wait_fixed
 
-from router.templates import JsonTemplate
-from router.units import Duration
-from sinks.base import DeliveryRequest, SendResult, Sink, SinkConfig
+from router import __version__
+from router.retry import parse_retry_after
+from router.templates import (
+    JsonTemplate,
+    Template,
+    TemplateKind,
+    TemplateRenderError,
+    compile_template,
+    event_context,
+    strip_line_breaks,
+)
+from router.units import Duration, format_duration
+from sinks.base import (
+    DeliveryError,
+    DeliveryRequest,
+    Permanent,
+    Retryable,
+    SendResult,
+    Sink,
+    SinkConfig,
+    SinkResources,
+)
+
+USER_AGENT = f"revring-router/{__version__}"
+RESPONSE_BODY_LIMIT = 64 * 1024
+REASON_EXCERPT_CHARS = 200
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+BLIP_RETRY_WAITS: tuple[float, ...] = (0.1, 0.3)
+MASK = "***"
+
+_RESERVED_HEADERS = frozenset(
+    {
+        "idempotency-key",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "host",
+    }
+)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_JINJA_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_MIN_SECRET = 4
+_MIN_SECRET_WORD = 6
+
+
+class SecretHeaderTemplate:
+    """A compiled `header`-kind template whose source may hold an interpolated secret.
+
+    Its source is kept private: `repr`/`str` (and so the config's repr and any log of
+    it) show only a mask. Rendering strips CR/LF like any header template.
+    """
+
+    __slots__ = ("_template",)
+
+    def __init__(self, source: str) -> None:
+        self._template = Template(source, TemplateKind.HEADER)
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        return self._template.render(context)
+
+    def secret_literals(self) -> list[str]:
+        """The literal text of the template (where `${SECRETS}` land), for redaction only."""
+        return [part.strip() for part in _JINJA_BLOCK.split(self._template.source) if part.strip()]
+
+    def __repr__(self) -> str:
+        return f"SecretHeaderTemplate({MASK!r})"
+
+    __str__ = __repr__
+
+
+def _compile_secret_header(value: Any) -> SecretHeaderTemplate:
+    if isinstance(value, SecretHeaderTemplate):
+        return value
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"a header value must be a string; got {type(value).__name__}")
+    # compile_template's own errors name only the Jinja problem, never the source.
+    compile_template(value, TemplateKind.HEADER)
+    return SecretHeaderTemplate(value)
+
+
+HeaderValue = Annotated[SecretHeaderTemplate, BeforeValidator(_compile_secret_header)]
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a signing secret: `whsec_<base64>` decoded, else the UTF-8 bytes."""
+    if secret.startswith("whsec_"):
+        encoded = secret.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("a whsec_ signing_secret must be base64 after whsec_") from None
+        if not key:
+            raise ValueError("a whsec_ signing_secret must not be empty after whsec_")
+        return key
+    return secret.encode("utf-8")
 
 
 class HttpSinkConfig(SinkConfig):
     type: Literal["http"]
     url: SecretStr
     method: Literal["POST", "PUT", "PATCH"] = "POST"
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    headers: dict[str, HeaderValue] = Field(default_factory=dict)
     body: JsonTemplate | None = None
     content_type: str = "application/json"
     timeout: Duration = 10.0
@@ -26,18 +147,426 @@ class HttpSinkConfig(SinkConfig):
     success_codes: list[int] | None = None
     retry_on: list[int] = Field(default_factory=list)
 
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper_method(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text:
+            parts = urlsplit(text)
+            try:
+                parts.port  # noqa: B018 - raises on a port out of range
+            except ValueError:
+                raise ValueError("url has an invalid port") from None
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or any(char.isspace() for char in text)
+            ):
+                raise ValueError("url must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, SecretHeaderTemplate]) -> Any:
+        for name in value:
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is set by the router; remove it from headers")
+            if name.lower() == "content-type":
+                raise ValueError("set the Content-Type with content_type, not in headers")
+        return value
+
+    @field_validator("content_type")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if not value.strip() or strip_line_breaks(value) != value:
+            raise ValueError("content_type must be one non-empty line")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("timeout must be longer than 0s")
+        return value
+
+    @field_validator("success_codes", "retry_on")
+    @classmethod
+    def _status_codes(cls, value: list[int] | None) -> list[int] | None:
+        for code in value or ():
+            if not 100 <= code <= 599:
+                raise ValueError(f"{code} is not an HTTP status code (100-599)")
+        return value
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _decodable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            signing_key(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> HttpSinkConfig:
+        has_userinfo = "@" in urlsplit(self.url.get_secret_value()).netloc
+        if has_userinfo and any(name.lower() == "authorization" for name in self.headers):
+            raise ValueError("give credentials either in the url or in an Authorization header")
+        return self
+
     def missing_settings(self) -> list[str]:
         return [] if self.url.get_secret_value() else ["url"]
+
+    def signing_key(self) -> bytes | None:
+        """The HMAC key, or None when requests are not signed (no or empty secret)."""
+        if self.signing_secret is None or not self.signing_secret.get_secret_value():
+            return None
+        return signing_key(self.signing_secret.get_secret_value())
+
+    def sample_problems(self, sample: Mapping[str, Any]) -> list[str]:
+        context = event_context(
+            sample, rule="sample-rule", sink="sample-sink", delivery_id="sample-delivery"
+        )
+        problems = []
+        for name, template in self.headers.items():
+            try:
+                template.render(context)
+            except TemplateRenderError as exc:
+                problems.append(f"headers.{name}: {exc}")
+        if self.body is not None:
+            try:
+                self.body.render(context)
+            except TemplateRenderError as exc:
+                problems.append(f"body: {exc}")
+        return [redact(problem, self.secret_values()) for problem in problems]
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret string, for scrubbing text that might echo one."""
+        url = self.url.get_secret_value()
+        parts = urlsplit(url)
+        # The URL as a server sees it (no userinfo), and its path, which in many
+        # webhook URLs is itself the credential.
+        secrets = [url, mask_url(url), parts.query, parts.password or "", parts.username or ""]
+        if parts.path not in ("", "/"):
+            secrets.append(parts.path)
+            secrets += [segment for segment in parts.path.split("/") if len(segment) >= 6]
+        for template in self.headers.values():
+            secrets += template.secret_literals()
+        if self.signing_secret is not None:
+            secrets.append(self.signing_secret.get_secret_value())
+        return [secret for secret in secrets if secret]
+
+
+@dataclass(frozen=True)
+class OutgoingRequest:
+    """One HTTP request, fully built; `url` and `secret_headers` values are secrets."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    secret_headers: frozenset[str]
+
+
+def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks signature: `v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def mask_url(url: str) -> str:
+    """`scheme://host[:port]/path`: no userinfo, no query, no fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each secret, and each longer word of a secret, replaced by `***`."""
+    pieces: set[str] = set()
+    for secret in secrets:
+        if len(secret) < _MIN_SECRET:
+            continue
+        pieces.add(secret)
+        words = re.split(r"[\s,;]+", secret)
+        pieces.update(word for word in words if len(word) >= _MIN_SECRET_WORD)
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(piece, MASK)
+    return text
+
+
+def _template_context(request: DeliveryRequest) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        "rule": request.rule,
+        "sink": request.sink,
+        "delivery_id": request.delivery_id,
+    }
+    if request.digest is not None:
+        digest = request.digest
+        extra.update(
+            calls=digest.calls,
+            count=digest.count,
+            group_key=digest.group_key,
+            window_start=digest.window_start,
+            window_end=digest.window_end,
+        )
+    return event_context(request.event, **extra)
+
+
+def _default_body(request: DeliveryRequest) -> bytes:
+    if request.digest is not None:
+        digest = request.digest
+        document: Any = {
+            "group_key": dict(digest.group_key),
+            "window_start": digest.window_start,
+            "window_end": digest.window_end,
+            "count": digest.count,
+            "calls": list(digest.calls),
+        }
+    elif request.payload is not None:
+        return request.payload
+    else:
+        document = request.event
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def build_request(
+    config: HttpSinkConfig, request: DeliveryRequest, *, now: float
+) -> OutgoingRequest:
+    """The request for one delivery at time `now`; raises `Permanent` when a template fails."""
+    context = _template_context(request)
+    if config.body is None:
+        body = _default_body(request)
+    else:
+        try:
+            body = config.body.render(context).encode("utf-8")
+        except TemplateRenderError as exc:
+            raise Permanent(redact(f"body: {exc}", config.secret_values())) from None
+    headers = {"Content-Type": config.content_type, "User-Agent": USER_AGENT}
+    secret_headers = set()
+    for name, template in config.headers.items():
+        try:
+            value = template.render(context)
+        except TemplateRenderError as exc:
+            raise Permanent(redact(f"headers.{name}: {exc}", config.secret_values())) from None
+        for existing in [key for key in headers if key.lower() == name.lower()]:
+            del headers[existing]
+        headers[name] = value
+        secret_headers.add(name)
+    headers["Idempotency-Key"] = request.delivery_id
+    key = config.signing_key()
+    if key is not None:
+        timestamp = int(now)
+        headers["webhook-id"] = request.delivery_id
+        headers["webhook-timestamp"] = str(timestamp)
+        headers["webhook-signature"] = sign(key, request.delivery_id, timestamp, body)
+    return OutgoingRequest(
+        config.method, config.url.get_secret_value(), headers, body, frozenset(secret_headers)
+    )
+
+
+def _status_text(status: int) -> str:
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def body_excerpt(body: bytes, limit: int = REASON_EXCERPT_CHARS) -> str:
+    """The start of a response body as one line of at most `limit` characters."""
+    text = " ".join(body.decode("utf-8", errors="replace").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_success(status: int, success_codes: Iterable[int] | None) -> bool:
+    """Any 2xx, or exactly the configured `success_codes`."""
+    return status in success_codes if success_codes is not None else 200 <= status < 300
+
+
+def classify_response(
+    status: int,
+    *,
+    body: bytes = b"",
+    retry_after: str | None = None,
+    success_codes: Iterable[int] | None = None,
+    retry_on: Iterable[int] = (),
+    now: float = 0.0,
+    secrets: Iterable[str] = (),
+) -> SendResult | DeliveryError:
+    """What a response status means: success, or the failure to raise (not raised here)."""
+    summary = _status_text(status)
+    if is_success(status, success_codes):
+        return SendResult(status_code=status, detail=summary)
+    excerpt = redact(body_excerpt(body), secrets)
+    reason = f"{summary}: {excerpt}" if excerpt else summary
+    if status in RETRYABLE_STATUSES or status >= 500 or status in set(retry_on):
+        return Retryable(
+            reason, status_code=status, retry_after=parse_retry_after(retry_after, now)
+        )
+    if 300 <= status < 400:
+        reason = f"{summary}: redirects are not followed; point url at the final address"
+    elif 200 <= status < 300:
+        reason = f"{summary}: not one of success_codes"
+    return Permanent(reason, status_code=status)
+
+
+def describe_transport_error(exc: BaseException, *, timeout: float, host: str) -> Retryable:
+    """A failure before any response (connect, TLS, DNS, timeout, reset) as a safe reason."""
+    if isinstance(exc, TimeoutError):
+        return Retryable(f"timeout after {format_duration(timeout)}")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cause = exc.certificate_error
+        detail = getattr(cause, "verify_message", None) or getattr(cause, "reason", None)
+        return Retryable(f"TLS error: certificate not accepted for host {host}: {detail}")
+    if isinstance(exc, aiohttp.ClientSSLError):
+        cause = exc.os_error
+        detail = getattr(cause, "reason", None) or type(cause).__name__
+        return Retryable(f"TLS error: handshake with host {host} failed: {detail}")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return Retryable(f"DNS lookup failed for host {host}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return Retryable(f"connection refused by host {host}")
+        detail = exc.os_error.strerror or type(exc.os_error).__name__
+        return Retryable(f"cannot connect to host {host}: {detail}")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return Retryable(f"server {host} disconnected before answering")
+    if isinstance(exc, ConnectionResetError) or (
+        isinstance(exc, OSError) and isinstance(exc.__cause__, ConnectionResetError)
+    ):
+        return Retryable(f"connection reset by host {host}")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return Retryable(f"response from host {host} was cut off")
+    return Retryable(f"HTTP client error talking to host {host}: {type(exc).__name__}")
+
+
+def is_connection_blip(exc: BaseException) -> bool:
+    """Refused, reset or dropped connections: worth a quick retry in-process."""
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorDNSError):
+        return False
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return isinstance(exc.os_error, ConnectionRefusedError | ConnectionResetError)
+    return isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError)
+
+
+def _parsed_body(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", errors="replace")
 
 
 class HttpSink(Sink):
     config: HttpSinkConfig
+    blip_retry_waits: tuple[float, ...] = BLIP_RETRY_WAITS
+
+    def __init__(self, name: str, config: HttpSinkConfig, resources: SinkResources) -> None:
+        super().__init__(name, config, resources)
+        self._own_session: aiohttp.ClientSession | None = None
 
     def render(self, request: DeliveryRequest) -> dict[str, Any]:
-        raise NotImplementedError
+        outgoing = build_request(self.config, request, now=time.time())
+        headers = {
+            name: MASK if name in outgoing.secret_headers else value
+            for name, value in outgoing.headers.items()
+        }
+        return {
+            "method": outgoing.method,
+            "url": mask_url(outgoing.url),
+            "headers": headers,
+            "body": _parsed_body(outgoing.body),
+        }
 
     async def send(self, request: DeliveryRequest) -> SendResult:
-        raise NotImplementedError
+        if not self.config.url.get_secret_value():
+            raise Retryable("sink not configured: url is empty")
+        outgoing = build_request(self.config, request, now=time.time())
+        secrets = self.config.secret_values()
+        host = urlsplit(outgoing.url).hostname or "?"
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_connection_blip),
+            stop=stop_after_attempt(len(self.blip_retry_waits) + 1),
+            wait=wait_chain(*(wait_fixed(seconds) for seconds in self.blip_retry_waits)),
+            reraise=True,
+        )
+        try:
+            outcome = await retrying(self._exchange, outgoing, secrets)
+        except aiohttp.InvalidURL:
+            raise Permanent("the url is not a valid HTTP URL") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            failure = describe_transport_error(exc, timeout=self.config.timeout, host=host)
+            raise Retryable(redact(failure.reason, secrets)) from None
+        except ValueError as exc:
+            # aiohttp refuses some requests outright; its message may quote the URL.
+            raise Permanent(f"the HTTP client refused the request: {type(exc).__name__}") from None
+        if isinstance(outcome, DeliveryError):
+            raise outcome
+        return outcome
+
+    async def _exchange(
+        self, outgoing: OutgoingRequest, secrets: list[str]
+    ) -> SendResult | DeliveryError:
+        """One request and its classified response; transport errors propagate."""
+        async with self._session().request(
+            outgoing.method,
+            outgoing.url,
+            headers=outgoing.headers,
+            data=outgoing.body,
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            allow_redirects=False,
+            raise_for_status=False,
+        ) as response:
+            succeeded = is_success(response.status, self.config.success_codes)
+            body = b"" if succeeded else await _read_capped(response, RESPONSE_BODY_LIMIT)
+            return classify_response(
+                response.status,
+                body=body,
+                retry_after=response.headers.get("Retry-After"),
+                success_codes=self.config.success_codes,
+                retry_on=self.config.retry_on,
+                now=time.time(),
+                secrets=secrets,
+            )
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self.resources.http is not None:
+            return self.resources.http
+        if self._own_session is None or self._own_session.closed:
+            self._own_session = aiohttp.ClientSession()
+        return self._own_session
+
+    async def close(self) -> None:
+        if self._own_session is not None:
+            await self._own_session.close()
+            self._own_session = None
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most `limit` bytes of a response body; a body that breaks off yields what came."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < limit:
+            chunk = await response.content.read(limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except (aiohttp.ClientError, OSError):
+        pass
+    return b"".join(chunks)
 
 
 HttpSinkConfig.sink_class = HttpSink
