@@ -54,6 +54,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load_or_report(args.config)
     if config is None:
         return 1
+    problems = _sample_problems(config)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
     for warning in config.warnings:
         print(
             f"{warning.file}:{warning.position.line}:{warning.position.column}: "
@@ -61,6 +66,21 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     print(f"{args.config}: OK ({len(config.rules)} rules, {len(config.sinks)} sinks)")
     return 0
+
+
+def _sample_problems(config: Config) -> list[str]:
+    """Render every sink's templates against a sample call, so a template that compiles
+    but cannot work (a body that is not JSON) is a `check` error, not a dead delivery."""
+    from router.samples import sample_event
+
+    event = sample_event()
+    problems = []
+    for name, sink in config.sinks.items():
+        position = config.sink_positions.get(name)
+        where = f"{config.path}:{position.line}:{position.column}" if position else config.path
+        for problem in sink.sample_problems(event):
+            problems.append(f"{where}: sink {name!r}: {problem} (rendered with a sample call)")
+    return problems
 
 
 def _read_event(path: str) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ from sinks.registry import SINK_TYPE_NAMES, AnySinkConfig
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class Defaults(_Strict):
@@ -84,6 +84,7 @@ class Config:
     settings: RulesFile
     rules: list[CompiledRule]
     warnings: list[SourceError] = field(default_factory=list)
+    sink_positions: dict[str, Position] = field(default_factory=dict)
 
     @property
     def sinks(self) -> Mapping[str, SinkConfig]:
@@ -263,9 +264,9 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
     errors.extend(rule_errors)
     if errors or settings is None:
         raise ConfigError(sorted(set(errors), key=lambda e: (e.position, e.message)))
-    return Config(
-        file, settings, _compiled_rules(settings, conditions), _warnings(document, settings)
-    )
+    positions = {name: document.position_of(("sinks", name), key=True) for name in settings.sinks}
+    rules = _compiled_rules(settings, conditions)
+    return Config(file, settings, rules, _warnings(document, settings), positions)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
