@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING, Any
 
 from router.templates import event_context
@@ -30,7 +31,8 @@ from sinks.email_templates import alert_html, alert_text, build_alert
 if TYPE_CHECKING:
     from sinks.email import EmailSinkConfig
 
-WIRE_POLICY = policy.SMTP
+WIRE_POLICY = policy.SMTP.clone(refold_source="none")
+HEADER_LINE_CHARS = 78
 SUBJECT_MAX_CHARS = 250
 MESSAGE_ID_DOMAIN = "revring-router"
 
@@ -60,13 +62,13 @@ def parse_mailbox(text: str) -> Address:
         addresses = header.addresses
     except (IndexError, ValueError, TypeError):
         addresses, header = (), None
+    if len(addresses) == 1 and not addresses[0].addr_spec.isascii():
+        raise ValueError(f"{text!r}: non-ASCII email addresses are not supported")
     if len(addresses) != 1 or header is None or header.defects:
         raise ValueError(f"{text!r} is not one email address such as Name <user@example.com>")
     address = addresses[0]
     if not address.username or not address.domain:
         raise ValueError(f"{text!r} is not one email address such as Name <user@example.com>")
-    if not address.addr_spec.isascii():
-        raise ValueError(f"{text!r}: non-ASCII email addresses are not supported")
     return address
 
 
@@ -142,6 +144,23 @@ def _mailboxes(values: Iterable[str]) -> list[Address]:
     return [parse_mailbox(value) for value in values]
 
 
+def encode_text_header(name: str, value: str) -> str:
+    """A free-text header value, folded, with non-ASCII text as UTF-8 encoded words."""
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    header = Header(value, charset, maxlinelen=HEADER_LINE_CHARS, header_name=name)
+    return header.encode(linesep="\n")
+
+
+def _encode_mailbox(address: Address) -> str:
+    # One encoded word per display name: decoders disagree on the space between two.
+    return formataddr((address.display_name, address.addr_spec), charset="utf-8")
+
+
+def encode_address_header(addresses: Iterable[Address]) -> str:
+    """An address-list header value, one mailbox per line, display names encoded."""
+    return ",\n ".join(_encode_mailbox(address) for address in addresses)
+
+
 def envelope_sender(config: EmailSinkConfig) -> str:
     """The SMTP `MAIL FROM` address (the bare address of `from`)."""
     return parse_mailbox(config.from_).addr_spec
@@ -168,22 +187,24 @@ def build_message(
     if content is None:
         content = render_content(config, request)
     message = EmailMessage(policy=WIRE_POLICY)
-    message["From"] = parse_mailbox(config.from_)
-    message["To"] = _mailboxes(config.to)
+    message.set_raw("From", encode_address_header([parse_mailbox(config.from_)]))
+    message.set_raw("To", encode_address_header(_mailboxes(config.to)))
     if config.cc:
-        message["Cc"] = _mailboxes(config.cc)
+        message.set_raw("Cc", encode_address_header(_mailboxes(config.cc)))
     if config.reply_to:
-        message["Reply-To"] = _mailboxes(config.reply_to)
-    message["Subject"] = content.subject
+        message.set_raw("Reply-To", encode_address_header(_mailboxes(config.reply_to)))
+    message.set_raw("Subject", encode_text_header("Subject", content.subject))
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id_for(request.delivery_id, config.from_)
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
-    message["X-RevRing-Rule"] = clean_header_value(request.rule)
+    rule = clean_header_value(request.rule)
+    message.set_raw("X-RevRing-Rule", encode_text_header("X-RevRing-Rule", rule))
     if request.digest is None:
         call_id = clean_header_value(request.event.get("id"))
         if call_id:
-            message["X-RevRing-Call-Id"] = call_id
+            encoded = encode_text_header("X-RevRing-Call-Id", call_id)
+            message.set_raw("X-RevRing-Call-Id", encoded)
     message.set_content(content.text, subtype="plain", charset="utf-8")
     if content.html is not None:
         message.add_alternative(content.html, subtype="html", charset="utf-8")
