@@ -31,7 +31,7 @@ from sinks.email_templates import alert_html, alert_text, build_alert
 if TYPE_CHECKING:
     from sinks.email import EmailSinkConfig
 
-WIRE_POLICY = policy.SMTP.clone(refold_source="none")
+WIRE_POLICY = policy.SMTP.clone(refold_source="none", cte_type="7bit")
 HEADER_LINE_CHARS = 78
 SUBJECT_MAX_CHARS = 250
 MESSAGE_ID_DOMAIN = "revring-router"

@@ -336,3 +336,11 @@ def test_long_non_ascii_headers_fold_without_losing_or_adding_spaces() -> None:
         "Zoë Müller <z@example.com>",
         "plain@example.com",
     ]
+
+
+def test_the_wire_message_is_seven_bit_clean() -> None:
+    # A server that does not offer 8BITMIME must still get an intact message.
+    data = wire(config(), request(sample("completed-inbound")))
+    assert data.isascii()
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    assert b"Content-Transfer-Encoding: 8bit" not in data
