@@ -2,10 +2,14 @@
 
 Header safety lives here. Every header value that comes from config or event
 data passes through `clean_header_value` (control characters and line breaks
-become spaces), addresses are parsed into `Address` objects rather than pasted
-as text, and non-ASCII display names and subjects are left to the `SMTP` policy,
-which writes them as RFC 2047 encoded words. Bcc never becomes a header: it is
-only part of the envelope (`envelope_recipients`).
+become spaces), and addresses are parsed and checked (`parse_mailbox`) rather
+than pasted as text. Subjects and display names are written here as RFC 2047
+encoded words, already folded: the stdlib folder of some Python versions drops
+or adds a space where it splits adjacent encoded words (the `→` of the default
+subject triggers it), so `WIRE_POLICY` never refolds them. Bcc never becomes a
+header: it is only part of the envelope (`envelope_recipients`). Bodies go out
+quoted-printable or base64, so the message is 7-bit clean for servers without
+8BITMIME.
 
 The `Message-ID` comes from the delivery id, so every retry and replay of one
 delivery carries the same id and mail clients thread and deduplicate them.
