@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from sinks.base import DeliveryRequest  # noqa: E402
 from sinks.slack_message import build_message  # noqa: E402
 
-SAMPLES = Path("/work/shared/samples")
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 PREVIEWS = {
     # picture name: (sample, rule, window height)
     "slack-alert-failed.png": ("failed-outbound", "failed-calls", 275),

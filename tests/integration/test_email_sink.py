@@ -22,8 +22,9 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from sinks.base import DeliveryRequest, Permanent, Retryable, SinkResources
 from sinks.email import EmailSink, EmailSinkConfig
 from sinks.email_message import message_id_for
+from tests.conftest import SAMPLES_DIR
 
-SAMPLES = Path("/work/shared/samples")
+SAMPLES = SAMPLES_DIR
 USERNAME = "router"
 PASSWORD = "s3cret-Pa55-do-not-leak"
 

@@ -11,7 +11,6 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,7 +24,9 @@ from sinks.slack import SlackSink, SlackSinkConfig
 
 TOKEN = "xoxb-1111-2222-SECRETTOKEN"
 WEBHOOK_PATH = "/services/T0001/B0002/SECRETWEBHOOKPATH"
-SAMPLES = Path("/work/shared/samples")
+from tests.conftest import SAMPLES_DIR  # noqa: E402
+
+SAMPLES = SAMPLES_DIR
 
 
 @dataclass

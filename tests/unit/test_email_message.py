@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +23,9 @@ from sinks.email_message import (
     message_id_for,
     parse_mailbox,
 )
+from tests.conftest import SAMPLES_DIR
 
-SAMPLES = Path("/work/shared/samples")
+SAMPLES = SAMPLES_DIR
 NOW = datetime(2026, 11, 20, 15, 5, tzinfo=UTC)
 INJECTION = "boom\r\nBcc: evil@x.example\r\nX-Evil: 1"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +25,9 @@ from sinks.slack_message import (
     safe_button_url,
     truncate_mrkdwn,
 )
+from tests.conftest import SAMPLES_DIR
 
-SAMPLES = Path("/work/shared/samples")
+SAMPLES = SAMPLES_DIR
 INJECTIONS = ["<!channel>", "<!here>", "<https://evil.example|click>", "Tom & Jerry"]
 
 
