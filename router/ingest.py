@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -54,13 +55,16 @@ def problem(status: int, error: str, **extra: Any) -> web.Response:
     return web.json_response({"error": error, **extra}, status=status)
 
 
+_LONG_DIGIT_RUN = re.compile(rb"[0-9]{19,}")
+
+
 def decode_json(body: bytes) -> Any:
-    """orjson for speed; the stdlib parser for what orjson refuses but JSON allows
-    (integers beyond 64 bits)."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
+    """orjson for speed and strictness; the stdlib parser again, for exact values, when the
+    body may hold an integer beyond 64 bits (orjson turns those into lossy floats)."""
+    value = orjson.loads(body)
+    if _LONG_DIGIT_RUN.search(body):
         return json.loads(body)
+    return value
 
 
 class WebhookHandler:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from router.units import Rate
 
+_TOKEN_SLACK = 1e-9  # float noise in refills must not leave a token at 0.9999999999999998
+
 
 class TokenBucket:
     """`rate` sends per second on average, at most `burst` at once (default 1: evenly spaced)."""
@@ -26,15 +28,15 @@ class TokenBucket:
     def delay_until_available(self, now: float) -> float:
         """Seconds until one token is available (0 if one is now)."""
         self._refill(now)
-        if self._tokens >= 1.0:
+        if self._tokens >= 1.0 - _TOKEN_SLACK:
             return 0.0
         return (1.0 - self._tokens) * self.interval
 
     def take(self, now: float) -> bool:
         """Take a token if one is available."""
         self._refill(now)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - _TOKEN_SLACK:
+            self._tokens = max(self._tokens - 1.0, 0.0)
             return True
         return False
 

@@ -11,7 +11,9 @@ would fall after `max_age` from the moment the event was accepted.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
@@ -97,12 +99,15 @@ def decide_after_failure(
     return Decision("retry", reason, next_attempt_at)
 
 
+_DELAY_SECONDS = re.compile(r"[0-9]+")
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date."""
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if _DELAY_SECONDS.fullmatch(text):
         return float(text)
     try:
         when = parsedate_to_datetime(text)
@@ -110,6 +115,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     if when is None:
         return None
+    if when.tzinfo is None:  # HTTP dates are always GMT; `-0000` or no zone parse as naive
+        when = when.replace(tzinfo=UTC)
     return max(when.timestamp() - now, 0.0)
 
 

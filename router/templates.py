@@ -39,7 +39,8 @@ class TemplateRenderError(Exception):
 
 
 _SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
+# Every boundary str.splitlines() knows; the email package folds headers with it.
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
 
 
 def slack_escape(value: Any) -> str:
@@ -58,8 +59,8 @@ def mask_phone(number: Any, keep_start: int = 5, keep_end: int = 4) -> str:
         return ""
     text = str(number).strip()
     if len(text) <= keep_start + keep_end:
-        return "•" * min(len(text), 3) if len(text) > keep_end else text
-    return f"{text[:keep_start]}•••{text[-keep_end:]}"
+        return "•••" if text else ""
+    return f"{text[:keep_start]}•••{text[len(text) - keep_end :]}"
 
 
 def human_duration(seconds: Any) -> str:
@@ -68,7 +69,7 @@ def human_duration(seconds: Any) -> str:
         return "-"
     try:
         total = round(float(seconds))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return str(seconds)
     if total < 0:
         return str(seconds)
@@ -107,7 +108,7 @@ def transcript_excerpt(transcript: Any, max_lines: int = 6, max_chars: int = 600
     shown = lines[:max_lines]
     excerpt = "\n".join(shown)
     truncated = len(lines) > max_lines
-    if len(excerpt) > max_chars:
+    if len(excerpt) > max_chars or (truncated and len(excerpt) >= max_chars):
         excerpt = excerpt[: max(max_chars - 1, 0)].rstrip()
         truncated = True
     return excerpt + ("…" if truncated else "")
@@ -184,7 +185,7 @@ class Template:
             ) from None
         except jinja2.TemplateError as exc:
             raise TemplateRenderError(f"template failed: {exc}") from None
-        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        except Exception as exc:  # a filter's or the sandbox's own error, RecursionError
             raise TemplateRenderError(f"template failed: {type(exc).__name__}: {exc}") from None
         if self.kind is TemplateKind.HEADER:
             return strip_line_breaks(text)

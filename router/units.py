@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -23,18 +24,26 @@ def parse_duration(value: Any) -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError(f"expected a duration such as 500ms, 10s, 5m, 24h; got {value!r}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number; got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative; got {value!r}")
     return seconds
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest exact spelling of a duration, the inverse of `parse_duration`."""
-    for unit in ("d", "h", "m", "s"):
-        size = _UNIT_SECONDS[unit]
-        if seconds >= size and float(seconds / size).is_integer():
-            return f"{int(seconds / size)}{unit}"
-    return f"{round(seconds * 1000)}ms"
+    """The shortest exact spelling of a duration, the inverse of `parse_duration`.
+
+    Whole counts of a unit are matched with a tolerance for float noise
+    (`0.1h` is 360.00000000000006 seconds, spelled `6m`).
+    """
+    for unit in ("d", "h", "m", "s", "ms"):
+        count = seconds / _UNIT_SECONDS[unit]
+        whole = round(count)
+        if whole >= 1 and math.isclose(count, whole, rel_tol=1e-9):
+            return f"{whole}{unit}"
+    milliseconds = f"{seconds * 1000:.6f}".rstrip("0").rstrip(".")
+    return f"{milliseconds or '0'}ms"
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ def parse_rate(value: Any) -> Rate:
         raise ValueError(f"expected a rate such as 1/s, 30/m, 100/h; got {value!r}")
     count = float(match.group(1))
     per = float(match.group(2) or 1) * _UNIT_SECONDS[match.group(3)]
+    if not (math.isfinite(count) and math.isfinite(per)):
+        raise ValueError(f"a rate must be a finite number; got {value!r}")
     if count <= 0 or per <= 0:
         raise ValueError(f"a rate must be positive; got {value!r}")
     return Rate(count, per)

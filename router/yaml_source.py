@@ -139,14 +139,23 @@ class _Builder:
     def _plain_scalar(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             return [] if isinstance(node, yaml.SequenceNode) else {}
-        return (
-            yaml.SafeLoader.construct_scalar(_LOADER, node)
-            if node.tag == "tag:yaml.org,2002:str"
-            else _construct(node)
-        )
+        if node.tag == "tag:yaml.org,2002:str":
+            return yaml.SafeLoader.construct_scalar(_LOADER, node)
+        return self._construct_located(node)
+
+    def _construct_located(self, node: yaml.Node) -> Any:
+        """The scalar's value; an unknown tag or a bad `!!int` is an error at the node."""
+        try:
+            return _construct(node)
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.document.errors.append(
+                SourceError(self.document.file, Position.of(node), f"invalid value: {problem}")
+            )
+            return None
 
     def _scalar(self, node: yaml.Node, path: Path_) -> Any:
-        value = _construct(node)
+        value = self._construct_located(node)
         if isinstance(value, str) and "$" in value:
             value, unset = interpolate(value, self.environ)
             for name in unset:
