@@ -88,12 +88,24 @@ def interpolate(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
     return _VARIABLE.sub(replace, text), unset
 
 
+MAX_NODES = 100_000  # aliases can make a small file expand enormously ("billion laughs")
+
+
+class _TooLarge(Exception):
+    pass
+
+
 class _Builder:
     def __init__(self, document: YamlDocument, environ: Mapping[str, str]) -> None:
         self.document = document
         self.environ = environ
+        self.loader = yaml.SafeLoader("")  # one per document: its cache lives as long as this
+        self.nodes = 0
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooLarge
         self.document.values[path] = Position.of(node)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
@@ -140,13 +152,13 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             return [] if isinstance(node, yaml.SequenceNode) else {}
         if node.tag == "tag:yaml.org,2002:str":
-            return yaml.SafeLoader.construct_scalar(_LOADER, node)
+            return self.loader.construct_scalar(node)
         return self._construct_located(node)
 
     def _construct_located(self, node: yaml.Node) -> Any:
         """The scalar's value; an unknown tag or a bad `!!int` is an error at the node."""
         try:
-            return _construct(node)
+            return self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError) as exc:
             problem = getattr(exc, "problem", None) or str(exc)
             self.document.errors.append(
@@ -170,13 +182,6 @@ class _Builder:
         return value
 
 
-_LOADER = yaml.SafeLoader("")
-
-
-def _construct(node: yaml.Node) -> Any:
-    return _LOADER.construct_object(node, deep=True)
-
-
 def load_yaml_with_positions(
     text: str, file: str, environ: Mapping[str, str] | None = None
 ) -> YamlDocument:
@@ -198,5 +203,11 @@ def load_yaml_with_positions(
         document.data = {}
         document.values[()] = Position(1, 1)
         return document
-    document.data = _Builder(document, os.environ if environ is None else environ).build(root, ())
+    builder = _Builder(document, os.environ if environ is None else environ)
+    try:
+        document.data = builder.build(root, ())
+    except _TooLarge:
+        message = f"document too large: more than {MAX_NODES} values once aliases are expanded"
+        document.errors.append(SourceError(file, Position(1, 1), message))
+        document.data = None
     return document

@@ -160,3 +160,13 @@ def test_merge_keys_are_refused() -> None:
 
 def test_a_non_scalar_key_is_refused() -> None:
     assert messages("? [a, b]\n: 1\n") == ["rules.yaml:1:3: a key must be a plain value"]
+
+
+def test_alias_expansion_is_bounded():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 8):
+        previous = f"*a{level - 1}"
+        lines.append(f"a{level}: &a{level} [{', '.join([previous] * 10)}]")
+    document = load_yaml_with_positions("\n".join(lines) + "\n", "bomb.yaml", {})
+    assert document.data is None
+    assert ["document too large" in e.message for e in document.errors] == [True]
