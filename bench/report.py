@@ -1,0 +1,224 @@
+"""bench/results/latest.md from the results of one run: the tables and the targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+INGEST_TARGET = 0.5  # router req/s at least half the bare aiohttp server's
+RULES_TARGET_US = 100.0  # 1,000 rules under 100 µs per event
+FLAT_MEMORY = 1.10  # peak RSS while draining within 10% of the RSS when it started
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _verdict(met: bool, detail: str) -> str:
+    return f"**met** ({detail})" if met else f"**missed** ({detail})"
+
+
+def _ingest(steps: dict) -> list[str]:
+    ingest = steps.get("ingest")
+    if not ingest:
+        return []
+    base = ingest["baseline"]
+    lines = [
+        "## Ingest",
+        "",
+        f"Load: {ingest['load_generator']}, {ingest['seconds_per_run']:g} s per run, "
+        "each request a new call id; median of the runs. The router's rate counts only 200s, "
+        "each one an event committed to SQLite before the answer.",
+        "",
+        "| server | durable | req/s answered 200 | ratio to baseline | p50 ms | p99 ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+        f"| baseline: bare aiohttp, reads the body, answers 200 | no | "
+        f"{_num(base['ok_per_second'])} | 1.00 | {_num(base['p50_ms'], 2)} | "
+        f"{_num(base['p99_ms'], 2)} |",
+    ]
+    labels = {
+        "router": "router, every call routed to the HTTP sink (workers delivering meanwhile)",
+        "router_no_match": "router, no rule matches (event stored, no delivery)",
+    }
+    for name, label in labels.items():
+        row = ingest[name]
+        lines.append(
+            f"| {label} | event + deliveries fsync'd | {_num(row['ok_per_second'])} | "
+            f"{row['ratio_to_baseline']:.2f} | {_num(row['p50_ms'], 2)} | "
+            f"{_num(row['p99_ms'], 2)} |"
+        )
+    durability = ingest.get("durability") or {}
+    if durability:
+        lines += ["", "Store settings (from router/store/sqlite.py): "]
+        lines += [f"`{text}`" for text in durability.values()]
+    lines.append("")
+    return lines
+
+
+def _latency(steps: dict) -> list[str]:
+    latency = steps.get("latency")
+    if not latency:
+        return []
+    lines = [
+        f"## Latency at a fixed {latency['rate']:g} req/s ({latency['seconds']:g} s, open loop, "
+        "measured from each request's due time)",
+        "",
+        "| server | answered 200 | p50 ms | p99 ms | max ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("baseline", "router"):
+        row = latency[name]
+        lines.append(
+            f"| {name} | {_num(row['ok'])}/{_num(row['sent'])} | {_num(row['p50_ms'], 2)} | "
+            f"{_num(row['p99_ms'], 2)} | {_num(row['max_ms'], 2)} |"
+        )
+    return [*lines, ""]
+
+
+def _e2e(steps: dict) -> list[str]:
+    e2e = steps.get("e2e")
+    if not e2e:
+        return []
+    lines = [
+        f"## End to end: {e2e['events']:,} events posted, time until the last one reaches the sink",
+        "",
+        "| system | keeps events on disk | delivered | seconds to last delivery "
+        "| deliveries/s | p99 post-to-arrival ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    rows = (
+        ("router (SQLite, fsync per commit)", "yes", e2e.get("router")),
+        ("Alertmanager (memory only)", "no", e2e.get("alertmanager")),
+    )
+    for label, disk, row in rows:
+        if row is None:
+            lines.append(f"| {label} | {disk} | not run | - | - | - |")
+            continue
+        delivered = ", ".join(str(run["delivered"]) for run in row["runs"])
+        lines.append(
+            f"| {label} | {disk} | {delivered} | {_num(row.get('seconds_to_last_delivery'), 2)} | "
+            f"{_num(row.get('deliveries_per_second'))} | {_num(row.get('p99_latency_ms'))} |"
+        )
+    return [*lines, ""]
+
+
+def _memory(steps: dict) -> list[str]:
+    memory = steps.get("memory")
+    if not memory:
+        return []
+    return [
+        f"## Memory while a backlog of {memory['ingested']:,} deliveries drains",
+        "",
+        "Ingested with the sink not configured (deliveries wait in the store), then the sink "
+        "was configured by rewriting rules.yaml and sending SIGHUP. VmRSS every 0.5 s.",
+        "",
+        "| idle MiB | peak while ingesting MiB | drain start MiB | drain peak MiB "
+        "| drain end MiB | ingest/s | drain s | drained/s |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {_num(memory['rss_idle_mib'])} | {_num(memory['rss_ingest_peak_mib'])} | "
+        f"{_num(memory['rss_drain_start_mib'])} | {_num(memory['rss_drain_peak_mib'])} | "
+        f"{_num(memory['rss_drain_end_mib'])} | {_num(memory['ingest_per_second'])} | "
+        f"{_num(memory['drain_seconds'])} | {_num(memory['drain_per_second'])} |",
+        "",
+    ]
+
+
+def _rules(steps: dict) -> list[str]:
+    rules = steps.get("rules")
+    if not rules:
+        return []
+    lines = [
+        "## Rule evaluation (`router.rules.route`, best of 7 timeit repeats, median of runs)",
+        "",
+        "| rules | matched | µs per event |",
+        "| ---: | ---: | ---: |",
+    ]
+    for count, row in rules.items():
+        lines.append(f"| {int(count):,} | {row['matched']} | {_num(row['us_per_event'], 2)} |")
+    return [*lines, ""]
+
+
+def targets(steps: dict) -> list[tuple[str, str]]:
+    found = []
+    ingest = steps.get("ingest")
+    if ingest:
+        ratio = ingest["router"]["ratio_to_baseline"]
+        found.append(
+            (
+                "ingest >= 50% of baseline req/s, every accepted event fsync'd",
+                _verdict(ratio >= INGEST_TARGET, f"{ratio:.0%} of baseline"),
+            )
+        )
+    e2e = steps.get("e2e") or {}
+    ours, theirs = e2e.get("router"), e2e.get("alertmanager")
+    if (
+        ours
+        and theirs
+        and ours.get("deliveries_per_second")
+        and theirs.get("deliveries_per_second")
+    ):
+        ratio = ours["deliveries_per_second"] / theirs["deliveries_per_second"]
+        found.append(
+            (
+                "end-to-end deliveries/s >= Alertmanager's",
+                _verdict(ratio >= 1.0, f"{ratio:.2f}x Alertmanager"),
+            )
+        )
+    memory = steps.get("memory")
+    if memory and memory.get("rss_drain_start_mib"):
+        growth = memory["rss_drain_peak_mib"] / memory["rss_drain_start_mib"]
+        found.append(
+            (
+                f"flat memory under a {memory['ingested']:,} backlog (drain peak <= 110% of start)",
+                _verdict(
+                    growth <= FLAT_MEMORY and memory["drain_complete"],
+                    f"peak {growth:.0%} of start"
+                    + ("" if memory["drain_complete"] else ", drain did not finish"),
+                ),
+            )
+        )
+    rules = steps.get("rules")
+    if rules and "1000" in rules:
+        cost = rules["1000"]["us_per_event"]
+        found.append(
+            ("1,000 rules < 100 µs per event", _verdict(cost < RULES_TARGET_US, f"{cost:.1f} µs"))
+        )
+    return found
+
+
+def render_markdown(results: dict) -> str:
+    machine = results["machine"]
+    steps = results["steps"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"`{results['command']}` at {results['started_at']}, {results.get('seconds', '?')} s, "
+        f"{results['runs']} run(s) per measurement{' (quick mode)' if results['quick'] else ''}.",
+        "",
+        f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), Python {machine['python']}, "
+        f"aiohttp {machine['aiohttp']}, SQLite {machine['sqlite']}, Linux {machine['kernel']}, "
+        f"{machine['wrk']}, {machine['alertmanager']}; load average at start "
+        f"{', '.join(f'{x:.2f}' for x in machine['loadavg_at_start'])}.",
+        "",
+    ]
+    found = targets(steps)
+    if found:
+        lines += ["## Targets", "", "| target | result |", "| --- | --- |"]
+        lines += [f"| {name} | {verdict} |" for name, verdict in found]
+        lines.append("")
+    for section in (_ingest, _latency, _e2e, _memory, _rules):
+        lines += section(steps)
+    profile = steps.get("profile")
+    if profile:
+        lines += ["## Profile (py-spy, top self time)", ""]
+        for name, summary in profile.items():
+            lines.append(f"**{name}** ({summary['samples']} samples):")
+            lines.append("")
+            lines += [f"- {row['percent']}% {row['frame']}" for row in summary["self"][:10]]
+            lines.append("")
+    for step, error in results.get("errors", {}).items():
+        lines += [f"## Step {step} failed", "", "```", error.strip()[-1500:], "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,478 @@
+"""The benchmark, in one command: ingest, end-to-end, memory under backlog, rule cost.
+
+    python bench/run.py            # full run (about 10 minutes on 2 cores)
+    python bench/run.py --quick    # a fast pass for development (20,000-event backlog, 1 run)
+    python bench/run.py --steps ingest,rules --runs 1
+    python bench/run.py --profile  # also py-spy the router under ingest and drain
+
+Writes bench/results/latest.json and bench/results/latest.md; process logs, databases
+and profiles go to bench/results/raw/ (not committed). Every server runs as its own
+process on 127.0.0.1 and is stopped when its step ends, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import alertmanager
+import wrk_load
+from procs import BENCH_DIR, PYTHON, ROOT, free_port, rss_kib, run_json_tool, wait_http
+from report import render_markdown
+from scenarios import Baseline, Router, Sink, router_rules
+
+RESULTS = BENCH_DIR / "results"
+RAW = RESULTS / "raw"
+STEPS = ("ingest", "latency", "e2e", "memory", "rules")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    return float(statistics.median(run[key] for run in runs))
+
+
+def machine() -> dict:
+    model = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    import aiohttp
+
+    wrk_version = "not installed"
+    if wrk_load.available():
+        done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        wrk_version = (done.stdout or done.stderr).splitlines()[0].strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "sqlite": sqlite3.sqlite_version,
+        "kernel": platform.release(),
+        "wrk": wrk_version,
+        "alertmanager": alertmanager.version(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def loadgen(url: str, *extra: str, timeout: float = 900) -> dict:
+    return run_json_tool([PYTHON, "bench/loadgen.py", "--url", url, *extra], timeout=timeout)
+
+
+def closed_loop(url: str, seconds: float, script: Path | None) -> dict:
+    """Closed-loop throughput: wrk when installed, else the Python load generator."""
+    if script is not None:
+        return wrk_load.run(url, script, connections=64, seconds=seconds)
+    return loadgen(url, "--concurrency", "64", "--duration", str(seconds))
+
+
+# --- step 1: ingest ------------------------------------------------------------------
+
+
+def step_ingest(args: argparse.Namespace, work: Path) -> dict:
+    script = wrk_load.write_script(work / "ingest.lua") if wrk_load.available() else None
+    variants: dict[str, list[dict]] = {"baseline": [], "router": [], "router_no_match": []}
+    for run in range(args.runs):
+        log(f"ingest run {run + 1}/{args.runs}: baseline")
+        with Baseline(work) as baseline:
+            closed_loop(baseline.url, 1, script)  # warm-up
+            variants["baseline"].append(closed_loop(baseline.url, args.seconds, script))
+        for name, match in (("router", True), ("router_no_match", False)):
+            log(f"ingest run {run + 1}/{args.runs}: {name}")
+            with Sink(work) as sink, Router(work, router_rules(sink.url, match=match)) as router:
+                result = closed_loop(router.url, args.seconds, script)
+                result["accepted_by_metrics"] = router.metric_sum(
+                    "events_received_total", outcome="accepted"
+                )
+                variants[name].append(result)
+    summary = {
+        name: {
+            "ok_per_second": median_of(runs, "ok_per_second"),
+            "p50_ms": median_of(runs, "p50_ms"),
+            "p99_ms": median_of(runs, "p99_ms"),
+            "runs": runs,
+        }
+        for name, runs in variants.items()
+    }
+    base = summary["baseline"]["ok_per_second"]
+    for name in ("router", "router_no_match"):
+        summary[name]["ratio_to_baseline"] = round(summary[name]["ok_per_second"] / base, 3)
+    summary["load_generator"] = "wrk -t1 -c64" if script else "bench/loadgen.py x64"
+    summary["seconds_per_run"] = args.seconds
+    summary["durability"] = durability_settings()
+    return summary
+
+
+def durability_settings() -> dict:
+    """What the SQLite store sets (from its source) for the table's durability column."""
+    source = ROOT / "router" / "store" / "sqlite.py"
+    if not source.exists():
+        return {"store_source": "router/store/sqlite.py missing"}
+    text = source.read_text()
+    found = {}
+    for pragma in ("synchronous", "journal_mode"):
+        for line in text.splitlines():
+            if pragma in line.lower() and "pragma" in line.lower():
+                found[pragma] = line.strip()
+                break
+    return found
+
+
+# --- step 1b: latency at a fixed, moderate rate ----------------------------------------
+
+
+def step_latency(args: argparse.Namespace, work: Path) -> dict:
+    rate, seconds = str(args.rate), str(args.latency_seconds)
+    fixed = ("--rate", rate, "--duration", seconds, "--concurrency", "64")
+    log(f"latency at {rate}/s: baseline")
+    with Baseline(work) as baseline:
+        base = loadgen(baseline.url, *fixed)
+    log(f"latency at {rate}/s: router")
+    with Sink(work) as sink, Router(work, router_rules(sink.url)) as router:
+        ours = loadgen(router.url, *fixed)
+    return {"rate": args.rate, "seconds": args.latency_seconds, "baseline": base, "router": ours}
+
+
+# --- step 2: end to end ----------------------------------------------------------------
+
+
+def end_to_end(sink: Sink, post_url: str, body_format: str, count: int, work: Path) -> dict:
+    times_file = work / f"post-times-{body_format}.json"
+    posted = loadgen(
+        post_url,
+        "--format",
+        body_format,
+        "--count",
+        str(count),
+        "--concurrency",
+        "32",
+        "--duration",
+        "300",
+        "--post-times",
+        str(times_file),
+    )
+    finished = sink.wait_for(count, limit=300)
+    arrivals = sink.arrivals()
+    post_times = json.loads(times_file.read_text())
+    latencies = sorted(arrivals[i] - t for i, t in post_times.items() if i in arrivals)
+    first_post = min(post_times.values())
+    last_arrival = max(arrivals.values()) if arrivals else None
+    span = (last_arrival - first_post) if last_arrival else None
+    return {
+        "posted_ok": posted["ok"],
+        "post_seconds": posted["seconds"],
+        "delivered": len(arrivals),
+        "complete": finished is not None,
+        "seconds_to_last_delivery": round(span, 3) if span else None,
+        "deliveries_per_second": round(len(arrivals) / span, 1) if span else None,
+        "p50_latency_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
+        "p99_latency_ms": (
+            round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1)
+            if latencies
+            else None
+        ),
+        "sink_posts": sink.stats()["posts"],
+    }
+
+
+def step_e2e(args: argparse.Namespace, work: Path) -> dict:
+    count = args.events
+    ours, theirs = [], []
+    for run in range(args.runs):
+        log(f"end-to-end run {run + 1}/{args.runs}: router, {count} events")
+        with Sink(work) as sink, Router(work, router_rules(sink.url)) as router:
+            ours.append(end_to_end(sink, router.url, "revring", count, work))
+        if alertmanager.binary() is None:
+            continue
+        log(f"end-to-end run {run + 1}/{args.runs}: alertmanager, {count} alerts")
+        with Sink(work) as sink:
+            port = free_port()
+            with alertmanager.process(work / f"am-{run}", port, sink.port) as manager:
+                wait_http(f"http://127.0.0.1:{port}/-/ready", manager)
+                url = f"http://127.0.0.1:{port}/api/v2/alerts"
+                theirs.append(end_to_end(sink, url, "alertmanager", count, work))
+
+    def summary(runs: list[dict]) -> dict | None:
+        if not runs:
+            return None
+        keys = ("seconds_to_last_delivery", "deliveries_per_second", "p99_latency_ms")
+        return {
+            **{key: median_of(runs, key) for key in keys if all(r[key] for r in runs)},
+            "complete": all(r["complete"] for r in runs),
+            "runs": runs,
+        }
+
+    return {
+        "events": count,
+        "router": summary(ours),
+        "alertmanager": summary(theirs),
+        "sink_concurrency": 32,
+    }
+
+
+# --- step 3: memory under backlog ------------------------------------------------------
+
+
+class RssSampler:
+    """Samples a process's VmRSS every `interval` seconds, tagged with the current phase."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        self.pid, self.interval = pid, interval
+        self.phase = "start"
+        self.samples: list[tuple[float, str, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        while not self._stop.wait(self.interval):
+            rss = rss_kib(self.pid)
+            if rss is None:
+                return
+            self.samples.append((round(time.monotonic() - began, 2), self.phase, rss))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def of(self, phase: str) -> list[int]:
+        return [rss for _, name, rss in self.samples if name == phase]
+
+
+def step_memory(args: argparse.Namespace, work: Path, profile: Callable | None = None) -> dict:
+    count = args.backlog
+    with (
+        Sink(work) as sink,
+        Router(work, router_rules(""), name="backlog") as router,
+        RssSampler(router.proc.pid) as rss,
+    ):
+        time.sleep(2)
+        rss.phase = "ingest"
+        log(f"memory: ingesting {count} events while the sink is not configured")
+        ingest = loadgen(
+            router.url, "--count", str(count), "--concurrency", "64", "--duration", "900"
+        )
+        rss.phase = "drain"
+        router.rules.write_text(router_rules(sink.url))
+        drain_started = time.time()
+        router.proc.signal(signal.SIGHUP)
+        log(f"memory: sink configured (SIGHUP); draining {ingest['ok']} deliveries")
+        if profile is not None:
+            profile(router.proc.pid, "drain")
+        finished = sink.wait_for(ingest["ok"], limit=args.drain_limit, poll=1.0)
+        drained = sink_count(sink)
+        rss.phase = "end"
+        time.sleep(2)
+    drain = rss.of("drain")
+    idle = rss.of("start")
+    result = {
+        "backlog": count,
+        "ingested": ingest["ok"],
+        "ingest_per_second": ingest["ok_per_second"],
+        "drained": drained,
+        "drain_complete": finished is not None,
+        "drain_seconds": round(finished - drain_started, 1) if finished else None,
+        "drain_per_second": (
+            round(ingest["ok"] / (finished - drain_started), 1) if finished else None
+        ),
+        "rss_idle_mib": mib(max(idle)) if idle else None,
+        "rss_ingest_peak_mib": mib(max(rss.of("ingest"))) if rss.of("ingest") else None,
+        "rss_drain_start_mib": mib(drain[0]) if drain else None,
+        "rss_drain_peak_mib": mib(max(drain)) if drain else None,
+        "rss_drain_end_mib": mib(drain[-1]) if drain else None,
+        "samples": rss.samples,
+    }
+    return result
+
+
+def sink_count(sink: Sink) -> int | None:
+    try:
+        return int(sink.stats()["unique"])
+    except OSError:
+        return None
+
+
+def mib(kib: int) -> float:
+    return round(kib / 1024, 1)
+
+
+# --- step 4: rule evaluation -----------------------------------------------------------
+
+
+def step_rules(args: argparse.Namespace, work: Path) -> dict:
+    runs = []
+    for run in range(args.runs):
+        log(f"rules run {run + 1}/{args.runs}")
+        done = subprocess.run(
+            [PYTHON, "bench/rules_eval.py", "10", "100", "1000"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=600,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"rules_eval failed:\n{done.stderr[-2000:]}")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    by_count = {}
+    for index, first in enumerate(runs[0]):
+        values = [run[index]["us_per_event"] for run in runs]
+        by_count[str(first["rules"])] = {
+            "us_per_event": statistics.median(values),
+            "matched": first["matched"],
+            "runs": values,
+        }
+    return by_count
+
+
+# --- profiling -------------------------------------------------------------------------
+
+
+def py_spy() -> str | None:
+    return shutil.which("py-spy") or (
+        str(Path(PYTHON).with_name("py-spy")) if Path(PYTHON).with_name("py-spy").exists() else None
+    )
+
+
+class Profiler:
+    """py-spy record (non-blocking) of a process for a while, in the background."""
+
+    def __init__(self, work: Path, seconds: float) -> None:
+        self.work, self.seconds = work, seconds
+        self.running: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+
+    def __call__(self, pid: int, name: str) -> None:
+        binary = py_spy()
+        if binary is None:
+            log("py-spy not found: no profile")
+            return
+        out = self.work / f"profile-{name}.txt"
+        argv = [binary, "record", "--pid", str(pid), "--duration", str(int(self.seconds))]
+        argv += ["--rate", "100", "--nonblocking", "--format", "raw", "-o", str(out)]
+        with (self.work / f"py-spy-{name}.log").open("wb") as log_file:
+            popen = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
+        self.running.append((name, popen, out))
+
+    def collect(self) -> dict:
+        from profile_summary import summarize
+
+        found = {}
+        for name, popen, out in self.running:
+            try:
+                popen.wait(self.seconds + 30)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait(5)
+            if out.exists():
+                found[name] = summarize(out)
+        self.running.clear()
+        return found
+
+
+def step_profile(args: argparse.Namespace, work: Path) -> dict:
+    profiler = Profiler(work, seconds=args.seconds)
+    script = wrk_load.write_script(work / "profile.lua") if wrk_load.available() else None
+    log("profile: router under ingest load")
+    with Sink(work) as sink, Router(work, router_rules(sink.url), name="profiled") as router:
+        profiler(router.proc.pid, "ingest")
+        closed_loop(router.url, args.seconds, script)
+        found = profiler.collect()
+    log("profile: router draining a backlog")
+    drain_args = argparse.Namespace(**{**vars(args), "backlog": args.profile_backlog})
+    step_memory(drain_args, work, profile=profiler)
+    found.update(profiler.collect())
+    return found
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run")
+    parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated: {STEPS}")
+    parser.add_argument("--runs", type=int, default=3, help="repeats; the median is reported")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per throughput run")
+    parser.add_argument("--rate", type=float, default=200.0, help="fixed rate for latency")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--events", type=int, default=5000, help="end-to-end events")
+    parser.add_argument("--backlog", type=int, default=100_000, help="memory step backlog")
+    parser.add_argument("--drain-limit", type=float, default=900.0, help="seconds")
+    parser.add_argument("--profile", action="store_true", help="also profile with py-spy")
+    parser.add_argument("--profile-backlog", type=int, default=20_000)
+    parser.add_argument("--output", default=str(RESULTS / "latest"), help="path without suffix")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.seconds, args.backlog = 1, 4.0, min(args.backlog, 20_000)
+        args.latency_seconds, args.profile_backlog = 5.0, min(args.profile_backlog, 5_000)
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = set(steps) - set(STEPS) - {"profile"}
+    if unknown:
+        parser.error(f"unknown steps: {sorted(unknown)}")
+    if args.profile and "profile" not in steps:
+        steps.append("profile")
+
+    work = RAW / time.strftime("%Y%m%d-%H%M%S")
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict = {
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
+        "quick": args.quick,
+        "runs": args.runs,
+        "machine": machine(),
+        "steps": {},
+        "errors": {},
+    }
+    handlers = {
+        "ingest": step_ingest,
+        "latency": step_latency,
+        "e2e": step_e2e,
+        "memory": step_memory,
+        "rules": step_rules,
+        "profile": step_profile,
+    }
+    began = time.monotonic()
+    try:
+        for step in steps:
+            try:
+                results["steps"][step] = handlers[step](args, work)
+            except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
+                log(f"step {step} failed: {exc}")
+                results["errors"][step] = str(exc)[-3000:]
+    finally:
+        results["seconds"] = round(time.monotonic() - began, 1)
+        results["raw_dir"] = str(work.relative_to(ROOT))
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+        output.with_suffix(".md").write_text(render_markdown(results))
+        log(f"wrote {output.with_suffix('.md')} and .json ({results['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The processes of one benchmark scenario: the router, the baseline, the sink server,
+and the rules.yaml files the router runs with."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+from procs import PYTHON, Proc, free_port, http_json, wait_http
+
+ROUTER_RULES = """\
+# Benchmark rules: every call goes to one fast local HTTP sink.
+version: 1
+defaults:
+  retry: {{max_attempts: 10, initial_delay: 1s, max_delay: 5s, max_age: 1h}}
+sinks:
+  bench-sink:
+    type: http
+    url: {url}
+    timeout: 10s
+    concurrency: {concurrency}
+rules:
+  - name: {rule_name}
+{when}    to: [bench-sink]
+"""
+
+SINK_CONCURRENCY = 32
+
+
+def router_rules(sink_url: str, *, match: bool = True, concurrency: int = SINK_CONCURRENCY) -> str:
+    """rules.yaml routing every call to the sink at `sink_url` (or, match=False, none)."""
+    return ROUTER_RULES.format(
+        url=sink_url or '"${BENCH_SINK_URL:-}"',
+        concurrency=concurrency,
+        rule_name="every-call" if match else "never",
+        when="" if match else "    when: {status: NO-SUCH-STATUS}\n",
+    )
+
+
+class Sink:
+    """The sink server (bench/sink_server.py) on a fresh port."""
+
+    def __init__(self, work: Path, status: int = 200) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/deliveries"
+        self.proc = Proc(
+            "sink",
+            [PYTHON, "bench/sink_server.py", "--port", str(self.port), "--status", str(status)],
+            work / f"sink-{self.port}.log",
+        )
+
+    def __enter__(self) -> Sink:
+        self.proc.start()
+        try:
+            wait_http(f"{self.base}/_stats", self.proc)
+        except BaseException:
+            self.proc.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.stop()
+
+    def stats(self) -> dict:
+        return dict(http_json(f"{self.base}/_stats"))  # type: ignore[arg-type]
+
+    def arrivals(self) -> dict[str, float]:
+        return dict(http_json(f"{self.base}/_arrivals", timeout=60))  # type: ignore[arg-type]
+
+    def wait_for(self, count: int, limit: float, poll: float = 0.2) -> float | None:
+        """Wait until `count` distinct call ids arrived; the time it happened, or None."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if self.stats()["unique"] >= count:
+                return time.time()
+            time.sleep(poll)
+        return None
+
+
+class Router:
+    """`python -m router serve --no-auth` on a fresh port, store and rules.yaml."""
+
+    def __init__(self, work: Path, rules_text: str, name: str = "router") -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/webhooks/revring"
+        self.rules = work / f"{name}-rules.yaml"
+        self.rules.write_text(rules_text)
+        self.db = work / f"{name}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.db}{suffix}").unlink(missing_ok=True)
+        self.proc = Proc(
+            name,
+            [
+                PYTHON,
+                "-m",
+                "router",
+                "serve",
+                "--no-auth",
+                "--store",
+                f"sqlite:///{self.db}",
+                "--config",
+                str(self.rules),
+                "--port",
+                str(self.port),
+                "--retention-days",
+                "0",
+            ],
+            work / f"{name}.log",
+        )
+
+    def __enter__(self) -> Router:
+        self.proc.start()
+        try:
+            wait_http(f"{self.base}/readyz", self.proc, timeout=60)
+        except BaseException:
+            self.proc.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.stop()
+
+    def metric_sum(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples whose labels include `labels`."""
+        with urllib.request.urlopen(f"{self.base}/metrics", timeout=30) as answer:
+            text = answer.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(f"revring_router_{name}"):
+                continue
+            head, _, value = line.rpartition(" ")
+            found = dict(re.findall(r'(\w+)="([^"]*)"', head))
+            if all(found.get(key) == want for key, want in labels.items()):
+                total += float(value)
+        return total
+
+
+class Baseline:
+    """bench/baseline_server.py on a fresh port."""
+
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/webhooks/revring"
+        self.proc = Proc(
+            "baseline",
+            [PYTHON, "bench/baseline_server.py", "--port", str(self.port)],
+            work / "baseline.log",
+        )
+
+    def __enter__(self) -> Baseline:
+        self.proc.start()
+        try:
+            wait_http(f"{self.base}/healthz", self.proc)
+        except BaseException:
+            self.proc.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.stop()
