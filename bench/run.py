@@ -337,15 +337,28 @@ def step_rules(args: argparse.Namespace, work: Path) -> dict:
         if done.returncode != 0:
             raise RuntimeError(f"rules_eval failed:\n{done.stderr[-2000:]}")
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    by_count = {}
+    table: dict[str, dict[str, dict]] = {}
     for index, first in enumerate(runs[0]):
         values = [run[index]["us_per_event"] for run in runs]
-        by_count[str(first["rules"])] = {
+        table.setdefault(first["mix"], {})[str(first["rules"])] = {
             "us_per_event": statistics.median(values),
             "matched": first["matched"],
             "runs": values,
         }
-    return by_count
+    result: dict = {"generated_yaml": table}
+    from_rules_branch = BENCH_DIR / "bench_rules.py"
+    if from_rules_branch.exists():
+        log("rules: bench/bench_rules.py (from the rules branch)")
+        done = subprocess.run(
+            [PYTHON, str(from_rules_branch)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=600,
+            check=False,
+        )
+        result["bench_rules_py"] = done.stdout if done.returncode == 0 else done.stderr[-2000:]
+    return result
 
 
 # --- profiling -------------------------------------------------------------------------
@@ -410,7 +423,13 @@ def step_profile(args: argparse.Namespace, work: Path) -> dict:
 # --- main ------------------------------------------------------------------------------
 
 
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops the run like Ctrl-C: every `with` block stops its processes."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, interrupt)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
