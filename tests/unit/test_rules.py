@@ -404,6 +404,16 @@ def test_route_with_many_indexed_rules_keeps_file_order() -> None:
     assert "tiered" in names
 
 
+def test_route_does_not_skip_rules_whose_equality_is_optional() -> None:
+    rules = [
+        rule("either", {"any": [{"status": "FAILED"}, {"direction": "INBOUND"}]}, ["a"]),
+        rule("neither", {"not": {"status": "FAILED"}}, ["b"]),
+        rule("not-in", {"status": {"not_in": ["FAILED"]}}, ["c"]),
+        rule("failed", {"status": "FAILED"}, ["d"]),
+    ]
+    assert [r.name for r in route(rules, EVENT).matched] == ["either", "neither", "not-in"]
+
+
 def test_route_accepts_a_tuple_of_rules() -> None:
     rules = (rule("completed", {"status": ["COMPLETED", "FAILED"]}, ["x"]),)
     assert [r.name for r in route(rules, EVENT).matched] == ["completed"]
