@@ -142,7 +142,7 @@ def _equals(expected: str | int | float | bool) -> _ValueTest:
     if isinstance(expected, bool):
         return lambda value: value is expected
     if isinstance(expected, str):
-        return lambda value: value == expected and isinstance(value, str)
+        return lambda value: value == expected  # in JSON data only a string equals a string
     return lambda value: value == expected and _is_number(value)
 
 
@@ -212,10 +212,12 @@ def _getter(path: FieldPath) -> _Getter:
     def get_nested(event: Mapping[str, Any]) -> Any:
         node: Any = event
         for key, index in steps:
-            if isinstance(node, Mapping):
+            if isinstance(node, dict):
                 node = node.get(key)
             elif index is not None and isinstance(node, list):
                 node = node[index] if index < len(node) else None
+            elif isinstance(node, Mapping):  # after dict and list: an ABC check is slower
+                node = node.get(key)
             else:
                 return None
             if node is None:
@@ -261,10 +263,19 @@ def _any_of(predicates: Sequence[Condition]) -> Condition:
     return some
 
 
-def _field_predicate(get: _Getter, tests: Sequence[_ValueTest]) -> Condition:
-    if len(tests) == 1:
-        (test,) = tests
-        return lambda event: test(get(event))
+def _field_predicate(path: FieldPath, tests: Sequence[_ValueTest]) -> Condition:
+    if len(path) == 1:
+        # Top-level fields, the common case, read the event directly: one call fewer.
+        (key,) = path
+        if len(tests) == 1:
+            (test,) = tests
+            return lambda event: test(event.get(key))
+        get: _Getter = operator.methodcaller("get", key)
+    else:
+        get = _getter(path)
+        if len(tests) == 1:
+            (test,) = tests
+            return lambda event: test(get(event))
     chain = tuple(tests)
 
     def every_test(event: Mapping[str, Any]) -> bool:
@@ -275,6 +286,15 @@ def _field_predicate(get: _Getter, tests: Sequence[_ValueTest]) -> Condition:
         return True
 
     return every_test
+
+
+def _text_equality(path: FieldPath, expected: str) -> Condition:
+    """The commonest condition (`status: FAILED`) as one call."""
+    if len(path) == 1:
+        (key,) = path
+        return lambda event: event.get(key) == expected
+    get = _getter(path)
+    return lambda event: get(event) == expected
 
 
 # -- compiling ----------------------------------------------------------------------------
@@ -342,7 +362,9 @@ class _Compiler:
             tests = [_equals(condition)]
         else:
             tests = []
-        return _field_predicate(_getter(field_path), tests) if tests else _match_every_call
+        if isinstance(condition, str):
+            return _text_equality(field_path, condition)
+        return _field_predicate(field_path, tests) if tests else _match_every_call
 
     def field_path(self, key: Any, path: _ErrorPath) -> FieldPath | None:
         if not isinstance(key, str):
