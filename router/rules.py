@@ -98,9 +98,9 @@ def compile_when(when: Any) -> Condition:
     predicate = compiler.mapping(when, ())
     if compiler.errors:
         raise ConditionErrors(compiler.errors)
-    guards = _string_guards(when)
-    if guards:
-        _GUARDS[predicate] = guards
+    alternatives = _guard_alternatives(when)
+    if alternatives:
+        _GUARDS[predicate] = alternatives
     return predicate
 
 
@@ -504,8 +504,10 @@ _OPERATOR_SYNONYMS: dict[str, str] = {
 
 # -- the equality index -------------------------------------------------------------------
 
-# Field paths a predicate requires to equal one of some strings (none: no entry).
-_GUARDS: WeakKeyDictionary[Condition, dict[FieldPath, frozenset[str]]] = WeakKeyDictionary()
+# For each compiled `when`, alternatives of which at least one holds on every event it
+# matches; each maps field paths to the strings they must equal. No entry: unindexable.
+_Guards = dict[FieldPath, frozenset[str]]
+_GUARDS: WeakKeyDictionary[Condition, tuple[_Guards, ...]] = WeakKeyDictionary()
 
 
 def _string_guard(condition: Any) -> frozenset[str] | None:
@@ -548,6 +550,20 @@ def _string_guards(when: dict[Any, Any]) -> dict[FieldPath, frozenset[str]]:
     return guards
 
 
+def _guard_alternatives(when: dict[Any, Any]) -> tuple[_Guards, ...]:
+    """The plain string guards of `when`, or, lacking those, one set per branch of an
+    `any:` whose every branch has some (`any: [{status: FAILED}, {hangupCause: X}]`)."""
+    guards = _string_guards(when)
+    if guards:
+        return (guards,)
+    for key, items in when.items():
+        if key == "any":
+            branches = [_guard_alternatives(item) for item in items]
+            if all(branches):
+                return tuple(alternative for branch in branches for alternative in branch)
+    return ()
+
+
 @dataclass(frozen=True)
 class _RuleIndex:
     """Positions of rules to evaluate for an event: the unguarded ones always, and
@@ -555,6 +571,7 @@ class _RuleIndex:
 
     unguarded: tuple[int, ...]
     guarded: tuple[tuple[_Getter, dict[str, tuple[int, ...]]], ...]
+    may_repeat: bool  # a rule with several alternatives can be found twice
 
     def candidates(self, event: Mapping[str, Any]) -> Sequence[int]:
         if not self.guarded:
@@ -566,31 +583,35 @@ class _RuleIndex:
                 hit = buckets.get(value)
                 if hit:
                     positions += hit
+        if self.may_repeat:
+            return sorted(set(positions))
         positions.sort()
         return positions
 
     @classmethod
     def build(cls, rules: Sequence[CompiledRule]) -> _RuleIndex:
-        guards = [_GUARDS.get(rule.condition, {}) for rule in rules]
+        alternatives = [_GUARDS.get(rule.condition, ()) for rule in rules]
         values_seen: dict[FieldPath, set[str]] = {}
-        for rule_guards in guards:
-            for path, allowed in rule_guards.items():
-                values_seen.setdefault(path, set()).update(allowed)
+        for rule_alternatives in alternatives:
+            for guards in rule_alternatives:
+                for path, allowed in guards.items():
+                    values_seen.setdefault(path, set()).update(allowed)
         unguarded: list[int] = []
         buckets: dict[FieldPath, dict[str, list[int]]] = {}
-        for position, rule_guards in enumerate(guards):
-            if not rule_guards:
+        for position, rule_alternatives in enumerate(alternatives):
+            if not rule_alternatives:
                 unguarded.append(position)
-                continue
-            # The field with the most distinct values across rules splits them finest.
-            path = max(rule_guards, key=lambda p: len(values_seen[p]))
-            for value in rule_guards[path]:
-                buckets.setdefault(path, {}).setdefault(value, []).append(position)
+            for guards in rule_alternatives:
+                # The field with the most distinct values across rules splits them finest.
+                path = max(guards, key=lambda p: len(values_seen[p]))
+                for value in guards[path]:
+                    buckets.setdefault(path, {}).setdefault(value, []).append(position)
         guarded = tuple(
             (_getter(path), {value: tuple(found) for value, found in by_value.items()})
             for path, by_value in buckets.items()
         )
-        return cls(tuple(unguarded), guarded)
+        may_repeat = any(len(rule_alternatives) > 1 for rule_alternatives in alternatives)
+        return cls(tuple(unguarded), guarded, may_repeat)
 
 
 _INDEX_CACHE_SIZE = 8

@@ -414,6 +414,19 @@ def test_route_does_not_skip_rules_whose_equality_is_optional() -> None:
     assert [r.name for r in route(rules, EVENT).matched] == ["either", "neither", "not-in"]
 
 
+def test_route_finds_an_any_rule_through_each_branch_once() -> None:
+    rules = [
+        rule("either", {"any": [{"status": "COMPLETED"}, {"direction": "INBOUND"}]}, ["a"]),
+        rule("loose", {"any": [{"status": "FAILED"}, {"durationSeconds": {"gt": 100}}]}, ["b"]),
+        rule(
+            "nested", {"any": [{"all": [{"direction": "INBOUND"}]}, {"any": [{"x": "y"}]}]}, ["c"]
+        ),
+    ]
+    assert [r.name for r in route(rules, EVENT).matched] == ["either", "loose", "nested"]
+    outbound = {**EVENT, "direction": "OUTBOUND", "durationSeconds": 5}
+    assert [r.name for r in route(rules, outbound).matched] == ["either"]
+
+
 def test_route_accepts_a_tuple_of_rules() -> None:
     rules = (rule("completed", {"status": ["COMPLETED", "FAILED"]}, ["x"]),)
     assert [r.name for r in route(rules, EVENT).matched] == ["completed"]

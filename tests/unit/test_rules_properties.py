@@ -159,6 +159,8 @@ INDEXABLE_WHEN = st.one_of(
     st.fixed_dictionaries({"cause": st.fixed_dictionaries({"eq": st.sampled_from(["A", "B"])})}),
     st.fixed_dictionaries({"all": st.just([{"status": "A"}, {"direction": {"in": ["A", "B"]}}])}),
     st.fixed_dictionaries({"any": st.just([{"status": "B"}, {"direction": "b"}])}),
+    st.fixed_dictionaries({"any": st.just([{"status": "A"}, {"n.a": {"exists": True}}])}),
+    st.fixed_dictionaries({"any": st.just([{"status": "1"}, {"any": [{"direction": "A"}]}])}),
     st.fixed_dictionaries({"not": st.just({"status": "A"})}),
     whens(),
 )
