@@ -32,7 +32,9 @@ with a path relative to the `when:` mapping (an operator's problem points at the
 operator's key), so config can report `FILE:LINE:COL`.
 
 `route` evaluates rules in file order. It skips rules cheaply through an index of
-their string-equality tests (e.g. `status: FAILED`), built once per rule list.
+their string-equality tests (`status: FAILED`, or one per branch of an `any:`),
+built on first use of a rule list and reused while that list is unchanged (Config
+builds its list once per load, so a reload gets a fresh index).
 """
 
 from __future__ import annotations
@@ -353,6 +355,8 @@ class _Compiler:
         field_path = self.field_path(key, path)
         if field_path is None:
             return _match_every_call
+        if isinstance(condition, str):
+            return _text_equality(field_path, condition)
         name = _dotted(field_path)
         if isinstance(condition, dict):
             tests = self.operators(name, condition, path)
@@ -362,8 +366,6 @@ class _Compiler:
             tests = [_equals(condition)]
         else:
             tests = []
-        if isinstance(condition, str):
-            return _text_equality(field_path, condition)
         return _field_predicate(field_path, tests) if tests else _match_every_call
 
     def field_path(self, key: Any, path: _ErrorPath) -> FieldPath | None:
