@@ -12,6 +12,7 @@ proceed while the writer commits).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -40,13 +41,11 @@ Operation = Callable[[sqlite3.Connection], T]
 URL_PREFIX = "sqlite:///"
 DEFAULT_MAX_BATCH = 256
 BUSY_TIMEOUT_SECONDS = 10.0
-IDS_PER_STATEMENT = 500
 
-DELIVERY_VIEW_COLUMNS = (
-    "id, event_id, sink, rule, status, attempts, last_error, next_attempt_at,"
-    " created_at, updated_at, delivered_at"
+SELECT_DELIVERY_VIEWS = (
+    "SELECT id, event_id, sink, rule, status, attempts, last_error, next_attempt_at,"
+    " created_at, updated_at, delivered_at FROM deliveries"
 )
-ATTEMPT_COLUMNS = "number, started_at, duration, outcome, status_code, error, detail"
 
 
 class StoreOpenError(RuntimeError):
@@ -196,17 +195,13 @@ class _ConnectionThread(threading.Thread):
 
     def _rollback(self) -> None:
         if self._connection.in_transaction:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._connection.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
 
     @staticmethod
     def _answer(job: _Job, succeeded: bool, value: Any) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
             job.loop.call_soon_threadsafe(_settle, job.future, succeeded, value)
-        except RuntimeError:
-            pass  # the caller's event loop is already closed: nobody is waiting
 
     def _fail_leftovers(self) -> None:
         while True:
@@ -252,15 +247,6 @@ def _migrate(connection: sqlite3.Connection) -> None:
     except BaseException:
         connection.execute("ROLLBACK")
         raise
-
-
-def _chunks(ids: Sequence[str], size: int = IDS_PER_STATEMENT) -> Iterable[Sequence[str]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
-
-
-def _placeholders(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 def _delivery_view(row: sqlite3.Row | tuple[Any, ...]) -> DeliveryView:
@@ -330,12 +316,11 @@ def _claim(
 def _renew_leases(
     ids: Sequence[str], owner: str, until: float, connection: sqlite3.Connection
 ) -> None:
-    for chunk in _chunks(ids):
-        connection.execute(
-            f"UPDATE deliveries SET lease_until = ? WHERE lease_owner = ? AND status = 'pending'"
-            f" AND id IN ({_placeholders(len(chunk))})",
-            (until, owner, *chunk),
-        )
+    connection.executemany(
+        "UPDATE deliveries SET lease_until = ?"
+        " WHERE id = ? AND lease_owner = ? AND status = 'pending'",
+        [(until, delivery_id, owner) for delivery_id in ids],
+    )
 
 
 def _finish(
@@ -354,7 +339,8 @@ def _finish(
     number = row[0] + 1
     finished_at = attempt.started_at + attempt.duration
     connection.execute(
-        f"INSERT INTO attempts (delivery_id, {ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO attempts (delivery_id, number, started_at, duration, outcome, status_code,"
+        " error, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             delivery_id,
             number,
@@ -392,9 +378,7 @@ def _defer(
     )
 
 
-def _kill(
-    delivery_id: str, owner: str | None, reason: str, connection: sqlite3.Connection
-) -> None:
+def _kill(delivery_id: str, owner: str | None, reason: str, connection: sqlite3.Connection) -> None:
     connection.execute(
         "UPDATE deliveries SET status = 'dead', last_error = ?, next_attempt_at = NULL,"
         " updated_at = ?, lease_owner = NULL, lease_until = NULL"
@@ -458,7 +442,7 @@ def _list_deliveries(
     connection: sqlite3.Connection,
 ) -> list[DeliveryView]:
     rows = connection.execute(
-        f"SELECT {DELIVERY_VIEW_COLUMNS} FROM deliveries"
+        f"{SELECT_DELIVERY_VIEWS}"
         " WHERE (? IS NULL OR status = ?) AND (? IS NULL OR sink = ?)"
         " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
         (status, status, sink, sink, limit, offset),
@@ -467,15 +451,14 @@ def _list_deliveries(
 
 
 def _get_delivery(delivery_id: str, connection: sqlite3.Connection) -> DeliveryView | None:
-    row = connection.execute(
-        f"SELECT {DELIVERY_VIEW_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
-    ).fetchone()
+    row = connection.execute(f"{SELECT_DELIVERY_VIEWS} WHERE id = ?", (delivery_id,)).fetchone()
     return None if row is None else _delivery_view(row)
 
 
 def _list_attempts(delivery_id: str, connection: sqlite3.Connection) -> list[AttemptRecord]:
     rows = connection.execute(
-        f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ? ORDER BY number",
+        "SELECT number, started_at, duration, outcome, status_code, error, detail"
+        " FROM attempts WHERE delivery_id = ? ORDER BY number",
         (delivery_id,),
     ).fetchall()
     return [_attempt_record(row) for row in rows]
