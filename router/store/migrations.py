@@ -69,10 +69,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                 UNIQUE (event_id, sink)
             )
             """,
-            "CREATE INDEX deliveries_claim ON deliveries (sink, status, next_attempt_at)",
-            "CREATE INDEX deliveries_newest ON deliveries (created_at)",
-            "CREATE INDEX deliveries_status_newest ON deliveries (status, created_at)",
-            "CREATE INDEX deliveries_sink_newest ON deliveries (sink, created_at)",
+            "CREATE INDEX deliveries_claim"
+            " ON deliveries (sink, status, next_attempt_at, created_at, id)",
+            "CREATE INDEX deliveries_newest ON deliveries (created_at, id)",
+            "CREATE INDEX deliveries_status_newest ON deliveries (status, created_at, id)",
+            "CREATE INDEX deliveries_sink_newest ON deliveries (sink, created_at, id)",
             """
             CREATE TABLE attempts (
                 delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,

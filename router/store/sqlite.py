@@ -434,6 +434,18 @@ def _next_due_at(sink: str, connection: sqlite3.Connection) -> float | None:
     return due
 
 
+NEWEST_FIRST_PAGE = " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+# One literal query per filter combination, so each can use its own index.
+LIST_DELIVERIES: dict[tuple[str, ...], str] = {
+    (): SELECT_DELIVERY_VIEWS + NEWEST_FIRST_PAGE,
+    ("status",): SELECT_DELIVERY_VIEWS + " WHERE status = ?" + NEWEST_FIRST_PAGE,
+    ("sink",): SELECT_DELIVERY_VIEWS + " WHERE sink = ?" + NEWEST_FIRST_PAGE,
+    ("status", "sink"): SELECT_DELIVERY_VIEWS
+    + " WHERE status = ? AND sink = ?"
+    + NEWEST_FIRST_PAGE,
+}
+
+
 def _list_deliveries(
     status: DeliveryStatus | None,
     sink: str | None,
@@ -441,11 +453,10 @@ def _list_deliveries(
     offset: int,
     connection: sqlite3.Connection,
 ) -> list[DeliveryView]:
+    filters = {"status": status, "sink": sink}
+    given = tuple(name for name, value in filters.items() if value is not None)
     rows = connection.execute(
-        f"{SELECT_DELIVERY_VIEWS}"
-        " WHERE (? IS NULL OR status = ?) AND (? IS NULL OR sink = ?)"
-        " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-        (status, status, sink, sink, limit, offset),
+        LIST_DELIVERIES[given], (*(filters[name] for name in given), limit, offset)
     ).fetchall()
     return [_delivery_view(row) for row in rows]
 
