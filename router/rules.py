@@ -1,15 +1,75 @@
 """Matching calls against the rules of rules.yaml. Pure: no I/O, compiled once at load.
 
-(Interface fixed here; the implementation is being written.)
+A `when:` mapping is compiled by `compile_when` into a predicate over the event as
+JSON data (a dict; pass `PostCallEvent.model_dump(mode="json")` or the raw body, so
+timestamps are ISO strings). Semantics, following DESIGN.md section 6:
+
+- Each key of `when` is a field path: dots step into nested objects
+  (`variables.tier`, `metrics.latency.p50`); a segment made of ASCII digits also
+  indexes a list (`transcript.0.role`). Every entry must hold. `when: None` or
+  `{}` matches every call.
+- `all: [...]` and `any: [...]` (lists of such mappings) and `not: {...}` (one
+  such mapping) stand where field paths stand, at any depth. A field literally
+  named `all`, `any` or `not` therefore cannot be matched at the top of a mapping
+  (reach it through its parent, e.g. `variables.any`).
+- A condition is a scalar (equals), a list (one of), or a mapping of operators
+  (`eq ne in not_in lt le gt ge regex contains startswith exists`); several
+  operators in one mapping must all hold.
+- Missing and null are the same: a field that is absent *or JSON null* is
+  missing, and a missing field matches nothing except `exists: false`
+  (`ne` and `not_in` included). `exists: true` holds when the field is present
+  and not null. Because of this, `null` is refused as an operand: write
+  `{exists: false}`. `not:` inverts, so `not: {field: X}` holds on a missing field.
+- Equality is by kind: strings equal strings (case-sensitive), numbers equal
+  numbers (`1` equals `1.0`), booleans equal booleans; a boolean is not a number
+  and `"1"` is not `1`. `lt le gt ge` compare numbers with numbers and strings with
+  strings (ISO timestamps compare as text); other pairs never match.
+- `regex` (re.search, compiled at load) and `startswith` apply to strings only;
+  `contains` is a substring test on strings and a membership test on lists.
+
+Every problem in a `when:` block is collected into one `ConditionErrors`, each
+with a path relative to the `when:` mapping (an operator's problem points at the
+operator's key), so config can report `FILE:LINE:COL`.
+
+`route` evaluates rules in file order. It skips rules cheaply through an index of
+their string-equality tests (`status: FAILED`, or one per branch of an `any:`),
+built on first use of a rule list and reused while that list is unchanged (Config
+builds its list once per load, so a reload gets a fresh index).
 """
 
 from __future__ import annotations
 
+import difflib
+import operator
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from typing import Any
+from weakref import WeakKeyDictionary
 
 Condition = Callable[[Mapping[str, Any]], bool]
+
+FieldPath = tuple[str, ...]
+_ValueTest = Callable[[Any], bool]
+_Getter = Callable[[Mapping[str, Any]], Any]
+_ErrorPath = tuple[Any, ...]
+
+OPERATORS: tuple[str, ...] = (
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "regex",
+    "contains",
+    "startswith",
+    "exists",
+)
+COMBINATORS: tuple[str, ...] = ("all", "any", "not")
 
 
 class ConditionError(Exception):
@@ -30,8 +90,550 @@ class ConditionErrors(Exception):
 
 
 def compile_when(when: Any) -> Condition:
-    """Compile a `when:` mapping (or None: match every call) into a predicate."""
-    raise NotImplementedError
+    """Compile a `when:` mapping (or None: match every call) into a predicate.
+
+    Raises `ConditionErrors` listing every problem of the block.
+    """
+    if when is None:
+        return _match_every_call
+    compiler = _Compiler()
+    predicate = compiler.mapping(when, ())
+    if compiler.errors:
+        raise ConditionErrors(compiler.errors)
+    alternatives = _guard_alternatives(when)
+    if alternatives:
+        _GUARDS[predicate] = alternatives
+    return predicate
+
+
+def _match_every_call(event: Mapping[str, Any]) -> bool:
+    return True
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float)  # bool is an int
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "a string"
+    if _is_number(value):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, datetime | date | time):
+        return f"a YAML {type(value).__name__} (quote it to compare as text)"
+    return type(value).__name__
+
+
+def _equals(expected: str | int | float | bool) -> _ValueTest:
+    """Equality by kind: bool only with bool, number with number, string with string."""
+    if isinstance(expected, bool):
+        return lambda value: value is expected
+    if isinstance(expected, str):
+        return lambda value: value == expected  # in JSON data only a string equals a string
+    return lambda value: value == expected and _is_number(value)
+
+
+def _one_of(options: Sequence[str | int | float | bool]) -> _ValueTest:
+    strings = frozenset(o for o in options if isinstance(o, str))
+    booleans = frozenset(o for o in options if isinstance(o, bool))
+    numbers = frozenset(o for o in options if _is_number(o) and o == o)  # NaN equals nothing
+
+    def test(value: Any) -> bool:
+        if isinstance(value, str):
+            return value in strings
+        if isinstance(value, bool):
+            return value in booleans
+        if isinstance(value, int | float):
+            return value in numbers
+        return False
+
+    return test
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+}
+
+
+def _ordered(compare: Callable[[Any, Any], bool], bound: str | int | float) -> _ValueTest:
+    if isinstance(bound, str):
+        return lambda value: isinstance(value, str) and compare(value, bound)
+    return lambda value: _is_number(value) and compare(value, bound)
+
+
+def _contains(needle: str | int | float | bool) -> _ValueTest:
+    member = _equals(needle)
+    text = needle if isinstance(needle, str) else None
+
+    def test(value: Any) -> bool:
+        if isinstance(value, str):
+            return text is not None and text in value
+        if isinstance(value, list):
+            return any(member(item) for item in value)
+        return False
+
+    return test
+
+
+def _present_and(test: _ValueTest) -> _ValueTest:
+    return lambda value: value is not None and test(value)
+
+
+# -- field access -------------------------------------------------------------------------
+
+
+def _getter(path: FieldPath) -> _Getter:
+    """Read a field path from an event; None when any step is missing or null."""
+    if len(path) == 1:
+        (key,) = path
+
+        def get_top(event: Mapping[str, Any]) -> Any:
+            return event.get(key)
+
+        return get_top
+    steps = tuple((key, int(key) if key.isascii() and key.isdigit() else None) for key in path)
+
+    def get_nested(event: Mapping[str, Any]) -> Any:
+        node: Any = event
+        for key, index in steps:
+            if isinstance(node, dict):
+                node = node.get(key)
+            elif index is not None and isinstance(node, list):
+                node = node[index] if index < len(node) else None
+            elif isinstance(node, Mapping):  # after dict and list: an ABC check is slower
+                node = node.get(key)
+            else:
+                return None
+            if node is None:
+                return None
+        return node
+
+    return get_nested
+
+
+# -- combining predicates -----------------------------------------------------------------
+
+
+def _all_of(predicates: Sequence[Condition]) -> Condition:
+    if not predicates:
+        return _match_every_call
+    if len(predicates) == 1:
+        return predicates[0]
+    if len(predicates) == 2:
+        first, second = predicates
+        return lambda event: first(event) and second(event)
+    chain = tuple(predicates)
+
+    def every(event: Mapping[str, Any]) -> bool:
+        for predicate in chain:  # noqa: SIM110 (a loop is cheaper than a generator)
+            if not predicate(event):
+                return False
+        return True
+
+    return every
+
+
+def _any_of(predicates: Sequence[Condition]) -> Condition:
+    if len(predicates) == 1:
+        return predicates[0]
+    chain = tuple(predicates)
+
+    def some(event: Mapping[str, Any]) -> bool:
+        for predicate in chain:  # noqa: SIM110 (a loop is cheaper than a generator)
+            if predicate(event):
+                return True
+        return False
+
+    return some
+
+
+def _field_predicate(path: FieldPath, tests: Sequence[_ValueTest]) -> Condition:
+    if len(path) == 1:
+        # Top-level fields, the common case, read the event directly: one call fewer.
+        (key,) = path
+        if len(tests) == 1:
+            (test,) = tests
+            return lambda event: test(event.get(key))
+        get: _Getter = operator.methodcaller("get", key)
+    else:
+        get = _getter(path)
+        if len(tests) == 1:
+            (test,) = tests
+            return lambda event: test(get(event))
+    chain = tuple(tests)
+
+    def every_test(event: Mapping[str, Any]) -> bool:
+        value = get(event)
+        for test in chain:  # noqa: SIM110 (a loop is cheaper than a generator)
+            if not test(value):
+                return False
+        return True
+
+    return every_test
+
+
+def _text_equality(path: FieldPath, expected: str) -> Condition:
+    """The commonest condition (`status: FAILED`) as one call."""
+    if len(path) == 1:
+        (key,) = path
+        return lambda event: event.get(key) == expected
+    get = _getter(path)
+    return lambda event: get(event) == expected
+
+
+# -- compiling ----------------------------------------------------------------------------
+
+
+def _dotted(path: FieldPath) -> str:
+    return ".".join(path)
+
+
+class _Compiler:
+    """Compiles one `when:` block, collecting every problem instead of stopping."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConditionError] = []
+
+    def fail(self, path: _ErrorPath, message: str) -> None:
+        self.errors.append(ConditionError(path, message))
+
+    def mapping(self, when: Any, path: _ErrorPath) -> Condition:
+        if not isinstance(when, dict):
+            where = "when" if not path else "this condition"
+            self.fail(
+                path, f"{where} must be a mapping of field paths to conditions, not {_kind(when)}"
+            )
+            return _match_every_call
+        predicates = []
+        for key, value in when.items():
+            entry = (*path, key)
+            if key in ("all", "any"):
+                predicates.append(self.combination(key, value, entry))
+            elif key == "not":
+                predicates.append(self.negation(value, entry))
+            else:
+                predicates.append(self.field(key, value, entry))
+        return _all_of(predicates)
+
+    def combination(self, name: str, items: Any, path: _ErrorPath) -> Condition:
+        if not isinstance(items, list) or not items:
+            self.fail(path, f"{name} needs a non-empty list of condition mappings")
+            return _match_every_call
+        predicates = []
+        for index, item in enumerate(items):
+            if isinstance(item, dict) and not item:
+                self.fail((*path, index), f"{name}: an empty condition mapping says nothing")
+            predicates.append(self.mapping(item, (*path, index)))
+        return _all_of(predicates) if name == "all" else _any_of(predicates)
+
+    def negation(self, inner: Any, path: _ErrorPath) -> Condition:
+        if not isinstance(inner, dict) or not inner:
+            self.fail(path, "not needs one non-empty mapping of conditions")
+            return _match_every_call
+        predicate = self.mapping(inner, path)
+        return lambda event: not predicate(event)
+
+    def field(self, key: Any, condition: Any, path: _ErrorPath) -> Condition:
+        field_path = self.field_path(key, path)
+        if field_path is None:
+            return _match_every_call
+        if isinstance(condition, str):
+            return _text_equality(field_path, condition)
+        name = _dotted(field_path)
+        if isinstance(condition, dict):
+            tests = self.operators(name, condition, path)
+        elif isinstance(condition, list):
+            tests = [self.in_list(name, "one of", condition, path, negate=False)]
+        elif self.operand_is_scalar(name, "a value", condition, path):
+            tests = [_equals(condition)]
+        else:
+            tests = []
+        return _field_predicate(field_path, tests) if tests else _match_every_call
+
+    def field_path(self, key: Any, path: _ErrorPath) -> FieldPath | None:
+        if not isinstance(key, str):
+            hint = (
+                " (YAML reads yes/no/on/off as true/false: quote it)"
+                if isinstance(key, bool)
+                else ""
+            )
+            self.fail(path, f"field path {key!r} must be a string{hint}")
+            return None
+        segments = tuple(key.split("."))
+        if not all(segments):
+            self.fail(path, f"field path {key!r} has an empty segment")
+            return None
+        return segments
+
+    def operand_is_scalar(self, name: str, role: str, operand: Any, path: _ErrorPath) -> bool:
+        if operand is None:
+            self.fail(
+                path,
+                f"{name}: null is never equal to anything (a null field is missing); "
+                "use {exists: false}",
+            )
+            return False
+        if not _is_scalar(operand):
+            self.fail(
+                path, f"{name}: {role} must be a string, number or true/false, not {_kind(operand)}"
+            )
+            return False
+        return True
+
+    def in_list(
+        self, name: str, role: str, options: Any, path: _ErrorPath, *, negate: bool
+    ) -> _ValueTest:
+        if not isinstance(options, list):
+            self.fail(path, f"{name}: {role} needs a list of values, not {_kind(options)}")
+            return _match_every_call
+        valid = True
+        for index, option in enumerate(options):
+            valid = self.operand_is_scalar(name, f"{role} entry", option, (*path, index)) and valid
+        test = _one_of(options if valid else [])
+        return _present_and(lambda value: not test(value)) if negate else test
+
+    def operators(self, name: str, ops: dict[Any, Any], path: _ErrorPath) -> list[_ValueTest]:
+        if not ops:
+            self.fail(path, f"{name}: empty condition; give a value, a list, or operators")
+            return []
+        tests = []
+        for op, operand in ops.items():
+            test = self.operator(name, op, operand, (*path, op))
+            if test is not None:
+                tests.append(test)
+        return tests
+
+    def operator(self, name: str, op: Any, operand: Any, path: _ErrorPath) -> _ValueTest | None:
+        if op in ("eq", "ne"):
+            if op == "eq" and isinstance(operand, list):
+                self.fail(path, f"{name}: eq needs one value; for one of several, use in")
+                return None
+            if not self.operand_is_scalar(name, op, operand, path):
+                return None
+            equal = _equals(operand)
+            return equal if op == "eq" else _present_and(lambda value: not equal(value))
+        if op in ("in", "not_in"):
+            return self.in_list(name, op, operand, path, negate=op == "not_in")
+        if op in _COMPARISONS:
+            if not (isinstance(operand, str) or _is_number(operand)):
+                self.fail(path, f"{name}: {op} needs a number or a string, not {_kind(operand)}")
+                return None
+            return _ordered(_COMPARISONS[op], operand)
+        if op == "regex":
+            return self.regex(name, operand, path)
+        if op == "contains":
+            if not self.operand_is_scalar(name, op, operand, path):
+                return None
+            return _contains(operand)
+        if op == "startswith":
+            if not isinstance(operand, str):
+                self.fail(path, f"{name}: startswith needs a string, not {_kind(operand)}")
+                return None
+            return lambda value: isinstance(value, str) and value.startswith(operand)
+        if op == "exists":
+            if not isinstance(operand, bool):
+                self.fail(path, f"{name}: exists needs true or false, not {_kind(operand)}")
+                return None
+            return (lambda value: value is not None) if operand else (lambda value: value is None)
+        self.fail(path, self.unknown_operator(name, op))
+        return None
+
+    def regex(self, name: str, pattern: Any, path: _ErrorPath) -> _ValueTest | None:
+        if not isinstance(pattern, str):
+            self.fail(path, f"{name}: regex needs a string pattern, not {_kind(pattern)}")
+            return None
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            self.fail(path, f"{name}: invalid regex {pattern!r}: {exc}")
+            return None
+        search = compiled.search
+        return lambda value: isinstance(value, str) and search(value) is not None
+
+    @staticmethod
+    def unknown_operator(name: str, op: Any) -> str:
+        message = f"{name}: unknown operator {op!r}; expected one of: {', '.join(OPERATORS)}"
+        if not isinstance(op, str):
+            return message
+        close = _OPERATOR_SYNONYMS.get(op.lower()) or next(
+            iter(difflib.get_close_matches(op.lower(), OPERATORS, n=1)), None
+        )
+        if op in COMBINATORS:
+            return f"{message} ({op} stands where a field path stands, not inside a condition)"
+        if close:
+            return f"{message} (did you mean {close!r}?)"
+        return f"{message} (to test a nested field, write its dotted path: '{name}.{op}')"
+
+
+_OPERATOR_SYNONYMS: dict[str, str] = {
+    "equals": "eq",
+    "==": "eq",
+    "not_equals": "ne",
+    "!=": "ne",
+    "neq": "ne",
+    "nin": "not_in",
+    "notin": "not_in",
+    "<": "lt",
+    "lte": "le",
+    "<=": "le",
+    ">": "gt",
+    "gte": "ge",
+    ">=": "ge",
+    "matches": "regex",
+    "match": "regex",
+    "starts_with": "startswith",
+    "has": "contains",
+}
+
+
+# -- the equality index -------------------------------------------------------------------
+
+# For each compiled `when`, alternatives of which at least one holds on every event it
+# matches; each maps field paths to the strings they must equal. No entry: unindexable.
+_Guards = dict[FieldPath, frozenset[str]]
+_GUARDS: WeakKeyDictionary[Condition, tuple[_Guards, ...]] = WeakKeyDictionary()
+
+
+def _string_guard(condition: Any) -> frozenset[str] | None:
+    """The strings a field must equal for `condition` to hold, if it says so plainly."""
+    if isinstance(condition, str):
+        return frozenset((condition,))
+    if isinstance(condition, list):
+        if all(isinstance(option, str) for option in condition):
+            return frozenset(condition)
+        return None
+    if isinstance(condition, dict):
+        allowed: frozenset[str] | None = None
+        for op in ("eq", "in"):
+            guard = _string_guard(condition.get(op))
+            if guard is not None:
+                allowed = guard if allowed is None else allowed & guard
+        return allowed
+    return None
+
+
+def _string_guards(when: dict[Any, Any]) -> dict[FieldPath, frozenset[str]]:
+    """String-equality entries that every matching event must satisfy (top level and
+    `all:` items, which are conjunctive too). Called only on a valid `when`."""
+    guards: dict[FieldPath, frozenset[str]] = {}
+
+    def add(path: FieldPath, allowed: frozenset[str]) -> None:
+        guards[path] = guards[path] & allowed if path in guards else allowed
+
+    def walk(mapping: dict[Any, Any]) -> None:
+        for key, condition in mapping.items():
+            if key == "all":
+                for item in condition:
+                    walk(item)
+            elif key not in COMBINATORS:
+                allowed = _string_guard(condition)
+                if allowed is not None:
+                    add(tuple(key.split(".")), allowed)
+
+    walk(when)
+    return guards
+
+
+def _guard_alternatives(when: dict[Any, Any]) -> tuple[_Guards, ...]:
+    """The plain string guards of `when`, or, lacking those, one set per branch of an
+    `any:` whose every branch has some (`any: [{status: FAILED}, {hangupCause: X}]`)."""
+    guards = _string_guards(when)
+    if guards:
+        return (guards,)
+    for key, items in when.items():
+        if key == "any":
+            branches = [_guard_alternatives(item) for item in items]
+            if all(branches):
+                return tuple(alternative for branch in branches for alternative in branch)
+    return ()
+
+
+@dataclass(frozen=True)
+class _RuleIndex:
+    """Positions of rules to evaluate for an event: the unguarded ones always, and
+    those whose chosen guard field holds one of their strings."""
+
+    unguarded: tuple[int, ...]
+    guarded: tuple[tuple[_Getter, dict[str, tuple[int, ...]]], ...]
+    may_repeat: bool  # a rule with several alternatives can be found twice
+
+    def candidates(self, event: Mapping[str, Any]) -> Sequence[int]:
+        if not self.guarded:
+            return self.unguarded
+        positions = list(self.unguarded)
+        for get, buckets in self.guarded:
+            value = get(event)
+            if isinstance(value, str):
+                hit = buckets.get(value)
+                if hit:
+                    positions += hit
+        if self.may_repeat:
+            return sorted(set(positions))
+        positions.sort()
+        return positions
+
+    @classmethod
+    def build(cls, rules: Sequence[CompiledRule]) -> _RuleIndex:
+        alternatives = [_GUARDS.get(rule.condition, ()) for rule in rules]
+        values_seen: dict[FieldPath, set[str]] = {}
+        for rule_alternatives in alternatives:
+            for guards in rule_alternatives:
+                for path, allowed in guards.items():
+                    values_seen.setdefault(path, set()).update(allowed)
+        unguarded: list[int] = []
+        buckets: dict[FieldPath, dict[str, list[int]]] = {}
+        for position, rule_alternatives in enumerate(alternatives):
+            if not rule_alternatives:
+                unguarded.append(position)
+            for guards in rule_alternatives:
+                # The field with the most distinct values across rules splits them finest.
+                path = max(guards, key=lambda p: len(values_seen[p]))
+                for value in guards[path]:
+                    buckets.setdefault(path, {}).setdefault(value, []).append(position)
+        guarded = tuple(
+            (_getter(path), {value: tuple(found) for value, found in by_value.items()})
+            for path, by_value in buckets.items()
+        )
+        may_repeat = any(len(rule_alternatives) > 1 for rule_alternatives in alternatives)
+        return cls(tuple(unguarded), guarded, may_repeat)
+
+
+_INDEX_CACHE_SIZE = 8
+_index_cache: dict[int, tuple[tuple[CompiledRule, ...], _RuleIndex]] = {}
+
+
+def _index_for(rules: Sequence[CompiledRule]) -> _RuleIndex:
+    """The index of a rule list, built once and reused while the list is unchanged."""
+    cached = _index_cache.get(id(rules))
+    if cached is not None and (cached[0] is rules or cached[0] == tuple(rules)):
+        return cached[1]
+    snapshot = rules if isinstance(rules, tuple) else tuple(rules)
+    index = _RuleIndex.build(snapshot)
+    if len(_index_cache) >= _INDEX_CACHE_SIZE:
+        del _index_cache[next(iter(_index_cache))]
+    _index_cache[id(rules)] = (snapshot, index)
+    return index
+
+
+# -- routing ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -59,4 +661,21 @@ class Route:
 
 
 def route(rules: Sequence[CompiledRule], event: Mapping[str, Any]) -> Route:
-    raise NotImplementedError
+    """Evaluate `rules` in file order against one event.
+
+    Every matching rule fires; each sink appears once in `deliveries`, with the first
+    matching rule that routes to it; a matching rule with `stop` ends evaluation.
+    """
+    result = Route()
+    deliveries = result.deliveries
+    for position in _index_for(rules).candidates(event):
+        rule = rules[position]
+        if not rule.condition(event):
+            continue
+        result.matched.append(rule)
+        for sink in rule.to:
+            if sink not in deliveries:
+                deliveries[sink] = rule
+        if rule.stop:
+            break
+    return result

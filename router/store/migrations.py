@@ -1,0 +1,110 @@
+"""Versioned schema migrations, shared by every store dialect.
+
+Each migration is a list of portable SQL statements (TEXT, INTEGER, BIGINT,
+DOUBLE PRECISION, plain indexes, `ON DELETE CASCADE`); the one type that
+differs between dialects, the binary payload, is written `{binary}` and filled
+in by `statements_for`. The applied versions are rows of `schema_version`, so
+a store runs every migration above its highest row, each in its own
+transaction, and refuses a database newer than this code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgresql"]
+
+BINARY_TYPE: dict[Dialect, str] = {"sqlite": "BLOB", "postgresql": "BYTEA"}
+
+SCHEMA_VERSION_DDL = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    " version INTEGER PRIMARY KEY,"
+    " description TEXT NOT NULL,"
+    " applied_at DOUBLE PRECISION NOT NULL"
+    ")"
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        description="events, deliveries, attempts",
+        statements=(
+            """
+            CREATE TABLE events (
+                id TEXT PRIMARY KEY,
+                payload {binary} NOT NULL,
+                received_at DOUBLE PRECISION NOT NULL,
+                status TEXT NOT NULL DEFAULT '',
+                direction TEXT NOT NULL DEFAULT ''
+            )
+            """,
+            "CREATE INDEX events_received_at ON events (received_at)",
+            """
+            CREATE TABLE deliveries (
+                id TEXT PRIMARY KEY,
+                event_id TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+                sink TEXT NOT NULL,
+                rule TEXT NOT NULL,
+                status TEXT NOT NULL
+                    CHECK (status IN ('pending', 'delivered', 'dead')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                retry_attempts INTEGER NOT NULL DEFAULT 0,
+                retry_started_at DOUBLE PRECISION NOT NULL,
+                next_attempt_at DOUBLE PRECISION,
+                lease_owner TEXT,
+                lease_until DOUBLE PRECISION,
+                last_error TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                delivered_at DOUBLE PRECISION,
+                UNIQUE (event_id, sink)
+            )
+            """,
+            "CREATE INDEX deliveries_claim"
+            " ON deliveries (sink, status, next_attempt_at, created_at, id)",
+            "CREATE INDEX deliveries_newest ON deliveries (created_at, id)",
+            "CREATE INDEX deliveries_status_newest ON deliveries (status, created_at, id)",
+            "CREATE INDEX deliveries_sink_newest ON deliveries (sink, created_at, id)",
+            """
+            CREATE TABLE attempts (
+                delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+                number INTEGER NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                duration DOUBLE PRECISION NOT NULL,
+                outcome TEXT NOT NULL CHECK (outcome IN ('delivered', 'retry', 'dead')),
+                status_code INTEGER,
+                error TEXT,
+                detail TEXT,
+                PRIMARY KEY (delivery_id, number)
+            )
+            """,
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def statements_for(migration: Migration, dialect: Dialect) -> list[str]:
+    """The migration's statements with the dialect's types filled in."""
+    binary = BINARY_TYPE[dialect]
+    return [statement.strip().format(binary=binary) for statement in migration.statements]
+
+
+def pending(current_version: int) -> list[Migration]:
+    """Migrations above `current_version`, in order; refuses a database newer than the code."""
+    if current_version > LATEST_VERSION:
+        raise RuntimeError(
+            f"the store's schema is version {current_version}, newer than this router "
+            f"understands ({LATEST_VERSION}); upgrade the router"
+        )
+    return [migration for migration in MIGRATIONS if migration.version > current_version]

@@ -1,0 +1,96 @@
+"""Fixtures for integration tests: stores on real databases.
+
+`store_factory` is parametrized by store kind; the contract suite runs once per
+kind. A PostgreSQL run needs ROUTER_TEST_POSTGRES_URL and is skipped (with the
+reason) when it is unset or unreachable, unless ROUTER_REQUIRE_POSTGRES=1, which
+turns the skip into a failure (CI).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from router.store.base import Store
+
+StoreFactory = Callable[[], Awaitable[Store]]
+"""Opens a new `Store` object on the test's database; call again to reopen the same data."""
+
+STORE_KINDS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("ROUTER_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"ROUTER_REQUIRE_POSTGRES=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("ROUTER_TEST_POSTGRES_URL", "")
+    if not url:
+        _unavailable("ROUTER_TEST_POSTGRES_URL is not set")
+    if importlib.util.find_spec("router.store.postgres") is None:
+        _unavailable("router.store.postgres is not written yet")
+    return url
+
+
+async def _empty_postgres(url: str) -> None:
+    import asyncpg
+
+    try:
+        connection = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError) as error:
+        _unavailable(f"PostgreSQL at ROUTER_TEST_POSTGRES_URL is unreachable: {error}")
+    try:
+        await connection.execute(
+            "DO $$ BEGIN IF to_regclass('events') IS NOT NULL THEN"
+            " TRUNCATE events, deliveries, attempts CASCADE; END IF; END $$"
+        )
+    finally:
+        await connection.close()
+
+
+def _store_for(kind: str, tmp_path: Path) -> Callable[[], Store]:
+    if kind == "sqlite":
+        from router.store.sqlite import SQLiteStore
+
+        database = tmp_path / "store" / "router.db"
+        return lambda: SQLiteStore(database)
+    if kind == "postgresql":
+        from router.store.base import open_store
+
+        url = _postgres_url()
+        return lambda: open_store(url)
+    raise AssertionError(f"unknown store kind {kind}")
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store_factory(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[StoreFactory]:
+    make_store = _store_for(request.param, tmp_path)
+    if request.param == "postgresql":
+        await _empty_postgres(_postgres_url())
+    opened: list[Store] = []
+
+    async def open_new() -> Store:
+        store = make_store()
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield open_new
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(store_factory: StoreFactory) -> Store:
+    return await store_factory()

@@ -1,0 +1,303 @@
+"""What only the SQLite store promises: URLs and files, WAL and fsync, one owner
+(leases released on open), group commit, per-operation failures, and durability
+across `kill -9`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from router.store.base import IngestRecord, IngestResult, NewDelivery, open_store
+from router.store.sqlite import SQLiteStore, StoreClosedError, StoreOpenError
+
+NOW = 1_700_000_000.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def record(event_id: str | None = None, sinks: tuple[str, ...] = ("slack",)) -> IngestRecord:
+    event_id = event_id or str(uuid.uuid4())
+    return IngestRecord(
+        event_id, b"{}", NOW, [NewDelivery(f"{event_id}:{sink}", sink, "r") for sink in sinks]
+    )
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "router.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+# --- URLs and files ----------------------------------------------------------------------
+
+
+async def test_relative_url_is_resolved_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///data/nested/router.db")
+    assert isinstance(store, SQLiteStore)
+    assert store.path == tmp_path / "data" / "nested" / "router.db"
+
+    await store.open()
+    await store.close()
+    assert (tmp_path / "data" / "nested" / "router.db").is_file()
+
+
+async def test_absolute_url_creates_parent_directories(tmp_path: Path) -> None:
+    database = tmp_path / "a" / "b" / "router.db"
+    store = SQLiteStore.from_url(f"sqlite:///{database}")
+    assert str(database).startswith("/")
+    assert store.path == database
+
+    await store.open()
+    await store.close()
+    assert database.is_file()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite://host/router.db", "x.db"])
+def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="sqlite:///"):
+        SQLiteStore.from_url(url)
+
+
+async def test_unopenable_file_is_named_in_the_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where a directory should be")
+    store = SQLiteStore(blocker / "router.db")
+
+    with pytest.raises(StoreOpenError, match=str(blocker / "router.db")):
+        await store.open()
+
+
+async def test_file_that_is_not_a_database_is_named_in_the_error(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    database.write_bytes(b"this is not SQLite" * 100)
+
+    with pytest.raises(StoreOpenError, match=str(database)):
+        await SQLiteStore(database).open()
+
+
+async def test_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    store = SQLiteStore(database)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(database) as connection:
+        connection.execute("INSERT INTO schema_version VALUES (99, 'future', 0)")
+    connection.close()
+
+    with pytest.raises(StoreOpenError, match="newer"):
+        await SQLiteStore(database).open()
+
+
+async def test_schema_is_migrated_once_and_wal_is_on(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    for _ in range(2):
+        store = SQLiteStore(database)
+        await store.open()
+        await store.close()
+
+    connection = sqlite3.connect(database)
+    try:
+        versions = connection.execute("SELECT version FROM schema_version").fetchall()
+        (journal_mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+        tables = {
+            name
+            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+    finally:
+        connection.close()
+    assert versions == [(1,)]
+    assert journal_mode == "wal"
+    assert {"events", "deliveries", "attempts", "schema_version"} <= tables
+
+
+async def test_writer_connection_is_synchronous_full_with_foreign_keys(sqlite_store) -> None:
+    settings = await sqlite_store._write(
+        lambda connection: (
+            connection.execute("PRAGMA synchronous").fetchone()[0],
+            connection.execute("PRAGMA foreign_keys").fetchone()[0],
+        )
+    )
+    assert settings == (2, 1)  # 2 is FULL
+
+
+# --- one owner ---------------------------------------------------------------------------
+
+
+async def test_reopening_releases_every_lease(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "router.db")
+    await store.open()
+    await store.ingest(record("call-1"))
+    assert len(await store.claim("slack", 10, "crashed-worker", 3600, NOW)) == 1
+    await store.close()
+
+    reopened = SQLiteStore(tmp_path / "router.db")
+    await reopened.open()
+    try:
+        claimed = await reopened.claim("slack", 10, "new-worker", 30, NOW + 1)
+    finally:
+        await reopened.close()
+    assert [c.id for c in claimed] == ["call-1:slack"]
+
+
+async def test_next_due_at_counts_a_leased_delivery_as_due_when_its_lease_ends(
+    sqlite_store,
+) -> None:
+    await sqlite_store.ingest(record("call-1"))
+    await sqlite_store.claim("slack", 10, "w1", 30, NOW + 5)
+
+    assert await sqlite_store.next_due_at("slack") == NOW + 35
+
+
+# --- group commit and failures -----------------------------------------------------------
+
+
+async def test_concurrent_ingests_share_transactions(sqlite_store) -> None:
+    commits_before = sqlite_store.commits
+    operations_before = sqlite_store.committed_operations
+
+    results = await asyncio.gather(*(sqlite_store.ingest(record()) for _ in range(100)))
+
+    assert results == [IngestResult("accepted", 1)] * 100
+    assert sqlite_store.committed_operations - operations_before == 100
+    assert sqlite_store.commits - commits_before < 100
+    assert sqlite_store.largest_batch > 1
+
+
+async def test_a_failing_ingest_costs_only_its_own_caller(sqlite_store) -> None:
+    await sqlite_store.ingest(record("call-0"))
+    clashing = IngestRecord("call-x", b"{}", NOW, [NewDelivery("call-0:slack", "slack", "r")])
+    good = [record(f"call-{i}") for i in range(1, 20)]
+    commits_before = sqlite_store.commits
+
+    results = await asyncio.gather(
+        *(sqlite_store.ingest(r) for r in [*good[:10], clashing, *good[10:]]),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[10], sqlite3.IntegrityError)
+    assert [r for r in results if not isinstance(r, Exception)] == [
+        IngestResult("accepted", 1)
+    ] * 19
+    assert len(await sqlite_store.list_deliveries()) == 20
+    assert sqlite_store.commits - commits_before < len(good)  # the others still shared commits
+    assert await sqlite_store.ingest(record("call-x")) == IngestResult("accepted", 1)
+
+
+async def test_an_operation_that_breaks_the_batch_transaction_costs_only_its_caller(
+    sqlite_store,
+) -> None:
+    def ends_the_transaction(connection: sqlite3.Connection) -> None:
+        connection.execute("ROLLBACK")
+
+    good = [record() for _ in range(10)]
+    results = await asyncio.gather(
+        *(sqlite_store.ingest(r) for r in good[:5]),
+        sqlite_store._write(ends_the_transaction),
+        *(sqlite_store.ingest(r) for r in good[5:]),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[5], sqlite3.Error)
+    assert [r for r in results if not isinstance(r, Exception)] == [
+        IngestResult("accepted", 1)
+    ] * 10
+    assert len(await sqlite_store.list_deliveries()) == 10
+
+
+async def test_close_finishes_queued_writes_then_refuses_new_ones(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "router.db")
+    await store.open()
+    pending = [asyncio.ensure_future(store.ingest(record())) for _ in range(50)]
+    await asyncio.sleep(0)  # let every ingest reach the writer's queue
+
+    await store.close()
+
+    assert [task.result() for task in pending] == [IngestResult("accepted", 1)] * 50
+    with pytest.raises(StoreClosedError):
+        await store.ingest(record())
+    with pytest.raises(StoreClosedError):
+        await store.ping()
+    await store.close()
+
+    reopened = SQLiteStore(tmp_path / "router.db")
+    await reopened.open()
+    try:
+        assert len(await reopened.list_deliveries(limit=100)) == 50
+    finally:
+        await reopened.close()
+
+
+# --- durability --------------------------------------------------------------------------
+
+INGEST_FOREVER = """
+import asyncio, sys, time, uuid
+from router.store.base import IngestRecord, NewDelivery
+from router.store.sqlite import SQLiteStore
+
+async def ingest_one(store):
+    event_id = str(uuid.uuid4())
+    sinks = [NewDelivery(f"{event_id}:{sink}", sink, "r") for sink in ("slack", "crm")]
+    await store.ingest(IngestRecord(event_id, b"{}", time.time(), sinks))
+    print(event_id, flush=True)
+
+async def main():
+    store = SQLiteStore(sys.argv[1])
+    await store.open()
+    while True:
+        await asyncio.gather(*(ingest_one(store) for _ in range(8)))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+async def test_every_acknowledged_ingest_survives_sigkill(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        INGEST_FOREVER,
+        str(database),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    acknowledged: list[str] = []
+    try:
+        while len(acknowledged) < 300:
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+            assert line, "the ingesting process ended before it was killed"
+            acknowledged.append(line.decode().strip())
+        process.send_signal(signal.SIGKILL)
+        rest = await asyncio.wait_for(process.stdout.read(), timeout=60)
+        acknowledged.extend(rest.decode().split())
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        persisted = await store.list_deliveries(limit=1_000_000)
+    finally:
+        await store.close()
+    persisted_ids = {d.id for d in persisted}
+    missing = [
+        event_id
+        for event_id in acknowledged
+        if {f"{event_id}:slack", f"{event_id}:crm"} - persisted_ids
+    ]
+    assert missing == []

@@ -1,0 +1,40 @@
+"""Schema migrations as data: ordered versions, portable SQL, one type per dialect."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from router.store.migrations import LATEST_VERSION, MIGRATIONS, pending, statements_for
+
+SQLITE_ONLY = re.compile(r"AUTOINCREMENT|WITHOUT ROWID|STRICT|\bBLOB\b|\bINTEGER PRIMARY KEY\b")
+
+
+def test_versions_count_up_from_one() -> None:
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    assert len(MIGRATIONS) == LATEST_VERSION
+
+
+def test_pending_lists_what_a_database_lacks() -> None:
+    assert pending(0) == list(MIGRATIONS)
+    assert pending(LATEST_VERSION) == []
+
+
+def test_a_database_newer_than_the_code_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="newer"):
+        pending(LATEST_VERSION + 1)
+
+
+@pytest.mark.parametrize(("dialect", "binary"), [("sqlite", "BLOB"), ("postgresql", "BYTEA")])
+def test_the_payload_type_follows_the_dialect(dialect: str, binary: str) -> None:
+    statements = statements_for(MIGRATIONS[0], dialect)  # type: ignore[arg-type]
+    events = next(s for s in statements if s.startswith("CREATE TABLE events"))
+    assert f"payload {binary} NOT NULL" in events
+    assert all("{" not in s for s in statements)
+
+
+def test_postgresql_statements_use_no_sqlite_only_syntax() -> None:
+    for migration in MIGRATIONS:
+        for statement in statements_for(migration, "postgresql"):
+            assert not SQLITE_ONLY.search(statement), statement
