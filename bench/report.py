@@ -227,12 +227,15 @@ def render_markdown(results: dict) -> str:
         lines += section(steps)
     profile = steps.get("profile")
     if profile:
-        lines += ["## Profile (py-spy, top self time)", ""]
-        for name, summary in profile.items():
-            lines.append(f"**{name}** ({summary['samples']} samples):")
-            lines.append("")
-            lines += [f"- {row['percent']}% {row['frame']}" for row in summary["self"][:10]]
-            lines.append("")
+        lines += ["## Profile (py-spy, non-idle samples per thread, top self time)", ""]
+        for name, threads in profile.items():
+            for thread, summary in threads.items():
+                if thread == "all":
+                    continue
+                lines.append(f"**{name}, {thread}** ({summary['samples']} samples):")
+                lines.append("")
+                lines += [f"- {row['percent']}% {row['frame']}" for row in summary["self"][:8]]
+                lines.append("")
     for step, error in results.get("errors", {}).items():
         lines += [f"## Step {step} failed", "", "```", error.strip()[-1500:], "```", ""]
     return "\n".join(lines)

@@ -384,7 +384,7 @@ class Profiler:
             return
         out = self.work / f"profile-{name}.txt"
         argv = [binary, "record", "--pid", str(pid), "--duration", str(int(self.seconds))]
-        argv += ["--rate", "100", "--nonblocking", "--format", "raw", "-o", str(out)]
+        argv += ["--rate", "100", "--nonblocking", "--threads", "--format", "raw", "-o", str(out)]
         with (self.work / f"py-spy-{name}.log").open("wb") as log_file:
             popen = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
         self.running.append((name, popen, out))
