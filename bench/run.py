@@ -31,7 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import alertmanager
 import wrk_load
-from procs import BENCH_DIR, PYTHON, ROOT, free_port, rss_kib, run_json_tool, wait_http
+from procs import (
+    BENCH_DIR,
+    PYTHON,
+    ROOT,
+    cpu_seconds,
+    free_port,
+    rss_kib,
+    run_json_tool,
+    wait_http,
+)
 from report import render_markdown
 from scenarios import Baseline, Router, Sink, router_rules
 
@@ -78,11 +87,19 @@ def loadgen(url: str, *extra: str, timeout: float = 900) -> dict:
     return run_json_tool([PYTHON, "bench/loadgen.py", "--url", url, *extra], timeout=timeout)
 
 
-def closed_loop(url: str, seconds: float, script: Path | None) -> dict:
-    """Closed-loop throughput: wrk when installed, else the Python load generator."""
+def closed_loop(url: str, seconds: float, script: Path | None, pid: int | None = None) -> dict:
+    """Closed-loop throughput: wrk when installed, else the Python load generator; with
+    `pid`, also the server's CPU time per request answered 200 (all its threads)."""
+    before = cpu_seconds(pid) if pid else None
     if script is not None:
-        return wrk_load.run(url, script, connections=64, seconds=seconds)
-    return loadgen(url, "--concurrency", "64", "--duration", str(seconds))
+        result = wrk_load.run(url, script, connections=64, seconds=seconds)
+    else:
+        result = loadgen(url, "--concurrency", "64", "--duration", str(seconds))
+    after = cpu_seconds(pid) if pid else None
+    if before is not None and after is not None and result["ok"]:
+        result["server_cpu_seconds"] = round(after - before, 2)
+        result["server_cpu_ms_per_request"] = round(1000 * (after - before) / result["ok"], 3)
+    return result
 
 
 # --- step 1: ingest ------------------------------------------------------------------
@@ -95,11 +112,13 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
         log(f"ingest run {run + 1}/{args.runs}: baseline")
         with Baseline(work) as baseline:
             closed_loop(baseline.url, 1, script)  # warm-up
-            variants["baseline"].append(closed_loop(baseline.url, args.seconds, script))
+            variants["baseline"].append(
+                closed_loop(baseline.url, args.seconds, script, baseline.proc.pid)
+            )
         for name, match in (("router", True), ("router_no_match", False)):
             log(f"ingest run {run + 1}/{args.runs}: {name}")
             with Sink(work) as sink, Router(work, router_rules(sink.url, match=match)) as router:
-                result = closed_loop(router.url, args.seconds, script)
+                result = closed_loop(router.url, args.seconds, script, router.proc.pid)
                 result["accepted_by_metrics"] = router.metric_sum(
                     "events_received_total", outcome="accepted"
                 )
@@ -109,6 +128,7 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
             "ok_per_second": median_of(runs, "ok_per_second"),
             "p50_ms": median_of(runs, "p50_ms"),
             "p99_ms": median_of(runs, "p99_ms"),
+            "server_cpu_ms_per_request": median_of(runs, "server_cpu_ms_per_request"),
             "runs": runs,
         }
         for name, runs in variants.items()
