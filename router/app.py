@@ -120,7 +120,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     handler = WebhookHandler(runtime, store, metrics, settings.api_keys)
     app.add_routes(
         [
-            web.post("/webhooks/revring", handler),
+            web.post("/webhooks/revring", handler.handle),
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics_endpoint),

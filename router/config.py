@@ -157,13 +157,27 @@ def _describe(item: Mapping[str, Any], path: Path_) -> str:
     return f"{where}: {message}" if where else message
 
 
+def _rule_label(document: YamlDocument, path: Path_) -> str | None:
+    """`rule 'name'` for a path inside `rules:`, to say which rule a problem is in."""
+    if len(path) < 2 or path[0] != "rules" or not isinstance(path[1], int):
+        return None
+    rules = document.data.get("rules") if isinstance(document.data, dict) else None
+    rule = rules[path[1]] if isinstance(rules, list) and path[1] < len(rules) else None
+    name = rule.get("name") if isinstance(rule, dict) else None
+    return f"rule {name!r}" if isinstance(name, str) else f"rule #{path[1] + 1}"
+
+
 def _validation_errors(document: YamlDocument, error: ValidationError) -> list[SourceError]:
     errors = []
     for item in error.errors(include_url=False):
         path = _strip_tags(document, item["loc"])
         key = item["type"] in ("extra_forbidden", "missing")
         anchor = path[:-1] if item["type"] == "missing" else path
-        errors.append(document.error(anchor, _describe(item, path), key=key))
+        message = _describe(item, path)
+        label = _rule_label(document, path)
+        if label is not None:
+            message = f"{label}: {message.removeprefix('.'.join(map(str, path[:2])) + '.')}"
+        errors.append(document.error(anchor, message, key=key))
     return errors
 
 
@@ -212,7 +226,9 @@ def _check_rules(document: YamlDocument) -> tuple[dict[int, Condition], list[Sou
                 for problem in exc.errors:
                     errors.append(
                         document.error(
-                            ("rules", index, "when", *problem.path), f"{label}: {problem.message}"
+                            ("rules", index, "when", *problem.path),
+                            f"{label}: {problem.message}",
+                            key=problem.at_key,
                         )
                     )
     return conditions, errors

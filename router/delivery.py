@@ -230,10 +230,13 @@ class SinkLane:
             )
             await self._sleep(max(wait, 0.01))
             return
+        sent_at = engine.clock()  # the claim may have waited on the store: count from now
         for delivery in claimed:
             if bucket is not None:
-                bucket.take(now)
-            task = asyncio.create_task(self._deliver(sink, delivery), name=f"send-{delivery.id}")
+                bucket.take(sent_at)
+            task = asyncio.create_task(
+                self._deliver(sink, delivery, sent_at), name=f"send-{delivery.id}"
+            )
             self.in_flight[delivery.id] = task
 
     async def _wait_for_a_slot(self) -> None:
@@ -273,10 +276,10 @@ class SinkLane:
             else:
                 await engine.store.defer(delivery.id, engine.owner, now)
 
-    async def _deliver(self, sink: Sink, delivery: ClaimedDelivery) -> None:
+    async def _deliver(self, sink: Sink, delivery: ClaimedDelivery, started_at: float) -> None:
         engine = self.engine
         try:
-            outcome = await self._attempt(sink, delivery)
+            outcome = await self._attempt(sink, delivery, started_at)
             recorded = await engine.store.finish(
                 delivery.id, engine.owner, outcome.record, next_attempt_at=outcome.next_attempt_at
             )
@@ -292,10 +295,11 @@ class SinkLane:
             self.in_flight.pop(delivery.id, None)
             self.wake()
 
-    async def _attempt(self, sink: Sink, delivery: ClaimedDelivery) -> AttemptOutcome:
+    async def _attempt(
+        self, sink: Sink, delivery: ClaimedDelivery, started_at: float
+    ) -> AttemptOutcome:
         engine = self.engine
         number = delivery.attempts + 1
-        started_at = engine.clock()
         began = time.perf_counter()
         status_code: int | None = None
         detail: str | None = None

@@ -93,7 +93,7 @@ class WebhookHandler:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         if self.api_keys is not None and not self.api_keys.accepts(
             request.headers.get("x-api-key")
         ):

@@ -75,10 +75,11 @@ COMBINATORS: tuple[str, ...] = ("all", "any", "not")
 class ConditionError(Exception):
     """One problem in a `when:` block; `path` is relative to the `when:` mapping."""
 
-    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+    def __init__(self, path: tuple[str | int, ...], message: str, *, at_key: bool = False) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
+        self.at_key = at_key  # the problem is the key itself (an unknown operator), not its value
 
 
 class ConditionErrors(Exception):
@@ -312,8 +313,8 @@ class _Compiler:
     def __init__(self) -> None:
         self.errors: list[ConditionError] = []
 
-    def fail(self, path: _ErrorPath, message: str) -> None:
-        self.errors.append(ConditionError(path, message))
+    def fail(self, path: _ErrorPath, message: str, *, at_key: bool = False) -> None:
+        self.errors.append(ConditionError(path, message, at_key=at_key))
 
     def mapping(self, when: Any, path: _ErrorPath) -> Condition:
         if not isinstance(when, dict):
@@ -375,11 +376,11 @@ class _Compiler:
                 if isinstance(key, bool)
                 else ""
             )
-            self.fail(path, f"field path {key!r} must be a string{hint}")
+            self.fail(path, f"field path {key!r} must be a string{hint}", at_key=True)
             return None
         segments = tuple(key.split("."))
         if not all(segments):
-            self.fail(path, f"field path {key!r} has an empty segment")
+            self.fail(path, f"field path {key!r} has an empty segment", at_key=True)
             return None
         return segments
 
@@ -453,7 +454,7 @@ class _Compiler:
                 self.fail(path, f"{name}: exists needs true or false, not {_kind(operand)}")
                 return None
             return (lambda value: value is not None) if operand else (lambda value: value is None)
-        self.fail(path, self.unknown_operator(name, op))
+        self.fail(path, self.unknown_operator(name, op), at_key=True)
         return None
 
     def regex(self, name: str, pattern: Any, path: _ErrorPath) -> _ValueTest | None:

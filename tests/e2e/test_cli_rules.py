@@ -78,9 +78,9 @@ def test_check_reports_every_problem_at_its_line(tmp_path):
     located = {int(line.split(":")[1]): line for line in lines}
     assert "UNSET_WEBHOOK_VARIABLE" in located[5]
     assert "colour" in located[6]
-    assert "from" in located[8] or "from" in located[7]
+    assert "from" in located[7]
     assert "port" in located[10]
-    assert "equals" in located[13]
+    assert "equals" in located[13] and ":13:21:" in located[13]
     assert "duplicate rule name 'failed'" in located[15]
     assert "regex" in located[16] or "(unclosed" in located[16]
     assert "nowhere" in located[17]

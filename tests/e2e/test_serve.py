@@ -29,26 +29,24 @@ def free_port() -> int:
 
 
 def start_server(rules: Path, db: Path, port: int, *extra: str, env: dict | None = None):
+    """The server as a subprocess; its output goes to files beside the database (a pipe
+    nobody reads would fill up and block the server's logging)."""
     environ = {**os.environ, "ROUTER_API_KEYS": API_KEY, **(env or {})}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "router",
-            "serve",
-            "--config",
-            str(rules),
-            "--store",
-            f"sqlite:///{db}",
-            "--port",
-            str(port),
-            *extra,
-        ],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, "-m", "router", "serve", "--config", str(rules)]
+    command += ["--store", f"sqlite:///{db}", "--port", str(port), *extra]
+    stdout = (db.parent / f"serve-{port}.out").open("w")
+    stderr = (db.parent / f"serve-{port}.err").open("w+")
+    process = subprocess.Popen(command, env=environ, stdout=stdout, stderr=stderr, text=True)
+    process.stderr_file = stderr  # type: ignore[attr-defined]
+    return process
+
+
+def finish(process: subprocess.Popen, limit: float = 30) -> str:
+    """Wait for the process to exit; return what it wrote on stderr."""
+    process.wait(timeout=limit)
+    stderr = process.stderr_file  # type: ignore[attr-defined]
+    stderr.seek(0)
+    return stderr.read()
 
 
 async def wait_healthy(port: int, process: subprocess.Popen, limit: float = 20.0) -> None:
@@ -56,7 +54,7 @@ async def wait_healthy(port: int, process: subprocess.Popen, limit: float = 20.0
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise AssertionError(f"server exited: {process.communicate()[1]}")
+                raise AssertionError(f"server exited: {finish(process)}")
             try:
                 async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
                     if response.status == 200:
@@ -70,7 +68,7 @@ async def wait_healthy(port: int, process: subprocess.Popen, limit: float = 20.0
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.kill()
-    process.communicate(timeout=10)
+    finish(process, 10)
 
 
 def test_serve_refuses_to_start_without_an_api_key(tmp_path):
@@ -93,7 +91,7 @@ def test_serve_with_a_bad_rules_file_exits_with_located_errors(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text("version: 1\nsinks:\n  x: {type: pigeon}\n")
     process = start_server(rules, tmp_path / "r.db", free_port())
-    _, stderr = process.communicate(timeout=30)
+    stderr = finish(process)
     assert process.returncode == 1
     assert f"{rules}:3:" in stderr and "pigeon" in stderr
 
@@ -106,7 +104,7 @@ def test_serve_on_a_taken_port_exits_with_a_clear_error(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         process = start_server(rules, tmp_path / "r.db", port)
-        _, stderr = process.communicate(timeout=30)
+        stderr = finish(process)
     assert process.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in stderr
 
@@ -119,7 +117,7 @@ async def test_sigterm_stops_gracefully(tmp_path):
     try:
         await wait_healthy(port, process)
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        stderr = finish(process)
         assert process.returncode == 0
         assert "stopped" in stderr
     finally:

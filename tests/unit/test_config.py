@@ -29,7 +29,7 @@ def test_bad_operator_is_reported_at_its_line_and_column() -> None:
 """
     )
     assert len(errors) == 1
-    assert errors[0].startswith("rules.yaml:7:24: rule 'failed': status: unknown operator 'equals'")
+    assert errors[0].startswith("rules.yaml:7:16: rule 'failed': status: unknown operator 'equals'")
     assert "did you mean 'eq'" in errors[0]
 
 
