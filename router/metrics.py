@@ -11,6 +11,7 @@ ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.backlog_sinks: set[str] = set()  # sinks whose backlog gauges have been set
         r = self.registry
         self.events_received = Counter(
             PREFIX + "events_received_total",
