@@ -192,7 +192,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     from router.admin import delivery_json
 
     async def run() -> list[DeliveryView]:
-        store = open_store(args.store)
+        store = open_store(args.store, serving=False)
         await store.open()
         try:
             return await store.list_deliveries(args.status, args.sink, args.limit)
@@ -212,7 +212,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     async def run() -> int:
-        store = open_store(args.store)
+        store = open_store(args.store, serving=False)
         await store.open()
         try:
             if args.delivery:

@@ -206,12 +206,13 @@ class Store(ABC):
             callback()
 
 
-def open_store(url: str) -> Store:
-    """A store for a URL: `sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://…`."""
+def open_store(url: str, *, serving: bool = True) -> Store:
+    """A store for a URL: `sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://…`.
+    `serving=False` for a command that only looks or replays beside a running server."""
     if url.startswith("sqlite://"):
         from router.store.sqlite import SQLiteStore
 
-        return SQLiteStore.from_url(url)
+        return SQLiteStore.from_url(url, owns_leases=serving)
     if url.startswith(("postgresql://", "postgres://")):
         from router.store.postgres import PostgresStore
 

@@ -506,21 +506,26 @@ def _ping(connection: sqlite3.Connection) -> None:
 class SQLiteStore(Store):
     """`Store` on one SQLite file; see the module docstring for the threading model."""
 
-    def __init__(self, path: str | Path, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(
+        self, path: str | Path, *, max_batch: int = DEFAULT_MAX_BATCH, owns_leases: bool = True
+    ) -> None:
         self.path = Path(path).absolute()
         self.max_batch = max_batch
+        # The serving process owns every lease and releases them on open; a CLI command
+        # opening the same file next to a running server must leave them alone.
+        self.owns_leases = owns_leases
         self._writer: _ConnectionThread | None = None
         self._reader: _ConnectionThread | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
+    def from_url(cls, url: str, *, owns_leases: bool = True) -> SQLiteStore:
         """`sqlite:///relative/path.db` (from the current directory) or `sqlite:////abs.db`."""
         if not url.startswith(URL_PREFIX) or len(url) == len(URL_PREFIX):
             raise ValueError(
                 f"bad SQLite store URL {url!r}: use sqlite:///relative/path.db "
                 "or sqlite:////absolute/path.db"
             )
-        return cls(Path(url[len(URL_PREFIX) :]))
+        return cls(Path(url[len(URL_PREFIX) :]), owns_leases=owns_leases)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -564,7 +569,8 @@ class SQLiteStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             opened.append(_connect(self.path))
             _migrate(opened[0])
-            _release_all_leases(opened[0])
+            if self.owns_leases:
+                _release_all_leases(opened[0])
             opened.append(_connect(self.path))
         except (OSError, sqlite3.Error, RuntimeError) as error:
             for connection in opened:
