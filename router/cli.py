@@ -248,12 +248,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from router.delivery import EngineSettings
+
+    lease_text = os.environ.get("ROUTER_LEASE_SECONDS") or ""
+    try:
+        lease_seconds = float(lease_text) if lease_text else EngineSettings.lease_seconds
+        if not 0 < lease_seconds < float("inf"):
+            raise ValueError
+    except ValueError:
+        print(
+            f"revring-router: ROUTER_LEASE_SECONDS must be a positive number, got {lease_text!r}",
+            file=sys.stderr,
+        )
+        return 2
     settings = ServiceSettings(
         config_path=args.config,
         store_url=args.store,
         api_keys=None if args.no_auth else api_keys,
         admin_token=os.environ.get("ROUTER_ADMIN_TOKEN") or None,
         retention_days=args.retention_days,
+        engine=EngineSettings(lease_seconds=lease_seconds),
     )
     try:
         return asyncio.run(_serve(settings, args.host, args.port))

@@ -22,6 +22,11 @@ from typing import Literal
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 AttemptOutcome = Literal["delivered", "retry", "dead"]
 
+WORKER_HEARTBEAT_SECONDS = 5.0
+"""How often a delivery engine calls `Store.live_workers` (its heartbeat)."""
+WORKER_LIVE_SECONDS = 3 * WORKER_HEARTBEAT_SECONDS
+"""A worker whose last heartbeat is older than this no longer counts as live."""
+
 
 @dataclass(frozen=True)
 class NewDelivery:
@@ -195,6 +200,17 @@ class Store(ABC):
         """Delete events received before the cutoff whose deliveries are all delivered,
         with their deliveries and attempts (payloads hold personal data). Returns the
         number of events deleted."""
+
+    async def live_workers(self, owner: str, now: float) -> int:
+        """Record that worker `owner` is alive at `now` and return how many workers share
+        this store (itself included), counting those seen within `WORKER_LIVE_SECONDS`.
+        An engine calls it every `WORKER_HEARTBEAT_SECONDS` and divides each sink's
+        `rate_limit` by the answer. A store owned by one process always answers 1."""
+        return 1
+
+    async def retire_worker(self, owner: str) -> None:
+        """Stop counting `owner` as live (it is shutting down cleanly)."""
+        return None
 
     def on_new_deliveries(self, callback: Callable[[], None]) -> None:
         """Call `callback` (on the event loop) whenever new or replayed deliveries are
