@@ -25,7 +25,7 @@ from router.limits import PauseSettings, SinkBreaker, TokenBucket
 from router.metrics import Metrics
 from router.retry import decide_after_failure
 from router.runtime import Runtime
-from router.store.base import AttemptRecord, ClaimedDelivery, Store
+from router.store.base import WORKER_HEARTBEAT_SECONDS, AttemptRecord, ClaimedDelivery, Store
 from router.units import Rate
 from sinks.base import DeliveryRequest, Permanent, Retryable, Sink
 
@@ -75,13 +75,16 @@ class DeliveryEngine:
         self.stopping = False
         self._supervisor: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self.live_workers = 1  # engines sharing the store; each takes 1/n of every rate limit
 
     async def start(self) -> None:
         self.store.on_new_deliveries(self.wake)
         self.runtime.on_reload(self._on_reload)
         self._supervisor = asyncio.create_task(self._supervise(), name="delivery-supervisor")
         self._renewer = asyncio.create_task(self._renew_leases(), name="lease-renewer")
+        self._heartbeat = asyncio.create_task(self._beat(), name="worker-heartbeat")
 
     def wake(self) -> None:
         """New deliveries were committed: every lane looks again."""
@@ -112,6 +115,16 @@ class DeliveryEngine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self.settings.idle_poll)
 
+    async def _beat(self) -> None:
+        """Tell the store this engine is alive and learn how many share it, so that a
+        sink's `rate_limit` holds across replicas (each takes its share)."""
+        while not self.stopping:
+            try:
+                self.live_workers = max(await self.store.live_workers(self.owner, self.clock()), 1)
+            except Exception:
+                log.exception("cannot count live workers; keeping %d", self.live_workers)
+            await asyncio.sleep(WORKER_HEARTBEAT_SECONDS)
+
     async def _renew_leases(self) -> None:
         interval = self.settings.lease_seconds / 3
         while not self.stopping:
@@ -129,7 +142,7 @@ class DeliveryEngine:
         """Stop claiming, let in-flight sends finish (up to the grace period), and give
         back what is still leased so another worker or the next start takes it at once."""
         self.stopping = True
-        for task in (self._supervisor, self._renewer):
+        for task in (self._supervisor, self._renewer, self._heartbeat):
             if task is not None:
                 task.cancel()
         for lane in self.lanes.values():
@@ -146,6 +159,8 @@ class DeliveryEngine:
             for delivery_id in list(lane.in_flight):
                 with contextlib.suppress(Exception):
                     await self.store.defer(delivery_id, self.owner, self.clock())
+        with contextlib.suppress(Exception):
+            await self.store.retire_worker(self.owner)
 
 
 class SinkLane:
@@ -213,7 +228,9 @@ class SinkLane:
         if room <= 0:
             await self._wait_for_a_slot()
             return
-        bucket = self._bucket_for(sink.config.effective_rate_limit(), now)
+        bucket = self._bucket_for(
+            _share(sink.config.effective_rate_limit(), engine.live_workers), now
+        )
         if bucket is not None:
             delay = bucket.delay_until_available(now)
             if delay > 0:
@@ -387,6 +404,13 @@ class SinkLane:
                 "duration_ms": round(record.duration * 1000, 1),
             },
         )
+
+
+def _share(rate: Rate | None, workers: int) -> Rate | None:
+    """This engine's part of a sink's rate limit when `workers` engines share the store."""
+    if rate is None or workers <= 1:
+        return rate
+    return Rate(rate.count, rate.per_seconds * workers)
 
 
 def _fields(delivery: ClaimedDelivery) -> dict[str, str]:
