@@ -131,12 +131,16 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
 
 
 async def _refresh_backlog_gauges(store: Store, metrics: Metrics) -> None:
+    now = time.time()
     try:
         backlog = await store.backlog()
+        open_groups = await store.open_groups(now)
     except Exception:
         log.exception("cannot read the backlog for /metrics")
         return
-    now = time.time()
+    metrics.open_groups.clear()
+    for sink, count in open_groups.items():
+        metrics.open_groups.labels(sink).set(count)
     for sink, numbers in backlog.items():
         metrics.pending.labels(sink).set(numbers.pending)
         metrics.dead.labels(sink).set(numbers.dead)
