@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import orjson
 
@@ -28,7 +27,7 @@ from router.retry import decide_after_failure
 from router.runtime import Runtime
 from router.store.base import AttemptRecord, ClaimedDelivery, Store
 from router.units import Rate
-from sinks.base import DeliveryRequest, Digest, Permanent, Retryable, Sink
+from sinks.base import DeliveryRequest, Digest, Permanent, Retryable, Sink, window_time
 
 log = logging.getLogger("router.delivery")
 
@@ -307,8 +306,8 @@ class SinkLane:
             payloads = await self.engine.store.digest_calls(delivery.id)
             digest = Digest(
                 group_key=orjson.loads(delivery.group_key or "{}"),
-                window_start=iso_time(delivery.window_start),
-                window_end=iso_time(delivery.window_end),
+                window_start=window_time(delivery.window_start or delivery.created_at),
+                window_end=window_time(delivery.window_end or delivery.created_at),
                 calls=[orjson.loads(payload) for payload in payloads] or [event],
             )
             event = digest.calls[0]
@@ -406,13 +405,6 @@ class SinkLane:
                 "duration_ms": round(record.duration * 1000, 1),
             },
         )
-
-
-def iso_time(timestamp: float | None) -> str:
-    """Unix seconds as ISO 8601 UTC text (a digest's window bounds), '' for None."""
-    if timestamp is None:
-        return ""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def _fields(delivery: ClaimedDelivery) -> dict[str, str]:
