@@ -133,12 +133,16 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
 async def _refresh_backlog_gauges(store: Store, metrics: Metrics, sinks: set[str]) -> None:
     """Per-sink backlog gauges, read from the store at scrape time. A sink with nothing
     pending or dead reads 0 (not absent), so alerts on these series resolve."""
+    now = time.time()
     try:
         backlog = await store.backlog()
+        open_groups = await store.open_groups(now)
     except Exception:
         log.exception("cannot read the backlog for /metrics")
         return
-    now = time.time()
+    metrics.open_groups.clear()
+    for sink, count in open_groups.items():
+        metrics.open_groups.labels(sink).set(count)
     metrics.backlog_sinks |= sinks | set(backlog)
     for sink in metrics.backlog_sinks:
         numbers = backlog.get(sink, SinkBacklog(0, 0, None))

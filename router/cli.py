@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from router import __version__
 from router.config import Config, ConfigError, load_config
 from router.events import EventRejected, parse_event
-from router.rules import route
+from router.rules import CompiledRule, group_key, route
 from router.store.base import DeliveryView, open_store
-from sinks.base import DeliveryError, DeliveryRequest, SinkResources
+from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, window_time
 from sinks.registry import build_sink
 
 if TYPE_CHECKING:
@@ -133,15 +133,18 @@ def cmd_route(args: argparse.Namespace) -> int:
         body = json.dumps(event).encode()
         for sink_name, rule in routed.deliveries.items():
             sink = build_sink(sink_name, config.sinks[sink_name], resources)
+            digest = _preview_digest(rule, event)
             request = DeliveryRequest(
                 delivery_id="preview",
                 event_id=event["id"],
                 sink=sink_name,
                 rule=rule.name,
                 event=event,
-                payload=body,
+                digest=digest,
+                payload=None if digest is not None else body,
             )
-            print(f"\n--- {sink_name} ({config.sinks[sink_name].type}) ---")
+            kind = f", digest of rule {rule.name} with this call alone" if digest else ""
+            print(f"\n--- {sink_name} ({config.sinks[sink_name].type}{kind}) ---")
             try:
                 rendered = sink.render(request)
             except DeliveryError as exc:
@@ -153,6 +156,19 @@ def cmd_route(args: argparse.Namespace) -> int:
                 else json.dumps(rendered, indent=2, ensure_ascii=False, default=str)
             )
     return 0
+
+
+def _preview_digest(rule: CompiledRule, event: dict[str, Any]) -> Digest | None:
+    """For a grouped rule, the digest this call would open, holding it alone."""
+    if rule.group is None:
+        return None
+    now = time.time()
+    return Digest(
+        group_key=group_key(rule.group, event),
+        window_start=window_time(now),
+        window_end=window_time(now + rule.group.window),
+        calls=[event],
+    )
 
 
 def _lookup(event: dict[str, Any], path: str) -> Any:

@@ -27,7 +27,7 @@ from router.retry import decide_after_failure
 from router.runtime import Runtime
 from router.store.base import WORKER_HEARTBEAT_SECONDS, AttemptRecord, ClaimedDelivery, Store
 from router.units import Rate
-from sinks.base import DeliveryRequest, Permanent, Retryable, Sink
+from sinks.base import DeliveryRequest, Digest, Permanent, Retryable, Sink, window_time
 
 log = logging.getLogger("router.delivery")
 
@@ -296,7 +296,10 @@ class SinkLane:
     async def _deliver(self, sink: Sink, delivery: ClaimedDelivery, started_at: float) -> None:
         engine = self.engine
         try:
-            outcome = await self._attempt(sink, delivery, started_at)
+            request = await self._request_for(delivery)
+            outcome = await self._attempt(sink, delivery, request, started_at)
+            if request.digest is not None and outcome.record.outcome == "delivered":
+                engine.metrics.digest_calls.labels(self.name).observe(request.digest.count)
             recorded = await engine.store.finish(
                 delivery.id, engine.owner, outcome.record, next_attempt_at=outcome.next_attempt_at
             )
@@ -312,8 +315,32 @@ class SinkLane:
             self.in_flight.pop(delivery.id, None)
             self.wake()
 
+    async def _request_for(self, delivery: ClaimedDelivery) -> DeliveryRequest:
+        """The request for one delivery; a digest's carries its calls, in arrival order."""
+        event = orjson.loads(delivery.payload)
+        digest: Digest | None = None
+        if delivery.kind == "digest":
+            payloads = await self.engine.store.digest_calls(delivery.id)
+            digest = Digest(
+                group_key=orjson.loads(delivery.group_key or "{}"),
+                window_start=window_time(delivery.window_start or delivery.created_at),
+                window_end=window_time(delivery.window_end or delivery.created_at),
+                calls=[orjson.loads(payload) for payload in payloads] or [event],
+            )
+            event = digest.calls[0]
+        return DeliveryRequest(
+            delivery_id=delivery.id,
+            event_id=delivery.event_id,
+            sink=self.name,
+            rule=delivery.rule,
+            event=event,
+            attempt=delivery.attempts + 1,
+            digest=digest,
+            payload=None if digest is not None else delivery.payload,
+        )
+
     async def _attempt(
-        self, sink: Sink, delivery: ClaimedDelivery, started_at: float
+        self, sink: Sink, delivery: ClaimedDelivery, request: DeliveryRequest, started_at: float
     ) -> AttemptOutcome:
         engine = self.engine
         number = delivery.attempts + 1
@@ -322,15 +349,6 @@ class SinkLane:
         detail: str | None = None
         retry_after: float | None = None
         try:
-            request = DeliveryRequest(
-                delivery_id=delivery.id,
-                event_id=delivery.event_id,
-                sink=self.name,
-                rule=delivery.rule,
-                event=orjson.loads(delivery.payload),
-                attempt=number,
-                payload=delivery.payload,
-            )
             result = await sink.send(request)
         except Retryable as exc:
             failure: tuple[bool, str] | None = (True, exc.reason)

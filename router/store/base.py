@@ -3,6 +3,8 @@
 Model (Hookdeck-like): an *event* is one accepted call (its body as received);
 a *delivery* is that event for one sink (one per (event, sink)); an *attempt* is
 one try at sending a delivery, with its outcome, status code, error and duration.
+A *digest* is a delivery of kind 'digest' (a grouped rule's): it belongs to the
+event that opened it and lists its member events, the calls gathered in its window.
 
 Delivery states: `pending` (waiting for `next_attempt_at`, or leased by a worker
 while `lease_until` is in the future), `delivered`, `dead` (kept; replay makes it
@@ -21,6 +23,17 @@ from typing import Literal
 
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 AttemptOutcome = Literal["delivered", "retry", "dead"]
+DeliveryKind = Literal["single", "digest"]
+
+
+@dataclass(frozen=True)
+class GroupJoin:
+    """How a delivery of a grouped rule joins a digest (see `Store.ingest`)."""
+
+    key: str  # the group key as canonical JSON text
+    window: float  # seconds from the first call to the digest's due time
+    max: int | None = None  # send early once this many calls are in
+
 
 WORKER_HEARTBEAT_SECONDS = 5.0
 """How often a delivery engine calls `Store.live_workers` (its heartbeat)."""
@@ -33,6 +46,7 @@ class NewDelivery:
     id: str
     sink: str
     rule: str
+    group: GroupJoin | None = None  # None: a delivery of its own (kind 'single')
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,10 @@ class ClaimedDelivery:
     retry_attempts: int  # attempts since it was created or last replayed (the retry budget)
     retry_started_at: float  # creation or last replay: `max_age` counts from here
     created_at: float
+    kind: DeliveryKind = "single"
+    group_key: str | None = None  # digests: the canonical JSON of the group key
+    window_start: float | None = None  # digests: the first call's arrival
+    window_end: float | None = None  # digests: when the window closed (or `max` was reached)
 
 
 @dataclass(frozen=True)
@@ -123,14 +141,34 @@ class Store(ABC):
     async def ingest(self, record: IngestRecord) -> IngestResult:
         """Write the event and its deliveries in one transaction, durably (fsync'd),
         or report a duplicate call id (then nothing is written). Concurrent calls
-        are group-committed."""
+        are group-committed. `IngestResult.deliveries` counts the deliveries created
+        plus the digests joined.
+
+        A `NewDelivery` with a `group` joins the open digest of (rule, sink, group key):
+        the one whose `open_group` is the key, still `pending` with no attempt, whose
+        `closes_at` is after `received_at` and which holds fewer than `max` calls. The
+        event becomes its next member (`digest_members`, position = calls before it).
+        With none, it opens a digest: a delivery row of kind 'digest' for this event,
+        `window_start` = `received_at`, `closes_at` = `next_attempt_at` = `received_at`
+        + `window`, one member. A digest reaching `max` closes at once: `closes_at` =
+        `next_attempt_at` = `received_at`, `open_group` NULL. A stale open digest (its
+        window over but not yet claimed) is closed before a new one opens, so the
+        unique index on (rule, sink, open_group) holds; a PostgreSQL store can join
+        with one conditional UPDATE … RETURNING and open with INSERT … ON CONFLICT DO
+        NOTHING, joining again when it loses the race."""
 
     @abstractmethod
     async def claim(
         self, sink: str, limit: int, owner: str, lease_seconds: float, now: float
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries of `sink` (pending, `next_attempt_at <= now`,
-        no live lease), oldest `next_attempt_at` first, then creation order."""
+        no live lease), oldest `next_attempt_at` first, then creation order. A claimed
+        digest is closed (`open_group` NULL): no call joins it any more."""
+
+    @abstractmethod
+    async def digest_calls(self, delivery_id: str) -> list[bytes]:
+        """The payloads of a digest's member events, in the order they joined (empty for
+        an unknown delivery or a single one)."""
 
     @abstractmethod
     async def next_due_at(self, sink: str) -> float | None:
@@ -196,10 +234,16 @@ class Store(ABC):
         """Per sink: pending and dead counts, and the oldest pending delivery's creation."""
 
     @abstractmethod
+    async def open_groups(self, now: float) -> dict[str, int]:
+        """Per sink: digests still gathering calls (`open_group` set, `closes_at` > now);
+        a sink with none is absent."""
+
+    @abstractmethod
     async def purge(self, received_before: float) -> int:
-        """Delete events received before the cutoff whose deliveries are all delivered,
-        with their deliveries and attempts (payloads hold personal data). Returns the
-        number of events deleted."""
+        """Delete events received before the cutoff whose deliveries are all delivered
+        and that are members of no digest still undelivered, with their deliveries,
+        attempts and memberships (payloads hold personal data). Returns the number of
+        events deleted."""
 
     async def live_workers(self, owner: str, now: float) -> int:
         """Record that worker `owner` is alive at `now` and return how many workers share

@@ -116,9 +116,9 @@ async def test_schema_is_migrated_once_and_wal_is_on(tmp_path: Path) -> None:
         }
     finally:
         connection.close()
-    assert versions == [(1,)]
+    assert versions == [(1,), (2,)]
     assert journal_mode == "wal"
-    assert {"events", "deliveries", "attempts", "schema_version"} <= tables
+    assert {"events", "deliveries", "attempts", "digest_members", "schema_version"} <= tables
 
 
 async def test_writer_connection_is_synchronous_full_with_foreign_keys(sqlite_store) -> None:
