@@ -125,9 +125,13 @@ JOIN_DIGEST = (
     " AND attempts = 0 AND closes_at > $4 AND ($5::integer IS NULL OR member_count < $5)"
     " RETURNING id, member_count - 1"
 )
-# Whatever still holds the key cannot take calls any more (its window is over).
+# Whatever still holds the key but cannot take this call (its window is over) lets go of
+# it. The test repeats the join's, so a digest committed by another transaction since our
+# join looked stays open and our insert loses the race instead.
 CLOSE_STALE_GROUP = (
-    "UPDATE deliveries SET open_group = NULL WHERE rule = $1 AND sink = $2 AND open_group = $3"
+    "UPDATE deliveries SET open_group = NULL"
+    " WHERE rule = $1 AND sink = $2 AND open_group = $3 AND NOT (status = 'pending'"
+    " AND attempts = 0 AND closes_at > $4 AND ($5::integer IS NULL OR member_count < $5))"
 )
 OPEN_DIGEST = (
     "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
@@ -285,7 +289,9 @@ async def _join_digest(
         if joined is not None:
             digest_id, position = joined[0], joined[1]
             break
-        await connection.execute(CLOSE_STALE_GROUP, delivery.rule, delivery.sink, group.key)
+        await connection.execute(
+            CLOSE_STALE_GROUP, delivery.rule, delivery.sink, group.key, now, group.max
+        )
         full = group.max is not None and group.max <= 1
         closes_at = now if full else now + group.window
         opened = await connection.fetchval(
