@@ -184,14 +184,31 @@ def _when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _kind(view: DeliveryView) -> str:
+    if view.kind != "digest":
+        return view.kind
+    return f"digest ({view.calls} call{'' if view.calls == 1 else 's'})"
+
+
 def _print_table(views: Sequence[DeliveryView]) -> None:
-    header = ("ID", "EVENT", "SINK", "RULE", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR")
+    header = (
+        "ID",
+        "EVENT",
+        "SINK",
+        "RULE",
+        "KIND",
+        "STATUS",
+        "ATTEMPTS",
+        "NEXT ATTEMPT",
+        "LAST ERROR",
+    )
     rows = [
         (
             v.id,
             v.event_id,
             v.sink,
             v.rule,
+            _kind(v),
             v.status,
             str(v.attempts),
             _when(v.next_attempt_at) if v.status == "pending" else "-",

@@ -112,6 +112,8 @@ class DeliveryView:
     created_at: float
     updated_at: float
     delivered_at: float | None
+    kind: DeliveryKind = "single"
+    calls: int = 1  # the calls it carries: a digest's members so far, 1 for a single delivery
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,13 @@ what running side by side needs:
   on a dedicated connection and wakes its workers. If that connection drops, the
   store logs it and reconnects with backoff; the workers poll meanwhile;
 - `live_workers` counts the engines that heartbeat into the `replicas` table, so a
-  per-process rate limit can be divided among them (docs/postgresql.md).
+  per-process rate limit can be divided among them (docs/postgresql.md);
+- a grouped call joins its open digest with one conditional UPDATE, or opens one
+  with INSERT … ON CONFLICT DO NOTHING against the unique index on the open group.
+  Before anything else, an ingest transaction takes a transaction-level advisory
+  lock per (rule, sink, group key) it touches, in one global order (by lock key):
+  every replica's batch then waits for a group before it holds any row, so joins
+  never deadlock, and one group is one digest however many replicas take its calls.
 
 Unlike the SQLite store, `open()` releases no lease: they may belong to live replicas.
 """
@@ -24,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -40,8 +48,10 @@ from router.store.base import (
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    GroupJoin,
     IngestRecord,
     IngestResult,
+    NewDelivery,
     SinkBacklog,
     Store,
 )
@@ -60,6 +70,9 @@ MIGRATION_LOCK_KEY = 0x7265_7672_696E_6701
 LISTEN_BACKOFF_MIN = 0.5
 LISTEN_BACKOFF_MAX = 30.0
 FORGET_WORKER_AFTER = 24 * 3600.0
+# Joining loses a race only if another transaction opened or closed the group in
+# between; the group lock rules that out, so a few tries are plenty.
+MAX_JOIN_TRIES = 3
 
 # Not part of the data model, so not a shared migration: replicas exist only here.
 COORDINATION_DDL = (
@@ -71,7 +84,8 @@ COORDINATION_DDL = (
 
 SELECT_DELIVERY_VIEWS = (
     "SELECT id, event_id, sink, rule, status, attempts, last_error, next_attempt_at,"
-    " created_at, updated_at, delivered_at FROM deliveries"
+    " created_at, updated_at, delivered_at, kind,"
+    " CASE WHEN kind = 'digest' THEN member_count ELSE 1 END FROM deliveries"
 )
 NEWEST_FIRST_PAGE = " ORDER BY created_at DESC, id DESC LIMIT {limit} OFFSET {offset}"
 # One literal query per filter combination, so each can use its own index.
@@ -99,8 +113,36 @@ INSERT_DELIVERIES = (
     " FROM unnest($3::text[], $4::text[], $5::text[]) AS d (id, sink, rule)"
     " ON CONFLICT (event_id, sink) DO NOTHING RETURNING id"
 )
+GROUP_LOCK = "SELECT pg_advisory_xact_lock($1)"
+# The open digest takes one more call; reaching `max` ($5) closes it and makes it due.
+JOIN_DIGEST = (
+    "UPDATE deliveries SET member_count = member_count + 1, updated_at = $4,"
+    " open_group = CASE WHEN member_count + 1 >= $5 THEN NULL ELSE open_group END,"
+    " closes_at = CASE WHEN member_count + 1 >= $5 THEN $4 ELSE closes_at END,"
+    " next_attempt_at = CASE WHEN member_count + 1 >= $5"
+    "  THEN LEAST(next_attempt_at, $4) ELSE next_attempt_at END"
+    " WHERE rule = $1 AND sink = $2 AND open_group = $3 AND status = 'pending'"
+    " AND attempts = 0 AND closes_at > $4 AND ($5::integer IS NULL OR member_count < $5)"
+    " RETURNING id, member_count - 1"
+)
+# Whatever still holds the key but cannot take this call (its window is over) lets go of
+# it. The test repeats the join's, so a digest committed by another transaction since our
+# join looked stays open and our insert loses the race instead.
+CLOSE_STALE_GROUP = (
+    "UPDATE deliveries SET open_group = NULL"
+    " WHERE rule = $1 AND sink = $2 AND open_group = $3 AND NOT (status = 'pending'"
+    " AND attempts = 0 AND closes_at > $4 AND ($5::integer IS NULL OR member_count < $5))"
+)
+OPEN_DIGEST = (
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+    " next_attempt_at, created_at, updated_at, kind, group_key, open_group,"
+    " window_start, closes_at, member_count)"
+    " VALUES ($1, $2, $3, $4, 'pending', $5, $6, $5, $5, 'digest', $7, $8, $5, $6, 1)"
+    " ON CONFLICT DO NOTHING RETURNING id"
+)
+ADD_MEMBER = "INSERT INTO digest_members (delivery_id, event_id, position) VALUES ($1, $2, $3)"
 CLAIM = (
-    "UPDATE deliveries d SET lease_owner = $4, lease_until = $5"
+    "UPDATE deliveries d SET lease_owner = $4, lease_until = $5, open_group = NULL"
     " FROM events e"
     " WHERE e.id = d.event_id AND d.id IN ("
     "  SELECT id FROM deliveries"
@@ -109,7 +151,8 @@ CLAIM = (
     "  ORDER BY next_attempt_at, created_at, id LIMIT $3"
     "  FOR UPDATE SKIP LOCKED)"
     " RETURNING d.id, d.event_id, d.sink, d.rule, e.payload, d.attempts, d.retry_attempts,"
-    " d.retry_started_at, d.created_at, d.next_attempt_at"
+    " d.retry_started_at, d.created_at, d.kind, d.group_key, d.window_start,"
+    " d.closes_at AS window_end, d.next_attempt_at"
 )
 # One statement, so the lease check and the attempt's number cannot race.
 FINISH = (
@@ -147,6 +190,17 @@ RENEW = (
 PURGE = (
     "DELETE FROM events WHERE received_at < $1 AND NOT EXISTS ("
     " SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status <> 'delivered')"
+    " AND NOT EXISTS ("
+    " SELECT 1 FROM digest_members m JOIN deliveries d ON d.id = m.delivery_id"
+    " WHERE m.event_id = events.id AND d.status <> 'delivered')"
+)
+DIGEST_CALLS = (
+    "SELECT e.payload FROM digest_members m JOIN events e ON e.id = m.event_id"
+    " WHERE m.delivery_id = $1 ORDER BY m.position"
+)
+OPEN_GROUPS = (
+    "SELECT sink, COUNT(*) FROM deliveries"
+    " WHERE open_group IS NOT NULL AND status = 'pending' AND closes_at > $1 GROUP BY sink"
 )
 # A leased delivery cannot be claimed before its lease runs out.
 NEXT_DUE = (
@@ -172,6 +226,10 @@ class StoreClosedError(RuntimeError):
     """An operation was asked of a store that is not open."""
 
 
+class DigestJoinError(RuntimeError):
+    """A grouped call could neither join nor open its digest (it fails alone)."""
+
+
 @dataclass
 class _QueuedIngest:
     record: IngestRecord
@@ -195,6 +253,78 @@ def _safe_location(url: str) -> str:
     return f"{host}{port}{parts.path or '/'}"
 
 
+def _group_lock_key(rule: str, sink: str, key: str) -> int:
+    """The advisory lock (a signed 64-bit number) guarding one (rule, sink, group key)."""
+    text = json.dumps([rule, sink, key], separators=(",", ":")).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
+
+
+async def _lock_groups(connection: asyncpg.Connection, records: Iterable[IngestRecord]) -> None:
+    """Take the advisory lock of every group the records join, lowest key first: with
+    one global order and no row held yet, two transactions cannot wait on each other."""
+    keys = sorted(
+        {
+            _group_lock_key(delivery.rule, delivery.sink, delivery.group.key)
+            for record in records
+            for delivery in record.deliveries
+            if delivery.group is not None
+        }
+    )
+    if keys:
+        await connection.executemany(GROUP_LOCK, [(key,) for key in keys])
+
+
+async def _join_digest(
+    connection: asyncpg.Connection,
+    record: IngestRecord,
+    delivery: NewDelivery,
+    group: GroupJoin,
+) -> int:
+    """Add the event to the open digest of (rule, sink, key), or open one; 1 if done."""
+    now = record.received_at
+    for _ in range(MAX_JOIN_TRIES):
+        joined = await connection.fetchrow(
+            JOIN_DIGEST, delivery.rule, delivery.sink, group.key, now, group.max
+        )
+        if joined is not None:
+            digest_id, position = joined[0], joined[1]
+            break
+        await connection.execute(
+            CLOSE_STALE_GROUP, delivery.rule, delivery.sink, group.key, now, group.max
+        )
+        full = group.max is not None and group.max <= 1
+        closes_at = now if full else now + group.window
+        opened = await connection.fetchval(
+            OPEN_DIGEST,
+            delivery.id,
+            record.event_id,
+            delivery.sink,
+            delivery.rule,
+            now,
+            closes_at,
+            group.key,
+            None if full else group.key,
+        )
+        if opened is not None:
+            digest_id, position = opened, 0
+            break
+        already = await connection.fetchval(
+            "SELECT 1 FROM deliveries WHERE event_id = $1 AND sink = $2",
+            record.event_id,
+            delivery.sink,
+        )
+        if already is not None:
+            return 0
+        # Another transaction opened the group between our join and our insert: join it.
+    else:
+        raise DigestJoinError(
+            f"could not join or open a digest of rule {delivery.rule!r} for sink"
+            f" {delivery.sink!r} after {MAX_JOIN_TRIES} tries"
+        )
+    await connection.execute(ADD_MEMBER, digest_id, record.event_id, position)
+    return 1
+
+
 async def _ingest_one(connection: asyncpg.Connection, record: IngestRecord) -> IngestResult:
     inserted = await connection.fetchval(
         INSERT_EVENT,
@@ -206,17 +336,22 @@ async def _ingest_one(connection: asyncpg.Connection, record: IngestRecord) -> I
     )
     if inserted is None:
         return IngestResult("duplicate", 0)
-    if not record.deliveries:
-        return IngestResult("accepted", 0)
-    rows = await connection.fetch(
-        INSERT_DELIVERIES,
-        record.event_id,
-        record.received_at,
-        [delivery.id for delivery in record.deliveries],
-        [delivery.sink for delivery in record.deliveries],
-        [delivery.rule for delivery in record.deliveries],
-    )
-    return IngestResult("accepted", len(rows))
+    singles = [delivery for delivery in record.deliveries if delivery.group is None]
+    written = 0
+    if singles:
+        rows = await connection.fetch(
+            INSERT_DELIVERIES,
+            record.event_id,
+            record.received_at,
+            [delivery.id for delivery in singles],
+            [delivery.sink for delivery in singles],
+            [delivery.rule for delivery in singles],
+        )
+        written += len(rows)
+    for delivery in record.deliveries:
+        if delivery.group is not None:
+            written += await _join_digest(connection, record, delivery, delivery.group)
+    return IngestResult("accepted", written)
 
 
 async def _migrate(connection: asyncpg.Connection) -> None:
@@ -418,12 +553,13 @@ class PostgresStore(Store):
         outcomes: list[tuple[bool, Any]] = [(False, None)] * len(batch)
         try:
             async with pool.acquire() as connection, connection.transaction():
+                await _lock_groups(connection, (queued.record for queued in batch))
                 written = 0
                 for index in order:
                     try:
                         async with connection.transaction():  # a savepoint per call
                             result = await _ingest_one(connection, batch[index].record)
-                    except asyncpg.PostgresError as error:
+                    except (asyncpg.PostgresError, DigestJoinError) as error:
                         outcomes[index] = (False, error)
                     else:
                         outcomes[index] = (True, result)
@@ -443,6 +579,7 @@ class PostgresStore(Store):
     async def _ingest_alone(self, record: IngestRecord) -> tuple[bool, Any]:
         try:
             async with self._require_pool().acquire() as connection, connection.transaction():
+                await _lock_groups(connection, [record])
                 result = await _ingest_one(connection, record)
                 if result.deliveries:
                     await connection.execute("SELECT pg_notify($1, $2)", self.channel, self._token)
@@ -461,7 +598,7 @@ class PostgresStore(Store):
             return []
         rows = await self._require_pool().fetch(CLAIM, sink, now, limit, owner, now + lease_seconds)
         rows = sorted(rows, key=lambda row: (row["next_attempt_at"], row["created_at"], row["id"]))
-        return [ClaimedDelivery(*tuple(row)[:9]) for row in rows]
+        return [ClaimedDelivery(*tuple(row)[:13]) for row in rows]
 
     async def renew_leases(self, ids: Iterable[str], owner: str, until: float) -> None:
         id_list = list(ids)
@@ -532,6 +669,14 @@ class PostgresStore(Store):
     async def purge(self, received_before: float) -> int:
         status = await self._require_pool().execute(PURGE, received_before)
         return int(status.rsplit(" ", 1)[-1])
+
+    async def digest_calls(self, delivery_id: str) -> list[bytes]:
+        rows = await self._require_pool().fetch(DIGEST_CALLS, delivery_id)
+        return [bytes(row[0]) for row in rows]
+
+    async def open_groups(self, now: float) -> dict[str, int]:
+        rows = await self._require_pool().fetch(OPEN_GROUPS, now)
+        return {sink: count for sink, count in rows}
 
     # --- reads ---
 

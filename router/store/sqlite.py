@@ -46,7 +46,8 @@ BUSY_TIMEOUT_SECONDS = 10.0
 
 SELECT_DELIVERY_VIEWS = (
     "SELECT id, event_id, sink, rule, status, attempts, last_error, next_attempt_at,"
-    " created_at, updated_at, delivered_at FROM deliveries"
+    " created_at, updated_at, delivered_at, kind,"
+    " CASE WHEN kind = 'digest' THEN member_count ELSE 1 END FROM deliveries"
 )
 
 

@@ -4,6 +4,7 @@ objects, each with its own pool) on one database. Each test runs in its own sche
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,11 +15,13 @@ import pytest
 from router.store.base import (
     WORKER_LIVE_SECONDS,
     AttemptRecord,
+    GroupJoin,
     IngestRecord,
     IngestResult,
     NewDelivery,
     open_store,
 )
+from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
 from tests.integration.conftest import _postgres_url, _unavailable
 
 pytestmark = pytest.mark.postgres
@@ -258,3 +261,195 @@ async def test_a_closed_store_refuses_work(replica) -> None:
         await store.ingest(record())
     with pytest.raises(StoreClosedError):
         await store.claim("crm", 1, "a", LEASE, NOW)
+
+
+# --- digests across replicas ---------------------------------------------------------
+
+TRUNK_A = '{"sipTrunkId":"trunk-a"}'
+TRUNK_B = '{"sipTrunkId":"trunk-b"}'
+SMALL_BATCH = 8  # many transactions per replica, so the replicas' batches interleave
+
+
+def grouped(key: str = TRUNK_A, max_calls: int | None = None) -> IngestRecord:
+    event_id = str(uuid.uuid4())
+    join = GroupJoin(key, 60.0, max_calls)
+    return IngestRecord(
+        event_id=event_id,
+        payload=b'{"id": "%s"}' % event_id.encode(),
+        received_at=NOW,
+        deliveries=[NewDelivery(f"{event_id}:ops", "ops", "trunk-outage", join)],
+    )
+
+
+@pytest.fixture
+async def small_batch_replica(schema_url: str) -> AsyncIterator[Replica]:
+    """Like `replica`, with small group-commit batches."""
+    from router.store.postgres import PostgresStore
+
+    opened = []
+
+    async def open_replica():
+        store = PostgresStore(schema_url, max_batch=SMALL_BATCH)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield open_replica
+    for store in opened:
+        await store.close()
+
+
+async def ingest_on_both(a, b, records: list[IngestRecord]) -> None:
+    results = await asyncio.gather(
+        *(store.ingest(r) for store, r in zip([a, b] * len(records), records, strict=False))
+    )
+    assert results == [IngestResult("accepted", 1)] * len(records)
+
+
+def ids_of(payloads: list[bytes]) -> list[str]:
+    return [json.loads(payload)["id"] for payload in payloads]
+
+
+async def digests_by_size(store) -> list[list[str]]:
+    """Each digest's member call ids in join order, digests in creation order."""
+    views = sorted(await store.list_deliveries(limit=1000), key=lambda v: (v.created_at, v.id))
+    assert all(view.kind == "digest" for view in views)
+    members = []
+    for view in views:
+        calls = ids_of(await store.digest_calls(view.id))
+        assert view.calls == len(calls)
+        members.append(calls)
+    return members
+
+
+async def test_two_replicas_gathering_one_group_make_one_digest(small_batch_replica) -> None:
+    a, b = await small_batch_replica(), await small_batch_replica()
+    records = [grouped() for _ in range(200)]
+    await ingest_on_both(a, b, records)
+
+    [members] = await digests_by_size(b)
+    assert sorted(members) == sorted(r.event_id for r in records)
+    assert await a.open_groups(NOW) == {"ops": 1}
+    [claimed] = await a.claim("ops", 10, "w", LEASE, NOW + 60)
+    assert (claimed.kind, claimed.group_key, claimed.window_end) == ("digest", TRUNK_A, NOW + 60)
+
+
+async def test_two_replicas_filling_digests_to_max_make_full_digests(small_batch_replica) -> None:
+    a, b = await small_batch_replica(), await small_batch_replica()
+    records = [grouped(max_calls=50) for _ in range(200)]
+    await ingest_on_both(a, b, records)
+
+    digests = await digests_by_size(a)
+    assert [len(members) for members in digests] == [50, 50, 50, 50]
+    assert sorted(m for members in digests for m in members) == sorted(r.event_id for r in records)
+    assert await a.open_groups(NOW) == {}
+    assert len(await b.claim("ops", 10, "w", LEASE, NOW)) == 4, "a full digest is due at once"
+
+
+async def test_two_groups_joined_in_crossing_order_on_two_replicas(small_batch_replica) -> None:
+    """Each replica's batches reach the two groups in both orders (call ids are random):
+    without one lock order for groups, two batches could each hold one digest and wait
+    for the other's."""
+    a, b = await small_batch_replica(), await small_batch_replica()
+    records = [grouped(TRUNK_A if n % 4 < 2 else TRUNK_B) for n in range(200)]
+    await ingest_on_both(a, b, records)
+
+    claimed = await a.claim("ops", 10, "w", LEASE, NOW + 60)
+    by_key = {c.group_key: sorted(ids_of(await a.digest_calls(c.id))) for c in claimed}
+    assert by_key == {
+        TRUNK_A: sorted(r.event_id for n, r in enumerate(records) if n % 4 < 2),
+        TRUNK_B: sorted(r.event_id for n, r in enumerate(records) if n % 4 >= 2),
+    }
+
+
+async def test_an_ingest_that_loses_the_race_to_open_joins_the_winner(
+    schema_url: str, replica
+) -> None:
+    """Another writer opens the group after our join found nothing: our insert waits for
+    it, conflicts on the open group, and the call joins the digest that won."""
+    import asyncpg
+
+    store = await replica()
+    rival = await asyncpg.connect(schema_url)
+    try:
+        rival_transaction = rival.transaction()
+        await rival_transaction.start()
+        await rival.execute(
+            "INSERT INTO events (id, payload, received_at) VALUES ('first', $1, $2)",
+            b'{"id": "first"}',
+            NOW,
+        )
+        await rival.execute(
+            "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+            " next_attempt_at, created_at, updated_at, kind, group_key, open_group,"
+            " window_start, closes_at, member_count) VALUES ('first:ops', 'first', 'ops',"
+            " 'trunk-outage', 'pending', $1, $2, $1, $1, 'digest', $3, $3, $1, $2, 1)",
+            NOW,
+            NOW + 60,
+            TRUNK_A,
+        )
+        await rival.execute(
+            "INSERT INTO digest_members VALUES ('first:ops', 'first', 0)",
+        )
+        second = grouped()
+        joining = asyncio.create_task(store.ingest(second))
+        while not await waiting_for_a_lock(rival):
+            assert not joining.done(), await joining
+            await asyncio.sleep(0.01)
+        await rival_transaction.commit()
+        assert await asyncio.wait_for(joining, WAIT) == IngestResult("accepted", 1)
+    finally:
+        await rival.close()
+    assert ids_of(await store.digest_calls("first:ops")) == ["first", second.event_id]
+    assert [view.calls for view in await store.list_deliveries()] == [2]
+
+
+async def waiting_for_a_lock(connection) -> bool:
+    """Whether another session waits for a lock this connection holds."""
+    return await connection.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity"
+        " WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid)))"
+    )
+
+
+async def test_a_version_1_schema_migrates_and_keeps_its_deliveries(
+    schema_url: str, replica
+) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(schema_url)
+    try:
+        await connection.execute(SCHEMA_VERSION_DDL)
+        for statement in statements_for(MIGRATIONS[0], "postgresql"):
+            await connection.execute(statement)
+        await connection.execute("INSERT INTO schema_version VALUES (1, 'v1', 0)")
+        await connection.execute(
+            "INSERT INTO events (id, payload, received_at) VALUES ('e1', '{}', $1)", NOW
+        )
+        await connection.execute(
+            "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+            " next_attempt_at, created_at, updated_at)"
+            " VALUES ('d1', 'e1', 'ops', 'r', 'pending', $1, $1, $1, $1)",
+            NOW,
+        )
+    finally:
+        await connection.close()
+
+    store = await replica()
+    [claimed] = await store.claim("ops", 10, "w", LEASE, NOW)
+    assert (claimed.id, claimed.kind, claimed.group_key, claimed.window_start) == (
+        "d1",
+        "single",
+        None,
+        None,
+    )
+    call = grouped()
+    assert await store.ingest(call) == IngestResult("accepted", 1)
+    views = {view.id: (view.kind, view.calls) for view in await store.list_deliveries()}
+    assert views == {"d1": ("single", 1), f"{call.event_id}:ops": ("digest", 1)}
+    connection = await asyncpg.connect(schema_url)
+    try:
+        versions = [r[0] for r in await connection.fetch("SELECT version FROM schema_version")]
+    finally:
+        await connection.close()
+    assert sorted(versions) == [1, 2]

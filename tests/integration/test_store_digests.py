@@ -182,3 +182,13 @@ async def test_a_version_1_database_migrates_and_keeps_its_deliveries(tmp_path: 
         await ingest_all(store, [call(T0)])
     finally:
         await store.close()
+
+
+async def test_views_show_the_kind_and_how_many_calls(store: Store) -> None:
+    single = NewDelivery(uuid.uuid4().hex, "crm", "all-calls")
+    records = [call(T0, extra=(single,)), call(T0 + 1), call(T0 + 2)]
+    await ingest_all(store, records)
+    views = {view.sink: (view.kind, view.calls) for view in await store.list_deliveries()}
+    assert views == {"ops": ("digest", 3), "crm": ("single", 1)}
+    fetched = await store.get_delivery(single.id)
+    assert fetched is not None and (fetched.kind, fetched.calls) == ("single", 1)
