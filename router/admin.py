@@ -18,7 +18,9 @@ STATUSES = ("pending", "delivered", "dead")
 
 
 def delivery_json(view: DeliveryView) -> dict[str, Any]:
-    """The fields of a delivery as the API and `revring-router deliveries --json` show them."""
+    """The fields of a delivery as the API and `revring-router deliveries --json` show them:
+    DESIGN.md section 4's, then `kind` ('single' or 'digest') and `calls` (a digest's
+    member count, 1 for a single delivery) among the rest."""
     return asdict(view)
 
 

@@ -20,7 +20,7 @@ from router.delivery import DeliveryEngine, EngineSettings
 from router.ingest import ApiKeys, WebhookHandler
 from router.metrics import Metrics
 from router.runtime import Runtime, watch_config_file
-from router.store.base import Store, open_store
+from router.store.base import SinkBacklog, Store, open_store
 from sinks.base import SinkResources
 
 log = logging.getLogger("router.app")
@@ -112,7 +112,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
         return web.json_response({"status": "ready"})
 
     async def metrics_endpoint(request: web.Request) -> web.Response:
-        await _refresh_backlog_gauges(store, metrics)
+        await _refresh_backlog_gauges(store, metrics, set(runtime.config.sinks))
         return web.Response(
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
@@ -130,14 +130,22 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     return app
 
 
-async def _refresh_backlog_gauges(store: Store, metrics: Metrics) -> None:
+async def _refresh_backlog_gauges(store: Store, metrics: Metrics, sinks: set[str]) -> None:
+    """Per-sink backlog gauges, read from the store at scrape time. A sink with nothing
+    pending or dead reads 0 (not absent), so alerts on these series resolve."""
+    now = time.time()
     try:
         backlog = await store.backlog()
+        open_groups = await store.open_groups(now)
     except Exception:
         log.exception("cannot read the backlog for /metrics")
         return
-    now = time.time()
-    for sink, numbers in backlog.items():
+    metrics.open_groups.clear()
+    for sink, count in open_groups.items():
+        metrics.open_groups.labels(sink).set(count)
+    metrics.backlog_sinks |= sinks | set(backlog)
+    for sink in metrics.backlog_sinks:
+        numbers = backlog.get(sink, SinkBacklog(0, 0, None))
         metrics.pending.labels(sink).set(numbers.pending)
         metrics.dead.labels(sink).set(numbers.dead)
         oldest = numbers.oldest_pending_created_at

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from router import __version__
 from router.config import Config, ConfigError, load_config
 from router.events import EventRejected, parse_event
-from router.rules import route
+from router.rules import CompiledRule, group_key, route
 from router.store.base import DeliveryView, open_store
-from sinks.base import DeliveryError, DeliveryRequest, SinkResources
+from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, window_time
 from sinks.registry import build_sink
 
 if TYPE_CHECKING:
@@ -133,15 +133,18 @@ def cmd_route(args: argparse.Namespace) -> int:
         body = json.dumps(event).encode()
         for sink_name, rule in routed.deliveries.items():
             sink = build_sink(sink_name, config.sinks[sink_name], resources)
+            digest = _preview_digest(rule, event)
             request = DeliveryRequest(
                 delivery_id="preview",
                 event_id=event["id"],
                 sink=sink_name,
                 rule=rule.name,
                 event=event,
-                payload=body,
+                digest=digest,
+                payload=None if digest is not None else body,
             )
-            print(f"\n--- {sink_name} ({config.sinks[sink_name].type}) ---")
+            kind = f", digest of rule {rule.name} with this call alone" if digest else ""
+            print(f"\n--- {sink_name} ({config.sinks[sink_name].type}{kind}) ---")
             try:
                 rendered = sink.render(request)
             except DeliveryError as exc:
@@ -153,6 +156,19 @@ def cmd_route(args: argparse.Namespace) -> int:
                 else json.dumps(rendered, indent=2, ensure_ascii=False, default=str)
             )
     return 0
+
+
+def _preview_digest(rule: CompiledRule, event: dict[str, Any]) -> Digest | None:
+    """For a grouped rule, the digest this call would open, holding it alone."""
+    if rule.group is None:
+        return None
+    now = time.time()
+    return Digest(
+        group_key=group_key(rule.group, event),
+        window_start=window_time(now),
+        window_end=window_time(now + rule.group.window),
+        calls=[event],
+    )
 
 
 def _lookup(event: dict[str, Any], path: str) -> Any:
@@ -168,14 +184,31 @@ def _when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _kind(view: DeliveryView) -> str:
+    if view.kind != "digest":
+        return view.kind
+    return f"digest ({view.calls} call{'' if view.calls == 1 else 's'})"
+
+
 def _print_table(views: Sequence[DeliveryView]) -> None:
-    header = ("ID", "EVENT", "SINK", "RULE", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR")
+    header = (
+        "ID",
+        "EVENT",
+        "SINK",
+        "RULE",
+        "KIND",
+        "STATUS",
+        "ATTEMPTS",
+        "NEXT ATTEMPT",
+        "LAST ERROR",
+    )
     rows = [
         (
             v.id,
             v.event_id,
             v.sink,
             v.rule,
+            _kind(v),
             v.status,
             str(v.attempts),
             _when(v.next_attempt_at) if v.status == "pending" else "-",
@@ -192,7 +225,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     from router.admin import delivery_json
 
     async def run() -> list[DeliveryView]:
-        store = open_store(args.store)
+        store = open_store(args.store, serving=False)
         await store.open()
         try:
             return await store.list_deliveries(args.status, args.sink, args.limit)
@@ -212,7 +245,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     async def run() -> int:
-        store = open_store(args.store)
+        store = open_store(args.store, serving=False)
         await store.open()
         try:
             if args.delivery:
@@ -248,12 +281,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from router.delivery import EngineSettings
+
+    lease_text = os.environ.get("ROUTER_LEASE_SECONDS") or ""
+    try:
+        lease_seconds = float(lease_text) if lease_text else EngineSettings.lease_seconds
+        if not 0 < lease_seconds < float("inf"):
+            raise ValueError
+    except ValueError:
+        print(
+            f"revring-router: ROUTER_LEASE_SECONDS must be a positive number, got {lease_text!r}",
+            file=sys.stderr,
+        )
+        return 2
     settings = ServiceSettings(
         config_path=args.config,
         store_url=args.store,
         api_keys=None if args.no_auth else api_keys,
         admin_token=os.environ.get("ROUTER_ADMIN_TOKEN") or None,
         retention_days=args.retention_days,
+        engine=EngineSettings(lease_seconds=lease_seconds),
     )
     try:
         return asyncio.run(_serve(settings, args.host, args.port))

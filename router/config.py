@@ -48,6 +48,17 @@ class GroupSettings(_Strict):
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("by")
+    @classmethod
+    def _dotted_paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not path or any(not segment.strip() for segment in path.split(".")):
+                raise ValueError(
+                    f"group by {path!r} is not a field path: use names joined by dots, "
+                    "like sipTrunkId or variables.tier"
+                )
+        return paths
+
     @field_validator("window")
     @classmethod
     def _positive(cls, value: float) -> float:

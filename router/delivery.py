@@ -25,9 +25,9 @@ from router.limits import PauseSettings, SinkBreaker, TokenBucket
 from router.metrics import Metrics
 from router.retry import decide_after_failure
 from router.runtime import Runtime
-from router.store.base import AttemptRecord, ClaimedDelivery, Store
+from router.store.base import WORKER_HEARTBEAT_SECONDS, AttemptRecord, ClaimedDelivery, Store
 from router.units import Rate
-from sinks.base import DeliveryRequest, Permanent, Retryable, Sink
+from sinks.base import DeliveryRequest, Digest, Permanent, Retryable, Sink, window_time
 
 log = logging.getLogger("router.delivery")
 
@@ -75,13 +75,16 @@ class DeliveryEngine:
         self.stopping = False
         self._supervisor: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self.live_workers = 1  # engines sharing the store; each takes 1/n of every rate limit
 
     async def start(self) -> None:
         self.store.on_new_deliveries(self.wake)
         self.runtime.on_reload(self._on_reload)
         self._supervisor = asyncio.create_task(self._supervise(), name="delivery-supervisor")
         self._renewer = asyncio.create_task(self._renew_leases(), name="lease-renewer")
+        self._heartbeat = asyncio.create_task(self._beat(), name="worker-heartbeat")
 
     def wake(self) -> None:
         """New deliveries were committed: every lane looks again."""
@@ -112,6 +115,16 @@ class DeliveryEngine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self.settings.idle_poll)
 
+    async def _beat(self) -> None:
+        """Tell the store this engine is alive and learn how many share it, so that a
+        sink's `rate_limit` holds across replicas (each takes its share)."""
+        while not self.stopping:
+            try:
+                self.live_workers = max(await self.store.live_workers(self.owner, self.clock()), 1)
+            except Exception:
+                log.exception("cannot count live workers; keeping %d", self.live_workers)
+            await asyncio.sleep(WORKER_HEARTBEAT_SECONDS)
+
     async def _renew_leases(self) -> None:
         interval = self.settings.lease_seconds / 3
         while not self.stopping:
@@ -129,7 +142,7 @@ class DeliveryEngine:
         """Stop claiming, let in-flight sends finish (up to the grace period), and give
         back what is still leased so another worker or the next start takes it at once."""
         self.stopping = True
-        for task in (self._supervisor, self._renewer):
+        for task in (self._supervisor, self._renewer, self._heartbeat):
             if task is not None:
                 task.cancel()
         for lane in self.lanes.values():
@@ -146,6 +159,8 @@ class DeliveryEngine:
             for delivery_id in list(lane.in_flight):
                 with contextlib.suppress(Exception):
                     await self.store.defer(delivery_id, self.owner, self.clock())
+        with contextlib.suppress(Exception):
+            await self.store.retire_worker(self.owner)
 
 
 class SinkLane:
@@ -213,7 +228,9 @@ class SinkLane:
         if room <= 0:
             await self._wait_for_a_slot()
             return
-        bucket = self._bucket_for(sink.config.effective_rate_limit(), now)
+        bucket = self._bucket_for(
+            _share(sink.config.effective_rate_limit(), engine.live_workers), now
+        )
         if bucket is not None:
             delay = bucket.delay_until_available(now)
             if delay > 0:
@@ -279,7 +296,10 @@ class SinkLane:
     async def _deliver(self, sink: Sink, delivery: ClaimedDelivery, started_at: float) -> None:
         engine = self.engine
         try:
-            outcome = await self._attempt(sink, delivery, started_at)
+            request = await self._request_for(delivery)
+            outcome = await self._attempt(sink, delivery, request, started_at)
+            if request.digest is not None and outcome.record.outcome == "delivered":
+                engine.metrics.digest_calls.labels(self.name).observe(request.digest.count)
             recorded = await engine.store.finish(
                 delivery.id, engine.owner, outcome.record, next_attempt_at=outcome.next_attempt_at
             )
@@ -295,8 +315,32 @@ class SinkLane:
             self.in_flight.pop(delivery.id, None)
             self.wake()
 
+    async def _request_for(self, delivery: ClaimedDelivery) -> DeliveryRequest:
+        """The request for one delivery; a digest's carries its calls, in arrival order."""
+        event = orjson.loads(delivery.payload)
+        digest: Digest | None = None
+        if delivery.kind == "digest":
+            payloads = await self.engine.store.digest_calls(delivery.id)
+            digest = Digest(
+                group_key=orjson.loads(delivery.group_key or "{}"),
+                window_start=window_time(delivery.window_start or delivery.created_at),
+                window_end=window_time(delivery.window_end or delivery.created_at),
+                calls=[orjson.loads(payload) for payload in payloads] or [event],
+            )
+            event = digest.calls[0]
+        return DeliveryRequest(
+            delivery_id=delivery.id,
+            event_id=delivery.event_id,
+            sink=self.name,
+            rule=delivery.rule,
+            event=event,
+            attempt=delivery.attempts + 1,
+            digest=digest,
+            payload=None if digest is not None else delivery.payload,
+        )
+
     async def _attempt(
-        self, sink: Sink, delivery: ClaimedDelivery, started_at: float
+        self, sink: Sink, delivery: ClaimedDelivery, request: DeliveryRequest, started_at: float
     ) -> AttemptOutcome:
         engine = self.engine
         number = delivery.attempts + 1
@@ -305,15 +349,6 @@ class SinkLane:
         detail: str | None = None
         retry_after: float | None = None
         try:
-            request = DeliveryRequest(
-                delivery_id=delivery.id,
-                event_id=delivery.event_id,
-                sink=self.name,
-                rule=delivery.rule,
-                event=orjson.loads(delivery.payload),
-                attempt=number,
-                payload=delivery.payload,
-            )
             result = await sink.send(request)
         except Retryable as exc:
             failure: tuple[bool, str] | None = (True, exc.reason)
@@ -387,6 +422,13 @@ class SinkLane:
                 "duration_ms": round(record.duration * 1000, 1),
             },
         )
+
+
+def _share(rate: Rate | None, workers: int) -> Rate | None:
+    """This engine's part of a sink's rate limit when `workers` engines share the store."""
+    if rate is None or workers <= 1:
+        return rate
+    return Rate(rate.count, rate.per_seconds * workers)
 
 
 def _fields(delivery: ClaimedDelivery) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """`POST /webhooks/revring`: authenticate, bound, parse, validate, route, persist, answer.
 
-The answer is 200 only once the event and its deliveries are durable in the store.
+The answer is 200 only once the event and its deliveries are durable in the store;
+its `deliveries` counts the deliveries created plus the digests the call joined.
 Every other outcome is a 4xx naming the problem (or 503 when the store cannot take
 the event): never a 500, whatever the input.
 """
@@ -21,9 +22,9 @@ from aiohttp import web
 
 from router.events import KNOWN_STATUSES, EventRejected, parse_event
 from router.metrics import Metrics
-from router.rules import route
+from router.rules import CompiledRule, group_key, group_key_json, route
 from router.runtime import Runtime
-from router.store.base import IngestRecord, NewDelivery, Store
+from router.store.base import GroupJoin, IngestRecord, NewDelivery, Store
 
 log = logging.getLogger("router.ingest")
 
@@ -65,6 +66,14 @@ def decode_json(body: bytes) -> Any:
     if _LONG_DIGIT_RUN.search(body):
         return json.loads(body)
     return value
+
+
+def group_join(rule: CompiledRule, event: dict[str, Any]) -> GroupJoin | None:
+    """How a delivery of `rule` joins a digest, or None for an ungrouped rule."""
+    if rule.group is None:
+        return None
+    key = group_key_json(group_key(rule.group, event))
+    return GroupJoin(key, rule.group.window, rule.group.max)
 
 
 class WebhookHandler:
@@ -128,7 +137,7 @@ class WebhookHandler:
             return self._reject(503, "not_ready", "rules.yaml is not loaded")
         routed = route(self.runtime.config.rules, payload)
         deliveries = [
-            NewDelivery(uuid.uuid4().hex, sink, rule.name)
+            NewDelivery(uuid.uuid4().hex, sink, rule.name, group_join(rule, payload))
             for sink, rule in routed.deliveries.items()
         ]
         record = IngestRecord(event_id, body, time.time(), deliveries, status, direction)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "revring_router_"
+DIGEST_CALL_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.backlog_sinks: set[str] = set()  # sinks whose backlog gauges have been set
         r = self.registry
         self.events_received = Counter(
             PREFIX + "events_received_total",
@@ -69,6 +71,19 @@ class Metrics:
         self.reload_timestamp = Gauge(
             PREFIX + "config_last_reload_success_timestamp_seconds",
             "Time of the last successful load of rules.yaml.",
+            registry=r,
+        )
+        self.open_groups = Gauge(
+            PREFIX + "open_groups",
+            "Digests still gathering calls (grouped rules), by sink.",
+            ["sink"],
+            registry=r,
+        )
+        self.digest_calls = Histogram(
+            PREFIX + "digest_calls",
+            "Calls per delivered digest, by sink.",
+            ["sink"],
+            buckets=DIGEST_CALL_BUCKETS,
             registry=r,
         )
         self.unknown_values = Counter(

@@ -40,6 +40,7 @@ builds its list once per load, so a reload gets a fresh index).
 from __future__ import annotations
 
 import difflib
+import json
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -642,6 +643,22 @@ class GroupSpec:
     by: tuple[str, ...]
     window: float
     max: int | None = None
+
+
+def group_key(spec: GroupSpec, event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event's values at the `by` paths (dotted, as in `when`), in `by` order; a
+    missing value is None."""
+    return {path: _getter(tuple(path.split(".")))(event) for path in spec.by}
+
+
+def group_key_json(key: Mapping[str, Any]) -> str:
+    """A group key as canonical JSON text: equal keys give equal text (paths keep `by`
+    order, objects inside values are sorted), so the store can compare them as strings."""
+    canonical = {
+        path: json.loads(json.dumps(value, sort_keys=True, default=str))
+        for path, value in key.items()
+    }
+    return json.dumps(canonical, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

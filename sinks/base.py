@@ -19,6 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,6 +52,11 @@ class Retryable(DeliveryError):
 
 class Permanent(DeliveryError):
     """A failure that will not pass by retrying the same message."""
+
+
+def window_time(timestamp: float) -> str:
+    """A digest window bound: unix seconds as ISO 8601 UTC text."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The default message lays a call out like an alert (status, direction, masked
 numbers, agent, duration, hang-up cause, error, summary, transcript excerpt,
-recording, call id, rule); a digest lists its calls. HTML goes through a Jinja2
+recording, call id, rule); a digest gives its count, group key, window and
+breakdowns, its first calls, then the full list of its calls. HTML goes through a Jinja2
 sandbox with autoescaping, so no event value can add markup to the HTML part.
 Everything here is pure: values in, strings out.
 """
@@ -29,6 +30,7 @@ from router.templates import (
 from sinks.base import Digest
 
 DIGEST_CALLS_SHOWN = 10
+DIGEST_CALLS_LISTED = 1000  # the full list, bounded so a huge digest stays a sane email
 
 
 def _html_environment() -> jinja2.Environment:
@@ -190,6 +192,14 @@ def _digest_alert(digest: Digest, rule: str, masked: bool) -> Alert:
     if digest.count > len(shown):
         lines += f"\n… and {digest.count - len(shown)} more"
     rows.append(AlertRow("Calls in this digest", lines, block=True))
+    if digest.count > len(shown):
+        listed = digest.calls[:DIGEST_CALLS_LISTED]
+        full = "\n".join(
+            f"{number}. {_call_line(call, masked)}" for number, call in enumerate(listed, 1)
+        )
+        if digest.count > len(listed):
+            full += f"\n… and {digest.count - len(listed)} more (list cut at {len(listed)})"
+        rows.append(AlertRow(f"All {digest.count} calls", full, block=True))
     rows.append(AlertRow("Rule", rule))
     subject = f"[revring] {title}" + (f" ({group})" if group else "")
     return Alert(subject, title, "DIGEST", tuple(rows), "")

@@ -329,6 +329,7 @@ def _default_body(request: DeliveryRequest) -> bytes:
     if request.digest is not None:
         digest = request.digest
         document: Any = {
+            "rule": request.rule,
             "group_key": dict(digest.group_key),
             "window_start": digest.window_start,
             "window_end": digest.window_end,

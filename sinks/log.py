@@ -37,6 +37,10 @@ class LogSink(Sink):
             "status": event.get("status"),
             "direction": event.get("direction"),
             "hangupCause": event.get("hangupCause"),
+            "agent": event.get("agentName"),
+            "durationSeconds": event.get("durationSeconds"),
+            "errorMessage": event.get("errorMessage"),
+            "summary": event.get("summary"),
         }
         if self.config.mask_phone:
             line["from"] = mask_phone(event.get("fromNumber"))

@@ -230,8 +230,11 @@ def default_digest_alert(
     digest: Digest, *, rule: str, mask_phone_numbers: bool = True
 ) -> dict[str, Any]:
     """The default message for a grouped rule: counts, breakdowns, the first calls."""
-    key_text = ", ".join(f"{name}={value}" for name, value in digest.group_key.items())
-    headline = f"{DIGEST_EMOJI} {digest.count} calls ({rule})"
+    key_text = ", ".join(
+        f"{name}={'none' if value is None else value}" for name, value in digest.group_key.items()
+    )
+    noun = "call" if digest.count == 1 else "calls"
+    headline = f"{DIGEST_EMOJI} {digest.count} {noun} ({rule})"
     if key_text:
         headline += f" · {key_text}"
     calls = list(digest.calls)

@@ -32,6 +32,7 @@ async def running_service(
     *,
     engine: EngineSettings | None = None,
     admin_token: str | None = ADMIN_TOKEN,
+    watch_interval: float = 0.0,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
@@ -39,6 +40,7 @@ async def running_service(
         api_keys=ApiKeys([API_KEY, "test-key-2"]),
         admin_token=admin_token,
         engine=engine or fast_engine(),
+        watch_interval=watch_interval,
     )
     app = build_app(settings)
     async with TestClient(TestServer(app)) as client:

@@ -3,6 +3,8 @@
 Model (Hookdeck-like): an *event* is one accepted call (its body as received);
 a *delivery* is that event for one sink (one per (event, sink)); an *attempt* is
 one try at sending a delivery, with its outcome, status code, error and duration.
+A *digest* is a delivery of kind 'digest' (a grouped rule's): it belongs to the
+event that opened it and lists its member events, the calls gathered in its window.
 
 Delivery states: `pending` (waiting for `next_attempt_at`, or leased by a worker
 while `lease_until` is in the future), `delivered`, `dead` (kept; replay makes it
@@ -21,6 +23,22 @@ from typing import Literal
 
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 AttemptOutcome = Literal["delivered", "retry", "dead"]
+DeliveryKind = Literal["single", "digest"]
+
+
+@dataclass(frozen=True)
+class GroupJoin:
+    """How a delivery of a grouped rule joins a digest (see `Store.ingest`)."""
+
+    key: str  # the group key as canonical JSON text
+    window: float  # seconds from the first call to the digest's due time
+    max: int | None = None  # send early once this many calls are in
+
+
+WORKER_HEARTBEAT_SECONDS = 5.0
+"""How often a delivery engine calls `Store.live_workers` (its heartbeat)."""
+WORKER_LIVE_SECONDS = 3 * WORKER_HEARTBEAT_SECONDS
+"""A worker whose last heartbeat is older than this no longer counts as live."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,7 @@ class NewDelivery:
     id: str
     sink: str
     rule: str
+    group: GroupJoin | None = None  # None: a delivery of its own (kind 'single')
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,10 @@ class ClaimedDelivery:
     retry_attempts: int  # attempts since it was created or last replayed (the retry budget)
     retry_started_at: float  # creation or last replay: `max_age` counts from here
     created_at: float
+    kind: DeliveryKind = "single"
+    group_key: str | None = None  # digests: the canonical JSON of the group key
+    window_start: float | None = None  # digests: the first call's arrival
+    window_end: float | None = None  # digests: when the window closed (or `max` was reached)
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,8 @@ class DeliveryView:
     created_at: float
     updated_at: float
     delivered_at: float | None
+    kind: DeliveryKind = "single"
+    calls: int = 1  # the calls it carries: a digest's members so far, 1 for a single delivery
 
 
 @dataclass(frozen=True)
@@ -118,14 +143,34 @@ class Store(ABC):
     async def ingest(self, record: IngestRecord) -> IngestResult:
         """Write the event and its deliveries in one transaction, durably (fsync'd),
         or report a duplicate call id (then nothing is written). Concurrent calls
-        are group-committed."""
+        are group-committed. `IngestResult.deliveries` counts the deliveries created
+        plus the digests joined.
+
+        A `NewDelivery` with a `group` joins the open digest of (rule, sink, group key):
+        the one whose `open_group` is the key, still `pending` with no attempt, whose
+        `closes_at` is after `received_at` and which holds fewer than `max` calls. The
+        event becomes its next member (`digest_members`, position = calls before it).
+        With none, it opens a digest: a delivery row of kind 'digest' for this event,
+        `window_start` = `received_at`, `closes_at` = `next_attempt_at` = `received_at`
+        + `window`, one member. A digest reaching `max` closes at once: `closes_at` =
+        `next_attempt_at` = `received_at`, `open_group` NULL. A stale open digest (its
+        window over but not yet claimed) is closed before a new one opens, so the
+        unique index on (rule, sink, open_group) holds; a PostgreSQL store can join
+        with one conditional UPDATE … RETURNING and open with INSERT … ON CONFLICT DO
+        NOTHING, joining again when it loses the race."""
 
     @abstractmethod
     async def claim(
         self, sink: str, limit: int, owner: str, lease_seconds: float, now: float
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries of `sink` (pending, `next_attempt_at <= now`,
-        no live lease), oldest `next_attempt_at` first, then creation order."""
+        no live lease), oldest `next_attempt_at` first, then creation order. A claimed
+        digest is closed (`open_group` NULL): no call joins it any more."""
+
+    @abstractmethod
+    async def digest_calls(self, delivery_id: str) -> list[bytes]:
+        """The payloads of a digest's member events, in the order they joined (empty for
+        an unknown delivery or a single one)."""
 
     @abstractmethod
     async def next_due_at(self, sink: str) -> float | None:
@@ -191,10 +236,27 @@ class Store(ABC):
         """Per sink: pending and dead counts, and the oldest pending delivery's creation."""
 
     @abstractmethod
+    async def open_groups(self, now: float) -> dict[str, int]:
+        """Per sink: digests still gathering calls (`open_group` set, `closes_at` > now);
+        a sink with none is absent."""
+
+    @abstractmethod
     async def purge(self, received_before: float) -> int:
-        """Delete events received before the cutoff whose deliveries are all delivered,
-        with their deliveries and attempts (payloads hold personal data). Returns the
-        number of events deleted."""
+        """Delete events received before the cutoff whose deliveries are all delivered
+        and that are members of no digest still undelivered, with their deliveries,
+        attempts and memberships (payloads hold personal data). Returns the number of
+        events deleted."""
+
+    async def live_workers(self, owner: str, now: float) -> int:
+        """Record that worker `owner` is alive at `now` and return how many workers share
+        this store (itself included), counting those seen within `WORKER_LIVE_SECONDS`.
+        An engine calls it every `WORKER_HEARTBEAT_SECONDS` and divides each sink's
+        `rate_limit` by the answer. A store owned by one process always answers 1."""
+        return 1
+
+    async def retire_worker(self, owner: str) -> None:
+        """Stop counting `owner` as live (it is shutting down cleanly)."""
+        return None
 
     def on_new_deliveries(self, callback: Callable[[], None]) -> None:
         """Call `callback` (on the event loop) whenever new or replayed deliveries are
@@ -206,12 +268,13 @@ class Store(ABC):
             callback()
 
 
-def open_store(url: str) -> Store:
-    """A store for a URL: `sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://…`."""
+def open_store(url: str, *, serving: bool = True) -> Store:
+    """A store for a URL: `sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://…`.
+    `serving=False` for a command that only looks or replays beside a running server."""
     if url.startswith("sqlite://"):
         from router.store.sqlite import SQLiteStore
 
-        return SQLiteStore.from_url(url)
+        return SQLiteStore.from_url(url, owns_leases=serving)
     if url.startswith(("postgresql://", "postgres://")):
         from router.store.postgres import PostgresStore
 

@@ -1,11 +1,11 @@
 """Versioned schema migrations, shared by every store dialect.
 
 Each migration is a list of portable SQL statements (TEXT, INTEGER, BIGINT,
-DOUBLE PRECISION, plain indexes, `ON DELETE CASCADE`); the one type that
-differs between dialects, the binary payload, is written `{binary}` and filled
-in by `statements_for`. The applied versions are rows of `schema_version`, so
-a store runs every migration above its highest row, each in its own
-transaction, and refuses a database newer than this code.
+DOUBLE PRECISION, plain and partial indexes, `ADD COLUMN`, `ON DELETE CASCADE`);
+the one type that differs between dialects, the binary payload, is written
+`{binary}` and filled in by `statements_for`. The applied versions are rows of
+`schema_version`, so a store runs every migration above its highest row, each in
+its own transaction, and refuses a database newer than this code.
 """
 
 from __future__ import annotations
@@ -87,6 +87,34 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (delivery_id, number)
             )
             """,
+        ),
+    ),
+    Migration(
+        version=2,
+        description="grouped digests: digest deliveries and their member events",
+        statements=(
+            "ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'single'"
+            " CHECK (kind IN ('single', 'digest'))",
+            # The group key as canonical JSON text, kept for the digest's whole life.
+            "ALTER TABLE deliveries ADD COLUMN group_key TEXT",
+            # The group key while the digest still takes calls, NULL once closed: the
+            # unique index below keeps one open digest per (rule, sink, key).
+            "ALTER TABLE deliveries ADD COLUMN open_group TEXT",
+            "ALTER TABLE deliveries ADD COLUMN window_start DOUBLE PRECISION",
+            "ALTER TABLE deliveries ADD COLUMN closes_at DOUBLE PRECISION",
+            "ALTER TABLE deliveries ADD COLUMN member_count INTEGER NOT NULL DEFAULT 0",
+            "CREATE UNIQUE INDEX deliveries_open_group"
+            " ON deliveries (rule, sink, open_group) WHERE open_group IS NOT NULL",
+            """
+            CREATE TABLE digest_members (
+                delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+                event_id TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+                position INTEGER NOT NULL,
+                PRIMARY KEY (delivery_id, position),
+                UNIQUE (delivery_id, event_id)
+            )
+            """,
+            "CREATE INDEX digest_members_event ON digest_members (event_id)",
         ),
     ),
 )

@@ -28,8 +28,10 @@ from router.store.base import (
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    GroupJoin,
     IngestRecord,
     IngestResult,
+    NewDelivery,
     SinkBacklog,
     Store,
 )
@@ -44,7 +46,8 @@ BUSY_TIMEOUT_SECONDS = 10.0
 
 SELECT_DELIVERY_VIEWS = (
     "SELECT id, event_id, sink, rule, status, attempts, last_error, next_attempt_at,"
-    " created_at, updated_at, delivered_at FROM deliveries"
+    " created_at, updated_at, delivered_at, kind,"
+    " CASE WHEN kind = 'digest' THEN member_count ELSE 1 END FROM deliveries"
 )
 
 
@@ -270,6 +273,9 @@ def _ingest(record: IngestRecord, connection: sqlite3.Connection) -> IngestResul
         return IngestResult("duplicate", 0)
     written = 0
     for delivery in record.deliveries:
+        if delivery.group is not None:
+            written += _join_digest(record, delivery, delivery.group, connection)
+            continue
         cursor = connection.execute(
             "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
             " next_attempt_at, created_at, updated_at)"
@@ -289,6 +295,75 @@ def _ingest(record: IngestRecord, connection: sqlite3.Connection) -> IngestResul
     return IngestResult("accepted", written)
 
 
+def _join_digest(
+    record: IngestRecord,
+    delivery: NewDelivery,
+    group: GroupJoin,
+    connection: sqlite3.Connection,
+) -> int:
+    """Add the event to the open digest of (rule, sink, key), or open one; 1 if done."""
+    now = record.received_at
+    row = connection.execute(
+        "SELECT id, member_count FROM deliveries"
+        " WHERE rule = ? AND sink = ? AND open_group = ? AND status = 'pending'"
+        " AND attempts = 0 AND closes_at > ? AND (? IS NULL OR member_count < ?)",
+        (delivery.rule, delivery.sink, group.key, now, group.max, group.max),
+    ).fetchone()
+    if row is not None:
+        digest_id, position = row
+        if group.max is not None and position + 1 >= group.max:
+            connection.execute(
+                "UPDATE deliveries SET member_count = member_count + 1, open_group = NULL,"
+                " closes_at = ?, next_attempt_at = MIN(next_attempt_at, ?), updated_at = ?"
+                " WHERE id = ?",
+                (now, now, now, digest_id),
+            )
+        else:
+            connection.execute(
+                "UPDATE deliveries SET member_count = member_count + 1, updated_at = ?"
+                " WHERE id = ?",
+                (now, digest_id),
+            )
+    else:
+        # Whatever still holds the key cannot take calls any more: close it first.
+        connection.execute(
+            "UPDATE deliveries SET open_group = NULL"
+            " WHERE rule = ? AND sink = ? AND open_group = ?",
+            (delivery.rule, delivery.sink, group.key),
+        )
+        full = group.max is not None and group.max <= 1
+        closes_at = now if full else now + group.window
+        cursor = connection.execute(
+            "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+            " next_attempt_at, created_at, updated_at, kind, group_key, open_group,"
+            " window_start, closes_at, member_count)"
+            " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, 'digest', ?, ?, ?, ?, 1)"
+            " ON CONFLICT (event_id, sink) DO NOTHING",
+            (
+                delivery.id,
+                record.event_id,
+                delivery.sink,
+                delivery.rule,
+                now,
+                closes_at,
+                now,
+                now,
+                group.key,
+                None if full else group.key,
+                now,
+                closes_at,
+            ),
+        )
+        if cursor.rowcount == 0:
+            return 0
+        digest_id, position = delivery.id, 0
+    connection.execute(
+        "INSERT INTO digest_members (delivery_id, event_id, position) VALUES (?, ?, ?)",
+        (digest_id, record.event_id, position),
+    )
+    return 1
+
+
 def _claim(
     sink: str,
     limit: int,
@@ -299,7 +374,7 @@ def _claim(
 ) -> list[ClaimedDelivery]:
     rows = connection.execute(
         "SELECT d.id, d.event_id, d.sink, d.rule, e.payload, d.attempts, d.retry_attempts,"
-        " d.retry_started_at, d.created_at"
+        " d.retry_started_at, d.created_at, d.kind, d.group_key, d.window_start, d.closes_at"
         " FROM deliveries d JOIN events e ON e.id = d.event_id"
         " WHERE d.sink = ? AND d.status = 'pending' AND d.next_attempt_at <= ?"
         " AND (d.lease_until IS NULL OR d.lease_until < ?)"
@@ -307,7 +382,7 @@ def _claim(
         (sink, now, now, limit),
     ).fetchall()
     connection.executemany(
-        "UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id = ?",
+        "UPDATE deliveries SET lease_owner = ?, lease_until = ?, open_group = NULL WHERE id = ?",
         [(owner, lease_until, row[0]) for row in rows],
     )
     return [ClaimedDelivery(*row) for row in rows]
@@ -410,10 +485,31 @@ def _replay_dead(sink: str | None, now: float, connection: sqlite3.Connection) -
 def _purge(received_before: float, connection: sqlite3.Connection) -> int:
     cursor = connection.execute(
         "DELETE FROM events WHERE received_at < ? AND NOT EXISTS ("
-        " SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status <> 'delivered')",
+        " SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status <> 'delivered')"
+        " AND NOT EXISTS ("
+        " SELECT 1 FROM digest_members m JOIN deliveries d ON d.id = m.delivery_id"
+        " WHERE m.event_id = events.id AND d.status <> 'delivered')",
         (received_before,),
     )
     return cursor.rowcount
+
+
+def _digest_calls(delivery_id: str, connection: sqlite3.Connection) -> list[bytes]:
+    rows = connection.execute(
+        "SELECT e.payload FROM digest_members m JOIN events e ON e.id = m.event_id"
+        " WHERE m.delivery_id = ? ORDER BY m.position",
+        (delivery_id,),
+    ).fetchall()
+    return [bytes(payload) for (payload,) in rows]
+
+
+def _open_groups(now: float, connection: sqlite3.Connection) -> dict[str, int]:
+    rows = connection.execute(
+        "SELECT sink, COUNT(*) FROM deliveries"
+        " WHERE open_group IS NOT NULL AND status = 'pending' AND closes_at > ? GROUP BY sink",
+        (now,),
+    ).fetchall()
+    return {sink: count for sink, count in rows}
 
 
 def _release_all_leases(connection: sqlite3.Connection) -> None:
@@ -506,21 +602,26 @@ def _ping(connection: sqlite3.Connection) -> None:
 class SQLiteStore(Store):
     """`Store` on one SQLite file; see the module docstring for the threading model."""
 
-    def __init__(self, path: str | Path, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(
+        self, path: str | Path, *, max_batch: int = DEFAULT_MAX_BATCH, owns_leases: bool = True
+    ) -> None:
         self.path = Path(path).absolute()
         self.max_batch = max_batch
+        # The serving process owns every lease and releases them on open; a CLI command
+        # opening the same file next to a running server must leave them alone.
+        self.owns_leases = owns_leases
         self._writer: _ConnectionThread | None = None
         self._reader: _ConnectionThread | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
+    def from_url(cls, url: str, *, owns_leases: bool = True) -> SQLiteStore:
         """`sqlite:///relative/path.db` (from the current directory) or `sqlite:////abs.db`."""
         if not url.startswith(URL_PREFIX) or len(url) == len(URL_PREFIX):
             raise ValueError(
                 f"bad SQLite store URL {url!r}: use sqlite:///relative/path.db "
                 "or sqlite:////absolute/path.db"
             )
-        return cls(Path(url[len(URL_PREFIX) :]))
+        return cls(Path(url[len(URL_PREFIX) :]), owns_leases=owns_leases)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -564,7 +665,8 @@ class SQLiteStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             opened.append(_connect(self.path))
             _migrate(opened[0])
-            _release_all_leases(opened[0])
+            if self.owns_leases:
+                _release_all_leases(opened[0])
             opened.append(_connect(self.path))
         except (OSError, sqlite3.Error, RuntimeError) as error:
             for connection in opened:
@@ -649,6 +751,12 @@ class SQLiteStore(Store):
 
     async def purge(self, received_before: float) -> int:
         return await self._write(partial(_purge, received_before))
+
+    async def digest_calls(self, delivery_id: str) -> list[bytes]:
+        return await self._read(partial(_digest_calls, delivery_id))
+
+    async def open_groups(self, now: float) -> dict[str, int]:
+        return await self._read(partial(_open_groups, now))
 
     # --- reads ---
 

@@ -118,3 +118,26 @@ def test_route_rejects_an_invalid_event(tmp_path):
     result = run("route", str(event), "--config", str(ROOT / "rules.yaml"))
     assert result.returncode == 1
     assert "status" in result.stderr and "direction" in result.stderr
+
+
+GROUPED_RULES = """version: 1
+sinks:
+  crm: {type: http, url: "https://crm.example.com/hook"}
+rules:
+  - name: trunk-outage
+    when: {status: FAILED}
+    to: [crm]
+    group: {by: [sipTrunkId], window: 2m, max: 100}
+"""
+
+
+def test_route_render_previews_a_grouped_rule_as_a_digest_of_this_call(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(GROUPED_RULES)
+    event = SAMPLES / "failed-outbound.json"
+    result = run("route", str(event), "--render", "--config", str(rules))
+    assert result.returncode == 0, result.stderr
+    assert "(grouped by sipTrunkId='trunk-main'; window 120s)" in result.stdout
+    assert "--- crm (http, digest of rule trunk-outage with this call alone) ---" in result.stdout
+    body = result.stdout.split('"body": ')[1]
+    assert '"count": 1' in body and '"sipTrunkId": "trunk-main"' in body

@@ -1,4 +1,5 @@
-"""docs/http-sink.md stays true: its examples load, render JSON, and its verifier works."""
+"""The README's HTTP / CRM section stays true: its examples load, render JSON, and its
+verifier works."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ from router.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSink, HttpSinkConfig, build_request
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "http-sink.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 FENCED = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
 
 
+def http_section() -> str:
+    text = README.read_text()
+    return text[text.index("### HTTP / CRM") : text.index("### Log")]
+
+
 def blocks(language: str) -> list[str]:
-    return [body for lang, body in FENCED.findall(DOC.read_text()) if lang == language]
+    return [body for lang, body in FENCED.findall(http_section()) if lang == language]
 
 
 def environ_for(text: str) -> dict[str, str]:

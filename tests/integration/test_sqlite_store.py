@@ -116,9 +116,9 @@ async def test_schema_is_migrated_once_and_wal_is_on(tmp_path: Path) -> None:
         }
     finally:
         connection.close()
-    assert versions == [(1,)]
+    assert versions == [(1,), (2,)]
     assert journal_mode == "wal"
-    assert {"events", "deliveries", "attempts", "schema_version"} <= tables
+    assert {"events", "deliveries", "attempts", "digest_members", "schema_version"} <= tables
 
 
 async def test_writer_connection_is_synchronous_full_with_foreign_keys(sqlite_store) -> None:
@@ -301,3 +301,22 @@ async def test_every_acknowledged_ingest_survives_sigkill(tmp_path: Path) -> Non
         if {f"{event_id}:slack", f"{event_id}:crm"} - persisted_ids
     ]
     assert missing == []
+
+
+async def test_a_second_opener_that_does_not_serve_leaves_the_leases_alone(tmp_path):
+    from router.store.base import IngestRecord, NewDelivery
+    from router.store.sqlite import SQLiteStore
+
+    server = SQLiteStore(tmp_path / "shared.db")
+    await server.open()
+    try:
+        record = IngestRecord("call-1", b"{}", 1000.0, [NewDelivery("d1", "crm", "r")])
+        await server.ingest(record)
+        [claimed] = await server.claim("crm", 10, "server", 30.0, 1000.0)
+        cli = SQLiteStore(tmp_path / "shared.db", owns_leases=False)
+        await cli.open()
+        await cli.close()
+        assert await server.claim("crm", 10, "someone-else", 30.0, 1001.0) == []
+        assert claimed.id == "d1"
+    finally:
+        await server.close()

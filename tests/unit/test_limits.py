@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from router.limits import PauseSettings, SinkBreaker, TokenBucket
-from router.units import parse_rate
+from router.units import Rate, parse_rate
 
 
 def test_five_per_second_gives_a_token_every_fifth_of_a_second() -> None:
@@ -140,3 +140,11 @@ def test_hold_until_extends_but_never_shortens_a_pause() -> None:
     breaker.hold_until(60.0)
     assert breaker.paused_until == 60.0
     assert breaker.is_paused(59.0)
+
+
+def test_a_rate_limit_is_shared_among_the_live_workers():
+    from router.delivery import _share
+
+    assert _share(Rate(6, 1), 1) == Rate(6, 1)
+    assert _share(Rate(6, 1), 3).per_second == 2
+    assert _share(None, 3) is None

@@ -38,3 +38,24 @@ def test_postgresql_statements_use_no_sqlite_only_syntax() -> None:
     for migration in MIGRATIONS:
         for statement in statements_for(migration, "postgresql"):
             assert not SQLITE_ONLY.search(statement), statement
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_migration_2_keeps_one_open_digest_per_rule_sink_and_key(dialect: str) -> None:
+    statements = statements_for(MIGRATIONS[1], dialect)  # type: ignore[arg-type]
+    [unique] = [s for s in statements if s.startswith("CREATE UNIQUE INDEX")]
+    assert "(rule, sink, open_group)" in unique
+    assert unique.endswith("WHERE open_group IS NOT NULL")
+    members = next(s for s in statements if s.startswith("CREATE TABLE digest_members"))
+    assert "REFERENCES deliveries (id) ON DELETE CASCADE" in members
+    assert "REFERENCES events (id) ON DELETE CASCADE" in members
+    added = [s for s in statements if s.startswith("ALTER TABLE deliveries ADD COLUMN")]
+    columns = {s.split()[5] for s in added}
+    assert columns == {
+        "kind",
+        "group_key",
+        "open_group",
+        "window_start",
+        "closes_at",
+        "member_count",
+    }

@@ -1,0 +1,48 @@
+"""The deployment files parse and point at what exists (no Docker engine here to run them)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_file_has_the_sqlite_router_and_the_replicas_profile():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert "profiles" not in services["router"]
+    assert "router-data:/data" in services["router"]["volumes"]
+    assert services["router"]["environment"]["ROUTER_STORE"].startswith("sqlite:////data/")
+    for name in ("postgres", "router-a", "router-b", "lb"):
+        assert services[name]["profiles"] == ["replicas"]
+    for name in ("router-a", "router-b"):
+        assert services[name]["environment"]["ROUTER_STORE"].startswith("postgresql://")
+    mounted = [v.split(":")[0] for s in services.values() for v in s.get("volumes", [])]
+    for source in mounted:
+        if source.startswith("./"):
+            assert (ROOT / source).exists(), source
+
+
+def test_every_variable_of_the_shipped_rules_is_passed_by_compose():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    passed = set(compose["services"]["router"]["environment"])
+
+    lines = (ROOT / "rules.yaml").read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.startswith("#"))
+    used = set(re.findall(r"\$\{([A-Z_]+)", text))
+    assert used <= passed, used - passed
+
+
+def test_alert_rules_name_metrics_the_router_exports():
+    from router.metrics import Metrics
+
+    exported = {metric.name for metric in Metrics().registry.collect()}
+    exported |= {name + "_total" for name in exported}
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+
+    for rule in rules["groups"][0]["rules"]:
+        for metric in re.findall(r"revring_router_[a-z_]+", rule["expr"]):
+            assert metric in exported, metric
