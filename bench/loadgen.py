@@ -63,6 +63,7 @@ class Tally:
     errors: dict[str, int] = field(default_factory=dict)
     late: int = 0  # fixed rate: requests sent more than 10 ms after their due time
     post_times: dict[str, float] = field(default_factory=dict)
+    trace: list[tuple[float, float]] = field(default_factory=list)  # (due offset, latency)
 
     def record(self, status: int | None, error: str | None, latency: float) -> None:
         if error is not None:
@@ -140,6 +141,7 @@ async def fixed_rate(
                 tally.post_times[call_id] = time.time()
             status, error = await send_one(session, args.url, body, args.timeout)
             tally.record(status, error, time.perf_counter() - due)
+            tally.trace.append((round(due - start, 4), round(time.perf_counter() - due, 4)))
 
     tasks = []
     for index in range(total):
@@ -166,6 +168,8 @@ async def run(args: argparse.Namespace) -> dict:
     latencies = sorted(tally.latencies)
     if args.post_times:
         await asyncio.to_thread(Path(args.post_times).write_bytes, orjson.dumps(tally.post_times))
+    if args.trace:
+        await asyncio.to_thread(Path(args.trace).write_bytes, orjson.dumps(sorted(tally.trace)))
 
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value * 1000, 3)
@@ -196,6 +200,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="fixed rate, requests/s")
     parser.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
     parser.add_argument("--post-times", default=None, help="write {id: send time} here")
+    parser.add_argument("--trace", default=None, help="fixed rate: write [[due s, latency s]]")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))
 

@@ -73,14 +73,20 @@ def _latency(steps: dict) -> list[str]:
         f"## Latency at a fixed {latency['rate']:g} req/s ({latency['seconds']:g} s, open loop, "
         "measured from each request's due time)",
         "",
-        "| server | answered 200 | p50 ms | p99 ms | max ms |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| server | answered 200 | p50 ms | p99 ms | max ms | stalls (requests > 50 ms) |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for name in ("baseline", "router"):
         row = latency[name]
+        spans = row.get("slow_requests")
+        stalls = (
+            "-"
+            if spans is None
+            else f"{len(spans)} stalls, {sum(x['requests'] for x in spans)} requests"
+        )
         lines.append(
             f"| {name} | {_num(row['ok'])}/{_num(row['sent'])} | {_num(row['p50_ms'], 2)} | "
-            f"{_num(row['p99_ms'], 2)} | {_num(row['max_ms'], 2)} |"
+            f"{_num(row['p99_ms'], 2)} | {_num(row['max_ms'], 2)} | {stalls} |"
         )
     return [*lines, ""]
 
@@ -225,6 +231,14 @@ def render_markdown(results: dict) -> str:
         f"{', '.join(f'{x:.2f}' for x in machine['loadavg_at_start'])}.",
         "",
     ]
+    fsync = machine.get("fsync")
+    if fsync:
+        lines += [
+            f"Disk under the stores: fdatasync of 8 KiB every 5 ms for 5 s: p50 "
+            f"{fsync['p50_ms']} ms, p99 {fsync['p99_ms']} ms, max {fsync['max_ms']} ms, "
+            f"{fsync['over_100ms']} over 100 ms.",
+            "",
+        ]
     found = targets(steps)
     if found:
         lines += ["## Targets", "", "| target | result |", "| --- | --- |"]

@@ -83,6 +83,33 @@ def machine() -> dict:
     }
 
 
+def fsync_probe(directory: Path, seconds: float = 5.0) -> dict:
+    """fdatasync latency of the disk the stores live on: 8 KiB written, then synced,
+    every 5 ms. A durable ingest cannot answer faster than this disk."""
+    path = directory / "fsync-probe.tmp"
+    latencies = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            os.write(fd, b"x" * 8192)
+            began = time.perf_counter()
+            os.fdatasync(fd)
+            latencies.append(time.perf_counter() - began)
+            time.sleep(0.005)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    latencies.sort()
+    return {
+        "syncs": len(latencies),
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
+        "p99_ms": round(1000 * latencies[int(0.99 * len(latencies))], 2),
+        "max_ms": round(1000 * latencies[-1], 1),
+        "over_100ms": sum(1 for value in latencies if value > 0.1),
+    }
+
+
 def loadgen(url: str, *extra: str, timeout: float = 900) -> dict:
     return run_json_tool([PYTHON, "bench/loadgen.py", "--url", url, *extra], timeout=timeout)
 
@@ -167,9 +194,28 @@ def step_latency(args: argparse.Namespace, work: Path) -> dict:
     with Baseline(work) as baseline:
         base = loadgen(baseline.url, *fixed)
     log(f"latency at {rate}/s: router")
+    trace = work / "latency-trace-router.json"
     with Sink(work) as sink, Router(work, router_rules(sink.url)) as router:
-        ours = loadgen(router.url, *fixed)
+        ours = loadgen(router.url, *fixed, "--trace", str(trace))
+    ours["slow_requests"] = slow_spans(json.loads(trace.read_text()))
     return {"rate": args.rate, "seconds": args.latency_seconds, "baseline": base, "router": ours}
+
+
+def slow_spans(trace: list[list[float]], over: float = 0.05) -> list[dict]:
+    """When the slow requests (latency over `over` s) were due, as runs of due times."""
+    spans: list[dict] = []
+    for due, latency in trace:
+        if latency <= over:
+            continue
+        if spans and due - spans[-1]["to_s"] < 0.1:
+            spans[-1]["to_s"] = due
+            spans[-1]["requests"] += 1
+            spans[-1]["worst_ms"] = max(spans[-1]["worst_ms"], round(latency * 1000, 1))
+        else:
+            spans.append(
+                {"from_s": due, "to_s": due, "requests": 1, "worst_ms": round(latency * 1000, 1)}
+            )
+    return spans
 
 
 # --- step 2: end to end ----------------------------------------------------------------
@@ -302,7 +348,7 @@ def step_memory(args: argparse.Namespace, work: Path, profile: Callable | None =
         log(f"memory: sink configured (SIGHUP); draining {ingest['ok']} deliveries")
         if profile is not None:
             profile(router.proc.pid, "drain")
-        finished = sink.wait_for(ingest["ok"], limit=args.drain_limit, poll=1.0)
+        finished = sink.wait_for(ingest["ok"], limit=args.drain_limit, poll=0.25)
         drained = sink_count(sink)
         rss.phase = "end"
         time.sleep(2)
@@ -465,6 +511,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also profile with py-spy")
     parser.add_argument("--profile-backlog", type=int, default=20_000)
     parser.add_argument("--output", default=str(RESULTS / "latest"), help="path without suffix")
+    parser.add_argument("--keep-db", action="store_true", help="keep the SQLite files in raw/")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.seconds, args.backlog = 1, 4.0, min(args.backlog, 20_000)
@@ -483,7 +530,7 @@ def main() -> None:
         "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
         "quick": args.quick,
         "runs": args.runs,
-        "machine": machine(),
+        "machine": {**machine(), "fsync": fsync_probe(work)},
         "steps": {},
         "errors": {},
     }
@@ -510,6 +557,9 @@ def main() -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
         output.with_suffix(".md").write_text(render_markdown(results))
+        if not args.keep_db:
+            for path in work.glob("*.db*"):
+                path.unlink(missing_ok=True)
         log(f"wrote {output.with_suffix('.md')} and .json ({results['seconds']} s)")
 
 
