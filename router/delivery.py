@@ -87,10 +87,10 @@ class DeliveryEngine:
         self._heartbeat = asyncio.create_task(self._beat(), name="worker-heartbeat")
 
     def wake(self) -> None:
-        """New deliveries were committed: every lane looks again."""
+        """New deliveries were committed: every lane looks again. (The supervisor is not
+        woken: it only matters when the set of sinks changes, on reload or by polling.)"""
         for lane in self.lanes.values():
             lane.wake()
-        self._changed.set()
 
     def _on_reload(self) -> None:
         self._changed.set()
@@ -170,7 +170,8 @@ class SinkLane:
         self.engine = engine
         self.name = name
         self.breaker = SinkBreaker(engine.settings.pause)
-        self.in_flight: dict[str, asyncio.Task[None]] = {}
+        self.in_flight: dict[str, asyncio.Task[None]] = {}  # leased, until the outcome is stored
+        self.sending = 0  # sends not yet answered: what `concurrency` limits
         self.task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._bucket: TokenBucket | None = None
@@ -224,9 +225,9 @@ class SinkLane:
             await self._sleep(self.breaker.paused_until - now)
             return
         room = self.breaker.allowed_in_flight(now, sink.config.effective_concurrency())
-        room -= len(self.in_flight)
+        room -= self.sending
         if room <= 0:
-            await self._wait_for_a_slot()
+            await self._sleep(settings.idle_poll)  # a finished send wakes the lane
             return
         bucket = self._bucket_for(
             _share(sink.config.effective_rate_limit(), engine.live_workers), now
@@ -255,18 +256,7 @@ class SinkLane:
                 self._deliver(sink, delivery, sent_at), name=f"send-{delivery.id}"
             )
             self.in_flight[delivery.id] = task
-
-    async def _wait_for_a_slot(self) -> None:
-        self._wake.clear()
-        waiter = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait(
-                [waiter, *self.in_flight.values()],
-                timeout=self.engine.settings.idle_poll,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            waiter.cancel()
+            self.sending += 1
 
     async def _kill_all(self, reason: str) -> None:
         engine = self.engine
@@ -296,8 +286,12 @@ class SinkLane:
     async def _deliver(self, sink: Sink, delivery: ClaimedDelivery, started_at: float) -> None:
         engine = self.engine
         try:
-            request = await self._request_for(delivery)
-            outcome = await self._attempt(sink, delivery, request, started_at)
+            try:
+                request = await self._request_for(delivery)
+                outcome = await self._attempt(sink, delivery, request, started_at)
+            finally:
+                self.sending -= 1  # the slot is free once the destination answered
+                self.wake()
             if request.digest is not None and outcome.record.outcome == "delivered":
                 engine.metrics.digest_calls.labels(self.name).observe(request.digest.count)
             recorded = await engine.store.finish(
@@ -408,7 +402,7 @@ class SinkLane:
             return
         metric = {"delivered": "delivered", "retry": "retried", "dead": "dead"}[record.outcome]
         engine.metrics.deliveries.labels(self.name, metric).inc()
-        level = logging.INFO if record.outcome == "delivered" else logging.WARNING
+        level = logging.DEBUG if record.outcome == "delivered" else logging.WARNING
         log.log(
             level,
             "delivery %s (attempt %d)%s",

@@ -12,8 +12,8 @@ import hmac
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,8 +52,18 @@ class ApiKeys:
         return matched
 
 
+def json_answer(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
 def problem(status: int, error: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": error, **extra}, status=status)
+    return json_answer({"error": error, **extra}, status)
+
+
+def new_delivery_id() -> str:
+    """32 hex digits that sort by creation time (then random): new rows land at the end
+    of the store's indexes instead of at random places, which costs fewer page writes."""
+    return f"{time.time_ns():016x}{secrets.randbits(64):016x}"
 
 
 _LONG_DIGIT_RUN = re.compile(rb"[0-9]{19,}")
@@ -137,7 +147,7 @@ class WebhookHandler:
             return self._reject(503, "not_ready", "rules.yaml is not loaded")
         routed = route(self.runtime.config.rules, payload)
         deliveries = [
-            NewDelivery(uuid.uuid4().hex, sink, rule.name, group_join(rule, payload))
+            NewDelivery(new_delivery_id(), sink, rule.name, group_join(rule, payload))
             for sink, rule in routed.deliveries.items()
         ]
         record = IngestRecord(event_id, body, time.time(), deliveries, status, direction)
@@ -152,6 +162,6 @@ class WebhookHandler:
         if result.status == "accepted":
             for rule in routed.matched:
                 self.metrics.rule_matches.labels(rule.name).inc()
-        return web.json_response(
+        return json_answer(
             {"status": result.status, "event_id": event_id, "deliveries": result.deliveries}
         )

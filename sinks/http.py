@@ -14,6 +14,7 @@ secret a server echoes back).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -29,7 +30,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_chain, wait_fixed
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_chain,
+    wait_fixed,
+    wait_none,
+)
 
 from router import __version__
 from router.retry import parse_retry_after
@@ -496,14 +504,8 @@ class HttpSink(Sink):
         outgoing = build_request(self.config, request, now=time.time())
         secrets = self.config.secret_values()
         host = urlsplit(outgoing.url).hostname or "?"
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_connection_blip),
-            stop=stop_after_attempt(len(self.blip_retry_waits) + 1),
-            wait=wait_chain(*(wait_fixed(seconds) for seconds in self.blip_retry_waits)),
-            reraise=True,
-        )
         try:
-            outcome = await retrying(self._exchange, outgoing, secrets)
+            outcome = await self._exchange_riding_out_blips(outgoing, secrets)
         except aiohttp.InvalidURL:
             raise Permanent("the url is not a valid HTTP URL") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -515,6 +517,28 @@ class HttpSink(Sink):
         if isinstance(outcome, DeliveryError):
             raise outcome
         return outcome
+
+    async def _exchange_riding_out_blips(
+        self, outgoing: OutgoingRequest, secrets: list[str]
+    ) -> SendResult | DeliveryError:
+        """The exchange, with quick in-process retries (tenacity) after a connection blip.
+        The first try goes straight out: the retry machinery costs only when needed."""
+        try:
+            return await self._exchange(outgoing, secrets)
+        except Exception as exc:
+            if not is_connection_blip(exc) or not self.blip_retry_waits:
+                raise
+        first_wait, *later_waits = self.blip_retry_waits
+        await asyncio.sleep(first_wait)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_connection_blip),
+            stop=stop_after_attempt(len(self.blip_retry_waits)),
+            wait=wait_chain(*(wait_fixed(seconds) for seconds in later_waits))
+            if later_waits
+            else wait_none(),
+            reraise=True,
+        )
+        return await retrying(self._exchange, outgoing, secrets)
 
     async def _exchange(
         self, outgoing: OutgoingRequest, secrets: list[str]

@@ -2,10 +2,11 @@
 
 The event loop never touches the disk. Every write runs on one writer thread
 holding one connection: it takes everything queued (up to `max_batch`
-operations), runs it in one `BEGIN IMMEDIATE … COMMIT`, each operation inside
-its own savepoint, and only then answers the callers. So concurrent ingests
-share one fsync (group commit), and one failing operation costs only its own
-caller. Reads run on a second thread with its own connection (WAL lets them
+operations), runs it in one `BEGIN IMMEDIATE … COMMIT`, and only then answers the
+callers, with one wake-up of the event loop per batch. So concurrent ingests share
+one fsync (group commit). If an operation fails, the batch is rolled back and each
+operation rerun in its own transaction, so one failure costs only its own caller.
+Reads run on a second thread with its own connection (WAL lets them
 proceed while the writer commits).
 """
 
@@ -69,13 +70,23 @@ class _Job:
 _STOP = object()
 
 
-def _settle(future: asyncio.Future[Any], succeeded: bool, value: Any) -> None:
-    if future.cancelled():
-        return
-    if succeeded:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+class _OperationFailed(Exception):
+    """One operation of a batch raised; the batch is rerun without it."""
+
+    def __init__(self, position: int, error: Exception) -> None:
+        super().__init__(str(error))
+        self.position = position
+        self.error = error
+
+
+def _settle_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, succeeded, value in results:
+        if future.cancelled():
+            continue
+        if succeeded:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class _ConnectionThread(threading.Thread):
@@ -142,37 +153,46 @@ class _ConnectionThread(threading.Thread):
 
     def _execute(self, batch: list[_Job]) -> None:
         if not self._transactional:
-            for job in batch:
-                self._answer(job, *self._run_alone(job))
+            self._answer(batch, [self._run_alone(job) for job in batch])
             return
-        try:
-            outcomes = self._run_in_one_transaction(batch)
-        except Exception:
-            # The transaction as a whole failed (BEGIN, a savepoint or COMMIT): give
-            # each operation its own transaction so each caller gets its own answer.
-            self._rollback()
-            outcomes = [self._run_in_own_transaction(job) for job in batch]
-        for job, outcome in zip(batch, outcomes, strict=True):
-            self._answer(job, *outcome)
-
-    def _run_in_one_transaction(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
-        connection = self._connection
-        outcomes: list[tuple[bool, Any]] = []
-        connection.execute("BEGIN IMMEDIATE")
-        for job in batch:
-            connection.execute("SAVEPOINT operation")
+        outcomes: dict[int, tuple[bool, Any]] = {}
+        remaining = list(range(len(batch)))
+        while remaining:
             try:
-                value = job.operation(connection)
+                values = self._run_in_one_transaction([batch[i] for i in remaining])
+            except _OperationFailed as failure:
+                # Roll back and run the batch again without the operation that failed:
+                # the others still share one commit, the failure costs only its caller.
+                self._rollback()
+                outcomes[remaining.pop(failure.position)] = (False, failure.error)
+                continue
+            except Exception:
+                # BEGIN or COMMIT itself failed: give each operation its own transaction.
+                self._rollback()
+                for index in remaining:
+                    outcomes[index] = self._run_in_own_transaction(batch[index])
+                break
+            outcomes.update(
+                (index, (True, value)) for index, value in zip(remaining, values, strict=True)
+            )
+            break
+        self._answer(batch, [outcomes[index] for index in range(len(batch))])
+
+    def _run_in_one_transaction(self, batch: list[_Job]) -> list[Any]:
+        connection = self._connection
+        connection.execute("BEGIN IMMEDIATE")
+        values = []
+        for position, job in enumerate(batch):
+            try:
+                values.append(job.operation(connection))
             except Exception as error:
-                connection.execute("ROLLBACK TO operation")
-                connection.execute("RELEASE operation")
-                outcomes.append((False, error))
-            else:
-                connection.execute("RELEASE operation")
-                outcomes.append((True, value))
+                raise _OperationFailed(position, error) from error
+            if not connection.in_transaction:
+                ended = sqlite3.OperationalError("the operation ended the batch's transaction")
+                raise _OperationFailed(position, ended)
         connection.execute("COMMIT")
         self._count_commit(len(batch))
-        return outcomes
+        return values
 
     def _run_in_own_transaction(self, job: _Job) -> tuple[bool, Any]:
         try:
@@ -202,9 +222,14 @@ class _ConnectionThread(threading.Thread):
                 self._connection.execute("ROLLBACK")
 
     @staticmethod
-    def _answer(job: _Job, succeeded: bool, value: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
-            job.loop.call_soon_threadsafe(_settle, job.future, succeeded, value)
+    def _answer(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+        """Hand every result back with one wake-up per event loop, not one per operation."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for job, (succeeded, value) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, succeeded, value))
+        for loop, results in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(_settle_all, results)
 
     def _fail_leftovers(self) -> None:
         while True:
@@ -213,7 +238,7 @@ class _ConnectionThread(threading.Thread):
             except queue.Empty:
                 return
             if isinstance(item, _Job):
-                self._answer(item, False, StoreClosedError("the store is closed"))
+                self._answer([item], [(False, StoreClosedError("the store is closed"))])
 
 
 def _connect(path: Path) -> sqlite3.Connection:
