@@ -3,7 +3,10 @@
 It is the ceiling for any aiohttp webhook receiver on this machine, so the router's
 ingest rate is reported as a fraction of it.
 
-    python bench/baseline_server.py --port 8099
+    python bench/baseline_server.py --port 8099 [--loop uvloop]
+
+With `--loop uvloop` it runs on uvloop, as the router does by default when uvloop is
+installed, so the router's figures can also be compared with a baseline on the same loop.
 """
 
 from __future__ import annotations
@@ -31,8 +34,16 @@ def build_app() -> web.Application:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
-    web.run_app(build_app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    loop = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(
+        build_app(), host="127.0.0.1", port=args.port, access_log=None, print=None, loop=loop
+    )
 
 
 if __name__ == "__main__":

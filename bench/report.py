@@ -33,14 +33,15 @@ def _ingest(steps: dict) -> list[str]:
         "each request a new call id; median of the runs. The router's rate counts only 200s, "
         "each one an event committed to SQLite before the answer.",
         "",
-        "| server | durable | req/s answered 200 | ratio to baseline | p50 ms | p99 ms "
-        "| server CPU ms per request |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
-        f"| baseline: bare aiohttp, reads the body, answers 200 | no | "
-        f"{_num(base['ok_per_second'])} | 1.00 | {_num(base['p50_ms'], 2)} | "
+        "| server | durable | req/s answered 200 | ratio to baseline | ratio to uvloop baseline "
+        "| p50 ms | p99 ms | server CPU ms per request |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| baseline: bare aiohttp (asyncio loop), reads the body, answers 200 | no | "
+        f"{_num(base['ok_per_second'])} | 1.00 | - | {_num(base['p50_ms'], 2)} | "
         f"{_num(base['p99_ms'], 2)} | {_num(base.get('server_cpu_ms_per_request'), 3)} |",
     ]
     labels = {
+        "baseline_uvloop": ("baseline on uvloop", "no"),
         "router": (
             "router, every call routed to the HTTP sink (workers delivering meanwhile)",
             "event + delivery, fsync'd",
@@ -49,12 +50,21 @@ def _ingest(steps: dict) -> list[str]:
             "router, no rule matches (event stored, no delivery)",
             "event, fsync'd",
         ),
+        "router_asyncio": (
+            "router on asyncio's loop (--loop asyncio), every call routed",
+            "event + delivery, fsync'd",
+        ),
     }
     for name, (label, durable) in labels.items():
-        row = ingest[name]
+        row = ingest.get(name)
+        if row is None:
+            continue
+        uvloop_ratio = row.get("ratio_to_uvloop_baseline")
         lines.append(
             f"| {label} | {durable} | {_num(row['ok_per_second'])} | "
-            f"{row['ratio_to_baseline']:.2f} | {_num(row['p50_ms'], 2)} | "
+            f"{row['ratio_to_baseline']:.2f} | "
+            f"{'-' if uvloop_ratio is None else f'{uvloop_ratio:.2f}'} | "
+            f"{_num(row['p50_ms'], 2)} | "
             f"{_num(row['p99_ms'], 2)} | {_num(row.get('server_cpu_ms_per_request'), 3)} |"
         )
     durability = ingest.get("durability") or {}

@@ -132,19 +132,35 @@ def closed_loop(url: str, seconds: float, script: Path | None, pid: int | None =
 # --- step 1: ingest ------------------------------------------------------------------
 
 
+# name: (does every call match a rule, event loop of the router)
+ROUTER_INGEST_VARIANTS = {
+    "router": (True, "auto"),
+    "router_no_match": (False, "auto"),
+    "router_asyncio": (True, "asyncio"),
+}
+
+
+def router_rules_for(work: Path, match: bool):
+    return lambda sink_url: router_rules(sink_url, match=match)
+
+
 def step_ingest(args: argparse.Namespace, work: Path) -> dict:
     script = wrk_load.write_script(work / "ingest.lua") if wrk_load.available() else None
-    variants: dict[str, list[dict]] = {"baseline": [], "router": [], "router_no_match": []}
+    variants: dict[str, list[dict]] = {
+        name: [] for name in ("baseline", "baseline_uvloop", *ROUTER_INGEST_VARIANTS)
+    }
     for run in range(args.runs):
-        log(f"ingest run {run + 1}/{args.runs}: baseline")
-        with Baseline(work) as baseline:
-            closed_loop(baseline.url, 1, script)  # warm-up
-            variants["baseline"].append(
-                closed_loop(baseline.url, args.seconds, script, baseline.proc.pid)
-            )
-        for name, match in (("router", True), ("router_no_match", False)):
+        for name, loop in (("baseline", "asyncio"), ("baseline_uvloop", "uvloop")):
             log(f"ingest run {run + 1}/{args.runs}: {name}")
-            with Sink(work) as sink, Router(work, router_rules(sink.url, match=match)) as router:
+            with Baseline(work, loop) as baseline:
+                closed_loop(baseline.url, 1, script)  # warm-up
+                variants[name].append(
+                    closed_loop(baseline.url, args.seconds, script, baseline.proc.pid)
+                )
+        for name, (match, loop) in ROUTER_INGEST_VARIANTS.items():
+            log(f"ingest run {run + 1}/{args.runs}: {name}")
+            rules = router_rules_for(work, match)
+            with Sink(work) as sink, Router(work, rules(sink.url), loop=loop) as router:
                 result = closed_loop(router.url, args.seconds, script, router.proc.pid)
                 result["accepted_by_metrics"] = router.metric_sum(
                     "events_received_total", outcome="accepted"
@@ -161,8 +177,12 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
         for name, runs in variants.items()
     }
     base = summary["baseline"]["ok_per_second"]
-    for name in ("router", "router_no_match"):
+    base_uvloop = summary["baseline_uvloop"]["ok_per_second"]
+    for name in ("baseline_uvloop", *ROUTER_INGEST_VARIANTS):
         summary[name]["ratio_to_baseline"] = round(summary[name]["ok_per_second"] / base, 3)
+        summary[name]["ratio_to_uvloop_baseline"] = round(
+            summary[name]["ok_per_second"] / base_uvloop, 3
+        )
     summary["load_generator"] = "wrk -t1 -c64" if script else "bench/loadgen.py x64"
     summary["seconds_per_run"] = args.seconds
     summary["durability"] = durability_settings()

@@ -83,7 +83,9 @@ class Sink:
 class Router:
     """`python -m router serve --no-auth` on a fresh port, store and rules.yaml."""
 
-    def __init__(self, work: Path, rules_text: str, name: str = "router") -> None:
+    def __init__(
+        self, work: Path, rules_text: str, name: str = "router", loop: str = "auto"
+    ) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -109,6 +111,8 @@ class Router:
                 str(self.port),
                 "--retention-days",
                 "0",
+                "--loop",
+                loop,
             ],
             work / f"{name}.log",
         )
@@ -143,14 +147,14 @@ class Router:
 class Baseline:
     """bench/baseline_server.py on a fresh port."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, loop: str = "asyncio") -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.base}/webhooks/revring"
         self.proc = Proc(
-            "baseline",
-            [PYTHON, "bench/baseline_server.py", "--port", str(self.port)],
-            work / "baseline.log",
+            f"baseline-{loop}",
+            [PYTHON, "bench/baseline_server.py", "--port", str(self.port), "--loop", loop],
+            work / f"baseline-{loop}.log",
         )
 
     def __enter__(self) -> Baseline:

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -303,7 +303,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         engine=EngineSettings(lease_seconds=lease_seconds),
     )
     try:
-        return asyncio.run(_serve(settings, args.host, args.port))
+        return _run_event_loop(_serve(settings, args.host, args.port), args.loop)
     except KeyboardInterrupt:
         return 0
 
@@ -358,6 +358,21 @@ async def _serve(settings: ServiceSettings, host: str, port: int) -> int:
     return 0
 
 
+def _run_event_loop(main: Coroutine[Any, Any, int], loop: str) -> int:
+    """Run the service on uvloop when it is installed (and asked for), else asyncio's loop."""
+    if loop in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                raise SystemExit(
+                    "revring-router: --loop uvloop, but uvloop is not installed"
+                ) from None
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="revring-router",
@@ -374,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(_env("ROUTER_PORT", "8080")))
     serve.add_argument("--store", default=store_default)
     serve.add_argument("--no-auth", action="store_true", help="accept webhooks without a key")
+    serve.add_argument(
+        "--loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default=_env("ROUTER_EVENT_LOOP", "auto"),
+        help="event loop (auto: uvloop when installed)",
+    )
     serve.add_argument(
         "--log-format", choices=["json", "text"], default=_env("ROUTER_LOG_FORMAT", "json")
     )
