@@ -117,7 +117,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
-    handler = WebhookHandler(runtime, store, metrics, settings.api_keys)
+    handler = WebhookHandler(runtime, store, metrics, settings.api_keys, engine)
     app.add_routes(
         [
             web.post("/webhooks/revring", handler.handle),

@@ -92,6 +92,24 @@ class DeliveryEngine:
         for lane in self.lanes.values():
             lane.wake()
 
+    def reserve(self, sink: str) -> bool:
+        """Take a send slot (and a rate token) of `sink` for a call being ingested now, so
+        that its delivery goes out straight after the commit, with no claim. False when
+        the sink cannot send at once; the delivery then waits in the store as usual."""
+        lane = self.lanes.get(sink)
+        return lane is not None and not self.stopping and lane.reserve(self.clock())
+
+    def release(self, sink: str) -> None:
+        """Give back a slot taken by `reserve` whose delivery was not written."""
+        lane = self.lanes.get(sink)
+        if lane is not None:
+            lane.sending -= 1
+            lane.wake()
+
+    def dispatch(self, delivery: ClaimedDelivery) -> None:
+        """Send a delivery written already leased to this engine (see `reserve`)."""
+        self.lanes[delivery.sink].start_send(delivery, self.clock())
+
     def _on_reload(self) -> None:
         self._changed.set()
         self.wake()
@@ -172,6 +190,7 @@ class SinkLane:
         self.breaker = SinkBreaker(engine.settings.pause)
         self.in_flight: dict[str, asyncio.Task[None]] = {}  # leased, until the outcome is stored
         self.sending = 0  # sends not yet answered: what `concurrency` limits
+        self._background: set[asyncio.Task[None]] = set()
         self.task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._bucket: TokenBucket | None = None
@@ -224,14 +243,11 @@ class SinkLane:
             assert self.breaker.paused_until is not None
             await self._sleep(self.breaker.paused_until - now)
             return
-        room = self.breaker.allowed_in_flight(now, sink.config.effective_concurrency())
-        room -= self.sending
+        room = self._room(sink, now)
         if room <= 0:
             await self._sleep(settings.idle_poll)  # a finished send wakes the lane
             return
-        bucket = self._bucket_for(
-            _share(sink.config.effective_rate_limit(), engine.live_workers), now
-        )
+        bucket = self._current_bucket(sink, now)
         if bucket is not None:
             delay = bucket.delay_until_available(now)
             if delay > 0:
@@ -252,11 +268,55 @@ class SinkLane:
         for delivery in claimed:
             if bucket is not None:
                 bucket.take(sent_at)
-            task = asyncio.create_task(
-                self._deliver(sink, delivery, sent_at), name=f"send-{delivery.id}"
-            )
-            self.in_flight[delivery.id] = task
             self.sending += 1
+            self._spawn(sink, delivery, sent_at)
+
+    def _room(self, sink: Sink, now: float) -> int:
+        """Sends that may start now: the sink's concurrency (1 while probing, 0 while
+        paused) less those not answered yet."""
+        return self.breaker.allowed_in_flight(now, sink.config.effective_concurrency()) - (
+            self.sending
+        )
+
+    def _current_bucket(self, sink: Sink, now: float) -> TokenBucket | None:
+        rate = _share(sink.config.effective_rate_limit(), self.engine.live_workers)
+        return self._bucket_for(rate, now)
+
+    def reserve(self, now: float) -> bool:
+        """A slot for a delivery written already leased (see DeliveryEngine.reserve).
+        Never for a serial sink (`concurrency: 1`), whose order only claims keep."""
+        sink = self.engine.runtime.sinks.get(self.name)
+        if sink is None or sink.config.missing_settings():
+            return False
+        if sink.config.effective_concurrency() == 1 or self._room(sink, now) <= 0:
+            return False
+        bucket = self._current_bucket(sink, now)
+        if bucket is not None and not bucket.take(now):
+            return False
+        self.sending += 1
+        return True
+
+    def start_send(self, delivery: ClaimedDelivery, started_at: float) -> None:
+        """Send a reserved delivery; if its sink went away meanwhile, put it back."""
+        sink = self.engine.runtime.sinks.get(self.name)
+        if sink is None:
+            self.sending -= 1
+            self._spawn_defer(delivery)
+            return
+        self._spawn(sink, delivery, started_at)
+
+    def _spawn(self, sink: Sink, delivery: ClaimedDelivery, started_at: float) -> None:
+        task = asyncio.create_task(
+            self._deliver(sink, delivery, started_at), name=f"send-{delivery.id}"
+        )
+        self.in_flight[delivery.id] = task
+
+    def _spawn_defer(self, delivery: ClaimedDelivery) -> None:
+        engine = self.engine
+        task = asyncio.create_task(engine.store.defer(delivery.id, engine.owner, engine.clock()))
+        self._background.add(task)
+        # If the defer fails, the lease simply expires and the delivery is claimed then.
+        task.add_done_callback(lambda done: (self._background.discard(done), done.exception()))
 
     async def _kill_all(self, reason: str) -> None:
         engine = self.engine

@@ -47,6 +47,10 @@ class NewDelivery:
     sink: str
     rule: str
     group: GroupJoin | None = None  # None: a delivery of its own (kind 'single')
+    # Written already leased (single deliveries only): the ingesting worker sends it
+    # straight away, with no claim; if that worker dies, the lease expires as usual.
+    lease_owner: str | None = None
+    lease_until: float | None = None
 
 
 @dataclass(frozen=True)

@@ -108,9 +108,10 @@ INSERT_EVENT = (
 )
 INSERT_DELIVERIES = (
     "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
-    " next_attempt_at, created_at, updated_at)"
-    " SELECT d.id, $1, d.sink, d.rule, 'pending', $2, $2, $2, $2"
-    " FROM unnest($3::text[], $4::text[], $5::text[]) AS d (id, sink, rule)"
+    " next_attempt_at, created_at, updated_at, lease_owner, lease_until)"
+    " SELECT d.id, $1, d.sink, d.rule, 'pending', $2, $2, $2, $2, d.lease_owner, d.lease_until"
+    " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::float8[])"
+    " AS d (id, sink, rule, lease_owner, lease_until)"
     " ON CONFLICT (event_id, sink) DO NOTHING RETURNING id"
 )
 GROUP_LOCK = "SELECT pg_advisory_xact_lock($1)"
@@ -346,6 +347,8 @@ async def _ingest_one(connection: asyncpg.Connection, record: IngestRecord) -> I
             [delivery.id for delivery in singles],
             [delivery.sink for delivery in singles],
             [delivery.rule for delivery in singles],
+            [delivery.lease_owner for delivery in singles],
+            [delivery.lease_until for delivery in singles],
         )
         written += len(rows)
     for delivery in record.deliveries:

@@ -303,8 +303,9 @@ def _ingest(record: IngestRecord, connection: sqlite3.Connection) -> IngestResul
             continue
         cursor = connection.execute(
             "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
-            " next_attempt_at, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (event_id, sink) DO NOTHING",
+            " next_attempt_at, created_at, updated_at, lease_owner, lease_until)"
+            " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (event_id, sink) DO NOTHING",
             (
                 delivery.id,
                 record.event_id,
@@ -314,6 +315,8 @@ def _ingest(record: IngestRecord, connection: sqlite3.Connection) -> IngestResul
                 record.received_at,
                 record.received_at,
                 record.received_at,
+                delivery.lease_owner,
+                delivery.lease_until,
             ),
         )
         written += cursor.rowcount

@@ -215,3 +215,35 @@ async def test_a_removed_sink_sends_its_pending_deliveries_dead(tmp_path, write_
         await wait_for(lambda: _has_status(store, "dead"))
         [dead] = await store.list_deliveries("dead")
         assert "removed" in (dead.last_error or "")
+
+
+async def test_a_fresh_delivery_goes_out_without_a_claim_when_its_sink_has_room(
+    tmp_path, write_rules, receiver
+):
+    rules = write_rules(rules_text(receiver.url()))
+    async with running_service(rules, tmp_path / "r.db", engine=engine()) as client:
+        store, engine_, *_ = parts(client)
+        claims = 0
+        real_claim = store.claim
+
+        async def counting_claim(*args, **kwargs):
+            nonlocal claims
+            found = await real_claim(*args, **kwargs)
+            claims += len(found)
+            return found
+
+        store.claim = counting_claim
+        event = fresh_event()
+        await post_event(client, event)
+        await wait_for(lambda: receiver.delivered_ids() == [event["id"]])
+        await wait_for(lambda: _all_delivered(store))
+        assert claims == 0  # sent straight after the commit, under the lease it was written with
+        assert engine_.lanes["crm"].sending == 0
+
+
+async def test_a_serial_sink_never_skips_the_queue(tmp_path, write_rules, receiver):
+    rules = write_rules(rules_text(receiver.url(), concurrency=1))
+    async with running_service(rules, tmp_path / "r.db", engine=engine()) as client:
+        _, engine_, *_ = parts(client)
+        await wait_for(lambda: "crm" in engine_.lanes)
+        assert engine_.reserve("crm") is False

@@ -182,6 +182,29 @@ async def test_live_lease_blocks_other_claims_and_expired_lease_is_reclaimed(sto
     assert await store.finish(taken_over.id, "w2", attempt("delivered")) is True
 
 
+async def test_a_delivery_written_leased_is_sent_by_its_owner_alone(store: Store) -> None:
+    leased = IngestRecord(
+        "call-1", b"{}", NOW, [NewDelivery("call-1:slack", "slack", "r", None, "w1", NOW + LEASE)]
+    )
+    assert await store.ingest(leased) == IngestResult("accepted", 1)
+
+    assert await store.claim("slack", 10, "w2", LEASE, NOW + 1) == []
+    assert await store.finish("call-1:slack", "w1", attempt("delivered")) is True
+    view = await store.get_delivery("call-1:slack")
+    assert view is not None and (view.status, view.attempts) == ("delivered", 1)
+
+
+async def test_a_delivery_written_leased_is_taken_over_when_its_owner_dies(store: Store) -> None:
+    leased = IngestRecord(
+        "call-1", b"{}", NOW, [NewDelivery("call-1:slack", "slack", "r", None, "w1", NOW + LEASE)]
+    )
+    await store.ingest(leased)
+
+    taken_over = await claim_one(store, owner="w2", now=NOW + LEASE + 1)
+    assert taken_over.id == "call-1:slack"
+    assert await store.finish(taken_over.id, "w1", attempt("delivered")) is False
+
+
 async def test_renewed_lease_keeps_the_delivery(store: Store) -> None:
     await store.ingest(record("call-1"))
     claimed = await claim_one(store, owner="w1")
