@@ -433,20 +433,28 @@ def _finish(
     next_attempt_at: float | None,
     connection: sqlite3.Connection,
 ) -> bool:
+    finished_at = attempt.started_at + attempt.duration
+    if attempt.outcome == "delivered":
+        status, due, delivered_at, last_error = "delivered", None, finished_at, None
+    elif attempt.outcome == "retry":
+        status, due, delivered_at, last_error = "pending", next_attempt_at, None, attempt.error
+    else:
+        status, due, delivered_at, last_error = "dead", None, None, attempt.error
     row = connection.execute(
-        "SELECT attempts FROM deliveries WHERE id = ? AND lease_owner = ? AND status = 'pending'",
-        (delivery_id, owner),
+        "UPDATE deliveries SET attempts = attempts + 1, retry_attempts = retry_attempts + 1,"
+        " status = ?, next_attempt_at = ?, last_error = ?, delivered_at = ?, updated_at = ?,"
+        " lease_owner = NULL, lease_until = NULL"
+        " WHERE id = ? AND lease_owner = ? AND status = 'pending' RETURNING attempts",
+        (status, due, last_error, delivered_at, finished_at, delivery_id, owner),
     ).fetchone()
     if row is None:
         return False
-    number = row[0] + 1
-    finished_at = attempt.started_at + attempt.duration
     connection.execute(
         "INSERT INTO attempts (delivery_id, number, started_at, duration, outcome, status_code,"
         " error, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             delivery_id,
-            number,
+            row[0],
             attempt.started_at,
             attempt.duration,
             attempt.outcome,
@@ -454,18 +462,6 @@ def _finish(
             attempt.error,
             attempt.detail,
         ),
-    )
-    if attempt.outcome == "delivered":
-        status, due, delivered_at, last_error = "delivered", None, finished_at, None
-    elif attempt.outcome == "retry":
-        status, due, delivered_at, last_error = "pending", next_attempt_at, None, attempt.error
-    else:
-        status, due, delivered_at, last_error = "dead", None, None, attempt.error
-    connection.execute(
-        "UPDATE deliveries SET attempts = ?, retry_attempts = retry_attempts + 1, status = ?,"
-        " next_attempt_at = ?, last_error = ?, delivered_at = ?, updated_at = ?,"
-        " lease_owner = NULL, lease_until = NULL WHERE id = ?",
-        (number, status, due, last_error, delivered_at, finished_at, delivery_id),
     )
     return True
 
