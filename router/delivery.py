@@ -114,9 +114,6 @@ class DeliveryEngine:
         self._changed.set()
         self.wake()
 
-    def in_flight(self) -> int:
-        return sum(len(lane.in_flight) for lane in self.lanes.values())
-
     async def _supervise(self) -> None:
         """Keep one lane per sink that is configured or has pending deliveries."""
         while not self.stopping:
@@ -167,16 +164,19 @@ class DeliveryEngine:
             lane.wake()
         lane_tasks = [lane.task for lane in self.lanes.values() if lane.task is not None]
         await asyncio.gather(*lane_tasks, return_exceptions=True)
-        sends = [t for lane in self.lanes.values() for t in lane.in_flight.values()]
+        sends = {i: t for lane in self.lanes.values() for i, t in lane.in_flight.items()}
+        unfinished: list[str] = []
         if sends:
-            _, still_running = await asyncio.wait(sends, timeout=self.settings.shutdown_grace)
+            _, still_running = await asyncio.wait(
+                sends.values(), timeout=self.settings.shutdown_grace
+            )
+            unfinished = [i for i, task in sends.items() if task in still_running]
             for task in still_running:
                 task.cancel()
             await asyncio.gather(*still_running, return_exceptions=True)
-        for lane in self.lanes.values():
-            for delivery_id in list(lane.in_flight):
-                with contextlib.suppress(Exception):
-                    await self.store.defer(delivery_id, self.owner, self.clock())
+        for delivery_id in unfinished:
+            with contextlib.suppress(Exception):
+                await self.store.defer(delivery_id, self.owner, self.clock())
         with contextlib.suppress(Exception):
             await self.store.retire_worker(self.owner)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 
@@ -247,3 +248,28 @@ async def test_a_serial_sink_never_skips_the_queue(tmp_path, write_rules, receiv
         _, engine_, *_ = parts(client)
         await wait_for(lambda: "crm" in engine_.lanes)
         assert engine_.reserve("crm") is False
+
+
+async def test_shutdown_gives_back_a_send_still_running_after_the_grace_period(
+    tmp_path, write_rules
+):
+    from router.store.sqlite import SQLiteStore
+
+    hanging = await Receiver(delay=10.0).start()
+    try:
+        rules = write_rules(rules_text(hanging.url()))
+        async with running_service(rules, tmp_path / "r.db", engine=engine()) as client:
+            await post_event(client, fresh_event())
+            await wait_for(lambda: len(hanging._counts) == 1)  # the send is in flight
+        # the service stopped after its 2 s grace: the delivery is back in the queue,
+        # unleased and with no attempt spent
+        store = SQLiteStore(tmp_path / "r.db", owns_leases=False)
+        await store.open()
+        try:
+            [view] = await store.list_deliveries()
+            assert (view.status, view.attempts) == ("pending", 0)
+            assert len(await store.claim("crm", 10, "next-start", 30.0, time.time())) == 1
+        finally:
+            await store.close()
+    finally:
+        await hanging.close()
