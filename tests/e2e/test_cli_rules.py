@@ -141,3 +141,21 @@ def test_route_render_previews_a_grouped_rule_as_a_digest_of_this_call(tmp_path)
     assert "--- crm (http, digest of rule trunk-outage with this call alone) ---" in result.stdout
     body = result.stdout.split('"body": ')[1]
     assert '"count": 1' in body and '"sipTrunkId": "trunk-main"' in body
+
+
+def test_check_renders_templates_against_a_sample_call(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "version: 1\n"
+        "sinks:\n"
+        "  crm:\n"
+        "    type: http\n"
+        "    url: https://crm.example.com/calls\n"
+        "    body: '{\"summary\": {{ summary }}}'\n"  # no tojson: not JSON for a real summary
+        "rules: [{name: all, to: [crm]}]\n"
+    )
+    result = run("check", "--config", str(path))
+    assert result.returncode == 1
+    [line] = [line for line in result.stdout.splitlines() if line.startswith(str(path))]
+    assert line.startswith(f"{path}:3:3: sink 'crm'")
+    assert "JSON" in line and "sample call" in line

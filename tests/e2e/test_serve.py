@@ -178,3 +178,32 @@ async def test_sigkill_mid_load_loses_no_accepted_event(tmp_path):
         stop(process)
         await receiver.close()
     assert set(accepted) <= set(receiver.delivered_ids())
+
+
+def test_serve_with_an_unwritable_store_exits_with_a_clear_error(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\n")
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    environ = {**os.environ, "ROUTER_API_KEYS": API_KEY}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "router",
+            "serve",
+            "--config",
+            str(rules),
+            "--store",
+            f"sqlite:///{blocker}/router.db",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr and str(blocker) in result.stderr
