@@ -93,7 +93,7 @@ class Config:
 
     path: str
     settings: RulesFile
-    rules: list[CompiledRule]
+    rules: tuple[CompiledRule, ...]  # a tuple: the matcher's index is kept per rule list
     warnings: list[SourceError] = field(default_factory=list)
     sink_positions: dict[str, Position] = field(default_factory=dict)
 
@@ -245,7 +245,9 @@ def _check_rules(document: YamlDocument) -> tuple[dict[int, Condition], list[Sou
     return conditions, errors
 
 
-def _compiled_rules(settings: RulesFile, conditions: dict[int, Condition]) -> list[CompiledRule]:
+def _compiled_rules(
+    settings: RulesFile, conditions: dict[int, Condition]
+) -> tuple[CompiledRule, ...]:
     rules = []
     for index, rule in enumerate(settings.rules):
         group = None
@@ -253,7 +255,7 @@ def _compiled_rules(settings: RulesFile, conditions: dict[int, Condition]) -> li
             group = GroupSpec(tuple(rule.group.by), rule.group.window, rule.group.max)
         targets = tuple(dict.fromkeys(rule.to))
         rules.append(CompiledRule(rule.name, conditions[index], targets, rule.stop, group))
-    return rules
+    return tuple(rules)
 
 
 def _warnings(document: YamlDocument, settings: RulesFile) -> list[SourceError]:
