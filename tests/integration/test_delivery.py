@@ -234,6 +234,7 @@ async def test_a_fresh_delivery_goes_out_without_a_claim_when_its_sink_has_room(
             return found
 
         store.claim = counting_claim
+        await wait_for(lambda: "crm" in engine_.lanes)  # lanes start with the first supervision
         event = fresh_event()
         await post_event(client, event)
         await wait_for(lambda: receiver.delivered_ids() == [event["id"]])
