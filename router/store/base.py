@@ -102,6 +102,26 @@ class AttemptRecord:
 
 
 @dataclass(frozen=True)
+class StateAfterAttempt:
+    """Where an attempt leaves its delivery; the same rule for every store."""
+
+    status: DeliveryStatus
+    next_attempt_at: float | None
+    delivered_at: float | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, attempt: AttemptRecord, next_attempt_at: float | None) -> StateAfterAttempt:
+        if attempt.outcome == "retry" and next_attempt_at is None:
+            raise ValueError("a retry outcome needs next_attempt_at")
+        if attempt.outcome == "delivered":
+            return cls("delivered", None, attempt.started_at + attempt.duration, None)
+        if attempt.outcome == "retry":
+            return cls("pending", next_attempt_at, None, attempt.error)
+        return cls("dead", None, None, attempt.error)
+
+
+@dataclass(frozen=True)
 class DeliveryView:
     """A delivery as the admin API and `revring-router deliveries` show it."""
 

@@ -53,6 +53,7 @@ from router.store.base import (
     IngestResult,
     NewDelivery,
     SinkBacklog,
+    StateAfterAttempt,
     Store,
 )
 from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
@@ -617,24 +618,16 @@ class PostgresStore(Store):
         next_attempt_at: float | None = None,
     ) -> bool:
         """As in `Store.finish`; the store numbers the attempt itself (attempts so far + 1)."""
-        if attempt.outcome == "retry" and next_attempt_at is None:
-            raise ValueError("a retry outcome needs next_attempt_at")
-        finished_at = attempt.started_at + attempt.duration
-        if attempt.outcome == "delivered":
-            status, due, delivered_at, last_error = "delivered", None, finished_at, None
-        elif attempt.outcome == "retry":
-            status, due, delivered_at, last_error = "pending", next_attempt_at, None, attempt.error
-        else:
-            status, due, delivered_at, last_error = "dead", None, None, attempt.error
+        state = StateAfterAttempt.of(attempt, next_attempt_at)
         number = await self._require_pool().fetchval(
             FINISH,
             delivery_id,
             owner,
-            status,
-            due,
-            last_error,
-            delivered_at,
-            finished_at,
+            state.status,
+            state.next_attempt_at,
+            state.last_error,
+            state.delivered_at,
+            attempt.started_at + attempt.duration,
             attempt.started_at,
             attempt.duration,
             attempt.outcome,

@@ -34,6 +34,7 @@ from router.store.base import (
     IngestResult,
     NewDelivery,
     SinkBacklog,
+    StateAfterAttempt,
     Store,
 )
 from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
@@ -430,22 +431,23 @@ def _finish(
     delivery_id: str,
     owner: str,
     attempt: AttemptRecord,
-    next_attempt_at: float | None,
+    state: StateAfterAttempt,
     connection: sqlite3.Connection,
 ) -> bool:
-    finished_at = attempt.started_at + attempt.duration
-    if attempt.outcome == "delivered":
-        status, due, delivered_at, last_error = "delivered", None, finished_at, None
-    elif attempt.outcome == "retry":
-        status, due, delivered_at, last_error = "pending", next_attempt_at, None, attempt.error
-    else:
-        status, due, delivered_at, last_error = "dead", None, None, attempt.error
     row = connection.execute(
         "UPDATE deliveries SET attempts = attempts + 1, retry_attempts = retry_attempts + 1,"
         " status = ?, next_attempt_at = ?, last_error = ?, delivered_at = ?, updated_at = ?,"
         " lease_owner = NULL, lease_until = NULL"
         " WHERE id = ? AND lease_owner = ? AND status = 'pending' RETURNING attempts",
-        (status, due, last_error, delivered_at, finished_at, delivery_id, owner),
+        (
+            state.status,
+            state.next_attempt_at,
+            state.last_error,
+            state.delivered_at,
+            attempt.started_at + attempt.duration,
+            delivery_id,
+            owner,
+        ),
     ).fetchone()
     if row is None:
         return False
@@ -749,9 +751,8 @@ class SQLiteStore(Store):
         next_attempt_at: float | None = None,
     ) -> bool:
         """As in `Store.finish`; the store numbers the attempt itself (attempts so far + 1)."""
-        if attempt.outcome == "retry" and next_attempt_at is None:
-            raise ValueError("a retry outcome needs next_attempt_at")
-        return await self._write(partial(_finish, delivery_id, owner, attempt, next_attempt_at))
+        state = StateAfterAttempt.of(attempt, next_attempt_at)  # a bad outcome fails here
+        return await self._write(partial(_finish, delivery_id, owner, attempt, state))
 
     async def defer(self, delivery_id: str, owner: str, next_attempt_at: float) -> None:
         await self._write(partial(_defer, delivery_id, owner, next_attempt_at))

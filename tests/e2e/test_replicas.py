@@ -9,18 +9,16 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import quote
 
 import aiohttp
 import pytest
 
 from tests.conftest import fresh_event
 from tests.e2e.test_serve import API_KEY, free_port, stop, wait_healthy
-from tests.integration.conftest import _postgres_url, _unavailable
+from tests.integration.conftest import fresh_postgres_schema
 from tests.receivers import Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -32,21 +30,8 @@ EVENTS = 400
 
 @pytest.fixture
 async def schema_url() -> AsyncIterator[str]:
-    import asyncpg
-
-    base = _postgres_url()
-    schema = f"e2e_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(base)
-    except (OSError, asyncpg.PostgresError) as error:
-        _unavailable(f"PostgreSQL at ROUTER_TEST_POSTGRES_URL is unreachable: {error}")
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+    async with fresh_postgres_schema("e2e") as url:
+        yield url
 
 
 def start_replica(rules: Path, store_url: str, port: int, logs: Path) -> subprocess.Popen:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -39,6 +42,26 @@ def _postgres_url() -> str:
     if importlib.util.find_spec("router.store.postgres") is None:
         _unavailable("router.store.postgres is not written yet")
     return url
+
+
+@asynccontextmanager
+async def fresh_postgres_schema(prefix: str) -> AsyncIterator[str]:
+    """A store URL whose connections live in a new, empty schema, dropped afterwards."""
+    import asyncpg
+
+    base = _postgres_url()
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(base)
+    except (OSError, asyncpg.PostgresError) as error:
+        _unavailable(f"PostgreSQL at ROUTER_TEST_POSTGRES_URL is unreachable: {error}")
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
 
 
 async def _empty_postgres(url: str) -> None:

@@ -8,7 +8,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
@@ -22,7 +21,7 @@ from router.store.base import (
     open_store,
 )
 from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
-from tests.integration.conftest import _postgres_url, _unavailable
+from tests.integration.conftest import _postgres_url, fresh_postgres_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -50,21 +49,8 @@ def delivered() -> AttemptRecord:
 @pytest.fixture
 async def schema_url() -> AsyncIterator[str]:
     """A URL whose connections live in a new, empty schema (dropped afterwards)."""
-    import asyncpg
-
-    base = _postgres_url()
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(base)
-    except (OSError, asyncpg.PostgresError) as error:
-        _unavailable(f"PostgreSQL at ROUTER_TEST_POSTGRES_URL is unreachable: {error}")
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+    async with fresh_postgres_schema("test") as url:
+        yield url
 
 
 @pytest.fixture
