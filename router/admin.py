@@ -55,7 +55,7 @@ def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.
                 {"error": f"status must be one of {', '.join(STATUSES)}"}, status=400
             )
         try:
-            limit = min(int(request.query.get("limit", "100")), 1000)
+            limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
             offset = max(int(request.query.get("offset", "0")), 0)
         except ValueError:
             return web.json_response({"error": "limit and offset must be integers"}, status=400)
@@ -75,7 +75,12 @@ def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.
     async def replay(request: web.Request) -> web.Response:
         delivery_id = request.match_info["id"]
         if not await store.replay(delivery_id, time.time()):
-            return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
+            if await store.get_delivery(delivery_id) is None:
+                return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
+            return web.json_response(
+                {"error": f"delivery {delivery_id!r} is being sent right now; try again"},
+                status=409,
+            )
         return web.json_response({"status": "requeued", "id": delivery_id})
 
     async def reload(request: web.Request) -> web.Response:

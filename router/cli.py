@@ -249,9 +249,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         await store.open()
         try:
             if args.delivery:
-                found = await store.replay(args.delivery, time.time())
-                if not found:
-                    print(f"no delivery {args.delivery!r}", file=sys.stderr)
+                if not await store.replay(args.delivery, time.time()):
+                    known = await store.get_delivery(args.delivery) is not None
+                    reason = "is being sent right now; try again" if known else "does not exist"
+                    print(f"delivery {args.delivery!r} {reason}", file=sys.stderr)
                     return 1
                 print(f"requeued delivery {args.delivery}")
                 return 0

@@ -232,7 +232,7 @@ class SinkLane:
         paused = self.breaker.is_paused(now)
         engine.metrics.sink_paused.labels(self.name).set(1 if paused else 0)
         if sink is None:
-            await self._kill_all(f"sink {self.name!r} was removed from rules.yaml")
+            await self._kill_removed(now)
             await self._sleep(settings.idle_poll)
             return
         if sink.config.missing_settings():
@@ -299,7 +299,7 @@ class SinkLane:
     def start_send(self, delivery: ClaimedDelivery, started_at: float) -> None:
         """Send a reserved delivery; if its sink went away meanwhile, put it back."""
         sink = self.engine.runtime.sinks.get(self.name)
-        if sink is None:
+        if sink is None or sink.config.missing_settings():  # a reload came in between
             self.sending -= 1
             self._spawn_defer(delivery)
             return
@@ -318,15 +318,27 @@ class SinkLane:
         # If the defer fails, the lease simply expires and the delivery is claimed then.
         task.add_done_callback(lambda done: (self._background.discard(done), done.exception()))
 
-    async def _kill_all(self, reason: str) -> None:
+    async def _kill_removed(self, now: float) -> None:
+        """Due deliveries of a sink the running rules.yaml does not have go dead (replayable
+        once the sink is back), but only those created before that file was loaded: a newer
+        one was written by a replica that already runs a newer file with the sink, and is
+        left for it. Deliveries in flight (under a live lease) are never touched."""
         engine = self.engine
-        while claimed := await engine.store.claim(
-            self.name, 500, engine.owner, engine.settings.lease_seconds, float("inf")
-        ):
-            for delivery in claimed:
+        reason = f"sink {self.name!r} was removed from rules.yaml"
+        loaded_at = engine.runtime.loaded_at
+        claimed = await engine.store.claim(
+            self.name, 500, engine.owner, engine.settings.lease_seconds, now
+        )
+        killed = 0
+        for delivery in claimed:
+            if delivery.created_at < loaded_at:
                 await engine.store.kill(delivery.id, engine.owner, reason)
                 engine.metrics.deliveries.labels(self.name, "dead").inc()
-            log.warning("%d deliveries dead: %s", len(claimed), reason, extra={"sink": self.name})
+                killed += 1
+            else:
+                await engine.store.defer(delivery.id, engine.owner, now + engine.settings.idle_poll)
+        if killed:
+            log.warning("%d deliveries dead: %s", killed, reason, extra={"sink": self.name})
 
     async def _hold_unconfigured(self, now: float) -> None:
         """Deliveries of an unconfigured sink wait, spending no attempts, until a reload
@@ -366,7 +378,8 @@ class SinkLane:
                 extra=_fields(delivery),
             )
         finally:
-            self.in_flight.pop(delivery.id, None)
+            if self.in_flight.get(delivery.id) is asyncio.current_task():
+                self.in_flight.pop(delivery.id)
             self.wake()
 
     async def _request_for(self, delivery: ClaimedDelivery) -> DeliveryRequest:
@@ -447,9 +460,12 @@ class SinkLane:
         now = engine.clock()
         if record.outcome == "delivered":
             self.breaker.on_success()
-        elif record.outcome == "retry" or outcome.retry_after is not None:
+        elif record.outcome == "retry":
             if outcome.retry_after is not None:
-                self.breaker.hold_until(now + outcome.retry_after)
+                # The destination asked the whole sink to wait; a pause never exceeds the
+                # breaker's longest (the delivery itself still honours Retry-After in full).
+                hold = min(outcome.retry_after, self.breaker.settings.max_pause)
+                self.breaker.hold_until(now + hold)
             elif self.breaker.on_retryable_failure(now):
                 log.warning(
                     "sink paused after %d failures in a row, until %.0f",

@@ -13,12 +13,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 KNOWN_STATUSES = frozenset({"COMPLETED", "TRANSFERRED", "FAILED", "CANCELED"})
 KNOWN_DIRECTIONS = frozenset({"INBOUND", "OUTBOUND"})
 
-NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+def _no_nul(value: str) -> str:
+    # Stored as text by the stores; PostgreSQL text cannot hold NUL.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=512), AfterValidator(_no_nul)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_nul)]
 Timestamp = datetime
 
 
@@ -28,8 +44,8 @@ class PostCallEvent(BaseModel):
     model_config = ConfigDict(extra="allow", strict=False)
 
     id: NonEmpty
-    direction: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    status: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    direction: ShortText
+    status: ShortText
     fromNumber: NonEmpty
     toNumber: NonEmpty
     organizationId: NonEmpty

@@ -154,15 +154,17 @@ class WebhookHandler:
             return self._reject(503, "not_ready", "rules.yaml is not loaded")
         routed = route(self.runtime.config.rules, payload)
         received_at = time.time()
-        deliveries = [
-            self._new_delivery(sink, rule, payload, received_at)
-            for sink, rule in routed.deliveries.items()
+        targets = [
+            (sink, rule.name, group_join(rule, payload)) for sink, rule in routed.deliveries.items()
         ]
+        deliveries = self._reserve(targets, received_at)
         record = IngestRecord(event_id, body, received_at, deliveries, status, direction)
         try:
             result = await self.store.ingest(record)
-        except Exception:
+        except BaseException as exc:
             self._release(deliveries)
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the client went away
             log.exception("store could not take an event", extra={"event_id": event_id})
             self.metrics.events_rejected.labels("store_unavailable").inc()
             return problem(503, "store unavailable, try again", event_id=event_id)
@@ -178,18 +180,24 @@ class WebhookHandler:
             {"status": result.status, "event_id": event_id, "deliveries": result.deliveries}
         )
 
-    def _new_delivery(
-        self, sink: str, rule: CompiledRule, payload: dict[str, Any], received_at: float
-    ) -> NewDelivery:
-        """A delivery for `sink`; written already leased to this process when the sink can
-        send at once, so it goes out straight after the commit instead of waiting for a
-        claim (a digest always waits for its window)."""
-        group = group_join(rule, payload)
+    def _reserve(
+        self, targets: list[tuple[str, str, GroupJoin | None]], received_at: float
+    ) -> list[NewDelivery]:
+        """The deliveries to write. One whose sink can send at once is written already
+        leased to this process and goes out straight after the commit, instead of waiting
+        for a claim (a digest always waits for its window). Nothing here can raise, so
+        every slot taken is given back by `_release` or used by `_dispatch`."""
         engine = self.engine
-        if group is None and engine is not None and engine.reserve(sink):
-            lease_until = received_at + engine.settings.lease_seconds
-            return NewDelivery(new_delivery_id(), sink, rule.name, None, engine.owner, lease_until)
-        return NewDelivery(new_delivery_id(), sink, rule.name, group)
+        deliveries = []
+        for sink, rule, group in targets:
+            if group is None and engine is not None and engine.reserve(sink):
+                lease_until = received_at + engine.settings.lease_seconds
+                deliveries.append(
+                    NewDelivery(new_delivery_id(), sink, rule, None, engine.owner, lease_until)
+                )
+            else:
+                deliveries.append(NewDelivery(new_delivery_id(), sink, rule, group))
+        return deliveries
 
     def _dispatch(self, record: IngestRecord) -> None:
         if self.engine is None:

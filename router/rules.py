@@ -654,11 +654,15 @@ def group_key(spec: GroupSpec, event: Mapping[str, Any]) -> dict[str, Any]:
 def group_key_json(key: Mapping[str, Any]) -> str:
     """A group key as canonical JSON text: equal keys give equal text (paths keep `by`
     order, objects inside values are sorted), so the store can compare them as strings."""
-    canonical = {
-        path: json.loads(json.dumps(value, sort_keys=True, default=str))
-        for path, value in key.items()
-    }
+    canonical = {path: _canonical_value(value) for path, value in key.items()}
     return json.dumps(canonical, ensure_ascii=False, separators=(",", ":"))
+
+
+def _canonical_value(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, sort_keys=True, default=str))
+    except (RecursionError, ValueError, TypeError):
+        return "<value nested too deeply to group by>"  # such calls share one digest
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class Runtime:
         self.resources = resources
         self.environ = environ
         self._config: Config | None = None
+        self.loaded_at = 0.0  # when the running rules.yaml was loaded
         self.sinks: dict[str, Sink] = {}
         self._reload_listeners: list[Callable[[], None]] = []
 
@@ -59,6 +60,7 @@ class Runtime:
             self.metrics.reload_successful.set(0)
             raise
         self._config = config
+        self.loaded_at = time.time()
         self.sinks = {
             name: build_sink(name, settings, self.resources)
             for name, settings in config.sinks.items()

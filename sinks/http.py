@@ -48,6 +48,7 @@ from router.templates import (
     TemplateRenderError,
     compile_template,
     event_context,
+    mask_phone,
     strip_line_breaks,
 )
 from router.units import Duration, format_duration
@@ -301,6 +302,15 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}"
 
 
+_PHONE_NUMBER = re.compile(r"\+\d{7,15}\b")  # E.164, as RevRing sends numbers
+
+
+def mask_phone_numbers(text: str) -> str:
+    """Phone numbers a server echoes in its error (a CRM quoting the call back) are
+    masked before the reason is stored and logged: `+14155550123` -> `+1415•••0123`."""
+    return _PHONE_NUMBER.sub(lambda match: mask_phone(match[0]), text)
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` with each secret, and each longer word of a secret, replaced by `***`."""
     pieces: set[str] = set()
@@ -418,7 +428,7 @@ def classify_response(
     summary = _status_text(status)
     if is_success(status, success_codes):
         return SendResult(status_code=status, detail=summary)
-    excerpt = redact(body_excerpt(body), secrets)
+    excerpt = mask_phone_numbers(redact(body_excerpt(body), secrets))
     reason = f"{summary}: {excerpt}" if excerpt else summary
     if status in RETRYABLE_STATUSES or status >= 500 or status in set(retry_on):
         return Retryable(

@@ -245,7 +245,8 @@ class Store(ABC):
     @abstractmethod
     async def replay(self, delivery_id: str, now: float) -> bool:
         """Make one delivery pending and due now, with a fresh retry budget (`retry_attempts`
-        = 0, `retry_started_at` = now). Works on dead and delivered ones; False if unknown."""
+        = 0, `retry_started_at` = now). Works on dead, delivered and waiting ones; False if
+        unknown, or in flight (pending under a live lease: replaying it would send twice)."""
 
     @abstractmethod
     async def replay_dead(self, sink: str | None, now: float) -> int:

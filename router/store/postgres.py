@@ -183,7 +183,11 @@ REPLAY_SET = (
     " retry_started_at = $1, delivered_at = NULL, updated_at = $1,"
     " lease_owner = NULL, lease_until = NULL"
 )
-REPLAY = REPLAY_SET + " WHERE id = $2"
+# A delivery in flight (pending under a live lease) is not replayed: it would go out twice.
+REPLAY = (
+    REPLAY_SET + " WHERE id = $2 AND NOT (status = 'pending' AND lease_until IS NOT NULL"
+    " AND lease_until >= $1)"
+)
 REPLAY_DEAD = REPLAY_SET + " WHERE status = 'dead' AND ($2::text IS NULL OR sink = $2)"
 RENEW = (
     "UPDATE deliveries SET lease_until = $3"

@@ -496,7 +496,12 @@ REPLAY_SET = (
 
 
 def _replay(delivery_id: str, now: float, connection: sqlite3.Connection) -> bool:
-    cursor = connection.execute(f"{REPLAY_SET} WHERE id = ?", (now, now, now, delivery_id))
+    # A delivery in flight (pending under a live lease) is not replayed: it would go out twice.
+    cursor = connection.execute(
+        f"{REPLAY_SET} WHERE id = ?"
+        " AND NOT (status = 'pending' AND lease_until IS NOT NULL AND lease_until >= ?)",
+        (now, now, now, delivery_id, now),
+    )
     return cursor.rowcount > 0
 
 

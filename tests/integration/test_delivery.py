@@ -274,3 +274,84 @@ async def test_shutdown_gives_back_a_send_still_running_after_the_grace_period(
             await store.close()
     finally:
         await hanging.close()
+
+
+async def test_a_group_key_nested_too_deeply_neither_fails_nor_leaks_a_send_slot(
+    tmp_path, write_rules, receiver
+):
+    text = (
+        rules_text(receiver.url())
+        .replace(
+            "rules:\n",
+            "rules:\n  - name: grouped\n    to: [log]\n"
+            "    group: {by: [variables.x], window: 1h}\n",
+        )
+        .replace("sinks:\n", f'sinks:\n  log: {{type: log, path: "{tmp_path / "log.jsonl"}"}}\n')
+    )
+    async with running_service(write_rules(text), tmp_path / "r.db", engine=engine()) as client:
+        _, engine_, *_ = parts(client)
+        await wait_for(lambda: "crm" in engine_.lanes)
+        deep: object = 1
+        for _ in range(900):
+            deep = {"x": deep}
+        events = [fresh_event(variables={"x": deep}) for _ in range(6)]
+        for event in events:
+            response = await post_event(client, event)
+            assert response.status == 200, await response.text()
+        await wait_for(lambda: sorted(receiver.delivered_ids()) == sorted(e["id"] for e in events))
+        await wait_for(lambda: engine_.lanes["crm"].sending == 0)
+
+
+async def test_renaming_a_sink_spares_a_delivery_in_flight(tmp_path, write_rules):
+    slow = await Receiver(delay=1.5).start()
+    try:
+        path = write_rules(rules_text(slow.url()))
+        async with running_service(path, tmp_path / "r.db", engine=engine()) as client:
+            store, *_ = parts(client)
+            await post_event(client, fresh_event())
+            await wait_for(lambda: len(slow._counts) == 1)  # the send is in flight
+            path.write_text(rules_text(slow.url()).replace("crm", "crm-v2"))
+            auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            assert (await client.post("/admin/reload", headers=auth)).status == 200
+            await wait_for(lambda: _has_status(store, "delivered"))
+            assert await store.list_deliveries("dead") == []
+    finally:
+        await slow.close()
+
+
+async def test_a_huge_retry_after_holds_the_sink_no_longer_than_the_longest_pause(
+    tmp_path, write_rules, receiver
+):
+    receiver.answer = lambda request, n: (429, {"Retry-After": "3000"}) if n == 1 else 200
+    rules = write_rules(rules_text(receiver.url()))
+    settings = engine(max_pause=0.5)
+    async with running_service(rules, tmp_path / "r.db", engine=settings) as client:
+        store, *_ = parts(client)
+        first, second = fresh_event(), fresh_event()
+        await post_event(client, first)
+        await wait_for(lambda: len(receiver.received) == 1)
+        await post_event(client, second)
+        await wait_for(lambda: receiver.delivered_ids() == [second["id"]])
+        waiting = [v for v in await store.list_deliveries("pending")]
+        assert [v.event_id for v in waiting] == [first["id"]]
+        assert waiting[0].next_attempt_at >= time.time() + 2900  # the delivery honours it
+
+
+async def test_a_delivery_in_flight_cannot_be_replayed(tmp_path, write_rules):
+    slow = await Receiver(delay=1.5).start()
+    try:
+        path = write_rules(rules_text(slow.url()))
+        async with running_service(path, tmp_path / "r.db", engine=engine()) as client:
+            store, *_ = parts(client)
+            await post_event(client, fresh_event())
+            await wait_for(lambda: len(slow._counts) == 1)
+            [view] = await store.list_deliveries()
+            auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            busy = await client.post(f"/admin/deliveries/{view.id}/replay", headers=auth)
+            assert busy.status == 409
+            await wait_for(lambda: _has_status(store, "delivered"))
+            again = await client.post(f"/admin/deliveries/{view.id}/replay", headers=auth)
+            assert again.status == 200
+            await wait_for(lambda: len(slow.delivered_ids()) == 2)
+    finally:
+        await slow.close()

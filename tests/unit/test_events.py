@@ -137,3 +137,12 @@ def test_a_body_that_is_not_an_object_is_rejected(payload: Any) -> None:
 
 def test_the_model_is_the_one_parse_event_returns() -> None:
     assert isinstance(parse_event(minimal()), PostCallEvent)
+
+
+@pytest.mark.parametrize("field", ["id", "status", "direction"])
+def test_a_nul_character_in_a_stored_text_field_is_rejected(field):
+    body = json.loads((SAMPLES / "failed-outbound.json").read_text())
+    body[field] = "A\x00B"
+    with pytest.raises(EventRejected) as caught:
+        parse_event(body)
+    assert any(p.startswith(f"{field}:") and "NUL" in p for p in caught.value.problems)

@@ -401,3 +401,14 @@ def test_sample_problems_empty_for_a_good_template() -> None:
     text = _config_with_body('{"notes": {{ summary | tojson }}}').replace("agentNme", "agentName")
     config = parse_config(text, "rules.yaml")
     assert config.sinks["crm"].sample_problems(sample_event()) == []
+
+
+def test_phone_numbers_echoed_in_an_error_are_masked_in_the_reason():
+    from sinks.http import classify_response
+
+    failure = classify_response(
+        400, body=b'{"error": "contact +14155550123 exists", "at": 1795766501}'
+    )
+    assert "+14155550123" not in failure.reason
+    assert "+1415\u2022\u2022\u20220123" in failure.reason
+    assert "1795766501" in failure.reason
