@@ -7,6 +7,8 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
+import pytest
+
 from router.store.base import (
     AttemptOutcome,
     AttemptRecord,
@@ -467,5 +469,8 @@ async def test_purge_deletes_only_finished_old_events(store: Store) -> None:
     assert await store.ingest(record("old-delivered", sinks=())) == IngestResult("accepted", 0)
 
 
-async def test_ping_answers_while_open(store: Store) -> None:
+async def test_ping_answers_while_open_and_fails_once_closed(store: Store) -> None:
     await store.ping()
+    await store.close()
+    with pytest.raises(Exception):  # noqa: B017 - each store raises its own "closed" error
+        await store.ping()
