@@ -9,6 +9,7 @@ Each template has a *kind* that decides how the values it prints are treated:
 - `header`: line breaks are removed from the output, so a header cannot be split.
 - `json`: the output must parse as JSON (an HTTP body); values should go through
   `tojson`.
+- `html`: every printed value is HTML-escaped (autoescape), unless marked `| safe`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class TemplateKind(StrEnum):
     SLACK = "slack"
     HEADER = "header"
     JSON = "json"
+    HTML = "html"
 
 
 class TemplateRenderError(Exception):
@@ -147,7 +149,7 @@ def _plain_tojson(value: Any) -> str:
 def _make_environment(kind: TemplateKind) -> jinja2.Environment:
     env = ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
-        autoescape=False,
+        autoescape=kind is TemplateKind.HTML,
         finalize=_finalizer(kind),
         keep_trailing_newline=False,
     )
@@ -219,6 +221,9 @@ HeaderTemplate = Annotated[
 ]
 JsonTemplate = Annotated[
     Template, BeforeValidator(partial(compile_template, kind=TemplateKind.JSON))
+]
+HtmlTemplate = Annotated[
+    Template, BeforeValidator(partial(compile_template, kind=TemplateKind.HTML))
 ]
 
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import aiosmtplib
 from pydantic import Field, SecretStr, field_validator
 
-from router.templates import HeaderTemplate, TemplateRenderError, TextTemplate
+from router.templates import HeaderTemplate, HtmlTemplate, TemplateRenderError, TextTemplate
 from router.units import Duration
 from sinks.base import (
     DeliveryError,
@@ -45,7 +45,6 @@ from sinks.email_message import (
     envelope_sender,
     parse_mailbox,
 )
-from sinks.email_templates import HtmlTemplateField
 
 TlsMode = Literal["none", "starttls", "ssl"]
 
@@ -66,7 +65,7 @@ class EmailSinkConfig(SinkConfig):
     reply_to: list[str] = Field(default_factory=list)
     subject: HeaderTemplate | None = None
     body: TextTemplate | None = None
-    html: HtmlTemplateField | None = None
+    html: HtmlTemplate | None = None
     timeout: Duration = 30.0
     mask_phone: bool = True
 

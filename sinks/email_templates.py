@@ -1,4 +1,4 @@
-"""What an email alert says: the HTML template kind and the default subject, text and HTML.
+"""What an email alert says: the default subject, text and HTML.
 
 The default message lays a call out like an alert (status, direction, masked
 numbers, agent, duration, hang-up cause, error, summary, transcript excerpt,
@@ -13,16 +13,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import Annotated, Any
-
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BeforeValidator
+from typing import Any
 
 from router.templates import (
-    FILTERS,
-    TemplateRenderError,
+    Template,
+    TemplateKind,
     human_duration,
     mask_phone,
     transcript_excerpt,
@@ -31,58 +26,6 @@ from sinks.base import Digest
 
 DIGEST_CALLS_SHOWN = 10
 DIGEST_CALLS_LISTED = 1000  # the full list, bounded so a huge digest stays a sane email
-
-
-def _html_environment() -> jinja2.Environment:
-    env = ImmutableSandboxedEnvironment(
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-        finalize=lambda value: "" if value is None else value,
-    )
-    env.filters.update(FILTERS)
-    return env
-
-
-_HTML_ENVIRONMENT = _html_environment()
-
-
-class HtmlTemplate:
-    """A compiled HTML template: every printed value is HTML-escaped unless marked safe."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        try:
-            self._compiled = _HTML_ENVIRONMENT.from_string(source)
-        except jinja2.TemplateSyntaxError as exc:
-            raise ValueError(
-                f"template does not compile: {exc.message} (template line {exc.lineno})"
-            ) from None
-
-    def render(self, context: Mapping[str, Any]) -> str:
-        try:
-            return self._compiled.render(context)
-        except jinja2.UndefinedError as exc:
-            raise TemplateRenderError(
-                f"template refers to a missing value: {exc.message}"
-            ) from None
-        except jinja2.TemplateError as exc:
-            raise TemplateRenderError(f"template failed: {exc}") from None
-        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
-            raise TemplateRenderError(f"template failed: {type(exc).__name__}: {exc}") from None
-
-    def __repr__(self) -> str:
-        return f"HtmlTemplate({self.source[:40]!r})"
-
-
-def compile_html_template(source: Any) -> HtmlTemplate:
-    if isinstance(source, HtmlTemplate):
-        return source
-    if not isinstance(source, str):
-        raise ValueError(f"expected a template string; got {type(source).__name__}")
-    return HtmlTemplate(source)
-
-
-HtmlTemplateField = Annotated[HtmlTemplate, BeforeValidator(partial(compile_html_template))]
 
 
 @dataclass(frozen=True)
@@ -255,7 +198,7 @@ _STATUS_COLOURS = {
     "DIGEST": "#37474f",
 }
 
-_DEFAULT_HTML = HtmlTemplate(
+_DEFAULT_HTML = Template(
     """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{{ alert.title }}</title></head>
 <body style="margin:0;padding:16px;background:#f5f5f5;font-family:Arial,Helvetica,sans-serif">
@@ -281,7 +224,8 @@ padding:8px">{{ row.value }}</td></tr>
 <tr><td style="padding:8px 16px;color:#9e9e9e;font-size:12px">{{ alert.footer }}</td></tr>
 </table>
 </body></html>
-"""
+""",
+    TemplateKind.HTML,
 )
 
 
