@@ -7,6 +7,7 @@ import re
 import time
 import urllib.request
 from pathlib import Path
+from typing import Self
 
 from procs import PYTHON, Proc, free_port, http_json, wait_http
 
@@ -39,8 +40,32 @@ def router_rules(sink_url: str, *, match: bool = True, concurrency: int = SINK_C
     )
 
 
-class Sink:
+class _Server:
+    """A server subprocess started on entry, stopped on exit; `ready_path` answers once
+    it serves."""
+
+    base: str
+    proc: Proc
+    ready_path = "/healthz"
+    ready_timeout = 30.0
+
+    def __enter__(self) -> Self:
+        self.proc.start()
+        try:
+            wait_http(f"{self.base}{self.ready_path}", self.proc, timeout=self.ready_timeout)
+        except BaseException:
+            self.proc.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.stop()
+
+
+class Sink(_Server):
     """The sink server (bench/sink_server.py) on a fresh port."""
+
+    ready_path = "/_stats"
 
     def __init__(self, work: Path, status: int = 200) -> None:
         self.port = free_port()
@@ -51,18 +76,6 @@ class Sink:
             [PYTHON, "bench/sink_server.py", "--port", str(self.port), "--status", str(status)],
             work / f"sink-{self.port}.log",
         )
-
-    def __enter__(self) -> Sink:
-        self.proc.start()
-        try:
-            wait_http(f"{self.base}/_stats", self.proc)
-        except BaseException:
-            self.proc.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.stop()
 
     def stats(self) -> dict:
         return dict(http_json(f"{self.base}/_stats"))  # type: ignore[arg-type]
@@ -80,8 +93,11 @@ class Sink:
         return None
 
 
-class Router:
+class Router(_Server):
     """`python -m router serve --no-auth` on a fresh port, store and rules.yaml."""
+
+    ready_path = "/readyz"
+    ready_timeout = 60.0
 
     def __init__(
         self, work: Path, rules_text: str, name: str = "router", loop: str = "auto"
@@ -117,18 +133,6 @@ class Router:
             work / f"{name}.log",
         )
 
-    def __enter__(self) -> Router:
-        self.proc.start()
-        try:
-            wait_http(f"{self.base}/readyz", self.proc, timeout=60)
-        except BaseException:
-            self.proc.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.stop()
-
     def metric_sum(self, name: str, **labels: str) -> float:
         """The sum of a metric's samples whose labels include `labels`."""
         with urllib.request.urlopen(f"{self.base}/metrics", timeout=30) as answer:
@@ -144,7 +148,7 @@ class Router:
         return total
 
 
-class Baseline:
+class Baseline(_Server):
     """bench/baseline_server.py on a fresh port."""
 
     def __init__(self, work: Path, loop: str = "asyncio") -> None:
@@ -156,15 +160,3 @@ class Baseline:
             [PYTHON, "bench/baseline_server.py", "--port", str(self.port), "--loop", loop],
             work / f"baseline-{loop}.log",
         )
-
-    def __enter__(self) -> Baseline:
-        self.proc.start()
-        try:
-            wait_http(f"{self.base}/healthz", self.proc)
-        except BaseException:
-            self.proc.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.stop()
