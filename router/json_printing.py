@@ -11,8 +11,13 @@ picks one once the whole template has rendered and the position of each value is
   `tojson` (a `JsonValue`) goes in as it is.
 
 Either way a value fills exactly one JSON token: it can neither close a string nor add
-keys, elements or blocks. Marker characters that come from event text are written as
-`\\uXXXX` escapes, so only the finalizer's own markers are ever read as markers.
+keys, elements or blocks. For the usual Jinja idiom `{{ "," if not loop.last }}`, the
+empty result of an inline `if` without `else` prints nothing, and a comma printed right
+after a value (where only a separator can stand) is a separator; where a value is
+expected, a comma is text like any other.
+
+Marker characters that come from event text are written as `\\uXXXX` escapes, so only
+the finalizer's own markers are ever read as markers.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import jinja2
+
 _OPEN, _SPLIT, _CLOSE = "\ue000", "\ue001", "\ue002"
 MARKER_CHARACTERS = frozenset((_OPEN, _SPLIT, _CLOSE))
 _MARKER_ESCAPES = str.maketrans({char: f"\\u{ord(char):04x}" for char in MARKER_CHARACTERS})
@@ -29,6 +36,9 @@ _MARKER_ESCAPES = str.maketrans({char: f"\\u{ord(char):04x}" for char in MARKER_
 _TOKEN = re.compile(
     r'\\[^\ue000-\ue002]|"|\ue000([^\ue000-\ue002]*)\ue001([^\ue000-\ue002]*)\ue002', re.DOTALL
 )
+_SEPARATOR = re.compile(r" *, *")
+_JSON_WHITESPACE = " \t\r\n"
+_VALUE_EXPECTED_AFTER = frozenset("[{,:")
 
 
 class JsonValue(str):
@@ -51,6 +61,9 @@ def mark_value(value: Any, escape: Callable[[str], str]) -> str:
     """The finalizer of a JSON template: `value` in both of its printed forms, marked.
 
     `escape` runs on the value's text first (Slack's mrkdwn escaping for blocks)."""
+    if isinstance(value, jinja2.Undefined):
+        # Empty for `{{ x if c }}` with c false; a missing name (strict) raises here.
+        return str(value)
     if value is None:
         inside, outside = "", "null"
     elif isinstance(value, str) and not isinstance(value, JsonValue):
@@ -68,19 +81,31 @@ def place_values(rendered: str) -> str:
 
     Raises ValueError when a marker is left over (a value printed right after a
     backslash, or a marker the finalizer did not write)."""
-    in_string = False
-
-    def place(match: re.Match[str]) -> str:
-        nonlocal in_string
+    placed: list[str] = []
+    in_string = after_value = False
+    position = 0
+    for match in _TOKEN.finditer(rendered):
+        between = rendered[position : match.start()]
+        position = match.end()
+        placed.append(between)
+        significant = between.strip(_JSON_WHITESPACE)
+        if significant and not in_string:
+            after_value = significant[-1] not in _VALUE_EXPECTED_AFTER
         piece = match[0]
         if piece == '"':
             in_string = not in_string
-            return piece
-        if match[1] is None:
-            return piece
-        return match[1] if in_string else match[2]
-
-    placed = _TOKEN.sub(place, rendered)
-    if any(marker in placed for marker in MARKER_CHARACTERS):
+            after_value = not in_string
+            placed.append(piece)
+        elif match[1] is None or in_string:
+            placed.append(piece if match[1] is None else match[1])
+        elif after_value and _SEPARATOR.fullmatch(match[1]):
+            placed.append(match[1])
+            after_value = False
+        else:
+            placed.append(match[2])
+            after_value = True
+    placed.append(rendered[position:])
+    text = "".join(placed)
+    if any(marker in text for marker in MARKER_CHARACTERS):
         raise ValueError("a value is printed where it cannot stand (right after a backslash?)")
-    return placed
+    return text
