@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from router.logs import JsonFormatter, TextFormatter, printable
+from router.logs import JsonFormatter, TextFormatter
 
 FORGED = "call-1\n2026-12-02 06:00:00,000 ERROR router.admin: admin token leaked\x1b[2K"
 
@@ -48,5 +48,7 @@ def test_json_lines_keep_the_text_exact() -> None:
 
 
 def test_printable_escapes_every_control_character_and_unicode_line_separator() -> None:
+    from router.logs import printable
+
     assert printable("a\tb\rc\x00d\x7fe\x85f\u2028g") == "a\\tb\\rc\\x00d\\x7fe\\x85f\\u2028g"
     assert printable("plain · text ✓") == "plain · text ✓"
