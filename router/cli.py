@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from router import __version__
 from router.config import Config, ConfigError, load_config
 from router.events import EventRejected, parse_event
+from router.logs import printable
 from router.rules import CompiledRule, group_key, route
 from router.store.base import DeliveryView, open_store
 from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, window_time
@@ -69,17 +70,32 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _sample_problems(config: Config) -> list[str]:
-    """Render every sink's templates against a sample call, so a template that compiles
-    but cannot work (a body that is not JSON) is a `check` error, not a dead delivery."""
+    """Render every template of every sink against a sample call, as each rule routing to
+    the sink would (a grouped rule's digest holding the sample call alone), so a template
+    that compiles but cannot work (a body that is not JSON, a name the call lacks) is a
+    `check` error, not a dead delivery."""
     from router.samples import sample_event
 
     event = sample_event()
-    problems = []
+    problems: list[str] = []
     for name, sink in config.sinks.items():
         position = config.sink_positions.get(name)
         where = f"{config.path}:{position.line}:{position.column}" if position else config.path
-        for problem in sink.sample_problems(event):
-            problems.append(f"{where}: sink {name!r}: {problem} (rendered with a sample call)")
+        rules = [rule for rule in config.rules if name in rule.to]
+        ungrouped = [rule for rule in rules if rule.group is None]
+        shapes: list[tuple[str, str, Digest | None]] = []
+        if ungrouped or not rules:
+            rule_name = ungrouped[0].name if ungrouped else "sample-rule"
+            shapes.append(("a sample call", rule_name, None))
+        for rule in rules:
+            if rule.group is not None:
+                digest = _preview_digest(rule, event)
+                shapes.append((f"a sample digest of rule {rule.name!r}", rule.name, digest))
+        for rendered_with, rule_name, digest in shapes:
+            for problem in sink.sample_problems(event, rule=rule_name, digest=digest):
+                line = f"{where}: sink {name!r}: {problem} (rendered with {rendered_with})"
+                if line not in problems:
+                    problems.append(line)
     return problems
 
 
@@ -109,9 +125,10 @@ def cmd_route(args: argparse.Namespace) -> int:
     if event is None:
         return 1
     routed = route(config.rules, event)
+    cause = f" / {printable(event['hangupCause'])}" if event.get("hangupCause") else ""
     print(
-        f"event {event['id']}: {event.get('direction')} {event.get('status')}"
-        f"{' / ' + str(event['hangupCause']) if event.get('hangupCause') else ''}"
+        f"event {printable(event['id'])}: {printable(event.get('direction'))} "
+        f"{printable(event.get('status'))}{cause}"
     )
     if not routed.matched:
         print("matched no rule: nothing would be delivered")
@@ -120,7 +137,9 @@ def cmd_route(args: argparse.Namespace) -> int:
     for rule in routed.matched:
         extra = " (stop)" if rule.stop else ""
         if rule.group is not None:
-            key = ", ".join(f"{path}={_lookup(event, path)!r}" for path in rule.group.by)
+            key = ", ".join(
+                f"{path}={printable(repr(_lookup(event, path)))}" for path in rule.group.by
+            )
             extra += f" (grouped by {key}; window {rule.group.window:g}s)"
         print(f"  {rule.name} -> {', '.join(rule.to)}{extra}")
     print("deliveries:")
@@ -148,7 +167,7 @@ def cmd_route(args: argparse.Namespace) -> int:
             try:
                 rendered = sink.render(request)
             except DeliveryError as exc:
-                print(f"cannot render: {exc.reason}")
+                print(f"cannot render: {printable(exc.reason)}")
                 continue
             print(
                 rendered
@@ -203,16 +222,19 @@ def _print_table(views: Sequence[DeliveryView]) -> None:
         "LAST ERROR",
     )
     rows = [
-        (
-            v.id,
-            v.event_id,
-            v.sink,
-            v.rule,
-            _kind(v),
-            v.status,
-            str(v.attempts),
-            _when(v.next_attempt_at) if v.status == "pending" else "-",
-            (v.last_error or "")[:60],
+        tuple(
+            printable(cell)  # ids and errors may hold control characters from a caller
+            for cell in (
+                v.id,
+                v.event_id,
+                v.sink,
+                v.rule,
+                _kind(v),
+                v.status,
+                str(v.attempts),
+                _when(v.next_attempt_at) if v.status == "pending" else "-",
+                (v.last_error or "")[:60],
+            )
         )
         for v in views
     ]

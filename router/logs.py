@@ -1,10 +1,16 @@
 """Logging setup: one JSON object per line (default) or plain text, with the delivery
-fields (event_id, delivery_id, sink, rule, ...) passed as `extra=` kept as keys."""
+fields (event_id, delivery_id, sink, rule, ...) passed as `extra=` kept as keys.
+
+Text that reaches a log line or a terminal may come from a caller (a call id, an error
+a server echoed): `printable` writes its control characters as escapes, so it can
+neither start a forged log line nor drive the terminal.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Literal
@@ -16,6 +22,23 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
     "asctime",
     "taskName",
 }
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(value: object) -> str:
+    """`str(value)` on one line: line breaks, terminal escape sequences and other
+    control characters become `\\n`, `\\r`, `\\t`, `\\x1b`, `\\u2028`..."""
+    return _CONTROL.sub(_escape_control, str(value))
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match[0]
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def _extras(record: logging.LogRecord) -> dict[str, object]:
@@ -41,10 +64,13 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        # The message and extras escaped; a traceback (exc_info) keeps its own lines.
+        escaped = logging.makeLogRecord(vars(record))
+        escaped.msg, escaped.args = printable(record.getMessage()), None
+        text = super().format(escaped)
         extras = _extras(record)
         if extras:
-            text += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+            text += " " + " ".join(f"{printable(k)}={printable(v)}" for k, v in extras.items())
         return text
 
 

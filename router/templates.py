@@ -7,8 +7,10 @@ Each template has a *kind* that decides how the values it prints are treated:
   data cannot ping `<!channel>` or smuggle a link; the template's own literal text
   is left alone, so an admin can still write `<!here>` on purpose.
 - `header`: line breaks are removed from the output, so a header cannot be split.
-- `json`: the output must parse as JSON (an HTTP body); values should go through
-  `tojson`.
+- `json`: the output must parse as JSON (an HTTP body). Every printed value fills one
+  JSON token: inside quotes it is escaped for a JSON string, outside it is a whole JSON
+  value, and `tojson` output goes in as a whole value (see `router.json_printing`).
+- `slack_json`: a `json` template for Slack blocks: values are also escaped for mrkdwn.
 - `html`: every printed value is HTML-escaped (autoescape), unless marked `| safe`.
 """
 
@@ -26,6 +28,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BeforeValidator
 
 from router.events import OPTIONAL_FIELDS
+from router.json_printing import MARKER_CHARACTERS, mark_value, place_values, to_json_value
 
 
 class TemplateKind(StrEnum):
@@ -33,7 +36,12 @@ class TemplateKind(StrEnum):
     SLACK = "slack"
     HEADER = "header"
     JSON = "json"
+    SLACK_JSON = "slack_json"
     HTML = "html"
+
+    @property
+    def prints_json(self) -> bool:
+        return self in (TemplateKind.JSON, TemplateKind.SLACK_JSON)
 
 
 class TemplateRenderError(Exception):
@@ -63,6 +71,15 @@ def mask_phone(number: Any, keep_start: int = 5, keep_end: int = 4) -> str:
     if len(text) <= keep_start + keep_end:
         return "•••" if text else ""
     return f"{text[:keep_start]}•••{text[len(text) - keep_end :]}"
+
+
+_PHONE_NUMBER = re.compile(r"\+\d{7,15}\b")  # E.164, as RevRing sends numbers
+
+
+def mask_phone_numbers(text: str) -> str:
+    """Every E.164 number inside free text masked (`+14155550123` -> `+1415•••0123`): for
+    a server's error echoing the call back, a summary, a group key shown in a digest."""
+    return _PHONE_NUMBER.sub(lambda match: mask_phone(match[0]), text)
 
 
 def human_duration(seconds: Any) -> str:
@@ -134,6 +151,10 @@ FILTERS: dict[str, Callable[..., Any]] = {
 
 
 def _finalizer(kind: TemplateKind) -> Callable[[Any], Any]:
+    if kind is TemplateKind.JSON:
+        return partial(mark_value, escape=str)
+    if kind is TemplateKind.SLACK_JSON:
+        return partial(mark_value, escape=slack_escape)
     if kind is TemplateKind.SLACK:
         return lambda value: "" if value is None else slack_escape(value)
     if kind is TemplateKind.HEADER:
@@ -158,11 +179,14 @@ def _make_environment(kind: TemplateKind) -> jinja2.Environment:
         # Jinja's tojson writes `<` as `\u003c`, which JSON decoding turns back into a raw
         # `<` after escaping ran: a `<!channel>` in a transcript would reach Slack live.
         env.filters["tojson"] = _plain_tojson
+    if kind.prints_json:
+        env.filters["tojson"] = to_json_value
     env.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
     return env
 
 
 _ENVIRONMENTS = {kind: _make_environment(kind) for kind in TemplateKind}
+_GLOBAL_NAMES = frozenset(_ENVIRONMENTS[TemplateKind.TEXT].globals)
 
 
 class Template:
@@ -171,6 +195,8 @@ class Template:
     def __init__(self, source: str, kind: TemplateKind = TemplateKind.TEXT) -> None:
         self.source = source
         self.kind = kind
+        if kind.prints_json and any(marker in source for marker in MARKER_CHARACTERS):
+            raise ValueError("template contains a reserved character (U+E000 to U+E002)")
         try:
             self._compiled = _ENVIRONMENTS[kind].from_string(source)
         except jinja2.TemplateSyntaxError as exc:
@@ -191,8 +217,9 @@ class Template:
             raise TemplateRenderError(f"template failed: {type(exc).__name__}: {exc}") from None
         if self.kind is TemplateKind.HEADER:
             return strip_line_breaks(text)
-        if self.kind is TemplateKind.JSON:
+        if self.kind.prints_json:
             try:
+                text = place_values(text)
                 json.loads(text)
             except ValueError as exc:
                 raise TemplateRenderError(f"template did not render valid JSON: {exc}") from None
@@ -222,6 +249,9 @@ HeaderTemplate = Annotated[
 JsonTemplate = Annotated[
     Template, BeforeValidator(partial(compile_template, kind=TemplateKind.JSON))
 ]
+SlackJsonTemplate = Annotated[
+    Template, BeforeValidator(partial(compile_template, kind=TemplateKind.SLACK_JSON))
+]
 HtmlTemplate = Annotated[
     Template, BeforeValidator(partial(compile_template, kind=TemplateKind.HTML))
 ]
@@ -230,9 +260,12 @@ HtmlTemplate = Annotated[
 def event_context(event: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     """What a template sees: the event's fields at top level, the whole event as `event`,
     and the delivery's own values (`rule`, `sink`, `delivery_id`, and for digests
-    `calls`, `count`, `group_key`, `window_start`, `window_end`)."""
+    `calls`, `count`, `group_key`, `window_start`, `window_end`).
+
+    A field named like one of the environment's globals (`range`, `namespace`, `dict`…)
+    does not shadow it; the template reaches it as `event.range`."""
     context: dict[str, Any] = dict.fromkeys(OPTIONAL_FIELDS)
-    context.update(event)
+    context.update((name, value) for name, value in event.items() if name not in _GLOBAL_NAMES)
     context["event"] = event
     context.update(extra)
     return context

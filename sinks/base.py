@@ -20,11 +20,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.retry import RetrySettings
+from router.templates import TemplateRenderError, event_context
 from router.units import Rate, RateLimit
 
 if TYPE_CHECKING:
@@ -88,6 +89,33 @@ class DeliveryRequest:
     """The event's body exactly as received, for sinks that forward it verbatim."""
 
 
+def template_context(request: DeliveryRequest) -> dict[str, Any]:
+    """What every sink's templates see for one delivery: the call (see `event_context`),
+    `rule`, `sink`, `delivery_id`, and for a digest `calls`, `count`, `group_key`,
+    `window_start`, `window_end`."""
+    extra: dict[str, Any] = {
+        "rule": request.rule,
+        "sink": request.sink,
+        "delivery_id": request.delivery_id,
+    }
+    digest = request.digest
+    if digest is not None:
+        extra.update(
+            calls=digest.calls,
+            count=digest.count,
+            group_key=dict(digest.group_key),
+            window_start=digest.window_start,
+            window_end=digest.window_end,
+        )
+    return event_context(request.event, **extra)
+
+
+class RendersText(Protocol):
+    """A compiled template (or a wrapper of one, like a secret header value)."""
+
+    def render(self, context: Mapping[str, Any]) -> str: ...
+
+
 @dataclass(frozen=True)
 class SendResult:
     """A successful send: the destination's status and anything worth keeping."""
@@ -120,9 +148,37 @@ class SinkConfig(BaseModel):
         """Required settings that came out empty; non-empty means *unconfigured*."""
         return []
 
-    def sample_problems(self, sample: Mapping[str, Any]) -> list[str]:
-        """Problems this sink's templates show against a sample event (for `check`)."""
-        return []
+    def templates(self) -> dict[str, RendersText]:
+        """Every template this sink renders, by the setting that holds it."""
+        return {}
+
+    def rendered_problem(self, name: str, rendered: str) -> str | None:
+        """What is wrong with a template's output beyond failing to render, if anything."""
+        return None
+
+    def sample_problems(
+        self, sample: Mapping[str, Any], *, rule: str = "sample-rule", digest: Digest | None = None
+    ) -> list[str]:
+        """Problems each of this sink's templates shows against a sample call (for `check`),
+        rendered as a delivery of `rule` (a digest's when `digest` is given) would be."""
+        request = DeliveryRequest(
+            delivery_id="sample-delivery",
+            event_id=str(sample.get("id")),
+            sink="sample-sink",
+            rule=rule,
+            event=sample,
+            digest=digest,
+        )
+        context = template_context(request)
+        problems = []
+        for name, template in self.templates().items():
+            try:
+                problem = self.rendered_problem(name, template.render(context))
+            except TemplateRenderError as exc:
+                problem = str(exc)
+            if problem is not None:
+                problems.append(f"{name}: {problem}")
+        return problems
 
     def effective_rate_limit(self) -> Rate | None:
         """The rate limit in force: the configured one, else the sink type's default."""

@@ -31,6 +31,7 @@ from sinks.base import (
     DeliveryError,
     DeliveryRequest,
     Permanent,
+    RendersText,
     Retryable,
     SendResult,
     Sink,
@@ -113,6 +114,10 @@ class EmailSinkConfig(SinkConfig):
         if self.username and not (self.password and self.password.get_secret_value()):
             missing.append("password")
         return missing
+
+    def templates(self) -> dict[str, RendersText]:
+        named = {"subject": self.subject, "body": self.body, "html": self.html}
+        return {name: template for name, template in named.items() if template is not None}
 
 
 class EmailSink(Sink):

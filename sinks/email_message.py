@@ -28,8 +28,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING, Any
 
-from router.templates import event_context
-from sinks.base import DeliveryRequest
+from sinks.base import DeliveryRequest, template_context
 from sinks.email_templates import alert_html, alert_text, build_alert
 
 if TYPE_CHECKING:
@@ -112,7 +111,7 @@ def render_content(config: EmailSinkConfig, request: DeliveryRequest) -> EmailCo
         digest=request.digest,
         masked=config.mask_phone,
     )
-    context = _template_context(request)
+    context = template_context(request)
     subject = alert.subject if config.subject is None else config.subject.render(context)
     if config.body is None:
         text = alert_text(alert)
@@ -124,24 +123,6 @@ def render_content(config: EmailSinkConfig, request: DeliveryRequest) -> EmailCo
     if len(subject) > SUBJECT_MAX_CHARS:
         subject = subject[: SUBJECT_MAX_CHARS - 1] + "…"
     return EmailContent(subject, text, html)
-
-
-def _template_context(request: DeliveryRequest) -> dict[str, Any]:
-    extra: dict[str, Any] = {
-        "rule": request.rule,
-        "sink": request.sink,
-        "delivery_id": request.delivery_id,
-    }
-    digest = request.digest
-    if digest is not None:
-        extra.update(
-            calls=digest.calls,
-            count=digest.count,
-            group_key=dict(digest.group_key),
-            window_start=digest.window_start,
-            window_end=digest.window_end,
-        )
-    return event_context(request.event, **extra)
 
 
 def _mailboxes(values: Iterable[str]) -> list[Address]:

@@ -20,6 +20,7 @@ from router.templates import (
     TemplateKind,
     human_duration,
     mask_phone,
+    mask_phone_numbers,
     transcript_excerpt,
 )
 from sinks.base import Digest
@@ -120,6 +121,8 @@ def _call_line(call: Mapping[str, Any], masked: bool) -> str:
 
 def _digest_alert(digest: Digest, rule: str, masked: bool) -> Alert:
     group = ", ".join(f"{key}={_text(value)}" for key, value in digest.group_key.items())
+    if masked:
+        group = mask_phone_numbers(group)
     noun = "call" if digest.count == 1 else "calls"
     title = f"{digest.count} {noun} matched {rule}"
     rows = [

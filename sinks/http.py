@@ -7,7 +7,8 @@ and, with a `signing_secret`, the Standard Webhooks headers (`webhook-id` is the
 delivery id too), so a receiver can drop the duplicates at-least-once brings.
 
 Secrets (the URL, header values, the signing secret) stay out of `repr`, out of
-`render()` (the URL is cut to scheme://host/path, header values show as `***`),
+`render()` (the URL is cut to scheme://host, its path shown as `/***`; header values
+show as `***`),
 and out of every failure reason (which never names the URL, and is scrubbed of any
 secret a server echoes back).
 """
@@ -47,20 +48,22 @@ from router.templates import (
     TemplateKind,
     TemplateRenderError,
     compile_template,
-    event_context,
-    mask_phone,
+    mask_phone_numbers,
     strip_line_breaks,
 )
 from router.units import Duration, format_duration
 from sinks.base import (
     DeliveryError,
     DeliveryRequest,
+    Digest,
     Permanent,
+    RendersText,
     Retryable,
     SendResult,
     Sink,
     SinkConfig,
     SinkResources,
+    template_context,
 )
 
 USER_AGENT = f"revring-router/{__version__}"
@@ -236,21 +239,18 @@ class HttpSinkConfig(SinkConfig):
             return None
         return signing_key(self.signing_secret.get_secret_value())
 
-    def sample_problems(self, sample: Mapping[str, Any]) -> list[str]:
-        context = event_context(
-            sample, rule="sample-rule", sink="sample-sink", delivery_id="sample-delivery"
-        )
-        problems = []
-        for name, template in self.headers.items():
-            try:
-                template.render(context)
-            except TemplateRenderError as exc:
-                problems.append(f"headers.{name}: {exc}")
+    def templates(self) -> dict[str, RendersText]:
+        named: dict[str, RendersText] = {
+            f"headers.{name}": template for name, template in self.headers.items()
+        }
         if self.body is not None:
-            try:
-                self.body.render(context)
-            except TemplateRenderError as exc:
-                problems.append(f"body: {exc}")
+            named["body"] = self.body
+        return named
+
+    def sample_problems(
+        self, sample: Mapping[str, Any], *, rule: str = "sample-rule", digest: Digest | None = None
+    ) -> list[str]:
+        problems = super().sample_problems(sample, rule=rule, digest=digest)
         return [redact(problem, self.secret_values()) for problem in problems]
 
     def secret_values(self) -> list[str]:
@@ -288,6 +288,16 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
+def shown_url(url: str) -> str:
+    """`scheme://host[:port]/***`: what `render()` shows; a webhook URL's path is often
+    its credential, so only the host is shown (and `/***` when there is a path)."""
+    parts = urlsplit(url)
+    masked = mask_url(url)
+    if parts.path in ("", "/"):
+        return masked
+    return masked[: len(masked) - len(parts.path)] + "/" + MASK
+
+
 def mask_url(url: str) -> str:
     """`scheme://host[:port]/path`: no userinfo, no query, no fragment."""
     parts = urlsplit(url)
@@ -302,15 +312,6 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}"
 
 
-_PHONE_NUMBER = re.compile(r"\+\d{7,15}\b")  # E.164, as RevRing sends numbers
-
-
-def mask_phone_numbers(text: str) -> str:
-    """Phone numbers a server echoes in its error (a CRM quoting the call back) are
-    masked before the reason is stored and logged: `+14155550123` -> `+1415•••0123`."""
-    return _PHONE_NUMBER.sub(lambda match: mask_phone(match[0]), text)
-
-
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` with each secret, and each longer word of a secret, replaced by `***`."""
     pieces: set[str] = set()
@@ -323,24 +324,6 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for piece in sorted(pieces, key=len, reverse=True):
         text = text.replace(piece, MASK)
     return text
-
-
-def _template_context(request: DeliveryRequest) -> dict[str, Any]:
-    extra: dict[str, Any] = {
-        "rule": request.rule,
-        "sink": request.sink,
-        "delivery_id": request.delivery_id,
-    }
-    if request.digest is not None:
-        digest = request.digest
-        extra.update(
-            calls=digest.calls,
-            count=digest.count,
-            group_key=digest.group_key,
-            window_start=digest.window_start,
-            window_end=digest.window_end,
-        )
-    return event_context(request.event, **extra)
 
 
 def _default_body(request: DeliveryRequest) -> bytes:
@@ -365,7 +348,7 @@ def build_request(
     config: HttpSinkConfig, request: DeliveryRequest, *, now: float
 ) -> OutgoingRequest:
     """The request for one delivery at time `now`; raises `Permanent` when a template fails."""
-    context = _template_context(request)
+    context = template_context(request)
     if config.body is None:
         body = _default_body(request)
     else:
@@ -503,7 +486,7 @@ class HttpSink(Sink):
         }
         return {
             "method": outgoing.method,
-            "url": mask_url(outgoing.url),
+            "url": shown_url(outgoing.url),
             "headers": headers,
             "body": _parsed_body(outgoing.body),
         }

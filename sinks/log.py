@@ -12,8 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from router.templates import TemplateRenderError, TextTemplate, event_context, mask_phone
-from sinks.base import DeliveryRequest, Permanent, SendResult, Sink, SinkConfig
+from router.templates import TemplateRenderError, TextTemplate, mask_phone, mask_phone_numbers
+from sinks.base import (
+    DeliveryRequest,
+    Permanent,
+    RendersText,
+    SendResult,
+    Sink,
+    SinkConfig,
+    template_context,
+)
 
 
 class LogSinkConfig(SinkConfig):
@@ -21,6 +29,20 @@ class LogSinkConfig(SinkConfig):
     path: str | None = None
     text: TextTemplate | None = None
     mask_phone: bool = True
+
+    def templates(self) -> dict[str, RendersText]:
+        return {} if self.text is None else {"text": self.text}
+
+
+def _numbers_masked(value: Any) -> Any:
+    """`value` with every phone number inside its text masked, at any depth."""
+    if isinstance(value, str):
+        return mask_phone_numbers(value)
+    if isinstance(value, dict):
+        return {key: _numbers_masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers_masked(item) for item in value]
+    return value
 
 
 class LogSink(Sink):
@@ -42,20 +64,19 @@ class LogSink(Sink):
             "errorMessage": event.get("errorMessage"),
             "summary": event.get("summary"),
         }
-        if self.config.mask_phone:
-            line["from"] = mask_phone(event.get("fromNumber"))
-            line["to"] = mask_phone(event.get("toNumber"))
-        else:
-            line["from"], line["to"] = event.get("fromNumber"), event.get("toNumber")
+        line["from"], line["to"] = event.get("fromNumber"), event.get("toNumber")
         if request.digest is not None:
             line["count"] = request.digest.count
             line["group_key"] = dict(request.digest.group_key)
+        if self.config.mask_phone:
+            line["from"] = mask_phone(event.get("fromNumber"))
+            line["to"] = mask_phone(event.get("toNumber"))
+            for name in ("summary", "errorMessage", "group_key"):
+                if name in line:
+                    line[name] = _numbers_masked(line[name])
         if self.config.text is not None:
-            context = event_context(
-                event, rule=request.rule, sink=request.sink, delivery_id=request.delivery_id
-            )
             try:
-                line["text"] = self.config.text.render(context)
+                line["text"] = self.config.text.render(template_context(request))
             except TemplateRenderError as exc:
                 raise Permanent(str(exc)) from None
         return line

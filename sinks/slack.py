@@ -24,18 +24,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from router.retry import parse_retry_after
-from router.templates import SlackTemplate
+from router.templates import SlackJsonTemplate, SlackTemplate
 from router.units import Duration, Rate
 from sinks.base import (
     DeliveryRequest,
     Permanent,
+    RendersText,
     Retryable,
     SendResult,
     Sink,
     SinkConfig,
     SinkResources,
 )
-from sinks.slack_message import build_message
+from sinks.slack_message import build_message, parse_blocks
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -54,7 +55,7 @@ class SlackSinkConfig(SinkConfig):
     channel: str | None = None
     api_url: str | None = None
     text: SlackTemplate | None = None
-    blocks: SlackTemplate | None = None
+    blocks: SlackJsonTemplate | None = None
     mask_phone: bool = True
     timeout: Duration = 10.0
 
@@ -75,6 +76,23 @@ class SlackSinkConfig(SinkConfig):
 
     def effective_rate_limit(self) -> Rate | None:
         return self.rate_limit or Rate(1, 1)
+
+    def templates(self) -> dict[str, RendersText]:
+        named: dict[str, RendersText] = {}
+        if self.text is not None:
+            named["text"] = self.text
+        if self.blocks is not None:
+            named["blocks"] = self.blocks
+        return named
+
+    def rendered_problem(self, name: str, rendered: str) -> str | None:
+        if name != "blocks":
+            return None
+        try:
+            parse_blocks(rendered)
+        except ValueError as exc:
+            return str(exc)
+        return None
 
 
 def _error_code(value: Any) -> str | None:

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 from router.templates import (
     Template,
     TemplateRenderError,
-    event_context,
     human_duration,
     mask_phone,
     slack_escape,
@@ -28,7 +27,8 @@ from router.templates import (
     transcript_excerpt,
     truncate_text,
 )
-from sinks.base import DeliveryRequest, Digest, Permanent
+from router.templates import mask_phone_numbers as mask_numbers_in
+from sinks.base import DeliveryRequest, Digest, Permanent, template_context
 
 # Slack's limits (Block Kit reference and chat.postMessage docs).
 MAX_BLOCKS: Final = 50
@@ -233,6 +233,8 @@ def default_digest_alert(
     key_text = ", ".join(
         f"{name}={'none' if value is None else value}" for name, value in digest.group_key.items()
     )
+    if mask_phone_numbers:
+        key_text = mask_numbers_in(key_text)
     noun = "call" if digest.count == 1 else "calls"
     headline = f"{DIGEST_EMOJI} {digest.count} {noun} ({rule})"
     if key_text:
@@ -331,15 +333,24 @@ def fit_blocks(blocks: list[Any]) -> list[Any]:
     return [block for block in fitted if block is not None][:MAX_BLOCKS]
 
 
-def _render_blocks_template(template: Template, context: Mapping[str, Any]) -> list[Any]:
-    rendered = template.render(context)
+def parse_blocks(rendered: str) -> list[dict[str, Any]]:
+    """The blocks a `blocks` template rendered; ValueError unless a JSON array of objects."""
     try:
         blocks = json.loads(rendered)
     except ValueError as exc:
-        raise Permanent(f"slack: blocks template did not render valid JSON: {exc}") from None
+        raise ValueError(f"blocks template did not render valid JSON: {exc}") from None
     if not isinstance(blocks, list) or not all(isinstance(block, dict) for block in blocks):
-        raise Permanent("slack: blocks template must render a JSON array of block objects")
+        raise ValueError("blocks template must render a JSON array of block objects")
     return blocks
+
+
+def _render_blocks_template(template: Template, context: Mapping[str, Any]) -> list[Any]:
+    try:
+        return parse_blocks(template.render(context))
+    except TemplateRenderError as exc:
+        raise Permanent(f"slack: blocks: {exc}") from None
+    except ValueError as exc:
+        raise Permanent(f"slack: {exc}") from None
 
 
 def build_message(
@@ -365,22 +376,7 @@ def build_message(
     if text_template is None and blocks_template is None:
         return message
 
-    extra: dict[str, Any] = {}
-    if request.digest is not None:
-        extra = {
-            "calls": request.digest.calls,
-            "count": request.digest.count,
-            "group_key": request.digest.group_key,
-            "window_start": request.digest.window_start,
-            "window_end": request.digest.window_end,
-        }
-    context = event_context(
-        request.event,
-        rule=request.rule,
-        sink=request.sink,
-        delivery_id=request.delivery_id,
-        **extra,
-    )
+    context = template_context(request)
     try:
         if text_template is not None:
             text = text_template.render(context)

@@ -151,7 +151,7 @@ def test_check_renders_templates_against_a_sample_call(tmp_path):
         "  crm:\n"
         "    type: http\n"
         "    url: https://crm.example.com/calls\n"
-        "    body: '{\"summary\": {{ summary }}}'\n"  # no tojson: not JSON for a real summary
+        "    body: '{\"summary\": {{ summary }}'\n"  # unclosed: never JSON
         "rules: [{name: all, to: [crm]}]\n"
     )
     result = run("check", "--config", str(path))

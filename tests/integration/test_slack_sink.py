@@ -337,8 +337,8 @@ async def test_a_failing_template_is_permanent_and_sends_nothing(
     fake: tuple[FakeSlack, str],
 ) -> None:
     slack, base = fake
-    sink = webhook_sink(base, SinkResources(), blocks='[{"type": "section", "text": {{ id }}}]')
-    with pytest.raises(Permanent, match="blocks template did not render valid JSON"):
+    sink = webhook_sink(base, SinkResources(), blocks='[{"type": "section", "text": {{ id }}},]')
+    with pytest.raises(Permanent, match="blocks: template did not render valid JSON"):
         await sink.send(delivery())
     assert slack.requests == []
 

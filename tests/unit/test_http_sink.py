@@ -200,7 +200,7 @@ def test_body_template_renders_exact_json_text() -> None:
 
 
 def test_body_template_rendering_invalid_json_is_permanent() -> None:
-    config = make_config(body='{"notes": {{ summary }}}', headers={"X-Api-Key": TOKEN})
+    config = make_config(body='{"notes": {{ summary }},}', headers={"X-Api-Key": TOKEN})
     with pytest.raises(Permanent) as caught:
         build_request(config, make_request(), now=NOW)
     assert caught.value.reason.startswith("body: template did not render valid JSON")
@@ -340,7 +340,7 @@ def test_render_shows_the_message_with_every_secret_masked() -> None:
     for secret in (TOKEN, "pa55word", "svc:", "qk-123456789", "api_key", WHSEC):
         assert secret not in text
     assert rendered["method"] == "POST"
-    assert rendered["url"] == "https://crm.example.com/api/calls"
+    assert rendered["url"] == "https://crm.example.com/***"
     assert rendered["headers"]["X-Api-Key"] == "***"
     assert rendered["headers"]["X-Org"] == "***"
     assert rendered["headers"]["Idempotency-Key"] == "dlv-5"
@@ -388,7 +388,7 @@ def _config_with_body(body: str) -> str:
 
 
 def test_sample_problems_report_invalid_json_and_missing_values() -> None:
-    config = parse_config(_config_with_body('{"notes": {{ summary }}}'), "rules.yaml")
+    config = parse_config(_config_with_body('{"notes": {{ summary }},}'), "rules.yaml")
     problems = config.sinks["crm"].sample_problems(sample_event())
     assert len(problems) == 2
     assert problems[0].startswith("headers.X-Agent: template refers to a missing value")

@@ -168,7 +168,7 @@ def test_json_kind_accepts_valid_json() -> None:
 
 
 def test_json_kind_rejects_invalid_json_at_render() -> None:
-    template = Template('{"id": {{ id }}}', TemplateKind.JSON)
+    template = Template('{"id": {{ id }},}', TemplateKind.JSON)
     with pytest.raises(TemplateRenderError, match="valid JSON"):
         template.render({"id": "not quoted"})
 
