@@ -4,7 +4,6 @@ the live configuration and the delivery engine started and stopped alongside it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -88,9 +87,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                     task.cancel()
             await engine.stop()
         finally:
-            for sink in runtime.sinks.values():
-                with contextlib.suppress(Exception):
-                    await sink.close()
+            await runtime.close()
             await resources.http.close()
             await store.close()
 
