@@ -35,7 +35,7 @@ class ServiceSettings:
     config_path: str = "rules.yaml"
     store_url: str = "sqlite:///data/router.db"
     api_keys: ApiKeys | None = None  # None: no authentication (--no-auth)
-    admin_token: str | None = None
+    admin_token: str | None = field(default=None, repr=False)
     retention_days: float = 30.0
     engine: EngineSettings = field(default_factory=EngineSettings)
     purge_interval: float = 3600.0
