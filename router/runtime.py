@@ -98,9 +98,7 @@ class Runtime:
             except Exception as exc:
                 position = config.sink_positions.get(name, Position(1, 1))
                 errors.append(
-                    SourceError(
-                        config.path, position, f"sink {name!r} cannot be built: {exc}"
-                    )
+                    SourceError(config.path, position, f"sink {name!r} cannot be built: {exc}")
                 )
         if errors:
             self._retire(list(sinks.values()), at_once=True)
