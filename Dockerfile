@@ -1,5 +1,6 @@
 # revring-router: one process, SQLite in the /data volume by default.
-FROM python:3.11-slim
+# A specific Python release, so a rebuild does not change the interpreter silently.
+FROM python:3.11.14-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,10 +17,13 @@ RUN groupadd --system --gid 10001 router \
     && chown router:router /data
 
 WORKDIR /app
+# Dependencies exactly as locked (versions and hashes), then the project alone.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY router ./router
 COPY sinks ./sinks
-RUN pip install .
+RUN pip install --no-deps .
 COPY rules.yaml /etc/revring-router/rules.yaml
 
 USER 10001:10001

@@ -4,7 +4,6 @@ the live configuration and the delivery engine started and stopped alongside it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -36,7 +35,7 @@ class ServiceSettings:
     config_path: str = "rules.yaml"
     store_url: str = "sqlite:///data/router.db"
     api_keys: ApiKeys | None = None  # None: no authentication (--no-auth)
-    admin_token: str | None = None
+    admin_token: str | None = field(default=None, repr=False)
     retention_days: float = 30.0
     engine: EngineSettings = field(default_factory=EngineSettings)
     purge_interval: float = 3600.0
@@ -88,9 +87,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                     task.cancel()
             await engine.stop()
         finally:
-            for sink in runtime.sinks.values():
-                with contextlib.suppress(Exception):
-                    await sink.close()
+            await runtime.close()
             await resources.http.close()
             await store.close()
 

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,43 @@ DEFAULT_STORE = "sqlite:///data/router.db"
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+def _port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number (1-65535), got {text!r}")
+    return port
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not 0 <= days < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of days (0 or more), got {text!r}")
+    return days
+
+
+# Options whose default comes from the environment, read when the command runs (not
+# when the parser is built) so a bad value is an error of the command that uses it.
+_ENV_DEFAULTS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    ("port", "ROUTER_PORT", _port_number, "8080"),
+    ("retention_days", "ROUTER_RETENTION_DAYS", _days, "30"),
+)
+
+
+def _apply_env_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for dest, variable, convert, fallback in _ENV_DEFAULTS:
+        if dest in vars(args) and getattr(args, dest) is None:
+            try:
+                setattr(args, dest, convert(_env(variable, fallback)))
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"{variable} {exc}")
 
 
 def _print_errors(exc: ConfigError) -> None:
@@ -409,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument("--config", default=config_default)
     serve.add_argument("--host", default=_env("ROUTER_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(_env("ROUTER_PORT", "8080")))
+    serve.add_argument("--port", type=_port_number, help="default: ROUTER_PORT, else 8080")
     serve.add_argument("--store", default=store_default)
     serve.add_argument("--no-auth", action="store_true", help="accept webhooks without a key")
     serve.add_argument(
@@ -423,9 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--retention-days",
-        type=float,
-        default=float(_env("ROUTER_RETENTION_DAYS", "30")),
-        help="purge delivered events older than this (0: keep forever)",
+        type=_days,
+        help="purge delivered events older than this (0: keep forever; "
+        "default: ROUTER_RETENTION_DAYS, else 30)",
     )
     serve.set_defaults(func=cmd_serve)
 
@@ -458,7 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _apply_env_defaults(parser, args)
     return int(args.func(args))
 
 

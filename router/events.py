@@ -4,8 +4,10 @@ RevRing's schema keeps growing, so the model is tolerant where tolerance loses
 nothing: unknown fields are kept, an unknown `status` or `direction` is accepted
 (and reported by `unknown_values`), `hangupCause` is free text, every optional
 field may be null, and timestamps may be ISO 8601 strings or unix seconds.
-Everything else is enforced: a missing required field or a wrong type is an error
-that names the field.
+A required string may be empty (an anonymous caller's `fromNumber`, a `status`
+RevRing has not filled in): the call is kept and routed. Only `id` must be non-empty,
+since it is the call's identity. Everything else is enforced: a missing required
+field or a wrong type is an error that names the field.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ def _no_nul(value: str) -> str:
     return value
 
 
-NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=512), AfterValidator(_no_nul)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_nul)]
+CallId = Annotated[str, StringConstraints(min_length=1, max_length=512), AfterValidator(_no_nul)]
+Text = Annotated[str, StringConstraints(max_length=512), AfterValidator(_no_nul)]
+ShortText = Annotated[str, StringConstraints(max_length=64), AfterValidator(_no_nul)]
 Timestamp = datetime
 
 
@@ -43,13 +46,13 @@ class PostCallEvent(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=False)
 
-    id: NonEmpty
+    id: CallId
     direction: ShortText
     status: ShortText
-    fromNumber: NonEmpty
-    toNumber: NonEmpty
-    organizationId: NonEmpty
-    agentId: NonEmpty
+    fromNumber: Text
+    toNumber: Text
+    organizationId: Text
+    agentId: Text
 
     recordingUrl: str | None = None
     hangupCause: str | None = None

@@ -45,6 +45,10 @@ class ApiKeys:
     def __bool__(self) -> bool:
         return bool(self._keys)
 
+    def __repr__(self) -> str:
+        count = len(self._keys)
+        return f"ApiKeys({count} key{'s' if count != 1 else ''})"
+
     def accepts(self, presented: str | None) -> bool:
         candidate = (presented or "").encode()
         matched = False

@@ -24,7 +24,8 @@ timestamps are ISO strings). Semantics, following DESIGN.md section 6:
   numbers (`1` equals `1.0`), booleans equal booleans; a boolean is not a number
   and `"1"` is not `1`. `lt le gt ge` compare numbers with numbers and strings with
   strings (ISO timestamps compare as text); other pairs never match.
-- `regex` (re.search, compiled at load) and `startswith` apply to strings only;
+- `regex` (a search anywhere in the text, as re.search, but run by RE2 in linear time;
+  see router.regex) and `startswith` apply to strings only;
   `contains` is a substring test on strings and a membership test on lists.
 
 Every problem in a `when:` block is collected into one `ConditionErrors`, each
@@ -42,12 +43,13 @@ from __future__ import annotations
 import difflib
 import json
 import operator
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 from weakref import WeakKeyDictionary
+
+from router.regex import RegexError, compile_search
 
 Condition = Callable[[Mapping[str, Any]], bool]
 
@@ -463,12 +465,11 @@ class _Compiler:
             self.fail(path, f"{name}: regex needs a string pattern, not {_kind(pattern)}")
             return None
         try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
+            occurs_in = compile_search(pattern)
+        except RegexError as exc:
             self.fail(path, f"{name}: invalid regex {pattern!r}: {exc}")
             return None
-        search = compiled.search
-        return lambda value: isinstance(value, str) and search(value) is not None
+        return lambda value: isinstance(value, str) and occurs_in(value)
 
     @staticmethod
     def unknown_operator(name: str, op: Any) -> str:

@@ -1,7 +1,10 @@
 """The service's live configuration: the loaded rules.yaml and the sinks built from it.
 
-Reloading swaps both at once; in-flight sends finish with the sink they started
-with, and the next attempt of any delivery uses the new settings.
+Reloading builds every new sink first: if rules.yaml is invalid or a sink cannot be
+built, the running config and sinks stay. Otherwise both are swapped at once;
+in-flight sends finish with the sink they started with, the next attempt of any
+delivery uses the new settings, and each replaced sink is closed once its sends can
+have finished (its own send timeout, plus a margin).
 """
 
 from __future__ import annotations
@@ -15,10 +18,15 @@ from pathlib import Path
 
 from router.config import Config, ConfigError, load_config
 from router.metrics import Metrics
+from router.yaml_source import Position, SourceError
 from sinks.base import Sink, SinkResources
 from sinks.registry import build_sink
 
 log = logging.getLogger("router.runtime")
+
+# A replaced sink is closed this long after its own send timeout, so a send that
+# started just before the reload finishes with it.
+RETIRED_SINK_MARGIN = 5.0
 
 
 class Runtime:
@@ -37,6 +45,7 @@ class Runtime:
         self.loaded_at = 0.0  # when the running rules.yaml was loaded
         self.sinks: dict[str, Sink] = {}
         self._reload_listeners: list[Callable[[], None]] = []
+        self._retiring: dict[asyncio.Task[None], list[Sink]] = {}
 
     @property
     def config(self) -> Config:
@@ -56,15 +65,15 @@ class Runtime:
         `ConfigError` with every problem."""
         try:
             config = load_config(self.config_path, self.environ)
+            sinks = self._build_sinks(config)
         except ConfigError:
             self.metrics.reload_successful.set(0)
             raise
+        replaced = list(self.sinks.values())
         self._config = config
         self.loaded_at = time.time()
-        self.sinks = {
-            name: build_sink(name, settings, self.resources)
-            for name, settings in config.sinks.items()
-        }
+        self.sinks = sinks
+        self._retire(replaced)
         self.metrics.reload_successful.set(1)
         self.metrics.reload_timestamp.set(time.time())
         for name, missing in config.unconfigured_sinks().items():
@@ -77,6 +86,50 @@ class Runtime:
         for callback in self._reload_listeners:
             callback()
         return config
+
+    def _build_sinks(self, config: Config) -> dict[str, Sink]:
+        """Every sink of `config`, or `ConfigError` naming each one that cannot be built
+        (those built already are closed)."""
+        sinks: dict[str, Sink] = {}
+        errors: list[SourceError] = []
+        for name, settings in config.sinks.items():
+            try:
+                sinks[name] = build_sink(name, settings, self.resources)
+            except Exception as exc:
+                position = config.sink_positions.get(name, Position(1, 1))
+                errors.append(
+                    SourceError(config.path, position, f"sink {name!r} cannot be built: {exc}")
+                )
+        if errors:
+            self._retire(list(sinks.values()), at_once=True)
+            raise ConfigError(errors)
+        return sinks
+
+    def _retire(self, sinks: list[Sink], *, at_once: bool = False) -> None:
+        """Close `sinks` in the background: at once, or after their sends can finish."""
+        if not sinks:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop, so nothing of theirs is in flight or open
+        grace = 0.0 if at_once else _send_time_limit(sinks) + RETIRED_SINK_MARGIN
+        task = loop.create_task(self._close_after(sinks, grace), name="close-replaced-sinks")
+        self._retiring[task] = sinks
+        task.add_done_callback(lambda done: self._retiring.pop(done, None))
+
+    @staticmethod
+    async def _close_after(sinks: list[Sink], grace: float) -> None:
+        await asyncio.sleep(grace)
+        await _close_all(sinks)
+
+    async def close(self) -> None:
+        """Close the running sinks and those replaced by a reload, now (at shutdown)."""
+        retiring = dict(self._retiring)
+        for task in retiring:
+            task.cancel()
+        await asyncio.gather(*retiring, return_exceptions=True)
+        await _close_all([*self.sinks.values(), *(s for group in retiring.values() for s in group)])
 
     def reload(self, trigger: str) -> ConfigError | None:
         """Load rules.yaml again; on failure keep the running config, log every problem
@@ -95,6 +148,20 @@ class Runtime:
             len(config.sinks),
         )
         return None
+
+
+def _send_time_limit(sinks: list[Sink]) -> float:
+    """The longest send timeout among `sinks` (a sink without one: none)."""
+    limits = [getattr(sink.config, "timeout", None) for sink in sinks]
+    return max((float(limit) for limit in limits if isinstance(limit, int | float)), default=0.0)
+
+
+async def _close_all(sinks: list[Sink]) -> None:
+    for sink in sinks:
+        try:
+            await sink.close()
+        except Exception:
+            log.exception("closing sink %s failed", sink.name, extra={"sink": sink.name})
 
 
 def _file_signature(path: str) -> tuple[float, int, int] | None:

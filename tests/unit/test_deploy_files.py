@@ -46,3 +46,14 @@ def test_alert_rules_name_metrics_the_router_exports():
     for rule in rules["groups"][0]["rules"]:
         for metric in re.findall(r"revring_router_[a-z_]+", rule["expr"]):
             assert metric in exported, metric
+
+
+def test_nginx_retries_a_webhook_post_on_the_other_replica():
+    conf = (ROOT / "deploy/nginx.conf").read_text()
+    directives = [line.split("#", 1)[0].strip() for line in conf.splitlines()]
+    (next_upstream,) = [d for d in directives if d.startswith("proxy_next_upstream ")]
+    conditions = next_upstream.rstrip(";").split()[1:]
+    # Without non_idempotent nginx never passes a POST (every webhook) to the next server.
+    assert "non_idempotent" in conditions
+    assert {"error", "timeout", "http_502", "http_503"} <= set(conditions)
+    assert sum(d.startswith("server router-") for d in directives) == 2

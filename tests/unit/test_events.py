@@ -146,3 +146,21 @@ def test_a_nul_character_in_a_stored_text_field_is_rejected(field):
     with pytest.raises(EventRejected) as caught:
         parse_event(body)
     assert any(p.startswith(f"{field}:") and "NUL" in p for p in caught.value.problems)
+
+
+@pytest.mark.parametrize("field", [name for name in REQUIRED if name != "id"])
+def test_a_required_string_other_than_id_may_be_empty(field: str) -> None:
+    event = parse_event(minimal(**{field: ""}))
+    assert getattr(event, field) == ""
+
+
+def test_an_empty_status_and_direction_are_reported_as_unknown_values() -> None:
+    event = parse_event(minimal(status="", direction=""))
+    assert event.unknown_values() == {"status": "", "direction": ""}
+
+
+@pytest.mark.parametrize("field", REQUIRED)
+def test_a_required_string_with_a_nul_is_refused(field: str) -> None:
+    (problem,) = rejection(minimal(**{field: "a\x00b"})).problems
+    assert problem.startswith(field)
+    assert "NUL" in problem

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from router.app import ServiceSettings
 from router.ingest import ApiKeys, decode_json
 
 
@@ -36,7 +37,14 @@ def test_keys_from_a_list() -> None:
 
 
 def test_the_keys_do_not_show_in_repr() -> None:
-    assert "s3cret" not in repr(ApiKeys.from_env("s3cret"))
+    keys = ApiKeys.from_env("s3cret-one,s3cret-two")
+    assert repr(keys) == "ApiKeys(2 keys)"
+    assert repr(ApiKeys.from_env("s3cret")) == "ApiKeys(1 key)"
+    settings = ServiceSettings(api_keys=keys, admin_token="adm1n-t0ken")
+    shown = repr(settings)
+    assert "ApiKeys(2 keys)" in shown
+    assert "s3cret" not in shown
+    assert "adm1n-t0ken" not in shown
 
 
 def test_decode_json_reads_ordinary_json() -> None:

@@ -1,0 +1,138 @@
+"""Runtime.load on reload: every new sink is built before anything is swapped, and the
+replaced sinks are closed once their in-flight sends can have finished."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from router import runtime as runtime_module
+from router.config import ConfigError
+from router.metrics import Metrics
+from router.runtime import Runtime
+from sinks.base import DeliveryRequest, SinkResources
+from sinks.http import HttpSink
+from tests.conftest import fresh_event
+from tests.receivers import Receiver
+from tests.service import wait_for
+
+RULES = """
+version: 1
+sinks:
+  crm: {type: http, url: "%(url)s", timeout: %(timeout)s}
+  console: {type: log, path: "%(log)s"}
+rules:
+  - name: all
+    to: [crm, console]
+"""
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    started = await Receiver(delay=0.3).start()
+    yield started
+    await started.close()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    # No shared HTTP session: the HTTP sink opens one of its own, which close() releases.
+    return Runtime(tmp_path / "rules.yaml", Metrics(), SinkResources())
+
+
+def write(runtime: Runtime, receiver: Receiver, *, timeout: str = "2s") -> None:
+    Path(runtime.config_path).write_text(
+        RULES
+        % {
+            "url": receiver.url(),
+            "timeout": timeout,
+            "log": Path(runtime.config_path).with_name("out.jsonl"),
+        }
+    )
+
+
+def rename_the_rule(path: Path) -> None:
+    path.write_text(path.read_text().replace("name: all", "name: renamed"))
+
+
+def request() -> DeliveryRequest:
+    event = fresh_event()
+    return DeliveryRequest("dlv-1", event["id"], "crm", "all", event, 1, payload=json.dumps(event))
+
+
+def own_session_open(sink: HttpSink) -> bool:
+    session = sink._own_session
+    return session is not None and not session.closed
+
+
+async def test_a_replaced_sink_is_closed_after_its_send_in_flight_finished(
+    runtime: Runtime, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime_module, "RETIRED_SINK_MARGIN", 0.1, raising=False)
+    write(runtime, receiver)
+    runtime.load()
+    old = runtime.sinks["crm"]
+    assert isinstance(old, HttpSink)
+
+    sent = request()
+    in_flight = asyncio.create_task(old.send(sent))
+    await wait_for(lambda: own_session_open(old))
+    runtime.reload("test")  # the receiver answers 0.3 s later; the grace is 2 s + margin
+    assert runtime.sinks["crm"] is not old
+
+    await in_flight  # finished with the old sink, whose session was still open
+    assert receiver.delivered_ids() == [sent.event_id]
+    assert own_session_open(old)
+    await wait_for(lambda: old._own_session is None, limit=10)
+
+
+async def test_shutdown_closes_replaced_sinks_at_once(runtime: Runtime, receiver: Receiver) -> None:
+    write(runtime, receiver, timeout="60s")
+    runtime.load()
+    old = runtime.sinks["crm"]
+    assert isinstance(old, HttpSink)
+    await old.send(request())
+    runtime.reload("test")
+    current = runtime.sinks["crm"]
+    assert isinstance(current, HttpSink)
+    await current.send(request())
+    assert own_session_open(old) and own_session_open(current)
+
+    await runtime.close()
+    assert old._own_session is None
+    assert current._own_session is None
+
+
+async def test_a_sink_that_cannot_be_built_keeps_the_running_config_and_sinks(
+    runtime: Runtime, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(runtime, receiver)
+    config = runtime.load()
+    sinks = dict(runtime.sinks)
+    built = []
+
+    def build_sink(name, settings, resources):
+        if name == "console":
+            raise OSError("log file unreachable")
+        sink = HttpSink(name, settings, resources)
+        built.append(sink)
+        return sink
+
+    monkeypatch.setattr(runtime_module, "build_sink", build_sink)
+    rename_the_rule(Path(runtime.config_path))
+    problems = runtime.reload("test")
+
+    assert isinstance(problems, ConfigError)
+    (error,) = problems.errors
+    assert str(error) == (
+        f"{runtime.config_path}:5:3: sink 'console' cannot be built: log file unreachable"
+    )
+    assert runtime.config is config
+    assert runtime.sinks == sinks
+    assert [rule.name for rule in runtime.config.rules] == ["all"]
+    assert runtime.metrics.reload_successful._value.get() == 0
+    assert len(built) == 1

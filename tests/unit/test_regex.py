@@ -1,0 +1,120 @@
+"""`regex` conditions run on RE2: linear in the text, and what RE2 cannot run is a
+`check` error at the pattern."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from router.config import ConfigError, parse_config
+from router.rules import ConditionErrors, compile_when
+
+HEAD = """version: 1
+sinks:
+  console: {type: log}
+rules:
+  - name: voicemail
+    when:
+      summary:
+        regex: """
+
+
+def check_errors(pattern_yaml: str) -> list[str]:
+    text = HEAD + pattern_yaml + "\n    to: [console]\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "rules.yaml", environ={})
+    return [str(error) for error in caught.value.errors]
+
+
+@pytest.mark.parametrize(
+    ("pattern_yaml", "construct"),
+    [
+        (r"'(a)\1'", r"back-reference \1"),
+        (r"'(?P<x>a)(?P=x)'", "back-reference (?P=name)"),
+        (r"'(?P<x>a)\k<x>'", r"back-reference \k<name>"),
+        ("'full(?=y)'", "look-ahead (?=...)"),
+        ("'full(?!y)'", "negative look-ahead (?!...)"),
+        ("'(?<=voice)mail'", "look-behind (?<=...)"),
+        ("'(?<!voice)mail'", "negative look-behind (?<!...)"),
+        ("'(?>a|ab)c'", "atomic group (?>...)"),
+        ("'a++'", "possessive quantifier ++"),
+        (r"'full\Z'", r"\Z (write \z for the end of the text)"),
+    ],
+)
+def test_check_refuses_what_re2_cannot_run_naming_the_construct(
+    pattern_yaml: str, construct: str
+) -> None:
+    (error,) = check_errors(pattern_yaml)
+    assert error.startswith("rules.yaml:8:16: rule 'voicemail': summary: invalid regex ")
+    assert f"{construct} is not supported" in error
+    assert "RE2" in error
+
+
+def test_a_plain_syntax_error_keeps_re2s_words() -> None:
+    (error,) = check_errors("'VOICE(MAIL'")
+    assert error == "rules.yaml:8:16: rule 'voicemail': summary: invalid regex 'VOICE(MAIL': " + (
+        "missing ): VOICE(MAIL"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "found"),
+    [
+        ("mail", "left a voicemail today", True),  # anywhere, as re.search
+        ("^mail", "voicemail", False),
+        ("^voice", "voicemail", True),
+        ("full$", "mailbox full", True),
+        ("(?i)VOICEMAIL.*FULL", "Voicemail box is full", True),
+        ("(?i)ÉTÉ", "un été chaud", True),  # case folding beyond ASCII
+        ("^.{3}$", "été", True),  # . is one character, not one byte
+        (r"SIP (4\d\d|503)", "SIP 486 busy", True),
+        (r"\bfull\b", "fullness", False),
+        ("a|b", "", False),
+    ],
+)
+def test_regex_keeps_the_meaning_of_a_search(pattern: str, text: str, found: bool) -> None:
+    assert compile_when({"summary": {"regex": pattern}})({"summary": text}) is found
+
+
+def test_a_text_with_a_lone_surrogate_is_searched_not_an_error() -> None:
+    condition = compile_when({"summary": {"regex": "full"}})
+    assert condition({"summary": "box \ud83d full"})
+    assert not condition({"summary": "\ud83d"})
+
+
+def test_a_pattern_that_is_not_unicode_text_is_refused() -> None:
+    with pytest.raises(ConditionErrors) as caught:
+        compile_when({"summary": {"regex": "a\udc80"}})
+    assert "not valid Unicode" in caught.value.errors[0].message
+
+
+PATHOLOGICAL = textwrap.dedent(
+    """
+    from router.rules import compile_when
+
+    condition = compile_when({"summary": {"regex": "(?i)voicemail.*full"}})
+    for size in (80 * 1024, 1024 * 1024):
+        summary = ("voicemail " * (size // 10 + 1))[:size]
+        assert not condition({"summary": summary})
+        assert condition({"summary": summary + " full"})
+    print("evaluated")
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_pattern_that_backtracks_in_python_evaluates_over_a_mebibyte() -> None:
+    # With Python's re this takes minutes (quadratic backtracking); the timeout is only a
+    # guard so the test fails instead of hanging, not a measure of speed.
+    result = subprocess.run(
+        [sys.executable, "-c", PATHOLOGICAL],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "evaluated"
