@@ -16,7 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from router import __version__
 from router.admin import admin_routes
 from router.delivery import DeliveryEngine, EngineSettings
-from router.ingest import ApiKeys, WebhookHandler
+from router.health import StoreHealth, answer_within, is_store_failure
+from router.ingest import DEFAULT_STORE_TIMEOUT, ApiKeys, WebhookHandler
 from router.metrics import Metrics
 from router.runtime import Runtime, watch_config_file
 from router.store.base import SinkBacklog, Store, open_store
@@ -28,6 +29,9 @@ RUNTIME = web.AppKey("runtime", Runtime)
 STORE = web.AppKey("store", Store)
 ENGINE = web.AppKey("engine", DeliveryEngine)
 METRICS = web.AppKey("metrics", Metrics)
+HEALTH = web.AppKey("health", StoreHealth)
+
+READY_TIME_LIMIT = 2.0  # /readyz answers within this, whatever the store does
 
 
 @dataclass
@@ -40,6 +44,7 @@ class ServiceSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     purge_interval: float = 3600.0
     watch_interval: float = 2.0  # 0: do not watch rules.yaml for changes
+    store_timeout: float = DEFAULT_STORE_TIMEOUT  # a store slower than this is unavailable
 
 
 async def _purge_periodically(store: Store, retention_days: float, interval: float) -> None:
@@ -60,8 +65,10 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     store = store or open_store(settings.store_url)
     resources = SinkResources()
     runtime = Runtime(settings.config_path, metrics, resources)
-    engine = DeliveryEngine(runtime, store, metrics, settings.engine)
+    health = StoreHealth()
+    engine = DeliveryEngine(runtime, store, metrics, settings.engine, health=health)
     app[METRICS], app[STORE], app[RUNTIME], app[ENGINE] = metrics, store, runtime, engine
+    app[HEALTH] = health
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -96,25 +103,43 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
 
+    async def store_takes_writes() -> None:
+        try:
+            await store.probe_write()
+        except Exception as exc:
+            health.failed(exc)
+            raise
+        health.succeeded()
+
     async def readyz(request: web.Request) -> web.Response:
         problems = []
         if not runtime.loaded:
             problems.append("rules.yaml not loaded")
         try:
-            await asyncio.wait_for(store.ping(), 2.0)
-        except Exception as exc:
-            problems.append(f"store not answering: {type(exc).__name__}")
+            await answer_within(store_takes_writes(), READY_TIME_LIMIT)
+        except TimeoutError:
+            problems.append(f"store did not answer within {READY_TIME_LIMIT:g} s")
+        except Exception as exc:  # the details are in the log, not on a public endpoint
+            problems.append(f"store cannot write: {type(exc).__name__}")
         if problems:
             return web.json_response({"status": "not ready", "problems": problems}, status=503)
         return web.json_response({"status": "ready"})
 
     async def metrics_endpoint(request: web.Request) -> web.Response:
-        await _refresh_backlog_gauges(store, metrics, set(runtime.config.sinks))
+        await _refresh_backlog_gauges(store, metrics, health, set(runtime.config.sinks))
         return web.Response(
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
-    handler = WebhookHandler(runtime, store, metrics, settings.api_keys, engine)
+    handler = WebhookHandler(
+        runtime,
+        store,
+        metrics,
+        settings.api_keys,
+        engine,
+        health=health,
+        store_timeout=settings.store_timeout,
+    )
     app.add_routes(
         [
             web.post("/webhooks/revring", handler.handle),
@@ -127,15 +152,20 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     return app
 
 
-async def _refresh_backlog_gauges(store: Store, metrics: Metrics, sinks: set[str]) -> None:
+async def _refresh_backlog_gauges(
+    store: Store, metrics: Metrics, health: StoreHealth, sinks: set[str]
+) -> None:
     """Per-sink backlog gauges, read from the store at scrape time. A sink with nothing
     pending or dead reads 0 (not absent), so alerts on these series resolve."""
     now = time.time()
     try:
         backlog = await store.backlog()
         open_groups = await store.open_groups(now)
-    except Exception:
-        log.exception("cannot read the backlog for /metrics")
+    except Exception as exc:
+        if is_store_failure(exc):
+            health.failed(exc)  # an outage is logged once, not at every scrape
+        else:
+            log.exception("cannot read the backlog for /metrics")
         return
     metrics.open_groups.clear()
     for sink, count in open_groups.items():

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from router.health import StoreHealth, is_store_failure
 from router.limits import PauseSettings, SinkBreaker, TokenBucket
 from router.metrics import Metrics
 from router.retry import decide_after_failure
@@ -63,6 +64,7 @@ class DeliveryEngine:
         owner: str | None = None,
         clock: Clock = time.time,
         rng: random.Random | None = None,
+        health: StoreHealth | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -71,6 +73,7 @@ class DeliveryEngine:
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
         self.clock = clock
         self.rng = rng or random.Random()
+        self.health = health or StoreHealth()
         self.lanes: dict[str, SinkLane] = {}
         self.stopping = False
         self._supervisor: asyncio.Task[None] | None = None
@@ -110,6 +113,14 @@ class DeliveryEngine:
         """Send a delivery written already leased to this engine (see `reserve`)."""
         self.lanes[delivery.sink].start_send(delivery, self.clock())
 
+    def store_failed(self, error: Exception, what: str, **fields: str) -> None:
+        """A store call failed: an outage is reported once (see router.health); anything
+        else is a bug and logged in full."""
+        if is_store_failure(error):
+            self.health.failed(error)
+        else:
+            log.error(what, exc_info=error, extra=fields)
+
     def _on_reload(self) -> None:
         self._changed.set()
         self.wake()
@@ -119,8 +130,8 @@ class DeliveryEngine:
         while not self.stopping:
             try:
                 names = set(self.runtime.config.sinks) | await self.store.pending_sinks()
-            except Exception:
-                log.exception("cannot list sinks with pending deliveries")
+            except Exception as exc:
+                self.store_failed(exc, "cannot list sinks with pending deliveries")
                 names = set(self.runtime.config.sinks)
             for name in names - set(self.lanes):
                 lane = SinkLane(self, name)
@@ -136,8 +147,8 @@ class DeliveryEngine:
         while not self.stopping:
             try:
                 self.live_workers = max(await self.store.live_workers(self.owner, self.clock()), 1)
-            except Exception:
-                log.exception("cannot count live workers; keeping %d", self.live_workers)
+            except Exception as exc:
+                self.store_failed(exc, "cannot count live workers")
             await asyncio.sleep(WORKER_HEARTBEAT_SECONDS)
 
     async def _renew_leases(self) -> None:
@@ -150,8 +161,8 @@ class DeliveryEngine:
                     await self.store.renew_leases(
                         ids, self.owner, self.clock() + self.settings.lease_seconds
                     )
-                except Exception:
-                    log.exception("cannot renew leases")
+                except Exception as exc:
+                    self.store_failed(exc, "cannot renew leases")
 
     async def stop(self) -> None:
         """Stop claiming, let in-flight sends finish (up to the grace period), and give
@@ -216,14 +227,19 @@ class SinkLane:
 
     async def run(self) -> None:
         engine = self.engine
+        failures = 0
         while not engine.stopping:
             try:
                 await self._step()
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("delivery lane failed; retrying", extra={"sink": self.name})
-                await self._sleep(engine.settings.idle_poll)
+            except Exception as exc:
+                failures += 1
+                engine.store_failed(exc, "delivery lane failed; retrying", sink=self.name)
+                # Backs off, deaf to wake-ups: while the store is down, every failed
+                # ingest would wake the lane into another failing claim.
+                await asyncio.sleep(failure_backoff(failures, engine.settings.idle_poll))
 
     async def _step(self) -> None:
         engine, settings = self.engine, self.engine.settings
@@ -369,14 +385,14 @@ class SinkLane:
             recorded = await engine.store.finish(
                 delivery.id, engine.owner, outcome.record, next_attempt_at=outcome.next_attempt_at
             )
+            if recorded:
+                engine.health.succeeded()
             self._account(outcome, delivery, recorded)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception(
-                "could not record an attempt; the lease will expire and the delivery retried",
-                extra=_fields(delivery),
-            )
+        except Exception as exc:
+            # The lease will expire and the delivery be retried.
+            engine.store_failed(exc, "could not record an attempt", **_fields(delivery))
         finally:
             if self.in_flight.get(delivery.id) is asyncio.current_task():
                 self.in_flight.pop(delivery.id)
@@ -492,6 +508,15 @@ class SinkLane:
                 "duration_ms": round(record.duration * 1000, 1),
             },
         )
+
+
+FIRST_FAILURE_BACKOFF = 0.5
+
+
+def failure_backoff(failures: int, longest: float) -> float:
+    """Seconds a lane waits after its `failures`-th failure in a row: 0.5 s, doubling,
+    at most `longest`."""
+    return min(FIRST_FAILURE_BACKOFF * 2 ** min(failures - 1, 16), longest)
 
 
 def _share(rate: Rate | None, workers: int) -> Rate | None:

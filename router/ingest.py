@@ -22,6 +22,7 @@ from aiohttp import web
 
 from router.delivery import DeliveryEngine
 from router.events import KNOWN_STATUSES, EventRejected, parse_event
+from router.health import StoreHealth, answer_within
 from router.metrics import Metrics
 from router.rules import CompiledRule, group_key, group_key_json, route
 from router.runtime import Runtime
@@ -30,6 +31,7 @@ from router.store.base import ClaimedDelivery, GroupJoin, IngestRecord, NewDeliv
 log = logging.getLogger("router.ingest")
 
 MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_STORE_TIMEOUT = 5.0
 
 
 class ApiKeys:
@@ -99,12 +101,19 @@ class WebhookHandler:
         metrics: Metrics,
         api_keys: ApiKeys | None,
         engine: DeliveryEngine | None = None,
+        *,
+        health: StoreHealth | None = None,
+        store_timeout: float = DEFAULT_STORE_TIMEOUT,
     ) -> None:
         self.runtime = runtime
         self.store = store
         self.metrics = metrics
         self.api_keys = api_keys  # None: authentication disabled (--no-auth)
         self.engine = engine  # sends fresh deliveries at once when their sink has room
+        self.health = health or StoreHealth()
+        # A store that does not answer within this is unavailable: 503, so a sender's
+        # connections are not all stuck behind a frozen database.
+        self.store_timeout = store_timeout
 
     def _reject(self, status: int, reason: str, message: str, **extra: Any) -> web.Response:
         self.metrics.events_received.labels("rejected", "").inc()
@@ -164,15 +173,16 @@ class WebhookHandler:
         deliveries = self._reserve(targets, received_at)
         record = IngestRecord(event_id, body, received_at, deliveries, status, direction)
         try:
-            result = await self.store.ingest(record)
+            result = await answer_within(self.store.ingest(record), self.store_timeout)
         except BaseException as exc:
             self._release(deliveries)
             if not isinstance(exc, Exception):
                 raise  # cancelled: the client went away
-            log.exception("store could not take an event", extra={"event_id": event_id})
+            self.health.failed(exc)  # logged once per outage, not once per request
             self.metrics.events_rejected.labels("store_unavailable").inc()
             return problem(503, "store unavailable, try again", event_id=event_id)
         if result.status == "accepted":
+            self.health.succeeded()  # a duplicate wrote nothing: it proves nothing
             self._dispatch(record)
             for rule in routed.matched:
                 self.metrics.rule_matches.labels(rule.name).inc()

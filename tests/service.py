@@ -33,14 +33,17 @@ async def running_service(
     engine: EngineSettings | None = None,
     admin_token: str | None = ADMIN_TOKEN,
     watch_interval: float = 0.0,
+    store_url: str | None = None,
+    store_timeout: float = 5.0,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
-        store_url=f"sqlite:///{db_path}",
+        store_url=store_url or f"sqlite:///{db_path}",
         api_keys=ApiKeys([API_KEY, "test-key-2"]),
         admin_token=admin_token,
         engine=engine or fast_engine(),
         watch_interval=watch_interval,
+        store_timeout=store_timeout,
     )
     app = build_app(settings)
     async with TestClient(TestServer(app)) as client:

@@ -147,6 +147,12 @@ class SinkBacklog:
     oldest_pending_created_at: float | None
 
 
+PROBE_WRITE = (
+    "INSERT INTO store_probe (name, written_at) VALUES ('readyz', {at})"
+    " ON CONFLICT (name) DO UPDATE SET written_at = excluded.written_at"
+)
+
+
 class Store(ABC):
     """Durable home of events, deliveries and attempts. Every method is a coroutine
     that never blocks the event loop; writes are durable when the call returns."""
@@ -162,6 +168,11 @@ class Store(ABC):
     @abstractmethod
     async def ping(self) -> None:
         """Raise if the store cannot answer (for /readyz)."""
+
+    @abstractmethod
+    async def probe_write(self) -> None:
+        """Make one small durable write (for /readyz); raise if the store cannot write
+        (disk full, read-only file, database in recovery)."""
 
     @abstractmethod
     async def ingest(self, record: IngestRecord) -> IngestResult:

@@ -117,6 +117,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX digest_members_event ON digest_members (event_id)",
         ),
     ),
+    Migration(
+        version=3,
+        description="store_probe: the row /readyz writes to prove the store takes writes",
+        statements=(
+            "CREATE TABLE store_probe (name TEXT PRIMARY KEY,"
+            " written_at DOUBLE PRECISION NOT NULL)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from router.store.base import (
+    PROBE_WRITE,
     WORKER_LIVE_SECONDS,
     AttemptRecord,
     ClaimedDelivery,
@@ -64,6 +65,10 @@ URL_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_MAX_BATCH = 256
 DEFAULT_POOL_MIN = 2
 DEFAULT_POOL_MAX = 10
+# No statement waits longer than this on a frozen or overloaded server (asyncpg raises
+# TimeoutError); the slow maintenance statements (migrations, purge) get LONG_STATEMENT.
+DEFAULT_COMMAND_TIMEOUT = 30.0
+LONG_STATEMENT_TIMEOUT = 3600.0
 CHANNEL = "revring_router_deliveries"
 LISTENER_APPLICATION_NAME = "revring-router-listener"
 # Any fixed 64-bit number: replicas migrating at once queue on it.
@@ -364,12 +369,14 @@ async def _ingest_one(connection: asyncpg.Connection, record: IngestRecord) -> I
 
 async def _migrate(connection: asyncpg.Connection) -> None:
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY, timeout=LONG_STATEMENT_TIMEOUT
+        )
         await connection.execute(SCHEMA_VERSION_DDL)
         current = await connection.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
         for migration in pending(current):
             for statement in statements_for(migration, "postgresql"):
-                await connection.execute(statement)
+                await connection.execute(statement, timeout=LONG_STATEMENT_TIMEOUT)
             await connection.execute(
                 "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, $2, $3)",
                 migration.version,
@@ -390,6 +397,7 @@ class PostgresStore(Store):
         pool_min: int = DEFAULT_POOL_MIN,
         pool_max: int = DEFAULT_POOL_MAX,
         channel: str = CHANNEL,
+        command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
     ) -> None:
         if not url.startswith(URL_SCHEMES):
             raise ValueError("a PostgreSQL store URL starts with postgresql:// or postgres://")
@@ -398,6 +406,7 @@ class PostgresStore(Store):
         self.pool_min = pool_min
         self.pool_max = pool_max
         self.channel = channel
+        self.command_timeout = command_timeout
         self._token = uuid.uuid4().hex  # marks our own NOTIFYs, already announced locally
         self._pool: asyncpg.Pool | None = None
         self._queue: list[_QueuedIngest] = []
@@ -430,7 +439,10 @@ class PostgresStore(Store):
             return
         try:
             pool = await asyncpg.create_pool(
-                self._url, min_size=self.pool_min, max_size=self.pool_max
+                self._url,
+                min_size=self.pool_min,
+                max_size=self.pool_max,
+                command_timeout=self.command_timeout,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise StoreOpenError(f"cannot open the PostgreSQL store {self!r}: {error}") from error
@@ -475,6 +487,9 @@ class PostgresStore(Store):
 
     async def ping(self) -> None:
         await self._require_pool().fetchval("SELECT 1")
+
+    async def probe_write(self) -> None:
+        await self._require_pool().execute(PROBE_WRITE.format(at="$1"), time.time())
 
     # --- LISTEN/NOTIFY ---
 
@@ -667,7 +682,9 @@ class PostgresStore(Store):
         return await self._write_and_announce(REPLAY_DEAD, now, sink)
 
     async def purge(self, received_before: float) -> int:
-        status = await self._require_pool().execute(PURGE, received_before)
+        status = await self._require_pool().execute(
+            PURGE, received_before, timeout=LONG_STATEMENT_TIMEOUT
+        )
         return int(status.rsplit(" ", 1)[-1])
 
     async def digest_calls(self, delivery_id: str) -> list[bytes]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from router.store.base import (
+    PROBE_WRITE,
     AttemptRecord,
     ClaimedDelivery,
     DeliveryStatus,
@@ -623,6 +624,10 @@ def _backlog(connection: sqlite3.Connection) -> dict[str, SinkBacklog]:
     return backlog
 
 
+def _probe_write(connection: sqlite3.Connection) -> None:
+    connection.execute(PROBE_WRITE.format(at="?"), (time.time(),))
+
+
 def _ping(connection: sqlite3.Connection) -> None:
     connection.execute("SELECT 1").fetchone()
 
@@ -728,6 +733,9 @@ class SQLiteStore(Store):
         await self._read(_ping)
 
     # --- writes ---
+
+    async def probe_write(self) -> None:
+        await self._write(_probe_write)
 
     async def ingest(self, record: IngestRecord) -> IngestResult:
         result = await self._write(partial(_ingest, record))

@@ -438,4 +438,4 @@ async def test_a_version_1_schema_migrates_and_keeps_its_deliveries(
         versions = [r[0] for r in await connection.fetch("SELECT version FROM schema_version")]
     finally:
         await connection.close()
-    assert sorted(versions) == [1, 2]
+    assert sorted(versions) == [1, 2, 3]

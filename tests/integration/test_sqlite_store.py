@@ -116,7 +116,7 @@ async def test_schema_is_migrated_once_and_wal_is_on(tmp_path: Path) -> None:
         }
     finally:
         connection.close()
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (2,), (3,)]
     assert journal_mode == "wal"
     assert {"events", "deliveries", "attempts", "digest_members", "schema_version"} <= tables
 
