@@ -73,6 +73,18 @@ def _apply_env_defaults(parser: argparse.ArgumentParser, args: argparse.Namespac
                 parser.error(f"{variable} {exc}")
 
 
+def _positive_seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment variable `name`, or `default`."""
+    text = os.environ.get(name) or ""
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def _print_errors(exc: ConfigError) -> None:
     for error in exc.errors:
         print(error)
@@ -342,17 +354,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
     from router.delivery import EngineSettings
+    from router.ingest import DEFAULT_STORE_TIMEOUT
 
-    lease_text = os.environ.get("ROUTER_LEASE_SECONDS") or ""
     try:
-        lease_seconds = float(lease_text) if lease_text else EngineSettings.lease_seconds
-        if not 0 < lease_seconds < float("inf"):
-            raise ValueError
-    except ValueError:
-        print(
-            f"revring-router: ROUTER_LEASE_SECONDS must be a positive number, got {lease_text!r}",
-            file=sys.stderr,
-        )
+        lease_seconds = _positive_seconds("ROUTER_LEASE_SECONDS", EngineSettings.lease_seconds)
+        store_timeout = _positive_seconds("ROUTER_STORE_TIMEOUT", DEFAULT_STORE_TIMEOUT)
+    except ValueError as exc:
+        print(f"revring-router: {exc}", file=sys.stderr)
         return 2
     settings = ServiceSettings(
         config_path=args.config,
@@ -361,6 +369,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         admin_token=os.environ.get("ROUTER_ADMIN_TOKEN") or None,
         retention_days=args.retention_days,
         engine=EngineSettings(lease_seconds=lease_seconds),
+        store_timeout=store_timeout,
     )
     try:
         return _run_event_loop(_serve(settings, args.host, args.port), args.loop)

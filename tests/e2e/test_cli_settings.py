@@ -37,3 +37,12 @@ def test_a_bad_port_flag_names_the_flag() -> None:
     result = run("serve", "--no-auth", "--port", "http")
     assert result.returncode == 2
     assert "argument --port: must be a port number (1-65535), got 'http'" in result.stderr
+
+
+@pytest.mark.parametrize("variable", ["ROUTER_STORE_TIMEOUT", "ROUTER_LEASE_SECONDS"])
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "inf"])
+def test_serve_with_a_bad_duration_exits_2_naming_it(variable: str, value: str) -> None:
+    result = run("serve", "--no-auth", env={variable: value})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{variable} must be a positive number of seconds, got {value!r}" in result.stderr
+    assert "Traceback" not in result.stderr
