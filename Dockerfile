@@ -14,7 +14,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 router \
     && useradd --system --uid 10001 --gid router --home-dir /nonexistent --shell /usr/sbin/nologin router \
     && mkdir -p /data /etc/revring-router \
-    && chown router:router /data
+    && chown router:router /data \
+    && chmod 0700 /data
 
 WORKDIR /app
 # Dependencies exactly as locked (versions and hashes), then the project alone.
