@@ -133,8 +133,6 @@ def _day_within(local: datetime, ranges: tuple[Range, ...]) -> bool:
     for start, end in ranges:
         first = start if start > 0 else days_in_month + start + 1
         last = end if end > 0 else days_in_month + end + 1
-        if first > days_in_month:
-            continue  # the 31st in a 30-day month is not there
         if max(first, 1) <= local.day <= min(last, days_in_month):
             return True
     return False
