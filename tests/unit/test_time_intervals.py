@@ -281,7 +281,8 @@ def test_a_time_range_holds_from_its_start_until_before_its_end(
 
 @given(instants, st.sampled_from(["Europe/London", "America/New_York", "Asia/Kolkata"]))
 def test_a_whole_local_day_holds_at_every_instant(instant: datetime, zone: str) -> None:
-    whole_day = interval({"times": [{"start_time": "00:00", "end_time": "24:00"}], "location": zone})
+    all_day = [{"start_time": "00:00", "end_time": "24:00"}]
+    whole_day = interval({"times": all_day, "location": zone})
     assert whole_day.contains(instant)
 
 
