@@ -62,6 +62,10 @@ class Silence:
     starts_at: datetime
     ends_at: datetime
 
+    def __post_init__(self) -> None:
+        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
+            raise ValueError(f"silence {self.id}: starts_at and ends_at need a time zone")
+
     def active_at(self, instant: datetime) -> bool:
         return self.starts_at <= instant < self.ends_at
 

@@ -315,3 +315,8 @@ def test_without_silences_mute_decisions_is_the_time_interval_decision() -> None
     assert mute_decisions(routed, INTERVALS, TUESDAY_EVENING, FAILED) == decide(
         routed, INTERVALS, TUESDAY_EVENING
     )
+
+
+def test_a_silence_without_time_zones_is_refused() -> None:
+    with pytest.raises(ValueError, match="sil-6: starts_at and ends_at need a time zone"):
+        Silence("sil-6", compile_when(None), None, datetime(2026, 1, 1), START)
