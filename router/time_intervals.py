@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -381,8 +381,3 @@ def _order_problem(key: str, start: int, end: int) -> str:
             )
         return "the start comes after the end"
     return ""
-
-
-def names_in(intervals: Mapping[str, TimeInterval], names: Sequence[str]) -> list[str]:
-    """The names of `names` that are not defined in `intervals`."""
-    return [name for name in names if name not in intervals]
