@@ -126,6 +126,7 @@ def _is_scalar(value: Any) -> bool:
 
 
 def kind_of(value: Any) -> str:
+    """How a YAML value is named in an error message: 'a string', 'a list', ..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
