@@ -19,6 +19,7 @@ from router import __version__
 from router.config import Config, ConfigError, load_config
 from router.events import EventRejected, parse_event
 from router.logs import printable
+from router.muting import decide
 from router.rules import CompiledRule, group_key, route
 from router.store.base import DeliveryView, open_store
 from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, window_time
@@ -54,6 +55,20 @@ def _days(text: str) -> float:
     if not 0 <= days < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number of days (0 or more), got {text!r}")
     return days
+
+
+def _instant(text: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be an ISO 8601 time such as 2026-12-24T10:00:00Z, got {text!r}"
+        ) from None
+    if instant.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"needs a time zone (Z or an offset such as +01:00), got {text!r}"
+        )
+    return instant
 
 
 # Options whose default comes from the environment, read when the command runs (not
@@ -191,15 +206,21 @@ def cmd_route(args: argparse.Namespace) -> int:
             )
             extra += f" (grouped by {key}; window {rule.group.window:g}s)"
         print(f"  {rule.name} -> {', '.join(rule.to)}{extra}")
-    print("deliveries:")
-    for sink, rule in routed.deliveries.items():
+    instant = args.at or datetime.now(UTC)
+    decisions = decide(routed, config.time_intervals, instant)
+    print(f"deliveries at {instant.isoformat()}:")
+    for sink, decision in decisions.items():
         unconfigured = config.sinks[sink].missing_settings()
         note = f"  [not configured: {', '.join(unconfigured)} empty]" if unconfigured else ""
-        print(f"  {sink} (type {config.sinks[sink].type}, rule {rule.name}){note}")
+        outcome = f"muted ({decision.muted_reason}): not sent" if decision.muted else "send"
+        print(
+            f"  {sink} (type {config.sinks[sink].type}, rule {decision.rule.name}): {outcome}{note}"
+        )
     if args.render:
         resources = SinkResources()
         body = json.dumps(event).encode()
-        for sink_name, rule in routed.deliveries.items():
+        to_send = {sink: d.rule for sink, d in decisions.items() if not d.muted}
+        for sink_name, rule in to_send.items():
             sink = build_sink(sink_name, config.sinks[sink_name], resources)
             digest = _preview_digest(rule, event)
             request = DeliveryRequest(
@@ -483,6 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
     route_cmd.add_argument("event", metavar="EVENT.json")
     route_cmd.add_argument("--config", default=config_default)
     route_cmd.add_argument("--render", action="store_true", help="show the rendered messages")
+    route_cmd.add_argument(
+        "--at",
+        type=_instant,
+        metavar="TIME",
+        help="judge time intervals at this ISO 8601 time (default: now), e.g. 2026-12-24T10:00:00Z",
+    )
     route_cmd.set_defaults(func=cmd_route)
 
     deliveries = commands.add_parser("deliveries", help="list deliveries")

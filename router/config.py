@@ -3,8 +3,9 @@
 `load_config` reports every problem of a file in one go, each located at the
 YAML node it is about (`FILE:LINE:COL: message`): YAML syntax, unset variables,
 unknown keys, wrong types, bad durations and rates, templates that do not
-compile, bad operators or regexes in `when:`, duplicate rule names, and rules
-routing to sinks that are not defined. Secret settings stay `SecretStr`.
+compile, bad operators or regexes in `when:`, duplicate rule names, rules
+routing to sinks that are not defined, bad `time_intervals:` (ranges, times, zones)
+and rules naming intervals that are not defined. Secret settings stay `SecretStr`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from router.retry import RetryPolicy, RetrySettings
 from router.rules import CompiledRule, Condition, ConditionErrors, GroupSpec, compile_when
+from router.time_intervals import IntervalErrors, TimeInterval, compile_time_intervals
 from router.units import Duration
 from router.yaml_source import (
     Path_,
@@ -73,8 +75,10 @@ class RuleSettings(_Strict):
     to: list[str] = Field(min_length=1)
     stop: bool = False
     group: GroupSettings | None = None
+    active_during: list[str] = Field(default_factory=list)
+    muted_during: list[str] = Field(default_factory=list)
 
-    @field_validator("to", mode="before")
+    @field_validator("to", "active_during", "muted_during", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
@@ -85,6 +89,7 @@ class RulesFile(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     sinks: dict[str, AnySinkConfig] = Field(default_factory=dict)
     rules: list[RuleSettings] = Field(default_factory=list)
+    time_intervals: Any = None  # checked and compiled by router.time_intervals
 
 
 @dataclass
@@ -96,6 +101,7 @@ class Config:
     rules: tuple[CompiledRule, ...]  # a tuple: the matcher's index is kept per rule list
     warnings: list[SourceError] = field(default_factory=list)
     sink_positions: dict[str, Position] = field(default_factory=dict)
+    time_intervals: dict[str, TimeInterval] = field(default_factory=dict)
 
     @property
     def sinks(self) -> Mapping[str, SinkConfig]:
@@ -199,6 +205,8 @@ def _check_rules(document: YamlDocument) -> tuple[dict[int, Condition], list[Sou
     data = document.data if isinstance(document.data, dict) else {}
     raw_rules = data.get("rules") if isinstance(data.get("rules"), list) else []
     raw_sinks = data.get("sinks") if isinstance(data.get("sinks"), dict) else None
+    raw_intervals = data.get("time_intervals")
+    interval_names = list(raw_intervals) if isinstance(raw_intervals, dict) else []
     conditions: dict[int, Condition] = {}
     errors: list[SourceError] = []
     first_use: dict[str, int] = {}
@@ -229,6 +237,19 @@ def _check_rules(document: YamlDocument) -> tuple[dict[int, Condition], list[Sou
                             f"{label} routes to undefined sink {sink!r} (sinks: {known})",
                         )
                     )
+        for key in ("active_during", "muted_during"):
+            names = rule.get(key)
+            names = [names] if isinstance(names, str) else names
+            for position, interval in enumerate(names if isinstance(names, list) else []):
+                if isinstance(interval, str) and interval not in interval_names:
+                    known = ", ".join(map(str, interval_names)) or "none defined"
+                    errors.append(
+                        document.error(
+                            ("rules", index, key, position),
+                            f"{label}: {key} names undefined time interval {interval!r} "
+                            f"(time_intervals: {known})",
+                        )
+                    )
         when = rule.get("when")
         if when is None or isinstance(when, dict):
             try:
@@ -245,6 +266,23 @@ def _check_rules(document: YamlDocument) -> tuple[dict[int, Condition], list[Sou
     return conditions, errors
 
 
+def _check_time_intervals(
+    document: YamlDocument,
+) -> tuple[dict[str, TimeInterval], list[SourceError]]:
+    """Compile `time_intervals:`, every problem located at its node."""
+    data = document.data if isinstance(document.data, dict) else {}
+    path = ("time_intervals",)
+    try:
+        raw = document.as_written(path, data.get("time_intervals"))
+        return compile_time_intervals(raw), []
+    except IntervalErrors as exc:
+        errors = [
+            document.error((*path, *problem.path), problem.message, key=problem.at_key)
+            for problem in exc.errors
+        ]
+        return {}, errors
+
+
 def _compiled_rules(
     settings: RulesFile, conditions: dict[int, Condition]
 ) -> tuple[CompiledRule, ...]:
@@ -254,7 +292,17 @@ def _compiled_rules(
         if rule.group is not None:
             group = GroupSpec(tuple(rule.group.by), rule.group.window, rule.group.max)
         targets = tuple(dict.fromkeys(rule.to))
-        rules.append(CompiledRule(rule.name, conditions[index], targets, rule.stop, group))
+        rules.append(
+            CompiledRule(
+                rule.name,
+                conditions[index],
+                targets,
+                rule.stop,
+                group,
+                tuple(rule.active_during),
+                tuple(rule.muted_during),
+            )
+        )
     return tuple(rules)
 
 
@@ -291,11 +339,13 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
         errors.extend(_validation_errors(document, exc))
     conditions, rule_errors = _check_rules(document)
     errors.extend(rule_errors)
+    intervals, interval_errors = _check_time_intervals(document)
+    errors.extend(interval_errors)
     if errors or settings is None:
         raise ConfigError(sorted(set(errors), key=lambda e: (e.position, e.message)))
     positions = {name: document.position_of(("sinks", name), key=True) for name in settings.sinks}
     rules = _compiled_rules(settings, conditions)
-    return Config(file, settings, rules, _warnings(document, settings), positions)
+    return Config(file, settings, rules, _warnings(document, settings), positions, intervals)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

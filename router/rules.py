@@ -125,7 +125,8 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float)  # bool is an int
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """How a YAML value is named in an error message: 'a string', 'a list', ..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -323,7 +324,7 @@ class _Compiler:
         if not isinstance(when, dict):
             where = "when" if not path else "this condition"
             self.fail(
-                path, f"{where} must be a mapping of field paths to conditions, not {_kind(when)}"
+                path, f"{where} must be a mapping of field paths to conditions, not {kind_of(when)}"
             )
             return _match_every_call
         predicates = []
@@ -397,7 +398,8 @@ class _Compiler:
             return False
         if not _is_scalar(operand):
             self.fail(
-                path, f"{name}: {role} must be a string, number or true/false, not {_kind(operand)}"
+                path,
+                f"{name}: {role} must be a string, number or true/false, not {kind_of(operand)}",
             )
             return False
         return True
@@ -406,7 +408,7 @@ class _Compiler:
         self, name: str, role: str, options: Any, path: _ErrorPath, *, negate: bool
     ) -> _ValueTest:
         if not isinstance(options, list):
-            self.fail(path, f"{name}: {role} needs a list of values, not {_kind(options)}")
+            self.fail(path, f"{name}: {role} needs a list of values, not {kind_of(options)}")
             return _match_every_call
         valid = True
         for index, option in enumerate(options):
@@ -438,7 +440,7 @@ class _Compiler:
             return self.in_list(name, op, operand, path, negate=op == "not_in")
         if op in _COMPARISONS:
             if not (isinstance(operand, str) or _is_number(operand)):
-                self.fail(path, f"{name}: {op} needs a number or a string, not {_kind(operand)}")
+                self.fail(path, f"{name}: {op} needs a number or a string, not {kind_of(operand)}")
                 return None
             return _ordered(_COMPARISONS[op], operand)
         if op == "regex":
@@ -449,12 +451,12 @@ class _Compiler:
             return _contains(operand)
         if op == "startswith":
             if not isinstance(operand, str):
-                self.fail(path, f"{name}: startswith needs a string, not {_kind(operand)}")
+                self.fail(path, f"{name}: startswith needs a string, not {kind_of(operand)}")
                 return None
             return lambda value: isinstance(value, str) and value.startswith(operand)
         if op == "exists":
             if not isinstance(operand, bool):
-                self.fail(path, f"{name}: exists needs true or false, not {_kind(operand)}")
+                self.fail(path, f"{name}: exists needs true or false, not {kind_of(operand)}")
                 return None
             return (lambda value: value is not None) if operand else (lambda value: value is None)
         self.fail(path, self.unknown_operator(name, op), at_key=True)
@@ -462,7 +464,7 @@ class _Compiler:
 
     def regex(self, name: str, pattern: Any, path: _ErrorPath) -> _ValueTest | None:
         if not isinstance(pattern, str):
-            self.fail(path, f"{name}: regex needs a string pattern, not {_kind(pattern)}")
+            self.fail(path, f"{name}: regex needs a string pattern, not {kind_of(pattern)}")
             return None
         try:
             occurs_in = compile_search(pattern)
@@ -673,6 +675,8 @@ class CompiledRule:
     to: tuple[str, ...]
     stop: bool = False
     group: GroupSpec | None = None
+    active_during: tuple[str, ...] = ()  # names of time intervals (router.muting)
+    muted_during: tuple[str, ...] = ()
 
 
 @dataclass

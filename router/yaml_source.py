@@ -49,6 +49,17 @@ class YamlDocument:
     values: dict[Path_, Position] = field(default_factory=dict)
     keys: dict[Path_, Position] = field(default_factory=dict)
     errors: list[SourceError] = field(default_factory=list)
+    # Plain scalars YAML 1.1 reads as base-60 numbers (17:30 is 1050), as written.
+    sexagesimal: dict[Path_, str] = field(default_factory=dict)
+
+    def as_written(self, path: Path_, value: Any) -> Any:
+        """`value` (the node at `path`) with every base-60 number in it back as the text
+        written, for settings whose `HH:MM` or `a:b` values may come unquoted."""
+        if isinstance(value, dict):
+            return {key: self.as_written((*path, key), item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.as_written((*path, index), item) for index, item in enumerate(value)]
+        return self.sexagesimal.get(path, value) if isinstance(value, int) else value
 
     def position_of(self, path: Path_, *, key: bool = False) -> Position:
         """The position of the node at `path`, or of its nearest ancestor that exists."""
@@ -168,6 +179,8 @@ class _Builder:
 
     def _scalar(self, node: yaml.Node, path: Path_) -> Any:
         value = self._construct_located(node)
+        if isinstance(value, int) and ":" in node.value:
+            self.document.sexagesimal[path] = node.value
         if isinstance(value, str) and "$" in value:
             value, unset = interpolate(value, self.environ)
             for name in unset:
