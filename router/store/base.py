@@ -10,8 +10,10 @@ Delivery states: `pending` (waiting for `next_attempt_at`, or leased by a worker
 while `lease_until` is in the future), `delivered`, `dead` (kept; replay makes it
 `pending` again with a fresh retry budget). All times are unix seconds (float).
 
-Implementations: `router.store.sqlite` (embedded, one process) and
-`router.store.postgres` (several replicas). `open_store(url)` picks one.
+One implementation, `router.store.queue.QueueStore`, over a connector per database:
+`router.store.sqlite` (embedded, one process; also the in-memory store for tests)
+and `router.store.postgres` (several replicas). `router.store.open_store(url)` picks
+one. Every failure is a `router.store.errors.StoreError`.
 """
 
 from __future__ import annotations
@@ -164,6 +166,10 @@ class Store(ABC):
         """Raise if the store cannot answer (for /readyz)."""
 
     @abstractmethod
+    async def probe_write(self) -> None:
+        """Write a little, durably; raise if the store cannot write (for /readyz)."""
+
+    @abstractmethod
     async def ingest(self, record: IngestRecord) -> IngestResult:
         """Write the event and its deliveries in one transaction, durably (fsync'd),
         or report a duplicate call id (then nothing is written). Concurrent calls
@@ -291,19 +297,3 @@ class Store(ABC):
     def _notify(self) -> None:
         for callback in getattr(self, "_listeners", []):
             callback()
-
-
-def open_store(url: str, *, serving: bool = True) -> Store:
-    """A store for a URL: `sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://…`.
-    `serving=False` for a command that only looks or replays beside a running server."""
-    if url.startswith("sqlite://"):
-        from router.store.sqlite import SQLiteStore
-
-        return SQLiteStore.from_url(url, owns_leases=serving)
-    if url.startswith(("postgresql://", "postgres://")):
-        from router.store.postgres import PostgresStore
-
-        return PostgresStore.from_url(url)
-    raise ValueError(
-        f"unsupported store URL {url.split('://')[0]!r}: use sqlite:///path.db or postgresql://…"
-    )

@@ -11,9 +11,9 @@ its own transaction, and refuses a database newer than this code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-Dialect = Literal["sqlite", "postgresql"]
+from router.store.errors import StoreOpenError
+from router.store.queries import Dialect
 
 BINARY_TYPE: dict[Dialect, str] = {"sqlite": "BLOB", "postgresql": "BYTEA"}
 
@@ -117,6 +117,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX digest_members_event ON digest_members (event_id)",
         ),
     ),
+    Migration(
+        version=3,
+        description="store_probe for /readyz's write probe; replicas for every dialect",
+        statements=(
+            # One row, rewritten by `Store.probe_write`: proof that a write reaches the disk.
+            "CREATE TABLE store_probe ( id TEXT PRIMARY KEY, written_at DOUBLE PRECISION NOT NULL)",
+            # Worker heartbeats of a shared store (a PostgreSQL store before version 3
+            # created it outside the migrations, hence IF NOT EXISTS).
+            "CREATE TABLE IF NOT EXISTS replicas ("
+            " owner TEXT PRIMARY KEY,"
+            " last_seen DOUBLE PRECISION NOT NULL"
+            ")",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -131,7 +145,7 @@ def statements_for(migration: Migration, dialect: Dialect) -> list[str]:
 def pending(current_version: int) -> list[Migration]:
     """Migrations above `current_version`, in order; refuses a database newer than the code."""
     if current_version > LATEST_VERSION:
-        raise RuntimeError(
+        raise StoreOpenError(
             f"the store's schema is version {current_version}, newer than this router "
             f"understands ({LATEST_VERSION}); upgrade the router"
         )

@@ -87,7 +87,7 @@ def _store_for(kind: str, tmp_path: Path) -> Callable[[], Store]:
         database = tmp_path / "store" / "router.db"
         return lambda: SQLiteStore(database)
     if kind == "postgresql":
-        from router.store.base import open_store
+        from router.store import open_store
 
         url = _postgres_url()
         return lambda: open_store(url)

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from router.store.base import IngestRecord, IngestResult, NewDelivery, open_store
-from router.store.sqlite import SQLiteStore, StoreClosedError, StoreOpenError
+from router.store import StoreClosed, StoreConflict, StoreError, StoreOpenError, open_store
+from router.store.base import IngestRecord, IngestResult, NewDelivery
+from router.store.migrations import LATEST_VERSION
+from router.store.sqlite import SQLiteStore
 
 NOW = 1_700_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +118,7 @@ async def test_schema_is_migrated_once_and_wal_is_on(tmp_path: Path) -> None:
         }
     finally:
         connection.close()
-    assert versions == [(1,), (2,)]
+    assert versions == [(version,) for version in range(1, LATEST_VERSION + 1)]
     assert journal_mode == "wal"
     assert {"events", "deliveries", "attempts", "digest_members", "schema_version"} <= tables
 
@@ -185,7 +187,8 @@ async def test_a_failing_ingest_costs_only_its_own_caller(sqlite_store) -> None:
         return_exceptions=True,
     )
 
-    assert isinstance(results[10], sqlite3.IntegrityError)
+    assert isinstance(results[10], StoreConflict)
+    assert isinstance(results[10].__cause__, sqlite3.IntegrityError)
     assert [r for r in results if not isinstance(r, Exception)] == [
         IngestResult("accepted", 1)
     ] * 19
@@ -208,7 +211,7 @@ async def test_an_operation_that_breaks_the_batch_transaction_costs_only_its_cal
         return_exceptions=True,
     )
 
-    assert isinstance(results[5], sqlite3.Error)
+    assert isinstance(results[5], StoreError)
     assert [r for r in results if not isinstance(r, Exception)] == [
         IngestResult("accepted", 1)
     ] * 10
@@ -224,9 +227,9 @@ async def test_close_finishes_queued_writes_then_refuses_new_ones(tmp_path: Path
     await store.close()
 
     assert [task.result() for task in pending] == [IngestResult("accepted", 1)] * 50
-    with pytest.raises(StoreClosedError):
+    with pytest.raises(StoreClosed):
         await store.ingest(record())
-    with pytest.raises(StoreClosedError):
+    with pytest.raises(StoreClosed):
         await store.ping()
     await store.close()
 

@@ -1,0 +1,159 @@
+"""What the queue needs from a database, and how it talks to it: scripts of named queries.
+
+An operation of the queue (`router.store.queue`) is a *script*: a generator that
+yields `Step`s (run this named query with these parameters and give me rows / one
+row / one value / the number of rows changed; or `ANNOUNCE`: tell the other
+processes that new deliveries are due) and receives each step's result. A script
+holds no connection and never awaits, so the same script runs:
+
+- synchronously, on SQLite's writer thread, inside the batch's one transaction
+  (`run_script`), and
+- asynchronously, on an asyncpg connection (`run_script_async`).
+
+A `Connector` is the backend: it opens and migrates the database, runs a script as
+a write (one transaction, group-committed where `group=True`) or as a read, and
+translates driver errors into the `router.store.errors` tree.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any, Literal, TypeVar
+
+from router.store.queries import Dialect, Query
+
+T = TypeVar("T")
+Shape = Literal["rows", "row", "value", "count"]
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    """Run `query` once; the result has the given shape."""
+
+    query: Query
+    parameters: Mapping[str, Any]
+    shape: Shape
+
+
+@dataclass(frozen=True)
+class CallMany:
+    """Run `query` once per parameter set (no result)."""
+
+    query: Query
+    parameter_sets: Sequence[Mapping[str, Any]]
+
+
+class _Announce:
+    def __repr__(self) -> str:
+        return "ANNOUNCE"
+
+
+ANNOUNCE = _Announce()
+"""A step: once this transaction commits, other processes sharing the store should look
+for new deliveries (PostgreSQL NOTIFY; nothing to do for a store owned by one process)."""
+
+Step = Call | CallMany | _Announce
+Script = Generator[Step, Any, T]
+
+
+def rows(query: Query, **parameters: Any) -> Call:
+    return Call(query, parameters, "rows")
+
+
+def row(query: Query, **parameters: Any) -> Call:
+    return Call(query, parameters, "row")
+
+
+def value(query: Query, **parameters: Any) -> Call:
+    return Call(query, parameters, "value")
+
+
+def count(query: Query, **parameters: Any) -> Call:
+    return Call(query, parameters, "count")
+
+
+def run_script(script: Script[T], execute: Callable[[Step], Any]) -> T:
+    """Drive a script to its end, each step answered by `execute` (blocking)."""
+    result: Any = None
+    while True:
+        try:
+            step = script.send(result)
+        except StopIteration as done:
+            return done.value
+        result = execute(step)
+
+
+async def run_script_async(script: Script[T], execute: Callable[[Step], Awaitable[Any]]) -> T:
+    """Drive a script to its end, each step answered by awaiting `execute`."""
+    result: Any = None
+    while True:
+        try:
+            step = script.send(result)
+        except StopIteration as done:
+            return done.value
+        result = await execute(step)
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(cls))
+
+
+def from_row(cls: type[T], found: Row) -> T:
+    """A dataclass from a row, by column name (columns it lacks keep their defaults)."""
+    return cls(**{name: found[name] for name in _field_names(cls) if name in found})
+
+
+class Connector(ABC):
+    """One database behind the queue (see the module docstring)."""
+
+    dialect: Dialect
+    shared: bool
+    """Whether several processes use the database at once (then leases may belong to
+    other live processes, and workers count each other)."""
+
+    @abstractmethod
+    async def open(self, migrate: Callable[[], Script[None]]) -> None:
+        """Connect and run the `migrate` script as one write transaction, serialised with
+        every other process migrating the same database. Raise `StoreOpenError`."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Finish the writes already queued, then disconnect."""
+
+    @abstractmethod
+    async def write(
+        self, script: Callable[[], Script[T]], *, group: bool = False, locks: Sequence[int] = ()
+    ) -> T:
+        """Run `script()` in one durable write transaction and return its value.
+
+        `group=True`: the script may share its transaction with others queued at the
+        same time (group commit); its failure costs only its own caller. `locks`:
+        advisory lock keys the transaction must hold before it runs, for a store shared
+        by several processes (taken in ascending order, so transactions never wait on
+        each other in a cycle). A script may be run more than once (batches are rerun
+        without a failing member), hence a factory, not a generator."""
+
+    @abstractmethod
+    async def read(self, script: Callable[[], Script[T]]) -> T:
+        """Run `script()` for reading (no transaction needed)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """The database for messages: a path or host/database, never credentials."""
+
+    @property
+    def commits(self) -> int:
+        return 0
+
+    @property
+    def committed_operations(self) -> int:
+        return 0
+
+    @property
+    def largest_batch(self) -> int:
+        return 0
