@@ -25,6 +25,7 @@ StoreFactory = Callable[[], Awaitable[Store]]
 
 STORE_KINDS = [
     "sqlite",
+    "memory",  # the in-memory fake for unit tests must keep the same contract
     pytest.param("postgresql", marks=pytest.mark.postgres),
 ]
 
@@ -86,6 +87,11 @@ def _store_for(kind: str, tmp_path: Path) -> Callable[[], Store]:
 
         database = tmp_path / "store" / "router.db"
         return lambda: SQLiteStore(database)
+    if kind == "memory":
+        from router.store import open_store
+
+        name = f"memory://{uuid.uuid4().hex}"  # named: kept across close and reopen
+        return lambda: open_store(name)
     if kind == "postgresql":
         from router.store import open_store
 
