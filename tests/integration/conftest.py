@@ -8,6 +8,7 @@ turns the skip into a failure (CI).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import uuid
@@ -65,23 +66,7 @@ async def fresh_postgres_schema(prefix: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def _empty_postgres(url: str) -> None:
-    import asyncpg
-
-    try:
-        connection = await asyncpg.connect(url)
-    except (OSError, asyncpg.PostgresError) as error:
-        _unavailable(f"PostgreSQL at ROUTER_TEST_POSTGRES_URL is unreachable: {error}")
-    try:
-        await connection.execute(
-            "DO $$ BEGIN IF to_regclass('events') IS NOT NULL THEN"
-            " TRUNCATE events, deliveries, attempts CASCADE; END IF; END $$"
-        )
-    finally:
-        await connection.close()
-
-
-def _store_for(kind: str, tmp_path: Path) -> Callable[[], Store]:
+def _store_for(kind: str, tmp_path: Path, postgres_url: str = "") -> Callable[[], Store]:
     if kind == "sqlite":
         from router.store.sqlite import SQLiteStore
 
@@ -95,8 +80,7 @@ def _store_for(kind: str, tmp_path: Path) -> Callable[[], Store]:
     if kind == "postgresql":
         from router.store import open_store
 
-        url = _postgres_url()
-        return lambda: open_store(url)
+        return lambda: open_store(postgres_url)
     raise AssertionError(f"unknown store kind {kind}")
 
 
@@ -104,9 +88,15 @@ def _store_for(kind: str, tmp_path: Path) -> Callable[[], Store]:
 async def store_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[StoreFactory]:
-    make_store = _store_for(request.param, tmp_path)
-    if request.param == "postgresql":
-        await _empty_postgres(_postgres_url())
+    async with contextlib.AsyncExitStack() as stack:
+        postgres_url = ""
+        if request.param == "postgresql":  # a schema of its own: the database is shared
+            postgres_url = await stack.enter_async_context(fresh_postgres_schema("contract"))
+        async for factory in _opening_stores(_store_for(request.param, tmp_path, postgres_url)):
+            yield factory
+
+
+async def _opening_stores(make_store: Callable[[], Store]) -> AsyncIterator[StoreFactory]:
     opened: list[Store] = []
 
     async def open_new() -> Store:
