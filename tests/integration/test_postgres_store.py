@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from router.store import open_store
+from router.store import StoreUnavailable, open_store
 from router.store.base import (
     WORKER_LIVE_SECONDS,
     AttemptRecord,
@@ -437,3 +437,32 @@ async def test_a_version_1_schema_migrates_and_keeps_its_deliveries(
     finally:
         await connection.close()
     assert sorted(versions) == list(range(1, LATEST_VERSION + 1))
+
+
+async def test_a_frozen_server_fails_the_caller_within_command_timeout(schema_url: str) -> None:
+    """A statement the server never answers (here: a table locked by another session)
+    fails with StoreUnavailable after `command_timeout`, instead of hanging the caller."""
+    import asyncpg
+
+    store = open_store(f"{schema_url}&command_timeout=0.5")
+    await store.open()
+    blocker = await asyncpg.connect(schema_url)
+    try:
+        freeze = blocker.transaction()
+        await freeze.start()
+        await blocker.execute("LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(StoreUnavailable, match=r"did not answer within 0\.5 s"):
+            await asyncio.wait_for(store.list_deliveries(), WAIT)
+        await freeze.rollback()
+        assert await store.list_deliveries() == []
+    finally:
+        await blocker.close()
+        await store.close()
+
+
+def test_the_default_command_timeout_is_five_seconds() -> None:
+    from router.store.postgres import PostgresStore
+
+    assert PostgresStore("postgresql://db/router").connector.command_timeout == 5.0
+    with pytest.raises(ValueError, match="command_timeout"):
+        PostgresStore("postgresql://db/router?command_timeout=soon")

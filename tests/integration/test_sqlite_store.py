@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import stat
 import sys
 import uuid
 from pathlib import Path
@@ -323,3 +324,54 @@ async def test_a_second_opener_that_does_not_serve_leaves_the_leases_alone(tmp_p
         assert claimed.id == "d1"
     finally:
         await server.close()
+
+
+# --- file permissions (the file holds phone numbers and transcripts) ----------------------
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("umask_022")
+async def test_a_new_store_is_readable_by_its_owner_alone(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "nested" / "router.db"
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await store.ingest(record())
+        wal, shm = Path(f"{database}-wal"), Path(f"{database}-shm")
+        assert [mode_of(path) for path in (database, wal, shm)] == [0o600] * 3
+    finally:
+        await store.close()
+    assert mode_of(tmp_path / "data") == 0o700
+    assert mode_of(tmp_path / "data" / "nested") == 0o700
+
+
+@pytest.mark.usefixtures("umask_022")
+async def test_an_existing_store_readable_by_others_is_tightened_on_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = tmp_path / "router.db"
+    store = SQLiteStore(database)
+    await store.open()
+    await store.close()
+    database.chmod(0o644)
+
+    reopened = SQLiteStore(database)
+    await reopened.open()
+    try:
+        await reopened.ingest(record())
+        assert mode_of(database) == 0o600
+        assert mode_of(Path(f"{database}-wal")) == 0o600
+    finally:
+        await reopened.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and str(database) in warnings[0] and "0644" in warnings[0]
