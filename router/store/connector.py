@@ -6,6 +6,9 @@ row / one value / the number of rows changed; or `ANNOUNCE`: tell the other
 processes that new deliveries are due) and receives each step's result. A script
 holds no connection and never awaits, so the same script runs:
 
+Results: `rows` gives `Rows` (read by column name), `row` a dict or None, `value`
+the first column of the first row or None, `count` the number of rows changed.
+
 - synchronously, on SQLite's writer thread, inside the batch's one transaction
   (`run_script`), and
 - asynchronously, on an asyncpg connection (`run_script_async`).
@@ -19,9 +22,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from functools import cache
-from typing import Any, Literal, TypeVar
+from operator import itemgetter
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from router.store.queries import Dialect, Query
 
@@ -30,8 +34,7 @@ Shape = Literal["rows", "row", "value", "count"]
 Row = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):  # a tuple: made for every statement, so made cheaply
     """Run `query` once; the result has the given shape."""
 
     query: Query
@@ -39,8 +42,7 @@ class Call:
     shape: Shape
 
 
-@dataclass(frozen=True)
-class CallMany:
+class CallMany(NamedTuple):
     """Run `query` once per parameter set (no result)."""
 
     query: Query
@@ -106,6 +108,42 @@ def _field_names(cls: type) -> tuple[str, ...]:
 def from_row(cls: type[T], found: Row) -> T:
     """A dataclass from a row, by column name (columns it lacks keep their defaults)."""
     return cls(**{name: found[name] for name in _field_names(cls) if name in found})
+
+
+class Rows:
+    """A result set: its column names once, then each row as a sequence (a tuple from
+    sqlite3, an asyncpg Record). Read by column name, never by position."""
+
+    __slots__ = ("columns", "values")
+
+    def __init__(self, columns: Sequence[str], values: Sequence[Sequence[Any]]) -> None:
+        self.columns = tuple(columns)
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def column(self, name: str) -> list[Any]:
+        if not self.values:  # asyncpg names no columns for an empty result
+            return []
+        position = self.columns.index(name)
+        return [found[position] for found in self.values]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, found, strict=True)) for found in self.values]
+
+    def to(self, cls: type[T]) -> list[T]:
+        """Each row as a `cls` dataclass, its fields matched to columns by name (fields
+        with no column keep their defaults). The matching is done once per result set."""
+        if not self.values:
+            return []
+        names = [name for name in _field_names(cls) if name in self.columns]
+        take = itemgetter(*(self.columns.index(name) for name in names))
+        if len(names) == 1:
+            return [cls(**{names[0]: take(found)}) for found in self.values]
+        if tuple(names) == _field_names(cls)[: len(names)]:  # the leading fields: by position
+            return [cls(*take(found)) for found in self.values]
+        return [cls(**dict(zip(names, take(found), strict=True))) for found in self.values]
 
 
 class Connector(ABC):

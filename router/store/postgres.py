@@ -41,6 +41,7 @@ from router.store.connector import (
     ANNOUNCE,
     CallMany,
     Connector,
+    Rows,
     Script,
     Step,
     run_script_async,
@@ -257,7 +258,8 @@ class PostgresConnector(Connector):
             changed = status.rsplit(" ", 1)[-1]  # "UPDATE 3", "INSERT 0 1", "CREATE TABLE"
             return int(changed) if changed.isdigit() else 0
         if step.shape == "rows":
-            return [dict(found) for found in await connection.fetch(compiled.text, *arguments)]
+            found = await connection.fetch(compiled.text, *arguments)
+            return Rows(found[0].keys() if found else (), found)
         if step.shape == "row":
             found = await connection.fetchrow(compiled.text, *arguments)
             return None if found is None else dict(found)

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -58,12 +57,17 @@ class CompiledQuery:
 class Query:
     name: str
     text: str
+    _compiled: dict[str, CompiledQuery] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def compiled(self, dialect: Dialect) -> CompiledQuery:
-        return _compile(self, dialect)
+        found = self._compiled.get(dialect)
+        if found is None:
+            found = self._compiled[dialect] = _compile(self, dialect)
+        return found
 
 
-@cache
 def _compile(query: Query, dialect: Dialect) -> CompiledQuery:
     text = query.text.format(**SHARED_FRAGMENTS, **DIALECT_FRAGMENTS[dialect])
     names = tuple(dict.fromkeys(_PARAMETER.findall(text)))

@@ -42,6 +42,7 @@ from router.store.connector import (
     ANNOUNCE,
     CallMany,
     Connector,
+    Rows,
     Script,
     count,
     from_row,
@@ -173,9 +174,11 @@ def claim(
 ) -> Script[list[ClaimedDelivery]]:
     due = yield rows(q.CLAIM_DUE, sink=sink, now=now, limit=limit)
     if due:
-        leases = [{"owner": owner, "lease_until": lease_until, "id": d["id"]} for d in due]
+        leases = [
+            {"owner": owner, "lease_until": lease_until, "id": id_} for id_ in due.column("id")
+        ]
         yield CallMany(q.LEASE, leases)
-    return [from_row(ClaimedDelivery, found) for found in due]
+    return due.to(ClaimedDelivery)
 
 
 def renew_leases(ids: Sequence[str], owner: str, until: float) -> Script[None]:
@@ -225,9 +228,9 @@ def single(step_query: Query, shape: str = "count", **parameters: Any) -> Script
     return (yield step(step_query, **parameters))
 
 
-def backlog_of(found: list[Any]) -> dict[str, SinkBacklog]:
+def backlog_of(found: Rows) -> dict[str, SinkBacklog]:
     counts: dict[str, dict[str, tuple[int, float]]] = {}
-    for by_status in found:
+    for by_status in found.dicts():
         counts.setdefault(by_status["sink"], {})[by_status["status"]] = (
             by_status["deliveries"],
             by_status["oldest"],
@@ -365,11 +368,11 @@ class QueueStore(Store):
 
     async def digest_calls(self, delivery_id: str) -> list[bytes]:
         found = await self.connector.read(lambda: single(q.DIGEST_CALLS, "rows", id=delivery_id))
-        return [bytes(member["payload"]) for member in found]
+        return [bytes(payload) for payload in found.column("payload")]
 
     async def open_groups(self, now: float) -> dict[str, int]:
         found = await self.connector.read(lambda: single(q.OPEN_GROUPS, "rows", now=now))
-        return {by_sink["sink"]: by_sink["digests"] for by_sink in found}
+        return {by_sink["sink"]: by_sink["digests"] for by_sink in found.dicts()}
 
     async def next_due_at(self, sink: str) -> float | None:
         """As in `Store.next_due_at`, but a leased delivery counts as due when its lease ends."""
@@ -388,7 +391,7 @@ class QueueStore(Store):
         found = await self.connector.read(
             lambda: single(query, "rows", **given, limit=limit, offset=offset)
         )
-        return [from_row(DeliveryView, view) for view in found]
+        return found.to(DeliveryView)
 
     async def get_delivery(self, delivery_id: str) -> DeliveryView | None:
         found = await self.connector.read(lambda: single(q.GET_DELIVERY, "row", id=delivery_id))
@@ -396,11 +399,11 @@ class QueueStore(Store):
 
     async def list_attempts(self, delivery_id: str) -> list[AttemptRecord]:
         found = await self.connector.read(lambda: single(q.LIST_ATTEMPTS, "rows", id=delivery_id))
-        return [from_row(AttemptRecord, attempt) for attempt in found]
+        return found.to(AttemptRecord)
 
     async def pending_sinks(self) -> set[str]:
         found = await self.connector.read(lambda: single(q.PENDING_SINKS, "rows"))
-        return {by_sink["sink"] for by_sink in found}
+        return set(found.column("sink"))
 
     async def backlog(self) -> dict[str, SinkBacklog]:
         """As in `Store.backlog`; a sink with nothing pending or dead is absent."""

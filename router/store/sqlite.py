@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from router.store.connector import ANNOUNCE, CallMany, Connector, Script, Step, run_script
+from router.store.connector import ANNOUNCE, CallMany, Connector, Rows, Script, Step, run_script
 from router.store.errors import (
     StoreClosed,
     StoreConflict,
@@ -306,9 +306,8 @@ def _prepare_private_files(path: Path) -> None:
                 )
 
 
-def _result_rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [column[0] for column in cursor.description or ()]
-    return [dict(zip(names, found, strict=True)) for found in cursor.fetchall()]
+def _result_rows(cursor: sqlite3.Cursor) -> Rows:
+    return Rows([column[0] for column in cursor.description or ()], cursor.fetchall())
 
 
 def _execute(connection: sqlite3.Connection, step: Step) -> Any:
@@ -324,9 +323,10 @@ def _execute(connection: sqlite3.Connection, step: Step) -> Any:
     found = _result_rows(cursor)
     if step.shape == "rows":
         return found
-    if not found:
+    if not found.values:
         return None
-    return found[0] if step.shape == "row" else next(iter(found[0].values()))
+    first = found.values[0]
+    return dict(zip(found.columns, first, strict=True)) if step.shape == "row" else first[0]
 
 
 def _operation(script: Callable[[], Script[T]]) -> Operation[T]:
