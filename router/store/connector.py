@@ -129,6 +129,12 @@ class Rows:
         position = self.columns.index(name)
         return [found[position] for found in self.values]
 
+    def sorted_by(self, *names: str) -> Rows:
+        if not self.values:
+            return self
+        key = itemgetter(*(self.columns.index(name) for name in names))
+        return Rows(self.columns, sorted(self.values, key=key))
+
     def dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, found, strict=True)) for found in self.values]
 
@@ -165,12 +171,23 @@ class Connector(ABC):
 
     @abstractmethod
     async def write(
-        self, script: Callable[[], Script[T]], *, group: bool = False, locks: Sequence[int] = ()
+        self,
+        script: Callable[[], Script[T]],
+        *,
+        group: bool = False,
+        locks: Sequence[int] = (),
+        order: str = "",
+        one_statement: bool = False,
     ) -> T:
         """Run `script()` in one durable write transaction and return its value.
 
+        `one_statement=True`: the script runs a single statement (which is atomic on its
+        own), so a connector may spare the explicit transaction around it.
+
         `group=True`: the script may share its transaction with others queued at the
-        same time (group commit); its failure costs only its own caller. `locks`:
+        same time (group commit); its failure costs only its own caller; members of a
+        group run sorted by `order` (the same on every process, so two processes'
+        groups writing the same rows cannot deadlock). `locks`:
         advisory lock keys the transaction must hold before it runs, for a store shared
         by several processes (taken in ascending order, so transactions never wait on
         each other in a cycle). A script may be run more than once (batches are rerun

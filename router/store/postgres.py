@@ -80,7 +80,13 @@ DRIVER_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.I
 class _QueuedWrite:
     script: Callable[[], Script[Any]]
     locks: Sequence[int]
+    order: str
     future: asyncio.Future[Any]
+
+
+@dataclass
+class _Transaction:
+    announce: bool = False  # a script asked for a NOTIFY at commit
 
 
 def _settle(future: asyncio.Future[Any], succeeded: bool, value: Any) -> None:
@@ -242,9 +248,11 @@ class PostgresConnector(Connector):
 
     # --- running scripts ---
 
-    async def _execute(self, connection: asyncpg.Connection, step: Step) -> Any:
-        if step is ANNOUNCE:  # delivered at commit; other replicas wake up
-            await connection.execute(NOTIFY, self.channel, self._token)
+    async def _execute(
+        self, connection: asyncpg.Connection, step: Step, transaction: _Transaction
+    ) -> Any:
+        if step is ANNOUNCE:  # one NOTIFY per transaction, sent just before it commits
+            transaction.announce = True
             return None
         compiled = step.query.compiled("postgresql")
         if isinstance(step, CallMany):
@@ -265,8 +273,16 @@ class PostgresConnector(Connector):
             return None if found is None else dict(found)
         return await connection.fetchval(compiled.text, *arguments)
 
-    async def _run(self, connection: asyncpg.Connection, script: Callable[[], Script[T]]) -> T:
-        return await run_script_async(script(), lambda step: self._execute(connection, step))
+    async def _run(
+        self,
+        connection: asyncpg.Connection,
+        script: Callable[[], Script[T]],
+        transaction: _Transaction | None = None,
+    ) -> T:
+        transaction = transaction or _Transaction()
+        return await run_script_async(
+            script(), lambda step: self._execute(connection, step, transaction)
+        )
 
     async def _run_in_transaction(
         self,
@@ -274,9 +290,18 @@ class PostgresConnector(Connector):
         script: Callable[[], Script[T]],
         locks: Sequence[int],
     ) -> T:
+        transaction = _Transaction()
         async with connection.transaction():
             await self._lock(connection, locks)
-            return await self._run(connection, script)
+            result = await self._run(connection, script, transaction)
+            await self._announce_if_asked(connection, transaction)
+        return result
+
+    async def _announce_if_asked(
+        self, connection: asyncpg.Connection, transaction: _Transaction
+    ) -> None:
+        if transaction.announce:
+            await connection.execute(NOTIFY, self.channel, self._token)
 
     @staticmethod
     async def _lock(connection: asyncpg.Connection, locks: Sequence[int]) -> None:
@@ -294,24 +319,34 @@ class PostgresConnector(Connector):
             raise self._translated(error) from error
 
     async def write(
-        self, script: Callable[[], Script[T]], *, group: bool = False, locks: Sequence[int] = ()
+        self,
+        script: Callable[[], Script[T]],
+        *,
+        group: bool = False,
+        locks: Sequence[int] = (),
+        order: str = "",
+        one_statement: bool = False,
     ) -> T:
         if group:
-            return await self._write_in_group(script, locks)
+            return await self._write_in_group(script, locks, order)
         try:
             async with self._require_pool().acquire() as connection:
+                if one_statement and not locks:  # atomic as it is: no BEGIN/COMMIT trips
+                    return await self._run(connection, script)
                 return await self._run_in_transaction(connection, script, locks)
         except Exception as error:
             raise self._translated(error) from error
 
     # --- group commit ---
 
-    async def _write_in_group(self, script: Callable[[], Script[T]], locks: Sequence[int]) -> T:
+    async def _write_in_group(
+        self, script: Callable[[], Script[T]], locks: Sequence[int], order: str
+    ) -> T:
         self._require_pool()
         if self._closing:
             raise StoreClosed(f"the PostgreSQL store {self.describe()} is closing")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_QueuedWrite(script, locks, future))
+        self._queue.append(_QueuedWrite(script, locks, order, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="postgres-group-commit")
         return await future
@@ -330,16 +365,23 @@ class PostgresConnector(Connector):
 
     async def _commit_batch(self, batch: list[_QueuedWrite]) -> list[tuple[bool, Any]]:
         pool = self._require_pool()
+        # Every replica writes in the same order (by `order` key, e.g. the call id), so
+        # two batches touching the same rows cannot deadlock.
+        order = sorted(range(len(batch)), key=lambda index: batch[index].order)
         outcomes: list[tuple[bool, Any]] = [(False, None)] * len(batch)
+        transaction = _Transaction()
         try:
             async with pool.acquire() as connection, connection.transaction():
                 await self._lock(connection, [key for queued in batch for key in queued.locks])
-                for index, queued in enumerate(batch):
+                for index in order:
                     try:
                         async with connection.transaction():  # a savepoint per call
-                            outcomes[index] = (True, await self._run(connection, queued.script))
+                            result = await self._run(connection, batch[index].script, transaction)
                     except (asyncpg.PostgresError, StoreError) as error:
                         outcomes[index] = (False, self._translated(error))
+                    else:
+                        outcomes[index] = (True, result)
+                await self._announce_if_asked(connection, transaction)
         except DRIVER_ERRORS:
             # The transaction as a whole failed (BEGIN, COMMIT, the connection): give each
             # call its own. If the COMMIT did land, a rerun reports a duplicate: still true.

@@ -28,11 +28,20 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
     "postgresql": {
         "least": "LEAST",
         "greatest": "GREATEST",
-        "claim_lock": " FOR UPDATE OF d SKIP LOCKED",
+        "claim_lock": " FOR UPDATE SKIP LOCKED",
     },
 }
 
 SHARED_FRAGMENTS = {
+    # An attempt moves its (still leased) delivery on: delivered, dead or pending again.
+    "finish_update": "UPDATE deliveries SET attempts = attempts + 1,"
+    " retry_attempts = retry_attempts + 1, status = :status,"
+    " next_attempt_at = :next_attempt_at, last_error = :last_error,"
+    " delivered_at = :delivered_at, updated_at = :updated_at,"
+    " lease_owner = NULL, lease_until = NULL"
+    " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
+    "attempt_columns": "delivery_id, number, started_at, duration, outcome, status_code,"
+    " error, detail",
     # Whether an open digest can take a call arriving at :now (joining, or closing it).
     "joinable": "status = 'pending' AND attempts = 0 AND closes_at > :now"
     " AND (CAST(:max AS INTEGER) IS NULL OR member_count < :max)",
@@ -143,21 +152,21 @@ ADD_MEMBER = Query(
 
 # --- the queue ------------------------------------------------------------------------
 
-CLAIM_DUE = Query(
-    "claim_due",
-    "SELECT d.id, d.event_id, d.sink, d.rule, e.payload, d.attempts, d.retry_attempts,"
-    " d.retry_started_at, d.created_at, d.kind, d.group_key, d.window_start,"
-    " d.closes_at AS window_end"
-    " FROM deliveries d JOIN events e ON e.id = d.event_id"
-    " WHERE d.sink = :sink AND d.status = 'pending' AND d.next_attempt_at <= :now"
-    " AND (d.lease_until IS NULL OR d.lease_until < :now)"
-    " ORDER BY d.next_attempt_at, d.created_at, d.id LIMIT :limit{claim_lock}",
-)
-# A claimed digest is closed: no call joins it any more.
-LEASE = Query(
-    "lease",
+# Lease the due deliveries of a sink, oldest due first (the caller sorts the rows: an
+# UPDATE returns them in no set order). A claimed digest is closed: no call joins it any
+# more. One statement for both databases: SQLite's RETURNING cannot name a joined table,
+# so the payload comes from a scalar subquery.
+CLAIM = Query(
+    "claim",
     "UPDATE deliveries SET lease_owner = :owner, lease_until = :lease_until, open_group = NULL"
-    " WHERE id = :id",
+    " WHERE id IN (SELECT id FROM deliveries"
+    "  WHERE sink = :sink AND status = 'pending' AND next_attempt_at <= :now"
+    "  AND (lease_until IS NULL OR lease_until < :now)"
+    "  ORDER BY next_attempt_at, created_at, id LIMIT :limit{claim_lock})"
+    " RETURNING id, event_id, sink, rule,"
+    " (SELECT payload FROM events WHERE events.id = deliveries.event_id) AS payload,"
+    " attempts, retry_attempts, retry_started_at, created_at, kind, group_key, window_start,"
+    " closes_at AS window_end, next_attempt_at",
 )
 RENEW_LEASE = Query(
     "renew_lease",
@@ -169,19 +178,19 @@ RELEASE_ALL_LEASES = Query(
     "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
     " WHERE lease_owner IS NOT NULL OR lease_until IS NOT NULL",
 )
-FINISH = Query(
-    "finish",
-    "UPDATE deliveries SET attempts = attempts + 1, retry_attempts = retry_attempts + 1,"
-    " status = :status, next_attempt_at = :next_attempt_at, last_error = :last_error,"
-    " delivered_at = :delivered_at, updated_at = :updated_at,"
-    " lease_owner = NULL, lease_until = NULL"
-    " WHERE id = :id AND lease_owner = :owner AND status = 'pending' RETURNING attempts",
-)
+FINISH = Query("finish", "{finish_update} RETURNING attempts")
 RECORD_ATTEMPT = Query(
     "record_attempt",
-    "INSERT INTO attempts (delivery_id, number, started_at, duration, outcome, status_code,"
-    " error, detail) VALUES (:delivery_id, :number, :started_at, :duration, :outcome,"
-    " :status_code, :error, :detail)",
+    "INSERT INTO attempts ({attempt_columns}) VALUES (:delivery_id, :number, :started_at,"
+    " :duration, :outcome, :status_code, :error, :detail)",
+)
+# Both in one statement, so one round trip: PostgreSQL only (SQLite has no data-modifying
+# WITH). The lease check and the attempt's number cannot race either way.
+FINISH_RECORDING_ATTEMPT = Query(
+    "finish_recording_attempt",
+    "WITH moved AS ({finish_update} RETURNING id, attempts)"
+    " INSERT INTO attempts ({attempt_columns}) SELECT id, attempts, :started_at, :duration,"
+    " :outcome, :status_code, :error, :detail FROM moved RETURNING number",
 )
 DEFER = Query(
     "defer",

@@ -111,21 +111,32 @@ def ingest(record: IngestRecord) -> Script[IngestResult]:
     )
     if inserted == 0:
         return IngestResult("duplicate", 0)
-    written = 0
+    # One delivery per (event, sink): the first one named wins. The event is new, so the
+    # singles cannot clash with anything else and go in as one batch of rows.
+    by_sink: dict[str, NewDelivery] = {}
     for delivery in record.deliveries:
+        by_sink.setdefault(delivery.sink, delivery)
+    singles = [d for d in by_sink.values() if d.group is None]
+    if singles:
+        yield CallMany(
+            q.INSERT_DELIVERY,
+            [
+                {
+                    "id": delivery.id,
+                    "event_id": record.event_id,
+                    "sink": delivery.sink,
+                    "rule": delivery.rule,
+                    "now": record.received_at,
+                    "lease_owner": delivery.lease_owner,
+                    "lease_until": delivery.lease_until,
+                }
+                for delivery in singles
+            ],
+        )
+    written = len(singles)
+    for delivery in by_sink.values():
         if delivery.group is not None:
             written += yield from join_digest(record, delivery, delivery.group)
-            continue
-        written += yield count(
-            q.INSERT_DELIVERY,
-            id=delivery.id,
-            event_id=record.event_id,
-            sink=delivery.sink,
-            rule=delivery.rule,
-            now=record.received_at,
-            lease_owner=delivery.lease_owner,
-            lease_until=delivery.lease_until,
-        )
     if written:
         yield ANNOUNCE
     return IngestResult("accepted", written)
@@ -172,13 +183,10 @@ def join_digest(record: IngestRecord, delivery: NewDelivery, group: GroupJoin) -
 def claim(
     sink: str, limit: int, owner: str, lease_until: float, now: float
 ) -> Script[list[ClaimedDelivery]]:
-    due = yield rows(q.CLAIM_DUE, sink=sink, now=now, limit=limit)
-    if due:
-        leases = [
-            {"owner": owner, "lease_until": lease_until, "id": id_} for id_ in due.column("id")
-        ]
-        yield CallMany(q.LEASE, leases)
-    return due.to(ClaimedDelivery)
+    leased = yield rows(
+        q.CLAIM, sink=sink, now=now, limit=limit, owner=owner, lease_until=lease_until
+    )
+    return leased.sorted_by("next_attempt_at", "created_at", "id").to(ClaimedDelivery)
 
 
 def renew_leases(ids: Sequence[str], owner: str, until: float) -> Script[None]:
@@ -186,31 +194,36 @@ def renew_leases(ids: Sequence[str], owner: str, until: float) -> Script[None]:
 
 
 def finish(
-    delivery_id: str, owner: str, attempt: AttemptRecord, state: StateAfterAttempt
+    delivery_id: str,
+    owner: str,
+    attempt: AttemptRecord,
+    state: StateAfterAttempt,
+    dialect: Dialect,
 ) -> Script[bool]:
-    number = yield value(
-        q.FINISH,
-        id=delivery_id,
-        owner=owner,
-        status=state.status,
-        next_attempt_at=state.next_attempt_at,
-        last_error=state.last_error,
-        delivered_at=state.delivered_at,
-        updated_at=attempt.started_at + attempt.duration,
-    )
+    moved = {
+        "id": delivery_id,
+        "owner": owner,
+        "status": state.status,
+        "next_attempt_at": state.next_attempt_at,
+        "last_error": state.last_error,
+        "delivered_at": state.delivered_at,
+        "updated_at": attempt.started_at + attempt.duration,
+    }
+    recorded = {
+        "started_at": attempt.started_at,
+        "duration": attempt.duration,
+        "outcome": attempt.outcome,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "detail": attempt.detail,
+    }
+    if dialect == "postgresql":  # one statement, one round trip to the server
+        number = yield value(q.FINISH_RECORDING_ATTEMPT, **moved, **recorded)
+        return number is not None
+    number = yield value(q.FINISH, **moved)
     if number is None:
         return False
-    yield count(
-        q.RECORD_ATTEMPT,
-        delivery_id=delivery_id,
-        number=number,
-        started_at=attempt.started_at,
-        duration=attempt.duration,
-        outcome=attempt.outcome,
-        status_code=attempt.status_code,
-        error=attempt.error,
-        detail=attempt.detail,
-    )
+    yield count(q.RECORD_ATTEMPT, delivery_id=delivery_id, number=number, **recorded)
     return True
 
 
@@ -301,13 +314,13 @@ class QueueStore(Store):
 
     async def probe_write(self) -> None:
         """Write one row durably (for /readyz): raise if the store cannot write."""
-        await self.connector.write(lambda: single(q.PROBE_WRITE, now=time.time()))
+        await self._write_one(q.PROBE_WRITE, now=time.time())
 
     # --- writes ---
 
     async def ingest(self, record: IngestRecord) -> IngestResult:
         result = await self.connector.write(
-            lambda: ingest(record), group=True, locks=group_locks([record])
+            lambda: ingest(record), group=True, locks=group_locks([record]), order=record.event_id
         )
         if result.deliveries > 0:
             self._notify()
@@ -319,13 +332,15 @@ class QueueStore(Store):
         if limit <= 0:
             return []
         return await self.connector.write(
-            lambda: claim(sink, limit, owner, now + lease_seconds, now)
+            lambda: claim(sink, limit, owner, now + lease_seconds, now), one_statement=True
         )
 
     async def renew_leases(self, ids: Iterable[str], owner: str, until: float) -> None:
         id_list = list(ids)
         if id_list:
-            await self.connector.write(lambda: renew_leases(id_list, owner, until))
+            await self.connector.write(
+                lambda: renew_leases(id_list, owner, until), one_statement=True
+            )
 
     async def finish(
         self,
@@ -337,17 +352,21 @@ class QueueStore(Store):
     ) -> bool:
         """As in `Store.finish`; the store numbers the attempt itself (attempts so far + 1)."""
         state = StateAfterAttempt.of(attempt, next_attempt_at)  # a bad outcome fails here
-        return await self.connector.write(lambda: finish(delivery_id, owner, attempt, state))
+        dialect = self.connector.dialect
+        return await self.connector.write(
+            lambda: finish(delivery_id, owner, attempt, state, dialect),
+            one_statement=dialect == "postgresql",
+        )
 
     async def defer(self, delivery_id: str, owner: str, next_attempt_at: float) -> None:
         parameters = {"id": delivery_id, "owner": owner, "next_attempt_at": next_attempt_at}
-        await self.connector.write(lambda: single(q.DEFER, now=time.time(), **parameters))
+        await self._write_one(q.DEFER, now=time.time(), **parameters)
 
     async def kill(self, delivery_id: str, owner: str | None, reason: str) -> None:
         """As in `Store.kill`; only a pending delivery dies, and with `owner` only while
         that owner holds its lease."""
         parameters = {"id": delivery_id, "owner": owner, "reason": reason}
-        await self.connector.write(lambda: single(q.KILL, now=time.time(), **parameters))
+        await self._write_one(q.KILL, now=time.time(), **parameters)
 
     async def replay(self, delivery_id: str, now: float) -> bool:
         return await self._announcing(q.REPLAY, id=delivery_id, now=now) > 0
@@ -361,8 +380,12 @@ class QueueStore(Store):
             self._notify()
         return changed
 
+    async def _write_one(self, query: Query, **parameters: Any) -> int:
+        """Run one statement as a write; the number of rows it changed."""
+        return await self.connector.write(lambda: single(query, **parameters), one_statement=True)
+
     async def purge(self, received_before: float) -> int:
-        return await self.connector.write(lambda: single(q.PURGE, received_before=received_before))
+        return await self._write_one(q.PURGE, received_before=received_before)
 
     # --- reads ---
 
@@ -421,4 +444,4 @@ class QueueStore(Store):
     async def retire_worker(self, owner: str) -> None:
         """Forget `owner` at once (a clean shutdown), so the others' share grows now."""
         if self.connector.shared:
-            await self.connector.write(lambda: single(q.RETIRE_WORKER, owner=owner))
+            await self._write_one(q.RETIRE_WORKER, owner=owner)

@@ -441,7 +441,13 @@ class SQLiteConnector(Connector):
             raise _translated(error, f"the SQLite store {self.describe()}") from error
 
     async def write(
-        self, script: Callable[[], Script[T]], *, group: bool = False, locks: Sequence[int] = ()
+        self,
+        script: Callable[[], Script[T]],
+        *,
+        group: bool = False,
+        locks: Sequence[int] = (),
+        order: str = "",
+        one_statement: bool = False,
     ) -> T:
         """Every write is group-committed here: the one writer batches whatever is queued."""
         return await self.run_on_writer(_operation(script))

@@ -30,8 +30,8 @@ def test_sqlite_keeps_named_parameters_and_each_dialect_fills_its_fragments() ->
     assert q.JOIN_DIGEST.compiled("sqlite").text.count(":now") >= 2
     assert "MIN(next_attempt_at" in q.JOIN_DIGEST.compiled("sqlite").text
     assert "LEAST(next_attempt_at" in q.JOIN_DIGEST.compiled("postgresql").text
-    assert "SKIP LOCKED" in q.CLAIM_DUE.compiled("postgresql").text
-    assert "SKIP LOCKED" not in q.CLAIM_DUE.compiled("sqlite").text
+    assert "SKIP LOCKED" in q.CLAIM.compiled("postgresql").text
+    assert "SKIP LOCKED" not in q.CLAIM.compiled("sqlite").text
 
 
 def test_every_statement_compiles_for_both_dialects_without_leftovers() -> None:
