@@ -183,11 +183,13 @@ class Store(ABC):
         With none, it opens a digest: a delivery row of kind 'digest' for this event,
         `window_start` = `received_at`, `closes_at` = `next_attempt_at` = `received_at`
         + `window`, one member. A digest reaching `max` closes at once: `closes_at` =
-        `next_attempt_at` = `received_at`, `open_group` NULL. A stale open digest (its
-        window over but not yet claimed) is closed before a new one opens, so the
-        unique index on (rule, sink, open_group) holds; a PostgreSQL store can join
-        with one conditional UPDATE … RETURNING and open with INSERT … ON CONFLICT DO
-        NOTHING, joining again when it loses the race."""
+        `next_attempt_at` = `received_at`, `open_group` NULL. A stale open digest (one
+        that cannot take this call: its window over but not yet claimed, or full) lets
+        go of the key before a new one opens, so the unique index on (rule, sink,
+        open_group) holds; a digest that can still take the call is never closed this
+        way. `router.store.queue.join_digest` joins with one conditional UPDATE …
+        RETURNING and opens with INSERT … ON CONFLICT DO NOTHING, joining again when it
+        loses the race."""
 
     @abstractmethod
     async def claim(
