@@ -40,10 +40,12 @@ from router.store.base import (
 )
 from router.store.connector import (
     ANNOUNCE,
+    Call,
     CallMany,
     Connector,
     Rows,
     Script,
+    Shape,
     count,
     from_row,
     row,
@@ -58,8 +60,6 @@ from router.store.queries import Dialect, Query
 # between; the group lock rules that out, so a few tries are plenty.
 MAX_JOIN_TRIES = 3
 FORGET_WORKER_AFTER = 24 * 3600.0
-# Any fixed 64-bit number: processes migrating at once queue on it.
-MIGRATION_LOCK_KEY = 0x7265_7672_696E_6701
 
 
 def group_lock_key(rule: str, sink: str, key: str) -> int:
@@ -235,10 +235,9 @@ def announcing(query: Query, **parameters: Any) -> Script[int]:
     return changed
 
 
-def single(step_query: Query, shape: str = "count", **parameters: Any) -> Script[Any]:
-    """A script of one statement."""
-    step = {"count": count, "rows": rows, "row": row, "value": value}[shape]
-    return (yield step(step_query, **parameters))
+def single(query: Query, shape: Shape = "count", **parameters: Any) -> Script[Any]:
+    """A script of one statement, answering with its result (of `shape`)."""
+    return (yield Call(query, parameters, shape))
 
 
 def backlog_of(found: Rows) -> dict[str, SinkBacklog]:
