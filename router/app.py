@@ -20,7 +20,8 @@ from router.health import StoreHealth, answer_within, is_store_failure
 from router.ingest import DEFAULT_STORE_TIMEOUT, ApiKeys, WebhookHandler
 from router.metrics import Metrics
 from router.runtime import Runtime, watch_config_file
-from router.store.base import SinkBacklog, Store, open_store
+from router.store import open_store
+from router.store.base import SinkBacklog, Store
 from sinks.base import SinkResources
 
 log = logging.getLogger("router.app")

@@ -21,7 +21,8 @@ from router.events import EventRejected, parse_event
 from router.logs import printable
 from router.muting import decide
 from router.rules import CompiledRule, group_key, route
-from router.store.base import DeliveryView, open_store
+from router.store import StoreError, open_store
+from router.store.base import DeliveryView
 from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, window_time
 from sinks.registry import build_sink
 
@@ -324,7 +325,10 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    views = asyncio.run(run())
+    try:
+        views = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("deliveries", error)
     if args.json:
         for view in views:
             print(json.dumps(delivery_json(view)))
@@ -357,7 +361,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("replay", error)
+
+
+def _store_failed(command: str, error: Exception) -> int:
+    """One line on stderr for a store that cannot be opened or used (its message names the
+    store without credentials); exit status 1."""
+    reason = " ".join(str(error).split()) or type(error).__name__
+    print(f"revring-router {command}: {reason}", file=sys.stderr)
+    return 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from router.store.errors import StoreError
 
 log = logging.getLogger("router.store")
 
@@ -37,14 +38,8 @@ def describe_error(error: BaseException) -> str:
 
 def is_store_failure(error: BaseException) -> bool:
     """Whether an exception raised by a store call means the store is unavailable (as
-    opposed to a bug in the caller): the database's own errors, I/O, closed, timed out."""
-    if isinstance(error, sqlite3.Error | OSError | TimeoutError | ConnectionError):
-        return True
-    module = type(error).__module__
-    return module.startswith(("asyncpg", "router.store")) or type(error).__name__ in {
-        "StoreOpenError",
-        "StoreClosedError",
-    }
+    opposed to a bug in the caller): the store's own errors, or a call that timed out."""
+    return isinstance(error, StoreError | TimeoutError)
 
 
 async def answer_within(awaitable: Awaitable[T], seconds: float) -> T:

@@ -1,0 +1,48 @@
+"""The durable queue of events, deliveries and attempts (see `router.store.base`).
+
+`open_store(url)` picks the database: `sqlite:///path.db` (one process),
+`postgresql://…` (several replicas) or `memory://[name]` (tests).
+"""
+
+from __future__ import annotations
+
+from router.store.base import Store
+from router.store.errors import (
+    StoreClosed,
+    StoreConflict,
+    StoreError,
+    StoreOpenError,
+    StoreUnavailable,
+)
+
+__all__ = [
+    "Store",
+    "StoreClosed",
+    "StoreConflict",
+    "StoreError",
+    "StoreOpenError",
+    "StoreUnavailable",
+    "open_store",
+]
+
+
+def open_store(url: str, *, serving: bool = True) -> Store:
+    """A store for a URL: `sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://…`,
+    `memory://` or `memory://name` (in memory, for tests). `serving=False` for a command
+    that only looks or replays beside a running server."""
+    if url.startswith("sqlite://"):
+        from router.store.sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(url, owns_leases=serving)
+    if url.startswith("memory://"):
+        from router.store.sqlite import SQLiteStore
+
+        return SQLiteStore.in_memory(url.removeprefix("memory://"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from router.store.postgres import PostgresStore
+
+        return PostgresStore.from_url(url)
+    raise ValueError(
+        f"unsupported store URL {url.split('://')[0]!r}:"
+        " use sqlite:///path.db, postgresql://… or memory://"
+    )

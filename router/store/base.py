@@ -10,8 +10,10 @@ Delivery states: `pending` (waiting for `next_attempt_at`, or leased by a worker
 while `lease_until` is in the future), `delivered`, `dead` (kept; replay makes it
 `pending` again with a fresh retry budget). All times are unix seconds (float).
 
-Implementations: `router.store.sqlite` (embedded, one process) and
-`router.store.postgres` (several replicas). `open_store(url)` picks one.
+One implementation, `router.store.queue.QueueStore`, over a connector per database:
+`router.store.sqlite` (embedded, one process; also the in-memory store for tests)
+and `router.store.postgres` (several replicas). `router.store.open_store(url)` picks
+one. Every failure is a `router.store.errors.StoreError`.
 """
 
 from __future__ import annotations
@@ -147,12 +149,6 @@ class SinkBacklog:
     oldest_pending_created_at: float | None
 
 
-PROBE_WRITE = (
-    "INSERT INTO store_probe (name, written_at) VALUES ('readyz', {at})"
-    " ON CONFLICT (name) DO UPDATE SET written_at = excluded.written_at"
-)
-
-
 class Store(ABC):
     """Durable home of events, deliveries and attempts. Every method is a coroutine
     that never blocks the event loop; writes are durable when the call returns."""
@@ -171,8 +167,7 @@ class Store(ABC):
 
     @abstractmethod
     async def probe_write(self) -> None:
-        """Make one small durable write (for /readyz); raise if the store cannot write
-        (disk full, read-only file, database in recovery)."""
+        """Write a little, durably; raise if the store cannot write (for /readyz)."""
 
     @abstractmethod
     async def ingest(self, record: IngestRecord) -> IngestResult:
@@ -188,11 +183,13 @@ class Store(ABC):
         With none, it opens a digest: a delivery row of kind 'digest' for this event,
         `window_start` = `received_at`, `closes_at` = `next_attempt_at` = `received_at`
         + `window`, one member. A digest reaching `max` closes at once: `closes_at` =
-        `next_attempt_at` = `received_at`, `open_group` NULL. A stale open digest (its
-        window over but not yet claimed) is closed before a new one opens, so the
-        unique index on (rule, sink, open_group) holds; a PostgreSQL store can join
-        with one conditional UPDATE … RETURNING and open with INSERT … ON CONFLICT DO
-        NOTHING, joining again when it loses the race."""
+        `next_attempt_at` = `received_at`, `open_group` NULL. A stale open digest (one
+        that cannot take this call: its window over but not yet claimed, or full) lets
+        go of the key before a new one opens, so the unique index on (rule, sink,
+        open_group) holds; a digest that can still take the call is never closed this
+        way. `router.store.queue.join_digest` joins with one conditional UPDATE …
+        RETURNING and opens with INSERT … ON CONFLICT DO NOTHING, joining again when it
+        loses the race."""
 
     @abstractmethod
     async def claim(
@@ -302,19 +299,3 @@ class Store(ABC):
     def _notify(self) -> None:
         for callback in getattr(self, "_listeners", []):
             callback()
-
-
-def open_store(url: str, *, serving: bool = True) -> Store:
-    """A store for a URL: `sqlite:///relative.db`, `sqlite:////abs.db`, `postgresql://…`.
-    `serving=False` for a command that only looks or replays beside a running server."""
-    if url.startswith("sqlite://"):
-        from router.store.sqlite import SQLiteStore
-
-        return SQLiteStore.from_url(url, owns_leases=serving)
-    if url.startswith(("postgresql://", "postgres://")):
-        from router.store.postgres import PostgresStore
-
-        return PostgresStore.from_url(url)
-    raise ValueError(
-        f"unsupported store URL {url.split('://')[0]!r}: use sqlite:///path.db or postgresql://…"
-    )

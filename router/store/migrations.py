@@ -11,9 +11,9 @@ its own transaction, and refuses a database newer than this code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-Dialect = Literal["sqlite", "postgresql"]
+from router.store.errors import StoreOpenError
+from router.store.queries import Dialect
 
 BINARY_TYPE: dict[Dialect, str] = {"sqlite": "BLOB", "postgresql": "BYTEA"}
 
@@ -119,10 +119,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         version=3,
-        description="store_probe: the row /readyz writes to prove the store takes writes",
+        description="store_probe for /readyz's write probe; replicas for every dialect",
         statements=(
-            "CREATE TABLE store_probe (name TEXT PRIMARY KEY,"
-            " written_at DOUBLE PRECISION NOT NULL)",
+            # One row, rewritten by `Store.probe_write`: proof that a write reaches the disk.
+            "CREATE TABLE store_probe ( id TEXT PRIMARY KEY, written_at DOUBLE PRECISION NOT NULL)",
+            # Worker heartbeats of a shared store (a PostgreSQL store before version 3
+            # created it outside the migrations, hence IF NOT EXISTS).
+            "CREATE TABLE IF NOT EXISTS replicas ("
+            " owner TEXT PRIMARY KEY,"
+            " last_seen DOUBLE PRECISION NOT NULL"
+            ")",
         ),
     ),
 )
@@ -139,7 +145,7 @@ def statements_for(migration: Migration, dialect: Dialect) -> list[str]:
 def pending(current_version: int) -> list[Migration]:
     """Migrations above `current_version`, in order; refuses a database newer than the code."""
     if current_version > LATEST_VERSION:
-        raise RuntimeError(
+        raise StoreOpenError(
             f"the store's schema is version {current_version}, newer than this router "
             f"understands ({LATEST_VERSION}); upgrade the router"
         )

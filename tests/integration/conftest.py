@@ -8,6 +8,7 @@ turns the skip into a failure (CI).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import uuid
@@ -25,6 +26,7 @@ StoreFactory = Callable[[], Awaitable[Store]]
 
 STORE_KINDS = [
     "sqlite",
+    "memory",  # the in-memory fake for unit tests must keep the same contract
     pytest.param("postgresql", marks=pytest.mark.postgres),
 ]
 
@@ -64,33 +66,21 @@ async def fresh_postgres_schema(prefix: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def _empty_postgres(url: str) -> None:
-    import asyncpg
-
-    try:
-        connection = await asyncpg.connect(url)
-    except (OSError, asyncpg.PostgresError) as error:
-        _unavailable(f"PostgreSQL at ROUTER_TEST_POSTGRES_URL is unreachable: {error}")
-    try:
-        await connection.execute(
-            "DO $$ BEGIN IF to_regclass('events') IS NOT NULL THEN"
-            " TRUNCATE events, deliveries, attempts CASCADE; END IF; END $$"
-        )
-    finally:
-        await connection.close()
-
-
-def _store_for(kind: str, tmp_path: Path) -> Callable[[], Store]:
+def _store_for(kind: str, tmp_path: Path, postgres_url: str = "") -> Callable[[], Store]:
     if kind == "sqlite":
         from router.store.sqlite import SQLiteStore
 
         database = tmp_path / "store" / "router.db"
         return lambda: SQLiteStore(database)
-    if kind == "postgresql":
-        from router.store.base import open_store
+    if kind == "memory":
+        from router.store import open_store
 
-        url = _postgres_url()
-        return lambda: open_store(url)
+        name = f"memory://{uuid.uuid4().hex}"  # named: kept across close and reopen
+        return lambda: open_store(name)
+    if kind == "postgresql":
+        from router.store import open_store
+
+        return lambda: open_store(postgres_url)
     raise AssertionError(f"unknown store kind {kind}")
 
 
@@ -98,9 +88,15 @@ def _store_for(kind: str, tmp_path: Path) -> Callable[[], Store]:
 async def store_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[StoreFactory]:
-    make_store = _store_for(request.param, tmp_path)
-    if request.param == "postgresql":
-        await _empty_postgres(_postgres_url())
+    async with contextlib.AsyncExitStack() as stack:
+        postgres_url = ""
+        if request.param == "postgresql":  # a schema of its own: the database is shared
+            postgres_url = await stack.enter_async_context(fresh_postgres_schema("contract"))
+        async for factory in _opening_stores(_store_for(request.param, tmp_path, postgres_url)):
+            yield factory
+
+
+async def _opening_stores(make_store: Callable[[], Store]) -> AsyncIterator[StoreFactory]:
     opened: list[Store] = []
 
     async def open_new() -> Store:

@@ -61,3 +61,35 @@ def test_the_json_has_kind_and_calls(store_url: str, capsys: pytest.CaptureFixtu
         "digest-0": ("digest", 3),
         "single-0": ("single", 1),
     }
+
+
+# --- a store that cannot be opened -------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["deliveries"], ["replay", "--status", "dead"]])
+def test_an_unopenable_sqlite_store_is_one_line_naming_it(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where a directory should be")
+
+    assert main([*command, "--store", f"sqlite:///{blocker}/router.db"]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"revring-router {command[0]}: ")
+    assert f"{blocker}/router.db" in line
+
+
+@pytest.mark.parametrize("command", [["deliveries"], ["replay", "--status", "dead"]])
+def test_an_unreachable_postgresql_store_is_named_without_its_password(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://router:s3cret-pw@127.0.0.1:1/router"  # nothing listens on port 1
+
+    assert main([*command, "--store", url]) == 1
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert "127.0.0.1:1/router" in line
+    assert "s3cret-pw" not in line

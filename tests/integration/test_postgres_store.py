@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from router.store import StoreUnavailable, open_store
 from router.store.base import (
     WORKER_LIVE_SECONDS,
     AttemptRecord,
@@ -18,9 +19,8 @@ from router.store.base import (
     IngestRecord,
     IngestResult,
     NewDelivery,
-    open_store,
 )
-from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
+from router.store.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
 from tests.integration.conftest import _postgres_url, fresh_postgres_schema
 
 pytestmark = pytest.mark.postgres
@@ -153,8 +153,6 @@ async def test_replicas_starting_together_migrate_once(replica, schema_url: str)
         )
     finally:
         await connection.close()
-    from router.store.migrations import LATEST_VERSION
-
     assert versions == list(range(1, LATEST_VERSION + 1))
     assert payload_type == "bytea"
 
@@ -239,13 +237,13 @@ async def test_postgres_scheme_and_repr_without_secrets() -> None:
 
 
 async def test_a_closed_store_refuses_work(replica) -> None:
-    from router.store.postgres import StoreClosedError
+    from router.store import StoreClosed
 
     store = await replica()
     await store.close()
-    with pytest.raises(StoreClosedError):
+    with pytest.raises(StoreClosed):
         await store.ingest(record())
-    with pytest.raises(StoreClosedError):
+    with pytest.raises(StoreClosed):
         await store.claim("crm", 1, "a", LEASE, NOW)
 
 
@@ -438,4 +436,33 @@ async def test_a_version_1_schema_migrates_and_keeps_its_deliveries(
         versions = [r[0] for r in await connection.fetch("SELECT version FROM schema_version")]
     finally:
         await connection.close()
-    assert sorted(versions) == [1, 2, 3]
+    assert sorted(versions) == list(range(1, LATEST_VERSION + 1))
+
+
+async def test_a_frozen_server_fails_the_caller_within_command_timeout(schema_url: str) -> None:
+    """A statement the server never answers (here: a table locked by another session)
+    fails with StoreUnavailable after `command_timeout`, instead of hanging the caller."""
+    import asyncpg
+
+    store = open_store(f"{schema_url}&command_timeout=0.5")
+    await store.open()
+    blocker = await asyncpg.connect(schema_url)
+    try:
+        freeze = blocker.transaction()
+        await freeze.start()
+        await blocker.execute("LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(StoreUnavailable, match=r"did not answer within 0\.5 s"):
+            await asyncio.wait_for(store.list_deliveries(), WAIT)
+        await freeze.rollback()
+        assert await store.list_deliveries() == []
+    finally:
+        await blocker.close()
+        await store.close()
+
+
+def test_the_default_command_timeout_is_five_seconds() -> None:
+    from router.store.postgres import PostgresStore
+
+    assert PostgresStore("postgresql://db/router").connector.command_timeout == 5.0
+    with pytest.raises(ValueError, match="command_timeout"):
+        PostgresStore("postgresql://db/router?command_timeout=soon")

@@ -8,14 +8,17 @@ import asyncio
 import os
 import signal
 import sqlite3
+import stat
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from router.store.base import IngestRecord, IngestResult, NewDelivery, open_store
-from router.store.sqlite import SQLiteStore, StoreClosedError, StoreOpenError
+from router.store import StoreClosed, StoreConflict, StoreError, StoreOpenError, open_store
+from router.store.base import IngestRecord, IngestResult, NewDelivery
+from router.store.migrations import LATEST_VERSION
+from router.store.sqlite import SQLiteStore
 
 NOW = 1_700_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +119,7 @@ async def test_schema_is_migrated_once_and_wal_is_on(tmp_path: Path) -> None:
         }
     finally:
         connection.close()
-    assert versions == [(1,), (2,), (3,)]
+    assert versions == [(version,) for version in range(1, LATEST_VERSION + 1)]
     assert journal_mode == "wal"
     assert {"events", "deliveries", "attempts", "digest_members", "schema_version"} <= tables
 
@@ -185,7 +188,8 @@ async def test_a_failing_ingest_costs_only_its_own_caller(sqlite_store) -> None:
         return_exceptions=True,
     )
 
-    assert isinstance(results[10], sqlite3.IntegrityError)
+    assert isinstance(results[10], StoreConflict)
+    assert isinstance(results[10].__cause__, sqlite3.IntegrityError)
     assert [r for r in results if not isinstance(r, Exception)] == [
         IngestResult("accepted", 1)
     ] * 19
@@ -208,7 +212,7 @@ async def test_an_operation_that_breaks_the_batch_transaction_costs_only_its_cal
         return_exceptions=True,
     )
 
-    assert isinstance(results[5], sqlite3.Error)
+    assert isinstance(results[5], StoreError)
     assert [r for r in results if not isinstance(r, Exception)] == [
         IngestResult("accepted", 1)
     ] * 10
@@ -224,9 +228,9 @@ async def test_close_finishes_queued_writes_then_refuses_new_ones(tmp_path: Path
     await store.close()
 
     assert [task.result() for task in pending] == [IngestResult("accepted", 1)] * 50
-    with pytest.raises(StoreClosedError):
+    with pytest.raises(StoreClosed):
         await store.ingest(record())
-    with pytest.raises(StoreClosedError):
+    with pytest.raises(StoreClosed):
         await store.ping()
     await store.close()
 
@@ -320,3 +324,54 @@ async def test_a_second_opener_that_does_not_serve_leaves_the_leases_alone(tmp_p
         assert claimed.id == "d1"
     finally:
         await server.close()
+
+
+# --- file permissions (the file holds phone numbers and transcripts) ----------------------
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("umask_022")
+async def test_a_new_store_is_readable_by_its_owner_alone(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "nested" / "router.db"
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await store.ingest(record())
+        wal, shm = Path(f"{database}-wal"), Path(f"{database}-shm")
+        assert [mode_of(path) for path in (database, wal, shm)] == [0o600] * 3
+    finally:
+        await store.close()
+    assert mode_of(tmp_path / "data") == 0o700
+    assert mode_of(tmp_path / "data" / "nested") == 0o700
+
+
+@pytest.mark.usefixtures("umask_022")
+async def test_an_existing_store_readable_by_others_is_tightened_on_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = tmp_path / "router.db"
+    store = SQLiteStore(database)
+    await store.open()
+    await store.close()
+    database.chmod(0o644)
+
+    reopened = SQLiteStore(database)
+    await reopened.open()
+    try:
+        await reopened.ingest(record())
+        assert mode_of(database) == 0o600
+        assert mode_of(Path(f"{database}-wal")) == 0o600
+    finally:
+        await reopened.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and str(database) in warnings[0] and "0644" in warnings[0]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from router.store import StoreClosed
 from router.store.base import (
     AttemptOutcome,
     AttemptRecord,
@@ -472,5 +473,23 @@ async def test_purge_deletes_only_finished_old_events(store: Store) -> None:
 async def test_ping_answers_while_open_and_fails_once_closed(store: Store) -> None:
     await store.ping()
     await store.close()
-    with pytest.raises(Exception):  # noqa: B017 - each store raises its own "closed" error
+    with pytest.raises(StoreClosed):
         await store.ping()
+
+
+async def test_every_store_raises_store_closed_once_closed(store: Store) -> None:
+    await store.close()
+    for operation in (
+        store.ingest(record()),
+        store.claim("slack", 1, "w1", LEASE, NOW),
+        store.list_deliveries(),
+        store.probe_write(),
+    ):
+        with pytest.raises(StoreClosed):
+            await operation
+
+
+async def test_probe_write_writes_while_open(store: Store) -> None:
+    await store.probe_write()
+    await store.probe_write()  # the one row is rewritten, not added
+    assert await store.list_deliveries() == []

@@ -8,8 +8,10 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+from router.store import queries as q
 from router.store.base import AttemptRecord, GroupJoin, IngestRecord, NewDelivery, Store
 from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
+from router.store.queue import single
 from router.store.sqlite import SQLiteStore
 from tests.integration.conftest import StoreFactory
 
@@ -192,3 +194,36 @@ async def test_views_show_the_kind_and_how_many_calls(store: Store) -> None:
     assert views == {"ops": ("digest", 3), "crm": ("single", 1)}
     fetched = await store.get_delivery(single.id)
     assert fetched is not None and (fetched.kind, fetched.calls) == ("single", 1)
+
+
+async def test_letting_go_of_a_stale_group_spares_a_digest_that_can_still_take_the_call(
+    store: Store,
+) -> None:
+    """The one statement that frees a group key before a new digest opens re-checks the
+    join condition: a digest another writer opened meanwhile, which can take the call,
+    stays open (PostgreSQL's behaviour; SQLite used to free the key unconditionally)."""
+    await ingest_all(store, [call(T0, max_calls=3)])
+    [digest] = await store.list_deliveries()
+    where = {"rule": "trunk-outage", "sink": "ops", "key": TRUNK_A}
+
+    async def let_go(now: float, max_calls: int | None) -> int:
+        return await store.connector.write(
+            lambda: single(q.CLOSE_STALE_GROUP, **where, now=now, max=max_calls)
+        )
+
+    assert await let_go(T0 + 30, 3) == 0, "within its window, with room: it stays open"
+    assert await store.open_groups(T0 + 30) == {"ops": 1}
+    assert await let_go(T0 + 30, 1) == 1, "full for this call's max: it lets go of the key"
+    assert await store.open_groups(T0 + 30) == {}
+    assert (await store.get_delivery(digest.id)).next_attempt_at == T0 + 60, "still due"
+
+
+async def test_a_stale_digest_keeps_its_calls_and_a_new_one_opens(store: Store) -> None:
+    first = [call(T0), call(T0 + 1)]
+    late = call(T0 + 61)
+    await ingest_all(store, [*first, late])
+
+    digests = sorted(await store.list_deliveries(), key=lambda view: view.created_at)
+    assert [(view.calls, view.next_attempt_at) for view in digests] == [(2, T0 + 60), (1, T0 + 121)]
+    assert ids_of(await store.digest_calls(digests[0].id)) == [r.event_id for r in first]
+    assert await store.open_groups(T0 + 61) == {"ops": 1}

@@ -1,0 +1,304 @@
+"""Every SQL statement of the store, once, by name.
+
+Statements take named parameters (`:name`) and are written in the SQL that SQLite
+and PostgreSQL share. What the two spell differently is a `{fragment}` filled in
+per dialect (`DIALECT_FRAGMENTS`), as is a condition two statements share
+(`SHARED_FRAGMENTS`); `Query.compiled` then translates the parameters mechanically:
+SQLite's driver takes `:name` with a dict as it is, asyncpg gets `$1…$n` (numbered
+in order of first use) and the values in that order.
+
+Conventions that keep one text valid for both: no `::` casts (`CAST(:x AS TYPE)`
+where PostgreSQL cannot infer a parameter's type, as in `:x IS NULL`), every
+selected expression has a name (`AS …`), since rows are mapped by column name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Dialect = Literal["sqlite", "postgresql"]
+
+DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
+    # The smaller / larger of two values: SQLite's scalar MIN/MAX, PostgreSQL's LEAST/GREATEST.
+    "sqlite": {"least": "MIN", "greatest": "MAX", "claim_lock": ""},
+    # Replicas claim side by side: each takes rows no other transaction holds.
+    "postgresql": {
+        "least": "LEAST",
+        "greatest": "GREATEST",
+        "claim_lock": " FOR UPDATE SKIP LOCKED",
+    },
+}
+
+SHARED_FRAGMENTS = {
+    # An attempt moves its (still leased) delivery on: delivered, dead or pending again.
+    "finish_update": "UPDATE deliveries SET attempts = attempts + 1,"
+    " retry_attempts = retry_attempts + 1, status = :status,"
+    " next_attempt_at = :next_attempt_at, last_error = :last_error,"
+    " delivered_at = :delivered_at, updated_at = :updated_at,"
+    " lease_owner = NULL, lease_until = NULL"
+    " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
+    "attempt_columns": "delivery_id, number, started_at, duration, outcome, status_code,"
+    " error, detail",
+    # Whether an open digest can take a call arriving at :now (joining, or closing it).
+    "joinable": "status = 'pending' AND attempts = 0 AND closes_at > :now"
+    " AND (CAST(:max AS INTEGER) IS NULL OR member_count < :max)",
+}
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """A statement ready for one driver: its text and the order of its parameters."""
+
+    text: str
+    parameter_names: tuple[str, ...]
+
+    def positional(self, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The values in `$n` order (PostgreSQL)."""
+        return tuple(parameters[name] for name in self.parameter_names)
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    text: str
+    # A statement that may run long on a big database (migrations, the retention purge):
+    # exempt from the per-statement deadline that guards the hot path.
+    maintenance: bool = False
+    _compiled: dict[str, CompiledQuery] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def compiled(self, dialect: Dialect) -> CompiledQuery:
+        found = self._compiled.get(dialect)
+        if found is None:
+            found = self._compiled[dialect] = _compile(self, dialect)
+        return found
+
+
+def _compile(query: Query, dialect: Dialect) -> CompiledQuery:
+    text = query.text.format(**SHARED_FRAGMENTS, **DIALECT_FRAGMENTS[dialect])
+    names = tuple(dict.fromkeys(_PARAMETER.findall(text)))
+    if dialect == "sqlite":
+        return CompiledQuery(text, names)
+    numbers = {name: index for index, name in enumerate(names, start=1)}
+    return CompiledQuery(_PARAMETER.sub(lambda match: f"${numbers[match.group(1)]}", text), names)
+
+
+# --- schema ---------------------------------------------------------------------------
+
+CURRENT_VERSION = Query(
+    "current_version", "SELECT COALESCE(MAX(version), 0) AS version FROM schema_version"
+)
+RECORD_VERSION = Query(
+    "record_version",
+    "INSERT INTO schema_version (version, description, applied_at)"
+    " VALUES (:version, :description, :applied_at)",
+)
+
+# --- ingest ---------------------------------------------------------------------------
+
+INSERT_EVENT = Query(
+    "insert_event",
+    "INSERT INTO events (id, payload, received_at, status, direction)"
+    " VALUES (:id, :payload, :received_at, :status, :direction) ON CONFLICT (id) DO NOTHING",
+)
+INSERT_DELIVERY = Query(
+    "insert_delivery",
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+    " next_attempt_at, created_at, updated_at, lease_owner, lease_until)"
+    " VALUES (:id, :event_id, :sink, :rule, 'pending', :now, :now, :now, :now,"
+    " :lease_owner, :lease_until)"
+    " ON CONFLICT (event_id, sink) DO NOTHING",
+)
+# The open digest takes one more call; reaching `max` closes it and makes it due.
+JOIN_DIGEST = Query(
+    "join_digest",
+    "UPDATE deliveries SET member_count = member_count + 1, updated_at = :now,"
+    " open_group = CASE WHEN member_count + 1 >= :max THEN NULL ELSE open_group END,"
+    " closes_at = CASE WHEN member_count + 1 >= :max THEN :now ELSE closes_at END,"
+    " next_attempt_at = CASE WHEN member_count + 1 >= :max"
+    "  THEN {least}(next_attempt_at, :now) ELSE next_attempt_at END"
+    " WHERE rule = :rule AND sink = :sink AND open_group = :key AND {joinable}"
+    " RETURNING id, member_count - 1 AS position",
+)
+# Whatever still holds the key but cannot take this call lets go of it. The test repeats
+# the join's: a digest another transaction committed since our join looked stays open
+# (our insert then loses the race on the unique index and joins it instead).
+CLOSE_STALE_GROUP = Query(
+    "close_stale_group",
+    "UPDATE deliveries SET open_group = NULL"
+    " WHERE rule = :rule AND sink = :sink AND open_group = :key AND NOT ({joinable})",
+)
+OPEN_DIGEST = Query(
+    "open_digest",
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+    " next_attempt_at, created_at, updated_at, kind, group_key, open_group,"
+    " window_start, closes_at, member_count)"
+    " VALUES (:id, :event_id, :sink, :rule, 'pending', :now, :closes_at, :now, :now,"
+    " 'digest', :key, :open_group, :now, :closes_at, 1)"
+    " ON CONFLICT DO NOTHING RETURNING id",
+)
+DELIVERY_OF_EVENT = Query(
+    "delivery_of_event",
+    "SELECT id FROM deliveries WHERE event_id = :event_id AND sink = :sink",
+)
+ADD_MEMBER = Query(
+    "add_member",
+    "INSERT INTO digest_members (delivery_id, event_id, position)"
+    " VALUES (:delivery_id, :event_id, :position)",
+)
+
+# --- the queue ------------------------------------------------------------------------
+
+# Lease the due deliveries of a sink, oldest due first (the caller sorts the rows: an
+# UPDATE returns them in no set order). A claimed digest is closed: no call joins it any
+# more. One statement for both databases: SQLite's RETURNING cannot name a joined table,
+# so the payload comes from a scalar subquery.
+CLAIM = Query(
+    "claim",
+    "UPDATE deliveries SET lease_owner = :owner, lease_until = :lease_until, open_group = NULL"
+    " WHERE id IN (SELECT id FROM deliveries"
+    "  WHERE sink = :sink AND status = 'pending' AND next_attempt_at <= :now"
+    "  AND (lease_until IS NULL OR lease_until < :now)"
+    "  ORDER BY next_attempt_at, created_at, id LIMIT :limit{claim_lock})"
+    " RETURNING id, event_id, sink, rule,"
+    " (SELECT payload FROM events WHERE events.id = deliveries.event_id) AS payload,"
+    " attempts, retry_attempts, retry_started_at, created_at, kind, group_key, window_start,"
+    " closes_at AS window_end, next_attempt_at",
+)
+RENEW_LEASE = Query(
+    "renew_lease",
+    "UPDATE deliveries SET lease_until = :until"
+    " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
+)
+RELEASE_ALL_LEASES = Query(
+    "release_all_leases",
+    "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+    " WHERE lease_owner IS NOT NULL OR lease_until IS NOT NULL",
+)
+FINISH = Query("finish", "{finish_update} RETURNING attempts")
+RECORD_ATTEMPT = Query(
+    "record_attempt",
+    "INSERT INTO attempts ({attempt_columns}) VALUES (:delivery_id, :number, :started_at,"
+    " :duration, :outcome, :status_code, :error, :detail)",
+)
+# Both in one statement, so one round trip: PostgreSQL only (SQLite has no data-modifying
+# WITH). The lease check and the attempt's number cannot race either way.
+FINISH_RECORDING_ATTEMPT = Query(
+    "finish_recording_attempt",
+    "WITH moved AS ({finish_update} RETURNING id, attempts)"
+    " INSERT INTO attempts ({attempt_columns}) SELECT id, attempts, :started_at, :duration,"
+    " :outcome, :status_code, :error, :detail FROM moved RETURNING number",
+)
+DEFER = Query(
+    "defer",
+    "UPDATE deliveries SET next_attempt_at = :next_attempt_at, updated_at = :now,"
+    " lease_owner = NULL, lease_until = NULL"
+    " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
+)
+KILL = Query(
+    "kill",
+    "UPDATE deliveries SET status = 'dead', last_error = :reason, next_attempt_at = NULL,"
+    " updated_at = :now, lease_owner = NULL, lease_until = NULL"
+    " WHERE id = :id AND status = 'pending'"
+    " AND (CAST(:owner AS TEXT) IS NULL OR lease_owner = :owner)",
+)
+_REPLAY_SET = (
+    "UPDATE deliveries SET status = 'pending', next_attempt_at = :now, retry_attempts = 0,"
+    " retry_started_at = :now, delivered_at = NULL, updated_at = :now,"
+    " lease_owner = NULL, lease_until = NULL"
+)
+# A delivery in flight (pending under a live lease) is not replayed: it would go out twice.
+REPLAY = Query(
+    "replay",
+    _REPLAY_SET + " WHERE id = :id"
+    " AND NOT (status = 'pending' AND lease_until IS NOT NULL AND lease_until >= :now)",
+)
+REPLAY_DEAD = Query(
+    "replay_dead",
+    _REPLAY_SET + " WHERE status = 'dead' AND (CAST(:sink AS TEXT) IS NULL OR sink = :sink)",
+)
+PURGE = Query(
+    "purge",
+    "DELETE FROM events WHERE received_at < :received_before AND NOT EXISTS ("
+    " SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status <> 'delivered')"
+    " AND NOT EXISTS ("
+    " SELECT 1 FROM digest_members m JOIN deliveries d ON d.id = m.delivery_id"
+    " WHERE m.event_id = events.id AND d.status <> 'delivered')",
+    maintenance=True,
+)
+
+# --- reads ----------------------------------------------------------------------------
+
+DIGEST_CALLS = Query(
+    "digest_calls",
+    "SELECT e.payload FROM digest_members m JOIN events e ON e.id = m.event_id"
+    " WHERE m.delivery_id = :id ORDER BY m.position",
+)
+OPEN_GROUPS = Query(
+    "open_groups",
+    "SELECT sink, COUNT(*) AS digests FROM deliveries"
+    " WHERE open_group IS NOT NULL AND status = 'pending' AND closes_at > :now GROUP BY sink",
+)
+# A leased delivery cannot be claimed before its lease runs out.
+NEXT_DUE = Query(
+    "next_due",
+    "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at"
+    " THEN lease_until ELSE next_attempt_at END) AS due"
+    " FROM deliveries WHERE sink = :sink AND status = 'pending'",
+)
+PENDING_SINKS = Query(
+    "pending_sinks", "SELECT DISTINCT sink FROM deliveries WHERE status = 'pending'"
+)
+BACKLOG = Query(
+    "backlog",
+    "SELECT sink, status, COUNT(*) AS deliveries, MIN(created_at) AS oldest FROM deliveries"
+    " WHERE status IN ('pending', 'dead') GROUP BY sink, status",
+)
+_DELIVERY_VIEWS = (
+    "SELECT id, event_id, sink, rule, status, attempts, last_error, next_attempt_at,"
+    " created_at, updated_at, delivered_at, kind,"
+    " CASE WHEN kind = 'digest' THEN member_count ELSE 1 END AS calls FROM deliveries"
+)
+_NEWEST_FIRST_PAGE = " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset"
+GET_DELIVERY = Query("get_delivery", _DELIVERY_VIEWS + " WHERE id = :id")
+# One literal query per filter combination, so each can use its own index.
+LIST_DELIVERIES: dict[tuple[str, ...], Query] = {
+    filters: Query(
+        "list_deliveries" + "".join(f"_by_{name}" for name in filters),
+        _DELIVERY_VIEWS
+        + (" WHERE " + " AND ".join(f"{name} = :{name}" for name in filters) if filters else "")
+        + _NEWEST_FIRST_PAGE,
+    )
+    for filters in ((), ("status",), ("sink",), ("status", "sink"))
+}
+LIST_ATTEMPTS = Query(
+    "list_attempts",
+    "SELECT number, started_at, duration, outcome, status_code, error, detail"
+    " FROM attempts WHERE delivery_id = :id ORDER BY number",
+)
+PING = Query("ping", "SELECT 1 AS alive")
+# A real, durable write: what /readyz needs to know beyond "the store answers".
+PROBE_WRITE = Query(
+    "probe_write",
+    "INSERT INTO store_probe (id, written_at) VALUES ('readyz', :now)"
+    " ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
+)
+
+# --- replicas (a shared store only) ----------------------------------------------------
+
+HEARTBEAT = Query(
+    "heartbeat",
+    "INSERT INTO replicas (owner, last_seen) VALUES (:owner, :now)"
+    " ON CONFLICT (owner) DO UPDATE SET last_seen = {greatest}(replicas.last_seen, :now)",
+)
+FORGET_WORKERS = Query("forget_workers", "DELETE FROM replicas WHERE last_seen < :before")
+LIVE_WORKERS = Query(
+    "live_workers", "SELECT COUNT(*) AS live FROM replicas WHERE last_seen >= :since"
+)
+RETIRE_WORKER = Query("retire_worker", "DELETE FROM replicas WHERE owner = :owner")

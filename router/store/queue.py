@@ -1,0 +1,447 @@
+"""The queue, written once: events, deliveries, attempts and digests over any `Connector`.
+
+Each operation is a script of named queries (`router.store.queries`, run through
+`router.store.connector`); `QueueStore` hands it to its connector as a write or a read
+and announces new work to its listeners. What differs between databases lives in the
+connectors: SQLite's one writer thread with group commit, PostgreSQL's pool, NOTIFY,
+group commit per loop tick and advisory locks.
+
+Joining a digest is written once, in the form that is safe with concurrent writers:
+one conditional UPDATE … RETURNING joins the open digest; failing that, a stale holder
+of the group key lets go of it (only if it still cannot take the call) and an INSERT …
+ON CONFLICT DO NOTHING opens a new digest; losing that race, the call joins again. On
+SQLite, with one writer, the first try always settles it; on PostgreSQL the ingest
+transaction first holds an advisory lock per group (`group_lock_key`), so a race is
+rare and a deadlock impossible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from router.store import queries as q
+from router.store.base import (
+    WORKER_LIVE_SECONDS,
+    AttemptRecord,
+    ClaimedDelivery,
+    DeliveryStatus,
+    DeliveryView,
+    GroupJoin,
+    IngestRecord,
+    IngestResult,
+    NewDelivery,
+    SinkBacklog,
+    StateAfterAttempt,
+    Store,
+)
+from router.store.connector import (
+    ANNOUNCE,
+    Call,
+    CallMany,
+    Connector,
+    Rows,
+    Script,
+    Shape,
+    count,
+    from_row,
+    row,
+    rows,
+    value,
+)
+from router.store.errors import StoreConflict, StoreError, StoreOpenError
+from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
+from router.store.queries import Dialect, Query
+
+# Joining loses a race only if another transaction opened or closed the group in
+# between; the group lock rules that out, so a few tries are plenty.
+MAX_JOIN_TRIES = 3
+FORGET_WORKER_AFTER = 24 * 3600.0
+
+
+def group_lock_key(rule: str, sink: str, key: str) -> int:
+    """The advisory lock (a signed 64-bit number) guarding one (rule, sink, group key)."""
+    text = json.dumps([rule, sink, key], separators=(",", ":")).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
+
+
+def group_locks(records: Iterable[IngestRecord]) -> list[int]:
+    """The lock keys of every group the records join, lowest first."""
+    return sorted(
+        {
+            group_lock_key(delivery.rule, delivery.sink, delivery.group.key)
+            for record in records
+            for delivery in record.deliveries
+            if delivery.group is not None
+        }
+    )
+
+
+# --- scripts ---------------------------------------------------------------------------
+
+
+def migrate(dialect: Dialect, *, release_leases: bool) -> Script[None]:
+    """Create or upgrade the schema; a store owned by one process also frees every lease."""
+    yield count(Query("schema_version_table", SCHEMA_VERSION_DDL))
+    current = yield value(q.CURRENT_VERSION)
+    for migration in pending(current):
+        for number, statement in enumerate(statements_for(migration, dialect)):
+            name = f"migration_{migration.version}_{number}"
+            yield count(Query(name, statement, maintenance=True))
+        yield count(
+            q.RECORD_VERSION,
+            version=migration.version,
+            description=migration.description,
+            applied_at=time.time(),
+        )
+    if release_leases:
+        yield count(q.RELEASE_ALL_LEASES)
+
+
+def ingest(record: IngestRecord) -> Script[IngestResult]:
+    inserted = yield count(
+        q.INSERT_EVENT,
+        id=record.event_id,
+        payload=record.payload,
+        received_at=record.received_at,
+        status=record.status,
+        direction=record.direction,
+    )
+    if inserted == 0:
+        return IngestResult("duplicate", 0)
+    # One delivery per (event, sink): the first one named wins. The event is new, so the
+    # singles cannot clash with anything else and go in as one batch of rows.
+    by_sink: dict[str, NewDelivery] = {}
+    for delivery in record.deliveries:
+        by_sink.setdefault(delivery.sink, delivery)
+    singles = [d for d in by_sink.values() if d.group is None]
+    if singles:
+        yield CallMany(
+            q.INSERT_DELIVERY,
+            [
+                {
+                    "id": delivery.id,
+                    "event_id": record.event_id,
+                    "sink": delivery.sink,
+                    "rule": delivery.rule,
+                    "now": record.received_at,
+                    "lease_owner": delivery.lease_owner,
+                    "lease_until": delivery.lease_until,
+                }
+                for delivery in singles
+            ],
+        )
+    written = len(singles)
+    for delivery in by_sink.values():
+        if delivery.group is not None:
+            written += yield from join_digest(record, delivery, delivery.group)
+    if written:
+        yield ANNOUNCE
+    return IngestResult("accepted", written)
+
+
+def join_digest(record: IngestRecord, delivery: NewDelivery, group: GroupJoin) -> Script[int]:
+    """Add the event to the open digest of (rule, sink, key), or open one; 1 if done."""
+    now = record.received_at
+    where = {"rule": delivery.rule, "sink": delivery.sink, "key": group.key, "now": now}
+    for _ in range(MAX_JOIN_TRIES):
+        joined = yield row(q.JOIN_DIGEST, **where, max=group.max)
+        if joined is not None:
+            digest_id, position = joined["id"], joined["position"]
+            break
+        yield count(q.CLOSE_STALE_GROUP, **where, max=group.max)
+        full = group.max is not None and group.max <= 1
+        opened = yield value(
+            q.OPEN_DIGEST,
+            id=delivery.id,
+            event_id=record.event_id,
+            sink=delivery.sink,
+            rule=delivery.rule,
+            now=now,
+            closes_at=now if full else now + group.window,
+            key=group.key,
+            open_group=None if full else group.key,
+        )
+        if opened is not None:
+            digest_id, position = opened, 0
+            break
+        already = yield value(q.DELIVERY_OF_EVENT, event_id=record.event_id, sink=delivery.sink)
+        if already is not None:
+            return 0
+        # Another transaction opened the group between our join and our insert: join it.
+    else:
+        raise StoreConflict(
+            f"could not join or open a digest of rule {delivery.rule!r} for sink"
+            f" {delivery.sink!r} after {MAX_JOIN_TRIES} tries"
+        )
+    yield count(q.ADD_MEMBER, delivery_id=digest_id, event_id=record.event_id, position=position)
+    return 1
+
+
+def claim(
+    sink: str, limit: int, owner: str, lease_until: float, now: float
+) -> Script[list[ClaimedDelivery]]:
+    leased = yield rows(
+        q.CLAIM, sink=sink, now=now, limit=limit, owner=owner, lease_until=lease_until
+    )
+    return leased.sorted_by("next_attempt_at", "created_at", "id").to(ClaimedDelivery)
+
+
+def renew_leases(ids: Sequence[str], owner: str, until: float) -> Script[None]:
+    yield CallMany(q.RENEW_LEASE, [{"id": id_, "owner": owner, "until": until} for id_ in ids])
+
+
+def finish(
+    delivery_id: str,
+    owner: str,
+    attempt: AttemptRecord,
+    state: StateAfterAttempt,
+    dialect: Dialect,
+) -> Script[bool]:
+    moved = {
+        "id": delivery_id,
+        "owner": owner,
+        "status": state.status,
+        "next_attempt_at": state.next_attempt_at,
+        "last_error": state.last_error,
+        "delivered_at": state.delivered_at,
+        "updated_at": attempt.started_at + attempt.duration,
+    }
+    recorded = {
+        "started_at": attempt.started_at,
+        "duration": attempt.duration,
+        "outcome": attempt.outcome,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "detail": attempt.detail,
+    }
+    if dialect == "postgresql":  # one statement, one round trip to the server
+        number = yield value(q.FINISH_RECORDING_ATTEMPT, **moved, **recorded)
+        return number is not None
+    number = yield value(q.FINISH, **moved)
+    if number is None:
+        return False
+    yield count(q.RECORD_ATTEMPT, delivery_id=delivery_id, number=number, **recorded)
+    return True
+
+
+def announcing(query: Query, **parameters: Any) -> Script[int]:
+    """Run one statement; if it changed rows, announce them."""
+    changed = yield count(query, **parameters)
+    if changed:
+        yield ANNOUNCE
+    return changed
+
+
+def single(query: Query, shape: Shape = "count", **parameters: Any) -> Script[Any]:
+    """A script of one statement, answering with its result (of `shape`)."""
+    return (yield Call(query, parameters, shape))
+
+
+def backlog_of(found: Rows) -> dict[str, SinkBacklog]:
+    counts: dict[str, dict[str, tuple[int, float]]] = {}
+    for by_status in found.dicts():
+        counts.setdefault(by_status["sink"], {})[by_status["status"]] = (
+            by_status["deliveries"],
+            by_status["oldest"],
+        )
+    backlog: dict[str, SinkBacklog] = {}
+    for sink, by_status in counts.items():
+        pending_count, oldest = by_status.get("pending", (0, None))
+        dead_count, _ = by_status.get("dead", (0, None))
+        backlog[sink] = SinkBacklog(pending_count, dead_count, oldest)
+    return backlog
+
+
+def live_workers(owner: str, now: float) -> Script[int]:
+    yield count(q.HEARTBEAT, owner=owner, now=now)
+    yield count(q.FORGET_WORKERS, before=now - FORGET_WORKER_AFTER)
+    live = yield value(q.LIVE_WORKERS, since=now - WORKER_LIVE_SECONDS)
+    return max(int(live), 1)
+
+
+# --- the store -------------------------------------------------------------------------
+
+
+class QueueStore(Store):
+    """`Store` over a `Connector`: every backend's one implementation of the queue."""
+
+    def __init__(self, connector: Connector, *, owns_leases: bool = True) -> None:
+        self.connector = connector
+        # A store owned by one serving process releases every lease when it opens; a CLI
+        # command opening it beside a running server, or a shared store, leaves them alone.
+        self.owns_leases = owns_leases and not connector.shared
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.connector.describe()!r})"
+
+    # --- group commit evidence (metrics, tests) ---
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed since `open`."""
+        return self.connector.commits
+
+    @property
+    def committed_operations(self) -> int:
+        return self.connector.committed_operations
+
+    @property
+    def largest_batch(self) -> int:
+        return self.connector.largest_batch
+
+    # --- lifecycle ---
+
+    async def open(self) -> None:
+        dialect = self.connector.dialect
+        try:
+            await self.connector.open(lambda: migrate(dialect, release_leases=self.owns_leases))
+        except StoreOpenError:
+            raise
+        except StoreError as error:
+            raise StoreOpenError(
+                f"cannot open the store {self.connector.describe()}: {error}"
+            ) from error
+
+    async def close(self) -> None:
+        await self.connector.close()
+
+    async def ping(self) -> None:
+        await self.connector.read(lambda: single(q.PING, "value"))
+
+    async def probe_write(self) -> None:
+        """Write one row durably (for /readyz): raise if the store cannot write."""
+        await self._write_one(q.PROBE_WRITE, now=time.time())
+
+    # --- writes ---
+
+    async def ingest(self, record: IngestRecord) -> IngestResult:
+        result = await self.connector.write(
+            lambda: ingest(record), group=True, locks=group_locks([record]), order=record.event_id
+        )
+        if result.deliveries > 0:
+            self._notify()
+        return result
+
+    async def claim(
+        self, sink: str, limit: int, owner: str, lease_seconds: float, now: float
+    ) -> list[ClaimedDelivery]:
+        if limit <= 0:
+            return []
+        return await self.connector.write(
+            lambda: claim(sink, limit, owner, now + lease_seconds, now), one_statement=True
+        )
+
+    async def renew_leases(self, ids: Iterable[str], owner: str, until: float) -> None:
+        id_list = list(ids)
+        if id_list:
+            await self.connector.write(
+                lambda: renew_leases(id_list, owner, until), one_statement=True
+            )
+
+    async def finish(
+        self,
+        delivery_id: str,
+        owner: str,
+        attempt: AttemptRecord,
+        *,
+        next_attempt_at: float | None = None,
+    ) -> bool:
+        """As in `Store.finish`; the store numbers the attempt itself (attempts so far + 1)."""
+        state = StateAfterAttempt.of(attempt, next_attempt_at)  # a bad outcome fails here
+        dialect = self.connector.dialect
+        return await self.connector.write(
+            lambda: finish(delivery_id, owner, attempt, state, dialect),
+            one_statement=dialect == "postgresql",
+        )
+
+    async def defer(self, delivery_id: str, owner: str, next_attempt_at: float) -> None:
+        parameters = {"id": delivery_id, "owner": owner, "next_attempt_at": next_attempt_at}
+        await self._write_one(q.DEFER, now=time.time(), **parameters)
+
+    async def kill(self, delivery_id: str, owner: str | None, reason: str) -> None:
+        """As in `Store.kill`; only a pending delivery dies, and with `owner` only while
+        that owner holds its lease."""
+        parameters = {"id": delivery_id, "owner": owner, "reason": reason}
+        await self._write_one(q.KILL, now=time.time(), **parameters)
+
+    async def replay(self, delivery_id: str, now: float) -> bool:
+        return await self._announcing(q.REPLAY, id=delivery_id, now=now) > 0
+
+    async def replay_dead(self, sink: str | None, now: float) -> int:
+        return await self._announcing(q.REPLAY_DEAD, sink=sink, now=now)
+
+    async def _announcing(self, query: Query, **parameters: Any) -> int:
+        changed = await self.connector.write(lambda: announcing(query, **parameters))
+        if changed:
+            self._notify()
+        return changed
+
+    async def _write_one(self, query: Query, **parameters: Any) -> int:
+        """Run one statement as a write; the number of rows it changed."""
+        return await self.connector.write(lambda: single(query, **parameters), one_statement=True)
+
+    async def purge(self, received_before: float) -> int:
+        return await self._write_one(q.PURGE, received_before=received_before)
+
+    # --- reads ---
+
+    async def digest_calls(self, delivery_id: str) -> list[bytes]:
+        found = await self.connector.read(lambda: single(q.DIGEST_CALLS, "rows", id=delivery_id))
+        return [bytes(payload) for payload in found.column("payload")]
+
+    async def open_groups(self, now: float) -> dict[str, int]:
+        found = await self.connector.read(lambda: single(q.OPEN_GROUPS, "rows", now=now))
+        return {by_sink["sink"]: by_sink["digests"] for by_sink in found.dicts()}
+
+    async def next_due_at(self, sink: str) -> float | None:
+        """As in `Store.next_due_at`, but a leased delivery counts as due when its lease ends."""
+        return await self.connector.read(lambda: single(q.NEXT_DUE, "value", sink=sink))
+
+    async def list_deliveries(
+        self,
+        status: DeliveryStatus | None = None,
+        sink: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[DeliveryView]:
+        filters = {"status": status, "sink": sink}
+        given = {name: value for name, value in filters.items() if value is not None}
+        query = q.LIST_DELIVERIES[tuple(given)]
+        found = await self.connector.read(
+            lambda: single(query, "rows", **given, limit=limit, offset=offset)
+        )
+        return found.to(DeliveryView)
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryView | None:
+        found = await self.connector.read(lambda: single(q.GET_DELIVERY, "row", id=delivery_id))
+        return None if found is None else from_row(DeliveryView, found)
+
+    async def list_attempts(self, delivery_id: str) -> list[AttemptRecord]:
+        found = await self.connector.read(lambda: single(q.LIST_ATTEMPTS, "rows", id=delivery_id))
+        return found.to(AttemptRecord)
+
+    async def pending_sinks(self) -> set[str]:
+        found = await self.connector.read(lambda: single(q.PENDING_SINKS, "rows"))
+        return set(found.column("sink"))
+
+    async def backlog(self) -> dict[str, SinkBacklog]:
+        """As in `Store.backlog`; a sink with nothing pending or dead is absent."""
+        return backlog_of(await self.connector.read(lambda: single(q.BACKLOG, "rows")))
+
+    # --- workers of a shared store ---
+
+    async def live_workers(self, owner: str, now: float) -> int:
+        """A shared store records `owner`'s heartbeat at `now` and counts the workers seen
+        within `WORKER_LIVE_SECONDS` (this one included); a store of one process says 1."""
+        if not self.connector.shared:
+            return 1
+        return await self.connector.write(lambda: live_workers(owner, now))
+
+    async def retire_worker(self, owner: str) -> None:
+        """Forget `owner` at once (a clean shutdown), so the others' share grows now."""
+        if self.connector.shared:
+            await self._write_one(q.RETIRE_WORKER, owner=owner)
