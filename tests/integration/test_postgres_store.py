@@ -466,3 +466,45 @@ def test_the_default_command_timeout_is_five_seconds() -> None:
     assert PostgresStore("postgresql://db/router").connector.command_timeout == 5.0
     with pytest.raises(ValueError, match="command_timeout"):
         PostgresStore("postgresql://db/router?command_timeout=soon")
+
+
+async def test_the_purge_may_outlast_the_statement_deadline(schema_url: str) -> None:
+    """The retention purge on a big database takes longer than a hot-path statement may:
+    it waits (here: behind a lock held for a second) instead of failing every hour."""
+    import asyncpg
+
+    store = open_store(f"{schema_url}&command_timeout=0.2")
+    await store.open()
+    blocker = await asyncpg.connect(schema_url)
+    try:
+        hold = blocker.transaction()
+        await hold.start()
+        await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        purge = asyncio.create_task(store.purge(NOW))
+        await asyncio.sleep(1.0)
+        await hold.rollback()
+        assert await asyncio.wait_for(purge, WAIT) == 0
+    finally:
+        await blocker.close()
+        await store.close()
+
+
+async def test_a_replica_waits_for_another_replicas_migration(schema_url: str) -> None:
+    """Replicas starting together queue on the migration lock, however long the first
+    one's migration takes, instead of failing to start after the statement deadline."""
+    import asyncpg
+
+    from router.store.postgres import MIGRATION_LOCK_KEY
+
+    blocker = await asyncpg.connect(schema_url)
+    store = open_store(f"{schema_url}&command_timeout=0.2")
+    try:
+        await blocker.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        opening = asyncio.create_task(store.open())
+        await asyncio.sleep(1.0)
+        await blocker.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        await asyncio.wait_for(opening, WAIT)
+        assert await store.list_deliveries() == []
+    finally:
+        await blocker.close()
+        await store.close()
