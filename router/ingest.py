@@ -32,6 +32,12 @@ log = logging.getLogger("router.ingest")
 MAX_BODY_BYTES = 1024 * 1024
 
 
+def header_bytes(value: str | None) -> bytes:
+    """A header value as the bytes that came on the wire. aiohttp decodes header bytes
+    that are not UTF-8 with `surrogateescape`; a plain `.encode()` of those raises."""
+    return (value or "").encode("utf-8", "surrogateescape")
+
+
 class ApiKeys:
     """The keys accepted in `x-api-key`; compared in constant time, all of them every time."""
 
@@ -46,7 +52,7 @@ class ApiKeys:
         return bool(self._keys)
 
     def accepts(self, presented: str | None) -> bool:
-        candidate = (presented or "").encode()
+        candidate = header_bytes(presented)
         matched = False
         for key in self._keys:
             matched |= hmac.compare_digest(candidate, key)
