@@ -25,6 +25,7 @@ from sinks.registry import build_sink
 
 if TYPE_CHECKING:
     from router.app import ServiceSettings
+    from router.connections import ConnectionLimits
 
 log = logging.getLogger("router.cli")
 
@@ -33,6 +34,25 @@ DEFAULT_STORE = "sqlite:///data/router.db"
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+class SettingError(Exception):
+    """An environment variable with a value `serve` cannot use."""
+
+
+def _positive_setting(name: str, default: float, *, whole: bool = False) -> float:
+    """The positive number in environment variable `name`, or `default` when unset."""
+    text = os.environ.get(name) or ""
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+        if not 0 < value < float("inf"):
+            raise ValueError
+    except ValueError:
+        kind = "whole number" if whole else "number"
+        raise SettingError(f"{name} must be a positive {kind}, got {text!r}") from None
+    return value
 
 
 def _print_errors(exc: ConfigError) -> None:
@@ -282,18 +302,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from router.connections import ConnectionLimits
     from router.delivery import EngineSettings
+    from router.ingest import IngestLimits
 
-    lease_text = os.environ.get("ROUTER_LEASE_SECONDS") or ""
     try:
-        lease_seconds = float(lease_text) if lease_text else EngineSettings.lease_seconds
-        if not 0 < lease_seconds < float("inf"):
-            raise ValueError
-    except ValueError:
-        print(
-            f"revring-router: ROUTER_LEASE_SECONDS must be a positive number, got {lease_text!r}",
-            file=sys.stderr,
+        engine = EngineSettings(
+            lease_seconds=_positive_setting("ROUTER_LEASE_SECONDS", EngineSettings.lease_seconds)
         )
+        ingest = IngestLimits(
+            body_timeout=_positive_setting("ROUTER_BODY_TIMEOUT", IngestLimits.body_timeout),
+            max_parse_bytes=int(
+                _positive_setting(
+                    "ROUTER_MAX_PARSE_BYTES", IngestLimits.max_parse_bytes, whole=True
+                )
+            ),
+        )
+        limits = ConnectionLimits(
+            header_timeout=_positive_setting(
+                "ROUTER_HEADER_TIMEOUT", ConnectionLimits.header_timeout
+            ),
+            idle_timeout=_positive_setting("ROUTER_IDLE_TIMEOUT", ConnectionLimits.idle_timeout),
+            max_connections=int(
+                _positive_setting(
+                    "ROUTER_MAX_CONNECTIONS", ConnectionLimits.max_connections, whole=True
+                )
+            ),
+        )
+    except SettingError as exc:
+        print(f"revring-router: {exc}", file=sys.stderr)
         return 2
     settings = ServiceSettings(
         config_path=args.config,
@@ -301,21 +338,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api_keys=None if args.no_auth else api_keys,
         admin_token=os.environ.get("ROUTER_ADMIN_TOKEN") or None,
         retention_days=args.retention_days,
-        engine=EngineSettings(lease_seconds=lease_seconds),
+        engine=engine,
+        ingest=ingest,
     )
     try:
-        return _run_event_loop(_serve(settings, args.host, args.port), args.loop)
+        return _run_event_loop(_serve(settings, limits, args.host, args.port), args.loop)
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(settings: ServiceSettings, host: str, port: int) -> int:
+async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str, port: int) -> int:
     from aiohttp import web
 
     from router.app import RUNTIME, build_app
+    from router.connections import GuardedSite
 
     app = build_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=10,
+        **limits.handler_kwargs(),
+    )
     try:
         await runner.setup()
     except ConfigError as exc:
@@ -328,7 +373,7 @@ async def _serve(settings: ServiceSettings, host: str, port: int) -> int:
         log.error("cannot start: %s", exc)
         print(f"revring-router: cannot start: {exc}", file=sys.stderr)
         return 1
-    site = web.TCPSite(runner, host, port)
+    site = GuardedSite(runner, host, port, limits)
     try:
         await site.start()
     except OSError as exc:

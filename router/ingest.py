@@ -8,6 +8,7 @@ the event): never a 500, whatever the input.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -15,11 +16,14 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from router.budget import ByteBudget
 from router.delivery import DeliveryEngine
 from router.events import KNOWN_STATUSES, EventRejected, parse_event
 from router.metrics import Metrics
@@ -93,6 +97,64 @@ def group_join(rule: CompiledRule, event: dict[str, Any]) -> GroupJoin | None:
     return GroupJoin(key, rule.group.window, rule.group.max)
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """A body refused before it reached the store: the answer and the metric's reason."""
+
+    status: int
+    reason: str
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a valid body becomes, holding none of the decoded JSON: the decoded
+    objects of a large body are many times its size and are freed before the store
+    write (which may wait)."""
+
+    event_id: str
+    status: str
+    direction: str
+    unknown_fields: tuple[str, ...]
+    targets: list[tuple[str, str, GroupJoin | None]]  # (sink, rule name, digest)
+    matched: tuple[str, ...]  # rule names
+
+
+def prepare(body: bytes, rules: Sequence[CompiledRule]) -> Prepared | Rejection:
+    """Decode, validate and route a body: pure CPU work, safe to run in a worker thread."""
+    try:
+        payload = decode_json(body)
+    except (ValueError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return Rejection(400, "malformed_json", f"malformed JSON: {detail}")
+    try:
+        event = parse_event(payload)
+    except EventRejected as exc:
+        return Rejection(
+            422, "invalid_event", "invalid post-call event", {"problems": exc.problems}
+        )
+    routed = route(rules, payload)
+    targets = [
+        (sink, rule.name, group_join(rule, payload)) for sink, rule in routed.deliveries.items()
+    ]
+    return Prepared(
+        event.id,
+        event.status,
+        event.direction,
+        tuple(event.unknown_values()),
+        targets,
+        tuple(rule.name for rule in routed.matched),
+    )
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    body_timeout: float = 30.0  # seconds from the request head to the whole body
+    max_parse_bytes: int = 4 * MAX_BODY_BYTES  # bodies decoded and validated at once
+    inline_parse_bytes: int = 64 * 1024  # smaller bodies are parsed on the event loop
+
+
 class WebhookHandler:
     def __init__(
         self,
@@ -101,12 +163,21 @@ class WebhookHandler:
         metrics: Metrics,
         api_keys: ApiKeys | None,
         engine: DeliveryEngine | None = None,
+        limits: IngestLimits | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
         self.metrics = metrics
         self.api_keys = api_keys  # None: authentication disabled (--no-auth)
         self.engine = engine  # sends fresh deliveries at once when their sink has room
+        self.limits = limits or IngestLimits()
+        self._parse_budget = ByteBudget(self.limits.max_parse_bytes)
+        # Larger bodies are parsed here, so the event loop answers other requests
+        # meanwhile; the budget, not the thread count, bounds the work in flight.
+        self._parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="router-parse")
+
+    def close(self) -> None:
+        self._parsers.shutdown(wait=False, cancel_futures=True)
 
     def _reject(self, status: int, reason: str, message: str, **extra: Any) -> web.Response:
         self.metrics.events_received.labels("rejected", "").inc()
@@ -130,7 +201,17 @@ class WebhookHandler:
             request.headers.get("x-api-key")
         ):
             return self._reject(401, "unauthorized", "missing or wrong x-api-key header")
-        body = await self._read_body(request)
+        try:
+            async with asyncio.timeout(self.limits.body_timeout):
+                body = await self._read_body(request)
+        except TimeoutError:
+            answer = self._reject(
+                408,
+                "body_timeout",
+                f"request body not received within {self.limits.body_timeout:g} seconds",
+            )
+            answer.force_close()
+            return answer
         if body is None:
             return self._reject(413, "too_large", f"body larger than {MAX_BODY_BYTES} bytes")
         media_type = request.content_type.lower()
@@ -138,33 +219,26 @@ class WebhookHandler:
             return self._reject(
                 415, "not_json", f"expected Content-Type: application/json, got {media_type!r}"
             )
-        try:
-            payload = decode_json(body)
-        except (ValueError, RecursionError) as exc:
-            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            return self._reject(400, "malformed_json", f"malformed JSON: {detail}")
-        try:
-            event = parse_event(payload)
-        except EventRejected as exc:
-            return self._reject(
-                422, "invalid_event", "invalid post-call event", problems=exc.problems
-            )
-        for field in event.unknown_values():
-            self.metrics.unknown_values.labels(field).inc()
-        return await self._accept(event.id, payload, body, event.status, event.direction)
+        rules = self.runtime.config.rules if self.runtime.loaded else ()
+        async with self._parse_budget.hold(len(body)):
+            if len(body) <= self.limits.inline_parse_bytes:
+                outcome = prepare(body, rules)
+            else:
+                loop = asyncio.get_running_loop()
+                outcome = await loop.run_in_executor(self._parsers, prepare, body, rules)
+        if isinstance(outcome, Rejection):
+            return self._reject(outcome.status, outcome.reason, outcome.message, **outcome.extra)
+        for name in outcome.unknown_fields:
+            self.metrics.unknown_values.labels(name).inc()
+        return await self._accept(outcome, body)
 
-    async def _accept(
-        self, event_id: str, payload: dict[str, Any], body: bytes, status: str, direction: str
-    ) -> web.Response:
+    async def _accept(self, prepared: Prepared, body: bytes) -> web.Response:
         if not self.runtime.loaded:
             return self._reject(503, "not_ready", "rules.yaml is not loaded")
-        routed = route(self.runtime.config.rules, payload)
+        event_id, status = prepared.event_id, prepared.status
         received_at = time.time()
-        targets = [
-            (sink, rule.name, group_join(rule, payload)) for sink, rule in routed.deliveries.items()
-        ]
-        deliveries = self._reserve(targets, received_at)
-        record = IngestRecord(event_id, body, received_at, deliveries, status, direction)
+        deliveries = self._reserve(prepared.targets, received_at)
+        record = IngestRecord(event_id, body, received_at, deliveries, status, prepared.direction)
         try:
             result = await self.store.ingest(record)
         except BaseException as exc:
@@ -176,8 +250,8 @@ class WebhookHandler:
             return problem(503, "store unavailable, try again", event_id=event_id)
         if result.status == "accepted":
             self._dispatch(record)
-            for rule in routed.matched:
-                self.metrics.rule_matches.labels(rule.name).inc()
+            for name in prepared.matched:
+                self.metrics.rule_matches.labels(name).inc()
         else:
             self._release(deliveries)
         status_label = status if status in KNOWN_STATUSES else "other"

@@ -1,0 +1,197 @@
+"""The listening socket and what each connection may cost: a deadline for the request
+head, an idle timeout between requests, and a cap on open connections.
+
+aiohttp (the request handler) only offers the idle timeout (`keepalive_timeout`). The
+rest is here: `GuardedSite` accepts connections itself and stops accepting while
+`max_connections` are open (further clients wait in the kernel's backlog rather than
+being refused: RevRing does not retry), and `GuardedHandler` closes a connection whose
+first request head is not complete within `header_timeout`, with a 408. The deadline
+for the body is the webhook handler's (`ServiceSettings.body_timeout`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger("router.connections")
+
+_HEAD_TIMEOUT_BODY = b'{"error": "request head not received in time"}'
+HEAD_TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_HEAD_TIMEOUT_BODY), _HEAD_TIMEOUT_BODY)
+)
+_ACCEPT_PAUSE_ON_FD_EXHAUSTION = 0.5  # seconds: closing connections may free descriptors
+_FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    header_timeout: float = 10.0  # connect -> first request head complete
+    idle_timeout: float = 30.0  # end of a response -> next request head complete
+    max_connections: int = 1000
+    lingering_time: float = 2.0  # reading the unread rest of a refused body
+
+    def handler_kwargs(self) -> dict[str, Any]:
+        """Settings for aiohttp's request handler (also given to `web.AppRunner`)."""
+        return {"keepalive_timeout": self.idle_timeout, "lingering_time": self.lingering_time}
+
+
+class GuardedHandler(web.RequestHandler):
+    """aiohttp's request handler, plus the head deadline and a call when it closes."""
+
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        header_timeout: float,
+        on_close: Callable[[], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(manager, loop=loop, **kwargs)
+        self._event_loop = loop
+        self._header_timeout = header_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._on_close: Callable[[], None] | None = on_close
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._head_timer = self._event_loop.call_later(self._header_timeout, self._head_overdue)
+
+    def head_received(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_overdue(self) -> None:
+        self._head_timer = None
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(HEAD_TIMEOUT_ANSWER)
+        self.force_close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.head_received()
+        try:
+            super().connection_lost(exc)
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
+
+
+@web.middleware
+async def mark_head_received(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A request reached the application: its head is complete, the head deadline is off."""
+    protocol = request.protocol
+    if isinstance(protocol, GuardedHandler):
+        protocol.head_received()
+    return await handler(request)
+
+
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A non-blocking socket listening on host:port (the first address `host` names)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site that holds every connection to `ConnectionLimits`."""
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        limits: ConnectionLimits,
+        *,
+        backlog: int = 1024,
+    ) -> None:
+        super().__init__(runner, backlog=backlog)
+        self._host, self._port, self._limits = host, port, limits
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(limits.max_connections)
+        self.open_connections = 0
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        if self._listener is not None:
+            return int(self._listener.getsockname()[1])
+        return self._port
+
+    async def start(self) -> None:
+        await super().start()
+        self._listener = listening_socket(self._host, self._port, self._backlog)
+        self._accepting = asyncio.create_task(self._accept_forever())
+
+    async def stop(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+            await asyncio.gather(self._accepting, return_exceptions=True)
+            self._accepting = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        await super().stop()
+
+    async def _accept_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._listener is not None
+        while True:
+            await self._slots.acquire()
+            try:
+                conn, _ = await loop.sock_accept(self._listener)
+            except OSError as exc:
+                self._slots.release()
+                if exc.errno in _FD_EXHAUSTED:
+                    log.warning("cannot accept a connection: %s", exc.strerror)
+                    await asyncio.sleep(_ACCEPT_PAUSE_ON_FD_EXHAUSTION)
+                continue
+            self.open_connections += 1
+            try:
+                await loop.connect_accepted_socket(lambda: self._handler(loop), conn)
+            except OSError:
+                conn.close()
+                self._closed()
+
+    def _handler(self, loop: asyncio.AbstractEventLoop) -> GuardedHandler:
+        server = self._runner.server
+        assert server is not None
+        return GuardedHandler(
+            server,
+            loop=loop,
+            header_timeout=self._limits.header_timeout,
+            on_close=self._closed,
+            access_log=None,
+            **self._limits.handler_kwargs(),
+        )
+
+    def _closed(self) -> None:
+        self.open_connections -= 1
+        self._slots.release()
