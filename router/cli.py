@@ -302,7 +302,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from router.connections import ConnectionLimits
+    from router.connections import ConnectionLimits, default_max_connections
     from router.delivery import EngineSettings
     from router.ingest import IngestLimits
 
@@ -324,9 +324,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ),
             idle_timeout=_positive_setting("ROUTER_IDLE_TIMEOUT", ConnectionLimits.idle_timeout),
             max_connections=int(
-                _positive_setting(
-                    "ROUTER_MAX_CONNECTIONS", ConnectionLimits.max_connections, whole=True
-                )
+                _positive_setting("ROUTER_MAX_CONNECTIONS", default_max_connections(), whole=True)
             ),
         )
     except SettingError as exc:

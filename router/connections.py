@@ -2,11 +2,14 @@
 head, an idle timeout between requests, and a cap on open connections.
 
 aiohttp (the request handler) only offers the idle timeout (`keepalive_timeout`). The
-rest is here: `GuardedSite` accepts connections itself and stops accepting while
-`max_connections` are open (further clients wait in the kernel's backlog rather than
-being refused: RevRing does not retry), and `GuardedHandler` closes a connection whose
-first request head is not complete within `header_timeout`, with a 408. The deadline
-for the body is the webhook handler's (`ServiceSettings.body_timeout`).
+rest is here. `GuardedHandler` closes a connection whose first request head is not
+complete within `header_timeout`, with a 408. `GuardedSite` accepts connections itself
+and holds at most `max_connections` open. When a client arrives at the cap, the oldest
+connection that has waited more than `EVICTION_GRACE` for its first request head gives
+way (silent clients cannot crowd out real ones); while there is none, the newcomer
+waits for a free slot, and those after it wait in the kernel's backlog rather than
+being refused (RevRing does not retry). The deadline for the body is the webhook
+handler's (`IngestLimits.body_timeout`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import resource
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -30,13 +34,23 @@ HEAD_TIMEOUT_ANSWER = (
 )
 _ACCEPT_PAUSE_ON_FD_EXHAUSTION = 0.5  # seconds: closing connections may free descriptors
 _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+EVICTION_GRACE = 1.0  # seconds: a real client sends its request head in milliseconds
+
+
+def default_max_connections(ceiling: int = 1000) -> int:
+    """1000, or half the open-file limit when that is lower: the other half is for the
+    store, the sinks' connections and the logs, which must not fail for lack of one."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return ceiling
+    return max(min(ceiling, soft // 2), 1)
 
 
 @dataclass(frozen=True)
 class ConnectionLimits:
     header_timeout: float = 10.0  # connect -> first request head complete
     idle_timeout: float = 30.0  # end of a response -> next request head complete
-    max_connections: int = 1000
+    max_connections: int = field(default_factory=default_max_connections)
     lingering_time: float = 2.0  # reading the unread rest of a refused body
 
     def handler_kwargs(self) -> dict[str, Any]:
@@ -53,14 +67,17 @@ class GuardedHandler(web.RequestHandler):
         *,
         loop: asyncio.AbstractEventLoop,
         header_timeout: float,
-        on_close: Callable[[], None],
+        on_head: Callable[[GuardedHandler], None],
+        on_close: Callable[[GuardedHandler], None],
         **kwargs: Any,
     ) -> None:
         super().__init__(manager, loop=loop, **kwargs)
         self._event_loop = loop
+        self.created_at = loop.time()
         self._header_timeout = header_timeout
         self._head_timer: asyncio.TimerHandle | None = None
-        self._on_close: Callable[[], None] | None = on_close
+        self._on_head = on_head
+        self._on_close: Callable[[GuardedHandler], None] | None = on_close
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -70,6 +87,12 @@ class GuardedHandler(web.RequestHandler):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+            self._on_head(self)
+
+    def drop_waiting(self) -> None:
+        """Close the connection: it has sent no complete request head yet."""
+        self.head_received()
+        self._head_overdue()
 
     def _head_overdue(self) -> None:
         self._head_timer = None
@@ -85,7 +108,7 @@ class GuardedHandler(web.RequestHandler):
         finally:
             on_close, self._on_close = self._on_close, None
             if on_close is not None:
-                on_close()
+                on_close(self)
 
 
 @web.middleware
@@ -133,7 +156,7 @@ class GuardedSite(web.BaseSite):
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(limits.max_connections)
-        self.open_connections = 0
+        self._waiting_for_head: dict[GuardedHandler, None] = {}  # oldest first
 
     @property
     def name(self) -> str:
@@ -164,34 +187,60 @@ class GuardedSite(web.BaseSite):
         loop = asyncio.get_running_loop()
         assert self._listener is not None
         while True:
-            await self._slots.acquire()
             try:
                 conn, _ = await loop.sock_accept(self._listener)
             except OSError as exc:
-                self._slots.release()
                 if exc.errno in _FD_EXHAUSTED:
                     log.warning("cannot accept a connection: %s", exc.strerror)
                     await asyncio.sleep(_ACCEPT_PAUSE_ON_FD_EXHAUSTION)
                 continue
-            self.open_connections += 1
+            try:
+                await self._take_slot(loop)
+            except BaseException:
+                conn.close()
+                raise
             try:
                 await loop.connect_accepted_socket(lambda: self._handler(loop), conn)
             except OSError:
                 conn.close()
-                self._closed()
+                self._slots.release()
+
+    async def _take_slot(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A slot for a connection just accepted; at the cap, the oldest connection still
+        waiting for its first request head after `EVICTION_GRACE` gives way."""
+        while True:
+            if not self._slots.locked():
+                await self._slots.acquire()
+                return
+            oldest = next(iter(self._waiting_for_head), None)
+            patience = None
+            if oldest is not None:
+                patience = max(oldest.created_at + EVICTION_GRACE - loop.time(), 0.0)
+            try:
+                await asyncio.wait_for(self._slots.acquire(), patience)
+                return
+            except TimeoutError:
+                if oldest is not None:
+                    oldest.drop_waiting()
 
     def _handler(self, loop: asyncio.AbstractEventLoop) -> GuardedHandler:
         server = self._runner.server
         assert server is not None
-        return GuardedHandler(
+        handler = GuardedHandler(
             server,
             loop=loop,
             header_timeout=self._limits.header_timeout,
+            on_head=self._head_received,
             on_close=self._closed,
             access_log=None,
             **self._limits.handler_kwargs(),
         )
+        self._waiting_for_head[handler] = None
+        return handler
 
-    def _closed(self) -> None:
-        self.open_connections -= 1
+    def _head_received(self, handler: GuardedHandler) -> None:
+        self._waiting_for_head.pop(handler, None)
+
+    def _closed(self, handler: GuardedHandler) -> None:
+        self._waiting_for_head.pop(handler, None)
         self._slots.release()
