@@ -8,7 +8,6 @@ import asyncio
 import resource
 import socket
 import subprocess
-import sys
 import time
 
 import aiohttp
@@ -154,17 +153,13 @@ async def test_200_silent_sockets_under_a_low_file_limit_leave_healthz_answering
     port = free_port()
     rules = tmp_path / "rules.yaml"
     rules.write_text("version: 1\n")
-    command = [sys.executable, "-m", "router", "serve", "--config", str(rules)]
-    command += ["--store", f"sqlite:///{tmp_path / 'r.db'}", "--port", str(port), "--no-auth"]
-    stderr = (tmp_path / "serve.err").open("w+")
-    process = subprocess.Popen(
-        command,
-        env={"ROUTER_HEADER_TIMEOUT": "600", "PATH": "/usr/bin:/bin"},
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
+    process = start_server(
+        rules,
+        tmp_path / "r.db",
+        port,
+        env={"ROUTER_HEADER_TIMEOUT": "600"},
         preexec_fn=_low_file_limit,
     )
-    process.stderr_file = stderr  # type: ignore[attr-defined]
     sockets: list[socket.socket] = []
     try:
         await wait_healthy(port, process)
