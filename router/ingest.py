@@ -174,7 +174,7 @@ class WebhookHandler:
         self._parse_budget = ByteBudget(self.limits.max_parse_bytes)
         # Larger bodies are parsed here, so the event loop answers other requests
         # meanwhile; the budget, not the thread count, bounds the work in flight.
-        self._parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="router-parse")
+        self._parsers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-parse")
 
     def close(self) -> None:
         self._parsers.shutdown(wait=False, cancel_futures=True)
