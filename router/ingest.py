@@ -150,6 +150,8 @@ def prepare(body: bytes, rules: Sequence[CompiledRule]) -> Prepared | Rejection:
 
 @dataclass(frozen=True)
 class IngestLimits:
+    """How long a webhook body may take to arrive, and how much parsing runs at once."""
+
     body_timeout: float = 30.0  # seconds from the request head to the whole body
     max_parse_bytes: int = 2 * MAX_BODY_BYTES  # bodies decoded and validated at once
     inline_parse_bytes: int = 64 * 1024  # smaller bodies are parsed on the event loop
