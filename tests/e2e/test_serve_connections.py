@@ -61,6 +61,37 @@ async def test_a_silent_socket_is_closed_with_a_408_after_the_head_deadline(tmp_
         stop(process)
 
 
+async def test_with_the_default_settings_a_silent_socket_is_closed_within_60_seconds(tmp_path):
+    port = free_port()
+    process = serve(tmp_path, port)
+    try:
+        await wait_healthy(port, process)
+        with silent_socket(port) as sock:
+            sock.settimeout(60)
+            answer = await asyncio.to_thread(read_until_closed, sock)
+        assert answer.startswith(b"HTTP/1.1 408 ")
+    finally:
+        stop(process)
+
+
+def send_slowly(sock: socket.socket, data: bytes) -> bytes:
+    """Send `data` a byte at a time, a byte each 0.2 s, until the server answers or closes:
+    what it answered, b"closed", or b"still open" after LIVENESS seconds."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + LIVENESS
+    for byte in data:
+        if time.monotonic() > deadline:
+            break
+        try:
+            sock.sendall(bytes([byte]))
+            return sock.recv(4096) or b"closed"
+        except TimeoutError:
+            continue
+        except OSError:
+            return b"closed"
+    return b"still open"
+
+
 async def test_a_head_sent_a_byte_at_a_time_is_cut_at_the_head_deadline(tmp_path):
     port = free_port()
     process = serve(tmp_path, port, ROUTER_HEADER_TIMEOUT="2")
@@ -70,24 +101,30 @@ async def test_a_head_sent_a_byte_at_a_time_is_cut_at_the_head_deadline(tmp_path
         def slowloris() -> bytes:
             head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 10_000
             with silent_socket(port) as sock:
-                sock.settimeout(0.2)
-                deadline = time.monotonic() + LIVENESS
-                for byte in head:
-                    if time.monotonic() > deadline:
-                        return b"still open"
-                    try:
-                        sock.sendall(bytes([byte]))
-                        if answer := sock.recv(4096):
-                            return answer
-                        return b"closed"
-                    except TimeoutError:
-                        continue
-                    except OSError:
-                        return b"closed"
-            return b"head completed"
+                return send_slowly(sock, head)
 
         answer = await asyncio.to_thread(slowloris)
         assert answer.startswith(b"HTTP/1.1 408 ") or answer == b"closed"
+    finally:
+        stop(process)
+
+
+async def test_a_second_head_sent_a_byte_at_a_time_is_cut_at_the_idle_timeout(tmp_path):
+    port = free_port()
+    process = serve(tmp_path, port, ROUTER_IDLE_TIMEOUT="2")
+    try:
+        await wait_healthy(port, process)
+
+        def slowloris_after_one_request() -> tuple[bytes, bytes]:
+            with silent_socket(port) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                first = sock.recv(4096)
+                head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 10_000
+                return first, send_slowly(sock, head)
+
+        first, answer = await asyncio.to_thread(slowloris_after_one_request)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        assert answer == b"closed"
     finally:
         stop(process)
 
@@ -105,19 +142,7 @@ async def test_a_body_sent_a_byte_at_a_time_is_cut_at_the_body_deadline(tmp_path
             ).encode()
             with silent_socket(port) as sock:
                 sock.sendall(head)
-                sock.settimeout(0.2)
-                deadline = time.monotonic() + LIVENESS
-                while time.monotonic() < deadline:
-                    try:
-                        sock.sendall(b" ")
-                        if answer := sock.recv(4096):
-                            return answer
-                        return b"closed"
-                    except TimeoutError:
-                        continue
-                    except OSError:
-                        return b"closed"
-            return b"still open"
+                return send_slowly(sock, b" " * 5000)
 
         answer = await asyncio.to_thread(slow_body)
         assert answer.startswith(b"HTTP/1.1 408 ")
