@@ -122,21 +122,28 @@ async def mark_head_received(
     return await handler(request)
 
 
-def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
-    """A non-blocking socket listening on host:port (the first address `host` names)."""
-    family, kind, proto, _, address = socket.getaddrinfo(
+def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Non-blocking sockets listening on every address `host` names (both `localhost`s,
+    `0.0.0.0` and `::` for an empty host), as asyncio's `create_server` binds them."""
+    addresses = socket.getaddrinfo(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
+    )
+    sockets: list[socket.socket] = []
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-        sock.setblocking(False)
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
     except OSError:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         raise
-    return sock
+    return sockets
 
 
 class GuardedSite(web.BaseSite):
@@ -153,8 +160,8 @@ class GuardedSite(web.BaseSite):
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host, self._port, self._limits = host, port, limits
-        self._listener: socket.socket | None = None
-        self._accepting: asyncio.Task[None] | None = None
+        self._listeners: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(limits.max_connections)
         self._waiting_for_head: dict[GuardedHandler, None] = {}  # oldest first
 
@@ -164,31 +171,32 @@ class GuardedSite(web.BaseSite):
 
     @property
     def port(self) -> int:
-        if self._listener is not None:
-            return int(self._listener.getsockname()[1])
+        if self._listeners:
+            return int(self._listeners[0].getsockname()[1])
         return self._port
 
     async def start(self) -> None:
         await super().start()
-        self._listener = listening_socket(self._host, self._port, self._backlog)
-        self._accepting = asyncio.create_task(self._accept_forever())
+        self._listeners = listening_sockets(self._host, self._port, self._backlog)
+        self._accepting = [
+            asyncio.create_task(self._accept_forever(listener)) for listener in self._listeners
+        ]
 
     async def stop(self) -> None:
-        if self._accepting is not None:
-            self._accepting.cancel()
-            await asyncio.gather(self._accepting, return_exceptions=True)
-            self._accepting = None
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        for task in self._accepting:
+            task.cancel()
+        await asyncio.gather(*self._accepting, return_exceptions=True)
+        self._accepting = []
+        for listener in self._listeners:
+            listener.close()
+        self._listeners = []
         await super().stop()
 
-    async def _accept_forever(self) -> None:
+    async def _accept_forever(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        assert self._listener is not None
         while True:
             try:
-                conn, _ = await loop.sock_accept(self._listener)
+                conn, _ = await loop.sock_accept(listener)
             except OSError as exc:
                 if exc.errno in _FD_EXHAUSTED:
                     log.warning("cannot accept a connection: %s", exc.strerror)
