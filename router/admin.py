@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from router.ingest import header_bytes
 from router.runtime import Runtime
 from router.store.base import DeliveryView, Store
 
@@ -40,9 +41,9 @@ def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.
         async def check(request: web.Request) -> web.StreamResponse:
             if not token:
                 raise web.HTTPNotFound()
-            presented = request.headers.get("Authorization", "")
-            expected = f"Bearer {token}"
-            if not hmac.compare_digest(presented.encode(), expected.encode()):
+            presented = header_bytes(request.headers.get("Authorization"))
+            expected = f"Bearer {token}".encode()
+            if not hmac.compare_digest(presented, expected):
                 return _unauthorized()
             return await handler(request)
 

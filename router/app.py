@@ -15,9 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import __version__
 from router.admin import admin_routes
+from router.connections import mark_head_received
 from router.delivery import DeliveryEngine, EngineSettings
 from router.health import StoreHealth, answer_within, is_store_failure
-from router.ingest import DEFAULT_STORE_TIMEOUT, ApiKeys, WebhookHandler
+from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
 from router.runtime import Runtime, watch_config_file
 from router.store import open_store
@@ -45,7 +46,7 @@ class ServiceSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     purge_interval: float = 3600.0
     watch_interval: float = 2.0  # 0: do not watch rules.yaml for changes
-    store_timeout: float = DEFAULT_STORE_TIMEOUT  # a store slower than this is unavailable
+    ingest: IngestLimits = field(default_factory=IngestLimits)
 
 
 async def _purge_periodically(store: Store, retention_days: float, interval: float) -> None:
@@ -61,7 +62,7 @@ async def _purge_periodically(store: Store, retention_days: float, interval: flo
 
 def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Application:
     """The application; the store opens, rules.yaml loads and workers start on startup."""
-    app = web.Application(client_max_size=1024 * 1024 + 1)
+    app = web.Application(client_max_size=1024 * 1024 + 1, middlewares=[mark_head_received])
     metrics = Metrics()
     store = store or open_store(settings.store_url)
     resources = SinkResources()
@@ -100,6 +101,14 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    handler = WebhookHandler(
+        runtime, store, metrics, settings.api_keys, engine, settings.ingest, health=health
+    )
+
+    async def stop_parsers(app: web.Application) -> None:
+        handler.close()
+
+    app.on_cleanup.append(stop_parsers)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
@@ -132,15 +141,6 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
-    handler = WebhookHandler(
-        runtime,
-        store,
-        metrics,
-        settings.api_keys,
-        engine,
-        health=health,
-        store_timeout=settings.store_timeout,
-    )
     app.add_routes(
         [
             web.post("/webhooks/revring", handler.handle),

@@ -28,6 +28,7 @@ from sinks.registry import build_sink
 
 if TYPE_CHECKING:
     from router.app import ServiceSettings
+    from router.connections import ConnectionLimits
 
 log = logging.getLogger("router.cli")
 
@@ -89,15 +90,22 @@ def _apply_env_defaults(parser: argparse.ArgumentParser, args: argparse.Namespac
                 parser.error(f"{variable} {exc}")
 
 
-def _positive_seconds(name: str, default: float) -> float:
-    """A duration in seconds from the environment variable `name`, or `default`."""
+class SettingError(Exception):
+    """An environment variable with a value `serve` cannot use."""
+
+
+def _positive_setting(name: str, default: float, *, whole: bool = False) -> float:
+    """The positive number in environment variable `name`, or `default` when unset."""
     text = os.environ.get(name) or ""
+    if not text:
+        return default
     try:
-        value = float(text) if text else default
+        value = int(text) if whole else float(text)
+        if not 0 < value < float("inf"):
+            raise ValueError
     except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
+        kind = "whole number" if whole else "number"
+        raise SettingError(f"{name} must be a positive {kind}, got {text!r}") from None
     return value
 
 
@@ -389,13 +397,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from router.connections import ConnectionLimits, default_max_connections
     from router.delivery import EngineSettings
-    from router.ingest import DEFAULT_STORE_TIMEOUT
+    from router.ingest import IngestLimits
 
     try:
-        lease_seconds = _positive_seconds("ROUTER_LEASE_SECONDS", EngineSettings.lease_seconds)
-        store_timeout = _positive_seconds("ROUTER_STORE_TIMEOUT", DEFAULT_STORE_TIMEOUT)
-    except ValueError as exc:
+        engine = EngineSettings(
+            lease_seconds=_positive_setting("ROUTER_LEASE_SECONDS", EngineSettings.lease_seconds)
+        )
+        ingest = IngestLimits(
+            body_timeout=_positive_setting("ROUTER_BODY_TIMEOUT", IngestLimits.body_timeout),
+            max_parse_bytes=int(
+                _positive_setting(
+                    "ROUTER_MAX_PARSE_BYTES", IngestLimits.max_parse_bytes, whole=True
+                )
+            ),
+            store_timeout=_positive_setting("ROUTER_STORE_TIMEOUT", IngestLimits.store_timeout),
+        )
+        limits = ConnectionLimits(
+            header_timeout=_positive_setting(
+                "ROUTER_HEADER_TIMEOUT", ConnectionLimits.header_timeout
+            ),
+            idle_timeout=_positive_setting("ROUTER_IDLE_TIMEOUT", ConnectionLimits.idle_timeout),
+            max_connections=int(
+                _positive_setting("ROUTER_MAX_CONNECTIONS", default_max_connections(), whole=True)
+            ),
+        )
+    except SettingError as exc:
         print(f"revring-router: {exc}", file=sys.stderr)
         return 2
     settings = ServiceSettings(
@@ -404,22 +432,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api_keys=None if args.no_auth else api_keys,
         admin_token=os.environ.get("ROUTER_ADMIN_TOKEN") or None,
         retention_days=args.retention_days,
-        engine=EngineSettings(lease_seconds=lease_seconds),
-        store_timeout=store_timeout,
+        engine=engine,
+        ingest=ingest,
     )
     try:
-        return _run_event_loop(_serve(settings, args.host, args.port), args.loop)
+        return _run_event_loop(_serve(settings, limits, args.host, args.port), args.loop)
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(settings: ServiceSettings, host: str, port: int) -> int:
+async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str, port: int) -> int:
     from aiohttp import web
 
     from router.app import RUNTIME, build_app
+    from router.connections import GuardedSite
 
     app = build_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=10,
+        **limits.handler_kwargs(),
+    )
     try:
         await runner.setup()
     except ConfigError as exc:
@@ -432,7 +467,7 @@ async def _serve(settings: ServiceSettings, host: str, port: int) -> int:
         log.error("cannot start: %s", exc)
         print(f"revring-router: cannot start: {exc}", file=sys.stderr)
         return 1
-    site = web.TCPSite(runner, host, port)
+    site = GuardedSite(runner, host, port, limits)
     try:
         await site.start()
     except OSError as exc:

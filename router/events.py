@@ -41,6 +41,22 @@ ShortText = Annotated[str, StringConstraints(max_length=64), AfterValidator(_no_
 Timestamp = datetime
 
 
+def _transcript_entries(entries: list[Any] | None) -> list[Any] | None:
+    # In Python rather than as `list[dict[str, Any] | str]`: pydantic-core would check (and
+    # copy) every entry of a large transcript in one call holding the interpreter lock,
+    # stalling the event loop while a worker thread validates; here it can switch.
+    if entries is not None:
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, (dict, str)):
+                raise ValueError(
+                    f"entry {index} must be an object or a string, got {type(entry).__name__}"
+                )
+    return entries
+
+
+Transcript = Annotated[list[Any] | None, AfterValidator(_transcript_entries)]
+
+
 class PostCallEvent(BaseModel):
     """One call as RevRing reports it after it ended."""
 
@@ -57,7 +73,7 @@ class PostCallEvent(BaseModel):
     recordingUrl: str | None = None
     hangupCause: str | None = None
     errorMessage: str | None = None
-    transcript: list[dict[str, Any] | str] | None = None
+    transcript: Transcript = None
     summary: str | None = None
     metrics: dict[str, Any] | None = None
     initiatedAt: Timestamp | None = None

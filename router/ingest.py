@@ -8,6 +8,7 @@ the event): never a 500, whatever the input.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -15,11 +16,14 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from router.budget import ByteBudget
 from router.delivery import DeliveryEngine
 from router.events import KNOWN_STATUSES, EventRejected, parse_event
 from router.health import StoreHealth, answer_within
@@ -32,6 +36,12 @@ log = logging.getLogger("router.ingest")
 
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_STORE_TIMEOUT = 5.0
+
+
+def header_bytes(value: str | None) -> bytes:
+    """A header value as the bytes that came on the wire. aiohttp decodes header bytes
+    that are not UTF-8 with `surrogateescape`; a plain `.encode()` of those raises."""
+    return (value or "").encode("utf-8", "surrogateescape")
 
 
 class ApiKeys:
@@ -52,7 +62,7 @@ class ApiKeys:
         return f"ApiKeys({count} key{'s' if count != 1 else ''})"
 
     def accepts(self, presented: str | None) -> bool:
-        candidate = (presented or "").encode()
+        candidate = header_bytes(presented)
         matched = False
         for key in self._keys:
             matched |= hmac.compare_digest(candidate, key)
@@ -93,6 +103,70 @@ def group_join(rule: CompiledRule, event: dict[str, Any]) -> GroupJoin | None:
     return GroupJoin(key, rule.group.window, rule.group.max)
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """A body refused before it reached the store: the answer and the metric's reason."""
+
+    status: int
+    reason: str
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a valid body becomes, holding none of the decoded JSON: the decoded
+    objects of a large body are many times its size and are freed before the store
+    write (which may wait)."""
+
+    event_id: str
+    status: str
+    direction: str
+    unknown_fields: tuple[str, ...]
+    targets: list[tuple[str, str, GroupJoin | None]]  # (sink, rule name, digest)
+    matched: tuple[str, ...]  # rule names
+
+
+def prepare(body: bytes, rules: Sequence[CompiledRule]) -> Prepared | Rejection:
+    """Decode, validate and route a body: pure CPU work, safe to run in a worker thread."""
+    try:
+        payload = decode_json(body)
+    except (ValueError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return Rejection(400, "malformed_json", f"malformed JSON: {detail}")
+    try:
+        event = parse_event(payload)
+    except EventRejected as exc:
+        return Rejection(
+            422, "invalid_event", "invalid post-call event", {"problems": exc.problems}
+        )
+    routed = route(rules, payload)
+    targets = [
+        (sink, rule.name, group_join(rule, payload)) for sink, rule in routed.deliveries.items()
+    ]
+    return Prepared(
+        event.id,
+        event.status,
+        event.direction,
+        tuple(event.unknown_values()),
+        targets,
+        tuple(rule.name for rule in routed.matched),
+    )
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """How long a webhook body may take to arrive, how much parsing runs at once, and how
+    long the store may take to commit a call."""
+
+    body_timeout: float = 30.0  # seconds from the request head to the whole body
+    max_parse_bytes: int = 2 * MAX_BODY_BYTES  # bodies decoded and validated at once
+    inline_parse_bytes: int = 64 * 1024  # smaller bodies are parsed on the event loop
+    # A store that does not commit a call within this is unavailable: 503, so a
+    # sender's connections are not all stuck behind a frozen database.
+    store_timeout: float = DEFAULT_STORE_TIMEOUT
+
+
 class WebhookHandler:
     def __init__(
         self,
@@ -101,9 +175,9 @@ class WebhookHandler:
         metrics: Metrics,
         api_keys: ApiKeys | None,
         engine: DeliveryEngine | None = None,
+        limits: IngestLimits | None = None,
         *,
         health: StoreHealth | None = None,
-        store_timeout: float = DEFAULT_STORE_TIMEOUT,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -111,9 +185,14 @@ class WebhookHandler:
         self.api_keys = api_keys  # None: authentication disabled (--no-auth)
         self.engine = engine  # sends fresh deliveries at once when their sink has room
         self.health = health or StoreHealth()
-        # A store that does not answer within this is unavailable: 503, so a sender's
-        # connections are not all stuck behind a frozen database.
-        self.store_timeout = store_timeout
+        self.limits = limits or IngestLimits()
+        self._parse_budget = ByteBudget(self.limits.max_parse_bytes)
+        # Larger bodies are parsed here, so the event loop answers other requests
+        # meanwhile; the budget, not the thread count, bounds the work in flight.
+        self._parsers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-parse")
+
+    def close(self) -> None:
+        self._parsers.shutdown(wait=False, cancel_futures=True)
 
     def _reject(self, status: int, reason: str, message: str, **extra: Any) -> web.Response:
         self.metrics.events_received.labels("rejected", "").inc()
@@ -137,7 +216,17 @@ class WebhookHandler:
             request.headers.get("x-api-key")
         ):
             return self._reject(401, "unauthorized", "missing or wrong x-api-key header")
-        body = await self._read_body(request)
+        try:
+            async with asyncio.timeout(self.limits.body_timeout):
+                body = await self._read_body(request)
+        except TimeoutError:
+            answer = self._reject(
+                408,
+                "body_timeout",
+                f"request body not received within {self.limits.body_timeout:g} seconds",
+            )
+            answer.force_close()
+            return answer
         if body is None:
             return self._reject(413, "too_large", f"body larger than {MAX_BODY_BYTES} bytes")
         media_type = request.content_type.lower()
@@ -145,35 +234,28 @@ class WebhookHandler:
             return self._reject(
                 415, "not_json", f"expected Content-Type: application/json, got {media_type!r}"
             )
-        try:
-            payload = decode_json(body)
-        except (ValueError, RecursionError) as exc:
-            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            return self._reject(400, "malformed_json", f"malformed JSON: {detail}")
-        try:
-            event = parse_event(payload)
-        except EventRejected as exc:
-            return self._reject(
-                422, "invalid_event", "invalid post-call event", problems=exc.problems
-            )
-        for field in event.unknown_values():
-            self.metrics.unknown_values.labels(field).inc()
-        return await self._accept(event.id, payload, body, event.status, event.direction)
+        rules = self.runtime.config.rules if self.runtime.loaded else ()
+        async with self._parse_budget.hold(len(body)):
+            if len(body) <= self.limits.inline_parse_bytes:
+                outcome = prepare(body, rules)
+            else:
+                loop = asyncio.get_running_loop()
+                outcome = await loop.run_in_executor(self._parsers, prepare, body, rules)
+        if isinstance(outcome, Rejection):
+            return self._reject(outcome.status, outcome.reason, outcome.message, **outcome.extra)
+        for name in outcome.unknown_fields:
+            self.metrics.unknown_values.labels(name).inc()
+        return await self._accept(outcome, body)
 
-    async def _accept(
-        self, event_id: str, payload: dict[str, Any], body: bytes, status: str, direction: str
-    ) -> web.Response:
+    async def _accept(self, prepared: Prepared, body: bytes) -> web.Response:
         if not self.runtime.loaded:
             return self._reject(503, "not_ready", "rules.yaml is not loaded")
-        routed = route(self.runtime.config.rules, payload)
+        event_id, status = prepared.event_id, prepared.status
         received_at = time.time()
-        targets = [
-            (sink, rule.name, group_join(rule, payload)) for sink, rule in routed.deliveries.items()
-        ]
-        deliveries = self._reserve(targets, received_at)
-        record = IngestRecord(event_id, body, received_at, deliveries, status, direction)
+        deliveries = self._reserve(prepared.targets, received_at)
+        record = IngestRecord(event_id, body, received_at, deliveries, status, prepared.direction)
         try:
-            result = await answer_within(self.store.ingest(record), self.store_timeout)
+            result = await answer_within(self.store.ingest(record), self.limits.store_timeout)
         except BaseException as exc:
             self._release(deliveries)
             if not isinstance(exc, Exception):
@@ -184,8 +266,8 @@ class WebhookHandler:
         if result.status == "accepted":
             self.health.succeeded()  # a duplicate wrote nothing: it proves nothing
             self._dispatch(record)
-            for rule in routed.matched:
-                self.metrics.rule_matches.labels(rule.name).inc()
+            for name in prepared.matched:
+                self.metrics.rule_matches.labels(name).inc()
         else:
             self._release(deliveries)
         status_label = status if status in KNOWN_STATUSES else "other"

@@ -633,7 +633,7 @@ def _index_for(rules: Sequence[CompiledRule]) -> _RuleIndex:
     snapshot = rules if isinstance(rules, tuple) else tuple(rules)
     index = _RuleIndex.build(snapshot)
     if len(_index_cache) >= _INDEX_CACHE_SIZE:
-        del _index_cache[next(iter(_index_cache))]
+        _index_cache.pop(next(iter(_index_cache)), None)  # two threads may evict the same
     _index_cache[id(rules)] = (snapshot, index)
     return index
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import ENGINE, METRICS, RUNTIME, STORE, ServiceSettings, build_app
 from router.delivery import EngineSettings
-from router.ingest import ApiKeys
+from router.ingest import ApiKeys, IngestLimits
 
 API_KEY = "test-key-1"
 ADMIN_TOKEN = "admin-secret-token"
@@ -43,7 +43,7 @@ async def running_service(
         admin_token=admin_token,
         engine=engine or fast_engine(),
         watch_interval=watch_interval,
-        store_timeout=store_timeout,
+        ingest=IngestLimits(store_timeout=store_timeout),
     )
     app = build_app(settings)
     async with TestClient(TestServer(app)) as client:

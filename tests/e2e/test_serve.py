@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -28,7 +29,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(rules: Path, db: Path, port: int, *extra: str, env: dict | None = None):
+def start_server(
+    rules: Path,
+    db: Path,
+    port: int,
+    *extra: str,
+    env: dict | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+):
     """The server as a subprocess; its output goes to files beside the database (a pipe
     nobody reads would fill up and block the server's logging)."""
     environ = {**os.environ, "ROUTER_API_KEYS": API_KEY, **(env or {})}
@@ -36,7 +44,9 @@ def start_server(rules: Path, db: Path, port: int, *extra: str, env: dict | None
     command += ["--store", f"sqlite:///{db}", "--port", str(port), *extra]
     stdout = (db.parent / f"serve-{port}.out").open("w")
     stderr = (db.parent / f"serve-{port}.err").open("w+")
-    process = subprocess.Popen(command, env=environ, stdout=stdout, stderr=stderr, text=True)
+    process = subprocess.Popen(
+        command, env=environ, stdout=stdout, stderr=stderr, text=True, preexec_fn=preexec_fn
+    )
     process.stderr_file = stderr  # type: ignore[attr-defined]
     return process
 

@@ -107,6 +107,8 @@ def test_an_empty_object_names_all_required_fields() -> None:
         ("durationSeconds", -1),
         ("transcript", "hello"),
         ("transcript", {"role": "agent"}),
+        ("transcript", ["caller: hi", 5]),
+        ("transcript", [{"speaker": "agent"}, None]),
         ("metrics", [1, 2]),
         ("startedAt", "yesterday"),
         ("fromNumber", ["+1"]),

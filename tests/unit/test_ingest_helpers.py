@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from router.app import ServiceSettings
 from router.ingest import ApiKeys, decode_json
@@ -20,6 +22,13 @@ def test_several_keys_are_accepted() -> None:
 )
 def test_a_wrong_or_missing_key_is_rejected(presented: str | None) -> None:
     assert not ApiKeys.from_env("old-key,new-key").accepts(presented)
+
+
+@given(st.binary(max_size=24))
+def test_any_header_bytes_are_compared_as_bytes(raw: bytes) -> None:
+    """aiohttp hands header bytes that are not UTF-8 over as surrogate escapes."""
+    presented = raw.decode("utf-8", "surrogateescape")
+    assert ApiKeys.from_env("old-key").accepts(presented) == (raw == b"old-key")
 
 
 @pytest.mark.parametrize("value", [None, "", " ", ",", " , ,"])
