@@ -436,6 +436,17 @@ def classify_response(
     return Permanent(reason, status_code=status)
 
 
+def with_prefix(failure: DeliveryError, prefix: str) -> DeliveryError:
+    """The same failure, its reason starting with `prefix` (`pagerduty: `, `teams: `)."""
+    if isinstance(failure, Retryable):
+        return Retryable(
+            prefix + failure.reason,
+            retry_after=failure.retry_after,
+            status_code=failure.status_code,
+        )
+    return type(failure)(prefix + failure.reason, status_code=failure.status_code)
+
+
 def describe_transport_error(exc: BaseException, *, timeout: float, host: str) -> Retryable:
     """A failure before any response (connect, TLS, DNS, timeout, reset) as a safe reason."""
     if isinstance(exc, TimeoutError):
