@@ -123,7 +123,7 @@ def severity_problem(rendered: str) -> str | None:
     if rendered.strip().lower() in SEVERITIES:
         return None
     shown = truncate_text(strip_line_breaks(rendered), 40)
-    return f"severity is {shown!r}; PagerDuty accepts only {', '.join(SEVERITIES)}"
+    return f"{shown!r} is not a PagerDuty severity (critical, error, warning or info)"
 
 
 def bounded_dedup_key(key: str) -> str:
