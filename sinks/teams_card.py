@@ -248,7 +248,11 @@ def fit_message(document: dict[str, Any], limit: int = MAX_MESSAGE_BYTES) -> dic
         lists = [found for found in _lists(fitted) if len(found) > 1]
         if not lists:
             break
-        max(lists, key=len).pop()
+        longest = max(lists, key=len)
+        # Drop about as many items as the excess holds, at least one, keeping the first.
+        per_item = max(message_size(longest) // len(longest), 1)
+        dropped = min(len(longest) - 1, -(-excess // per_item))
+        del longest[len(longest) - dropped :]
     return fitted
 
 
