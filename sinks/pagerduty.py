@@ -28,6 +28,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from router.templates import TemplateRenderError, TextTemplate, strip_line_breaks, truncate_text
 from router.templates import mask_phone_numbers as mask_numbers_in
+from router.units import Rate
 from sinks.base import (
     DeliveryError,
     DeliveryRequest,
@@ -61,6 +62,8 @@ from sinks.http import (
 from sinks.slack_message import safe_button_url
 
 DEFAULT_URL: Final = "https://events.pagerduty.com/v2/enqueue"
+# PagerDuty throttles events per integration key (120 a minute, as documented when written).
+DEFAULT_RATE_LIMIT: Final = Rate(120, 60)
 SEVERITIES: Final = ("critical", "error", "warning", "info")
 MAX_SUMMARY: Final = 1024
 MAX_DEDUP_KEY: Final = 255
@@ -97,6 +100,9 @@ class PagerDutySinkConfig(TimedSinkConfig):
 
     def missing_settings(self) -> list[str]:
         return [] if self.routing_key.get_secret_value() else ["routing_key"]
+
+    def effective_rate_limit(self) -> Rate | None:
+        return self.rate_limit or DEFAULT_RATE_LIMIT
 
     def secret_values(self) -> list[str]:
         key = self.routing_key.get_secret_value()
@@ -167,7 +173,8 @@ def call_details(event: Mapping[str, Any], *, rule: str, masked: bool) -> dict[s
         "error": _clipped(event.get("errorMessage"), masked),
         "call_summary": _clipped(event.get("summary"), masked),
         "sip_trunk": event.get("sipTrunkId"),
-        "started_at": event.get("startedAt") or event.get("initiatedAt"),
+        "initiated_at": event.get("initiatedAt"),
+        "started_at": event.get("startedAt"),
         "ended_at": event.get("endedAt"),
         "rule": rule,
     }

@@ -14,6 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from router.config import parse_config
+from router.units import Rate
 from sinks.base import DeliveryError, DeliveryRequest, Digest, Permanent, Retryable, SinkResources
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
 from sinks.registry import build_sink
@@ -268,3 +270,27 @@ async def test_a_retried_and_a_replayed_delivery_keep_one_dedup_key(
     assert "unknown key ***" in caplog.text  # the failure was logged, its reason scrubbed
     assert ROUTING_KEY not in caplog.text
     assert all(ROUTING_KEY not in (attempt.error or "") for attempt in attempts)
+
+
+def test_every_sink_option_applies_and_the_rate_limit_defaults_to_pagerdutys() -> None:
+    text = """
+version: 1
+sinks:
+  paced:
+    type: pagerduty
+    routing_key: KEY
+    rate_limit: 30/m
+    concurrency: 1
+    retry: {max_attempts: 3, initial_delay: 2s}
+  default:
+    type: pagerduty
+    routing_key: KEY
+rules: [{name: all, to: [paced, default]}]
+"""
+    config = parse_config(text, "rules.yaml", environ={})
+    paced, default = config.sinks["paced"], config.sinks["default"]
+    assert paced.effective_rate_limit() == Rate(30, 60)
+    assert paced.effective_concurrency() == 1
+    assert config.retry_policy("paced").max_attempts == 3
+    assert config.retry_policy("paced").initial_delay == 2.0
+    assert default.effective_rate_limit() == Rate(120, 60)

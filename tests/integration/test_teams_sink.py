@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from router.config import parse_config
+from router.units import Rate
 from sinks.base import DeliveryError, DeliveryRequest, Digest, Permanent, Retryable, SinkResources
 from sinks.registry import build_sink
 from sinks.teams import TeamsSink, TeamsSinkConfig
@@ -302,3 +304,24 @@ async def test_end_to_end_a_refused_card_is_dead_with_no_url_in_reason_log_or_ad
     for shown in (admin_answer, router_log):
         assert "TEAMSSIGSECRET" not in shown and "4f1c0a9e2b7d4c1aa0e9" not in shown
     assert len(teams.requests) == 2
+
+
+def test_every_sink_option_applies_to_teams() -> None:
+    text = """
+version: 1
+sinks:
+  ops-teams:
+    type: teams
+    webhook_url: https://prod-01.westus.logic.azure.com/workflows/abc/invoke?sig=S
+    rate_limit: 1/s
+    concurrency: 1
+    retry: {max_attempts: 4}
+    timeout: 3s
+rules: [{name: all, to: [ops-teams]}]
+"""
+    config = parse_config(text, "rules.yaml", environ={})
+    sink = config.sinks["ops-teams"]
+    assert sink.effective_rate_limit() == Rate(1, 1)
+    assert sink.effective_concurrency() == 1
+    assert config.retry_policy("ops-teams").max_attempts == 4
+    assert isinstance(sink, TeamsSinkConfig) and sink.timeout == 3.0
