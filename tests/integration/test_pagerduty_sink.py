@@ -294,3 +294,38 @@ rules: [{name: all, to: [paced, default]}]
     assert config.retry_policy("paced").max_attempts == 3
     assert config.retry_policy("paced").initial_delay == 2.0
     assert default.effective_rate_limit() == Rate(120, 60)
+
+
+GROUPED_RULES = """
+version: 1
+defaults:
+  retry: {max_attempts: 5, initial_delay: 100ms, max_delay: 200ms, max_age: 1h}
+sinks:
+  oncall:
+    type: pagerduty
+    routing_key: "%(key)s"
+    url: "%(url)s"
+rules:
+  - name: trunk-outage
+    when: {status: FAILED}
+    to: [oncall]
+    group: {by: [sipTrunkId], window: 1s}
+"""
+
+
+async def test_a_retried_digest_keeps_its_rule_and_group_key_as_dedup_key(
+    tmp_path, write_rules, pagerduty: FakePagerDuty
+) -> None:
+    pagerduty.answer = lambda n: (502, "", {}) if n == 1 else (202, None, {})
+    rules = write_rules(GROUPED_RULES % {"key": ROUTING_KEY, "url": pagerduty.url})
+    events = [fresh_event(sipTrunkId="sip-7") for _ in range(3)]
+    async with running_service(rules, tmp_path / "r.db", engine=engine()) as client:
+        for event in events:
+            await post_event(client, event)
+        store, *_ = parts(client)
+        await wait_for(lambda: store.list_deliveries("delivered"))
+    first, second = pagerduty.bodies()
+    assert first == second
+    assert first["dedup_key"] == "digest:trunk-outage:sipTrunkId=sip-7"
+    assert first["payload"]["summary"].startswith("3 FAILED calls on trunk sip-7")
+    assert first["payload"]["custom_details"]["call_ids"] == [event["id"] for event in events]
