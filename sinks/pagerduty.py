@@ -22,6 +22,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -200,10 +201,19 @@ def digest_details(digest: Digest, *, rule: str, masked: bool) -> dict[str, Any]
     }
 
 
-def _short(value: Any) -> Any:
-    """A payload field as PagerDuty shows it: text on one line, at most 1,024 characters."""
-    if isinstance(value, str):
-        return truncate_text(strip_line_breaks(value), MAX_SUMMARY)
+def _short(value: Any) -> str:
+    """A payload field as PagerDuty takes it: text on one line, at most 1,024 characters."""
+    return truncate_text(strip_line_breaks(value), MAX_SUMMARY)
+
+
+def _iso_time(value: Any) -> str | None:
+    """`value` if it reads as an ISO 8601 time (PagerDuty refuses the event otherwise)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
     return value
 
 
@@ -268,7 +278,7 @@ def build_event(config: PagerDutySinkConfig, request: DeliveryRequest) -> dict[s
         "summary": summary,
         "source": source,
         "severity": severity.strip().lower(),
-        "timestamp": timestamp,
+        "timestamp": _iso_time(timestamp),
         "component": component,
         "group": event.get("organizationId") if digest is None else None,
         "class": kind,
@@ -278,7 +288,11 @@ def build_event(config: PagerDutySinkConfig, request: DeliveryRequest) -> dict[s
         "routing_key": config.routing_key.get_secret_value(),
         "event_action": "trigger",
         "dedup_key": dedup_key,
-        "payload": {name: _short(value) for name, value in payload.items() if present(value)},
+        "payload": {
+            name: value if name == "custom_details" else _short(value)
+            for name, value in payload.items()
+            if present(value)
+        },
         "client": CLIENT,
     }
     if recording is not None:

@@ -12,7 +12,9 @@ from sinks.base import DeliveryRequest, Digest, Permanent, Retryable, SendResult
 from sinks.call_text import call_line, digest_line, window_length_text
 from sinks.pagerduty import (
     MAX_DEDUP_KEY,
+    PagerDutySinkConfig,
     bounded_dedup_key,
+    build_event,
     classify_answer,
     default_dedup_key,
     severity_problem,
@@ -86,3 +88,18 @@ def test_answers_become_outcomes() -> None:
         400, b'{"errors": ["bad +442071838750"]}', retry_after=None, secrets=[], now=0
     )
     assert numbers.reason.endswith("bad +4420•••8750")
+
+
+def test_payload_fields_are_one_line_text_and_a_bad_timestamp_is_left_out() -> None:
+    event = {
+        **sample("failed-outbound"),
+        "sipTrunkId": 7,
+        "initiatedAt": "yesterday-ish",
+        "agentName": "Ava\nSmith",
+    }
+    config = PagerDutySinkConfig(type="pagerduty", routing_key="KEY")
+    document = build_event(config, DeliveryRequest("d", event["id"], "oncall", "r", event))
+    payload = document["payload"]
+    assert payload["component"] == "7"
+    assert payload["source"] == "Ava Smith"
+    assert "timestamp" not in payload
