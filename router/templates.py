@@ -11,6 +11,8 @@ Each template has a *kind* that decides how the values it prints are treated:
   JSON token: inside quotes it is escaped for a JSON string, outside it is a whole JSON
   value, and `tojson` output goes in as a whole value (see `router.json_printing`).
 - `slack_json`: a `json` template for Slack blocks: values are also escaped for mrkdwn.
+- `teams_json`: a `json` template for a Teams Adaptive Card: text values (and the string
+  leaves of a printed list or mapping) are also escaped for the card's Markdown subset.
 - `html`: every printed value is HTML-escaped (autoescape), unless marked `| safe`.
 """
 
@@ -28,7 +30,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BeforeValidator
 
 from router.events import OPTIONAL_FIELDS
-from router.json_printing import MARKER_CHARACTERS, mark_value, place_values, to_json_value
+from router.json_printing import (
+    MARKER_CHARACTERS,
+    JsonValue,
+    mark_value,
+    place_values,
+    to_json_value,
+)
 
 
 class TemplateKind(StrEnum):
@@ -37,11 +45,12 @@ class TemplateKind(StrEnum):
     HEADER = "header"
     JSON = "json"
     SLACK_JSON = "slack_json"
+    TEAMS_JSON = "teams_json"
     HTML = "html"
 
     @property
     def prints_json(self) -> bool:
-        return self in (TemplateKind.JSON, TemplateKind.SLACK_JSON)
+        return self in (TemplateKind.JSON, TemplateKind.SLACK_JSON, TemplateKind.TEAMS_JSON)
 
 
 class TemplateRenderError(Exception):
@@ -56,6 +65,32 @@ _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
 def slack_escape(value: Any) -> str:
     """Escape text for Slack mrkdwn: `&`, `<` and `>` become entities."""
     return str(value).translate(_SLACK_ESCAPES)
+
+
+# What Adaptive Cards' Markdown subset (bold, italic, links, lists) and Teams' mentions
+# (`<at>…</at>`) are made of; a backslash makes each one literal (CommonMark escapes).
+_TEAMS_MARKDOWN = re.compile(r"([\\`*_~\[\]<>])")
+_TEAMS_LIST_MARKER = re.compile(r"^([ \t]*)([-+]|[0-9]+\.)(?=[ \t]|$)", re.MULTILINE)
+
+
+def teams_escape(value: Any) -> str:
+    """Escape text for a Teams card's Markdown: `*`, `_`, `[`, `<`… and list markers at the
+    start of a line are backslash-escaped, so event text cannot format, link or mention."""
+    text = _TEAMS_MARKDOWN.sub(r"\\\1", str(value))
+    return _TEAMS_LIST_MARKER.sub(
+        lambda match: match[1] + match[2][:-1] + "\\" + match[2][-1], text
+    )
+
+
+def teams_escape_leaves(value: Any) -> Any:
+    """`value` with every string in it (keys aside) escaped by `teams_escape`."""
+    if isinstance(value, str):
+        return teams_escape(value)
+    if isinstance(value, Mapping):
+        return {key: teams_escape_leaves(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [teams_escape_leaves(item) for item in value]
+    return value
 
 
 def strip_line_breaks(value: Any) -> str:
@@ -155,11 +190,27 @@ def _finalizer(kind: TemplateKind) -> Callable[[Any], Any]:
         return partial(mark_value, escape=str)
     if kind is TemplateKind.SLACK_JSON:
         return partial(mark_value, escape=slack_escape)
+    if kind is TemplateKind.TEAMS_JSON:
+        return _mark_teams_value
     if kind is TemplateKind.SLACK:
         return lambda value: "" if value is None else slack_escape(value)
     if kind is TemplateKind.HEADER:
         return lambda value: "" if value is None else strip_line_breaks(value)
     return lambda value: "" if value is None else value
+
+
+def _mark_teams_value(value: Any) -> str:
+    """The finalizer of a Teams card template: text escaped for Markdown, a list or mapping
+    printed whole with its strings escaped, `tojson` output (escaped already) as it is."""
+    if isinstance(value, str) and not isinstance(value, JsonValue):
+        return mark_value(value, escape=teams_escape)
+    if isinstance(value, list | tuple | Mapping):
+        value = to_json_value(teams_escape_leaves(value))
+    return mark_value(value, escape=str)
+
+
+def _teams_tojson(value: Any, indent: int | None = None) -> JsonValue:
+    return to_json_value(teams_escape_leaves(value), indent=indent)
 
 
 def _plain_tojson(value: Any) -> str:
@@ -181,6 +232,8 @@ def _make_environment(kind: TemplateKind) -> jinja2.Environment:
         env.filters["tojson"] = _plain_tojson
     if kind.prints_json:
         env.filters["tojson"] = to_json_value
+    if kind is TemplateKind.TEAMS_JSON:
+        env.filters["tojson"] = _teams_tojson
     env.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
     return env
 
@@ -251,6 +304,9 @@ JsonTemplate = Annotated[
 ]
 SlackJsonTemplate = Annotated[
     Template, BeforeValidator(partial(compile_template, kind=TemplateKind.SLACK_JSON))
+]
+TeamsJsonTemplate = Annotated[
+    Template, BeforeValidator(partial(compile_template, kind=TemplateKind.TEAMS_JSON))
 ]
 HtmlTemplate = Annotated[
     Template, BeforeValidator(partial(compile_template, kind=TemplateKind.HTML))

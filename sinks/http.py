@@ -147,14 +147,26 @@ def signing_key(secret: str) -> bytes:
     return secret.encode("utf-8")
 
 
-class HttpSinkConfig(SinkConfig):
+class TimedSinkConfig(SinkConfig):
+    """Settings of a sink that sends one HTTP request per delivery: its `timeout`."""
+
+    timeout: Duration = 10.0
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("timeout must be longer than 0s")
+        return value
+
+
+class HttpSinkConfig(TimedSinkConfig):
     type: Literal["http"]
     url: SecretStr
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: dict[str, HeaderValue] = Field(default_factory=dict)
     body: JsonTemplate | None = None
     content_type: str = "application/json"
-    timeout: Duration = 10.0
     signing_secret: SecretStr | None = None
     success_codes: list[int] | None = None
     retry_on: list[int] = Field(default_factory=list)
@@ -199,13 +211,6 @@ class HttpSinkConfig(SinkConfig):
     def _one_line(cls, value: str) -> str:
         if not value.strip() or strip_line_breaks(value) != value:
             raise ValueError("content_type must be one non-empty line")
-        return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("timeout must be longer than 0s")
         return value
 
     @field_validator("success_codes", "retry_on")
@@ -255,14 +260,7 @@ class HttpSinkConfig(SinkConfig):
 
     def secret_values(self) -> list[str]:
         """Every configured secret string, for scrubbing text that might echo one."""
-        url = self.url.get_secret_value()
-        parts = urlsplit(url)
-        # The URL as a server sees it (no userinfo), and its path, which in many
-        # webhook URLs is itself the credential.
-        secrets = [url, mask_url(url), parts.query, parts.password or "", parts.username or ""]
-        if parts.path not in ("", "/"):
-            secrets.append(parts.path)
-            secrets += [segment for segment in parts.path.split("/") if len(segment) >= 6]
+        secrets = url_secrets(self.url.get_secret_value())
         for template in self.headers.values():
             secrets += template.secret_literals()
         if self.signing_secret is not None:
@@ -286,6 +284,20 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a secret URL to scrub from text: the URL itself, the URL as a server
+    sees it (no userinfo), its query and credentials, and its path, which in many webhook
+    URLs is itself the credential (and each longer segment of it)."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    secrets = [url, mask_url(url), parts.query, parts.password or "", parts.username or ""]
+    if parts.path not in ("", "/"):
+        secrets.append(parts.path)
+        secrets += [segment for segment in parts.path.split("/") if len(segment) >= 6]
+    return [secret for secret in secrets if secret]
 
 
 def shown_url(url: str) -> str:
@@ -424,6 +436,17 @@ def classify_response(
     return Permanent(reason, status_code=status)
 
 
+def with_prefix(failure: DeliveryError, prefix: str) -> DeliveryError:
+    """The same failure, its reason starting with `prefix` (`pagerduty: `, `teams: `)."""
+    if isinstance(failure, Retryable):
+        return Retryable(
+            prefix + failure.reason,
+            retry_after=failure.retry_after,
+            status_code=failure.status_code,
+        )
+    return type(failure)(prefix + failure.reason, status_code=failure.status_code)
+
+
 def describe_transport_error(exc: BaseException, *, timeout: float, host: str) -> Retryable:
     """A failure before any response (connect, TLS, DNS, timeout, reset) as a safe reason."""
     if isinstance(exc, TimeoutError):
@@ -470,13 +493,100 @@ def _parsed_body(body: bytes) -> Any:
         return body.decode("utf-8", errors="replace")
 
 
-class HttpSink(Sink):
-    config: HttpSinkConfig
+@dataclass(frozen=True)
+class Answer:
+    """A destination's response: its status, its `Retry-After`, and (when read) its body."""
+
+    status: int
+    retry_after: str | None
+    body: bytes
+
+
+class PostingSink(Sink):
+    """What every sink that sends one HTTP request per delivery shares: the pooled session
+    (or one of its own), quick in-process retries after a connection blip (tenacity), and
+    transport failures turned into `Retryable`s whose reasons name at most the host."""
+
+    config: TimedSinkConfig
     blip_retry_waits: tuple[float, ...] = BLIP_RETRY_WAITS
 
-    def __init__(self, name: str, config: HttpSinkConfig, resources: SinkResources) -> None:
+    def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         super().__init__(name, config, resources)
         self._own_session: aiohttp.ClientSession | None = None
+
+    def reads_body(self, status: int) -> bool:
+        """Whether the body of an answer with `status` is worth reading (for a reason)."""
+        return not 200 <= status < 300
+
+    async def post(self, outgoing: OutgoingRequest, *, secrets: list[str]) -> Answer:
+        """Send `outgoing`; the answer, whatever its status. Raises `Retryable` when no
+        answer came (refused, reset, timeout, DNS, TLS) and `Permanent` when the client
+        refuses the request; no reason names more of the URL than its host."""
+        host = urlsplit(outgoing.url).hostname or "?"
+        try:
+            return await self._exchange_riding_out_blips(outgoing)
+        except aiohttp.InvalidURL:
+            raise Permanent("the url is not a valid HTTP URL") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            failure = describe_transport_error(exc, timeout=self.config.timeout, host=host)
+            raise Retryable(redact(failure.reason, secrets)) from None
+        except ValueError as exc:
+            # aiohttp refuses some requests outright; its message may quote the URL.
+            raise Permanent(f"the HTTP client refused the request: {type(exc).__name__}") from None
+
+    async def _exchange_riding_out_blips(self, outgoing: OutgoingRequest) -> Answer:
+        """The exchange, with quick in-process retries (tenacity) after a connection blip.
+        The first try goes straight out: the retry machinery costs only when needed."""
+        try:
+            return await self._exchange(outgoing)
+        except Exception as exc:
+            if not is_connection_blip(exc) or not self.blip_retry_waits:
+                raise
+        first_wait, *later_waits = self.blip_retry_waits
+        await asyncio.sleep(first_wait)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_connection_blip),
+            stop=stop_after_attempt(len(self.blip_retry_waits)),
+            wait=wait_chain(*(wait_fixed(seconds) for seconds in later_waits))
+            if later_waits
+            else wait_none(),
+            reraise=True,
+        )
+        return await retrying(self._exchange, outgoing)
+
+    async def _exchange(self, outgoing: OutgoingRequest) -> Answer:
+        """One request and its answer; transport errors propagate."""
+        async with self._session().request(
+            outgoing.method,
+            outgoing.url,
+            headers=outgoing.headers,
+            data=outgoing.body,
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            allow_redirects=False,
+            raise_for_status=False,
+        ) as response:
+            wanted = self.reads_body(response.status)
+            body = await _read_capped(response, RESPONSE_BODY_LIMIT) if wanted else b""
+            return Answer(response.status, response.headers.get("Retry-After"), body)
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self.resources.http is not None:
+            return self.resources.http
+        if self._own_session is None or self._own_session.closed:
+            self._own_session = aiohttp.ClientSession()
+        return self._own_session
+
+    async def close(self) -> None:
+        if self._own_session is not None:
+            await self._own_session.close()
+            self._own_session = None
+
+
+class HttpSink(PostingSink):
+    config: HttpSinkConfig
+
+    def reads_body(self, status: int) -> bool:
+        return not is_success(status, self.config.success_codes)
 
     def render(self, request: DeliveryRequest) -> dict[str, Any]:
         outgoing = build_request(self.config, request, now=time.time())
@@ -496,79 +606,19 @@ class HttpSink(Sink):
             raise Retryable("sink not configured: url is empty")
         outgoing = build_request(self.config, request, now=time.time())
         secrets = self.config.secret_values()
-        host = urlsplit(outgoing.url).hostname or "?"
-        try:
-            outcome = await self._exchange_riding_out_blips(outgoing, secrets)
-        except aiohttp.InvalidURL:
-            raise Permanent("the url is not a valid HTTP URL") from None
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            failure = describe_transport_error(exc, timeout=self.config.timeout, host=host)
-            raise Retryable(redact(failure.reason, secrets)) from None
-        except ValueError as exc:
-            # aiohttp refuses some requests outright; its message may quote the URL.
-            raise Permanent(f"the HTTP client refused the request: {type(exc).__name__}") from None
+        answer = await self.post(outgoing, secrets=secrets)
+        outcome = classify_response(
+            answer.status,
+            body=answer.body,
+            retry_after=answer.retry_after,
+            success_codes=self.config.success_codes,
+            retry_on=self.config.retry_on,
+            now=time.time(),
+            secrets=secrets,
+        )
         if isinstance(outcome, DeliveryError):
             raise outcome
         return outcome
-
-    async def _exchange_riding_out_blips(
-        self, outgoing: OutgoingRequest, secrets: list[str]
-    ) -> SendResult | DeliveryError:
-        """The exchange, with quick in-process retries (tenacity) after a connection blip.
-        The first try goes straight out: the retry machinery costs only when needed."""
-        try:
-            return await self._exchange(outgoing, secrets)
-        except Exception as exc:
-            if not is_connection_blip(exc) or not self.blip_retry_waits:
-                raise
-        first_wait, *later_waits = self.blip_retry_waits
-        await asyncio.sleep(first_wait)
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_connection_blip),
-            stop=stop_after_attempt(len(self.blip_retry_waits)),
-            wait=wait_chain(*(wait_fixed(seconds) for seconds in later_waits))
-            if later_waits
-            else wait_none(),
-            reraise=True,
-        )
-        return await retrying(self._exchange, outgoing, secrets)
-
-    async def _exchange(
-        self, outgoing: OutgoingRequest, secrets: list[str]
-    ) -> SendResult | DeliveryError:
-        """One request and its classified response; transport errors propagate."""
-        async with self._session().request(
-            outgoing.method,
-            outgoing.url,
-            headers=outgoing.headers,
-            data=outgoing.body,
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-            allow_redirects=False,
-            raise_for_status=False,
-        ) as response:
-            succeeded = is_success(response.status, self.config.success_codes)
-            body = b"" if succeeded else await _read_capped(response, RESPONSE_BODY_LIMIT)
-            return classify_response(
-                response.status,
-                body=body,
-                retry_after=response.headers.get("Retry-After"),
-                success_codes=self.config.success_codes,
-                retry_on=self.config.retry_on,
-                now=time.time(),
-                secrets=secrets,
-            )
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self.resources.http is not None:
-            return self.resources.http
-        if self._own_session is None or self._own_session.closed:
-            self._own_session = aiohttp.ClientSession()
-        return self._own_session
-
-    async def close(self) -> None:
-        if self._own_session is not None:
-            await self._own_session.close()
-            self._own_session = None
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

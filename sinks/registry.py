@@ -10,19 +10,30 @@ from sinks.base import Sink, SinkConfig, SinkResources
 from sinks.email import EmailSinkConfig
 from sinks.http import HttpSinkConfig
 from sinks.log import LogSinkConfig
+from sinks.pagerduty import PagerDutySinkConfig
 from sinks.slack import SlackSinkConfig
+from sinks.teams import TeamsSinkConfig
 
 SINK_CONFIG_TYPES: tuple[type[SinkConfig], ...] = (
     SlackSinkConfig,
     EmailSinkConfig,
     HttpSinkConfig,
     LogSinkConfig,
+    PagerDutySinkConfig,
+    TeamsSinkConfig,
 )
 
-SINK_TYPE_NAMES: tuple[str, ...] = ("slack", "email", "http", "log")
+SINK_TYPE_NAMES: tuple[str, ...] = ("slack", "email", "http", "log", "pagerduty", "teams")
 
 AnySinkConfig = Annotated[
-    Union[SlackSinkConfig, EmailSinkConfig, HttpSinkConfig, LogSinkConfig],  # noqa: UP007
+    Union[  # noqa: UP007
+        SlackSinkConfig,
+        EmailSinkConfig,
+        HttpSinkConfig,
+        LogSinkConfig,
+        PagerDutySinkConfig,
+        TeamsSinkConfig,
+    ],
     Field(discriminator="type"),
 ]
 

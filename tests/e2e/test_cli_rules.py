@@ -12,7 +12,8 @@ SAMPLES = ROOT / "samples"
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_", "CRM_"))}
+    prefixes = ("SLACK_", "SMTP_", "CRM_", "PAGERDUTY_", "TEAMS_")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     environ.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "router", *args],
@@ -28,8 +29,10 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
 def test_check_accepts_the_shipped_rules_and_warns_about_unconfigured_sinks():
     result = run("check", "--config", str(ROOT / "rules.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK (4 rules, 4 sinks)" in result.stdout
+    assert "OK (4 rules, 6 sinks)" in result.stdout
     assert "warning: sink 'ops-slack' is not configured" in result.stdout
+    assert "warning: sink 'oncall' is not configured (routing_key is empty)" in result.stdout
+    assert "warning: sink 'ops-teams' is not configured (webhook_url is empty)" in result.stdout
 
 
 def test_check_is_quiet_about_sinks_once_their_variables_are_set():
@@ -38,11 +41,14 @@ def test_check_is_quiet_about_sinks_once_their_variables_are_set():
         "SMTP_HOST": "smtp.example.com",
         "CRM_URL": "https://crm.example.com/api/calls",
         "CRM_TOKEN": "crm-token-value",
+        "PAGERDUTY_ROUTING_KEY": "pd-routing-key-value",
+        "TEAMS_WEBHOOK_URL": "https://prod-01.westus.logic.azure.com/workflows/abc/invoke?sig=x",
     }
     result = run("check", "--config", str(ROOT / "rules.yaml"), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning" not in result.stdout
     assert "crm-token-value" not in result.stdout + result.stderr
+    assert "pd-routing-key-value" not in result.stdout + result.stderr
 
 
 BROKEN = """\

@@ -1,0 +1,231 @@
+"""The README's CRM recipes render what each API documents: for HubSpot, Salesforce,
+Pipedrive and the Zapier/Make catch hooks, the snippet is loaded from README.md as a
+user would paste it, rendered against sample calls, and sent to a local receiver (a
+real socket); the request is checked field by field (names, types, units)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from router.config import parse_config
+from router.samples import sample_event
+from sinks.base import DeliveryRequest, SinkResources
+from sinks.http import HttpSink, HttpSinkConfig
+from tests.conftest import sample
+from tests.receivers import Received, Receiver
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+ENVIRONMENT = {
+    "HUBSPOT_TOKEN": "pat-na1-hubspot-token",
+    "SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com",
+    "SALESFORCE_ACCESS_TOKEN": "00Dxx!salesforce-token",
+    "PIPEDRIVE_API_TOKEN": "pipedrive-token-123",
+    "ZAPIER_CATCH_HOOK_URL": "https://hooks.zapier.com/hooks/catch/123456/abcdef/",
+    "MAKE_WEBHOOK_URL": "https://hook.eu1.make.com/abc123def456",
+}
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+HOURS_MINUTES = re.compile(r"^\d{2}:\d{2}$")
+ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+HUBSPOT_STATUSES = {
+    "BUSY", "CALLING_CRM_USER", "CANCELED", "COMPLETED", "CONNECTING", "FAILED",
+    "IN_PROGRESS", "NO_ANSWER", "QUEUED", "RINGING",
+}  # fmt: skip
+
+
+def load(heading: str, index: int = 0) -> HttpSinkConfig:
+    """The sink of the `index`-th yaml snippet under the README heading starting `heading`,
+    loaded as `revring-router` loads rules.yaml, its templates clean against the sample."""
+    text = README.read_text()
+    start = text.index(f"##### {heading}")
+    snippet = re.findall(r"```yaml\n(.*?)```", text[start:], re.DOTALL)[index]
+    config = parse_config("version: 1\n" + snippet, "README.md", ENVIRONMENT)
+    [sink] = config.sinks.values()
+    assert isinstance(sink, HttpSinkConfig)
+    assert sink.sample_problems(sample_event()) == []
+    return sink
+
+
+def call(name: str, **variables: Any) -> dict[str, Any]:
+    event = sample(name)
+    event["variables"] = {**(event.get("variables") or {}), **variables}
+    return event
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = await Receiver(answer=lambda request, n: 201).start()
+    yield receiver
+    await receiver.close()
+
+
+async def send(config: HttpSinkConfig, event: dict[str, Any], receiver: Receiver) -> Received:
+    """The request the recipe sends for `event`, caught by a local server in the CRM's
+    place (same method, headers and body; only the address differs)."""
+    local = config.model_copy(update={"url": SecretStr(receiver.url("/crm"))})
+    sink = HttpSink("crm", local, SinkResources())
+    try:
+        await sink.send(DeliveryRequest("dlv-1", event["id"], "crm", "r", event))
+    finally:
+        await sink.close()
+    return receiver.received[-1]
+
+
+async def test_hubspot_creates_a_call_engagement_with_documented_properties(
+    receiver: Receiver,
+) -> None:
+    config = load("HubSpot")
+    assert config.url.get_secret_value() == "https://api.hubapi.com/crm/v3/objects/calls"
+    assert config.success_codes == [201]
+    received = await send(config, call("completed-inbound", hubspot_contact_id="501"), receiver)
+
+    assert received.headers["Authorization"] == "Bearer pat-na1-hubspot-token"
+    assert received.headers["Content-Type"] == "application/json"
+    body = received.json
+    properties = body["properties"]
+    assert all(isinstance(value, str) for value in properties.values())  # HubSpot's type
+    assert ISO_UTC.match(properties["hs_timestamp"])
+    assert properties["hs_timestamp"] == "2026-11-20T15:04:01Z"
+    assert properties["hs_call_duration"] == "108000"  # milliseconds
+    assert properties["hs_call_direction"] == "INBOUND"
+    assert properties["hs_call_status"] in HUBSPOT_STATUSES
+    assert properties["hs_call_status"] == "COMPLETED"
+    assert properties["hs_call_recording_url"] == "https://recordings.example.com/3c90c3cc.mp3"
+    assert properties["hs_call_from_number"] == "+14155550123"
+    assert properties["hs_call_to_number"] == "+14155550199"
+    assert properties["hs_call_title"] == "RevRing inbound call (completed)"
+    assert properties["hs_call_body"].startswith("Caller rescheduled a cleaning")
+    assert "agent: Thanks for calling Acme Dental" in properties["hs_call_body"]
+    assert body["associations"] == [
+        {
+            "to": {"id": "501"},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 194}],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("FAILED", "FAILED"), ("CANCELED", "CANCELED"), ("TRANSFERRED", "COMPLETED"),
+     ("SOMETHING_NEW", "COMPLETED")],
+)  # fmt: skip
+async def test_hubspot_maps_every_revring_status_to_a_hubspot_one(
+    receiver: Receiver, status: str, expected: str
+) -> None:
+    event = {**sample("failed-outbound"), "status": status}
+    properties = (await send(load("HubSpot"), event, receiver)).json["properties"]
+    assert properties["hs_call_status"] == expected
+    assert properties["hs_call_duration"] == "0"
+    assert properties["hs_timestamp"] == "2026-11-20T15:02:11Z"  # no endedAt: initiatedAt
+    assert "hs_call_recording_url" not in properties  # none, or not https
+    assert (await send(load("HubSpot"), event, receiver)).json["associations"] == []
+
+
+async def test_hubspot_leaves_out_a_recording_that_is_not_https(receiver: Receiver) -> None:
+    event = {**sample("completed-inbound"), "recordingUrl": "http://rec.example.com/a.mp3"}
+    properties = (await send(load("HubSpot"), event, receiver)).json["properties"]
+    assert "hs_call_recording_url" not in properties
+
+
+async def test_salesforce_creates_a_completed_task_on_the_matching_record(
+    receiver: Receiver,
+) -> None:
+    config = load("Salesforce")
+    assert config.url.get_secret_value() == (
+        "https://acme.my.salesforce.com/services/data/v62.0/sobjects/Task"
+    )
+    assert config.success_codes == [201]
+    event = call("completed-inbound", salesforce_who_id="003XXXXXXXXXXXXXXX")
+    received = await send(config, event, receiver)
+
+    assert received.headers["Authorization"] == "Bearer 00Dxx!salesforce-token"
+    task = received.json
+    assert task["Status"] == "Completed"
+    assert task["TaskSubtype"] == "Call"
+    assert task["CallType"] in ("Inbound", "Outbound", "Internal")
+    assert task["CallType"] == "Inbound"
+    assert task["CallDurationInSeconds"] == 108 and isinstance(task["CallDurationInSeconds"], int)
+    assert DATE.match(task["ActivityDate"]) and task["ActivityDate"] == "2026-11-20"
+    assert task["WhoId"] == "003XXXXXXXXXXXXXXX"
+    assert task["WhatId"] is None
+    assert task["CallObject"] == event["id"]
+    assert task["CallDisposition"] == "USER_ENDED"
+    assert len(task["Subject"]) <= 255 and task["Subject"] == "RevRing inbound call: completed"
+    assert task["Description"].startswith("Caller rescheduled a cleaning")
+    assert len(task["Description"]) <= 32_000
+
+
+async def test_salesforce_a_failed_call_is_still_a_completed_task_with_its_error(
+    receiver: Receiver,
+) -> None:
+    task = (await send(load("Salesforce"), sample("failed-outbound"), receiver)).json
+    assert task["Status"] == "Completed" and task["CallType"] == "Outbound"
+    assert task["CallDurationInSeconds"] == 0
+    assert task["CallDisposition"] == "SIP 503 Service Unavailable from carrier"
+    assert task["WhoId"] is None and task["Description"] == "No summary"
+
+
+async def test_pipedrive_logs_a_done_call_activity(receiver: Receiver) -> None:
+    config = load("Pipedrive")
+    url = config.url.get_secret_value()
+    assert url == (
+        "https://yourcompany.pipedrive.com/api/v1/activities?api_token=pipedrive-token-123"
+    )
+    event = call("completed-inbound", pipedrive_person_id="42")
+    event["summary"] = "Asked about <b>prices</b> & hours"
+    activity = (await send(config, event, receiver)).json
+
+    assert activity["type"] == "call"
+    assert activity["done"] == 1
+    assert activity["subject"] == "RevRing inbound call: completed"
+    assert DATE.match(activity["due_date"]) and activity["due_date"] == "2026-11-20"
+    assert HOURS_MINUTES.match(activity["due_time"]) and activity["due_time"] == "15:02"
+    assert activity["duration"] == "00:02"  # 108 s, to the nearest minute, as HH:MM
+    assert activity["person_id"] == 42
+    assert activity["note"] == "Asked about &lt;b&gt;prices&lt;/b&gt; &amp; hours"  # HTML
+
+
+async def test_pipedrive_long_calls_and_calls_without_a_person(receiver: Receiver) -> None:
+    event = {**sample("failed-outbound"), "durationSeconds": 3 * 3600 + 25 * 60 + 10}
+    activity = (await send(load("Pipedrive"), event, receiver)).json
+    assert activity["duration"] == "03:25"
+    assert activity["person_id"] is None
+    assert activity["note"] == "No summary"
+
+
+def test_pipedrive_token_never_shows_in_a_render() -> None:
+    config = load("Pipedrive")
+    request = DeliveryRequest("dlv-1", "e", "pipedrive", "r", sample_event())
+    rendered = HttpSink("pipedrive", config, SinkResources()).render(request)
+    assert rendered["url"] == "https://yourcompany.pipedrive.com/***"
+    assert "pipedrive-token-123" not in json.dumps(rendered)
+
+
+@pytest.mark.parametrize(("heading", "index"), [("Zapier or Make", 0), ("Zapier or Make", 1)])
+async def test_catch_hooks_get_the_call_exactly_as_revring_sent_it(
+    receiver: Receiver, heading: str, index: int
+) -> None:
+    config = load(heading, index)
+    assert config.body is None
+    assert config.url.get_secret_value() in (
+        ENVIRONMENT["ZAPIER_CATCH_HOOK_URL"],
+        ENVIRONMENT["MAKE_WEBHOOK_URL"],
+    )
+    raw = json.dumps(sample("completed-inbound"), indent=2).encode()
+    local = config.model_copy(update={"url": SecretStr(receiver.url("/hook"))})
+    sink = HttpSink("hook", local, SinkResources())
+    event = json.loads(raw)
+    try:
+        await sink.send(DeliveryRequest("dlv-7", event["id"], "hook", "r", event, payload=raw))
+    finally:
+        await sink.close()
+    [received] = receiver.received
+    assert received.body == raw  # the same bytes
+    assert received.headers["Content-Type"] == "application/json"
+    assert received.headers["Idempotency-Key"] == "dlv-7"
