@@ -68,7 +68,8 @@ def _date(control: str) -> str:
 
 
 def _control_html(control: str) -> str:
-    """One `<…>` sequence of mrkdwn: a date, a mention or a link."""
+    """One `<…>` sequence of mrkdwn: a date, a mention or a link (only http(s) links are
+    clickable); anything else is shown as written."""
     target, _, label = control.partition("|")
     if control.startswith("!date^"):
         return _date(control)
@@ -85,7 +86,9 @@ def _control_html(control: str) -> str:
             f'<a href="{html.escape(url, quote=True)}" rel="noopener noreferrer" '
             f'target="_blank">{shown}</a>'
         )
-    return f'<span class="link">{shown}</span>'
+    if re.match(r"[a-z][a-z0-9+.-]*:", url, re.IGNORECASE):
+        return f'<span class="link">{shown}</span>'
+    return html.escape(f"<{_slack_text(control)}>")  # not Slack markup: shown as written
 
 
 def mrkdwn_html(text: str) -> Markup:
