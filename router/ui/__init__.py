@@ -96,6 +96,8 @@ class Console:
             return await handler(request)
         session = self.sessions.check(request.cookies.get(SESSION_COOKIE), time.time())
         request[SESSION] = session
+        if "\x00" in request.path or any("\x00" in value for value in request.query.values()):
+            return self.pages.problem(request, 400, "The address holds a NUL character.")
         if request.method == "POST" and not _same_origin(request):
             return self.pages.problem(request, 403, "This form came from another site.")
         if request.path in OPEN_PATHS:

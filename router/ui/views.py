@@ -32,6 +32,7 @@ from sinks.http import MASK, SecretHeaderTemplate, redact
 
 STATUSES = ("pending", "delivered", "dead")
 PAGE_SIZE = 50
+LAST_PAGE = 1000  # pages beyond this show as this one (offsets stay small)
 RULE_SCAN_LIMIT = 2000  # deliveries read at most when filtering by rule (newest first)
 LAST_ERROR_SCAN = 20  # a sink's newest deliveries looked at for its last error
 PLAYGROUND_SAMPLE = "sample"
@@ -124,7 +125,7 @@ def ingest_counts(metrics: Metrics) -> dict[str, dict[str, float]]:
 
 def _page_number(text: str | None) -> int:
     try:
-        return max(int(text or "1"), 1)
+        return min(max(int(text or "1"), 1), LAST_PAGE)
     except ValueError:
         return 1
 
@@ -278,7 +279,7 @@ class ConsoleViews:
     async def replay_dead(self, request: web.Request) -> web.Response:
         form = await request.post()
         sink = str(form.get("sink") or "")
-        if not sink:
+        if not sink or "\x00" in sink:
             return self.pages.problem(
                 request, 400, "choose the sink whose dead deliveries to replay"
             )

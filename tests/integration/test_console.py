@@ -306,3 +306,18 @@ async def test_an_unknown_delivery_is_a_clear_404(service):
     response = await service.get("/ui/deliveries/no-such-delivery")
     assert response.status == 404
     assert "no delivery" in await response.text()
+
+
+async def test_odd_addresses_get_clear_answers_not_errors(service):
+    await sign_in(service)
+    for url, status in (
+        ("/ui/deliveries?sink=%00", 400),
+        ("/ui/deliveries/%00x", 400),
+        ("/ui/deliveries?sink=%ED%A0%80", 200),
+        ("/ui/deliveries/%ED%A0%80", 404),
+        ("/ui/deliveries?page=99999999999999999999999", 200),
+        ("/ui/deliveries?page=-3", 200),
+        ("/ui/deliveries/replay-dead", 400),
+    ):
+        response = await service.get(url)
+        assert response.status == status, url
