@@ -23,6 +23,8 @@ from router.metrics import Metrics
 from router.runtime import Runtime, watch_config_file
 from router.store import open_store
 from router.store.base import SinkBacklog, Store
+from router.ui import PREFIX as CONSOLE_PREFIX
+from router.ui import console_app
 from sinks.base import SinkResources
 
 log = logging.getLogger("router.app")
@@ -150,6 +152,9 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             *admin_routes(settings.admin_token, store, runtime),
         ]
     )
+    if settings.admin_token:
+        console = console_app(settings.admin_token, store, runtime, engine, metrics)
+        app.add_subapp(CONSOLE_PREFIX, console)
     return app
 
 

@@ -19,12 +19,10 @@ from router import __version__
 from router.config import Config, ConfigError, load_config
 from router.events import EventRejected, parse_event
 from router.logs import printable
-from router.muting import decide
-from router.rules import CompiledRule, group_key, route
+from router.preview import lookup, preview, preview_digest
 from router.store import StoreError, open_store
 from router.store.base import DeliveryView
-from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, window_time
-from sinks.registry import build_sink
+from sinks.base import Digest
 
 if TYPE_CHECKING:
     from router.app import ServiceSettings
@@ -162,7 +160,7 @@ def _sample_problems(config: Config) -> list[str]:
             shapes.append(("a sample call", rule_name, None))
         for rule in rules:
             if rule.group is not None:
-                digest = _preview_digest(rule, event)
+                digest = preview_digest(rule, event)
                 shapes.append((f"a sample digest of rule {rule.name!r}", rule.name, digest))
         for rendered_with, rule_name, digest in shapes:
             for problem in sink.sample_problems(event, rule=rule_name, digest=digest):
@@ -197,83 +195,52 @@ def cmd_route(args: argparse.Namespace) -> int:
     event = _read_event(args.event)
     if event is None:
         return 1
-    routed = route(config.rules, event)
+    instant = args.at or datetime.now(UTC)
+    result = preview(config, event, instant, render=args.render)
     cause = f" / {printable(event['hangupCause'])}" if event.get("hangupCause") else ""
     print(
         f"event {printable(event['id'])}: {printable(event.get('direction'))} "
         f"{printable(event.get('status'))}{cause}"
     )
-    if not routed.matched:
+    if not result.matched:
         print("matched no rule: nothing would be delivered")
         return 0
     print("matched rules:")
-    for rule in routed.matched:
+    for rule in result.matched:
         extra = " (stop)" if rule.stop else ""
         if rule.group is not None:
             key = ", ".join(
-                f"{path}={printable(repr(_lookup(event, path)))}" for path in rule.group.by
+                f"{path}={printable(repr(lookup(event, path)))}" for path in rule.group.by
             )
             extra += f" (grouped by {key}; window {rule.group.window:g}s)"
         print(f"  {rule.name} -> {', '.join(rule.to)}{extra}")
-    instant = args.at or datetime.now(UTC)
-    decisions = decide(routed, config.time_intervals, instant)
     print(f"deliveries at {instant.isoformat()}:")
-    for sink, decision in decisions.items():
-        unconfigured = config.sinks[sink].missing_settings()
+    for delivery in result.deliveries:
+        unconfigured = delivery.missing_settings
         note = f"  [not configured: {', '.join(unconfigured)} empty]" if unconfigured else ""
-        outcome = f"muted ({decision.muted_reason}): not sent" if decision.muted else "send"
+        reason = delivery.muted_reason
+        outcome = f"muted ({reason}): not sent" if reason else "send"
         print(
-            f"  {sink} (type {config.sinks[sink].type}, rule {decision.rule.name}): {outcome}{note}"
+            f"  {delivery.sink} (type {delivery.sink_type}, rule {delivery.rule.name}):"
+            f" {outcome}{note}"
         )
     if args.render:
-        resources = SinkResources()
-        body = json.dumps(event).encode()
-        to_send = {sink: d.rule for sink, d in decisions.items() if not d.muted}
-        for sink_name, rule in to_send.items():
-            sink = build_sink(sink_name, config.sinks[sink_name], resources)
-            digest = _preview_digest(rule, event)
-            request = DeliveryRequest(
-                delivery_id="preview",
-                event_id=event["id"],
-                sink=sink_name,
-                rule=rule.name,
-                event=event,
-                digest=digest,
-                payload=None if digest is not None else body,
-            )
-            kind = f", digest of rule {rule.name} with this call alone" if digest else ""
-            print(f"\n--- {sink_name} ({config.sinks[sink_name].type}{kind}) ---")
-            try:
-                rendered = sink.render(request)
-            except DeliveryError as exc:
-                print(f"cannot render: {printable(exc.reason)}")
+        for delivery in result.deliveries:
+            if delivery.muted_reason:
                 continue
+            kind = f", digest of rule {delivery.rule.name} with this call alone"
+            kind = kind if delivery.digest else ""
+            print(f"\n--- {delivery.sink} ({delivery.sink_type}{kind}) ---")
+            if delivery.render_error is not None:
+                print(f"cannot render: {printable(delivery.render_error)}")
+                continue
+            rendered = delivery.message
             print(
                 rendered
                 if isinstance(rendered, str)
                 else json.dumps(rendered, indent=2, ensure_ascii=False, default=str)
             )
     return 0
-
-
-def _preview_digest(rule: CompiledRule, event: dict[str, Any]) -> Digest | None:
-    """For a grouped rule, the digest this call would open, holding it alone."""
-    if rule.group is None:
-        return None
-    now = time.time()
-    return Digest(
-        group_key=group_key(rule.group, event),
-        window_start=window_time(now),
-        window_end=window_time(now + rule.group.window),
-        calls=[event],
-    )
-
-
-def _lookup(event: dict[str, Any], path: str) -> Any:
-    node: Any = event
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def _when(timestamp: float | None) -> str:

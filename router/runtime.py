@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from router.config import Config, ConfigError, load_config
@@ -27,6 +28,20 @@ log = logging.getLogger("router.runtime")
 # A replaced sink is closed this long after its own send timeout, so a send that
 # started just before the reload finishes with it.
 RETIRED_SINK_MARGIN = 5.0
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """The last attempt to load rules.yaml: when, what triggered it, and its errors
+    (none: it succeeded)."""
+
+    at: float
+    trigger: str
+    errors: tuple[str, ...] = field(default=())
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.errors
 
 
 class Runtime:
@@ -43,6 +58,7 @@ class Runtime:
         self.environ = environ
         self._config: Config | None = None
         self.loaded_at = 0.0  # when the running rules.yaml was loaded
+        self.last_reload: ReloadOutcome | None = None  # the last load, failed or not
         self.sinks: dict[str, Sink] = {}
         self._reload_listeners: list[Callable[[], None]] = []
         self._retiring: dict[asyncio.Task[None], list[Sink]] = {}
@@ -60,18 +76,20 @@ class Runtime:
     def on_reload(self, callback: Callable[[], None]) -> None:
         self._reload_listeners.append(callback)
 
-    def load(self) -> Config:
+    def load(self, trigger: str = "start") -> Config:
         """Load rules.yaml and build its sinks; on failure keep what runs and raise
         `ConfigError` with every problem."""
         try:
             config = load_config(self.config_path, self.environ)
             sinks = self._build_sinks(config)
-        except ConfigError:
+        except ConfigError as exc:
             self.metrics.reload_successful.set(0)
+            self.last_reload = ReloadOutcome(time.time(), trigger, tuple(map(str, exc.errors)))
             raise
         replaced = list(self.sinks.values())
         self._config = config
         self.loaded_at = time.time()
+        self.last_reload = ReloadOutcome(self.loaded_at, trigger)
         self.sinks = sinks
         self._retire(replaced)
         self.metrics.reload_successful.set(1)
@@ -135,7 +153,7 @@ class Runtime:
         """Load rules.yaml again; on failure keep the running config, log every problem
         and return them."""
         try:
-            config = self.load()
+            config = self.load(trigger)
         except ConfigError as exc:
             for error in exc.errors:
                 log.error("reload (%s) failed, keeping the running rules: %s", trigger, error)

@@ -136,3 +136,21 @@ async def test_a_sink_that_cannot_be_built_keeps_the_running_config_and_sinks(
     assert [rule.name for rule in runtime.config.rules] == ["all"]
     assert runtime.metrics.reload_successful._value.get() == 0
     assert len(built) == 1
+
+
+async def test_the_last_reload_is_remembered_with_its_errors(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    write(runtime, receiver)
+    runtime.load()
+    assert runtime.last_reload is not None and runtime.last_reload.succeeded
+    assert runtime.last_reload.trigger == "start"
+    Path(runtime.config_path).write_text("version: 2\n")  # noqa: ASYNC240
+    assert runtime.reload("POST /admin/reload") is not None
+    failed = runtime.last_reload
+    assert failed.trigger == "POST /admin/reload" and not failed.succeeded
+    assert any("version" in error for error in failed.errors)
+    assert failed.at >= runtime.loaded_at
+    write(runtime, receiver)
+    assert runtime.reload("file changed") is None
+    assert runtime.last_reload.succeeded and runtime.last_reload.trigger == "file changed"

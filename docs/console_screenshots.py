@@ -1,0 +1,141 @@
+"""Takes the README's pictures of the web console (docs/console-*.png).
+
+Starts a router on a temporary SQLite file with a local fake CRM that fails, posts the
+sample calls, and photographs each page in headless Chromium through Playwright: at
+1280x800 like a laptop, and at 390x844 like a phone. Run from the repository root
+(with the test extras installed and Debian's chromium):
+
+    python docs/console_screenshots.py [--chromium /usr/bin/chromium]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from playwright.async_api import Page, async_playwright  # noqa: E402
+
+from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402
+from tests.conftest import fresh_event  # noqa: E402
+from tests.receivers import Receiver  # noqa: E402
+from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for  # noqa: E402
+
+OUT = Path(__file__).resolve().parent
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+def rules(receiver: Receiver, log_path: Path) -> str:
+    return f"""
+version: 1
+defaults:
+  retry: {{max_attempts: 2, initial_delay: 200ms, max_delay: 1s}}
+sinks:
+  ops-slack:
+    type: slack
+    webhook_url: "{receiver.url("/services/T000/B000/slack-webhook-secret")}"
+  crm:
+    type: http
+    url: "{receiver.url("/crm")}"
+    headers: {{Authorization: "Bearer ${{CRM_TOKEN:-crm-secret-token}}"}}
+  support-email:
+    type: email
+    host: ${{SMTP_HOST:-}}
+    from: "Call Router <router@example.com>"
+    to: [support@example.com]
+  console:
+    type: log
+    path: "{log_path}"
+rules:
+  - name: failed-calls
+    when: {{status: FAILED}}
+    to: [ops-slack, support-email, crm]
+  - name: voicemail
+    when: {{hangupCause: VOICEMAIL_DETECTED}}
+    to: [crm]
+  - name: everything
+    to: [console]
+"""
+
+
+async def shoot(page: Page, name: str, *, full_page: bool = False) -> None:
+    await page.screenshot(path=str(OUT / name), full_page=full_page)
+    print(f"wrote {OUT / name}")
+
+
+async def sign_in(page: Page, base: str) -> None:
+    await page.goto(f"{base}/ui/login")
+    await page.fill("input[name=token]", ADMIN_TOKEN)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/ui/")
+
+
+async def take(chromium: str) -> None:
+    crm_down = Receiver(answer=lambda request, n: 503 if request.path == "/crm" else 200)
+    receiver = await crm_down.start()
+    with tempfile.TemporaryDirectory() as directory:
+        folder = Path(directory)
+        rules_path = folder / "rules.yaml"
+        rules_path.write_text(rules(receiver, folder / "calls.log"))
+        async with running_service(rules_path, folder / "router.db") as client:
+            store, *_ = parts(client)
+            for name in ("failed-outbound", "completed-inbound", "voicemail-outbound"):
+                await post_event(client, fresh_event(name))
+            for _ in range(5):
+                await post_event(client, fresh_event("failed-outbound"))
+
+            async def some_dead() -> bool:
+                return len(await store.list_deliveries("dead", "crm")) >= 3
+
+            await wait_for(some_dead, limit=30)
+            base = str(client.make_url("")).rstrip("/")
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(
+                    executable_path=chromium, args=CHROMIUM_ARGS
+                )
+                laptop = await browser.new_page(viewport=LAPTOP)
+                await laptop.goto(f"{base}/ui/login")
+                await shoot(laptop, "console-login.png")
+                await sign_in(laptop, base)
+                await shoot(laptop, "console-overview.png")
+                await laptop.goto(f"{base}/ui/deliveries")
+                await shoot(laptop, "console-deliveries.png")
+                (dead, *_) = await store.list_deliveries("dead", "crm")
+                await laptop.goto(f"{base}/ui/deliveries/{dead.id}")
+                await shoot(laptop, "console-delivery.png")
+                await laptop.goto(f"{base}/ui/rules")
+                sample = json.loads((ROOT / "samples" / "failed-outbound.json").read_text())
+                await laptop.fill("textarea[name=event]", json.dumps(sample, indent=2))
+                await laptop.click("button:has-text('Route this call')")
+                playground = laptop.locator("main section").first
+                await playground.screenshot(path=str(OUT / "console-rules.png"))
+                print(f"wrote {OUT / 'console-rules.png'}")
+                phone = await browser.new_page(viewport=PHONE)
+                await sign_in(phone, base)
+                await shoot(phone, "console-phone-overview.png")
+                await phone.goto(f"{base}/ui/rules")
+                await phone.fill("textarea[name=event]", json.dumps(sample, indent=2))
+                await phone.click("button:has-text('Route this call')")
+                await phone.locator("[data-sink] .slack-message").first.scroll_into_view_if_needed()
+                await shoot(phone, "console-phone-playground.png")
+                await browser.close()
+    await receiver.close()
+
+
+def main(argv: Any = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    args = parser.parse_args(argv)
+    asyncio.run(take(args.chromium))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""The console's pages: overview, deliveries, one delivery, rules and the rules playground.
+
+Each handler reads what it shows through the store's bounded queries (never a whole
+table) and the live runtime, and renders one template. Forms that change something
+(replay) are POSTs checked for the session's CSRF token before they get here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import Metric
+
+from router.delivery import DeliveryEngine
+from router.events import EventRejected, parse_event
+from router.metrics import Metrics
+from router.preview import Preview, preview
+from router.runtime import Runtime
+from router.samples import sample_event
+from router.store.base import DeliveryView, SinkBacklog, Store
+from router.templates import mask_phone_numbers
+from router.ui.pages import Pages
+from sinks.base import SinkConfig
+from sinks.http import MASK, SecretHeaderTemplate, redact
+
+STATUSES = ("pending", "delivered", "dead")
+PAGE_SIZE = 50
+LAST_PAGE = 1000  # pages beyond this show as this one (offsets stay small)
+RULE_SCAN_LIMIT = 2000  # deliveries read at most when filtering by rule (newest first)
+LAST_ERROR_SCAN = 20  # a sink's newest deliveries looked at for its last error
+PLAYGROUND_SAMPLE = "sample"
+NO_SINK_CHOSEN = "choose the sink whose dead deliveries to replay"
+
+_SECRET_KEY_LINE = re.compile(
+    r"^(?P<head>\s*(?:-\s+)?[\"']?(?:webhook_url|token|password|signing_secret|routing_key|url"
+    r"|authorization|api_key|secret)[\"']?\s*:[ \t]*)(?P<value>\S.*?)\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_HARMLESS_REST = re.compile(r"^(?:bearer|basic|token)?$", re.IGNORECASE)
+
+
+def secret_values(sink: SinkConfig) -> list[str]:
+    """Every secret string a sink's settings hold (SecretStr values, secret headers)."""
+    found: list[str] = []
+
+    def collect(value: Any) -> None:
+        if hasattr(value, "get_secret_value"):
+            found.append(str(value.get_secret_value()))
+        elif isinstance(value, SecretHeaderTemplate):
+            found.extend(value.secret_literals())
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                collect(item)
+
+    for name in type(sink).model_fields:
+        collect(getattr(sink, name, None))
+    secret_list = getattr(sink, "secret_values", None)
+    if callable(secret_list):
+        found.extend(secret_list())
+    return [value for value in found if value]
+
+
+def _masked_value(value: str) -> str:
+    """A secret setting's value as written in rules.yaml: `${VAR}` references stay
+    (the file then holds no secret), a default after `:-` and any literal become `***`."""
+    shown = _VARIABLE.sub(
+        lambda m: f"${{{m['name']}:-{MASK}}}" if m["default"] else m.group(0), value
+    )
+    rest = _VARIABLE.sub("", value.split(" #")[0]).strip().strip("\"'").strip()
+    return shown if _HARMLESS_REST.match(rest) else MASK
+
+
+def masked_rules_text(text: str, secrets: Sequence[str]) -> str:
+    """rules.yaml with every secret hidden: the loaded config's secret values wherever
+    they appear, and the value of every secret-looking key that is not only a `${VAR}`."""
+    text = redact(text, secrets)
+    return _SECRET_KEY_LINE.sub(lambda m: m["head"] + _masked_value(m["value"]), text)
+
+
+@dataclass(frozen=True)
+class SinkRow:
+    name: str
+    type: str
+    missing: list[str]
+    paused_until: float | None
+    consecutive_failures: int
+    pending: int
+    oldest_pending_at: float | None
+    dead: int
+    open_digests: int
+    last_error: str | None
+    in_config: bool
+
+
+def _counter_values(metric_family: Metric, label: str) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for sample in metric_family.samples:
+        if sample.name.endswith("_total"):
+            key = sample.labels.get(label, "")
+            totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+def ingest_counts(metrics: Metrics) -> dict[str, dict[str, float]]:
+    """Webhook requests since this process started: by outcome, and rejections by reason."""
+    outcomes: dict[str, float] = {}
+    reasons: dict[str, float] = {}
+    for family in metrics.events_received.collect():
+        outcomes = _counter_values(family, "outcome")
+    for family in metrics.events_rejected.collect():
+        reasons = _counter_values(family, "reason")
+    return {"outcomes": outcomes, "reasons": reasons}
+
+
+def _page_number(text: str | None) -> int:
+    try:
+        return min(max(int(text or "1"), 1), LAST_PAGE)
+    except ValueError:
+        return 1
+
+
+class ConsoleViews:
+    def __init__(
+        self,
+        pages: Pages,
+        store: Store,
+        runtime: Runtime,
+        engine: DeliveryEngine,
+        metrics: Metrics,
+    ) -> None:
+        self.pages = pages
+        self.store = store
+        self.runtime = runtime
+        self.engine = engine
+        self.metrics = metrics
+
+    # Overview
+
+    async def _last_error(self, sink: str) -> str | None:
+        for status in ("pending", "dead"):
+            for view in await self.store.list_deliveries(status, sink, LAST_ERROR_SCAN):
+                if view.last_error:
+                    return view.last_error
+        return None
+
+    async def _sink_rows(self, now: float) -> list[SinkRow]:
+        config = self.runtime.config
+        backlog = await self.store.backlog()
+        open_groups = await self.store.open_groups(now)
+        rows = []
+        for name in [*config.sinks, *sorted(set(backlog) - set(config.sinks))]:
+            settings = config.sinks.get(name)
+            numbers = backlog.get(name, SinkBacklog(0, 0, None))
+            lane = self.engine.lanes.get(name)
+            breaker = lane.breaker if lane is not None else None
+            paused = breaker.paused_until if breaker and breaker.is_paused(now) else None
+            rows.append(
+                SinkRow(
+                    name=name,
+                    type=settings.type if settings else "-",
+                    missing=settings.missing_settings() if settings else [],
+                    paused_until=paused,
+                    consecutive_failures=breaker.consecutive_failures if breaker else 0,
+                    pending=numbers.pending,
+                    oldest_pending_at=numbers.oldest_pending_created_at,
+                    dead=numbers.dead,
+                    open_digests=open_groups.get(name, 0),
+                    last_error=await self._last_error(name),
+                    in_config=settings is not None,
+                )
+            )
+        return rows
+
+    async def overview(self, request: web.Request) -> web.Response:
+        now = time.time()
+        config = self.runtime.config
+        return self.pages.render(
+            request,
+            "overview.html",
+            title="Overview",
+            nav="overview",
+            now=now,
+            sinks=await self._sink_rows(now),
+            config=config,
+            config_path=self.runtime.config_path,
+            loaded_at=self.runtime.loaded_at,
+            last_reload=self.runtime.last_reload,
+            ingest=ingest_counts(self.metrics),
+        )
+
+    # Deliveries
+
+    async def _deliveries_page(
+        self, status: str | None, sink: str | None, rule: str | None, page: int
+    ) -> tuple[list[DeliveryView], bool, bool]:
+        """One page of deliveries (newest first), whether there is a next page, and
+        whether a rule filter stopped at `RULE_SCAN_LIMIT` before filling the page."""
+        offset = (page - 1) * PAGE_SIZE
+        if rule is None:
+            views = await self.store.list_deliveries(status, sink, PAGE_SIZE + 1, offset)  # type: ignore[arg-type]
+            return views[:PAGE_SIZE], len(views) > PAGE_SIZE, False
+        matching: list[DeliveryView] = []
+        scanned = 0
+        batch = 500
+        while scanned < RULE_SCAN_LIMIT and len(matching) <= offset + PAGE_SIZE:
+            views = await self.store.list_deliveries(status, sink, batch, scanned)  # type: ignore[arg-type]
+            matching += [view for view in views if view.rule == rule]
+            scanned += len(views)
+            if len(views) < batch:
+                return (
+                    matching[offset : offset + PAGE_SIZE],
+                    len(matching) > offset + PAGE_SIZE,
+                    False,
+                )
+        cut_short = scanned >= RULE_SCAN_LIMIT
+        return matching[offset : offset + PAGE_SIZE], len(matching) > offset + PAGE_SIZE, cut_short
+
+    async def deliveries(self, request: web.Request) -> web.Response:
+        query = request.query
+        status = query.get("status") or None
+        if status is not None and status not in STATUSES:
+            return self.pages.problem(
+                request, 400, f"status must be one of {', '.join(STATUSES)}; got {status!r}"
+            )
+        sink = query.get("sink") or None
+        rule = query.get("rule") or None
+        page = _page_number(query.get("page"))
+        views, more, cut_short = await self._deliveries_page(status, sink, rule, page)
+        config = self.runtime.config
+        backlog = await self.store.backlog()
+        return self.pages.render(
+            request,
+            "deliveries.html",
+            title="Deliveries",
+            nav="deliveries",
+            now=time.time(),
+            views=views,
+            statuses=STATUSES,
+            sink_names=sorted({*config.sinks, *backlog}),
+            rule_names=[r.name for r in config.rules],
+            status=status,
+            sink=sink,
+            rule=rule,
+            page=page,
+            more=more,
+            cut_short=cut_short,
+            scan_limit=RULE_SCAN_LIMIT,
+            dead_of_sink=backlog[sink].dead if sink in backlog else 0,
+            replayed=query.get("replayed"),
+        )
+
+    async def confirm_replay_dead(self, request: web.Request) -> web.Response:
+        sink = request.query.get("sink") or ""
+        backlog = await self.store.backlog()
+        if not sink:
+            return self.pages.problem(
+                request, 400, "choose the sink whose dead deliveries to replay"
+            )
+        return self.pages.render(
+            request,
+            "replay_dead.html",
+            title="Replay dead deliveries",
+            nav="deliveries",
+            sink=sink,
+            dead=backlog[sink].dead if sink in backlog else 0,
+        )
+
+    async def replay_dead(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        sink = str(form.get("sink") or "")
+        if not sink or "\x00" in sink:
+            return self.pages.problem(
+                request, 400, "choose the sink whose dead deliveries to replay"
+            )
+        count = await self.store.replay_dead(sink, time.time())
+        self.engine.wake()
+        location = (
+            request.app.router["deliveries"].url_for().with_query(sink=sink, replayed=str(count))
+        )
+        raise web.HTTPSeeOther(location)
+
+    # One delivery
+
+    async def delivery(self, request: web.Request) -> web.Response:
+        delivery_id = request.match_info["id"]
+        view = await self.store.get_delivery(delivery_id)
+        if view is None:
+            return self.pages.problem(request, 404, f"no delivery {delivery_id!r}")
+        attempts = await self.store.list_attempts(delivery_id)
+        calls: list[dict[str, Any]] = []
+        if view.kind == "digest":
+            for payload in (await self.store.digest_calls(delivery_id))[:PAGE_SIZE]:
+                try:
+                    call = json.loads(payload)
+                except ValueError:
+                    continue
+                if isinstance(call, dict):
+                    calls.append(call)
+        return self.pages.render(
+            request,
+            "delivery.html",
+            title=f"Delivery {delivery_id}",
+            nav="deliveries",
+            now=time.time(),
+            view=view,
+            attempts=attempts,
+            calls=calls,
+            outcome=request.query.get("replay"),
+        )
+
+    async def replay(self, request: web.Request) -> web.Response:
+        delivery_id = request.match_info["id"]
+        location = request.app.router["delivery"].url_for(id=delivery_id)
+        if await self.store.replay(delivery_id, time.time()):
+            self.engine.wake()
+            raise web.HTTPSeeOther(location.with_query(replay="requeued"))
+        if await self.store.get_delivery(delivery_id) is None:
+            return self.pages.problem(request, 404, f"no delivery {delivery_id!r}")
+        raise web.HTTPSeeOther(location.with_query(replay="busy"))
+
+    # Rules and the playground
+
+    def _rules_file(self) -> tuple[str, bool]:
+        """rules.yaml as on disk with its secrets masked, and whether it changed after it
+        was loaded."""
+        config = self.runtime.config
+        secrets = [value for sink in config.sinks.values() for value in secret_values(sink)]
+        path = Path(self.runtime.config_path)
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            changed = path.stat().st_mtime > self.runtime.loaded_at
+        except OSError as exc:
+            return f"(cannot read {path}: {exc.strerror})", False
+        return masked_rules_text(text, secrets), changed
+
+    async def rules(self, request: web.Request) -> web.Response:
+        event_text = json.dumps(sample_event(), indent=2, ensure_ascii=False)
+        return self._rules_page(request, event_text=event_text)
+
+    def _rules_page(
+        self,
+        request: web.Request,
+        *,
+        event_text: str,
+        result: Preview | None = None,
+        problems: Sequence[str] = (),
+        status: int = 200,
+    ) -> web.Response:
+        config = self.runtime.config
+        text, changed = self._rules_file()
+        return self.pages.render(
+            request,
+            "rules.html",
+            http_status=status,
+            title="Rules",
+            nav="rules",
+            config=config,
+            config_path=self.runtime.config_path,
+            rules_text=text,
+            file_changed=changed,
+            event_text=event_text,
+            result=result,
+            problems=problems,
+        )
+
+    async def playground(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("sample") == PLAYGROUND_SAMPLE:
+            event_text = json.dumps(sample_event(), indent=2, ensure_ascii=False)
+        else:
+            event_text = str(form.get("event") or "")
+        try:
+            payload = json.loads(event_text)
+        except ValueError as exc:
+            return self._rules_page(
+                request, event_text=event_text, problems=[f"malformed JSON: {exc}"], status=400
+            )
+        try:
+            parse_event(payload)
+        except EventRejected as exc:
+            return self._rules_page(
+                request,
+                event_text=event_text,
+                problems=[f"not a valid call: {problem}" for problem in exc.problems],
+                status=422,
+            )
+        result = preview(self.runtime.config, payload)
+        return self._rules_page(request, event_text=event_text, result=result)
+
+
+def short_error(text: str | None, limit: int = 160) -> str:
+    """A delivery's error as the console lists it: numbers masked, cut to `limit`."""
+    if not text:
+        return ""
+    text = mask_phone_numbers(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

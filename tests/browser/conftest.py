@@ -1,0 +1,71 @@
+"""Fixtures for tests that drive the web console in a real browser: Debian's Chromium,
+controlled by Playwright for Python (its own browser download cannot work here).
+
+They skip, naming what is missing, when Playwright or Chromium is not installed,
+unless ROUTER_REQUIRE_BROWSER=1 (set by .ci/run), which turns the skip into a failure.
+The browser runs headless with every background network feature off: the machine's
+network is closed, and Chromium would otherwise stall on lookups.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("ROUTER_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("ROUTER_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"ROUTER_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if importlib.util.find_spec("playwright") is None:
+        _unavailable("playwright is not installed (pip install -e '.[test]')")
+    if not os.access(CHROMIUM, os.X_OK):
+        _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def page(browser: Any) -> AsyncIterator[Any]:
+    """A fresh browser context (no cookies) and page; fails the test on any dialog
+    (an `alert` would mean event text ran as script)."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    dialogs: list[str] = []
+
+    async def refuse(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    page.on("dialog", refuse)
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        await context.close()
+    assert not dialogs, f"a dialog opened: script ran in the console ({dialogs})"
