@@ -36,7 +36,16 @@ def _unauthorized() -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.RouteDef]:
+BackfillRun = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
+
+
+def admin_routes(
+    token: str | None,
+    store: Store,
+    runtime: Runtime,
+    *,
+    backfill: BackfillRun | None = None,
+) -> list[web.RouteDef]:
     def guarded(handler: Handler) -> Handler:
         async def check(request: web.Request) -> web.StreamResponse:
             if not token:
@@ -100,7 +109,27 @@ def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.
             }
         )
 
+    async def run_backfill(request: web.Request) -> web.Response:
+        from router.backfill import admin_ids
+
+        if backfill is None:
+            return web.json_response(
+                {"error": "backfill needs ROUTER_REVRING_API_KEY (RevRing's API key)"},
+                status=409,
+            )
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "body must be JSON"}, status=400)
+        try:
+            ids = admin_ids(body)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=422)
+        dry = isinstance(body, dict) and body.get("dry_run") is True
+        return web.json_response(await backfill(ids, dry))
+
     return [
+        web.post("/admin/backfill", guarded(run_backfill)),
         web.get("/admin/deliveries", guarded(list_deliveries)),
         web.get("/admin/deliveries/{id}", guarded(show_delivery)),
         web.post("/admin/deliveries/{id}/replay", guarded(replay)),

@@ -8,18 +8,21 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import __version__
-from router.admin import admin_routes
+from router.admin import BackfillRun, admin_routes
+from router.backfill import backfill, dry_run
 from router.connections import mark_head_received
 from router.delivery import DeliveryEngine, EngineSettings
 from router.health import StoreHealth, answer_within, is_store_failure
 from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
+from router.revring_api import RevRingApi
 from router.runtime import Runtime, watch_config_file
 from router.store import open_store
 from router.store.base import SinkBacklog, Store
@@ -49,6 +52,8 @@ class ServiceSettings:
     purge_interval: float = 3600.0
     watch_interval: float = 2.0  # 0: do not watch rules.yaml for changes
     ingest: IngestLimits = field(default_factory=IngestLimits)
+    revring_api: RevRingApi | None = field(default=None, repr=False)  # backfill, verify
+    verify_calls: bool = False  # ROUTER_VERIFY_CALLS=revring
 
 
 async def _purge_periodically(store: Store, retention_days: float, interval: float) -> None:
@@ -80,6 +85,8 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             connector=aiohttp.TCPConnector(limit=100, limit_per_host=20),
             headers={"User-Agent": f"revring-router/{__version__}"},
         )
+        if settings.revring_api is not None and settings.revring_api.session is None:
+            settings.revring_api.session = resources.http
         try:
             if not runtime.loaded:
                 runtime.load()
@@ -149,13 +156,34 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics_endpoint),
-            *admin_routes(settings.admin_token, store, runtime),
+            *admin_routes(
+                settings.admin_token,
+                store,
+                runtime,
+                backfill=_backfill_runner(settings, handler, runtime),
+            ),
         ]
     )
     if settings.admin_token:
         console = console_app(settings.admin_token, store, runtime, engine, metrics)
         app.add_subapp(CONSOLE_PREFIX, console)
     return app
+
+
+def _backfill_runner(
+    settings: ServiceSettings, handler: WebhookHandler, runtime: Runtime
+) -> BackfillRun | None:
+    """`POST /admin/backfill`'s work: the `backfill` command inside the running service."""
+    api = settings.revring_api
+    if api is None:
+        return None
+
+    async def run(ids: list[str], dry: bool) -> dict[str, Any]:
+        if dry:
+            return (await dry_run(ids, api, runtime.config)).to_json()
+        return (await backfill(ids, api, handler.ingest_body)).to_json()
+
+    return run
 
 
 async def _refresh_backlog_gauges(

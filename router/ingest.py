@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
@@ -155,6 +155,28 @@ def prepare(body: bytes, rules: Sequence[CompiledRule]) -> Prepared | Rejection:
 
 
 @dataclass(frozen=True)
+class IngestOutcome:
+    """What became of one body: stored (`accepted`), already stored (`duplicate`), or
+    refused (`rejected`, with the rejection: a bad body, or the store unavailable)."""
+
+    status: Literal["accepted", "duplicate", "rejected"]
+    event_id: str | None
+    deliveries: int = 0
+    rejection: Rejection | None = None
+
+    def answer(self) -> web.Response:
+        """The webhook's answer for this outcome."""
+        if self.rejection is not None:
+            extra = dict(self.rejection.extra)
+            if self.rejection.reason == "store_unavailable":
+                extra["event_id"] = self.event_id
+            return problem(self.rejection.status, self.rejection.message, **extra)
+        return json_answer(
+            {"status": self.status, "event_id": self.event_id, "deliveries": self.deliveries}
+        )
+
+
+@dataclass(frozen=True)
 class IngestLimits:
     """How long a webhook body may take to arrive, how much parsing runs at once, and how
     long the store may take to commit a call."""
@@ -234,6 +256,12 @@ class WebhookHandler:
             return self._reject(
                 415, "not_json", f"expected Content-Type: application/json, got {media_type!r}"
             )
+        return (await self.ingest_body(body)).answer()
+
+    async def ingest_body(self, body: bytes) -> IngestOutcome:
+        """A body that passed the HTTP checks, as the webhook takes it: decode, validate,
+        route, store (a repeated call id is a duplicate), count. `backfill` and
+        `POST /admin/backfill` ingest RevRing's bodies through here too."""
         rules = self.runtime.config.rules if self.runtime.loaded else ()
         async with self._parse_budget.hold(len(body)):
             if len(body) <= self.limits.inline_parse_bytes:
@@ -242,14 +270,19 @@ class WebhookHandler:
                 loop = asyncio.get_running_loop()
                 outcome = await loop.run_in_executor(self._parsers, prepare, body, rules)
         if isinstance(outcome, Rejection):
-            return self._reject(outcome.status, outcome.reason, outcome.message, **outcome.extra)
+            return self._rejected(outcome)
         for name in outcome.unknown_fields:
             self.metrics.unknown_values.labels(name).inc()
         return await self._accept(outcome, body)
 
-    async def _accept(self, prepared: Prepared, body: bytes) -> web.Response:
+    def _rejected(self, rejection: Rejection, event_id: str | None = None) -> IngestOutcome:
+        self.metrics.events_received.labels("rejected", "").inc()
+        self.metrics.events_rejected.labels(rejection.reason).inc()
+        return IngestOutcome("rejected", event_id, 0, rejection)
+
+    async def _accept(self, prepared: Prepared, body: bytes) -> IngestOutcome:
         if not self.runtime.loaded:
-            return self._reject(503, "not_ready", "rules.yaml is not loaded")
+            return self._rejected(Rejection(503, "not_ready", "rules.yaml is not loaded"))
         event_id, status = prepared.event_id, prepared.status
         received_at = time.time()
         deliveries = self._reserve(prepared.targets, received_at)
@@ -262,7 +295,8 @@ class WebhookHandler:
                 raise  # cancelled: the client went away
             self.health.failed(exc)  # logged once per outage, not once per request
             self.metrics.events_rejected.labels("store_unavailable").inc()
-            return problem(503, "store unavailable, try again", event_id=event_id)
+            unavailable = Rejection(503, "store_unavailable", "store unavailable, try again")
+            return IngestOutcome("rejected", event_id, 0, unavailable)
         if result.status == "accepted":
             self.health.succeeded()  # a duplicate wrote nothing: it proves nothing
             self._dispatch(record)
@@ -272,9 +306,7 @@ class WebhookHandler:
             self._release(deliveries)
         status_label = status if status in KNOWN_STATUSES else "other"
         self.metrics.events_received.labels(result.status, status_label).inc()
-        return json_answer(
-            {"status": result.status, "event_id": event_id, "deliveries": result.deliveries}
-        )
+        return IngestOutcome(result.status, event_id, result.deliveries)
 
     def _reserve(
         self, targets: list[tuple[str, str, GroupJoin | None]], received_at: float
