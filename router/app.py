@@ -28,6 +28,7 @@ from router.store import open_store
 from router.store.base import SinkBacklog, Store
 from router.ui import PREFIX as CONSOLE_PREFIX
 from router.ui import console_app
+from router.verify import Verifier, VerifySettings
 from sinks.base import SinkResources
 
 log = logging.getLogger("router.app")
@@ -54,6 +55,7 @@ class ServiceSettings:
     ingest: IngestLimits = field(default_factory=IngestLimits)
     revring_api: RevRingApi | None = field(default=None, repr=False)  # backfill, verify
     verify_calls: bool = False  # ROUTER_VERIFY_CALLS=revring
+    verify: VerifySettings = field(default_factory=VerifySettings)
 
 
 async def _purge_periodically(store: Store, retention_days: float, interval: float) -> None:
@@ -78,6 +80,11 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     engine = DeliveryEngine(runtime, store, metrics, settings.engine, health=health)
     app[METRICS], app[STORE], app[RUNTIME], app[ENGINE] = metrics, store, runtime, engine
     app[HEALTH] = health
+    verifier = None
+    if settings.verify_calls:
+        if settings.revring_api is None:
+            raise ValueError("verify mode needs RevRing's API key (ROUTER_REVRING_API_KEY)")
+        verifier = Verifier(store, settings.revring_api, runtime, metrics, settings.verify)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -99,8 +106,9 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             watcher = None
             if settings.watch_interval > 0:
                 watcher = asyncio.create_task(watch_config_file(runtime, settings.watch_interval))
+            verifying = asyncio.create_task(verifier.run()) if verifier is not None else None
             yield
-            for task in (purger, watcher):
+            for task in (purger, watcher, verifying):
                 if task is not None:
                     task.cancel()
             await engine.stop()
@@ -111,7 +119,15 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
 
     app.cleanup_ctx.append(lifecycle)
     handler = WebhookHandler(
-        runtime, store, metrics, settings.api_keys, engine, settings.ingest, health=health
+        runtime,
+        store,
+        metrics,
+        settings.api_keys,
+        engine,
+        settings.ingest,
+        health=health,
+        verify_calls=verifier is not None,
+        on_held=verifier.wake if verifier is not None else None,
     )
 
     async def stop_parsers(app: web.Application) -> None:

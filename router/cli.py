@@ -1,4 +1,5 @@
-"""The `revring-router` command: serve, check, route, deliveries, replay, backfill."""
+"""The `revring-router` command: serve, check, route, deliveries, replay, backfill,
+calls, release."""
 
 from __future__ import annotations
 
@@ -431,6 +432,80 @@ async def _backfill_into_store(
         await runtime.close()
 
 
+def cmd_calls(args: argparse.Namespace) -> int:
+    """Stored calls by verification state (verify mode): pending, not_verified, ..."""
+
+    async def run() -> list[Any]:
+        store = open_store(args.store, serving=False)
+        await store.open()
+        try:
+            return await store.list_events(args.verification, args.limit)
+        finally:
+            await store.close()
+
+    try:
+        views = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("calls", error)
+    if args.json:
+        from dataclasses import asdict
+
+        for view in views:
+            print(json.dumps(asdict(view)))
+    elif not views:
+        print(f"no {args.verification} calls")
+    else:
+        for view in views:
+            print(
+                "  ".join(
+                    printable(cell)
+                    for cell in (
+                        view.id,
+                        _when(view.received_at),
+                        view.direction,
+                        view.status,
+                        view.verification or "-",
+                        f"checks {view.verify_attempts}",
+                    )
+                )
+            )
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """Route a held or not-verified call by hand, with the body as posted."""
+    from router.verify import release
+
+    config = _load_or_report(args.config)
+    if config is None:
+        return 1
+
+    async def run() -> Any:
+        store = open_store(args.store, serving=False)
+        await store.open()
+        try:
+            return await release(store, config.rules, args.id)
+        finally:
+            await store.close()
+
+    try:
+        released = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("release", error)
+    if released.outcome == "unknown":
+        print(f"no call {printable(args.id)!r}", file=sys.stderr)
+        return 1
+    if released.outcome == "not_held":
+        print(
+            f"call {printable(args.id)} is not held (verification:"
+            f" {released.verification or 'none'})",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"released call {printable(args.id)}: {released.deliveries} deliveries")
+    return 0
+
+
 def _store_failed(command: str, error: Exception) -> int:
     """One line on stderr for a store that cannot be opened or used (its message names the
     store without credentials); exit status 1."""
@@ -670,6 +745,25 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_cmd.add_argument("--config", default=config_default)
     backfill_cmd.add_argument("--store", default=store_default)
     backfill_cmd.set_defaults(func=cmd_backfill)
+
+    calls = commands.add_parser("calls", help="list stored calls by verification state")
+    calls.add_argument(
+        "--verification",
+        choices=["pending", "not_verified", "verified", "released"],
+        default="pending",
+    )
+    calls.add_argument("--store", default=store_default)
+    calls.add_argument("--limit", type=int, default=100)
+    calls.add_argument("--json", action="store_true", help="one JSON object per line")
+    calls.set_defaults(func=cmd_calls)
+
+    release_cmd = commands.add_parser(
+        "release", help="route a held or not-verified call by hand, as posted"
+    )
+    release_cmd.add_argument("id", metavar="CALL_ID")
+    release_cmd.add_argument("--config", default=config_default)
+    release_cmd.add_argument("--store", default=store_default)
+    release_cmd.set_defaults(func=cmd_release)
     return parser
 
 

@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -163,6 +163,7 @@ class IngestOutcome:
     event_id: str | None
     deliveries: int = 0
     rejection: Rejection | None = None
+    verification: str | None = None  # verify mode: "pending" (routed once RevRing confirms)
 
     def answer(self) -> web.Response:
         """The webhook's answer for this outcome."""
@@ -171,9 +172,14 @@ class IngestOutcome:
             if self.rejection.reason == "store_unavailable":
                 extra["event_id"] = self.event_id
             return problem(self.rejection.status, self.rejection.message, **extra)
-        return json_answer(
-            {"status": self.status, "event_id": self.event_id, "deliveries": self.deliveries}
-        )
+        answer: dict[str, Any] = {
+            "status": self.status,
+            "event_id": self.event_id,
+            "deliveries": self.deliveries,
+        }
+        if self.verification is not None:
+            answer["verification"] = self.verification
+        return json_answer(answer)
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,13 @@ class WebhookHandler:
         limits: IngestLimits | None = None,
         *,
         health: StoreHealth | None = None,
+        verify_calls: bool = False,
+        on_held: Callable[[], None] | None = None,
     ) -> None:
+        # Verify mode: a posted call is stored held (no deliveries) and routed once
+        # RevRing's API confirms it (`router.verify`); `on_held` wakes the verifier.
+        self.verify_calls = verify_calls
+        self.on_held = on_held
         self.runtime = runtime
         self.store = store
         self.metrics = metrics
@@ -256,9 +268,9 @@ class WebhookHandler:
             return self._reject(
                 415, "not_json", f"expected Content-Type: application/json, got {media_type!r}"
             )
-        return (await self.ingest_body(body)).answer()
+        return (await self.ingest_body(body, hold=self.verify_calls)).answer()
 
-    async def ingest_body(self, body: bytes) -> IngestOutcome:
+    async def ingest_body(self, body: bytes, *, hold: bool = False) -> IngestOutcome:
         """A body that passed the HTTP checks, as the webhook takes it: decode, validate,
         route, store (a repeated call id is a duplicate), count. `backfill` and
         `POST /admin/backfill` ingest RevRing's bodies through here too."""
@@ -273,7 +285,30 @@ class WebhookHandler:
             return self._rejected(outcome)
         for name in outcome.unknown_fields:
             self.metrics.unknown_values.labels(name).inc()
+        if hold:
+            return await self._hold(outcome, body)
         return await self._accept(outcome, body)
+
+    async def _hold(self, prepared: Prepared, body: bytes) -> IngestOutcome:
+        """Store the call held for verification, with no delivery: the answer never
+        waits for RevRing's API."""
+        record = IngestRecord(
+            prepared.event_id, body, time.time(), [], prepared.status, prepared.direction
+        )
+        try:
+            result = await answer_within(self.store.ingest_held(record), self.limits.store_timeout)
+        except Exception as exc:
+            self.health.failed(exc)
+            self.metrics.events_rejected.labels("store_unavailable").inc()
+            unavailable = Rejection(503, "store_unavailable", "store unavailable, try again")
+            return IngestOutcome("rejected", prepared.event_id, 0, unavailable)
+        if result.status == "accepted":
+            self.health.succeeded()
+            if self.on_held is not None:
+                self.on_held()
+        status_label = prepared.status if prepared.status in KNOWN_STATUSES else "other"
+        self.metrics.events_received.labels(result.status, status_label).inc()
+        return IngestOutcome(result.status, prepared.event_id, 0, verification="pending")
 
     def _rejected(self, rejection: Rejection, event_id: str | None = None) -> IngestOutcome:
         self.metrics.events_received.labels("rejected", "").inc()

@@ -15,6 +15,7 @@ from router.app import ENGINE, METRICS, RUNTIME, STORE, ServiceSettings, build_a
 from router.delivery import EngineSettings
 from router.ingest import ApiKeys, IngestLimits
 from router.revring_api import RevRingApi
+from router.verify import VerifySettings
 
 API_KEY = "test-key-1"
 ADMIN_TOKEN = "admin-secret-token"
@@ -38,6 +39,7 @@ async def running_service(
     store_timeout: float = 5.0,
     revring_api: RevRingApi | None = None,
     verify_calls: bool = False,
+    verify: VerifySettings | None = None,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
@@ -49,6 +51,7 @@ async def running_service(
         ingest=IngestLimits(store_timeout=store_timeout),
         revring_api=revring_api,
         verify_calls=verify_calls,
+        verify=verify or VerifySettings(),
     )
     app = build_app(settings)
     async with TestClient(TestServer(app)) as client:

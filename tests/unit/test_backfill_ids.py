@@ -80,3 +80,10 @@ def test_the_key_is_not_in_the_repr():
 def test_admin_bodies_are_checked(body, problem):
     with pytest.raises(ValueError, match=problem):
         admin_ids(body)
+
+
+def test_verify_retry_delay_doubles_up_to_the_cap():
+    from router.verify import VerifySettings, retry_delay
+
+    settings = VerifySettings(initial_backoff=2.0, max_backoff=60.0)
+    assert [retry_delay(settings, n) for n in (1, 2, 3, 5, 6, 100)] == [2, 4, 8, 32, 60, 60]
