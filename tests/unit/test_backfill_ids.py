@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import orjson
 import pytest
 from hypothesis import given
@@ -87,3 +89,25 @@ def test_verify_retry_delay_doubles_up_to_the_cap():
 
     settings = VerifySettings(initial_backoff=2.0, max_backoff=60.0)
     assert [retry_delay(settings, n) for n in (1, 2, 3, 5, 6, 100)] == [2, 4, 8, 32, 60, 60]
+
+
+class _Terminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_shows_on_a_terminal_only():
+    from router.backfill import Progress
+
+    terminal, pipe = _Terminal(True), _Terminal(False)
+    for stream in (terminal, pipe):
+        progress = Progress(250, stream)
+        progress.update(100)
+        progress.update(250)
+        progress.finish()
+    assert terminal.getvalue() == "\rbackfill: 100/250 ids\rbackfill: 250/250 ids\n"
+    assert pipe.getvalue() == ""
