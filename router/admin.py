@@ -16,6 +16,7 @@ from router.runtime import Runtime
 from router.store.base import DeliveryView, Store
 
 STATUSES = ("pending", "delivered", "dead")
+VERIFICATIONS = ("pending", "not_verified", "verified", "released")
 
 
 def delivery_json(view: DeliveryView) -> dict[str, Any]:
@@ -36,7 +37,16 @@ def _unauthorized() -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.RouteDef]:
+BackfillRun = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
+
+
+def admin_routes(
+    token: str | None,
+    store: Store,
+    runtime: Runtime,
+    *,
+    backfill: BackfillRun | None = None,
+) -> list[web.RouteDef]:
     def guarded(handler: Handler) -> Handler:
         async def check(request: web.Request) -> web.StreamResponse:
             if not token:
@@ -100,7 +110,65 @@ def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.
             }
         )
 
+    async def run_backfill(request: web.Request) -> web.Response:
+        from router.backfill import admin_ids
+
+        if backfill is None:
+            return web.json_response(
+                {"error": "backfill needs ROUTER_REVRING_API_KEY (RevRing's API key)"},
+                status=409,
+            )
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "body must be JSON"}, status=400)
+        try:
+            ids = admin_ids(body)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=422)
+        dry = isinstance(body, dict) and body.get("dry_run") is True
+        return web.json_response(await backfill(ids, dry))
+
+    async def list_events(request: web.Request) -> web.Response:
+        verification = request.query.get("verification") or "pending"
+        if verification not in VERIFICATIONS:
+            return web.json_response(
+                {"error": f"verification must be one of {', '.join(VERIFICATIONS)}"}, status=400
+            )
+        try:
+            limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
+            offset = max(int(request.query.get("offset", "0")), 0)
+        except ValueError:
+            return web.json_response({"error": "limit and offset must be integers"}, status=400)
+        views = await store.list_events(verification, limit, offset)  # type: ignore[arg-type]
+        return web.json_response([asdict(view) for view in views])
+
+    async def release_event(request: web.Request) -> web.Response:
+        from router.verify import HOLDABLE, release
+
+        event_id = request.match_info["id"]
+        if not runtime.loaded:
+            return web.json_response({"error": "rules.yaml is not loaded"}, status=503)
+        released = await release(store, runtime.config.rules, event_id)
+        if released.outcome == "unknown":
+            return web.json_response({"error": f"no call {event_id!r}"}, status=404)
+        if released.outcome == "not_held":
+            return web.json_response(
+                {
+                    "error": f"call {event_id!r} is not held (verification:"
+                    f" {released.verification or 'none'}); only {' or '.join(HOLDABLE)}"
+                    " calls can be released"
+                },
+                status=409,
+            )
+        return web.json_response(
+            {"status": "released", "event_id": event_id, "deliveries": released.deliveries}
+        )
+
     return [
+        web.get("/admin/events", guarded(list_events)),
+        web.post("/admin/events/{id}/release", guarded(release_event)),
+        web.post("/admin/backfill", guarded(run_backfill)),
         web.get("/admin/deliveries", guarded(list_deliveries)),
         web.get("/admin/deliveries/{id}", guarded(show_delivery)),
         web.post("/admin/deliveries/{id}/replay", guarded(replay)),

@@ -8,23 +8,27 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import __version__
-from router.admin import admin_routes
+from router.admin import BackfillRun, admin_routes
+from router.backfill import backfill, dry_run
 from router.connections import mark_head_received
 from router.delivery import DeliveryEngine, EngineSettings
 from router.health import StoreHealth, answer_within, is_store_failure
 from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
+from router.revring_api import RevRingApi
 from router.runtime import Runtime, watch_config_file
 from router.store import open_store
 from router.store.base import SinkBacklog, Store
 from router.ui import PREFIX as CONSOLE_PREFIX
 from router.ui import console_app
+from router.verify import Verifier, VerifySettings
 from sinks.base import SinkResources
 
 log = logging.getLogger("router.app")
@@ -49,6 +53,9 @@ class ServiceSettings:
     purge_interval: float = 3600.0
     watch_interval: float = 2.0  # 0: do not watch rules.yaml for changes
     ingest: IngestLimits = field(default_factory=IngestLimits)
+    revring_api: RevRingApi | None = field(default=None, repr=False)  # backfill, verify
+    verify_calls: bool = False  # ROUTER_VERIFY_CALLS=revring
+    verify: VerifySettings = field(default_factory=VerifySettings)
 
 
 async def _purge_periodically(store: Store, retention_days: float, interval: float) -> None:
@@ -73,6 +80,11 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     engine = DeliveryEngine(runtime, store, metrics, settings.engine, health=health)
     app[METRICS], app[STORE], app[RUNTIME], app[ENGINE] = metrics, store, runtime, engine
     app[HEALTH] = health
+    verifier = None
+    if settings.verify_calls:
+        if settings.revring_api is None:
+            raise ValueError("verify mode needs RevRing's API key (ROUTER_REVRING_API_KEY)")
+        verifier = Verifier(store, settings.revring_api, runtime, metrics, settings.verify)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -80,6 +92,8 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             connector=aiohttp.TCPConnector(limit=100, limit_per_host=20),
             headers={"User-Agent": f"revring-router/{__version__}"},
         )
+        if settings.revring_api is not None and settings.revring_api.session is None:
+            settings.revring_api.session = resources.http
         try:
             if not runtime.loaded:
                 runtime.load()
@@ -92,8 +106,9 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             watcher = None
             if settings.watch_interval > 0:
                 watcher = asyncio.create_task(watch_config_file(runtime, settings.watch_interval))
+            verifying = asyncio.create_task(verifier.run()) if verifier is not None else None
             yield
-            for task in (purger, watcher):
+            for task in (purger, watcher, verifying):
                 if task is not None:
                     task.cancel()
             await engine.stop()
@@ -104,7 +119,15 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
 
     app.cleanup_ctx.append(lifecycle)
     handler = WebhookHandler(
-        runtime, store, metrics, settings.api_keys, engine, settings.ingest, health=health
+        runtime,
+        store,
+        metrics,
+        settings.api_keys,
+        engine,
+        settings.ingest,
+        health=health,
+        verify_calls=verifier is not None,
+        on_held=verifier.wake if verifier is not None else None,
     )
 
     async def stop_parsers(app: web.Application) -> None:
@@ -149,13 +172,34 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics_endpoint),
-            *admin_routes(settings.admin_token, store, runtime),
+            *admin_routes(
+                settings.admin_token,
+                store,
+                runtime,
+                backfill=_backfill_runner(settings, handler, runtime),
+            ),
         ]
     )
     if settings.admin_token:
         console = console_app(settings.admin_token, store, runtime, engine, metrics)
         app.add_subapp(CONSOLE_PREFIX, console)
     return app
+
+
+def _backfill_runner(
+    settings: ServiceSettings, handler: WebhookHandler, runtime: Runtime
+) -> BackfillRun | None:
+    """`POST /admin/backfill`'s work: the `backfill` command inside the running service."""
+    api = settings.revring_api
+    if api is None:
+        return None
+
+    async def run(ids: list[str], dry: bool) -> dict[str, Any]:
+        if dry:
+            return (await dry_run(ids, api, runtime.config)).to_json()
+        return (await backfill(ids, api, handler.ingest_body)).to_json()
+
+    return run
 
 
 async def _refresh_backlog_gauges(

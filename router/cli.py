@@ -1,9 +1,11 @@
-"""The `revring-router` command: serve, check, route, deliveries, replay."""
+"""The `revring-router` command: serve, check, route, deliveries, replay, backfill,
+calls, release."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import logging
 import os
@@ -342,6 +344,168 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _store_failed("replay", error)
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from router.backfill import MAX_IDS, IdsError, Progress, dry_run, read_ids
+    from router.revring_api import api_from_env
+
+    try:
+        api = api_from_env()
+    except ValueError as exc:
+        print(f"revring-router backfill: {exc}", file=sys.stderr)
+        return 2
+    if api is None:
+        print(
+            "revring-router backfill: set ROUTER_REVRING_API_KEY (an API key from the"
+            " RevRing dashboard) to fetch calls",
+            file=sys.stderr,
+        )
+        return 2
+    ids: list[str] = []
+    if args.ids:
+        try:
+            ids = read_ids(Path(args.ids).read_text(encoding="utf-8-sig"))
+        except OSError as exc:
+            print(f"{args.ids}: cannot read: {exc.strerror}", file=sys.stderr)
+            return 2
+        except (IdsError, UnicodeDecodeError, csv.Error) as exc:
+            print(f"{args.ids}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        from router.backfill import unique_ids
+
+        ids = unique_ids(args.id)
+    if not ids:
+        print("revring-router backfill: no call ids given", file=sys.stderr)
+        return 2
+    if len(ids) > MAX_IDS:
+        print(f"revring-router backfill: at most {MAX_IDS} ids at once", file=sys.stderr)
+        return 2
+    config = _load_or_report(args.config)
+    if config is None:
+        return 1
+
+    async def run() -> Any:
+        progress = Progress(len(ids))
+        try:
+            if args.dry_run:
+                return await dry_run(ids, api, config, progress)
+            return await _backfill_into_store(args, ids, api, progress)
+        finally:
+            await api.close()
+
+    try:
+        summary = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("backfill", error)
+    for line in summary.would_route:
+        print(f"would route {line}")
+    for call_id in summary.not_found:
+        print(f"not found: {printable(call_id)}")
+    for call_id, why in summary.failed:
+        print(f"failed: {printable(call_id)}: {printable(why)}")
+    print(summary.line())
+    return 0 if summary.ok else 1
+
+
+async def _backfill_into_store(
+    args: argparse.Namespace, ids: list[str], api: Any, progress: Any
+) -> Any:
+    """Ingest through the webhook's own path, into the store a running server shares: its
+    delivery engine picks the new deliveries up (at its next poll on SQLite)."""
+    from router.backfill import backfill
+    from router.ingest import WebhookHandler
+    from router.metrics import Metrics
+    from router.runtime import Runtime
+    from sinks.base import SinkResources
+
+    metrics = Metrics()
+    runtime = Runtime(args.config, metrics, SinkResources())
+    runtime.load("backfill")
+    store = open_store(args.store, serving=False)
+    await store.open()
+    handler = WebhookHandler(runtime, store, metrics, None)
+    try:
+        return await backfill(ids, api, handler.ingest_body, progress)
+    finally:
+        handler.close()
+        await store.close()
+        await runtime.close()
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    """Stored calls by verification state (verify mode): pending, not_verified, ..."""
+
+    async def run() -> list[Any]:
+        store = open_store(args.store, serving=False)
+        await store.open()
+        try:
+            return await store.list_events(args.verification, args.limit)
+        finally:
+            await store.close()
+
+    try:
+        views = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("calls", error)
+    if args.json:
+        from dataclasses import asdict
+
+        for view in views:
+            print(json.dumps(asdict(view)))
+    elif not views:
+        print(f"no {args.verification} calls")
+    else:
+        for view in views:
+            print(
+                "  ".join(
+                    printable(cell)
+                    for cell in (
+                        view.id,
+                        _when(view.received_at),
+                        view.direction,
+                        view.status,
+                        view.verification or "-",
+                        f"checks {view.verify_attempts}",
+                    )
+                )
+            )
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """Route a held or not-verified call by hand, with the body as posted."""
+    from router.verify import release
+
+    config = _load_or_report(args.config)
+    if config is None:
+        return 1
+
+    async def run() -> Any:
+        store = open_store(args.store, serving=False)
+        await store.open()
+        try:
+            return await release(store, config.rules, args.id)
+        finally:
+            await store.close()
+
+    try:
+        released = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("release", error)
+    if released.outcome == "unknown":
+        print(f"no call {printable(args.id)!r}", file=sys.stderr)
+        return 1
+    if released.outcome == "not_held":
+        print(
+            f"call {printable(args.id)} is not held (verification:"
+            f" {released.verification or 'none'})",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"released call {printable(args.id)}: {released.deliveries} deliveries")
+    return 0
+
+
 def _store_failed(command: str, error: Exception) -> int:
     """One line on stderr for a store that cannot be opened or used (its message names the
     store without credentials); exit status 1."""
@@ -393,6 +557,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SettingError as exc:
         print(f"revring-router: {exc}", file=sys.stderr)
         return 2
+    from router.revring_api import api_from_env
+
+    try:
+        revring_api = api_from_env()
+    except ValueError as exc:
+        print(f"revring-router: {exc}", file=sys.stderr)
+        return 2
+    verify = (os.environ.get("ROUTER_VERIFY_CALLS") or "").strip().lower()
+    if verify not in ("", "off", "revring"):
+        print(
+            f"revring-router: ROUTER_VERIFY_CALLS must be revring or off, got {verify!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if verify == "revring" and revring_api is None:
+        print(
+            "revring-router: ROUTER_VERIFY_CALLS=revring needs ROUTER_REVRING_API_KEY",
+            file=sys.stderr,
+        )
+        return 2
     settings = ServiceSettings(
         config_path=args.config,
         store_url=args.store,
@@ -401,6 +585,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         retention_days=args.retention_days,
         engine=engine,
         ingest=ingest,
+        revring_api=revring_api,
+        verify_calls=verify == "revring",
     )
     try:
         return _run_event_loop(_serve(settings, limits, args.host, args.port), args.loop)
@@ -544,6 +730,40 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--sink")
     replay.add_argument("--store", default=store_default)
     replay.set_defaults(func=cmd_replay)
+
+    backfill_cmd = commands.add_parser(
+        "backfill", help="fetch calls from RevRing's API by id and ingest them"
+    )
+    source = backfill_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--ids", metavar="FILE", help="call ids, one a line, or a CSV with an `id` column"
+    )
+    source.add_argument("--id", metavar="ID", nargs="+", action="extend", help="call ids")
+    backfill_cmd.add_argument(
+        "--dry-run", action="store_true", help="show where each call would go; write nothing"
+    )
+    backfill_cmd.add_argument("--config", default=config_default)
+    backfill_cmd.add_argument("--store", default=store_default)
+    backfill_cmd.set_defaults(func=cmd_backfill)
+
+    calls = commands.add_parser("calls", help="list stored calls by verification state")
+    calls.add_argument(
+        "--verification",
+        choices=["pending", "not_verified", "verified", "released"],
+        default="pending",
+    )
+    calls.add_argument("--store", default=store_default)
+    calls.add_argument("--limit", type=int, default=100)
+    calls.add_argument("--json", action="store_true", help="one JSON object per line")
+    calls.set_defaults(func=cmd_calls)
+
+    release_cmd = commands.add_parser(
+        "release", help="route a held or not-verified call by hand, as posted"
+    )
+    release_cmd.add_argument("id", metavar="CALL_ID")
+    release_cmd.add_argument("--config", default=config_default)
+    release_cmd.add_argument("--store", default=store_default)
+    release_cmd.set_defaults(func=cmd_release)
     return parser
 
 

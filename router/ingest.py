@@ -15,10 +15,10 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
@@ -155,6 +155,34 @@ def prepare(body: bytes, rules: Sequence[CompiledRule]) -> Prepared | Rejection:
 
 
 @dataclass(frozen=True)
+class IngestOutcome:
+    """What became of one body: stored (`accepted`), already stored (`duplicate`), or
+    refused (`rejected`, with the rejection: a bad body, or the store unavailable)."""
+
+    status: Literal["accepted", "duplicate", "rejected"]
+    event_id: str | None
+    deliveries: int = 0
+    rejection: Rejection | None = None
+    verification: str | None = None  # verify mode: "pending" (routed once RevRing confirms)
+
+    def answer(self) -> web.Response:
+        """The webhook's answer for this outcome."""
+        if self.rejection is not None:
+            extra = dict(self.rejection.extra)
+            if self.rejection.reason == "store_unavailable":
+                extra["event_id"] = self.event_id
+            return problem(self.rejection.status, self.rejection.message, **extra)
+        answer: dict[str, Any] = {
+            "status": self.status,
+            "event_id": self.event_id,
+            "deliveries": self.deliveries,
+        }
+        if self.verification is not None:
+            answer["verification"] = self.verification
+        return json_answer(answer)
+
+
+@dataclass(frozen=True)
 class IngestLimits:
     """How long a webhook body may take to arrive, how much parsing runs at once, and how
     long the store may take to commit a call."""
@@ -178,7 +206,13 @@ class WebhookHandler:
         limits: IngestLimits | None = None,
         *,
         health: StoreHealth | None = None,
+        verify_calls: bool = False,
+        on_held: Callable[[], None] | None = None,
     ) -> None:
+        # Verify mode: a posted call is stored held (no deliveries) and routed once
+        # RevRing's API confirms it (`router.verify`); `on_held` wakes the verifier.
+        self.verify_calls = verify_calls
+        self.on_held = on_held
         self.runtime = runtime
         self.store = store
         self.metrics = metrics
@@ -234,6 +268,12 @@ class WebhookHandler:
             return self._reject(
                 415, "not_json", f"expected Content-Type: application/json, got {media_type!r}"
             )
+        return (await self.ingest_body(body, hold=self.verify_calls)).answer()
+
+    async def ingest_body(self, body: bytes, *, hold: bool = False) -> IngestOutcome:
+        """A body that passed the HTTP checks, as the webhook takes it: decode, validate,
+        route, store (a repeated call id is a duplicate), count. `backfill` and
+        `POST /admin/backfill` ingest RevRing's bodies through here too."""
         rules = self.runtime.config.rules if self.runtime.loaded else ()
         async with self._parse_budget.hold(len(body)):
             if len(body) <= self.limits.inline_parse_bytes:
@@ -242,14 +282,42 @@ class WebhookHandler:
                 loop = asyncio.get_running_loop()
                 outcome = await loop.run_in_executor(self._parsers, prepare, body, rules)
         if isinstance(outcome, Rejection):
-            return self._reject(outcome.status, outcome.reason, outcome.message, **outcome.extra)
+            return self._rejected(outcome)
         for name in outcome.unknown_fields:
             self.metrics.unknown_values.labels(name).inc()
+        if hold:
+            return await self._hold(outcome, body)
         return await self._accept(outcome, body)
 
-    async def _accept(self, prepared: Prepared, body: bytes) -> web.Response:
+    async def _hold(self, prepared: Prepared, body: bytes) -> IngestOutcome:
+        """Store the call held for verification, with no delivery: the answer never
+        waits for RevRing's API."""
+        record = IngestRecord(
+            prepared.event_id, body, time.time(), [], prepared.status, prepared.direction
+        )
+        try:
+            result = await answer_within(self.store.ingest_held(record), self.limits.store_timeout)
+        except Exception as exc:
+            self.health.failed(exc)
+            self.metrics.events_rejected.labels("store_unavailable").inc()
+            unavailable = Rejection(503, "store_unavailable", "store unavailable, try again")
+            return IngestOutcome("rejected", prepared.event_id, 0, unavailable)
+        if result.status == "accepted":
+            self.health.succeeded()
+            if self.on_held is not None:
+                self.on_held()
+        status_label = prepared.status if prepared.status in KNOWN_STATUSES else "other"
+        self.metrics.events_received.labels(result.status, status_label).inc()
+        return IngestOutcome(result.status, prepared.event_id, 0, verification="pending")
+
+    def _rejected(self, rejection: Rejection, event_id: str | None = None) -> IngestOutcome:
+        self.metrics.events_received.labels("rejected", "").inc()
+        self.metrics.events_rejected.labels(rejection.reason).inc()
+        return IngestOutcome("rejected", event_id, 0, rejection)
+
+    async def _accept(self, prepared: Prepared, body: bytes) -> IngestOutcome:
         if not self.runtime.loaded:
-            return self._reject(503, "not_ready", "rules.yaml is not loaded")
+            return self._rejected(Rejection(503, "not_ready", "rules.yaml is not loaded"))
         event_id, status = prepared.event_id, prepared.status
         received_at = time.time()
         deliveries = self._reserve(prepared.targets, received_at)
@@ -262,7 +330,8 @@ class WebhookHandler:
                 raise  # cancelled: the client went away
             self.health.failed(exc)  # logged once per outage, not once per request
             self.metrics.events_rejected.labels("store_unavailable").inc()
-            return problem(503, "store unavailable, try again", event_id=event_id)
+            unavailable = Rejection(503, "store_unavailable", "store unavailable, try again")
+            return IngestOutcome("rejected", event_id, 0, unavailable)
         if result.status == "accepted":
             self.health.succeeded()  # a duplicate wrote nothing: it proves nothing
             self._dispatch(record)
@@ -272,9 +341,7 @@ class WebhookHandler:
             self._release(deliveries)
         status_label = status if status in KNOWN_STATUSES else "other"
         self.metrics.events_received.labels(result.status, status_label).inc()
-        return json_answer(
-            {"status": result.status, "event_id": event_id, "deliveries": result.deliveries}
-        )
+        return IngestOutcome(result.status, event_id, result.deliveries)
 
     def _reserve(
         self, targets: list[tuple[str, str, GroupJoin | None]], received_at: float

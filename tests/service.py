@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from router.app import ENGINE, METRICS, RUNTIME, STORE, ServiceSettings, build_app
 from router.delivery import EngineSettings
 from router.ingest import ApiKeys, IngestLimits
+from router.revring_api import RevRingApi
+from router.verify import VerifySettings
 
 API_KEY = "test-key-1"
 ADMIN_TOKEN = "admin-secret-token"
@@ -35,6 +37,9 @@ async def running_service(
     watch_interval: float = 0.0,
     store_url: str | None = None,
     store_timeout: float = 5.0,
+    revring_api: RevRingApi | None = None,
+    verify_calls: bool = False,
+    verify: VerifySettings | None = None,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
@@ -44,6 +49,9 @@ async def running_service(
         engine=engine or fast_engine(),
         watch_interval=watch_interval,
         ingest=IngestLimits(store_timeout=store_timeout),
+        revring_api=revring_api,
+        verify_calls=verify_calls,
+        verify=verify or VerifySettings(),
     )
     app = build_app(settings)
     async with TestClient(TestServer(app)) as client:

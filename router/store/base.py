@@ -142,6 +142,32 @@ class DeliveryView:
     calls: int = 1  # the calls it carries: a digest's members so far, 1 for a single delivery
 
 
+Verification = Literal["pending", "verified", "not_verified", "released"]
+
+
+@dataclass(frozen=True)
+class HeldCall:
+    """A call stored in verify mode and not routed yet (verification `pending`)."""
+
+    event_id: str
+    payload: bytes
+    received_at: float
+    verify_attempts: int
+
+
+@dataclass(frozen=True)
+class EventView:
+    """A stored call as `GET /admin/events` and `revring-router calls` show it."""
+
+    id: str
+    received_at: float
+    status: str
+    direction: str
+    verification: Verification | None  # None: routed on arrival (verify mode off)
+    verify_attempts: int
+    verify_next_at: float | None
+
+
 @dataclass(frozen=True)
 class SinkBacklog:
     pending: int
@@ -279,6 +305,44 @@ class Store(ABC):
         and that are members of no digest still undelivered, with their deliveries,
         attempts and memberships (payloads hold personal data). Returns the number of
         events deleted."""
+
+    # --- verify mode (ROUTER_VERIFY_CALLS=revring) ---
+
+    async def ingest_held(self, record: IngestRecord) -> IngestResult:
+        """Store a call held for verification: the event (verification `pending`, due for
+        a check at once) and no delivery; a repeated call id is a duplicate."""
+        raise NotImplementedError
+
+    async def due_held(self, now: float, limit: int) -> list[HeldCall]:
+        """Held calls whose next check is due, oldest due first."""
+        raise NotImplementedError
+
+    async def route_held(
+        self, record: IngestRecord, verification: Verification
+    ) -> IngestResult | None:
+        """Route a held call: its payload becomes `record.payload` (the posted body is
+        kept), `verification` is set and `record.deliveries` are written, in one
+        transaction. `released` also routes a `not_verified` call. None (nothing written)
+        when the call is not held any more: routing twice is impossible."""
+        raise NotImplementedError
+
+    async def mark_not_verified(self, event_ids: Sequence[str]) -> int:
+        """Held calls RevRing does not know: kept, never routed."""
+        raise NotImplementedError
+
+    async def postpone_verification(self, event_ids: Sequence[str], next_at: float) -> int:
+        """Check these held calls again at `next_at` (RevRing's API did not answer)."""
+        raise NotImplementedError
+
+    async def list_events(
+        self, verification: Verification, limit: int = 100, offset: int = 0
+    ) -> list[EventView]:
+        """Calls in one verification state, newest first."""
+        raise NotImplementedError
+
+    async def get_event(self, event_id: str) -> tuple[EventView, bytes] | None:
+        """One call and its payload, or None."""
+        raise NotImplementedError
 
     async def live_workers(self, owner: str, now: float) -> int:
         """Record that worker `owner` is alive at `now` and return how many workers share

@@ -131,6 +131,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             ")",
         ),
     ),
+    # Version 4 belongs to muting (silences and sink pauses).
+    Migration(
+        version=5,
+        description="verify mode: calls held until RevRing's API confirms them",
+        statements=(
+            # NULL: routed on arrival. pending: held, no deliveries yet; verified: routed
+            # with RevRing's body; not_verified: RevRing does not know it (kept for audit,
+            # not routed); released: routed by hand with the posted body.
+            "ALTER TABLE events ADD COLUMN verification TEXT CHECK (verification IN"
+            " ('pending', 'verified', 'not_verified', 'released'))",
+            "ALTER TABLE events ADD COLUMN verify_attempts INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE events ADD COLUMN verify_next_at DOUBLE PRECISION",
+            # The body as posted, kept once RevRing's body replaces it for routing.
+            "ALTER TABLE events ADD COLUMN posted_payload {binary}",
+            "CREATE INDEX events_verification ON events (verification, verify_next_at)"
+            " WHERE verification IS NOT NULL",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

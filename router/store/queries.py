@@ -225,7 +225,8 @@ REPLAY_DEAD = Query(
 )
 PURGE = Query(
     "purge",
-    "DELETE FROM events WHERE received_at < :received_before AND NOT EXISTS ("
+    "DELETE FROM events WHERE received_at < :received_before"
+    " AND (verification IS NULL OR verification <> 'pending') AND NOT EXISTS ("
     " SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status <> 'delivered')"
     " AND NOT EXISTS ("
     " SELECT 1 FROM digest_members m JOIN deliveries d ON d.id = m.delivery_id"
@@ -302,3 +303,47 @@ LIVE_WORKERS = Query(
     "live_workers", "SELECT COUNT(*) AS live FROM replicas WHERE last_seen >= :since"
 )
 RETIRE_WORKER = Query("retire_worker", "DELETE FROM replicas WHERE owner = :owner")
+
+# --- verify mode (calls held until RevRing's API confirms them) -------------------------
+
+INSERT_HELD_EVENT = Query(
+    "insert_held_event",
+    "INSERT INTO events (id, payload, received_at, status, direction, verification,"
+    " verify_next_at) VALUES (:id, :payload, :received_at, :status, :direction, 'pending',"
+    " :received_at) ON CONFLICT (id) DO NOTHING",
+)
+DUE_HELD = Query(
+    "due_held",
+    "SELECT id AS event_id, payload, received_at, verify_attempts FROM events"
+    " WHERE verification = 'pending' AND verify_next_at <= :now"
+    " ORDER BY verify_next_at, id LIMIT :limit",
+)
+# Routes a held call (pending, or not_verified when released by hand) with `payload`,
+# keeping the body as posted; the deliveries are written in the same transaction.
+ROUTE_HELD = Query(
+    "route_held",
+    "UPDATE events SET verification = :verification, verify_next_at = NULL,"
+    " posted_payload = payload, payload = :payload, status = :status, direction = :direction"
+    " WHERE id = :id AND verification IN ('pending', :also)",
+)
+MARK_NOT_VERIFIED = Query(
+    "mark_not_verified",
+    "UPDATE events SET verification = 'not_verified', verify_next_at = NULL,"
+    " verify_attempts = verify_attempts + 1 WHERE id = :id AND verification = 'pending'",
+)
+POSTPONE_VERIFICATION = Query(
+    "postpone_verification",
+    "UPDATE events SET verify_attempts = verify_attempts + 1, verify_next_at = :next_at"
+    " WHERE id = :id AND verification = 'pending'",
+)
+_EVENT_VIEWS = (
+    "SELECT id, received_at, status, direction, verification, verify_attempts,"
+    " verify_next_at FROM events"
+)
+LIST_EVENTS_BY_VERIFICATION = Query(
+    "list_events_by_verification",
+    _EVENT_VIEWS + " WHERE verification = :verification"
+    " ORDER BY received_at DESC, id DESC LIMIT :limit OFFSET :offset",
+)
+GET_EVENT = Query("get_event", _EVENT_VIEWS + " WHERE id = :id")
+EVENT_PAYLOAD = Query("event_payload", "SELECT payload FROM events WHERE id = :id")

@@ -30,13 +30,16 @@ from router.store.base import (
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    EventView,
     GroupJoin,
+    HeldCall,
     IngestRecord,
     IngestResult,
     NewDelivery,
     SinkBacklog,
     StateAfterAttempt,
     Store,
+    Verification,
 )
 from router.store.connector import (
     ANNOUNCE,
@@ -112,6 +115,11 @@ def ingest(record: IngestRecord) -> Script[IngestResult]:
     )
     if inserted == 0:
         return IngestResult("duplicate", 0)
+    return (yield from write_deliveries(record))
+
+
+def write_deliveries(record: IngestRecord) -> Script[IngestResult]:
+    """The deliveries of a call just stored (by `ingest`, or `route_held` later)."""
     # One delivery per (event, sink): the first one named wins. The event is new, so the
     # singles cannot clash with anything else and go in as one batch of rows.
     by_sink: dict[str, NewDelivery] = {}
@@ -141,6 +149,33 @@ def ingest(record: IngestRecord) -> Script[IngestResult]:
     if written:
         yield ANNOUNCE
     return IngestResult("accepted", written)
+
+
+def ingest_held(record: IngestRecord) -> Script[IngestResult]:
+    inserted = yield count(
+        q.INSERT_HELD_EVENT,
+        id=record.event_id,
+        payload=record.payload,
+        received_at=record.received_at,
+        status=record.status,
+        direction=record.direction,
+    )
+    return IngestResult("accepted" if inserted else "duplicate", 0)
+
+
+def route_held(record: IngestRecord, verification: str) -> Script[IngestResult | None]:
+    moved = yield count(
+        q.ROUTE_HELD,
+        id=record.event_id,
+        payload=record.payload,
+        status=record.status,
+        direction=record.direction,
+        verification=verification,
+        also="not_verified" if verification == "released" else "pending",
+    )
+    if moved == 0:
+        return None
+    return (yield from write_deliveries(record))
 
 
 def join_digest(record: IngestRecord, delivery: NewDelivery, group: GroupJoin) -> Script[int]:
@@ -431,6 +466,73 @@ class QueueStore(Store):
     async def backlog(self) -> dict[str, SinkBacklog]:
         """As in `Store.backlog`; a sink with nothing pending or dead is absent."""
         return backlog_of(await self.connector.read(lambda: single(q.BACKLOG, "rows")))
+
+    # --- verify mode ---
+
+    async def ingest_held(self, record: IngestRecord) -> IngestResult:
+        return await self.connector.write(
+            lambda: ingest_held(record), group=True, order=record.event_id
+        )
+
+    async def due_held(self, now: float, limit: int) -> list[HeldCall]:
+        found = await self.connector.read(lambda: single(q.DUE_HELD, "rows", now=now, limit=limit))
+        return [
+            HeldCall(held.event_id, bytes(held.payload), held.received_at, held.verify_attempts)
+            for held in found.to(HeldCall)
+        ]
+
+    async def route_held(
+        self, record: IngestRecord, verification: Verification
+    ) -> IngestResult | None:
+        result = await self.connector.write(
+            lambda: route_held(record, verification), locks=group_locks([record])
+        )
+        if result is not None and result.deliveries > 0:
+            self._notify()
+        return result
+
+    async def mark_not_verified(self, event_ids: Sequence[str]) -> int:
+        return await self._each(q.MARK_NOT_VERIFIED, [{"id": i} for i in event_ids])
+
+    async def postpone_verification(self, event_ids: Sequence[str], next_at: float) -> int:
+        return await self._each(
+            q.POSTPONE_VERIFICATION, [{"id": i, "next_at": next_at} for i in event_ids]
+        )
+
+    async def _each(self, query: Query, parameters: list[dict[str, Any]]) -> int:
+        """One statement per parameter set, in one transaction; rows changed in all."""
+
+        def script() -> Script[int]:
+            changed = 0
+            for one in parameters:
+                changed += yield count(query, **one)
+            return changed
+
+        return await self.connector.write(script) if parameters else 0
+
+    async def list_events(
+        self, verification: Verification, limit: int = 100, offset: int = 0
+    ) -> list[EventView]:
+        found = await self.connector.read(
+            lambda: single(
+                q.LIST_EVENTS_BY_VERIFICATION,
+                "rows",
+                verification=verification,
+                limit=limit,
+                offset=offset,
+            )
+        )
+        return found.to(EventView)
+
+    async def get_event(self, event_id: str) -> tuple[EventView, bytes] | None:
+        def script() -> Script[tuple[EventView, bytes] | None]:
+            found = yield row(q.GET_EVENT, id=event_id)
+            if found is None:
+                return None
+            payload = yield value(q.EVENT_PAYLOAD, id=event_id)
+            return from_row(EventView, found), bytes(payload)
+
+        return await self.connector.read(script)
 
     # --- workers of a shared store ---
 

@@ -15,7 +15,7 @@ import pytest
 
 from router.store import open_store
 from router.store.base import AttemptRecord, GroupJoin, IngestRecord, NewDelivery, Store
-from router.store.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
+from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
 from router.store.sqlite import SQLiteStore
 from tests.integration.conftest import fresh_postgres_schema
 
@@ -97,7 +97,7 @@ async def test_a_sqlite_store_written_by_the_old_code_upgrades_in_place(tmp_path
     with sqlite3.connect(database) as upgraded:
         versions = [v for (v,) in upgraded.execute("SELECT version FROM schema_version")]
     upgraded.close()
-    assert versions == list(range(1, LATEST_VERSION + 1))
+    assert versions == [migration.version for migration in MIGRATIONS]
 
 
 @pytest.mark.postgres
