@@ -324,16 +324,17 @@ RETIRE_WORKER = Query("retire_worker", "DELETE FROM replicas WHERE owner = :owne
 
 # --- operators' controls: silences and sink pauses ------------------------------------
 
-_SILENCE_COLUMNS = "id, condition, sinks, starts_at, ends_at, comment, created_at, expired_at"
+_SELECT_SILENCES = (
+    "SELECT id, condition, sinks, starts_at, ends_at, comment, created_at, expired_at FROM silences"
+)
 INSERT_SILENCE = Query(
     "insert_silence",
-    "INSERT INTO silences (" + _SILENCE_COLUMNS + ") VALUES (:id, :condition, :sinks,"
-    " :starts_at, :ends_at, :comment, :created_at, NULL)",
+    "INSERT INTO silences (id, condition, sinks, starts_at, ends_at, comment, created_at)"
+    " VALUES (:id, :condition, :sinks, :starts_at, :ends_at, :comment, :created_at)",
 )
 LIST_SILENCES = Query(
     "list_silences",
-    "SELECT " + _SILENCE_COLUMNS + " FROM silences"
-    " WHERE CAST(:ended_after AS DOUBLE PRECISION) IS NULL"
+    _SELECT_SILENCES + " WHERE CAST(:ended_after AS DOUBLE PRECISION) IS NULL"
     " OR (ends_at > :ended_after AND (expired_at IS NULL OR expired_at > :ended_after))"
     " ORDER BY starts_at, created_at, id",
 )
@@ -342,9 +343,7 @@ EXPIRE_SILENCE = Query(
     "UPDATE silences SET expired_at = :now"
     " WHERE id = :id AND expired_at IS NULL AND ends_at > :now",
 )
-GET_SILENCE = Query(
-    "get_silence", "SELECT " + _SILENCE_COLUMNS + " FROM silences WHERE id = :id"
-)
+GET_SILENCE = Query("get_silence", _SELECT_SILENCES + " WHERE id = :id")
 PURGE_SILENCES = Query(
     "purge_silences",
     "DELETE FROM silences WHERE ends_at < :before OR expired_at < :before",
