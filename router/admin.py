@@ -1,4 +1,5 @@
-"""`/admin/*`: list deliveries, replay them, reload rules.yaml. Bearer `ROUTER_ADMIN_TOKEN`;
+"""`/admin/*`: list deliveries, replay them, reload rules.yaml; silences and sink pauses
+(`router.admin_controls`). Bearer `ROUTER_ADMIN_TOKEN`;
 without a token configured the whole admin API answers 404."""
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
+from router.admin_controls import control_routes
+from router.controls import OperatorControls
 from router.ingest import header_bytes
 from router.runtime import Runtime
 from router.store.base import DeliveryView, Store
 
-STATUSES = ("pending", "delivered", "dead")
+STATUSES = ("pending", "delivered", "dead", "muted")
 
 
 def delivery_json(view: DeliveryView) -> dict[str, Any]:
@@ -36,7 +39,12 @@ def _unauthorized() -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.RouteDef]:
+def admin_routes(
+    token: str | None,
+    store: Store,
+    runtime: Runtime,
+    controls: OperatorControls | None = None,
+) -> list[web.RouteDef]:
     def guarded(handler: Handler) -> Handler:
         async def check(request: web.Request) -> web.StreamResponse:
             if not token:
@@ -105,4 +113,5 @@ def admin_routes(token: str | None, store: Store, runtime: Runtime) -> list[web.
         web.get("/admin/deliveries/{id}", guarded(show_delivery)),
         web.post("/admin/deliveries/{id}/replay", guarded(replay)),
         web.post("/admin/reload", guarded(reload)),
+        *control_routes(guarded, store, runtime, controls),
     ]

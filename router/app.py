@@ -16,11 +16,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from router import __version__
 from router.admin import admin_routes
 from router.connections import mark_head_received
+from router.controls import OperatorControls
 from router.delivery import DeliveryEngine, EngineSettings
 from router.health import StoreHealth, answer_within, is_store_failure
 from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
 from router.runtime import Runtime, watch_config_file
+from router.silences import EXPIRED_SILENCES_KEPT
 from router.store import open_store
 from router.store.base import SinkBacklog, Store
 from router.ui import PREFIX as CONSOLE_PREFIX
@@ -57,6 +59,9 @@ async def _purge_periodically(store: Store, retention_days: float, interval: flo
             purged = await store.purge(time.time() - retention_days * 86400)
             if purged:
                 log.info("purged %d delivered events older than %g days", purged, retention_days)
+            forgotten = await store.purge_silences(time.time() - EXPIRED_SILENCES_KEPT)
+            if forgotten:
+                log.info("purged %d silences ended more than 30 days ago", forgotten)
         except Exception:
             log.exception("purge failed")
         await asyncio.sleep(interval)
@@ -71,6 +76,9 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     runtime = Runtime(settings.config_path, metrics, resources)
     health = StoreHealth()
     engine = DeliveryEngine(runtime, store, metrics, settings.engine, health=health)
+    controls = OperatorControls(store)
+    engine.controls = controls
+    controls.on_change(engine.wake)
     app[METRICS], app[STORE], app[RUNTIME], app[ENGINE] = metrics, store, runtime, engine
     app[HEALTH] = health
 
@@ -83,6 +91,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
         try:
             if not runtime.loaded:
                 runtime.load()
+            await controls.start()
             await engine.start()
             purger = None
             if settings.retention_days > 0:
@@ -97,6 +106,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 if task is not None:
                     task.cancel()
             await engine.stop()
+            await controls.stop()
         finally:
             await runtime.close()
             await resources.http.close()
@@ -104,7 +114,14 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
 
     app.cleanup_ctx.append(lifecycle)
     handler = WebhookHandler(
-        runtime, store, metrics, settings.api_keys, engine, settings.ingest, health=health
+        runtime,
+        store,
+        metrics,
+        settings.api_keys,
+        engine,
+        settings.ingest,
+        health=health,
+        controls=controls,
     )
 
     async def stop_parsers(app: web.Application) -> None:
@@ -149,7 +166,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics_endpoint),
-            *admin_routes(settings.admin_token, store, runtime),
+            *admin_routes(settings.admin_token, store, runtime, controls),
         ]
     )
     if settings.admin_token:
