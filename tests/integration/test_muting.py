@@ -14,7 +14,7 @@ from router.delivery import EngineSettings
 from router.limits import PauseSettings
 from tests.conftest import fresh_event
 from tests.receivers import Receiver
-from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
+from tests.service import ADMIN_TOKEN, post_event, running_service, wait_for
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -74,7 +74,6 @@ async def test_a_call_in_a_muted_interval_is_recorded_muted_and_sent_once_replay
 ):
     path = write_rules(rules(base_url(receiver)))
     async with running_service(path, tmp_path / "r.db") as client:
-        *_, metrics = parts(client)
         event = fresh_event(status="FAILED", direction="OUTBOUND")
         answer = await post_event(client, event)
         assert (await answer.json())["deliveries"] == 2
@@ -121,7 +120,6 @@ async def test_a_silence_quiets_deliveries_already_retrying_and_replay_brings_th
     path = write_rules(rules(base_url(receiver), retry=retry))
     database = tmp_path / "r.db"
     async with running_service(path, database, engine=fast_breaker()) as client:
-        *_, metrics = parts(client)
         calls = [fresh_event(status="COMPLETED") for _ in range(200)]
         for event in calls:
             assert (await post_event(client, event)).status == 200
@@ -205,7 +203,6 @@ async def test_a_pause_holds_a_sink_across_a_restart_of_serve_until_resumed(
         )
 
     async with running_service(path, database) as client:
-        *_, metrics = parts(client)
         listed = await (await client.get("/admin/sinks", headers=ADMIN)).json()
         assert {s["sink"]: s["paused"] for s in listed} == {"crm": True, "other": False}
         event = fresh_event(status="COMPLETED")
