@@ -321,3 +321,14 @@ async def test_odd_addresses_get_clear_answers_not_errors(service):
     ):
         response = await service.get(url)
         assert response.status == status, url
+
+
+async def test_the_overview_shows_a_sink_paused_by_hand_with_its_comment(service):
+    paused = await service.post(
+        "/admin/sinks/crm/pause",
+        json={"for": "1h", "comment": "CRM migration"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert paused.status == 200
+    page = await signed_in_page(service)
+    assert "paused by hand" in page and "CRM migration" in page
