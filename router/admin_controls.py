@@ -28,13 +28,14 @@ SILENCE_STATES = ("active", "pending", "expired")
 
 
 async def _json_body(request: web.Request) -> Any:
-    text = await request.text()
-    if not text.strip():
+    body = await request.read()
+    if not body.strip():
         return {}
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise RequestInvalid([f"the body is not JSON: {exc}"]) from None
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise RequestInvalid([f"the body is not JSON: {detail}"]) from None
 
 
 def _invalid(exc: RequestInvalid) -> web.Response:

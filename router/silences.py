@@ -25,6 +25,7 @@ LONGEST_SILENCE = 366 * 86400.0  # a year: anything longer is a typo or belongs 
 LONGEST_PAUSE = 366 * 86400.0
 EXPIRED_SILENCES_KEPT = 30 * 86400.0  # expired silences stay listed this long
 MAX_COMMENT = 1000
+MAX_SINKS = 100
 SILENCE_FIELDS = ("when", "for", "starts_at", "ends_at", "sinks", "comment")
 PAUSE_FIELDS = ("for", "comment")
 
@@ -48,13 +49,14 @@ def parse_instant(value: Any, field: str, errors: list[str]) -> float | None:
         return None
     try:
         instant = datetime.fromisoformat(value)
-    except ValueError:
+        timestamp = instant.timestamp()
+    except (ValueError, OverflowError):
         errors.append(f"{field}: not an ISO 8601 time: {value!r}")
         return None
     if instant.tzinfo is None:
         errors.append(f"{field}: needs a time zone (Z or an offset such as +01:00)")
         return None
-    return instant.timestamp()
+    return timestamp
 
 
 def _duration(value: Any, field: str, longest: float, errors: list[str]) -> float | None:
@@ -118,6 +120,9 @@ def parse_silence_request(body: Any, *, now: float, known_sinks: Collection[str]
     starts_at: float | None = now
     if body.get("starts_at") is not None:
         starts_at = parse_instant(body["starts_at"], "starts_at", errors)
+        if starts_at is not None and starts_at > now + LONGEST_SILENCE:
+            errors.append(f"starts_at: at most {format_duration(LONGEST_SILENCE)} from now")
+            starts_at = None
     ends_at: float | None = None
     has_for, has_end = body.get("for") is not None, body.get("ends_at") is not None
     if has_for == has_end:
@@ -147,6 +152,9 @@ def parse_silence_request(body: Any, *, now: float, known_sinks: Collection[str]
 
 def _sinks(value: Any, known_sinks: Collection[str], errors: list[str]) -> tuple[str, ...] | None:
     if value is None:
+        return None
+    if isinstance(value, list) and len(value) > MAX_SINKS:
+        errors.append(f"sinks: at most {MAX_SINKS} names")
         return None
     if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
         errors.append("sinks: expected a non-empty list of sink names (leave it out for all)")

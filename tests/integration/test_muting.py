@@ -266,3 +266,19 @@ async def test_a_bad_pause_is_a_422_and_the_admin_guard_covers_the_controls(
         )
         assert (await client.post("/admin/silences", json={})).status == 401
         assert (await client.get("/admin/silences")).status == 401
+
+
+@pytest.mark.parametrize(
+    "body", [b"{", b"\xff\xfe", b"[" * 100_000, b'"text"', b'{"when": {"a": 1}, "for": "1h"}\x00']
+)
+async def test_a_body_that_is_not_a_json_object_is_a_422_not_a_500(
+    tmp_path, write_rules, receiver, body
+):
+    path = write_rules(rules(base_url(receiver)))
+    async with running_service(path, tmp_path / "r.db") as client:
+        for address in ("/admin/silences", "/admin/sinks/crm/pause"):
+            answer = await client.post(
+                address, data=body, headers={**ADMIN, "Content-Type": "application/json"}
+            )
+            assert answer.status == 422, (address, await answer.text())
+            assert (await answer.json())["errors"]

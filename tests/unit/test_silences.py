@@ -100,6 +100,10 @@ def test_every_problem_is_named_at_once() -> None:
         ),
         ({"when": {"a": 1}, "for": "1h", "sinks": []}, "sinks: expected a non-empty list"),
         ({"when": {"a": {"regex": "(a)\\1"}}, "for": "1h"}, "when.a"),
+        ({"when": {"a": 1}, "starts_at": "9999-12-31T23:00:00Z", "for": "1h"}, "starts_at: at"),
+        ({"when": {"a": 1}, "ends_at": "0001-01-01T00:00:00+01:00"}, "ends_at: must be after"),
+        ({"when": {"a": 1}, "ends_at": "9999-12-31T23:59:59-23:59"}, "ends_at: a silence lasts"),
+        ({"when": {"a": 1}, "for": "1h", "sinks": ["crm"] * 101}, "sinks: at most 100"),
     ],
 )
 def test_each_bad_request_is_refused_naming_its_field(body, expected) -> None:
