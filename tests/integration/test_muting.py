@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,6 +18,7 @@ from tests.receivers import Receiver
 from tests.service import ADMIN_TOKEN, post_event, running_service, wait_for
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+SOON = datetime.now(UTC) + timedelta(days=2)
 
 
 def rules(url: str, *, retry: str = "{max_attempts: 3, initial_delay: 100ms, max_delay: 200ms}"):
@@ -228,8 +230,8 @@ async def test_a_pause_holds_a_sink_across_a_restart_of_serve_until_resumed(
         (
             {
                 "when": {"status": "FAILED"},
-                "starts_at": "2030-01-02T00:00:00Z",
-                "ends_at": "2030-01-01T00:00:00Z",
+                "starts_at": SOON.isoformat(),
+                "ends_at": (SOON - timedelta(hours=1)).isoformat(),
             },
             "ends_at: must be after starts_at",
         ),
