@@ -76,9 +76,9 @@ def _duration(value: Any, field: str, longest: float, errors: list[str]) -> floa
 
 def _condition_errors(when: Any, errors: list[str]) -> None:
     if not isinstance(when, dict) or not when:
+        given = "an empty mapping" if when == {} else kind_of(when)
         errors.append(
-            "when: must be a mapping with at least one condition"
-            f" (the rules' when syntax), not {kind_of(when) if when != {} else 'empty'}"
+            f"when: must be a mapping with at least one condition (the rules' syntax), not {given}"
         )
         return
     try:
