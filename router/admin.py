@@ -1,4 +1,5 @@
-"""`/admin/*`: list deliveries, replay them, reload rules.yaml. Bearer `ROUTER_ADMIN_TOKEN`;
+"""`/admin/*`: list deliveries, replay them, reload rules.yaml; silences and sink pauses
+(`router.admin_controls`). Bearer `ROUTER_ADMIN_TOKEN`;
 without a token configured the whole admin API answers 404."""
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
+from router.admin_controls import control_routes
+from router.controls import OperatorControls
 from router.ingest import header_bytes
 from router.runtime import Runtime
 from router.store.base import DeliveryView, Store
 
-STATUSES = ("pending", "delivered", "dead")
+STATUSES = ("pending", "delivered", "dead", "muted")
 VERIFICATIONS = ("pending", "not_verified", "verified", "released")
 
 
@@ -44,6 +47,7 @@ def admin_routes(
     token: str | None,
     store: Store,
     runtime: Runtime,
+    controls: OperatorControls | None = None,
     *,
     backfill: BackfillRun | None = None,
 ) -> list[web.RouteDef]:
@@ -173,4 +177,5 @@ def admin_routes(
         web.get("/admin/deliveries/{id}", guarded(show_delivery)),
         web.post("/admin/deliveries/{id}/replay", guarded(replay)),
         web.post("/admin/reload", guarded(reload)),
+        *control_routes(guarded, store, runtime, controls),
     ]

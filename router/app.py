@@ -18,12 +18,14 @@ from router import __version__
 from router.admin import BackfillRun, admin_routes
 from router.backfill import backfill, dry_run
 from router.connections import mark_head_received
+from router.controls import OperatorControls
 from router.delivery import DeliveryEngine, EngineSettings
 from router.health import StoreHealth, answer_within, is_store_failure
 from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
 from router.revring_api import RevRingApi
 from router.runtime import Runtime, watch_config_file
+from router.silences import EXPIRED_SILENCES_KEPT
 from router.store import open_store
 from router.store.base import SinkBacklog, Store
 from router.ui import PREFIX as CONSOLE_PREFIX
@@ -64,6 +66,9 @@ async def _purge_periodically(store: Store, retention_days: float, interval: flo
             purged = await store.purge(time.time() - retention_days * 86400)
             if purged:
                 log.info("purged %d delivered events older than %g days", purged, retention_days)
+            forgotten = await store.purge_silences(time.time() - EXPIRED_SILENCES_KEPT)
+            if forgotten:
+                log.info("purged %d silences ended more than 30 days ago", forgotten)
         except Exception:
             log.exception("purge failed")
         await asyncio.sleep(interval)
@@ -78,13 +83,18 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     runtime = Runtime(settings.config_path, metrics, resources)
     health = StoreHealth()
     engine = DeliveryEngine(runtime, store, metrics, settings.engine, health=health)
+    controls = OperatorControls(store)
+    engine.controls = controls
+    controls.on_change(engine.wake)
     app[METRICS], app[STORE], app[RUNTIME], app[ENGINE] = metrics, store, runtime, engine
     app[HEALTH] = health
     verifier = None
     if settings.verify_calls:
         if settings.revring_api is None:
             raise ValueError("verify mode needs RevRing's API key (ROUTER_REVRING_API_KEY)")
-        verifier = Verifier(store, settings.revring_api, runtime, metrics, settings.verify)
+        verifier = Verifier(
+            store, settings.revring_api, runtime, metrics, settings.verify, controls
+        )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -97,6 +107,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
         try:
             if not runtime.loaded:
                 runtime.load()
+            await controls.start()
             await engine.start()
             purger = None
             if settings.retention_days > 0:
@@ -112,6 +123,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 if task is not None:
                     task.cancel()
             await engine.stop()
+            await controls.stop()
         finally:
             await runtime.close()
             await resources.http.close()
@@ -128,6 +140,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
         health=health,
         verify_calls=verifier is not None,
         on_held=verifier.wake if verifier is not None else None,
+        controls=controls,
     )
 
     async def stop_parsers(app: web.Application) -> None:
@@ -176,6 +189,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 settings.admin_token,
                 store,
                 runtime,
+                controls,
                 backfill=_backfill_runner(settings, handler, runtime),
             ),
         ]

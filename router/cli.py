@@ -1,5 +1,5 @@
 """The `revring-router` command: serve, check, route, deliveries, replay, backfill,
-calls, release."""
+calls, release; silence and sink (`router.cli_controls`)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from router import __version__
+from router.cli_controls import add_control_commands
 from router.config import Config, ConfigError, load_config
 from router.events import EventRejected, parse_event
 from router.logs import printable
+from router.muting import Silence
 from router.preview import lookup, preview, preview_digest
+from router.silences import to_silence
 from router.store import StoreError, open_store
 from router.store.base import DeliveryView
 from sinks.base import Digest
@@ -198,7 +201,13 @@ def cmd_route(args: argparse.Namespace) -> int:
     if event is None:
         return 1
     instant = args.at or datetime.now(UTC)
-    result = preview(config, event, instant, render=args.render)
+    silences: list[Silence] = []
+    if args.store:
+        try:
+            silences = asyncio.run(_silences_in(args.store, instant.timestamp()))
+        except (StoreError, ValueError) as error:
+            return _store_failed("route", error)
+    result = preview(config, event, instant, render=args.render, silences=silences)
     cause = f" / {printable(event['hangupCause'])}" if event.get("hangupCause") else ""
     print(
         f"event {printable(event['id'])}: {printable(event.get('direction'))} "
@@ -245,6 +254,16 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _silences_in(url: str, now: float) -> list[Silence]:
+    """The silences of the store not over at `now` (`route --store`)."""
+    store = open_store(url, serving=False)
+    await store.open()
+    try:
+        return [to_silence(record) for record in await store.list_silences(ended_after=now)]
+    finally:
+        await store.close()
+
+
 def _when(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
@@ -267,7 +286,7 @@ def _print_table(views: Sequence[DeliveryView]) -> None:
         "STATUS",
         "ATTEMPTS",
         "NEXT ATTEMPT",
-        "LAST ERROR",
+        "LAST ERROR / MUTED BY",
     )
     rows = [
         tuple(
@@ -281,7 +300,7 @@ def _print_table(views: Sequence[DeliveryView]) -> None:
                 v.status,
                 str(v.attempts),
                 _when(v.next_attempt_at) if v.status == "pending" else "-",
-                (v.last_error or "")[:60],
+                (v.muted_reason if v.status == "muted" else v.last_error or "")[:60],
             )
         )
         for v in views
@@ -329,9 +348,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     return 1
                 print(f"requeued delivery {args.delivery}")
                 return 0
-            count = await store.replay_dead(args.sink, time.time())
+            if args.status == "muted":
+                count = await store.replay_muted(args.sink, time.time())
+            else:
+                count = await store.replay_dead(args.sink, time.time())
             print(
-                f"requeued {count} dead deliver{'y' if count == 1 else 'ies'}"
+                f"requeued {count} {args.status} deliver{'y' if count == 1 else 'ies'}"
                 f"{f' of sink {args.sink}' if args.sink else ''}"
             )
             return 0
@@ -713,10 +735,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="judge time intervals at this ISO 8601 time (default: now), e.g. 2026-12-24T10:00:00Z",
     )
+    route_cmd.add_argument(
+        "--store", metavar="URL", help="apply the silences stored there (default: none)"
+    )
     route_cmd.set_defaults(func=cmd_route)
 
     deliveries = commands.add_parser("deliveries", help="list deliveries")
-    deliveries.add_argument("--status", choices=["pending", "delivered", "dead"])
+    deliveries.add_argument("--status", choices=["pending", "delivered", "dead", "muted"])
     deliveries.add_argument("--sink")
     deliveries.add_argument("--store", default=store_default)
     deliveries.add_argument("--limit", type=int, default=100)
@@ -726,7 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="put deliveries back in the queue")
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("--delivery", metavar="ID")
-    target.add_argument("--status", choices=["dead"])
+    target.add_argument("--status", choices=["dead", "muted"])
     replay.add_argument("--sink")
     replay.add_argument("--store", default=store_default)
     replay.set_defaults(func=cmd_replay)
@@ -764,6 +789,8 @@ def build_parser() -> argparse.ArgumentParser:
     release_cmd.add_argument("--config", default=config_default)
     release_cmd.add_argument("--store", default=store_default)
     release_cmd.set_defaults(func=cmd_release)
+
+    add_control_commands(commands, config_default, store_default)
     return parser
 
 

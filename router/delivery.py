@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from router.controls import OperatorControls
 from router.health import StoreHealth, is_store_failure
 from router.limits import PauseSettings, SinkBreaker, TokenBucket
 from router.metrics import Metrics
+from router.muting import Silence
 from router.retry import decide_after_failure
 from router.runtime import Runtime
 from router.store.base import WORKER_HEARTBEAT_SECONDS, AttemptRecord, ClaimedDelivery, Store
@@ -81,6 +83,8 @@ class DeliveryEngine:
         self._heartbeat: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self.live_workers = 1  # engines sharing the store; each takes 1/n of every rate limit
+        # Silences re-checked before each send, and sinks paused by hand (none: neither).
+        self.controls: OperatorControls | None = None
 
     async def start(self) -> None:
         self.store.on_new_deliveries(self.wake)
@@ -246,7 +250,13 @@ class SinkLane:
         now = engine.clock()
         sink = engine.runtime.sinks.get(self.name)
         paused = self.breaker.is_paused(now)
-        engine.metrics.sink_paused.labels(self.name).set(1 if paused else 0)
+        held = engine.controls.pause_of(self.name, now) if engine.controls is not None else None
+        engine.metrics.sink_paused.labels(self.name).set(1 if paused or held else 0)
+        if held is not None and sink is not None:
+            # Paused by hand: nothing is claimed, so its deliveries spend no attempts. A
+            # resume (here or on another replica) shows within the controls' refresh.
+            await self._sleep(min(held.until - now, engine.settings.idle_poll))
+            return
         if sink is None:
             await self._kill_removed(now)
             await self._sleep(settings.idle_poll)
@@ -303,6 +313,9 @@ class SinkLane:
         Never for a serial sink (`concurrency: 1`), whose order only claims keep."""
         sink = self.engine.runtime.sinks.get(self.name)
         if sink is None or sink.config.missing_settings():
+            return False
+        controls = self.engine.controls
+        if controls is not None and controls.pause_of(self.name, now) is not None:
             return False
         if sink.config.effective_concurrency() == 1 or self._room(sink, now) <= 0:
             return False
@@ -376,10 +389,17 @@ class SinkLane:
         try:
             try:
                 request = await self._request_for(delivery)
-                outcome = await self._attempt(sink, delivery, request, started_at)
+                silence = self._silence_for(delivery, request)
+                if silence is None:
+                    outcome = await self._attempt(sink, delivery, request, started_at)
             finally:
                 self.sending -= 1  # the slot is free once the destination answered
                 self.wake()
+            if silence is not None:
+                now = engine.clock()
+                if await engine.store.mute(delivery.id, engine.owner, silence.reason, now):
+                    engine.metrics.deliveries_muted.labels(self.name, "silence").inc()
+                return
             if request.digest is not None and outcome.record.outcome == "delivered":
                 engine.metrics.digest_calls.labels(self.name).observe(request.digest.count)
             recorded = await engine.store.finish(
@@ -397,6 +417,18 @@ class SinkLane:
             if self.in_flight.get(delivery.id) is asyncio.current_task():
                 self.in_flight.pop(delivery.id)
             self.wake()
+
+    def _silence_for(self, delivery: ClaimedDelivery, request: DeliveryRequest) -> Silence | None:
+        """The silence that mutes this delivery now (checked again just before each send, so
+        a silence also quiets deliveries already queued or retrying), or None."""
+        controls = self.engine.controls
+        if controls is None or not controls.silences:
+            return None
+        calls = request.digest.calls if request.digest is not None else [request.event]
+        replayed_at = (
+            delivery.retry_started_at if delivery.retry_started_at > delivery.created_at else None
+        )
+        return controls.silence_before_send(calls, self.name, self.engine.clock(), replayed_at)
 
     async def _request_for(self, delivery: ClaimedDelivery) -> DeliveryRequest:
         """The request for one delivery; a digest's carries its calls, in arrival order."""

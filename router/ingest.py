@@ -15,22 +15,26 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 from aiohttp import web
 
 from router.budget import ByteBudget
+from router.controls import OperatorControls
 from router.delivery import DeliveryEngine
 from router.events import KNOWN_STATUSES, EventRejected, parse_event
 from router.health import StoreHealth, answer_within
-from router.metrics import Metrics
+from router.metrics import Metrics, muted_reason_label
+from router.muting import Silence, mute_decisions
 from router.rules import CompiledRule, group_key, group_key_json, route
 from router.runtime import Runtime
 from router.store.base import ClaimedDelivery, GroupJoin, IngestRecord, NewDelivery, Store
+from router.time_intervals import TimeInterval
 
 log = logging.getLogger("router.ingest")
 
@@ -125,10 +129,25 @@ class Prepared:
     unknown_fields: tuple[str, ...]
     targets: list[tuple[str, str, GroupJoin | None]]  # (sink, rule name, digest)
     matched: tuple[str, ...]  # rule names
+    muted: tuple[tuple[str, str, str], ...] = ()  # (sink, rule name, reason): not sent
 
 
-def prepare(body: bytes, rules: Sequence[CompiledRule]) -> Prepared | Rejection:
-    """Decode, validate and route a body: pure CPU work, safe to run in a worker thread."""
+@dataclass(frozen=True)
+class MutingMoment:
+    """What mutes a call received at `instant`: the time intervals of rules.yaml and the
+    silences in force (DESIGN.md sections 6 and 9)."""
+
+    intervals: Mapping[str, TimeInterval]
+    silences: Sequence[Silence]
+    instant: datetime
+
+
+def prepare(
+    body: bytes, rules: Sequence[CompiledRule], muting: MutingMoment | None = None
+) -> Prepared | Rejection:
+    """Decode, validate and route a body: pure CPU work, safe to run in a worker thread.
+    With `muting`, a sink whose every matching rule is muted, or that a silence covers,
+    gets a muted delivery instead of a target."""
     try:
         payload = decode_json(body)
     except (ValueError, RecursionError) as exc:
@@ -141,8 +160,24 @@ def prepare(body: bytes, rules: Sequence[CompiledRule]) -> Prepared | Rejection:
             422, "invalid_event", "invalid post-call event", {"problems": exc.problems}
         )
     routed = route(rules, payload)
+    targets, muted = [], []
+    if muting is None:
+        chosen = routed.deliveries
+    else:
+        decisions = mute_decisions(
+            routed, muting.intervals, muting.instant, payload, muting.silences
+        )
+        chosen = {sink: decision.rule for sink, decision in decisions.items()}
+        muted = [
+            (sink, decision.rule.name, decision.muted_reason)
+            for sink, decision in decisions.items()
+            if decision.muted_reason is not None
+        ]
+    muted_sinks = {sink for sink, _, _ in muted}
     targets = [
-        (sink, rule.name, group_join(rule, payload)) for sink, rule in routed.deliveries.items()
+        (sink, rule.name, group_join(rule, payload))
+        for sink, rule in chosen.items()
+        if sink not in muted_sinks
     ]
     return Prepared(
         event.id,
@@ -151,6 +186,7 @@ def prepare(body: bytes, rules: Sequence[CompiledRule]) -> Prepared | Rejection:
         tuple(event.unknown_values()),
         targets,
         tuple(rule.name for rule in routed.matched),
+        tuple(muted),
     )
 
 
@@ -208,6 +244,7 @@ class WebhookHandler:
         health: StoreHealth | None = None,
         verify_calls: bool = False,
         on_held: Callable[[], None] | None = None,
+        controls: OperatorControls | None = None,
     ) -> None:
         # Verify mode: a posted call is stored held (no deliveries) and routed once
         # RevRing's API confirms it (`router.verify`); `on_held` wakes the verifier.
@@ -219,6 +256,7 @@ class WebhookHandler:
         self.api_keys = api_keys  # None: authentication disabled (--no-auth)
         self.engine = engine  # sends fresh deliveries at once when their sink has room
         self.health = health or StoreHealth()
+        self.controls = controls  # silences in force; None: only time intervals mute
         self.limits = limits or IngestLimits()
         self._parse_budget = ByteBudget(self.limits.max_parse_bytes)
         # Larger bodies are parsed here, so the event loop answers other requests
@@ -275,12 +313,13 @@ class WebhookHandler:
         route, store (a repeated call id is a duplicate), count. `backfill` and
         `POST /admin/backfill` ingest RevRing's bodies through here too."""
         rules = self.runtime.config.rules if self.runtime.loaded else ()
+        muting = self._muting_now()
         async with self._parse_budget.hold(len(body)):
             if len(body) <= self.limits.inline_parse_bytes:
-                outcome = prepare(body, rules)
+                outcome = prepare(body, rules, muting)
             else:
                 loop = asyncio.get_running_loop()
-                outcome = await loop.run_in_executor(self._parsers, prepare, body, rules)
+                outcome = await loop.run_in_executor(self._parsers, prepare, body, rules, muting)
         if isinstance(outcome, Rejection):
             return self._rejected(outcome)
         for name in outcome.unknown_fields:
@@ -315,13 +354,26 @@ class WebhookHandler:
         self.metrics.events_rejected.labels(rejection.reason).inc()
         return IngestOutcome("rejected", event_id, 0, rejection)
 
+    def _muting_now(self) -> MutingMoment:
+        """Muting is decided as of the moment the call came in."""
+        now = time.time()
+        silences = self.controls.active_silences(now) if self.controls is not None else []
+        intervals = self.runtime.config.time_intervals if self.runtime.loaded else {}
+        return MutingMoment(intervals, silences, datetime.fromtimestamp(now, UTC))
+
     async def _accept(self, prepared: Prepared, body: bytes) -> IngestOutcome:
         if not self.runtime.loaded:
             return self._rejected(Rejection(503, "not_ready", "rules.yaml is not loaded"))
         event_id, status = prepared.event_id, prepared.status
         received_at = time.time()
         deliveries = self._reserve(prepared.targets, received_at)
-        record = IngestRecord(event_id, body, received_at, deliveries, status, prepared.direction)
+        muted = [
+            NewDelivery(new_delivery_id(), sink, rule, muted_reason=reason)
+            for sink, rule, reason in prepared.muted
+        ]
+        record = IngestRecord(
+            event_id, body, received_at, [*deliveries, *muted], status, prepared.direction
+        )
         try:
             result = await answer_within(self.store.ingest(record), self.limits.store_timeout)
         except BaseException as exc:
@@ -337,6 +389,8 @@ class WebhookHandler:
             self._dispatch(record)
             for name in prepared.matched:
                 self.metrics.rule_matches.labels(name).inc()
+            for sink, _, reason in prepared.muted:
+                self.metrics.deliveries_muted.labels(sink, muted_reason_label(reason)).inc()
         else:
             self._release(deliveries)
         status_label = status if status in KNOWN_STATUSES else "other"

@@ -59,7 +59,7 @@ class Metrics:
         )
         self.sink_paused = Gauge(
             PREFIX + "sink_paused",
-            "1 while a sink is paused after repeated failures.",
+            "1 while a sink is paused, after repeated failures or by hand (sink pause).",
             ["sink"],
             registry=r,
         )
@@ -86,9 +86,22 @@ class Metrics:
             buckets=DIGEST_CALL_BUCKETS,
             registry=r,
         )
+        self.deliveries_muted = Counter(
+            PREFIX + "deliveries_muted_total",
+            "Deliveries recorded as muted and not sent, by sink and reason"
+            " (silence, time_interval).",
+            ["sink", "reason"],
+            registry=r,
+        )
         self.unknown_values = Counter(
             PREFIX + "unknown_values_total",
             "Events carrying a status or direction outside the documented set, by field.",
             ["field"],
             registry=r,
         )
+
+
+def muted_reason_label(reason: str) -> str:
+    """The `reason` label of `deliveries_muted_total` for a muted delivery's reason
+    (`silence:ID` or `time_interval:NAME`): the kind, without the id or name."""
+    return reason.partition(":")[0]

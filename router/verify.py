@@ -19,14 +19,18 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
 
-from router.ingest import Prepared, Rejection, new_delivery_id, prepare
-from router.metrics import Metrics
+from router.ingest import MutingMoment, Prepared, Rejection, new_delivery_id, prepare
+from router.metrics import Metrics, muted_reason_label
 from router.revring_api import BATCH_SIZE, RevRingApi, RevRingApiError
 from router.rules import CompiledRule
 from router.runtime import Runtime
 from router.store.base import HeldCall, IngestRecord, NewDelivery, Store
+
+if TYPE_CHECKING:
+    from router.controls import OperatorControls
 
 log = logging.getLogger("router.verify")
 
@@ -51,6 +55,10 @@ def record_of(prepared: Prepared, body: bytes) -> IngestRecord:
     deliveries = [
         NewDelivery(new_delivery_id(), sink, rule, group) for sink, rule, group in prepared.targets
     ]
+    deliveries += [
+        NewDelivery(new_delivery_id(), sink, rule, muted_reason=reason)
+        for sink, rule, reason in prepared.muted
+    ]
     return IngestRecord(
         prepared.event_id, body, time.time(), deliveries, prepared.status, prepared.direction
     )
@@ -69,9 +77,11 @@ class Verifier:
         runtime: Runtime,
         metrics: Metrics,
         settings: VerifySettings | None = None,
+        controls: OperatorControls | None = None,
     ) -> None:
         self.store, self.api, self.runtime, self.metrics = store, api, runtime, metrics
         self.settings = settings or VerifySettings()
+        self.controls = controls  # silences in force when a verified call is routed
         self._wake = asyncio.Event()
         self._unreachable = False
 
@@ -131,8 +141,16 @@ class Verifier:
         for delay, ids in by_delay.items():
             await self.store.postpone_verification(ids, now + delay)
 
+    def _muting(self, call: HeldCall) -> MutingMoment:
+        """Time intervals as of the call's arrival, and the silences in force now."""
+        now = time.time()
+        silences = self.controls.active_silences(now) if self.controls is not None else []
+        instant = datetime.fromtimestamp(call.received_at, UTC)
+        return MutingMoment(self.runtime.config.time_intervals, silences, instant)
+
     async def _route(self, call: HeldCall, body: bytes, rules: Sequence[CompiledRule]) -> None:
-        prepared = prepare(body, rules)
+        muting = self._muting(call)
+        prepared = prepare(body, rules, muting)
         if isinstance(prepared, Rejection):
             # RevRing's own body does not validate (a shape this router does not know
             # yet): the call is real, so route it as posted rather than lose it.
@@ -141,13 +159,15 @@ class Verifier:
                 call.event_id,
                 prepared.message,
             )
-            body, prepared = call.payload, prepare(call.payload, rules)
+            body, prepared = call.payload, prepare(call.payload, rules, muting)
             if isinstance(prepared, Rejection):
                 return
         result = await self.store.route_held(record_of(prepared, body), "verified")
         if result is not None:
             for name in prepared.matched:
                 self.metrics.rule_matches.labels(name).inc()
+            for sink, _, reason in prepared.muted:
+                self.metrics.deliveries_muted.labels(sink, muted_reason_label(reason)).inc()
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# The machines that run the suite are shared and loaded: a property test is judged on its
+# examples, never on how long one took (speed is measured in bench/).
+settings.register_profile("shared-machine", deadline=None)
+settings.load_profile("shared-machine")
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 

@@ -8,7 +8,13 @@ event that opened it and lists its member events, the calls gathered in its wind
 
 Delivery states: `pending` (waiting for `next_attempt_at`, or leased by a worker
 while `lease_until` is in the future), `delivered`, `dead` (kept; replay makes it
-`pending` again with a fresh retry budget). All times are unix seconds (float).
+`pending` again with a fresh retry budget), `muted` (not sent: every rule routing it was
+muted by a time interval, or a silence matched; `muted_reason` says which; replayable
+like a dead one). All times are unix seconds (float).
+
+Operators' controls live here too (DESIGN.md section 9): *silences* (a `when` condition,
+optional sinks, a time span; expiring one ends it now and keeps it listed) and *sink
+pauses* (a sink held until a time).
 
 One implementation, `router.store.queue.QueueStore`, over a connector per database:
 `router.store.sqlite` (embedded, one process; also the in-memory store for tests)
@@ -23,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-DeliveryStatus = Literal["pending", "delivered", "dead"]
+DeliveryStatus = Literal["pending", "delivered", "dead", "muted"]
 AttemptOutcome = Literal["delivered", "retry", "dead"]
 DeliveryKind = Literal["single", "digest"]
 
@@ -53,6 +59,8 @@ class NewDelivery:
     # straight away, with no claim; if that worker dies, the lease expires as usual.
     lease_owner: str | None = None
     lease_until: float | None = None
+    # Not sent: written with status 'muted' and this reason (never leased, never a digest).
+    muted_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,41 @@ class DeliveryView:
     delivered_at: float | None
     kind: DeliveryKind = "single"
     calls: int = 1  # the calls it carries: a digest's members so far, 1 for a single delivery
+    muted_reason: str | None = None  # status 'muted': `time_interval:NAME` or `silence:ID`
+
+
+@dataclass(frozen=True)
+class SilenceRecord:
+    """A silence as stored: `when` is the condition as JSON text (the rules' syntax),
+    `sinks` the sinks it covers (None: all). Expiring sets `expired_at` and ends it then."""
+
+    id: str
+    when: str
+    sinks: tuple[str, ...] | None
+    starts_at: float
+    ends_at: float
+    comment: str
+    created_at: float
+    expired_at: float | None = None
+
+    @property
+    def effective_end(self) -> float:
+        return self.ends_at if self.expired_at is None else min(self.ends_at, self.expired_at)
+
+    def state(self, now: float) -> Literal["pending", "active", "expired"]:
+        if now >= self.effective_end:
+            return "expired"
+        return "pending" if now < self.starts_at else "active"
+
+
+@dataclass(frozen=True)
+class SinkPause:
+    """A sink held by hand until `until` (its deliveries wait, spending no attempts)."""
+
+    sink: str
+    until: float
+    comment: str
+    created_at: float
 
 
 Verification = Literal["pending", "verified", "not_verified", "released"]
@@ -287,6 +330,39 @@ class Store(ABC):
         """Replay every dead delivery (of one sink); return how many."""
 
     @abstractmethod
+    async def replay_muted(self, sink: str | None, now: float) -> int:
+        """Replay every muted delivery (of one sink); return how many."""
+
+    @abstractmethod
+    async def mute(self, delivery_id: str, owner: str, reason: str, now: float) -> bool:
+        """Make a delivery leased by `owner` muted without an attempt (a silence found at
+        send time); False when `owner` no longer holds the lease."""
+
+    @abstractmethod
+    async def add_silence(self, silence: SilenceRecord) -> None: ...
+
+    @abstractmethod
+    async def list_silences(self, ended_after: float | None = None) -> list[SilenceRecord]:
+        """Silences, earliest start first; with `ended_after`, only those whose end (or
+        expiry) is later."""
+
+    @abstractmethod
+    async def expire_silence(self, silence_id: str, now: float) -> SilenceRecord | None:
+        """End a silence now (one already over keeps its end); None if unknown."""
+
+    @abstractmethod
+    async def pause_sink(self, pause: SinkPause) -> None:
+        """Hold a sink until `pause.until` (replacing any pause of it)."""
+
+    @abstractmethod
+    async def resume_sink(self, sink: str) -> bool:
+        """Release a paused sink; False if it was not paused."""
+
+    @abstractmethod
+    async def sink_pauses(self, now: float) -> list[SinkPause]:
+        """Pauses still running at `now`, by sink name."""
+
+    @abstractmethod
     async def pending_sinks(self) -> set[str]:
         """Names of the sinks that have pending deliveries."""
 
@@ -343,6 +419,11 @@ class Store(ABC):
     async def get_event(self, event_id: str) -> tuple[EventView, bytes] | None:
         """One call and its payload, or None."""
         raise NotImplementedError
+
+    @abstractmethod
+    async def purge_silences(self, ended_before: float) -> int:
+        """Delete silences that ended (or were expired) before the cutoff, and pauses
+        that ran out before it; the number of silences deleted."""
 
     async def live_workers(self, owner: str, now: float) -> int:
         """Record that worker `owner` is alive at `now` and return how many workers share

@@ -10,7 +10,7 @@ its own transaction, and refuses a database newer than this code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from router.store.errors import StoreOpenError
 from router.store.queries import Dialect
@@ -31,6 +31,8 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    # Run before `statements`, for what the two dialects cannot spell alike.
+    dialect_statements: dict[Dialect, tuple[str, ...]] = field(default_factory=dict)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -131,7 +133,51 @@ MIGRATIONS: tuple[Migration, ...] = (
             ")",
         ),
     ),
-    # Version 4 belongs to muting (silences and sink pauses).
+    Migration(
+        version=4,
+        description="muted deliveries, silences, sink pauses",
+        dialect_statements={
+            # SQLite cannot alter a CHECK constraint. Its documented way for a change that
+            # leaves every stored row valid is to rewrite the table's definition in place
+            # (https://sqlite.org/lang_altertable.html, section 7), then reload the schema.
+            "sqlite": (
+                "PRAGMA writable_schema = ON",
+                "UPDATE sqlite_master SET sql = replace(sql, '''dead'')', '''dead'', ''muted'')')"
+                " WHERE type = 'table' AND name = 'deliveries'",
+                "PRAGMA writable_schema = RESET",
+            ),
+            "postgresql": (
+                "ALTER TABLE deliveries DROP CONSTRAINT deliveries_status_check",
+                "ALTER TABLE deliveries ADD CONSTRAINT deliveries_status_check"
+                " CHECK (status IN ('pending', 'delivered', 'dead', 'muted'))",
+            ),
+        },
+        statements=(
+            # Why a delivery is muted: `time_interval:NAME` or `silence:ID`.
+            "ALTER TABLE deliveries ADD COLUMN muted_reason TEXT",
+            """
+            CREATE TABLE silences (
+                id TEXT PRIMARY KEY,
+                condition TEXT NOT NULL,
+                sinks TEXT,
+                starts_at DOUBLE PRECISION NOT NULL,
+                ends_at DOUBLE PRECISION NOT NULL,
+                comment TEXT NOT NULL DEFAULT '',
+                created_at DOUBLE PRECISION NOT NULL,
+                expired_at DOUBLE PRECISION
+            )
+            """,
+            "CREATE INDEX silences_ends_at ON silences (ends_at)",
+            """
+            CREATE TABLE sink_pauses (
+                sink TEXT PRIMARY KEY,
+                paused_until DOUBLE PRECISION NOT NULL,
+                comment TEXT NOT NULL DEFAULT '',
+                created_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+        ),
+    ),
     Migration(
         version=5,
         description="verify mode: calls held until RevRing's API confirms them",
@@ -157,7 +203,8 @@ LATEST_VERSION = MIGRATIONS[-1].version
 def statements_for(migration: Migration, dialect: Dialect) -> list[str]:
     """The migration's statements with the dialect's types filled in."""
     binary = BINARY_TYPE[dialect]
-    return [statement.strip().format(binary=binary) for statement in migration.statements]
+    statements = (*migration.dialect_statements.get(dialect, ()), *migration.statements)
+    return [statement.strip().format(binary=binary) for statement in statements]
 
 
 def pending(current_version: int) -> list[Migration]:

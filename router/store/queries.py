@@ -115,6 +115,13 @@ INSERT_DELIVERY = Query(
     " :lease_owner, :lease_until)"
     " ON CONFLICT (event_id, sink) DO NOTHING",
 )
+INSERT_MUTED_DELIVERY = Query(
+    "insert_muted_delivery",
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+    " next_attempt_at, created_at, updated_at, muted_reason)"
+    " VALUES (:id, :event_id, :sink, :rule, 'muted', :now, NULL, :now, :now, :muted_reason)"
+    " ON CONFLICT (event_id, sink) DO NOTHING",
+)
 # The open digest takes one more call; reaching `max` closes it and makes it due.
 JOIN_DIGEST = Query(
     "join_digest",
@@ -211,7 +218,7 @@ KILL = Query(
 _REPLAY_SET = (
     "UPDATE deliveries SET status = 'pending', next_attempt_at = :now, retry_attempts = 0,"
     " retry_started_at = :now, delivered_at = NULL, updated_at = :now,"
-    " lease_owner = NULL, lease_until = NULL"
+    " lease_owner = NULL, lease_until = NULL, muted_reason = NULL"
 )
 # A delivery in flight (pending under a live lease) is not replayed: it would go out twice.
 REPLAY = Query(
@@ -222,6 +229,17 @@ REPLAY = Query(
 REPLAY_DEAD = Query(
     "replay_dead",
     _REPLAY_SET + " WHERE status = 'dead' AND (CAST(:sink AS TEXT) IS NULL OR sink = :sink)",
+)
+REPLAY_MUTED = Query(
+    "replay_muted",
+    _REPLAY_SET + " WHERE status = 'muted' AND (CAST(:sink AS TEXT) IS NULL OR sink = :sink)",
+)
+# A silence found just before a send: the leased delivery is muted, no attempt spent.
+MUTE = Query(
+    "mute",
+    "UPDATE deliveries SET status = 'muted', muted_reason = :reason, next_attempt_at = NULL,"
+    " updated_at = :now, lease_owner = NULL, lease_until = NULL"
+    " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
 )
 PURGE = Query(
     "purge",
@@ -264,7 +282,8 @@ BACKLOG = Query(
 _DELIVERY_VIEWS = (
     "SELECT id, event_id, sink, rule, status, attempts, last_error, next_attempt_at,"
     " created_at, updated_at, delivered_at, kind,"
-    " CASE WHEN kind = 'digest' THEN member_count ELSE 1 END AS calls FROM deliveries"
+    " CASE WHEN kind = 'digest' THEN member_count ELSE 1 END AS calls, muted_reason"
+    " FROM deliveries"
 )
 _NEWEST_FIRST_PAGE = " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset"
 GET_DELIVERY = Query("get_delivery", _DELIVERY_VIEWS + " WHERE id = :id")
@@ -347,3 +366,45 @@ LIST_EVENTS_BY_VERIFICATION = Query(
 )
 GET_EVENT = Query("get_event", _EVENT_VIEWS + " WHERE id = :id")
 EVENT_PAYLOAD = Query("event_payload", "SELECT payload FROM events WHERE id = :id")
+
+# --- operators' controls: silences and sink pauses ------------------------------------
+
+_SELECT_SILENCES = (
+    "SELECT id, condition, sinks, starts_at, ends_at, comment, created_at, expired_at FROM silences"
+)
+INSERT_SILENCE = Query(
+    "insert_silence",
+    "INSERT INTO silences (id, condition, sinks, starts_at, ends_at, comment, created_at)"
+    " VALUES (:id, :condition, :sinks, :starts_at, :ends_at, :comment, :created_at)",
+)
+LIST_SILENCES = Query(
+    "list_silences",
+    _SELECT_SILENCES + " WHERE CAST(:ended_after AS DOUBLE PRECISION) IS NULL"
+    " OR (ends_at > :ended_after AND (expired_at IS NULL OR expired_at > :ended_after))"
+    " ORDER BY starts_at, created_at, id",
+)
+EXPIRE_SILENCE = Query(
+    "expire_silence",
+    "UPDATE silences SET expired_at = :now"
+    " WHERE id = :id AND expired_at IS NULL AND ends_at > :now",
+)
+GET_SILENCE = Query("get_silence", _SELECT_SILENCES + " WHERE id = :id")
+PURGE_SILENCES = Query(
+    "purge_silences",
+    "DELETE FROM silences WHERE ends_at < :before OR expired_at < :before",
+    maintenance=True,
+)
+PURGE_PAUSES = Query("purge_pauses", "DELETE FROM sink_pauses WHERE paused_until < :before")
+PAUSE_SINK = Query(
+    "pause_sink",
+    "INSERT INTO sink_pauses (sink, paused_until, comment, created_at)"
+    " VALUES (:sink, :until, :comment, :created_at)"
+    " ON CONFLICT (sink) DO UPDATE SET paused_until = excluded.paused_until,"
+    " comment = excluded.comment, created_at = excluded.created_at",
+)
+RESUME_SINK = Query("resume_sink", "DELETE FROM sink_pauses WHERE sink = :sink")
+SINK_PAUSES = Query(
+    "sink_pauses",
+    "SELECT sink, paused_until AS until, comment, created_at FROM sink_pauses"
+    " WHERE paused_until > :now ORDER BY sink",
+)

@@ -36,7 +36,9 @@ from router.store.base import (
     IngestRecord,
     IngestResult,
     NewDelivery,
+    SilenceRecord,
     SinkBacklog,
+    SinkPause,
     StateAfterAttempt,
     Store,
     Verification,
@@ -125,7 +127,23 @@ def write_deliveries(record: IngestRecord) -> Script[IngestResult]:
     by_sink: dict[str, NewDelivery] = {}
     for delivery in record.deliveries:
         by_sink.setdefault(delivery.sink, delivery)
-    singles = [d for d in by_sink.values() if d.group is None]
+    muted = [d for d in by_sink.values() if d.muted_reason is not None]
+    if muted:
+        yield CallMany(
+            q.INSERT_MUTED_DELIVERY,
+            [
+                {
+                    "id": delivery.id,
+                    "event_id": record.event_id,
+                    "sink": delivery.sink,
+                    "rule": delivery.rule,
+                    "now": record.received_at,
+                    "muted_reason": delivery.muted_reason,
+                }
+                for delivery in muted
+            ],
+        )
+    singles = [d for d in by_sink.values() if d.group is None and d.muted_reason is None]
     if singles:
         yield CallMany(
             q.INSERT_DELIVERY,
@@ -142,11 +160,11 @@ def write_deliveries(record: IngestRecord) -> Script[IngestResult]:
                 for delivery in singles
             ],
         )
-    written = len(singles)
+    written = len(singles) + len(muted)
     for delivery in by_sink.values():
-        if delivery.group is not None:
+        if delivery.group is not None and delivery.muted_reason is None:
             written += yield from join_digest(record, delivery, delivery.group)
-    if written:
+    if written > len(muted):
         yield ANNOUNCE
     return IngestResult("accepted", written)
 
@@ -291,6 +309,21 @@ def backlog_of(found: Rows) -> dict[str, SinkBacklog]:
     return backlog
 
 
+def silence_of(stored: Any) -> SilenceRecord:
+    """A stored silence row (a mapping by column name) as a `SilenceRecord`."""
+    sinks = stored["sinks"]
+    return SilenceRecord(
+        id=stored["id"],
+        when=stored["condition"],
+        sinks=None if sinks is None else tuple(json.loads(sinks)),
+        starts_at=stored["starts_at"],
+        ends_at=stored["ends_at"],
+        comment=stored["comment"],
+        created_at=stored["created_at"],
+        expired_at=stored["expired_at"],
+    )
+
+
 def live_workers(owner: str, now: float) -> Script[int]:
     yield count(q.HEARTBEAT, owner=owner, now=now)
     yield count(q.FORGET_WORKERS, before=now - FORGET_WORKER_AFTER)
@@ -408,6 +441,58 @@ class QueueStore(Store):
 
     async def replay_dead(self, sink: str | None, now: float) -> int:
         return await self._announcing(q.REPLAY_DEAD, sink=sink, now=now)
+
+    async def replay_muted(self, sink: str | None, now: float) -> int:
+        return await self._announcing(q.REPLAY_MUTED, sink=sink, now=now)
+
+    async def mute(self, delivery_id: str, owner: str, reason: str, now: float) -> bool:
+        parameters = {"id": delivery_id, "owner": owner, "reason": reason, "now": now}
+        return await self._write_one(q.MUTE, **parameters) > 0
+
+    # --- operators' controls ---
+
+    async def add_silence(self, silence: SilenceRecord) -> None:
+        await self._write_one(
+            q.INSERT_SILENCE,
+            id=silence.id,
+            condition=silence.when,
+            sinks=None if silence.sinks is None else json.dumps(list(silence.sinks)),
+            starts_at=silence.starts_at,
+            ends_at=silence.ends_at,
+            comment=silence.comment,
+            created_at=silence.created_at,
+        )
+
+    async def list_silences(self, ended_after: float | None = None) -> list[SilenceRecord]:
+        found = await self.connector.read(
+            lambda: single(q.LIST_SILENCES, "rows", ended_after=ended_after)
+        )
+        return [silence_of(stored) for stored in found.dicts()]
+
+    async def expire_silence(self, silence_id: str, now: float) -> SilenceRecord | None:
+        await self._write_one(q.EXPIRE_SILENCE, id=silence_id, now=now)
+        found = await self.connector.read(lambda: single(q.GET_SILENCE, "row", id=silence_id))
+        return None if found is None else silence_of(found)
+
+    async def purge_silences(self, ended_before: float) -> int:
+        await self._write_one(q.PURGE_PAUSES, before=ended_before)
+        return await self._write_one(q.PURGE_SILENCES, before=ended_before)
+
+    async def pause_sink(self, pause: SinkPause) -> None:
+        await self._write_one(
+            q.PAUSE_SINK,
+            sink=pause.sink,
+            until=pause.until,
+            comment=pause.comment,
+            created_at=pause.created_at,
+        )
+
+    async def resume_sink(self, sink: str) -> bool:
+        return await self._write_one(q.RESUME_SINK, sink=sink) > 0
+
+    async def sink_pauses(self, now: float) -> list[SinkPause]:
+        found = await self.connector.read(lambda: single(q.SINK_PAUSES, "rows", now=now))
+        return found.to(SinkPause)
 
     async def _announcing(self, query: Query, **parameters: Any) -> int:
         changed = await self.connector.write(lambda: announcing(query, **parameters))

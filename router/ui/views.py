@@ -30,7 +30,7 @@ from router.ui.pages import Pages
 from sinks.base import SinkConfig
 from sinks.http import MASK, SecretHeaderTemplate, redact
 
-STATUSES = ("pending", "delivered", "dead")
+STATUSES = ("pending", "delivered", "dead", "muted")
 PAGE_SIZE = 50
 LAST_PAGE = 1000  # pages beyond this show as this one (offsets stay small)
 RULE_SCAN_LIMIT = 2000  # deliveries read at most when filtering by rule (newest first)
@@ -101,6 +101,8 @@ class SinkRow:
     open_digests: int
     last_error: str | None
     in_config: bool
+    held_until: float | None = None  # paused by hand (`sink pause`) until then
+    held_comment: str = ""
 
 
 def _counter_values(metric_family: Metric, label: str) -> dict[str, float]:
@@ -165,6 +167,8 @@ class ConsoleViews:
             lane = self.engine.lanes.get(name)
             breaker = lane.breaker if lane is not None else None
             paused = breaker.paused_until if breaker and breaker.is_paused(now) else None
+            controls = self.engine.controls
+            held = controls.pause_of(name, now) if controls is not None else None
             rows.append(
                 SinkRow(
                     name=name,
@@ -178,6 +182,8 @@ class ConsoleViews:
                     open_digests=open_groups.get(name, 0),
                     last_error=await self._last_error(name),
                     in_config=settings is not None,
+                    held_until=held.until if held else None,
+                    held_comment=held.comment if held else "",
                 )
             )
         return rows

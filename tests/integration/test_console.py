@@ -321,3 +321,29 @@ async def test_odd_addresses_get_clear_answers_not_errors(service):
     ):
         response = await service.get(url)
         assert response.status == status, url
+
+
+async def test_the_overview_shows_a_sink_paused_by_hand_with_its_comment(service):
+    paused = await service.post(
+        "/admin/sinks/crm/pause",
+        json={"for": "1h", "comment": "CRM migration"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert paused.status == 200
+    page = await signed_in_page(service)
+    assert "paused by hand" in page and "CRM migration" in page
+
+
+async def test_a_muted_delivery_shows_why_on_its_page(service):
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    created = await service.post(
+        "/admin/silences", json={"when": {"status": "FAILED"}, "for": "1h"}, headers=admin
+    )
+    silence_id = (await created.json())["id"]
+    await post_event(service, fresh_event(status="FAILED"))
+    views = await (await service.get("/admin/deliveries?status=muted", headers=admin)).json()
+    assert {view["sink"] for view in views} == {"crm", "ops-slack"}
+    page = await signed_in_page(service, f"/ui/deliveries/{views[0]['id']}")
+    assert f"silence:{silence_id}" in page and "Muted by" in page
+    listing = await signed_in_page(service, "/ui/deliveries?status=muted")
+    assert views[0]["id"] in listing

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from router.store import open_store
-from router.store.base import AttemptRecord, GroupJoin, IngestRecord, NewDelivery, Store
+from router.store.base import (
+    AttemptRecord,
+    GroupJoin,
+    IngestRecord,
+    NewDelivery,
+    SilenceRecord,
+    SinkPause,
+    Store,
+)
 from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
 from router.store.sqlite import SQLiteStore
 from tests.integration.conftest import fresh_postgres_schema
@@ -78,6 +86,55 @@ async def check_upgraded(store: Store) -> None:
     [digest] = await store.claim("ops", 10, "new-worker", 30.0, T + 10 + 600)
     assert (digest.id, digest.kind, digest.group_key) == ("g0:ops", "digest", TRUNK_A)
     await store.probe_write()
+    await check_muting_works(store)
+
+
+async def check_muting_works(store: Store) -> None:
+    """Schema 4 on an upgraded database: the status 'muted', silences and pauses."""
+    muted = IngestRecord(
+        "m1", b'{"id": "m1"}', T + 60, [NewDelivery("m1:slack", "slack", "r", muted_reason="x")]
+    )
+    assert (await store.ingest(muted)).deliveries == 1
+    view = await store.get_delivery("m1:slack")
+    assert view is not None and (view.status, view.muted_reason) == ("muted", "x")
+    await store.add_silence(SilenceRecord("s1", "{}", None, T, T + 60, "", T))
+    assert [s.id for s in await store.list_silences()] == ["s1"]
+    await store.pause_sink(SinkPause("crm", T + 60, "", T))
+    assert [p.sink for p in await store.sink_pauses(T)] == ["crm"]
+
+
+async def test_a_sqlite_store_of_schema_3_upgrades_in_place(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    with sqlite3.connect(database) as old:
+        old.execute(SCHEMA_VERSION_DDL)
+        for migration in MIGRATIONS[:3]:
+            for statement in statements_for(migration, "sqlite"):
+                old.execute(statement)
+            old.execute(
+                "INSERT INTO schema_version VALUES (?, ?, ?)",
+                (migration.version, migration.description, T),
+            )
+        old.execute("INSERT INTO events (id, payload, received_at) VALUES ('e', x'7b7d', ?)", (T,))
+        old.execute(
+            "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+            " created_at, updated_at) VALUES ('d', 'e', 'crm', 'r', 'dead', ?, ?, ?)",
+            (T, T, T),
+        )
+    old.close()
+
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        assert [(v.id, v.status) for v in await store.list_deliveries()] == [("d", "dead")]
+        await check_muting_works(store)
+        assert await store.replay("d", T + 1)
+    finally:
+        await store.close()
+    with sqlite3.connect(database) as upgraded:
+        assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            upgraded.execute("UPDATE deliveries SET status = 'lost'")
+    upgraded.close()
 
 
 async def test_a_sqlite_store_written_by_the_old_code_upgrades_in_place(tmp_path: Path) -> None:
