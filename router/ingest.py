@@ -25,7 +25,7 @@ from aiohttp import web
 
 from router.budget import ByteBudget
 from router.delivery import DeliveryEngine
-from router.events import KNOWN_STATUSES, EventRejected, parse_event
+from router.events import KNOWN_STATUSES, EventRejected, PostCallEvent, parse_event
 from router.health import StoreHealth, answer_within
 from router.metrics import Metrics
 from router.rules import CompiledRule, group_key, group_key_json, route
@@ -125,6 +125,16 @@ class Prepared:
     unknown_fields: tuple[str, ...]
     targets: list[tuple[str, str, GroupJoin | None]]  # (sink, rule name, digest)
     matched: tuple[str, ...]  # rule names
+    columns: dict[str, str] = field(default_factory=dict)  # `IngestRecord`'s call columns
+
+
+def call_columns(event: PostCallEvent) -> dict[str, str]:
+    """The fields the store keeps in columns of their own, for the console's filters."""
+    return {
+        "agent_id": event.agentId,
+        "organization_id": event.organizationId,
+        "hangup_cause": event.hangupCause or "",
+    }
 
 
 def prepare(body: bytes, rules: Sequence[CompiledRule]) -> Prepared | Rejection:
@@ -151,6 +161,7 @@ def prepare(body: bytes, rules: Sequence[CompiledRule]) -> Prepared | Rejection:
         tuple(event.unknown_values()),
         targets,
         tuple(rule.name for rule in routed.matched),
+        call_columns(event),
     )
 
 
@@ -253,7 +264,9 @@ class WebhookHandler:
         event_id, status = prepared.event_id, prepared.status
         received_at = time.time()
         deliveries = self._reserve(prepared.targets, received_at)
-        record = IngestRecord(event_id, body, received_at, deliveries, status, prepared.direction)
+        record = IngestRecord(
+            event_id, body, received_at, deliveries, status, prepared.direction, **prepared.columns
+        )
         try:
             result = await answer_within(self.store.ingest(record), self.limits.store_timeout)
         except BaseException as exc:

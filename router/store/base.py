@@ -65,6 +65,10 @@ class IngestRecord:
     deliveries: Sequence[NewDelivery]
     status: str = ""
     direction: str = ""
+    # Copied from the payload into columns of their own, for the console's filters.
+    agent_id: str = ""
+    organization_id: str = ""
+    hangup_cause: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,55 @@ class DeliveryView:
     delivered_at: float | None
     kind: DeliveryKind = "single"
     calls: int = 1  # the calls it carries: a digest's members so far, 1 for a single delivery
+
+
+@dataclass(frozen=True)
+class CallFilters:
+    """Which calls `Store.list_events` shows; None (or nothing) leaves a field unfiltered.
+    Times are unix seconds: `received_from` inclusive, `received_to` exclusive."""
+
+    status: str | None = None
+    direction: str | None = None
+    agent_id: str | None = None
+    organization_id: str | None = None
+    hangup_cause: str | None = None
+    call_id: str | None = None
+    received_from: float | None = None
+    received_to: float | None = None
+
+    def given(self) -> dict[str, str | float]:
+        """The fields set, by name, in a fixed order."""
+        return {name: value for name, value in vars(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class EventView:
+    """A stored call: its body as received and the columns copied from it."""
+
+    id: str
+    payload: bytes
+    received_at: float
+    status: str
+    direction: str
+    agent_id: str = ""
+    organization_id: str = ""
+    hangup_cause: str = ""
+
+
+EventCursor = tuple[float, str]
+"""Where a newest-first page of events ends: (received_at, id) of its last call."""
+
+
+@dataclass(frozen=True)
+class SinkCounts:
+    """A sink's deliveries for the console's overview."""
+
+    pending: int = 0
+    retrying: int = 0  # pending after at least one attempt
+    dead: int = 0
+    muted: int = 0
+    delivered_since: int = 0  # delivered at or after the time asked about
+    oldest_pending_created_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -241,8 +294,9 @@ class Store(ABC):
         sink: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        rule: str | None = None,
     ) -> list[DeliveryView]:
-        """Newest first."""
+        """Newest first; filtered by status, sink and rule when given."""
 
     @abstractmethod
     async def get_delivery(self, delivery_id: str) -> DeliveryView | None: ...
@@ -279,6 +333,27 @@ class Store(ABC):
         and that are members of no digest still undelivered, with their deliveries,
         attempts and memberships (payloads hold personal data). Returns the number of
         events deleted."""
+
+    # The console's reads (not abstract: fakes of the delivery path need not have them).
+
+    async def list_events(
+        self, filters: CallFilters, before: EventCursor | None = None, limit: int = 50
+    ) -> list[EventView]:
+        """Calls newest first (by `received_at`, then id), those matching `filters`,
+        strictly older than `before` when given (keyset pagination)."""
+        raise NotImplementedError
+
+    async def get_event(self, event_id: str) -> EventView | None:
+        raise NotImplementedError
+
+    async def deliveries_of_event(self, event_id: str) -> list[DeliveryView]:
+        """The call's own deliveries and the digests it is a member of, oldest first."""
+        raise NotImplementedError
+
+    async def sink_counts(self, delivered_since: float) -> dict[str, SinkCounts]:
+        """Per sink with any pending, dead or muted delivery, or one delivered at or after
+        `delivered_since`: those counts (`retrying`: pending with attempts > 0)."""
+        raise NotImplementedError
 
     async def live_workers(self, owner: str, now: float) -> int:
         """Record that worker `owner` is alive at `now` and return how many workers share
