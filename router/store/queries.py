@@ -327,8 +327,7 @@ def list_events(conditions: tuple[str, ...]) -> Query:
 _JOINED_DIGESTS = "SELECT m.delivery_id FROM digest_members m WHERE m.event_id = :id"
 DELIVERIES_OF_EVENT = Query(
     "deliveries_of_event",
-    f"{_DELIVERY_VIEWS} WHERE event_id = :id OR id IN ({_JOINED_DIGESTS})"
-    " ORDER BY created_at, id",
+    f"{_DELIVERY_VIEWS} WHERE event_id = :id OR id IN ({_JOINED_DIGESTS}) ORDER BY created_at, id",
 )
 # Per sink and status: how many, how many of them were tried already, the oldest.
 SINK_COUNTS = Query(

@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from router.templates import mask_phone, mask_phone_numbers
+from router.templates import human_duration, mask_phone, mask_phone_numbers
 from router.ui.auth import Session
 from router.ui.slack_preview import message_html
 
@@ -55,6 +55,7 @@ def _environment() -> jinja2.Environment:
         age=age,
         pretty_json=pretty_json,
         mask_phone=mask_phone,
+        duration=human_duration,
         mask_numbers=mask_phone_numbers,
         slack_message=message_html,
     )
