@@ -45,7 +45,7 @@ async def test_a_call_posted_to_the_webhook_appears_on_the_calls_page_with_its_d
     await wait_for(lambda: receiver.delivered_ids() == [event["id"]])
     await sign_in(page, service)
     await page.goto(url(service, "/ui/calls"))
-    row = page.locator("tbody tr", has=page.locator(f"a:has-text('{event['id']}')"))
+    row = page.locator("tbody tr", has=page.locator(f"a[title='{event['id']}']"))
     assert await row.count() == 1
     text = await row.inner_text()
     assert "FAILED" in text and "+1415•••0123" in text and "+14155550123" not in text
