@@ -153,6 +153,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             " hangup_cause = {payload_text:hangupCause}",
             # Newest first, then by id: the calls page's keyset.
             "CREATE INDEX events_newest ON events (received_at, id)",
+            # A status few calls have (or none) would otherwise walk every call.
+            "CREATE INDEX events_status_newest ON events (status, received_at, id)",
             "CREATE INDEX events_agent_newest ON events (agent_id, received_at, id)",
             "CREATE INDEX events_organization_newest ON events (organization_id, received_at, id)",
             "CREATE INDEX events_hangup_newest ON events (hangup_cause, received_at, id)",

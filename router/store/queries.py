@@ -336,9 +336,13 @@ SINK_COUNTS = Query(
     " SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS tried, MIN(created_at) AS oldest"
     " FROM deliveries WHERE status IN ('pending', 'dead', 'muted') GROUP BY sink, status",
 )
+# Grouped by an expression, not the column: else SQLite walks a whole index ordered by
+# sink to spare a sort, instead of reading the last hour's range of deliveries_delivered
+# (620 ms against 1 ms with 1,000,000 deliveries; bench/console_pages.py).
 DELIVERED_SINCE = Query(
     "delivered_since",
-    "SELECT sink, COUNT(*) AS delivered FROM deliveries WHERE delivered_at >= :since GROUP BY sink",
+    "SELECT sink || '' AS sink, COUNT(*) AS delivered FROM deliveries"
+    " WHERE delivered_at >= :since GROUP BY 1",
 )
 LIST_ATTEMPTS = Query(
     "list_attempts",
