@@ -350,9 +350,10 @@ class Store(ABC):
         """The call's own deliveries and the digests it is a member of, oldest first."""
         raise NotImplementedError
 
-    async def sink_counts(self, delivered_since: float) -> dict[str, SinkCounts]:
+    async def sink_counts(self, delivered_since: float | None = None) -> dict[str, SinkCounts]:
         """Per sink with any pending, dead or muted delivery, or one delivered at or after
-        `delivered_since`: those counts (`retrying`: pending with attempts > 0)."""
+        `delivered_since` (not counted when None): those counts (`retrying`: pending with
+        attempts > 0)."""
         raise NotImplementedError
 
     async def live_workers(self, owner: str, now: float) -> int:

@@ -276,9 +276,11 @@ def list_events(
     return found.to(EventView)
 
 
-def sink_counts(delivered_since: float) -> Script[dict[str, SinkCounts]]:
+def sink_counts(delivered_since: float | None) -> Script[dict[str, SinkCounts]]:
     by_status = yield rows(q.SINK_COUNTS)
-    delivered = yield rows(q.DELIVERED_SINCE, since=delivered_since)
+    delivered = Rows((), [])
+    if delivered_since is not None:
+        delivered = yield rows(q.DELIVERED_SINCE, since=delivered_since)
     numbers: dict[str, dict[str, Any]] = {}
     for found in by_status.dicts():
         sink = numbers.setdefault(found["sink"], {})
@@ -485,7 +487,7 @@ class QueueStore(Store):
         )
         return found.to(DeliveryView)
 
-    async def sink_counts(self, delivered_since: float) -> dict[str, SinkCounts]:
+    async def sink_counts(self, delivered_since: float | None = None) -> dict[str, SinkCounts]:
         return await self.connector.read(lambda: sink_counts(delivered_since))
 
     # --- workers of a shared store ---

@@ -243,7 +243,7 @@ class ConsoleViews:
         page = _page_number(query.get("page"))
         views, more = await self._deliveries_page(status, sink, rule, page)
         config = self.runtime.config
-        backlog = await self.store.backlog()
+        counts = await self.store.sink_counts()
         return self.pages.render(
             request,
             "deliveries.html",
@@ -252,20 +252,20 @@ class ConsoleViews:
             now=time.time(),
             views=views,
             statuses=STATUSES,
-            sink_names=sorted({*config.sinks, *backlog}),
+            sink_names=sorted({*config.sinks, *counts}),
             rule_names=[r.name for r in config.rules],
             status=status,
             sink=sink,
             rule=rule,
             page=page,
             more=more,
-            dead_of_sink=backlog[sink].dead if sink in backlog else 0,
+            dead_of_sink=counts[sink].dead if sink in counts else 0,
             replayed=query.get("replayed"),
         )
 
     async def confirm_replay_dead(self, request: web.Request) -> web.Response:
         sink = request.query.get("sink") or ""
-        backlog = await self.store.backlog()
+        counts = await self.store.sink_counts()
         if not sink:
             return self.pages.problem(
                 request, 400, "choose the sink whose dead deliveries to replay"
@@ -276,7 +276,7 @@ class ConsoleViews:
             title="Replay dead deliveries",
             nav="deliveries",
             sink=sink,
-            dead=backlog[sink].dead if sink in backlog else 0,
+            dead=counts[sink].dead if sink in counts else 0,
         )
 
     async def replay_dead(self, request: web.Request) -> web.Response:

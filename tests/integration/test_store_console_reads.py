@@ -145,6 +145,9 @@ async def test_sink_counts_per_sink(store: Store) -> None:
     }
     later = await store.sink_counts(NOW + 10.6)
     assert later["slack"].delivered_since == 0
+    unsettled = await store.sink_counts()  # without a time: nothing delivered is counted
+    assert set(unsettled) == {"slack", "crm"}
+    assert (unsettled["slack"].pending, unsettled["slack"].delivered_since) == (2, 0)
 
 
 async def test_list_deliveries_filters_by_rule(store: Store) -> None:
