@@ -170,7 +170,7 @@ class EventView:
     """A stored call: its body as received and the columns copied from it."""
 
     id: str
-    payload: bytes
+    payload: bytes | None  # None in a list of calls when it is over 256 KiB
     received_at: float
     status: str
     direction: str
@@ -340,7 +340,8 @@ class Store(ABC):
         self, filters: CallFilters, before: EventCursor | None = None, limit: int = 50
     ) -> list[EventView]:
         """Calls newest first (by `received_at`, then id), those matching `filters`,
-        strictly older than `before` when given (keyset pagination)."""
+        strictly older than `before` when given (keyset pagination). A body over
+        `queries.LISTED_PAYLOAD_BYTES` comes as None (`get_event` gives it whole)."""
         raise NotImplementedError
 
     async def get_event(self, event_id: str) -> EventView | None:

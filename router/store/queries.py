@@ -288,10 +288,16 @@ LIST_DELIVERIES: dict[tuple[str, ...], Query] = {
         ("status", "sink", "rule"),
     )
 }
-# The console's calls.
+# The console's calls. A page of calls carries each body only up to LISTED_PAYLOAD_BYTES
+# (NULL beyond): 50 bodies of a megabyte each would make one page read 50 MB.
+LISTED_PAYLOAD_BYTES = 256 * 1024  # written out in _LISTED_EVENTS
 _EVENT_VIEWS = (
-    "SELECT id, payload, received_at, status, direction, agent_id, organization_id,"
+    "SELECT payload, id, received_at, status, direction, agent_id, organization_id,"
     " hangup_cause FROM events"
+)
+_LISTED_EVENTS = (
+    "SELECT CASE WHEN length(payload) <= 262144 THEN payload END AS payload, id, received_at,"
+    " status, direction, agent_id, organization_id, hangup_cause FROM events"
 )
 GET_EVENT = Query("get_event", _EVENT_VIEWS + " WHERE id = :id")
 _CALL_CONDITIONS = {
@@ -316,7 +322,7 @@ def list_events(conditions: tuple[str, ...]) -> Query:
         where = " AND ".join(_CALL_CONDITIONS[name] for name in conditions)
         found = _LIST_EVENTS[conditions] = Query(
             "list_events" + "".join(f"_by_{name}" for name in conditions),
-            _EVENT_VIEWS
+            _LISTED_EVENTS
             + (f" WHERE {where}" if where else "")
             + " ORDER BY received_at DESC, id DESC LIMIT :limit",
         )

@@ -91,8 +91,10 @@ def parse_cursor(query: Mapping[str, str]) -> EventCursor | None:
 
 
 def payload_of(event: EventView) -> dict[str, Any]:
-    """The call's body as a dict (a stored body is always a JSON object; anything else
-    shows as empty rather than failing the page)."""
+    """The call's body as a dict (a stored body is always a JSON object; anything else,
+    or a body a list of calls left out for its size, shows as empty)."""
+    if event.payload is None:
+        return {}
     try:
         body = json.loads(bytes(event.payload))
     except ValueError:

@@ -432,7 +432,7 @@ class ConsoleViews:
 
 def stored_call_text(event: EventView) -> str:
     """A stored call's body for the playground: indented when it is JSON, else as stored."""
-    raw = bytes(event.payload).decode("utf-8", errors="replace")
+    raw = bytes(event.payload or b"").decode("utf-8", errors="replace")
     try:
         return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
     except ValueError:

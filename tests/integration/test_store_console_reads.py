@@ -171,3 +171,19 @@ async def test_list_deliveries_filters_by_rule(store: Store) -> None:
     assert await store.list_deliveries("dead", "crm", rule="failed") == []
     page = await store.list_deliveries(sink="crm", rule="all", limit=1, offset=1)
     assert [d.id for d in page] == ["c1:crm"]
+
+
+async def test_a_list_of_calls_leaves_out_bodies_over_the_limit(store: Store) -> None:
+    from router.store.queries import LISTED_PAYLOAD_BYTES
+
+    small, large = call("small", NOW), call("large", NOW + 1)
+    padding = "x" * LISTED_PAYLOAD_BYTES
+    large = IngestRecord("large", json.dumps({"id": "large", "pad": padding}).encode(), NOW + 1, ())
+    await store.ingest(small)
+    await store.ingest(large)
+
+    listed = {event.id: event.payload for event in await store.list_events(CallFilters())}
+    assert listed["large"] is None
+    assert bytes(listed["small"]) == small.payload
+    whole = await store.get_event("large")
+    assert whole is not None and bytes(whole.payload) == large.payload
