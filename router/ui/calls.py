@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from router.delivery import DeliveryEngine
 from router.events import KNOWN_DIRECTIONS, KNOWN_STATUSES
 from router.preview import preview
 from router.runtime import Runtime
 from router.store.base import CallFilters, DeliveryView, EventCursor, EventView, Store
-from router.ui.pages import Pages
+from router.ui.pages import Pages, path_part
 
 CALLS_PAGE_SIZE = 50
 TRANSCRIPT_EXCERPT = 12  # transcript entries shown on a call's page
@@ -264,7 +265,7 @@ class CallViews:
         """Replay one delivery from its call's page, and come back to that page."""
         call_id = request.match_info["id"]
         delivery_id = request.match_info["delivery"]
-        location = request.app.router["call"].url_for(id=call_id)
+        location = URL(f"/ui/calls/{path_part(call_id)}", encoded=True)
         ours = {view.id for view in await self.store.deliveries_of_event(call_id)}
         if delivery_id not in ours:
             return self.pages.problem(

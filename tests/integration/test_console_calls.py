@@ -158,6 +158,8 @@ async def test_a_call_page_shows_its_deliveries_with_every_attempt_and_replays_o
     assert '<td data-label="Status code">503</td>' in page
     assert '<td data-label="Status code">200</td>' in page, "every attempt is listed"
     assert "/replay/" not in page, "nothing dead any more"
+    delivery_page = await (await service.get(f"/ui/deliveries/{dead_view.id}")).text()
+    assert f'href="/ui/calls/{event["id"]}"' in delivery_page, "a delivery links its call"
     response = await service.post(
         f"/ui/calls/{event['id']}/replay/not-its-delivery", data={"csrf": csrf_of(page)}
     )
@@ -250,3 +252,17 @@ def test_the_stored_body_of_a_call_is_valid_json_for_the_playground() -> None:
     raw = EventView("c", b'{"id":"c","n":1}', 0.0, "", "")
     assert json.loads(stored_call_text(raw)) == {"id": "c", "n": 1}
     assert stored_call_text(EventView("c", b"not json", 0.0, "", "")) == "not json"
+
+
+async def test_a_call_id_with_slashes_and_query_characters_links_to_its_page(service):
+    event = fresh_event(status="FAILED")
+    event["id"] = "odd/id?x=1#frag %2F é"
+    assert (await post_event(service, event)).status == 200
+    page = await signed_in_page(service, "/ui/calls")
+    [link] = re.findall(r'href="(/ui/calls/[^"]+)"', page)
+    response = await service.get(link.replace("&amp;", "&"))
+    assert response.status == 200, link
+    html = await response.text()
+    assert "odd/id?x=1#frag %2F é" in html
+    [action] = re.findall(r'action="(/ui/calls/[^"]+/replay/[^"]+)"', html) or [None]
+    assert action is None or action.startswith(link.replace("&amp;", "&"))
