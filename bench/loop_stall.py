@@ -32,7 +32,7 @@ import orjson
 from procs import ROOT, Proc, free_port, rss_kib, wait_http
 
 MiB = 1024 * 1024
-SAMPLE = json.loads((ROOT / "router" / "sample_event.json").read_text())
+SAMPLE = json.loads((ROOT / "samples" / "completed-inbound.json").read_text())
 RULES = """
 version: 1
 sinks:

@@ -89,11 +89,24 @@ async def take(chromium: str) -> None:
             store, *_ = parts(client)
             for name in ("failed-outbound", "completed-inbound", "voicemail-outbound"):
                 await post_event(client, fresh_event(name))
-            for _ in range(5):
+            for _ in range(4):
                 await post_event(client, fresh_event("failed-outbound"))
+            pictured = fresh_event(
+                "failed-outbound",
+                summary="The caller asked to move an appointment; the line dropped twice.",
+                transcript=[
+                    {"role": "agent", "content": "Hi, this is Ava from Acme Dental."},
+                    {"role": "user", "content": "Can I move my cleaning to Friday?"},
+                    {"role": "agent", "content": "Let me check… sorry, are you still there?"},
+                ],
+                durationSeconds=41,
+                hangupCause="SILENCE_TIMEOUT",
+            )
+            await post_event(client, pictured)
 
             async def some_dead() -> bool:
-                return len(await store.list_deliveries("dead", "crm")) >= 3
+                dead = await store.list_deliveries("dead", "crm", limit=100)
+                return len(dead) >= 3 and pictured["id"] in {view.event_id for view in dead}
 
             await wait_for(some_dead, limit=30)
             base = str(client.make_url("")).rstrip("/")
@@ -111,6 +124,10 @@ async def take(chromium: str) -> None:
                 (dead, *_) = await store.list_deliveries("dead", "crm")
                 await laptop.goto(f"{base}/ui/deliveries/{dead.id}")
                 await shoot(laptop, "console-delivery.png")
+                await laptop.goto(f"{base}/ui/calls")
+                await shoot(laptop, "console-calls.png")
+                await laptop.goto(f"{base}/ui/calls/{pictured['id']}")
+                await shoot(laptop, "console-call.png", full_page=True)
                 await laptop.goto(f"{base}/ui/rules")
                 sample = json.loads((ROOT / "samples" / "failed-outbound.json").read_text())
                 await laptop.fill("textarea[name=event]", json.dumps(sample, indent=2))
@@ -121,6 +138,10 @@ async def take(chromium: str) -> None:
                 phone = await browser.new_page(viewport=PHONE)
                 await sign_in(phone, base)
                 await shoot(phone, "console-phone-overview.png")
+                await phone.goto(f"{base}/ui/calls")
+                await shoot(phone, "console-phone-calls.png")
+                await phone.goto(f"{base}/ui/calls/{pictured['id']}")
+                await shoot(phone, "console-phone-call.png")
                 await phone.goto(f"{base}/ui/rules")
                 await phone.fill("textarea[name=event]", json.dumps(sample, indent=2))
                 await phone.click("button:has-text('Route this call')")

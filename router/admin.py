@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +16,7 @@ from router.admin_controls import control_routes
 from router.controls import OperatorControls
 from router.ingest import header_bytes
 from router.runtime import Runtime
-from router.store.base import DeliveryView, Store
+from router.store.base import CallFilters, DeliveryView, EventView, Store
 
 STATUSES = ("pending", "delivered", "dead", "muted")
 VERIFICATIONS = ("pending", "not_verified", "verified", "released")
@@ -27,6 +27,14 @@ def delivery_json(view: DeliveryView) -> dict[str, Any]:
     DESIGN.md section 4's, then `kind` ('single' or 'digest') and `calls` (a digest's
     member count, 1 for a single delivery) among the rest."""
     return asdict(view)
+
+
+def event_json(view: EventView) -> dict[str, Any]:
+    """A stored call as `GET /admin/events` and `revring-router calls --json` show it:
+    its columns and verification state, not its body."""
+    return {
+        field.name: getattr(view, field.name) for field in fields(view) if field.name != "payload"
+    }
 
 
 def _unauthorized() -> web.Response:
@@ -141,11 +149,10 @@ def admin_routes(
             )
         try:
             limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
-            offset = max(int(request.query.get("offset", "0")), 0)
         except ValueError:
-            return web.json_response({"error": "limit and offset must be integers"}, status=400)
-        views = await store.list_events(verification, limit, offset)  # type: ignore[arg-type]
-        return web.json_response([asdict(view) for view in views])
+            return web.json_response({"error": "limit must be an integer"}, status=400)
+        views = await store.list_events(CallFilters(verification=verification), None, limit)
+        return web.json_response([event_json(view) for view in views])
 
     async def release_event(request: web.Request) -> web.Response:
         from router.verify import HOLDABLE, release

@@ -26,7 +26,7 @@ from router.muting import Silence
 from router.preview import lookup, preview, preview_digest
 from router.silences import to_silence
 from router.store import StoreError, open_store
-from router.store.base import DeliveryView
+from router.store.base import CallFilters, DeliveryView
 from sinks.base import Digest
 
 if TYPE_CHECKING:
@@ -461,7 +461,9 @@ def cmd_calls(args: argparse.Namespace) -> int:
         store = open_store(args.store, serving=False)
         await store.open()
         try:
-            return await store.list_events(args.verification, args.limit)
+            return await store.list_events(
+                CallFilters(verification=args.verification), None, args.limit
+            )
         finally:
             await store.close()
 
@@ -470,10 +472,10 @@ def cmd_calls(args: argparse.Namespace) -> int:
     except (StoreError, ValueError) as error:
         return _store_failed("calls", error)
     if args.json:
-        from dataclasses import asdict
+        from router.admin import event_json
 
         for view in views:
-            print(json.dumps(asdict(view)))
+            print(json.dumps(event_json(view)))
     elif not views:
         print(f"no {args.verification} calls")
     else:

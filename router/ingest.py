@@ -27,7 +27,7 @@ from aiohttp import web
 from router.budget import ByteBudget
 from router.controls import OperatorControls
 from router.delivery import DeliveryEngine
-from router.events import KNOWN_STATUSES, EventRejected, parse_event
+from router.events import KNOWN_STATUSES, EventRejected, PostCallEvent, parse_event
 from router.health import StoreHealth, answer_within
 from router.metrics import Metrics, muted_reason_label
 from router.muting import Silence, mute_decisions
@@ -130,6 +130,16 @@ class Prepared:
     targets: list[tuple[str, str, GroupJoin | None]]  # (sink, rule name, digest)
     matched: tuple[str, ...]  # rule names
     muted: tuple[tuple[str, str, str], ...] = ()  # (sink, rule name, reason): not sent
+    columns: dict[str, str] = field(default_factory=dict)  # `IngestRecord`'s call columns
+
+
+def call_columns(event: PostCallEvent) -> dict[str, str]:
+    """The fields the store keeps in columns of their own, for the console's filters."""
+    return {
+        "agent_id": event.agentId,
+        "organization_id": event.organizationId,
+        "hangup_cause": event.hangupCause or "",
+    }
 
 
 @dataclass(frozen=True)
@@ -187,6 +197,7 @@ def prepare(
         targets,
         tuple(rule.name for rule in routed.matched),
         tuple(muted),
+        call_columns(event),
     )
 
 
@@ -372,7 +383,13 @@ class WebhookHandler:
             for sink, rule, reason in prepared.muted
         ]
         record = IngestRecord(
-            event_id, body, received_at, [*deliveries, *muted], status, prepared.direction
+            event_id,
+            body,
+            received_at,
+            [*deliveries, *muted],
+            status,
+            prepared.direction,
+            **prepared.columns,
         )
         try:
             result = await answer_within(self.store.ingest(record), self.limits.store_timeout)

@@ -179,10 +179,10 @@ class Released:
 
 async def release(store: Store, rules: Sequence[CompiledRule], event_id: str) -> Released:
     """Route a held (`pending`) or `not_verified` call by hand, with its posted body."""
-    found = await store.get_event(event_id)
-    if found is None:
+    view = await store.get_event(event_id)
+    if view is None or view.payload is None:
         return Released("unknown")
-    view, payload = found
+    payload = view.payload
     if view.verification not in HOLDABLE:
         return Released("not_held", verification=view.verification)
     prepared = prepare(payload, rules)
@@ -191,5 +191,5 @@ async def release(store: Store, rules: Sequence[CompiledRule], event_id: str) ->
     result = await store.route_held(record_of(prepared, payload), "released")
     if result is None:  # verified or released meanwhile
         again = await store.get_event(event_id)
-        return Released("not_held", verification=again[0].verification if again else None)
+        return Released("not_held", verification=again.verification if again else None)
     return Released("released", result.deliveries, "released")

@@ -73,6 +73,10 @@ class IngestRecord:
     deliveries: Sequence[NewDelivery]
     status: str = ""
     direction: str = ""
+    # Copied from the payload into columns of their own, for the console's filters.
+    agent_id: str = ""
+    organization_id: str = ""
+    hangup_cause: str = ""
 
 
 @dataclass(frozen=True)
@@ -199,16 +203,57 @@ class HeldCall:
 
 
 @dataclass(frozen=True)
+class CallFilters:
+    """Which calls `Store.list_events` shows; None (or nothing) leaves a field unfiltered.
+    Times are unix seconds: `received_from` inclusive, `received_to` exclusive."""
+
+    status: str | None = None
+    direction: str | None = None
+    agent_id: str | None = None
+    organization_id: str | None = None
+    hangup_cause: str | None = None
+    call_id: str | None = None
+    verification: str | None = None
+    received_from: float | None = None
+    received_to: float | None = None
+
+    def given(self) -> dict[str, str | float]:
+        """The fields set, by name, in a fixed order."""
+        return {name: value for name, value in vars(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
 class EventView:
-    """A stored call as `GET /admin/events` and `revring-router calls` show it."""
+    """A stored call: its body as received, the columns copied from it, and (verify
+    mode) where its verification stands."""
 
     id: str
+    payload: bytes | None  # None in a list of calls when it is over 256 KiB
     received_at: float
     status: str
     direction: str
-    verification: Verification | None  # None: routed on arrival (verify mode off)
-    verify_attempts: int
-    verify_next_at: float | None
+    agent_id: str = ""
+    organization_id: str = ""
+    hangup_cause: str = ""
+    verification: Verification | None = None  # None: routed on arrival (verify mode off)
+    verify_attempts: int = 0
+    verify_next_at: float | None = None
+
+
+EventCursor = tuple[float, str]
+"""Where a newest-first page of events ends: (received_at, id) of its last call."""
+
+
+@dataclass(frozen=True)
+class SinkCounts:
+    """A sink's deliveries for the console's overview."""
+
+    pending: int = 0
+    retrying: int = 0  # pending after at least one attempt
+    dead: int = 0
+    muted: int = 0
+    delivered_since: int = 0  # delivered at or after the time asked about
+    oldest_pending_created_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -310,8 +355,9 @@ class Store(ABC):
         sink: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        rule: str | None = None,
     ) -> list[DeliveryView]:
-        """Newest first."""
+        """Newest first; filtered by status, sink and rule when given."""
 
     @abstractmethod
     async def get_delivery(self, delivery_id: str) -> DeliveryView | None: ...
@@ -410,20 +456,33 @@ class Store(ABC):
         """Check these held calls again at `next_at` (RevRing's API did not answer)."""
         raise NotImplementedError
 
-    async def list_events(
-        self, verification: Verification, limit: int = 100, offset: int = 0
-    ) -> list[EventView]:
-        """Calls in one verification state, newest first."""
-        raise NotImplementedError
-
-    async def get_event(self, event_id: str) -> tuple[EventView, bytes] | None:
-        """One call and its payload, or None."""
-        raise NotImplementedError
-
     @abstractmethod
     async def purge_silences(self, ended_before: float) -> int:
         """Delete silences that ended (or were expired) before the cutoff, and pauses
         that ran out before it; the number of silences deleted."""
+
+    # The console's reads (not abstract: fakes of the delivery path need not have them).
+
+    async def list_events(
+        self, filters: CallFilters, before: EventCursor | None = None, limit: int = 50
+    ) -> list[EventView]:
+        """Calls newest first (by `received_at`, then id), those matching `filters`,
+        strictly older than `before` when given (keyset pagination). A body over
+        `queries.LISTED_PAYLOAD_BYTES` comes as None (`get_event` gives it whole)."""
+        raise NotImplementedError
+
+    async def get_event(self, event_id: str) -> EventView | None:
+        raise NotImplementedError
+
+    async def deliveries_of_event(self, event_id: str) -> list[DeliveryView]:
+        """The call's own deliveries and the digests it is a member of, oldest first."""
+        raise NotImplementedError
+
+    async def sink_counts(self, delivered_since: float | None = None) -> dict[str, SinkCounts]:
+        """Per sink with any pending, dead or muted delivery, or one delivered at or after
+        `delivered_since` (not counted when None): those counts (`retrying`: pending with
+        attempts > 0)."""
+        raise NotImplementedError
 
     async def live_workers(self, owner: str, now: float) -> int:
         """Record that worker `owner` is alive at `now` and return how many workers share

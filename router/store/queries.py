@@ -104,8 +104,10 @@ RECORD_VERSION = Query(
 
 INSERT_EVENT = Query(
     "insert_event",
-    "INSERT INTO events (id, payload, received_at, status, direction)"
-    " VALUES (:id, :payload, :received_at, :status, :direction) ON CONFLICT (id) DO NOTHING",
+    "INSERT INTO events (id, payload, received_at, status, direction,"
+    " agent_id, organization_id, hangup_cause)"
+    " VALUES (:id, :payload, :received_at, :status, :direction,"
+    " :agent_id, :organization_id, :hangup_cause) ON CONFLICT (id) DO NOTHING",
 )
 INSERT_DELIVERY = Query(
     "insert_delivery",
@@ -295,8 +297,84 @@ LIST_DELIVERIES: dict[tuple[str, ...], Query] = {
         + (" WHERE " + " AND ".join(f"{name} = :{name}" for name in filters) if filters else "")
         + _NEWEST_FIRST_PAGE,
     )
-    for filters in ((), ("status",), ("sink",), ("status", "sink"))
+    for filters in (
+        (),
+        ("status",),
+        ("sink",),
+        ("status", "sink"),
+        ("rule",),
+        ("status", "rule"),
+        ("sink", "rule"),
+        ("status", "sink", "rule"),
+    )
 }
+# The console's calls. A page of calls carries each body only up to LISTED_PAYLOAD_BYTES
+# (NULL beyond): 50 bodies of a megabyte each would make one page read 50 MB.
+LISTED_PAYLOAD_BYTES = 256 * 1024  # written out in _LISTED_EVENTS
+_EVENT_COLUMNS = (
+    "id, received_at, status, direction, agent_id, organization_id, hangup_cause,"
+    " verification, verify_attempts, verify_next_at FROM events"
+)
+_EVENT_VIEWS = "SELECT payload, " + _EVENT_COLUMNS
+_LISTED_EVENTS = (
+    "SELECT CASE WHEN length(payload) <= 262144 THEN payload END AS payload, " + _EVENT_COLUMNS
+)
+GET_EVENT = Query("get_event", _EVENT_VIEWS + " WHERE id = :id")
+_CALL_CONDITIONS = {
+    "status": "status = :status",
+    "direction": "direction = :direction",
+    "agent_id": "agent_id = :agent_id",
+    "organization_id": "organization_id = :organization_id",
+    "hangup_cause": "hangup_cause = :hangup_cause",
+    "call_id": "id = :call_id",
+    "verification": "verification = :verification",
+    "received_from": "received_at >= :received_from",
+    "received_to": "received_at < :received_to",
+    "before": "(received_at < :before_at OR (received_at = :before_at AND id < :before_id))",
+}
+_LIST_EVENTS: dict[tuple[str, ...], Query] = {}
+
+
+def list_events(conditions: tuple[str, ...]) -> Query:
+    """Newest calls first, under the named conditions (`_CALL_CONDITIONS`): one literal
+    query per combination, so each can use its own index (made once, then kept)."""
+    found = _LIST_EVENTS.get(conditions)
+    if found is None:
+        where = " AND ".join(_CALL_CONDITIONS[name] for name in conditions)
+        found = _LIST_EVENTS[conditions] = Query(
+            "list_events" + "".join(f"_by_{name}" for name in conditions),
+            _LISTED_EVENTS
+            + (f" WHERE {where}" if where else "")
+            + " ORDER BY received_at DESC, id DESC LIMIT :limit",
+        )
+    return found
+
+
+# A call's own deliveries, and the digests it joined.
+_JOINED_DIGESTS = "SELECT m.delivery_id FROM digest_members m WHERE m.event_id = :id"
+DELIVERIES_OF_EVENT = Query(
+    "deliveries_of_event",
+    f"{_DELIVERY_VIEWS} WHERE event_id = :id OR id IN ({_JOINED_DIGESTS}) ORDER BY created_at, id",
+)
+# Per sink and status: how many, how many of them were tried already, the oldest. The
+# `status <> 'delivered'` is the partial index deliveries_unsettled's condition, written
+# out so both databases know they may read that small index alone (5 ms instead of
+# 70 ms with 1,000,000 deliveries; bench/console_pages.py).
+SINK_COUNTS = Query(
+    "sink_counts",
+    "SELECT sink, status, COUNT(*) AS deliveries,"
+    " SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS tried, MIN(created_at) AS oldest"
+    " FROM deliveries WHERE status IN ('pending', 'dead', 'muted') AND status <> 'delivered'"
+    " GROUP BY sink, status",
+)
+# Grouped by an expression, not the column: else SQLite walks a whole index ordered by
+# sink to spare a sort, instead of reading the last hour's range of deliveries_delivered
+# (620 ms against 1 ms with 1,000,000 deliveries; bench/console_pages.py).
+DELIVERED_SINCE = Query(
+    "delivered_since",
+    "SELECT sink || '' AS sink, COUNT(*) AS delivered FROM deliveries"
+    " WHERE delivered_at >= :since GROUP BY 1",
+)
 LIST_ATTEMPTS = Query(
     "list_attempts",
     "SELECT number, started_at, duration, outcome, status_code, error, detail"
@@ -355,17 +433,6 @@ POSTPONE_VERIFICATION = Query(
     "UPDATE events SET verify_attempts = verify_attempts + 1, verify_next_at = :next_at"
     " WHERE id = :id AND verification = 'pending'",
 )
-_EVENT_VIEWS = (
-    "SELECT id, received_at, status, direction, verification, verify_attempts,"
-    " verify_next_at FROM events"
-)
-LIST_EVENTS_BY_VERIFICATION = Query(
-    "list_events_by_verification",
-    _EVENT_VIEWS + " WHERE verification = :verification"
-    " ORDER BY received_at DESC, id DESC LIMIT :limit OFFSET :offset",
-)
-GET_EVENT = Query("get_event", _EVENT_VIEWS + " WHERE id = :id")
-EVENT_PAYLOAD = Query("event_payload", "SELECT payload FROM events WHERE id = :id")
 
 # --- operators' controls: silences and sink pauses ------------------------------------
 

@@ -27,9 +27,11 @@ from router.store import queries as q
 from router.store.base import (
     WORKER_LIVE_SECONDS,
     AttemptRecord,
+    CallFilters,
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    EventCursor,
     EventView,
     GroupJoin,
     HeldCall,
@@ -38,6 +40,7 @@ from router.store.base import (
     NewDelivery,
     SilenceRecord,
     SinkBacklog,
+    SinkCounts,
     SinkPause,
     StateAfterAttempt,
     Store,
@@ -114,6 +117,9 @@ def ingest(record: IngestRecord) -> Script[IngestResult]:
         received_at=record.received_at,
         status=record.status,
         direction=record.direction,
+        agent_id=record.agent_id,
+        organization_id=record.organization_id,
+        hangup_cause=record.hangup_cause,
     )
     if inserted == 0:
         return IngestResult("duplicate", 0)
@@ -324,6 +330,36 @@ def silence_of(stored: Any) -> SilenceRecord:
     )
 
 
+def list_events(
+    filters: CallFilters, before: EventCursor | None, limit: int
+) -> Script[list[EventView]]:
+    parameters: dict[str, Any] = filters.given()
+    conditions = tuple(parameters)
+    if before is not None:
+        conditions += ("before",)
+        parameters["before_at"], parameters["before_id"] = before
+    query = q.list_events(conditions)
+    found = yield rows(query, **parameters, limit=limit)
+    return found.to(EventView)
+
+
+def sink_counts(delivered_since: float | None) -> Script[dict[str, SinkCounts]]:
+    by_status = yield rows(q.SINK_COUNTS)
+    delivered = Rows((), [])
+    if delivered_since is not None:
+        delivered = yield rows(q.DELIVERED_SINCE, since=delivered_since)
+    numbers: dict[str, dict[str, Any]] = {}
+    for found in by_status.dicts():
+        sink = numbers.setdefault(found["sink"], {})
+        sink[found["status"]] = int(found["deliveries"])
+        if found["status"] == "pending":
+            sink["retrying"] = int(found["tried"] or 0)
+            sink["oldest_pending_created_at"] = found["oldest"]
+    for found in delivered.dicts():
+        numbers.setdefault(found["sink"], {})["delivered_since"] = int(found["delivered"])
+    return {sink: SinkCounts(**counts) for sink, counts in numbers.items()}
+
+
 def live_workers(owner: str, now: float) -> Script[int]:
     yield count(q.HEARTBEAT, owner=owner, now=now)
     yield count(q.FORGET_WORKERS, before=now - FORGET_WORKER_AFTER)
@@ -527,8 +563,9 @@ class QueueStore(Store):
         sink: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        rule: str | None = None,
     ) -> list[DeliveryView]:
-        filters = {"status": status, "sink": sink}
+        filters = {"status": status, "sink": sink, "rule": rule}
         given = {name: value for name, value in filters.items() if value is not None}
         query = q.LIST_DELIVERIES[tuple(given)]
         found = await self.connector.read(
@@ -595,29 +632,25 @@ class QueueStore(Store):
 
         return await self.connector.write(script) if parameters else 0
 
+    # --- the console's reads ---
+
     async def list_events(
-        self, verification: Verification, limit: int = 100, offset: int = 0
+        self, filters: CallFilters, before: EventCursor | None = None, limit: int = 50
     ) -> list[EventView]:
+        return await self.connector.read(lambda: list_events(filters, before, limit))
+
+    async def get_event(self, event_id: str) -> EventView | None:
+        found = await self.connector.read(lambda: single(q.GET_EVENT, "row", id=event_id))
+        return None if found is None else from_row(EventView, found)
+
+    async def deliveries_of_event(self, event_id: str) -> list[DeliveryView]:
         found = await self.connector.read(
-            lambda: single(
-                q.LIST_EVENTS_BY_VERIFICATION,
-                "rows",
-                verification=verification,
-                limit=limit,
-                offset=offset,
-            )
+            lambda: single(q.DELIVERIES_OF_EVENT, "rows", id=event_id)
         )
-        return found.to(EventView)
+        return found.to(DeliveryView)
 
-    async def get_event(self, event_id: str) -> tuple[EventView, bytes] | None:
-        def script() -> Script[tuple[EventView, bytes] | None]:
-            found = yield row(q.GET_EVENT, id=event_id)
-            if found is None:
-                return None
-            payload = yield value(q.EVENT_PAYLOAD, id=event_id)
-            return from_row(EventView, found), bytes(payload)
-
-        return await self.connector.read(script)
+    async def sink_counts(self, delivered_since: float | None = None) -> dict[str, SinkCounts]:
+        return await self.connector.read(lambda: sink_counts(delivered_since))
 
     # --- workers of a shared store ---
 

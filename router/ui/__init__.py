@@ -23,6 +23,7 @@ from router.metrics import Metrics
 from router.runtime import Runtime
 from router.store.base import Store
 from router.ui.auth import SESSION_COOKIE, FailedSignIns, Sessions, token_matches
+from router.ui.calls import CallViews
 from router.ui.pages import SESSION, Pages
 from router.ui.views import ConsoleViews
 
@@ -191,6 +192,7 @@ def console_app(
     """The console, to mount at `/ui` (`app.add_subapp(PREFIX, console_app(...))`)."""
     pages = Pages()
     views = ConsoleViews(pages, store, runtime, engine, metrics)
+    calls = CallViews(pages, store, runtime, engine)
     console = Console(token, views, pages)
     app = web.Application(middlewares=[console.guard])
     app.add_routes(
@@ -199,6 +201,9 @@ def console_app(
             web.get("/login", console.login_form, name="login"),
             web.post("/login", console.login),
             web.post("/logout", console.logout, name="logout"),
+            web.get("/calls", calls.calls, name="calls"),
+            web.get("/calls/{id}", calls.call, name="call"),
+            web.post("/calls/{id}/replay/{delivery}", calls.replay, name="call_replay"),
             web.get("/deliveries", views.deliveries, name="deliveries"),
             web.get("/deliveries/replay-dead", views.confirm_replay_dead, name="confirm_replay"),
             web.post("/deliveries/replay-dead", views.replay_dead, name="replay_dead"),

@@ -8,11 +8,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
 
-from router.templates import mask_phone, mask_phone_numbers
+from router.templates import human_duration, mask_phone, mask_phone_numbers
 from router.ui.auth import Session
 from router.ui.slack_preview import message_html
 
@@ -38,6 +39,11 @@ def age(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
+def path_part(value: Any) -> str:
+    """A value quoted whole for one segment of a URL path (`/` and `?` included)."""
+    return quote(str(value), safe="")
+
+
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
@@ -55,6 +61,8 @@ def _environment() -> jinja2.Environment:
         age=age,
         pretty_json=pretty_json,
         mask_phone=mask_phone,
+        path_part=path_part,
+        duration=human_duration,
         mask_numbers=mask_phone_numbers,
         slack_message=message_html,
     )

@@ -23,8 +23,8 @@ from router.events import EventRejected, parse_event
 from router.metrics import Metrics
 from router.preview import Preview, preview
 from router.runtime import Runtime
-from router.samples import sample_event
-from router.store.base import DeliveryView, SinkBacklog, Store
+from router.samples import DEFAULT_SAMPLE, SAMPLE_NAMES, sample_call, sample_event
+from router.store.base import CallFilters, DeliveryView, EventView, SinkCounts, Store
 from router.templates import mask_phone_numbers
 from router.ui.pages import Pages
 from sinks.base import SinkConfig
@@ -33,9 +33,10 @@ from sinks.http import MASK, SecretHeaderTemplate, redact
 STATUSES = ("pending", "delivered", "dead", "muted")
 PAGE_SIZE = 50
 LAST_PAGE = 1000  # pages beyond this show as this one (offsets stay small)
-RULE_SCAN_LIMIT = 2000  # deliveries read at most when filtering by rule (newest first)
+RECENT_SECONDS = 3600.0  # the overview's "delivered in the last hour"
 LAST_ERROR_SCAN = 20  # a sink's newest deliveries looked at for its last error
-PLAYGROUND_SAMPLE = "sample"
+PLAYGROUND_SAMPLE = "sample"  # the form's older name for the default sample
+PLAYGROUND_RECENT_CALLS = 10  # stored calls offered in the playground
 NO_SINK_CHOSEN = "choose the sink whose dead deliveries to replay"
 
 _SECRET_KEY_LINE = re.compile(
@@ -88,6 +89,15 @@ def masked_rules_text(text: str, secrets: Sequence[str]) -> str:
     return _SECRET_KEY_LINE.sub(lambda m: m["head"] + _masked_value(m["value"]), text)
 
 
+class PlaygroundChoice(Exception):
+    """The playground form picked a call that is not there (status and message)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 @dataclass(frozen=True)
 class SinkRow:
     name: str
@@ -98,6 +108,9 @@ class SinkRow:
     pending: int
     oldest_pending_at: float | None
     dead: int
+    retrying: int
+    muted: int
+    delivered_last_hour: int
     open_digests: int
     last_error: str | None
     in_config: bool
@@ -158,12 +171,12 @@ class ConsoleViews:
 
     async def _sink_rows(self, now: float) -> list[SinkRow]:
         config = self.runtime.config
-        backlog = await self.store.backlog()
+        counts = await self.store.sink_counts(now - RECENT_SECONDS)
         open_groups = await self.store.open_groups(now)
         rows = []
-        for name in [*config.sinks, *sorted(set(backlog) - set(config.sinks))]:
+        for name in [*config.sinks, *sorted(set(counts) - set(config.sinks))]:
             settings = config.sinks.get(name)
-            numbers = backlog.get(name, SinkBacklog(0, 0, None))
+            numbers = counts.get(name, SinkCounts())
             lane = self.engine.lanes.get(name)
             breaker = lane.breaker if lane is not None else None
             paused = breaker.paused_until if breaker and breaker.is_paused(now) else None
@@ -179,6 +192,9 @@ class ConsoleViews:
                     pending=numbers.pending,
                     oldest_pending_at=numbers.oldest_pending_created_at,
                     dead=numbers.dead,
+                    retrying=numbers.retrying,
+                    muted=numbers.muted,
+                    delivered_last_hour=numbers.delivered_since,
                     open_digests=open_groups.get(name, 0),
                     last_error=await self._last_error(name),
                     in_config=settings is not None,
@@ -209,28 +225,17 @@ class ConsoleViews:
 
     async def _deliveries_page(
         self, status: str | None, sink: str | None, rule: str | None, page: int
-    ) -> tuple[list[DeliveryView], bool, bool]:
-        """One page of deliveries (newest first), whether there is a next page, and
-        whether a rule filter stopped at `RULE_SCAN_LIMIT` before filling the page."""
+    ) -> tuple[list[DeliveryView], bool]:
+        """One page of deliveries (newest first), and whether there is a next page."""
         offset = (page - 1) * PAGE_SIZE
-        if rule is None:
-            views = await self.store.list_deliveries(status, sink, PAGE_SIZE + 1, offset)  # type: ignore[arg-type]
-            return views[:PAGE_SIZE], len(views) > PAGE_SIZE, False
-        matching: list[DeliveryView] = []
-        scanned = 0
-        batch = 500
-        while scanned < RULE_SCAN_LIMIT and len(matching) <= offset + PAGE_SIZE:
-            views = await self.store.list_deliveries(status, sink, batch, scanned)  # type: ignore[arg-type]
-            matching += [view for view in views if view.rule == rule]
-            scanned += len(views)
-            if len(views) < batch:
-                return (
-                    matching[offset : offset + PAGE_SIZE],
-                    len(matching) > offset + PAGE_SIZE,
-                    False,
-                )
-        cut_short = scanned >= RULE_SCAN_LIMIT
-        return matching[offset : offset + PAGE_SIZE], len(matching) > offset + PAGE_SIZE, cut_short
+        views = await self.store.list_deliveries(
+            status,  # type: ignore[arg-type]
+            sink,
+            PAGE_SIZE + 1,
+            offset,
+            rule=rule,
+        )
+        return views[:PAGE_SIZE], len(views) > PAGE_SIZE
 
     async def deliveries(self, request: web.Request) -> web.Response:
         query = request.query
@@ -242,9 +247,9 @@ class ConsoleViews:
         sink = query.get("sink") or None
         rule = query.get("rule") or None
         page = _page_number(query.get("page"))
-        views, more, cut_short = await self._deliveries_page(status, sink, rule, page)
+        views, more = await self._deliveries_page(status, sink, rule, page)
         config = self.runtime.config
-        backlog = await self.store.backlog()
+        counts = await self.store.sink_counts()
         return self.pages.render(
             request,
             "deliveries.html",
@@ -253,22 +258,20 @@ class ConsoleViews:
             now=time.time(),
             views=views,
             statuses=STATUSES,
-            sink_names=sorted({*config.sinks, *backlog}),
+            sink_names=sorted({*config.sinks, *counts}),
             rule_names=[r.name for r in config.rules],
             status=status,
             sink=sink,
             rule=rule,
             page=page,
             more=more,
-            cut_short=cut_short,
-            scan_limit=RULE_SCAN_LIMIT,
-            dead_of_sink=backlog[sink].dead if sink in backlog else 0,
+            dead_of_sink=counts[sink].dead if sink in counts else 0,
             replayed=query.get("replayed"),
         )
 
     async def confirm_replay_dead(self, request: web.Request) -> web.Response:
         sink = request.query.get("sink") or ""
-        backlog = await self.store.backlog()
+        counts = await self.store.sink_counts()
         if not sink:
             return self.pages.problem(
                 request, 400, "choose the sink whose dead deliveries to replay"
@@ -279,7 +282,7 @@ class ConsoleViews:
             title="Replay dead deliveries",
             nav="deliveries",
             sink=sink,
-            dead=backlog[sink].dead if sink in backlog else 0,
+            dead=counts[sink].dead if sink in counts else 0,
         )
 
     async def replay_dead(self, request: web.Request) -> web.Response:
@@ -352,9 +355,9 @@ class ConsoleViews:
 
     async def rules(self, request: web.Request) -> web.Response:
         event_text = json.dumps(sample_event(), indent=2, ensure_ascii=False)
-        return self._rules_page(request, event_text=event_text)
+        return await self._rules_page(request, event_text=event_text)
 
-    def _rules_page(
+    async def _rules_page(
         self,
         request: web.Request,
         *,
@@ -365,6 +368,7 @@ class ConsoleViews:
     ) -> web.Response:
         config = self.runtime.config
         text, changed = self._rules_file()
+        recent = await self.store.list_events(CallFilters(), None, PLAYGROUND_RECENT_CALLS)
         return self.pages.render(
             request,
             "rules.html",
@@ -378,31 +382,67 @@ class ConsoleViews:
             event_text=event_text,
             result=result,
             problems=problems,
+            sample_names=SAMPLE_NAMES,
+            recent_calls=recent,
         )
+
+    async def _chosen_call(self, form: Mapping[str, Any]) -> str | None:
+        """The JSON of the call the playground form picked (a sample by name, or a stored
+        call by id), or None when it picked none and the text area counts."""
+        sample = form.get("sample")
+        if isinstance(sample, str) and sample:
+            name = DEFAULT_SAMPLE if sample == PLAYGROUND_SAMPLE else sample
+            if name not in SAMPLE_NAMES:
+                raise PlaygroundChoice(
+                    404, f"no sample call {name!r}; there are {', '.join(SAMPLE_NAMES)}"
+                )
+            return json.dumps(sample_call(name), indent=2, ensure_ascii=False)
+        if "load_call" not in form:
+            return None
+        call_id = str(form.get("call_id") or "").strip()
+        if not call_id:
+            raise PlaygroundChoice(400, "give the id of a stored call to load it")
+        event = await self.store.get_event(call_id)
+        if event is None:
+            raise PlaygroundChoice(404, f"no stored call {call_id!r}")
+        return stored_call_text(event)
 
     async def playground(self, request: web.Request) -> web.Response:
         form = await request.post()
-        if form.get("sample") == PLAYGROUND_SAMPLE:
-            event_text = json.dumps(sample_event(), indent=2, ensure_ascii=False)
-        else:
+        try:
+            chosen = await self._chosen_call(form)
+        except PlaygroundChoice as exc:
             event_text = str(form.get("event") or "")
+            return await self._rules_page(
+                request, event_text=event_text, problems=[exc.message], status=exc.status
+            )
+        event_text = chosen if chosen is not None else str(form.get("event") or "")
         try:
             payload = json.loads(event_text)
         except ValueError as exc:
-            return self._rules_page(
+            return await self._rules_page(
                 request, event_text=event_text, problems=[f"malformed JSON: {exc}"], status=400
             )
         try:
             parse_event(payload)
         except EventRejected as exc:
-            return self._rules_page(
+            return await self._rules_page(
                 request,
                 event_text=event_text,
                 problems=[f"not a valid call: {problem}" for problem in exc.problems],
                 status=422,
             )
         result = preview(self.runtime.config, payload)
-        return self._rules_page(request, event_text=event_text, result=result)
+        return await self._rules_page(request, event_text=event_text, result=result)
+
+
+def stored_call_text(event: EventView) -> str:
+    """A stored call's body for the playground: indented when it is JSON, else as stored."""
+    raw = bytes(event.payload or b"").decode("utf-8", errors="replace")
+    try:
+        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except ValueError:
+        return raw
 
 
 def short_error(text: str | None, limit: int = 160) -> str:

@@ -196,3 +196,84 @@ async def copy_fixture_rows(connection) -> None:
             )
     finally:
         source.close()
+
+
+SCHEMA_3_CALL = (
+    b'{"id": "old-call", "agentId": "agent-7", "organizationId": "org-3",'
+    b' "hangupCause": "MAX_DURATION", "summary": "\\u00e9t\\u00e9"}'
+)
+
+
+async def check_calls_backfilled(store: Store) -> None:
+    from router.store.base import CallFilters
+
+    event = await store.get_event("old-call")
+    assert event is not None
+    assert (event.agent_id, event.organization_id, event.hangup_cause) == (
+        "agent-7",
+        "org-3",
+        "MAX_DURATION",
+    )
+    assert (await store.get_event("no-fields")).agent_id == ""  # type: ignore[union-attr]
+    found = await store.list_events(CallFilters(hangup_cause="MAX_DURATION"))
+    assert [e.id for e in found] == ["old-call"]
+
+
+async def test_a_schema_3_sqlite_store_gets_its_call_columns_from_the_payloads(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "router.db"
+    with sqlite3.connect(database) as old:
+        old.execute(SCHEMA_VERSION_DDL)
+        for migration in MIGRATIONS[:3]:
+            for statement in statements_for(migration, "sqlite"):
+                old.execute(statement)
+            old.execute("INSERT INTO schema_version VALUES (?, 'old', 0)", (migration.version,))
+        old.execute(
+            "INSERT INTO events (id, payload, received_at) VALUES (?, ?, ?)",
+            ("old-call", SCHEMA_3_CALL, T),
+        )
+        old.execute(
+            "INSERT INTO events (id, payload, received_at) VALUES (?, ?, ?)",
+            ("no-fields", b'{"id": "no-fields", "hangupCause": null}', T + 1),
+        )
+    old.close()
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await check_calls_backfilled(store)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_schema_3_postgresql_store_gets_its_call_columns_from_the_payloads() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade3") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(SCHEMA_VERSION_DDL)
+            for migration in MIGRATIONS[:3]:
+                for statement in statements_for(migration, "postgresql"):
+                    await connection.execute(statement)
+                await connection.execute(
+                    "INSERT INTO schema_version VALUES ($1, 'old', 0)", migration.version
+                )
+            await connection.execute(
+                "INSERT INTO events (id, payload, received_at) VALUES ($1, $2, $3), ($4, $5, $6)",
+                "old-call",
+                SCHEMA_3_CALL,
+                T,
+                "no-fields",
+                b'{"id": "no-fields", "hangupCause": null}',
+                T + 1,
+            )
+        finally:
+            await connection.close()
+        store = open_store(url)
+        await store.open()
+        try:
+            await check_calls_backfilled(store)
+        finally:
+            await store.close()

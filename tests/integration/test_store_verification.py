@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from router.store.base import IngestRecord, IngestResult, NewDelivery, Store
+from router.store.base import CallFilters, IngestRecord, IngestResult, NewDelivery, Store
 from tests.integration.test_store_contract import LEASE, NOW
 
 
@@ -26,7 +26,7 @@ async def test_a_held_call_waits_without_deliveries(store: Store):
     assert await store.claim("slack", 10, "w", LEASE, NOW + 100) == []
     [due] = await store.due_held(NOW, 100)
     assert (due.event_id, due.payload, due.verify_attempts) == (call, b'{"posted": true}', 0)
-    [view] = await store.list_events("pending")
+    [view] = await store.list_events(CallFilters(verification="pending"))
     assert (view.id, view.verification, view.status) == (call, "pending", "FAILED")
     assert await store.purge(NOW + 10**9) == 0  # a held call is never purged
 
@@ -39,7 +39,8 @@ async def test_routing_a_held_call_uses_the_given_body_once(store: Store):
     assert await store.route_held(routed(call, b'{"again": 1}'), "verified") is None
     [claimed] = await store.claim("slack", 10, "w", LEASE, NOW + 100)
     assert claimed.payload == b'{"from": "revring"}'
-    view, payload = await store.get_event(call)
+    view = await store.get_event(call)
+    payload = view.payload
     assert (view.verification, view.status, payload) == ("verified", "COMPLETED", claimed.payload)
     assert await store.due_held(NOW + 100, 100) == []
 
@@ -49,12 +50,12 @@ async def test_unknown_calls_are_kept_not_verified_and_can_be_released(store: St
     await store.ingest_held(held(call))
     assert await store.mark_not_verified([call, "absent"]) == 1
     assert await store.due_held(NOW + 100, 100) == []
-    [view] = await store.list_events("not_verified")
+    [view] = await store.list_events(CallFilters(verification="not_verified"))
     assert view.id == call
     assert await store.route_held(routed(call, b"{}"), "verified") is None
     released = await store.route_held(routed(call, b'{"posted": true}'), "released")
     assert released == IngestResult("accepted", 1)
-    assert [v.id for v in await store.list_events("released")] == [call]
+    assert [v.id for v in await store.list_events(CallFilters(verification="released"))] == [call]
     assert await store.get_event("absent") is None
 
 
@@ -95,9 +96,12 @@ async def test_a_schema_3_sqlite_store_upgrades_in_place(tmp_path):
     store = SQLiteStore(database)
     await store.open()
     try:
-        view, payload = await store.get_event("old")
+        view = await store.get_event("old")
+        payload = view.payload
         assert (view.verification, view.verify_attempts, payload) == (None, 0, b"{}")
         assert await store.ingest_held(held("new")) == IngestResult("accepted", 0)
-        assert [v.id for v in await store.list_events("pending")] == ["new"]
+        assert [v.id for v in await store.list_events(CallFilters(verification="pending"))] == [
+            "new"
+        ]
     finally:
         await store.close()

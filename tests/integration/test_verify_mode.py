@@ -83,7 +83,8 @@ async def test_a_known_call_is_routed_with_revrings_fields(service, fake):
         }
         await wait_for(lambda: len(logged(out)) == 1)
         store, *_ = parts(client)
-        view, payload = await store.get_event(real["id"])
+        view = await store.get_event(real["id"])
+        payload = view.payload
         assert view.verification == "verified"
         assert json.loads(payload)["errorMessage"] == "SIP 503 from carrier"
         assert [e["id"] for e in await events(client, "verified")] == [real["id"]]
