@@ -119,9 +119,9 @@ def closed_loop(url: str, seconds: float, script: Path | None, pid: int | None =
     `pid`, also the server's CPU time per request answered 200 (all its threads)."""
     before = cpu_seconds(pid) if pid else None
     if script is not None:
-        result = wrk_load.run(url, script, connections=64, seconds=seconds)
+        result = wrk_load.run(url, script, connections=32, seconds=seconds)
     else:
-        result = loadgen(url, "--concurrency", "64", "--duration", str(seconds))
+        result = loadgen(url, "--concurrency", "32", "--duration", str(seconds))
     after = cpu_seconds(pid) if pid else None
     if before is not None and after is not None and result["ok"]:
         result["server_cpu_seconds"] = round(after - before, 2)
@@ -183,7 +183,7 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
         summary[name]["ratio_to_uvloop_baseline"] = round(
             summary[name]["ok_per_second"] / base_uvloop, 3
         )
-    summary["load_generator"] = "wrk -t1 -c64" if script else "bench/loadgen.py x64"
+    summary["load_generator"] = "wrk -t1 -c32" if script else "bench/loadgen.py x32"
     summary["seconds_per_run"] = args.seconds
     summary["durability"] = durability_settings()
     return summary
