@@ -379,7 +379,7 @@ async def test_replay_dead_counts_per_sink_and_in_total(store: Store) -> None:
 
 async def test_new_and_replayed_deliveries_are_announced(store: Store) -> None:
     announcements: list[str] = []
-    store.on_new_deliveries(lambda: announcements.append("new"))
+    store.on_new_deliveries(lambda _sinks: announcements.append("new"))
 
     await store.ingest(record("call-1"))
     await store.ingest(record("call-1"))
