@@ -42,7 +42,7 @@ from procs import (
     wait_http,
 )
 from report import render_markdown
-from scenarios import Baseline, Router, Sink, router_rules
+from scenarios import Baseline, Ceiling, Router, Sink, router_rules
 
 RESULTS = BENCH_DIR / "results"
 RAW = RESULTS / "raw"
@@ -119,9 +119,9 @@ def closed_loop(url: str, seconds: float, script: Path | None, pid: int | None =
     `pid`, also the server's CPU time per request answered 200 (all its threads)."""
     before = cpu_seconds(pid) if pid else None
     if script is not None:
-        result = wrk_load.run(url, script, connections=64, seconds=seconds)
+        result = wrk_load.run(url, script, connections=32, seconds=seconds)
     else:
-        result = loadgen(url, "--concurrency", "64", "--duration", str(seconds))
+        result = loadgen(url, "--concurrency", "32", "--duration", str(seconds))
     after = cpu_seconds(pid) if pid else None
     if before is not None and after is not None and result["ok"]:
         result["server_cpu_seconds"] = round(after - before, 2)
@@ -147,7 +147,7 @@ def router_rules_for(work: Path, match: bool):
 def step_ingest(args: argparse.Namespace, work: Path) -> dict:
     script = wrk_load.write_script(work / "ingest.lua") if wrk_load.available() else None
     variants: dict[str, list[dict]] = {
-        name: [] for name in ("baseline", "baseline_uvloop", *ROUTER_INGEST_VARIANTS)
+        name: [] for name in ("baseline", "baseline_uvloop", "ceiling", *ROUTER_INGEST_VARIANTS)
     }
     for run in range(args.runs):
         for name, loop in (("baseline", "asyncio"), ("baseline_uvloop", "uvloop")):
@@ -157,6 +157,12 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
                 variants[name].append(
                     closed_loop(baseline.url, args.seconds, script, baseline.proc.pid)
                 )
+        log(f"ingest run {run + 1}/{args.runs}: ceiling")
+        with Ceiling(work) as ceiling:
+            closed_loop(ceiling.url, 1, script)  # warm-up
+            variants["ceiling"].append(
+                closed_loop(ceiling.url, args.seconds, script, ceiling.proc.pid)
+            )
         for name, (match, loop) in ROUTER_INGEST_VARIANTS.items():
             log(f"ingest run {run + 1}/{args.runs}: {name}")
             rules = router_rules_for(work, match)
@@ -178,12 +184,14 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
     }
     base = summary["baseline"]["ok_per_second"]
     base_uvloop = summary["baseline_uvloop"]["ok_per_second"]
-    for name in ("baseline_uvloop", *ROUTER_INGEST_VARIANTS):
+    ceiling = summary["ceiling"]["ok_per_second"]
+    for name in ("baseline_uvloop", "ceiling", *ROUTER_INGEST_VARIANTS):
         summary[name]["ratio_to_baseline"] = round(summary[name]["ok_per_second"] / base, 3)
+        summary[name]["ratio_to_ceiling"] = round(summary[name]["ok_per_second"] / ceiling, 3)
         summary[name]["ratio_to_uvloop_baseline"] = round(
             summary[name]["ok_per_second"] / base_uvloop, 3
         )
-    summary["load_generator"] = "wrk -t1 -c64" if script else "bench/loadgen.py x64"
+    summary["load_generator"] = "wrk -t1 -c32" if script else "bench/loadgen.py x32"
     summary["seconds_per_run"] = args.seconds
     summary["durability"] = durability_settings()
     return summary

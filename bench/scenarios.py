@@ -160,3 +160,20 @@ class Baseline(_Server):
             [PYTHON, "bench/baseline_server.py", "--port", str(self.port), "--loop", loop],
             work / f"baseline-{loop}.log",
         )
+
+
+class Ceiling(_Server):
+    """bench/ceiling_server.py (the one-process durable-ingest ceiling) on a fresh port."""
+
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/webhooks/revring"
+        db = work / "ceiling.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        self.proc = Proc(
+            "ceiling",
+            [PYTHON, "bench/ceiling_server.py", "--port", str(self.port), "--db", str(db)],
+            work / "ceiling.log",
+        )

@@ -13,7 +13,6 @@ import hmac
 import json
 import logging
 import re
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,14 +25,14 @@ from aiohttp import web
 
 from router.budget import ByteBudget
 from router.controls import OperatorControls
-from router.delivery import DeliveryEngine
+from router.delivery import DeliveryEngine, new_delivery_id, unleased
 from router.events import KNOWN_STATUSES, EventRejected, PostCallEvent, parse_event
 from router.health import StoreHealth, answer_within
 from router.metrics import Metrics, muted_reason_label
 from router.muting import Silence, mute_decisions
 from router.rules import CompiledRule, group_key, group_key_json, route
 from router.runtime import Runtime
-from router.store.base import ClaimedDelivery, GroupJoin, IngestRecord, NewDelivery, Store
+from router.store.base import GroupJoin, IngestRecord, IngestResult, NewDelivery, Store
 from router.time_intervals import TimeInterval
 
 log = logging.getLogger("router.ingest")
@@ -79,12 +78,6 @@ def json_answer(body: dict[str, Any], status: int = 200) -> web.Response:
 
 def problem(status: int, error: str, **extra: Any) -> web.Response:
     return json_answer({"error": error, **extra}, status)
-
-
-def new_delivery_id() -> str:
-    """32 hex digits that sort by creation time (then random): new rows land at the end
-    of the store's indexes instead of at random places, which costs fewer page writes."""
-    return f"{time.time_ns():016x}{secrets.randbits(64):016x}"
 
 
 _LONG_DIGIT_RUN = re.compile(rb"[0-9]{19,}")
@@ -377,7 +370,11 @@ class WebhookHandler:
             return self._rejected(Rejection(503, "not_ready", "rules.yaml is not loaded"))
         event_id, status = prepared.event_id, prepared.status
         received_at = time.time()
-        deliveries = self._reserve(prepared.targets, received_at)
+        engine = self.engine
+        if engine is None:
+            deliveries = unleased(prepared.targets)
+        else:
+            deliveries = engine.plan(prepared.targets, received_at)
         muted = [
             NewDelivery(new_delivery_id(), sink, rule, muted_reason=reason)
             for sink, rule, reason in prepared.muted
@@ -391,70 +388,23 @@ class WebhookHandler:
             prepared.direction,
             **prepared.columns,
         )
+        result: IngestResult | None = None
         try:
             result = await answer_within(self.store.ingest(record), self.limits.store_timeout)
-        except BaseException as exc:
-            self._release(deliveries)
-            if not isinstance(exc, Exception):
-                raise  # cancelled: the client went away
+        except Exception as exc:
             self.health.failed(exc)  # logged once per outage, not once per request
             self.metrics.events_rejected.labels("store_unavailable").inc()
             unavailable = Rejection(503, "store_unavailable", "store unavailable, try again")
             return IngestOutcome("rejected", event_id, 0, unavailable)
+        finally:  # also when cancelled (the client went away): no send slot is kept
+            if engine is not None:
+                engine.after_commit(record, result)
         if result.status == "accepted":
             self.health.succeeded()  # a duplicate wrote nothing: it proves nothing
-            self._dispatch(record)
             for name in prepared.matched:
                 self.metrics.rule_matches.labels(name).inc()
             for sink, _, reason in prepared.muted:
                 self.metrics.deliveries_muted.labels(sink, muted_reason_label(reason)).inc()
-        else:
-            self._release(deliveries)
         status_label = status if status in KNOWN_STATUSES else "other"
         self.metrics.events_received.labels(result.status, status_label).inc()
         return IngestOutcome(result.status, event_id, result.deliveries)
-
-    def _reserve(
-        self, targets: list[tuple[str, str, GroupJoin | None]], received_at: float
-    ) -> list[NewDelivery]:
-        """The deliveries to write. One whose sink can send at once is written already
-        leased to this process and goes out straight after the commit, instead of waiting
-        for a claim (a digest always waits for its window). Nothing here can raise, so
-        every slot taken is given back by `_release` or used by `_dispatch`."""
-        engine = self.engine
-        deliveries = []
-        for sink, rule, group in targets:
-            if group is None and engine is not None and engine.reserve(sink):
-                lease_until = received_at + engine.settings.lease_seconds
-                deliveries.append(
-                    NewDelivery(new_delivery_id(), sink, rule, None, engine.owner, lease_until)
-                )
-            else:
-                deliveries.append(NewDelivery(new_delivery_id(), sink, rule, group))
-        return deliveries
-
-    def _dispatch(self, record: IngestRecord) -> None:
-        if self.engine is None:
-            return
-        for delivery in record.deliveries:
-            if delivery.lease_owner is not None:
-                self.engine.dispatch(
-                    ClaimedDelivery(
-                        delivery.id,
-                        record.event_id,
-                        delivery.sink,
-                        delivery.rule,
-                        record.payload,
-                        0,
-                        0,
-                        record.received_at,
-                        record.received_at,
-                    )
-                )
-
-    def _release(self, deliveries: list[NewDelivery]) -> None:
-        if self.engine is None:
-            return
-        for delivery in deliveries:
-            if delivery.lease_owner is not None:
-                self.engine.release(delivery.sink)

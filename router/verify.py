@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from router.ingest import MutingMoment, Prepared, Rejection, new_delivery_id, prepare
+from router.delivery import new_delivery_id, unleased
+from router.ingest import MutingMoment, Prepared, Rejection, prepare
 from router.metrics import Metrics, muted_reason_label
 from router.revring_api import BATCH_SIZE, RevRingApi, RevRingApiError
 from router.rules import CompiledRule
@@ -52,9 +53,7 @@ def retry_delay(settings: VerifySettings, attempts: int) -> float:
 def record_of(prepared: Prepared, body: bytes) -> IngestRecord:
     """The event and deliveries a routed call writes (no fast path: the engine claims
     them, woken by the store)."""
-    deliveries = [
-        NewDelivery(new_delivery_id(), sink, rule, group) for sink, rule, group in prepared.targets
-    ]
+    deliveries = unleased(prepared.targets)
     deliveries += [
         NewDelivery(new_delivery_id(), sink, rule, muted_reason=reason)
         for sink, rule, reason in prepared.muted

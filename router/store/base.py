@@ -103,6 +103,22 @@ class ClaimedDelivery:
     window_start: float | None = None  # digests: the first call's arrival
     window_end: float | None = None  # digests: when the window closed (or `max` was reached)
 
+    @classmethod
+    def written_leased(cls, delivery: NewDelivery, record: IngestRecord) -> ClaimedDelivery:
+        """A single delivery just committed already leased (`NewDelivery.lease_owner`), as
+        a claim would have returned it: no attempt yet, its budget counting from now."""
+        return cls(
+            id=delivery.id,
+            event_id=record.event_id,
+            sink=delivery.sink,
+            rule=delivery.rule,
+            payload=record.payload,
+            attempts=0,
+            retry_attempts=0,
+            retry_started_at=record.received_at,
+            created_at=record.received_at,
+        )
+
 
 @dataclass(frozen=True)
 class AttemptRecord:
@@ -349,6 +365,19 @@ class Store(ABC):
         configured before `max_age`)."""
 
     @abstractmethod
+    async def kill_expired_waiting(
+        self, sink: str, started_before: float, reason: str, now: float
+    ) -> int:
+        """Make dead, without an attempt, every pending delivery of `sink` not under a live
+        lease whose retry budget started before `started_before` (a sink never configured
+        within `max_age`); return how many. Writes nothing when none is that old."""
+
+    @abstractmethod
+    async def oldest_waiting(self, sink: str, now: float) -> float | None:
+        """The earliest `retry_started_at` of the sink's pending deliveries not under a
+        live lease, or None."""
+
+    @abstractmethod
     async def list_deliveries(
         self,
         status: DeliveryStatus | None = None,
@@ -495,11 +524,12 @@ class Store(ABC):
         """Stop counting `owner` as live (it is shutting down cleanly)."""
         return None
 
-    def on_new_deliveries(self, callback: Callable[[], None]) -> None:
-        """Call `callback` (on the event loop) whenever new or replayed deliveries are
-        committed, by this process or, for a shared store, another replica."""
+    def on_new_deliveries(self, callback: Callable[[frozenset[str] | None], None]) -> None:
+        """Call `callback(sinks)` (on the event loop) whenever deliveries that a lane must
+        claim are committed, by this process or, for a shared store, another replica:
+        `sinks` names their sinks, or is None when unknown (any sink may have some)."""
         self._listeners = [*getattr(self, "_listeners", []), callback]
 
-    def _notify(self) -> None:
+    def _notify(self, sinks: frozenset[str] | None = None) -> None:
         for callback in getattr(self, "_listeners", []):
-            callback()
+            callback(sinks)

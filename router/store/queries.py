@@ -217,6 +217,15 @@ KILL = Query(
     " WHERE id = :id AND status = 'pending'"
     " AND (CAST(:owner AS TEXT) IS NULL OR lease_owner = :owner)",
 )
+# Deliveries of a sink that cannot send (not configured) die past `max_age` in one
+# statement, touching nothing that is still young or in flight.
+KILL_EXPIRED_WAITING = Query(
+    "kill_expired_waiting",
+    "UPDATE deliveries SET status = 'dead', last_error = :reason, next_attempt_at = NULL,"
+    " updated_at = :now, lease_owner = NULL, lease_until = NULL"
+    " WHERE sink = :sink AND status = 'pending' AND retry_started_at < :started_before"
+    " AND (lease_until IS NULL OR lease_until < :now)",
+)
 _REPLAY_SET = (
     "UPDATE deliveries SET status = 'pending', next_attempt_at = :now, retry_attempts = 0,"
     " retry_started_at = :now, delivered_at = NULL, updated_at = :now,"
@@ -272,6 +281,11 @@ NEXT_DUE = Query(
     "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at"
     " THEN lease_until ELSE next_attempt_at END) AS due"
     " FROM deliveries WHERE sink = :sink AND status = 'pending'",
+)
+OLDEST_WAITING = Query(
+    "oldest_waiting",
+    "SELECT MIN(retry_started_at) AS oldest FROM deliveries"
+    " WHERE sink = :sink AND status = 'pending' AND (lease_until IS NULL OR lease_until < :now)",
 )
 PENDING_SINKS = Query(
     "pending_sinks", "SELECT DISTINCT sink FROM deliveries WHERE status = 'pending'"

@@ -170,7 +170,7 @@ def write_deliveries(record: IngestRecord) -> Script[IngestResult]:
     for delivery in by_sink.values():
         if delivery.group is not None and delivery.muted_reason is None:
             written += yield from join_digest(record, delivery, delivery.group)
-    if written > len(muted):
+    if written > len(muted) and waiting_sinks(record):  # other replicas' lanes may claim
         yield ANNOUNCE
     return IngestResult("accepted", written)
 
@@ -200,6 +200,14 @@ def route_held(record: IngestRecord, verification: str) -> Script[IngestResult |
     if moved == 0:
         return None
     return (yield from write_deliveries(record))
+
+
+def waiting_sinks(record: IngestRecord) -> frozenset[str]:
+    """The sinks of a record's deliveries that wait for a claim (neither written leased
+    nor muted)."""
+    return frozenset(
+        d.sink for d in record.deliveries if d.lease_owner is None and d.muted_reason is None
+    )
 
 
 def join_digest(record: IngestRecord, delivery: NewDelivery, group: GroupJoin) -> Script[int]:
@@ -426,8 +434,9 @@ class QueueStore(Store):
         result = await self.connector.write(
             lambda: ingest(record), group=True, locks=group_locks([record]), order=record.event_id
         )
-        if result.deliveries > 0:
-            self._notify()
+        waiting = waiting_sinks(record) if result.deliveries > 0 else frozenset()
+        if waiting:
+            self._notify(waiting)
         return result
 
     async def claim(
@@ -472,14 +481,23 @@ class QueueStore(Store):
         parameters = {"id": delivery_id, "owner": owner, "reason": reason}
         await self._write_one(q.KILL, now=time.time(), **parameters)
 
+    async def kill_expired_waiting(
+        self, sink: str, started_before: float, reason: str, now: float
+    ) -> int:
+        """As in `Store.kill_expired_waiting`."""
+        parameters = {"sink": sink, "started_before": started_before, "reason": reason}
+        return await self._write_one(q.KILL_EXPIRED_WAITING, now=now, **parameters)
+
     async def replay(self, delivery_id: str, now: float) -> bool:
-        return await self._announcing(q.REPLAY, id=delivery_id, now=now) > 0
+        return await self._announcing(q.REPLAY, None, id=delivery_id, now=now) > 0
 
     async def replay_dead(self, sink: str | None, now: float) -> int:
-        return await self._announcing(q.REPLAY_DEAD, sink=sink, now=now)
+        sinks = None if sink is None else frozenset((sink,))
+        return await self._announcing(q.REPLAY_DEAD, sinks, sink=sink, now=now)
 
     async def replay_muted(self, sink: str | None, now: float) -> int:
-        return await self._announcing(q.REPLAY_MUTED, sink=sink, now=now)
+        sinks = None if sink is None else frozenset((sink,))
+        return await self._announcing(q.REPLAY_MUTED, sinks, sink=sink, now=now)
 
     async def mute(self, delivery_id: str, owner: str, reason: str, now: float) -> bool:
         parameters = {"id": delivery_id, "owner": owner, "reason": reason, "now": now}
@@ -530,10 +548,12 @@ class QueueStore(Store):
         found = await self.connector.read(lambda: single(q.SINK_PAUSES, "rows", now=now))
         return found.to(SinkPause)
 
-    async def _announcing(self, query: Query, **parameters: Any) -> int:
+    async def _announcing(
+        self, query: Query, sinks: frozenset[str] | None, **parameters: Any
+    ) -> int:
         changed = await self.connector.write(lambda: announcing(query, **parameters))
         if changed:
-            self._notify()
+            self._notify(sinks)
         return changed
 
     async def _write_one(self, query: Query, **parameters: Any) -> int:
@@ -580,6 +600,12 @@ class QueueStore(Store):
     async def list_attempts(self, delivery_id: str) -> list[AttemptRecord]:
         found = await self.connector.read(lambda: single(q.LIST_ATTEMPTS, "rows", id=delivery_id))
         return found.to(AttemptRecord)
+
+    async def oldest_waiting(self, sink: str, now: float) -> float | None:
+        found = await self.connector.read(
+            lambda: single(q.OLDEST_WAITING, "value", sink=sink, now=now)
+        )
+        return None if found is None else float(found)
 
     async def pending_sinks(self) -> set[str]:
         found = await self.connector.read(lambda: single(q.PENDING_SINKS, "rows"))

@@ -100,7 +100,7 @@ async def test_the_same_call_ingested_on_two_replicas_is_accepted_once(replica) 
 async def test_an_ingest_on_one_replica_wakes_the_other(replica) -> None:
     a, b = await replica(), await replica()
     woken = asyncio.Event()
-    b.on_new_deliveries(woken.set)
+    b.on_new_deliveries(lambda _sinks: woken.set())
     await a.ingest(record())
     await asyncio.wait_for(woken.wait(), WAIT)
 
@@ -111,7 +111,7 @@ async def test_a_replay_on_one_replica_wakes_the_other(replica) -> None:
     (claimed,) = await a.claim("crm", 1, "a", LEASE, NOW)
     assert await a.finish(claimed.id, "a", delivered())
     woken = asyncio.Event()
-    b.on_new_deliveries(woken.set)
+    b.on_new_deliveries(lambda _sinks: woken.set())
     assert await a.replay(claimed.id, NOW + 1)
     await asyncio.wait_for(woken.wait(), WAIT)
 
@@ -191,7 +191,7 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(replica) -
 
     a, b = await replica(), await replica()
     woken = asyncio.Event()
-    b.on_new_deliveries(woken.set)
+    b.on_new_deliveries(lambda _sinks: woken.set())
     assert b.listening
     admin = await asyncpg.connect(_postgres_url())
     try:

@@ -312,6 +312,36 @@ async def test_defer_by_a_worker_without_the_lease_changes_nothing(store: Store)
     assert view is not None and view.next_attempt_at == NOW
 
 
+async def test_waiting_deliveries_past_max_age_die_in_one_statement(store: Store) -> None:
+    await store.ingest(record("old", received_at=NOW))
+    await store.ingest(record("young", received_at=NOW + 100))
+    await store.ingest(record("leased", received_at=NOW))
+    await store.ingest(record("other-sink", sinks=("crm",), received_at=NOW))
+    leased = await claim_one_of(store, "leased:slack")
+
+    assert await store.oldest_waiting("slack", NOW + 200) == NOW
+    assert await store.oldest_waiting("nothing", NOW + 200) is None
+    killed = await store.kill_expired_waiting("slack", NOW + 50, "sink not configured", NOW + 200)
+    assert killed == 1  # not the young one, not the one under a live lease, not crm's
+    views = {v.id: v for v in await store.list_deliveries()}
+    assert (views["old:slack"].status, views["old:slack"].attempts) == ("dead", 0)
+    assert views["old:slack"].last_error == "sink not configured"
+    assert views["young:slack"].status == "pending"
+    assert views[leased].status == "pending"
+    assert views["other-sink:crm"].status == "pending"
+    assert await store.oldest_waiting("slack", NOW + 200) == NOW + 100
+
+
+async def claim_one_of(store: Store, delivery_id: str) -> str:
+    """Claim `slack` deliveries until `delivery_id` is leased; put the others back."""
+    claimed = await store.claim("slack", 10, "w1", LEASE, NOW + 200)
+    for delivery in claimed:
+        if delivery.id != delivery_id:
+            await store.defer(delivery.id, "w1", delivery.created_at)
+    assert delivery_id in [d.id for d in claimed]
+    return delivery_id
+
+
 async def test_kill_makes_a_pending_delivery_dead_without_an_attempt(store: Store) -> None:
     await store.ingest(record("call-1", sinks=("slack", "crm")))
     await claim_one(store, sink="crm", owner="w1")
@@ -379,7 +409,7 @@ async def test_replay_dead_counts_per_sink_and_in_total(store: Store) -> None:
 
 async def test_new_and_replayed_deliveries_are_announced(store: Store) -> None:
     announcements: list[str] = []
-    store.on_new_deliveries(lambda: announcements.append("new"))
+    store.on_new_deliveries(lambda _sinks: announcements.append("new"))
 
     await store.ingest(record("call-1"))
     await store.ingest(record("call-1"))

@@ -1,0 +1,261 @@
+"""The engine's fast path (`plan` / `after_commit`) and its wake-ups, on the in-memory
+store with a fake clock: send slots are never lost, a commit wakes only its sinks'
+lanes, and a sink that cannot send costs the store no writes while it waits."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.delivery import DeliveryEngine, EngineSettings
+from router.health import StoreHealth
+from router.ingest import Prepared, WebhookHandler
+from router.metrics import Metrics
+from router.runtime import Runtime
+from router.store import open_store
+from router.store.base import IngestRecord, NewDelivery, Store
+from router.store.errors import StoreUnavailable
+from sinks.base import DeliveryRequest, SendResult, Sink, SinkResources
+from tests.unit.test_delivery_engine import T0, WAIT, FakeClock
+
+RULES = """
+version: 1
+defaults:
+  retry: {max_attempts: 10, initial_delay: 10s, max_delay: 1h, max_age: 1h}
+sinks:
+  crm: {type: log, path: /dev/null, concurrency: 2}
+  ops: {type: log, path: /dev/null, concurrency: 2}
+  later: {type: http, url: ""}
+rules: []
+"""
+
+
+class GatedSink(Sink):
+    """Holds every send until `gate` is set, so sends stay in flight while a test looks."""
+
+    def __init__(self, real: Sink) -> None:
+        super().__init__(real.name, real.config, real.resources)
+        self.gate = asyncio.Event()
+        self.sent: list[str] = []
+
+    def render(self, request: DeliveryRequest) -> Any:
+        return {}
+
+    async def send(self, request: DeliveryRequest) -> SendResult:
+        self.sent.append(request.delivery_id)
+        await self.gate.wait()
+        return SendResult(200)
+
+
+class Harness:
+    def __init__(self, tmp_path: Path) -> None:
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(RULES)
+        self.metrics = Metrics()
+        self.runtime = Runtime(rules, self.metrics, SinkResources())
+        self.runtime.load()
+        self.sinks = {name: GatedSink(self.runtime.sinks[name]) for name in ("crm", "ops")}
+        self.runtime.sinks.update(self.sinks)
+        self.store: Store = open_store("memory://")
+        # The webhook stamps calls with the real time; the engine's clock starts there.
+        self.clock = FakeClock(time.time())
+        # Idle lanes poll rarely: every store write in a test has a cause the test knows.
+        settings = EngineSettings(lease_seconds=30.0, idle_poll=60.0, unconfigured_check=0.01)
+        self.engine = DeliveryEngine(
+            self.runtime,
+            self.store,
+            self.metrics,
+            settings,
+            owner="w1",
+            clock=self.clock,
+            rng=random.Random(7),
+        )
+        self.handler = WebhookHandler(
+            self.runtime, self.store, self.metrics, None, self.engine, health=StoreHealth()
+        )
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.writes = 0  # write transactions asked of the store (the memory store's reads
+        real_write = self.store.connector.write  # share its one connection, so its
+        # commit counter counts them too)
+
+        async def counting_write(*args: Any, **kwargs: Any) -> Any:
+            self.writes += 1
+            return await real_write(*args, **kwargs)
+
+        self.store.connector.write = counting_write  # type: ignore[method-assign]
+        await self.engine.start()
+        await until(lambda: {"crm", "ops", "later"} <= set(self.engine.lanes))
+
+    async def stop(self) -> None:
+        for sink in self.sinks.values():
+            sink.gate.set()
+        self.handler.close()
+        await self.engine.stop()
+        await self.store.close()
+
+    async def post(self, event_id: str, *sinks: str) -> int:
+        """Ingest one call routed to `sinks` the way the webhook does; the answer's status."""
+        prepared = Prepared(
+            event_id, "completed", "outbound", (), [(s, "r", None) for s in sinks], ()
+        )
+        answer = await self.handler._accept(prepared, b'{"id": "%s"}' % event_id.encode())
+        return answer.status
+
+    def sending(self, sink: str) -> int:
+        return self.engine.lanes[sink].sending
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    started = Harness(tmp_path)
+    await started.start()
+    yield started
+    await started.stop()
+
+
+async def until(condition: Callable[[], bool | Awaitable[bool]]) -> None:
+    async def poll() -> None:
+        while True:
+            outcome = condition()
+            if outcome if isinstance(outcome, bool) else await outcome:
+                return
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), WAIT)
+
+
+async def test_a_fresh_delivery_is_written_leased_and_sent_without_a_claim(harness) -> None:
+    assert await harness.post("call-1", "crm") == 200
+    await until(lambda: harness.sinks["crm"].sent != [])
+    assert harness.sending("crm") == 1
+    [view] = await harness.store.list_deliveries()
+    assert harness.sinks["crm"].sent == [view.id]
+
+    harness.sinks["crm"].gate.set()
+    await until(lambda: harness.sending("crm") == 0)
+
+    async def delivered() -> bool:
+        return (await harness.store.get_delivery(view.id)).status == "delivered"
+
+    await until(delivered)
+
+
+async def test_a_store_failure_gives_the_slot_back(harness, monkeypatch) -> None:
+    async def failing_ingest(record: IngestRecord) -> Any:
+        raise StoreUnavailable("disk gone")
+
+    monkeypatch.setattr(harness.store, "ingest", failing_ingest)
+    assert await harness.post("call-1", "crm", "ops") == 503
+    assert (harness.sending("crm"), harness.sending("ops")) == (0, 0)
+
+
+async def test_a_cancelled_ingest_gives_the_slot_back(harness, monkeypatch) -> None:
+    async def hanging_ingest(record: IngestRecord) -> Any:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(harness.store, "ingest", hanging_ingest)
+    posting = asyncio.create_task(harness.post("call-1", "crm"))
+    await until(lambda: harness.sending("crm") == 1)
+    posting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await posting
+    assert harness.sending("crm") == 0
+
+
+async def test_a_duplicate_takes_no_slot(harness) -> None:
+    assert await harness.post("call-1", "crm") == 200
+    await until(lambda: harness.sinks["crm"].sent != [])
+    assert await harness.post("call-1", "crm") == 200  # answered as a duplicate
+    assert harness.sending("crm") == 1  # the first call's send only
+    assert len(await harness.store.list_deliveries()) == 1
+
+    harness.sinks["crm"].gate.set()
+    await until(lambda: harness.sending("crm") == 0)
+    assert len(harness.sinks["crm"].sent) == 1
+
+
+async def test_a_full_sink_waits_in_the_store_and_its_slots_are_not_overdrawn(harness) -> None:
+    for number in range(4):
+        assert await harness.post(f"call-{number}", "crm") == 200
+    views = await harness.store.list_deliveries()
+    assert len(views) == 4
+    await until(lambda: len(harness.sinks["crm"].sent) == 2)
+    assert harness.sending("crm") == 2  # concurrency 2: two sent at once, two wait
+
+    harness.clock.now = time.time() + 1  # the waiting ones are due
+    harness.sinks["crm"].gate.set()
+
+    async def all_delivered() -> bool:
+        return {v.status for v in await harness.store.list_deliveries()} == {"delivered"}
+
+    await until(all_delivered)
+    assert harness.sending("crm") == 0
+
+
+async def test_a_sink_removed_by_a_reload_before_the_commit_gets_its_delivery_back(
+    harness, monkeypatch
+) -> None:
+    real_ingest = harness.store.ingest
+
+    async def reload_then_ingest(record: IngestRecord) -> Any:
+        del harness.runtime.sinks["crm"]  # as a reload without the sink would leave it
+        return await real_ingest(record)
+
+    monkeypatch.setattr(harness.store, "ingest", reload_then_ingest)
+    assert await harness.post("call-1", "crm") == 200
+    assert harness.sending("crm") == 0
+    assert harness.sinks["crm"].sent == []
+    [view] = await harness.store.list_deliveries()
+
+    async def put_back() -> bool:  # deferred: pending, no attempt, no lease left
+        claimed = await harness.store.claim("crm", 5, "w2", 30.0, time.time() + 1)
+        return [c.id for c in claimed] == [view.id]
+
+    await until(put_back)
+
+
+async def test_a_commit_wakes_only_the_lanes_of_its_sinks(harness, monkeypatch) -> None:
+    woken: list[str] = []
+    for name, lane in harness.engine.lanes.items():
+        monkeypatch.setattr(lane, "wake", lambda name=name: woken.append(name))
+
+    await harness.store.ingest(IngestRecord("call-1", b"{}", T0, [NewDelivery("d1", "crm", "r")]))
+    assert woken == ["crm"]
+
+    woken.clear()  # written leased (the fast path): no lane has anything to claim
+    await harness.store.ingest(
+        IngestRecord("call-2", b"{}", T0, [NewDelivery("d2", "ops", "r", None, "w1", T0 + 30)])
+    )
+    assert woken == []
+
+
+async def test_an_unconfigured_sink_costs_no_store_writes_while_it_waits(harness) -> None:
+    for number in range(3):
+        assert await harness.post(f"call-{number}", "later") == 200
+    writes = harness.writes
+    lane = harness.engine.lanes["later"]
+    for _ in range(5):  # the lane looks again each unconfigured_check (0.01 s) and on wakes
+        lane.wake()
+        await asyncio.sleep(0.03)
+    assert harness.writes == writes
+    views = await harness.store.list_deliveries(sink="later")
+    assert [(v.status, v.attempts) for v in views] == [("pending", 0)] * 3
+
+    harness.clock.now = time.time() + 3601  # past max_age (1h): they go dead, in one write
+    lane.wake()
+
+    async def all_dead() -> bool:
+        return {v.status for v in await harness.store.list_deliveries(sink="later")} == {"dead"}
+
+    await until(all_dead)
+    assert harness.writes == writes + 1
+    views = await harness.store.list_deliveries(sink="later")
+    assert {(v.attempts, v.last_error) for v in views} == {(0, "sink not configured")}
