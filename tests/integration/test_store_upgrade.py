@@ -23,7 +23,7 @@ from router.store.base import (
     SinkPause,
     Store,
 )
-from router.store.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
+from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
 from router.store.sqlite import SQLiteStore
 from tests.integration.conftest import fresh_postgres_schema
 
@@ -154,7 +154,7 @@ async def test_a_sqlite_store_written_by_the_old_code_upgrades_in_place(tmp_path
     with sqlite3.connect(database) as upgraded:
         versions = [v for (v,) in upgraded.execute("SELECT version FROM schema_version")]
     upgraded.close()
-    assert versions == list(range(1, LATEST_VERSION + 1))
+    assert versions == [m.version for m in MIGRATIONS]
 
 
 @pytest.mark.postgres

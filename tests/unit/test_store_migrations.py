@@ -12,8 +12,11 @@ SQLITE_ONLY = re.compile(r"AUTOINCREMENT|WITHOUT ROWID|STRICT|\bBLOB\b|\bINTEGER
 
 
 def test_versions_count_up_from_one() -> None:
-    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert len(MIGRATIONS) == LATEST_VERSION
+    # Numbers are assigned per branch (DESIGN wave 2), so a branch may skip some.
+    versions = [m.version for m in MIGRATIONS]
+    assert versions[0] == 1
+    assert versions == sorted(set(versions))
+    assert versions[-1] == LATEST_VERSION
 
 
 def test_pending_lists_what_a_database_lacks() -> None:
