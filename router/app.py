@@ -23,6 +23,7 @@ from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
 from router.runtime import Runtime, watch_config_file
 from router.silences import EXPIRED_SILENCES_KEPT
+from router.slack_interactions import SlackInteractions, slack_routes
 from router.store import open_store
 from router.store.base import SinkBacklog, Store
 from router.ui import PREFIX as CONSOLE_PREFIX
@@ -128,6 +129,12 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
         handler.close()
 
     app.on_cleanup.append(stop_parsers)
+    interactions = SlackInteractions(runtime, store, metrics, controls)
+
+    async def finish_clicks(app: web.Application) -> None:
+        await interactions.close()
+
+    app.on_shutdown.append(finish_clicks)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
@@ -167,6 +174,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             web.get("/readyz", readyz),
             web.get("/metrics", metrics_endpoint),
             *admin_routes(settings.admin_token, store, runtime, controls),
+            *slack_routes(interactions),
         ]
     )
     if settings.admin_token:
