@@ -328,3 +328,17 @@ async def test_an_unreadable_payload_is_400_once_the_signature_holds(tmp_path, w
         answer = await client.post("/slack/interactions", data=body, headers=headers)
         assert answer.status == 400
         assert "block_actions" in (await answer.json())["error"]
+
+
+async def test_the_consoles_delivery_page_shows_the_acknowledgement(tmp_path, write_rules, slack):
+    from tests.integration.test_console import signed_in_page
+
+    async with running_service(write_rules(rules(slack)), tmp_path / "r.db") as client:
+        message = await alert(client, slack)
+        assert (
+            await click(client, *signed_request(slack.click_payload(message, "revring:ack"))) == 200
+        )
+        await wait_for(lambda: slack.responses)
+        [delivery] = await (await client.get("/admin/deliveries", headers=ADMIN)).json()
+        page = await signed_in_page(client, f"/ui/deliveries/{delivery['id']}")
+        assert "Acknowledged" in page and "alice" in page and "U0ALICE" in page
