@@ -54,8 +54,16 @@ class ButtonValue:
         return json.dumps(value, separators=(",", ":"))
 
 
+def duration_label(seconds: float) -> str:
+    """`24h` rather than `1d` up to three days (as people pick it), else the shortest form."""
+    hours = seconds / 3600
+    if hours.is_integer() and 1 <= hours < 72:
+        return f"{int(hours)}h"
+    return format_duration(seconds)
+
+
 def silence_action_id(seconds: float) -> str:
-    return SILENCE_ACTION_PREFIX + format_duration(seconds)
+    return SILENCE_ACTION_PREFIX + duration_label(seconds)
 
 
 @dataclass(frozen=True)
@@ -222,7 +230,7 @@ def slack_time(timestamp: float) -> str:
 def silenced_text(user_id: str, seconds: float, until: float, *, extended: bool) -> str:
     verb = "Silence extended" if extended else "Silenced"
     return (
-        f":no_bell: {verb} for {format_duration(seconds)} by {mention(user_id)}"
+        f":no_bell: {verb} for {duration_label(seconds)} by {mention(user_id)}"
         f" until {slack_time(until)}"
     )
 

@@ -24,6 +24,7 @@ from router.slack_actions import (
     MAX_BUTTON_VALUE,
     ButtonValue,
     digest_button_noun,
+    duration_label,
     silence_action_id,
 )
 from router.templates import (
@@ -37,7 +38,6 @@ from router.templates import (
     truncate_text,
 )
 from router.templates import mask_phone_numbers as mask_numbers_in
-from router.units import format_duration
 from sinks.base import DeliveryRequest, Digest, Permanent, template_context
 
 # Slack's limits (Block Kit reference and chat.postMessage docs).
@@ -321,7 +321,7 @@ def actions_block(
         elements.append(_button(":eyes: Acknowledge", ACK_ACTION_ID, value, "primary"))
     for seconds in buttons.silence_for:
         value = ButtonValue(delivery_id, buttons.sink, seconds)
-        label = f":no_bell: Silence {what} for {format_duration(seconds)}"
+        label = f":no_bell: Silence {what} for {duration_label(seconds)}"
         elements.append(_button(label, silence_action_id(seconds), value, None))
     if not elements or any(len(e["value"]) > MAX_BUTTON_VALUE for e in elements):
         return None
