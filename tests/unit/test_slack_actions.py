@@ -344,3 +344,17 @@ def test_durations_read_as_people_pick_them() -> None:
 
 def test_no_buttons_when_a_value_would_pass_slacks_2000_characters() -> None:
     assert actions_block(ActionButtons("ops", (3600.0,)), "d" * 2000, None) is None
+
+
+def test_the_readmes_buttons_example_passes_check() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("#### Buttons: acknowledge") : readme.index("### PagerDuty")]
+    [example] = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    environ = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+    config = parse_config("version: 1\n" + example + RULES, "rules.yaml", environ=environ)
+    sink = config.sinks["ops-slack"]
+    assert isinstance(sink, SlackSinkConfig) and sink.buttons_on
+    assert sink.effective_actions.silence_by == ("sipTrunkId",)
