@@ -60,6 +60,7 @@ async def _purge_periodically(store: Store, retention_days: float, interval: flo
             purged = await store.purge(time.time() - retention_days * 86400)
             if purged:
                 log.info("purged %d delivered events older than %g days", purged, retention_days)
+            await store.purge_slack_actions(time.time() - retention_days * 86400)
             forgotten = await store.purge_silences(time.time() - EXPIRED_SILENCES_KEPT)
             if forgotten:
                 log.info("purged %d silences ended more than 30 days ago", forgotten)

@@ -398,6 +398,11 @@ class Store(ABC):
         """The audit of clicks on alerts' buttons, newest first."""
 
     @abstractmethod
+    async def purge_slack_actions(self, before: float) -> int:
+        """Delete audited clicks and acknowledgements made before the cutoff (retention);
+        the number of audit rows deleted."""
+
+    @abstractmethod
     async def pending_sinks(self) -> set[str]:
         """Names of the sinks that have pending deliveries."""
 

@@ -398,3 +398,9 @@ SLACK_ACTIONS = Query(
     "SELECT id, at, user_id, user_name, channel, action, target, outcome, detail"
     " FROM slack_actions_audit ORDER BY at DESC, id DESC LIMIT :limit",
 )
+PURGE_SLACK_ACTIONS = Query(
+    "purge_slack_actions", "DELETE FROM slack_actions_audit WHERE at < :before", maintenance=True
+)
+PURGE_ACKNOWLEDGEMENTS = Query(
+    "purge_acknowledgements", "DELETE FROM acknowledgements WHERE at < :before", maintenance=True
+)

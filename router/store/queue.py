@@ -516,6 +516,10 @@ class QueueStore(Store):
         found = await self.connector.read(lambda: single(q.SLACK_ACTIONS, "rows", limit=limit))
         return found.to(SlackActionRecord)
 
+    async def purge_slack_actions(self, before: float) -> int:
+        await self._write_one(q.PURGE_ACKNOWLEDGEMENTS, before=before)
+        return await self._write_one(q.PURGE_SLACK_ACTIONS, before=before)
+
     async def _announcing(self, query: Query, **parameters: Any) -> int:
         changed = await self.connector.write(lambda: announcing(query, **parameters))
         if changed:

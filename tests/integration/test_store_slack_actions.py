@@ -53,3 +53,13 @@ async def test_one_calls_body_is_read_back_as_received(store: Store) -> None:
     await store.ingest(call)
     assert await store.event_payload("call-7") == call.payload
     assert await store.event_payload("unknown") is None
+
+
+async def test_clicks_and_acknowledgements_older_than_the_cutoff_are_purged(store: Store) -> None:
+    await store.acknowledge(Acknowledgement("call", "old", "U1", "", "", NOW - 100))
+    await store.acknowledge(Acknowledgement("call", "new", "U1", "", "", NOW))
+    await store.record_slack_action(SlackActionRecord("a1", NOW - 100, "U1", "", "", "x", "t", "o"))
+    await store.record_slack_action(SlackActionRecord("a2", NOW, "U1", "", "", "x", "t", "o"))
+    assert await store.purge_slack_actions(NOW - 50) == 1
+    assert [a.target_id for a in await store.acknowledgements_since(0)] == ["new"]
+    assert [a.id for a in await store.slack_actions()] == ["a2"]
