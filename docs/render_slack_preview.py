@@ -5,8 +5,11 @@ screenshots it with headless Chromium. Run from the repository root:
 
     python docs/render_slack_preview.py [--chromium /usr/bin/chromium] [--html-only]
 
-It writes docs/slack-alert-failed.png and docs/slack-alert-completed.png (and the
-HTML pages beside them when --html-only is given).
+It writes docs/slack-alert-failed.png and docs/slack-alert-completed.png, and for a
+sink with a `signing_secret` docs/slack-alert-buttons.png (the failed call with its
+buttons) and docs/slack-alert-silenced.png (the same message after "Silence similar for
+1h": the router's update through the click's response_url), and the HTML pages beside
+them when --html-only is given.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ import json
 import subprocess
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from router.slack_actions import silenced_text, updated_message  # noqa: E402
 from router.ui.slack_preview import STYLESHEET, message_html  # noqa: E402
 from sinks.base import DeliveryRequest  # noqa: E402
-from sinks.slack_message import build_message  # noqa: E402
+from sinks.slack_message import ActionButtons, build_message  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 PREVIEWS = {
@@ -32,6 +37,12 @@ PREVIEWS = {
     "slack-alert-failed.png": ("failed-outbound", "failed-calls", 275),
     "slack-alert-completed.png": ("completed-inbound", "inbound-calls", 490),
 }
+BUTTON_PREVIEWS = {
+    # picture name: (after a click?, window height)
+    "slack-alert-buttons.png": (False, 330),
+    "slack-alert-silenced.png": (True, 360),
+}
+CLICKED_AFTER = 300  # the picture's click comes 5 minutes after the call
 WIDTH = 760
 
 
@@ -62,6 +73,28 @@ def screenshot(chromium: str, html_path: Path, png_path: Path, height: int) -> N
         )
 
 
+def button_messages() -> dict[str, dict[str, Any]]:
+    """The failed call's alert with its buttons, and the same message once silenced."""
+    event = json.loads((SAMPLES / "failed-outbound.json").read_text())
+    request = DeliveryRequest("preview", event["id"], "ops-slack", "failed-calls", event)
+    buttons = ActionButtons("ops-slack", (3600.0, 4 * 3600.0, 24 * 3600.0))
+    alert = build_message(request, buttons=buttons)
+    clicked_at = datetime.fromisoformat(event["initiatedAt"]).timestamp() + CLICKED_AFTER
+    outcome = silenced_text("U0ALICE", 3600.0, clicked_at + 3600, extended=False)
+    # Slack shows the mention as the user's name; the preview needs it spelled out.
+    silenced = updated_message(alert, outcome.replace("<@U0ALICE>", "<@U0ALICE|alice>"))
+    return {"slack-alert-buttons.png": alert, "slack-alert-silenced.png": silenced}
+
+
+def write(args: argparse.Namespace, out_dir: Path, picture: str, message: Any, height: int) -> None:
+    html_path = out_dir / picture.replace(".png", ".html")
+    html_path.write_text(page(message), encoding="utf-8")
+    if not args.html_only:
+        screenshot(args.chromium, html_path, out_dir / picture, height)
+        html_path.unlink()
+        print(f"wrote {out_dir / picture}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", default="/usr/bin/chromium")
@@ -71,12 +104,10 @@ def main() -> None:
     for picture, (sample, rule, height) in PREVIEWS.items():
         event = json.loads((SAMPLES / f"{sample}.json").read_text())
         message = build_message(DeliveryRequest("preview", event["id"], "ops-slack", rule, event))
-        html_path = out_dir / picture.replace(".png", ".html")
-        html_path.write_text(page(message), encoding="utf-8")
-        if not args.html_only:
-            screenshot(args.chromium, html_path, out_dir / picture, height)
-            html_path.unlink()
-            print(f"wrote {out_dir / picture}")
+        write(args, out_dir, picture, message, height)
+    with_buttons = button_messages()
+    for picture, (_, height) in BUTTON_PREVIEWS.items():
+        write(args, out_dir, picture, with_buttons[picture], height)
 
 
 if __name__ == "__main__":

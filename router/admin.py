@@ -16,17 +16,52 @@ from router.admin_controls import control_routes
 from router.controls import OperatorControls
 from router.ingest import header_bytes
 from router.runtime import Runtime
-from router.store.base import CallFilters, DeliveryView, EventView, Store
+from router.silences import iso
+from router.store.base import (
+    AcknowledgedKind,
+    Acknowledgement,
+    CallFilters,
+    DeliveryView,
+    EventView,
+    Store,
+)
 
 STATUSES = ("pending", "delivered", "dead", "muted")
 VERIFICATIONS = ("pending", "not_verified", "verified", "released")
 
 
-def delivery_json(view: DeliveryView) -> dict[str, Any]:
+def delivery_json(
+    view: DeliveryView, acknowledgement: Acknowledgement | None = None
+) -> dict[str, Any]:
     """The fields of a delivery as the API and `revring-router deliveries --json` show them:
     DESIGN.md section 4's, then `kind` ('single' or 'digest') and `calls` (a digest's
-    member count, 1 for a single delivery) among the rest."""
-    return asdict(view)
+    member count, 1 for a single delivery) among the rest, and `acknowledged_by` (the
+    Slack user id) and `acknowledged_at` (ISO 8601) once acknowledged from Slack."""
+    shown = asdict(view)
+    shown["acknowledged_by"] = None if acknowledgement is None else acknowledgement.user_id
+    shown["acknowledged_at"] = None if acknowledgement is None else iso(acknowledgement.at)
+    return shown
+
+
+def acknowledgement_key(view: DeliveryView) -> tuple[AcknowledgedKind, str]:
+    """What an acknowledgement of this delivery is recorded on: its call, or the digest."""
+    return ("digest", view.id) if view.kind == "digest" else ("call", view.event_id)
+
+
+async def acknowledgements_of(
+    store: Store, views: list[DeliveryView]
+) -> dict[str, Acknowledgement]:
+    """The acknowledgement of each delivery that has one, by delivery id (one read: an
+    acknowledgement never precedes the delivery it was made on)."""
+    if not views:
+        return {}
+    since = min(view.created_at for view in views)
+    found = {(a.kind, a.target_id): a for a in await store.acknowledgements_since(since)}
+    return {
+        view.id: found[acknowledgement_key(view)]
+        for view in views
+        if acknowledgement_key(view) in found
+    }
 
 
 def event_json(view: EventView) -> dict[str, Any]:
@@ -85,7 +120,8 @@ def admin_routes(
         views = await store.list_deliveries(
             status, request.query.get("sink") or None, limit, offset
         )
-        return web.json_response([delivery_json(view) for view in views])
+        acknowledged = await acknowledgements_of(store, views)
+        return web.json_response([delivery_json(view, acknowledged.get(view.id)) for view in views])
 
     async def show_delivery(request: web.Request) -> web.Response:
         delivery_id = request.match_info["id"]
@@ -93,7 +129,8 @@ def admin_routes(
         if view is None:
             return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
         attempts = [asdict(a) for a in await store.list_attempts(delivery_id)]
-        return web.json_response({**delivery_json(view), "attempt_log": attempts})
+        acknowledgement = await store.acknowledgement(*acknowledgement_key(view))
+        return web.json_response({**delivery_json(view, acknowledgement), "attempt_log": attempts})
 
     async def replay(request: web.Request) -> web.Response:
         delivery_id = request.match_info["id"]

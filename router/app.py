@@ -26,6 +26,7 @@ from router.metrics import Metrics
 from router.revring_api import RevRingApi
 from router.runtime import Runtime, watch_config_file
 from router.silences import EXPIRED_SILENCES_KEPT
+from router.slack_interactions import SlackInteractions, slack_routes
 from router.store import open_store
 from router.store.base import SinkBacklog, Store
 from router.ui import PREFIX as CONSOLE_PREFIX
@@ -66,6 +67,7 @@ async def _purge_periodically(store: Store, retention_days: float, interval: flo
             purged = await store.purge(time.time() - retention_days * 86400)
             if purged:
                 log.info("purged %d delivered events older than %g days", purged, retention_days)
+            await store.purge_slack_actions(time.time() - retention_days * 86400)
             forgotten = await store.purge_silences(time.time() - EXPIRED_SILENCES_KEPT)
             if forgotten:
                 log.info("purged %d silences ended more than 30 days ago", forgotten)
@@ -147,6 +149,12 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
         handler.close()
 
     app.on_cleanup.append(stop_parsers)
+    interactions = SlackInteractions(runtime, store, metrics, controls)
+
+    async def finish_clicks(app: web.Application) -> None:
+        await interactions.close()
+
+    app.on_shutdown.append(finish_clicks)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
@@ -192,6 +200,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 controls,
                 backfill=_backfill_runner(settings, handler, runtime),
             ),
+            *slack_routes(interactions),
         ]
     )
     if settings.admin_token:

@@ -26,7 +26,7 @@ from router.muting import Silence
 from router.preview import lookup, preview, preview_digest
 from router.silences import to_silence
 from router.store import StoreError, open_store
-from router.store.base import CallFilters, DeliveryView
+from router.store.base import Acknowledgement, CallFilters, DeliveryView
 from sinks.base import Digest
 
 if TYPE_CHECKING:
@@ -311,23 +311,24 @@ def _print_table(views: Sequence[DeliveryView]) -> None:
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    from router.admin import delivery_json
+    from router.admin import acknowledgements_of, delivery_json
 
-    async def run() -> list[DeliveryView]:
+    async def run() -> tuple[list[DeliveryView], dict[str, Acknowledgement]]:
         store = open_store(args.store, serving=False)
         await store.open()
         try:
-            return await store.list_deliveries(args.status, args.sink, args.limit)
+            views = await store.list_deliveries(args.status, args.sink, args.limit)
+            return views, await acknowledgements_of(store, views) if args.json else {}
         finally:
             await store.close()
 
     try:
-        views = asyncio.run(run())
+        views, acknowledged = asyncio.run(run())
     except (StoreError, ValueError) as error:
         return _store_failed("deliveries", error)
     if args.json:
         for view in views:
-            print(json.dumps(delivery_json(view)))
+            print(json.dumps(delivery_json(view, acknowledged.get(view.id))))
     elif not views:
         print("no deliveries")
     else:

@@ -93,6 +93,14 @@ class Metrics:
             ["sink", "reason"],
             registry=r,
         )
+        self.slack_actions = Counter(
+            PREFIX + "slack_actions_total",
+            "Clicks on alerts' Slack buttons, by action (silence, acknowledge; none when"
+            " unreadable) and outcome (silenced, extended, acknowledged, already_acknowledged,"
+            " refused, failed, unauthorized, invalid).",
+            ["action", "outcome"],
+            registry=r,
+        )
         self.unknown_values = Counter(
             PREFIX + "unknown_values_total",
             "Events carrying a status or direction outside the documented set, by field.",

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import aiohttp
-from pydantic import SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -36,7 +36,7 @@ from sinks.base import (
     SinkConfig,
     SinkResources,
 )
-from sinks.slack_message import build_message, parse_blocks
+from sinks.slack_message import ActionButtons, build_message, parse_blocks
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -46,6 +46,59 @@ RETRYABLE_ERRORS = frozenset(
      "request_timeout"}
 )  # fmt: skip
 _ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
+
+
+DEFAULT_SILENCE_FOR = (3600.0, 4 * 3600.0, 24 * 3600.0)
+LONGEST_BUTTON_SILENCE = 366 * 86400.0  # as a silence made through the admin API
+
+
+class SlackActionsConfig(BaseModel):
+    """The buttons of an alert (DESIGN.md section 12); they need the sink's `signing_secret`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    silence_by: tuple[str, ...] | None = None  # default: the rule's group.by, else status+agentId
+    silence_for: tuple[Duration, ...] = Field(default=DEFAULT_SILENCE_FOR, max_length=5)
+    acknowledge: bool = True
+    allowed_users: frozenset[str] | None = None  # Slack user ids (U…) or user names
+    allowed_channels: frozenset[str] | None = None  # channel ids (C…) or names
+
+    @field_validator("silence_by", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("silence_by")
+    @classmethod
+    def _field_paths(cls, paths: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if paths is None:
+            return None
+        if not paths:
+            raise ValueError("silence_by needs at least one field (such as sipTrunkId)")
+        for path in paths:
+            if not path or any(not segment.strip() for segment in path.split(".")):
+                raise ValueError(
+                    f"silence_by {path!r} is not a field path: use names joined by dots, "
+                    "like sipTrunkId or variables.tier"
+                )
+        return paths
+
+    @field_validator("silence_for")
+    @classmethod
+    def _durations(cls, choices: tuple[float, ...]) -> tuple[float, ...]:
+        for seconds in choices:
+            if not 0 < seconds <= LONGEST_BUTTON_SILENCE:
+                raise ValueError("each silence_for choice must be longer than 0s and at most 366d")
+        return tuple(dict.fromkeys(choices))
+
+    @field_validator("allowed_users", "allowed_channels", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [item.lstrip("#@") if isinstance(item, str) else item for item in value]
+        return value
 
 
 class SlackSinkConfig(SinkConfig):
@@ -58,6 +111,8 @@ class SlackSinkConfig(SinkConfig):
     blocks: SlackJsonTemplate | None = None
     mask_phone: bool = True
     timeout: Duration = 10.0
+    signing_secret: SecretStr | None = None  # the Slack app's: turns the buttons on
+    actions: SlackActionsConfig | None = None
 
     @model_validator(mode="after")
     def _one_mode(self) -> SlackSinkConfig:
@@ -65,7 +120,20 @@ class SlackSinkConfig(SinkConfig):
             raise ValueError("give either webhook_url or token + channel, not both")
         if self.token is not None and self.token.get_secret_value() and not self.channel:
             raise ValueError('token needs a channel (e.g. channel: "#ops-alerts")')
+        if self.actions is not None and self.signing_secret is None:
+            raise ValueError(
+                "actions need signing_secret (the Slack app's, from its Basic Information)"
+            )
         return self
+
+    @property
+    def buttons_on(self) -> bool:
+        """Whether alerts carry buttons: a signing secret is set (and not empty)."""
+        return self.signing_secret is not None and bool(self.signing_secret.get_secret_value())
+
+    @property
+    def effective_actions(self) -> SlackActionsConfig:
+        return self.actions or SlackActionsConfig()
 
     def missing_settings(self) -> list[str]:
         if self.token is not None:
@@ -154,11 +222,18 @@ class SlackSink(Sink):
             )
 
     def render(self, request: DeliveryRequest) -> dict[str, Any]:
+        buttons = None
+        if self.config.buttons_on:
+            actions = self.config.effective_actions
+            buttons = ActionButtons(
+                self.name, actions.silence_for, actions.acknowledge, actions.silence_by
+            )
         message = build_message(
             request,
             mask_phone_numbers=self.config.mask_phone,
             text_template=self.config.text,
             blocks_template=self.config.blocks,
+            buttons=buttons,
         )
         payload: dict[str, Any] = {}
         if self.config.token is not None:
@@ -211,6 +286,30 @@ class SlackSink(Sink):
         if 200 <= response.status_code < 300:
             return SendResult(status_code=response.status_code, detail="posted")
         raise classify_api_answer(response.status_code, response.body, response.headers)
+
+    @property
+    def bot_mode(self) -> bool:
+        return self._web is not None
+
+    async def update_message(self, channel: str, ts: str, message: dict[str, Any]) -> None:
+        """Rewrite a message this bot posted (`chat.update`), after a click on its buttons;
+        raises `Retryable` or `Permanent` as a send would."""
+        if self._web is None:
+            raise Permanent("slack: chat.update needs bot mode (token + channel)")
+        web_client = self._web
+
+        async def update(payload: dict[str, Any]) -> SendResult:
+            try:
+                await web_client.chat_update(channel=channel, ts=ts, **payload)
+            except SlackApiError as exc:
+                answer = exc.response
+                data = answer.data if isinstance(answer.data, dict) else {}
+                raise classify_api_answer(
+                    answer.status_code, data.get("error"), answer.headers
+                ) from None
+            return SendResult(detail="updated")
+
+        await self._guarded(update, message)
 
 
 SlackSinkConfig.sink_class = SlackSink

@@ -12,11 +12,21 @@ import copy
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from router.slack_actions import (
+    ACK_ACTION_ID,
+    ACTIONS_BLOCK_ID,
+    MAX_BUTTON_VALUE,
+    ButtonValue,
+    digest_button_noun,
+    duration_label,
+    silence_action_id,
+)
 from router.templates import (
     Template,
     TemplateRenderError,
@@ -272,6 +282,52 @@ def default_digest_alert(
     return {"text": fit_text(fallback), "blocks": fit_blocks(blocks)}
 
 
+@dataclass(frozen=True)
+class ActionButtons:
+    """The buttons a sink with a signing secret adds to its alerts (DESIGN.md section 12)."""
+
+    sink: str
+    silence_for: Sequence[float]
+    acknowledge: bool = True
+    silence_by: Sequence[str] | None = None
+
+
+def _button(text: str, action_id: str, value: ButtonValue, style: str | None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": truncate_text(text, MAX_BUTTON_TEXT)},
+        "action_id": action_id,
+        "value": value.encoded(),
+    }
+    if style is not None:
+        button["style"] = style
+    return button
+
+
+def actions_block(
+    buttons: ActionButtons, delivery_id: str, digest: Digest | None
+) -> dict[str, Any] | None:
+    """ "Acknowledge" and "Silence similar for …" (on a digest grouped by one field,
+    "Silence this trunk for …"); None when a value would exceed Slack's 2000 characters."""
+    noun = None
+    if digest is not None:
+        group_by = list(digest.group_key)
+        if buttons.silence_by is None or list(buttons.silence_by) == group_by:
+            noun = digest_button_noun(group_by)
+    what = f"this {noun}" if noun else "similar"
+    elements = []
+    if buttons.acknowledge:
+        value = ButtonValue(delivery_id, buttons.sink)
+        elements.append(_button(":eyes: Acknowledge", ACK_ACTION_ID, value, "primary"))
+    for seconds in buttons.silence_for:
+        value = ButtonValue(delivery_id, buttons.sink, seconds)
+        label = f":no_bell: Silence {what} for {duration_label(seconds)}"
+        elements.append(_button(label, silence_action_id(seconds), value, None))
+    if not elements or any(len(e["value"]) > MAX_BUTTON_VALUE for e in elements):
+        return None
+    return {"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": elements}
+
+
 def fit_text(text: str) -> str:
     return truncate_mrkdwn(text, MAX_MESSAGE_TEXT)
 
@@ -359,12 +415,31 @@ def build_message(
     mask_phone_numbers: bool = True,
     text_template: Template | None = None,
     blocks_template: Template | None = None,
+    buttons: ActionButtons | None = None,
 ) -> dict[str, Any]:
     """`{"text": …, "blocks": […]}` for one delivery; raises `Permanent` if a template fails.
 
     With only a `text` template the message is that text alone (no blocks); with a
     `blocks` template its blocks replace the default ones and `text` stays the fallback.
+    `buttons` adds an actions block at the end (to a text-only message too).
     """
+    message = _built_message(request, mask_phone_numbers, text_template, blocks_template)
+    if buttons is not None:
+        block = actions_block(buttons, request.delivery_id, request.digest)
+        if block is not None:
+            blocks = list(message.get("blocks") or [])
+            if not blocks:
+                blocks = [_section(message["text"])]
+            message["blocks"] = [*blocks[: MAX_BLOCKS - 1], block]
+    return message
+
+
+def _built_message(
+    request: DeliveryRequest,
+    mask_phone_numbers: bool,
+    text_template: Template | None,
+    blocks_template: Template | None,
+) -> dict[str, Any]:
     if request.digest is not None:
         message = default_digest_alert(
             request.digest, rule=request.rule, mask_phone_numbers=mask_phone_numbers

@@ -272,6 +272,38 @@ class SinkCounts:
     oldest_pending_created_at: float | None = None
 
 
+AcknowledgedKind = Literal["call", "digest"]
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """Who acknowledged a call (`kind` 'call', `target_id` the event id) or a digest
+    ('digest', its delivery id) from an alert's button, and when; the first one counts."""
+
+    kind: AcknowledgedKind
+    target_id: str
+    user_id: str
+    user_name: str
+    channel: str
+    at: float
+
+
+@dataclass(frozen=True)
+class SlackActionRecord:
+    """One click on an alert's button, as audited: `target` is `call:ID` or `digest:ID`,
+    `outcome` what came of it (silenced, extended, acknowledged, refused, failed...)."""
+
+    id: str
+    at: float
+    user_id: str
+    user_name: str
+    channel: str
+    action: str
+    target: str
+    outcome: str
+    detail: str = ""
+
+
 @dataclass(frozen=True)
 class SinkBacklog:
     pending: int
@@ -436,6 +468,40 @@ class Store(ABC):
     @abstractmethod
     async def sink_pauses(self, now: float) -> list[SinkPause]:
         """Pauses still running at `now`, by sink name."""
+
+    @abstractmethod
+    async def extend_silence(self, silence_id: str, ends_at: float, now: float) -> bool:
+        """Move a silence still in force at `now` to end at `ends_at` (later only);
+        False when it is over, expired, unknown or already ends at or after it."""
+
+    @abstractmethod
+    async def event_payload(self, event_id: str) -> bytes | None:
+        """The body of one stored call as received, or None."""
+
+    @abstractmethod
+    async def acknowledge(self, acknowledgement: Acknowledgement) -> Acknowledgement:
+        """Record an acknowledgement unless its target has one; the one that counts."""
+
+    @abstractmethod
+    async def acknowledgement(
+        self, kind: AcknowledgedKind, target_id: str
+    ) -> Acknowledgement | None: ...
+
+    @abstractmethod
+    async def acknowledgements_since(self, since: float) -> list[Acknowledgement]:
+        """Acknowledgements made at or after `since`, oldest first."""
+
+    @abstractmethod
+    async def record_slack_action(self, action: SlackActionRecord) -> None: ...
+
+    @abstractmethod
+    async def slack_actions(self, limit: int = 100) -> list[SlackActionRecord]:
+        """The audit of clicks on alerts' buttons, newest first."""
+
+    @abstractmethod
+    async def purge_slack_actions(self, before: float) -> int:
+        """Delete audited clicks and acknowledgements made before the cutoff (retention);
+        the number of audit rows deleted."""
 
     @abstractmethod
     async def pending_sinks(self) -> set[str]:

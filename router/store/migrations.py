@@ -229,6 +229,40 @@ MIGRATIONS: tuple[Migration, ...] = (
             " WHERE status <> 'delivered'",
         ),
     ),
+    Migration(
+        version=7,
+        description="acknowledgements and the audit of actions taken from Slack's buttons",
+        statements=(
+            # Who acknowledged a call (kind 'call', the event id) or a digest (kind
+            # 'digest', its delivery id) from an alert's button; the first one counts.
+            """
+            CREATE TABLE acknowledgements (
+                kind TEXT NOT NULL CHECK (kind IN ('call', 'digest')),
+                target_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                user_name TEXT NOT NULL DEFAULT '',
+                channel TEXT NOT NULL DEFAULT '',
+                at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (kind, target_id)
+            )
+            """,
+            "CREATE INDEX acknowledgements_at ON acknowledgements (at)",
+            """
+            CREATE TABLE slack_actions_audit (
+                id TEXT PRIMARY KEY,
+                at DOUBLE PRECISION NOT NULL,
+                user_id TEXT NOT NULL,
+                user_name TEXT NOT NULL DEFAULT '',
+                channel TEXT NOT NULL DEFAULT '',
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                detail TEXT NOT NULL DEFAULT ''
+            )
+            """,
+            "CREATE INDEX slack_actions_audit_at ON slack_actions_audit (at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

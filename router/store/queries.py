@@ -489,3 +489,44 @@ SINK_PAUSES = Query(
     "SELECT sink, paused_until AS until, comment, created_at FROM sink_pauses"
     " WHERE paused_until > :now ORDER BY sink",
 )
+
+# --- acting from Slack's buttons: acknowledgements, the audit, extending a silence -----
+
+EXTEND_SILENCE = Query(
+    "extend_silence",
+    "UPDATE silences SET ends_at = :ends_at"
+    " WHERE id = :id AND expired_at IS NULL AND ends_at > :now AND ends_at < :ends_at",
+)
+EVENT_PAYLOAD = Query("event_payload", "SELECT payload FROM events WHERE id = :id")
+_SELECT_ACKNOWLEDGEMENTS = (
+    "SELECT kind, target_id, user_id, user_name, channel, at FROM acknowledgements"
+)
+ACKNOWLEDGE = Query(
+    "acknowledge",
+    "INSERT INTO acknowledgements (kind, target_id, user_id, user_name, channel, at)"
+    " VALUES (:kind, :target_id, :user_id, :user_name, :channel, :at)"
+    " ON CONFLICT (kind, target_id) DO NOTHING",
+)
+GET_ACKNOWLEDGEMENT = Query(
+    "get_acknowledgement", _SELECT_ACKNOWLEDGEMENTS + " WHERE kind = :kind AND target_id = :id"
+)
+ACKNOWLEDGEMENTS_SINCE = Query(
+    "acknowledgements_since", _SELECT_ACKNOWLEDGEMENTS + " WHERE at >= :since ORDER BY at"
+)
+RECORD_SLACK_ACTION = Query(
+    "record_slack_action",
+    "INSERT INTO slack_actions_audit"
+    " (id, at, user_id, user_name, channel, action, target, outcome, detail)"
+    " VALUES (:id, :at, :user_id, :user_name, :channel, :action, :target, :outcome, :detail)",
+)
+SLACK_ACTIONS = Query(
+    "slack_actions",
+    "SELECT id, at, user_id, user_name, channel, action, target, outcome, detail"
+    " FROM slack_actions_audit ORDER BY at DESC, id DESC LIMIT :limit",
+)
+PURGE_SLACK_ACTIONS = Query(
+    "purge_slack_actions", "DELETE FROM slack_actions_audit WHERE at < :before", maintenance=True
+)
+PURGE_ACKNOWLEDGEMENTS = Query(
+    "purge_acknowledgements", "DELETE FROM acknowledgements WHERE at < :before", maintenance=True
+)

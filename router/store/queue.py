@@ -26,6 +26,8 @@ from typing import Any
 from router.store import queries as q
 from router.store.base import (
     WORKER_LIVE_SECONDS,
+    AcknowledgedKind,
+    Acknowledgement,
     AttemptRecord,
     CallFilters,
     ClaimedDelivery,
@@ -42,6 +44,7 @@ from router.store.base import (
     SinkBacklog,
     SinkCounts,
     SinkPause,
+    SlackActionRecord,
     StateAfterAttempt,
     Store,
     Verification,
@@ -547,6 +550,64 @@ class QueueStore(Store):
     async def sink_pauses(self, now: float) -> list[SinkPause]:
         found = await self.connector.read(lambda: single(q.SINK_PAUSES, "rows", now=now))
         return found.to(SinkPause)
+
+    # --- acting from Slack's buttons ---
+
+    async def extend_silence(self, silence_id: str, ends_at: float, now: float) -> bool:
+        return await self._write_one(q.EXTEND_SILENCE, id=silence_id, ends_at=ends_at, now=now) > 0
+
+    async def event_payload(self, event_id: str) -> bytes | None:
+        found = await self.connector.read(lambda: single(q.EVENT_PAYLOAD, "value", id=event_id))
+        return None if found is None else bytes(found)
+
+    async def acknowledge(self, acknowledgement: Acknowledgement) -> Acknowledgement:
+        await self._write_one(
+            q.ACKNOWLEDGE,
+            kind=acknowledgement.kind,
+            target_id=acknowledgement.target_id,
+            user_id=acknowledgement.user_id,
+            user_name=acknowledgement.user_name,
+            channel=acknowledgement.channel,
+            at=acknowledgement.at,
+        )
+        found = await self.acknowledgement(acknowledgement.kind, acknowledgement.target_id)
+        return found or acknowledgement
+
+    async def acknowledgement(
+        self, kind: AcknowledgedKind, target_id: str
+    ) -> Acknowledgement | None:
+        found = await self.connector.read(
+            lambda: single(q.GET_ACKNOWLEDGEMENT, "row", kind=kind, id=target_id)
+        )
+        return None if found is None else from_row(Acknowledgement, found)
+
+    async def acknowledgements_since(self, since: float) -> list[Acknowledgement]:
+        found = await self.connector.read(
+            lambda: single(q.ACKNOWLEDGEMENTS_SINCE, "rows", since=since)
+        )
+        return found.to(Acknowledgement)
+
+    async def record_slack_action(self, action: SlackActionRecord) -> None:
+        await self._write_one(
+            q.RECORD_SLACK_ACTION,
+            id=action.id,
+            at=action.at,
+            user_id=action.user_id,
+            user_name=action.user_name,
+            channel=action.channel,
+            action=action.action,
+            target=action.target,
+            outcome=action.outcome,
+            detail=action.detail,
+        )
+
+    async def slack_actions(self, limit: int = 100) -> list[SlackActionRecord]:
+        found = await self.connector.read(lambda: single(q.SLACK_ACTIONS, "rows", limit=limit))
+        return found.to(SlackActionRecord)
+
+    async def purge_slack_actions(self, before: float) -> int:
+        await self._write_one(q.PURGE_ACKNOWLEDGEMENTS, before=before)
+        return await self._write_one(q.PURGE_SLACK_ACTIONS, before=before)
 
     async def _announcing(
         self, query: Query, sinks: frozenset[str] | None, **parameters: Any

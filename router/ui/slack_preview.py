@@ -29,6 +29,8 @@ EMOJI = {
     "warning": "⚠️",
     "arrow_forward": "▶️",
     "bellhop_bell": "🛎️",
+    "eyes": "👀",
+    "no_bell": "🔕",
     "telephone_receiver": "📞",
     "rotating_light": "🚨",
 }
@@ -142,7 +144,8 @@ def _section(block: Mapping[str, Any]) -> str:
 def _actions(block: Mapping[str, Any]) -> str:
     elements = block.get("elements")
     buttons = "".join(
-        f'<span class="button">{_text_html(element.get("text"))}</span>'
+        f'<span class="button{" primary" if element.get("style") == "primary" else ""}">'
+        f"{_text_html(element.get('text'))}</span>"
         for element in (elements if isinstance(elements, list) else [])
         if isinstance(element, Mapping) and element.get("type") == "button"
     )

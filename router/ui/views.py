@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Metric
 
+from router.admin import acknowledgement_key
 from router.delivery import DeliveryEngine
 from router.events import EventRejected, parse_event
 from router.metrics import Metrics
@@ -307,6 +308,7 @@ class ConsoleViews:
         if view is None:
             return self.pages.problem(request, 404, f"no delivery {delivery_id!r}")
         attempts = await self.store.list_attempts(delivery_id)
+        acknowledgement = await self.store.acknowledgement(*acknowledgement_key(view))
         calls: list[dict[str, Any]] = []
         if view.kind == "digest":
             for payload in (await self.store.digest_calls(delivery_id))[:PAGE_SIZE]:
@@ -324,6 +326,7 @@ class ConsoleViews:
             now=time.time(),
             view=view,
             attempts=attempts,
+            acknowledgement=acknowledgement,
             calls=calls,
             outcome=request.query.get("replay"),
         )

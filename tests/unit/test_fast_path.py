@@ -106,8 +106,8 @@ class Harness:
         prepared = Prepared(
             event_id, "completed", "outbound", (), [(s, "r", None) for s in sinks], ()
         )
-        answer = await self.handler._accept(prepared, b'{"id": "%s"}' % event_id.encode())
-        return answer.status
+        outcome = await self.handler._accept(prepared, b'{"id": "%s"}' % event_id.encode())
+        return outcome.answer().status
 
     def sending(self, sink: str) -> int:
         return self.engine.lanes[sink].sending

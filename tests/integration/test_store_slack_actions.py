@@ -1,0 +1,65 @@
+"""The store's part of acting from Slack's buttons (DESIGN.md section 12), on every store
+kind: acknowledgements (the first one counts), the audit of clicks, extending a silence,
+reading one call's body. Times are fixed numbers, never the clock."""
+
+from __future__ import annotations
+
+from router.store.base import Acknowledgement, SlackActionRecord, Store
+from tests.integration.test_store_contract import NOW, record
+from tests.integration.test_store_controls import silence
+
+
+async def test_the_first_acknowledgement_counts(store: Store) -> None:
+    first = Acknowledgement("call", "call-1", "U1", "alice", "C1", NOW)
+    assert await store.acknowledge(first) == first
+    second = Acknowledgement("call", "call-1", "U2", "bob", "C1", NOW + 5)
+    assert await store.acknowledge(second) == first
+    digest = Acknowledgement("digest", "call-1", "U2", "bob", "C1", NOW + 6)
+    assert await store.acknowledge(digest) == digest  # a digest of the same id is another target
+
+    assert await store.acknowledgement("call", "call-1") == first
+    assert await store.acknowledgement("call", "unknown") is None
+    assert await store.acknowledgements_since(NOW + 1) == [digest]
+    assert await store.acknowledgements_since(NOW) == [first, digest]
+
+
+async def test_clicks_are_audited_newest_first(store: Store) -> None:
+    older = SlackActionRecord(
+        "a1", NOW, "U1", "alice", "C1", "silence", "call:c1", "silenced", "1h"
+    )
+    newer = SlackActionRecord("a2", NOW + 1, "U9", "", "C1", "acknowledge", "call:c1", "refused")
+    await store.record_slack_action(older)
+    await store.record_slack_action(newer)
+    assert await store.slack_actions() == [newer, older]
+    assert await store.slack_actions(limit=1) == [newer]
+
+
+async def test_extending_a_silence_moves_its_end_later_only(store: Store) -> None:
+    await store.add_silence(silence("s1", ends_at=NOW + 3600))
+    assert await store.extend_silence("s1", NOW + 7200, NOW)
+    assert not await store.extend_silence("s1", NOW + 60, NOW)  # never shortens
+    assert not await store.extend_silence("unknown", NOW + 9000, NOW)
+    [stored] = await store.list_silences()
+    assert stored.ends_at == NOW + 7200
+
+    await store.expire_silence("s1", NOW + 10)
+    assert not await store.extend_silence("s1", NOW + 9000, NOW + 20)  # over: not revived
+    [stored] = await store.list_silences()
+    assert stored.ends_at == NOW + 7200 and stored.expired_at == NOW + 10
+
+
+async def test_one_calls_body_is_read_back_as_received(store: Store) -> None:
+    call = record("call-7")
+    await store.ingest(call)
+    assert await store.event_payload("call-7") == call.payload
+    assert await store.event_payload("unknown") is None
+
+
+async def test_clicks_and_acknowledgements_older_than_the_cutoff_are_purged(store: Store) -> None:
+    await store.acknowledge(Acknowledgement("call", "old", "U1", "", "", NOW - 100))
+    await store.acknowledge(Acknowledgement("call", "new", "U1", "", "", NOW))
+    await store.record_slack_action(SlackActionRecord("a1", NOW - 100, "U1", "", "", "x", "t", "o"))
+    await store.record_slack_action(SlackActionRecord("a2", NOW, "U1", "", "", "x", "t", "o"))
+    assert await store.purge_slack_actions(NOW - 50) == 1
+    assert [a.target_id for a in await store.acknowledgements_since(0)] == ["new"]
+    assert [a.id for a in await store.slack_actions()] == ["a2"]

@@ -1,0 +1,126 @@
+"""A fake Slack for the buttons' round trip: it takes the router's alerts (incoming webhook
+and chat.postMessage), records what comes back to a click's `response_url` and to
+`chat.update`, and builds signed interaction requests as Slack would post them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+WEBHOOK_PATH = "/services/T0001/B0002/WEBHOOK"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+@dataclass
+class FakeSlack:
+    posted: list[dict[str, Any]] = field(default_factory=list)  # alerts the router sent
+    responses: list[dict[str, Any]] = field(default_factory=list)  # bodies to response_url
+    updates: list[dict[str, Any]] = field(default_factory=list)  # chat.update bodies
+    server: TestServer | None = None
+
+    @property
+    def base(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.port}"
+
+    @property
+    def response_url(self) -> str:
+        return self.base + "/actions/T0001/1234/RESPONSE"
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        self.posted.append(await request.json())
+        return web.Response(text="ok")
+
+    async def _post_message(self, request: web.Request) -> web.Response:
+        self.posted.append(await request.json())
+        return web.json_response({"ok": True, "channel": "C0ALERTS", "ts": "1700000000.000100"})
+
+    async def _update(self, request: web.Request) -> web.Response:
+        self.updates.append(await request.json())
+        return web.json_response({"ok": True})
+
+    async def _response(self, request: web.Request) -> web.Response:
+        self.responses.append(await request.json())
+        return web.Response(text="ok")
+
+    async def start(self) -> FakeSlack:
+        app = web.Application()
+        app.router.add_post(WEBHOOK_PATH, self._webhook)
+        app.router.add_post("/api/chat.postMessage", self._post_message)
+        app.router.add_post("/api/chat.update", self._update)
+        app.router.add_post("/actions/T0001/1234/RESPONSE", self._response)
+        self.server = TestServer(app, host="127.0.0.1", port=0)
+        await self.server.start_server()
+        return self
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+
+    def click_payload(
+        self,
+        message: dict[str, Any],
+        action_id: str,
+        *,
+        user: str = "U0ALICE",
+        user_name: str = "alice",
+        channel: str = "C0ALERTS",
+        channel_name: str = "ops-alerts",
+    ) -> dict[str, Any]:
+        """The block_actions payload of a click on the button `action_id` of `message`."""
+        [button] = [
+            element
+            for block in message["blocks"]
+            if block["type"] == "actions"
+            for element in block["elements"]
+            if element.get("action_id") == action_id
+        ]
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": user_name, "name": user_name, "team_id": "T0001"},
+            "api_app_id": "A0APP",
+            "team": {"id": "T0001", "domain": "example"},
+            "container": {
+                "type": "message",
+                "message_ts": "1700000000.000100",
+                "channel_id": channel,
+                "is_ephemeral": False,
+            },
+            "channel": {"id": channel, "name": channel_name},
+            "message": {"type": "message", "ts": "1700000000.000100", **message},
+            "response_url": self.response_url,
+            "trigger_id": "123.456.abc",
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "revring_actions",
+                    "text": button["text"],
+                    "value": button["value"],
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+
+
+def signed_request(
+    payload: dict[str, Any], *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The form body and headers Slack sends for `payload`, signed with `secret`."""
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": "v0=" + digest.hexdigest(),
+    }
+    return body, headers
