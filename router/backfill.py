@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import orjson
-
 from router.config import Config
-from router.events import EventRejected, parse_event
+from router.events import EventRejected, decode_json, parse_event
 from router.ingest import IngestOutcome
 from router.logs import printable
 from router.preview import preview
@@ -194,7 +192,7 @@ async def dry_run(
 
 
 def _route_line(config: Config, call_id: str, body: bytes, now: datetime) -> str | None:
-    event = orjson.loads(body)
+    event = decode_json(body)
     try:
         parse_event(event)
     except EventRejected:

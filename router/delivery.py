@@ -20,9 +20,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import orjson
-
 from router.controls import OperatorControls
+from router.events import decode_json
 from router.health import StoreHealth, is_store_failure
 from router.limits import PauseSettings, SinkBreaker, TokenBucket
 from router.metrics import Metrics
@@ -507,15 +506,15 @@ class SinkLane:
 
     async def _request_for(self, delivery: ClaimedDelivery) -> DeliveryRequest:
         """The request for one delivery; a digest's carries its calls, in arrival order."""
-        event = orjson.loads(delivery.payload)
+        event = decode_json(delivery.payload)
         digest: Digest | None = None
         if delivery.kind == "digest":
             payloads = await self.engine.store.digest_calls(delivery.id)
             digest = Digest(
-                group_key=orjson.loads(delivery.group_key or "{}"),
+                group_key=decode_json((delivery.group_key or "{}").encode()),
                 window_start=window_time(delivery.window_start or delivery.created_at),
                 window_end=window_time(delivery.window_end or delivery.created_at),
-                calls=[orjson.loads(payload) for payload in payloads] or [event],
+                calls=[decode_json(payload) for payload in payloads] or [event],
             )
             event = digest.calls[0]
         return DeliveryRequest(

@@ -12,9 +12,12 @@ field or a wrong type is an error that names the field.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,6 +26,20 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+
+_LONG_DIGIT_RUN = re.compile(rb"[0-9]{19,}")
+
+
+def decode_json(body: bytes) -> Any:
+    """A stored or posted body as JSON data, the same way everywhere (ingest, delivery,
+    backfill): orjson for speed and strictness; the stdlib parser again, for exact values,
+    when the body may hold an integer beyond 64 bits (orjson turns those into lossy
+    floats), so rules and templates see the same numbers."""
+    value = orjson.loads(body)
+    if _LONG_DIGIT_RUN.search(body):
+        return json.loads(body)
+    return value
+
 
 KNOWN_STATUSES = frozenset({"COMPLETED", "TRANSFERRED", "FAILED", "CANCELED"})
 KNOWN_DIRECTIONS = frozenset({"INBOUND", "OUTBOUND"})

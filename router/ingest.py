@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +24,13 @@ from aiohttp import web
 from router.budget import ByteBudget
 from router.controls import OperatorControls
 from router.delivery import DeliveryEngine, new_delivery_id, unleased
-from router.events import KNOWN_STATUSES, EventRejected, PostCallEvent, parse_event
+from router.events import (
+    KNOWN_STATUSES,
+    EventRejected,
+    PostCallEvent,
+    decode_json,
+    parse_event,
+)
 from router.health import StoreHealth, answer_within
 from router.metrics import Metrics, muted_reason_label
 from router.muting import Silence, mute_decisions
@@ -78,18 +82,6 @@ def json_answer(body: dict[str, Any], status: int = 200) -> web.Response:
 
 def problem(status: int, error: str, **extra: Any) -> web.Response:
     return json_answer({"error": error, **extra}, status)
-
-
-_LONG_DIGIT_RUN = re.compile(rb"[0-9]{19,}")
-
-
-def decode_json(body: bytes) -> Any:
-    """orjson for speed and strictness; the stdlib parser again, for exact values, when the
-    body may hold an integer beyond 64 bits (orjson turns those into lossy floats)."""
-    value = orjson.loads(body)
-    if _LONG_DIGIT_RUN.search(body):
-        return json.loads(body)
-    return value
 
 
 def group_join(rule: CompiledRule, event: dict[str, Any]) -> GroupJoin | None:

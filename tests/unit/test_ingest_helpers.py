@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.app import ServiceSettings
-from router.ingest import ApiKeys, decode_json
+from router.events import decode_json
+from router.ingest import ApiKeys
 
 
 def test_several_keys_are_accepted() -> None:
