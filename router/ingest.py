@@ -328,7 +328,13 @@ class WebhookHandler:
         """Store the call held for verification, with no delivery: the answer never
         waits for RevRing's API."""
         record = IngestRecord(
-            prepared.event_id, body, time.time(), [], prepared.status, prepared.direction
+            prepared.event_id,
+            body,
+            time.time(),
+            [],
+            prepared.status,
+            prepared.direction,
+            **prepared.columns,
         )
         try:
             result = await answer_within(self.store.ingest_held(record), self.limits.store_timeout)

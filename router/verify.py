@@ -59,7 +59,13 @@ def record_of(prepared: Prepared, body: bytes) -> IngestRecord:
         for sink, rule, reason in prepared.muted
     ]
     return IngestRecord(
-        prepared.event_id, body, time.time(), deliveries, prepared.status, prepared.direction
+        prepared.event_id,
+        body,
+        time.time(),
+        deliveries,
+        prepared.status,
+        prepared.direction,
+        **prepared.columns,
     )
 
 

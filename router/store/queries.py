@@ -419,9 +419,10 @@ RETIRE_WORKER = Query("retire_worker", "DELETE FROM replicas WHERE owner = :owne
 
 INSERT_HELD_EVENT = Query(
     "insert_held_event",
-    "INSERT INTO events (id, payload, received_at, status, direction, verification,"
-    " verify_next_at) VALUES (:id, :payload, :received_at, :status, :direction, 'pending',"
-    " :received_at) ON CONFLICT (id) DO NOTHING",
+    "INSERT INTO events (id, payload, received_at, status, direction, agent_id,"
+    " organization_id, hangup_cause, verification, verify_next_at)"
+    " VALUES (:id, :payload, :received_at, :status, :direction, :agent_id, :organization_id,"
+    " :hangup_cause, 'pending', :received_at) ON CONFLICT (id) DO NOTHING",
 )
 DUE_HELD = Query(
     "due_held",
@@ -434,7 +435,8 @@ DUE_HELD = Query(
 ROUTE_HELD = Query(
     "route_held",
     "UPDATE events SET verification = :verification, verify_next_at = NULL,"
-    " posted_payload = payload, payload = :payload, status = :status, direction = :direction"
+    " posted_payload = payload, payload = :payload, status = :status, direction = :direction,"
+    " agent_id = :agent_id, organization_id = :organization_id, hangup_cause = :hangup_cause"
     " WHERE id = :id AND verification IN ('pending', :also)",
 )
 MARK_NOT_VERIFIED = Query(

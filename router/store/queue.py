@@ -186,6 +186,9 @@ def ingest_held(record: IngestRecord) -> Script[IngestResult]:
         received_at=record.received_at,
         status=record.status,
         direction=record.direction,
+        agent_id=record.agent_id,
+        organization_id=record.organization_id,
+        hangup_cause=record.hangup_cause,
     )
     return IngestResult("accepted" if inserted else "duplicate", 0)
 
@@ -197,6 +200,9 @@ def route_held(record: IngestRecord, verification: str) -> Script[IngestResult |
         payload=record.payload,
         status=record.status,
         direction=record.direction,
+        agent_id=record.agent_id,
+        organization_id=record.organization_id,
+        hangup_cause=record.hangup_cause,
         verification=verification,
         also="not_verified" if verification == "released" else "pending",
     )

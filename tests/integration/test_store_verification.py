@@ -105,3 +105,20 @@ async def test_a_schema_3_sqlite_store_upgrades_in_place(tmp_path):
         ]
     finally:
         await store.close()
+
+
+async def test_a_held_call_is_found_by_its_agent_before_and_after_verification(store: Store):
+    """The console's filters read the call's columns: a held call has them as posted, and
+    routing it with RevRing's body takes RevRing's."""
+    call = str(uuid.uuid4())
+    posted = IngestRecord(call, b"{}", NOW, [], "FAILED", "OUTBOUND", agent_id="posted-agent")
+    await store.ingest_held(posted)
+    [found] = await store.list_events(CallFilters(agent_id="posted-agent"))
+    assert found.id == call
+    verified = IngestRecord(
+        call, b"{}", NOW + 1, [], "FAILED", "OUTBOUND", agent_id="agent-per-revring"
+    )
+    assert await store.route_held(verified, "verified") is not None
+    assert await store.list_events(CallFilters(agent_id="posted-agent")) == []
+    [found] = await store.list_events(CallFilters(agent_id="agent-per-revring"))
+    assert (found.id, found.verification) == (call, "verified")
