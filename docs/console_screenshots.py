@@ -15,6 +15,7 @@ import asyncio
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.async_api import Page, async_playwright  # noqa: E402
 
+from router.silences import iso, parse_silence_request  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402
 from tests.conftest import fresh_event  # noqa: E402
 from tests.receivers import Receiver  # noqa: E402
@@ -76,6 +78,27 @@ async def sign_in(page: Page, base: str) -> None:
     await page.fill("input[name=token]", ADMIN_TOKEN)
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{base}/ui/")
+
+
+async def silences(page: Page, base: str, store: Any, call_id: str) -> None:
+    """A silence made from a call's page, one pending and one expired, then the list."""
+    now = time.time()
+    pending = {"when": {"hangupCause": "VOICEMAIL_DETECTED"}, "for": "8h", "sinks": ["crm"]}
+    pending.update(starts_at=iso(now + 3 * 3600), comment="CRM import window tonight")
+    ended = {"when": {"agentId": "agent-retired"}, "for": "1h", "comment": "old agent"}
+    yesterday = now - 86400
+    await store.add_silence(parse_silence_request(pending, now=now, known_sinks=["crm"]))
+    old = parse_silence_request(ended, now=yesterday, known_sinks=["crm"])
+    await store.add_silence(old)
+    await store.expire_silence(old.id, yesterday + 1800)
+    await page.goto(f"{base}/ui/calls/{call_id}")
+    await page.click("text=Silence calls like this one")
+    await page.fill("input[name=for]", "2h")
+    await page.check("input[name=sinks][value=ops-slack]")
+    await page.fill("input[name=comment]", "carrier maintenance, ticket 4411")
+    await page.click("button:has-text('Create silence')")
+    await page.click("summary:has-text('Expired in the last 30 days')")
+    await shoot(page, "console-silences.png", full_page=True)
 
 
 async def take(chromium: str) -> None:
@@ -135,6 +158,7 @@ async def take(chromium: str) -> None:
                 playground = laptop.locator("main section").first
                 await playground.screenshot(path=str(OUT / "console-rules.png"))
                 print(f"wrote {OUT / 'console-rules.png'}")
+                await silences(laptop, base, store, pictured["id"])
                 phone = await browser.new_page(viewport=PHONE)
                 await sign_in(phone, base)
                 await shoot(phone, "console-phone-overview.png")

@@ -25,6 +25,7 @@ from router.store.base import Store
 from router.ui.auth import SESSION_COOKIE, FailedSignIns, Sessions, token_matches
 from router.ui.calls import CallViews
 from router.ui.pages import SESSION, Pages
+from router.ui.silences import SilenceViews
 from router.ui.views import ConsoleViews
 
 log = logging.getLogger("router.ui")
@@ -193,6 +194,7 @@ def console_app(
     pages = Pages()
     views = ConsoleViews(pages, store, runtime, engine, metrics)
     calls = CallViews(pages, store, runtime, engine)
+    silences = SilenceViews(pages, store, runtime, engine)
     console = Console(token, views, pages)
     app = web.Application(middlewares=[console.guard])
     app.add_routes(
@@ -211,6 +213,9 @@ def console_app(
             web.post("/deliveries/{id}/replay", views.replay, name="replay"),
             web.get("/rules", views.rules, name="rules"),
             web.post("/rules/playground", views.playground, name="playground"),
+            web.get("/silences", silences.silences, name="silences"),
+            web.post("/silences", silences.create, name="silence_create"),
+            web.post("/silences/{id}/expire", silences.expire, name="silence_expire"),
             web.static("/static", STATIC, name="static"),
         ]
     )
