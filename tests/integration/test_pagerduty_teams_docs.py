@@ -1,29 +1,23 @@
-"""The README's PagerDuty and Teams sections stay true: their examples load, pass the
+"""The PagerDuty and Teams pages stay true: their examples load, pass the
 same checks `revring-router check` makes, and render what the text says."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 from router.config import parse_config
 from router.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
 from sinks.teams import TeamsSink, TeamsSinkConfig
+from tests.docs import blocks, page
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 ENVIRONMENT = {
     "PAGERDUTY_ROUTING_KEY": "R0UTINGKEYsecret0123456789abcdef",
     "TEAMS_WEBHOOK_URL": "https://prod-01.westus.logic.azure.com/workflows/abc/invoke?sig=S",
 }
 
 
-def section_blocks(heading: str) -> list[str]:
-    text = README.read_text()
-    start = text.index(f"### {heading}\n")
-    end = text.index("\n### ", start + 1)
-    return re.findall(r"```yaml\n(.*?)```", text[start:end], re.DOTALL)
+def section_blocks(name: str) -> list[str]:
+    return blocks(page(name), "yaml")
 
 
 def request() -> DeliveryRequest:
@@ -32,8 +26,8 @@ def request() -> DeliveryRequest:
 
 
 def test_the_pagerduty_example_loads_and_pages_gold_customers_critically() -> None:
-    [example] = section_blocks("PagerDuty")
-    config = parse_config("version: 1\n" + example, "README.md", ENVIRONMENT)
+    [example] = section_blocks("sinks/pagerduty.md")
+    config = parse_config("version: 1\n" + example, "rules.yaml", ENVIRONMENT)
     [sink] = config.sinks.values()
     assert isinstance(sink, PagerDutySinkConfig)
     assert sink.sample_problems(sample_event()) == []
@@ -43,8 +37,8 @@ def test_the_pagerduty_example_loads_and_pages_gold_customers_critically() -> No
 
 
 def test_the_teams_examples_load_and_the_card_renders_as_described() -> None:
-    example, card = section_blocks("Microsoft Teams")
-    config = parse_config("version: 1\n" + example + card, "README.md", ENVIRONMENT)
+    example, card = section_blocks("sinks/teams.md")
+    config = parse_config("version: 1\n" + example + card, "rules.yaml", ENVIRONMENT)
     [sink] = config.sinks.values()
     assert isinstance(sink, TeamsSinkConfig) and sink.card is not None
     assert sink.sample_problems(sample_event()) == []
