@@ -194,8 +194,31 @@ def _operation_section(path: str, method: str, operation: dict[str, Any], spec: 
         lines += _schema_table(content["schema"], components)
     lines += ["| status | meaning |", "| --- | --- |"]
     for status, response in operation["responses"].items():
-        lines.append(f"| {status} | {_cell(response['description'])} |")
+        lines.append(f"| {status} | {_cell(response['description'])}{_answer_link(response)} |")
     lines.append("")
+    return lines
+
+
+def _answer_link(response: dict[str, Any]) -> str:
+    """A link to the schema section of a JSON answer's body, when it has one."""
+    for content in response.get("content", {}).values():
+        schema = content["schema"]
+        many = schema.get("type") == "array"
+        ref = (schema.get("items", {}) if many else schema).get("$ref")
+        if ref:
+            name = ref.rsplit("/", 1)[-1]
+            return f": {'a list of ' if many else ''}[`{name}`](#{name.lower()})"
+    return ""
+
+
+def _schema_sections(spec: dict[str, Any]) -> list[str]:
+    components = spec["components"]["schemas"]
+    lines = ["## Schemas", ""]
+    for name, schema in components.items():
+        if name == "PostCallEvent":
+            continue  # shown with the webhook
+        lines += [f"### {name}", ""]
+        lines += _schema_table(schema, components)
     return lines
 
 
@@ -217,6 +240,7 @@ def http_api_page() -> str:
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             lines += _operation_section(path, method, operation, spec)
+    lines += _schema_sections(spec)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -82,14 +82,18 @@ def _admin(
         "tags": ["admin"],
         "security": [{"AdminToken": []}],
         **operation,
-        "responses": {
-            **responses,
-            "401": _error("missing or wrong bearer token"),
-            "404": _error(
-                "ROUTER_ADMIN_TOKEN is not set (the admin API is off)"
-                + (f", or an unknown {unknown}" if unknown else "")
-            ),
-        },
+        "responses": dict(
+            sorted(
+                {
+                    **responses,
+                    "401": _error("missing or wrong bearer token"),
+                    "404": _error(
+                        "ROUTER_ADMIN_TOKEN is not set (the admin API is off)"
+                        + (f", or an unknown {unknown}" if unknown else "")
+                    ),
+                }.items()
+            )
+        ),
     }
 
 
@@ -303,7 +307,9 @@ def _paths() -> dict[str, Schema]:
                     "422": _answer(
                         "not a post-call event: every bad field named", _ref("InvalidEvent")
                     ),
-                    "503": _error("the store cannot take the call now (retry later)"),
+                    "503": _error(
+                        "the store cannot take the call now, or rules.yaml is not loaded; retry"
+                    ),
                 },
             }
         },

@@ -3,12 +3,14 @@ same checks `revring-router check` makes, and render what the text says."""
 
 from __future__ import annotations
 
+import json
+
 from router.config import parse_config
 from router.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
 from sinks.teams import TeamsSink, TeamsSinkConfig
-from tests.docs import blocks, page
+from tests.docs import ROOT, blocks, page
 
 ENVIRONMENT = {
     "PAGERDUTY_ROUTING_KEY": "R0UTINGKEYsecret0123456789abcdef",
@@ -46,3 +48,13 @@ def test_the_teams_examples_load_and_the_card_renders_as_described() -> None:
     content = rendered["attachments"][0]["content"]
     assert content["body"][0]["text"] == "**COMPLETED** call from +1415•••0123"
     assert content["actions"][0]["url"] == "https://recordings.example.com/3c90c3cc.mp3"
+
+
+def test_the_pagerduty_page_shows_the_event_sent_for_the_failed_sample() -> None:
+    [example] = section_blocks("sinks/pagerduty.md")
+    [shown] = blocks(page("sinks/pagerduty.md"), "json")
+    config = parse_config("version: 1\n" + example, "rules.yaml", ENVIRONMENT)
+    event = json.loads((ROOT / "samples" / "failed-outbound.json").read_text())
+    request = DeliveryRequest("dlv-1", event["id"], "oncall", "failed-calls", event)
+    rendered = PagerDutySink("oncall", config.sinks["oncall"], SinkResources()).render(request)
+    assert rendered == json.loads(shown)
