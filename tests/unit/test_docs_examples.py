@@ -1,5 +1,6 @@
 """Every rules.yaml example in the documentation loads as `revring-router` loads
-rules.yaml, and every curl example targets an endpoint the app routes."""
+rules.yaml (a sink page's options shown alone load in a sink of that
+type), and every curl example targets an endpoint the app routes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aiohttp.web_exceptions import HTTPMethodNotAllowed, HTTPNotFound
 
 from router.app import ServiceSettings, build_app
 from router.config import parse_config
+from router.samples import sample_event
 from tests.docs import DOCS, blocks, pages
 
 TOP_LEVEL = re.compile(r"^(version|rules|sinks):", re.MULTILINE)
@@ -48,6 +50,25 @@ def curl_commands() -> list[tuple[str, list[str]]]:
     return found
 
 
+SINK_PAGES = {
+    "sinks/email.md": {"type": "email", "host": "smtp.example.com",
+                       "from": "router@example.com", "to": ["ops@example.com"]},
+    "sinks/slack.md": {"type": "slack", "webhook_url": "https://hooks.example.com/x"},
+    "sinks/teams.md": {"type": "teams", "webhook_url": "https://teams.example.com/x"},
+}  # fmt: skip
+
+
+def sink_fragments() -> list[tuple[str, str, str]]:
+    """(where, page, block) of each example that shows some options of one sink (indented
+    as they sit under a sink's name) on a sink's page."""
+    return [
+        (_where(DOCS / name, index), name, block)
+        for name in SINK_PAGES
+        for index, block in enumerate(blocks((DOCS / name).read_text(), "yaml"))
+        if block.startswith("    ") and not TOP_LEVEL.search(block)
+    ]
+
+
 def dummy_environment(text: str) -> dict[str, str]:
     return {
         name: "https://example.com/hook" if name.endswith("_URL") else f"value-of-{name.lower()}"
@@ -71,13 +92,26 @@ def as_rules_yaml(block: str) -> str:
 def test_the_docs_have_rules_examples_and_curl_commands() -> None:
     assert len(rules_examples()) >= 15
     assert len(curl_commands()) >= 4
+    assert len(sink_fragments()) >= 5
 
 
-@pytest.mark.parametrize(("where", "block"), rules_examples(), ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(("where", "block"), [pytest.param(*x, id=x[0]) for x in rules_examples()])
 def test_every_rules_yaml_example_loads(where: str, block: str) -> None:
     text = as_rules_yaml(block)
     config = parse_config(text, where, dummy_environment(text))
     assert config.sinks or config.rules
+
+
+@pytest.mark.parametrize(
+    ("where", "name", "block"), [pytest.param(*x, id=x[0]) for x in sink_fragments()]
+)
+def test_every_sink_options_example_loads_in_a_sink_of_its_page(
+    where: str, name: str, block: str
+) -> None:
+    options = SINK_PAGES[name] | yaml.safe_load(block)
+    text = yaml.safe_dump({"version": 1, "sinks": {"example": options}}, sort_keys=False)
+    config = parse_config(text, where, dummy_environment(text))
+    assert config.sinks["example"].sample_problems(sample_event()) == []
 
 
 def request_of(arguments: list[str]) -> tuple[str, str]:
@@ -96,7 +130,9 @@ def app_router():  # type: ignore[no-untyped-def]
     return build_app(ServiceSettings(store_url="memory://docs", admin_token="token")).router
 
 
-@pytest.mark.parametrize(("where", "arguments"), curl_commands(), ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(
+    ("where", "arguments"), [pytest.param(*x, id=f"{x[0]}:{x[1][-1]}") for x in curl_commands()]
+)
 async def test_every_curl_example_targets_a_routed_endpoint(
     where: str, arguments: list[str], app_router
 ) -> None:  # type: ignore[no-untyped-def]
