@@ -23,6 +23,7 @@ from router.delivery import DeliveryEngine, EngineSettings
 from router.health import StoreHealth, answer_within, is_store_failure
 from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
+from router.openapi import openapi_routes
 from router.revring_api import RevRingApi
 from router.runtime import Runtime, watch_config_file
 from router.silences import EXPIRED_SILENCES_KEPT
@@ -201,6 +202,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 backfill=_backfill_runner(settings, handler, runtime),
             ),
             *slack_routes(interactions),
+            *openapi_routes(),
         ]
     )
     if settings.admin_token:

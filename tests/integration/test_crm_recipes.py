@@ -1,5 +1,5 @@
-"""The README's CRM recipes render what each API documents: for HubSpot, Salesforce,
-Pipedrive and the Zapier/Make catch hooks, the snippet is loaded from README.md as a
+"""The documentation's CRM recipes render what each API documents: for HubSpot, Salesforce,
+Pipedrive and the Zapier/Make catch hooks, the snippet is loaded from docs/sinks/http.md as a
 user would paste it, rendered against sample calls, and sent to a local receiver (a
 real socket); the request is checked field by field (names, types, units)."""
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +18,10 @@ from router.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSink, HttpSinkConfig
 from tests.conftest import sample
+from tests.docs import blocks, section
 from tests.receivers import Received, Receiver
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = "sinks/http.md"
 ENVIRONMENT = {
     "HUBSPOT_TOKEN": "pat-na1-hubspot-token",
     "SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com",
@@ -40,12 +40,10 @@ HUBSPOT_STATUSES = {
 
 
 def load(heading: str, index: int = 0) -> HttpSinkConfig:
-    """The sink of the `index`-th yaml snippet under the README heading starting `heading`,
+    """The sink of the `index`-th yaml snippet under the recipe heading starting `heading`,
     loaded as `revring-router` loads rules.yaml, its templates clean against the sample."""
-    text = README.read_text()
-    start = text.index(f"##### {heading}")
-    snippet = re.findall(r"```yaml\n(.*?)```", text[start:], re.DOTALL)[index]
-    config = parse_config("version: 1\n" + snippet, "README.md", ENVIRONMENT)
+    snippet = blocks(section(PAGE, heading), "yaml")[index]
+    config = parse_config("version: 1\n" + snippet, PAGE, ENVIRONMENT)
     [sink] = config.sinks.values()
     assert isinstance(sink, HttpSinkConfig)
     assert sink.sample_problems(sample_event()) == []

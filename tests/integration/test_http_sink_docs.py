@@ -1,4 +1,4 @@
-"""The README's HTTP / CRM section stays true: its examples load, render JSON, and its
+"""The HTTP / CRM sink's page stays true: its examples load, render JSON, and its
 verifier works."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,18 +14,11 @@ from router.config import parse_config
 from router.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSink, HttpSinkConfig, build_request
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-FENCED = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
-
-
-def http_section() -> str:
-    text = README.read_text()
-    return text[text.index("### HTTP / CRM") : text.index("### Log")]
+from tests import docs
 
 
 def blocks(language: str) -> list[str]:
-    return [body for lang, body in FENCED.findall(http_section()) if lang == language]
+    return docs.blocks(docs.page("sinks/http.md"), language)
 
 
 def environ_for(text: str) -> dict[str, str]:

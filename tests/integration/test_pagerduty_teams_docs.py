@@ -1,29 +1,25 @@
-"""The README's PagerDuty and Teams sections stay true: their examples load, pass the
+"""The PagerDuty and Teams pages stay true: their examples load, pass the
 same checks `revring-router check` makes, and render what the text says."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import json
 
 from router.config import parse_config
 from router.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
 from sinks.teams import TeamsSink, TeamsSinkConfig
+from tests.docs import ROOT, blocks, page
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 ENVIRONMENT = {
     "PAGERDUTY_ROUTING_KEY": "R0UTINGKEYsecret0123456789abcdef",
     "TEAMS_WEBHOOK_URL": "https://prod-01.westus.logic.azure.com/workflows/abc/invoke?sig=S",
 }
 
 
-def section_blocks(heading: str) -> list[str]:
-    text = README.read_text()
-    start = text.index(f"### {heading}\n")
-    end = text.index("\n### ", start + 1)
-    return re.findall(r"```yaml\n(.*?)```", text[start:end], re.DOTALL)
+def section_blocks(name: str) -> list[str]:
+    return blocks(page(name), "yaml")
 
 
 def request() -> DeliveryRequest:
@@ -32,8 +28,8 @@ def request() -> DeliveryRequest:
 
 
 def test_the_pagerduty_example_loads_and_pages_gold_customers_critically() -> None:
-    [example] = section_blocks("PagerDuty")
-    config = parse_config("version: 1\n" + example, "README.md", ENVIRONMENT)
+    [example] = section_blocks("sinks/pagerduty.md")
+    config = parse_config("version: 1\n" + example, "rules.yaml", ENVIRONMENT)
     [sink] = config.sinks.values()
     assert isinstance(sink, PagerDutySinkConfig)
     assert sink.sample_problems(sample_event()) == []
@@ -43,8 +39,8 @@ def test_the_pagerduty_example_loads_and_pages_gold_customers_critically() -> No
 
 
 def test_the_teams_examples_load_and_the_card_renders_as_described() -> None:
-    example, card = section_blocks("Microsoft Teams")
-    config = parse_config("version: 1\n" + example + card, "README.md", ENVIRONMENT)
+    example, card = section_blocks("sinks/teams.md")
+    config = parse_config("version: 1\n" + example + card, "rules.yaml", ENVIRONMENT)
     [sink] = config.sinks.values()
     assert isinstance(sink, TeamsSinkConfig) and sink.card is not None
     assert sink.sample_problems(sample_event()) == []
@@ -52,3 +48,13 @@ def test_the_teams_examples_load_and_the_card_renders_as_described() -> None:
     content = rendered["attachments"][0]["content"]
     assert content["body"][0]["text"] == "**COMPLETED** call from +1415•••0123"
     assert content["actions"][0]["url"] == "https://recordings.example.com/3c90c3cc.mp3"
+
+
+def test_the_pagerduty_page_shows_the_event_sent_for_the_failed_sample() -> None:
+    [example] = section_blocks("sinks/pagerduty.md")
+    [shown] = blocks(page("sinks/pagerduty.md"), "json")
+    config = parse_config("version: 1\n" + example, "rules.yaml", ENVIRONMENT)
+    event = json.loads((ROOT / "samples" / "failed-outbound.json").read_text())
+    request = DeliveryRequest("dlv-1", event["id"], "oncall", "failed-calls", event)
+    rendered = PagerDutySink("oncall", config.sinks["oncall"], SinkResources()).render(request)
+    assert rendered == json.loads(shown)

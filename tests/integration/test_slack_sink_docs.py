@@ -1,23 +1,17 @@
-"""The README's Slack `blocks` example loads, renders for the sample call, and keeps its
+"""The Slack page's `blocks` example loads, renders for the sample call, and keeps its
 shape whatever a caller puts in the summary."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 from router.config import parse_config
 from router.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.slack import SlackSink
-
-README = Path(__file__).resolve().parents[2] / "README.md"
+from tests.docs import blocks, section
 
 
 def blocks_example() -> str:
-    text = README.read_text()
-    section = text[text.index("#### Templates") : text.index("#### Errors and retries")]
-    [example] = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    [example] = blocks(section("sinks/slack.md", "Templates"), "yaml")
     return example
 
 

@@ -346,13 +346,10 @@ def test_no_buttons_when_a_value_would_pass_slacks_2000_characters() -> None:
     assert actions_block(ActionButtons("ops", (3600.0,)), "d" * 2000, None) is None
 
 
-def test_the_readmes_buttons_example_passes_check() -> None:
-    import re
-    from pathlib import Path
+def test_the_slack_pages_buttons_example_passes_check() -> None:
+    from tests.docs import blocks, section
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("#### Buttons: acknowledge") : readme.index("### PagerDuty")]
-    [example] = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    [example] = blocks(section("sinks/slack.md", "Buttons: acknowledge"), "yaml")
     environ = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
     config = parse_config("version: 1\n" + example + RULES, "rules.yaml", environ=environ)
     sink = config.sinks["ops-slack"]

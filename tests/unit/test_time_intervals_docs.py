@@ -1,31 +1,25 @@
-"""The README's time interval example stays true: it loads, and mutes what it says."""
+"""The time interval example of the rules page stays true: it loads, and mutes what it says."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 from router.config import parse_config
 from router.muting import decide
 from router.rules import route
+from tests.docs import blocks, section
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-FENCED = re.compile(r"```yaml\n(.*?)```", re.DOTALL)
 FAILED = {"id": "call-1", "status": "FAILED", "direction": "OUTBOUND"}
 
 
 def example() -> str:
-    text = README.read_text()
-    start = text.index("### Office hours and quiet periods (time intervals)")
-    section = text[start : text.index("\n## ", start)]
-    [block] = FENCED.findall(section)
+    [block] = blocks(section("rules.md", "Office hours and quiet periods"), "yaml")
     return block
 
 
 def decisions_at(instant: datetime) -> dict[str, str | None]:
     sinks = "sinks:\n  ops-slack: {type: log}\n  crm: {type: log}\n"
-    config = parse_config("version: 1\n" + sinks + example(), "README.md", environ={})
+    config = parse_config("version: 1\n" + sinks + example(), "rules.yaml", environ={})
     decided = decide(route(config.rules, FAILED), config.time_intervals, instant)
     return {sink: decision.muted_reason for sink, decision in decided.items()}
 

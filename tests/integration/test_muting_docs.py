@@ -1,4 +1,4 @@
-"""The README's operators' section stays true: its rules.yaml loads and mutes what it
+"""The muting page (operators' controls) stays true: its rules.yaml loads and mutes what it
 says, and its commands and JSON bodies run against a real store and do what they say."""
 
 from __future__ import annotations
@@ -16,21 +16,19 @@ from router.config import parse_config
 from router.muting import decide
 from router.rules import route
 from router.silences import parse_pause_request, parse_silence_request
+from tests import docs
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 SINKS = "sinks:\n  ops-slack: {type: log}\n  crm: {type: log}\n"
 FAILED = {"id": "call-1", "status": "FAILED", "direction": "OUTBOUND", "sipTrunkId": "trunk-a"}
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()
 
 
 def section() -> str:
-    text = README.read_text()
-    start = text.index("## Operators' controls: office hours, silences and pauses")
-    return text[start : text.index("\n## ", start + 1)]
+    return docs.page("concepts/muting.md")
 
 
 def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", section(), re.DOTALL)
+    return docs.blocks(section(), language)
 
 
 def commands() -> list[list[str]]:
@@ -44,7 +42,7 @@ def commands() -> list[list[str]]:
 
 def test_office_hours_page_slack_and_the_crm_gets_failed_calls_around_the_clock() -> None:
     [rules] = blocks("yaml")
-    config = parse_config("version: 1\n" + SINKS + rules, "README.md", environ={})
+    config = parse_config("version: 1\n" + SINKS + rules, "rules.yaml", environ={})
 
     def reasons(instant: datetime) -> dict[str, str | None]:
         decided = decide(route(config.rules, FAILED), config.time_intervals, instant)
