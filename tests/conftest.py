@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from tests.receivers import Receiver
+
 # The machines that run the suite are shared and loaded: a property test is judged on its
 # examples, never on how long one took (speed is measured in bench/).
 settings.register_profile("shared-machine", deadline=None)
@@ -31,6 +33,14 @@ def fresh_event(name: str = "failed-outbound", **changes: Any) -> dict[str, Any]
     event["id"] = str(uuid.uuid4())
     event.update(changes)
     return event
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A local HTTP receiver (a CRM or any webhook endpoint) on a real socket."""
+    started = await Receiver().start()
+    yield started
+    await started.close()
 
 
 @pytest.fixture

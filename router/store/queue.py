@@ -112,18 +112,22 @@ def migrate(dialect: Dialect, *, release_leases: bool) -> Script[None]:
         yield count(q.RELEASE_ALL_LEASES)
 
 
+def event_columns(record: IngestRecord) -> dict[str, Any]:
+    """The parameters of a call's `events` row, as every statement writing one names them."""
+    return {
+        "id": record.event_id,
+        "payload": record.payload,
+        "received_at": record.received_at,
+        "status": record.status,
+        "direction": record.direction,
+        "agent_id": record.agent_id,
+        "organization_id": record.organization_id,
+        "hangup_cause": record.hangup_cause,
+    }
+
+
 def ingest(record: IngestRecord) -> Script[IngestResult]:
-    inserted = yield count(
-        q.INSERT_EVENT,
-        id=record.event_id,
-        payload=record.payload,
-        received_at=record.received_at,
-        status=record.status,
-        direction=record.direction,
-        agent_id=record.agent_id,
-        organization_id=record.organization_id,
-        hangup_cause=record.hangup_cause,
-    )
+    inserted = yield count(q.INSERT_EVENT, **event_columns(record))
     if inserted == 0:
         return IngestResult("duplicate", 0)
     return (yield from write_deliveries(record))
@@ -179,30 +183,14 @@ def write_deliveries(record: IngestRecord) -> Script[IngestResult]:
 
 
 def ingest_held(record: IngestRecord) -> Script[IngestResult]:
-    inserted = yield count(
-        q.INSERT_HELD_EVENT,
-        id=record.event_id,
-        payload=record.payload,
-        received_at=record.received_at,
-        status=record.status,
-        direction=record.direction,
-        agent_id=record.agent_id,
-        organization_id=record.organization_id,
-        hangup_cause=record.hangup_cause,
-    )
+    inserted = yield count(q.INSERT_HELD_EVENT, **event_columns(record))
     return IngestResult("accepted" if inserted else "duplicate", 0)
 
 
 def route_held(record: IngestRecord, verification: str) -> Script[IngestResult | None]:
     moved = yield count(
         q.ROUTE_HELD,
-        id=record.event_id,
-        payload=record.payload,
-        status=record.status,
-        direction=record.direction,
-        agent_id=record.agent_id,
-        organization_id=record.organization_id,
-        hangup_cause=record.hangup_cause,
+        **event_columns(record),
         verification=verification,
         also="not_verified" if verification == "released" else "pending",
     )

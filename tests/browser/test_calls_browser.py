@@ -18,17 +18,9 @@ from tests.browser.test_console_browser import (
     url,
 )
 from tests.conftest import fresh_event
-from tests.receivers import Receiver
 from tests.service import parts, post_event, running_service, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import fresh_event
-from tests.receivers import Receiver
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
 
 pytestmark = pytest.mark.slow
@@ -38,13 +37,6 @@ rules:
     when: {{status: FAILED}}
     to: [crm, ops-slack]
 """
-
-
-@pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
 
 
 @pytest.fixture

@@ -10,17 +10,9 @@ import pytest
 
 from tests.browser.test_console_browser import rules, sign_in, url
 from tests.conftest import fresh_event
-from tests.receivers import Receiver
 from tests.service import parts, post_event, running_service
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
 
 
 @pytest.fixture

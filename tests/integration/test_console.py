@@ -12,7 +12,6 @@ import pytest
 
 from router.ui.auth import SESSION_COOKIE
 from tests.conftest import fresh_event
-from tests.receivers import Receiver
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
 
 XSS_SUMMARY = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
@@ -37,13 +36,6 @@ rules:
     when: {{status: FAILED}}
     to: [crm, ops-slack]
 """
-
-
-@pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
 
 
 @pytest.fixture

@@ -15,18 +15,10 @@ import pytest
 from router.store.base import IngestRecord, NewDelivery
 from tests.conftest import fresh_event
 from tests.integration.test_console import csrf_of, rules, sign_in, signed_in_page
-from tests.receivers import Receiver
 from tests.service import parts, post_event, running_service, wait_for
 
 XSS_SUMMARY = "<script>alert(1)</script>"
 XSS_TRANSCRIPT = '"><img src=x onerror=alert(2)>'
-
-
-@pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
 
 
 @pytest.fixture

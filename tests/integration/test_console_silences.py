@@ -15,15 +15,7 @@ from markupsafe import escape
 
 from tests.conftest import fresh_event
 from tests.integration.test_console import csrf_of, rules, sign_in, signed_in_page
-from tests.receivers import Receiver
 from tests.service import parts, post_event, running_service, wait_for
-
-
-@pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import time
 
-import pytest
-
 from router.delivery import EngineSettings
 from router.limits import PauseSettings
 from tests.conftest import fresh_event
@@ -41,13 +39,6 @@ def engine(**pause: float) -> EngineSettings:
         shutdown_grace=2.0,
         pause=PauseSettings(**{"failures_to_pause": 1000, **pause}),
     )
-
-
-@pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
 
 
 async def test_a_sink_down_for_a_while_gets_each_delivery_exactly_once(

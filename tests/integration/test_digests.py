@@ -67,13 +67,6 @@ def rules_text(
 
 
 @pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
-
-
-@pytest.fixture
 async def pager():
     receiver = await Receiver().start()
     yield receiver

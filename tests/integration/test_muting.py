@@ -50,13 +50,6 @@ rules:
 """
 
 
-@pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
-
-
 def base_url(receiver: Receiver) -> str:
     return receiver.url("").rstrip("/")
 

@@ -10,7 +10,6 @@ import pytest
 from tests.conftest import fresh_event
 from tests.integration.conftest import fresh_postgres_schema
 from tests.integration.test_muting import ADMIN, base_url, deliveries, rules, sent_to
-from tests.receivers import Receiver
 from tests.service import post_event, running_service, wait_for
 
 pytestmark = pytest.mark.postgres
@@ -22,13 +21,6 @@ SPREAD_SECONDS = 2.0  # the contract: every replica applies a new control within
 async def url():
     async with fresh_postgres_schema("muting") as schema_url:
         yield schema_url
-
-
-@pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
 
 
 async def test_a_silence_made_on_one_replica_mutes_calls_taken_by_the_other(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
 from tests.conftest import fresh_event
 from tests.receivers import Receiver
 from tests.service import ADMIN_TOKEN, API_KEY, parts, post_event, running_service, wait_for
@@ -35,13 +33,6 @@ rules:
     when: {{status: {rule_status}}}
     to: [crm]
 """
-
-
-@pytest.fixture
-async def receiver():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.close()
 
 
 def sample_value(metrics, name: str, labels: dict[str, str]) -> float:
