@@ -11,7 +11,7 @@ text holding a lone surrogate (valid JSON, invalid UTF-8) is searched, not an er
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import re2
 
@@ -88,3 +88,41 @@ def _describe(pattern: str, exc: re2.error) -> str:
     if construct:
         return f"{construct} is not supported (regex conditions use RE2, which runs in linear time)"
     return reason
+
+
+SearchMany = Callable[[str], "list[int] | None"]
+
+
+def compile_search_set(patterns: Sequence[str], *, literal: bool = False) -> SearchMany:
+    """One pass over a text for many patterns: the positions (in `patterns`) of those
+    that occur in it, in no particular order, or None when RE2 could not answer.
+
+    Each pattern means what `compile_search` makes of it (or, with `literal`, the text
+    itself, found as `in` finds a substring). RE2's set search cannot fall back when its
+    DFA runs out of memory, so an empty pattern, which occurs in every text, is searched
+    first: when it is not among the results, the answer is None and the caller tests
+    each pattern alone. Raises `RegexError` when the patterns cannot be run together.
+    """
+    options = _options()
+    if literal:
+        # Latin-1 over the UTF-8 bytes: a byte-for-byte search, which finds exactly the
+        # substrings (UTF-8 is self-synchronising), lone surrogates included.
+        options.literal = True
+        options.encoding = re2.Options.Encoding.LATIN1
+    searcher = re2.Set.SearchSet(options)
+    try:
+        searcher.Add(b"")
+        for pattern in patterns:
+            searcher.Add(pattern.encode("utf-8", "surrogatepass" if literal else "strict"))
+        searcher.Compile()
+    except (re2.error, UnicodeEncodeError) as exc:
+        raise RegexError("the patterns cannot be searched together") from exc
+    match = searcher.Match
+
+    def occurring(text: str) -> list[int] | None:
+        found = match(text.encode("utf-8", "surrogatepass"))
+        if not found or 0 not in found:
+            return None
+        return [position - 1 for position in found if position]
+
+    return occurring

@@ -8,8 +8,11 @@ import sys
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from router.config import ConfigError, parse_config
+from router.regex import RegexError, compile_search, compile_search_set
 from router.rules import ConditionErrors, compile_when
 
 HEAD = """version: 1
@@ -118,3 +121,45 @@ def test_a_pattern_that_backtracks_in_python_evaluates_over_a_mebibyte() -> None
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "evaluated"
+
+
+# -- many patterns in one search (the rule index) -----------------------------------------
+
+SET_PATTERNS = [
+    "mail",
+    "^mail",
+    "^voice",
+    "full$",
+    "(?i)VOICEMAIL.*FULL",
+    "(?i)ÉTÉ",
+    "^.{3}$",
+    r"SIP (4\d\d|503)",
+    r"\bfull\b",
+    "a|b",
+    "",
+    "^$",
+    "\\.",
+    "[^a-z]",
+]
+SET_TEXTS = st.text(alphabet="mailvoceMAILfuÉétéSP 45036\ud83d.", max_size=16)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(SET_PATTERNS), min_size=1, max_size=6, unique=True), SET_TEXTS)
+def test_a_set_search_finds_what_each_pattern_finds_alone(patterns: list[str], text: str) -> None:
+    alone = [i for i, pattern in enumerate(patterns) if compile_search(pattern)(text)]
+    found = compile_search_set(patterns)(text)
+    assert found is not None and sorted(found) == alone
+
+
+@settings(max_examples=300)
+@given(st.lists(SET_TEXTS, min_size=1, max_size=6, unique=True), SET_TEXTS)
+def test_a_literal_set_search_finds_the_substrings(needles: list[str], text: str) -> None:
+    found = compile_search_set(needles, literal=True)(text)
+    assert found is not None
+    assert sorted(found) == [i for i, needle in enumerate(needles) if needle in text]
+
+
+def test_a_set_that_re2_cannot_build_is_refused() -> None:
+    with pytest.raises(RegexError):
+        compile_search_set(["a\udc80"])

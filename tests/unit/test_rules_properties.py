@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.rules import CompiledRule, compile_when, route
+from router.rules import (
+    CompiledRule,
+    Condition,
+    _compile_closures,
+    _when_source,
+    compile_when,
+    route,
+)
 
 FIELDS = ["status", "direction", "cause", "n.a", "n.0", "list.1"]
 TEXT = st.text(alphabet="abAB1", max_size=3)
@@ -29,19 +38,21 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
     return event
 
 
+SINGLE_OPERATORS = [
+    st.builds(lambda v: {"eq": v}, SCALAR),
+    st.builds(lambda v: {"ne": v}, SCALAR),
+    st.builds(lambda v: {"in": v}, st.lists(SCALAR, max_size=3)),
+    st.builds(lambda v: {"not_in": v}, st.lists(SCALAR, max_size=3)),
+    st.builds(lambda op, v: {op: v}, st.sampled_from(["lt", "le", "gt", "ge"]), TEXT | NUMBER),
+    st.builds(lambda v: {"regex": v}, st.sampled_from(["a", "^A", "1$", "b|B", ".*"])),
+    st.builds(lambda v: {"contains": v}, SCALAR),
+    st.builds(lambda v: {"startswith": v}, TEXT),
+    st.builds(lambda v: {"exists": v}, st.booleans()),
+]
+
+
 def operator_conditions() -> st.SearchStrategy[dict[str, Any]]:
-    single = st.one_of(
-        st.builds(lambda v: {"eq": v}, SCALAR),
-        st.builds(lambda v: {"ne": v}, SCALAR),
-        st.builds(lambda v: {"in": v}, st.lists(SCALAR, max_size=3)),
-        st.builds(lambda v: {"not_in": v}, st.lists(SCALAR, max_size=3)),
-        st.builds(lambda op, v: {op: v}, st.sampled_from(["lt", "le", "gt", "ge"]), TEXT | NUMBER),
-        st.builds(lambda v: {"regex": v}, st.sampled_from(["a", "^A", "1$", "b|B", ".*"])),
-        st.builds(lambda v: {"contains": v}, SCALAR),
-        st.builds(lambda v: {"startswith": v}, TEXT),
-        st.builds(lambda v: {"exists": v}, st.booleans()),
-    )
-    return st.lists(single, min_size=1, max_size=3).map(
+    return st.lists(st.one_of(*SINGLE_OPERATORS), min_size=1, max_size=3).map(
         lambda ops: {k: v for o in ops for k, v in o.items()}
     )
 
@@ -166,38 +177,90 @@ INDEXABLE_WHEN = st.one_of(
 )
 
 
+# Rules that share a field and an operator, so that the index groups them (regex sets,
+# prefixes, bounds, substrings, presence) once three or more rules stand in one group.
+ONE_OPERATOR = st.builds(
+    lambda name, ops: {name: ops},
+    st.sampled_from(["status", "n.a", "list.1"]),
+    operator_conditions(),
+)
+GUARDED_WHEN = st.one_of(
+    ONE_OPERATOR,
+    st.builds(lambda a, b: {**a, **b}, ONE_OPERATOR, ONE_OPERATOR),
+    st.builds(lambda a, b: {"any": [a, b]}, ONE_OPERATOR, ONE_OPERATOR),
+    st.builds(lambda a, b: {"all": [a, {"not": b}]}, ONE_OPERATOR, ONE_OPERATOR),
+)
+
+# What each rule's condition means, compiled the plain way (one closure per condition):
+# routing through the index and the generated functions must agree with it.
+REFERENCE: WeakKeyDictionary[Condition, Condition] = WeakKeyDictionary()
+
+
 @st.composite
-def rule_lists(draw: st.DrawFn) -> list[CompiledRule]:
-    count = draw(st.integers(0, 12))
-    return [
-        CompiledRule(
-            f"r{i}", compile_when(draw(INDEXABLE_WHEN)), tuple(draw(SINKS)), draw(st.booleans())
-        )
-        for i in range(count)
-    ]
+def grouped_whens(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Three to six conditions with one operator on one field (and maybe more beside)."""
+    name = draw(st.sampled_from(["status", "n.a", "list.1"]))
+    operator = draw(st.sampled_from(SINGLE_OPERATORS))
+    found = []
+    for _ in range(draw(st.integers(3, 6))):
+        when: dict[str, Any] = {name: draw(operator)}
+        wrap = draw(st.integers(0, 3))
+        if wrap == 1:
+            when = {**draw(ONE_OPERATOR), **when}
+        elif wrap == 2:
+            when = {"any": [when, draw(ONE_OPERATOR)]}
+        elif wrap == 3:
+            when = {"all": [when, {"not": draw(ONE_OPERATOR)}]}
+        found.append(when)
+    return found
+
+
+@st.composite
+def rule_lists(draw: st.DrawFn, *, most: int = 12) -> list[CompiledRule]:
+    whens = [draw(INDEXABLE_WHEN | GUARDED_WHEN) for _ in range(draw(st.integers(0, most)))]
+    if most > 12:
+        for group in draw(st.lists(grouped_whens(), max_size=3)):
+            whens += group
+        whens = draw(st.permutations(whens))
+    rules = []
+    for i, when in enumerate(whens):
+        condition = compile_when(when)
+        REFERENCE[condition] = _compile_closures(when)
+        rules.append(CompiledRule(f"r{i}", condition, tuple(draw(SINKS)), draw(st.booleans())))
+    return rules
 
 
 def route_by_hand(rules: list[CompiledRule], event: dict[str, Any]) -> list[CompiledRule]:
     matched = []
     for rule in rules:
-        if rule.condition(event):
+        if REFERENCE.get(rule.condition, rule.condition)(event):
             matched.append(rule)
             if rule.stop:
                 break
     return matched
 
 
-EVENT_WITH_STRINGS = events() | st.fixed_dictionaries(
-    {
-        "status": st.sampled_from(["A", "B", "a", "1"]),
-        "direction": st.sampled_from(["A", "b"]),
-        "n": st.fixed_dictionaries({"a": st.sampled_from(["A", "B"])}),
-    }
+EVENT_WITH_STRINGS = (
+    events()
+    | st.fixed_dictionaries(
+        {
+            "status": st.sampled_from(["A", "B", "a", "1"]),
+            "direction": st.sampled_from(["A", "b"]),
+            "n": st.fixed_dictionaries({"a": st.sampled_from(["A", "B"])}),
+        }
+    )
+    | st.fixed_dictionaries(
+        {
+            "status": TEXT | NUMBER,
+            "n": st.fixed_dictionaries({"a": TEXT | NUMBER | st.lists(SCALAR, max_size=3)}),
+            "list": st.lists(TEXT | NUMBER, min_size=2, max_size=3),
+        }
+    )
 )
 
 
 @settings(max_examples=150)
-@given(rule_lists(), EVENT_WITH_STRINGS)
+@given(rule_lists(most=30), EVENT_WITH_STRINGS)
 def test_route_matches_rules_in_file_order_and_stops(
     rules: list[CompiledRule], event: dict[str, Any]
 ) -> None:
@@ -237,3 +300,58 @@ def test_a_stop_rule_that_matches_truncates(
         assert matched == before
     else:
         assert matched == [*before, halt]
+
+
+@settings(max_examples=300)
+@given(whens(), events())
+def test_the_generated_condition_agrees_with_the_closures(
+    when: dict[str, Any], event: dict[str, Any]
+) -> None:
+    assert compile_when(when)(event) is _compile_closures(when)(event)
+
+
+@settings(max_examples=100)
+@given(st.lists(rule_lists(most=40), min_size=1, max_size=1), st.lists(EVENT_WITH_STRINGS))
+def test_route_over_many_events_agrees_with_evaluating_every_rule(
+    lists: list[list[CompiledRule]], many: list[dict[str, Any]]
+) -> None:
+    (rules,) = lists
+    for event in many:  # one index, reused for every event
+        assert route(rules, event).matched == route_by_hand(rules, event)
+
+
+# -- generated conditions -----------------------------------------------------------------
+
+ANY_TEXT = st.text(max_size=12) | st.sampled_from(["'", '"', "\n", "\\", "x'); import os #", "{}"])
+HOSTILE_NAME = ANY_TEXT.filter(
+    lambda name: all(name.split(".")) and name not in ("all", "any", "not")
+)
+HOSTILE_CONDITION = (
+    ANY_TEXT
+    | st.lists(ANY_TEXT, max_size=2)
+    | st.builds(
+        lambda op, v: {op: v}, st.sampled_from(["eq", "ne", "contains", "startswith"]), ANY_TEXT
+    )
+    | st.builds(lambda op, v: {op: v}, st.sampled_from(["lt", "ge"]), ANY_TEXT | NUMBER)
+    | st.builds(lambda v: {"in": v}, st.lists(ANY_TEXT | NUMBER | st.booleans(), max_size=2))
+    | st.builds(lambda v: {"regex": v}, st.sampled_from(["'", '"', "\\n", "a'b", "é"]))
+)
+
+
+@given(st.dictionaries(HOSTILE_NAME, HOSTILE_CONDITION, min_size=1, max_size=3), st.data())
+def test_no_config_text_becomes_code(when: dict[str, Any], data: st.DataObject) -> None:
+    text, _constants = _when_source(when)
+    # Only fixed templates and generated names: no literal of any kind, no config text.
+    assert re.fullmatch(r"[A-Za-z0-9_ ():=<>!.,\n]*", text), text
+    assert not re.search(r"(?<![A-Za-z_])[0-9]", text)  # digits only inside names
+    event = data.draw(st.dictionaries(st.sampled_from([*when, "x"]), ANY_TEXT | NUMBER | st.none()))
+    assert compile_when(when)(event) is _compile_closures(when)(event)
+
+
+def test_a_condition_nested_too_deep_for_one_function_keeps_the_closures() -> None:
+    when: dict[str, Any] = {"status": "A"}
+    for _ in range(40):
+        when = {"not": when}
+    condition = compile_when(when)
+    assert condition({"status": "A"}) is True and condition({"status": "B"}) is False
+    assert condition.__name__ != "when"
