@@ -506,7 +506,7 @@ class SinkLane:
 
     async def _request_for(self, delivery: ClaimedDelivery) -> DeliveryRequest:
         """The request for one delivery; a digest's carries its calls, in arrival order."""
-        event = decode_json(delivery.payload)
+        event = delivery.decoded if delivery.decoded is not None else decode_json(delivery.payload)
         digest: Digest | None = None
         if delivery.kind == "digest":
             payloads = await self.engine.store.digest_calls(delivery.id)

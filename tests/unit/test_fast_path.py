@@ -43,12 +43,14 @@ class GatedSink(Sink):
         super().__init__(real.name, real.config, real.resources)
         self.gate = asyncio.Event()
         self.sent: list[str] = []
+        self.requests: list[DeliveryRequest] = []
 
     def render(self, request: DeliveryRequest) -> Any:
         return {}
 
     async def send(self, request: DeliveryRequest) -> SendResult:
         self.sent.append(request.delivery_id)
+        self.requests.append(request)
         await self.gate.wait()
         return SendResult(200)
 
@@ -146,6 +148,19 @@ async def test_a_fresh_delivery_is_written_leased_and_sent_without_a_claim(harne
         return (await harness.store.get_delivery(view.id)).status == "delivered"
 
     await until(delivered)
+
+
+async def test_a_delivery_sent_at_once_uses_the_body_the_webhook_decoded(harness) -> None:
+    """The webhook decoded a small body to route it; the delivery sent right after the
+    commit gets those objects instead of decoding the stored payload a second time."""
+    decoded = {"id": "call-1", "status": "COMPLETED"}
+    prepared = Prepared(
+        "call-1", "COMPLETED", "OUTBOUND", (), [("crm", "r", None)], (), decoded=decoded
+    )
+    outcome = await harness.handler._accept(prepared, b'{"id": "call-1", "status": "COMPLETED"}')
+    assert outcome.answer().status == 200
+    await until(lambda: harness.sinks["crm"].requests != [])
+    assert harness.sinks["crm"].requests[0].event is decoded
 
 
 async def test_a_store_failure_gives_the_slot_back(harness, monkeypatch) -> None:
