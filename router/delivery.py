@@ -554,7 +554,7 @@ class SinkLane:
             failure = None
             status_code, detail = result.status_code, result.detail
         duration = time.perf_counter() - began
-        engine.metrics.attempt_duration.labels(self.name).observe(duration)
+        engine.metrics.child(engine.metrics.attempt_duration, self.name).observe(duration)
         if failure is None:
             record = AttemptRecord(
                 number, started_at, duration, "delivered", status_code, None, detail
@@ -599,7 +599,7 @@ class SinkLane:
             log.warning("lease lost before the attempt was recorded", extra=_fields(delivery))
             return
         metric = {"delivered": "delivered", "retry": "retried", "dead": "dead"}[record.outcome]
-        engine.metrics.deliveries.labels(self.name, metric).inc()
+        engine.metrics.child(engine.metrics.deliveries, self.name, metric).inc()
         level = logging.DEBUG if record.outcome == "delivered" else logging.WARNING
         log.log(
             level,

@@ -357,7 +357,7 @@ class WebhookHandler:
             if self.on_held is not None:
                 self.on_held()
         status_label = prepared.status if prepared.status in KNOWN_STATUSES else "other"
-        self.metrics.events_received.labels(result.status, status_label).inc()
+        self.metrics.child(self.metrics.events_received, result.status, status_label).inc()
         return IngestOutcome(result.status, prepared.event_id, 0, verification="pending")
 
     def _rejected(self, rejection: Rejection, event_id: str | None = None) -> IngestOutcome:
@@ -410,9 +410,9 @@ class WebhookHandler:
         if result.status == "accepted":
             self.health.succeeded()  # a duplicate wrote nothing: it proves nothing
             for name in prepared.matched:
-                self.metrics.rule_matches.labels(name).inc()
+                self.metrics.child(self.metrics.rule_matches, name).inc()
             for sink, _, reason in prepared.muted:
                 self.metrics.deliveries_muted.labels(sink, muted_reason_label(reason)).inc()
         status_label = status if status in KNOWN_STATUSES else "other"
-        self.metrics.events_received.labels(result.status, status_label).inc()
+        self.metrics.child(self.metrics.events_received, result.status, status_label).inc()
         return IngestOutcome(result.status, event_id, result.deliveries)
