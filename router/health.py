@@ -45,17 +45,34 @@ def is_store_failure(error: BaseException) -> bool:
 async def answer_within(awaitable: Awaitable[T], seconds: float) -> T:
     """The awaitable's result, or `TimeoutError` once `seconds` have passed. On time-out
     the work is cancelled but not waited for. (A store write abandoned this way may
-    still commit later: the caller must treat it as "unknown", never as "not written".)"""
-    task = asyncio.ensure_future(awaitable)
+    still commit later: the caller must treat it as "unknown", never as "not written".)
+
+    On the webhook's hot path: a store call that returns a future (the SQLite writer's)
+    is awaited with one timer, no task of its own."""
+    work = asyncio.ensure_future(awaitable)  # a future stays itself; a coroutine gets a task
+    if work.done():
+        return work.result()
+    loop = asyncio.get_running_loop()
+    settled = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not settled.done():
+            settled.set_result(None)
+
+    timer = loop.call_later(seconds, wake)
+    work.add_done_callback(wake)
     try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
+        await settled
     except asyncio.CancelledError:
-        task.cancel()
+        work.cancel()
         raise
-    if task in done:
-        return task.result()
-    task.cancel()
-    task.add_done_callback(_retrieve)
+    finally:
+        timer.cancel()
+        work.remove_done_callback(wake)
+    if work.done():
+        return work.result()
+    work.cancel()
+    work.add_done_callback(_retrieve)
     raise TimeoutError(f"the store did not answer within {seconds:g} s")
 
 

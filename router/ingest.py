@@ -116,6 +116,9 @@ class Prepared:
     matched: tuple[str, ...]  # rule names
     muted: tuple[tuple[str, str, str], ...] = ()  # (sink, rule name, reason): not sent
     columns: dict[str, str] = field(default_factory=dict)  # `IngestRecord`'s call columns
+    # The body as JSON data, kept only for a small body (`prepare(keep_decoded=True)`), so
+    # the delivery sent right after the commit does not decode it again.
+    decoded: Any = field(default=None, compare=False, repr=False)
 
 
 def call_columns(event: PostCallEvent) -> dict[str, str]:
@@ -138,11 +141,16 @@ class MutingMoment:
 
 
 def prepare(
-    body: bytes, rules: Sequence[CompiledRule], muting: MutingMoment | None = None
+    body: bytes,
+    rules: Sequence[CompiledRule],
+    muting: MutingMoment | None = None,
+    *,
+    keep_decoded: bool = False,
 ) -> Prepared | Rejection:
     """Decode, validate and route a body: pure CPU work, safe to run in a worker thread.
     With `muting`, a sink whose every matching rule is muted, or that a silence covers,
-    gets a muted delivery instead of a target."""
+    gets a muted delivery instead of a target. `keep_decoded` keeps the JSON data in the
+    result (for small bodies: a large one's objects are freed before the store write)."""
     try:
         payload = decode_json(body)
     except (ValueError, RecursionError) as exc:
@@ -183,6 +191,7 @@ def prepare(
         tuple(rule.name for rule in routed.matched),
         tuple(muted),
         call_columns(event),
+        payload if keep_decoded else None,
     )
 
 
@@ -312,7 +321,7 @@ class WebhookHandler:
         muting = self._muting_now()
         async with self._parse_budget.hold(len(body)):
             if len(body) <= self.limits.inline_parse_bytes:
-                outcome = prepare(body, rules, muting)
+                outcome = prepare(body, rules, muting, keep_decoded=True)
             else:
                 loop = asyncio.get_running_loop()
                 outcome = await loop.run_in_executor(self._parsers, prepare, body, rules, muting)
@@ -348,7 +357,7 @@ class WebhookHandler:
             if self.on_held is not None:
                 self.on_held()
         status_label = prepared.status if prepared.status in KNOWN_STATUSES else "other"
-        self.metrics.events_received.labels(result.status, status_label).inc()
+        self.metrics.child(self.metrics.events_received, result.status, status_label).inc()
         return IngestOutcome(result.status, prepared.event_id, 0, verification="pending")
 
     def _rejected(self, rejection: Rejection, event_id: str | None = None) -> IngestOutcome:
@@ -385,6 +394,7 @@ class WebhookHandler:
             status,
             prepared.direction,
             **prepared.columns,
+            decoded=prepared.decoded,
         )
         result: IngestResult | None = None
         try:
@@ -400,9 +410,9 @@ class WebhookHandler:
         if result.status == "accepted":
             self.health.succeeded()  # a duplicate wrote nothing: it proves nothing
             for name in prepared.matched:
-                self.metrics.rule_matches.labels(name).inc()
+                self.metrics.child(self.metrics.rule_matches, name).inc()
             for sink, _, reason in prepared.muted:
                 self.metrics.deliveries_muted.labels(sink, muted_reason_label(reason)).inc()
         status_label = status if status in KNOWN_STATUSES else "other"
-        self.metrics.events_received.labels(result.status, status_label).inc()
+        self.metrics.child(self.metrics.events_received, result.status, status_label).inc()
         return IngestOutcome(result.status, event_id, result.deliveries)

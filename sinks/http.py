@@ -360,7 +360,9 @@ def build_request(
     config: HttpSinkConfig, request: DeliveryRequest, *, now: float
 ) -> OutgoingRequest:
     """The request for one delivery at time `now`; raises `Permanent` when a template fails."""
-    context = template_context(request)
+    # The context is built only for a sink that has templates: the plain forwarding sink
+    # sends the body as received and needs none.
+    context = template_context(request) if config.body is not None or config.headers else {}
     if config.body is None:
         body = _default_body(request)
     else:
@@ -513,6 +515,15 @@ class PostingSink(Sink):
     def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         super().__init__(name, config, resources)
         self._own_session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=self.config.timeout)
+        self._secrets: list[str] | None = None
+
+    def secrets(self) -> list[str]:
+        """The configured secret strings to scrub from reasons (worked out once per sink:
+        the configuration of a sink never changes, a reload makes new sinks)."""
+        if self._secrets is None:
+            self._secrets = self.config.secret_values()
+        return self._secrets
 
     def reads_body(self, status: int) -> bool:
         """Whether the body of an answer with `status` is worth reading (for a reason)."""
@@ -522,12 +533,12 @@ class PostingSink(Sink):
         """Send `outgoing`; the answer, whatever its status. Raises `Retryable` when no
         answer came (refused, reset, timeout, DNS, TLS) and `Permanent` when the client
         refuses the request; no reason names more of the URL than its host."""
-        host = urlsplit(outgoing.url).hostname or "?"
         try:
             return await self._exchange_riding_out_blips(outgoing)
         except aiohttp.InvalidURL:
             raise Permanent("the url is not a valid HTTP URL") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            host = urlsplit(outgoing.url).hostname or "?"
             failure = describe_transport_error(exc, timeout=self.config.timeout, host=host)
             raise Retryable(redact(failure.reason, secrets)) from None
         except ValueError as exc:
@@ -561,7 +572,7 @@ class PostingSink(Sink):
             outgoing.url,
             headers=outgoing.headers,
             data=outgoing.body,
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            timeout=self._timeout,
             allow_redirects=False,
             raise_for_status=False,
         ) as response:
@@ -605,7 +616,7 @@ class HttpSink(PostingSink):
         if not self.config.url.get_secret_value():
             raise Retryable("sink not configured: url is empty")
         outgoing = build_request(self.config, request, now=time.time())
-        secrets = self.config.secret_values()
+        secrets = self.secrets()
         answer = await self.post(outgoing, secrets=secrets)
         outcome = classify_response(
             answer.status,

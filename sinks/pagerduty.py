@@ -358,7 +358,7 @@ class PagerDutySink(PostingSink):
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         outgoing = OutgoingRequest("POST", self.config.url, headers, body, frozenset())
-        secrets = self.config.secret_values()
+        secrets = self.secrets()
         try:
             answer = await self.post(outgoing, secrets=secrets)
         except DeliveryError as failure:

@@ -82,7 +82,7 @@ class TeamsSink(PostingSink):
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         url = self.config.webhook_url.get_secret_value()
         outgoing = OutgoingRequest("POST", url, headers, body.encode(), frozenset())
-        secrets = self.config.secret_values()
+        secrets = self.secrets()
         try:
             answer = await self.post(outgoing, secrets=secrets)
         except DeliveryError as failure:

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 DeliveryStatus = Literal["pending", "delivered", "dead", "muted"]
 AttemptOutcome = Literal["delivered", "retry", "dead"]
@@ -77,6 +77,10 @@ class IngestRecord:
     agent_id: str = ""
     organization_id: str = ""
     hangup_cause: str = ""
+    # The payload as JSON data, when the webhook still holds it (a small body): a delivery
+    # sent straight after the commit uses it instead of decoding the payload again. Never
+    # stored; None when unknown.
+    decoded: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ class ClaimedDelivery:
     group_key: str | None = None  # digests: the canonical JSON of the group key
     window_start: float | None = None  # digests: the first call's arrival
     window_end: float | None = None  # digests: when the window closed (or `max` was reached)
+    # The payload already decoded (`IngestRecord.decoded`), or None: decode `payload`.
+    decoded: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def written_leased(cls, delivery: NewDelivery, record: IngestRecord) -> ClaimedDelivery:
@@ -117,6 +123,7 @@ class ClaimedDelivery:
             retry_attempts=0,
             retry_started_at=record.received_at,
             created_at=record.received_at,
+            decoded=record.decoded,
         )
 
 

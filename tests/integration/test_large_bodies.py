@@ -28,9 +28,9 @@ async def test_a_large_body_is_parsed_off_the_event_loop_and_a_small_one_on_it(
     threads: list[threading.Thread] = []
     real_prepare = router.ingest.prepare
 
-    def recording_prepare(*args):
+    def recording_prepare(*args, **kwargs):
         threads.append(threading.current_thread())
-        return real_prepare(*args)
+        return real_prepare(*args, **kwargs)
 
     monkeypatch.setattr(router.ingest, "prepare", recording_prepare)
     large = fresh_event(status="FAILED", transcript=[{"speaker": "agent", "text": "x" * 90}] * 5000)
