@@ -277,26 +277,13 @@ class SinkLane:
         # Not configured, or paused: new deliveries do not wake the lane (a reload or the
         # pause's end does), so a sink that cannot send costs the store nothing meanwhile.
         self.holding = False
-        # Whether deliveries may be waiting in the store for a claim (some were committed
-        # unleased, or the last claim filled its limit), and when the earliest retry falls
-        # due: while any waits, a fresh delivery queues behind it instead of taking a freed
-        # slot at once, so under load the oldest goes first and none waits for ever.
-        self.queued = False
-        self._due_at: float | None = None
-        self._notices = 0  # committed-unleased notices so far
 
     def wake(self) -> None:
         self._wake.set()
 
     def new_deliveries(self) -> None:
-        self.queued = True
-        self._notices += 1
         if not self.holding:
             self.wake()
-
-    def has_waiting(self, now: float) -> bool:
-        """Whether a delivery may wait in the store, due, for this sink's next free slot."""
-        return self.queued or (self._due_at is not None and self._due_at <= now)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep up to `seconds`, or until woken."""
@@ -368,20 +355,11 @@ class SinkLane:
                 await self._sleep(delay)
                 return
             room = 1
-        limit = min(room, settings.claim_batch)
-        notices = self._notices
         claimed = await engine.store.claim(
-            self.name, limit, engine.owner, settings.lease_seconds, now
+            self.name, min(room, settings.claim_batch), engine.owner, settings.lease_seconds, now
         )
-        if len(claimed) < limit and notices == self._notices:
-            # Nothing else was due at the claim, and nothing was committed since.
-            self.queued = False
-            self._due_at = None
-        elif len(claimed) == limit:
-            self.queued = True
         if not claimed:
             next_due = await engine.store.next_due_at(self.name)
-            self._due_at = next_due
             wait = (
                 settings.idle_poll if next_due is None else min(next_due - now, settings.idle_poll)
             )
@@ -416,8 +394,6 @@ class SinkLane:
             return False
         if sink.config.effective_concurrency() == 1 or self._room(sink, now) <= 0:
             return False
-        if self.has_waiting(now):
-            return False  # the slot goes to what waits in the store: claimed oldest first
         bucket = self._current_bucket(sink, now)
         if bucket is not None and not bucket.take(now):
             return False

@@ -44,13 +44,6 @@ class GatedSink(Sink):
         self.gate = asyncio.Event()
         self.sent: list[str] = []
         self.requests: list[DeliveryRequest] = []
-        self.answers: dict[str, asyncio.Event] = {}  # by call id: answer that send alone
-
-    def answer(self, event_id: str) -> None:
-        self.answers.setdefault(event_id, asyncio.Event()).set()
-
-    def sent_calls(self) -> list[str]:
-        return [request.event_id for request in self.requests]
 
     def render(self, request: DeliveryRequest) -> Any:
         return {}
@@ -58,13 +51,7 @@ class GatedSink(Sink):
     async def send(self, request: DeliveryRequest) -> SendResult:
         self.sent.append(request.delivery_id)
         self.requests.append(request)
-        answered = self.answers.setdefault(request.event_id, asyncio.Event())
-        waits = [asyncio.ensure_future(self.gate.wait()), asyncio.ensure_future(answered.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
+        await self.gate.wait()
         return SendResult(200)
 
 
@@ -287,40 +274,3 @@ async def test_an_unconfigured_sink_costs_no_store_writes_while_it_waits(harness
     assert harness.writes == writes + 1
     views = await harness.store.list_deliveries(sink="later")
     assert {(v.attempts, v.last_error) for v in views} == {(0, "sink not configured")}
-
-
-async def test_a_freed_slot_goes_to_the_oldest_waiting_delivery(harness) -> None:
-    """Under load a fresh call does not take the slot an older queued delivery waits for:
-    the two slots are busy, call-3 waits in the store, one answer frees a slot and call-4
-    comes in at that moment: call-3 is sent first, call-4 waits its turn."""
-    crm = harness.sinks["crm"]  # concurrency: 2
-    for call in ("call-1", "call-2", "call-3"):
-        assert await harness.post(call, "crm") == 200
-    await until(lambda: crm.sent_calls() == ["call-1", "call-2"])
-    harness.clock.now = time.time() + 1  # the waiting one is due
-    crm.answer("call-1")
-    while harness.sending("crm") != 1:  # the answer freed its slot; no claim answered yet
-        await asyncio.sleep(0)
-    assert await harness.post("call-4", "crm") == 200
-    await until(lambda: len(crm.sent_calls()) == 3)
-    crm.gate.set()
-    await until(lambda: len(crm.sent_calls()) == 4)
-    assert crm.sent_calls() == ["call-1", "call-2", "call-3", "call-4"]
-
-
-async def test_with_nothing_waiting_a_fresh_call_takes_the_fast_path_again(harness) -> None:
-    """Once the queue is empty (a claim found less than it could take), fresh deliveries
-    are written leased again."""
-    crm = harness.sinks["crm"]
-    for call in ("call-1", "call-2", "call-3"):
-        assert await harness.post(call, "crm") == 200
-    harness.clock.now = time.time() + 1  # the waiting one is due
-    crm.gate.set()
-    await until(lambda: len(crm.sent_calls()) == 3)
-    await until(lambda: harness.sending("crm") == 0 and not harness.engine.lanes["crm"].queued)
-    writes = harness.writes
-    assert await harness.post("call-4", "crm") == 200
-    await until(lambda: len(crm.sent_calls()) == 4)
-    await until(lambda: harness.sending("crm") == 0)
-    # the ingest and the finish: no claim was needed
-    assert harness.writes - writes == 2
