@@ -112,6 +112,8 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 runtime.load()
             await controls.start()
             await engine.start()
+            # Off the loop and not awaited: serving starts meanwhile.
+            starting_parsers = asyncio.create_task(handler.start_parse_workers())
             purger = None
             if settings.retention_days > 0:
                 purger = asyncio.create_task(
@@ -122,6 +124,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 watcher = asyncio.create_task(watch_config_file(runtime, settings.watch_interval))
             verifying = asyncio.create_task(verifier.run()) if verifier is not None else None
             yield
+            await starting_parsers  # never cancelled: a pool it started is closed with it
             for task in (purger, watcher, verifying):
                 if task is not None:
                     task.cancel()
