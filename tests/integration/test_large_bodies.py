@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -260,3 +261,30 @@ async def test_a_reload_reaches_the_workers(tmp_path, write_rules, monkeypatch):
         assert runtime.reload("test") is None
         assert await deliveries(status="FAILED") == 0
         assert await deliveries(status="COMPLETED") == 1
+
+
+async def test_with_no_parse_workers_a_large_body_is_parsed_in_a_thread_of_the_router(
+    write_rules, monkeypatch
+):
+    threads: list[str] = []
+    real_prepare = router.ingest.prepare
+
+    def recording_prepare(*args):
+        threads.append(threading.current_thread().name)
+        return real_prepare(*args)
+
+    monkeypatch.setattr(router.ingest, "prepare", recording_prepare)
+    runtime = Runtime(write_rules(RULES), Metrics(), SinkResources())
+    runtime.load()
+    store = open_store("memory://")
+    await store.open()
+    limits = IngestLimits(parse_workers=0)
+    handler = WebhookHandler(runtime, store, Metrics(), None, limits=limits)
+    try:
+        outcome = await handler.ingest_body(orjson.dumps(large_event(status="FAILED")))
+    finally:
+        handler.close()
+        await store.close()
+    assert handler.parse_workers is None
+    assert (outcome.status, outcome.deliveries) == ("accepted", 1)
+    assert threads and threads[0].startswith("router-parse")
