@@ -103,6 +103,22 @@ async def post_forever(
     return statuses
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid`."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        found.append(todo.pop())
+        todo.extend(children.get(found[-1], []))
+    return found
+
+
 def summary(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     return {
@@ -171,6 +187,9 @@ def main() -> int:
                 wait_http(f"http://127.0.0.1:{port}/healthz", proc)
                 result = asyncio.run(measure(port, shape, args.posters, args.seconds))
                 result["router_rss_mib"] = round((rss_kib(proc.pid) or 0) / 1024, 1)
+                # parse workers, their fork server, multiprocessing's resource tracker
+                children = [rss_kib(pid) or 0 for pid in descendants(proc.pid)]
+                result["children_rss_mib"] = [round(kib / 1024, 1) for kib in children]
                 results.append(result)
     print(json.dumps({"label": args.label, "results": results}, indent=2))
     return 0

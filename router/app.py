@@ -24,6 +24,7 @@ from router.health import StoreHealth, answer_within, is_store_failure
 from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
 from router.openapi import openapi_routes
+from router.render_apart import RenderApart
 from router.revring_api import RevRingApi
 from router.runtime import Runtime, watch_config_file
 from router.silences import EXPIRED_SILENCES_KEPT
@@ -148,6 +149,10 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
         on_held=verifier.wake if verifier is not None else None,
         controls=controls,
     )
+
+    if handler.parse_workers is not None:
+        inline = settings.ingest.inline_parse_bytes
+        engine.render_apart = RenderApart(handler.parse_workers, runtime, inline)
 
     async def stop_parsers(app: web.Application) -> None:
         handler.close()

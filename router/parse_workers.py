@@ -30,7 +30,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -39,12 +39,12 @@ if TYPE_CHECKING:
     from router.ingest import Prepared, Rejection
     from router.rules import CompiledRule
     from router.store.base import SilenceRecord
-    from router.time_intervals import TimeInterval
 
 log = logging.getLogger("router.parse_workers")
+T = TypeVar("T")
 
 # Imported once in the fork server, so a new worker starts with them loaded.
-PRELOAD = ["router.ingest", "router.silences", "router.config"]
+PRELOAD = ["router.ingest", "router.silences", "router.config", "router.render_apart"]
 STARTING_TASK_SECONDS = 0.1
 
 
@@ -83,19 +83,24 @@ class ParseTask:
 
 # ---- in the worker process -------------------------------------------------------------
 
-_compiled: tuple[str, tuple[CompiledRule, ...], dict[str, TimeInterval]] | None = None
+_compiled: tuple[str, Config] | None = None
 
 
-def _rules_of(source: RulesSource | None) -> tuple[tuple[CompiledRule, ...], dict[str, Any]]:
+def compiled_config(source: RulesSource) -> Config:
+    """The config `source` compiles to, compiled once per key in this worker."""
     global _compiled
-    if source is None:
-        return (), {}
     if _compiled is None or _compiled[0] != source.key:
         from router.config import parse_config
 
-        config = parse_config(source.text, source.file, source.variables)
-        _compiled = (source.key, config.rules, config.time_intervals)
-    return _compiled[1], _compiled[2]
+        _compiled = (source.key, parse_config(source.text, source.file, source.variables))
+    return _compiled[1]
+
+
+def _rules_of(source: RulesSource | None) -> tuple[tuple[CompiledRule, ...], dict[str, Any]]:
+    if source is None:
+        return (), {}
+    config = compiled_config(source)
+    return config.rules, config.time_intervals
 
 
 def prepare_in_worker(task: ParseTask) -> tuple[int, Prepared | Rejection]:
@@ -155,12 +160,17 @@ class ParseWorkers:
     async def prepare(self, task: ParseTask) -> Prepared | Rejection:
         """The task's outcome from a worker; `WorkerLost` when the worker it ran in died
         and the fresh one it was tried again in died too."""
+        return await self.call(self.run, task)
+
+    async def call(self, function: Callable[[Any], tuple[int, T]], task: Any) -> T:
+        """`function(task)` in a worker (`function` returns its pid and its result): the
+        result, or `WorkerLost` when the worker died and a fresh one died too."""
         broken: ProcessPoolExecutor | None = None
         for attempt in (1, 2):
             pool = None
             try:
                 pool = await self._current_pool(broken)
-                pid, outcome = await asyncio.wrap_future(self._submit(pool, task))
+                pid, outcome = await asyncio.wrap_future(self._submit(pool, function, task))
             except BrokenProcessPool as exc:
                 log.warning("parse worker lost (attempt %d of 2): %s", attempt, exc)
                 broken = pool
@@ -169,9 +179,11 @@ class ParseWorkers:
             return outcome
         raise WorkerLost("parse worker died twice")
 
-    def _submit(self, pool: ProcessPoolExecutor, task: ParseTask) -> Future[Any]:
+    def _submit(
+        self, pool: ProcessPoolExecutor, function: Callable[[Any], Any], task: Any
+    ) -> Future[Any]:
         try:
-            return pool.submit(self.run, task)
+            return pool.submit(function, task)
         except RuntimeError as exc:  # shut down meanwhile (closing, or replaced)
             if isinstance(exc, BrokenProcessPool):
                 raise
