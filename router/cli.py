@@ -566,6 +566,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from router.connections import ConnectionLimits, default_max_connections
     from router.delivery import EngineSettings
     from router.ingest import IngestLimits
+    from router.parse_workers import default_worker_count
 
     try:
         engine = EngineSettings(
@@ -579,7 +580,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
             ),
             store_timeout=_positive_setting("ROUTER_STORE_TIMEOUT", IngestLimits.store_timeout),
-            parse_workers=_count_setting("ROUTER_PARSE_WORKERS", IngestLimits.parse_workers),
+            parse_workers=_count_setting("ROUTER_PARSE_WORKERS", default_worker_count()),
         )
         limits = ConnectionLimits(
             header_timeout=_positive_setting(

@@ -34,7 +34,13 @@ from router.events import (
 from router.health import StoreHealth, answer_within
 from router.metrics import Metrics, muted_reason_label
 from router.muting import Silence, mute_decisions
-from router.parse_workers import ParseTask, ParseWorkers, WorkerLost, active_silence_records
+from router.parse_workers import (
+    ParseTask,
+    ParseWorkers,
+    WorkerLost,
+    active_silence_records,
+    default_worker_count,
+)
 from router.rules import CompiledRule, group_key, group_key_json, route
 from router.runtime import Runtime
 from router.store.base import GroupJoin, IngestRecord, IngestResult, NewDelivery, Store
@@ -225,7 +231,7 @@ class IngestLimits:
     inline_parse_bytes: int = 64 * 1024  # smaller bodies are parsed on the event loop
     # Larger ones in this many processes (`router.parse_workers`); 0: in one thread of
     # this process, where the interpreter lock still holds the loop during each call.
-    parse_workers: int = 2
+    parse_workers: int = field(default_factory=default_worker_count)
     # A store that does not commit a call within this is unavailable: 503, so a
     # sender's connections are not all stuck behind a frozen database.
     store_timeout: float = DEFAULT_STORE_TIMEOUT

@@ -48,6 +48,17 @@ PRELOAD = ["router.ingest", "router.silences", "router.config", "router.render_a
 STARTING_TASK_SECONDS = 0.1
 
 
+def default_worker_count() -> int:
+    """One fewer than the CPUs this process may run on, at least 1 and at most 2: on two
+    cores, two busy workers leave the event loop waiting for a core (measured in
+    bench/README.md), and two keep up with `ROUTER_MAX_PARSE_BYTES`' two 1 MiB bodies."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(2, cpus - 1))
+
+
 class WorkerLost(Exception):
     """The worker parsing a body died, and so did the fresh one it was retried in."""
 
