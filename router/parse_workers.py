@@ -24,6 +24,9 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import select
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -123,6 +126,34 @@ def prepare_in_worker(task: ParseTask) -> tuple[int, Prepared | Rejection]:
     silences = [to_silence(record) for record in task.silences]
     outcome = prepare(task.body, rules, MutingMoment(intervals, silences, task.instant))
     return os.getpid(), outcome
+
+
+def _worker_setup(router_pid: int) -> None:
+    """In each worker as it starts: ignore Ctrl-C (the router stops its pool itself), and
+    exit once the router process is gone (killed, it could not stop the pool: the
+    worker would wait on its queue for ever, and keep the fork server alive)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watcher = threading.Thread(target=_exit_with, args=(router_pid,), name="router-watch")
+    watcher.daemon = True
+    watcher.start()
+
+
+def _exit_with(pid: int) -> None:
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):  # no pidfd (not Linux, or before 5.3): poll
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                continue
+    select.select([handle], [], [])  # readable once the process has ended
+    os._exit(1)
 
 
 def _started() -> int:
@@ -236,7 +267,12 @@ class ParseWorkers:
     def _new_pool(self) -> tuple[ProcessPoolExecutor, frozenset[int]]:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
-        pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=context,
+            initializer=_worker_setup,
+            initargs=(os.getpid(),),
+        )
         # Each submit while no worker is idle starts one: all of them start here, and
         # none in the first bodies' submits (on the event loop).
         try:
