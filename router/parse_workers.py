@@ -15,6 +15,11 @@ A worker that dies (killed, out of memory) breaks the whole pool: the pool is re
 and the call is tried once more in a fresh worker. When that one dies too the body is
 the likely cause, and it is not tried in the router's own process (which it could take
 down with every call in flight): the caller gets `WorkerLost` and answers 503.
+
+The same pool builds the messages of large calls' deliveries (`router.render_apart`,
+through `ParseWorkers.call`). Workers start from a fork server that has imported the
+router's modules (0.5 s once, then ~0.1 s per pool), with `serve` or with the first
+large body, off the event loop; each exits by itself if the router process dies.
 """
 
 from __future__ import annotations
