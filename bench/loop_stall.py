@@ -3,6 +3,7 @@ bodies with large `transcript` arrays are posted.
 
     python bench/loop_stall.py                       # this checkout
     python bench/loop_stall.py --source /path/to/other/checkout --label before
+    python bench/loop_stall.py --deliver   # each call also delivered to a local sink
 
 A probe, in its own process (so the posting client's event loop cannot delay it), sends
 GET /healthz on one kept-alive connection every 10 ms (the next one when the last answer
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import statistics
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -103,6 +106,22 @@ async def post_forever(
     return statuses
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid`."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        found.append(todo.pop())
+        todo.extend(children.get(found[-1], []))
+    return found
+
+
 def summary(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     return {
@@ -152,27 +171,51 @@ def main() -> int:
     parser.add_argument("--posters", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--shape", choices=sorted(SHAPES), action="append")
+    parser.add_argument(
+        "--deliver",
+        action="store_true",
+        help="route every call to bench/sink_server.py: each large call is also delivered",
+    )
     parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
         print(json.dumps(probe(args.probe, args.seconds)))
         return 0
     results = []
-    with tempfile.TemporaryDirectory(prefix="loop-stall-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="loop-stall-") as scratch,
+        contextlib.ExitStack() as stack,
+    ):
         work = Path(scratch)
+        sink_env = {}
+        if args.deliver:
+            sink_port = free_port()
+            sink_argv = [sys.executable, str(ROOT / "bench" / "sink_server.py")]
+            sink = Proc("sink", [*sink_argv, "--port", str(sink_port)], work / "sink.log")
+            stack.enter_context(sink)
+            wait_http(f"http://127.0.0.1:{sink_port}/_stats", sink)
+            sink_env["BENCH_SINK_URL"] = f"http://127.0.0.1:{sink_port}/calls"
         rules = work / "rules.yaml"
         rules.write_text(RULES)
         for shape in args.shape or sorted(SHAPES):
             port = free_port()
             argv = [sys.executable, "-m", "router", "serve", "--no-auth", "--config", str(rules)]
             argv += ["--store", f"sqlite:///{work / f'{shape}.db'}", "--port", str(port)]
-            env = {"PYTHONPATH": str(args.source.resolve())}
+            env = {"PYTHONPATH": str(args.source.resolve()), **sink_env}
             with Proc("router", argv, work / f"{shape}.log", env=env, cwd=args.source) as proc:
                 wait_http(f"http://127.0.0.1:{port}/healthz", proc)
                 result = asyncio.run(measure(port, shape, args.posters, args.seconds))
                 result["router_rss_mib"] = round((rss_kib(proc.pid) or 0) / 1024, 1)
+                # parse workers, their fork server, multiprocessing's resource tracker
+                children = [rss_kib(pid) or 0 for pid in descendants(proc.pid)]
+                result["children_rss_mib"] = [round(kib / 1024, 1) for kib in children]
+                if sink_env:  # deliveries made by then (the sink counts distinct calls)
+                    stats_url = sink_env["BENCH_SINK_URL"].replace("/calls", "/_stats")
+                    with urllib.request.urlopen(stats_url, timeout=5) as answer:
+                        result["delivered"] = json.loads(answer.read())["unique"]
                 results.append(result)
-    print(json.dumps({"label": args.label, "results": results}, indent=2))
+    summary = {"label": args.label, "deliver": args.deliver, "results": results}
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -24,6 +24,7 @@ from router.health import StoreHealth, answer_within, is_store_failure
 from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
 from router.openapi import openapi_routes
+from router.render_apart import RenderApart
 from router.revring_api import RevRingApi
 from router.runtime import Runtime, watch_config_file
 from router.silences import EXPIRED_SILENCES_KEPT
@@ -112,6 +113,8 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 runtime.load()
             await controls.start()
             await engine.start()
+            # Off the loop and not awaited: serving starts meanwhile.
+            starting_parsers = asyncio.create_task(handler.start_parse_workers())
             purger = None
             if settings.retention_days > 0:
                 purger = asyncio.create_task(
@@ -122,6 +125,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 watcher = asyncio.create_task(watch_config_file(runtime, settings.watch_interval))
             verifying = asyncio.create_task(verifier.run()) if verifier is not None else None
             yield
+            await starting_parsers  # never cancelled: a pool it started is closed with it
             for task in (purger, watcher, verifying):
                 if task is not None:
                     task.cancel()
@@ -145,6 +149,10 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
         on_held=verifier.wake if verifier is not None else None,
         controls=controls,
     )
+
+    if handler.parse_workers is not None:
+        inline = settings.ingest.inline_parse_bytes
+        engine.render_apart = RenderApart(handler.parse_workers, runtime, inline)
 
     async def stop_parsers(app: web.Application) -> None:
         handler.close()

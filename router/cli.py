@@ -112,6 +112,16 @@ def _positive_setting(name: str, default: float, *, whole: bool = False) -> floa
     return value
 
 
+def _count_setting(name: str, default: int) -> int:
+    """The whole number, 0 or more, in environment variable `name`, or `default` when unset."""
+    text = (os.environ.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not text.isascii():
+        raise SettingError(f"{name} must be a whole number, 0 or more, got {text!r}")
+    return int(text)
+
+
 def _print_errors(exc: ConfigError) -> None:
     for error in exc.errors:
         print(error)
@@ -556,6 +566,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from router.connections import ConnectionLimits, default_max_connections
     from router.delivery import EngineSettings
     from router.ingest import IngestLimits
+    from router.parse_workers import default_worker_count
 
     try:
         engine = EngineSettings(
@@ -569,6 +580,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
             ),
             store_timeout=_positive_setting("ROUTER_STORE_TIMEOUT", IngestLimits.store_timeout),
+            parse_workers=_count_setting("ROUTER_PARSE_WORKERS", default_worker_count()),
         )
         limits = ConnectionLimits(
             header_timeout=_positive_setting(

@@ -10,6 +10,7 @@ and rules naming intervals that are not defined. Secret settings stay `SecretStr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from router.yaml_source import (
     SourceError,
     YamlDocument,
     load_yaml_with_positions,
+    named_variables,
 )
 from sinks.base import SinkConfig
 from sinks.registry import SINK_TYPE_NAMES, AnySinkConfig
@@ -102,6 +104,10 @@ class Config:
     warnings: list[SourceError] = field(default_factory=list)
     sink_positions: dict[str, Position] = field(default_factory=dict)
     time_intervals: dict[str, TimeInterval] = field(default_factory=dict)
+    # What it was compiled from: the text and the environment variables the text names
+    # (`router.parse_workers` compiles the same rules again in its worker processes).
+    source: str = field(default="", repr=False)
+    variables: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def sinks(self) -> Mapping[str, SinkConfig]:
@@ -345,7 +351,17 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
         raise ConfigError(sorted(set(errors), key=lambda e: (e.position, e.message)))
     positions = {name: document.position_of(("sinks", name), key=True) for name in settings.sinks}
     rules = _compiled_rules(settings, conditions)
-    return Config(file, settings, rules, _warnings(document, settings), positions, intervals)
+    variables = named_variables(text, os.environ if environ is None else environ)
+    return Config(
+        file,
+        settings,
+        rules,
+        _warnings(document, settings),
+        positions,
+        intervals,
+        source=text,
+        variables=variables,
+    )
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,26 @@ REFRESH_SECONDS = 1.0
 class KnownSilence:
     record: SilenceRecord
     silence: Silence
+
+
+def silence_before_send(
+    known: Iterable[KnownSilence],
+    events: list[Mapping[str, Any]],
+    sink: str,
+    now: float,
+    replayed_at: float | None,
+) -> Silence | None:
+    """`OperatorControls.silence_before_send` over the silences `known`."""
+    instant = datetime.fromtimestamp(now, UTC)
+    for item in known:
+        if replayed_at is not None and item.record.created_at <= replayed_at:
+            continue
+        silence = item.silence
+        if not (silence.active_at(instant) and silence.covers(sink)):
+            continue
+        if events and all(silence.condition(event) for event in events):
+            return silence
+    return None
 
 
 class OperatorControls:
@@ -101,16 +121,7 @@ class OperatorControls:
         it. A delivery an operator replayed (`replayed_at`) is sent despite silences that
         existed when it was replayed: the operator asked for it; a later one mutes it.
         """
-        instant = datetime.fromtimestamp(now, UTC)
-        for known in self.silences:
-            if replayed_at is not None and known.record.created_at <= replayed_at:
-                continue
-            silence = known.silence
-            if not (silence.active_at(instant) and silence.covers(sink)):
-                continue
-            if events and all(silence.condition(event) for event in events):
-                return silence
-        return None
+        return silence_before_send(self.silences, events, sink, now, replayed_at)
 
     def pause_of(self, sink: str, now: float) -> SinkPause | None:
         """The hand-made pause holding `sink` at `now`, if any."""

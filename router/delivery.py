@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from router.controls import OperatorControls
 from router.events import decode_json
@@ -39,7 +41,18 @@ from router.store.base import (
     Store,
 )
 from router.units import Rate
-from sinks.base import DeliveryRequest, Digest, Permanent, Retryable, Sink, window_time
+from sinks.base import (
+    DeliveryRequest,
+    Digest,
+    Permanent,
+    Retryable,
+    SendResult,
+    Sink,
+    window_time,
+)
+
+if TYPE_CHECKING:
+    from router.render_apart import RenderApart
 
 log = logging.getLogger("router.delivery")
 
@@ -106,6 +119,8 @@ class DeliveryEngine:
         self.live_workers = 1  # engines sharing the store; each takes 1/n of every rate limit
         # Silences re-checked before each send, and sinks paused by hand (none: neither).
         self.controls: OperatorControls | None = None
+        # Builds the messages of large calls in parse worker processes; None: here.
+        self.render_apart: RenderApart | None = None
 
     async def start(self) -> None:
         self.store.on_new_deliveries(self.new_deliveries)
@@ -462,20 +477,19 @@ class SinkLane:
         engine = self.engine
         try:
             try:
-                request = await self._request_for(delivery)
-                silence = self._silence_for(delivery, request)
-                if silence is None:
-                    outcome = await self._attempt(sink, delivery, request, started_at)
+                ready = await self._ready(sink, delivery)
+                if ready.silence_reason is None:
+                    outcome = await self._attempt(ready.send, delivery, started_at)
             finally:
                 self.sending -= 1  # the slot is free once the destination answered
                 self.wake()
-            if silence is not None:
+            if ready.silence_reason is not None:
                 now = engine.clock()
-                if await engine.store.mute(delivery.id, engine.owner, silence.reason, now):
+                if await engine.store.mute(delivery.id, engine.owner, ready.silence_reason, now):
                     engine.metrics.deliveries_muted.labels(self.name, "silence").inc()
                 return
-            if request.digest is not None and outcome.record.outcome == "delivered":
-                engine.metrics.digest_calls.labels(self.name).observe(request.digest.count)
+            if ready.digest_count is not None and outcome.record.outcome == "delivered":
+                engine.metrics.digest_calls.labels(self.name).observe(ready.digest_count)
             recorded = await engine.store.finish(
                 delivery.id, engine.owner, outcome.record, next_attempt_at=outcome.next_attempt_at
             )
@@ -504,32 +518,29 @@ class SinkLane:
         )
         return controls.silence_before_send(calls, self.name, self.engine.clock(), replayed_at)
 
-    async def _request_for(self, delivery: ClaimedDelivery) -> DeliveryRequest:
-        """The request for one delivery; a digest's carries its calls, in arrival order."""
-        event = delivery.decoded if delivery.decoded is not None else decode_json(delivery.payload)
-        digest: Digest | None = None
+    async def _ready(self, sink: Sink, delivery: ClaimedDelivery) -> ReadySend:
+        """The delivery decoded and checked against the silences, here or, for a large
+        call, in a parse worker process (`router.render_apart`)."""
+        payloads = None
         if delivery.kind == "digest":
             payloads = await self.engine.store.digest_calls(delivery.id)
-            digest = Digest(
-                group_key=decode_json((delivery.group_key or "{}").encode()),
-                window_start=window_time(delivery.window_start or delivery.created_at),
-                window_end=window_time(delivery.window_end or delivery.created_at),
-                calls=[decode_json(payload) for payload in payloads] or [event],
-            )
-            event = digest.calls[0]
-        return DeliveryRequest(
-            delivery_id=delivery.id,
-            event_id=delivery.event_id,
-            sink=self.name,
-            rule=delivery.rule,
-            event=event,
-            attempt=delivery.attempts + 1,
-            digest=digest,
-            payload=None if digest is not None else delivery.payload,
+        apart = self.engine.render_apart
+        if apart is not None and apart.takes(sink, delivery, payloads):
+            controls, now = self.engine.controls, self.engine.clock()
+            return await apart.ready(sink, delivery, payloads, controls, now)
+        request = delivery_request(delivery, payloads)
+        silence = self._silence_for(delivery, request)
+        return ReadySend(
+            functools.partial(sink.send, request),
+            None if silence is None else silence.reason,
+            None if request.digest is None else request.digest.count,
         )
 
     async def _attempt(
-        self, sink: Sink, delivery: ClaimedDelivery, request: DeliveryRequest, started_at: float
+        self,
+        send: Callable[[], Awaitable[SendResult]],
+        delivery: ClaimedDelivery,
+        started_at: float,
     ) -> AttemptOutcome:
         engine = self.engine
         number = delivery.attempts + 1
@@ -538,7 +549,7 @@ class SinkLane:
         detail: str | None = None
         retry_after: float | None = None
         try:
-            result = await sink.send(request)
+            result = await send()
         except Retryable as exc:
             failure: tuple[bool, str] | None = (True, exc.reason)
             status_code, retry_after = exc.status_code, exc.retry_after
@@ -614,6 +625,41 @@ class SinkLane:
                 "duration_ms": round(record.duration * 1000, 1),
             },
         )
+
+
+@dataclass(frozen=True)
+class ReadySend:
+    """A claimed delivery ready to go: `send()` sends it, unless a silence mutes it now."""
+
+    send: Callable[[], Awaitable[SendResult]]
+    silence_reason: str | None = None
+    digest_count: int | None = None  # a digest's calls
+
+
+def delivery_request(delivery: ClaimedDelivery, payloads: list[bytes] | None) -> DeliveryRequest:
+    """The request for one delivery; a digest's (`payloads`: its calls' bodies, in arrival
+    order) carries its calls. Pure: a parse worker process builds it the same way. A
+    delivery sent straight after its ingest reuses the body the webhook decoded."""
+    event = delivery.decoded if delivery.decoded is not None else decode_json(delivery.payload)
+    digest: Digest | None = None
+    if delivery.kind == "digest":
+        digest = Digest(
+            group_key=decode_json((delivery.group_key or "{}").encode()),
+            window_start=window_time(delivery.window_start or delivery.created_at),
+            window_end=window_time(delivery.window_end or delivery.created_at),
+            calls=[decode_json(payload) for payload in payloads or ()] or [event],
+        )
+        event = digest.calls[0]
+    return DeliveryRequest(
+        delivery_id=delivery.id,
+        event_id=delivery.event_id,
+        sink=delivery.sink,
+        rule=delivery.rule,
+        event=event,
+        attempt=delivery.attempts + 1,
+        digest=digest,
+        payload=None if digest is not None else delivery.payload,
+    )
 
 
 FIRST_FAILURE_BACKOFF = 0.5

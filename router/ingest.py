@@ -34,6 +34,13 @@ from router.events import (
 from router.health import StoreHealth, answer_within
 from router.metrics import Metrics, muted_reason_label
 from router.muting import Silence, mute_decisions
+from router.parse_workers import (
+    ParseTask,
+    ParseWorkers,
+    WorkerLost,
+    active_silence_records,
+    default_worker_count,
+)
 from router.rules import CompiledRule, group_key, group_key_json, route
 from router.runtime import Runtime
 from router.store.base import GroupJoin, IngestRecord, IngestResult, NewDelivery, Store
@@ -231,6 +238,9 @@ class IngestLimits:
     body_timeout: float = 30.0  # seconds from the request head to the whole body
     max_parse_bytes: int = 2 * MAX_BODY_BYTES  # bodies decoded and validated at once
     inline_parse_bytes: int = 64 * 1024  # smaller bodies are parsed on the event loop
+    # Larger ones in this many processes (`router.parse_workers`); 0: in one thread of
+    # this process, where the interpreter lock still holds the loop during each call.
+    parse_workers: int = field(default_factory=default_worker_count)
     # A store that does not commit a call within this is unavailable: 503, so a
     # sender's connections are not all stuck behind a frozen database.
     store_timeout: float = DEFAULT_STORE_TIMEOUT
@@ -267,9 +277,22 @@ class WebhookHandler:
         # Larger bodies are parsed here, so the event loop answers other requests
         # meanwhile; the budget, not the thread count, bounds the work in flight.
         self._parsers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-parse")
+        workers = self.limits.parse_workers
+        self.parse_workers = ParseWorkers(workers) if workers > 0 else None
+
+    async def start_parse_workers(self) -> None:
+        """Start the parse processes now rather than with the first large body."""
+        if self.parse_workers is None:
+            return
+        try:
+            await self.parse_workers.start()
+        except Exception as exc:  # the first large body tries again
+            log.warning("parse workers did not start: %s", exc)
 
     def close(self) -> None:
         self._parsers.shutdown(wait=False, cancel_futures=True)
+        if self.parse_workers is not None:
+            self.parse_workers.close()
 
     def _reject(self, status: int, reason: str, message: str, **extra: Any) -> web.Response:
         self.metrics.events_received.labels("rejected", "").inc()
@@ -322,6 +345,8 @@ class WebhookHandler:
         async with self._parse_budget.hold(len(body)):
             if len(body) <= self.limits.inline_parse_bytes:
                 outcome = prepare(body, rules, muting, keep_decoded=True)
+            elif self.parse_workers is not None:
+                outcome = await self._prepare_elsewhere(body, rules, muting)
             else:
                 loop = asyncio.get_running_loop()
                 outcome = await loop.run_in_executor(self._parsers, prepare, body, rules, muting)
@@ -359,6 +384,26 @@ class WebhookHandler:
         status_label = prepared.status if prepared.status in KNOWN_STATUSES else "other"
         self.metrics.child(self.metrics.events_received, result.status, status_label).inc()
         return IngestOutcome(result.status, prepared.event_id, 0, verification="pending")
+
+    async def _prepare_elsewhere(
+        self, body: bytes, rules: Sequence[CompiledRule], muting: MutingMoment
+    ) -> Prepared | Rejection:
+        """`prepare` in a parse worker process. A body whose worker died twice gets a 503
+        (`router.parse_workers`); a worker failing otherwise (a bug) falls back to this
+        process's parse thread, so the answer is the same."""
+        assert self.parse_workers is not None
+        config = self.runtime.config if self.runtime.loaded else None
+        instant = muting.instant
+        silences = active_silence_records(self.controls, instant)
+        task = ParseTask(body, self.parse_workers.source_of(config), silences, instant)
+        try:
+            return await self.parse_workers.prepare(task)
+        except WorkerLost:
+            return Rejection(503, "parse_failed", "the body could not be parsed, try again")
+        except Exception:
+            log.exception("parse worker failed; parsing in this process")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._parsers, prepare, body, rules, muting)
 
     def _rejected(self, rejection: Rejection, event_id: str | None = None) -> IngestOutcome:
         self.metrics.events_received.labels("rejected", "").inc()

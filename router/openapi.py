@@ -308,7 +308,8 @@ def _paths() -> dict[str, Schema]:
                         "not a post-call event: every bad field named", _ref("InvalidEvent")
                     ),
                     "503": _error(
-                        "the store cannot take the call now, or rules.yaml is not loaded; retry"
+                        "the store cannot take the call now, rules.yaml is not loaded, or"
+                        " the process parsing the body died twice; retry"
                     ),
                 },
             }

@@ -99,6 +99,13 @@ def interpolate(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
     return _VARIABLE.sub(replace, text), unset
 
 
+def named_variables(text: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment variables `text` names that are set, with their values: all that
+    reading `text` again elsewhere needs of the environment."""
+    names = {match.group(1) for match in _VARIABLE.finditer(text) if match.group(1)}
+    return {name: environ[name] for name in sorted(names) if name in environ}
+
+
 MAX_NODES = 100_000  # aliases can make a small file expand enormously ("billion laughs")
 
 

@@ -208,5 +208,19 @@ class Sink(ABC):
     async def send(self, request: DeliveryRequest) -> SendResult:
         """Send one message; return on success, raise `Retryable` or `Permanent`."""
 
+    # A sink whose `send` is `transmit(build(request))`: the engine may call `build` in a
+    # parse worker process (`router.render_apart`) for a large call.
+    builds_apart: ClassVar[bool] = False
+
+    def build(self, request: DeliveryRequest) -> Any:
+        """The message `transmit` sends for `request`, built in full (templates rendered,
+        encoded): pure, no I/O, picklable, and raising what `send` raises for the same
+        reasons. The default builds nothing: `transmit` gets the request itself."""
+        return request
+
+    async def transmit(self, message: Any) -> SendResult:
+        """Send what `build` returned; return on success, raise `Retryable` or `Permanent`."""
+        return await self.send(message)
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release anything the sink holds of its own (shared resources are not its)."""

@@ -139,8 +139,15 @@ class EmailSink(Sink):
         except TemplateRenderError as exc:
             raise Permanent(str(exc)) from None
 
+    builds_apart = True
+
+    def build(self, request: DeliveryRequest) -> bytes:
+        return self._message(request).as_bytes(policy=WIRE_POLICY)
+
     async def send(self, request: DeliveryRequest) -> SendResult:
-        payload = self._message(request).as_bytes(policy=WIRE_POLICY)
+        return await self.transmit(self.build(request))
+
+    async def transmit(self, payload: bytes) -> SendResult:
         sender = envelope_sender(self.config)
         recipients = envelope_recipients(self.config)
         try:

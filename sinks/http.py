@@ -612,10 +612,17 @@ class HttpSink(PostingSink):
             "body": _parsed_body(outgoing.body),
         }
 
-    async def send(self, request: DeliveryRequest) -> SendResult:
+    builds_apart = True
+
+    def build(self, request: DeliveryRequest) -> OutgoingRequest:
         if not self.config.url.get_secret_value():
             raise Retryable("sink not configured: url is empty")
-        outgoing = build_request(self.config, request, now=time.time())
+        return build_request(self.config, request, now=time.time())
+
+    async def send(self, request: DeliveryRequest) -> SendResult:
+        return await self.transmit(self.build(request))
+
+    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
         secrets = self.secrets()
         answer = await self.post(outgoing, secrets=secrets)
         outcome = classify_response(

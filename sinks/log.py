@@ -81,8 +81,15 @@ class LogSink(Sink):
                 raise Permanent(str(exc)) from None
         return line
 
+    builds_apart = True
+
+    def build(self, request: DeliveryRequest) -> str:
+        return json.dumps(self.render(request), ensure_ascii=False) + "\n"
+
     async def send(self, request: DeliveryRequest) -> SendResult:
-        text = json.dumps(self.render(request), ensure_ascii=False) + "\n"
+        return await self.transmit(self.build(request))
+
+    async def transmit(self, text: str) -> SendResult:
         if self.config.path is None:
             sys.stdout.write(text)
             sys.stdout.flush()

@@ -351,13 +351,20 @@ class PagerDutySink(PostingSink):
         document["routing_key"] = MASK
         return document
 
-    async def send(self, request: DeliveryRequest) -> SendResult:
+    builds_apart = True
+
+    def build(self, request: DeliveryRequest) -> OutgoingRequest:
         if self.config.missing_settings():
             raise Retryable("sink not configured: routing_key is empty")
         document = build_event(self.config, request)
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        outgoing = OutgoingRequest("POST", self.config.url, headers, body, frozenset())
+        return OutgoingRequest("POST", self.config.url, headers, body, frozenset())
+
+    async def send(self, request: DeliveryRequest) -> SendResult:
+        return await self.transmit(self.build(request))
+
+    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
         secrets = self.secrets()
         try:
             answer = await self.post(outgoing, secrets=secrets)

@@ -243,8 +243,15 @@ class SlackSink(Sink):
         payload["unfurl_media"] = False
         return payload
 
+    builds_apart = True
+
+    def build(self, request: DeliveryRequest) -> dict[str, Any]:
+        return self.render(request)
+
     async def send(self, request: DeliveryRequest) -> SendResult:
-        payload = self.render(request)
+        return await self.transmit(self.build(request))
+
+    async def transmit(self, payload: dict[str, Any]) -> SendResult:
         if self._web is not None:
             return await self._guarded(self._post_message, payload)
         if self._webhook is not None:

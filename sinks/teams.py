@@ -75,13 +75,20 @@ class TeamsSink(PostingSink):
             request, mask_phone_numbers=self.config.mask_phone, card_template=self.config.card
         )
 
-    async def send(self, request: DeliveryRequest) -> SendResult:
+    builds_apart = True
+
+    def build(self, request: DeliveryRequest) -> OutgoingRequest:
         if self.config.missing_settings():
             raise Retryable("sink not configured: webhook_url is empty")
         body = json.dumps(self.render(request), ensure_ascii=False, separators=(",", ":"))
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         url = self.config.webhook_url.get_secret_value()
-        outgoing = OutgoingRequest("POST", url, headers, body.encode(), frozenset())
+        return OutgoingRequest("POST", url, headers, body.encode(), frozenset())
+
+    async def send(self, request: DeliveryRequest) -> SendResult:
+        return await self.transmit(self.build(request))
+
+    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
         secrets = self.secrets()
         try:
             answer = await self.post(outgoing, secrets=secrets)

@@ -46,3 +46,13 @@ def test_serve_with_a_bad_duration_exits_2_naming_it(variable: str, value: str) 
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"{variable} must be a positive number, got {value!r}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["two", "-1", "1.5", "\u0662"])
+def test_serve_with_a_bad_parse_worker_count_exits_2_naming_it(value: str) -> None:
+    result = run("serve", "--no-auth", env={"ROUTER_PARSE_WORKERS": value})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"ROUTER_PARSE_WORKERS must be a whole number, 0 or more, got {value!r}" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

@@ -1,5 +1,6 @@
 """A burst of large bodies queues for the parse budget instead of growing memory, and
-every call in it is accepted (RevRing does not retry a refused call)."""
+every call in it is accepted (RevRing does not retry a refused call); the parse
+workers' memory counts too."""
 
 from __future__ import annotations
 
@@ -42,6 +43,23 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM in /proc status")
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid` (its parse workers and their fork server)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children.get(child, []))
+    return found
+
+
 async def test_32_concurrent_1mib_bodies_are_all_accepted_under_400_mb(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
@@ -64,5 +82,10 @@ async def test_32_concurrent_1mib_bodies_are_all_accepted_under_400_mb(tmp_path)
             statuses = await asyncio.gather(*(post(body) for body in bodies))
         assert statuses == [200] * 32
         assert peak_rss_mb(process.pid) < 400
+        # With its parse workers, their fork server and multiprocessing's resource
+        # tracker (each counting the pages the workers share with the fork server).
+        workers = descendants(process.pid)
+        assert len(workers) >= 3
+        assert peak_rss_mb(process.pid) + sum(map(peak_rss_mb, workers)) < 450
     finally:
         stop(process)
