@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from router import __version__
 from router.cli_controls import add_control_commands
+from router.collector import settle_after_start
 from router.config import Config, ConfigError, load_config
 from router.events import EventRejected, parse_event
 from router.logs import printable
@@ -657,6 +658,7 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
         log.error("cannot start: %s", exc)
         print(f"revring-router: cannot start: {exc}", file=sys.stderr)
         return 1
+    settle_after_start()  # the long-lived objects out of the collector's way (router.collector)
     site = GuardedSite(runner, host, port, limits)
     try:
         await site.start()

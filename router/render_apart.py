@@ -135,7 +135,9 @@ class RenderApart:
         self.last_pid: int | None = None  # the process that built the last message
 
     def takes(self, sink: Sink, delivery: ClaimedDelivery, payloads: list[bytes] | None) -> bool:
-        size = len(delivery.payload) + sum(len(payload) for payload in payloads or ())
+        size = len(delivery.payload)
+        if payloads:
+            size += sum(map(len, payloads))
         if size <= self.inline_bytes or not self.runtime.loaded:
             return False
         if self.runtime.sinks.get(delivery.sink) is not sink:
