@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
+from router.parse_workers import ParseWorkers
 from router.store.base import Store
 
 StoreFactory = Callable[[], Awaitable[Store]]
@@ -113,3 +114,12 @@ async def _opening_stores(make_store: Callable[[], Store]) -> AsyncIterator[Stor
 @pytest.fixture
 async def store(store_factory: StoreFactory) -> Store:
     return await store_factory()
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[ParseWorkers]:
+    """A pool of two parse worker processes (router.parse_workers), stopped after the test."""
+    pool = ParseWorkers(2)
+    await pool.start()
+    yield pool
+    pool.close()

@@ -10,12 +10,10 @@ import json
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import pytest
 
 import router.ingest
 from router.config import parse_config
@@ -147,14 +145,6 @@ def silence_record(sinks: tuple[str, ...] | None) -> SilenceRecord:
     starts, ends = DAY.timestamp() - 60, NIGHT.timestamp() + 3600
     when = json.dumps({"status": "FAILED"})
     return SilenceRecord("s1", when, sinks, starts, ends, "test", starts)
-
-
-@pytest.fixture
-async def workers() -> AsyncIterator[ParseWorkers]:
-    pool = ParseWorkers(2)
-    await pool.start()
-    yield pool
-    pool.close()
 
 
 async def test_a_worker_prepares_what_the_router_would_mutes_and_digests_included(workers):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -149,14 +148,6 @@ def built_here(config: Any, delivery: ClaimedDelivery, payloads: Any, records: A
         return Built(None, sink.build(request), None, count)
     except Exception as exc:
         return Built(None, None, Failure.of(exc), count)
-
-
-@pytest.fixture
-async def workers() -> AsyncIterator[ParseWorkers]:
-    pool = ParseWorkers(2)
-    await pool.start()
-    yield pool
-    pool.close()
 
 
 def silence(sinks: tuple[str, ...] | None, status: str) -> SilenceRecord:
