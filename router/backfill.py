@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -134,6 +134,16 @@ async def backfill(
 ) -> BackfillSummary:
     """Fetch every id in batches of 100 and ingest each call RevRing knows."""
     summary = BackfillSummary(requested=len(ids))
+    async for call_id, body in _fetched_calls(ids, api, summary, progress):
+        _count(summary, call_id, await ingest(body))
+    return summary
+
+
+async def _fetched_calls(
+    ids: Sequence[str], api: RevRingApi, summary: BackfillSummary, progress: Progress | None
+) -> AsyncIterator[tuple[str, bytes]]:
+    """Each call RevRing knows, as (id, body), batch by batch; a failed batch, the ids it
+    does not know and the progress go into `summary` and `progress` on the way."""
     done = 0
     async for batch, fetched in api.fetch_all(ids):
         if isinstance(fetched, RevRingApiError):
@@ -142,13 +152,12 @@ async def backfill(
             summary.fetched += len(fetched.calls)
             summary.not_found.extend(fetched.unknown)
             for call_id, body in fetched.calls.items():
-                _count(summary, call_id, await ingest(body))
+                yield call_id, body
         done += len(batch)
         if progress is not None:
             progress.update(done)
     if progress is not None:
         progress.finish()
-    return summary
 
 
 def _count(summary: BackfillSummary, call_id: str, outcome: IngestOutcome) -> None:
@@ -170,24 +179,12 @@ async def dry_run(
     """Fetch every id and show where each call would go now; write and send nothing."""
     summary = BackfillSummary(requested=len(ids), dry_run=True)
     now = datetime.now(UTC)
-    done = 0
-    async for batch, fetched in api.fetch_all(ids):
-        if isinstance(fetched, RevRingApiError):
-            summary.failed.extend((call_id, str(fetched)) for call_id in batch)
+    async for call_id, body in _fetched_calls(ids, api, summary, progress):
+        line = _route_line(config, call_id, body, now)
+        if line is None:
+            summary.failed.append((call_id, "invalid post-call event"))
         else:
-            summary.fetched += len(fetched.calls)
-            summary.not_found.extend(fetched.unknown)
-            for call_id, body in fetched.calls.items():
-                line = _route_line(config, call_id, body, now)
-                if line is None:
-                    summary.failed.append((call_id, "invalid post-call event"))
-                else:
-                    summary.would_route.append(line)
-        done += len(batch)
-        if progress is not None:
-            progress.update(done)
-    if progress is not None:
-        progress.finish()
+            summary.would_route.append(line)
     return summary
 
 

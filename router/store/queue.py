@@ -21,6 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from router.store import queries as q
@@ -555,15 +556,7 @@ class QueueStore(Store):
         return None if found is None else bytes(found)
 
     async def acknowledge(self, acknowledgement: Acknowledgement) -> Acknowledgement:
-        await self._write_one(
-            q.ACKNOWLEDGE,
-            kind=acknowledgement.kind,
-            target_id=acknowledgement.target_id,
-            user_id=acknowledgement.user_id,
-            user_name=acknowledgement.user_name,
-            channel=acknowledgement.channel,
-            at=acknowledgement.at,
-        )
+        await self._write_one(q.ACKNOWLEDGE, **asdict(acknowledgement))
         found = await self.acknowledgement(acknowledgement.kind, acknowledgement.target_id)
         return found or acknowledgement
 
@@ -582,18 +575,7 @@ class QueueStore(Store):
         return found.to(Acknowledgement)
 
     async def record_slack_action(self, action: SlackActionRecord) -> None:
-        await self._write_one(
-            q.RECORD_SLACK_ACTION,
-            id=action.id,
-            at=action.at,
-            user_id=action.user_id,
-            user_name=action.user_name,
-            channel=action.channel,
-            action=action.action,
-            target=action.target,
-            outcome=action.outcome,
-            detail=action.detail,
-        )
+        await self._write_one(q.RECORD_SLACK_ACTION, **asdict(action))
 
     async def slack_actions(self, limit: int = 100) -> list[SlackActionRecord]:
         found = await self.connector.read(lambda: single(q.SLACK_ACTIONS, "rows", limit=limit))
