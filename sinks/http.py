@@ -41,6 +41,7 @@ from tenacity import (
 )
 
 from router import __version__
+from router.phones import mask_phone_numbers
 from router.retry import parse_retry_after
 from router.templates import (
     JsonTemplate,
@@ -48,7 +49,6 @@ from router.templates import (
     TemplateKind,
     TemplateRenderError,
     compile_template,
-    mask_phone_numbers,
     strip_line_breaks,
 )
 from router.units import Duration, format_duration

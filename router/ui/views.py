@@ -22,11 +22,11 @@ from router.admin import acknowledgement_key
 from router.delivery import DeliveryEngine
 from router.events import EventRejected, parse_event
 from router.metrics import Metrics
+from router.phones import mask_phone_numbers, mask_phone_numbers_in
 from router.preview import Preview, preview
 from router.runtime import Runtime
 from router.samples import DEFAULT_SAMPLE, SAMPLE_NAMES, sample_call, sample_event
 from router.store.base import CallFilters, DeliveryView, EventView, SinkCounts, Store
-from router.templates import mask_phone_numbers
 from router.ui.pages import Pages
 from sinks.base import SinkConfig
 from sinks.http import MASK, SecretHeaderTemplate, redact
@@ -440,12 +440,14 @@ class ConsoleViews:
 
 
 def stored_call_text(event: EventView) -> str:
-    """A stored call's body for the playground: indented when it is JSON, else as stored."""
+    """A stored call's body for the playground, its phone numbers masked as on the call's
+    page: indented when it is JSON, else as stored."""
     raw = bytes(event.payload or b"").decode("utf-8", errors="replace")
     try:
-        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+        body = json.loads(raw)
     except ValueError:
-        return raw
+        return mask_phone_numbers(raw)
+    return json.dumps(mask_phone_numbers_in(body), indent=2, ensure_ascii=False)
 
 
 def short_error(text: str | None, limit: int = 160) -> str:

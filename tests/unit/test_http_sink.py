@@ -412,3 +412,14 @@ def test_phone_numbers_echoed_in_an_error_are_masked_in_the_reason():
     assert "+14155550123" not in failure.reason
     assert "+1415\u2022\u2022\u20220123" in failure.reason
     assert "1795766501" in failure.reason
+
+
+def test_formatted_numbers_echoed_in_an_error_are_masked_in_the_reason():
+    from sinks.http import classify_response
+
+    failure = classify_response(
+        409, body=b'{"error": "contact (415) 555-0143 / +44 20 7183 8750 exists since 2026-11-20"}'
+    )
+    assert "555-0143" not in failure.reason and "7183 8750" not in failure.reason
+    assert "+1415\u2022\u2022\u20220143 / +4420\u2022\u2022\u20228750" in failure.reason
+    assert "2026-11-20" in failure.reason
