@@ -8,9 +8,9 @@ delivery id too), so a receiver can drop the duplicates at-least-once brings.
 
 Secrets (the URL, header values, the signing secret) stay out of `repr`, out of
 `render()` (the URL is cut to scheme://host, its path shown as `/***`; header values
-show as `***`),
-and out of every failure reason (which never names the URL, and is scrubbed of any
-secret a server echoes back).
+show as `***`; the signature as `v1,***`, since a real one would let anyone who can
+preview a body forge a signed request), and out of every failure reason (which never
+names the URL, and is scrubbed of any secret a server echoes back).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ REASON_EXCERPT_CHARS = 200
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 BLIP_RETRY_WAITS: tuple[float, ...] = (0.1, 0.3)
 MASK = "***"
+SIGNATURE_HEADER = "webhook-signature"
 
 _RESERVED_HEADERS = frozenset(
     {
@@ -259,13 +260,7 @@ class HttpSinkConfig(TimedSinkConfig):
         return [redact(problem, self.secret_values()) for problem in problems]
 
     def secret_values(self) -> list[str]:
-        """Every configured secret string, for scrubbing text that might echo one."""
-        secrets = url_secrets(self.url.get_secret_value())
-        for template in self.headers.values():
-            secrets += template.secret_literals()
-        if self.signing_secret is not None:
-            secrets.append(self.signing_secret.get_secret_value())
-        return [secret for secret in secrets if secret]
+        return super().secret_values() + url_secrets(self.url.get_secret_value())
 
 
 @dataclass(frozen=True)
@@ -387,7 +382,7 @@ def build_request(
         timestamp = int(now)
         headers["webhook-id"] = request.delivery_id
         headers["webhook-timestamp"] = str(timestamp)
-        headers["webhook-signature"] = sign(key, request.delivery_id, timestamp, body)
+        headers[SIGNATURE_HEADER] = sign(key, request.delivery_id, timestamp, body)
     return OutgoingRequest(
         config.method, config.url.get_secret_value(), headers, body, frozenset(secret_headers)
     )
@@ -605,6 +600,8 @@ class HttpSink(PostingSink):
             name: MASK if name in outgoing.secret_headers else value
             for name, value in outgoing.headers.items()
         }
+        if SIGNATURE_HEADER in headers:  # a real one would sign whatever body was typed in
+            headers[SIGNATURE_HEADER] = "v1," + MASK
         return {
             "method": outgoing.method,
             "url": shown_url(outgoing.url),

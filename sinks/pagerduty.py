@@ -105,10 +105,6 @@ class PagerDutySinkConfig(TimedSinkConfig):
     def effective_rate_limit(self) -> Rate | None:
         return self.rate_limit or DEFAULT_RATE_LIMIT
 
-    def secret_values(self) -> list[str]:
-        key = self.routing_key.get_secret_value()
-        return [key] if key else []
-
     def templates(self) -> dict[str, RendersText]:
         named: dict[str, RendersText] = {"severity": self.severity}
         if self.summary is not None:

@@ -29,7 +29,7 @@ from router.samples import DEFAULT_SAMPLE, SAMPLE_NAMES, sample_call, sample_eve
 from router.store.base import CallFilters, DeliveryView, EventView, SinkCounts, Store
 from router.ui.pages import Pages
 from sinks.base import SinkConfig
-from sinks.http import MASK, SecretHeaderTemplate, redact
+from sinks.http import MASK, redact
 
 STATUSES = ("pending", "delivered", "dead", "muted")
 PAGE_SIZE = 50
@@ -50,27 +50,9 @@ _HARMLESS_REST = re.compile(r"^(?:bearer|basic|token)?$", re.IGNORECASE)
 
 
 def secret_values(sink: SinkConfig) -> list[str]:
-    """Every secret string a sink's settings hold (SecretStr values, secret headers)."""
-    found: list[str] = []
-
-    def collect(value: Any) -> None:
-        if hasattr(value, "get_secret_value"):
-            found.append(str(value.get_secret_value()))
-        elif isinstance(value, SecretHeaderTemplate):
-            found.extend(value.secret_literals())
-        elif isinstance(value, Mapping):
-            for item in value.values():
-                collect(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                collect(item)
-
-    for name in type(sink).model_fields:
-        collect(getattr(sink, name, None))
-    secret_list = getattr(sink, "secret_values", None)
-    if callable(secret_list):
-        found.extend(secret_list())
-    return [value for value in found if value]
+    """Every secret string a sink's settings hold (SecretStr values, secret headers, the
+    secret parts of its URL)."""
+    return sink.secret_values()
 
 
 def _masked_value(value: str) -> str:

@@ -4,11 +4,13 @@ drive the same pages in Chromium)."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from http.cookies import SimpleCookie
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from router.ui.auth import SESSION_COOKIE
 from tests.conftest import fresh_event
@@ -277,6 +279,34 @@ async def test_the_playground_routes_a_pasted_call_and_renders_each_message(serv
     assert LITERAL_SECRET not in html
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+async def test_the_playground_shows_no_signature_that_verifies(tmp_path, write_rules, receiver):
+    signed = rules(receiver.url()).replace(
+        f'    url: "{receiver.url()}"\n',
+        f'    url: "{receiver.url()}"\n    signing_secret: "{SIGNING_SECRET}"\n',
+    )
+    async with running_service(write_rules(signed), tmp_path / "console.db") as client:
+        page = await signed_in_page(client, "/ui/rules")
+        event = fresh_event(status="FAILED", summary="refund approved, pay the bearer")
+        response = await client.post(
+            "/ui/rules/playground", data={"csrf": csrf_of(page), "event": json.dumps(event)}
+        )
+        assert response.status == 200
+        page = await response.text()
+    match = re.search(r'<pre class="http-request">(.*?)</pre>', page, re.DOTALL)
+    assert match, "the playground shows the HTTP request"
+    head, _, body = html.unescape(match[1]).partition("\n\n")
+    headers = dict(line.split(": ", 1) for line in head.splitlines()[1:])
+    assert headers["webhook-signature"] == "v1,***"
+    assert SIGNING_SECRET not in page and SIGNING_SECRET.removeprefix("whsec_") not in page
+    assert LITERAL_SECRET not in page
+    for sent in (json.dumps(event), body.strip(), json.dumps(json.loads(body))):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(SIGNING_SECRET).verify(sent, headers)
 
 
 async def test_the_playground_names_what_is_wrong_with_a_bad_call(service):
