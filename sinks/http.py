@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import aiohttp
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
@@ -90,6 +90,10 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _JINJA_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _MIN_SECRET = 4
 _MIN_SECRET_WORD = 6
+# Query parameters whose values are credentials, by their names.
+_SECRET_NAME = re.compile(
+    r"key|token|secret|sig|pass|pwd|auth|code|credential|hmac|session|access", re.IGNORECASE
+)
 
 
 class SecretHeaderTemplate:
@@ -282,17 +286,47 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 def url_secrets(url: str) -> list[str]:
-    """The parts of a secret URL to scrub from text: the URL itself, the URL as a server
-    sees it (no userinfo), its query and credentials, and its path, which in many webhook
-    URLs is itself the credential (and each longer segment of it)."""
+    """The secret parts of a URL, to scrub from text: the URL itself (as written, and as a
+    server sees it: without its credentials, with and without its query), the password
+    of its credentials (the user name too when there is no password: an API key given
+    as the user), the value of each query parameter whose name or value looks secret
+    (`api_key=…`, `token=…`, `?sig=…`), and each path segment that looks like a token
+    (the `…/T0/B0/XXXXXXXXXXXXXXXXXXXXXXXX` of a Slack hook). A word of the path such as
+    `upstream` is not a secret, so it stays readable wherever else it appears."""
     if not url:
         return []
     parts = urlsplit(url)
-    secrets = [url, mask_url(url), parts.query, parts.password or "", parts.username or ""]
-    if parts.path not in ("", "/"):
-        secrets.append(parts.path)
-        secrets += [segment for segment in parts.path.split("/") if len(segment) >= 6]
+    secrets = [url, mask_url(url)]
+    if parts.query:
+        secrets.append(f"{mask_url(url)}?{parts.query}")
+    if parts.password:
+        secrets.append(parts.password)
+    if parts.username and (not parts.password or token_like(unquote(parts.username))):
+        secrets.append(parts.username)
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        plain = unquote_plus(value)
+        if value and (_SECRET_NAME.search(unquote_plus(name)) or _random_looking(plain)):
+            secrets += [value, plain]
+    for segment in parts.path.split("/"):
+        if token_like(unquote(segment)):
+            secrets += [segment, unquote(segment)]
     return [secret for secret in secrets if secret]
+
+
+def _random_looking(text: str) -> bool:
+    """A query value that is a credential whatever its parameter's name: a long token."""
+    return len(text) >= 16 and token_like(text)
+
+
+def token_like(text: str) -> bool:
+    """Whether `text` looks like a credential rather than a word or a number: no spaces,
+    and 20 characters or more, or 6 or more mixing letters and digits (`tok-9f8e7d6c`,
+    `T0123ABCD`; not `upstream`, `Bearer`, `2016-06-01` or `123456789`)."""
+    if len(text) < _MIN_SECRET_WORD or any(char.isspace() for char in text):
+        return False
+    mixed = any(char.isdigit() for char in text) and any(char.isalpha() for char in text)
+    return mixed or len(text) >= 20
 
 
 def shown_url(url: str) -> str:
@@ -320,14 +354,15 @@ def mask_url(url: str) -> str:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with each secret, and each longer word of a secret, replaced by `***`."""
+    """`text` with each secret replaced by `***`, and each word of a secret that looks like
+    a token (`Bearer tok-9f8e7d6c` hides `tok-9f8e7d6c` alone too, never `Bearer`)."""
     pieces: set[str] = set()
     for secret in secrets:
         if len(secret) < _MIN_SECRET:
             continue
         pieces.add(secret)
         words = re.split(r"[\s,;]+", secret)
-        pieces.update(word for word in words if len(word) >= _MIN_SECRET_WORD)
+        pieces.update(word for word in words if token_like(word))
     for piece in sorted(pieces, key=len, reverse=True):
         text = text.replace(piece, MASK)
     return text

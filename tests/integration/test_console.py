@@ -10,6 +10,8 @@ import re
 from http.cookies import SimpleCookie
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from router.ui.auth import SESSION_COOKIE
@@ -307,6 +309,46 @@ async def test_the_playground_shows_no_signature_that_verifies(tmp_path, write_r
     for sent in (json.dumps(event), body.strip(), json.dumps(json.loads(body))):
         with pytest.raises(WebhookVerificationError):
             Webhook(SIGNING_SECRET).verify(sent, headers)
+
+
+async def test_a_crms_error_keeps_the_words_of_the_sinks_url_and_hides_its_secrets(
+    tmp_path, write_rules
+):
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(
+            status=400, text=f"upstream says no: Bearer token expired; we got {request.url}"
+        )
+
+    app = web.Application()
+    app.router.add_post("/upstream/{token}", refuse)
+    async with TestServer(app, host="127.0.0.1") as crm:
+        url = str(crm.make_url("/upstream/tok-7d3f9a1c5e2b?api_key=qk-9z8y7x6w5v&tier=gold"))
+        text = rules(url).replace(
+            f'headers: {{Authorization: "Bearer {LITERAL_SECRET}"}}',
+            f'headers: {{X-Api-Key: "Bearer {LITERAL_SECRET}"}}',
+        )
+        async with running_service(write_rules(text), tmp_path / "console.db") as client:
+            await post_event(client, fresh_event(status="FAILED"))
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+            async def dead() -> list:
+                answer = await client.get("/admin/deliveries?status=dead&sink=crm", headers=admin)
+                return await answer.json()
+
+            await wait_for(dead)
+            (view,) = await dead()
+            pages = [
+                view["last_error"],
+                await signed_in_page(client, "/ui/deliveries"),
+                await signed_in_page(client, f"/ui/deliveries/{view['id']}"),
+            ]
+    assert view["last_error"].startswith(
+        "HTTP 400 Bad Request: upstream says no: Bearer token expired; we got ***"
+    )
+    for shown in pages:
+        assert "upstream says no: Bearer token expired" in shown
+        for secret in ("tok-7d3f9a1c5e2b", "qk-9z8y7x6w5v", LITERAL_SECRET):
+            assert secret not in shown
 
 
 async def test_the_playground_names_what_is_wrong_with_a_bad_call(service):
