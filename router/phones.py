@@ -15,7 +15,10 @@ number it can find is in one). Text without a run (most summaries and errors) co
 regular-expression scan; a run that is a bare E.164 number or a date needs no matcher
 either. The matcher reads at most `MATCHER_BUDGET` characters of one text; runs past
 that are masked whole (`•••`), so a text stuffed with digits costs a bounded time and
-still shows no number.
+still shows no number. A run the matcher refuses because more digits follow it
+(`(415) 555-0143 3 times`) is read again one space-apart group after another. The last
+`CACHED_TEXTS` texts masked are remembered: each sink's message for one call masks the
+same summary and transcript again.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ MAX_WINDOW = 256  # characters the matcher reads at once; a longer run is masked
 MATCHER_BUDGET = 2048  # characters of one text the matcher reads; runs past it: masked whole
 MAX_GROUPS = 8  # space-apart groups of a run read one after another; more: masked whole
 MAX_DIGITS = 17  # digits of the longest number (15 in E.164, a trunk prefix, `00`)
+# The same text is often masked again (each sink's message for one call, a page shown
+# again): texts up to this long are remembered, the last `CACHED_TEXTS` of them.
+MAX_CACHED_TEXT = 4096
+CACHED_TEXTS = 512
 
 # A run of digits apart by at most 4 characters that are not letters (`x` and `ー` aside,
 # which the matcher reads as separators) nor line breaks, tabs, colons, commas or
@@ -119,10 +126,10 @@ def _plain(text: str, run: re.Match[str]) -> bool:
 class _Reader:
     """The matcher's reads of one text, within `MATCHER_BUDGET` characters."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, region: str) -> None:
         self.text = text
+        self.region = region
         self.budget = MATCHER_BUDGET
-        self.region: str | None = None
 
     def read(self, begin: int, end: int) -> list[Span] | None:
         """The numbers in `text[begin:end]`, or None when that is past the budget."""
@@ -131,7 +138,6 @@ class _Reader:
                 self.budget = 0
             return None
         self.budget -= end - begin
-        self.region = self.region or phone_region()
         return _found(self.text, begin, end, self.region)
 
     def read_groups(self, begin: int, end: int) -> list[Span] | None:
@@ -204,10 +210,10 @@ def _windows(runs: list[re.Match[str]]) -> list[list[re.Match[str]]]:
     return windows
 
 
-def _number_spans(text: str) -> list[Span]:
+def _number_spans(text: str, region: str) -> list[Span]:
     """Where the numbers in `text` are, in order and without overlaps."""
     spans: list[Span] = []
-    reader = _Reader(text)
+    reader = _Reader(text, region)
     runs = [run for run in _RUN.finditer(text) if not _plain(text, run)]
     for window in _windows(runs):
         begin = max(window[0].start() - CONTEXT, 0)
@@ -247,7 +253,15 @@ def _without_overlaps(spans: list[Span]) -> list[Span]:
 def mask_phone_numbers(text: str, keep_start: int = 5, keep_end: int = 4) -> str:
     """`text` with every phone number in it masked: `SIP 503 from +1 (415) 555-0188` ->
     `SIP 503 from +1415•••0188`. Dates, times, durations and ids are left alone."""
-    spans = _number_spans(text)
+    if not _RUN.search(text):  # no 7 digits close together: no number (most text)
+        return text
+    if len(text) > MAX_CACHED_TEXT:
+        return _with_numbers_masked(text, phone_region(), keep_start, keep_end)
+    return _cached_with_numbers_masked(text, phone_region(), keep_start, keep_end)
+
+
+def _with_numbers_masked(text: str, region: str, keep_start: int, keep_end: int) -> str:
+    spans = _number_spans(text, region)
     if not spans:
         return text
     pieces, done = [], 0
@@ -257,6 +271,10 @@ def mask_phone_numbers(text: str, keep_start: int = 5, keep_end: int = 4) -> str
         done = end
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+# typed: a str subclass (markupsafe.Markup) never gets back what a plain str was given.
+_cached_with_numbers_masked = lru_cache(maxsize=CACHED_TEXTS, typed=True)(_with_numbers_masked)
 
 
 def mask_phone(value: Any, keep_start: int = 5, keep_end: int = 4) -> str:
@@ -288,4 +306,4 @@ def mask_phone_numbers_in(value: Any) -> Any:
 
 def holds_phone_number(text: str) -> bool:
     """Whether `text` holds a phone number `mask_phone_numbers` would mask."""
-    return bool(_number_spans(text))
+    return _RUN.search(text) is not None and bool(_number_spans(text, phone_region()))
