@@ -123,6 +123,15 @@ def _count_setting(name: str, default: int) -> int:
     return int(text)
 
 
+def _check_phone_region() -> None:
+    """Refuse a `ROUTER_PHONE_REGION` that names no region phone numbers can be read in."""
+    from router.phones import REGION_VARIABLE, region_problem
+
+    problem = region_problem(os.environ.get(REGION_VARIABLE))
+    if problem is not None:
+        raise SettingError(problem)
+
+
 def _print_errors(exc: ConfigError) -> None:
     for error in exc.errors:
         print(error)
@@ -570,6 +579,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from router.parse_workers import default_worker_count
 
     try:
+        _check_phone_region()
         engine = EngineSettings(
             lease_seconds=_positive_setting("ROUTER_LEASE_SECONDS", EngineSettings.lease_seconds)
         )

@@ -3,7 +3,8 @@ fields (event_id, delivery_id, sink, rule, ...) passed as `extra=` kept as keys.
 
 Text that reaches a log line or a terminal may come from a caller (a call id, an error
 a server echoed): `printable` writes its control characters as escapes, so it can
-neither start a forged log line nor drive the terminal.
+neither start a forged log line nor drive the terminal. Phone numbers in a line (its
+message, its string fields, a traceback) are masked (`router.phones`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Literal
 
+from router.phones import mask_phone_numbers
+
 LogFormat = Literal["json", "text"]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
@@ -45,18 +50,25 @@ def _extras(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
 
 
+def _masked(value: object) -> object:
+    return mask_phone_numbers(value) if isinstance(value, str) else value
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": mask_phone_numbers(record.getMessage()),
         }
-        entry.update(_extras(record))
+        entry.update({key: _masked(value) for key, value in _extras(record).items()})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+    def formatException(self, ei: ExcInfo) -> str:
+        return mask_phone_numbers(super().formatException(ei))
 
 
 class TextFormatter(logging.Formatter):
@@ -66,12 +78,17 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         # The message and extras escaped; a traceback (exc_info) keeps its own lines.
         escaped = logging.makeLogRecord(vars(record))
-        escaped.msg, escaped.args = printable(record.getMessage()), None
+        escaped.msg, escaped.args = printable(mask_phone_numbers(record.getMessage())), None
         text = super().format(escaped)
         extras = _extras(record)
         if extras:
-            text += " " + " ".join(f"{printable(k)}={printable(v)}" for k, v in extras.items())
+            text += " " + " ".join(
+                f"{printable(k)}={printable(mask_phone_numbers(str(v)))}" for k, v in extras.items()
+            )
         return text
+
+    def formatException(self, ei: ExcInfo) -> str:
+        return mask_phone_numbers(super().formatException(ei))
 
 
 def setup_logging(fmt: LogFormat = "json", level: int = logging.INFO) -> None:

@@ -1,11 +1,19 @@
 """What a call would do, without sending anything: the rules it matches, the delivery each
 sink would get (sent, or muted by a time interval or a silence, and why), and each sent
 delivery's rendered message. Pure: the same answer for `revring-router route --render`
-and the console's rules playground."""
+and the console's rules playground.
+
+A preview never carries a usable credential: each sink's `render` masks its own (an HTTP
+request's signature shows as `v1,***`, its secret headers as `***`, PagerDuty's routing
+key as `***`), and every secret value of the sink's settings (tokens, keys, passwords,
+the secret parts of its URL), or of an environment variable rules.yaml names whose name
+says it is one (`*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD`...), is replaced by `***`
+wherever a template put it in the message."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +23,12 @@ from router.config import Config
 from router.muting import Silence, mute_decisions
 from router.rules import CompiledRule, group_key, route
 from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, window_time
+from sinks.http import redact
 from sinks.registry import build_sink
+
+# Environment variables whose values are secrets, by their names.
+_SECRET_NAME = re.compile(r"secret|token|passw|pwd|key|auth|credential|cookie|session", re.I)
+MIN_VARIABLE_SECRET = 8  # characters; shorter values of such variables are not scrubbed
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,11 @@ def preview(
     decisions = mute_decisions(routed, config.time_intervals, instant, event, silences)
     resources = SinkResources()
     body = json.dumps(event).encode()
+    named_secrets = [
+        value
+        for name, value in config.variables.items()
+        if _SECRET_NAME.search(name) and len(value) >= MIN_VARIABLE_SECRET
+    ]
     deliveries = []
     for sink_name, decision in decisions.items():
         settings = config.sinks[sink_name]
@@ -73,10 +91,13 @@ def preview(
                 digest=digest,
                 payload=None if digest is not None else body,
             )
+            secrets = settings.secret_values() + named_secrets
             try:
-                message = build_sink(sink_name, settings, resources).render(request)
+                message = scrubbed(
+                    build_sink(sink_name, settings, resources).render(request), secrets
+                )
             except DeliveryError as exc:
-                error = exc.reason
+                error = redact(exc.reason, secrets)
         deliveries.append(
             SinkPreview(
                 sink=sink_name,
@@ -90,6 +111,17 @@ def preview(
             )
         )
     return Preview(event=event, matched=tuple(routed.matched), deliveries=tuple(deliveries))
+
+
+def scrubbed(value: Any, secrets: Sequence[str]) -> Any:
+    """A rendered message with every secret in its text (keys too) replaced by `***`."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, Mapping):
+        return {scrubbed(key, secrets): scrubbed(item, secrets) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrubbed(item, secrets) for item in value]
+    return value
 
 
 def preview_digest(

@@ -37,6 +37,7 @@ from router.json_printing import (
     place_values,
     to_json_value,
 )
+from router.phones import mask_phone
 
 
 class TemplateKind(StrEnum):
@@ -96,25 +97,6 @@ def teams_escape_leaves(value: Any) -> Any:
 def strip_line_breaks(value: Any) -> str:
     """One line: every line break (CR, LF and Unicode separators) becomes a space."""
     return _LINE_BREAKS.sub(" ", str(value)).strip()
-
-
-def mask_phone(number: Any, keep_start: int = 5, keep_end: int = 4) -> str:
-    """`+14155550123` -> `+1415•••0123`; short or empty values are masked whole."""
-    if number is None:
-        return ""
-    text = str(number).strip()
-    if len(text) <= keep_start + keep_end:
-        return "•••" if text else ""
-    return f"{text[:keep_start]}•••{text[len(text) - keep_end :]}"
-
-
-_PHONE_NUMBER = re.compile(r"\+\d{7,15}\b")  # E.164, as RevRing sends numbers
-
-
-def mask_phone_numbers(text: str) -> str:
-    """Every E.164 number inside free text masked (`+14155550123` -> `+1415•••0123`): for
-    a server's error echoing the call back, a summary, a group key shown in a digest."""
-    return _PHONE_NUMBER.sub(lambda match: mask_phone(match[0]), text)
 
 
 def human_duration(seconds: Any) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from router.retry import RetrySettings
 from router.templates import TemplateRenderError, event_context
@@ -147,6 +147,30 @@ class SinkConfig(BaseModel):
     def missing_settings(self) -> list[str]:
         """Required settings that came out empty; non-empty means *unconfigured*."""
         return []
+
+    def secret_values(self) -> list[str]:
+        """Every secret string the settings hold, to scrub from text that might echo one
+        (a reason, a preview): each `SecretStr` value and the literal text of each secret
+        header, at any depth. A sink whose URL is a secret adds its parts (`url_secrets`)."""
+        found: list[str] = []
+
+        def collect(value: Any) -> None:
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif callable(getattr(value, "secret_literals", None)):
+                found.extend(value.secret_literals())
+            elif isinstance(value, BaseModel):
+                for name in type(value).model_fields:
+                    collect(getattr(value, name, None))
+            elif isinstance(value, Mapping):
+                for item in value.values():
+                    collect(item)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    collect(item)
+
+        collect(self)
+        return [value for value in found if value]
 
     def templates(self) -> dict[str, RendersText]:
         """Every template this sink renders, by the setting that holds it."""

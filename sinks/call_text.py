@@ -1,6 +1,7 @@
 """Plain-text descriptions of a call and of a digest, shared by the sinks that title an
-incident or a card with them (PagerDuty, Teams). Pure: no I/O, no markup, no escaping:
-each sink escapes for its own destination.
+incident or a card with them (PagerDuty, Teams), and the call's free text (errors,
+summaries, transcripts) with its phone numbers masked, shared by every default message.
+Pure: no I/O, no markup, no escaping: each sink escapes for its own destination.
 
     call_headline    "FAILED outbound call"
     call_line        "FAILED outbound call to +4420•••8750: SIP 503 Service Unavailable"
@@ -14,7 +15,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from router.templates import mask_phone, mask_phone_numbers, strip_line_breaks
+from router.phones import mask_phone, mask_phone_numbers
+from router.templates import strip_line_breaks, transcript_excerpt
 from sinks.base import Digest
 
 # How a digest's group key reads in a sentence: `on trunk sip-7`, `on agent Ava`.
@@ -47,6 +49,34 @@ def shown_text(value: Any, masked: bool) -> str:
     """Free text from a call (a summary, an error) with any phone number in it masked."""
     text = "" if value is None else str(value)
     return mask_phone_numbers(text) if masked else text
+
+
+def _masked_text(value: Any) -> Any:
+    """`value` as `transcript_excerpt` prints it, phone numbers masked (empty and missing
+    values kept as they are, so `role or speaker` still falls through)."""
+    if not value:
+        return value
+    return mask_phone_numbers(value if isinstance(value, str) else str(value))
+
+
+def _masked_entry(entry: Any) -> Any:
+    """A transcript entry with the phone numbers in its text masked, its shape kept."""
+    if isinstance(entry, Mapping):
+        return {key: _masked_text(value) for key, value in entry.items()}
+    return _masked_text(entry)
+
+
+def shown_transcript(
+    transcript: Any, masked: bool, max_lines: int = 6, max_chars: int = 600
+) -> str:
+    """The first lines of a transcript (`transcript_excerpt`) with any phone number in them
+    masked; each entry is masked before the excerpt is cut, so a cut never leaves part of
+    a number showing."""
+    if masked and isinstance(transcript, list):
+        transcript = [_masked_entry(entry) for entry in transcript[: max_lines + 1]]
+    elif masked and isinstance(transcript, str):
+        transcript = mask_phone_numbers(transcript)
+    return transcript_excerpt(transcript, max_lines, max_chars)
 
 
 def direction_word(direction: Any) -> str:

@@ -15,15 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from router.phones import mask_phone, mask_phone_numbers
 from router.templates import (
     Template,
     TemplateKind,
     human_duration,
-    mask_phone,
-    mask_phone_numbers,
-    transcript_excerpt,
 )
 from sinks.base import Digest
+from sinks.call_text import shown_text, shown_transcript
 
 DIGEST_CALLS_SHOWN = 10
 DIGEST_CALLS_LISTED = 1000  # the full list, bounded so a huge digest stays a sane email
@@ -88,10 +87,10 @@ def _call_rows(event: Mapping[str, Any], rule: str, masked: bool) -> list[AlertR
     if started:
         rows.append(AlertRow("Started", _text(started)))
     if event.get("errorMessage"):
-        rows.append(AlertRow("Error", _text(event["errorMessage"])))
+        rows.append(AlertRow("Error", shown_text(event["errorMessage"], masked)))
     if event.get("summary"):
-        rows.append(AlertRow("Summary", _text(event["summary"]), block=True))
-    excerpt = transcript_excerpt(event.get("transcript"))
+        rows.append(AlertRow("Summary", shown_text(event["summary"], masked), block=True))
+    excerpt = shown_transcript(event.get("transcript"), masked)
     if excerpt:
         rows.append(AlertRow("Transcript", excerpt, block=True))
     if event.get("recordingUrl"):
@@ -113,7 +112,7 @@ def _call_line(call: Mapping[str, Any], masked: bool) -> str:
         _call_title(call),
         route,
         human_duration(call.get("durationSeconds")),
-        _text(call.get("hangupCause") or call.get("errorMessage")) or "-",
+        shown_text(call.get("hangupCause") or call.get("errorMessage"), masked) or "-",
         _text(call.get("id")),
     ]
     return " · ".join(parts)

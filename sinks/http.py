@@ -8,9 +8,9 @@ delivery id too), so a receiver can drop the duplicates at-least-once brings.
 
 Secrets (the URL, header values, the signing secret) stay out of `repr`, out of
 `render()` (the URL is cut to scheme://host, its path shown as `/***`; header values
-show as `***`),
-and out of every failure reason (which never names the URL, and is scrubbed of any
-secret a server echoes back).
+show as `***`; the signature as `v1,***`, since a real one would let anyone who can
+preview a body forge a signed request), and out of every failure reason (which never
+names the URL, and is scrubbed of any secret a server echoes back).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import aiohttp
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
@@ -41,6 +41,7 @@ from tenacity import (
 )
 
 from router import __version__
+from router.phones import mask_phone_numbers
 from router.retry import parse_retry_after
 from router.templates import (
     JsonTemplate,
@@ -48,7 +49,6 @@ from router.templates import (
     TemplateKind,
     TemplateRenderError,
     compile_template,
-    mask_phone_numbers,
     strip_line_breaks,
 )
 from router.units import Duration, format_duration
@@ -72,6 +72,7 @@ REASON_EXCERPT_CHARS = 200
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 BLIP_RETRY_WAITS: tuple[float, ...] = (0.1, 0.3)
 MASK = "***"
+SIGNATURE_HEADER = "webhook-signature"
 
 _RESERVED_HEADERS = frozenset(
     {
@@ -89,6 +90,10 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _JINJA_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _MIN_SECRET = 4
 _MIN_SECRET_WORD = 6
+# Query parameters whose values are credentials, by their names.
+_SECRET_NAME = re.compile(
+    r"key|token|secret|sig|pass|pwd|auth|code|credential|hmac|session|access", re.IGNORECASE
+)
 
 
 class SecretHeaderTemplate:
@@ -259,13 +264,7 @@ class HttpSinkConfig(TimedSinkConfig):
         return [redact(problem, self.secret_values()) for problem in problems]
 
     def secret_values(self) -> list[str]:
-        """Every configured secret string, for scrubbing text that might echo one."""
-        secrets = url_secrets(self.url.get_secret_value())
-        for template in self.headers.values():
-            secrets += template.secret_literals()
-        if self.signing_secret is not None:
-            secrets.append(self.signing_secret.get_secret_value())
-        return [secret for secret in secrets if secret]
+        return super().secret_values() + url_secrets(self.url.get_secret_value())
 
 
 @dataclass(frozen=True)
@@ -287,17 +286,47 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 def url_secrets(url: str) -> list[str]:
-    """The parts of a secret URL to scrub from text: the URL itself, the URL as a server
-    sees it (no userinfo), its query and credentials, and its path, which in many webhook
-    URLs is itself the credential (and each longer segment of it)."""
+    """The secret parts of a URL, to scrub from text: the URL itself (as written, and as a
+    server sees it: without its credentials, with and without its query), the password
+    of its credentials (the user name too when there is no password: an API key given
+    as the user), the value of each query parameter whose name or value looks secret
+    (`api_key=…`, `token=…`, `?sig=…`), and each path segment that looks like a token
+    (the `…/T0/B0/XXXXXXXXXXXXXXXXXXXXXXXX` of a Slack hook). A word of the path such as
+    `upstream` is not a secret, so it stays readable wherever else it appears."""
     if not url:
         return []
     parts = urlsplit(url)
-    secrets = [url, mask_url(url), parts.query, parts.password or "", parts.username or ""]
-    if parts.path not in ("", "/"):
-        secrets.append(parts.path)
-        secrets += [segment for segment in parts.path.split("/") if len(segment) >= 6]
+    secrets = [url, mask_url(url)]
+    if parts.query:
+        secrets.append(f"{mask_url(url)}?{parts.query}")
+    if parts.password:
+        secrets.append(parts.password)
+    if parts.username and (not parts.password or token_like(unquote(parts.username))):
+        secrets.append(parts.username)
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        plain = unquote_plus(value)
+        if value and (_SECRET_NAME.search(unquote_plus(name)) or _random_looking(plain)):
+            secrets += [value, plain]
+    for segment in parts.path.split("/"):
+        if token_like(unquote(segment)):
+            secrets += [segment, unquote(segment)]
     return [secret for secret in secrets if secret]
+
+
+def _random_looking(text: str) -> bool:
+    """A query value that is a credential whatever its parameter's name: a long token."""
+    return len(text) >= 16 and token_like(text)
+
+
+def token_like(text: str) -> bool:
+    """Whether `text` looks like a credential rather than a word or a number: no spaces,
+    and 20 characters or more, or 6 or more mixing letters and digits (`tok-9f8e7d6c`,
+    `T0123ABCD`; not `upstream`, `Bearer`, `2016-06-01` or `123456789`)."""
+    if len(text) < _MIN_SECRET_WORD or any(char.isspace() for char in text):
+        return False
+    mixed = any(char.isdigit() for char in text) and any(char.isalpha() for char in text)
+    return mixed or len(text) >= 20
 
 
 def shown_url(url: str) -> str:
@@ -325,14 +354,15 @@ def mask_url(url: str) -> str:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with each secret, and each longer word of a secret, replaced by `***`."""
+    """`text` with each secret replaced by `***`, and each word of a secret that looks like
+    a token (`Bearer tok-9f8e7d6c` hides `tok-9f8e7d6c` alone too, never `Bearer`)."""
     pieces: set[str] = set()
     for secret in secrets:
         if len(secret) < _MIN_SECRET:
             continue
         pieces.add(secret)
         words = re.split(r"[\s,;]+", secret)
-        pieces.update(word for word in words if len(word) >= _MIN_SECRET_WORD)
+        pieces.update(word for word in words if token_like(word))
     for piece in sorted(pieces, key=len, reverse=True):
         text = text.replace(piece, MASK)
     return text
@@ -387,7 +417,7 @@ def build_request(
         timestamp = int(now)
         headers["webhook-id"] = request.delivery_id
         headers["webhook-timestamp"] = str(timestamp)
-        headers["webhook-signature"] = sign(key, request.delivery_id, timestamp, body)
+        headers[SIGNATURE_HEADER] = sign(key, request.delivery_id, timestamp, body)
     return OutgoingRequest(
         config.method, config.url.get_secret_value(), headers, body, frozenset(secret_headers)
     )
@@ -605,6 +635,8 @@ class HttpSink(PostingSink):
             name: MASK if name in outgoing.secret_headers else value
             for name, value in outgoing.headers.items()
         }
+        if SIGNATURE_HEADER in headers:  # a real one would sign whatever body was typed in
+            headers[SIGNATURE_HEADER] = "v1," + MASK
         return {
             "method": outgoing.method,
             "url": shown_url(outgoing.url),

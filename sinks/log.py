@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from router.templates import TemplateRenderError, TextTemplate, mask_phone, mask_phone_numbers
+from router.phones import mask_phone, mask_phone_numbers_in
+from router.templates import TemplateRenderError, TextTemplate
 from sinks.base import (
     DeliveryRequest,
     Permanent,
@@ -32,17 +33,6 @@ class LogSinkConfig(SinkConfig):
 
     def templates(self) -> dict[str, RendersText]:
         return {} if self.text is None else {"text": self.text}
-
-
-def _numbers_masked(value: Any) -> Any:
-    """`value` with every phone number inside its text masked, at any depth."""
-    if isinstance(value, str):
-        return mask_phone_numbers(value)
-    if isinstance(value, dict):
-        return {key: _numbers_masked(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_numbers_masked(item) for item in value]
-    return value
 
 
 class LogSink(Sink):
@@ -73,7 +63,7 @@ class LogSink(Sink):
             line["to"] = mask_phone(event.get("toNumber"))
             for name in ("summary", "errorMessage", "group_key"):
                 if name in line:
-                    line[name] = _numbers_masked(line[name])
+                    line[name] = mask_phone_numbers_in(line[name])
         if self.config.text is not None:
             try:
                 line["text"] = self.config.text.render(template_context(request))

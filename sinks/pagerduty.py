@@ -27,8 +27,9 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from router.phones import holds_phone_number
+from router.phones import mask_phone_numbers as mask_numbers_in
 from router.templates import TemplateRenderError, TextTemplate, strip_line_breaks, truncate_text
-from router.templates import mask_phone_numbers as mask_numbers_in
 from router.units import Rate
 from sinks.base import (
     DeliveryError,
@@ -72,7 +73,6 @@ MAX_DETAIL_TEXT: Final = 4000
 DIGEST_CALLS_LISTED: Final = 10
 REASON_ERRORS_CHARS: Final = 300
 CLIENT: Final = "revring-router"
-_HAS_PHONE_NUMBER = re.compile(r"\+\d{7,15}\b")
 
 
 class PagerDutySinkConfig(TimedSinkConfig):
@@ -104,10 +104,6 @@ class PagerDutySinkConfig(TimedSinkConfig):
 
     def effective_rate_limit(self) -> Rate | None:
         return self.rate_limit or DEFAULT_RATE_LIMIT
-
-    def secret_values(self) -> list[str]:
-        key = self.routing_key.get_secret_value()
-        return [key] if key else []
 
     def templates(self) -> dict[str, RendersText]:
         named: dict[str, RendersText] = {"severity": self.severity}
@@ -149,7 +145,7 @@ def default_dedup_key(request: DeliveryRequest, *, masked: bool = True) -> str:
     if digest is None:
         return str(request.event.get("id") or request.event_id)
     key = ",".join(f"{name}={value}" for name, value in sorted(digest.group_key.items()))
-    if masked and _HAS_PHONE_NUMBER.search(key):
+    if masked and holds_phone_number(key):
         key = hashlib.sha256(key.encode()).hexdigest()[:32]
     return bounded_dedup_key(f"digest:{request.rule}:{key}")
 

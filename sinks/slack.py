@@ -36,6 +36,7 @@ from sinks.base import (
     SinkConfig,
     SinkResources,
 )
+from sinks.http import url_secrets
 from sinks.slack_message import ActionButtons, build_message, parse_blocks
 
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -134,6 +135,10 @@ class SlackSinkConfig(SinkConfig):
     @property
     def effective_actions(self) -> SlackActionsConfig:
         return self.actions or SlackActionsConfig()
+
+    def secret_values(self) -> list[str]:
+        url = self.webhook_url.get_secret_value() if self.webhook_url is not None else ""
+        return super().secret_values() + url_secrets(url)
 
     def missing_settings(self) -> list[str]:
         if self.token is not None:

@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from router.phones import mask_phone
+from router.phones import mask_phone_numbers as mask_numbers_in
 from router.slack_actions import (
     ACK_ACTION_ID,
     ACTIONS_BLOCK_ID,
@@ -31,14 +33,12 @@ from router.templates import (
     Template,
     TemplateRenderError,
     human_duration,
-    mask_phone,
     slack_escape,
     strip_line_breaks,
-    transcript_excerpt,
     truncate_text,
 )
-from router.templates import mask_phone_numbers as mask_numbers_in
 from sinks.base import DeliveryRequest, Digest, Permanent, template_context
+from sinks.call_text import shown_text, shown_transcript
 
 # Slack's limits (Block Kit reference and chat.postMessage docs).
 MAX_BLOCKS: Final = 50
@@ -191,10 +191,12 @@ def default_call_alert(
         {"type": "section", "fields": fields},
     ]
     if _present(event.get("errorMessage")):
-        blocks.append(_labelled_section(":warning: Error", _escaped(event["errorMessage"])))
+        error = shown_text(event["errorMessage"], mask_phone_numbers)
+        blocks.append(_labelled_section(":warning: Error", _escaped(error)))
     if _present(event.get("summary")):
-        blocks.append(_labelled_section("Summary", _escaped(event["summary"])))
-    excerpt = transcript_excerpt(event.get("transcript"))
+        summary = shown_text(event["summary"], mask_phone_numbers)
+        blocks.append(_labelled_section("Summary", _escaped(summary)))
+    excerpt = shown_transcript(event.get("transcript"), mask_phone_numbers)
     if excerpt:
         fence = "```"
         room = MAX_SECTION_TEXT - len("*Transcript*\n") - 2 * len(fence)
@@ -215,7 +217,8 @@ def default_call_alert(
     fallback = f"{_escaped(call_headline(event))} from {caller} to {callee}"
     detail = event.get("errorMessage") or event.get("summary")
     if _present(detail):
-        fallback += ": " + truncate_mrkdwn(_escaped(detail), _SUMMARY_IN_FALLBACK)
+        shown = _escaped(shown_text(detail, mask_phone_numbers))
+        fallback += ": " + truncate_mrkdwn(shown, _SUMMARY_IN_FALLBACK)
     return {"text": fit_text(fallback), "blocks": fit_blocks(blocks)}
 
 
@@ -227,7 +230,8 @@ def _digest_call_line(call: Mapping[str, Any], masked: bool) -> str:
     )
     detail = call.get("hangupCause") or call.get("errorMessage")
     if _present(detail):
-        line += " · " + truncate_mrkdwn(_escaped(strip_line_breaks(detail)), 120)
+        shown = strip_line_breaks(shown_text(detail, masked))
+        line += " · " + truncate_mrkdwn(_escaped(shown), 120)
     return "• " + line
 
 

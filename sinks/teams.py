@@ -54,7 +54,7 @@ class TeamsSinkConfig(TimedSinkConfig):
         return [] if self.webhook_url.get_secret_value() else ["webhook_url"]
 
     def secret_values(self) -> list[str]:
-        return url_secrets(self.webhook_url.get_secret_value())
+        return super().secret_values() + url_secrets(self.webhook_url.get_secret_value())
 
     def templates(self) -> dict[str, RendersText]:
         return {} if self.card is None else {"card": self.card}

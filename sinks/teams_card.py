@@ -21,7 +21,6 @@ from router.templates import (
     TemplateRenderError,
     human_duration,
     teams_escape,
-    transcript_excerpt,
     truncate_text,
 )
 from sinks.base import DeliveryRequest, Digest, Permanent, template_context
@@ -34,6 +33,7 @@ from sinks.call_text import (
     present,
     shown_number,
     shown_text,
+    shown_transcript,
 )
 from sinks.slack_message import safe_button_url
 
@@ -125,9 +125,9 @@ def default_call_card(
     if present(event.get("summary")):
         summary = truncate_text(shown_text(event["summary"], masked), MAX_SUMMARY_TEXT)
         body += [_label("Summary"), _text(teams_escape(summary))]
-    excerpt = transcript_excerpt(event.get("transcript"))
+    excerpt = shown_transcript(event.get("transcript"), masked)
     if excerpt:
-        lines = shown_text(excerpt, masked).split("\n")
+        lines = excerpt.split("\n")
         body.append(_label("Transcript"))
         body += [_text(teams_escape(line), spacing="None", isSubtle=True) for line in lines]
     body.append(

@@ -13,7 +13,8 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
-from router.templates import human_duration, mask_phone, mask_phone_numbers
+from router.phones import mask_phone, mask_phone_numbers
+from router.templates import human_duration
 from router.ui.auth import Session
 from router.ui.slack_preview import message_html
 

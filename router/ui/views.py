@@ -22,14 +22,14 @@ from router.admin import acknowledgement_key
 from router.delivery import DeliveryEngine
 from router.events import EventRejected, parse_event
 from router.metrics import Metrics
+from router.phones import mask_phone_numbers, mask_phone_numbers_in
 from router.preview import Preview, preview
 from router.runtime import Runtime
 from router.samples import DEFAULT_SAMPLE, SAMPLE_NAMES, sample_call, sample_event
 from router.store.base import CallFilters, DeliveryView, EventView, SinkCounts, Store
-from router.templates import mask_phone_numbers
 from router.ui.pages import Pages
 from sinks.base import SinkConfig
-from sinks.http import MASK, SecretHeaderTemplate, redact
+from sinks.http import MASK, redact
 
 STATUSES = ("pending", "delivered", "dead", "muted")
 PAGE_SIZE = 50
@@ -50,27 +50,9 @@ _HARMLESS_REST = re.compile(r"^(?:bearer|basic|token)?$", re.IGNORECASE)
 
 
 def secret_values(sink: SinkConfig) -> list[str]:
-    """Every secret string a sink's settings hold (SecretStr values, secret headers)."""
-    found: list[str] = []
-
-    def collect(value: Any) -> None:
-        if hasattr(value, "get_secret_value"):
-            found.append(str(value.get_secret_value()))
-        elif isinstance(value, SecretHeaderTemplate):
-            found.extend(value.secret_literals())
-        elif isinstance(value, Mapping):
-            for item in value.values():
-                collect(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                collect(item)
-
-    for name in type(sink).model_fields:
-        collect(getattr(sink, name, None))
-    secret_list = getattr(sink, "secret_values", None)
-    if callable(secret_list):
-        found.extend(secret_list())
-    return [value for value in found if value]
+    """Every secret string a sink's settings hold (SecretStr values, secret headers, the
+    secret parts of its URL)."""
+    return sink.secret_values()
 
 
 def _masked_value(value: str) -> str:
@@ -440,12 +422,14 @@ class ConsoleViews:
 
 
 def stored_call_text(event: EventView) -> str:
-    """A stored call's body for the playground: indented when it is JSON, else as stored."""
+    """A stored call's body for the playground, its phone numbers masked as on the call's
+    page: indented when it is JSON, else as stored."""
     raw = bytes(event.payload or b"").decode("utf-8", errors="replace")
     try:
-        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+        body = json.loads(raw)
     except ValueError:
-        return raw
+        return mask_phone_numbers(raw)
+    return json.dumps(mask_phone_numbers_in(body), indent=2, ensure_ascii=False)
 
 
 def short_error(text: str | None, limit: int = 160) -> str:

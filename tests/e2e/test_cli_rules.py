@@ -118,6 +118,37 @@ def test_route_render_shows_each_message(tmp_path):
     assert "secret-in-query" not in result.stdout
 
 
+SIGNED_RULES = """version: 1
+sinks:
+  crm:
+    type: http
+    url: https://crm.example.com/hook
+    headers: {X-Api-Key: "${CRM_API_KEY}"}
+    signing_secret: ${CRM_SIGNING_SECRET}
+  oncall: {type: pagerduty, routing_key: "${PAGERDUTY_ROUTING_KEY}"}
+rules:
+  - name: everything
+    to: [crm, oncall]
+"""
+
+
+def test_route_render_shows_no_usable_signature_or_key(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(SIGNED_RULES)
+    secrets = {
+        "CRM_API_KEY": "crm-key-0a1b2c3d4e5f",
+        "CRM_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "PAGERDUTY_ROUTING_KEY": "R0123456789abcdef0123456789abcde",
+    }
+    event = SAMPLES / "failed-outbound.json"
+    result = run("route", str(event), "--render", "--config", str(rules), env=secrets)
+    assert result.returncode == 0, result.stderr
+    assert '"webhook-signature": "v1,***"' in result.stdout
+    assert '"X-Api-Key": "***"' in result.stdout and '"routing_key": "***"' in result.stdout
+    for secret in (*secrets.values(), "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"):
+        assert secret not in result.stdout + result.stderr
+
+
 def test_route_rejects_an_invalid_event(tmp_path):
     event = tmp_path / "event.json"
     event.write_text('{"id": "x"}')

@@ -56,3 +56,11 @@ def test_serve_with_a_bad_parse_worker_count_exits_2_naming_it(value: str) -> No
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["XX", "USA", "united states"])
+def test_serve_with_an_unknown_phone_region_exits_2_naming_it(value: str) -> None:
+    result = run("serve", "--no-auth", env={"ROUTER_PHONE_REGION": value})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "ROUTER_PHONE_REGION must be a two-letter region code" in result.stderr
+    assert repr(value) in result.stderr and "Traceback" not in result.stderr

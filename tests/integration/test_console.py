@@ -4,11 +4,15 @@ drive the same pages in Chromium)."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from http.cookies import SimpleCookie
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from router.ui.auth import SESSION_COOKIE
 from tests.conftest import fresh_event
@@ -277,6 +281,74 @@ async def test_the_playground_routes_a_pasted_call_and_renders_each_message(serv
     assert LITERAL_SECRET not in html
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+async def test_the_playground_shows_no_signature_that_verifies(tmp_path, write_rules, receiver):
+    signed = rules(receiver.url()).replace(
+        f'    url: "{receiver.url()}"\n',
+        f'    url: "{receiver.url()}"\n    signing_secret: "{SIGNING_SECRET}"\n',
+    )
+    async with running_service(write_rules(signed), tmp_path / "console.db") as client:
+        page = await signed_in_page(client, "/ui/rules")
+        event = fresh_event(status="FAILED", summary="refund approved, pay the bearer")
+        response = await client.post(
+            "/ui/rules/playground", data={"csrf": csrf_of(page), "event": json.dumps(event)}
+        )
+        assert response.status == 200
+        page = await response.text()
+    match = re.search(r'<pre class="http-request">(.*?)</pre>', page, re.DOTALL)
+    assert match, "the playground shows the HTTP request"
+    head, _, body = html.unescape(match[1]).partition("\n\n")
+    headers = dict(line.split(": ", 1) for line in head.splitlines()[1:])
+    assert headers["webhook-signature"] == "v1,***"
+    assert SIGNING_SECRET not in page and SIGNING_SECRET.removeprefix("whsec_") not in page
+    assert LITERAL_SECRET not in page
+    for sent in (json.dumps(event), body.strip(), json.dumps(json.loads(body))):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(SIGNING_SECRET).verify(sent, headers)
+
+
+async def test_a_crms_error_keeps_the_words_of_the_sinks_url_and_hides_its_secrets(
+    tmp_path, write_rules
+):
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(
+            status=400, text=f"upstream says no: Bearer token expired; we got {request.url}"
+        )
+
+    app = web.Application()
+    app.router.add_post("/upstream/{token}", refuse)
+    async with TestServer(app, host="127.0.0.1") as crm:
+        url = str(crm.make_url("/upstream/tok-7d3f9a1c5e2b?api_key=qk-9z8y7x6w5v&tier=gold"))
+        text = rules(url).replace(
+            f'headers: {{Authorization: "Bearer {LITERAL_SECRET}"}}',
+            f'headers: {{X-Api-Key: "Bearer {LITERAL_SECRET}"}}',
+        )
+        async with running_service(write_rules(text), tmp_path / "console.db") as client:
+            await post_event(client, fresh_event(status="FAILED"))
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+            async def dead() -> list:
+                answer = await client.get("/admin/deliveries?status=dead&sink=crm", headers=admin)
+                return await answer.json()
+
+            await wait_for(dead)
+            (view,) = await dead()
+            pages = [
+                view["last_error"],
+                await signed_in_page(client, "/ui/deliveries"),
+                await signed_in_page(client, f"/ui/deliveries/{view['id']}"),
+            ]
+    assert view["last_error"].startswith(
+        "HTTP 400 Bad Request: upstream says no: Bearer token expired; we got ***"
+    )
+    for shown in pages:
+        assert "upstream says no: Bearer token expired" in shown
+        for secret in ("tok-7d3f9a1c5e2b", "qk-9z8y7x6w5v", LITERAL_SECRET):
+            assert secret not in shown
 
 
 async def test_the_playground_names_what_is_wrong_with_a_bad_call(service):

@@ -237,6 +237,37 @@ async def test_the_playground_loads_a_stored_call_or_any_sample(service):
         assert message in await response.text(), data
 
 
+NUMBERS_WRITTEN = {
+    "(415) 555-0143": "+1415•••0143",
+    "+1 415-555-0142": "+1415•••0142",
+    "+44 20 7183 8750": "+4420•••8750",
+    "+14155550188": "+1415•••0188",
+}
+
+
+async def test_a_call_and_the_playground_show_its_numbers_masked_however_written(service):
+    event = fresh_event(
+        status="FAILED",
+        errorMessage="SIP 503 from +1 415-555-0142",
+        summary="Wants a call back on (415) 555-0143.",
+        transcript=[{"role": "user", "content": "Or try +44 20 7183 8750, or +14155550188."}],
+        variables={"callback": "(415) 555-0143"},
+    )
+    assert (await post_event(service, event)).status == 200
+    pages = {"call": await signed_in_page(service, f"/ui/calls/{event['id']}")}
+    csrf = csrf_of(await signed_in_page(service, "/ui/rules"))
+    response = await service.post(
+        "/ui/rules/playground", data={"csrf": csrf, "call_id": event["id"], "load_call": "1"}
+    )
+    assert response.status == 200
+    pages["playground"] = await response.text()
+    for name, page in pages.items():
+        for written, masked in NUMBERS_WRITTEN.items():
+            assert written not in page, (name, written)
+            assert masked in page, (name, masked)
+        assert "4155550143" not in page and "4155550142" not in page, name
+
+
 def test_the_stored_body_of_a_call_is_valid_json_for_the_playground() -> None:
     from router.store.base import EventView
     from router.ui.views import stored_call_text

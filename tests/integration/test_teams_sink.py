@@ -295,7 +295,9 @@ async def test_end_to_end_a_refused_card_is_dead_with_no_url_in_reason_log_or_ad
         admin_answer = await (await client.get("/admin/deliveries", headers=auth)).text()
         await client.post(f"/admin/deliveries/{dead.id}/replay", headers=auth)
         await wait_for(lambda: store.list_deliveries("delivered"))
-    assert dead.last_error == "teams: HTTP 400 Bad Request: Bad Request for ***"
+    assert dead.last_error == (
+        "teams: HTTP 400 Bad Request: Bad Request for /workflows/***/triggers/manual/paths/invoke"
+    )
     # The fake Teams app logs its own access lines (with the URL) in this process: skip them.
     router_log = "\n".join(
         record.getMessage() for record in caplog.records if record.name != "aiohttp.access"

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -26,6 +27,7 @@ from sinks.http import (
     redact,
     sign,
     signing_key,
+    url_secrets,
 )
 
 NOW = 1_790_000_000.0
@@ -315,6 +317,7 @@ def test_reason_is_scrubbed_of_secrets_a_server_echoes() -> None:
 
 def test_redact_hides_whole_secrets_and_their_long_words_only() -> None:
     assert redact("token tok-9f8e7d6c5b4a bad", [f"Bearer {TOKEN}"]) == "token *** bad"
+    assert redact("Bearer token expired", [f"Bearer {TOKEN}"]) == "Bearer token expired"
     assert redact("abc", ["ab"]) == "abc"
     assert body_excerpt(b"\xff\xfe bad  utf8") == "\ufffd\ufffd bad utf8"
 
@@ -345,7 +348,7 @@ def test_render_shows_the_message_with_every_secret_masked() -> None:
     assert rendered["headers"]["X-Org"] == "***"
     assert rendered["headers"]["Idempotency-Key"] == "dlv-5"
     assert rendered["headers"]["webhook-id"] == "dlv-5"
-    assert rendered["headers"]["webhook-signature"].startswith("v1,")
+    assert rendered["headers"]["webhook-signature"] == "v1,***"
     assert rendered["body"] == {"call": "3c90c3cc-0d44-4b50-8888-8dd25736052a", "tier": "gold"}
 
 
@@ -412,3 +415,71 @@ def test_phone_numbers_echoed_in_an_error_are_masked_in_the_reason():
     assert "+14155550123" not in failure.reason
     assert "+1415\u2022\u2022\u20220123" in failure.reason
     assert "1795766501" in failure.reason
+
+
+def test_formatted_numbers_echoed_in_an_error_are_masked_in_the_reason():
+    from sinks.http import classify_response
+
+    failure = classify_response(
+        409, body=b'{"error": "contact (415) 555-0143 / +44 20 7183 8750 exists since 2026-11-20"}'
+    )
+    assert "555-0143" not in failure.reason and "7183 8750" not in failure.reason
+    assert "+1415\u2022\u2022\u20220143 / +4420\u2022\u2022\u20228750" in failure.reason
+    assert "2026-11-20" in failure.reason
+
+
+# --- what of a URL is secret ----------------------------------------------------------------
+
+
+def test_words_of_a_sinks_url_stay_readable_in_a_crms_error() -> None:
+    config = make_config(
+        url="https://crm.example.com/upstream/calls?tier=gold",
+        headers={"X-Api-Key": f"Bearer {TOKEN}"},
+    )
+    outcome = classify_response(
+        502,
+        body=b"upstream says no: calls tier gold unknown, Bearer token expired",
+        secrets=config.secret_values(),
+    )
+    assert outcome.reason == (
+        "HTTP 502 Bad Gateway: upstream says no: calls tier gold unknown, Bearer token expired"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        (
+            "https://hooks.slack.com/services/T0123ABCD/B0123ABCD/AbCdEfGhIjKlMnOpQrStUvWx",
+            "AbCdEfGhIjKlMnOpQrStUvWx",
+        ),
+        ("https://svc:pa55word@crm.example.com/upstream", "pa55word"),
+        ("https://sk_live_51H8abc@api.example.com/upstream", "sk_live_51H8abc"),
+        ("https://crm.example.com/upstream?api_key=qk-123&tier=gold", "qk-123"),
+        ("https://crm.example.com/upstream?token=abcDEF&tier=gold", "abcDEF"),
+        ("https://crm.example.com/upstream?tier=gold&s=9f8e7d6c5b4a3f2e1d", "9f8e7d6c5b4a3f2e1d"),
+        ("https://crm.example.com/upstream?code=a%2Fb%3Dc", "a/b=c"),
+        (
+            "https://discord.com/api/webhooks/123456789012345678/abcDEFghiJKLmnoPQRstuVWXyz",
+            "abcDEFghiJKLmnoPQRstuVWXyz",
+        ),
+        (
+            "https://acme.webhook.office.com/webhookb2/9f8e7d6c@1a2b/IncomingWebhook/"
+            "0123456789abcdef0123456789abcdef/4d3c2b1a",
+            "0123456789abcdef0123456789abcdef",
+        ),
+        ("https://hooks.zapier.com/hooks/catch/1234567/b3x9k2l/", "b3x9k2l"),
+    ],
+)
+def test_the_secret_parts_of_a_url_are_masked_wherever_they_are_echoed(
+    url: str, secret: str
+) -> None:
+    secrets = url_secrets(url)
+    query = urlsplit(url).query
+    as_served = mask_url(url) + (f"?{query}" if query else "")
+    for echoed in (secret, url, mask_url(url), as_served):
+        shown = redact(f"upstream says no to {echoed} (hooks, services, webhooks)", secrets)
+        assert secret not in shown and url not in shown, shown
+        assert (
+            shown.startswith("upstream says no to ***") and "(hooks, services, webhooks)" in shown
+        )

@@ -52,3 +52,24 @@ def test_printable_escapes_every_control_character_and_unicode_line_separator() 
 
     assert printable("a\tb\rc\x00d\x7fe\x85f\u2028g") == "a\\tb\\rc\\x00d\\x7fe\\x85f\\u2028g"
     assert printable("plain · text ✓") == "plain · text ✓"
+
+
+def test_phone_numbers_in_a_line_are_masked_however_written() -> None:
+    try:
+        raise ValueError("contact (415) 555-0143 refused")
+    except ValueError:
+        failed = logging.LogRecord(
+            "router.delivery",
+            logging.WARNING,
+            __file__,
+            1,
+            "delivery retry (attempt %d): %s",
+            (2, "HTTP 409 Conflict: contact +1 415-555-0142 exists"),
+            sys.exc_info(),
+        )
+    failed.__dict__["detail"] = "SIP 503 from +44 20 7183 8750 on 2026-11-20"
+    for line in (JsonFormatter().format(failed), TextFormatter().format(failed)):
+        for written in ("(415) 555-0143", "+1 415-555-0142", "+44 20 7183 8750"):
+            assert written not in line
+        for masked in ("+1415•••0143", "+1415•••0142", "+4420•••8750", "2026-11-20"):
+            assert masked in line

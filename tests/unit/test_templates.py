@@ -40,7 +40,7 @@ def render(source: str, kind: TemplateKind = TemplateKind.TEXT, **context: Any) 
         ("12", "•••"),
         ("", ""),
         (None, ""),
-        (14155550123, "14155•••0123"),
+        (14155550123, "+1415•••0123"),
     ],
 )
 def test_mask_phone(number: Any, masked: str) -> None:
