@@ -97,6 +97,7 @@ class GuardedHandler(web.RequestHandler):
         self._bytes_between_requests = False  # some of a next request head has come
         self.draining = False  # shutting down: close once the request in progress is answered
         self._close_after_answer = False
+        self._lingering = False  # answered; aiohttp reads the unread rest of the body
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -115,7 +116,8 @@ class GuardedHandler(web.RequestHandler):
 
     def give_way(self) -> None:
         """Close the connection, with a 408, for a newcomer: it is waiting for a request
-        head or a body (the body's reader answers the 408, see `waiting_for_body`)."""
+        head or a body (the body's reader answers the 408, see `waiting_for_body`; the
+        unread rest of an answered request's body is just dropped)."""
         if self._give_up_body is not None:
             give_up, self._give_up_body = self._give_up_body, None
             give_up()
@@ -153,21 +155,30 @@ class GuardedHandler(web.RequestHandler):
     # --- the request in progress, for the shutdown ---
 
     def request_started(self, request: web.BaseRequest) -> None:
+        self.body_received()  # a lingering wait, if any, is over
         self.current_request = request
         self._bytes_between_requests = False
         self._close_after_answer = False
+        self._lingering = False
 
     def request_done(self, _: object = None) -> None:
         """The answer is written (the request's task is done)."""
-        self.current_request = None
+        request, self.current_request = self.current_request, None
         if self.draining or self._close_after_answer:
             self.force_close()  # what was written is still sent: the transport flushes
+        elif request is not None and not request.content.is_eof():
+            # Answered without reading all of its body (a 401, a 404): aiohttp reads the
+            # rest for up to `lingering_time`, a wait for the client like any other.
+            self._lingering = True
+            self.waiting_for_body(self.force_close)
 
     def drain(self) -> bool:
         """Shutting down: close the connection now when no request is under way (nor a
         request head arriving), else once its answer is written. Returns whether one is."""
         self.draining = True
-        if self.current_request is not None or self._bytes_between_requests:
+        if self.current_request is not None or (
+            self._bytes_between_requests and not self._lingering
+        ):
             return True
         self.force_close()
         return False
