@@ -1,10 +1,14 @@
 """`/admin/*`: list deliveries, replay them, reload rules.yaml; silences and sink pauses
-(`router.admin_controls`). Bearer `ROUTER_ADMIN_TOKEN`;
-without a token configured the whole admin API answers 404."""
+(`router.admin_controls`). Bearer `ROUTER_ADMIN_TOKEN`, checked before any body is read;
+a wrong one counts against the client address in the shared limit on failed
+credentials (`router.credential_limits`: then 429). Without a token configured the whole
+admin API answers 404."""
 
 from __future__ import annotations
 
 import hmac
+import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields
@@ -14,7 +18,9 @@ from aiohttp import web
 
 from router.admin_controls import control_routes
 from router.controls import OperatorControls
+from router.credential_limits import CredentialLimiter, record_failure
 from router.ingest import header_bytes
+from router.request_body import read_text
 from router.runtime import Runtime
 from router.silences import iso
 from router.store.base import (
@@ -80,6 +86,15 @@ def _unauthorized() -> web.Response:
     )
 
 
+def too_many_failures(wait: float) -> web.Response:
+    seconds = max(math.ceil(wait), 1)
+    return web.json_response(
+        {"error": f"too many failed credentials from this address; try again in {seconds} s"},
+        status=429,
+        headers={"Retry-After": str(seconds)},
+    )
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -93,14 +108,22 @@ def admin_routes(
     controls: OperatorControls | None = None,
     *,
     backfill: BackfillRun | None = None,
+    limiter: CredentialLimiter | None = None,
 ) -> list[web.RouteDef]:
+    failures = limiter if limiter is not None else CredentialLimiter()
+
     def guarded(handler: Handler) -> Handler:
         async def check(request: web.Request) -> web.StreamResponse:
             if not token:
                 raise web.HTTPNotFound()
+            address = request.remote or "unknown"
+            wait = failures.wait(address)
+            if wait is not None:
+                return too_many_failures(wait)
             presented = header_bytes(request.headers.get("Authorization"))
             expected = f"Bearer {token}".encode()
             if not hmac.compare_digest(presented, expected):
+                record_failure(failures, address, "bearer token")
                 return _unauthorized()
             return await handler(request)
 
@@ -168,8 +191,8 @@ def admin_routes(
                 status=409,
             )
         try:
-            body = await request.json()
-        except ValueError:
+            body = json.loads(await read_text(request))
+        except (ValueError, RecursionError):
             return web.json_response({"error": "body must be JSON"}, status=400)
         try:
             ids = admin_ids(body)

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from router.controls import OperatorControls
+from router.request_body import read_text
 from router.runtime import Runtime
 from router.silences import (
     EXPIRED_SILENCES_KEPT,
@@ -28,12 +29,12 @@ SILENCE_STATES = ("active", "pending", "expired")
 
 
 async def _json_body(request: web.Request) -> Any:
-    body = await request.read()
+    body = await read_text(request)  # not UTF-8 (or an unknown charset): 400
     if not body.strip():
         return {}
     try:
         return json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+    except (ValueError, RecursionError) as exc:
         detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise RequestInvalid([f"the body is not JSON: {detail}"]) from None
 

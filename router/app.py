@@ -17,14 +17,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from router import __version__
 from router.admin import BackfillRun, admin_routes
 from router.backfill import backfill, dry_run
-from router.connections import mark_head_received
+from router.connections import track_requests
 from router.controls import OperatorControls
+from router.credential_limits import CredentialLimiter
 from router.delivery import DeliveryEngine, EngineSettings
 from router.health import StoreHealth, answer_within, is_store_failure
 from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
 from router.openapi import openapi_routes
 from router.render_apart import RenderApart
+from router.request_body import BODY_LIMITS, BodyLimits, answer_refusals
 from router.revring_api import RevRingApi
 from router.runtime import Runtime, watch_config_file
 from router.silences import EXPIRED_SILENCES_KEPT
@@ -80,7 +82,10 @@ async def _purge_periodically(store: Store, retention_days: float, interval: flo
 
 def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Application:
     """The application; the store opens, rules.yaml loads and workers start on startup."""
-    app = web.Application(client_max_size=1024 * 1024 + 1, middlewares=[mark_head_received])
+    # Every route's body is read under the webhook's limits (`router.request_body`).
+    app = web.Application(middlewares=[track_requests, answer_refusals])
+    app[BODY_LIMITS] = BodyLimits(settings.ingest.body_timeout)
+    limiter = CredentialLimiter()  # failed credentials, console and admin API alike
     metrics = Metrics()
     store = store or open_store(settings.store_url)
     resources = SinkResources()
@@ -208,13 +213,14 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 runtime,
                 controls,
                 backfill=_backfill_runner(settings, handler, runtime),
+                limiter=limiter,
             ),
             *slack_routes(interactions),
             *openapi_routes(),
         ]
     )
     if settings.admin_token:
-        console = console_app(settings.admin_token, store, runtime, engine, metrics)
+        console = console_app(settings.admin_token, store, runtime, engine, metrics, limiter)
         app.add_subapp(CONSOLE_PREFIX, console)
     return app
 

@@ -601,6 +601,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_connections=int(
                 _positive_setting("ROUTER_MAX_CONNECTIONS", default_max_connections(), whole=True)
             ),
+            shutdown_grace=_positive_setting(
+                "ROUTER_SHUTDOWN_GRACE", ConnectionLimits.shutdown_grace
+            ),
         )
     except SettingError as exc:
         print(f"revring-router: {exc}", file=sys.stderr)
@@ -694,6 +697,7 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
         settings.config_path,
     )
     await stop.wait()
+    await site.finish_requests(limits.shutdown_grace)  # the requests already started
     log.info("shutting down: finishing in-flight deliveries")
     await runner.cleanup()
     log.info("stopped")

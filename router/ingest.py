@@ -41,6 +41,7 @@ from router.parse_workers import (
     active_silence_records,
     default_worker_count,
 )
+from router.request_body import MAX_BODY_BYTES, BodyLimits, BodyRefused, read_body
 from router.rules import CompiledRule, group_key, group_key_json, route
 from router.runtime import Runtime
 from router.store.base import GroupJoin, IngestRecord, IngestResult, NewDelivery, Store
@@ -48,7 +49,6 @@ from router.time_intervals import TimeInterval
 
 log = logging.getLogger("router.ingest")
 
-MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_STORE_TIMEOUT = 5.0
 
 
@@ -274,6 +274,7 @@ class WebhookHandler:
         self.controls = controls  # silences in force; None: only time intervals mute
         self.limits = limits or IngestLimits()
         self._parse_budget = ByteBudget(self.limits.max_parse_bytes)
+        self._body_limits = BodyLimits(self.limits.body_timeout)
         # Larger bodies are parsed here, so the event loop answers other requests
         # meanwhile; the budget, not the thread count, bounds the work in flight.
         self._parsers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-parse")
@@ -299,36 +300,18 @@ class WebhookHandler:
         self.metrics.events_rejected.labels(reason).inc()
         return problem(status, message, **extra)
 
-    async def _read_body(self, request: web.Request) -> bytes | None:
-        """The body, or None when it is larger than MAX_BODY_BYTES."""
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return None
-        chunks, size = [], 0
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def handle(self, request: web.Request) -> web.Response:
         if self.api_keys is not None and not self.api_keys.accepts(
             request.headers.get("x-api-key")
         ):
             return self._reject(401, "unauthorized", "missing or wrong x-api-key header")
         try:
-            async with asyncio.timeout(self.limits.body_timeout):
-                body = await self._read_body(request)
-        except TimeoutError:
-            answer = self._reject(
-                408,
-                "body_timeout",
-                f"request body not received within {self.limits.body_timeout:g} seconds",
-            )
-            answer.force_close()
+            body = await read_body(request, self._body_limits)
+        except BodyRefused as refused:
+            answer = self._reject(refused.status, refused.reason, refused.message)
+            if refused.closes_connection:
+                answer.force_close()
             return answer
-        if body is None:
-            return self._reject(413, "too_large", f"body larger than {MAX_BODY_BYTES} bytes")
         media_type = request.content_type.lower()
         if media_type != "application/json" and not media_type.endswith("+json"):
             return self._reject(

@@ -75,8 +75,10 @@ def _body(schema: Schema, required: bool = True) -> Schema:
 def _admin(
     summary: str, responses: dict[str, Schema], unknown: str = "", **operation: Any
 ) -> Schema:
-    """An /admin/* operation: bearer token, 401 for a wrong one, 404 while it is off (or,
-    naming `unknown`, for an unknown object in the path)."""
+    """An /admin/* operation: bearer token, 401 for a wrong one, 429 after too many
+    failures from the address, 404 while it is off (or, naming `unknown`, for an unknown
+    object in the path); with a request body, its limits' answers."""
+    body_answers = _body_answers(responses.get("400")) if "requestBody" in operation else {}
     return {
         "summary": summary,
         "tags": ["admin"],
@@ -86,14 +88,31 @@ def _admin(
             sorted(
                 {
                     **responses,
+                    **body_answers,
                     "401": _error("missing or wrong bearer token"),
                     "404": _error(
                         "ROUTER_ADMIN_TOKEN is not set (the admin API is off)"
                         + (f", or an unknown {unknown}" if unknown else "")
                     ),
+                    "429": _error(
+                        "5 failed credentials from this address within a minute (console"
+                        " sign-ins and bearer tokens together): wait `Retry-After` seconds"
+                    ),
                 }.items()
             )
         ),
+    }
+
+
+def _body_answers(bad_request: Schema | None) -> dict[str, Schema]:
+    """What any route that reads a body may answer about it (`router.request_body`)."""
+    not_text = "the body is not UTF-8 (or the charset it names), or names an unknown charset"
+    if bad_request is not None:
+        not_text = f"{bad_request['description']}; or {not_text}"
+    return {
+        "400": _error(not_text),
+        "408": _error("body not received within ROUTER_BODY_TIMEOUT"),
+        "413": _error("body over 1 MiB"),
     }
 
 
@@ -520,7 +539,9 @@ def _paths() -> dict[str, Schema]:
                     "200": _answer("taken (empty body)"),
                     "400": _error("not a click on the router's buttons"),
                     "401": _error("a bad signature, or a timestamp more than 5 minutes off"),
-                    "404": _error("no slack sink has a signing_secret"),
+                    "404": _error("no slack sink has a signing_secret (before the body is read)"),
+                    "408": _error("body not received within ROUTER_BODY_TIMEOUT"),
+                    "413": _error("body over 1 MiB"),
                 },
             }
         },
@@ -537,7 +558,14 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Receives RevRing post-call webhooks and routes them to sinks. "
             "The webhook needs an `x-api-key` from ROUTER_API_KEYS; `/admin/*` needs "
-            "`Authorization: Bearer $ROUTER_ADMIN_TOKEN` and answers 404 while that is unset.",
+            "`Authorization: Bearer $ROUTER_ADMIN_TOKEN` and answers 404 while that is unset. "
+            "Every route reads its body only once its credential is checked, and holds it to "
+            "the webhook's limits (1 MiB: 413; ROUTER_BODY_TIMEOUT: 408); a body that is not "
+            "valid UTF-8 (or the charset its Content-Type names), or names an unknown charset, "
+            "is a 400 (the webhook reads JSON as UTF-8, whatever charset it names: a call is "
+            "never refused for its label). Failed credentials (console sign-ins and bearer "
+            "tokens together) are limited to 5 a minute per client address, then 429 with "
+            "`Retry-After`.",
         },
         "paths": _paths(),
         "components": {

@@ -4,12 +4,15 @@
 `ROUTER_ADMIN_TOKEN` is set (without it, `/ui/` is 404). Every response carries a strict
 Content-Security-Policy; every page and action needs a session (`router.ui.auth`); every
 POST but the sign-in needs the session's CSRF token and, when the browser sends an
-`Origin`, this host's.
+`Origin`, this host's. The session is checked before a body is read, and bodies are
+read under the limits of every route (`router.request_body`); a failed sign-in counts
+in the limit on failed credentials the admin API shares (`router.credential_limits`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,12 +20,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from router.credential_limits import CredentialLimiter, record_failure
 from router.delivery import DeliveryEngine
 from router.health import is_store_failure
 from router.metrics import Metrics
+from router.request_body import BodyRefused, read_form
 from router.runtime import Runtime
 from router.store.base import Store
-from router.ui.auth import SESSION_COOKIE, FailedSignIns, Sessions, token_matches
+from router.ui.auth import SESSION_COOKIE, Sessions, token_matches
 from router.ui.calls import CallViews
 from router.ui.pages import SESSION, Pages
 from router.ui.silences import SilenceViews
@@ -69,10 +74,16 @@ def _safe_next(target: str | None) -> str:
 
 
 class Console:
-    def __init__(self, token: str, views: ConsoleViews, pages: Pages) -> None:
+    def __init__(
+        self,
+        token: str,
+        views: ConsoleViews,
+        pages: Pages,
+        limiter: CredentialLimiter | None = None,
+    ) -> None:
         self.token = token
         self.sessions = Sessions(token)
-        self.failures = FailedSignIns()
+        self.failures = limiter if limiter is not None else CredentialLimiter()
         self.views = views
         self.pages = pages
 
@@ -83,6 +94,10 @@ class Console:
         except web.HTTPException as exc:
             exc.headers.update(SECURITY_HEADERS)
             raise
+        except BodyRefused as refused:
+            response = self.pages.problem(request, refused.status, refused.message)
+            if refused.closes_connection:
+                response.force_close()
         except Exception as exc:
             if not is_store_failure(exc):
                 raise
@@ -110,7 +125,7 @@ class Console:
                 login = login.with_query(next=request.path_qs)
             raise web.HTTPSeeOther(login)
         if request.method == "POST":
-            form = await request.post()
+            form = await read_form(request)
             if not self.sessions.csrf_ok(session, _text(form.get("csrf"))):
                 return self.pages.problem(
                     request,
@@ -138,28 +153,26 @@ class Console:
         )
 
     async def login(self, request: web.Request) -> web.Response:
-        now = time.time()
         address = request.remote or "unknown"
-        form = await request.post()
-        next_path = _text(form.get("next"))
-        wait = self.failures.retry_after(address, now)
+        wait = self.failures.wait(address)  # before the body is read
         if wait is not None:
+            seconds = max(math.ceil(wait), 1)
             response = self._login_page(
                 request,
-                next_path=next_path,
-                error=f"Too many failed sign-ins; try again in {wait:.0f} s.",
+                next_path=request.query.get("next"),
+                error=f"Too many failed sign-ins; try again in {seconds} s.",
                 status=429,
             )
-            response.headers["Retry-After"] = str(max(int(wait) + 1, 1))
+            response.headers["Retry-After"] = str(seconds)
             return response
+        form = await read_form(request)
+        next_path = _text(form.get("next"))
         if not token_matches(_text(form.get("token")) or "", self.token):
-            self.failures.record(address, now)
-            log.warning("console: failed sign-in from %s", address)
+            record_failure(self.failures, address, "console sign-in")
             return self._login_page(
                 request, next_path=next_path, error="That token is not right.", status=401
             )
-        self.failures.forget(address)
-        _, cookie = self.sessions.issue(now)
+        _, cookie = self.sessions.issue(time.time())
         response = web.HTTPSeeOther(_safe_next(next_path))
         response.set_cookie(
             SESSION_COOKIE,
@@ -188,14 +201,20 @@ def _text(value: object) -> str | None:
 
 
 def console_app(
-    token: str, store: Store, runtime: Runtime, engine: DeliveryEngine, metrics: Metrics
+    token: str,
+    store: Store,
+    runtime: Runtime,
+    engine: DeliveryEngine,
+    metrics: Metrics,
+    limiter: CredentialLimiter | None = None,
 ) -> web.Application:
-    """The console, to mount at `/ui` (`app.add_subapp(PREFIX, console_app(...))`)."""
+    """The console, to mount at `/ui` (`app.add_subapp(PREFIX, console_app(...))`);
+    `limiter`: the limit on failed credentials it shares with the admin API."""
     pages = Pages()
     views = ConsoleViews(pages, store, runtime, engine, metrics)
     calls = CallViews(pages, store, runtime, engine)
     silences = SilenceViews(pages, store, runtime, engine)
-    console = Console(token, views, pages)
+    console = Console(token, views, pages, limiter)
     app = web.Application(middlewares=[console.guard])
     app.add_routes(
         [

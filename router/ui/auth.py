@@ -1,5 +1,6 @@
 """Console sign-in: the admin token checked in constant time, a signed and expiring session
-cookie, a CSRF token bound to the session, and a limit on failed sign-ins per address.
+cookie, and a CSRF token bound to the session. (Failed sign-ins count in the limit on
+failed credentials per address, `router.credential_limits`.)
 
 The cookie holds `<expires>.<session id>.<signature>`, signed with HMAC-SHA256 under a
 key derived from `ROUTER_ADMIN_TOKEN`: changing the token ends every session. Signing
@@ -12,13 +13,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SESSION_COOKIE = "router_console"
 SESSION_SECONDS = 8 * 3600.0
-FAILED_SIGN_INS_ALLOWED = 5  # per address, in any FAILED_SIGN_IN_WINDOW seconds
-FAILED_SIGN_IN_WINDOW = 60.0
 _KEY_PURPOSE = b"revring-router console session v1"
 
 
@@ -88,41 +86,3 @@ class Sessions:
         """Sign out: the session's cookie is refused from now on."""
         self._ended = {sid: until for sid, until in self._ended.items() if until > now}
         self._ended[session.id] = session.expires_at
-
-
-@dataclass
-class FailedSignIns:
-    """Counts failed sign-ins per client address in a sliding window."""
-
-    allowed: int = FAILED_SIGN_INS_ALLOWED
-    window: float = FAILED_SIGN_IN_WINDOW
-    max_addresses: int = 10_000  # bounds memory under a spray of addresses
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
-
-    def _recent(self, address: str, now: float) -> deque[float]:
-        failures = self._failures.get(address, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, address: str, now: float) -> float | None:
-        """Seconds until `address` may try again, or None when it may try now."""
-        failures = self._recent(address, now)
-        if len(failures) < self.allowed:
-            return None
-        return max(failures[0] + self.window - now, 0.0)
-
-    def record(self, address: str, now: float) -> None:
-        if address not in self._failures and len(self._failures) >= self.max_addresses:
-            for known in list(self._failures):
-                if not self._recent(known, now):
-                    del self._failures[known]
-            if len(self._failures) >= self.max_addresses:
-                self._failures.pop(next(iter(self._failures)))
-        failures = self._recent(address, now)
-        failures.append(now)
-        self._failures[address] = failures
-
-    def forget(self, address: str) -> None:
-        """A successful sign-in clears the address's failures."""
-        self._failures.pop(address, None)

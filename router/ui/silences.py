@@ -20,6 +20,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from router.delivery import DeliveryEngine
+from router.request_body import read_form
 from router.runtime import Runtime
 from router.silences import EXPIRED_SILENCES_KEPT, RequestInvalid, parse_silence_request
 from router.slack_actions import PayloadInvalid, silence_condition
@@ -167,7 +168,7 @@ class SilenceViews:
         return await self._page(request, form=form, from_call=call_id)
 
     async def create(self, request: web.Request) -> web.Response:
-        posted = await request.post()
+        posted = await read_form(request)
         now = time.time()
         try:
             record = check_silence_form(posted, now=now, known_sinks=self._known_sinks())

@@ -24,6 +24,7 @@ from router.events import EventRejected, parse_event
 from router.metrics import Metrics
 from router.phones import mask_phone_numbers, mask_phone_numbers_in
 from router.preview import Preview, preview
+from router.request_body import read_form
 from router.runtime import Runtime
 from router.samples import DEFAULT_SAMPLE, SAMPLE_NAMES, sample_call, sample_event
 from router.store.base import CallFilters, DeliveryView, EventView, SinkCounts, Store
@@ -269,7 +270,7 @@ class ConsoleViews:
         )
 
     async def replay_dead(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await read_form(request)
         sink = str(form.get("sink") or "")
         if not sink or "\x00" in sink:
             return self.pages.problem(
@@ -393,7 +394,7 @@ class ConsoleViews:
         return stored_call_text(event)
 
     async def playground(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await read_form(request)
         try:
             chosen = await self._chosen_call(form)
         except PlaygroundChoice as exc:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from tests.conftest import fresh_event
@@ -132,6 +135,100 @@ async def test_sigterm_stops_gracefully(tmp_path):
         assert "stopped" in stderr
     finally:
         stop(process)
+
+
+def half_sent_webhook(port: int, body: bytes) -> socket.socket:
+    """A connection that has sent a webhook's head and the first half of its body."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(
+        (
+            "POST /webhooks/revring HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"x-api-key: {API_KEY}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body[: len(body) // 2]
+    )
+    return sock
+
+
+def answer_of(sock: socket.socket) -> bytes:
+    """All the server sends until it closes the connection ("" when it sends nothing)."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except OSError:
+        pass
+    return received
+
+
+def twenty_kb_event() -> dict:
+    return fresh_event(summary="a long call " * 1700)
+
+
+def stored_call_ids(db: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        return {row[0] for row in connection.execute("SELECT id FROM events")}
+
+
+async def test_sigterm_finishes_webhooks_whose_body_is_still_arriving(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\n")
+    port = free_port()
+    db = tmp_path / "r.db"
+    process = start_server(rules, db, port)
+    try:
+        await wait_healthy(port, process)
+        events = [twenty_kb_event() for _ in range(5)]
+        bodies = [orjson.dumps(event) for event in events]
+        assert all(len(body) > 20_000 for body in bodies)
+        clients = [half_sent_webhook(port, body) for body in bodies]
+        await asyncio.sleep(0.2)  # the heads are in
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(1.5)  # the rest comes 1.5 s after the signal
+        with pytest.raises(OSError):  # no new connections meanwhile
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        for sock, body in zip(clients, bodies, strict=True):
+            sock.sendall(body[len(body) // 2 :])
+        answers = await asyncio.gather(*(asyncio.to_thread(answer_of, s) for s in clients))
+        for sock in clients:
+            sock.close()
+        stderr = finish(process)
+    finally:
+        stop(process)
+    for answer, event in zip(answers, events, strict=True):
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert event["id"].encode() in answer
+    assert process.returncode == 0
+    assert "finishing 5 requests in progress" in stderr
+    assert "dropped" not in stderr
+    assert {event["id"] for event in events} <= stored_call_ids(db)
+
+
+async def test_sigterm_drops_and_logs_a_request_not_finished_within_the_grace(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\n")
+    port = free_port()
+    process = start_server(rules, tmp_path / "r.db", port, env={"ROUTER_SHUTDOWN_GRACE": "1"})
+    try:
+        await wait_healthy(port, process)
+        body = orjson.dumps(twenty_kb_event())
+        stalled = half_sent_webhook(port, body)  # the rest never comes
+        idle = socket.create_connection(("127.0.0.1", port), timeout=30)
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert idle.recv(4096).startswith(b"HTTP/1.1 200 ")  # kept alive, now idle
+        await asyncio.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(answer_of, idle) == b"", "an idle connection is closed"
+        assert await asyncio.to_thread(answer_of, stalled) == b""
+        stalled.close()
+        idle.close()
+        stderr = finish(process)
+    finally:
+        stop(process)
+    assert process.returncode == 0
+    half = len(body) // 2
+    assert "dropped 1 request not answered within 1 s" in stderr
+    assert f"POST /webhooks/revring (body: {half} of {len(body)} bytes received)" in stderr
 
 
 async def _post_all(port: int, events: list[dict], accepted: list[str]) -> None:

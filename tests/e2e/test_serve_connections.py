@@ -5,6 +5,7 @@ can keep /healthz from answering."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import socket
 import subprocess
@@ -13,11 +14,13 @@ import time
 import aiohttp
 import pytest
 
+from tests.conftest import fresh_event
 from tests.e2e.test_serve import API_KEY, finish, free_port, start_server, stop, wait_healthy
 
 pytestmark = pytest.mark.slow
 
 LIVENESS = 30.0  # seconds: a bound on waiting for an answer, so a broken server fails the test
+ADMIN_TOKEN = "e2e-admin-token"
 
 
 def serve(tmp_path, port: int, **env: str) -> subprocess.Popen:
@@ -203,27 +206,147 @@ async def test_200_silent_sockets_under_a_low_file_limit_leave_healthz_answering
 
 
 async def test_at_the_connection_cap_busy_connections_hold_new_ones_back(tmp_path):
+    """Connections whose requests the server is working on (a backfill waiting for a
+    RevRing API that does not answer) are not given up: a newcomer waits for one."""
     port = free_port()
-    process = serve(tmp_path, port, ROUTER_MAX_CONNECTIONS="3", ROUTER_BODY_TIMEOUT="600")
-    head = (
-        "POST /webhooks/revring HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"x-api-key: {API_KEY}\r\nContent-Length: 2\r\n\r\n"
+    with socket.socket() as silent_api:  # listens, never answers
+        silent_api.bind(("127.0.0.1", 0))
+        silent_api.listen()
+        api_url = f"http://127.0.0.1:{silent_api.getsockname()[1]}/v1"
+        process = serve(
+            tmp_path,
+            port,
+            ROUTER_MAX_CONNECTIONS="3",
+            ROUTER_ADMIN_TOKEN=ADMIN_TOKEN,
+            ROUTER_REVRING_API_KEY="rr-key",
+            ROUTER_REVRING_API_URL=api_url,
+        )
+        body = b'{"ids": ["call-1"]}'
+        request = (
+            "POST /admin/backfill HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        try:
+            await wait_healthy(port, process)
+            busy = [silent_socket(port) for _ in range(3)]
+            for sock in busy:
+                sock.sendall(request)  # a whole request: the server is busy with it
+            await asyncio.sleep(1.5)  # past the eviction grace
+            probe = asyncio.create_task(healthz(port))
+            await asyncio.sleep(1)
+            assert not probe.done()  # waiting to be accepted, not refused
+            busy[0].close()
+            assert await probe == 200
+            for sock in busy[1:]:
+                sock.close()
+        finally:
+            stop(process)
+
+
+SLACK_RULES = """version: 1
+sinks:
+  ops-slack:
+    type: slack
+    webhook_url: "http://127.0.0.1:9/hooks"
+    signing_secret: "slack-signing-secret"
+rules: [{name: all, to: [ops-slack]}]
+"""
+
+
+def trickled_request(path: str) -> bytes:
+    """A request head for `path` announcing a 100,000-byte body, with what the route
+    needs before it reads a body (a bearer token, Slack's headers)."""
+    extra = ""
+    if path.startswith("/admin/"):
+        extra = f"Authorization: Bearer {ADMIN_TOKEN}\r\n"
+    if path.startswith("/slack/"):
+        extra = f"X-Slack-Request-Timestamp: {int(time.time())}\r\nX-Slack-Signature: v0=00\r\n"
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+        f"\r\n{extra}Content-Length: 100000\r\n\r\n"
     ).encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "slack_signing_secret"),
+    [
+        ("/slack/interactions", False),  # answered 404 before the body
+        ("/slack/interactions", True),
+        ("/ui/login", False),
+        ("/admin/silences", False),
+        ("/admin/reload", False),  # a route that never reads its body
+    ],
+)
+async def test_bodies_trickled_to_any_route_leave_webhooks_and_healthz_answered(
+    tmp_path, path, slack_signing_secret
+):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(SLACK_RULES if slack_signing_secret else "version: 1\n")
+    port = free_port()
+    env = {"ROUTER_MAX_CONNECTIONS": "20", "ROUTER_ADMIN_TOKEN": ADMIN_TOKEN}
+    process = start_server(rules, tmp_path / "r.db", port, env=env)
+    tricklers: list[socket.socket] = []
     try:
         await wait_healthy(port, process)
-        busy = [silent_socket(port) for _ in range(3)]
-        for sock in busy:
-            sock.sendall(head + b"{")  # the head, and one byte of the body: in a request
-        await asyncio.sleep(1)
-        probe = asyncio.create_task(healthz(port))
-        await asyncio.sleep(1)
-        assert not probe.done()  # waiting to be accepted, not refused
-        busy[0].sendall(b"}")
-        assert (await asyncio.to_thread(busy[0].recv, 4096)).startswith(b"HTTP/1.1 422 ")
-        busy[0].close()
-        assert await probe == 200
-        for sock in busy[1:]:
+        for _ in range(20):
+            sock = silent_socket(port)
+            sock.sendall(trickled_request(path) + b"a")
+            tricklers.append(sock)
+        await asyncio.sleep(1.5)  # every one of them now slower than a real client
+        for sock in tricklers:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"a")
+        timeout = aiohttp.ClientTimeout(total=LIVENESS)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            event = fresh_event()
+            async with session.post(
+                f"http://127.0.0.1:{port}/webhooks/revring",
+                json=event,
+                headers={"x-api-key": API_KEY},
+            ) as response:
+                assert response.status == 200
+                assert (await response.json())["event_id"] == event["id"]
+        assert await healthz(port) == 200
+    finally:
+        for sock in tricklers:
             sock.close()
+        stop(process)
+
+
+async def test_a_connection_given_up_for_its_slow_body_is_told_408(tmp_path):
+    port = free_port()
+    env = {"ROUTER_MAX_CONNECTIONS": "2", "ROUTER_ADMIN_TOKEN": ADMIN_TOKEN}
+    process = serve(tmp_path, port, **env)
+    try:
+        await wait_healthy(port, process)
+        slow = [silent_socket(port) for _ in range(2)]
+        for sock in slow:
+            sock.sendall(trickled_request("/ui/login") + b"token=")
+        await asyncio.sleep(1.5)
+        assert await healthz(port) == 200
+        answer = await asyncio.to_thread(read_until_closed, slow[0])
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert b"connection limit" in answer
+        for sock in slow:
+            sock.close()
+    finally:
+        stop(process)
+
+
+async def test_a_console_body_sent_a_byte_at_a_time_is_cut_at_the_body_deadline(tmp_path):
+    port = free_port()
+    process = serve(tmp_path, port, ROUTER_BODY_TIMEOUT="1", ROUTER_ADMIN_TOKEN=ADMIN_TOKEN)
+    try:
+        await wait_healthy(port, process)
+
+        def slow_body() -> bytes:
+            with silent_socket(port) as sock:
+                sock.sendall(trickled_request("/ui/login"))
+                return send_slowly(sock, b"token=" + b"a" * 5000)
+
+        answer = await asyncio.to_thread(slow_body)
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert b"request body not received within 1 seconds" in answer
     finally:
         stop(process)
 
@@ -251,6 +374,7 @@ async def test_at_the_connection_cap_a_silent_connection_makes_room(tmp_path):
         ("ROUTER_IDLE_TIMEOUT", "inf"),
         ("ROUTER_MAX_CONNECTIONS", "1.5"),
         ("ROUTER_MAX_PARSE_BYTES", "0"),
+        ("ROUTER_SHUTDOWN_GRACE", "-5"),
     ],
 )
 def test_a_bad_limit_setting_is_a_clear_error(tmp_path, name, value):

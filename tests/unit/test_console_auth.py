@@ -1,12 +1,12 @@
 """Console sessions: signed, expiring cookies; CSRF tokens bound to their session; sign-out;
-the constant-time token check; the failed sign-in limit."""
+the constant-time token check (failed sign-ins: tests/unit/test_credential_limits.py)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.ui.auth import FailedSignIns, Sessions, token_matches
+from router.ui.auth import Sessions, token_matches
 
 NOW = 1_800_000_000.0
 
@@ -65,28 +65,3 @@ def test_token_comparison_takes_any_text() -> None:
     assert token_matches("admin-token", "admin-token")
     assert not token_matches("admin-token\udc80", "admin-token")
     assert not token_matches("", "admin-token")
-
-
-def test_five_failures_a_minute_then_the_address_waits() -> None:
-    limit = FailedSignIns(allowed=5, window=60)
-    for second in range(5):
-        assert limit.retry_after("10.0.0.1", NOW + second) is None
-        limit.record("10.0.0.1", NOW + second)
-    assert limit.retry_after("10.0.0.1", NOW + 5) == 55
-    assert limit.retry_after("10.0.0.2", NOW + 5) is None, "other addresses are not held"
-    assert limit.retry_after("10.0.0.1", NOW + 60) is None, "the oldest failure aged out"
-
-
-def test_a_success_clears_the_failures() -> None:
-    limit = FailedSignIns(allowed=2, window=60)
-    limit.record("a", NOW)
-    limit.forget("a")
-    limit.record("a", NOW)
-    assert limit.retry_after("a", NOW) is None
-
-
-def test_the_failure_table_stays_bounded() -> None:
-    limit = FailedSignIns(allowed=5, window=60, max_addresses=10)
-    for number in range(100):
-        limit.record(f"10.0.0.{number}", NOW)
-    assert len(limit._failures) <= 10
