@@ -27,17 +27,49 @@ from pydantic import (
     ValidationError,
 )
 
+from router.nesting import shape, too_deep_fields
+
 _LONG_DIGIT_RUN = re.compile(rb"[0-9]{19,}")
+ORJSON_MAX_DEPTH = 1024  # deeper documents are an error of orjson's own
 
 
-def decode_json(body: bytes) -> Any:
+class TooDeep(ValueError):
+    """JSON nested deeper than allowed; `problems` names the fields that are."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _too_deep(fields: list[str], limit: int) -> TooDeep:
+    return TooDeep([f"{name}: nested deeper than {limit} levels" for name in fields])
+
+
+def decode_json(body: bytes, *, max_depth: int | None = None) -> Any:
     """A stored or posted body as JSON data, the same way everywhere (ingest, delivery,
     backfill): orjson for speed and strictness; the stdlib parser again, for exact values,
     when the body may hold an integer beyond 64 bits (orjson turns those into lossy
-    floats), so rules and templates see the same numbers."""
-    value = orjson.loads(body)
-    if _LONG_DIGIT_RUN.search(body):
-        return json.loads(body)
+    floats), so rules and templates see the same numbers.
+
+    With `max_depth`, JSON nested deeper than that many levels raises `TooDeep` naming
+    the top-level fields that are (`router.nesting`); JSON deeper than orjson reads
+    (1,024 levels) raises it in any case. The walk that measures the depth also finds
+    the floats that may stand for big integers, so the slower check for those runs only
+    when one is there."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            raise _too_deep(["body"], max_depth or ORJSON_MAX_DEPTH) from None
+        raise
+    found = shape(value, max_depth)
+    if max_depth is not None and found.depth > max_depth:
+        raise _too_deep(too_deep_fields(value, max_depth), max_depth)
+    if found.big_float and _LONG_DIGIT_RUN.search(body):
+        try:
+            return json.loads(body)
+        except RecursionError:  # stored before the depth limit: orjson's reading
+            return value
     return value
 
 
