@@ -22,7 +22,6 @@ from router.config import Config
 from router.events import EventRejected, TooDeep, decode_json, parse_event
 from router.ingest import IngestOutcome
 from router.logs import printable
-from router.nesting import MAX_DEPTH
 from router.preview import preview
 from router.revring_api import RevRingApi, RevRingApiError
 
@@ -191,7 +190,7 @@ async def dry_run(
 
 def _route_line(config: Config, call_id: str, body: bytes, now: datetime) -> str | None:
     try:
-        event = decode_json(body, max_depth=MAX_DEPTH)
+        event = decode_json(body, refuse_deep=True)
         parse_event(event)
     except (TooDeep, EventRejected):
         return None

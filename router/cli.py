@@ -24,7 +24,6 @@ from router.config import Config, ConfigError, load_config
 from router.events import EventRejected, TooDeep, decode_json, parse_event
 from router.logs import printable
 from router.muting import Silence
-from router.nesting import MAX_DEPTH
 from router.preview import lookup, preview, preview_digest
 from router.silences import to_silence
 from router.store import StoreError, open_store
@@ -189,7 +188,7 @@ def _sample_problems(config: Config) -> list[str]:
 
 def _read_event(path: str) -> dict[str, Any] | None:
     try:
-        payload = decode_json(Path(path).read_bytes(), max_depth=MAX_DEPTH)
+        payload = decode_json(Path(path).read_bytes(), refuse_deep=True)
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
         return None

@@ -35,7 +35,6 @@ from router.events import (
 from router.health import StoreHealth, answer_within
 from router.metrics import Metrics, muted_reason_label
 from router.muting import Silence, mute_decisions
-from router.nesting import MAX_DEPTH
 from router.parse_workers import (
     ParseTask,
     ParseWorkers,
@@ -161,7 +160,7 @@ def prepare(
     gets a muted delivery instead of a target. `keep_decoded` keeps the JSON data in the
     result (for small bodies: a large one's objects are freed before the store write)."""
     try:
-        payload = decode_json(body, max_depth=MAX_DEPTH)
+        payload = decode_json(body, refuse_deep=True)
     except TooDeep as exc:
         return Rejection(
             422, "invalid_event", "invalid post-call event", {"problems": exc.problems}

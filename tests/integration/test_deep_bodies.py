@@ -6,15 +6,21 @@ show them without failing."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
+from router.delivery import new_delivery_id
 from router.ingest import IngestLimits
 from router.revring_api import ApiRetries, RevRingApi
+from router.store.base import GroupJoin, IngestRecord, NewDelivery
 from tests.conftest import fresh_event
+from tests.fakes import TEAMS_PATH, FakeTeams
+from tests.integration.test_console import csrf_of, signed_in_page
 from tests.revring_fake import FAKE_API_KEY, FakeRevRing
-from tests.service import ADMIN_TOKEN, API_KEY, parts, running_service
+from tests.service import ADMIN_TOKEN, API_KEY, parts, running_service, wait_for
+from tests.slack_fake import WEBHOOK_PATH, FakeSlack
 
 RULES = """
 version: 1
@@ -147,3 +153,79 @@ async def test_backfill_reports_deep_calls_as_failed_and_ingests_the_rest(tmp_pa
     assert set(failures) == {call["id"] for call in deep}
     for error in failures.values():
         assert "metrics: nested deeper than 64 levels" in error
+
+
+STORED_RULES = """
+version: 1
+sinks:
+  ops-slack: {type: slack, webhook_url: "%(slack)s"}
+  ops-teams: {type: teams, webhook_url: "%(teams)s"}
+  console: {type: log, path: "%(log)s"}
+  digests: {type: log, path: "%(log)s"}
+rules:
+  - name: failed
+    when: {status: FAILED}
+    to: [ops-slack, ops-teams, console]
+  - name: by-trunk
+    when: {status: FAILED}
+    to: [digests]
+    group: {by: [sipTrunkId], window: 100ms}
+"""
+
+
+async def test_a_deep_call_stored_before_the_limit_is_delivered_and_shown(tmp_path, write_rules):
+    """Calls stored before the limit, 1,000 levels deep in a transcript entry and in
+    `metrics`: Slack, Teams and the log get their alerts, and the console's calls page,
+    the call's page, a digest's page and the playground answer 200 (cut at 64 levels)."""
+    slack, teams = await FakeSlack().start(), await FakeTeams().start(TEAMS_PATH)
+    settings = {"slack": slack.base + WEBHOOK_PATH, "teams": teams.url, "log": tmp_path / "log"}
+    try:
+        async with running_service(
+            write_rules(STORED_RULES % settings), tmp_path / "r.db"
+        ) as client:
+            store, engine, *_ = parts(client)
+            calls = [
+                (json.loads(deep_call(where, 5)), deep_call(where, 1000))
+                for where in ("transcript entry", "metrics")
+            ]
+            for call, body in calls:
+                deliveries = [
+                    NewDelivery(new_delivery_id(), sink, "failed")
+                    for sink in ("ops-slack", "ops-teams", "console")
+                ]
+                digest = NewDelivery(
+                    new_delivery_id(), "digests", "by-trunk", GroupJoin('{"sipTrunkId":"t"}', 0.1)
+                )
+                record = IngestRecord(
+                    call["id"], body, time.time(), [*deliveries, digest], "FAILED", "OUTBOUND"
+                )
+                assert (await store.ingest(record)).status == "accepted"
+            engine.new_deliveries(None)
+            await wait_for(lambda: len(slack.posted) == 2 and len(teams.requests) == 2)
+            await wait_for(_all_delivered(store), limit=20)
+
+            listing = await signed_in_page(client, "/ui/calls")
+            for call, _ in calls:
+                assert call["id"] in listing
+                page = await signed_in_page(client, f"/ui/calls/{call['id']}")
+                assert "nested deeper" not in page and "…" in page
+                loaded = await client.post(
+                    "/ui/rules/playground",
+                    data={"csrf": csrf_of(page), "call_id": call["id"], "load_call": "1"},
+                )
+                assert loaded.status == 200, await loaded.text()
+            [digest_view] = [v for v in await store.list_deliveries() if v.kind == "digest"]
+            assert (await client.get(f"/ui/deliveries/{digest_view.id}")).status == 200
+    finally:
+        await slack.close()
+        await teams.close()
+    transcript = slack.posted[0]["blocks"]
+    assert any("Transcript" in str(block) for block in transcript)
+
+
+def _all_delivered(store):
+    async def check() -> bool:
+        views = await store.list_deliveries()
+        return len(views) == 7 and all(view.status == "delivered" for view in views)
+
+    return check

@@ -85,7 +85,7 @@ def test_the_fields_that_are_too_deep_are_named() -> None:
 def test_decode_json_with_a_limit_refuses_deeper_json_naming_the_field(levels: int) -> None:
     body = b'{"id": "c1", "metrics": ' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}"
     with pytest.raises(TooDeep) as caught:
-        decode_json(body, max_depth=64)
+        decode_json(body, refuse_deep=True)
     where = "metrics" if levels <= 1024 else "body"
     assert caught.value.problems == [f"{where}: nested deeper than 64 levels"]
     assert isinstance(caught.value, ValueError)
@@ -93,16 +93,24 @@ def test_decode_json_with_a_limit_refuses_deeper_json_naming_the_field(levels: i
 
 def test_decode_json_with_a_limit_takes_json_at_the_limit() -> None:
     body = b'{"metrics": ' + b"[" * 63 + b"]" * 63 + b"}"
-    assert decode_json(body, max_depth=64) == orjson.loads(body)
+    assert decode_json(body, refuse_deep=True) == orjson.loads(body)
 
 
-def test_a_stored_body_deeper_than_the_stdlib_parser_goes_is_read_by_orjson() -> None:
+def test_a_stored_body_deeper_than_the_limit_comes_cut_at_the_limit() -> None:
     """Stored before the limit: 1,000 levels and a big integer. The stdlib parser would
-    overflow the stack; orjson's reading (the integer as a float) is kept."""
+    overflow the stack: orjson's reading (the integer as a float) is kept, cut at 64
+    levels, and prints as JSON again."""
     body = b'{"n": 123456789012345678901234567890, "m": ' + b"[" * 1000 + b"]" * 1000 + b"}"
     value = decode_json(body)
     assert value["n"] == float(123456789012345678901234567890)
-    assert shape(value["m"], None).depth == 1000
+    assert shape(value, None).depth == MAX_DEPTH
+    text = json.dumps(value, ensure_ascii=False)
+    assert text.count("[") == MAX_DEPTH - 1 and f'"{CLIPPED}"' in text
+
+
+def test_a_stored_body_at_the_limit_is_read_whole() -> None:
+    body = b'{"n": 123456789012345678901234567890, "m": ' + b"[" * 63 + b"]" * 63 + b"}"
+    assert decode_json(body) == json.loads(body)
 
 
 def test_a_big_float_written_as_a_float_changes_nothing() -> None:
