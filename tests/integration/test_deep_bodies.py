@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from router.cli import main
 from router.delivery import new_delivery_id
 from router.ingest import IngestLimits
 from router.revring_api import ApiRetries, RevRingApi
@@ -229,3 +230,51 @@ def _all_delivered(store):
         return len(views) == 7 and all(view.status == "delivered" for view in views)
 
     return check
+
+
+def deep_when(levels: int) -> dict[str, Any]:
+    """A silence's `when` nesting `levels` levels: `not` inside `not` around a condition."""
+    when: dict[str, Any] = {"status": "FAILED"}
+    for _ in range(levels - 1):
+        when = {"not": when}
+    return when
+
+
+@pytest.mark.parametrize("levels", [65, 170, 500])
+async def test_a_silence_whose_when_nests_deeper_than_64_levels_is_422(client, levels):
+    answer = await client.post(
+        "/admin/silences", json={"when": deep_when(levels), "for": "1h"}, headers=ADMIN
+    )
+    assert answer.status == 422, await answer.text()
+    assert (await answer.json())["errors"] == ["when: nested deeper than 64 levels"]
+    store, *_ = parts(client)
+    assert await store.list_silences() == []
+
+
+async def test_a_silence_whose_when_nests_64_levels_is_taken(client):
+    # `not` twice keeps the meaning: FAILED calls (a `when` must name values, DESIGN §9).
+    answer = await client.post(
+        "/admin/silences", json={"when": deep_when(63), "for": "1h"}, headers=ADMIN
+    )
+    assert answer.status == 201, await answer.text()
+
+
+@pytest.mark.parametrize("levels", [170, 5000])
+async def test_the_console_form_names_a_when_nested_too_deep(client, levels):
+    page = await signed_in_page(client, "/ui/silences")
+    text = "{" + '"not": {' * (levels - 1) + '"status": "FAILED"' + "}" * levels
+    answer = await client.post(
+        "/ui/silences",
+        data={"csrf": csrf_of(page), "when": text, "for": "1h"},
+        allow_redirects=False,
+    )
+    assert answer.status == 422
+    assert "when: nested deeper than 64 levels" in await answer.text()
+
+
+@pytest.mark.parametrize("levels", [170, 5000])
+def test_silence_add_names_a_when_nested_too_deep(tmp_path, capsys, levels):
+    text = "{" + '"not": {' * (levels - 1) + '"status": "FAILED"' + "}" * levels
+    store = f"sqlite:///{tmp_path / 'r.db'}"
+    code = main(["silence", "add", "--when", text, "--for", "1h", "--store", store])
+    assert (code, capsys.readouterr().err.count("nested deeper than 64 levels")) == (2, 1)
