@@ -187,6 +187,7 @@ class ParseWorkers:
         self._pool: ProcessPoolExecutor | None = None
         self._creating: asyncio.Task[None] | None = None
         self._source: tuple[Config, RulesSource] | None = None
+        self._broken: ProcessPoolExecutor | None = None  # the last pool a task failed in
         self._closed = False
         self.pids: frozenset[int] = frozenset()  # the workers started, last start
         self.last_pid: int | None = None  # the process that prepared the last body
@@ -220,7 +221,9 @@ class ParseWorkers:
                 pid, outcome = await asyncio.wrap_future(self._submit(pool, function, task))
             except BrokenProcessPool as exc:
                 log.warning("parse worker lost (attempt %d of 2): %s", attempt, exc)
-                broken = pool
+                # Replaced before the next task runs, this one's retry or another call's:
+                # a task never spends a try on a pool broken before it was submitted.
+                broken = self._broken = pool
                 continue
             self.last_pid = pid
             return outcome
@@ -248,7 +251,7 @@ class ParseWorkers:
                 await asyncio.shield(self._creating)
                 continue
             pool = self._pool
-            if pool is not None and pool is not broken:
+            if pool is not None and pool is not broken and pool is not self._broken:
                 return pool
             if pool is not None:
                 self.restarts += 1
