@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import multiprocessing
 import os
 import select
 import signal
@@ -41,6 +40,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
+
+from router.pool_semaphores import SemaphoreKeepingContext, unlink_names
 
 if TYPE_CHECKING:
     from router.config import Config
@@ -273,7 +274,7 @@ class ParseWorkers:
             self._pool, self.pids = pool, pids
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, frozenset[int]]:
-        context = multiprocessing.get_context("forkserver")
+        context = SemaphoreKeepingContext()
         context.set_forkserver_preload(PRELOAD)
         pool = ProcessPoolExecutor(
             self.workers,
@@ -285,10 +286,13 @@ class ParseWorkers:
         # none in the first bodies' submits (on the event loop).
         try:
             started = [pool.submit(_started) for _ in range(self.workers)]
-            return pool, frozenset(future.result() for future in started)
+            pids = frozenset(future.result() for future in started)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        if len(pids) == self.workers:  # every worker opened the pool's semaphores
+            unlink_names(context)  # a killed router leaves none behind (router.pool_semaphores)
+        return pool, pids
 
     def close(self) -> None:
         self._closed = True
