@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from router.config import Config
-from router.events import EventRejected, decode_json, parse_event
+from router.events import EventRejected, TooDeep, decode_json, parse_event
 from router.ingest import IngestOutcome
 from router.logs import printable
 from router.preview import preview
@@ -189,10 +189,10 @@ async def dry_run(
 
 
 def _route_line(config: Config, call_id: str, body: bytes, now: datetime) -> str | None:
-    event = decode_json(body)
     try:
+        event = decode_json(body, refuse_deep=True)
         parse_event(event)
-    except EventRejected:
+    except (TooDeep, EventRejected):
         return None
     result = preview(config, event, now)
     label = (

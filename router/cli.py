@@ -21,7 +21,7 @@ from router import __version__
 from router.cli_controls import add_control_commands
 from router.collector import settle_after_start
 from router.config import Config, ConfigError, load_config
-from router.events import EventRejected, parse_event
+from router.events import EventRejected, TooDeep, decode_json, parse_event
 from router.logs import printable
 from router.muting import Silence
 from router.preview import lookup, preview, preview_digest
@@ -197,9 +197,13 @@ def _sample_problems(config: Config) -> list[str]:
 
 def _read_event(path: str) -> dict[str, Any] | None:
     try:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        payload = decode_json(Path(path).read_bytes(), refuse_deep=True)
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return None
+    except TooDeep as exc:
+        for item in exc.problems:
+            print(f"{path}: invalid event: {item}", file=sys.stderr)
         return None
     except ValueError as exc:
         print(f"{path}: malformed JSON: {exc}", file=sys.stderr)

@@ -17,6 +17,7 @@ from typing import Any
 
 from router.config import ConfigError, load_config
 from router.logs import printable
+from router.rules import MAX_WHEN_DEPTH
 from router.silences import (
     EXPIRED_SILENCES_KEPT,
     RequestInvalid,
@@ -73,6 +74,9 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         when = json.loads(args.when)
     except ValueError as exc:
         return _report("silence add", RequestInvalid([f"--when: not JSON: {exc}"]))
+    except RecursionError:
+        deep = f"--when: nested deeper than {MAX_WHEN_DEPTH} levels"
+        return _report("silence add", RequestInvalid([deep]))
     body: dict[str, Any] = {"when": when, "for": args.duration, "comment": args.comment}
     if args.starts_at:
         body["starts_at"] = args.starts_at

@@ -289,6 +289,8 @@ class SinkLane:
         self._wake = asyncio.Event()
         self._bucket: TokenBucket | None = None
         self._bucket_rate: Rate | None = None
+        # Deliveries whose parse workers died building the message, and how many times.
+        self._worker_losses: dict[str, int] = {}
         # Not configured, or paused: new deliveries do not wake the lane (a reload or the
         # pause's end does), so a sink that cannot send costs the store nothing meanwhile.
         self.holding = False
@@ -476,13 +478,22 @@ class SinkLane:
     async def _deliver(self, sink: Sink, delivery: ClaimedDelivery, started_at: float) -> None:
         engine = self.engine
         try:
+            retry_in: float | None = None
             try:
                 ready = await self._ready(sink, delivery)
-                if ready.silence_reason is None:
+                if ready.worker_lost:
+                    retry_in = self._after_worker_loss(delivery)
+                else:
+                    self._worker_losses.pop(delivery.id, None)
+                if ready.silence_reason is None and retry_in is None:
                     outcome = await self._attempt(ready.send, delivery, started_at)
             finally:
                 self.sending -= 1  # the slot is free once the destination answered
                 self.wake()
+            if retry_in is not None:
+                # The router's failure, not the sink's: no attempt spent, the breaker untouched.
+                await engine.store.defer(delivery.id, engine.owner, engine.clock() + retry_in)
+                return
             if ready.silence_reason is not None:
                 now = engine.clock()
                 if await engine.store.mute(delivery.id, engine.owner, ready.silence_reason, now):
@@ -495,7 +506,7 @@ class SinkLane:
             )
             if recorded:
                 engine.health.succeeded()
-            self._account(outcome, delivery, recorded)
+            self._account(outcome, delivery, recorded, sink_failed=not ready.worker_lost)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -505,6 +516,27 @@ class SinkLane:
             if self.in_flight.get(delivery.id) is asyncio.current_task():
                 self.in_flight.pop(delivery.id)
             self.wake()
+
+    def _after_worker_loss(self, delivery: ClaimedDelivery) -> float | None:
+        """The parse workers building this delivery's message died (`router.render_apart`):
+        seconds until it is tried again without spending an attempt, or None once its
+        workers died `WORKER_LOSSES_DEFERRED` times: then the message itself may be what
+        kills them, and each further loss spends an attempt (the sink's breaker still
+        never counts it), so the retry policy bounds it."""
+        losses = self._worker_losses.get(delivery.id, 0) + 1
+        if len(self._worker_losses) >= MAX_WORKER_LOSSES_KEPT:
+            self._worker_losses.clear()  # deliveries finished elsewhere (another replica)
+        self._worker_losses[delivery.id] = losses
+        if losses > WORKER_LOSSES_DEFERRED:
+            return None
+        retry_in = failure_backoff(losses, self.engine.settings.idle_poll)
+        log.warning(
+            "parse worker died building the message; trying again in %.1f s"
+            " without spending an attempt",
+            retry_in,
+            extra=_fields(delivery),
+        )
+        return retry_in
 
     def _silence_for(self, delivery: ClaimedDelivery, request: DeliveryRequest) -> Silence | None:
         """The silence that mutes this delivery now (checked again just before each send, so
@@ -588,12 +620,22 @@ class SinkLane:
         )
         return AttemptOutcome(record, decision.next_attempt_at, retry_after if retryable else None)
 
-    def _account(self, outcome: AttemptOutcome, delivery: ClaimedDelivery, recorded: bool) -> None:
+    def _account(
+        self,
+        outcome: AttemptOutcome,
+        delivery: ClaimedDelivery,
+        recorded: bool,
+        *,
+        sink_failed: bool = True,
+    ) -> None:
+        """Count the outcome (metrics, log, the sink's breaker). `sink_failed` False: a
+        failure was the router's (its parse workers died), which says nothing about the
+        destination and leaves the breaker alone."""
         engine, record = self.engine, outcome.record
         now = engine.clock()
         if record.outcome == "delivered":
             self.breaker.on_success()
-        elif record.outcome == "retry":
+        elif record.outcome == "retry" and sink_failed:
             if outcome.retry_after is not None:
                 # The destination asked the whole sink to wait; a pause never exceeds the
                 # breaker's longest (the delivery itself still honours Retry-After in full).
@@ -634,6 +676,7 @@ class ReadySend:
     send: Callable[[], Awaitable[SendResult]]
     silence_reason: str | None = None
     digest_count: int | None = None  # a digest's calls
+    worker_lost: bool = False  # its parse workers died building it: `send` fails, ours
 
 
 def delivery_request(delivery: ClaimedDelivery, payloads: list[bytes] | None) -> DeliveryRequest:
@@ -663,6 +706,11 @@ def delivery_request(delivery: ClaimedDelivery, payloads: list[bytes] | None) ->
 
 
 FIRST_FAILURE_BACKOFF = 0.5
+# A delivery whose parse workers died building its message is tried again this many
+# times without spending an attempt; after that each loss spends one (see
+# `SinkLane._after_worker_loss`).
+WORKER_LOSSES_DEFERRED = 2
+MAX_WORKER_LOSSES_KEPT = 10_000
 
 
 def failure_backoff(failures: int, longest: float) -> float:

@@ -28,6 +28,7 @@ from router.events import (
     KNOWN_STATUSES,
     EventRejected,
     PostCallEvent,
+    TooDeep,
     decode_json,
     parse_event,
 )
@@ -159,10 +160,13 @@ def prepare(
     gets a muted delivery instead of a target. `keep_decoded` keeps the JSON data in the
     result (for small bodies: a large one's objects are freed before the store write)."""
     try:
-        payload = decode_json(body)
-    except (ValueError, RecursionError) as exc:
-        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        return Rejection(400, "malformed_json", f"malformed JSON: {detail}")
+        payload = decode_json(body, refuse_deep=True)
+    except TooDeep as exc:
+        return Rejection(
+            422, "invalid_event", "invalid post-call event", {"problems": exc.problems}
+        )
+    except ValueError as exc:
+        return Rejection(400, "malformed_json", f"malformed JSON: {exc}")
     try:
         event = parse_event(payload)
     except EventRejected as exc:

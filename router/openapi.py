@@ -137,9 +137,9 @@ EVENT_FIELDS = {
     "recordingUrl": "recording, when there is one",
     "hangupCause": "e.g. USER_ENDED, SILENCE_TIMEOUT, VOICEMAIL_DETECTED (free text)",
     "errorMessage": "set when the call failed",
-    "transcript": "entries (objects or strings) of the conversation",
+    "transcript": "entries of the conversation (objects or strings; any entry is kept as sent)",
     "summary": "AI-generated summary",
-    "metrics": "call quality metrics",
+    "metrics": "call quality metrics (usually an object; any JSON value is kept as sent)",
     "initiatedAt": "when the call was initiated",
     "startedAt": "when it was answered",
     "endedAt": "when it ended",
@@ -147,7 +147,10 @@ EVENT_FIELDS = {
     "agentName": "the agent's name",
     "sipTrunkId": "SIP trunk the call used",
     "agentCallerIdName": "caller id name shown by the agent",
-    "variables": "merged template variables (pre-call webhook, API and system variables)",
+    "variables": (
+        "merged template variables (pre-call webhook, API and system variables;"
+        " usually an object, any JSON value is kept as sent)"
+    ),
     "createdAt": "when RevRing created the record",
     "updatedAt": "when RevRing last updated it",
 }
@@ -156,7 +159,11 @@ EVENT_FIELDS = {
 def _event_schema() -> Schema:
     """The webhook body as ingest validates it, with each field's meaning."""
     event = PostCallEvent.model_json_schema()
-    event["description"] = "One call as RevRing posts it after it ended."
+    event["description"] = (
+        "One call as RevRing posts it after it ended. Timestamps are ISO 8601 text or unix"
+        " seconds; a number outside the years 1 to 9999 is kept as sent and reads as null."
+        " A body nested deeper than 64 levels is refused (422)."
+    )
     for name, field in event["properties"].items():
         field.pop("title", None)
         field.pop("default", None)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import multiprocessing
 import os
 import select
 import signal
@@ -41,6 +40,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
+
+from router.pool_semaphores import SemaphoreKeepingContext, unlink_names
 
 if TYPE_CHECKING:
     from router.config import Config
@@ -187,6 +188,7 @@ class ParseWorkers:
         self._pool: ProcessPoolExecutor | None = None
         self._creating: asyncio.Task[None] | None = None
         self._source: tuple[Config, RulesSource] | None = None
+        self._broken: ProcessPoolExecutor | None = None  # the last pool a task failed in
         self._closed = False
         self.pids: frozenset[int] = frozenset()  # the workers started, last start
         self.last_pid: int | None = None  # the process that prepared the last body
@@ -220,7 +222,9 @@ class ParseWorkers:
                 pid, outcome = await asyncio.wrap_future(self._submit(pool, function, task))
             except BrokenProcessPool as exc:
                 log.warning("parse worker lost (attempt %d of 2): %s", attempt, exc)
-                broken = pool
+                # Replaced before the next task runs, this one's retry or another call's:
+                # a task never spends a try on a pool broken before it was submitted.
+                broken = self._broken = pool
                 continue
             self.last_pid = pid
             return outcome
@@ -248,7 +252,7 @@ class ParseWorkers:
                 await asyncio.shield(self._creating)
                 continue
             pool = self._pool
-            if pool is not None and pool is not broken:
+            if pool is not None and pool is not broken and pool is not self._broken:
                 return pool
             if pool is not None:
                 self.restarts += 1
@@ -270,7 +274,7 @@ class ParseWorkers:
             self._pool, self.pids = pool, pids
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, frozenset[int]]:
-        context = multiprocessing.get_context("forkserver")
+        context = SemaphoreKeepingContext()
         context.set_forkserver_preload(PRELOAD)
         pool = ProcessPoolExecutor(
             self.workers,
@@ -282,10 +286,13 @@ class ParseWorkers:
         # none in the first bodies' submits (on the event loop).
         try:
             started = [pool.submit(_started) for _ in range(self.workers)]
-            return pool, frozenset(future.result() for future in started)
+            pids = frozenset(future.result() for future in started)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        if len(pids) == self.workers:  # every worker opened the pool's semaphores
+            unlink_names(context)  # a killed router leaves none behind (router.pool_semaphores)
+        return pool, pids
 
     def close(self) -> None:
         self._closed = True

@@ -11,8 +11,11 @@ shared resources (building a message uses none).
 Only a sink the running rules.yaml built, of the class its settings name, goes this
 way; others (a sink replaced by a reload while a send was under way, a test's stand-in)
 are built here. Failures keep their meaning: a `Retryable` or `Permanent` raised by
-`build` in the worker is raised by the send here; a worker that died twice makes the
-attempt a `Retryable`, so the delivery is retried by its policy, never lost.
+`build` in the worker is raised by the send here. A worker that died twice is the
+router's failure, not the sink's: the engine tries the delivery again without spending an
+attempt (a few times; then the message may be what kills the workers, and a loss is a
+`Retryable` attempt, bounded by the retry policy), and never counts it toward the sink's
+breaker.
 """
 
 from __future__ import annotations
@@ -163,7 +166,8 @@ class RenderApart:
         try:
             built = await self.workers.call(build_in_worker, task)
         except WorkerLost:
-            return ReadySend(functools.partial(_fail, Retryable(WORKER_LOST)))
+            send = functools.partial(_fail, Retryable(WORKER_LOST))
+            return ReadySend(send, worker_lost=True)
         self.last_pid = self.workers.last_pid
         if built.failure is not None:
             send = functools.partial(_fail, built.failure.error())

@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 
 from router import __version__
+from router.nesting import MAX_DEPTH, clipped
 from router.retry import RetryPolicy, backoff_delay, parse_retry_after
 
 DEFAULT_API_URL = "https://api.revring.ai/v1"
@@ -72,8 +73,18 @@ def calls_of(answer: Any, asked: Sequence[str]) -> FetchedCalls:
     calls: dict[str, bytes] = {}
     for call in data:
         if isinstance(call, dict) and call.get("id") in wanted:
-            calls[call["id"]] = orjson.dumps(call)
+            calls[call["id"]] = _encoded(call)
     return FetchedCalls(calls, [call_id for call_id in asked if call_id not in calls])
+
+
+def _encoded(call: dict[str, Any]) -> bytes:
+    """A call as JSON bytes. One nested deeper than orjson writes (254 levels) is far
+    past the body's limit and is refused at ingest: it goes cut one level past the
+    limit (so ingest still refuses it, naming the same fields)."""
+    try:
+        return orjson.dumps(call)
+    except TypeError:
+        return orjson.dumps(clipped(call, MAX_DEPTH + 1))
 
 
 @dataclass

@@ -53,6 +53,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from router.fields import FieldPath, Getter, getter
+from router.nesting import MAX_DEPTH, deeper_than
 from router.regex import RegexError, compile_search
 from router.rule_index import Alternative, RuleIndex, guard_alternatives
 
@@ -76,6 +77,9 @@ OPERATORS: tuple[str, ...] = (
     "exists",
 )
 COMBINATORS: tuple[str, ...] = ("all", "any", "not")
+# A `when` nests at most as deep as a call's body may (DESIGN.md section 5): the
+# mapping is level 1, each mapping or list inside it one more.
+MAX_WHEN_DEPTH = MAX_DEPTH
 
 
 class ConditionError(Exception):
@@ -103,6 +107,8 @@ def compile_when(when: Any) -> Condition:
     """
     if when is None:
         return _match_every_call
+    if deeper_than(when, MAX_WHEN_DEPTH):  # compiling and matching recurse once per level
+        raise ConditionErrors([ConditionError((), f"nested deeper than {MAX_WHEN_DEPTH} levels")])
     predicate = _compile_closures(when)
     condition = _generate(when) or predicate
     alternatives = guard_alternatives(when)

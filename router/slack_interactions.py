@@ -25,6 +25,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from router.admin import acknowledgement_key
 from router.controls import OperatorControls
+from router.events import decode_json
 from router.metrics import Metrics
 from router.request_body import read_body
 from router.runtime import Runtime
@@ -222,8 +223,8 @@ class SlackInteractions:
             payloads = [] if payload is None else [payload]
         calls = []
         for payload in payloads:
-            with contextlib.suppress(ValueError, RecursionError):
-                call = json.loads(payload)
+            with contextlib.suppress(ValueError):
+                call = decode_json(payload)  # one stored before the depth limit: cut
                 if isinstance(call, dict):
                     calls.append(call)
         if not calls:

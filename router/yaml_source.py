@@ -219,6 +219,9 @@ def load_yaml_with_positions(
     except yaml.YAMLError as exc:
         document.errors.append(SourceError(file, Position(1, 1), f"invalid YAML: {exc}"))
         return document
+    except RecursionError:  # PyYAML reads nesting by recursing
+        document.errors.append(SourceError(file, Position(1, 1), "invalid YAML: nested too deep"))
+        return document
     if root is None:
         document.data = {}
         document.values[()] = Position(1, 1)
@@ -226,6 +229,9 @@ def load_yaml_with_positions(
     builder = _Builder(document, os.environ if environ is None else environ)
     try:
         document.data = builder.build(root, ())
+    except RecursionError:
+        document.errors.append(SourceError(file, Position(1, 1), "invalid YAML: nested too deep"))
+        document.data = None
     except _TooLarge:
         message = f"document too large: more than {MAX_NODES} values once aliases are expanded"
         document.errors.append(SourceError(file, Position(1, 1), message))

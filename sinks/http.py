@@ -521,7 +521,7 @@ def is_connection_blip(exc: BaseException) -> bool:
 def _parsed_body(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read: text
         return body.decode("utf-8", errors="replace")
 
 

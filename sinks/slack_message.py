@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from router.events import unix_time
 from router.phones import mask_phone
 from router.phones import mask_phone_numbers as mask_numbers_in
 from router.slack_actions import (
@@ -116,6 +117,8 @@ def _slack_date(value: Any) -> str | None:
         return None
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if unix_time(value) is None:  # outside the years 1 to 9999: reads as null
+                return None
             stamp = float(value)
         else:
             stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()

@@ -20,7 +20,7 @@ from aiohttp import web
 from yarl import URL
 
 from router.delivery import DeliveryEngine
-from router.events import KNOWN_DIRECTIONS, KNOWN_STATUSES
+from router.events import KNOWN_DIRECTIONS, KNOWN_STATUSES, decode_json
 from router.preview import preview
 from router.runtime import Runtime
 from router.store.base import CallFilters, DeliveryView, EventCursor, EventView, Store
@@ -97,7 +97,7 @@ def payload_of(event: EventView) -> dict[str, Any]:
     if event.payload is None:
         return {}
     try:
-        body = json.loads(bytes(event.payload))
+        body = decode_json(bytes(event.payload))  # one stored before the depth limit: cut
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}

@@ -21,6 +21,7 @@ from multidict import MultiMapping
 
 from router.delivery import DeliveryEngine
 from router.request_body import read_form
+from router.rules import MAX_WHEN_DEPTH
 from router.runtime import Runtime
 from router.silences import EXPIRED_SILENCES_KEPT, RequestInvalid, parse_silence_request
 from router.slack_actions import PayloadInvalid, silence_condition
@@ -46,9 +47,10 @@ def silence_request(form: MultiMapping[Any]) -> tuple[dict[str, Any], list[str]]
         if name == "when":
             try:
                 body["when"] = json.loads(text)
-            except (ValueError, RecursionError) as exc:
-                detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-                problems.append(f"when: not JSON ({detail})")
+            except ValueError as exc:
+                problems.append(f"when: not JSON ({exc})")
+            except RecursionError:
+                problems.append(f"when: nested deeper than {MAX_WHEN_DEPTH} levels")
         else:
             body[name] = text
     sinks = [name for name in form.getall("sinks", []) if isinstance(name, str)]

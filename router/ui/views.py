@@ -20,7 +20,7 @@ from prometheus_client import Metric
 
 from router.admin import acknowledgement_key
 from router.delivery import DeliveryEngine
-from router.events import EventRejected, parse_event
+from router.events import EventRejected, TooDeep, decode_json, parse_event
 from router.metrics import Metrics
 from router.phones import mask_phone_numbers, mask_phone_numbers_in
 from router.preview import Preview, preview
@@ -296,7 +296,7 @@ class ConsoleViews:
         if view.kind == "digest":
             for payload in (await self.store.digest_calls(delivery_id))[:PAGE_SIZE]:
                 try:
-                    call = json.loads(payload)
+                    call = decode_json(payload)
                 except ValueError:
                     continue
                 if isinstance(call, dict):
@@ -404,7 +404,12 @@ class ConsoleViews:
             )
         event_text = chosen if chosen is not None else str(form.get("event") or "")
         try:
-            payload = json.loads(event_text)
+            payload = decode_json(event_text.encode(), refuse_deep=True)
+        except TooDeep as exc:
+            problems = [f"not a valid call: {problem}" for problem in exc.problems]
+            return await self._rules_page(
+                request, event_text=event_text, problems=problems, status=422
+            )
         except ValueError as exc:
             return await self._rules_page(
                 request, event_text=event_text, problems=[f"malformed JSON: {exc}"], status=400
@@ -424,12 +429,12 @@ class ConsoleViews:
 
 def stored_call_text(event: EventView) -> str:
     """A stored call's body for the playground, its phone numbers masked as on the call's
-    page: indented when it is JSON, else as stored."""
-    raw = bytes(event.payload or b"").decode("utf-8", errors="replace")
+    page: indented when it is JSON (read cut at the depth limit), else as stored."""
+    raw = bytes(event.payload or b"")
     try:
-        body = json.loads(raw)
+        body = decode_json(raw)
     except ValueError:
-        return mask_phone_numbers(raw)
+        return mask_phone_numbers(raw.decode("utf-8", errors="replace"))
     return json.dumps(mask_phone_numbers_in(body), indent=2, ensure_ascii=False)
 
 

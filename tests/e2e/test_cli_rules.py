@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import fresh_event
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
@@ -155,6 +158,16 @@ def test_route_rejects_an_invalid_event(tmp_path):
     result = run("route", str(event), "--config", str(ROOT / "rules.yaml"))
     assert result.returncode == 1
     assert "status" in result.stderr and "direction" in result.stderr
+
+
+def test_route_refuses_an_event_nested_deeper_than_a_call_may(tmp_path):
+    event = tmp_path / "event.json"
+    deep = "[" * 1000 + "]" * 1000
+    body = json.dumps(fresh_event("failed-outbound")).replace('"metrics": {}', f'"metrics": {deep}')
+    event.write_text(body)
+    result = run("route", str(event), "--config", str(ROOT / "rules.yaml"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"{event}: invalid event: metrics: nested deeper than 64 levels"
 
 
 GROUPED_RULES = """version: 1

@@ -4,6 +4,8 @@ them itself then): nothing is left waiting on a queue nobody will write to."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -57,3 +59,41 @@ async def test_a_killed_server_leaves_no_parse_worker_behind(tmp_path):
         process.kill()
         finish(process, 10)
     await until_gone(workers)
+
+
+def semaphores_mapped(pid: int) -> set[str]:
+    """The POSIX semaphores `pid` has open, as their /dev/shm lines in its memory map."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    return {line.split(None, 5)[5] for line in maps.splitlines() if "/dev/shm/sem." in line}
+
+
+@pytest.mark.parametrize("ending", [signal.SIGKILL, signal.SIGTERM])
+async def test_a_server_ended_any_way_leaves_no_semaphore_and_writes_only_json(tmp_path, ending):
+    """The pool's semaphores are unlinked once its workers hold them: when the router is
+    killed, Python's resource tracker has nothing to clean up, and so writes nothing (it
+    used to warn of "leaked semaphore objects", in two lines that were not JSON); when it
+    stops, nothing unlinks them twice."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    port = free_port()
+    process = start_server(rules, tmp_path / "r.db", port)
+    workers: list[int] = []
+    try:
+        await wait_healthy(port, process)
+        assert await post_large(port) == 200
+        workers = descendants(process.pid)
+        mapped = set().union(*(semaphores_mapped(pid) for pid in [process.pid, *workers]))
+        named = {line for line in mapped if "/dev/shm/sem.mp-" in line}
+        assert named, "the pool's queues hold semaphores"
+        assert all(line.endswith(" (deleted)") for line in named), named
+    finally:
+        process.send_signal(ending)
+    await until_gone(workers)
+    stderr = finish(process, 20)
+    lines = stderr.splitlines()
+    assert lines and all(line.startswith("{") for line in lines), stderr
+    left = {line.removesuffix(" (deleted)") for line in named}
+    assert not left & {f"/dev/shm/{name}" for name in os.listdir("/dev/shm")}

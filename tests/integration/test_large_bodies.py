@@ -97,7 +97,7 @@ async def test_answers_for_bad_large_bodies_are_those_for_small_ones(tmp_path, w
         b'{"id": "x"} trailing',
         b"\xff\xfe{}",
         b"[" * 5000 + b"]" * 5000,
-        orjson.dumps({**valid, "transcript": [{"speaker": "agent"}, 7]}),
+        orjson.dumps({**valid, "transcript": "not a list"}),
         orjson.dumps({**valid, "id": 12, "status": None}),
         orjson.dumps({k: v for k, v in valid.items() if k != "id"}),
         json.dumps({**valid, "durationSeconds": float("nan")}).encode(),

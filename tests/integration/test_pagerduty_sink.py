@@ -329,3 +329,17 @@ async def test_a_retried_digest_keeps_its_rule_and_group_key_as_dedup_key(
     assert first["dedup_key"] == "digest:trunk-outage:sipTrunkId=sip-7"
     assert first["payload"]["summary"].startswith("3 FAILED calls on trunk sip-7")
     assert first["payload"]["custom_details"]["call_ids"] == [event["id"] for event in events]
+
+
+@pytest.mark.parametrize("status", [202, 400])
+async def test_an_answer_nested_too_deep_to_read_is_taken_as_no_details(
+    pagerduty: FakePagerDuty, resources: SinkResources, status: int
+) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    pagerduty.answer = lambda n: (status, deep, {"Content-Type": "application/json"})
+    if status == 202:
+        result = await sink(pagerduty.url, resources).send(delivery())
+        assert result.status_code == 202
+    else:
+        with pytest.raises(Permanent):
+            await sink(pagerduty.url, resources).send(delivery())

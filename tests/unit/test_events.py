@@ -107,9 +107,6 @@ def test_an_empty_object_names_all_required_fields() -> None:
         ("durationSeconds", -1),
         ("transcript", "hello"),
         ("transcript", {"role": "agent"}),
-        ("transcript", ["caller: hi", 5]),
-        ("transcript", [{"speaker": "agent"}, None]),
-        ("metrics", [1, 2]),
         ("startedAt", "yesterday"),
         ("fromNumber", ["+1"]),
     ],
@@ -128,6 +125,46 @@ def test_several_wrong_fields_are_all_named() -> None:
 def test_transcript_entries_may_be_objects_or_strings() -> None:
     event = parse_event(minimal(transcript=[{"speaker": "agent", "text": "hi"}, "caller: hello"]))
     assert event.transcript == [{"speaker": "agent", "text": "hi"}, "caller: hello"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("transcript", ["caller: hi", 5]),
+        ("transcript", [{"speaker": "agent"}, None, [1, 2], True]),
+        ("metrics", 5),
+        ("metrics", [1, 2]),
+        ("metrics", "fast"),
+        ("variables", [{"tier": "gold"}]),
+        ("variables", False),
+    ],
+)
+def test_what_is_never_routed_on_by_shape_is_kept_whatever_its_shape(
+    field: str, value: Any
+) -> None:
+    event = parse_event(minimal(**{field: value}))
+    assert getattr(event, field) == value
+
+
+@pytest.mark.parametrize("seconds", [-6.1e16, 1e300, 10**30, -62135596801, 253402300800, -(10**20)])
+def test_a_numeric_timestamp_outside_the_years_1_to_9999_reads_as_null(seconds: Any) -> None:
+    event = parse_event(minimal(endedAt=seconds, startedAt=1795186931))
+    assert event.endedAt is None
+    assert event.startedAt == datetime(2026, 11, 20, 15, 2, 11, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "moment"),
+    [
+        (-62135596800, datetime(1, 1, 1, tzinfo=UTC)),
+        (253402300799, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        (32503680000, datetime(3000, 1, 1, tzinfo=UTC)),  # seconds, never milliseconds
+    ],
+)
+def test_numeric_timestamps_are_unix_seconds_to_the_ends_of_the_range(
+    seconds: int, moment: datetime
+) -> None:
+    assert parse_event(minimal(createdAt=seconds)).createdAt == moment
 
 
 @pytest.mark.parametrize("payload", [[minimal()], "call", 42, None, True])

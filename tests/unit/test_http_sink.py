@@ -189,6 +189,12 @@ def test_null_body_for_a_digest_sends_the_digest() -> None:
     assert document["calls"][0]["id"] == "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 
 
+def test_a_preview_of_a_body_nested_too_deep_to_read_shows_it_as_text() -> None:
+    payload = b'{"id": "c", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    sink = HttpSink("crm", make_config(), SinkResources())
+    assert sink.render(make_request(payload=payload))["body"] == payload.decode()
+
+
 def test_body_template_renders_exact_json_text() -> None:
     template = (
         '{"subject": {{ ("Call " ~ status) | tojson }}, "notes": {{ summary | tojson }}, '
