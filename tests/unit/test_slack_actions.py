@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.config import ConfigError, parse_config
+from router.silences import parse_silence_request
 from router.slack_actions import (
     OUTCOME_BLOCK_ID,
     ButtonValue,
@@ -195,6 +196,32 @@ def test_a_call_with_nothing_to_match_on_makes_no_silence() -> None:
         silence_condition(("sipTrunkId",), [call])
     with pytest.raises(PayloadInvalid):
         silence_condition(("status",), [call, fresh_event(status="COMPLETED")])
+
+
+SILENCE_BY_VALUES = st.one_of(
+    st.none(), st.text(max_size=3), st.integers(), st.booleans(), st.lists(st.integers())
+)
+
+
+@given(
+    st.lists(st.sampled_from(["status", "agentId", "sipTrunkId", "variables.tier"]), min_size=1),
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["status", "agentId", "sipTrunkId", "variables"]),
+            SILENCE_BY_VALUES | st.dictionaries(st.just("tier"), SILENCE_BY_VALUES),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_silence_similar_makes_a_silence_that_names_values_or_none(fields, calls) -> None:
+    try:
+        when = silence_condition(fields, calls)
+    except PayloadInvalid as exc:
+        assert "no value to silence on" in str(exc)
+        return
+    record = parse_silence_request({"when": when, "for": "1h"}, now=1e9, known_sinks={"s"})
+    assert json.loads(record.when) == when
 
 
 def test_the_updated_message_keeps_the_alert_and_replaces_an_earlier_outcome() -> None:
