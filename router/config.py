@@ -326,6 +326,9 @@ def _warnings(document: YamlDocument, settings: RulesFile) -> list[SourceError]:
                     key=True,
                 )
             )
+        for path, problem in sink.setting_warnings():
+            where = ".".join(str(part) for part in ("sinks", name, *path))
+            warnings.append(document.error(("sinks", name, *path), f"{where}: {problem}"))
     return warnings
 
 

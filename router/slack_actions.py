@@ -170,8 +170,9 @@ def parse_interaction(body: bytes) -> Click:
 def is_allowed(
     click: Click, allowed_users: Collection[str] | None, allowed_channels: Collection[str] | None
 ) -> bool:
-    """Whether the allow-lists (None: anyone, anywhere) let this user act in this channel."""
-    if allowed_users is not None and not {click.user_id, click.user_name} & set(allowed_users):
+    """Whether the allow-lists (None: anyone, anywhere) let this user act in this channel.
+    Users are matched by id alone: a Slack user name is not unique, anyone can take one."""
+    if allowed_users is not None and click.user_id not in allowed_users:
         return False
     if allowed_channels is not None:
         return bool({click.channel_id, click.channel_name} & set(allowed_channels))

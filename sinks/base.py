@@ -148,6 +148,10 @@ class SinkConfig(BaseModel):
         """Required settings that came out empty; non-empty means *unconfigured*."""
         return []
 
+    def setting_warnings(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Settings `check` warns about, each as (its path under the sink, the problem)."""
+        return []
+
     def templates(self) -> dict[str, RendersText]:
         """Every template this sink renders, by the setting that holds it."""
         return {}
