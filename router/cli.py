@@ -672,7 +672,7 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, runtime.reload, "SIGHUP")
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload_soon, "SIGHUP")
     log.info(
         "revring-router %s listening on http://%s:%d (store %s; %d rules, %d sinks from %s)",
         __version__,
