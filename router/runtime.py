@@ -112,6 +112,10 @@ class Runtime:
                 ", ".join(missing),
                 extra={"sink": name},
             )
+        for name, sink in config.sinks.items():
+            for path, problem in sink.setting_warnings():  # what `check` warns about
+                where = ".".join(str(part) for part in path)
+                log.warning("sink %s: %s: %s", name, where, problem, extra={"sink": name})
         for callback in self._reload_listeners:
             callback()
         return config

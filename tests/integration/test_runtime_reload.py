@@ -218,3 +218,20 @@ async def test_reloads_asked_at_once_run_one_after_the_other(
     assert outcomes == [None] * 5
     assert most == 1
     assert runtime.last_reload is not None and runtime.last_reload.trigger == "reload 4"
+
+
+def test_a_load_logs_each_allowed_user_that_is_not_a_user_id(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    Path(runtime.config_path).write_text(
+        "version: 1\nsinks:\n  ops-slack:\n    type: slack\n"
+        "    webhook_url: https://hooks.slack.com/services/T/B/x\n"
+        "    signing_secret: s\n    actions: {allowed_users: [U0ALICE, alice]}\n"
+        "rules: [{name: all, to: [ops-slack]}]\n"
+    )
+    with caplog.at_level("WARNING", logger="router.runtime"):
+        runtime.load()
+    [warning] = [r.getMessage() for r in caplog.records if "allowed_users" in r.getMessage()]
+    assert warning.startswith(
+        "sink ops-slack: actions.allowed_users.1: 'alice' is not a Slack user id"
+    )
