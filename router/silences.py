@@ -97,7 +97,7 @@ def _operator_names_values(op: Any, operand: Any) -> bool:
         return False
     if isinstance(operand, list):  # in: one of these
         return bool(operand)
-    if operand == "":  # a prefix, substring, pattern or bound every text passes
+    if operand == "" and op != "eq":  # a prefix, substring, pattern or bound any text passes
         return False
     if op == "regex" and isinstance(operand, str):
         occurs_in = compile_search(operand)

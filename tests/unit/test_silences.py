@@ -200,6 +200,7 @@ def test_a_silence_that_names_no_values_is_refused(when, where) -> None:
         {"sipTrunkId": {"startswith": "carrier-a-"}},
         {"answered": False},
         {"agentId": ""},
+        {"agentId": {"eq": ""}},
         {"id": {"exists": True}, "status": "FAILED"},
         {"status": "FAILED", "not": {"agentId": "a1"}},
         {"any": [{"status": "FAILED"}, {"hangupCause": "SILENCE_TIMEOUT"}]},
