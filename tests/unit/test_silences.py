@@ -174,6 +174,8 @@ def test_a_replayed_delivery_ignores_silences_older_than_its_replay() -> None:
         ({"id": {"ge": ""}}, "when"),
         ({"id": {"regex": ".*"}}, "when"),
         ({"id": {"regex": "(x)?"}}, "when"),
+        ({"id": {"regex": "."}}, "when"),
+        ({"id": {"regex": "^"}}, "when"),
         ({"all": [{"id": {"exists": True}}, {"not": {"status": "FAILED"}}]}, "when"),
         ({"any": [{"status": "FAILED"}, {"id": {"exists": True}}]}, "when.any.1"),
         (
@@ -196,6 +198,7 @@ def test_a_silence_that_names_no_values_is_refused(when, where) -> None:
         {"status": ["FAILED", "BUSY"]},
         {"status": {"in": ["FAILED"]}},
         {"hangupCause": {"regex": "^SIP_5"}},
+        {"summary": {"regex": "^$"}},
         {"summary": {"contains": "outage"}},
         {"sipTrunkId": {"startswith": "carrier-a-"}},
         {"answered": False},
