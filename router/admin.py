@@ -167,7 +167,7 @@ def admin_routes(
         return web.json_response({"status": "requeued", "id": delivery_id})
 
     async def reload(request: web.Request) -> web.Response:
-        failure = runtime.reload("POST /admin/reload")
+        failure = await runtime.reload("POST /admin/reload")
         if failure is not None:
             return web.json_response(
                 {"status": "invalid", "errors": [str(e) for e in failure.errors]}, status=400

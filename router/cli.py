@@ -28,6 +28,7 @@ from router.preview import lookup, preview, preview_digest
 from router.silences import to_silence
 from router.store import StoreError, open_store
 from router.store.base import Acknowledgement, CallFilters, DeliveryView
+from router.yaml_source import Position
 from sinks.base import Digest
 
 if TYPE_CHECKING:
@@ -189,10 +190,23 @@ def _sample_problems(config: Config) -> list[str]:
                 shapes.append((f"a sample digest of rule {rule.name!r}", rule.name, digest))
         for rendered_with, rule_name, digest in shapes:
             for problem in sink.sample_problems(event, rule=rule_name, digest=digest):
-                line = f"{where}: sink {name!r}: {problem} (rendered with {rendered_with})"
+                at = _template_position(config, name, problem)
+                place = f"{config.path}:{at.line}:{at.column}" if at else where
+                line = f"{place}: sink {name!r}: {problem} (rendered with {rendered_with})"
                 if line not in problems:
                     problems.append(line)
     return problems
+
+
+def _template_position(config: Config, sink: str, problem: str) -> Position | None:
+    """Where the template a sample problem is about is written (the problem starts with
+    its setting's name, as `SinkConfig.sample_problems` words it)."""
+    settings = [
+        setting
+        for (owner, setting) in config.template_positions
+        if owner == sink and problem.startswith(f"{setting}: ")
+    ]
+    return config.template_positions[(sink, max(settings, key=len))] if settings else None
 
 
 def _read_event(path: str) -> dict[str, Any] | None:
@@ -689,7 +703,7 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, runtime.reload, "SIGHUP")
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload_soon, "SIGHUP")
     log.info(
         "revring-router %s listening on http://%s:%d (store %s; %d rules, %d sinks from %s)",
         __version__,

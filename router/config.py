@@ -103,6 +103,8 @@ class Config:
     rules: tuple[CompiledRule, ...]  # a tuple: the matcher's index is kept per rule list
     warnings: list[SourceError] = field(default_factory=list)
     sink_positions: dict[str, Position] = field(default_factory=dict)
+    # Where each sink's templates are written, by (sink, setting as `templates()` names it).
+    template_positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     time_intervals: dict[str, TimeInterval] = field(default_factory=dict)
     # What it was compiled from: the text and the environment variables the text names
     # (`router.parse_workers` compiles the same rules again in its worker processes).
@@ -326,6 +328,9 @@ def _warnings(document: YamlDocument, settings: RulesFile) -> list[SourceError]:
                     key=True,
                 )
             )
+        for path, problem in sink.setting_warnings():
+            where = ".".join(str(part) for part in ("sinks", name, *path))
+            warnings.append(document.error(("sinks", name, *path), f"{where}: {problem}"))
     return warnings
 
 
@@ -350,6 +355,11 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
     if errors or settings is None:
         raise ConfigError(sorted(set(errors), key=lambda e: (e.position, e.message)))
     positions = {name: document.position_of(("sinks", name), key=True) for name in settings.sinks}
+    template_positions = {
+        (name, setting): document.position_of(("sinks", name, *setting.split(".")))
+        for name, sink in settings.sinks.items()
+        for setting in sink.templates()
+    }
     rules = _compiled_rules(settings, conditions)
     variables = named_variables(text, os.environ if environ is None else environ)
     return Config(
@@ -358,6 +368,7 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
         rules,
         _warnings(document, settings),
         positions,
+        template_positions,
         intervals,
         source=text,
         variables=variables,

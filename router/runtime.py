@@ -1,10 +1,12 @@
 """The service's live configuration: the loaded rules.yaml and the sinks built from it.
 
-Reloading builds every new sink first: if rules.yaml is invalid or a sink cannot be
-built, the running config and sinks stay. Otherwise both are swapped at once;
-in-flight sends finish with the sink they started with, the next attempt of any
-delivery uses the new settings, and each replaced sink is closed once its sends can
-have finished (its own send timeout, plus a margin).
+Reloading reads and compiles rules.yaml in a worker thread (its templates, `when`
+blocks and regexes: a large or slow file never holds up the event loop, which keeps
+answering webhooks meanwhile), one reload at a time, then builds every new sink: if
+rules.yaml is invalid or a sink cannot be built, the running config and sinks stay.
+Otherwise both are swapped at once; in-flight sends finish with the sink they started
+with, the next attempt of any delivery uses the new settings, and each replaced sink is
+closed once its sends can have finished (its own send timeout, plus a margin).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Runtime:
         self.sinks: dict[str, Sink] = {}
         self._reload_listeners: list[Callable[[], None]] = []
         self._retiring: dict[asyncio.Task[None], list[Sink]] = {}
+        self._reloading = asyncio.Lock()  # one reload at a time, in the order asked
+        self._signalled: set[asyncio.Task[ConfigError | None]] = set()
 
     @property
     def config(self) -> Config:
@@ -77,15 +81,22 @@ class Runtime:
         self._reload_listeners.append(callback)
 
     def load(self, trigger: str = "start") -> Config:
-        """Load rules.yaml and build its sinks; on failure keep what runs and raise
-        `ConfigError` with every problem."""
+        """Load rules.yaml and build its sinks, here and now (at start, before serving);
+        on failure keep what runs and raise `ConfigError` with every problem."""
         try:
-            config = load_config(self.config_path, self.environ)
-            sinks = self._build_sinks(config)
+            return self._install(load_config(self.config_path, self.environ), trigger)
         except ConfigError as exc:
-            self.metrics.reload_successful.set(0)
-            self.last_reload = ReloadOutcome(time.time(), trigger, tuple(map(str, exc.errors)))
+            self._failed(trigger, exc)
             raise
+
+    def _failed(self, trigger: str, exc: ConfigError) -> None:
+        self.metrics.reload_successful.set(0)
+        self.last_reload = ReloadOutcome(time.time(), trigger, tuple(map(str, exc.errors)))
+
+    def _install(self, config: Config, trigger: str) -> Config:
+        """Build `config`'s sinks and swap both in; `ConfigError` (nothing swapped) when
+        a sink cannot be built."""
+        sinks = self._build_sinks(config)
         replaced = list(self.sinks.values())
         self._config = config
         self.loaded_at = time.time()
@@ -101,6 +112,10 @@ class Runtime:
                 ", ".join(missing),
                 extra={"sink": name},
             )
+        for name, sink in config.sinks.items():
+            for path, problem in sink.setting_warnings():  # what `check` warns about
+                where = ".".join(str(part) for part in path)
+                log.warning("sink %s: %s: %s", name, where, problem, extra={"sink": name})
         for callback in self._reload_listeners:
             callback()
         return config
@@ -149,15 +164,18 @@ class Runtime:
         await asyncio.gather(*retiring, return_exceptions=True)
         await _close_all([*self.sinks.values(), *(s for group in retiring.values() for s in group)])
 
-    def reload(self, trigger: str) -> ConfigError | None:
-        """Load rules.yaml again; on failure keep the running config, log every problem
-        and return them."""
-        try:
-            config = self.load(trigger)
-        except ConfigError as exc:
-            for error in exc.errors:
-                log.error("reload (%s) failed, keeping the running rules: %s", trigger, error)
-            return exc
+    async def reload(self, trigger: str) -> ConfigError | None:
+        """Load rules.yaml again, compiled off the event loop; on failure keep the running
+        config, log every problem and return them."""
+        async with self._reloading:
+            try:
+                compiled = await asyncio.to_thread(load_config, self.config_path, self.environ)
+                config = self._install(compiled, trigger)
+            except ConfigError as exc:
+                self._failed(trigger, exc)
+                for error in exc.errors:
+                    log.error("reload (%s) failed, keeping the running rules: %s", trigger, error)
+                return exc
         log.info(
             "reloaded %s (%s): %d rules, %d sinks",
             self.config_path,
@@ -166,6 +184,12 @@ class Runtime:
             len(config.sinks),
         )
         return None
+
+    def reload_soon(self, trigger: str) -> None:
+        """Start a reload in the background (for a signal handler, which cannot wait)."""
+        task = asyncio.get_running_loop().create_task(self.reload(trigger), name="reload")
+        self._signalled.add(task)
+        task.add_done_callback(self._signalled.discard)
 
 
 def _send_time_limit(sinks: list[Sink]) -> float:
@@ -199,4 +223,4 @@ async def watch_config_file(runtime: Runtime, interval: float = 2.0) -> None:
         current = _file_signature(runtime.config_path)
         if current is not None and current != last:
             last = current
-            runtime.reload("file changed")
+            await runtime.reload("file changed")

@@ -1,8 +1,8 @@
 """Operators' requests for silences and sink pauses, checked once for the admin API and
 the CLI alike (DESIGN.md sections 3, 4 and 9), and their JSON shape. Pure: no I/O.
 
-A silence request is a mapping: `when` (the rules' condition syntax, at least one
-condition), `for` (a duration) or `ends_at` (ISO 8601 with a zone), `starts_at`
+A silence request is a mapping: `when` (the rules' condition syntax, naming values: see
+`value_problem`), `for` (a duration) or `ends_at` (ISO 8601 with a zone), `starts_at`
 (optional, default now), `sinks` (optional list of configured sink names, default all)
 and `comment`. A pause request: `for` and `comment`. Every problem is reported, each
 naming its field; nothing is half accepted.
@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.muting import Silence
+from router.regex import compile_search
 from router.rules import ConditionErrors, compile_when, kind_of
 from router.store.base import SilenceRecord, SinkPause
 from router.units import format_duration, parse_duration
@@ -74,6 +75,97 @@ def _duration(value: Any, field: str, longest: float, errors: list[str]) -> floa
     return seconds
 
 
+# The operators that name values (DESIGN.md section 9); `exists`, `ne`, `not_in` and `not`
+# say only what a call is not, so alone they match nearly every call.
+VALUE_OPERATORS = frozenset({"eq", "in", "lt", "le", "gt", "ge", "regex", "contains", "startswith"})
+# A regex that finds a match in each of these texts finds one in (nearly) any: `.*`, `.`,
+# `^`, `(x)?` name nothing.
+_PROBE_TEXTS = ("a", "Z9", " ", "-", "\u00e9", "FAILED", "+14155550123")
+_NAMES_NO_VALUES = (
+    "names no values, so it would silence every call: give at least one condition on a"
+    " value (equality, one of, regex, startswith, contains or a bound such as lt);"
+    " exists, ne, not_in and conditions under not do not count"
+)
+_BRANCH_NAMES_NO_VALUES = (
+    "this branch of any names no values, so every call it matches would be silenced: give"
+    " each branch a condition on a value (equality, one of, regex, startswith, contains"
+    " or a bound such as lt)"
+)
+
+
+def _operator_names_values(op: Any, operand: Any) -> bool:
+    if op not in VALUE_OPERATORS:
+        return False
+    if isinstance(operand, list):  # in: one of these
+        return bool(operand)
+    if operand == "" and op != "eq":  # a prefix, substring, pattern or bound any text passes
+        return False
+    if op == "regex" and isinstance(operand, str):
+        occurs_in = compile_search(operand)
+        return not all(occurs_in(text) for text in _PROBE_TEXTS)
+    return True
+
+
+def names_values(when: Any) -> bool:
+    """Whether a valid `when` can hold only on calls with certain values: one of its entries
+    (they must all hold) is an equality, a non-empty one of, or an operator naming a value;
+    an `all` with such a member; an `any` whose members all are. Nothing under `not` counts.
+
+    So a `when` that names values never matches a call that lacks every field."""
+    if not isinstance(when, dict):
+        return False
+    for key, condition in when.items():
+        if key == "not":
+            continue
+        if key in ("all", "any"):
+            items = condition if isinstance(condition, list) else []
+            member_names = [names_values(item) for item in items]
+            if member_names and (any if key == "all" else all)(member_names):
+                return True
+            continue
+        if isinstance(condition, dict):
+            if any(_operator_names_values(op, operand) for op, operand in condition.items()):
+                return True
+        elif isinstance(condition, list):
+            if condition:
+                return True
+        else:
+            return True  # equality with a scalar
+    return False
+
+
+def value_problem(when: Any) -> tuple[tuple[str | int, ...], str] | None:
+    """Why a valid `when` may not make a silence, with the path (relative to `when`) to point
+    at; None when it names values. A branch of `any` that names none while another does is
+    pointed at: every call it matches would be silenced, whatever the other branches say."""
+    if names_values(when):
+        return None
+    return _valueless_branch(when, ()) or ((), _NAMES_NO_VALUES)
+
+
+def _valueless_branch(
+    when: Any, path: tuple[str | int, ...]
+) -> tuple[tuple[str | int, ...], str] | None:
+    """The deepest branch of an `any` that names no values while a sibling does, searched
+    through the members of `all` and `any` that name none (not under `not`)."""
+    if not isinstance(when, dict):
+        return None
+    for key, items in when.items():
+        if key not in ("all", "any") or not isinstance(items, list):
+            continue
+        named = [names_values(item) for item in items]
+        for index, item in enumerate(items):
+            if named[index]:
+                continue
+            where = (*path, key, index)
+            deeper = _valueless_branch(item, where)
+            if deeper is not None:
+                return deeper
+            if key == "any" and any(named):
+                return where, _BRANCH_NAMES_NO_VALUES
+    return None
+
+
 def _condition_errors(when: Any, errors: list[str]) -> None:
     if not isinstance(when, dict) or not when:
         given = "an empty mapping" if when == {} else kind_of(when)
@@ -87,6 +179,11 @@ def _condition_errors(when: Any, errors: list[str]) -> None:
         for problem in exc.errors:
             where = ".".join(str(part) for part in ("when", *problem.path))
             errors.append(f"{where}: {problem.message}")
+        return
+    unnamed = value_problem(when)
+    if unnamed is not None:
+        path, message = unnamed
+        errors.append(f"{'.'.join(str(part) for part in ('when', *path))}: {message}")
 
 
 def _comment(body: Mapping[str, Any], errors: list[str]) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 from urllib.parse import parse_qs
 
 from router.rules import GroupSpec, group_key
-from router.silences import iso
+from router.silences import iso, names_values
 from router.units import format_duration
 
 ACTION_PREFIX: Final = "revring:"
@@ -170,8 +170,9 @@ def parse_interaction(body: bytes) -> Click:
 def is_allowed(
     click: Click, allowed_users: Collection[str] | None, allowed_channels: Collection[str] | None
 ) -> bool:
-    """Whether the allow-lists (None: anyone, anywhere) let this user act in this channel."""
-    if allowed_users is not None and not {click.user_id, click.user_name} & set(allowed_users):
+    """Whether the allow-lists (None: anyone, anywhere) let this user act in this channel.
+    Users are matched by id alone: a Slack user name is not unique, anyone can take one."""
+    if allowed_users is not None and click.user_id not in allowed_users:
         return False
     if allowed_channels is not None:
         return bool({click.channel_id, click.channel_name} & set(allowed_channels))
@@ -190,7 +191,8 @@ def silence_condition(fields: Sequence[str], calls: Sequence[Mapping[str, Any]])
     """The `when` of a silence made from stored calls: equality on each field whose value
     all the calls share (a digest's calls share its group key); a field missing from all
     of them becomes `{exists: false}`. Fields whose values differ, or hold lists or
-    objects, are left out; `PayloadInvalid` if nothing is left to match on."""
+    objects, are left out; `PayloadInvalid` if no value is left to match on (a silence
+    must name values)."""
     when: dict[str, Any] = {}
     spec = GroupSpec(tuple(fields), 0.0)
     values = [group_key(spec, call) for call in calls]
@@ -203,7 +205,7 @@ def silence_condition(fields: Sequence[str], calls: Sequence[Mapping[str, Any]])
             when[name] = {"exists": False}
         elif isinstance(value, str | int | float | bool):
             when[name] = value
-    if not when or all(condition == {"exists": False} for condition in when.values()):
+    if not names_values(when):  # the rule every silence follows (router.silences)
         raise PayloadInvalid(
             f"the call has no value to silence on ({', '.join(fields)}); silence it from the"
             " console or the admin API instead"

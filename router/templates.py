@@ -26,7 +26,6 @@ from functools import partial
 from typing import Annotated, Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BeforeValidator
 
 from router.events import OPTIONAL_FIELDS
@@ -38,6 +37,13 @@ from router.json_printing import (
     to_json_value,
 )
 from router.phones import mask_phone
+from router.template_limits import (
+    BoundedSandbox,
+    RenderLimitExceeded,
+    check_output,
+    end_render,
+    start_render,
+)
 
 
 class TemplateKind(StrEnum):
@@ -201,7 +207,8 @@ def _plain_tojson(value: Any) -> str:
 
 
 def _make_environment(kind: TemplateKind) -> jinja2.Environment:
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedSandbox(
+        output_factor=4 if kind.prints_json else 1,
         undefined=jinja2.StrictUndefined,
         autoescape=kind is TemplateKind.HTML,
         finalize=_finalizer(kind),
@@ -217,6 +224,7 @@ def _make_environment(kind: TemplateKind) -> jinja2.Environment:
     if kind is TemplateKind.TEAMS_JSON:
         env.filters["tojson"] = _teams_tojson
     env.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+    env.guard_filters()
     return env
 
 
@@ -240,8 +248,13 @@ class Template:
             ) from None
 
     def render(self, context: Mapping[str, Any]) -> str:
+        """The template's text for `context`; `TemplateRenderError` when it fails, or goes
+        past a bound of `router.template_limits` (time, output size)."""
+        bound = start_render(context)
         try:
             text = self._compiled.render(context)
+        except RenderLimitExceeded as exc:
+            raise TemplateRenderError(f"template stopped{_where(exc)}: {exc}") from None
         except jinja2.UndefinedError as exc:
             raise TemplateRenderError(
                 f"template refers to a missing value: {exc.message}"
@@ -250,18 +263,35 @@ class Template:
             raise TemplateRenderError(f"template failed: {exc}") from None
         except Exception as exc:  # a filter's or the sandbox's own error, RecursionError
             raise TemplateRenderError(f"template failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            end_render(bound)
         if self.kind is TemplateKind.HEADER:
             return strip_line_breaks(text)
         if self.kind.prints_json:
             try:
                 text = place_values(text)
+                check_output(text)
                 json.loads(text)
+            except RenderLimitExceeded as exc:
+                raise TemplateRenderError(f"template stopped: {exc}") from None
             except ValueError as exc:
                 raise TemplateRenderError(f"template did not render valid JSON: {exc}") from None
         return text
 
     def __repr__(self) -> str:
         return f"Template({self.kind.value}, {self.source[:40]!r})"
+
+
+def _where(exc: BaseException) -> str:
+    """` at template line N`: the last line of the template the traceback passed through
+    (Jinja rewrites a template's frames to its own lines)."""
+    line = None
+    trace = exc.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == "<template>":
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    return "" if line is None else f" at template line {line}"
 
 
 def compile_template(source: Any, kind: TemplateKind = TemplateKind.TEXT) -> Template:

@@ -172,6 +172,10 @@ class SinkConfig(BaseModel):
         collect(self)
         return [value for value in found if value]
 
+    def setting_warnings(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Settings `check` warns about, each as (its path under the sink, the problem)."""
+        return []
+
     def templates(self) -> dict[str, RendersText]:
         """Every template this sink renders, by the setting that holds it."""
         return {}

@@ -47,6 +47,7 @@ RETRYABLE_ERRORS = frozenset(
      "request_timeout"}
 )  # fmt: skip
 _ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
 
 
 DEFAULT_SILENCE_FOR = (3600.0, 4 * 3600.0, 24 * 3600.0)
@@ -61,7 +62,8 @@ class SlackActionsConfig(BaseModel):
     silence_by: tuple[str, ...] | None = None  # default: the rule's group.by, else status+agentId
     silence_for: tuple[Duration, ...] = Field(default=DEFAULT_SILENCE_FOR, max_length=5)
     acknowledge: bool = True
-    allowed_users: frozenset[str] | None = None  # Slack user ids (U…) or user names
+    # Slack user ids (U…/W…), in the order written (`check` points at an entry that is not one)
+    allowed_users: tuple[str, ...] | None = None
     allowed_channels: frozenset[str] | None = None  # channel ids (C…) or names
 
     @field_validator("silence_by", mode="before")
@@ -101,6 +103,20 @@ class SlackActionsConfig(BaseModel):
             return [item.lstrip("#@") if isinstance(item, str) else item for item in value]
         return value
 
+    def setting_warnings(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Entries of `allowed_users` that are not Slack user ids: names are not unique, so
+        they are never matched (they let no one act)."""
+        return [
+            (
+                ("allowed_users", index),
+                f"{user!r} is not a Slack user id (U or W, then capitals and"
+                " digits, such as U0123ABCD): names are not unique, so only ids are matched"
+                " and this entry lets no one act",
+            )
+            for index, user in enumerate(self.allowed_users or ())
+            if not SLACK_USER_ID.fullmatch(user)
+        ]
+
 
 class SlackSinkConfig(SinkConfig):
     type: Literal["slack"]
@@ -139,6 +155,11 @@ class SlackSinkConfig(SinkConfig):
     def secret_values(self) -> list[str]:
         url = self.webhook_url.get_secret_value() if self.webhook_url is not None else ""
         return super().secret_values() + url_secrets(url)
+
+    def setting_warnings(self) -> list[tuple[tuple[str | int, ...], str]]:
+        if self.actions is None:
+            return []
+        return [(("actions", *path), message) for path, message in self.actions.setting_warnings()]
 
     def missing_settings(self) -> list[str]:
         if self.token is not None:

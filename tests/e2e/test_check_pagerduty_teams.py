@@ -1,6 +1,6 @@
 """`revring-router check` on pagerduty and teams sinks, as a user runs it: a severity
 PagerDuty does not know and a card that does not render an Adaptive Card are refused,
-naming the sink, its line and the problem; good ones pass."""
+naming the sink, the template's line and the problem; good ones pass."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def test_a_severity_template_rendering_an_unknown_value_is_refused(tmp_path: Pat
     code, [line] = check(tmp_path, sink, "oncall")
     assert code == 1
     assert line == (
-        ":3:3: sink 'oncall': severity: 'gold' is not a PagerDuty severity "
+        ":6:15: sink 'oncall': severity: 'gold' is not a PagerDuty severity "
         "(critical, error, warning or info) (rendered with a sample call)"
     )
 
@@ -82,7 +82,7 @@ def test_a_card_that_does_not_render_a_card_is_refused(
 ) -> None:
     code, [line] = check(tmp_path, TEAMS % card, "ops-teams")
     assert code == 1
-    assert line.startswith(":3:3: sink 'ops-teams': card: ")
+    assert line.startswith(":6:11: sink 'ops-teams': card: ")  # at the template
     assert problem in line and line.endswith("(rendered with a sample call)")
     assert "SECRETSIG" not in line
 

@@ -92,6 +92,17 @@ def test_a_bad_silence_exits_2_naming_each_problem_and_stores_nothing(
     assert run(["silence", "list", "--store", store_url], capsys)[1] == "no silences\n"
 
 
+def test_a_silence_that_names_no_values_exits_2_and_stores_nothing(
+    rules: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for when in ('{"id": {"exists": true}}', '{"not": {"status": "NOPE"}}'):
+        add = ["silence", "add", "--when", when, "--for", "366d", "--store", store_url]
+        code, out, err = run([*add, "--config", str(rules)], capsys)
+        assert (code, out) == (2, ""), when
+        assert "when: names no values, so it would silence every call" in err
+    assert run(["silence", "list", "--store", store_url], capsys)[1] == "no silences\n"
+
+
 def test_a_sink_is_paused_and_resumed(
     rules: Path, store_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -104,6 +104,8 @@ async def test_a_bad_form_names_every_problem_and_stores_nothing(service):
         ),
         ({"when": "[]", "for": "forever"}, ["when: must be a mapping", "for: "]),
         ({"for": "2h"}, ["when: required"]),
+        ({"when": '{"id": {"exists": true}}', "for": "2h"}, ["when: names no values"]),
+        ({"when": '{"not": {"status": "NOPE"}}', "for": "2h"}, ["when: names no values"]),
         (
             {"when": '{"status": "FAILED"}', "ends_at": "2020-01-01T00:00:00Z"},
             ["ends_at: must be after starts_at"],

@@ -248,7 +248,7 @@ async def test_a_reload_reaches_the_workers(tmp_path, write_rules, monkeypatch):
         assert await deliveries(status="FAILED") == 1
         assert await deliveries(status="COMPLETED") == 0
         rules.write_text(RULES.replace("status: FAILED", "status: COMPLETED"))
-        assert runtime.reload("test") is None
+        assert await runtime.reload("test") is None
         assert await deliveries(status="FAILED") == 0
         assert await deliveries(status="COMPLETED") == 1
 

@@ -231,6 +231,12 @@ async def test_a_pause_holds_a_sink_across_a_restart_of_serve_until_resumed(
         ({"when": {"status": "FAILED"}, "for": "0s"}, "for: must be longer than 0s"),
         ({"when": {"status": "FAILED"}, "for": "3650d"}, "for: must be at most"),
         ({"when": {"status": "FAILED"}, "for": "1h", "sinks": ["nope"]}, "unknown sink 'nope'"),
+        ({"when": {"id": {"exists": True}}, "for": "366d"}, "when: names no values"),
+        ({"when": {"not": {"status": "NOPE"}}, "for": "1h"}, "when: names no values"),
+        (
+            {"when": {"any": [{"status": "FAILED"}, {"id": {"exists": True}}]}, "for": "1h"},
+            "when.any.1: this branch of any names no values",
+        ),
     ],
 )
 async def test_a_bad_silence_is_a_422_naming_the_problem_and_nothing_is_stored(

@@ -1,10 +1,12 @@
 """Runtime.load on reload: every new sink is built before anything is swapped, and the
-replaced sinks are closed once their in-flight sends can have finished."""
+replaced sinks are closed once their in-flight sends can have finished; a reload compiles
+rules.yaml off the event loop, one at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSink
 from tests.conftest import fresh_event
 from tests.receivers import Receiver
-from tests.service import wait_for
+from tests.service import ADMIN_TOKEN, parts, running_service, wait_for
 
 RULES = """
 version: 1
@@ -81,7 +83,7 @@ async def test_a_replaced_sink_is_closed_after_its_send_in_flight_finished(
     sent = request()
     in_flight = asyncio.create_task(old.send(sent))
     await wait_for(lambda: own_session_open(old))
-    runtime.reload("test")  # the receiver answers 0.3 s later; the grace is 2 s + margin
+    await runtime.reload("test")  # the receiver answers 0.3 s later; the grace is 2 s + margin
     assert runtime.sinks["crm"] is not old
 
     await in_flight  # finished with the old sink, whose session was still open
@@ -96,7 +98,7 @@ async def test_shutdown_closes_replaced_sinks_at_once(runtime: Runtime, receiver
     old = runtime.sinks["crm"]
     assert isinstance(old, HttpSink)
     await old.send(request())
-    runtime.reload("test")
+    await runtime.reload("test")
     current = runtime.sinks["crm"]
     assert isinstance(current, HttpSink)
     await current.send(request())
@@ -124,7 +126,7 @@ async def test_a_sink_that_cannot_be_built_keeps_the_running_config_and_sinks(
 
     monkeypatch.setattr(runtime_module, "build_sink", build_sink)
     rename_the_rule(Path(runtime.config_path))
-    problems = runtime.reload("test")
+    problems = await runtime.reload("test")
 
     assert isinstance(problems, ConfigError)
     (error,) = problems.errors
@@ -146,11 +148,90 @@ async def test_the_last_reload_is_remembered_with_its_errors(
     assert runtime.last_reload is not None and runtime.last_reload.succeeded
     assert runtime.last_reload.trigger == "start"
     Path(runtime.config_path).write_text("version: 2\n")  # noqa: ASYNC240
-    assert runtime.reload("POST /admin/reload") is not None
+    assert await runtime.reload("POST /admin/reload") is not None
     failed = runtime.last_reload
     assert failed.trigger == "POST /admin/reload" and not failed.succeeded
     assert any("version" in error for error in failed.errors)
     assert failed.at >= runtime.loaded_at
     write(runtime, receiver)
-    assert runtime.reload("file changed") is None
+    assert await runtime.reload("file changed") is None
     assert runtime.last_reload.succeeded and runtime.last_reload.trigger == "file changed"
+
+
+async def test_the_loop_keeps_answering_while_a_reload_compiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        f'version: 1\nsinks:\n  console: {{type: log, path: "{tmp_path / "out.jsonl"}"}}\n'
+        "rules:\n  - {name: all, to: [console]}\n"
+    )
+    compiling, release, compiled = threading.Event(), threading.Event(), threading.Event()
+    real_load_config = runtime_module.load_config
+
+    def slow_load_config(*args: object, **kwargs: object) -> object:
+        compiling.set()
+        release.wait(timeout=10)  # only a safety valve: compiled on the loop, this blocks it
+        try:
+            return real_load_config(*args, **kwargs)
+        finally:
+            compiled.set()
+
+    async with running_service(rules, tmp_path / "r.db") as client:
+        monkeypatch.setattr(runtime_module, "load_config", slow_load_config)
+        rules.write_text(rules.read_text().replace("name: all", "name: renamed"))
+        reloading = asyncio.create_task(
+            client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        )
+        assert await asyncio.to_thread(compiling.wait, 10)
+        health = await client.get("/healthz")
+        answered_while_compiling = not compiled.is_set()
+        release.set()
+        reloaded = await reloading
+
+        assert health.status == 200
+        assert answered_while_compiling, "the reload compiled on the event loop"
+        assert reloaded.status == 200 and (await reloaded.json())["status"] == "reloaded"
+        _, _, runtime, _ = parts(client)
+        assert [rule.name for rule in runtime.config.rules] == ["renamed"]
+
+
+async def test_reloads_asked_at_once_run_one_after_the_other(
+    runtime: Runtime, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(runtime, receiver)
+    runtime.load()
+    running, most = 0, 0
+    real_load_config = runtime_module.load_config
+
+    def counting_load_config(*args: object, **kwargs: object) -> object:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            return real_load_config(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(runtime_module, "load_config", counting_load_config)
+    outcomes = await asyncio.gather(*(runtime.reload(f"reload {n}") for n in range(5)))
+    assert outcomes == [None] * 5
+    assert most == 1
+    assert runtime.last_reload is not None and runtime.last_reload.trigger == "reload 4"
+
+
+def test_a_load_logs_each_allowed_user_that_is_not_a_user_id(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    Path(runtime.config_path).write_text(
+        "version: 1\nsinks:\n  ops-slack:\n    type: slack\n"
+        "    webhook_url: https://hooks.slack.com/services/T/B/x\n"
+        "    signing_secret: s\n    actions: {allowed_users: [U0ALICE, alice]}\n"
+        "rules: [{name: all, to: [ops-slack]}]\n"
+    )
+    with caplog.at_level("WARNING", logger="router.runtime"):
+        runtime.load()
+    [warning] = [r.getMessage() for r in caplog.records if "allowed_users" in r.getMessage()]
+    assert warning.startswith(
+        "sink ops-slack: actions.allowed_users.1: 'alice' is not a Slack user id"
+    )

@@ -255,6 +255,29 @@ async def test_a_user_outside_allowed_users_gets_an_ephemeral_no_and_nothing_cha
         assert slack.responses[-1]["replace_original"] is True
 
 
+async def test_a_user_named_like_an_allowed_user_but_with_another_id_is_refused(
+    tmp_path, write_rules, slack
+):
+    allowed = "      allowed_users: [alice, U0ALICE]"
+    async with running_service(
+        write_rules(rules(slack, extra_actions=allowed)), tmp_path / "r.db"
+    ) as client:
+        message = await alert(client, slack)
+        for action in ("revring:silence:1h", "revring:ack"):
+            payload = slack.click_payload(message, action, user="U0MALLORY", user_name="alice")
+            assert await click(client, *signed_request(payload)) == 200
+        await wait_for(lambda: len(slack.responses) == 2)
+        assert all("not allowed" in response["text"] for response in slack.responses)
+        assert await silences(client) == []
+        [delivery] = await (await client.get("/admin/deliveries", headers=ADMIN)).json()
+        assert delivery["acknowledged_by"] is None
+
+        alice = slack.click_payload(message, "revring:ack", user="U0ALICE", user_name="alice")
+        assert await click(client, *signed_request(alice)) == 200
+        await wait_for(lambda: len(slack.responses) == 3)
+        assert slack.responses[-1]["replace_original"] is True
+
+
 async def test_the_click_is_answered_while_the_store_is_still_busy(tmp_path, write_rules, slack):
     async with running_service(write_rules(rules(slack)), tmp_path / "r.db") as client:
         message = await alert(client, slack)

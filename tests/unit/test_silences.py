@@ -7,18 +7,21 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.controls import KnownSilence, OperatorControls
+from router.rules import compile_when
 from router.silences import (
     LONGEST_SILENCE,
     RequestInvalid,
+    names_values,
     parse_pause_request,
     parse_silence_request,
     silence_json,
     to_silence,
 )
+from tests.unit.test_rules_properties import whens
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()
 SINKS = {"crm", "ops-slack"}
@@ -152,3 +155,86 @@ def test_a_replayed_delivery_ignores_silences_older_than_its_replay() -> None:
     assert controls.silence_before_send(failed, "crm", NOW + 4000, None) is None  # over
     assert [s.id for s in controls.active_silences(NOW + 1)] == [controls.silences[0].record.id]
     assert controls.active_silences(NOW - 1) == []
+
+
+# -- a silence must name values (DESIGN.md section 9) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("when", "where"),
+    [
+        ({"id": {"exists": True}}, "when"),
+        ({"not": {"status": "NOPE"}}, "when"),
+        ({"status": {"ne": "COMPLETED"}}, "when"),
+        ({"status": {"not_in": ["COMPLETED", "BUSY"]}, "agentId": {"exists": False}}, "when"),
+        ({"status": {"in": []}}, "when"),
+        ({"status": []}, "when"),
+        ({"id": {"startswith": ""}}, "when"),
+        ({"summary": {"contains": ""}}, "when"),
+        ({"id": {"ge": ""}}, "when"),
+        ({"id": {"regex": ".*"}}, "when"),
+        ({"id": {"regex": "(x)?"}}, "when"),
+        ({"id": {"regex": "."}}, "when"),
+        ({"id": {"regex": "^"}}, "when"),
+        ({"all": [{"id": {"exists": True}}, {"not": {"status": "FAILED"}}]}, "when"),
+        ({"any": [{"status": "FAILED"}, {"id": {"exists": True}}]}, "when.any.1"),
+        (
+            {"all": [{"any": [{"sipTrunkId": "t"}, {"not": {"status": "X"}}]}]},
+            "when.all.0.any.1",
+        ),
+    ],
+)
+def test_a_silence_that_names_no_values_is_refused(when, where) -> None:
+    [problem] = problems({"when": when, "for": "1h"})
+    assert problem.startswith(f"{where}: "), problem
+    assert "names no values" in problem and "silence" in problem
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        {"status": "FAILED"},
+        {"durationSeconds": {"lt": 10}},
+        {"status": ["FAILED", "BUSY"]},
+        {"status": {"in": ["FAILED"]}},
+        {"hangupCause": {"regex": "^SIP_5"}},
+        {"summary": {"regex": "^$"}},
+        {"summary": {"contains": "outage"}},
+        {"sipTrunkId": {"startswith": "carrier-a-"}},
+        {"answered": False},
+        {"agentId": ""},
+        {"agentId": {"eq": ""}},
+        {"id": {"exists": True}, "status": "FAILED"},
+        {"status": "FAILED", "not": {"agentId": "a1"}},
+        {"any": [{"status": "FAILED"}, {"hangupCause": "SILENCE_TIMEOUT"}]},
+        {"all": [{"id": {"exists": True}}, {"sipTrunkId": "t"}]},
+        {"sipTrunkId": "t", "any": [{"id": {"exists": True}}, {"x": {"exists": False}}]},
+    ],
+)
+def test_a_silence_that_names_values_is_accepted(when) -> None:
+    record = parse_silence_request({"when": when, "for": "1h"}, now=NOW, known_sinks=SINKS)
+    assert json.loads(record.when) == when
+
+
+@settings(max_examples=300, deadline=None)
+@given(whens())
+def test_a_when_that_names_values_never_matches_a_call_lacking_every_field(when) -> None:
+    if names_values(when):
+        assert not compile_when(when)({})
+
+
+@settings(max_examples=300, deadline=None)
+@given(whens())
+def test_silence_requests_are_refused_exactly_when_their_when_names_no_values(when) -> None:
+    body = {"when": when, "for": "1h"}
+    if names_values(when):
+        parse_silence_request(body, now=NOW, known_sinks=SINKS)
+    else:
+        assert any("names no values" in problem for problem in problems(body))
+
+
+@given(whens())
+def test_adding_a_value_condition_makes_any_when_name_values(when) -> None:
+    assert names_values({**when, "sipTrunkId": "trunk-a"})
+    assert names_values({"all": [when, {"status": "FAILED"}]})
+    assert not names_values({"not": when})

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.config import ConfigError, parse_config
+from router.silences import parse_silence_request
 from router.slack_actions import (
     OUTCOME_BLOCK_ID,
     ButtonValue,
@@ -155,14 +156,21 @@ def a_click(
     return Click("acknowledge", ButtonValue("d", "s"), user, name, channel, cname, None, None, {})
 
 
-def test_allow_lists_match_ids_or_names_and_both_must_hold() -> None:
+def test_allow_lists_match_user_ids_channel_ids_or_names_and_both_must_hold() -> None:
     assert is_allowed(a_click(), None, None)
     assert is_allowed(a_click(), {"U1"}, None)
-    assert is_allowed(a_click(), {"alice"}, {"ops"})
+    assert is_allowed(a_click(), {"U1"}, {"ops"})
     assert is_allowed(a_click(), None, {"C1"})
     assert not is_allowed(a_click(user="U2", name="eve"), {"U1", "alice"}, None)
     assert not is_allowed(a_click(), {"U1"}, {"C9", "other"})
-    assert not is_allowed(a_click(name=""), {""} - {""} | {"bob"}, None)
+    assert not is_allowed(a_click(name=""), {"bob"}, None)
+
+
+def test_allowed_users_never_matches_a_user_name() -> None:
+    mallory = a_click(user="U0MALLORY", name="alice")
+    assert not is_allowed(mallory, ("alice",), None)
+    assert not is_allowed(mallory, ("alice", "U0ALICE"), {"ops"})
+    assert is_allowed(a_click(user="U0ALICE", name="alice"), ("U0ALICE",), None)
 
 
 def test_what_silence_similar_matches_by_default() -> None:
@@ -195,6 +203,32 @@ def test_a_call_with_nothing_to_match_on_makes_no_silence() -> None:
         silence_condition(("sipTrunkId",), [call])
     with pytest.raises(PayloadInvalid):
         silence_condition(("status",), [call, fresh_event(status="COMPLETED")])
+
+
+SILENCE_BY_VALUES = st.one_of(
+    st.none(), st.text(max_size=3), st.integers(), st.booleans(), st.lists(st.integers())
+)
+
+
+@given(
+    st.lists(st.sampled_from(["status", "agentId", "sipTrunkId", "variables.tier"]), min_size=1),
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["status", "agentId", "sipTrunkId", "variables"]),
+            SILENCE_BY_VALUES | st.dictionaries(st.just("tier"), SILENCE_BY_VALUES),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_silence_similar_makes_a_silence_that_names_values_or_none(fields, calls) -> None:
+    try:
+        when = silence_condition(fields, calls)
+    except PayloadInvalid as exc:
+        assert "no value to silence on" in str(exc)
+        return
+    record = parse_silence_request({"when": when, "for": "1h"}, now=1e9, known_sinks={"s"})
+    assert json.loads(record.when) == when
 
 
 def test_the_updated_message_keeps_the_alert_and_replaces_an_earlier_outcome() -> None:
@@ -253,6 +287,25 @@ def test_check_refuses_bad_actions(settings: str, problem: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(HEAD + settings + RULES, "rules.yaml", environ={})
     assert problem in str(caught.value.errors)
+
+
+def test_check_warns_at_each_allowed_user_that_is_not_a_user_id() -> None:
+    settings = (
+        "    signing_secret: s\n"
+        "    actions:\n"
+        "      allowed_users: [U0123ABCD, alice, W0GUEST1, '@bob', u0lower]\n"
+    )
+    config = parse_config(HEAD + settings + RULES, "rules.yaml", environ={})
+    sink = config.sinks["ops-slack"]
+    assert isinstance(sink, SlackSinkConfig) and sink.actions is not None
+    assert sink.actions.allowed_users == ("U0123ABCD", "alice", "W0GUEST1", "bob", "u0lower")
+    shown = [str(warning) for warning in config.warnings]
+    assert shown == [
+        f"rules.yaml:9:{column}: sinks.ops-slack.actions.allowed_users.{index}: {name!r} is not"
+        " a Slack user id (U or W, then capitals and digits, such as U0123ABCD): names are"
+        " not unique, so only ids are matched and this entry lets no one act"
+        for index, column, name in ((1, 34, "alice"), (3, 51, "bob"), (4, 59, "u0lower"))
+    ]
 
 
 def test_check_accepts_the_designs_example() -> None:
