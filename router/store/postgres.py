@@ -47,10 +47,13 @@ from router.store.connector import (
     run_script_async,
 )
 from router.store.errors import (
+    NO_SPACE,
+    READ_ONLY,
     StoreClosed,
     StoreConflict,
     StoreError,
     StoreOpenError,
+    StoreRefusedWrite,
     StoreUnavailable,
 )
 from router.store.queue import QueueStore
@@ -246,6 +249,10 @@ class PostgresConnector(Connector):
             return StoreConflict(f"{where}: {error}")
         if isinstance(error, asyncio.TimeoutError):
             return StoreUnavailable(f"{where} did not answer within {self.command_timeout:g} s")
+        if isinstance(error, asyncpg.DiskFullError):
+            return StoreRefusedWrite(f"{where}: {error}", NO_SPACE)
+        if isinstance(error, asyncpg.ReadOnlySQLTransactionError):
+            return StoreRefusedWrite(f"{where}: {error}", READ_ONLY)
         if isinstance(error, DRIVER_ERRORS):
             return StoreUnavailable(f"{where}: {error}")
         return error

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -33,10 +34,13 @@ from typing import Any, TypeVar
 
 from router.store.connector import ANNOUNCE, CallMany, Connector, Rows, Script, Step, run_script
 from router.store.errors import (
+    NO_SPACE,
+    READ_ONLY,
     StoreClosed,
     StoreConflict,
     StoreError,
     StoreOpenError,
+    StoreRefusedWrite,
     StoreUnavailable,
 )
 from router.store.queue import QueueStore
@@ -59,6 +63,8 @@ WAL_CHECKPOINT_PAGES = 10_000
 # After a checkpoint the WAL file is cut back to this size, so it does not keep its
 # peak size on disk.
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+SQLITE_FULL = 13  # primary result codes (sqlite3.h)
+SQLITE_READONLY = 8
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIRECTORY_MODE = 0o700
 
@@ -344,12 +350,27 @@ def _operation(script: Callable[[], Script[T]]) -> Operation[T]:
     return lambda connection: run_script(script(), lambda step: _execute(connection, step))
 
 
+def _refusal(error: BaseException) -> str | None:
+    """Why SQLite or the OS refused to write, when it did: no space, or read-only."""
+    if isinstance(error, sqlite3.Error):
+        primary = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+        return {SQLITE_FULL: NO_SPACE, SQLITE_READONLY: READ_ONLY}.get(primary)
+    if isinstance(error, OSError):
+        return {errno.ENOSPC: NO_SPACE, errno.EDQUOT: NO_SPACE, errno.EROFS: READ_ONLY}.get(
+            error.errno or 0
+        )
+    return None
+
+
 def _translated(error: BaseException, where: str) -> BaseException:
     """A driver error as a `StoreError` naming the store (other errors unchanged)."""
     if isinstance(error, StoreError):
         return error
     if isinstance(error, sqlite3.IntegrityError):
         return StoreConflict(f"{where}: {error}")
+    refused = _refusal(error)
+    if refused is not None:
+        return StoreRefusedWrite(f"{where}: {error}", refused)
     if isinstance(error, sqlite3.Error | OSError):
         return StoreUnavailable(f"{where}: {error}")
     return error

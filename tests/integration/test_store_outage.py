@@ -15,8 +15,9 @@ import pytest
 
 from router.app import HEALTH
 from router.delivery import failure_backoff
+from router.health import HealthPolicy, StoreHealth
 from tests.conftest import fresh_event
-from tests.faults import FreezableProxy, unwritable_sqlite
+from tests.faults import FreezableProxy, fill, small_volume, unwritable_sqlite
 from tests.integration.conftest import fresh_postgres_schema
 from tests.service import post_event, running_service, wait_for
 
@@ -83,6 +84,11 @@ async def _ready(client) -> bool:
     return (await client.get("/readyz")).status == 200
 
 
+async def _settled(client, health: StoreHealth) -> bool:
+    await client.get("/readyz")
+    return not health.down
+
+
 async def test_readyz_says_not_ready_while_the_store_cannot_write(
     tmp_path: Path, write_rules
 ) -> None:
@@ -113,12 +119,40 @@ async def test_readyz_probes_a_write_when_nothing_was_written_lately(
             assert (await client.get("/readyz")).status == 503
 
 
+async def test_readyz_says_not_ready_while_calls_are_refused_for_space(
+    tmp_path: Path, write_rules
+) -> None:
+    """A full volume with a little room: /readyz's one-row probe still writes, a call
+    with a 200 KB summary does not. Calls refused for space count for a while; once the
+    space is back, the replica is ready by itself and takes the call."""
+    volume = tmp_path / "volume"
+    with small_volume(volume, "4m") as mounted:
+        if not mounted:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        memory = HealthPolicy(refusal_memory=1.0)
+        async with running_service(
+            write_rules("version: 1\n"), volume / "router.db", health=memory
+        ) as client:
+            assert (await post_event(client, fresh_event())).status == 200
+            filler = fill(volume, leave=64 * 1024)
+            large = fresh_event(summary="words " * 35_000)
+            assert (await post_event(client, large)).status == 503
+            ready = await client.get("/readyz")
+            assert ready.status == 503
+            problems = " ".join((await ready.json())["problems"])
+            assert "refused a write" in problems and "no space left" in problems
+            filler.unlink()
+            await wait_for(lambda: _ready(client))
+            assert (await post_event(client, large)).status == 200
+
+
 async def test_an_outage_is_logged_once_then_summed_up(
     tmp_path: Path, write_rules, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = tmp_path / "router.db"
     posts = 30
-    async with running_service(write_rules(RULES), db) as client:
+    settles = HealthPolicy(settle_seconds=0.2, settle_successes=2)
+    async with running_service(write_rules(RULES), db, health=settles) as client:
         assert (await post_event(client, fresh_event())).status == 200
         health = client.app[HEALTH]
         caplog.set_level(logging.INFO)
@@ -131,6 +165,7 @@ async def test_an_outage_is_logged_once_then_summed_up(
             failures_in_outage = health.failures
         await wait_for(lambda: _ready(client))
         assert (await post_event(client, fresh_event())).status == 200
+        await wait_for(lambda: _settled(client, health))  # each probe a success
     router_records = [r for r in caplog.records if r.name.startswith("router")]
     assert [r for r in router_records if r.exc_info] == []
     started = [r for r in router_records if "store unavailable" in r.getMessage()]
