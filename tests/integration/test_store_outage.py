@@ -80,6 +80,43 @@ async def test_a_frozen_postgresql_gets_503_not_a_hang(tmp_path: Path, write_rul
             assert (await post_event(client, fresh_event())).status == 200
 
 
+@pytest.mark.postgres
+async def test_a_postgresql_outage_is_not_logged_once_per_webhook(
+    tmp_path: Path, write_rules, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connection cut: every call is a group commit of its own, and each fails. One
+    "store unavailable" line, and the group commit's failures at most once a minute."""
+    async with fresh_postgres_schema("cut") as url:
+        target = urlsplit(url)
+        proxy = FreezableProxy(target.hostname or "127.0.0.1", target.port or 5432)
+        async with (
+            proxy,
+            running_service(
+                write_rules(RULES), tmp_path / "unused.db", store_url=_through(proxy, url)
+            ) as client,
+        ):
+            assert (await post_event(client, fresh_event())).status == 200
+            caplog.set_level(logging.INFO)
+            caplog.clear()
+            proxy.cut()
+            try:
+                for _ in range(30):
+                    answer = await client.post(
+                        "/webhooks/revring",
+                        json=fresh_event(),
+                        headers={"x-api-key": "test-key-1"},
+                        timeout=CLIENT_TIMEOUT,
+                    )
+                    assert answer.status == 503
+            finally:
+                proxy.thaw()
+            await wait_for(lambda: _ready(client), limit=15)
+            assert (await post_event(client, fresh_event())).status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("router.store")]
+    assert len([line for line in lines if "group commit" in line]) <= 1, lines
+    assert len([line for line in lines if line.startswith("store unavailable")]) == 1, lines
+
+
 async def _ready(client) -> bool:
     return (await client.get("/readyz")).status == 200
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from router.health import HealthPolicy, StoreHealth, StoreRecord
 from router.store.errors import NO_SPACE, READ_ONLY, StoreRefusedWrite, StoreUnavailable
+from router.store.postgres import FailureReport
 
 
 class Clock:
@@ -155,3 +156,13 @@ def test_failures_that_are_not_refusals_leave_readiness_to_the_probe() -> None:
     health.failed(StoreUnavailable("connection refused"))
     health.failed(TimeoutError("the store did not answer within 5 s"))
     assert health.refusal() is None
+
+
+def test_a_repeating_group_commit_failure_is_reported_once_a_minute_with_its_count() -> None:
+    report = FailureReport(interval=60.0)
+    covered = [report.failed(now / 50) for now in range(50 * 130)]  # 50 a second, 130 s
+    assert [(n / 50, count) for n, count in enumerate(covered) if count is not None] == [
+        (0.0, 1),
+        (60.0, 3000),
+        (120.0, 3000),
+    ]
