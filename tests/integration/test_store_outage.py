@@ -81,6 +81,50 @@ async def test_a_frozen_postgresql_gets_503_not_a_hang(tmp_path: Path, write_rul
 
 
 @pytest.mark.postgres
+async def test_a_frozen_postgresql_that_thaws_under_load_is_one_outage(
+    tmp_path: Path, write_rules, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Calls every 20 ms through a 2 s freeze and after: calls queued during it time out
+    between others that go through once it thaws. One "store unavailable" line, not a
+    flapping pair per time-out."""
+    async with fresh_postgres_schema("thaw") as url:
+        target = urlsplit(url)
+        proxy = FreezableProxy(target.hostname or "127.0.0.1", target.port or 5432)
+        async with (
+            proxy,
+            running_service(
+                write_rules(RULES),
+                tmp_path / "unused.db",
+                store_url=_through(proxy, url),
+                store_timeout=0.5,
+            ) as client,
+        ):
+            assert (await post_event(client, fresh_event())).status == 200
+            caplog.set_level(logging.INFO)
+            caplog.clear()
+            stop = asyncio.Event()
+
+            async def steady_calls() -> list[int]:
+                posts = []
+                while not stop.is_set():
+                    posts.append(asyncio.create_task(post_event(client, fresh_event())))
+                    await asyncio.sleep(0.02)
+                return [answer.status for answer in await asyncio.gather(*posts)]
+
+            calls = asyncio.create_task(steady_calls())
+            await asyncio.sleep(0.3)
+            proxy.freeze()
+            await asyncio.sleep(2.0)
+            proxy.thaw()
+            await asyncio.sleep(1.5)
+            stop.set()
+            statuses = await calls
+    assert 200 in statuses and 503 in statuses
+    lines = [r.getMessage() for r in caplog.records if r.name == "router.store"]
+    assert len([line for line in lines if line.startswith("store unavailable")]) == 1, lines
+
+
+@pytest.mark.postgres
 async def test_a_postgresql_outage_is_not_logged_once_per_webhook(
     tmp_path: Path, write_rules, caplog: pytest.LogCaptureFixture
 ) -> None:
