@@ -21,7 +21,7 @@ from router.connections import track_requests
 from router.controls import OperatorControls
 from router.credential_limits import CredentialLimiter
 from router.delivery import DeliveryEngine, EngineSettings
-from router.health import StoreHealth, answer_within, is_store_failure
+from router.health import HealthPolicy, StoreHealth, answer_within, is_store_failure
 from router.ingest import ApiKeys, IngestLimits, WebhookHandler
 from router.metrics import Metrics
 from router.openapi import openapi_routes
@@ -63,6 +63,7 @@ class ServiceSettings:
     revring_api: RevRingApi | None = field(default=None, repr=False)  # backfill, verify
     verify_calls: bool = False  # ROUTER_VERIFY_CALLS=revring
     verify: VerifySettings = field(default_factory=VerifySettings)
+    health: HealthPolicy = field(default_factory=HealthPolicy)  # outages, /readyz
 
 
 async def _purge_periodically(store: Store, retention_days: float, interval: float) -> None:
@@ -90,7 +91,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     store = store or open_store(settings.store_url)
     resources = SinkResources()
     runtime = Runtime(settings.config_path, metrics, resources)
-    health = StoreHealth()
+    health = StoreHealth(policy=settings.health)
     engine = DeliveryEngine(runtime, store, metrics, settings.engine, health=health)
     controls = OperatorControls(store)
     engine.controls = controls
@@ -191,6 +192,9 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             problems.append(f"store did not answer within {READY_TIME_LIMIT:g} s")
         except Exception as exc:  # the details are in the log, not on a public endpoint
             problems.append(f"store cannot write: {type(exc).__name__}")
+        refusal = health.refusal()  # a call's write can fail where the probe's passes
+        if refusal is not None:
+            problems.append(refusal)
         if problems:
             return web.json_response({"status": "not ready", "problems": problems}, status=503)
         return web.json_response({"status": "ready"})

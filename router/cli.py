@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -667,37 +668,43 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
     from aiohttp import web
 
     from router.app import RUNTIME, build_app
-    from router.connections import GuardedSite
+    from router.connections import LISTEN_BACKLOG, GuardedSite, listening_sockets
 
-    app = build_app(settings)
-    runner = web.AppRunner(
-        app,
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=10,
-        **limits.handler_kwargs(),
-    )
+    # The port first: a `serve` that cannot listen (another one holds the port) exits
+    # before it opens the store, starts a delivery worker or sends anything (DESIGN §3).
+    # Connections that arrive while the rest starts wait in the kernel's backlog.
     try:
+        listeners = listening_sockets(host, port, LISTEN_BACKLOG)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        log.error("cannot listen on %s:%d: %s", host, port, reason)
+        print(f"revring-router: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        return 1
+    try:
+        app = build_app(settings)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=10,
+            **limits.handler_kwargs(),
+        )
         await runner.setup()
     except ConfigError as exc:
+        _close_all(listeners)
         for error in exc.errors:
             log.error("bad rules.yaml: %s", error)
         print(f"revring-router: {settings.config_path} is invalid:", file=sys.stderr)
         _print_errors(exc)
         return 1
     except Exception as exc:
+        _close_all(listeners)
         log.error("cannot start: %s", exc)
         print(f"revring-router: cannot start: {exc}", file=sys.stderr)
         return 1
     settle_after_start()  # the long-lived objects out of the collector's way (router.collector)
-    site = GuardedSite(runner, host, port, limits)
-    try:
-        await site.start()
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror)
-        print(f"revring-router: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
-        await runner.cleanup()
-        return 1
+    site = GuardedSite(runner, host, port, limits, listeners=listeners)
+    await site.start()
     runtime = app[RUNTIME]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -720,6 +727,11 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
     await runner.cleanup()
     log.info("stopped")
     return 0
+
+
+def _close_all(sockets: Sequence[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
 
 
 def _run_event_loop(main: Coroutine[Any, Any, int], loop: str) -> int:

@@ -44,6 +44,7 @@ HEAD_TIMEOUT_ANSWER = (
 _ACCEPT_PAUSE_ON_FD_EXHAUSTION = 0.5  # seconds: closing connections may free descriptors
 _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 EVICTION_GRACE = 1.0  # seconds: a real client sends its request head in milliseconds
+LISTEN_BACKLOG = 1024  # connections the kernel holds until they are accepted
 
 
 def default_max_connections(ceiling: int = 1000) -> int:
@@ -265,11 +266,14 @@ class GuardedSite(web.BaseSite):
         port: int,
         limits: ConnectionLimits,
         *,
-        backlog: int = 1024,
+        backlog: int = LISTEN_BACKLOG,
+        listeners: list[socket.socket] | None = None,
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host, self._port, self._limits = host, port, limits
-        self._listeners: list[socket.socket] = []
+        # Sockets bound before the application started (`serve` binds first), or none:
+        # `start` binds them.
+        self._listeners: list[socket.socket] = list(listeners or ())
         self._accepting: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(limits.max_connections)
         self._waiting: dict[GuardedHandler, None] = {}  # longest waiting first
@@ -288,7 +292,8 @@ class GuardedSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
-        self._listeners = listening_sockets(self._host, self._port, self._backlog)
+        if not self._listeners:
+            self._listeners = listening_sockets(self._host, self._port, self._backlog)
         self._accepting = [
             asyncio.create_task(self._accept_forever(listener)) for listener in self._listeners
         ]

@@ -350,7 +350,11 @@ def _paths() -> dict[str, Schema]:
         "/readyz": {
             "get": {
                 "summary": "Readiness: rules.yaml loaded and the store takes a write",
-                "description": "A one-row write probe; answers within 2 s whatever the store does.",
+                "description": (
+                    "A one-row write probe, and no write refused for lack of space or a"
+                    " read-only store in the last 30 s (a call's write can fail where the"
+                    " probe's passes); answers within 2 s whatever the store does."
+                ),
                 "tags": ["health"],
                 "responses": {
                     "200": _answer("ready", {"type": "object"}),

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import ENGINE, METRICS, RUNTIME, STORE, ServiceSettings, build_app
 from router.delivery import EngineSettings
+from router.health import HealthPolicy
 from router.ingest import ApiKeys, IngestLimits
 from router.revring_api import RevRingApi
 from router.verify import VerifySettings
@@ -40,6 +41,7 @@ async def running_service(
     revring_api: RevRingApi | None = None,
     verify_calls: bool = False,
     verify: VerifySettings | None = None,
+    health: HealthPolicy | None = None,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
@@ -52,6 +54,7 @@ async def running_service(
         revring_api=revring_api,
         verify_calls=verify_calls,
         verify=verify or VerifySettings(),
+        health=health or HealthPolicy(),
     )
     app = build_app(settings)
     async with TestClient(TestServer(app)) as client:

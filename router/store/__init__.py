@@ -12,6 +12,7 @@ from router.store.errors import (
     StoreConflict,
     StoreError,
     StoreOpenError,
+    StoreRefusedWrite,
     StoreUnavailable,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "StoreConflict",
     "StoreError",
     "StoreOpenError",
+    "StoreRefusedWrite",
     "StoreUnavailable",
     "open_store",
 ]

@@ -2,7 +2,10 @@
 
 - `StoreUnavailable`: the store cannot be opened, reached, migrated or written
   (a missing directory, a file that is not a database, a server that is down, a full
-  disk). `StoreOpenError` is the part of it raised by `Store.open`.
+  disk). `StoreOpenError` is the part of it raised by `Store.open`;
+  `StoreRefusedWrite` the part where the store answers but will not write (no space
+  left, a read-only file or database): a small write may still pass where a call's
+  does not, so /readyz remembers these (`router.health`).
 - `StoreClosed`: an operation was asked of a store that is not open (or is closing).
 - `StoreConflict`: the data refused the operation (a delivery id already taken, a
   digest that could not be joined or opened); the call fails alone, others go on.
@@ -24,6 +27,19 @@ class StoreUnavailable(StoreError):
 
 class StoreOpenError(StoreUnavailable):
     """`Store.open` failed: the database cannot be created, opened or migrated."""
+
+
+class StoreRefusedWrite(StoreUnavailable):
+    """The store answered but refused to write: `reason` is "no space left" or
+    "read-only"."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+NO_SPACE = "no space left"
+READ_ONLY = "read-only"
 
 
 class StoreClosed(StoreError):

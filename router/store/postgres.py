@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,10 +48,13 @@ from router.store.connector import (
     run_script_async,
 )
 from router.store.errors import (
+    NO_SPACE,
+    READ_ONLY,
     StoreClosed,
     StoreConflict,
     StoreError,
     StoreOpenError,
+    StoreRefusedWrite,
     StoreUnavailable,
 )
 from router.store.queue import QueueStore
@@ -71,10 +75,30 @@ LISTENER_APPLICATION_NAME = "revring-router-listener"
 MIGRATION_LOCK_KEY = 0x7265_7672_696E_6701
 LISTEN_BACKOFF_MIN = 0.5
 LISTEN_BACKOFF_MAX = 30.0
+GROUP_FAILURE_REPORT_SECONDS = 60.0
 
 NOTIFY = "SELECT pg_notify($1, $2)"
 ADVISORY_LOCK = "SELECT pg_advisory_xact_lock($1)"
 DRIVER_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class FailureReport:
+    """When to log a failure that repeats: the first at once, then at most one line per
+    `interval` seconds, covering every failure since the last line. Pure: the caller
+    gives the time and logs."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.reported_at: float | None = None
+        self.unreported = 0
+
+    def failed(self, now: float) -> int | None:
+        """A failure: None when it is only counted, else how many the line covers."""
+        self.unreported += 1
+        if self.reported_at is not None and now - self.reported_at < self.interval:
+            return None
+        covered, self.unreported, self.reported_at = self.unreported, 0, now
+        return covered
 
 
 @dataclass
@@ -160,6 +184,7 @@ class PostgresConnector(Connector):
         self._commits = 0
         self._committed_operations = 0
         self._largest_batch = 0
+        self._group_failures = FailureReport(GROUP_FAILURE_REPORT_SECONDS)
 
     def describe(self) -> str:
         return _safe_location(self._url)
@@ -246,6 +271,10 @@ class PostgresConnector(Connector):
             return StoreConflict(f"{where}: {error}")
         if isinstance(error, asyncio.TimeoutError):
             return StoreUnavailable(f"{where} did not answer within {self.command_timeout:g} s")
+        if isinstance(error, asyncpg.DiskFullError):
+            return StoreRefusedWrite(f"{where}: {error}", NO_SPACE)
+        if isinstance(error, asyncpg.ReadOnlySQLTransactionError):
+            return StoreRefusedWrite(f"{where}: {error}", READ_ONLY)
         if isinstance(error, DRIVER_ERRORS):
             return StoreUnavailable(f"{where}: {error}")
         return error
@@ -392,13 +421,36 @@ class PostgresConnector(Connector):
                     else:
                         outcomes[index] = (True, result)
                 await self._announce_if_asked(connection, transaction)
-        except DRIVER_ERRORS:
+        except DRIVER_ERRORS as error:
             # The transaction as a whole failed (BEGIN, COMMIT, the connection): give each
             # call its own. If the COMMIT did land, a rerun reports a duplicate: still true.
-            log.warning("group commit of %d writes failed; retrying one by one", len(batch))
+            self._report_group_failure(len(batch), error)
             return [await self._write_alone(queued) for queued in batch]
         self._count_commit(len(batch))
         return outcomes
+
+    def _report_group_failure(self, writes: int, error: BaseException) -> None:
+        """Logged at the first failure, then at most once a minute with a count: during an
+        outage every call is a group of its own, and each fails (router.health logs the
+        outage itself once)."""
+        covered = self._group_failures.failed(time.monotonic())
+        if covered is None:
+            return
+        reason = f"{type(error).__name__}: {error}".strip().rstrip(":")[:300]
+        if covered == 1:
+            log.warning(
+                "group commit of %d writes failed (%s); retrying each alone (further"
+                " failures: one line a minute at most, with their count)",
+                writes,
+                reason,
+            )
+        else:
+            log.warning(
+                "%d group commits failed since the last report (last: %s); each write"
+                " retried alone",
+                covered,
+                reason,
+            )
 
     async def _write_alone(self, queued: _QueuedWrite) -> tuple[bool, Any]:
         try:

@@ -8,7 +8,10 @@ callers, with one wake-up of the event loop per batch. So concurrent ingests sha
 one fsync (group commit, `synchronous=FULL`). If an operation fails, the batch is
 rolled back and rerun without it, so one failure costs only its own caller.
 Reads run on a second thread with its own connection (WAL lets them proceed while
-the writer commits). An operation is a script of the queue (`router.store.queue`)
+the writer commits). Between batches the writer also checkpoints the WAL when it is
+idle, every second while writes go on, and when the volume runs short of space; a
+write refused for lack of space gets one TRUNCATE checkpoint and a second try
+(`router.store.checkpoints`). An operation is a script of the queue (`router.store.queue`)
 driven on the thread with that thread's connection.
 
 The file holds phone numbers and transcripts: the store creates its directory 0700
@@ -20,23 +23,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import queue
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from router.store.checkpoints import Checkpoint, CheckpointPolicy, WalKeeper
 from router.store.connector import ANNOUNCE, CallMany, Connector, Rows, Script, Step, run_script
 from router.store.errors import (
+    NO_SPACE,
+    READ_ONLY,
     StoreClosed,
     StoreConflict,
     StoreError,
     StoreOpenError,
+    StoreRefusedWrite,
     StoreUnavailable,
 )
 from router.store.queue import QueueStore
@@ -55,10 +64,17 @@ BUSY_TIMEOUT_SECONDS = 10.0
 # writer checkpoint every few dozen calls under load, copying the same hot index pages
 # again each time; 10,000 (40 MB) copies each of them once per 40 MB and cut the
 # writer's CPU per routed call by about a fifth (bench/README.md, "WAL checkpoints").
+# At a few calls a second 40 MB took minutes and could fill a small volume: the writer
+# also checkpoints when idle, by time and when space runs low (router.store.checkpoints).
 WAL_CHECKPOINT_PAGES = 10_000
 # After a checkpoint the WAL file is cut back to this size, so it does not keep its
 # peak size on disk.
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+SQLITE_FULL = 13  # primary result codes (sqlite3.h)
+SQLITE_READONLY = 8
+# A write refused for lack of space waits this long for readers to let a TRUNCATE
+# checkpoint through before it is tried again (other checkpoints never wait).
+RECLAIM_WAIT_SECONDS = 1.0
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIRECTORY_MODE = 0o700
 
@@ -75,6 +91,75 @@ class _Job:
 
 
 _STOP = object()
+_IDLE = object()  # no operation came within the WAL's patience
+
+
+class _WalUpkeep:
+    """The writer's checkpoints besides SQLite's own (`router.store.checkpoints`): the
+    keeper decides, this runs them on the writer's connection between batches."""
+
+    def __init__(self, path: Path, policy: CheckpointPolicy) -> None:
+        self.wal = Path(f"{path}-wal")
+        self.directory = path.parent
+        self.keeper = WalKeeper(policy, time.monotonic())
+        self.done = {"idle": 0, "time": 0, "low space": 0, "refused write": 0}
+
+    def patience(self) -> float | None:
+        return self.keeper.patience(time.monotonic())
+
+    def idle(self, connection: sqlite3.Connection) -> None:
+        mode = self.keeper.when_idle(time.monotonic())
+        if mode is not None:
+            self._run(connection, mode, "idle")
+
+    def after_batch(self, connection: sqlite3.Connection, committed: bool) -> None:
+        now = time.monotonic()
+        if committed:
+            self.keeper.committed(now)
+        if not self.keeper.owed:
+            return
+        free = None
+        wal_bytes = 0
+        if self.keeper.policy.low_space:
+            with contextlib.suppress(OSError):
+                wal_bytes = self.wal.stat().st_size
+                volume = os.statvfs(self.directory)
+                free = volume.f_bavail * volume.f_frsize
+        mode = self.keeper.after_batch(now, wal_bytes, free)
+        if mode is not None:
+            self._run(connection, mode, "low space" if mode is Checkpoint.TRUNCATE else "time")
+
+    def reclaim(self, connection: sqlite3.Connection) -> bool:
+        """A write was refused for lack of space: copy the WAL back and cut it. True when
+        the checkpoint ran (the write is worth a second try)."""
+        return self._run(connection, Checkpoint.TRUNCATE, "refused write", RECLAIM_WAIT_SECONDS)
+
+    def _run(
+        self, connection: sqlite3.Connection, mode: Checkpoint, why: str, wait: float = 0.0
+    ) -> bool:
+        if connection.in_transaction:
+            return False
+        try:
+            if mode is Checkpoint.TRUNCATE:
+                connection.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+            try:
+                row = connection.execute(f"PRAGMA wal_checkpoint({mode.value})").fetchone()
+            finally:
+                if mode is Checkpoint.TRUNCATE:
+                    connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        except sqlite3.Error as error:  # a full disk may not let the database file grow
+            log.debug("WAL checkpoint (%s, %s) failed: %s", mode.value, why, error)
+            self.keeper.checkpointed(time.monotonic(), complete=False)
+            return False
+        busy, frames, copied = row if row is not None else (1, -1, -1)
+        self.keeper.checkpointed(time.monotonic(), complete=not busy and frames == copied)
+        self.done[why] += 1
+        return True
+
+
+def _is_full(error: BaseException) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(error, sqlite3.Error) and code is not None and code & 0xFF == SQLITE_FULL
 
 
 class _OperationFailed(Exception):
@@ -111,9 +196,11 @@ class _ConnectionThread(threading.Thread):
         transactional: bool,
         max_batch: int,
         before_close: Callable[[sqlite3.Connection], None] | None = None,
+        upkeep: _WalUpkeep | None = None,
     ) -> None:
         super().__init__(name=name, daemon=True)
         self._connection = connection
+        self.upkeep = upkeep  # the writer of a file: its WAL's checkpoints
         self._before_close = before_close
         self._transactional = transactional
         self._max_batch = max_batch if transactional else 1
@@ -143,7 +230,10 @@ class _ConnectionThread(threading.Thread):
             while not stopped:
                 batch, stopped = self._take_batch()
                 if batch:
+                    commits = self.commits
                     self._execute(batch)
+                    if self.upkeep is not None:
+                        self.upkeep.after_batch(self._connection, self.commits > commits)
         finally:
             if self._before_close is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -152,7 +242,11 @@ class _ConnectionThread(threading.Thread):
             self._fail_leftovers()
 
     def _take_batch(self) -> tuple[list[_Job], bool]:
-        first = self._queue.get()
+        first = self._next()
+        if first is _IDLE:
+            assert self.upkeep is not None
+            self.upkeep.idle(self._connection)
+            return [], False
         if first is _STOP:
             return [], True
         assert isinstance(first, _Job)
@@ -168,12 +262,31 @@ class _ConnectionThread(threading.Thread):
             batch.append(item)
         return batch, False
 
+    def _next(self) -> _Job | object:
+        """The next item queued; `_IDLE` when none came before the WAL is owed its idle
+        checkpoint."""
+        patience = self.upkeep.patience() if self.upkeep is not None else None
+        if patience is None:
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=patience)
+        except queue.Empty:
+            return _IDLE
+
+    def _reclaim(self, error: BaseException, reclaimed: bool) -> bool:
+        """Whether to try the batch again: once, after a TRUNCATE checkpoint, when the
+        disk was full (the WAL may hold most of what the volume has)."""
+        if reclaimed or self.upkeep is None or not _is_full(error):
+            return False
+        return self.upkeep.reclaim(self._connection)
+
     def _execute(self, batch: list[_Job]) -> None:
         if not self._transactional:
             self._answer(batch, [self._run_alone(job) for job in batch])
             return
         outcomes: dict[int, tuple[bool, Any]] = {}
         remaining = list(range(len(batch)))
+        reclaimed = False
         while remaining:
             try:
                 values = self._run_in_one_transaction([batch[i] for i in remaining])
@@ -181,11 +294,17 @@ class _ConnectionThread(threading.Thread):
                 # Roll back and run the batch again without the operation that failed:
                 # the others still share one commit, the failure costs only its caller.
                 self._rollback()
+                if self._reclaim(failure.error, reclaimed):
+                    reclaimed = True
+                    continue
                 outcomes[remaining.pop(failure.position)] = (False, failure.error)
                 continue
-            except Exception:
+            except Exception as error:
                 # BEGIN or COMMIT itself failed: give each operation its own transaction.
                 self._rollback()
+                if self._reclaim(error, reclaimed):
+                    reclaimed = True
+                    continue
                 for index in remaining:
                     outcomes[index] = self._run_in_own_transaction(batch[index])
                 break
@@ -344,12 +463,27 @@ def _operation(script: Callable[[], Script[T]]) -> Operation[T]:
     return lambda connection: run_script(script(), lambda step: _execute(connection, step))
 
 
+def _refusal(error: BaseException) -> str | None:
+    """Why SQLite or the OS refused to write, when it did: no space, or read-only."""
+    if isinstance(error, sqlite3.Error):
+        primary = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+        return {SQLITE_FULL: NO_SPACE, SQLITE_READONLY: READ_ONLY}.get(primary)
+    if isinstance(error, OSError):
+        return {errno.ENOSPC: NO_SPACE, errno.EDQUOT: NO_SPACE, errno.EROFS: READ_ONLY}.get(
+            error.errno or 0
+        )
+    return None
+
+
 def _translated(error: BaseException, where: str) -> BaseException:
     """A driver error as a `StoreError` naming the store (other errors unchanged)."""
     if isinstance(error, StoreError):
         return error
     if isinstance(error, sqlite3.IntegrityError):
         return StoreConflict(f"{where}: {error}")
+    refused = _refusal(error)
+    if refused is not None:
+        return StoreRefusedWrite(f"{where}: {error}", refused)
     if isinstance(error, sqlite3.Error | OSError):
         return StoreUnavailable(f"{where}: {error}")
     return error
@@ -367,10 +501,12 @@ class SQLiteConnector(Connector):
         *,
         memory_name: str | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
+        checkpoints: CheckpointPolicy | None = None,
     ) -> None:
         self.path = path
         self.memory_name = memory_name
         self.max_batch = max_batch
+        self.checkpoints = checkpoints or CheckpointPolicy()
         self._writer: _ConnectionThread | None = None
         self._reader: _ConnectionThread | None = None
 
@@ -390,6 +526,12 @@ class SQLiteConnector(Connector):
     @property
     def largest_batch(self) -> int:
         return self._writer.largest_batch if self._writer else 0
+
+    @property
+    def checkpoints_done(self) -> dict[str, int]:
+        """Checkpoints the writer ran besides SQLite's own, by reason."""
+        upkeep = self._writer.upkeep if self._writer else None
+        return dict(upkeep.done) if upkeep is not None else {}
 
     async def open(self, migrate: Callable[[], Script[None]]) -> None:
         if self._writer is not None:
@@ -427,6 +569,11 @@ class SQLiteConnector(Connector):
             transactional=transactional,
             max_batch=self.max_batch,
             before_close=self._save_memory if transactional and self.memory_name else None,
+            upkeep=(
+                _WalUpkeep(self.path, self.checkpoints)
+                if transactional and self.path is not None
+                else None
+            ),
         )
         thread.start()
         return thread
@@ -485,9 +632,12 @@ class SQLiteStore(QueueStore):
         max_batch: int = DEFAULT_MAX_BATCH,
         owns_leases: bool = True,
         memory_name: str | None = None,
+        checkpoints: CheckpointPolicy | None = None,
     ) -> None:
         location = None if path is None else Path(path).absolute()
-        connector = SQLiteConnector(location, memory_name=memory_name, max_batch=max_batch)
+        connector = SQLiteConnector(
+            location, memory_name=memory_name, max_batch=max_batch, checkpoints=checkpoints
+        )
         super().__init__(connector, owns_leases=owns_leases)
 
     @classmethod

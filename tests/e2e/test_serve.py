@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,9 @@ import aiohttp
 import orjson
 import pytest
 
+from router.delivery import new_delivery_id
+from router.store.base import IngestRecord, NewDelivery
+from router.store.sqlite import SQLiteStore
 from tests.conftest import fresh_event
 from tests.receivers import Receiver
 
@@ -120,6 +124,52 @@ def test_serve_on_a_taken_port_exits_with_a_clear_error(tmp_path):
         stderr = finish(process)
     assert process.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in stderr
+
+
+async def _store_with_due_deliveries(db: Path, count: int) -> None:
+    """A store holding `count` calls, each with a delivery to `crm` due now."""
+    store = SQLiteStore(db)
+    await store.open()
+    try:
+        for _ in range(count):
+            event = fresh_event()
+            delivery = NewDelivery(new_delivery_id(), "crm", "all")
+            payload = json.dumps(event).encode()
+            await store.ingest(IngestRecord(event["id"], payload, time.time(), [delivery]))
+    finally:
+        await store.close()
+
+
+async def _attempts(db: Path) -> list[tuple[str, int]]:
+    store = SQLiteStore(db)
+    await store.open()
+    try:
+        return [(view.status, view.attempts) for view in await store.list_deliveries()]
+    finally:
+        await store.close()
+
+
+async def test_serve_that_cannot_listen_sends_nothing(tmp_path, receiver):
+    """DESIGN §3: a `serve` that cannot listen exits 1 before it sends anything. With
+    deliveries due in the store and the port taken (a second `serve`), the store's
+    deliveries stay as they were and the sink hears nothing."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        f'version: 1\nsinks: {{crm: {{type: http, url: "{receiver.url()}"}}}}\n'
+        "rules: [{name: all, to: [crm]}]\n"
+    )
+    db = tmp_path / "router.db"
+    await _store_with_due_deliveries(db, 5)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = start_server(rules, db, port)
+        stderr = await asyncio.to_thread(finish, process)
+    assert process.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in stderr
+    assert receiver.received == []
+    assert await _attempts(db) == [("pending", 0)] * 5
 
 
 async def test_sigterm_stops_gracefully(tmp_path):
