@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router.rules import CompiledRule, compile_when, route
+from router.rules.matching import CompiledRule, compile_when, route
 
 STATUSES = ["COMPLETED", "TRANSFERRED", "FAILED", "CANCELED"]
 CAUSES = ["USER_ENDED", "VOICEMAIL_DETECTED", "SILENCE_TIMEOUT", "AGENT_ENDED", "NO_ANSWER"]

@@ -60,8 +60,8 @@ def rules_yaml(count: int, mix: str = "global") -> str:
 
 
 def measure(count: int, mix: str = "global", repeat: int = 7, budget: float = 0.2) -> dict:
-    from router.config import parse_config
-    from router.rules import route
+    from router.config.schema import parse_config
+    from router.rules.matching import route
 
     config = parse_config(rules_yaml(count, mix), f"generated-{count}.yaml", environ={})
     event = json.loads(SAMPLE.read_text())

@@ -17,10 +17,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router.samples import sample_event
-from router.templates import Template, TemplateKind, event_context
+from router.core.samples import sample_event
+from router.core.templates import Template, TemplateKind, event_context
 from sinks.base import Digest
-from sinks.email_templates import _DEFAULT_HTML, _STATUS_COLOURS, build_alert
+from sinks.email.templates import _DEFAULT_HTML, _STATUS_COLOURS, build_alert
 
 SLACK_TEXT = "{{ status }} call from {{ fromNumber | mask_phone }}"
 SLACK_BLOCKS = """[

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from router.retry import RetrySettings
-from router.templates import TemplateRenderError, event_context
-from router.units import Rate, RateLimit
+from router.core.retry import RetrySettings
+from router.core.templates import TemplateRenderError, event_context
+from router.core.units import Rate, RateLimit
 
 if TYPE_CHECKING:
     import aiohttp

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from router.parse_workers import ParseWorkers
+from router.engine.parse_workers import ParseWorkers
 from router.store.base import Store
 
 StoreFactory = Callable[[], Awaitable[Store]]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from router.collector import OLDER_THRESHOLDS, YOUNG_THRESHOLD, settle_after_start
+from router.core.collector import OLDER_THRESHOLDS, YOUNG_THRESHOLD, settle_after_start
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from router.config import parse_config
-from router.parse_workers import RulesSource, default_worker_count
-from router.yaml_source import named_variables
+from router.config.schema import parse_config
+from router.config.yaml_source import named_variables
+from router.engine.parse_workers import RulesSource, default_worker_count
 
 RULES = """
 version: 1

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.health import HealthPolicy, StoreHealth, StoreRecord
+from router.engine.health import HealthPolicy, StoreHealth, StoreRecord
 from router.store.errors import NO_SPACE, READ_ONLY, StoreRefusedWrite, StoreUnavailable
 from router.store.postgres import FailureReport
 
