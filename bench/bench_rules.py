@@ -1,4 +1,4 @@
-"""Microseconds per event for `router.rules.route` over 10, 100 and 1,000 rules.
+"""Microseconds per event for `router.rules.matching.route` over 10, 100 and 1,000 rules.
 
 Run from the repository root: `python bench/bench_rules.py [--repeat 7]`.
 Two mixes of the shapes rules.yaml sees in practice (status, direction and

@@ -1,4 +1,4 @@
-"""µs per render of the shipped and documented templates (router.templates), to see what
+"""µs per render of the shipped and documented templates (router.core.templates), to see what
 the rendering bounds (time and output size) cost. Not part of pytest; asserts nothing.
 
     python bench/template_render.py            # best of 7 timeit repeats per template

@@ -237,7 +237,7 @@ class Sink(ABC):
         """Send one message; return on success, raise `Retryable` or `Permanent`."""
 
     # A sink whose `send` is `transmit(build(request))`: the engine may call `build` in a
-    # parse worker process (`router.render_apart`) for a large call.
+    # parse worker process (`router.engine.render_apart`) for a large call.
     builds_apart: ClassVar[bool] = False
 
     def build(self, request: DeliveryRequest) -> Any:

@@ -1,6 +1,6 @@
 """The operators' commands (DESIGN.md section 3): `silence add|list|expire` and
 `sink pause|resume`, acting on the store directly, so a running service (every replica)
-applies them within its refresh of the controls (`router.controls`, 1 s).
+applies them within its refresh of the controls (`router.operators.controls`, 1 s).
 
 Exit status: 0 done, 1 the store failed or the silence is unknown, 2 a bad request
 (each problem on its own line, naming its field; nothing is stored)."""

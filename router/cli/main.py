@@ -1,5 +1,5 @@
 """The `revring-router` command: serve, check, route, deliveries, replay, backfill,
-calls, release; silence and sink (`router.cli_controls`)."""
+calls, release; silence and sink (`router.cli.controls`)."""
 
 from __future__ import annotations
 
@@ -702,7 +702,7 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
         log.error("cannot start: %s", exc)
         print(f"revring-router: cannot start: {exc}", file=sys.stderr)
         return 1
-    settle_after_start()  # the long-lived objects out of the collector's way (router.collector)
+    settle_after_start()  # the long-lived objects out of the collector's way (router.core.collector)
     site = GuardedSite(runner, host, port, limits, listeners=listeners)
     await site.start()
     runtime = app[RUNTIME]

@@ -91,7 +91,7 @@ class RulesFile(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     sinks: dict[str, AnySinkConfig] = Field(default_factory=dict)
     rules: list[RuleSettings] = Field(default_factory=list)
-    time_intervals: Any = None  # checked and compiled by router.time_intervals
+    time_intervals: Any = None  # checked and compiled by router.rules.time_intervals
 
 
 @dataclass
@@ -107,7 +107,7 @@ class Config:
     template_positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     time_intervals: dict[str, TimeInterval] = field(default_factory=dict)
     # What it was compiled from: the text and the environment variables the text names
-    # (`router.parse_workers` compiles the same rules again in its worker processes).
+    # (`router.engine.parse_workers` compiles the same rules again in its worker processes).
     source: str = field(default="", repr=False)
     variables: dict[str, str] = field(default_factory=dict, repr=False)
 

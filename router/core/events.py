@@ -51,7 +51,7 @@ def decode_json(body: bytes, *, refuse_deep: bool = False) -> Any:
 
     JSON nested deeper than `MAX_DEPTH` levels (DESIGN.md section 5): with `refuse_deep`
     (a body coming in) it raises `TooDeep`, naming the top-level fields that are; else (a
-    body stored before the limit) it comes cut at the limit (`router.nesting.clipped`),
+    body stored before the limit) it comes cut at the limit (`router.core.nesting.clipped`),
     so nothing that prints or compares it recurses past it. The walk that measures the
     depth also finds the floats that may stand for big integers: the slower check for
     those runs only when there is one."""

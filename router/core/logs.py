@@ -4,7 +4,7 @@ fields (event_id, delivery_id, sink, rule, ...) passed as `extra=` kept as keys.
 Text that reaches a log line or a terminal may come from a caller (a call id, an error
 a server echoed): `printable` writes its control characters as escapes, so it can
 neither start a forged log line nor drive the terminal. Phone numbers in a line (its
-message, its string fields, a traceback) are masked (`router.phones`).
+message, its string fields, a traceback) are masked (`router.core.phones`).
 """
 
 from __future__ import annotations

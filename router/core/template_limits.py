@@ -1,10 +1,10 @@
 """Bounds on rendering a rules.yaml template (DESIGN.md section 6: "Rendering is bounded
-(time and output size), at check and at send"): the Jinja2 sandbox that `router.templates`
+(time and output size), at check and at send"): the Jinja2 sandbox that `router.core.templates`
 compiles every template with.
 
 A render gets `RENDER_SECONDS` of time and `OUTPUT_CHARS` of output. Going past either,
 or asking one operation for more than `OUTPUT_CHARS` at once, raises `RenderLimitExceeded`
-naming the bound, which `router.templates` reports as a template error: a `check` error,
+naming the bound, which `router.core.templates` reports as a template error: a `check` error,
 and a permanent delivery failure at send.
 
 - Time: a deadline (set by `start_render` for one render) is checked where a template
@@ -536,7 +536,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     `output_factor`: how much longer than its finished output a template's rendered text
     may be. A JSON template's finalizer writes each value twice, escaped once more for a
-    string (router.json_printing), and its output is checked again once placed
+    string (router.core.json_printing), and its output is checked again once placed
     (`check_output`)."""
 
     code_generator_class = _BoundedCodeGenerator

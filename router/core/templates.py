@@ -9,7 +9,7 @@ Each template has a *kind* that decides how the values it prints are treated:
 - `header`: line breaks are removed from the output, so a header cannot be split.
 - `json`: the output must parse as JSON (an HTTP body). Every printed value fills one
   JSON token: inside quotes it is escaped for a JSON string, outside it is a whole JSON
-  value, and `tojson` output goes in as a whole value (see `router.json_printing`).
+  value, and `tojson` output goes in as a whole value (see `router.core.json_printing`).
 - `slack_json`: a `json` template for Slack blocks: values are also escaped for mrkdwn.
 - `teams_json`: a `json` template for a Teams Adaptive Card: text values (and the string
   leaves of a printed list or mapping) are also escaped for the card's Markdown subset.
@@ -249,7 +249,7 @@ class Template:
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The template's text for `context`; `TemplateRenderError` when it fails, or goes
-        past a bound of `router.template_limits` (time, output size)."""
+        past a bound of `router.core.template_limits` (time, output size)."""
         bound = start_render(context)
         try:
             text = self._compiled.render(context)

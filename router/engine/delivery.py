@@ -180,7 +180,7 @@ class DeliveryEngine:
                     lane.wake()
 
     def store_failed(self, error: Exception, what: str, **fields: str) -> None:
-        """A store call failed: an outage is reported once (see router.health); anything
+        """A store call failed: an outage is reported once (see router.engine.health); anything
         else is a bug and logged in full."""
         if is_store_failure(error):
             self.health.failed(error)
@@ -501,7 +501,7 @@ class SinkLane:
             self.wake()
 
     def _after_worker_loss(self, delivery: ClaimedDelivery) -> float | None:
-        """The parse workers building this delivery's message died (`router.render_apart`):
+        """The parse workers building this delivery's message died (`router.engine.render_apart`):
         seconds until it is tried again without spending an attempt, or None once its
         workers died `WORKER_LOSSES_DEFERRED` times: then the message itself may be what
         kills them, and each further loss spends an attempt (the sink's breaker still
@@ -535,7 +535,7 @@ class SinkLane:
 
     async def _ready(self, sink: Sink, delivery: ClaimedDelivery) -> ReadySend:
         """The delivery decoded and checked against the silences, here or, for a large
-        call, in a parse worker process (`router.render_apart`)."""
+        call, in a parse worker process (`router.engine.render_apart`)."""
         payloads = None
         if delivery.kind == "digest":
             payloads = await self.engine.store.digest_calls(delivery.id)

@@ -8,7 +8,7 @@ faster). An outage ends when the store has answered steadily for a moment (a few
 successes and a few seconds without a failure), not at its first success: after a
 freeze, calls queued during it still time out between others that succeed, and that
 is one outage, not a dozen. The delivery lanes back off on their own meanwhile (see
-router.delivery).
+router.engine.delivery).
 
 /readyz probes with a one-row write, which a full disk can still take (it reuses the
 WAL's pages) while a call's larger write cannot: a write refused for lack of space or

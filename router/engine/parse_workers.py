@@ -2,7 +2,7 @@
 
 orjson and pydantic-core hold the interpreter lock for a whole call, so a 1 MiB body
 parsed in a thread of the router still stalls its event loop for tens of milliseconds.
-Here `router.ingest.prepare` runs in a small pool of processes started from a fork
+Here `router.engine.prepare` runs in a small pool of processes started from a fork
 server (never a plain fork of a process with threads and a running loop).
 
 Compiled rules hold closures and do not pickle: each task carries the rules.yaml text
@@ -16,7 +16,7 @@ and the call is tried once more in a fresh worker. When that one dies too the bo
 the likely cause, and it is not tried in the router's own process (which it could take
 down with every call in flight): the caller gets `WorkerLost` and answers 503.
 
-The same pool builds the messages of large calls' deliveries (`router.render_apart`,
+The same pool builds the messages of large calls' deliveries (`router.engine.render_apart`,
 through `ParseWorkers.call`). Workers start from a fork server that has imported the
 router's modules (0.5 s once, then ~0.1 s per pool), with `serve` or with the first
 large body, off the event loop; each exits by itself if the router process dies.
@@ -290,7 +290,9 @@ class ParseWorkers:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         if len(pids) == self.workers:  # every worker opened the pool's semaphores
-            unlink_names(context)  # a killed router leaves none behind (router.pool_semaphores)
+            unlink_names(
+                context
+            )  # a killed router leaves none behind (router.engine.pool_semaphores)
         return pool, pids
 
     def close(self) -> None:
@@ -308,7 +310,7 @@ def _retrieved(task: asyncio.Task[None]) -> None:
 
 def active_silence_records(controls: Any, instant: datetime) -> tuple[SilenceRecord, ...]:
     """The stored records of the silences `controls.active_silences` gives at `instant`,
-    in its order (`controls`: a `router.controls.OperatorControls`, or None)."""
+    in its order (`controls`: a `router.operators.controls.OperatorControls`, or None)."""
     if controls is None:
         return ()
     known: Sequence[Any] = controls.silences

@@ -1,4 +1,4 @@
-"""Deliveries of large calls built in the parse worker processes (`router.parse_workers`).
+"""Deliveries of large calls built in the parse worker processes (`router.engine.parse_workers`).
 
 Decoding a 1 MiB stored body holds the interpreter lock for tens of milliseconds, and
 the sink's templates walk what it decodes to. For a call (or a digest) over the inline

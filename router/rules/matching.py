@@ -25,7 +25,7 @@ timestamps are ISO strings). Semantics, following DESIGN.md section 6:
   and `"1"` is not `1`. `lt le gt ge` compare numbers with numbers and strings with
   strings (ISO timestamps compare as text); other pairs never match.
 - `regex` (a search anywhere in the text, as re.search, but run by RE2 in linear time;
-  see router.regex) and `startswith` apply to strings only;
+  see router.rules.regex) and `startswith` apply to strings only;
   `contains` is a substring test on strings and a membership test on lists.
 
 Every problem in a `when:` block is collected into one `ConditionErrors`, each
@@ -33,7 +33,7 @@ with a path relative to the `when:` mapping (an operator's problem points at the
 operator's key), so config can report `FILE:LINE:COL`.
 
 `route` evaluates rules in file order. It skips the rules that cannot match through
-an index of the tests each rule needs (router.rule_index: string equality, prefixes,
+an index of the tests each rule needs (router.rules.index: string equality, prefixes,
 regexes, substrings, bounds, presence), built on first use of a rule list and reused
 while that list is unchanged (Config builds its list once per load, so a reload gets a
 fresh index). Each `when` is compiled to one generated Python function whose text holds
@@ -644,7 +644,7 @@ def _generate(when: Any) -> Condition | None:
 # -- the index ----------------------------------------------------------------------------
 
 # For each compiled `when`, the alternatives of which one holds on every event it matches
-# (router.rule_index). No entry: nothing is known, the rule is always evaluated.
+# (router.rules.index). No entry: nothing is known, the rule is always evaluated.
 _GUARDS: WeakKeyDictionary[Condition, tuple[Alternative, ...]] = WeakKeyDictionary()
 
 _INDEX_CACHE_SIZE = 8
@@ -701,7 +701,7 @@ class CompiledRule:
     to: tuple[str, ...]
     stop: bool = False
     group: GroupSpec | None = None
-    active_during: tuple[str, ...] = ()  # names of time intervals (router.muting)
+    active_during: tuple[str, ...] = ()  # names of time intervals (router.rules.muting)
     muted_during: tuple[str, ...] = ()
 
 

@@ -1,7 +1,7 @@
 """`/admin/*`: list deliveries, replay them, reload rules.yaml; silences and sink pauses
-(`router.admin_controls`). Bearer `ROUTER_ADMIN_TOKEN`, checked before any body is read;
+(`router.web.admin_controls`). Bearer `ROUTER_ADMIN_TOKEN`, checked before any body is read;
 a wrong one counts against the client address in the shared limit on failed
-credentials (`router.credential_limits`: then 429). Without a token configured the whole
+credentials (`router.web.credential_limits`: then 429). Without a token configured the whole
 admin API answers 404."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`/admin/silences` and `/admin/sinks/{name}/pause|resume` (DESIGN.md sections 4 and 9),
-behind the admin API's bearer guard. Requests are checked by `router.silences`; a bad
+behind the admin API's bearer guard. Requests are checked by `router.operators.silences`; a bad
 one is a 422 naming every problem, and nothing is stored."""
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ async def _start_parse_workers(workers: ParseWorkers | None) -> None:
 
 def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Application:
     """The application; the store opens, rules.yaml loads and workers start on startup."""
-    # Every route's body is read under the webhook's limits (`router.request_body`).
+    # Every route's body is read under the webhook's limits (`router.web.request_body`).
     app = web.Application(middlewares=[track_requests, answer_refusals])
     body_limits = BodyLimits(settings.ingest.body_timeout)
     app[BODY_LIMITS] = body_limits

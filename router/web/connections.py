@@ -7,7 +7,7 @@ rest is here. `GuardedHandler` closes a connection whose first request head is n
 complete within `header_timeout`, with a 408. `GuardedSite` accepts connections itself
 and holds at most `max_connections` open. A connection is *waiting* while the server
 waits for its client: for its first request head, or for a request body being read
-(`router.request_body`, whose deadline is `ROUTER_BODY_TIMEOUT`). When a client arrives
+(`router.web.request_body`, whose deadline is `ROUTER_BODY_TIMEOUT`). When a client arrives
 at the cap, the connection that has been waiting longest, if more than `EVICTION_GRACE`,
 gives way with a 408 (silent and byte-at-a-time clients cannot crowd out real ones);
 while there is none, the newcomer waits for a free slot, and those after it wait in the
@@ -133,7 +133,7 @@ class GuardedHandler(web.RequestHandler):
             transport.write(HEAD_TIMEOUT_ANSWER)
         self.force_close()
 
-    # --- a body being read (router.request_body) ---
+    # --- a body being read (router.web.request_body) ---
 
     def waiting_for_body(self, give_up: Callable[[], None]) -> None:
         """A handler waits for the request body; `give_up` makes it stop and answer 408

@@ -105,7 +105,7 @@ def _admin(
 
 
 def _body_answers(bad_request: Schema | None) -> dict[str, Schema]:
-    """What any route that reads a body may answer about it (`router.request_body`)."""
+    """What any route that reads a body may answer about it (`router.web.request_body`)."""
     not_text = "the body is not UTF-8 (or the charset it names), or names an unknown charset"
     if bad_request is not None:
         not_text = f"{bad_request['description']}; or {not_text}"

@@ -1,7 +1,7 @@
 """Request bodies, for every route, under the webhook's limits: at most `MAX_BODY_BYTES`
 (else 413), complete within the body deadline (`ROUTER_BODY_TIMEOUT`, else 408), and
 given up with a 408 when the connection has to make room at the connection cap
-(`router.connections`); and their text decoded strictly: a body that is not valid in
+(`router.web.connections`); and their text decoded strictly: a body that is not valid in
 its charset (UTF-8 unless the `Content-Type` names another), or that names a charset
 Python does not know, is a 400, never a 500.
 

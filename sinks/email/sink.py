@@ -1,6 +1,6 @@
 """The `email` sink: one well-formed message per routed call over SMTP (aiosmtplib).
 
-The message itself is built by `sinks.email_message` (pure); this module holds
+The message itself is built by `sinks.email.message` (pure); this module holds
 the settings and the SMTP conversation, and turns what the server says into an
 outcome:
 

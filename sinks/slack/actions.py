@@ -205,7 +205,7 @@ def silence_condition(fields: Sequence[str], calls: Sequence[Mapping[str, Any]])
             when[name] = {"exists": False}
         elif isinstance(value, str | int | float | bool):
             when[name] = value
-    if not names_values(when):  # the rule every silence follows (router.silences)
+    if not names_values(when):  # the rule every silence follows (router.operators.silences)
         raise PayloadInvalid(
             f"the call has no value to silence on ({', '.join(fields)}); silence it from the"
             " console or the admin API instead"

@@ -1,6 +1,6 @@
 """The `slack` sink: call alerts through an incoming webhook or a bot token (slack-sdk).
 
-The message itself is built in `sinks.slack_message`; this module sends it and turns
+The message itself is built in `sinks.slack.message`; this module sends it and turns
 Slack's answers into outcomes. slack-sdk's own retry handlers are switched off: a
 rate limit or an outage is rescheduled in the store, never slept on in a worker.
 

@@ -1,6 +1,6 @@
 """The `teams` sink: call alerts as Adaptive Cards to a Microsoft Teams Workflows webhook.
 
-The card is built in `sinks.teams_card`; this module sends it through the transport the
+The card is built in `sinks.teams.card`; this module sends it through the transport the
 `http` sink uses (`PostingSink`) and turns Teams' answers into outcomes:
 
     200, 202       delivered (Workflows webhooks answer 202 Accepted)

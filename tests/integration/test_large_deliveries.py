@@ -1,5 +1,5 @@
 """Deliveries of large calls are decoded, checked against the silences and built by the
-sink in a parse worker process (`router.render_apart`, real processes); the router only
+sink in a parse worker process (`router.engine.render_apart`, real processes); the router only
 sends the message. What the worker builds is what the router would have built, failures
 included, and the message that arrives is the one the router would have sent."""
 

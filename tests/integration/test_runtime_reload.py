@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from router.config import runtime as runtime_module
 from router.config.runtime import Runtime
 from router.config.schema import ConfigError
-from router.config.schema import runtime as runtime_module
 from router.core.metrics import Metrics
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSink

@@ -1,4 +1,4 @@
-"""`router.collector`: the collector settings `serve` applies once it is set up."""
+"""`router.core.collector`: the collector settings `serve` applies once it is set up."""
 
 from __future__ import annotations
 

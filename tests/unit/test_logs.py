@@ -8,7 +8,7 @@ import sys
 
 from router.core.logs import JsonFormatter, TextFormatter
 
-FORGED = "call-1\n2026-12-02 06:00:00,000 ERROR router.admin: admin token leaked\x1b[2K"
+FORGED = "call-1\n2026-12-02 06:00:00,000 ERROR router.web.admin: admin token leaked\x1b[2K"
 
 
 def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -23,7 +23,7 @@ def test_a_call_id_with_a_line_break_stays_on_one_text_line() -> None:
     assert "\x1b" not in line
     assert "accepted call call-1\\n2026-12-02 06:00:00,000 ERROR" in line
     assert line.endswith(
-        "event_id=call-1\\n2026-12-02 06:00:00,000 ERROR router.admin: admin token leaked\\x1b[2K"
+        "event_id=call-1\\n2026-12-02 06:00:00,000 ERROR router.web.admin: admin token leaked\\x1b[2K"
     )
 
 

@@ -1,4 +1,4 @@
-"""The pure parts of `router.parse_workers`: how many workers by default, and the key a
+"""The pure parts of `router.engine.parse_workers`: how many workers by default, and the key a
 worker compiles rules.yaml under (it changes with anything that changes the rules)."""
 
 from __future__ import annotations

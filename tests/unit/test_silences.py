@@ -1,5 +1,5 @@
-"""Checking silence and pause requests (`router.silences`) and the controls' send-time
-rule (`router.controls`): pure, no store."""
+"""Checking silence and pause requests (`router.operators.silences`) and the controls' send-time
+rule (`router.operators.controls`): pure, no store."""
 
 from __future__ import annotations
 

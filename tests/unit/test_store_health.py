@@ -1,4 +1,4 @@
-"""The store's record (router.health), on an injected clock: an outage is logged once
+"""The store's record (router.engine.health), on an injected clock: an outage is logged once
 when it starts and once when the store has answered steadily again, however the
 successes and failures of its end interleave; a write refused for space or a
 read-only store keeps /readyz at 503 for a while, whatever the probe says."""

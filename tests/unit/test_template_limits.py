@@ -1,4 +1,4 @@
-"""Rendering is bounded in time and output size (router.template_limits, DESIGN.md section
+"""Rendering is bounded in time and output size (router.core.template_limits, DESIGN.md section
 6): templates that would build too much or run too long stop with an error naming the
 bound, quickly; everything else renders exactly as Jinja2's own sandbox renders it."""
 

@@ -1,12 +1,12 @@
 """The web console at `/ui/`: server-rendered pages for the people who run the router.
 
-`console_app` builds it as an aiohttp sub-application, mounted by `router.app` only when
+`console_app` builds it as an aiohttp sub-application, mounted by `router.web.app` only when
 `ROUTER_ADMIN_TOKEN` is set (without it, `/ui/` is 404). Every response carries a strict
-Content-Security-Policy; every page and action needs a session (`router.ui.auth`); every
+Content-Security-Policy; every page and action needs a session (`router.web.ui.auth`); every
 POST but the sign-in needs the session's CSRF token and, when the browser sends an
 `Origin`, this host's. The session is checked before a body is read, and bodies are
-read under the limits of every route (`router.request_body`); a failed sign-in counts
-in the limit on failed credentials the admin API shares (`router.credential_limits`).
+read under the limits of every route (`router.web.request_body`); a failed sign-in counts
+in the limit on failed credentials the admin API shares (`router.web.credential_limits`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Console sign-in: the admin token checked in constant time, a signed and expiring session
 cookie, and a CSRF token bound to the session. (Failed sign-ins count in the limit on
-failed credentials per address, `router.credential_limits`.)
+failed credentials per address, `router.web.credential_limits`.)
 
 The cookie holds `<expires>.<session id>.<signature>`, signed with HMAC-SHA256 under a
 key derived from `ROUTER_ADMIN_TOKEN`: changing the token ends every session. Signing
