@@ -166,7 +166,8 @@ def _rules(steps: dict) -> list[str]:
     if not rules:
         return []
     lines = [
-        "## Rule evaluation (`router.rules.matching.route`, best of 7 timeit repeats, median of runs)",
+        "## Rule evaluation (`router.rules.matching.route`, best of 7 timeit repeats,"
+        " median of runs)",
         "",
         "Rules generated as rules.yaml text and compiled by `router.config.schema.parse_config`; "
         "the event is samples/failed-outbound.json. `global`: one rule in eight matches every "

@@ -702,7 +702,8 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
         log.error("cannot start: %s", exc)
         print(f"revring-router: cannot start: {exc}", file=sys.stderr)
         return 1
-    settle_after_start()  # the long-lived objects out of the collector's way (router.core.collector)
+    # The long-lived objects out of the collector's way (router.core.collector).
+    settle_after_start()
     site = GuardedSite(runner, host, port, limits, listeners=listeners)
     await site.start()
     runtime = app[RUNTIME]

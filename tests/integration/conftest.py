@@ -118,7 +118,8 @@ async def store(store_factory: StoreFactory) -> Store:
 
 @pytest.fixture
 async def workers() -> AsyncIterator[ParseWorkers]:
-    """A pool of two parse worker processes (router.engine.parse_workers), stopped after the test."""
+    """A pool of two parse worker processes (`router.engine.parse_workers`), stopped
+    after the test."""
     pool = ParseWorkers(2)
     await pool.start()
     yield pool

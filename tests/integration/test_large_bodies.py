@@ -53,7 +53,7 @@ async def test_a_large_body_is_parsed_in_a_worker_process_and_a_small_one_on_the
     tmp_path, write_rules, monkeypatch
 ):
     in_router: list[int] = []  # sizes of the bodies this process's `prepare` saw
-    real_prepare = router.engine.prepare
+    real_prepare = router.engine.intake.prepare
 
     def recording_prepare(body, *args, **kwargs):
         in_router.append(len(body))
@@ -253,7 +253,7 @@ async def test_with_no_parse_workers_a_large_body_is_parsed_in_a_thread_of_the_r
     write_rules, monkeypatch
 ):
     threads: list[str] = []
-    real_prepare = router.engine.prepare
+    real_prepare = router.engine.intake.prepare
 
     def recording_prepare(*args, **kwargs):
         threads.append(threading.current_thread().name)

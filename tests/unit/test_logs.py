@@ -23,7 +23,8 @@ def test_a_call_id_with_a_line_break_stays_on_one_text_line() -> None:
     assert "\x1b" not in line
     assert "accepted call call-1\\n2026-12-02 06:00:00,000 ERROR" in line
     assert line.endswith(
-        "event_id=call-1\\n2026-12-02 06:00:00,000 ERROR router.web.admin: admin token leaked\\x1b[2K"
+        "event_id=call-1\\n2026-12-02 06:00:00,000 ERROR router.web.admin: "
+        "admin token leaked\\x1b[2K"
     )
 
 
