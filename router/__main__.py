@@ -1,5 +1,5 @@
 """Entry point for `python -m router`."""
 
-from router.cli.main import main
+from router.cli import main
 
 raise SystemExit(main())

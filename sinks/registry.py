@@ -7,12 +7,12 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from sinks.base import Sink, SinkConfig, SinkResources
-from sinks.email.settings import EmailSinkConfig
+from sinks.email import EmailSinkConfig
 from sinks.http import HttpSinkConfig
 from sinks.log import LogSinkConfig
 from sinks.pagerduty import PagerDutySinkConfig
-from sinks.slack.sink import SlackSinkConfig
-from sinks.teams.sink import TeamsSinkConfig
+from sinks.slack import SlackSinkConfig
+from sinks.teams import TeamsSinkConfig
 
 SINK_CONFIG_TYPES: tuple[type[SinkConfig], ...] = (
     SlackSinkConfig,

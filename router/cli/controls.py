@@ -15,18 +15,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from router.config.schema import ConfigError, load_config
+from router.config import ConfigError, load_config
 from router.core.logs import printable
-from router.operators.silences import (
+from router.operators import (
     EXPIRED_SILENCES_KEPT,
     RequestInvalid,
     parse_pause_request,
     parse_silence_request,
     silence_json,
 )
-from router.rules.matching import MAX_WHEN_DEPTH
-from router.store import StoreError, open_store
-from router.store.base import Store
+from router.rules import MAX_WHEN_DEPTH
+from router.store import Store, StoreError, open_store
 
 INVALID = 2
 

@@ -20,21 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from router import __version__
 from router.cli.controls import add_control_commands
-from router.config.schema import Config, ConfigError, load_config
-from router.config.yaml_source import Position
+from router.config import Config, ConfigError, Position, load_config
 from router.core.collector import settle_after_start
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.logs import printable
-from router.engine.preview import lookup, preview, preview_digest
-from router.operators.silences import to_silence
-from router.rules.muting import Silence
+from router.engine import preview
+from router.engine.preview import lookup, preview_digest
+from router.operators import to_silence
+from router.rules import Silence
 from router.store import StoreError, open_store
 from router.store.base import Acknowledgement, CallFilters, DeliveryView
 from sinks.base import Digest
 
 if TYPE_CHECKING:
-    from router.web.app import ServiceSettings
-    from router.web.connections import ConnectionLimits
+    from router.web import ConnectionLimits, ServiceSettings
 
 log = logging.getLogger("router.cli.main")
 
@@ -407,8 +406,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from router.revring.api import api_from_env
-    from router.revring.backfill import MAX_IDS, IdsError, Progress, dry_run, read_ids
+    from router.revring import api_from_env, dry_run
+    from router.revring.backfill import MAX_IDS, IdsError, Progress, read_ids
 
     try:
         api = api_from_env()
@@ -474,10 +473,10 @@ async def _backfill_into_store(
 ) -> Any:
     """Ingest through the webhook's own path, into the store a running server shares: its
     delivery engine picks the new deliveries up (at its next poll on SQLite)."""
-    from router.config.runtime import Runtime
+    from router.config import Runtime
     from router.core.metrics import Metrics
-    from router.engine.intake import Intake
-    from router.revring.backfill import backfill
+    from router.engine import Intake
+    from router.revring import backfill
     from sinks.base import SinkResources
 
     metrics = Metrics()
@@ -538,7 +537,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
 
 def cmd_release(args: argparse.Namespace) -> int:
     """Route a held or not-verified call by hand, with the body as posted."""
-    from router.revring.verify import release
+    from router.revring import release
 
     config = _load_or_report(args.config)
     if config is None:
@@ -580,8 +579,7 @@ def _store_failed(command: str, error: Exception) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from router.core.logs import setup_logging
-    from router.web.app import ServiceSettings
-    from router.web.webhook import ApiKeys
+    from router.web import ApiKeys, ServiceSettings
 
     setup_logging(args.log_format)
     api_keys = ApiKeys.from_env(os.environ.get("ROUTER_API_KEYS"))
@@ -592,10 +590,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from router.engine.delivery import EngineSettings
-    from router.engine.intake import IngestLimits
-    from router.engine.parse_workers import default_worker_count
-    from router.web.connections import ConnectionLimits, default_max_connections
+    from router.engine import EngineSettings, IngestLimits, default_worker_count
+    from router.web import ConnectionLimits
+    from router.web.connections import default_max_connections
 
     try:
         _check_phone_region()
@@ -627,7 +624,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SettingError as exc:
         print(f"revring-router: {exc}", file=sys.stderr)
         return 2
-    from router.revring.api import api_from_env
+    from router.revring import api_from_env
 
     try:
         revring_api = api_from_env()
@@ -667,8 +664,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str, port: int) -> int:
     from aiohttp import web
 
-    from router.web.app import RUNTIME, build_app
-    from router.web.connections import LISTEN_BACKLOG, GuardedSite, listening_sockets
+    from router.web import GuardedSite, build_app
+    from router.web.app import RUNTIME
+    from router.web.connections import LISTEN_BACKLOG, listening_sockets
 
     # The port first: a `serve` that cannot listen (another one holds the port) exits
     # before it opens the store, starts a delivery worker or sends anything (DESIGN §3).

@@ -28,8 +28,16 @@ from router.config.yaml_source import (
 )
 from router.core.retry import RetryPolicy, RetrySettings
 from router.core.units import Duration
-from router.rules.matching import CompiledRule, Condition, ConditionErrors, GroupSpec, compile_when
-from router.rules.time_intervals import IntervalErrors, TimeInterval, compile_time_intervals
+from router.rules import (
+    CompiledRule,
+    Condition,
+    ConditionErrors,
+    GroupSpec,
+    IntervalErrors,
+    TimeInterval,
+    compile_time_intervals,
+    compile_when,
+)
 from sinks.base import SinkConfig
 from sinks.registry import SINK_TYPE_NAMES, AnySinkConfig
 

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from router.config.runtime import Runtime
+from router.config import Runtime
 from router.core.metrics import Metrics
 from router.core.pacing import PauseSettings, SinkBreaker, TokenBucket
 from router.core.retry import decide_after_failure
@@ -30,8 +30,9 @@ from router.engine.prepare import Target
 from router.engine.records import new_delivery_id
 from router.engine.render_apart import RenderApart
 from router.engine.requests import ReadySend, delivery_request
-from router.operators.controls import OperatorControls
-from router.rules.muting import Silence
+from router.operators import OperatorControls
+from router.rules import Silence
+from router.store import Store
 from router.store.base import (
     WORKER_HEARTBEAT_SECONDS,
     AttemptRecord,
@@ -39,7 +40,6 @@ from router.store.base import (
     IngestRecord,
     IngestResult,
     NewDelivery,
-    Store,
 )
 from sinks.base import (
     DeliveryRequest,

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from router.store.errors import StoreError, StoreRefusedWrite
+from router.store import StoreError, StoreRefusedWrite
 
 log = logging.getLogger("router.store")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from router.config.runtime import Runtime
+from router.config import Runtime
 from router.core.events import KNOWN_STATUSES
 from router.core.metrics import Metrics, muted_reason_label
 from router.engine.budget import ByteBudget
@@ -31,9 +31,10 @@ from router.engine.parse_workers import (
 )
 from router.engine.prepare import MutingMoment, Prepared, Rejection, prepare
 from router.engine.records import call_record, held_record, unleased
-from router.operators.controls import OperatorControls
-from router.rules.matching import CompiledRule
-from router.store.base import IngestResult, Store
+from router.operators import OperatorControls
+from router.rules import CompiledRule
+from router.store import Store
+from router.store.base import IngestResult
 
 log = logging.getLogger("router.engine.intake")
 

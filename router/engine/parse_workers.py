@@ -41,11 +41,11 @@ from typing import Any, TypeVar
 
 import orjson
 
-from router.config.schema import Config, parse_config
+from router.config import Config, parse_config
 from router.engine.pool_semaphores import SemaphoreKeepingContext, unlink_names
 from router.engine.prepare import MutingMoment, Prepared, Rejection, prepare
-from router.operators.silences import to_silence
-from router.rules.matching import CompiledRule
+from router.operators import to_silence
+from router.rules import CompiledRule
 from router.store.base import SilenceRecord
 
 log = logging.getLogger("router.engine.parse_workers")

@@ -10,9 +10,15 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from router.core.events import EventRejected, PostCallEvent, TooDeep, decode_json, parse_event
-from router.rules.matching import CompiledRule, group_key, group_key_json, route
-from router.rules.muting import Silence, mute_decisions
-from router.rules.time_intervals import TimeInterval
+from router.rules import (
+    CompiledRule,
+    Silence,
+    TimeInterval,
+    group_key,
+    group_key_json,
+    mute_decisions,
+    route,
+)
 from router.store.base import GroupJoin
 
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from router.config.schema import Config
-from router.rules.matching import CompiledRule, group_key, route
-from router.rules.muting import Silence, mute_decisions
+from router.config import Config
+from router.rules import CompiledRule, Silence, group_key, mute_decisions, route
 from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, window_time
 from sinks.http import redact
 from sinks.registry import build_sink

@@ -25,11 +25,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from router.config.runtime import Runtime
+from router.config import Runtime
 from router.engine.parse_workers import ParseWorkers, RulesSource, WorkerLost, compiled_config
 from router.engine.requests import ReadySend, delivery_request
-from router.operators.controls import KnownSilence, OperatorControls, silence_before_send
-from router.operators.silences import to_silence
+from router.operators import KnownSilence, OperatorControls, silence_before_send, to_silence
 from router.store.base import ClaimedDelivery, SilenceRecord
 from sinks.base import Permanent, Retryable, SendResult, Sink, SinkResources
 

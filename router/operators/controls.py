@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.operators.silences import to_silence
-from router.rules.muting import Silence
-from router.store.base import SilenceRecord, SinkPause, Store
+from router.rules import Silence
+from router.store import Store
+from router.store.base import SilenceRecord, SinkPause
 
 log = logging.getLogger("router.operators.controls")
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.core.units import format_duration, parse_duration
-from router.rules.matching import ConditionErrors, compile_when, kind_of
-from router.rules.muting import Silence
+from router.rules import ConditionErrors, Silence, compile_when
+from router.rules.matching import kind_of
 from router.rules.regex import compile_search
 from router.store.base import SilenceRecord, SinkPause
 

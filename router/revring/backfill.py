@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from router.config.schema import Config
+from router.config import Config
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.logs import printable
-from router.engine.intake import IngestOutcome
-from router.engine.preview import preview
+from router.engine import IngestOutcome, preview
 from router.revring.api import RevRingApi, RevRingApiError
 
 MAX_IDS = 100_000  # one run; `POST /admin/backfill` takes fewer (ADMIN_MAX_IDS)

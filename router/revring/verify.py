@@ -22,16 +22,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from router.config.runtime import Runtime
+from router.config import Runtime
 from router.core.metrics import Metrics, muted_reason_label
-from router.engine.prepare import MutingMoment, Rejection, prepare
+from router.engine import MutingMoment, Rejection, prepare
 from router.engine.records import call_record
 from router.revring.api import BATCH_SIZE, RevRingApi, RevRingApiError
-from router.rules.matching import CompiledRule
-from router.store.base import HeldCall, Store
+from router.rules import CompiledRule
+from router.store import Store
+from router.store.base import HeldCall
 
 if TYPE_CHECKING:
-    from router.operators.controls import OperatorControls
+    from router.operators import OperatorControls
 
 log = logging.getLogger("router.revring.verify")
 

@@ -16,16 +16,16 @@ from typing import Any
 
 from aiohttp import web
 
-from router.config.runtime import Runtime
-from router.operators.controls import OperatorControls
+from router.config import Runtime
+from router.operators import OperatorControls
 from router.operators.silences import iso
+from router.store import Store
 from router.store.base import (
     AcknowledgedKind,
     Acknowledgement,
     CallFilters,
     DeliveryView,
     EventView,
-    Store,
 )
 from router.web.admin_controls import control_routes
 from router.web.credential_limits import CredentialLimiter, record_failure
@@ -215,7 +215,8 @@ def admin_routes(
         return web.json_response([event_json(view) for view in views])
 
     async def release_event(request: web.Request) -> web.Response:
-        from router.revring.verify import HOLDABLE, release
+        from router.revring import release
+        from router.revring.verify import HOLDABLE
 
         event_id = request.match_info["id"]
         if not runtime.loaded:

@@ -11,17 +11,17 @@ from typing import Any
 
 from aiohttp import web
 
-from router.config.runtime import Runtime
-from router.operators.controls import OperatorControls
-from router.operators.silences import (
+from router.config import Runtime
+from router.operators import (
     EXPIRED_SILENCES_KEPT,
+    OperatorControls,
     RequestInvalid,
     parse_pause_request,
     parse_silence_request,
     pause_json,
     silence_json,
 )
-from router.store.base import Store
+from router.store import Store
 from router.web.request_body import read_text
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -15,20 +15,23 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import __version__
-from router.config.runtime import Runtime, watch_config_file
+from router.config import Runtime, watch_config_file
 from router.core.metrics import Metrics
-from router.engine.delivery import DeliveryEngine, EngineSettings
-from router.engine.health import HealthPolicy, StoreHealth, answer_within, is_store_failure
-from router.engine.intake import IngestLimits, Intake
-from router.engine.parse_workers import ParseWorkers
-from router.engine.render_apart import RenderApart
-from router.operators.controls import OperatorControls
-from router.operators.silences import EXPIRED_SILENCES_KEPT
-from router.revring.api import RevRingApi
-from router.revring.backfill import backfill, dry_run
-from router.revring.verify import Verifier, VerifySettings
-from router.store import open_store
-from router.store.base import SinkBacklog, Store
+from router.engine import (
+    DeliveryEngine,
+    EngineSettings,
+    HealthPolicy,
+    IngestLimits,
+    Intake,
+    ParseWorkers,
+    RenderApart,
+    StoreHealth,
+)
+from router.engine.health import answer_within, is_store_failure
+from router.operators import EXPIRED_SILENCES_KEPT, OperatorControls
+from router.revring import RevRingApi, Verifier, VerifySettings, backfill, dry_run
+from router.store import Store, open_store
+from router.store.base import SinkBacklog
 from router.web.admin import BackfillRun, admin_routes
 from router.web.connections import track_requests
 from router.web.credential_limits import CredentialLimiter

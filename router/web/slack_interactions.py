@@ -23,16 +23,17 @@ import aiohttp
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from router.config.runtime import Runtime
+from router.config import Runtime
 from router.core.events import decode_json
 from router.core.metrics import Metrics
 from router.core.units import format_duration
-from router.operators.controls import OperatorControls
-from router.operators.silences import RequestInvalid, parse_silence_request
-from router.store.base import Acknowledgement, DeliveryView, SlackActionRecord, Store
+from router.operators import OperatorControls, RequestInvalid, parse_silence_request
+from router.store import Store
+from router.store.base import Acknowledgement, DeliveryView, SlackActionRecord
 from router.web.admin import acknowledgement_key
 from router.web.request_body import read_body
 from sinks.base import DeliveryError
+from sinks.slack import SlackSink, SlackSinkConfig
 from sinks.slack.actions import (
     Click,
     PayloadInvalid,
@@ -45,7 +46,6 @@ from sinks.slack.actions import (
     updated_message,
 )
 from sinks.slack.message import safe_button_url
-from sinks.slack.sink import SlackSink, SlackSinkConfig
 
 log = logging.getLogger("router.slack")
 

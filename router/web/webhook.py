@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from router.core.metrics import Metrics
-from router.engine.intake import IngestOutcome, Intake
+from router.engine import IngestOutcome, Intake
 from router.web.request_body import BodyLimits, BodyRefused, read_body
 
 

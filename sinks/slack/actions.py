@@ -16,8 +16,9 @@ from typing import Any, Final, Literal
 from urllib.parse import parse_qs
 
 from router.core.units import format_duration
-from router.operators.silences import iso, names_values
-from router.rules.matching import GroupSpec, group_key
+from router.operators import names_values
+from router.operators.silences import iso
+from router.rules import GroupSpec, group_key
 
 ACTION_PREFIX: Final = "revring:"
 ACK_ACTION_ID: Final = "revring:ack"

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-import router.engine.delivery
+import router.engine.requests
 from router.config.runtime import Runtime
 from router.config.schema import parse_config
 from router.core.metrics import Metrics
@@ -47,13 +47,13 @@ async def test_a_large_call_is_built_in_a_worker_and_arrives_as_the_router_would
     tmp_path, write_rules, receiver, monkeypatch
 ):
     decoded_here: list[int] = []
-    real_decode = router.engine.delivery.decode_json
+    real_decode = router.engine.requests.decode_json
 
     def recording_decode(body: bytes) -> Any:
         decoded_here.append(len(body))
         return real_decode(body)
 
-    monkeypatch.setattr(router.engine.delivery, "decode_json", recording_decode)
+    monkeypatch.setattr(router.engine.requests, "decode_json", recording_decode)
     rules = write_rules(f"""
 version: 1
 sinks:

@@ -20,11 +20,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from router.config.runtime import Runtime
+from router.config import Runtime
 from router.core.metrics import Metrics
-from router.engine.delivery import DeliveryEngine
+from router.engine import DeliveryEngine
 from router.engine.health import is_store_failure
-from router.store.base import Store
+from router.store import Store
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.request_body import BodyRefused, read_form
 from router.web.ui.auth import SESSION_COOKIE, Sessions, token_matches

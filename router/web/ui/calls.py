@@ -19,11 +19,11 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from router.config.runtime import Runtime
+from router.config import Runtime
 from router.core.events import KNOWN_DIRECTIONS, KNOWN_STATUSES, decode_json
-from router.engine.delivery import DeliveryEngine
-from router.engine.preview import preview
-from router.store.base import CallFilters, DeliveryView, EventCursor, EventView, Store
+from router.engine import DeliveryEngine, preview
+from router.store import Store
+from router.store.base import CallFilters, DeliveryView, EventCursor, EventView
 from router.web.ui.pages import Pages, path_part
 
 CALLS_PAGE_SIZE = 50

@@ -19,11 +19,12 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
-from router.config.runtime import Runtime
-from router.engine.delivery import DeliveryEngine
-from router.operators.silences import EXPIRED_SILENCES_KEPT, RequestInvalid, parse_silence_request
-from router.rules.matching import MAX_WHEN_DEPTH
-from router.store.base import SilenceRecord, Store
+from router.config import Runtime
+from router.engine import DeliveryEngine
+from router.operators import EXPIRED_SILENCES_KEPT, RequestInvalid, parse_silence_request
+from router.rules import MAX_WHEN_DEPTH
+from router.store import Store
+from router.store.base import SilenceRecord
 from router.web.request_body import read_form
 from router.web.ui.calls import payload_of
 from router.web.ui.pages import Pages

@@ -18,14 +18,14 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Metric
 
-from router.config.runtime import Runtime
+from router.config import Runtime
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.metrics import Metrics
 from router.core.phones import mask_phone_numbers, mask_phone_numbers_in
 from router.core.samples import DEFAULT_SAMPLE, SAMPLE_NAMES, sample_call, sample_event
-from router.engine.delivery import DeliveryEngine
-from router.engine.preview import Preview, preview
-from router.store.base import CallFilters, DeliveryView, EventView, SinkCounts, Store
+from router.engine import DeliveryEngine, Preview, preview
+from router.store import Store
+from router.store.base import CallFilters, DeliveryView, EventView, SinkCounts
 from router.web.admin import acknowledgement_key
 from router.web.request_body import read_form
 from router.web.ui.pages import Pages
