@@ -1,4 +1,4 @@
-"""Microseconds per event for `router.rules.route` over 10, 100 and 1,000 rules.
+"""Microseconds per event for `router.rules.matching.route` over 10, 100 and 1,000 rules.
 
 Run from the repository root: `python bench/bench_rules.py [--repeat 7]`.
 Two mixes of the shapes rules.yaml sees in practice (status, direction and
@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router.rules import CompiledRule, compile_when, route
+from router.rules.matching import CompiledRule, compile_when, route
 
 STATUSES = ["COMPLETED", "TRANSFERRED", "FAILED", "CANCELED"]
 CAUSES = ["USER_ENDED", "VOICEMAIL_DETECTED", "SILENCE_TIMEOUT", "AGENT_ENDED", "NO_ANSWER"]

@@ -166,9 +166,10 @@ def _rules(steps: dict) -> list[str]:
     if not rules:
         return []
     lines = [
-        "## Rule evaluation (`router.rules.route`, best of 7 timeit repeats, median of runs)",
+        "## Rule evaluation (`router.rules.matching.route`, best of 7 timeit repeats,"
+        " median of runs)",
         "",
-        "Rules generated as rules.yaml text and compiled by `router.config.parse_config`; "
+        "Rules generated as rules.yaml text and compiled by `router.config.schema.parse_config`; "
         "the event is samples/failed-outbound.json. `global`: one rule in eight matches every "
         "call; `per-tenant`: 10 global rules, the rest scoped to one organisation or agent.",
         "",

@@ -2,7 +2,7 @@
 
 The rules are generated rules.yaml text (a mix of equality, lists, comparisons,
 regexes, `contains`, nested paths and `any`/`not`), parsed and compiled by
-`router.config.parse_config` as the service does, then `router.rules.route` runs
+`router.config.schema.parse_config` as the service does, then `router.rules.matching.route` runs
 over samples/failed-outbound.json; the figure is timeit's best of several repeats.
 Two mixes: `global` cycles through the shapes, so one rule in eight matches every
 call (125 of 1,000 fire); `per-tenant` keeps the first 10 rules global and scopes
@@ -60,8 +60,8 @@ def rules_yaml(count: int, mix: str = "global") -> str:
 
 
 def measure(count: int, mix: str = "global", repeat: int = 7, budget: float = 0.2) -> dict:
-    from router.config import parse_config
-    from router.rules import route
+    from router.config.schema import parse_config
+    from router.rules.matching import route
 
     config = parse_config(rules_yaml(count, mix), f"generated-{count}.yaml", environ={})
     event = json.loads(SAMPLE.read_text())

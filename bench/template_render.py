@@ -1,4 +1,4 @@
-"""µs per render of the shipped and documented templates (router.templates), to see what
+"""µs per render of the shipped and documented templates (router.core.templates), to see what
 the rendering bounds (time and output size) cost. Not part of pytest; asserts nothing.
 
     python bench/template_render.py            # best of 7 timeit repeats per template
@@ -17,10 +17,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router.samples import sample_event
-from router.templates import Template, TemplateKind, event_context
+from router.core.samples import sample_event
+from router.core.templates import Template, TemplateKind, event_context
 from sinks.base import Digest
-from sinks.email_templates import _DEFAULT_HTML, _STATUS_COLOURS, build_alert
+from sinks.email.templates import _DEFAULT_HTML, _STATUS_COLOURS, build_alert
 
 SLACK_TEXT = "{{ status }} call from {{ fromNumber | mask_phone }}"
 SLACK_BLOCKS = """[

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.async_api import Page, async_playwright  # noqa: E402
 
-from router.silences import iso, parse_silence_request  # noqa: E402
+from router.operators.silences import iso, parse_silence_request  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402
 from tests.conftest import fresh_event  # noqa: E402
 from tests.receivers import Receiver  # noqa: E402

@@ -18,8 +18,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from router.cli import build_parser  # noqa: E402
-from router.openapi import openapi_document  # noqa: E402
+from router.cli.main import build_parser  # noqa: E402
+from router.web.openapi import openapi_document  # noqa: E402
 
 CLI_PAGE = ROOT / "docs" / "reference" / "cli.md"
 HTTP_API_PAGE = ROOT / "docs" / "reference" / "http-api.md"

@@ -26,10 +26,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from router.slack_actions import silenced_text, updated_message  # noqa: E402
-from router.ui.slack_preview import STYLESHEET, message_html  # noqa: E402
+from router.web.ui import STATIC  # noqa: E402
 from sinks.base import DeliveryRequest  # noqa: E402
-from sinks.slack_message import ActionButtons, build_message  # noqa: E402
+from sinks.slack.actions import silenced_text, updated_message  # noqa: E402
+from sinks.slack.message import ActionButtons, build_message  # noqa: E402
+from sinks.slack.preview import message_html  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 PREVIEWS = {
@@ -47,7 +48,7 @@ WIDTH = 760
 
 
 def page(message: dict[str, Any]) -> str:
-    style = STYLESHEET.read_text(encoding="utf-8")
+    style = (STATIC / "slack.css").read_text(encoding="utf-8")
     return f"""<!doctype html><html><head><meta charset="utf-8"><style>
 body {{ margin: 0; background: #fff; }}
 {style}</style></head><body>{message_html(message)}</body></html>"""

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from router.retry import RetrySettings
-from router.templates import TemplateRenderError, event_context
-from router.units import Rate, RateLimit
+from router.core.retry import RetrySettings
+from router.core.templates import TemplateRenderError, event_context
+from router.core.units import Rate, RateLimit
 
 if TYPE_CHECKING:
     import aiohttp
@@ -237,7 +237,7 @@ class Sink(ABC):
         """Send one message; return on success, raise `Retryable` or `Permanent`."""
 
     # A sink whose `send` is `transmit(build(request))`: the engine may call `build` in a
-    # parse worker process (`router.render_apart`) for a large call.
+    # parse worker process (`router.engine.render_apart`) for a large call.
     builds_apart: ClassVar[bool] = False
 
     def build(self, request: DeliveryRequest) -> Any:

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from router.phones import mask_phone, mask_phone_numbers
-from router.templates import strip_line_breaks, transcript_excerpt
+from router.core.phones import mask_phone, mask_phone_numbers
+from router.core.templates import strip_line_breaks, transcript_excerpt
 from sinks.base import Digest
 
 # How a digest's group key reads in a sentence: `on trunk sip-7`, `on agent Ava`.

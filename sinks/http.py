@@ -41,9 +41,9 @@ from tenacity import (
 )
 
 from router import __version__
-from router.phones import mask_phone_numbers
-from router.retry import parse_retry_after
-from router.templates import (
+from router.core.phones import mask_phone_numbers
+from router.core.retry import parse_retry_after
+from router.core.templates import (
     JsonTemplate,
     Template,
     TemplateKind,
@@ -51,7 +51,7 @@ from router.templates import (
     compile_template,
     strip_line_breaks,
 )
-from router.units import Duration, format_duration
+from router.core.units import Duration, format_duration
 from sinks.base import (
     DeliveryError,
     DeliveryRequest,

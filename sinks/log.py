@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from router.phones import mask_phone, mask_phone_numbers_in
-from router.templates import TemplateRenderError, TextTemplate
+from router.core.phones import mask_phone, mask_phone_numbers_in
+from router.core.templates import TemplateRenderError, TextTemplate
 from sinks.base import (
     DeliveryRequest,
     Permanent,

@@ -27,10 +27,15 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from router.phones import holds_phone_number
-from router.phones import mask_phone_numbers as mask_numbers_in
-from router.templates import TemplateRenderError, TextTemplate, strip_line_breaks, truncate_text
-from router.units import Rate
+from router.core.phones import holds_phone_number
+from router.core.phones import mask_phone_numbers as mask_numbers_in
+from router.core.templates import (
+    TemplateRenderError,
+    TextTemplate,
+    strip_line_breaks,
+    truncate_text,
+)
+from router.core.units import Rate
 from sinks.base import (
     DeliveryError,
     DeliveryRequest,
@@ -61,7 +66,7 @@ from sinks.http import (
     redact,
     with_prefix,
 )
-from sinks.slack_message import safe_button_url
+from sinks.slack.message import safe_button_url
 
 DEFAULT_URL: Final = "https://events.pagerduty.com/v2/enqueue"
 # PagerDuty throttles events per integration key (120 a minute, as documented when written).

@@ -11,12 +11,13 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from router.app import ENGINE, METRICS, RUNTIME, STORE, ServiceSettings, build_app
-from router.delivery import EngineSettings
-from router.health import HealthPolicy
-from router.ingest import ApiKeys, IngestLimits
-from router.revring_api import RevRingApi
-from router.verify import VerifySettings
+from router.engine.delivery import EngineSettings
+from router.engine.health import HealthPolicy
+from router.engine.intake import IngestLimits
+from router.revring.api import RevRingApi
+from router.revring.verify import VerifySettings
+from router.web.app import ENGINE, METRICS, RUNTIME, STORE, ServiceSettings, build_app
+from router.web.webhook import ApiKeys
 
 API_KEY = "test-key-1"
 ADMIN_TOKEN = "admin-secret-token"

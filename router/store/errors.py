@@ -5,7 +5,7 @@
   disk). `StoreOpenError` is the part of it raised by `Store.open`;
   `StoreRefusedWrite` the part where the store answers but will not write (no space
   left, a read-only file or database): a small write may still pass where a call's
-  does not, so /readyz remembers these (`router.health`).
+  does not, so /readyz remembers these (`router.engine.health`).
 - `StoreClosed`: an operation was asked of a store that is not open (or is closing).
 - `StoreConflict`: the data refused the operation (a delivery id already taken, a
   digest that could not be joined or opened); the call fails alone, others go on.

@@ -431,7 +431,7 @@ class PostgresConnector(Connector):
 
     def _report_group_failure(self, writes: int, error: BaseException) -> None:
         """Logged at the first failure, then at most once a minute with a count: during an
-        outage every call is a group of its own, and each fails (router.health logs the
+        outage every call is a group of its own, and each fails (router.engine.health logs the
         outage itself once)."""
         covered = self._group_failures.failed(time.monotonic())
         if covered is None:

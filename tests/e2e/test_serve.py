@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 import pytest
 
-from router.delivery import new_delivery_id
+from router.engine.records import new_delivery_id
 from router.store.base import IngestRecord, NewDelivery
 from router.store.sqlite import SQLiteStore
 from tests.conftest import fresh_event

@@ -1,5 +1,5 @@
 """`revring-router serve` reloads rules.yaml on SIGHUP (compiled off the event loop, see
-router.runtime), as a real process."""
+router.config.runtime), as a real process."""
 
 from __future__ import annotations
 

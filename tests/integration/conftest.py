@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from router.parse_workers import ParseWorkers
+from router.engine.parse_workers import ParseWorkers
 from router.store.base import Store
 
 StoreFactory = Callable[[], Awaitable[Store]]
@@ -118,7 +118,8 @@ async def store(store_factory: StoreFactory) -> Store:
 
 @pytest.fixture
 async def workers() -> AsyncIterator[ParseWorkers]:
-    """A pool of two parse worker processes (router.parse_workers), stopped after the test."""
+    """A pool of two parse worker processes (`router.engine.parse_workers`), stopped
+    after the test."""
     pool = ParseWorkers(2)
     await pool.start()
     yield pool

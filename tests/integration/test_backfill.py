@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.revring_api import ApiRetries, RevRingApi, RevRingUnreachable
+from router.revring.api import ApiRetries, RevRingApi, RevRingUnreachable
 from tests.conftest import fresh_event
 from tests.revring_fake import FAKE_API_KEY, FakeRevRing
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from router.cli import main
+from router.cli.main import main
 from router.store.base import GroupJoin, IngestRecord, NewDelivery
 from router.store.sqlite import SQLiteStore
 

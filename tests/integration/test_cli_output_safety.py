@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from router.cli import main
-from router.samples import sample_event
+from router.cli.main import main
+from router.core.samples import sample_event
 from router.store.base import IngestRecord, NewDelivery
 from router.store.sqlite import SQLiteStore
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from router.cli import main
+from router.cli.main import main
 from router.store import open_store
 from router.store.base import IngestRecord
 from tests.conftest import fresh_event

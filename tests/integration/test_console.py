@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from router.ui.auth import SESSION_COOKIE
+from router.web.ui.auth import SESSION_COOKIE
 from tests.conftest import fresh_event
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
 

@@ -270,7 +270,7 @@ async def test_a_call_and_the_playground_show_its_numbers_masked_however_written
 
 def test_the_stored_body_of_a_call_is_valid_json_for_the_playground() -> None:
     from router.store.base import EventView
-    from router.ui.views import stored_call_text
+    from router.web.ui.views import stored_call_text
 
     raw = EventView("c", b'{"id":"c","n":1}', 0.0, "", "")
     assert json.loads(stored_call_text(raw)) == {"id": "c", "n": 1}

@@ -1,4 +1,4 @@
-"""One limit on failed credentials per client address (router/credential_limits.py), over
+"""One limit on failed credentials per client address (router/web/credential_limits.py), over
 real HTTP: bearer tokens on /admin/* and console sign-ins count together, 5 a minute,
 then 429 with Retry-After, logged once per burst; the webhook's x-api-key is not counted."""
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from router.config import parse_config
-from router.samples import sample_event
+from router.config.schema import parse_config
+from router.core.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSink, HttpSinkConfig
 from tests.conftest import sample

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from router.cli import main
-from router.delivery import new_delivery_id
-from router.ingest import IngestLimits
-from router.revring_api import ApiRetries, RevRingApi
+from router.cli.main import main
+from router.engine.intake import IngestLimits
+from router.engine.records import new_delivery_id
+from router.revring.api import ApiRetries, RevRingApi
 from router.store.base import GroupJoin, IngestRecord, NewDelivery
 from tests.conftest import fresh_event
 from tests.fakes import TEAMS_PATH, FakeTeams

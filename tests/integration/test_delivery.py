@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import time
 
-from router.delivery import EngineSettings
-from router.limits import PauseSettings
+from router.core.pacing import PauseSettings
+from router.engine.delivery import EngineSettings
 from tests.conftest import fresh_event
 from tests.receivers import Receiver
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for

@@ -20,8 +20,9 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from sinks.base import DeliveryRequest, Permanent, Retryable, SinkResources
-from sinks.email import EmailSink, EmailSinkConfig
-from sinks.email_message import message_id_for
+from sinks.email.message import message_id_for
+from sinks.email.settings import EmailSinkConfig
+from sinks.email.sink import EmailSink
 from tests.conftest import SAMPLES_DIR
 
 SAMPLES = SAMPLES_DIR

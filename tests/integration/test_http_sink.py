@@ -19,7 +19,7 @@ import trustme
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
-from router.samples import sample_event
+from router.core.samples import sample_event
 from sinks.base import DeliveryError, DeliveryRequest, Permanent, Retryable, SinkResources
 from sinks.http import HttpSink, HttpSinkConfig
 

@@ -15,23 +15,18 @@ from pathlib import Path
 
 import orjson
 
-import router.ingest
-from router.config import parse_config
-from router.health import StoreHealth
-from router.ingest import (
-    IngestLimits,
-    MutingMoment,
-    Prepared,
-    Rejection,
-    WebhookHandler,
-    prepare,
-)
-from router.metrics import Metrics
-from router.parse_workers import ParseTask, ParseWorkers, RulesSource, prepare_in_worker
-from router.runtime import Runtime
-from router.silences import to_silence
+import router.engine.intake
+from router.config.runtime import Runtime
+from router.config.schema import parse_config
+from router.core.metrics import Metrics
+from router.engine.health import StoreHealth
+from router.engine.intake import IngestLimits, Intake
+from router.engine.parse_workers import ParseTask, ParseWorkers, RulesSource, prepare_in_worker
+from router.engine.prepare import MutingMoment, Prepared, Rejection, prepare
+from router.operators.silences import to_silence
 from router.store import open_store
 from router.store.base import SilenceRecord
+from router.web.webhook import outcome_answer
 from sinks.base import SinkResources
 from tests.conftest import fresh_event
 from tests.service import API_KEY, parts, running_service
@@ -58,13 +53,13 @@ async def test_a_large_body_is_parsed_in_a_worker_process_and_a_small_one_on_the
     tmp_path, write_rules, monkeypatch
 ):
     in_router: list[int] = []  # sizes of the bodies this process's `prepare` saw
-    real_prepare = router.ingest.prepare
+    real_prepare = router.engine.intake.prepare
 
     def recording_prepare(body, *args, **kwargs):
         in_router.append(len(body))
         return real_prepare(body, *args, **kwargs)
 
-    monkeypatch.setattr(router.ingest, "prepare", recording_prepare)
+    monkeypatch.setattr(router.engine.intake, "prepare", recording_prepare)
     workers_used: list[tuple[int | None, frozenset[int]]] = []
     real_worker_prepare = ParseWorkers.prepare
 
@@ -216,20 +211,21 @@ async def test_a_body_whose_worker_dies_twice_is_answered_503_not_500(tmp_path, 
     runtime.load()
     store = open_store("memory://")
     await store.open()
-    handler = WebhookHandler(runtime, store, Metrics(), None, health=StoreHealth())
-    handler.parse_workers = ParseWorkers(1, run=die_always)
+    workers = ParseWorkers(1, run=die_always)
+    intake = Intake(runtime, store, Metrics(), health=StoreHealth(), workers=workers)
     try:
-        outcome = await handler.ingest_body(orjson.dumps(large_event(status="FAILED")))
-        small = await handler.ingest_body(orjson.dumps(fresh_event(status="FAILED")))
+        outcome = await intake.ingest_body(orjson.dumps(large_event(status="FAILED")))
+        small = await intake.ingest_body(orjson.dumps(fresh_event(status="FAILED")))
     finally:
-        handler.close()
+        intake.close()
+        workers.close()
         await store.close()
     assert outcome.rejection is not None
     assert (outcome.rejection.status, outcome.rejection.message) == (
         503,
         "the body could not be parsed, try again",
     )
-    assert outcome.answer().status == 503
+    assert outcome_answer(outcome).status == 503
     assert small.status == "accepted"  # the loop and the store are unharmed
 
 
@@ -257,24 +253,22 @@ async def test_with_no_parse_workers_a_large_body_is_parsed_in_a_thread_of_the_r
     write_rules, monkeypatch
 ):
     threads: list[str] = []
-    real_prepare = router.ingest.prepare
+    real_prepare = router.engine.intake.prepare
 
     def recording_prepare(*args, **kwargs):
         threads.append(threading.current_thread().name)
         return real_prepare(*args, **kwargs)
 
-    monkeypatch.setattr(router.ingest, "prepare", recording_prepare)
+    monkeypatch.setattr(router.engine.intake, "prepare", recording_prepare)
     runtime = Runtime(write_rules(RULES), Metrics(), SinkResources())
     runtime.load()
     store = open_store("memory://")
     await store.open()
-    limits = IngestLimits(parse_workers=0)
-    handler = WebhookHandler(runtime, store, Metrics(), None, limits=limits)
+    intake = Intake(runtime, store, Metrics(), workers=None)
     try:
-        outcome = await handler.ingest_body(orjson.dumps(large_event(status="FAILED")))
+        outcome = await intake.ingest_body(orjson.dumps(large_event(status="FAILED")))
     finally:
-        handler.close()
+        intake.close()
         await store.close()
-    assert handler.parse_workers is None
     assert (outcome.status, outcome.deliveries) == ("accepted", 1)
     assert threads and threads[0].startswith("router-parse")

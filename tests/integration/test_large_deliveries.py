@@ -1,5 +1,5 @@
 """Deliveries of large calls are decoded, checked against the silences and built by the
-sink in a parse worker process (`router.render_apart`, real processes); the router only
+sink in a parse worker process (`router.engine.render_apart`, real processes); the router only
 sends the message. What the worker builds is what the router would have built, failures
 included, and the message that arrives is the one the router would have sent."""
 
@@ -13,15 +13,22 @@ from typing import Any
 import orjson
 import pytest
 
-import router.delivery
-from router.config import parse_config
-from router.controls import KnownSilence, silence_before_send
-from router.delivery import delivery_request
-from router.metrics import Metrics
-from router.parse_workers import ParseWorkers, RulesSource
-from router.render_apart import WORKER_LOST, BuildTask, Built, Failure, RenderApart, build_in_worker
-from router.runtime import Runtime
-from router.silences import to_silence
+import router.engine.requests
+from router.config.runtime import Runtime
+from router.config.schema import parse_config
+from router.core.metrics import Metrics
+from router.engine.parse_workers import ParseWorkers, RulesSource
+from router.engine.render_apart import (
+    WORKER_LOST,
+    BuildTask,
+    Built,
+    Failure,
+    RenderApart,
+    build_in_worker,
+)
+from router.engine.requests import delivery_request
+from router.operators.controls import KnownSilence, silence_before_send
+from router.operators.silences import to_silence
 from router.store.base import ClaimedDelivery, SilenceRecord
 from sinks.base import Permanent, Retryable, SinkResources
 from sinks.registry import build_sink
@@ -40,13 +47,13 @@ async def test_a_large_call_is_built_in_a_worker_and_arrives_as_the_router_would
     tmp_path, write_rules, receiver, monkeypatch
 ):
     decoded_here: list[int] = []
-    real_decode = router.delivery.decode_json
+    real_decode = router.engine.requests.decode_json
 
     def recording_decode(body: bytes) -> Any:
         decoded_here.append(len(body))
         return real_decode(body)
 
-    monkeypatch.setattr(router.delivery, "decode_json", recording_decode)
+    monkeypatch.setattr(router.engine.requests, "decode_json", recording_decode)
     rules = write_rules(f"""
 version: 1
 sinks:

@@ -17,12 +17,13 @@ from typing import Any
 import orjson
 import pytest
 
-import router.render_apart
-from router.delivery import WORKER_LOSSES_DEFERRED, EngineSettings, new_delivery_id
-from router.ingest import Prepared
-from router.limits import PauseSettings
-from router.parse_workers import ParseTask, ParseWorkers, WorkerLost, prepare_in_worker
-from router.render_apart import WORKER_LOST, BuildTask, Built, build_in_worker
+import router.engine.render_apart
+from router.core.pacing import PauseSettings
+from router.engine.delivery import WORKER_LOSSES_DEFERRED, EngineSettings
+from router.engine.parse_workers import ParseTask, ParseWorkers, WorkerLost, prepare_in_worker
+from router.engine.prepare import Prepared
+from router.engine.records import new_delivery_id
+from router.engine.render_apart import WORKER_LOST, BuildTask, Built, build_in_worker
 from router.store.base import IngestRecord, NewDelivery
 from tests.conftest import fresh_event
 from tests.service import parts, running_service, wait_for
@@ -83,7 +84,7 @@ async def test_deliveries_whose_workers_died_are_retried_without_an_attempt_or_a
     # Each delivery's build is tried in a worker and once more in a fresh one: four
     # deaths make both deliveries lose their workers once.
     monkeypatch.setattr(
-        router.render_apart,
+        router.engine.render_apart,
         "build_in_worker",
         functools.partial(die_in_the_first_builds, deaths, 4),
     )
@@ -114,7 +115,7 @@ async def test_a_message_whose_workers_keep_dying_spends_attempts_and_goes_dead(
     max_attempts = 2
     deaths = tmp_path / "deaths"
     monkeypatch.setattr(
-        router.render_apart,
+        router.engine.render_apart,
         "build_in_worker",
         functools.partial(die_in_the_first_builds, deaths, 1000),
     )

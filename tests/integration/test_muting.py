@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from router.cli import main as cli_main
-from router.delivery import EngineSettings
-from router.limits import PauseSettings
+from router.cli.main import main as cli_main
+from router.core.pacing import PauseSettings
+from router.engine.delivery import EngineSettings
 from tests.conftest import fresh_event
 from tests.receivers import Receiver
 from tests.service import ADMIN_TOKEN, post_event, running_service, wait_for

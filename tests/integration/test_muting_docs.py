@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from router.cli import main
-from router.config import parse_config
-from router.muting import decide
-from router.rules import route
-from router.silences import parse_pause_request, parse_silence_request
+from router.cli.main import main
+from router.config.schema import parse_config
+from router.operators.silences import parse_pause_request, parse_silence_request
+from router.rules.matching import route
+from router.rules.muting import decide
 from tests import docs
 
 SINKS = "sinks:\n  ops-slack: {type: log}\n  crm: {type: log}\n"

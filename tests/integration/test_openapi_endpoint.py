@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from router.openapi import openapi_document
+from router.web.openapi import openapi_document
 from tests.service import running_service
 
 

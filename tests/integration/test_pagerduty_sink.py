@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router.config import parse_config
-from router.units import Rate
+from router.config.schema import parse_config
+from router.core.units import Rate
 from sinks.base import DeliveryError, DeliveryRequest, Digest, Permanent, Retryable, SinkResources
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
 from sinks.registry import build_sink

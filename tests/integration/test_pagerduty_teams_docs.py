@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-from router.config import parse_config
-from router.samples import sample_event
+from router.config.schema import parse_config
+from router.core.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
-from sinks.teams import TeamsSink, TeamsSinkConfig
+from sinks.teams.sink import TeamsSink, TeamsSinkConfig
 from tests.docs import ROOT, blocks, page
 
 ENVIRONMENT = {

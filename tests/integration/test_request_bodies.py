@@ -1,4 +1,4 @@
-"""Request bodies on every route (router/request_body.py), over real sockets: an endpoint
+"""Request bodies on every route (router/web/request_body.py), over real sockets: an endpoint
 answers what it can without the body (not configured, wrong credential, locked out)
 before reading it; a body that is not valid text in its charset, or names an unknown
 one, is a 400 with a message, never a 500 or a traceback in the log."""

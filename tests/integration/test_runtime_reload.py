@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from router import runtime as runtime_module
-from router.config import ConfigError
-from router.metrics import Metrics
-from router.runtime import Runtime
+from router.config import runtime as runtime_module
+from router.config.runtime import Runtime
+from router.config.schema import ConfigError
+from router.core.metrics import Metrics
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSink
 from tests.conftest import fresh_event
@@ -229,7 +229,7 @@ def test_a_load_logs_each_allowed_user_that_is_not_a_user_id(
         "    signing_secret: s\n    actions: {allowed_users: [U0ALICE, alice]}\n"
         "rules: [{name: all, to: [ops-slack]}]\n"
     )
-    with caplog.at_level("WARNING", logger="router.runtime"):
+    with caplog.at_level("WARNING", logger="router.config.runtime"):
         runtime.load()
     [warning] = [r.getMessage() for r in caplog.records if "allowed_users" in r.getMessage()]
     assert warning.startswith(

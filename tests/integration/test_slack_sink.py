@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 
 from sinks.base import DeliveryError, DeliveryRequest, Permanent, Retryable, SinkResources
 from sinks.registry import build_sink
-from sinks.slack import SlackSink, SlackSinkConfig
+from sinks.slack.sink import SlackSink, SlackSinkConfig
 
 TOKEN = "xoxb-1111-2222-SECRETTOKEN"
 WEBHOOK_PATH = "/services/T0001/B0002/SECRETWEBHOOKPATH"

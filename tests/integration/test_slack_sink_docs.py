@@ -3,10 +3,10 @@ shape whatever a caller puts in the summary."""
 
 from __future__ import annotations
 
-from router.config import parse_config
-from router.samples import sample_event
+from router.config.schema import parse_config
+from router.core.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
-from sinks.slack import SlackSink
+from sinks.slack.sink import SlackSink
 from tests.docs import blocks, section
 
 

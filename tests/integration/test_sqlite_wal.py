@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from router.delivery import new_delivery_id
+from router.engine.records import new_delivery_id
 from router.store.base import AttemptRecord, IngestRecord, NewDelivery
 from router.store.checkpoints import NEVER, CheckpointPolicy
 from router.store.sqlite import SQLiteStore

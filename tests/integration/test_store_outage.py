@@ -13,9 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import pytest
 
-from router.app import HEALTH
-from router.delivery import failure_backoff
-from router.health import HealthPolicy, StoreHealth
+from router.engine.delivery import failure_backoff
+from router.engine.health import HealthPolicy, StoreHealth
+from router.web.app import HEALTH
 from tests.conftest import fresh_event
 from tests.faults import FreezableProxy, fill, small_volume, unwritable_sqlite
 from tests.integration.conftest import fresh_postgres_schema

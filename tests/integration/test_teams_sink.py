@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router.config import parse_config
-from router.units import Rate
+from router.config.schema import parse_config
+from router.core.units import Rate
 from sinks.base import DeliveryError, DeliveryRequest, Digest, Permanent, Retryable, SinkResources
 from sinks.registry import build_sink
-from sinks.teams import TeamsSink, TeamsSinkConfig
-from sinks.teams_card import MAX_MESSAGE_BYTES, message_size
+from sinks.teams.card import MAX_MESSAGE_BYTES, message_size
+from sinks.teams.sink import TeamsSink, TeamsSinkConfig
 from tests.conftest import fresh_event, sample
 from tests.fakes import TEAMS_PATH, FakeTeams
 from tests.integration.test_delivery import engine

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from router import template_limits
+from router.core import template_limits
 from tests.conftest import fresh_event
 from tests.service import ADMIN_TOKEN, post_event, running_service, wait_for
 

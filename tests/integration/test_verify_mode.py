@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from router.revring_api import ApiRetries, RevRingApi
-from router.verify import VerifySettings
+from router.revring.api import ApiRetries, RevRingApi
+from router.revring.verify import VerifySettings
 from tests.conftest import fresh_event
 from tests.revring_fake import FAKE_API_KEY, FakeRevRing
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for

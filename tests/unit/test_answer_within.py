@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from router.health import answer_within
+from router.engine.health import answer_within
 
 
 async def test_the_result_of_a_coroutine_comes_back() -> None:

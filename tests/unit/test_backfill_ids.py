@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.backfill import IdsError, admin_ids, read_ids, unique_ids
-from router.revring_api import RevRingApi, RevRingApiError, batches, calls_of
+from router.revring.api import RevRingApi, RevRingApiError, batches, calls_of
+from router.revring.backfill import IdsError, admin_ids, read_ids, unique_ids
 
 
 def test_one_id_a_line_with_blanks_comments_and_repeats():
@@ -85,7 +85,7 @@ def test_admin_bodies_are_checked(body, problem):
 
 
 def test_verify_retry_delay_doubles_up_to_the_cap():
-    from router.verify import VerifySettings, retry_delay
+    from router.revring.verify import VerifySettings, retry_delay
 
     settings = VerifySettings(initial_backoff=2.0, max_backoff=60.0)
     assert [retry_delay(settings, n) for n in (1, 2, 3, 5, 6, 100)] == [2, 4, 8, 32, 60, 60]
@@ -101,7 +101,7 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_shows_on_a_terminal_only():
-    from router.backfill import Progress
+    from router.revring.backfill import Progress
 
     terminal, pipe = _Terminal(True), _Terminal(False)
     for stream in (terminal, pipe):

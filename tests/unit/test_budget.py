@@ -1,4 +1,4 @@
-"""The byte budget of requests being parsed at once (router/budget.py)."""
+"""The byte budget of requests being parsed at once (router/engine/budget.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.budget import ByteBudget
+from router.engine.budget import ByteBudget
 
 
 async def test_a_burst_waits_in_order_and_all_of_it_goes_through() -> None:

@@ -1,4 +1,4 @@
-"""`router.collector`: the collector settings `serve` applies once it is set up."""
+"""`router.core.collector`: the collector settings `serve` applies once it is set up."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from router.collector import OLDER_THRESHOLDS, YOUNG_THRESHOLD, settle_after_start
+from router.core.collector import OLDER_THRESHOLDS, YOUNG_THRESHOLD, settle_after_start
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from router.config import ConfigError, parse_config
-from router.rules import route
+from router.config.schema import ConfigError, parse_config
+from router.rules.matching import route
 
 HEAD = """version: 1
 sinks:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from router.config import ConfigError, parse_config
-from router.muting import decide
-from router.rules import route
+from router.config.schema import ConfigError, parse_config
+from router.rules.matching import route
+from router.rules.muting import decide
 
 SINKS = """version: 1
 sinks:

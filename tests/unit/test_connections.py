@@ -1,4 +1,4 @@
-"""The default connection cap (router/connections.py) leaves file descriptors for the rest."""
+"""The default connection cap (router/web/connections.py) leaves file descriptors for the rest."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from router.connections import ConnectionLimits, default_max_connections, listening_sockets
+from router.web.connections import ConnectionLimits, default_max_connections, listening_sockets
 
 
 @pytest.mark.parametrize(

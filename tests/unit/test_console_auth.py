@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.ui.auth import Sessions, token_matches
+from router.web.ui.auth import Sessions, token_matches
 
 NOW = 1_800_000_000.0
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.store.base import CallFilters, EventView
-from router.ui.calls import (
+from router.web.ui.calls import (
     BadFilter,
     TranscriptLine,
     call_row,

@@ -1,4 +1,5 @@
-"""The console's templates and static files ship in the wheel (package data)."""
+"""The console's templates and static files, and the sample calls, ship in the wheel
+(package data)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def test_every_console_template_and_static_file_is_package_data() -> None:
     package = ROOT / "router"
     files = [
         path.relative_to(package).as_posix()
-        for folder in ("ui/templates", "ui/static")
+        for folder in ("web/ui/templates", "web/ui/static", "core/sample_calls")
         for path in (package / folder).rglob("*")
         if path.is_file()
     ]

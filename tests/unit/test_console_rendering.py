@@ -9,10 +9,10 @@ from html.parser import HTMLParser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.ui.slack_preview import blocks_html, message_html, mrkdwn_html
-from router.ui.views import masked_rules_text
+from router.web.ui.views import masked_rules_text
 from sinks.base import DeliveryRequest
-from sinks.slack_message import build_message
+from sinks.slack.message import build_message
+from sinks.slack.preview import blocks_html, message_html, mrkdwn_html
 from tests.conftest import sample
 
 ALLOWED_TAGS = {"div", "span", "b", "i", "s", "code", "pre", "br", "a", "hr"}

@@ -9,8 +9,8 @@ import json
 import pytest
 from multidict import MultiDict
 
-from router.silences import RequestInvalid
-from router.ui.silences import check_silence_form, silence_request, when_of_call
+from router.operators.silences import RequestInvalid
+from router.web.ui.silences import check_silence_form, silence_request, when_of_call
 
 NOW = 1_800_000_000.0
 

@@ -1,4 +1,4 @@
-"""The limit on failed credentials per client address (router/credential_limits.py),
+"""The limit on failed credentials per client address (router/web/credential_limits.py),
 driven by a clock the test owns."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.credential_limits import CredentialLimiter, record_failure
+from router.web.credential_limits import CredentialLimiter, record_failure
 
 
 class Clock:

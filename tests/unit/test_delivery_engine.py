@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from router.delivery import DeliveryEngine, EngineSettings
-from router.limits import PauseSettings
-from router.metrics import Metrics
-from router.retry import backoff_delay
-from router.runtime import Runtime
+from router.config.runtime import Runtime
+from router.core.metrics import Metrics
+from router.core.pacing import PauseSettings
+from router.core.retry import backoff_delay
+from router.engine.delivery import DeliveryEngine, EngineSettings
 from router.store import open_store
 from router.store.base import IngestRecord, NewDelivery, Store
 from sinks.base import DeliveryRequest, Retryable, SendResult, Sink, SinkResources

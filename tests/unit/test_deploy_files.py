@@ -37,7 +37,7 @@ def test_every_variable_of_the_shipped_rules_is_passed_by_compose():
 
 
 def test_alert_rules_name_metrics_the_router_exports():
-    from router.metrics import Metrics
+    from router.core.metrics import Metrics
 
     exported = {metric.name for metric in Metrics().registry.collect()}
     exported |= {name + "_total" for name in exported}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sinks.base import DeliveryRequest, Digest
-from sinks.email import EmailSinkConfig
-from sinks.email_message import render_content
-from sinks.slack_message import build_message
+from sinks.email.message import render_content
+from sinks.email.settings import EmailSinkConfig
+from sinks.slack.message import build_message
 
 CALL = {"id": "call-1", "status": "FAILED", "direction": "INBOUND", "fromNumber": "+14155550123"}
 DIGEST = Digest(

@@ -14,9 +14,9 @@ import yaml
 from aiohttp.test_utils import make_mocked_request
 from aiohttp.web_exceptions import HTTPMethodNotAllowed, HTTPNotFound
 
-from router.app import ServiceSettings, build_app
-from router.config import parse_config
-from router.samples import sample_event
+from router.config.schema import parse_config
+from router.core.samples import sample_event
+from router.web.app import ServiceSettings, build_app
 from tests.docs import DOCS, blocks, pages
 
 TOP_LEVEL = re.compile(r"^(version|rules|sinks):", re.MULTILINE)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from router.config import parse_config
+from router.config.schema import parse_config
 from sinks.base import DeliveryRequest, SinkResources
-from sinks.email import EmailSink
+from sinks.email.sink import EmailSink
 from tests.docs import ROOT, blocks, section
 
 SINK = (

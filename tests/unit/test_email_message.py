@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from router.templates import TemplateRenderError
+from router.core.templates import TemplateRenderError
 from sinks.base import DeliveryRequest, Digest, Permanent, SinkResources
-from sinks.email import EmailSink, EmailSinkConfig
-from sinks.email_message import (
+from sinks.email.headers import clean_header_value, parse_mailbox
+from sinks.email.message import (
     WIRE_POLICY,
     build_message,
-    clean_header_value,
     envelope_recipients,
     envelope_sender,
     message_id_for,
-    parse_mailbox,
 )
+from sinks.email.settings import EmailSinkConfig
+from sinks.email.sink import EmailSink
 from tests.conftest import SAMPLES_DIR
 
 SAMPLES = SAMPLES_DIR

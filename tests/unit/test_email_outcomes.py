@@ -7,9 +7,9 @@ import ssl
 import aiosmtplib
 import pytest
 
-from router.config import ConfigError, parse_config
+from router.config.schema import ConfigError, parse_config
 from sinks.base import Permanent, Retryable
-from sinks.email import classify_smtp_error, describe_acceptance
+from sinks.email.sink import classify_smtp_error, describe_acceptance
 
 
 def test_server_replies_are_classified_by_code() -> None:

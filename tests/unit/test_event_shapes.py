@@ -12,9 +12,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.config import parse_config
-from router.events import parse_event
-from router.rules import route
+from router.config.schema import parse_config
+from router.core.events import parse_event
+from router.rules.matching import route
 from sinks.base import DeliveryRequest, Digest, SinkResources
 from sinks.registry import build_sink
 from tests.conftest import sample

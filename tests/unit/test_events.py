@@ -1,4 +1,4 @@
-"""The post-call event model and `parse_event` (router/events.py)."""
+"""The post-call event model and `parse_event` (router/core/events.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from router.events import EventRejected, PostCallEvent, parse_event
+from router.core.events import EventRejected, PostCallEvent, parse_event
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"  # the same as /work/shared/samples
 REQUIRED = ("id", "direction", "status", "fromNumber", "toNumber", "organizationId", "agentId")

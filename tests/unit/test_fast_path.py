@@ -13,14 +13,16 @@ from typing import Any
 
 import pytest
 
-from router.delivery import DeliveryEngine, EngineSettings
-from router.health import StoreHealth
-from router.ingest import Prepared, WebhookHandler
-from router.metrics import Metrics
-from router.runtime import Runtime
+from router.config.runtime import Runtime
+from router.core.metrics import Metrics
+from router.engine.delivery import DeliveryEngine, EngineSettings
+from router.engine.health import StoreHealth
+from router.engine.intake import Intake
+from router.engine.prepare import Prepared, Target
 from router.store import open_store
 from router.store.base import IngestRecord, NewDelivery, Store
 from router.store.errors import StoreUnavailable
+from router.web.webhook import outcome_answer
 from sinks.base import DeliveryRequest, SendResult, Sink, SinkResources
 from tests.unit.test_delivery_engine import T0, WAIT, FakeClock
 
@@ -65,7 +67,7 @@ class Harness:
         self.sinks = {name: GatedSink(self.runtime.sinks[name]) for name in ("crm", "ops")}
         self.runtime.sinks.update(self.sinks)
         self.store: Store = open_store("memory://")
-        # The webhook stamps calls with the real time; the engine's clock starts there.
+        # Intake and the engine share one clock, as the app gives them, starting at real time.
         self.clock = FakeClock(time.time())
         # Idle lanes poll rarely: every store write in a test has a cause the test knows.
         settings = EngineSettings(lease_seconds=30.0, idle_poll=60.0, unconfigured_check=0.01)
@@ -78,8 +80,13 @@ class Harness:
             clock=self.clock,
             rng=random.Random(7),
         )
-        self.handler = WebhookHandler(
-            self.runtime, self.store, self.metrics, None, self.engine, health=StoreHealth()
+        self.intake = Intake(
+            self.runtime,
+            self.store,
+            self.metrics,
+            self.engine,
+            health=StoreHealth(),
+            clock=self.clock,
         )
 
     async def start(self) -> None:
@@ -99,17 +106,17 @@ class Harness:
     async def stop(self) -> None:
         for sink in self.sinks.values():
             sink.gate.set()
-        self.handler.close()
+        self.intake.close()
         await self.engine.stop()
         await self.store.close()
 
     async def post(self, event_id: str, *sinks: str) -> int:
         """Ingest one call routed to `sinks` the way the webhook does; the answer's status."""
         prepared = Prepared(
-            event_id, "completed", "outbound", (), [(s, "r", None) for s in sinks], ()
+            event_id, "completed", "outbound", (), [Target(s, "r", None) for s in sinks], ()
         )
-        outcome = await self.handler._accept(prepared, b'{"id": "%s"}' % event_id.encode())
-        return outcome.answer().status
+        outcome = await self.intake._accept(prepared, b'{"id": "%s"}' % event_id.encode())
+        return outcome_answer(outcome).status
 
     def sending(self, sink: str) -> int:
         return self.engine.lanes[sink].sending
@@ -155,10 +162,10 @@ async def test_a_delivery_sent_at_once_uses_the_body_the_webhook_decoded(harness
     commit gets those objects instead of decoding the stored payload a second time."""
     decoded = {"id": "call-1", "status": "COMPLETED"}
     prepared = Prepared(
-        "call-1", "COMPLETED", "OUTBOUND", (), [("crm", "r", None)], (), decoded=decoded
+        "call-1", "COMPLETED", "OUTBOUND", (), [Target("crm", "r", None)], (), decoded=decoded
     )
-    outcome = await harness.handler._accept(prepared, b'{"id": "call-1", "status": "COMPLETED"}')
-    assert outcome.answer().status == 200
+    outcome = await harness.intake._accept(prepared, b'{"id": "call-1", "status": "COMPLETED"}')
+    assert outcome_answer(outcome).status == 200
     await until(lambda: harness.sinks["crm"].requests != [])
     assert harness.sinks["crm"].requests[0].event is decoded
 

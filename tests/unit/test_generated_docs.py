@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from router.cli import build_parser
+from router.cli.main import build_parser
 from tests.docs import DOCS, page
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from router.cli import main
+from router.cli.main import main
 from tests.docs import ROOT, blocks, section
 
 PAGE = "getting-started.md"

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from router.config import ConfigError, parse_config
-from router.ingest import group_join
-from router.rules import CompiledRule, GroupSpec, group_key, group_key_json
+from router.config.schema import ConfigError, parse_config
+from router.engine.prepare import group_join
+from router.rules.matching import CompiledRule, GroupSpec, group_key, group_key_json
 from router.store.base import GroupJoin
 from sinks.base import DeliveryRequest, Digest
-from sinks.email_templates import alert_text, build_alert
-from sinks.slack_message import build_message
+from sinks.email.templates import alert_text, build_alert
+from sinks.slack.message import build_message
 from tests.conftest import sample
 
 EVENT: dict[str, Any] = {

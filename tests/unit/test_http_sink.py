@@ -13,8 +13,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from router import __version__
-from router.config import ConfigError, parse_config
-from router.samples import sample_event
+from router.config.schema import ConfigError, parse_config
+from router.core.samples import sample_event
 from sinks.base import DeliveryRequest, Digest, Permanent, Retryable, SendResult, SinkResources
 from sinks.http import (
     HttpSink,

@@ -1,4 +1,4 @@
-"""The pure helpers of the webhook handler (router/ingest.py): API keys and JSON decoding."""
+"""The pure helpers of the webhook handler (router/web/webhook.py): API keys and JSON decoding."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.app import ServiceSettings
-from router.events import decode_json
-from router.ingest import ApiKeys
+from router.core.events import decode_json
+from router.web.app import ServiceSettings
+from router.web.webhook import ApiKeys
 
 
 def test_several_keys_are_accepted() -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from router.config import parse_config
-from router.ingest import MutingMoment, Prepared, prepare
-from router.muting import Silence
-from router.rules import compile_when
+from router.config.schema import parse_config
+from router.engine.prepare import MutingMoment, Prepared, prepare
+from router.rules.matching import compile_when
+from router.rules.muting import Silence
 from tests.conftest import fresh_event
 
 RULES = """\

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from router.templates import Template, TemplateKind, TemplateRenderError, slack_escape
+from router.core.templates import Template, TemplateKind, TemplateRenderError, slack_escape
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSinkConfig, build_request
-from sinks.slack import SlackSink, SlackSinkConfig
+from sinks.slack.sink import SlackSink, SlackSinkConfig
 
 INJECTION = 'x","priority":"urgent'
 ANY_TEXT = st.text(alphabet=st.characters(codec="utf-8"))

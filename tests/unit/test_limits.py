@@ -1,4 +1,4 @@
-"""Per-sink pacing (router/limits.py), driven by a clock the test owns."""
+"""Per-sink pacing (router/core/pacing.py), driven by a clock the test owns."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from router.limits import PauseSettings, SinkBreaker, TokenBucket
-from router.units import Rate, parse_rate
+from router.core.pacing import PauseSettings, SinkBreaker, TokenBucket
+from router.core.units import Rate, parse_rate
 
 
 def test_five_per_second_gives_a_token_every_fifth_of_a_second() -> None:
@@ -143,7 +143,7 @@ def test_hold_until_extends_but_never_shortens_a_pause() -> None:
 
 
 def test_a_rate_limit_is_shared_among_the_live_workers():
-    from router.delivery import _share
+    from router.engine.delivery import _share
 
     assert _share(Rate(6, 1), 1) == Rate(6, 1)
     assert _share(Rate(6, 1), 3).per_second == 2

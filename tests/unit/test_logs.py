@@ -1,4 +1,4 @@
-"""Log lines (router/logs.py): a caller's text cannot forge a line or drive the terminal."""
+"""Log lines (router/core/logs.py): a caller's text cannot forge a line or drive the terminal."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import json
 import logging
 import sys
 
-from router.logs import JsonFormatter, TextFormatter
+from router.core.logs import JsonFormatter, TextFormatter
 
-FORGED = "call-1\n2026-12-02 06:00:00,000 ERROR router.admin: admin token leaked\x1b[2K"
+FORGED = "call-1\n2026-12-02 06:00:00,000 ERROR router.web.admin: admin token leaked\x1b[2K"
 
 
 def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
-    made = logging.LogRecord("router.ingest", logging.INFO, __file__, 1, message, args, None)
+    made = logging.LogRecord("router.web.webhook", logging.INFO, __file__, 1, message, args, None)
     made.__dict__.update(extra)
     return made
 
@@ -23,7 +23,8 @@ def test_a_call_id_with_a_line_break_stays_on_one_text_line() -> None:
     assert "\x1b" not in line
     assert "accepted call call-1\\n2026-12-02 06:00:00,000 ERROR" in line
     assert line.endswith(
-        "event_id=call-1\\n2026-12-02 06:00:00,000 ERROR router.admin: admin token leaked\\x1b[2K"
+        "event_id=call-1\\n2026-12-02 06:00:00,000 ERROR router.web.admin: "
+        "admin token leaked\\x1b[2K"
     )
 
 
@@ -48,7 +49,7 @@ def test_json_lines_keep_the_text_exact() -> None:
 
 
 def test_printable_escapes_every_control_character_and_unicode_line_separator() -> None:
-    from router.logs import printable
+    from router.core.logs import printable
 
     assert printable("a\tb\rc\x00d\x7fe\x85f\u2028g") == "a\\tb\\rc\\x00d\\x7fe\\x85f\\u2028g"
     assert printable("plain · text ✓") == "plain · text ✓"
@@ -59,7 +60,7 @@ def test_phone_numbers_in_a_line_are_masked_however_written() -> None:
         raise ValueError("contact (415) 555-0143 refused")
     except ValueError:
         failed = logging.LogRecord(
-            "router.delivery",
+            "router.engine.delivery",
             logging.WARNING,
             __file__,
             1,

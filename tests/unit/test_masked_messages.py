@@ -1,6 +1,6 @@
 """Every sink's default message masks the phone numbers a call's free text holds (its
 error, summary and transcript), however they are written, as the console does: one
-masking function (router/phones.py) for Slack, email, Teams, PagerDuty and the log sink."""
+masking function (router/core/phones.py) for Slack, email, Teams, PagerDuty and the log sink."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from router.config import parse_config
-from router.preview import preview
+from router.config.schema import parse_config
+from router.engine.preview import preview
 from tests.conftest import fresh_event
 
 RULES = """version: 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from router.metrics import Metrics
+from router.core.metrics import Metrics
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:

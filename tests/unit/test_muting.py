@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.muting import (
+from router.rules.matching import CompiledRule, compile_when, route
+from router.rules.muting import (
     Silence,
     SinkDecision,
     apply_silences,
@@ -19,8 +20,7 @@ from router.muting import (
     rule_mute_reason,
     silence_for,
 )
-from router.rules import CompiledRule, compile_when, route
-from router.time_intervals import compile_time_intervals
+from router.rules.time_intervals import compile_time_intervals
 
 INTERVALS = compile_time_intervals(
     {

@@ -1,4 +1,4 @@
-"""How deeply JSON data nests (router/nesting.py), and `decode_json`'s depth limit."""
+"""How deeply JSON data nests (router/core/nesting.py), and `decode_json`'s depth limit."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.events import TooDeep, decode_json
-from router.nesting import CLIPPED, MAX_DEPTH, clipped, deeper_than, shape, too_deep_fields
+from router.core.events import TooDeep, decode_json
+from router.core.nesting import CLIPPED, MAX_DEPTH, clipped, deeper_than, shape, too_deep_fields
 
 json_data = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

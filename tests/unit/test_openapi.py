@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.app import ServiceSettings, build_app
-from router.events import PostCallEvent
-from router.openapi import openapi_document
+from router.core.events import PostCallEvent
+from router.web.app import ServiceSettings, build_app
+from router.web.openapi import openapi_document
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 

@@ -1,4 +1,4 @@
-"""The pure parts of `router.parse_workers`: how many workers by default, and the key a
+"""The pure parts of `router.engine.parse_workers`: how many workers by default, and the key a
 worker compiles rules.yaml under (it changes with anything that changes the rules)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from router.config import parse_config
-from router.parse_workers import RulesSource, default_worker_count
-from router.yaml_source import named_variables
+from router.config.schema import parse_config
+from router.config.yaml_source import named_variables
+from router.engine.parse_workers import RulesSource, default_worker_count
 
 RULES = """
 version: 1

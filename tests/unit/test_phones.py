@@ -1,4 +1,4 @@
-"""Phone numbers found and masked in free text (router/phones.py): formatted numbers in
+"""Phone numbers found and masked in free text (router/core/phones.py): formatted numbers in
 any common way, read in `ROUTER_PHONE_REGION`, while dates, uuids, durations and ids are
 left alone; a text stuffed with digits is masked whole in bounded time."""
 
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat
 
-from router.phones import (
+from router.core.phones import (
     DEFAULT_REGION,
     MATCHER_BUDGET,
     REGION_VARIABLE,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from router.config import parse_config
-from router.preview import preview
+from router.config.schema import parse_config
+from router.engine.preview import preview
 from tests.conftest import sample
 
 RULES = """version: 1

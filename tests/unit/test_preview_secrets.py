@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from router.config import parse_config
-from router.preview import preview
+from router.config.schema import parse_config
+from router.engine.preview import preview
 from tests.conftest import fresh_event
 
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

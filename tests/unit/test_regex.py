@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.config import ConfigError, parse_config
-from router.regex import RegexError, compile_search, compile_search_set
-from router.rules import ConditionErrors, compile_when
+from router.config.schema import ConfigError, parse_config
+from router.rules.matching import ConditionErrors, compile_when
+from router.rules.regex import RegexError, compile_search, compile_search_set
 
 HEAD = """version: 1
 sinks:
@@ -96,7 +96,7 @@ def test_a_pattern_that_is_not_unicode_text_is_refused() -> None:
 
 PATHOLOGICAL = textwrap.dedent(
     """
-    from router.rules import compile_when
+    from router.rules.matching import compile_when
 
     condition = compile_when({"summary": {"regex": "(?i)voicemail.*full"}})
     for size in (80 * 1024, 1024 * 1024):

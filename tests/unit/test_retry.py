@@ -1,4 +1,4 @@
-"""Retry decisions (router/retry.py): backoff, Retry-After, giving up."""
+"""Retry decisions (router/core/retry.py): backoff, Retry-After, giving up."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.retry import (
+from router.core.retry import (
     RetryPolicy,
     RetrySettings,
     backoff_delay,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-import router.rule_index
-from router.rules import CompiledRule, _index_for, compile_when, route
+import router.rules.index
+from router.rules.matching import CompiledRule, _index_for, compile_when, route
 
 SAMPLE = json.loads((Path(__file__).parents[2] / "samples" / "failed-outbound.json").read_text())
 
@@ -120,7 +120,7 @@ def test_when_re2_cannot_answer_every_rule_of_the_set_is_evaluated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
-        router.rule_index, "compile_search_set", lambda patterns, literal: lambda text: None
+        router.rules.index, "compile_search_set", lambda patterns, literal: lambda text: None
     )
     rules = rules_of(*({"f": {"regex": pattern}} for pattern in ["a", "b", "c", "d"]))
     assert candidates(rules, {"f": "b"}) == ["r0", "r1", "r2", "r3"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from router.rules import (
+from router.rules.matching import (
     CompiledRule,
     ConditionError,
     ConditionErrors,

@@ -9,7 +9,7 @@ from weakref import WeakKeyDictionary
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.rules import (
+from router.rules.matching import (
     CompiledRule,
     Condition,
     _compile_closures,

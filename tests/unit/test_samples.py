@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from router.events import parse_event
-from router.samples import SAMPLE_NAMES, SAMPLES_DIRECTORY, sample_call, sample_event
+from router.core.events import parse_event
+from router.core.samples import SAMPLE_NAMES, SAMPLES_DIRECTORY, sample_call, sample_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ def test_the_packaged_samples_are_package_data() -> None:
         "package-data"
     ]["router"]
     for name in SAMPLE_NAMES:
-        path = f"{SAMPLES_DIRECTORY}/{name}.json"
+        path = f"core/{SAMPLES_DIRECTORY}/{name}.json"
         assert any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns), path
 
 

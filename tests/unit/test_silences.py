@@ -1,5 +1,5 @@
-"""Checking silence and pause requests (`router.silences`) and the controls' send-time
-rule (`router.controls`): pure, no store."""
+"""Checking silence and pause requests (`router.operators.silences`) and the controls' send-time
+rule (`router.operators.controls`): pure, no store."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.controls import KnownSilence, OperatorControls
-from router.rules import compile_when
-from router.silences import (
+from router.operators.controls import KnownSilence, OperatorControls
+from router.operators.silences import (
     LONGEST_SILENCE,
     RequestInvalid,
     names_values,
@@ -21,6 +20,7 @@ from router.silences import (
     silence_json,
     to_silence,
 )
+from router.rules.matching import compile_when
 from tests.unit.test_rules_properties import whens
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()

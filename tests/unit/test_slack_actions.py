@@ -13,9 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.config import ConfigError, parse_config
-from router.silences import parse_silence_request
-from router.slack_actions import (
+from router.config.schema import ConfigError, parse_config
+from router.operators.silences import parse_silence_request
+from sinks.base import DeliveryRequest, Digest, SinkResources
+from sinks.registry import build_sink
+from sinks.slack.actions import (
     OUTCOME_BLOCK_ID,
     ButtonValue,
     Click,
@@ -28,10 +30,8 @@ from router.slack_actions import (
     silence_fields,
     updated_message,
 )
-from sinks.base import DeliveryRequest, Digest, SinkResources
-from sinks.registry import build_sink
-from sinks.slack import SlackSinkConfig
-from sinks.slack_message import ActionButtons, actions_block
+from sinks.slack.message import ActionButtons, actions_block
+from sinks.slack.sink import SlackSinkConfig
 from tests.conftest import fresh_event
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from router.templates import Template, TemplateKind
+from router.core.templates import Template, TemplateKind
 from sinks.base import DeliveryRequest, Digest, Permanent
-from sinks.slack_message import (
+from sinks.slack.message import (
     MAX_BLOCKS,
     MAX_BUTTON_TEXT,
     MAX_BUTTON_URL,

@@ -1,4 +1,4 @@
-"""The store's record (router.health), on an injected clock: an outage is logged once
+"""The store's record (router.engine.health), on an injected clock: an outage is logged once
 when it starts and once when the store has answered steadily again, however the
 successes and failures of its end interleave; a write refused for space or a
 read-only store keeps /readyz at 503 for a while, whatever the probe says."""
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.health import HealthPolicy, StoreHealth, StoreRecord
+from router.engine.health import HealthPolicy, StoreHealth, StoreRecord
 from router.store.errors import NO_SPACE, READ_ONLY, StoreRefusedWrite, StoreUnavailable
 from router.store.postgres import FailureReport
 

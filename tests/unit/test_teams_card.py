@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.templates import Template, TemplateKind, teams_escape
-from sinks.teams_card import (
+from router.core.templates import Template, TemplateKind, teams_escape
+from sinks.teams.card import (
     MAX_MESSAGE_BYTES,
     default_call_card,
     fit_message,

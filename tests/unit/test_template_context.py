@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from router.templates import Template, event_context
+from router.core.templates import Template, event_context
 from sinks.base import DeliveryRequest
 from sinks.http import HttpSinkConfig, build_request
 

@@ -1,4 +1,4 @@
-"""Rendering is bounded in time and output size (router.template_limits, DESIGN.md section
+"""Rendering is bounded in time and output size (router.core.template_limits, DESIGN.md section
 6): templates that would build too much or run too long stop with an error naming the
 bound, quickly; everything else renders exactly as Jinja2's own sandbox renders it."""
 
@@ -13,10 +13,16 @@ from hypothesis import strategies as st
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from router import template_limits
-from router.samples import sample_event
-from router.template_limits import OUTPUT_CHARS, measure
-from router.templates import FILTERS, Template, TemplateKind, TemplateRenderError, event_context
+from router.core import template_limits
+from router.core.samples import sample_event
+from router.core.template_limits import OUTPUT_CHARS, measure
+from router.core.templates import (
+    FILTERS,
+    Template,
+    TemplateKind,
+    TemplateRenderError,
+    event_context,
+)
 
 SIZE_BOUND = f"more than {OUTPUT_CHARS:,} characters, the size a template's output may have"
 CONTEXT = event_context(sample_event(), rule="r", sink="s", delivery_id="d")

@@ -1,4 +1,4 @@
-"""Templates of rules.yaml (router/templates.py): filters, kinds, strictness, sandbox."""
+"""Templates of rules.yaml (router/core/templates.py): filters, kinds, strictness, sandbox."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from router.events import OPTIONAL_FIELDS
-from router.templates import (
+from router.core.events import OPTIONAL_FIELDS
+from router.core.templates import (
     Template,
     TemplateKind,
     TemplateRenderError,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.time_intervals import (
+from router.rules.time_intervals import (
     MONTHS,
     WEEKDAYS,
     IntervalErrors,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from router.config import parse_config
-from router.muting import decide
-from router.rules import route
+from router.config.schema import parse_config
+from router.rules.matching import route
+from router.rules.muting import decide
 from tests.docs import blocks, section
 
 FAILED = {"id": "call-1", "status": "FAILED", "direction": "OUTBOUND"}

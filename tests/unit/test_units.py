@@ -1,4 +1,4 @@
-"""Durations and rates of rules.yaml (router/units.py)."""
+"""Durations and rates of rules.yaml (router/core/units.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.units import Rate, format_duration, parse_duration, parse_rate
+from router.core.units import Rate, format_duration, parse_duration, parse_rate
 
 
 @pytest.mark.parametrize(

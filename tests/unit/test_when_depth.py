@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from router.config import ConfigError, parse_config
-from router.rules import ConditionErrors, compile_when
-from router.silences import RequestInvalid, parse_silence_request
+from router.config.schema import ConfigError, parse_config
+from router.operators.silences import RequestInvalid, parse_silence_request
+from router.rules.matching import ConditionErrors, compile_when
 
 HEAD = """version: 1
 sinks:

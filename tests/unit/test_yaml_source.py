@@ -1,10 +1,10 @@
-"""rules.yaml reading with positions and `${VAR}` interpolation (router/yaml_source.py)."""
+"""rules.yaml reading with positions and `${VAR}` interpolation (router/config/yaml_source.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from router.yaml_source import Position, interpolate, load_yaml_with_positions
+from router.config.yaml_source import Position, interpolate, load_yaml_with_positions
 
 DOCUMENT = """\
 defaults:

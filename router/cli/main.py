@@ -1,0 +1,865 @@
+"""The `revring-router` command: serve, check, route, deliveries, replay, backfill,
+calls, release; silence and sink (`router.cli.controls`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from router import __version__
+from router.cli.controls import add_control_commands
+from router.config import Config, ConfigError, Position, load_config
+from router.core.collector import settle_after_start
+from router.core.events import EventRejected, TooDeep, decode_json, parse_event
+from router.core.logs import printable
+from router.engine import preview
+from router.engine.preview import lookup, preview_digest
+from router.operators import to_silence
+from router.rules import Silence
+from router.store import StoreError, open_store
+from router.store.base import Acknowledgement, CallFilters, DeliveryView
+from sinks.base import Digest
+
+if TYPE_CHECKING:
+    from router.web import ConnectionLimits, ServiceSettings
+
+log = logging.getLogger("router.cli.main")
+
+DEFAULT_STORE = "sqlite:///data/router.db"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number (1-65535), got {text!r}")
+    return port
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not 0 <= days < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of days (0 or more), got {text!r}")
+    return days
+
+
+def _instant(text: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be an ISO 8601 time such as 2026-12-24T10:00:00Z, got {text!r}"
+        ) from None
+    if instant.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"needs a time zone (Z or an offset such as +01:00), got {text!r}"
+        )
+    return instant
+
+
+# Options whose default comes from the environment, read when the command runs (not
+# when the parser is built) so a bad value is an error of the command that uses it.
+_ENV_DEFAULTS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    ("port", "ROUTER_PORT", _port_number, "8080"),
+    ("retention_days", "ROUTER_RETENTION_DAYS", _days, "30"),
+)
+
+
+def _apply_env_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for dest, variable, convert, fallback in _ENV_DEFAULTS:
+        if dest in vars(args) and getattr(args, dest) is None:
+            try:
+                setattr(args, dest, convert(_env(variable, fallback)))
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"{variable} {exc}")
+
+
+class SettingError(Exception):
+    """An environment variable with a value `serve` cannot use."""
+
+
+def _positive_setting(name: str, default: float, *, whole: bool = False) -> float:
+    """The positive number in environment variable `name`, or `default` when unset."""
+    text = os.environ.get(name) or ""
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+        if not 0 < value < float("inf"):
+            raise ValueError
+    except ValueError:
+        kind = "whole number" if whole else "number"
+        raise SettingError(f"{name} must be a positive {kind}, got {text!r}") from None
+    return value
+
+
+def _count_setting(name: str, default: int) -> int:
+    """The whole number, 0 or more, in environment variable `name`, or `default` when unset."""
+    text = (os.environ.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not text.isascii():
+        raise SettingError(f"{name} must be a whole number, 0 or more, got {text!r}")
+    return int(text)
+
+
+def _check_phone_region() -> None:
+    """Refuse a `ROUTER_PHONE_REGION` that names no region phone numbers can be read in."""
+    from router.core.phones import REGION_VARIABLE, region_problem
+
+    problem = region_problem(os.environ.get(REGION_VARIABLE))
+    if problem is not None:
+        raise SettingError(problem)
+
+
+def _print_errors(exc: ConfigError) -> None:
+    for error in exc.errors:
+        print(error)
+    count = len(exc.errors)
+    print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+
+
+def _load_or_report(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _print_errors(exc)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
+        return 1
+    problems = _sample_problems(config)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    for warning in config.warnings:
+        print(
+            f"{warning.file}:{warning.position.line}:{warning.position.column}: "
+            f"warning: {warning.message}"
+        )
+    print(f"{args.config}: OK ({len(config.rules)} rules, {len(config.sinks)} sinks)")
+    return 0
+
+
+def _sample_problems(config: Config) -> list[str]:
+    """Render every template of every sink against a sample call, as each rule routing to
+    the sink would (a grouped rule's digest holding the sample call alone), so a template
+    that compiles but cannot work (a body that is not JSON, a name the call lacks) is a
+    `check` error, not a dead delivery."""
+    from router.core.samples import sample_event
+
+    event = sample_event()
+    problems: list[str] = []
+    for name, sink in config.sinks.items():
+        position = config.sink_positions.get(name)
+        where = f"{config.path}:{position.line}:{position.column}" if position else config.path
+        rules = [rule for rule in config.rules if name in rule.to]
+        ungrouped = [rule for rule in rules if rule.group is None]
+        shapes: list[tuple[str, str, Digest | None]] = []
+        if ungrouped or not rules:
+            rule_name = ungrouped[0].name if ungrouped else "sample-rule"
+            shapes.append(("a sample call", rule_name, None))
+        for rule in rules:
+            if rule.group is not None:
+                digest = preview_digest(rule, event)
+                shapes.append((f"a sample digest of rule {rule.name!r}", rule.name, digest))
+        for rendered_with, rule_name, digest in shapes:
+            for problem in sink.sample_problems(event, rule=rule_name, digest=digest):
+                at = _template_position(config, name, problem)
+                place = f"{config.path}:{at.line}:{at.column}" if at else where
+                line = f"{place}: sink {name!r}: {problem} (rendered with {rendered_with})"
+                if line not in problems:
+                    problems.append(line)
+    return problems
+
+
+def _template_position(config: Config, sink: str, problem: str) -> Position | None:
+    """Where the template a sample problem is about is written (the problem starts with
+    its setting's name, as `SinkConfig.sample_problems` words it)."""
+    settings = [
+        setting
+        for (owner, setting) in config.template_positions
+        if owner == sink and problem.startswith(f"{setting}: ")
+    ]
+    return config.template_positions[(sink, max(settings, key=len))] if settings else None
+
+
+def _read_event(path: str) -> dict[str, Any] | None:
+    try:
+        payload = decode_json(Path(path).read_bytes(), refuse_deep=True)
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return None
+    except TooDeep as exc:
+        for item in exc.problems:
+            print(f"{path}: invalid event: {item}", file=sys.stderr)
+        return None
+    except ValueError as exc:
+        print(f"{path}: malformed JSON: {exc}", file=sys.stderr)
+        return None
+    try:
+        parse_event(payload)
+    except EventRejected as exc:
+        for item in exc.problems:
+            print(f"{path}: invalid event: {item}", file=sys.stderr)
+        return None
+    return payload
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
+        return 1
+    event = _read_event(args.event)
+    if event is None:
+        return 1
+    instant = args.at or datetime.now(UTC)
+    silences: list[Silence] = []
+    if args.store:
+        try:
+            silences = asyncio.run(_silences_in(args.store, instant.timestamp()))
+        except (StoreError, ValueError) as error:
+            return _store_failed("route", error)
+    result = preview(config, event, instant, render=args.render, silences=silences)
+    cause = f" / {printable(event['hangupCause'])}" if event.get("hangupCause") else ""
+    print(
+        f"event {printable(event['id'])}: {printable(event.get('direction'))} "
+        f"{printable(event.get('status'))}{cause}"
+    )
+    if not result.matched:
+        print("matched no rule: nothing would be delivered")
+        return 0
+    print("matched rules:")
+    for rule in result.matched:
+        extra = " (stop)" if rule.stop else ""
+        if rule.group is not None:
+            key = ", ".join(
+                f"{path}={printable(repr(lookup(event, path)))}" for path in rule.group.by
+            )
+            extra += f" (grouped by {key}; window {rule.group.window:g}s)"
+        print(f"  {rule.name} -> {', '.join(rule.to)}{extra}")
+    print(f"deliveries at {instant.isoformat()}:")
+    for delivery in result.deliveries:
+        unconfigured = delivery.missing_settings
+        note = f"  [not configured: {', '.join(unconfigured)} empty]" if unconfigured else ""
+        reason = delivery.muted_reason
+        outcome = f"muted ({reason}): not sent" if reason else "send"
+        print(
+            f"  {delivery.sink} (type {delivery.sink_type}, rule {delivery.rule.name}):"
+            f" {outcome}{note}"
+        )
+    if args.render:
+        for delivery in result.deliveries:
+            if delivery.muted_reason:
+                continue
+            kind = f", digest of rule {delivery.rule.name} with this call alone"
+            kind = kind if delivery.digest else ""
+            print(f"\n--- {delivery.sink} ({delivery.sink_type}{kind}) ---")
+            if delivery.render_error is not None:
+                print(f"cannot render: {printable(delivery.render_error)}")
+                continue
+            rendered = delivery.message
+            print(
+                rendered
+                if isinstance(rendered, str)
+                else json.dumps(rendered, indent=2, ensure_ascii=False, default=str)
+            )
+    return 0
+
+
+async def _silences_in(url: str, now: float) -> list[Silence]:
+    """The silences of the store not over at `now` (`route --store`)."""
+    store = open_store(url, serving=False)
+    await store.open()
+    try:
+        return [to_silence(record) for record in await store.list_silences(ended_after=now)]
+    finally:
+        await store.close()
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _kind(view: DeliveryView) -> str:
+    if view.kind != "digest":
+        return view.kind
+    return f"digest ({view.calls} call{'' if view.calls == 1 else 's'})"
+
+
+def _print_table(views: Sequence[DeliveryView]) -> None:
+    header = (
+        "ID",
+        "EVENT",
+        "SINK",
+        "RULE",
+        "KIND",
+        "STATUS",
+        "ATTEMPTS",
+        "NEXT ATTEMPT",
+        "LAST ERROR / MUTED BY",
+    )
+    rows = [
+        tuple(
+            printable(cell)  # ids and errors may hold control characters from a caller
+            for cell in (
+                v.id,
+                v.event_id,
+                v.sink,
+                v.rule,
+                _kind(v),
+                v.status,
+                str(v.attempts),
+                _when(v.next_attempt_at) if v.status == "pending" else "-",
+                (v.muted_reason if v.status == "muted" else v.last_error or "")[:60],
+            )
+        )
+        for v in views
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    from router.web.admin import acknowledgements_of, delivery_json
+
+    async def run() -> tuple[list[DeliveryView], dict[str, Acknowledgement]]:
+        store = open_store(args.store, serving=False)
+        await store.open()
+        try:
+            views = await store.list_deliveries(args.status, args.sink, args.limit)
+            return views, await acknowledgements_of(store, views) if args.json else {}
+        finally:
+            await store.close()
+
+    try:
+        views, acknowledged = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("deliveries", error)
+    if args.json:
+        for view in views:
+            print(json.dumps(delivery_json(view, acknowledged.get(view.id))))
+    elif not views:
+        print("no deliveries")
+    else:
+        _print_table(views)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        store = open_store(args.store, serving=False)
+        await store.open()
+        try:
+            if args.delivery:
+                if not await store.replay(args.delivery, time.time()):
+                    known = await store.get_delivery(args.delivery) is not None
+                    reason = "is being sent right now; try again" if known else "does not exist"
+                    print(f"delivery {args.delivery!r} {reason}", file=sys.stderr)
+                    return 1
+                print(f"requeued delivery {args.delivery}")
+                return 0
+            if args.status == "muted":
+                count = await store.replay_muted(args.sink, time.time())
+            else:
+                count = await store.replay_dead(args.sink, time.time())
+            print(
+                f"requeued {count} {args.status} deliver{'y' if count == 1 else 'ies'}"
+                f"{f' of sink {args.sink}' if args.sink else ''}"
+            )
+            return 0
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("replay", error)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from router.revring import api_from_env, dry_run
+    from router.revring.backfill import MAX_IDS, IdsError, Progress, read_ids
+
+    try:
+        api = api_from_env()
+    except ValueError as exc:
+        print(f"revring-router backfill: {exc}", file=sys.stderr)
+        return 2
+    if api is None:
+        print(
+            "revring-router backfill: set ROUTER_REVRING_API_KEY (an API key from the"
+            " RevRing dashboard) to fetch calls",
+            file=sys.stderr,
+        )
+        return 2
+    ids: list[str] = []
+    if args.ids:
+        try:
+            ids = read_ids(Path(args.ids).read_text(encoding="utf-8-sig"))
+        except OSError as exc:
+            print(f"{args.ids}: cannot read: {exc.strerror}", file=sys.stderr)
+            return 2
+        except (IdsError, UnicodeDecodeError, csv.Error) as exc:
+            print(f"{args.ids}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        from router.revring.backfill import unique_ids
+
+        ids = unique_ids(args.id)
+    if not ids:
+        print("revring-router backfill: no call ids given", file=sys.stderr)
+        return 2
+    if len(ids) > MAX_IDS:
+        print(f"revring-router backfill: at most {MAX_IDS} ids at once", file=sys.stderr)
+        return 2
+    config = _load_or_report(args.config)
+    if config is None:
+        return 1
+
+    async def run() -> Any:
+        progress = Progress(len(ids))
+        try:
+            if args.dry_run:
+                return await dry_run(ids, api, config, progress)
+            return await _backfill_into_store(args, ids, api, progress)
+        finally:
+            await api.close()
+
+    try:
+        summary = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("backfill", error)
+    for line in summary.would_route:
+        print(f"would route {line}")
+    for call_id in summary.not_found:
+        print(f"not found: {printable(call_id)}")
+    for call_id, why in summary.failed:
+        print(f"failed: {printable(call_id)}: {printable(why)}")
+    print(summary.line())
+    return 0 if summary.ok else 1
+
+
+async def _backfill_into_store(
+    args: argparse.Namespace, ids: list[str], api: Any, progress: Any
+) -> Any:
+    """Ingest through the webhook's own path, into the store a running server shares: its
+    delivery engine picks the new deliveries up (at its next poll on SQLite)."""
+    from router.config import Runtime
+    from router.core.metrics import Metrics
+    from router.engine import Intake
+    from router.revring import backfill
+    from sinks.base import SinkResources
+
+    metrics = Metrics()
+    runtime = Runtime(args.config, metrics, SinkResources())
+    runtime.load("backfill")
+    store = open_store(args.store, serving=False)
+    await store.open()
+    intake = Intake(runtime, store, metrics)
+    try:
+        return await backfill(ids, api, intake.ingest_body, progress)
+    finally:
+        intake.close()
+        await store.close()
+        await runtime.close()
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    """Stored calls by verification state (verify mode): pending, not_verified, ..."""
+
+    async def run() -> list[Any]:
+        store = open_store(args.store, serving=False)
+        await store.open()
+        try:
+            return await store.list_events(
+                CallFilters(verification=args.verification), None, args.limit
+            )
+        finally:
+            await store.close()
+
+    try:
+        views = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("calls", error)
+    if args.json:
+        from router.web.admin import event_json
+
+        for view in views:
+            print(json.dumps(event_json(view)))
+    elif not views:
+        print(f"no {args.verification} calls")
+    else:
+        for view in views:
+            print(
+                "  ".join(
+                    printable(cell)
+                    for cell in (
+                        view.id,
+                        _when(view.received_at),
+                        view.direction,
+                        view.status,
+                        view.verification or "-",
+                        f"checks {view.verify_attempts}",
+                    )
+                )
+            )
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """Route a held or not-verified call by hand, with the body as posted."""
+    from router.revring import release
+
+    config = _load_or_report(args.config)
+    if config is None:
+        return 1
+
+    async def run() -> Any:
+        store = open_store(args.store, serving=False)
+        await store.open()
+        try:
+            return await release(store, config.rules, args.id)
+        finally:
+            await store.close()
+
+    try:
+        released = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return _store_failed("release", error)
+    if released.outcome == "unknown":
+        print(f"no call {printable(args.id)!r}", file=sys.stderr)
+        return 1
+    if released.outcome == "not_held":
+        print(
+            f"call {printable(args.id)} is not held (verification:"
+            f" {released.verification or 'none'})",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"released call {printable(args.id)}: {released.deliveries} deliveries")
+    return 0
+
+
+def _store_failed(command: str, error: Exception) -> int:
+    """One line on stderr for a store that cannot be opened or used (its message names the
+    store without credentials); exit status 1."""
+    reason = " ".join(str(error).split()) or type(error).__name__
+    print(f"revring-router {command}: {reason}", file=sys.stderr)
+    return 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from router.core.logs import setup_logging
+    from router.web import ApiKeys, ServiceSettings
+
+    setup_logging(args.log_format)
+    api_keys = ApiKeys.from_env(os.environ.get("ROUTER_API_KEYS"))
+    if not api_keys and not args.no_auth:
+        print(
+            "revring-router: refusing to start without an API key: set ROUTER_API_KEYS "
+            "(comma-separated) or pass --no-auth",
+            file=sys.stderr,
+        )
+        return 2
+    from router.engine import EngineSettings, IngestLimits, default_worker_count
+    from router.web import ConnectionLimits
+    from router.web.connections import default_max_connections
+
+    try:
+        _check_phone_region()
+        engine = EngineSettings(
+            lease_seconds=_positive_setting("ROUTER_LEASE_SECONDS", EngineSettings.lease_seconds)
+        )
+        ingest = IngestLimits(
+            body_timeout=_positive_setting("ROUTER_BODY_TIMEOUT", IngestLimits.body_timeout),
+            max_parse_bytes=int(
+                _positive_setting(
+                    "ROUTER_MAX_PARSE_BYTES", IngestLimits.max_parse_bytes, whole=True
+                )
+            ),
+            store_timeout=_positive_setting("ROUTER_STORE_TIMEOUT", IngestLimits.store_timeout),
+            parse_workers=_count_setting("ROUTER_PARSE_WORKERS", default_worker_count()),
+        )
+        limits = ConnectionLimits(
+            header_timeout=_positive_setting(
+                "ROUTER_HEADER_TIMEOUT", ConnectionLimits.header_timeout
+            ),
+            idle_timeout=_positive_setting("ROUTER_IDLE_TIMEOUT", ConnectionLimits.idle_timeout),
+            max_connections=int(
+                _positive_setting("ROUTER_MAX_CONNECTIONS", default_max_connections(), whole=True)
+            ),
+            shutdown_grace=_positive_setting(
+                "ROUTER_SHUTDOWN_GRACE", ConnectionLimits.shutdown_grace
+            ),
+        )
+    except SettingError as exc:
+        print(f"revring-router: {exc}", file=sys.stderr)
+        return 2
+    from router.revring import api_from_env
+
+    try:
+        revring_api = api_from_env()
+    except ValueError as exc:
+        print(f"revring-router: {exc}", file=sys.stderr)
+        return 2
+    verify = (os.environ.get("ROUTER_VERIFY_CALLS") or "").strip().lower()
+    if verify not in ("", "off", "revring"):
+        print(
+            f"revring-router: ROUTER_VERIFY_CALLS must be revring or off, got {verify!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if verify == "revring" and revring_api is None:
+        print(
+            "revring-router: ROUTER_VERIFY_CALLS=revring needs ROUTER_REVRING_API_KEY",
+            file=sys.stderr,
+        )
+        return 2
+    settings = ServiceSettings(
+        config_path=args.config,
+        store_url=args.store,
+        api_keys=None if args.no_auth else api_keys,
+        admin_token=os.environ.get("ROUTER_ADMIN_TOKEN") or None,
+        retention_days=args.retention_days,
+        engine=engine,
+        ingest=ingest,
+        revring_api=revring_api,
+        verify_calls=verify == "revring",
+    )
+    try:
+        return _run_event_loop(_serve(settings, limits, args.host, args.port), args.loop)
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str, port: int) -> int:
+    from aiohttp import web
+
+    from router.web import GuardedSite, build_app
+    from router.web.app import RUNTIME
+    from router.web.connections import LISTEN_BACKLOG, listening_sockets
+
+    # The port first: a `serve` that cannot listen (another one holds the port) exits
+    # before it opens the store, starts a delivery worker or sends anything (DESIGN §3).
+    # Connections that arrive while the rest starts wait in the kernel's backlog.
+    try:
+        listeners = listening_sockets(host, port, LISTEN_BACKLOG)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        log.error("cannot listen on %s:%d: %s", host, port, reason)
+        print(f"revring-router: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        return 1
+    try:
+        app = build_app(settings)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=10,
+            **limits.handler_kwargs(),
+        )
+        await runner.setup()
+    except ConfigError as exc:
+        _close_all(listeners)
+        for error in exc.errors:
+            log.error("bad rules.yaml: %s", error)
+        print(f"revring-router: {settings.config_path} is invalid:", file=sys.stderr)
+        _print_errors(exc)
+        return 1
+    except Exception as exc:
+        _close_all(listeners)
+        log.error("cannot start: %s", exc)
+        print(f"revring-router: cannot start: {exc}", file=sys.stderr)
+        return 1
+    # The long-lived objects out of the collector's way (router.core.collector).
+    settle_after_start()
+    site = GuardedSite(runner, host, port, limits, listeners=listeners)
+    await site.start()
+    runtime = app[RUNTIME]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload_soon, "SIGHUP")
+    log.info(
+        "revring-router %s listening on http://%s:%d (store %s; %d rules, %d sinks from %s)",
+        __version__,
+        host,
+        port,
+        settings.store_url.split("://")[0],
+        len(runtime.config.rules),
+        len(runtime.config.sinks),
+        settings.config_path,
+    )
+    await stop.wait()
+    await site.finish_requests(limits.shutdown_grace)  # the requests already started
+    log.info("shutting down: finishing in-flight deliveries")
+    await runner.cleanup()
+    log.info("stopped")
+    return 0
+
+
+def _close_all(sockets: Sequence[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
+
+
+def _run_event_loop(main: Coroutine[Any, Any, int], loop: str) -> int:
+    """Run the service on uvloop when it is installed (and asked for), else asyncio's loop."""
+    if loop in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                raise SystemExit(
+                    "revring-router: --loop uvloop, but uvloop is not installed"
+                ) from None
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="revring-router",
+        description="Route RevRing post-call webhooks to Slack, email and HTTP/CRM endpoints.",
+    )
+    parser.add_argument("--version", action="version", version=f"revring-router {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    config_default = _env("ROUTER_CONFIG", "rules.yaml")
+    store_default = _env("ROUTER_STORE", DEFAULT_STORE)
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--config", default=config_default)
+    serve.add_argument("--host", default=_env("ROUTER_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=_port_number, help="default: ROUTER_PORT, else 8080")
+    serve.add_argument("--store", default=store_default)
+    serve.add_argument("--no-auth", action="store_true", help="accept webhooks without a key")
+    serve.add_argument(
+        "--loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default=_env("ROUTER_EVENT_LOOP", "auto"),
+        help="event loop (auto: uvloop when installed)",
+    )
+    serve.add_argument(
+        "--log-format", choices=["json", "text"], default=_env("ROUTER_LOG_FORMAT", "json")
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=_days,
+        help="purge delivered events older than this (0: keep forever; "
+        "default: ROUTER_RETENTION_DAYS, else 30)",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    check = commands.add_parser("check", help="validate rules.yaml")
+    check.add_argument("--config", default=config_default)
+    check.set_defaults(func=cmd_check)
+
+    route_cmd = commands.add_parser("route", help="show where an event would go; sends nothing")
+    route_cmd.add_argument("event", metavar="EVENT.json")
+    route_cmd.add_argument("--config", default=config_default)
+    route_cmd.add_argument("--render", action="store_true", help="show the rendered messages")
+    route_cmd.add_argument(
+        "--at",
+        type=_instant,
+        metavar="TIME",
+        help="judge time intervals at this ISO 8601 time (default: now), e.g. 2026-12-24T10:00:00Z",
+    )
+    route_cmd.add_argument(
+        "--store", metavar="URL", help="apply the silences stored there (default: none)"
+    )
+    route_cmd.set_defaults(func=cmd_route)
+
+    deliveries = commands.add_parser("deliveries", help="list deliveries")
+    deliveries.add_argument("--status", choices=["pending", "delivered", "dead", "muted"])
+    deliveries.add_argument("--sink")
+    deliveries.add_argument("--store", default=store_default)
+    deliveries.add_argument("--limit", type=int, default=100)
+    deliveries.add_argument("--json", action="store_true", help="one JSON object per line")
+    deliveries.set_defaults(func=cmd_deliveries)
+
+    replay = commands.add_parser("replay", help="put deliveries back in the queue")
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("--delivery", metavar="ID")
+    target.add_argument("--status", choices=["dead", "muted"])
+    replay.add_argument("--sink")
+    replay.add_argument("--store", default=store_default)
+    replay.set_defaults(func=cmd_replay)
+
+    backfill_cmd = commands.add_parser(
+        "backfill", help="fetch calls from RevRing's API by id and ingest them"
+    )
+    source = backfill_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--ids", metavar="FILE", help="call ids, one a line, or a CSV with an `id` column"
+    )
+    source.add_argument("--id", metavar="ID", nargs="+", action="extend", help="call ids")
+    backfill_cmd.add_argument(
+        "--dry-run", action="store_true", help="show where each call would go; write nothing"
+    )
+    backfill_cmd.add_argument("--config", default=config_default)
+    backfill_cmd.add_argument("--store", default=store_default)
+    backfill_cmd.set_defaults(func=cmd_backfill)
+
+    calls = commands.add_parser("calls", help="list stored calls by verification state")
+    calls.add_argument(
+        "--verification",
+        choices=["pending", "not_verified", "verified", "released"],
+        default="pending",
+    )
+    calls.add_argument("--store", default=store_default)
+    calls.add_argument("--limit", type=int, default=100)
+    calls.add_argument("--json", action="store_true", help="one JSON object per line")
+    calls.set_defaults(func=cmd_calls)
+
+    release_cmd = commands.add_parser(
+        "release", help="route a held or not-verified call by hand, as posted"
+    )
+    release_cmd.add_argument("id", metavar="CALL_ID")
+    release_cmd.add_argument("--config", default=config_default)
+    release_cmd.add_argument("--store", default=store_default)
+    release_cmd.set_defaults(func=cmd_release)
+
+    add_control_commands(commands, config_default, store_default)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _apply_env_defaults(parser, args)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

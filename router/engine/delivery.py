@@ -1,0 +1,682 @@
+"""Delivery workers: claim due deliveries, send them through their sink, record the outcome.
+
+One *lane* per sink, so sinks never wait on each other: a dead CRM cannot delay a
+Slack alert. A lane claims only what it may send now (its `concurrency`, its
+`rate_limit` token bucket, and its breaker, which pauses a sink that keeps failing
+and then probes it with one delivery). Deliveries waiting on any of those stay in
+the store, untouched: they spend no attempts. Leases are renewed while a send is in
+flight; a crashed worker's leases expire and another worker takes them over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from router.config import Runtime
+from router.core.metrics import Metrics
+from router.core.pacing import PauseSettings, SinkBreaker, TokenBucket
+from router.core.retry import decide_after_failure
+from router.core.units import Rate
+from router.engine.health import StoreHealth, is_store_failure
+from router.engine.prepare import Target
+from router.engine.records import new_delivery_id
+from router.engine.render_apart import RenderApart
+from router.engine.requests import ReadySend, delivery_request
+from router.operators import OperatorControls
+from router.rules import Silence
+from router.store import Store
+from router.store.base import (
+    WORKER_HEARTBEAT_SECONDS,
+    AttemptRecord,
+    ClaimedDelivery,
+    IngestRecord,
+    IngestResult,
+    NewDelivery,
+)
+from sinks.base import (
+    DeliveryRequest,
+    Permanent,
+    Retryable,
+    SendResult,
+    Sink,
+)
+
+log = logging.getLogger("router.engine.delivery")
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class EngineSettings:
+    lease_seconds: float = 30.0
+    idle_poll: float = 5.0  # longest sleep when nothing is due (other replicas, clock drift)
+    claim_batch: int = 64
+    unconfigured_check: float = 30.0
+    shutdown_grace: float = 10.0
+    pause: PauseSettings = field(default_factory=PauseSettings)
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What one send came to, before the store records it."""
+
+    record: AttemptRecord
+    next_attempt_at: float | None
+    retry_after: float | None
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: Store,
+        metrics: Metrics,
+        settings: EngineSettings | None = None,
+        owner: str | None = None,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+        health: StoreHealth | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.metrics = metrics
+        self.settings = settings or EngineSettings()
+        self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.health = health or StoreHealth()
+        self.lanes: dict[str, SinkLane] = {}
+        self.stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self.live_workers = 1  # engines sharing the store; each takes 1/n of every rate limit
+        # Silences re-checked before each send, and sinks paused by hand (none: neither).
+        self.controls: OperatorControls | None = None
+        # Builds the messages of large calls in parse worker processes; None: here.
+        self.render_apart: RenderApart | None = None
+
+    async def start(self) -> None:
+        self.store.on_new_deliveries(self.new_deliveries)
+        self.runtime.on_reload(self._on_reload)
+        self._supervisor = asyncio.create_task(self._supervise(), name="delivery-supervisor")
+        self._renewer = asyncio.create_task(self._renew_leases(), name="lease-renewer")
+        self._heartbeat = asyncio.create_task(self._beat(), name="worker-heartbeat")
+
+    def wake(self) -> None:
+        """Every lane looks again (a reload, a shutdown). (The supervisor is not woken: it
+        only matters when the set of sinks changes, on reload or by polling.)"""
+        for lane in self.lanes.values():
+            lane.wake()
+
+    def new_deliveries(self, sinks: frozenset[str] | None) -> None:
+        """Deliveries of `sinks` (None: of any sink) were committed and wait for a claim:
+        those lanes look again, unless they wait for a reload or a pause to end."""
+        if sinks is None:
+            sinks = frozenset(self.lanes)
+        for name in sinks:
+            lane = self.lanes.get(name)
+            if lane is None:
+                self._changed.set()  # a sink with no lane yet: the supervisor starts one
+            else:
+                lane.new_deliveries()
+
+    # --- the fast path: a fresh delivery sent at once, with no claim ---
+
+    def plan(self, targets: Iterable[Target], received_at: float) -> list[NewDelivery]:
+        """The deliveries to write for a call being ingested. One whose sink can send at
+        once (a free `concurrency` slot and a rate token) is written already leased to this
+        engine and goes out from `after_commit`, with no claim; the others (and every
+        digest, which waits for its window) wait in the store as usual. Every slot taken
+        here is given back or used by `after_commit`, which the caller must call."""
+        lease_until = received_at + self.settings.lease_seconds
+        deliveries: list[NewDelivery] = []
+        try:
+            for sink, rule, group in targets:
+                if group is None and self._reserve(sink):
+                    deliveries.append(
+                        NewDelivery(new_delivery_id(), sink, rule, None, self.owner, lease_until)
+                    )
+                else:
+                    deliveries.append(NewDelivery(new_delivery_id(), sink, rule, group))
+        except BaseException:
+            self._release(deliveries)
+            raise
+        return deliveries
+
+    def after_commit(self, record: IngestRecord, result: IngestResult | None) -> None:
+        """The store answered the ingest of `record` (`result`), or did not (None: it
+        failed, timed out or was cancelled): send what was written leased to this engine,
+        or give its slots back."""
+        if result is None or result.status != "accepted":
+            self._release(record.deliveries)
+            return
+        now = self.clock()
+        for delivery in record.deliveries:
+            if delivery.lease_owner is not None:
+                lane = self.lanes[delivery.sink]
+                lane.start_send(ClaimedDelivery.written_leased(delivery, record), now)
+
+    def _reserve(self, sink: str) -> bool:
+        lane = self.lanes.get(sink)
+        return lane is not None and not self.stopping and lane.reserve(self.clock())
+
+    def _release(self, deliveries: Iterable[NewDelivery]) -> None:
+        """Give back the slots of leased deliveries that were not written."""
+        for delivery in deliveries:
+            if delivery.lease_owner is not None:
+                lane = self.lanes.get(delivery.sink)
+                if lane is not None:
+                    lane.sending -= 1
+                    lane.wake()
+
+    def store_failed(self, error: Exception, what: str, **fields: str) -> None:
+        """A store call failed: an outage is reported once (see router.engine.health); anything
+        else is a bug and logged in full."""
+        if is_store_failure(error):
+            self.health.failed(error)
+        else:
+            log.error(what, exc_info=error, extra=fields)
+
+    def _on_reload(self) -> None:
+        self._changed.set()
+        self.wake()
+
+    async def _supervise(self) -> None:
+        """Keep one lane per sink that is configured or has pending deliveries."""
+        while not self.stopping:
+            try:
+                names = set(self.runtime.config.sinks) | await self.store.pending_sinks()
+            except Exception as exc:
+                self.store_failed(exc, "cannot list sinks with pending deliveries")
+                names = set(self.runtime.config.sinks)
+            for name in names - set(self.lanes):
+                lane = SinkLane(self, name)
+                self.lanes[name] = lane
+                lane.task = asyncio.create_task(lane.run(), name=f"lane-{name}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.settings.idle_poll)
+
+    async def _beat(self) -> None:
+        """Tell the store this engine is alive and learn how many share it, so that a
+        sink's `rate_limit` holds across replicas (each takes its share)."""
+        while not self.stopping:
+            try:
+                self.live_workers = max(await self.store.live_workers(self.owner, self.clock()), 1)
+            except Exception as exc:
+                self.store_failed(exc, "cannot count live workers")
+            await asyncio.sleep(WORKER_HEARTBEAT_SECONDS)
+
+    async def _renew_leases(self) -> None:
+        interval = self.settings.lease_seconds / 3
+        while not self.stopping:
+            await asyncio.sleep(interval)
+            ids = [i for lane in self.lanes.values() for i in lane.in_flight]
+            if ids:
+                try:
+                    await self.store.renew_leases(
+                        ids, self.owner, self.clock() + self.settings.lease_seconds
+                    )
+                except Exception as exc:
+                    self.store_failed(exc, "cannot renew leases")
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight sends finish (up to the grace period), and give
+        back what is still leased so another worker or the next start takes it at once."""
+        self.stopping = True
+        for task in (self._supervisor, self._renewer, self._heartbeat):
+            if task is not None:
+                task.cancel()
+        for lane in self.lanes.values():
+            lane.wake()
+        lane_tasks = [lane.task for lane in self.lanes.values() if lane.task is not None]
+        await asyncio.gather(*lane_tasks, return_exceptions=True)
+        sends = {i: t for lane in self.lanes.values() for i, t in lane.in_flight.items()}
+        unfinished: list[str] = []
+        if sends:
+            _, still_running = await asyncio.wait(
+                sends.values(), timeout=self.settings.shutdown_grace
+            )
+            unfinished = [i for i, task in sends.items() if task in still_running]
+            for task in still_running:
+                task.cancel()
+            await asyncio.gather(*still_running, return_exceptions=True)
+        for delivery_id in unfinished:
+            with contextlib.suppress(Exception):
+                await self.store.defer(delivery_id, self.owner, self.clock())
+        with contextlib.suppress(Exception):
+            await self.store.retire_worker(self.owner)
+
+
+class SinkLane:
+    """Sends the deliveries of one sink, within its limits."""
+
+    def __init__(self, engine: DeliveryEngine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self.breaker = SinkBreaker(engine.settings.pause)
+        self.in_flight: dict[str, asyncio.Task[None]] = {}  # leased, until the outcome is stored
+        self.sending = 0  # sends not yet answered: what `concurrency` limits
+        self._background: set[asyncio.Task[None]] = set()
+        self.task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._bucket: TokenBucket | None = None
+        self._bucket_rate: Rate | None = None
+        # Deliveries whose parse workers died building the message, and how many times.
+        self._worker_losses: dict[str, int] = {}
+        # Not configured, or paused: new deliveries do not wake the lane (a reload or the
+        # pause's end does), so a sink that cannot send costs the store nothing meanwhile.
+        self.holding = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def new_deliveries(self) -> None:
+        if not self.holding:
+            self.wake()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep up to `seconds`, or until woken."""
+        self._wake.clear()
+        if seconds <= 0 or self.engine.stopping:
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _bucket_for(self, rate: Rate | None, now: float) -> TokenBucket | None:
+        if rate != self._bucket_rate:
+            self._bucket_rate = rate
+            self._bucket = TokenBucket(rate, now) if rate is not None else None
+        return self._bucket
+
+    async def run(self) -> None:
+        engine = self.engine
+        failures = 0
+        while not engine.stopping:
+            try:
+                await self._step()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                engine.store_failed(exc, "delivery lane failed; retrying", sink=self.name)
+                # Backs off, deaf to wake-ups: while the store is down, every failed
+                # ingest would wake the lane into another failing claim.
+                await asyncio.sleep(failure_backoff(failures, engine.settings.idle_poll))
+
+    async def _step(self) -> None:
+        engine, settings = self.engine, self.engine.settings
+        now = engine.clock()
+        sink = engine.runtime.sinks.get(self.name)
+        paused = self.breaker.is_paused(now)
+        held = engine.controls.pause_of(self.name, now) if engine.controls is not None else None
+        engine.metrics.sink_paused.labels(self.name).set(1 if paused or held else 0)
+        self.holding = False
+        if held is not None and sink is not None:
+            # Paused by hand: nothing is claimed, so its deliveries spend no attempts. A
+            # resume (here or on another replica) shows within the controls' refresh.
+            self.holding = True
+            await self._sleep(min(held.until - now, engine.settings.idle_poll))
+            return
+        if sink is None:
+            await self._kill_removed(now)
+            await self._sleep(settings.idle_poll)
+            return
+        if sink.config.missing_settings():
+            self.holding = True
+            await self._kill_expired_unconfigured(now)
+            await self._sleep(settings.unconfigured_check)
+            return
+        if paused:
+            assert self.breaker.paused_until is not None
+            self.holding = True
+            await self._sleep(self.breaker.paused_until - now)
+            return
+        room = self._room(sink, now)
+        if room <= 0:
+            await self._sleep(settings.idle_poll)  # a finished send wakes the lane
+            return
+        bucket = self._current_bucket(sink, now)
+        if bucket is not None:
+            delay = bucket.delay_until_available(now)
+            if delay > 0:
+                await self._sleep(delay)
+                return
+            room = 1
+        claimed = await engine.store.claim(
+            self.name, min(room, settings.claim_batch), engine.owner, settings.lease_seconds, now
+        )
+        if not claimed:
+            next_due = await engine.store.next_due_at(self.name)
+            wait = (
+                settings.idle_poll if next_due is None else min(next_due - now, settings.idle_poll)
+            )
+            await self._sleep(max(wait, 0.01))
+            return
+        sent_at = engine.clock()  # the claim may have waited on the store: count from now
+        for delivery in claimed:
+            if bucket is not None:
+                bucket.take(sent_at)
+            self.sending += 1
+            self._spawn(sink, delivery, sent_at)
+
+    def _room(self, sink: Sink, now: float) -> int:
+        """Sends that may start now: the sink's concurrency (1 while probing, 0 while
+        paused) less those not answered yet."""
+        return self.breaker.allowed_in_flight(now, sink.config.effective_concurrency()) - (
+            self.sending
+        )
+
+    def _current_bucket(self, sink: Sink, now: float) -> TokenBucket | None:
+        rate = _share(sink.config.effective_rate_limit(), self.engine.live_workers)
+        return self._bucket_for(rate, now)
+
+    def reserve(self, now: float) -> bool:
+        """A slot for a delivery written already leased (see DeliveryEngine.reserve).
+        Never for a serial sink (`concurrency: 1`), whose order only claims keep."""
+        sink = self.engine.runtime.sinks.get(self.name)
+        if sink is None or sink.config.missing_settings():
+            return False
+        controls = self.engine.controls
+        if controls is not None and controls.pause_of(self.name, now) is not None:
+            return False
+        if sink.config.effective_concurrency() == 1 or self._room(sink, now) <= 0:
+            return False
+        bucket = self._current_bucket(sink, now)
+        if bucket is not None and not bucket.take(now):
+            return False
+        self.sending += 1
+        return True
+
+    def start_send(self, delivery: ClaimedDelivery, started_at: float) -> None:
+        """Send a reserved delivery; if its sink went away meanwhile, put it back."""
+        sink = self.engine.runtime.sinks.get(self.name)
+        if sink is None or sink.config.missing_settings():  # a reload came in between
+            self.sending -= 1
+            self._spawn_defer(delivery)
+            return
+        self._spawn(sink, delivery, started_at)
+
+    def _spawn(self, sink: Sink, delivery: ClaimedDelivery, started_at: float) -> None:
+        task = asyncio.create_task(
+            self._deliver(sink, delivery, started_at), name=f"send-{delivery.id}"
+        )
+        self.in_flight[delivery.id] = task
+
+    def _spawn_defer(self, delivery: ClaimedDelivery) -> None:
+        engine = self.engine
+        task = asyncio.create_task(engine.store.defer(delivery.id, engine.owner, engine.clock()))
+        self._background.add(task)
+        # If the defer fails, the lease simply expires and the delivery is claimed then.
+        task.add_done_callback(lambda done: (self._background.discard(done), done.exception()))
+
+    async def _kill_removed(self, now: float) -> None:
+        """Due deliveries of a sink the running rules.yaml does not have go dead (replayable
+        once the sink is back), but only those created before that file was loaded: a newer
+        one was written by a replica that already runs a newer file with the sink, and is
+        left for it. Deliveries in flight (under a live lease) are never touched."""
+        engine = self.engine
+        reason = f"sink {self.name!r} was removed from rules.yaml"
+        loaded_at = engine.runtime.loaded_at
+        claimed = await engine.store.claim(
+            self.name, 500, engine.owner, engine.settings.lease_seconds, now
+        )
+        killed = 0
+        for delivery in claimed:
+            if delivery.created_at < loaded_at:
+                await engine.store.kill(delivery.id, engine.owner, reason)
+                engine.metrics.deliveries.labels(self.name, "dead").inc()
+                killed += 1
+            else:
+                await engine.store.defer(delivery.id, engine.owner, now + engine.settings.idle_poll)
+        if killed:
+            log.warning("%d deliveries dead: %s", killed, reason, extra={"sink": self.name})
+
+    async def _kill_expired_unconfigured(self, now: float) -> None:
+        """Deliveries of an unconfigured sink wait untouched, spending no attempts and no
+        store writes, until a reload configures it; past `max_age` they go dead."""
+        engine = self.engine
+        max_age = engine.runtime.config.retry_policy(self.name).max_age
+        oldest = await engine.store.oldest_waiting(self.name, now)
+        if oldest is None or now <= oldest + max_age:
+            return
+        killed = await engine.store.kill_expired_waiting(
+            self.name, now - max_age, "sink not configured", now
+        )
+        if killed:
+            engine.metrics.deliveries.labels(self.name, "dead").inc(killed)
+
+    async def _deliver(self, sink: Sink, delivery: ClaimedDelivery, started_at: float) -> None:
+        engine = self.engine
+        try:
+            retry_in: float | None = None
+            try:
+                ready = await self._ready(sink, delivery)
+                if ready.worker_lost:
+                    retry_in = self._after_worker_loss(delivery)
+                else:
+                    self._worker_losses.pop(delivery.id, None)
+                if ready.silence_reason is None and retry_in is None:
+                    outcome = await self._attempt(ready.send, delivery, started_at)
+            finally:
+                self.sending -= 1  # the slot is free once the destination answered
+                self.wake()
+            if retry_in is not None:
+                # The router's failure, not the sink's: no attempt spent, the breaker untouched.
+                await engine.store.defer(delivery.id, engine.owner, engine.clock() + retry_in)
+                return
+            if ready.silence_reason is not None:
+                now = engine.clock()
+                if await engine.store.mute(delivery.id, engine.owner, ready.silence_reason, now):
+                    engine.metrics.deliveries_muted.labels(self.name, "silence").inc()
+                return
+            if ready.digest_count is not None and outcome.record.outcome == "delivered":
+                engine.metrics.digest_calls.labels(self.name).observe(ready.digest_count)
+            recorded = await engine.store.finish(
+                delivery.id, engine.owner, outcome.record, next_attempt_at=outcome.next_attempt_at
+            )
+            if recorded:
+                engine.health.succeeded()
+            self._account(outcome, delivery, recorded, sink_failed=not ready.worker_lost)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The lease will expire and the delivery be retried.
+            engine.store_failed(exc, "could not record an attempt", **_fields(delivery))
+        finally:
+            if self.in_flight.get(delivery.id) is asyncio.current_task():
+                self.in_flight.pop(delivery.id)
+            self.wake()
+
+    def _after_worker_loss(self, delivery: ClaimedDelivery) -> float | None:
+        """The parse workers building this delivery's message died (`router.engine.render_apart`):
+        seconds until it is tried again without spending an attempt, or None once its
+        workers died `WORKER_LOSSES_DEFERRED` times: then the message itself may be what
+        kills them, and each further loss spends an attempt (the sink's breaker still
+        never counts it), so the retry policy bounds it."""
+        losses = self._worker_losses.get(delivery.id, 0) + 1
+        if len(self._worker_losses) >= MAX_WORKER_LOSSES_KEPT:
+            self._worker_losses.clear()  # deliveries finished elsewhere (another replica)
+        self._worker_losses[delivery.id] = losses
+        if losses > WORKER_LOSSES_DEFERRED:
+            return None
+        retry_in = failure_backoff(losses, self.engine.settings.idle_poll)
+        log.warning(
+            "parse worker died building the message; trying again in %.1f s"
+            " without spending an attempt",
+            retry_in,
+            extra=_fields(delivery),
+        )
+        return retry_in
+
+    def _silence_for(self, delivery: ClaimedDelivery, request: DeliveryRequest) -> Silence | None:
+        """The silence that mutes this delivery now (checked again just before each send, so
+        a silence also quiets deliveries already queued or retrying), or None."""
+        controls = self.engine.controls
+        if controls is None or not controls.silences:
+            return None
+        calls = request.digest.calls if request.digest is not None else [request.event]
+        replayed_at = (
+            delivery.retry_started_at if delivery.retry_started_at > delivery.created_at else None
+        )
+        return controls.silence_before_send(calls, self.name, self.engine.clock(), replayed_at)
+
+    async def _ready(self, sink: Sink, delivery: ClaimedDelivery) -> ReadySend:
+        """The delivery decoded and checked against the silences, here or, for a large
+        call, in a parse worker process (`router.engine.render_apart`)."""
+        payloads = None
+        if delivery.kind == "digest":
+            payloads = await self.engine.store.digest_calls(delivery.id)
+        apart = self.engine.render_apart
+        if apart is not None and apart.takes(sink, delivery, payloads):
+            controls, now = self.engine.controls, self.engine.clock()
+            return await apart.ready(sink, delivery, payloads, controls, now)
+        request = delivery_request(delivery, payloads)
+        silence = self._silence_for(delivery, request)
+        return ReadySend(
+            functools.partial(sink.send, request),
+            None if silence is None else silence.reason,
+            None if request.digest is None else request.digest.count,
+        )
+
+    async def _attempt(
+        self,
+        send: Callable[[], Awaitable[SendResult]],
+        delivery: ClaimedDelivery,
+        started_at: float,
+    ) -> AttemptOutcome:
+        engine = self.engine
+        number = delivery.attempts + 1
+        began = time.perf_counter()
+        status_code: int | None = None
+        detail: str | None = None
+        retry_after: float | None = None
+        try:
+            result = await send()
+        except Retryable as exc:
+            failure: tuple[bool, str] | None = (True, exc.reason)
+            status_code, retry_after = exc.status_code, exc.retry_after
+        except Permanent as exc:
+            failure = (False, exc.reason)
+            status_code = exc.status_code
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("sink raised an unexpected error", extra=_fields(delivery))
+            failure = (True, f"internal error in sink: {type(exc).__name__}")
+        else:
+            failure = None
+            status_code, detail = result.status_code, result.detail
+        duration = time.perf_counter() - began
+        engine.metrics.child(engine.metrics.attempt_duration, self.name).observe(duration)
+        if failure is None:
+            record = AttemptRecord(
+                number, started_at, duration, "delivered", status_code, None, detail
+            )
+            return AttemptOutcome(record, None, None)
+        retryable, reason = failure
+        decision = decide_after_failure(
+            engine.runtime.config.retry_policy(self.name),
+            retryable=retryable,
+            reason=reason,
+            attempts_made=delivery.retry_attempts + 1,
+            accepted_at=delivery.retry_started_at,
+            now=engine.clock(),
+            retry_after=retry_after,
+            rng=engine.rng,
+        )
+        outcome = "retry" if decision.action == "retry" else "dead"
+        record = AttemptRecord(
+            number, started_at, duration, outcome, status_code, decision.reason, detail
+        )
+        return AttemptOutcome(record, decision.next_attempt_at, retry_after if retryable else None)
+
+    def _account(
+        self,
+        outcome: AttemptOutcome,
+        delivery: ClaimedDelivery,
+        recorded: bool,
+        *,
+        sink_failed: bool = True,
+    ) -> None:
+        """Count the outcome (metrics, log, the sink's breaker). `sink_failed` False: a
+        failure was the router's (its parse workers died), which says nothing about the
+        destination and leaves the breaker alone."""
+        engine, record = self.engine, outcome.record
+        now = engine.clock()
+        if record.outcome == "delivered":
+            self.breaker.on_success()
+        elif record.outcome == "retry" and sink_failed:
+            if outcome.retry_after is not None:
+                # The destination asked the whole sink to wait; a pause never exceeds the
+                # breaker's longest (the delivery itself still honours Retry-After in full).
+                hold = min(outcome.retry_after, self.breaker.settings.max_pause)
+                self.breaker.hold_until(now + hold)
+            elif self.breaker.on_retryable_failure(now):
+                log.warning(
+                    "sink paused after %d failures in a row, until %.0f",
+                    self.breaker.consecutive_failures,
+                    self.breaker.paused_until or now,
+                    extra={"sink": self.name},
+                )
+        if not recorded:
+            log.warning("lease lost before the attempt was recorded", extra=_fields(delivery))
+            return
+        metric = {"delivered": "delivered", "retry": "retried", "dead": "dead"}[record.outcome]
+        engine.metrics.child(engine.metrics.deliveries, self.name, metric).inc()
+        level = logging.DEBUG if record.outcome == "delivered" else logging.WARNING
+        log.log(
+            level,
+            "delivery %s (attempt %d)%s",
+            record.outcome,
+            record.number,
+            f": {record.error}" if record.error else "",
+            extra={
+                **_fields(delivery),
+                "outcome": record.outcome,
+                "status_code": record.status_code,
+                "duration_ms": round(record.duration * 1000, 1),
+            },
+        )
+
+
+FIRST_FAILURE_BACKOFF = 0.5
+# A delivery whose parse workers died building its message is tried again this many
+# times without spending an attempt; after that each loss spends one (see
+# `SinkLane._after_worker_loss`).
+WORKER_LOSSES_DEFERRED = 2
+MAX_WORKER_LOSSES_KEPT = 10_000
+
+
+def failure_backoff(failures: int, longest: float) -> float:
+    """Seconds a lane waits after its `failures`-th failure in a row: 0.5 s, doubling,
+    at most `longest`."""
+    return min(FIRST_FAILURE_BACKOFF * 2 ** min(failures - 1, 16), longest)
+
+
+def _share(rate: Rate | None, workers: int) -> Rate | None:
+    """This engine's part of a sink's rate limit when `workers` engines share the store."""
+    if rate is None or workers <= 1:
+        return rate
+    return Rate(rate.count, rate.per_seconds * workers)
+
+
+def _fields(delivery: ClaimedDelivery) -> dict[str, str]:
+    return {
+        "event_id": delivery.event_id,
+        "delivery_id": delivery.id,
+        "sink": delivery.sink,
+        "rule": delivery.rule,
+    }

@@ -1,0 +1,48 @@
+"""What a sink is given for a claimed delivery: the `DeliveryRequest` built from the
+stored call (or a digest's calls), and a `ReadySend` once its message is built. Pure:
+the engine and a parse worker process build a request the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from router.core.events import decode_json
+from router.store.base import ClaimedDelivery
+from sinks.base import DeliveryRequest, Digest, SendResult, window_time
+
+
+@dataclass(frozen=True)
+class ReadySend:
+    """A claimed delivery ready to go: `send()` sends it, unless a silence mutes it now."""
+
+    send: Callable[[], Awaitable[SendResult]]
+    silence_reason: str | None = None
+    digest_count: int | None = None  # a digest's calls
+    worker_lost: bool = False  # its parse workers died building it: `send` fails, ours
+
+
+def delivery_request(delivery: ClaimedDelivery, payloads: list[bytes] | None) -> DeliveryRequest:
+    """The request for one delivery; a digest's (`payloads`: its calls' bodies, in arrival
+    order) carries its calls. Pure: a parse worker process builds it the same way. A
+    delivery sent straight after its ingest reuses the body the webhook decoded."""
+    event = delivery.decoded if delivery.decoded is not None else decode_json(delivery.payload)
+    digest: Digest | None = None
+    if delivery.kind == "digest":
+        digest = Digest(
+            group_key=decode_json((delivery.group_key or "{}").encode()),
+            window_start=window_time(delivery.window_start or delivery.created_at),
+            window_end=window_time(delivery.window_end or delivery.created_at),
+            calls=[decode_json(payload) for payload in payloads or ()] or [event],
+        )
+        event = digest.calls[0]
+    return DeliveryRequest(
+        delivery_id=delivery.id,
+        event_id=delivery.event_id,
+        sink=delivery.sink,
+        rule=delivery.rule,
+        event=event,
+        attempt=delivery.attempts + 1,
+        digest=digest,
+        payload=None if digest is not None else delivery.payload,
+    )

@@ -1,0 +1,30 @@
+"""Operators' state at run time: silences and sink pauses as requested (checked once for
+the admin API, the console, the CLI and Slack) and as held in force for the hot path."""
+
+from __future__ import annotations
+
+from router.operators.controls import KnownSilence, OperatorControls, silence_before_send
+from router.operators.silences import (
+    EXPIRED_SILENCES_KEPT,
+    RequestInvalid,
+    names_values,
+    parse_pause_request,
+    parse_silence_request,
+    pause_json,
+    silence_json,
+    to_silence,
+)
+
+__all__ = [
+    "EXPIRED_SILENCES_KEPT",
+    "KnownSilence",
+    "OperatorControls",
+    "RequestInvalid",
+    "names_values",
+    "parse_pause_request",
+    "parse_silence_request",
+    "pause_json",
+    "silence_before_send",
+    "silence_json",
+    "to_silence",
+]

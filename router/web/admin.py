@@ -1,0 +1,249 @@
+"""`/admin/*`: list deliveries, replay them, reload rules.yaml; silences and sink pauses
+(`router.web.admin_controls`). Bearer `ROUTER_ADMIN_TOKEN`, checked before any body is read;
+a wrong one counts against the client address in the shared limit on failed
+credentials (`router.web.credential_limits`: then 429). Without a token configured the whole
+admin API answers 404."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, fields
+from typing import Any
+
+from aiohttp import web
+
+from router.config import Runtime
+from router.operators import OperatorControls
+from router.operators.silences import iso
+from router.store import Store
+from router.store.base import (
+    AcknowledgedKind,
+    Acknowledgement,
+    CallFilters,
+    DeliveryView,
+    EventView,
+)
+from router.web.admin_controls import control_routes
+from router.web.credential_limits import CredentialLimiter, record_failure
+from router.web.request_body import read_text
+from router.web.webhook import header_bytes
+
+STATUSES = ("pending", "delivered", "dead", "muted")
+VERIFICATIONS = ("pending", "not_verified", "verified", "released")
+
+
+def delivery_json(
+    view: DeliveryView, acknowledgement: Acknowledgement | None = None
+) -> dict[str, Any]:
+    """The fields of a delivery as the API and `revring-router deliveries --json` show them:
+    DESIGN.md section 4's, then `kind` ('single' or 'digest') and `calls` (a digest's
+    member count, 1 for a single delivery) among the rest, and `acknowledged_by` (the
+    Slack user id) and `acknowledged_at` (ISO 8601) once acknowledged from Slack."""
+    shown = asdict(view)
+    shown["acknowledged_by"] = None if acknowledgement is None else acknowledgement.user_id
+    shown["acknowledged_at"] = None if acknowledgement is None else iso(acknowledgement.at)
+    return shown
+
+
+def acknowledgement_key(view: DeliveryView) -> tuple[AcknowledgedKind, str]:
+    """What an acknowledgement of this delivery is recorded on: its call, or the digest."""
+    return ("digest", view.id) if view.kind == "digest" else ("call", view.event_id)
+
+
+async def acknowledgements_of(
+    store: Store, views: list[DeliveryView]
+) -> dict[str, Acknowledgement]:
+    """The acknowledgement of each delivery that has one, by delivery id (one read: an
+    acknowledgement never precedes the delivery it was made on)."""
+    if not views:
+        return {}
+    since = min(view.created_at for view in views)
+    found = {(a.kind, a.target_id): a for a in await store.acknowledgements_since(since)}
+    return {
+        view.id: found[acknowledgement_key(view)]
+        for view in views
+        if acknowledgement_key(view) in found
+    }
+
+
+def event_json(view: EventView) -> dict[str, Any]:
+    """A stored call as `GET /admin/events` and `revring-router calls --json` show it:
+    its columns and verification state, not its body."""
+    return {
+        field.name: getattr(view, field.name) for field in fields(view) if field.name != "payload"
+    }
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response(
+        {"error": "missing or wrong bearer token"},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="revring-router admin"'},
+    )
+
+
+def too_many_failures(wait: float) -> web.Response:
+    seconds = max(math.ceil(wait), 1)
+    return web.json_response(
+        {"error": f"too many failed credentials from this address; try again in {seconds} s"},
+        status=429,
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+BackfillRun = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
+
+
+def admin_routes(
+    token: str | None,
+    store: Store,
+    runtime: Runtime,
+    controls: OperatorControls | None = None,
+    *,
+    backfill: BackfillRun | None = None,
+    limiter: CredentialLimiter | None = None,
+) -> list[web.RouteDef]:
+    failures = limiter if limiter is not None else CredentialLimiter()
+
+    def guarded(handler: Handler) -> Handler:
+        async def check(request: web.Request) -> web.StreamResponse:
+            if not token:
+                raise web.HTTPNotFound()
+            address = request.remote or "unknown"
+            wait = failures.wait(address)
+            if wait is not None:
+                return too_many_failures(wait)
+            presented = header_bytes(request.headers.get("Authorization"))
+            expected = f"Bearer {token}".encode()
+            if not hmac.compare_digest(presented, expected):
+                record_failure(failures, address, "bearer token")
+                return _unauthorized()
+            return await handler(request)
+
+        return check
+
+    async def list_deliveries(request: web.Request) -> web.Response:
+        status = request.query.get("status") or None
+        if status is not None and status not in STATUSES:
+            return web.json_response(
+                {"error": f"status must be one of {', '.join(STATUSES)}"}, status=400
+            )
+        try:
+            limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
+            offset = max(int(request.query.get("offset", "0")), 0)
+        except ValueError:
+            return web.json_response({"error": "limit and offset must be integers"}, status=400)
+        views = await store.list_deliveries(
+            status, request.query.get("sink") or None, limit, offset
+        )
+        acknowledged = await acknowledgements_of(store, views)
+        return web.json_response([delivery_json(view, acknowledged.get(view.id)) for view in views])
+
+    async def show_delivery(request: web.Request) -> web.Response:
+        delivery_id = request.match_info["id"]
+        view = await store.get_delivery(delivery_id)
+        if view is None:
+            return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
+        attempts = [asdict(a) for a in await store.list_attempts(delivery_id)]
+        acknowledgement = await store.acknowledgement(*acknowledgement_key(view))
+        return web.json_response({**delivery_json(view, acknowledgement), "attempt_log": attempts})
+
+    async def replay(request: web.Request) -> web.Response:
+        delivery_id = request.match_info["id"]
+        if not await store.replay(delivery_id, time.time()):
+            if await store.get_delivery(delivery_id) is None:
+                return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
+            return web.json_response(
+                {"error": f"delivery {delivery_id!r} is being sent right now; try again"},
+                status=409,
+            )
+        return web.json_response({"status": "requeued", "id": delivery_id})
+
+    async def reload(request: web.Request) -> web.Response:
+        failure = await runtime.reload("POST /admin/reload")
+        if failure is not None:
+            return web.json_response(
+                {"status": "invalid", "errors": [str(e) for e in failure.errors]}, status=400
+            )
+        config = runtime.config
+        return web.json_response(
+            {
+                "status": "reloaded",
+                "rules": len(config.rules),
+                "sinks": sorted(config.sinks),
+                "warnings": [str(w) for w in config.warnings],
+            }
+        )
+
+    async def run_backfill(request: web.Request) -> web.Response:
+        from router.revring.backfill import admin_ids
+
+        if backfill is None:
+            return web.json_response(
+                {"error": "backfill needs ROUTER_REVRING_API_KEY (RevRing's API key)"},
+                status=409,
+            )
+        try:
+            body = json.loads(await read_text(request))
+        except (ValueError, RecursionError):
+            return web.json_response({"error": "body must be JSON"}, status=400)
+        try:
+            ids = admin_ids(body)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=422)
+        dry = isinstance(body, dict) and body.get("dry_run") is True
+        return web.json_response(await backfill(ids, dry))
+
+    async def list_events(request: web.Request) -> web.Response:
+        verification = request.query.get("verification") or "pending"
+        if verification not in VERIFICATIONS:
+            return web.json_response(
+                {"error": f"verification must be one of {', '.join(VERIFICATIONS)}"}, status=400
+            )
+        try:
+            limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
+        except ValueError:
+            return web.json_response({"error": "limit must be an integer"}, status=400)
+        views = await store.list_events(CallFilters(verification=verification), None, limit)
+        return web.json_response([event_json(view) for view in views])
+
+    async def release_event(request: web.Request) -> web.Response:
+        from router.revring import release
+        from router.revring.verify import HOLDABLE
+
+        event_id = request.match_info["id"]
+        if not runtime.loaded:
+            return web.json_response({"error": "rules.yaml is not loaded"}, status=503)
+        released = await release(store, runtime.config.rules, event_id)
+        if released.outcome == "unknown":
+            return web.json_response({"error": f"no call {event_id!r}"}, status=404)
+        if released.outcome == "not_held":
+            return web.json_response(
+                {
+                    "error": f"call {event_id!r} is not held (verification:"
+                    f" {released.verification or 'none'}); only {' or '.join(HOLDABLE)}"
+                    " calls can be released"
+                },
+                status=409,
+            )
+        return web.json_response(
+            {"status": "released", "event_id": event_id, "deliveries": released.deliveries}
+        )
+
+    return [
+        web.get("/admin/events", guarded(list_events)),
+        web.post("/admin/events/{id}/release", guarded(release_event)),
+        web.post("/admin/backfill", guarded(run_backfill)),
+        web.get("/admin/deliveries", guarded(list_deliveries)),
+        web.get("/admin/deliveries/{id}", guarded(show_delivery)),
+        web.post("/admin/deliveries/{id}/replay", guarded(replay)),
+        web.post("/admin/reload", guarded(reload)),
+        *control_routes(guarded, store, runtime, controls),
+    ]

@@ -1,0 +1,294 @@
+"""The aiohttp application: webhook, health, metrics and admin endpoints, with the store,
+the live configuration and the delivery engine started and stopped alongside it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from router import __version__
+from router.config import Runtime, watch_config_file
+from router.core.metrics import Metrics
+from router.engine import (
+    DeliveryEngine,
+    EngineSettings,
+    HealthPolicy,
+    IngestLimits,
+    Intake,
+    ParseWorkers,
+    RenderApart,
+    StoreHealth,
+)
+from router.engine.health import answer_within, is_store_failure
+from router.operators import EXPIRED_SILENCES_KEPT, OperatorControls
+from router.revring import RevRingApi, Verifier, VerifySettings, backfill, dry_run
+from router.store import Store, open_store
+from router.store.base import SinkBacklog
+from router.web.admin import BackfillRun, admin_routes
+from router.web.connections import track_requests
+from router.web.credential_limits import CredentialLimiter
+from router.web.openapi import openapi_routes
+from router.web.request_body import BODY_LIMITS, BodyLimits, answer_refusals
+from router.web.slack_interactions import SlackInteractions, slack_routes
+from router.web.ui import PREFIX as CONSOLE_PREFIX
+from router.web.ui import console_app
+from router.web.webhook import ApiKeys, WebhookHandler
+from sinks.base import SinkResources
+
+log = logging.getLogger("router.web.app")
+
+RUNTIME = web.AppKey("runtime", Runtime)
+STORE = web.AppKey("store", Store)
+ENGINE = web.AppKey("engine", DeliveryEngine)
+METRICS = web.AppKey("metrics", Metrics)
+HEALTH = web.AppKey("health", StoreHealth)
+
+READY_TIME_LIMIT = 2.0  # /readyz answers within this, whatever the store does
+
+
+@dataclass
+class ServiceSettings:
+    config_path: str = "rules.yaml"
+    store_url: str = "sqlite:///data/router.db"
+    api_keys: ApiKeys | None = None  # None: no authentication (--no-auth)
+    admin_token: str | None = field(default=None, repr=False)
+    retention_days: float = 30.0
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    purge_interval: float = 3600.0
+    watch_interval: float = 2.0  # 0: do not watch rules.yaml for changes
+    ingest: IngestLimits = field(default_factory=IngestLimits)
+    revring_api: RevRingApi | None = field(default=None, repr=False)  # backfill, verify
+    verify_calls: bool = False  # ROUTER_VERIFY_CALLS=revring
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    health: HealthPolicy = field(default_factory=HealthPolicy)  # outages, /readyz
+
+
+async def _purge_periodically(store: Store, retention_days: float, interval: float) -> None:
+    while True:
+        try:
+            purged = await store.purge(time.time() - retention_days * 86400)
+            if purged:
+                log.info("purged %d delivered events older than %g days", purged, retention_days)
+            await store.purge_slack_actions(time.time() - retention_days * 86400)
+            forgotten = await store.purge_silences(time.time() - EXPIRED_SILENCES_KEPT)
+            if forgotten:
+                log.info("purged %d silences ended more than 30 days ago", forgotten)
+        except Exception:
+            log.exception("purge failed")
+        await asyncio.sleep(interval)
+
+
+async def _start_parse_workers(workers: ParseWorkers | None) -> None:
+    """Start the parse processes now rather than with the first large body."""
+    if workers is None:
+        return
+    try:
+        await workers.start()
+    except Exception as exc:  # the first large body tries again
+        log.warning("parse workers did not start: %s", exc)
+
+
+def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Application:
+    """The application; the store opens, rules.yaml loads and workers start on startup."""
+    # Every route's body is read under the webhook's limits (`router.web.request_body`).
+    app = web.Application(middlewares=[track_requests, answer_refusals])
+    body_limits = BodyLimits(settings.ingest.body_timeout)
+    app[BODY_LIMITS] = body_limits
+    limiter = CredentialLimiter()  # failed credentials, console and admin API alike
+    metrics = Metrics()
+    store = store or open_store(settings.store_url)
+    resources = SinkResources()
+    runtime = Runtime(settings.config_path, metrics, resources)
+    health = StoreHealth(policy=settings.health)
+    clock = time.time
+    engine = DeliveryEngine(runtime, store, metrics, settings.engine, clock=clock, health=health)
+    # Large bodies are parsed, and large calls' messages built, in these processes.
+    workers = ParseWorkers(settings.ingest.parse_workers) if settings.ingest.parse_workers else None
+    if workers is not None:
+        inline = settings.ingest.inline_parse_bytes
+        engine.render_apart = RenderApart(workers, runtime, inline)
+    controls = OperatorControls(store)
+    engine.controls = controls
+    controls.on_change(engine.wake)
+    app[METRICS], app[STORE], app[RUNTIME], app[ENGINE] = metrics, store, runtime, engine
+    app[HEALTH] = health
+    verifier = None
+    if settings.verify_calls:
+        if settings.revring_api is None:
+            raise ValueError("verify mode needs RevRing's API key (ROUTER_REVRING_API_KEY)")
+        verifier = Verifier(
+            store, settings.revring_api, runtime, metrics, settings.verify, controls
+        )
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        resources.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=100, limit_per_host=20),
+            headers={"User-Agent": f"revring-router/{__version__}"},
+        )
+        if settings.revring_api is not None and settings.revring_api.session is None:
+            settings.revring_api.session = resources.http
+        try:
+            if not runtime.loaded:
+                runtime.load()
+            await controls.start()
+            await engine.start()
+            # Off the loop and not awaited: serving starts meanwhile.
+            starting_parsers = asyncio.create_task(_start_parse_workers(workers))
+            purger = None
+            if settings.retention_days > 0:
+                purger = asyncio.create_task(
+                    _purge_periodically(store, settings.retention_days, settings.purge_interval)
+                )
+            watcher = None
+            if settings.watch_interval > 0:
+                watcher = asyncio.create_task(watch_config_file(runtime, settings.watch_interval))
+            verifying = asyncio.create_task(verifier.run()) if verifier is not None else None
+            yield
+            await starting_parsers  # never cancelled: a pool it started is closed with it
+            for task in (purger, watcher, verifying):
+                if task is not None:
+                    task.cancel()
+            await engine.stop()
+            await controls.stop()
+        finally:
+            await runtime.close()
+            await resources.http.close()
+            await store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    intake = Intake(
+        runtime,
+        store,
+        metrics,
+        engine,
+        settings.ingest,
+        workers=workers,
+        health=health,
+        clock=clock,
+        hold=verifier is not None,
+        on_held=verifier.wake if verifier is not None else None,
+        controls=controls,
+    )
+    handler = WebhookHandler(intake, metrics, settings.api_keys, body_limits)
+
+    async def stop_parsers(app: web.Application) -> None:
+        intake.close()
+        if workers is not None:
+            workers.close()
+
+    app.on_cleanup.append(stop_parsers)
+    interactions = SlackInteractions(runtime, store, metrics, controls)
+
+    async def finish_clicks(app: web.Application) -> None:
+        await interactions.close()
+
+    app.on_shutdown.append(finish_clicks)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": __version__})
+
+    async def store_takes_writes() -> None:
+        try:
+            await store.probe_write()
+        except Exception as exc:
+            health.failed(exc)
+            raise
+        health.succeeded()
+
+    async def readyz(request: web.Request) -> web.Response:
+        problems = []
+        if not runtime.loaded:
+            problems.append("rules.yaml not loaded")
+        try:
+            await answer_within(store_takes_writes(), READY_TIME_LIMIT)
+        except TimeoutError:
+            problems.append(f"store did not answer within {READY_TIME_LIMIT:g} s")
+        except Exception as exc:  # the details are in the log, not on a public endpoint
+            problems.append(f"store cannot write: {type(exc).__name__}")
+        refusal = health.refusal()  # a call's write can fail where the probe's passes
+        if refusal is not None:
+            problems.append(refusal)
+        if problems:
+            return web.json_response({"status": "not ready", "problems": problems}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def metrics_endpoint(request: web.Request) -> web.Response:
+        await _refresh_backlog_gauges(store, metrics, health, set(runtime.config.sinks))
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app.add_routes(
+        [
+            web.post("/webhooks/revring", handler.handle),
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            web.get("/metrics", metrics_endpoint),
+            *admin_routes(
+                settings.admin_token,
+                store,
+                runtime,
+                controls,
+                backfill=_backfill_runner(settings, intake, runtime),
+                limiter=limiter,
+            ),
+            *slack_routes(interactions),
+            *openapi_routes(),
+        ]
+    )
+    if settings.admin_token:
+        console = console_app(settings.admin_token, store, runtime, engine, metrics, limiter)
+        app.add_subapp(CONSOLE_PREFIX, console)
+    return app
+
+
+def _backfill_runner(
+    settings: ServiceSettings, intake: Intake, runtime: Runtime
+) -> BackfillRun | None:
+    """`POST /admin/backfill`'s work: the `backfill` command inside the running service."""
+    api = settings.revring_api
+    if api is None:
+        return None
+
+    async def run(ids: list[str], dry: bool) -> dict[str, Any]:
+        if dry:
+            return (await dry_run(ids, api, runtime.config)).to_json()
+        return (await backfill(ids, api, intake.ingest_body)).to_json()
+
+    return run
+
+
+async def _refresh_backlog_gauges(
+    store: Store, metrics: Metrics, health: StoreHealth, sinks: set[str]
+) -> None:
+    """Per-sink backlog gauges, read from the store at scrape time. A sink with nothing
+    pending or dead reads 0 (not absent), so alerts on these series resolve."""
+    now = time.time()
+    try:
+        backlog = await store.backlog()
+        open_groups = await store.open_groups(now)
+    except Exception as exc:
+        if is_store_failure(exc):
+            health.failed(exc)  # an outage is logged once, not at every scrape
+        else:
+            log.exception("cannot read the backlog for /metrics")
+        return
+    metrics.open_groups.clear()
+    for sink, count in open_groups.items():
+        metrics.open_groups.labels(sink).set(count)
+    metrics.backlog_sinks |= sinks | set(backlog)
+    for sink in metrics.backlog_sinks:
+        numbers = backlog.get(sink, SinkBacklog(0, 0, None))
+        metrics.pending.labels(sink).set(numbers.pending)
+        metrics.dead.labels(sink).set(numbers.dead)
+        oldest = numbers.oldest_pending_created_at
+        metrics.oldest_pending_age.labels(sink).set(0 if oldest is None else max(now - oldest, 0))

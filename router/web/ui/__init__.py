@@ -1,0 +1,241 @@
+"""The web console at `/ui/`: server-rendered pages for the people who run the router.
+
+`console_app` builds it as an aiohttp sub-application, mounted by `router.web.app` only when
+`ROUTER_ADMIN_TOKEN` is set (without it, `/ui/` is 404). Every response carries a strict
+Content-Security-Policy; every page and action needs a session (`router.web.ui.auth`); every
+POST but the sign-in needs the session's CSRF token and, when the browser sends an
+`Origin`, this host's. The session is checked before a body is read, and bodies are
+read under the limits of every route (`router.web.request_body`); a failed sign-in counts
+in the limit on failed credentials the admin API shares (`router.web.credential_limits`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from router.config import Runtime
+from router.core.metrics import Metrics
+from router.engine import DeliveryEngine
+from router.engine.health import is_store_failure
+from router.store import Store
+from router.web.credential_limits import CredentialLimiter, record_failure
+from router.web.request_body import BodyRefused, read_form
+from router.web.ui.auth import SESSION_COOKIE, Sessions, token_matches
+from router.web.ui.calls import CallViews
+from router.web.ui.pages import SESSION, Pages
+from router.web.ui.silences import SilenceViews
+from router.web.ui.views import ConsoleViews
+
+log = logging.getLogger("router.web.ui")
+
+STATIC = Path(__file__).resolve().parent / "static"
+PREFIX = "/ui"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+OPEN_PATHS = {f"{PREFIX}/login"}  # reachable without a session (and the static files)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def is_https(request: web.Request) -> bool:
+    """Whether the browser reached us over https: directly, or through a proxy that says
+    so in `X-Forwarded-Proto` (trusted for this only: it can just make a cookie Secure)."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.secure or forwarded == "https"
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # older browsers and non-browser clients; the CSRF token still holds
+    parts = urlsplit(origin)
+    return parts.netloc.lower() == request.host.lower()
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after signing in: a console path only (never another site)."""
+    if target and target.startswith(f"{PREFIX}/") and "//" not in target and "\\" not in target:
+        return target
+    return f"{PREFIX}/"
+
+
+class Console:
+    def __init__(
+        self,
+        token: str,
+        views: ConsoleViews,
+        pages: Pages,
+        limiter: CredentialLimiter | None = None,
+    ) -> None:
+        self.token = token
+        self.sessions = Sessions(token)
+        self.failures = limiter if limiter is not None else CredentialLimiter()
+        self.views = views
+        self.pages = pages
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await self._guarded(request, handler)
+        except web.HTTPException as exc:
+            exc.headers.update(SECURITY_HEADERS)
+            raise
+        except BodyRefused as refused:
+            response = self.pages.problem(request, refused.status, refused.message)
+            if refused.closes_connection:
+                response.force_close()
+        except Exception as exc:
+            if not is_store_failure(exc):
+                raise
+            log.warning("console page %s: the store failed: %s", request.path, type(exc).__name__)
+            response = self.pages.problem(
+                request, 503, "The store did not answer; try again in a moment."
+            )
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    async def _guarded(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(f"{PREFIX}/static/"):
+            return await handler(request)
+        session = self.sessions.check(request.cookies.get(SESSION_COOKIE), time.time())
+        request[SESSION] = session
+        if "\x00" in request.path or any("\x00" in value for value in request.query.values()):
+            return self.pages.problem(request, 400, "The address holds a NUL character.")
+        if request.method == "POST" and not _same_origin(request):
+            return self.pages.problem(request, 403, "This form came from another site.")
+        if request.path in OPEN_PATHS:
+            return await handler(request)
+        if session is None:
+            login = request.app.router["login"].url_for()
+            if request.method == "GET":
+                login = login.with_query(next=request.path_qs)
+            raise web.HTTPSeeOther(login)
+        if request.method == "POST":
+            form = await read_form(request)
+            if not self.sessions.csrf_ok(session, _text(form.get("csrf"))):
+                return self.pages.problem(
+                    request,
+                    403,
+                    "The form's CSRF token is missing or wrong; reload the page and try again.",
+                )
+        return await handler(request)
+
+    async def login_form(self, request: web.Request) -> web.Response:
+        if request[SESSION] is not None:
+            raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
+        return self._login_page(request, next_path=request.query.get("next"))
+
+    def _login_page(
+        self, request: web.Request, *, next_path: str | None, error: str = "", status: int = 200
+    ) -> web.Response:
+        return self.pages.render(
+            request,
+            "login.html",
+            http_status=status,
+            title="Sign in",
+            next_path=_safe_next(next_path),
+            error=error,
+            signed_out=request.query.get("signed_out") == "1",
+        )
+
+    async def login(self, request: web.Request) -> web.Response:
+        address = request.remote or "unknown"
+        wait = self.failures.wait(address)  # before the body is read
+        if wait is not None:
+            seconds = max(math.ceil(wait), 1)
+            response = self._login_page(
+                request,
+                next_path=request.query.get("next"),
+                error=f"Too many failed sign-ins; try again in {seconds} s.",
+                status=429,
+            )
+            response.headers["Retry-After"] = str(seconds)
+            return response
+        form = await read_form(request)
+        next_path = _text(form.get("next"))
+        if not token_matches(_text(form.get("token")) or "", self.token):
+            record_failure(self.failures, address, "console sign-in")
+            return self._login_page(
+                request, next_path=next_path, error="That token is not right.", status=401
+            )
+        _, cookie = self.sessions.issue(time.time())
+        response = web.HTTPSeeOther(_safe_next(next_path))
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            path=PREFIX,
+            max_age=int(self.sessions.lifetime),
+            httponly=True,
+            samesite="Strict",
+            secure=is_https(request),
+        )
+        raise response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        session = request[SESSION]
+        assert session is not None  # the guard lets no POST through without one
+        self.sessions.end(session, time.time())
+        response = web.HTTPSeeOther(
+            request.app.router["login"].url_for().with_query(signed_out="1")
+        )
+        response.del_cookie(SESSION_COOKIE, path=PREFIX)
+        raise response
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def console_app(
+    token: str,
+    store: Store,
+    runtime: Runtime,
+    engine: DeliveryEngine,
+    metrics: Metrics,
+    limiter: CredentialLimiter | None = None,
+) -> web.Application:
+    """The console, to mount at `/ui` (`app.add_subapp(PREFIX, console_app(...))`);
+    `limiter`: the limit on failed credentials it shares with the admin API."""
+    pages = Pages()
+    views = ConsoleViews(pages, store, runtime, engine, metrics)
+    calls = CallViews(pages, store, runtime, engine)
+    silences = SilenceViews(pages, store, runtime, engine)
+    console = Console(token, views, pages, limiter)
+    app = web.Application(middlewares=[console.guard])
+    app.add_routes(
+        [
+            web.get("/", views.overview, name="overview"),
+            web.get("/login", console.login_form, name="login"),
+            web.post("/login", console.login),
+            web.post("/logout", console.logout, name="logout"),
+            web.get("/calls", calls.calls, name="calls"),
+            web.get("/calls/{id}", calls.call, name="call"),
+            web.post("/calls/{id}/replay/{delivery}", calls.replay, name="call_replay"),
+            web.get("/deliveries", views.deliveries, name="deliveries"),
+            web.get("/deliveries/replay-dead", views.confirm_replay_dead, name="confirm_replay"),
+            web.post("/deliveries/replay-dead", views.replay_dead, name="replay_dead"),
+            web.get("/deliveries/{id}", views.delivery, name="delivery"),
+            web.post("/deliveries/{id}/replay", views.replay, name="replay"),
+            web.get("/rules", views.rules, name="rules"),
+            web.post("/rules/playground", views.playground, name="playground"),
+            web.get("/silences", silences.silences, name="silences"),
+            web.post("/silences", silences.create, name="silence_create"),
+            web.post("/silences/{id}/expire", silences.expire, name="silence_expire"),
+            web.static("/static", STATIC, name="static"),
+        ]
+    )
+    return app

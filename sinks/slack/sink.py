@@ -1,0 +1,348 @@
+"""The `slack` sink: call alerts through an incoming webhook or a bot token (slack-sdk).
+
+The message itself is built in `sinks.slack.message`; this module sends it and turns
+Slack's answers into outcomes. slack-sdk's own retry handlers are switched off: a
+rate limit or an outage is rescheduled in the store, never slept on in a worker.
+
+    webhook mode   POST webhook_url            (AsyncWebhookClient.send_dict)
+    bot mode       POST {api_url}chat.postMessage with `Authorization: Bearer token`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from router.core.retry import parse_retry_after
+from router.core.templates import SlackJsonTemplate, SlackTemplate
+from router.core.units import Duration, Rate
+from sinks.base import (
+    DeliveryRequest,
+    Permanent,
+    RendersText,
+    Retryable,
+    SendResult,
+    Sink,
+    SinkConfig,
+    SinkResources,
+)
+from sinks.http import url_secrets
+from sinks.slack.message import ActionButtons, build_message, parse_blocks
+
+DEFAULT_API_URL = "https://slack.com/api/"
+
+# Slack answers these with HTTP 200 and ok=false; they pass if tried again later.
+RETRYABLE_ERRORS = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
+     "request_timeout"}
+)  # fmt: skip
+_ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
+
+
+DEFAULT_SILENCE_FOR = (3600.0, 4 * 3600.0, 24 * 3600.0)
+LONGEST_BUTTON_SILENCE = 366 * 86400.0  # as a silence made through the admin API
+
+
+class SlackActionsConfig(BaseModel):
+    """The buttons of an alert (DESIGN.md section 12); they need the sink's `signing_secret`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    silence_by: tuple[str, ...] | None = None  # default: the rule's group.by, else status+agentId
+    silence_for: tuple[Duration, ...] = Field(default=DEFAULT_SILENCE_FOR, max_length=5)
+    acknowledge: bool = True
+    # Slack user ids (U…/W…), in the order written (`check` points at an entry that is not one)
+    allowed_users: tuple[str, ...] | None = None
+    allowed_channels: frozenset[str] | None = None  # channel ids (C…) or names
+
+    @field_validator("silence_by", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("silence_by")
+    @classmethod
+    def _field_paths(cls, paths: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if paths is None:
+            return None
+        if not paths:
+            raise ValueError("silence_by needs at least one field (such as sipTrunkId)")
+        for path in paths:
+            if not path or any(not segment.strip() for segment in path.split(".")):
+                raise ValueError(
+                    f"silence_by {path!r} is not a field path: use names joined by dots, "
+                    "like sipTrunkId or variables.tier"
+                )
+        return paths
+
+    @field_validator("silence_for")
+    @classmethod
+    def _durations(cls, choices: tuple[float, ...]) -> tuple[float, ...]:
+        for seconds in choices:
+            if not 0 < seconds <= LONGEST_BUTTON_SILENCE:
+                raise ValueError("each silence_for choice must be longer than 0s and at most 366d")
+        return tuple(dict.fromkeys(choices))
+
+    @field_validator("allowed_users", "allowed_channels", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [item.lstrip("#@") if isinstance(item, str) else item for item in value]
+        return value
+
+    def setting_warnings(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Entries of `allowed_users` that are not Slack user ids: names are not unique, so
+        they are never matched (they let no one act)."""
+        return [
+            (
+                ("allowed_users", index),
+                f"{user!r} is not a Slack user id (U or W, then capitals and"
+                " digits, such as U0123ABCD): names are not unique, so only ids are matched"
+                " and this entry lets no one act",
+            )
+            for index, user in enumerate(self.allowed_users or ())
+            if not SLACK_USER_ID.fullmatch(user)
+        ]
+
+
+class SlackSinkConfig(SinkConfig):
+    type: Literal["slack"]
+    webhook_url: SecretStr | None = None
+    token: SecretStr | None = None
+    channel: str | None = None
+    api_url: str | None = None
+    text: SlackTemplate | None = None
+    blocks: SlackJsonTemplate | None = None
+    mask_phone: bool = True
+    timeout: Duration = 10.0
+    signing_secret: SecretStr | None = None  # the Slack app's: turns the buttons on
+    actions: SlackActionsConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> SlackSinkConfig:
+        if self.webhook_url is not None and self.token is not None:
+            raise ValueError("give either webhook_url or token + channel, not both")
+        if self.token is not None and self.token.get_secret_value() and not self.channel:
+            raise ValueError('token needs a channel (e.g. channel: "#ops-alerts")')
+        if self.actions is not None and self.signing_secret is None:
+            raise ValueError(
+                "actions need signing_secret (the Slack app's, from its Basic Information)"
+            )
+        return self
+
+    @property
+    def buttons_on(self) -> bool:
+        """Whether alerts carry buttons: a signing secret is set (and not empty)."""
+        return self.signing_secret is not None and bool(self.signing_secret.get_secret_value())
+
+    @property
+    def effective_actions(self) -> SlackActionsConfig:
+        return self.actions or SlackActionsConfig()
+
+    def secret_values(self) -> list[str]:
+        url = self.webhook_url.get_secret_value() if self.webhook_url is not None else ""
+        return super().secret_values() + url_secrets(url)
+
+    def setting_warnings(self) -> list[tuple[tuple[str | int, ...], str]]:
+        if self.actions is None:
+            return []
+        return [(("actions", *path), message) for path, message in self.actions.setting_warnings()]
+
+    def missing_settings(self) -> list[str]:
+        if self.token is not None:
+            return [] if self.token.get_secret_value() else ["token"]
+        if self.webhook_url is None or not self.webhook_url.get_secret_value():
+            return ["webhook_url"]
+        return []
+
+    def effective_rate_limit(self) -> Rate | None:
+        return self.rate_limit or Rate(1, 1)
+
+    def templates(self) -> dict[str, RendersText]:
+        named: dict[str, RendersText] = {}
+        if self.text is not None:
+            named["text"] = self.text
+        if self.blocks is not None:
+            named["blocks"] = self.blocks
+        return named
+
+    def rendered_problem(self, name: str, rendered: str) -> str | None:
+        if name != "blocks":
+            return None
+        try:
+            parse_blocks(rendered)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+
+def _error_code(value: Any) -> str | None:
+    """Slack's error code if `value` looks like one (never echo arbitrary bodies)."""
+    if isinstance(value, str) and _ERROR_CODE.match(value.strip()):
+        return value.strip()
+    return None
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    if not headers:
+        return None
+    return parse_retry_after(headers.get("Retry-After"), time.time())
+
+
+def classify_api_answer(
+    status: int, error: str | None, headers: Mapping[str, str] | None
+) -> Retryable | Permanent:
+    """The outcome of a failed Slack answer (Web API or webhook) from status and error code."""
+    code = _error_code(error)
+    if status == 429 or code in ("ratelimited", "rate_limited"):
+        return Retryable(
+            "slack: ratelimited", retry_after=_retry_after(headers), status_code=status
+        )
+    if status >= 500:
+        detail = f" ({code})" if code else ""
+        return Retryable(f"slack: HTTP {status}{detail}", status_code=status)
+    if code in RETRYABLE_ERRORS:
+        return Retryable(f"slack: {code}", status_code=status)
+    if code is not None:
+        return Permanent(f"slack: {code}", status_code=status)
+    return Permanent(f"slack: HTTP {status}", status_code=status)
+
+
+class SlackSink(Sink):
+    config: SlackSinkConfig
+
+    def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
+        super().__init__(name, config, resources)
+        self._webhook: AsyncWebhookClient | None = None
+        self._web: AsyncWebClient | None = None
+        if self.config.missing_settings():
+            return
+        sdk_timeout = max(1, math.ceil(self.config.timeout))
+        if self.config.token is not None:
+            self._web = AsyncWebClient(
+                token=self.config.token.get_secret_value(),
+                base_url=self.config.api_url or DEFAULT_API_URL,
+                timeout=sdk_timeout,
+                session=self.resources.http,
+                retry_handlers=[],
+            )
+        elif self.config.webhook_url is not None:
+            self._webhook = AsyncWebhookClient(
+                url=self.config.webhook_url.get_secret_value(),
+                timeout=sdk_timeout,
+                session=self.resources.http,
+                retry_handlers=[],
+            )
+
+    def render(self, request: DeliveryRequest) -> dict[str, Any]:
+        buttons = None
+        if self.config.buttons_on:
+            actions = self.config.effective_actions
+            buttons = ActionButtons(
+                self.name, actions.silence_for, actions.acknowledge, actions.silence_by
+            )
+        message = build_message(
+            request,
+            mask_phone_numbers=self.config.mask_phone,
+            text_template=self.config.text,
+            blocks_template=self.config.blocks,
+            buttons=buttons,
+        )
+        payload: dict[str, Any] = {}
+        if self.config.token is not None:
+            payload["channel"] = self.config.channel
+        payload.update(message)
+        payload["unfurl_links"] = False
+        payload["unfurl_media"] = False
+        return payload
+
+    builds_apart = True
+
+    def build(self, request: DeliveryRequest) -> dict[str, Any]:
+        return self.render(request)
+
+    async def send(self, request: DeliveryRequest) -> SendResult:
+        return await self.transmit(self.build(request))
+
+    async def transmit(self, payload: dict[str, Any]) -> SendResult:
+        if self._web is not None:
+            return await self._guarded(self._post_message, payload)
+        if self._webhook is not None:
+            return await self._guarded(self._post_webhook, payload)
+        raise Retryable("sink not configured")
+
+    async def _guarded(
+        self, post: Callable[[dict[str, Any]], Awaitable[SendResult]], payload: dict[str, Any]
+    ) -> SendResult:
+        """Network trouble and timeouts as Retryable, with reasons that name no URL."""
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                return await post(payload)
+        except TimeoutError:
+            raise Retryable(f"slack: timed out after {self.config.timeout:g}s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise Retryable(f"slack: connection failed ({type(exc).__name__})") from None
+
+    async def _post_message(self, payload: dict[str, Any]) -> SendResult:
+        assert self._web is not None
+        try:
+            response = await self._web.chat_postMessage(**payload)
+        except SlackApiError as exc:
+            answer = exc.response
+            data = answer.data if isinstance(answer.data, dict) else {}
+            raise classify_api_answer(
+                answer.status_code, data.get("error"), answer.headers
+            ) from None
+        except (AttributeError, TypeError, ValueError) as exc:
+            # slack-sdk fails this way on a non-JSON answer (a proxy's text/plain 502 page).
+            raise Retryable(f"slack: unreadable answer ({type(exc).__name__})") from None
+        channel = response.get("channel")
+        timestamp = response.get("ts")
+        return SendResult(status_code=response.status_code, detail=f"ts={timestamp} in {channel}")
+
+    async def _post_webhook(self, payload: dict[str, Any]) -> SendResult:
+        assert self._webhook is not None
+        response = await self._webhook.send_dict(payload)
+        if 200 <= response.status_code < 300:
+            return SendResult(status_code=response.status_code, detail="posted")
+        raise classify_api_answer(response.status_code, response.body, response.headers)
+
+    @property
+    def bot_mode(self) -> bool:
+        return self._web is not None
+
+    async def update_message(self, channel: str, ts: str, message: dict[str, Any]) -> None:
+        """Rewrite a message this bot posted (`chat.update`), after a click on its buttons;
+        raises `Retryable` or `Permanent` as a send would."""
+        if self._web is None:
+            raise Permanent("slack: chat.update needs bot mode (token + channel)")
+        web_client = self._web
+
+        async def update(payload: dict[str, Any]) -> SendResult:
+            try:
+                await web_client.chat_update(channel=channel, ts=ts, **payload)
+            except SlackApiError as exc:
+                answer = exc.response
+                data = answer.data if isinstance(answer.data, dict) else {}
+                raise classify_api_answer(
+                    answer.status_code, data.get("error"), answer.headers
+                ) from None
+            return SendResult(detail="updated")
+
+        await self._guarded(update, message)
+
+
+SlackSinkConfig.sink_class = SlackSink

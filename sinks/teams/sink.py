@@ -1,0 +1,109 @@
+"""The `teams` sink: call alerts as Adaptive Cards to a Microsoft Teams Workflows webhook.
+
+The card is built in `sinks.teams.card`; this module sends it through the transport the
+`http` sink uses (`PostingSink`) and turns Teams' answers into outcomes:
+
+    200, 202       delivered (Workflows webhooks answer 202 Accepted)
+    429            retried after Teams' Retry-After (else with backoff)
+    5xx            retried with backoff
+    other 4xx      dead at once, with the status and the start of Teams' answer
+
+The `webhook_url` is a secret (its path and signature grant posting): it never appears
+in `render()` (only `scheme://host/***`), a log, or a failure reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+from pydantic import SecretStr, field_validator
+
+from router.core.templates import TeamsJsonTemplate
+from sinks.base import DeliveryError, DeliveryRequest, RendersText, Retryable, SendResult
+from sinks.http import (
+    USER_AGENT,
+    OutgoingRequest,
+    PostingSink,
+    TimedSinkConfig,
+    classify_response,
+    url_secrets,
+    with_prefix,
+)
+from sinks.teams.card import build_message, parse_card
+
+
+class TeamsSinkConfig(TimedSinkConfig):
+    type: Literal["teams"]
+    webhook_url: SecretStr
+    card: TeamsJsonTemplate | None = None
+    mask_phone: bool = True
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _https_url(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text and (
+            not text.startswith(("https://", "http://")) or any(c.isspace() for c in text)
+        ):
+            raise ValueError("webhook_url must be an https:// URL (the Workflows webhook)")
+        return value
+
+    def missing_settings(self) -> list[str]:
+        return [] if self.webhook_url.get_secret_value() else ["webhook_url"]
+
+    def secret_values(self) -> list[str]:
+        return super().secret_values() + url_secrets(self.webhook_url.get_secret_value())
+
+    def templates(self) -> dict[str, RendersText]:
+        return {} if self.card is None else {"card": self.card}
+
+    def rendered_problem(self, name: str, rendered: str) -> str | None:
+        try:
+            parse_card(rendered)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+
+class TeamsSink(PostingSink):
+    config: TeamsSinkConfig
+
+    def render(self, request: DeliveryRequest) -> dict[str, Any]:
+        return build_message(
+            request, mask_phone_numbers=self.config.mask_phone, card_template=self.config.card
+        )
+
+    builds_apart = True
+
+    def build(self, request: DeliveryRequest) -> OutgoingRequest:
+        if self.config.missing_settings():
+            raise Retryable("sink not configured: webhook_url is empty")
+        body = json.dumps(self.render(request), ensure_ascii=False, separators=(",", ":"))
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        url = self.config.webhook_url.get_secret_value()
+        return OutgoingRequest("POST", url, headers, body.encode(), frozenset())
+
+    async def send(self, request: DeliveryRequest) -> SendResult:
+        return await self.transmit(self.build(request))
+
+    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
+        secrets = self.secrets()
+        try:
+            answer = await self.post(outgoing, secrets=secrets)
+        except DeliveryError as failure:
+            raise with_prefix(failure, "teams: ") from None
+        outcome = classify_response(
+            answer.status,
+            body=answer.body,
+            retry_after=answer.retry_after,
+            now=time.time(),
+            secrets=secrets,
+        )
+        if isinstance(outcome, DeliveryError):
+            raise with_prefix(outcome, "teams: ")
+        return outcome
+
+
+TeamsSinkConfig.sink_class = TeamsSink
