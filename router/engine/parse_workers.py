@@ -18,8 +18,8 @@ down with every call in flight): the caller gets `WorkerLost` and answers 503.
 
 The same pool builds the messages of large calls' deliveries (`router.engine.render_apart`,
 through `ParseWorkers.call`). Workers start from a fork server that has imported the
-router's modules (0.5 s once, then ~0.1 s per pool), with `serve` or with the first
-large body, off the event loop; each exits by itself if the router process dies.
+router's modules, with `serve` or with the first large body, off the event loop; each
+exits by itself if the router process dies.
 """
 
 from __future__ import annotations
