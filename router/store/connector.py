@@ -6,23 +6,24 @@ row / one value / the number of rows changed; or `ANNOUNCE`: tell the other
 processes that new deliveries are due) and receives each step's result. A script
 holds no connection and never awaits, so the same script runs:
 
-Results: `rows` gives `Rows` (read by column name), `row` a dict or None, `value`
-the first column of the first row or None, `count` the number of rows changed.
-
 - synchronously, on SQLite's writer thread, inside the batch's one transaction
   (`run_script`), and
 - asynchronously, on an asyncpg connection (`run_script_async`).
 
+Results: `rows` gives `Rows` (read by column name), `row` a dict or None, `value`
+the first column of the first row or None, `count` the number of rows changed.
+
 A `Connector` is the backend: it opens and migrates the database, runs a script as
-a write (one transaction, group-committed where `group=True`) or as a read, and
-translates driver errors into the `router.store.errors` tree.
+a write (one transaction, group-committed where `group=True`) or as a read, counts its
+commits (`CommitCounts`), and translates its driver's errors into the
+`router.store.errors` tree (one mapping per driver, in its module).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from functools import cache
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -152,6 +153,22 @@ class Rows:
         return [cls(**dict(zip(names, take(found), strict=True))) for found in self.values]
 
 
+@dataclass
+class CommitCounts:
+    """A connector's write transactions committed since it was made, the operations they
+    held in all, and the most in one: the evidence of group commit (tests, benchmarks)."""
+
+    commits: int = 0
+    committed_operations: int = 0
+    largest_batch: int = 0
+
+    def committed(self, operations: int) -> None:
+        """One transaction holding `operations` writes committed."""
+        self.commits += 1
+        self.committed_operations += operations
+        self.largest_batch = max(self.largest_batch, operations)
+
+
 class Connector(ABC):
     """One database behind the queue (see the module docstring)."""
 
@@ -159,6 +176,9 @@ class Connector(ABC):
     shared: bool
     """Whether several processes use the database at once (then leases may belong to
     other live processes, and workers count each other)."""
+
+    def __init__(self) -> None:
+        self.counts = CommitCounts()
 
     @abstractmethod
     async def open(self, migrate: Callable[[], Script[None]]) -> None:
@@ -200,15 +220,3 @@ class Connector(ABC):
     @abstractmethod
     def describe(self) -> str:
         """The database for messages: a path or host/database, never credentials."""
-
-    @property
-    def commits(self) -> int:
-        return 0
-
-    @property
-    def committed_operations(self) -> int:
-        return 0
-
-    @property
-    def largest_batch(self) -> int:
-        return 0

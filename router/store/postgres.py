@@ -53,7 +53,6 @@ from router.store.errors import (
     StoreClosed,
     StoreConflict,
     StoreError,
-    StoreOpenError,
     StoreRefusedWrite,
     StoreUnavailable,
 )
@@ -167,6 +166,7 @@ class PostgresConnector(Connector):
     ) -> None:
         if not url.startswith(URL_SCHEMES):
             raise ValueError("a PostgreSQL store URL starts with postgresql:// or postgres://")
+        super().__init__()
         self._url, timeout_in_url = _without_command_timeout(url)
         self.command_timeout = command_timeout or timeout_in_url or DEFAULT_COMMAND_TIMEOUT
         self.max_batch = max_batch
@@ -181,25 +181,10 @@ class PostgresConnector(Connector):
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._closing = False
-        self._commits = 0
-        self._committed_operations = 0
-        self._largest_batch = 0
         self._group_failures = FailureReport(GROUP_FAILURE_REPORT_SECONDS)
 
     def describe(self) -> str:
         return _safe_location(self._url)
-
-    @property
-    def commits(self) -> int:
-        return self._commits
-
-    @property
-    def committed_operations(self) -> int:
-        return self._committed_operations
-
-    @property
-    def largest_batch(self) -> int:
-        return self._largest_batch
 
     @property
     def listening(self) -> bool:
@@ -217,22 +202,19 @@ class PostgresConnector(Connector):
                 max_size=self.pool_max,
                 command_timeout=self.command_timeout,
             )
-        except DRIVER_ERRORS as error:
-            raise StoreOpenError(
-                f"cannot open the PostgreSQL store {self.describe()}: {error}"
-            ) from error
+        except Exception as error:
+            raise self._translated(error) from error
         try:
             async with pool.acquire() as connection:
                 # Another replica may be migrating a big database: wait for it.
                 await self._run_in_transaction(
                     connection, migrate, [MIGRATION_LOCK_KEY], MAINTENANCE_TIMEOUT
                 )
-        except BaseException as error:
+        except Exception as error:
             await pool.close()
-            if isinstance(error, (StoreError, RuntimeError, *DRIVER_ERRORS)):
-                raise StoreOpenError(
-                    f"cannot migrate the PostgreSQL store {self.describe()}: {error}"
-                ) from error
+            raise self._translated(error) from error
+        except BaseException:
+            await pool.close()
             raise
         self._pool = pool
         first_attempt = asyncio.get_running_loop().create_future()
@@ -264,6 +246,8 @@ class PostgresConnector(Connector):
         return self._pool
 
     def _translated(self, error: BaseException) -> BaseException:
+        """An asyncpg, OS or timeout error as a `StoreError` naming the store (other errors
+        unchanged): the one mapping of this driver's errors."""
         if isinstance(error, StoreError):
             return error
         where = f"the PostgreSQL store {self.describe()}"
@@ -426,7 +410,7 @@ class PostgresConnector(Connector):
             # call its own. If the COMMIT did land, a rerun reports a duplicate: still true.
             self._report_group_failure(len(batch), error)
             return [await self._write_alone(queued) for queued in batch]
-        self._count_commit(len(batch))
+        self.counts.committed(len(batch))
         return outcomes
 
     def _report_group_failure(self, writes: int, error: BaseException) -> None:
@@ -458,13 +442,8 @@ class PostgresConnector(Connector):
                 result = await self._run_in_transaction(connection, queued.script, queued.locks)
         except Exception as error:
             return False, self._translated(error)
-        self._count_commit(1)
+        self.counts.committed(1)
         return True, result
-
-    def _count_commit(self, operations: int) -> None:
-        self._commits += 1
-        self._committed_operations += operations
-        self._largest_batch = max(self._largest_batch, operations)
 
     # --- LISTEN/NOTIFY ---
 

@@ -380,7 +380,7 @@ NewDeliveries = Callable[[frozenset[str] | None], None]
 
 class QueueStore(Store):
     """Every face of the store (`router.store.base`) over a `Connector`: every backend's
-    one implementation of the queue."""
+    one implementation of the queue. The connector's `counts` tell its commits."""
 
     def __init__(self, connector: Connector, *, owns_leases: bool = True) -> None:
         self.connector = connector
@@ -399,33 +399,17 @@ class QueueStore(Store):
         for callback in self._listeners:
             callback(sinks)
 
-    # --- group commit evidence (metrics, tests) ---
-
-    @property
-    def commits(self) -> int:
-        """Write transactions committed since `open`."""
-        return self.connector.commits
-
-    @property
-    def committed_operations(self) -> int:
-        return self.connector.committed_operations
-
-    @property
-    def largest_batch(self) -> int:
-        return self.connector.largest_batch
-
     # --- lifecycle ---
 
     async def open(self) -> None:
+        """A store error while opening is raised as a `StoreOpenError`."""
         dialect = self.connector.dialect
         try:
             await self.connector.open(lambda: migrate(dialect, release_leases=self.owns_leases))
         except StoreOpenError:
             raise
         except StoreError as error:
-            raise StoreOpenError(
-                f"cannot open the store {self.connector.describe()}: {error}"
-            ) from error
+            raise StoreOpenError(f"cannot open the store: {error}") from error
 
     async def close(self) -> None:
         await self.connector.close()
