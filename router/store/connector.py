@@ -24,9 +24,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from functools import cache
+from enum import Enum
 from operator import itemgetter
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 from router.store.queries import Dialect, Query
 
@@ -50,16 +50,18 @@ class CallMany(NamedTuple):
     parameter_sets: Sequence[Mapping[str, Any]]
 
 
-class _Announce:
+class Announce(Enum):
+    ANNOUNCE = "ANNOUNCE"
+
     def __repr__(self) -> str:
-        return "ANNOUNCE"
+        return self.value
 
 
-ANNOUNCE = _Announce()
+ANNOUNCE = Announce.ANNOUNCE
 """A step: once this transaction commits, other processes sharing the store should look
 for new deliveries (PostgreSQL NOTIFY; nothing to do for a store owned by one process)."""
 
-Step = Call | CallMany | _Announce
+Step = Call | CallMany | Announce
 Script = Generator[Step, Any, T]
 
 
@@ -86,7 +88,7 @@ def run_script(script: Script[T], execute: Callable[[Step], Any]) -> T:
         try:
             step = script.send(result)
         except StopIteration as done:
-            return done.value
+            return cast(T, done.value)
         result = execute(step)
 
 
@@ -97,13 +99,19 @@ async def run_script_async(script: Script[T], execute: Callable[[Step], Awaitabl
         try:
             step = script.send(result)
         except StopIteration as done:
-            return done.value
+            return cast(T, done.value)
         result = await execute(step)
 
 
-@cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(field.name for field in fields(cls))
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    """A dataclass's field names, in order (looked up once per class)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in fields(cls))
+    return names
 
 
 def from_row(cls: type[T], found: Row) -> T:

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -57,6 +57,12 @@ from router.store.errors import (
     StoreUnavailable,
 )
 from router.store.queue import QueueStore
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    # A connection of its own (LISTEN) or one lent by the pool.
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
 log = logging.getLogger(__name__)
 
@@ -265,9 +271,7 @@ class PostgresConnector(Connector):
 
     # --- running scripts ---
 
-    async def _execute(
-        self, connection: asyncpg.Connection, step: Step, transaction: _Transaction
-    ) -> Any:
+    async def _execute(self, connection: Connection, step: Step, transaction: _Transaction) -> Any:
         if step is ANNOUNCE:  # one NOTIFY per transaction, sent just before it commits
             transaction.announce = True
             return None
@@ -284,16 +288,18 @@ class PostgresConnector(Connector):
             changed = status.rsplit(" ", 1)[-1]  # "UPDATE 3", "INSERT 0 1", "CREATE TABLE"
             return int(changed) if changed.isdigit() else 0
         if step.shape == "rows":
-            found = await connection.fetch(compiled.text, *arguments)
-            return Rows(found[0].keys() if found else (), found)
+            records = await connection.fetch(compiled.text, *arguments)
+            # A Record is read by position as a tuple is.
+            values = cast("list[Sequence[Any]]", records)
+            return Rows(list(records[0].keys()) if records else (), values)
         if step.shape == "row":
-            found = await connection.fetchrow(compiled.text, *arguments)
-            return None if found is None else dict(found)
+            record = await connection.fetchrow(compiled.text, *arguments)
+            return None if record is None else dict(record.items())
         return await connection.fetchval(compiled.text, *arguments)
 
     async def _run(
         self,
-        connection: asyncpg.Connection,
+        connection: Connection,
         script: Callable[[], Script[T]],
         transaction: _Transaction | None = None,
     ) -> T:
@@ -304,7 +310,7 @@ class PostgresConnector(Connector):
 
     async def _run_in_transaction(
         self,
-        connection: asyncpg.Connection,
+        connection: Connection,
         script: Callable[[], Script[T]],
         locks: Sequence[int],
         lock_timeout: float | None = None,
@@ -316,15 +322,13 @@ class PostgresConnector(Connector):
             await self._announce_if_asked(connection, transaction)
         return result
 
-    async def _announce_if_asked(
-        self, connection: asyncpg.Connection, transaction: _Transaction
-    ) -> None:
+    async def _announce_if_asked(self, connection: Connection, transaction: _Transaction) -> None:
         if transaction.announce:
             await connection.execute(NOTIFY, self.channel, self._token)
 
     @staticmethod
     async def _lock(
-        connection: asyncpg.Connection, locks: Sequence[int], wait_limit: float | None = None
+        connection: Connection, locks: Sequence[int], wait_limit: float | None = None
     ) -> None:
         """Take the advisory locks lowest key first: with one global order and no row held
         yet, two transactions cannot wait on each other."""
@@ -448,7 +452,7 @@ class PostgresConnector(Connector):
     # --- LISTEN/NOTIFY ---
 
     def _on_notification(
-        self, connection: asyncpg.Connection, pid: int, channel: str, payload: str
+        self, connection: Connection, pid: int, channel: str, payload: object
     ) -> None:
         if payload != self._token:
             self._notify()
@@ -458,7 +462,7 @@ class PostgresConnector(Connector):
         backoff = LISTEN_BACKOFF_MIN
         reconnecting = False
         while True:
-            connection: asyncpg.Connection | None = None
+            connection: asyncpg.Connection[asyncpg.Record] | None = None
             lost = asyncio.Event()
             try:
                 connection = await asyncpg.connect(

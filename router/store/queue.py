@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal, overload
 
 from router.store import queries as q
 from router.store.base import WORKER_LIVE_SECONDS, Store
@@ -31,6 +31,7 @@ from router.store.connector import (
     Call,
     CallMany,
     Connector,
+    Row,
     Rows,
     Script,
     Shape,
@@ -248,7 +249,7 @@ def join_digest(record: IngestRecord, delivery: NewDelivery, group: GroupJoin) -
 def claim(
     sink: str, limit: int, owner: str, lease_until: float, now: float
 ) -> Script[list[ClaimedDelivery]]:
-    leased = yield rows(
+    leased: Rows = yield rows(
         q.CLAIM, sink=sink, now=now, limit=limit, owner=owner, lease_until=lease_until
     )
     return leased.sorted_by("next_attempt_at", "created_at", "id").to(ClaimedDelivery)
@@ -294,12 +295,20 @@ def finish(
 
 def announcing(query: Query, **parameters: Any) -> Script[int]:
     """Run one statement; if it changed rows, announce them."""
-    changed = yield count(query, **parameters)
+    changed: int = yield count(query, **parameters)
     if changed:
         yield ANNOUNCE
     return changed
 
 
+@overload
+def single(query: Query, shape: Literal["rows"], **parameters: Any) -> Script[Rows]: ...
+@overload
+def single(query: Query, shape: Literal["row"], **parameters: Any) -> Script[Row | None]: ...
+@overload
+def single(query: Query, shape: Literal["value"], **parameters: Any) -> Script[Any]: ...
+@overload
+def single(query: Query, shape: Literal["count"] = ..., **parameters: Any) -> Script[int]: ...
 def single(query: Query, shape: Shape = "count", **parameters: Any) -> Script[Any]:
     """A script of one statement, answering with its result (of `shape`)."""
     return (yield Call(query, parameters, shape))
@@ -344,7 +353,7 @@ def list_events(
         conditions += ("before",)
         parameters["before_at"], parameters["before_id"] = before
     query = q.list_events(conditions)
-    found = yield rows(query, **parameters, limit=limit)
+    found: Rows = yield rows(query, **parameters, limit=limit)
     return found.to(EventView)
 
 
