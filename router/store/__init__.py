@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from router.store.base import (
     WORKER_HEARTBEAT_SECONDS,
-    Console,
     ConsoleReads,
     DeliveryQueue,
     HeldCalls,
     Ingest,
     Lifecycle,
     Maintenance,
+    OperatorConsole,
     Operators,
     Store,
 )
@@ -58,7 +58,6 @@ __all__ = [
     "AttemptRecord",
     "CallFilters",
     "ClaimedDelivery",
-    "Console",
     "ConsoleReads",
     "DeliveryQueue",
     "DeliveryStatus",
@@ -74,6 +73,7 @@ __all__ = [
     "Lifecycle",
     "Maintenance",
     "NewDelivery",
+    "OperatorConsole",
     "Operators",
     "SilenceRecord",
     "SinkBacklog",

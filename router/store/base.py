@@ -15,7 +15,7 @@ one. A user annotates what it takes with the narrowest face that fits:
 - `ConsoleReads`: calls, deliveries, attempts and counts read back (the console, the
   admin API, the CLI, the backlog metrics);
 - `Maintenance`: retention's purges (the app);
-- `Console`: `ConsoleReads` and `Operators` (the console, the admin API, Slack's
+- `OperatorConsole`: `ConsoleReads` and `Operators` (the console, the admin API, Slack's
   buttons, the CLI);
 - `Store`: all of them (the app, `open_store`).
 
@@ -69,7 +69,6 @@ __all__ = [
     "CallBodies",
     "CallFilters",
     "ClaimedDelivery",
-    "Console",
     "ConsoleReads",
     "DeliveryKind",
     "DeliveryQueue",
@@ -86,6 +85,7 @@ __all__ = [
     "Lifecycle",
     "Maintenance",
     "NewDelivery",
+    "OperatorConsole",
     "Operators",
     "SilenceRecord",
     "SinkBacklog",
@@ -404,10 +404,10 @@ class Maintenance(Protocol):
         ...
 
 
-class Console(ConsoleReads, Operators, Protocol):
+class OperatorConsole(ConsoleReads, Operators, Protocol):
     """What operators' interfaces use: the console, the admin API, Slack's buttons and
     the CLI's commands read calls back and act on them."""
 
 
-class Store(Lifecycle, Ingest, DeliveryQueue, HeldCalls, Console, Maintenance, Protocol):
+class Store(Lifecycle, Ingest, DeliveryQueue, HeldCalls, OperatorConsole, Maintenance, Protocol):
     """The whole store, for what needs all of it: the app that assembles the service."""
