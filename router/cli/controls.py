@@ -25,7 +25,7 @@ from router.operators import (
     silence_json,
 )
 from router.rules import MAX_WHEN_DEPTH
-from router.store import Store, StoreError, open_store
+from router.store import Operators, Store, StoreError, open_store
 
 INVALID = 2
 
@@ -91,7 +91,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
     except RequestInvalid as exc:
         return _report("silence add", exc)
 
-    async def add(store: Store) -> int:
+    async def add(store: Operators) -> int:
         await store.add_silence(record)
         print(record.id)
         return 0
@@ -100,7 +100,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
 
 
 def cmd_silence_list(args: argparse.Namespace) -> int:
-    async def show(store: Store) -> int:
+    async def show(store: Operators) -> int:
         now = time.time()
         records = await store.list_silences(
             ended_after=now - EXPIRED_SILENCES_KEPT if args.all else now
@@ -141,7 +141,7 @@ def _print_silences(silences: list[dict[str, Any]]) -> None:
 
 
 def cmd_silence_expire(args: argparse.Namespace) -> int:
-    async def expire(store: Store) -> int:
+    async def expire(store: Operators) -> int:
         record = await store.expire_silence(args.id, time.time())
         if record is None:
             print(f"revring-router silence expire: no silence {args.id!r}", file=sys.stderr)
@@ -162,7 +162,7 @@ def cmd_sink_pause(args: argparse.Namespace) -> int:
     except RequestInvalid as exc:
         return _report("sink pause", exc)
 
-    async def hold(store: Store) -> int:
+    async def hold(store: Operators) -> int:
         await store.pause_sink(pause)
         until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(pause.until))
         print(f"sink {pause.sink} paused until {until}")
@@ -172,7 +172,7 @@ def cmd_sink_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_sink_resume(args: argparse.Namespace) -> int:
-    async def release(store: Store) -> int:
+    async def release(store: Operators) -> int:
         was_paused = await store.resume_sink(args.name)
         print(f"sink {args.name} resumed" if was_paused else f"sink {args.name} was not paused")
         return 0

@@ -32,7 +32,7 @@ from router.engine.render_apart import RenderApart
 from router.engine.requests import ReadySend, delivery_request
 from router.operators import OperatorControls
 from router.rules import Silence
-from router.store import Store
+from router.store import DeliveryQueue
 from router.store.base import (
     WORKER_HEARTBEAT_SECONDS,
     AttemptRecord,
@@ -77,7 +77,7 @@ class DeliveryEngine:
     def __init__(
         self,
         runtime: Runtime,
-        store: Store,
+        store: DeliveryQueue,
         metrics: Metrics,
         settings: EngineSettings | None = None,
         owner: str | None = None,

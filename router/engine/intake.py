@@ -33,7 +33,7 @@ from router.engine.prepare import MutingMoment, Prepared, Rejection, prepare
 from router.engine.records import call_record, held_record, unleased
 from router.operators import OperatorControls
 from router.rules import CompiledRule
-from router.store import Store
+from router.store import Ingest
 from router.store.base import IngestResult
 
 log = logging.getLogger("router.engine.intake")
@@ -81,7 +81,7 @@ class Intake:
     def __init__(
         self,
         runtime: Runtime,
-        store: Store,
+        store: Ingest,
         metrics: Metrics,
         engine: DeliveryEngine | None = None,
         limits: IngestLimits | None = None,

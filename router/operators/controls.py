@@ -16,7 +16,7 @@ from typing import Any
 
 from router.operators.silences import to_silence
 from router.rules import Silence
-from router.store import Store
+from router.store import Operators
 from router.store.base import SilenceRecord, SinkPause
 
 log = logging.getLogger("router.operators.controls")
@@ -55,7 +55,7 @@ class OperatorControls:
 
     def __init__(
         self,
-        store: Store,
+        store: Operators,
         clock: Callable[[], float] = time.time,
         refresh_seconds: float = REFRESH_SECONDS,
     ) -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from router.config import Runtime
 from router.core.metrics import Metrics, muted_reason_label
@@ -28,7 +28,7 @@ from router.engine import MutingMoment, Rejection, prepare
 from router.engine.records import call_record
 from router.revring.api import BATCH_SIZE, RevRingApi, RevRingApiError
 from router.rules import CompiledRule
-from router.store import Store
+from router.store import ConsoleReads, HeldCalls
 from router.store.base import HeldCall
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class Verifier:
 
     def __init__(
         self,
-        store: Store,
+        store: HeldCalls,
         api: RevRingApi,
         runtime: Runtime,
         metrics: Metrics,
@@ -157,6 +157,10 @@ class Verifier:
                 self.metrics.deliveries_muted.labels(sink, muted_reason_label(reason)).inc()
 
 
+class ReleasingStore(HeldCalls, ConsoleReads, Protocol):
+    """What `release` uses of the store: a call read back, and routed."""
+
+
 @dataclass(frozen=True)
 class Released:
     outcome: Literal["released", "unknown", "not_held"]
@@ -164,7 +168,7 @@ class Released:
     verification: str | None = None
 
 
-async def release(store: Store, rules: Sequence[CompiledRule], event_id: str) -> Released:
+async def release(store: ReleasingStore, rules: Sequence[CompiledRule], event_id: str) -> Released:
     """Route a held (`pending`) or `not_verified` call by hand, with its posted body."""
     view = await store.get_event(event_id)
     if view is None or view.payload is None:

@@ -1,4 +1,6 @@
-"""The durable queue of events, deliveries and attempts (see `router.store.base`).
+"""The durable queue of events, deliveries and attempts: its faces, one per kind of user
+(`router.store.base`), the records they take and give (`router.store.records`) and what
+it raises (`router.store.errors`).
 
 `open_store(url)` picks the database: `sqlite:///path.db` (one process),
 `postgresql://…` (several replicas) or `memory://[name]` (tests).
@@ -6,7 +8,18 @@
 
 from __future__ import annotations
 
-from router.store.base import Store
+from router.store.base import (
+    WORKER_HEARTBEAT_SECONDS,
+    ConsoleReads,
+    DeliveryQueue,
+    HeldCalls,
+    Ingest,
+    Lifecycle,
+    Maintenance,
+    OperatorConsole,
+    Operators,
+    Store,
+)
 from router.store.errors import (
     StoreClosed,
     StoreConflict,
@@ -15,8 +28,58 @@ from router.store.errors import (
     StoreRefusedWrite,
     StoreUnavailable,
 )
+from router.store.records import (
+    AcknowledgedKind,
+    Acknowledgement,
+    AttemptRecord,
+    CallFilters,
+    ClaimedDelivery,
+    DeliveryStatus,
+    DeliveryView,
+    EventCursor,
+    EventView,
+    GroupJoin,
+    HeldCall,
+    IngestRecord,
+    IngestResult,
+    NewDelivery,
+    SilenceRecord,
+    SinkBacklog,
+    SinkCounts,
+    SinkPause,
+    SlackActionRecord,
+    Verification,
+)
 
 __all__ = [
+    "WORKER_HEARTBEAT_SECONDS",
+    "AcknowledgedKind",
+    "Acknowledgement",
+    "AttemptRecord",
+    "CallFilters",
+    "ClaimedDelivery",
+    "ConsoleReads",
+    "DeliveryQueue",
+    "DeliveryStatus",
+    "DeliveryView",
+    "EventCursor",
+    "EventView",
+    "GroupJoin",
+    "HeldCall",
+    "HeldCalls",
+    "Ingest",
+    "IngestRecord",
+    "IngestResult",
+    "Lifecycle",
+    "Maintenance",
+    "NewDelivery",
+    "OperatorConsole",
+    "Operators",
+    "SilenceRecord",
+    "SinkBacklog",
+    "SinkCounts",
+    "SinkPause",
+    "SlackActionRecord",
     "Store",
     "StoreClosed",
     "StoreConflict",
@@ -24,6 +87,7 @@ __all__ = [
     "StoreOpenError",
     "StoreRefusedWrite",
     "StoreUnavailable",
+    "Verification",
     "open_store",
 ]
 

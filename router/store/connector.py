@@ -6,26 +6,27 @@ row / one value / the number of rows changed; or `ANNOUNCE`: tell the other
 processes that new deliveries are due) and receives each step's result. A script
 holds no connection and never awaits, so the same script runs:
 
-Results: `rows` gives `Rows` (read by column name), `row` a dict or None, `value`
-the first column of the first row or None, `count` the number of rows changed.
-
 - synchronously, on SQLite's writer thread, inside the batch's one transaction
   (`run_script`), and
 - asynchronously, on an asyncpg connection (`run_script_async`).
 
+Results: `rows` gives `Rows` (read by column name), `row` a dict or None, `value`
+the first column of the first row or None, `count` the number of rows changed.
+
 A `Connector` is the backend: it opens and migrates the database, runs a script as
-a write (one transaction, group-committed where `group=True`) or as a read, and
-translates driver errors into the `router.store.errors` tree.
+a write (one transaction, group-committed where `group=True`) or as a read, counts its
+commits (`CommitCounts`), and translates its driver's errors into the
+`router.store.errors` tree (one mapping per driver, in its module).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from dataclasses import fields
-from functools import cache
+from dataclasses import dataclass, fields
+from enum import Enum
 from operator import itemgetter
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 from router.store.queries import Dialect, Query
 
@@ -49,16 +50,18 @@ class CallMany(NamedTuple):
     parameter_sets: Sequence[Mapping[str, Any]]
 
 
-class _Announce:
+class Announce(Enum):
+    ANNOUNCE = "ANNOUNCE"
+
     def __repr__(self) -> str:
-        return "ANNOUNCE"
+        return self.value
 
 
-ANNOUNCE = _Announce()
+ANNOUNCE = Announce.ANNOUNCE
 """A step: once this transaction commits, other processes sharing the store should look
 for new deliveries (PostgreSQL NOTIFY; nothing to do for a store owned by one process)."""
 
-Step = Call | CallMany | _Announce
+Step = Call | CallMany | Announce
 Script = Generator[Step, Any, T]
 
 
@@ -85,7 +88,7 @@ def run_script(script: Script[T], execute: Callable[[Step], Any]) -> T:
         try:
             step = script.send(result)
         except StopIteration as done:
-            return done.value
+            return cast(T, done.value)
         result = execute(step)
 
 
@@ -96,13 +99,19 @@ async def run_script_async(script: Script[T], execute: Callable[[Step], Awaitabl
         try:
             step = script.send(result)
         except StopIteration as done:
-            return done.value
+            return cast(T, done.value)
         result = await execute(step)
 
 
-@cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(field.name for field in fields(cls))
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    """A dataclass's field names, in order (looked up once per class)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in fields(cls))
+    return names
 
 
 def from_row(cls: type[T], found: Row) -> T:
@@ -152,6 +161,22 @@ class Rows:
         return [cls(**dict(zip(names, take(found), strict=True))) for found in self.values]
 
 
+@dataclass
+class CommitCounts:
+    """A connector's write transactions committed since it was made, the operations they
+    held in all, and the most in one: the evidence of group commit (tests, benchmarks)."""
+
+    commits: int = 0
+    committed_operations: int = 0
+    largest_batch: int = 0
+
+    def committed(self, operations: int) -> None:
+        """One transaction holding `operations` writes committed."""
+        self.commits += 1
+        self.committed_operations += operations
+        self.largest_batch = max(self.largest_batch, operations)
+
+
 class Connector(ABC):
     """One database behind the queue (see the module docstring)."""
 
@@ -159,6 +184,9 @@ class Connector(ABC):
     shared: bool
     """Whether several processes use the database at once (then leases may belong to
     other live processes, and workers count each other)."""
+
+    def __init__(self) -> None:
+        self.counts = CommitCounts()
 
     @abstractmethod
     async def open(self, migrate: Callable[[], Script[None]]) -> None:
@@ -200,15 +228,3 @@ class Connector(ABC):
     @abstractmethod
     def describe(self) -> str:
         """The database for messages: a path or host/database, never credentials."""
-
-    @property
-    def commits(self) -> int:
-        return 0
-
-    @property
-    def committed_operations(self) -> int:
-        return 0
-
-    @property
-    def largest_batch(self) -> int:
-        return 0

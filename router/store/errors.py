@@ -48,7 +48,3 @@ class StoreClosed(StoreError):
 
 class StoreConflict(StoreError):
     """The data refused this one operation (a constraint, a lost race)."""
-
-
-StoreClosedError = StoreClosed
-"""The former name of `StoreClosed`."""

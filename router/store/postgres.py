@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -53,11 +53,16 @@ from router.store.errors import (
     StoreClosed,
     StoreConflict,
     StoreError,
-    StoreOpenError,
     StoreRefusedWrite,
     StoreUnavailable,
 )
 from router.store.queue import QueueStore
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    # A connection of its own (LISTEN) or one lent by the pool.
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +172,7 @@ class PostgresConnector(Connector):
     ) -> None:
         if not url.startswith(URL_SCHEMES):
             raise ValueError("a PostgreSQL store URL starts with postgresql:// or postgres://")
+        super().__init__()
         self._url, timeout_in_url = _without_command_timeout(url)
         self.command_timeout = command_timeout or timeout_in_url or DEFAULT_COMMAND_TIMEOUT
         self.max_batch = max_batch
@@ -181,25 +187,10 @@ class PostgresConnector(Connector):
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._closing = False
-        self._commits = 0
-        self._committed_operations = 0
-        self._largest_batch = 0
         self._group_failures = FailureReport(GROUP_FAILURE_REPORT_SECONDS)
 
     def describe(self) -> str:
         return _safe_location(self._url)
-
-    @property
-    def commits(self) -> int:
-        return self._commits
-
-    @property
-    def committed_operations(self) -> int:
-        return self._committed_operations
-
-    @property
-    def largest_batch(self) -> int:
-        return self._largest_batch
 
     @property
     def listening(self) -> bool:
@@ -217,22 +208,19 @@ class PostgresConnector(Connector):
                 max_size=self.pool_max,
                 command_timeout=self.command_timeout,
             )
-        except DRIVER_ERRORS as error:
-            raise StoreOpenError(
-                f"cannot open the PostgreSQL store {self.describe()}: {error}"
-            ) from error
+        except Exception as error:
+            raise self._translated(error) from error
         try:
             async with pool.acquire() as connection:
                 # Another replica may be migrating a big database: wait for it.
                 await self._run_in_transaction(
                     connection, migrate, [MIGRATION_LOCK_KEY], MAINTENANCE_TIMEOUT
                 )
-        except BaseException as error:
+        except Exception as error:
             await pool.close()
-            if isinstance(error, (StoreError, RuntimeError, *DRIVER_ERRORS)):
-                raise StoreOpenError(
-                    f"cannot migrate the PostgreSQL store {self.describe()}: {error}"
-                ) from error
+            raise self._translated(error) from error
+        except BaseException:
+            await pool.close()
             raise
         self._pool = pool
         first_attempt = asyncio.get_running_loop().create_future()
@@ -264,6 +252,8 @@ class PostgresConnector(Connector):
         return self._pool
 
     def _translated(self, error: BaseException) -> BaseException:
+        """An asyncpg, OS or timeout error as a `StoreError` naming the store (other errors
+        unchanged): the one mapping of this driver's errors."""
         if isinstance(error, StoreError):
             return error
         where = f"the PostgreSQL store {self.describe()}"
@@ -281,9 +271,7 @@ class PostgresConnector(Connector):
 
     # --- running scripts ---
 
-    async def _execute(
-        self, connection: asyncpg.Connection, step: Step, transaction: _Transaction
-    ) -> Any:
+    async def _execute(self, connection: Connection, step: Step, transaction: _Transaction) -> Any:
         if step is ANNOUNCE:  # one NOTIFY per transaction, sent just before it commits
             transaction.announce = True
             return None
@@ -300,16 +288,18 @@ class PostgresConnector(Connector):
             changed = status.rsplit(" ", 1)[-1]  # "UPDATE 3", "INSERT 0 1", "CREATE TABLE"
             return int(changed) if changed.isdigit() else 0
         if step.shape == "rows":
-            found = await connection.fetch(compiled.text, *arguments)
-            return Rows(found[0].keys() if found else (), found)
+            records = await connection.fetch(compiled.text, *arguments)
+            # A Record is read by position as a tuple is.
+            values = cast("list[Sequence[Any]]", records)
+            return Rows(list(records[0].keys()) if records else (), values)
         if step.shape == "row":
-            found = await connection.fetchrow(compiled.text, *arguments)
-            return None if found is None else dict(found)
+            record = await connection.fetchrow(compiled.text, *arguments)
+            return None if record is None else dict(record.items())
         return await connection.fetchval(compiled.text, *arguments)
 
     async def _run(
         self,
-        connection: asyncpg.Connection,
+        connection: Connection,
         script: Callable[[], Script[T]],
         transaction: _Transaction | None = None,
     ) -> T:
@@ -320,7 +310,7 @@ class PostgresConnector(Connector):
 
     async def _run_in_transaction(
         self,
-        connection: asyncpg.Connection,
+        connection: Connection,
         script: Callable[[], Script[T]],
         locks: Sequence[int],
         lock_timeout: float | None = None,
@@ -332,15 +322,13 @@ class PostgresConnector(Connector):
             await self._announce_if_asked(connection, transaction)
         return result
 
-    async def _announce_if_asked(
-        self, connection: asyncpg.Connection, transaction: _Transaction
-    ) -> None:
+    async def _announce_if_asked(self, connection: Connection, transaction: _Transaction) -> None:
         if transaction.announce:
             await connection.execute(NOTIFY, self.channel, self._token)
 
     @staticmethod
     async def _lock(
-        connection: asyncpg.Connection, locks: Sequence[int], wait_limit: float | None = None
+        connection: Connection, locks: Sequence[int], wait_limit: float | None = None
     ) -> None:
         """Take the advisory locks lowest key first: with one global order and no row held
         yet, two transactions cannot wait on each other."""
@@ -426,7 +414,7 @@ class PostgresConnector(Connector):
             # call its own. If the COMMIT did land, a rerun reports a duplicate: still true.
             self._report_group_failure(len(batch), error)
             return [await self._write_alone(queued) for queued in batch]
-        self._count_commit(len(batch))
+        self.counts.committed(len(batch))
         return outcomes
 
     def _report_group_failure(self, writes: int, error: BaseException) -> None:
@@ -458,18 +446,13 @@ class PostgresConnector(Connector):
                 result = await self._run_in_transaction(connection, queued.script, queued.locks)
         except Exception as error:
             return False, self._translated(error)
-        self._count_commit(1)
+        self.counts.committed(1)
         return True, result
-
-    def _count_commit(self, operations: int) -> None:
-        self._commits += 1
-        self._committed_operations += operations
-        self._largest_batch = max(self._largest_batch, operations)
 
     # --- LISTEN/NOTIFY ---
 
     def _on_notification(
-        self, connection: asyncpg.Connection, pid: int, channel: str, payload: str
+        self, connection: Connection, pid: int, channel: str, payload: object
     ) -> None:
         if payload != self._token:
             self._notify()
@@ -479,7 +462,7 @@ class PostgresConnector(Connector):
         backoff = LISTEN_BACKOFF_MIN
         reconnecting = False
         while True:
-            connection: asyncpg.Connection | None = None
+            connection: asyncpg.Connection[asyncpg.Record] | None = None
             lost = asyncio.Event()
             try:
                 connection = await asyncpg.connect(

@@ -20,13 +20,31 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal, overload
 
 from router.store import queries as q
-from router.store.base import (
-    WORKER_LIVE_SECONDS,
+from router.store.base import WORKER_LIVE_SECONDS, Store
+from router.store.connector import (
+    ANNOUNCE,
+    Call,
+    CallMany,
+    Connector,
+    Row,
+    Rows,
+    Script,
+    Shape,
+    count,
+    from_row,
+    row,
+    rows,
+    value,
+)
+from router.store.errors import StoreConflict, StoreError, StoreOpenError
+from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
+from router.store.queries import Dialect, Query
+from router.store.records import (
     AcknowledgedKind,
     Acknowledgement,
     AttemptRecord,
@@ -47,26 +65,8 @@ from router.store.base import (
     SinkPause,
     SlackActionRecord,
     StateAfterAttempt,
-    Store,
     Verification,
 )
-from router.store.connector import (
-    ANNOUNCE,
-    Call,
-    CallMany,
-    Connector,
-    Rows,
-    Script,
-    Shape,
-    count,
-    from_row,
-    row,
-    rows,
-    value,
-)
-from router.store.errors import StoreConflict, StoreError, StoreOpenError
-from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
-from router.store.queries import Dialect, Query
 
 # Joining loses a race only if another transaction opened or closed the group in
 # between; the group lock rules that out, so a few tries are plenty.
@@ -249,7 +249,7 @@ def join_digest(record: IngestRecord, delivery: NewDelivery, group: GroupJoin) -
 def claim(
     sink: str, limit: int, owner: str, lease_until: float, now: float
 ) -> Script[list[ClaimedDelivery]]:
-    leased = yield rows(
+    leased: Rows = yield rows(
         q.CLAIM, sink=sink, now=now, limit=limit, owner=owner, lease_until=lease_until
     )
     return leased.sorted_by("next_attempt_at", "created_at", "id").to(ClaimedDelivery)
@@ -295,12 +295,20 @@ def finish(
 
 def announcing(query: Query, **parameters: Any) -> Script[int]:
     """Run one statement; if it changed rows, announce them."""
-    changed = yield count(query, **parameters)
+    changed: int = yield count(query, **parameters)
     if changed:
         yield ANNOUNCE
     return changed
 
 
+@overload
+def single(query: Query, shape: Literal["rows"], **parameters: Any) -> Script[Rows]: ...
+@overload
+def single(query: Query, shape: Literal["row"], **parameters: Any) -> Script[Row | None]: ...
+@overload
+def single(query: Query, shape: Literal["value"], **parameters: Any) -> Script[Any]: ...
+@overload
+def single(query: Query, shape: Literal["count"] = ..., **parameters: Any) -> Script[int]: ...
 def single(query: Query, shape: Shape = "count", **parameters: Any) -> Script[Any]:
     """A script of one statement, answering with its result (of `shape`)."""
     return (yield Call(query, parameters, shape))
@@ -345,7 +353,7 @@ def list_events(
         conditions += ("before",)
         parameters["before_at"], parameters["before_id"] = before
     query = q.list_events(conditions)
-    found = yield rows(query, **parameters, limit=limit)
+    found: Rows = yield rows(query, **parameters, limit=limit)
     return found.to(EventView)
 
 
@@ -376,45 +384,41 @@ def live_workers(owner: str, now: float) -> Script[int]:
 # --- the store -------------------------------------------------------------------------
 
 
+NewDeliveries = Callable[[frozenset[str] | None], None]
+
+
 class QueueStore(Store):
-    """`Store` over a `Connector`: every backend's one implementation of the queue."""
+    """Every face of the store (`router.store.base`) over a `Connector`: every backend's
+    one implementation of the queue. The connector's `counts` tell its commits."""
 
     def __init__(self, connector: Connector, *, owns_leases: bool = True) -> None:
         self.connector = connector
         # A store owned by one serving process releases every lease when it opens; a CLI
         # command opening it beside a running server, or a shared store, leaves them alone.
         self.owns_leases = owns_leases and not connector.shared
+        self._listeners: list[NewDeliveries] = []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.connector.describe()!r})"
 
-    # --- group commit evidence (metrics, tests) ---
+    def on_new_deliveries(self, callback: NewDeliveries) -> None:
+        self._listeners.append(callback)
 
-    @property
-    def commits(self) -> int:
-        """Write transactions committed since `open`."""
-        return self.connector.commits
-
-    @property
-    def committed_operations(self) -> int:
-        return self.connector.committed_operations
-
-    @property
-    def largest_batch(self) -> int:
-        return self.connector.largest_batch
+    def _notify(self, sinks: frozenset[str] | None = None) -> None:
+        for callback in self._listeners:
+            callback(sinks)
 
     # --- lifecycle ---
 
     async def open(self) -> None:
+        """A store error while opening is raised as a `StoreOpenError`."""
         dialect = self.connector.dialect
         try:
             await self.connector.open(lambda: migrate(dialect, release_leases=self.owns_leases))
         except StoreOpenError:
             raise
         except StoreError as error:
-            raise StoreOpenError(
-                f"cannot open the store {self.connector.describe()}: {error}"
-            ) from error
+            raise StoreOpenError(f"cannot open the store: {error}") from error
 
     async def close(self) -> None:
         await self.connector.close()
@@ -423,7 +427,6 @@ class QueueStore(Store):
         await self.connector.read(lambda: single(q.PING, "value"))
 
     async def probe_write(self) -> None:
-        """Write one row durably (for /readyz): raise if the store cannot write."""
         await self._write_one(q.PROBE_WRITE, now=time.time())
 
     # --- writes ---
@@ -461,7 +464,6 @@ class QueueStore(Store):
         *,
         next_attempt_at: float | None = None,
     ) -> bool:
-        """As in `Store.finish`; the store numbers the attempt itself (attempts so far + 1)."""
         state = StateAfterAttempt.of(attempt, next_attempt_at)  # a bad outcome fails here
         dialect = self.connector.dialect
         return await self.connector.write(
@@ -474,15 +476,12 @@ class QueueStore(Store):
         await self._write_one(q.DEFER, now=time.time(), **parameters)
 
     async def kill(self, delivery_id: str, owner: str | None, reason: str) -> None:
-        """As in `Store.kill`; only a pending delivery dies, and with `owner` only while
-        that owner holds its lease."""
         parameters = {"id": delivery_id, "owner": owner, "reason": reason}
         await self._write_one(q.KILL, now=time.time(), **parameters)
 
     async def kill_expired_waiting(
         self, sink: str, started_before: float, reason: str, now: float
     ) -> int:
-        """As in `Store.kill_expired_waiting`."""
         parameters = {"sink": sink, "started_before": started_before, "reason": reason}
         return await self._write_one(q.KILL_EXPIRED_WAITING, now=now, **parameters)
 
@@ -611,7 +610,6 @@ class QueueStore(Store):
         return {by_sink["sink"]: by_sink["digests"] for by_sink in found.dicts()}
 
     async def next_due_at(self, sink: str) -> float | None:
-        """As in `Store.next_due_at`, but a leased delivery counts as due when its lease ends."""
         return await self.connector.read(lambda: single(q.NEXT_DUE, "value", sink=sink))
 
     async def list_deliveries(
@@ -649,7 +647,6 @@ class QueueStore(Store):
         return set(found.column("sink"))
 
     async def backlog(self) -> dict[str, SinkBacklog]:
-        """As in `Store.backlog`; a sink with nothing pending or dead is absent."""
         return backlog_of(await self.connector.read(lambda: single(q.BACKLOG, "rows")))
 
     # --- verify mode ---
@@ -718,13 +715,10 @@ class QueueStore(Store):
     # --- workers of a shared store ---
 
     async def live_workers(self, owner: str, now: float) -> int:
-        """A shared store records `owner`'s heartbeat at `now` and counts the workers seen
-        within `WORKER_LIVE_SECONDS` (this one included); a store of one process says 1."""
         if not self.connector.shared:
             return 1
         return await self.connector.write(lambda: live_workers(owner, now))
 
     async def retire_worker(self, owner: str) -> None:
-        """Forget `owner` at once (a clean shutdown), so the others' share grows now."""
         if self.connector.shared:
             await self._write_one(q.RETIRE_WORKER, owner=owner)

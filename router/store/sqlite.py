@@ -37,14 +37,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from router.store.checkpoints import Checkpoint, CheckpointPolicy, WalKeeper
-from router.store.connector import ANNOUNCE, CallMany, Connector, Rows, Script, Step, run_script
+from router.store.connector import (
+    ANNOUNCE,
+    CallMany,
+    CommitCounts,
+    Connector,
+    Rows,
+    Script,
+    Step,
+    run_script,
+)
 from router.store.errors import (
     NO_SPACE,
     READ_ONLY,
     StoreClosed,
     StoreConflict,
     StoreError,
-    StoreOpenError,
     StoreRefusedWrite,
     StoreUnavailable,
 )
@@ -60,12 +68,10 @@ MEMORY_URL_PREFIX = "memory://"
 DEFAULT_MAX_BATCH = 256
 BUSY_TIMEOUT_SECONDS = 10.0
 # The WAL is copied back into the database file (a checkpoint, on the committing
-# thread) once it holds this many pages. SQLite's default, 1,000 (4 MB), made the
-# writer checkpoint every few dozen calls under load, copying the same hot index pages
-# again each time; 10,000 (40 MB) copies each of them once per 40 MB and cut the
-# writer's CPU per routed call by about a fifth (bench/README.md, "WAL checkpoints").
-# At a few calls a second 40 MB took minutes and could fill a small volume: the writer
-# also checkpoints when idle, by time and when space runs low (router.store.checkpoints).
+# thread) once it holds this many pages (40 MB; SQLite's default is 1,000): under load
+# the same hot index pages are copied once per 40 MB, not every few dozen calls
+# (bench/README.md, "WAL checkpoints every 10,000 pages"). At low rates the writer
+# checkpoints sooner, when idle, by time and when space runs low (router.store.checkpoints).
 WAL_CHECKPOINT_PAGES = 10_000
 # After a checkpoint the WAL file is cut back to this size, so it does not keep its
 # peak size on disk.
@@ -157,11 +163,6 @@ class _WalUpkeep:
         return True
 
 
-def _is_full(error: BaseException) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
-    return isinstance(error, sqlite3.Error) and code is not None and code & 0xFF == SQLITE_FULL
-
-
 class _OperationFailed(Exception):
     """One operation of a batch raised; the batch is rerun without it."""
 
@@ -195,6 +196,7 @@ class _ConnectionThread(threading.Thread):
         *,
         transactional: bool,
         max_batch: int,
+        counts: CommitCounts,
         before_close: Callable[[sqlite3.Connection], None] | None = None,
         upkeep: _WalUpkeep | None = None,
     ) -> None:
@@ -206,9 +208,7 @@ class _ConnectionThread(threading.Thread):
         self._max_batch = max_batch if transactional else 1
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._stopping = False
-        self.commits = 0
-        self.committed_operations = 0
-        self.largest_batch = 0
+        self.counts = counts
 
     async def run_operation(self, operation: Operation[T]) -> T:
         if self._stopping:
@@ -230,10 +230,10 @@ class _ConnectionThread(threading.Thread):
             while not stopped:
                 batch, stopped = self._take_batch()
                 if batch:
-                    commits = self.commits
+                    commits = self.counts.commits
                     self._execute(batch)
                     if self.upkeep is not None:
-                        self.upkeep.after_batch(self._connection, self.commits > commits)
+                        self.upkeep.after_batch(self._connection, self.counts.commits > commits)
         finally:
             if self._before_close is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -276,7 +276,8 @@ class _ConnectionThread(threading.Thread):
     def _reclaim(self, error: BaseException, reclaimed: bool) -> bool:
         """Whether to try the batch again: once, after a TRUNCATE checkpoint, when the
         disk was full (the WAL may hold most of what the volume has)."""
-        if reclaimed or self.upkeep is None or not _is_full(error):
+        full = isinstance(error, sqlite3.Error) and _refusal(error) == NO_SPACE
+        if reclaimed or self.upkeep is None or not full:
             return False
         return self.upkeep.reclaim(self._connection)
 
@@ -327,7 +328,7 @@ class _ConnectionThread(threading.Thread):
                 ended = sqlite3.OperationalError("the operation ended the batch's transaction")
                 raise _OperationFailed(position, ended)
         connection.execute("COMMIT")
-        self._count_commit(len(batch))
+        self.counts.committed(len(batch))
         return values
 
     def _run_in_own_transaction(self, job: _Job) -> tuple[bool, Any]:
@@ -338,7 +339,7 @@ class _ConnectionThread(threading.Thread):
         except Exception as error:
             self._rollback()
             return False, error
-        self._count_commit(1)
+        self.counts.committed(1)
         return True, value
 
     def _run_alone(self, job: _Job) -> tuple[bool, Any]:
@@ -346,11 +347,6 @@ class _ConnectionThread(threading.Thread):
             return True, job.operation(self._connection)
         except Exception as error:
             return False, error
-
-    def _count_commit(self, operations: int) -> None:
-        self.commits += 1
-        self.committed_operations += operations
-        self.largest_batch = max(self.largest_batch, operations)
 
     def _rollback(self) -> None:
         if self._connection.in_transaction:
@@ -476,7 +472,8 @@ def _refusal(error: BaseException) -> str | None:
 
 
 def _translated(error: BaseException, where: str) -> BaseException:
-    """A driver error as a `StoreError` naming the store (other errors unchanged)."""
+    """A sqlite3 or OS error as a `StoreError` naming the store (other errors unchanged):
+    the one mapping of this driver's errors."""
     if isinstance(error, StoreError):
         return error
     if isinstance(error, sqlite3.IntegrityError):
@@ -503,6 +500,7 @@ class SQLiteConnector(Connector):
         max_batch: int = DEFAULT_MAX_BATCH,
         checkpoints: CheckpointPolicy | None = None,
     ) -> None:
+        super().__init__()
         self.path = path
         self.memory_name = memory_name
         self.max_batch = max_batch
@@ -516,16 +514,8 @@ class SQLiteConnector(Connector):
         return str(self.path)
 
     @property
-    def commits(self) -> int:
-        return self._writer.commits if self._writer else 0
-
-    @property
-    def committed_operations(self) -> int:
-        return self._writer.committed_operations if self._writer else 0
-
-    @property
-    def largest_batch(self) -> int:
-        return self._writer.largest_batch if self._writer else 0
+    def _where(self) -> str:
+        return f"the SQLite store {self.describe()}"
 
     @property
     def checkpoints_done(self) -> dict[str, int]:
@@ -538,21 +528,14 @@ class SQLiteConnector(Connector):
             return
         try:
             writer = await asyncio.to_thread(self._connect)
-        except (OSError, sqlite3.Error) as error:
-            raise StoreOpenError(
-                f"cannot open the SQLite store {self.describe()}: {error}"
-            ) from error
-        self._writer = self._start("writer", writer, transactional=True)
-        try:
+            self._writer = self._start("writer", writer, transactional=True)
             await self.write(migrate)
             if self.path is not None:  # a memory database has one connection
                 reader = await asyncio.to_thread(_connect, self.path)
                 self._reader = self._start("reader", reader, transactional=False)
-        except (StoreError, OSError, sqlite3.Error) as error:
+        except Exception as error:
             await self.close()
-            raise StoreOpenError(
-                f"cannot open the SQLite store {self.describe()}: {error}"
-            ) from error
+            raise _translated(error, self._where) from error
 
     def _connect(self) -> sqlite3.Connection:
         if self.path is None:
@@ -568,6 +551,7 @@ class SQLiteConnector(Connector):
             connection,
             transactional=transactional,
             max_batch=self.max_batch,
+            counts=self.counts,
             before_close=self._save_memory if transactional and self.memory_name else None,
             upkeep=(
                 _WalUpkeep(self.path, self.checkpoints)
@@ -592,11 +576,11 @@ class SQLiteConnector(Connector):
     async def run_on_writer(self, operation: Operation[T]) -> T:
         """Run a function of the writer's connection inside a write batch."""
         if self._writer is None:
-            raise StoreClosed(f"the SQLite store {self.describe()} is not open")
+            raise StoreClosed(f"{self._where} is not open")
         try:
             return await self._writer.run_operation(operation)
         except Exception as error:
-            raise _translated(error, f"the SQLite store {self.describe()}") from error
+            raise _translated(error, self._where) from error
 
     async def write(
         self,
@@ -613,11 +597,11 @@ class SQLiteConnector(Connector):
     async def read(self, script: Callable[[], Script[T]]) -> T:
         thread = self._reader or self._writer
         if thread is None or self._writer is None or not self._writer.is_alive():
-            raise StoreClosed(f"the SQLite store {self.describe()} is not open")
+            raise StoreClosed(f"{self._where} is not open")
         try:
             return await thread.run_operation(_operation(script))
         except Exception as error:
-            raise _translated(error, f"the SQLite store {self.describe()}") from error
+            raise _translated(error, self._where) from error
 
 
 class SQLiteStore(QueueStore):

@@ -12,14 +12,14 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from router.config import Runtime
 from router.operators import OperatorControls
 from router.operators.silences import iso
-from router.store import Store
+from router.store import HeldCalls, OperatorConsole, Operators
 from router.store.base import (
     AcknowledgedKind,
     Acknowledgement,
@@ -31,6 +31,12 @@ from router.web.admin_controls import control_routes
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.request_body import read_text
 from router.web.webhook import header_bytes
+
+
+class AdminStore(OperatorConsole, HeldCalls, Protocol):
+    """What the admin API uses of the store: the operators' reads and actions, and
+    releasing held calls."""
+
 
 STATUSES = ("pending", "delivered", "dead", "muted")
 VERIFICATIONS = ("pending", "not_verified", "verified", "released")
@@ -55,7 +61,7 @@ def acknowledgement_key(view: DeliveryView) -> tuple[AcknowledgedKind, str]:
 
 
 async def acknowledgements_of(
-    store: Store, views: list[DeliveryView]
+    store: Operators, views: list[DeliveryView]
 ) -> dict[str, Acknowledgement]:
     """The acknowledgement of each delivery that has one, by delivery id (one read: an
     acknowledgement never precedes the delivery it was made on)."""
@@ -103,7 +109,7 @@ BackfillRun = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
 
 def admin_routes(
     token: str | None,
-    store: Store,
+    store: AdminStore,
     runtime: Runtime,
     controls: OperatorControls | None = None,
     *,

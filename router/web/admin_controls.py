@@ -21,7 +21,7 @@ from router.operators import (
     pause_json,
     silence_json,
 )
-from router.store import Store
+from router.store import Operators
 from router.web.request_body import read_text
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -45,7 +45,7 @@ def _invalid(exc: RequestInvalid) -> web.Response:
 
 def control_routes(
     guarded: Callable[[Handler], Handler],
-    store: Store,
+    store: Operators,
     runtime: Runtime,
     controls: OperatorControls | None,
 ) -> list[web.RouteDef]:

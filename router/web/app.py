@@ -30,7 +30,7 @@ from router.engine import (
 from router.engine.health import answer_within, is_store_failure
 from router.operators import EXPIRED_SILENCES_KEPT, OperatorControls
 from router.revring import RevRingApi, Verifier, VerifySettings, backfill, dry_run
-from router.store import Store, open_store
+from router.store import ConsoleReads, Maintenance, Store, open_store
 from router.store.base import SinkBacklog
 from router.web.admin import BackfillRun, admin_routes
 from router.web.connections import track_requests
@@ -71,7 +71,7 @@ class ServiceSettings:
     health: HealthPolicy = field(default_factory=HealthPolicy)  # outages, /readyz
 
 
-async def _purge_periodically(store: Store, retention_days: float, interval: float) -> None:
+async def _purge_periodically(store: Maintenance, retention_days: float, interval: float) -> None:
     while True:
         try:
             purged = await store.purge(time.time() - retention_days * 86400)
@@ -268,7 +268,7 @@ def _backfill_runner(
 
 
 async def _refresh_backlog_gauges(
-    store: Store, metrics: Metrics, health: StoreHealth, sinks: set[str]
+    store: ConsoleReads, metrics: Metrics, health: StoreHealth, sinks: set[str]
 ) -> None:
     """Per-sink backlog gauges, read from the store at scrape time. A sink with nothing
     pending or dead reads 0 (not absent), so alerts on these series resolve."""

@@ -161,9 +161,10 @@ async def test_concurrent_ingests_share_transactions(replica) -> None:
     store = await replica()
     results = await asyncio.gather(*(store.ingest(record()) for _ in range(60)))
     assert all(r == IngestResult("accepted", 1) for r in results)
-    assert store.committed_operations == 60
-    assert store.commits < 60
-    assert store.largest_batch > 1
+    counts = store.connector.counts
+    assert counts.committed_operations == 60
+    assert counts.commits < 60
+    assert counts.largest_batch > 1
 
 
 async def test_one_failing_ingest_does_not_fail_its_batch(replica) -> None:

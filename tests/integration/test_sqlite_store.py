@@ -166,22 +166,24 @@ async def test_next_due_at_counts_a_leased_delivery_as_due_when_its_lease_ends(
 
 
 async def test_concurrent_ingests_share_transactions(sqlite_store) -> None:
-    commits_before = sqlite_store.commits
-    operations_before = sqlite_store.committed_operations
+    counts = sqlite_store.connector.counts
+    commits_before = counts.commits
+    operations_before = counts.committed_operations
 
     results = await asyncio.gather(*(sqlite_store.ingest(record()) for _ in range(100)))
 
     assert results == [IngestResult("accepted", 1)] * 100
-    assert sqlite_store.committed_operations - operations_before == 100
-    assert sqlite_store.commits - commits_before < 100
-    assert sqlite_store.largest_batch > 1
+    assert counts.committed_operations - operations_before == 100
+    assert counts.commits - commits_before < 100
+    assert counts.largest_batch > 1
 
 
 async def test_a_failing_ingest_costs_only_its_own_caller(sqlite_store) -> None:
     await sqlite_store.ingest(record("call-0"))
     clashing = IngestRecord("call-x", b"{}", NOW, [NewDelivery("call-0:slack", "slack", "r")])
     good = [record(f"call-{i}") for i in range(1, 20)]
-    commits_before = sqlite_store.commits
+    counts = sqlite_store.connector.counts
+    commits_before = counts.commits
 
     results = await asyncio.gather(
         *(sqlite_store.ingest(r) for r in [*good[:10], clashing, *good[10:]]),
@@ -194,7 +196,7 @@ async def test_a_failing_ingest_costs_only_its_own_caller(sqlite_store) -> None:
         IngestResult("accepted", 1)
     ] * 19
     assert len(await sqlite_store.list_deliveries()) == 20
-    assert sqlite_store.commits - commits_before < len(good)  # the others still shared commits
+    assert counts.commits - commits_before < len(good)  # the others still shared commits
     assert await sqlite_store.ingest(record("call-x")) == IngestResult("accepted", 1)
 
 

@@ -24,7 +24,7 @@ from router.config import Runtime
 from router.core.metrics import Metrics
 from router.engine import DeliveryEngine
 from router.engine.health import is_store_failure
-from router.store import Store
+from router.store import OperatorConsole
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.request_body import BodyRefused, read_form
 from router.web.ui.auth import SESSION_COOKIE, Sessions, token_matches
@@ -202,7 +202,7 @@ def _text(value: object) -> str | None:
 
 def console_app(
     token: str,
-    store: Store,
+    store: OperatorConsole,
     runtime: Runtime,
     engine: DeliveryEngine,
     metrics: Metrics,

@@ -22,7 +22,7 @@ from yarl import URL
 from router.config import Runtime
 from router.core.events import KNOWN_DIRECTIONS, KNOWN_STATUSES, decode_json
 from router.engine import DeliveryEngine, preview
-from router.store import Store
+from router.store import OperatorConsole
 from router.store.base import CallFilters, DeliveryView, EventCursor, EventView
 from router.web.ui.pages import Pages, path_part
 
@@ -181,7 +181,7 @@ class DeliveryWithAttempts:
 
 class CallViews:
     def __init__(
-        self, pages: Pages, store: Store, runtime: Runtime, engine: DeliveryEngine
+        self, pages: Pages, store: OperatorConsole, runtime: Runtime, engine: DeliveryEngine
     ) -> None:
         self.pages = pages
         self.store = store

@@ -23,7 +23,7 @@ from router.config import Runtime
 from router.engine import DeliveryEngine
 from router.operators import EXPIRED_SILENCES_KEPT, RequestInvalid, parse_silence_request
 from router.rules import MAX_WHEN_DEPTH
-from router.store import Store
+from router.store import OperatorConsole
 from router.store.base import SilenceRecord
 from router.web.request_body import read_form
 from router.web.ui.calls import payload_of
@@ -109,7 +109,7 @@ def silence_rows(records: Sequence[SilenceRecord], now: float) -> list[SilenceRo
 
 class SilenceViews:
     def __init__(
-        self, pages: Pages, store: Store, runtime: Runtime, engine: DeliveryEngine
+        self, pages: Pages, store: OperatorConsole, runtime: Runtime, engine: DeliveryEngine
     ) -> None:
         self.pages = pages
         self.store = store

@@ -24,7 +24,7 @@ from router.core.metrics import Metrics
 from router.core.phones import mask_phone_numbers, mask_phone_numbers_in
 from router.core.samples import DEFAULT_SAMPLE, SAMPLE_NAMES, sample_call, sample_event
 from router.engine import DeliveryEngine, Preview, preview
-from router.store import Store
+from router.store import OperatorConsole
 from router.store.base import CallFilters, DeliveryView, EventView, SinkCounts
 from router.web.admin import acknowledgement_key
 from router.web.request_body import read_form
@@ -133,7 +133,7 @@ class ConsoleViews:
     def __init__(
         self,
         pages: Pages,
-        store: Store,
+        store: OperatorConsole,
         runtime: Runtime,
         engine: DeliveryEngine,
         metrics: Metrics,

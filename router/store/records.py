@@ -1,0 +1,307 @@
+"""What the store keeps and answers with: events, deliveries, attempts, digests and
+operators' state, as frozen dataclasses.
+
+An *event* is one accepted call (its body as received); a *delivery* is that event
+for one sink (one per (event, sink)); an *attempt* is one try at sending a delivery,
+with its outcome, status code, error and duration. A *digest* is a delivery of kind
+'digest' (a grouped rule's): it belongs to the event that opened it and lists its
+member events, the calls gathered in its window.
+
+Delivery states: `pending` (waiting for `next_attempt_at`, or leased by a worker
+while `lease_until` is in the future), `delivered`, `dead` (kept; replay makes it
+`pending` again with a fresh retry budget), `muted` (not sent: every rule routing it was
+muted by a time interval, or a silence matched; `muted_reason` says which; replayable
+like a dead one). All times are unix seconds (float).
+
+Operators' state (DESIGN.md section 9): *silences* (a `when` condition, optional sinks, a
+time span; expiring one ends it now and keeps it listed), *sink pauses* (a sink held
+until a time), acknowledgements and the audit of clicks on alerts' buttons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DeliveryStatus = Literal["pending", "delivered", "dead", "muted"]
+AttemptOutcome = Literal["delivered", "retry", "dead"]
+DeliveryKind = Literal["single", "digest"]
+
+
+@dataclass(frozen=True)
+class GroupJoin:
+    """How a delivery of a grouped rule joins a digest (see `Ingest.ingest`)."""
+
+    key: str  # the group key as canonical JSON text
+    window: float  # seconds from the first call to the digest's due time
+    max: int | None = None  # send early once this many calls are in
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    id: str
+    sink: str
+    rule: str
+    group: GroupJoin | None = None  # None: a delivery of its own (kind 'single')
+    # Written already leased (single deliveries only): the ingesting worker sends it
+    # straight away, with no claim; if that worker dies, the lease expires as usual.
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    # Not sent: written with status 'muted' and this reason (never leased, never a digest).
+    muted_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestRecord:
+    """One accepted call and the deliveries its rules produced."""
+
+    event_id: str
+    payload: bytes  # the JSON body exactly as received
+    received_at: float
+    deliveries: Sequence[NewDelivery]
+    status: str = ""
+    direction: str = ""
+    # Copied from the payload into columns of their own, for the console's filters.
+    agent_id: str = ""
+    organization_id: str = ""
+    hangup_cause: str = ""
+    # The payload as JSON data, when the webhook still holds it (a small body): a delivery
+    # sent straight after the commit uses it instead of decoding the payload again. Never
+    # stored; None when unknown.
+    decoded: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status: Literal["accepted", "duplicate"]
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery leased to one worker, with what the sink needs to send it."""
+
+    id: str
+    event_id: str
+    sink: str
+    rule: str
+    payload: bytes
+    attempts: int  # all attempts so far, replays included
+    retry_attempts: int  # attempts since it was created or last replayed (the retry budget)
+    retry_started_at: float  # creation or last replay: `max_age` counts from here
+    created_at: float
+    kind: DeliveryKind = "single"
+    group_key: str | None = None  # digests: the canonical JSON of the group key
+    window_start: float | None = None  # digests: the first call's arrival
+    window_end: float | None = None  # digests: when the window closed (or `max` was reached)
+    # The payload already decoded (`IngestRecord.decoded`), or None: decode `payload`.
+    decoded: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def written_leased(cls, delivery: NewDelivery, record: IngestRecord) -> ClaimedDelivery:
+        """A single delivery just committed already leased (`NewDelivery.lease_owner`), as
+        a claim would have returned it: no attempt yet, its budget counting from now."""
+        return cls(
+            id=delivery.id,
+            event_id=record.event_id,
+            sink=delivery.sink,
+            rule=delivery.rule,
+            payload=record.payload,
+            attempts=0,
+            retry_attempts=0,
+            retry_started_at=record.received_at,
+            created_at=record.received_at,
+            decoded=record.decoded,
+        )
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    number: int  # 1-based, over the delivery's whole life
+    started_at: float
+    duration: float  # seconds
+    outcome: AttemptOutcome
+    status_code: int | None = None
+    error: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class StateAfterAttempt:
+    """Where an attempt leaves its delivery; the same rule for every store."""
+
+    status: DeliveryStatus
+    next_attempt_at: float | None
+    delivered_at: float | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, attempt: AttemptRecord, next_attempt_at: float | None) -> StateAfterAttempt:
+        if attempt.outcome == "retry" and next_attempt_at is None:
+            raise ValueError("a retry outcome needs next_attempt_at")
+        if attempt.outcome == "delivered":
+            return cls("delivered", None, attempt.started_at + attempt.duration, None)
+        if attempt.outcome == "retry":
+            return cls("pending", next_attempt_at, None, attempt.error)
+        return cls("dead", None, None, attempt.error)
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """A delivery as the admin API and `revring-router deliveries` show it."""
+
+    id: str
+    event_id: str
+    sink: str
+    rule: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    next_attempt_at: float | None
+    created_at: float
+    updated_at: float
+    delivered_at: float | None
+    kind: DeliveryKind = "single"
+    calls: int = 1  # the calls it carries: a digest's members so far, 1 for a single delivery
+    muted_reason: str | None = None  # status 'muted': `time_interval:NAME` or `silence:ID`
+
+
+@dataclass(frozen=True)
+class SilenceRecord:
+    """A silence as stored: `when` is the condition as JSON text (the rules' syntax),
+    `sinks` the sinks it covers (None: all). Expiring sets `expired_at` and ends it then."""
+
+    id: str
+    when: str
+    sinks: tuple[str, ...] | None
+    starts_at: float
+    ends_at: float
+    comment: str
+    created_at: float
+    expired_at: float | None = None
+
+    @property
+    def effective_end(self) -> float:
+        return self.ends_at if self.expired_at is None else min(self.ends_at, self.expired_at)
+
+    def state(self, now: float) -> Literal["pending", "active", "expired"]:
+        if now >= self.effective_end:
+            return "expired"
+        return "pending" if now < self.starts_at else "active"
+
+
+@dataclass(frozen=True)
+class SinkPause:
+    """A sink held by hand until `until` (its deliveries wait, spending no attempts)."""
+
+    sink: str
+    until: float
+    comment: str
+    created_at: float
+
+
+Verification = Literal["pending", "verified", "not_verified", "released"]
+
+
+@dataclass(frozen=True)
+class HeldCall:
+    """A call stored in verify mode and not routed yet (verification `pending`)."""
+
+    event_id: str
+    payload: bytes
+    received_at: float
+    verify_attempts: int
+
+
+@dataclass(frozen=True)
+class CallFilters:
+    """Which calls `ConsoleReads.list_events` shows; None (or nothing) leaves a field
+    unfiltered. Times are unix seconds: `received_from` inclusive, `received_to` exclusive."""
+
+    status: str | None = None
+    direction: str | None = None
+    agent_id: str | None = None
+    organization_id: str | None = None
+    hangup_cause: str | None = None
+    call_id: str | None = None
+    verification: str | None = None
+    received_from: float | None = None
+    received_to: float | None = None
+
+    def given(self) -> dict[str, str | float]:
+        """The fields set, by name, in a fixed order."""
+        return {name: value for name, value in vars(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class EventView:
+    """A stored call: its body as received, the columns copied from it, and (verify
+    mode) where its verification stands."""
+
+    id: str
+    payload: bytes | None  # None in a list of calls when it is over 256 KiB
+    received_at: float
+    status: str
+    direction: str
+    agent_id: str = ""
+    organization_id: str = ""
+    hangup_cause: str = ""
+    verification: Verification | None = None  # None: routed on arrival (verify mode off)
+    verify_attempts: int = 0
+    verify_next_at: float | None = None
+
+
+EventCursor = tuple[float, str]
+"""Where a newest-first page of events ends: (received_at, id) of its last call."""
+
+
+@dataclass(frozen=True)
+class SinkCounts:
+    """A sink's deliveries for the console's overview."""
+
+    pending: int = 0
+    retrying: int = 0  # pending after at least one attempt
+    dead: int = 0
+    muted: int = 0
+    delivered_since: int = 0  # delivered at or after the time asked about
+    oldest_pending_created_at: float | None = None
+
+
+AcknowledgedKind = Literal["call", "digest"]
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """Who acknowledged a call (`kind` 'call', `target_id` the event id) or a digest
+    ('digest', its delivery id) from an alert's button, and when; the first one counts."""
+
+    kind: AcknowledgedKind
+    target_id: str
+    user_id: str
+    user_name: str
+    channel: str
+    at: float
+
+
+@dataclass(frozen=True)
+class SlackActionRecord:
+    """One click on an alert's button, as audited: `target` is `call:ID` or `digest:ID`,
+    `outcome` what came of it (silenced, extended, acknowledged, refused, failed...)."""
+
+    id: str
+    at: float
+    user_id: str
+    user_name: str
+    channel: str
+    action: str
+    target: str
+    outcome: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SinkBacklog:
+    pending: int
+    dead: int
+    oldest_pending_created_at: float | None
