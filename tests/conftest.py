@@ -1,4 +1,5 @@
-"""Shared test helpers: sample events, a rules.yaml writer, and a running service."""
+"""Shared test helpers: sample events, a rules.yaml writer, a local HTTP receiver and a
+fake of RevRing's API."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import settings
 
 from tests.receivers import Receiver
+from tests.revring_fake import FakeRevRing
 
 # The machines that run the suite are shared and loaded: a property test is judged on its
 # examples, never on how long one took (speed is measured in bench/).
@@ -41,6 +43,14 @@ async def receiver() -> AsyncIterator[Receiver]:
     started = await Receiver().start()
     yield started
     await started.close()
+
+
+@pytest.fixture
+async def revring() -> AsyncIterator[FakeRevRing]:
+    """A fake of RevRing's API on a real socket (tests/revring_fake.py), stopped after the test."""
+    fake = await FakeRevRing().start()
+    yield fake
+    await fake.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import fresh_event
 from tests.e2e.test_serve import free_port, start_server, stop, wait_healthy
-from tests.revring_fake import FAKE_API_KEY, FakeRevRing
+from tests.revring_fake import FAKE_API_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -49,20 +49,13 @@ async def backfill(*args: str, url: str, key: str | None = FAKE_API_KEY) -> tupl
     return process.returncode, out.decode(), err.decode()
 
 
-@pytest.fixture
-async def fake():
-    fake = await FakeRevRing().start()
-    yield fake
-    await fake.stop()
-
-
 def logged_ids(path: Path) -> list[str]:
     if not path.exists():
         return []
     return [json.loads(line)["event_id"] for line in path.read_text().splitlines() if line]
 
 
-async def test_cli_backfill_beside_a_running_server_is_delivered(tmp_path, fake):
+async def test_cli_backfill_beside_a_running_server_is_delivered(tmp_path, revring):
     out = tmp_path / "out.jsonl"
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES % {"log": out})
@@ -72,13 +65,13 @@ async def test_cli_backfill_beside_a_running_server_is_delivered(tmp_path, fake)
     try:
         await wait_healthy(port, server)
         calls = [fresh_event("failed-outbound") for _ in range(3)]
-        fake.know(*calls)
+        revring.know(*calls)
         ids = tmp_path / "calls.csv"
         rows = [f"2026-11-20,{call['id']},FAILED" for call in calls]
         ids.write_text("createdAt,id,status\n" + "\n".join([*rows, "2026-11-20,unknown-1,FAILED"]))
         started = time.monotonic()
         code, stdout, stderr = await backfill(
-            "--ids", str(ids), "--config", str(rules), "--store", f"sqlite:///{db}", url=fake.url
+            "--ids", str(ids), "--config", str(rules), "--store", f"sqlite:///{db}", url=revring.url
         )
         assert code == 0, stderr
         assert "fetched 3, new 3, duplicate 0, not found 1, failed 0" in stdout
@@ -95,7 +88,7 @@ async def test_cli_backfill_beside_a_running_server_is_delivered(tmp_path, fake)
             str(rules),
             "--store",
             f"sqlite:///{db}",
-            url=fake.url,
+            url=revring.url,
         )
         assert code == 0
         assert "new 0, duplicate 1" in stdout
@@ -104,11 +97,11 @@ async def test_cli_backfill_beside_a_running_server_is_delivered(tmp_path, fake)
     assert FAKE_API_KEY not in stdout + stderr
 
 
-async def test_cli_dry_run_writes_nothing(tmp_path, fake):
+async def test_cli_dry_run_writes_nothing(tmp_path, revring):
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES % {"log": tmp_path / "out.jsonl"})
     call = fresh_event("failed-outbound")
-    fake.know(call)
+    revring.know(call)
     db = tmp_path / "router.db"
     code, stdout, stderr = await backfill(
         "--id",
@@ -118,7 +111,7 @@ async def test_cli_dry_run_writes_nothing(tmp_path, fake):
         str(rules),
         "--store",
         f"sqlite:///{db}",
-        url=fake.url,
+        url=revring.url,
     )
     assert code == 0, stderr
     assert f"would route {call['id']} OUTBOUND FAILED: console (send, rule failed)" in stdout
@@ -126,10 +119,10 @@ async def test_cli_dry_run_writes_nothing(tmp_path, fake):
     assert not db.exists()
 
 
-async def test_cli_exits_non_zero_when_the_api_cannot_be_reached(tmp_path, fake):
+async def test_cli_exits_non_zero_when_the_api_cannot_be_reached(tmp_path, revring):
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES % {"log": tmp_path / "out.jsonl"})
-    await fake.stop()
+    await revring.stop()
     code, stdout, stderr = await backfill(
         "--id",
         "a",
@@ -138,7 +131,7 @@ async def test_cli_exits_non_zero_when_the_api_cannot_be_reached(tmp_path, fake)
         str(rules),
         "--store",
         f"sqlite:///{tmp_path / 'r.db'}",
-        url=fake.url,
+        url=revring.url,
     )
     assert code == 1
     assert "failed 2" in stdout
@@ -146,7 +139,7 @@ async def test_cli_exits_non_zero_when_the_api_cannot_be_reached(tmp_path, fake)
     assert FAKE_API_KEY not in stdout + stderr
 
 
-async def test_cli_needs_the_api_key(tmp_path, fake):
-    code, _, stderr = await backfill("--id", "a", url=fake.url, key=None)
+async def test_cli_needs_the_api_key(tmp_path, revring):
+    code, _, stderr = await backfill("--id", "a", url=revring.url, key=None)
     assert code == 2
     assert "ROUTER_REVRING_API_KEY" in stderr

@@ -19,7 +19,7 @@ from router.store.base import GroupJoin, IngestRecord, NewDelivery
 from tests.conftest import fresh_event
 from tests.fakes import TEAMS_PATH, FakeTeams
 from tests.integration.test_console import csrf_of, signed_in_page
-from tests.revring_fake import FAKE_API_KEY, FakeRevRing
+from tests.revring_fake import FAKE_API_KEY
 from tests.service import ADMIN_TOKEN, API_KEY, parts, running_service, wait_for
 from tests.slack_fake import WEBHOOK_PATH, FakeSlack
 
@@ -113,10 +113,9 @@ async def test_a_deeper_body_is_422_naming_the_field_on_the_loop_and_in_a_worker
     assert await store.list_deliveries() == []
 
 
-async def test_verify_mode_refuses_a_deep_body_before_holding_it(tmp_path, write_rules):
+async def test_verify_mode_refuses_a_deep_body_before_holding_it(tmp_path, write_rules, revring):
     rules = write_rules(RULES % {"log": tmp_path / "out.jsonl"})
-    fake = await FakeRevRing().start()
-    api = RevRingApi(FAKE_API_KEY, fake.url, retries=ApiRetries(max_tries=1))
+    api = RevRingApi(FAKE_API_KEY, revring.url, retries=ApiRetries(max_tries=1))
     try:
         async with running_service(
             rules, tmp_path / "r.db", revring_api=api, verify_calls=True
@@ -128,15 +127,15 @@ async def test_verify_mode_refuses_a_deep_body_before_holding_it(tmp_path, write
             assert await store.due_held(1e12, 10) == []
     finally:
         await api.close()
-        await fake.stop()
 
 
-async def test_backfill_reports_deep_calls_as_failed_and_ingests_the_rest(tmp_path, write_rules):
-    fake = await FakeRevRing().start()
-    api = RevRingApi(FAKE_API_KEY, fake.url, retries=ApiRetries(max_tries=1))
+async def test_backfill_reports_deep_calls_as_failed_and_ingests_the_rest(
+    tmp_path, write_rules, revring
+):
+    api = RevRingApi(FAKE_API_KEY, revring.url, retries=ApiRetries(max_tries=1))
     good = fresh_event(status="FAILED")
     deep = [json.loads(deep_call("metrics", levels)) for levels in (65, 400)]
-    fake.know(good, *deep)
+    revring.know(good, *deep)
     rules = write_rules(RULES % {"log": tmp_path / "out.jsonl"})
     try:
         async with running_service(rules, tmp_path / "r.db", revring_api=api) as client:
@@ -148,7 +147,6 @@ async def test_backfill_reports_deep_calls_as_failed_and_ingests_the_rest(tmp_pa
             assert [view.event_id for view in await store.list_deliveries()] == [good["id"]]
     finally:
         await api.close()
-        await fake.stop()
     assert (summary["fetched"], summary["new"]) == (3, 1)
     failures = {failure["id"]: failure["error"] for failure in summary["failures"]}
     assert set(failures) == {call["id"] for call in deep}

@@ -31,16 +31,11 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FAST = VerifySettings(poll=0.1, initial_backoff=0.1, max_backoff=0.3)
 
 
-@pytest.fixture
-async def fake():
-    fake = await FakeRevRing().start()
-    yield fake
-    await fake.stop()
-
-
-def api_of(fake: FakeRevRing) -> RevRingApi:
+def api_of(revring: FakeRevRing) -> RevRingApi:
     return RevRingApi(
-        FAKE_API_KEY, fake.url, retries=ApiRetries(max_tries=2, initial_delay=0.01, max_delay=0.02)
+        FAKE_API_KEY,
+        revring.url,
+        retries=ApiRetries(max_tries=2, initial_delay=0.01, max_delay=0.02),
     )
 
 
@@ -50,15 +45,15 @@ def logged(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
-def verifying(rules, db, fake):
-    return running_service(rules, db, revring_api=api_of(fake), verify_calls=True, verify=FAST)
+def verifying(rules, db, revring):
+    return running_service(rules, db, revring_api=api_of(revring), verify_calls=True, verify=FAST)
 
 
 @pytest.fixture
-def service(tmp_path, write_rules, fake):
+def service(tmp_path, write_rules, revring):
     out = tmp_path / "out.jsonl"
     rules = write_rules(RULES % {"log": out})
-    return out, lambda: verifying(rules, tmp_path / "r.db", fake)
+    return out, lambda: verifying(rules, tmp_path / "r.db", revring)
 
 
 async def events(client, verification: str) -> list[dict]:
@@ -67,10 +62,10 @@ async def events(client, verification: str) -> list[dict]:
     return await response.json()
 
 
-async def test_a_known_call_is_routed_with_revrings_fields(service, fake):
+async def test_a_known_call_is_routed_with_revrings_fields(service, revring):
     out, start = service
     real = fresh_event("failed-outbound", errorMessage="SIP 503 from carrier")
-    fake.know(real)
+    revring.know(real)
     posted = {**real, "status": "COMPLETED", "errorMessage": "posted, not RevRing's"}
     async with start() as client:
         response = await post_event(client, posted)
@@ -98,7 +93,7 @@ async def test_a_known_call_is_routed_with_revrings_fields(service, fake):
     )
 
 
-async def test_an_invented_call_is_kept_not_routed_and_counted(service, fake):
+async def test_an_invented_call_is_kept_not_routed_and_counted(service, revring):
     out, start = service
     invented = fresh_event("failed-outbound")
     async with start() as client:
@@ -126,11 +121,11 @@ async def _has(listing, event_id: str) -> bool:
     return event_id in [event["id"] for event in await listing]
 
 
-async def test_calls_wait_while_the_api_is_down_and_flow_when_it_is_back(service, fake):
+async def test_calls_wait_while_the_api_is_down_and_flow_when_it_is_back(service, revring):
     out, start = service
     calls = [fresh_event("failed-outbound") for _ in range(3)]
-    fake.know(*calls)
-    await fake.stop()
+    revring.know(*calls)
+    await revring.stop()
     async with start() as client:
         for call in calls:
             assert (await post_event(client, call)).status == 200
@@ -143,16 +138,16 @@ async def test_calls_wait_while_the_api_is_down_and_flow_when_it_is_back(service
         await wait_for(tried_twice)
         assert await store.list_deliveries() == []
         assert logged(out) == []
-        await fake.start()
+        await revring.start()
         await wait_for(lambda: len(logged(out)) == 3)
         assert await events(client, "pending") == []
         assert len(await events(client, "verified")) == 3
 
 
-async def test_a_pending_call_can_be_released_by_hand_while_the_api_is_down(service, fake):
+async def test_a_pending_call_can_be_released_by_hand_while_the_api_is_down(service, revring):
     out, start = service
     call = fresh_event("failed-outbound")
-    await fake.stop()
+    await revring.stop()
     async with start() as client:
         await post_event(client, call)
         assert [e["id"] for e in await events(client, "pending")] == [call["id"]]
@@ -168,11 +163,11 @@ async def test_a_pending_call_can_be_released_by_hand_while_the_api_is_down(serv
         assert bad.status == 400
 
 
-async def test_without_verify_mode_calls_are_routed_at_once(tmp_path, write_rules, fake):
+async def test_without_verify_mode_calls_are_routed_at_once(tmp_path, write_rules, revring):
     out = tmp_path / "out.jsonl"
     rules = write_rules(RULES % {"log": out})
     invented = fresh_event("failed-outbound")
-    async with running_service(rules, tmp_path / "r.db", revring_api=api_of(fake)) as client:
+    async with running_service(rules, tmp_path / "r.db", revring_api=api_of(revring)) as client:
         answer = await (await post_event(client, invented)).json()
         assert answer == {"status": "accepted", "event_id": invented["id"], "deliveries": 1}
-    assert fake.batches == []
+    assert revring.batches == []

@@ -15,7 +15,7 @@ from router.config.runtime import Runtime
 from router.core.metrics import Metrics
 from router.core.pacing import PauseSettings
 from router.core.retry import backoff_delay
-from router.engine.delivery import DeliveryEngine, EngineSettings
+from router.engine.delivery import DeliveryEngine, EngineSettings, SinkLane
 from router.store import open_store
 from router.store.base import IngestRecord, NewDelivery, Store
 from sinks.base import DeliveryRequest, Retryable, SendResult, Sink, SinkResources
@@ -103,6 +103,17 @@ async def until(condition: Callable[[], Awaitable[bool]]) -> None:
     await asyncio.wait_for(poll(), WAIT)
 
 
+async def looked_again(lane: SinkLane) -> None:
+    """Wait until `lane`, woken, has looked at the store and the clock once more and gone
+    back to sleep (each look starts a sleep by clearing the lane's wake-up)."""
+    assert lane._wake.is_set(), "wake the lane first"
+
+    async def asleep() -> bool:
+        return not lane._wake.is_set()
+
+    await until(asleep)
+
+
 async def ingest(store: Store, event_id: str) -> None:
     delivery = NewDelivery(f"{event_id}:crm", "crm", "all")
     await store.ingest(IngestRecord(event_id, b'{"id": "x"}', T0, [delivery]))
@@ -141,18 +152,21 @@ async def test_a_breaker_pause_holds_the_lane_until_it_ends(harness) -> None:
     await ingest(store, "call-1")
     await ingest(store, "call-2")
 
+    lane = engine.lanes["crm"]
+
     async def both_failed() -> bool:
         views = await store.list_deliveries()
-        return all(view.attempts == 1 for view in views) and len(views) == 2
+        done = all(view.attempts == 1 for view in views) and len(views) == 2
+        return done and not lane.in_flight
 
     await until(both_failed)
-    lane = engine.lanes["crm"]
     assert lane.breaker.paused_until == T0 + 600.0
 
     # Both are due again long before the pause ends: the lane holds them, no attempt spent.
     clock.now = T0 + 300.0
     engine.wake()  # a lane sleeps until the pause ends by the fake clock: look again now
-    await asyncio.sleep(0.2)  # room for the lane to run several times; nothing may happen
+    await looked_again(lane)
+    assert lane.holding and not lane.in_flight  # nothing claimed
     assert len(sink.sent) == 2
     assert {view.attempts for view in await store.list_deliveries()} == {1}
 

@@ -24,7 +24,7 @@ from router.store.base import IngestRecord, NewDelivery, Store
 from router.store.errors import StoreUnavailable
 from router.web.webhook import outcome_answer
 from sinks.base import DeliveryRequest, SendResult, Sink, SinkResources
-from tests.unit.test_delivery_engine import T0, WAIT, FakeClock
+from tests.unit.test_delivery_engine import T0, WAIT, FakeClock, looked_again
 
 RULES = """
 version: 1
@@ -266,7 +266,7 @@ async def test_an_unconfigured_sink_costs_no_store_writes_while_it_waits(harness
     lane = harness.engine.lanes["later"]
     for _ in range(5):  # the lane looks again each unconfigured_check (0.01 s) and on wakes
         lane.wake()
-        await asyncio.sleep(0.03)
+        await looked_again(lane)
     assert harness.writes == writes
     views = await harness.store.list_deliveries(sink="later")
     assert [(v.status, v.attempts) for v in views] == [("pending", 0)] * 3

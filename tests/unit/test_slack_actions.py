@@ -397,14 +397,3 @@ def test_durations_read_as_people_pick_them() -> None:
 
 def test_no_buttons_when_a_value_would_pass_slacks_2000_characters() -> None:
     assert actions_block(ActionButtons("ops", (3600.0,)), "d" * 2000, None) is None
-
-
-def test_the_slack_pages_buttons_example_passes_check() -> None:
-    from tests.docs import blocks, section
-
-    [example] = blocks(section("sinks/slack.md", "Buttons: acknowledge"), "yaml")
-    environ = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
-    config = parse_config("version: 1\n" + example + RULES, "rules.yaml", environ=environ)
-    sink = config.sinks["ops-slack"]
-    assert isinstance(sink, SlackSinkConfig) and sink.buttons_on
-    assert sink.effective_actions.silence_by == ("sipTrunkId",)

@@ -1,12 +1,12 @@
 """The Slack page's `blocks` example loads, renders for the sample call, and keeps its
-shape whatever a caller puts in the summary."""
+shape whatever a caller puts in the summary; its buttons example passes `check`."""
 
 from __future__ import annotations
 
 from router.config.schema import parse_config
 from router.core.samples import sample_event
 from sinks.base import DeliveryRequest, SinkResources
-from sinks.slack.sink import SlackSink
+from sinks.slack.sink import SlackSink, SlackSinkConfig
 from tests.docs import blocks, section
 
 
@@ -30,3 +30,13 @@ def test_the_blocks_example_renders_and_a_summary_cannot_add_a_block() -> None:
     attacked = sink.render(DeliveryRequest("d", "e", "ops", "r", hostile))["blocks"]
     assert [block["type"] for block in attacked] == [block["type"] for block in plain]
     assert "<!channel>" not in str(attacked)
+
+
+def test_the_buttons_example_passes_check() -> None:
+    [example] = blocks(section("sinks/slack.md", "Buttons: acknowledge"), "yaml")
+    environ = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+    rules = "rules:\n  - name: failed\n    when: {status: FAILED}\n    to: [ops-slack]\n"
+    config = parse_config("version: 1\n" + example + rules, "rules.yaml", environ=environ)
+    sink = config.sinks["ops-slack"]
+    assert isinstance(sink, SlackSinkConfig) and sink.buttons_on
+    assert sink.effective_actions.silence_by == ("sipTrunkId",)

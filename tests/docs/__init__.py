@@ -1,12 +1,13 @@
-"""Reading the documentation's examples: the pages under docs/, their sections and fenced
-blocks, as the tests that keep those examples true need them."""
+"""Tests of the documentation: the README and the pages under docs/ say what the router
+does, and their examples load and run. This module reads the pages, their sections and
+fenced blocks, as those tests need them."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 HEADING = re.compile(r"^(#+) (.*)$")
