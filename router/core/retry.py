@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,7 +43,7 @@ class RetryPolicy:
     @classmethod
     def resolve(cls, *layers: RetrySettings | None) -> RetryPolicy:
         """Built-in defaults, overridden by each layer in turn (defaults.retry, then the sink's)."""
-        values = {
+        values: dict[str, Any] = {
             "max_attempts": cls.max_attempts,
             "initial_delay": cls.initial_delay,
             "max_delay": cls.max_delay,

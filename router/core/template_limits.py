@@ -32,11 +32,11 @@ import re
 import time
 import types
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import fields, is_dataclass
 from string import Formatter
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
@@ -115,7 +115,7 @@ def _too_large(what: str) -> RenderLimitExceeded:
 # -- measuring what a value prints as --------------------------------------------------
 
 
-_COLLECTIONS = (
+_COLLECTIONS: tuple[type[Collection[Any]], ...] = (
     list,
     tuple,
     set,
@@ -175,7 +175,7 @@ def _measure_other(item: Any, stack: list[Any]) -> int:
         stack.extend(item)
         return 2 + 2 * len(item)
     if isinstance(item, Namespace):
-        stack.append(dict(item._Namespace__attrs))  # type: ignore[attr-defined]
+        stack.append(dict(item._Namespace__attrs))
         return 0
     if is_dataclass(item) and not isinstance(item, type):
         stack.extend(getattr(item, field.name) for field in fields(item))
@@ -541,7 +541,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     code_generator_class = _BoundedCodeGenerator
     intercepted_binops = frozenset(_BINOP_CHECKS)
-    concat = staticmethod(bounded_concat)  # type: ignore[assignment]
+    concat = staticmethod(bounded_concat)
 
     def __init__(self, *, output_factor: int = 1, **options: Any) -> None:
         finalize = options.pop("finalize", None)
@@ -549,7 +549,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self._lipsum = self.globals.get("lipsum", generate_lorem_ipsum)
         if output_factor != 1:
             limit = OUTPUT_CHARS * output_factor
-            self.concat = lambda parts: bounded_concat(parts, limit)  # type: ignore[method-assign]
+            self.concat = functools.partial(bounded_concat, limit=limit)
 
     @staticmethod
     def _finalizer(finalize: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
@@ -583,7 +583,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         wrapper = super().wrap_str_format(value)
         if wrapper is None:
             return None
-        text, is_map = value.__self__, value.__name__ == "format_map"
+        text = cast(str, value.__self__)  # the base class wraps only a str's methods
+        is_map = value.__name__ == "format_map"
 
         def checked(*args: Any, **kwargs: Any) -> str:
             tick()

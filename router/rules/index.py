@@ -355,8 +355,8 @@ class RuleIndex:
             groups: dict[_Group, dict[Atom, list[int]]] = {}
             for position, picks in enumerate(chosen):
                 for atom in picks or ():
-                    group = groups.setdefault((atom.path, atom.kind), {})
-                    group.setdefault(atom, []).append(position)
+                    members = groups.setdefault((atom.path, atom.kind), {})
+                    members.setdefault(atom, []).append(position)
             small = {
                 group
                 for group, atoms in groups.items()
