@@ -17,7 +17,7 @@ and never writes to the store.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -91,10 +91,10 @@ class DeliveryRequest:
     """The event's body exactly as received, for sinks that forward it verbatim."""
 
 
-# What templates see besides the call's fields and `event` (see `template_context`).
-DELIVERY_NAMES = frozenset(
-    {"rule", "sink", "delivery_id", "calls", "count", "group_key", "window_start", "window_end"}
-)
+# What templates see besides the call's fields and `event` (see `template_context`);
+# a digest's own values only in a digest's delivery.
+DIGEST_NAMES = frozenset({"calls", "count", "group_key", "window_start", "window_end"})
+DELIVERY_NAMES = DIGEST_NAMES | {"rule", "sink", "delivery_id"}
 
 
 def template_context(request: DeliveryRequest) -> dict[str, Any]:
@@ -223,11 +223,16 @@ class SinkConfig(BaseModel):
         """What is wrong with a template's output beyond failing to render, if anything."""
         return None
 
-    def try_templates(self, request: DeliveryRequest) -> list[TemplateTrial]:
-        """Each of this sink's templates rendered for `request` (a sample delivery)."""
+    def try_templates(
+        self, request: DeliveryRequest, *, skip: Collection[str] = ()
+    ) -> list[TemplateTrial]:
+        """Each of this sink's templates (but those of the settings in `skip`) rendered
+        for `request` (a sample delivery)."""
         context = template_context(request)
         trials = []
         for name, template in self.templates().items():
+            if name in skip:
+                continue
             with tallied() as missing:
                 try:
                     problem = self.rendered_problem(name, template.render(context))

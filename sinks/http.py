@@ -23,7 +23,7 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
@@ -262,11 +262,13 @@ class HttpSinkConfig(TimedSinkConfig):
             named["body"] = self.body
         return named
 
-    def try_templates(self, request: DeliveryRequest) -> list[TemplateTrial]:
+    def try_templates(
+        self, request: DeliveryRequest, *, skip: Collection[str] = ()
+    ) -> list[TemplateTrial]:
         secrets = self.secret_values()
         return [
             replace(trial, problem=redact(trial.problem, secrets)) if trial.problem else trial
-            for trial in super().try_templates(request)
+            for trial in super().try_templates(request, skip=skip)
         ]
 
     def secret_values(self) -> list[str]:

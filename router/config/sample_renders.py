@@ -25,7 +25,7 @@ from router.core.call_fields import unknown_field
 from router.core.samples import SAMPLE_NAMES, sample_call, sparse_call
 from router.core.template_fields import FieldRead
 from router.rules import CompiledRule, group_key
-from sinks.base import Digest, sample_request, template_context, window_time
+from sinks.base import DIGEST_NAMES, Digest, sample_request, template_context, window_time
 
 SPARSE_CALL = "sparse"  # the name of the call with only the required fields
 
@@ -81,41 +81,46 @@ def _shapes(config: Config, sink: str) -> list[tuple[str, CompiledRule | None]]:
 
 @dataclass
 class _Missing:
-    """One value some calls lack that a template prints: where, and which calls."""
+    """One value a template prints that some deliveries lack: where, and which calls lack
+    it (or, for a digest's own value, which rule sends single calls)."""
 
     sink: str
     setting: str
     path: str
     calls: list[str] = field(default_factory=list)
+    single_call_rule: str | None = None
 
 
 def sample_findings(config: Config) -> Findings:
     """Render every template for every sample call and the sparse call (see the module)."""
     findings = Findings()
     missing: dict[tuple[str, str, str], _Missing] = {}
-    failed: set[tuple[str, str]] = set()
     calls = sample_calls()
     for name, sink in config.sinks.items():
+        failed: set[str] = set()  # settings that failed once: tried no more (a slow one)
         for shape, rule in _shapes(config, name):
             for label, call in calls:
                 digest = digest_of_one(rule, call) if rule is not None else None
                 rule_name = rule.name if rule is not None else "sample-rule"
                 request = sample_request(call, rule=rule_name, digest=digest)
                 context = template_context(request)
-                for trial in sink.try_templates(request):
+                for trial in sink.try_templates(request, skip=failed):
                     at = config.template_positions.get((name, trial.setting), Position(1, 1))
-                    if trial.problem is not None and (name, trial.setting) not in failed:
-                        failed.add((name, trial.setting))
+                    if trial.problem is not None:
+                        failed.add(trial.setting)
                         message = (
                             f"sink {name!r}: {trial.setting}: {trial.problem}"
                             f" (rendered with {shape}{_called(label)})"
                         )
                         findings.errors.append(SourceError(config.path, at, message))
+                        continue
                     for path in missing_paths(trial.template.reads, trial.missing, context):
                         found = missing.setdefault(
                             (name, trial.setting, path), _Missing(name, trial.setting, path)
                         )
-                        if label not in found.calls:
+                        if digest is None and path.split(".")[0] in DIGEST_NAMES:
+                            found.single_call_rule = rule_name
+                        elif label not in found.calls:
                             found.calls.append(label)
     for (name, setting, _), found in missing.items():
         at = config.template_positions.get((name, setting), Position(1, 1))
@@ -124,14 +129,19 @@ def sample_findings(config: Config) -> Findings:
 
 
 def _missing_message(found: _Missing) -> str:
+    where = f"sink {found.sink!r}: {found.setting}: {found.path}"
+    if found.single_call_rule is not None:
+        return (
+            f"{where} is given to a digest only (a grouped rule's delivery), and rule"
+            f" {found.single_call_rule!r} sends single calls here: it renders empty there"
+        )
     samples = [name for name in found.calls if name != SPARSE_CALL]
     which = [f"sample{'s' if len(samples) > 1 else ''} {', '.join(samples)}"] if samples else []
     if SPARSE_CALL in found.calls:
         which.append("a sparse call (only the required fields)")
     return (
-        f"sink {found.sink!r}: {found.setting}: {found.path} is missing from"
-        f" {' and '.join(which)}: it renders empty there (null as a whole JSON value);"
-        " give it a default (| default('…')) or test it ({% if %})"
+        f"{where} is missing from {' and '.join(which)}: it renders empty there (null as a"
+        " whole JSON value); give it a default (| default('…')) or test it ({% if %})"
     )
 
 

@@ -6,6 +6,7 @@ admin API answers 404."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import math
@@ -16,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from router.config import Runtime
+from router.config import Runtime, sample_findings
 from router.operators import OperatorControls
 from router.operators.silences import iso
 from router.store import Store
@@ -173,12 +174,17 @@ def admin_routes(
                 {"status": "invalid", "errors": [str(e) for e in failure.errors]}, status=400
             )
         config = runtime.config
+        tried = await asyncio.to_thread(sample_findings, config)  # renders: off the loop
+        found = sorted(
+            [*config.warnings, *tried.warnings, *tried.errors],
+            key=lambda problem: (problem.position, problem.message),
+        )
         return web.json_response(
             {
                 "status": "reloaded",
                 "rules": len(config.rules),
                 "sinks": sorted(config.sinks),
-                "warnings": [str(w) for w in config.warnings],
+                "warnings": [str(w) for w in found],
             }
         )
 

@@ -185,7 +185,8 @@ def test_a_missing_value_renders_empty_in_every_kind() -> None:
 
 
 def test_a_missing_value_is_false_and_takes_a_default() -> None:
-    source = "{{ 'gold' if variables.tier == 'gold' else 'other' }} {{ variables.tier | default('-') }}"
+    source = "{{ 'gold' if variables.tier == 'gold' else 'other' }}"
+    source += " {{ variables.tier | default('-') }}"
     assert render(source, variables=None) == "other -"
 
 
