@@ -87,6 +87,7 @@ class _Missing:
     sink: str
     setting: str
     path: str
+    line: int  # of the template: the warnings of a template come in its order
     calls: list[str] = field(default_factory=list)
     single_call_rule: str | None = None
 
@@ -114,16 +115,21 @@ def sample_findings(config: Config) -> Findings:
                         )
                         findings.errors.append(SourceError(config.path, at, message))
                         continue
-                    for path in missing_paths(trial.template.reads, trial.missing, context):
+                    reads = trial.template.reads
+                    lines = {".".join(read.value_path): read.line for read in reversed(reads)}
+                    for path in missing_paths(reads, trial.missing, context):
                         found = missing.setdefault(
-                            (name, trial.setting, path), _Missing(name, trial.setting, path)
+                            (name, trial.setting, path),
+                            _Missing(name, trial.setting, path, lines.get(path, 0)),
                         )
                         if digest is None and path.split(".")[0] in DIGEST_NAMES:
                             found.single_call_rule = rule_name
                         elif label not in found.calls:
                             found.calls.append(label)
-    for (name, setting, _), found in missing.items():
-        at = config.template_positions.get((name, setting), Position(1, 1))
+    settings = list(dict.fromkeys((name, setting) for name, setting, _ in missing))
+    ordered = sorted(missing.values(), key=lambda m: (settings.index((m.sink, m.setting)), m.line))
+    for found in ordered:
+        at = config.template_positions.get((found.sink, found.setting), Position(1, 1))
         findings.warnings.append(SourceError(config.path, at, _missing_message(found)))
     return findings
 
