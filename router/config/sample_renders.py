@@ -157,8 +157,8 @@ def missing_paths(
     """The paths, among the lookups `reads`, of the missing values a render printed (by
     their `names`, see `router.core.missing_values`): each lookup that `context` lacks
     a value for, at a step whose name was printed missing. A name no lookup explains (a
-    loop variable's lookup) is given as it is. Paths under a field the schema does not
-    have are left out: `field_warnings` names those."""
+    loop variable's lookup, a slice of a null) is given as it is. Paths under a field
+    the schema does not have are left out: `field_warnings` names those."""
     printed = set(names)
     paths: list[str] = []
     explained: set[str] = set()
@@ -173,8 +173,12 @@ def missing_paths(
         text = ".".join(read.value_path)
         if text not in paths:
             paths.append(text)
-    paths.extend(f"a value named {name!r}" for name in names if name not in explained)
+    paths.extend(_unexplained(name) for name in names if name not in explained)
     return paths
+
+
+def _unexplained(name: str) -> str:
+    return f"a value sliced {name}" if name.startswith("[") else f"a value named {name!r}"
 
 
 def _first_missing(path: Sequence[str], context: Mapping[str, Any]) -> int | None:

@@ -84,7 +84,13 @@ def missing_name(value: MissingValue) -> str | None:
     `0` for `transcript[0]`), None for Jinja's own empty values (an inline `if` without
     `else`), which are no missing value."""
     name = value._undefined_name
+    if isinstance(name, slice):
+        return f"[{_bound(name.start)}:{_bound(name.stop)}]"
     return None if name is None else str(name)
+
+
+def _bound(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 class MissingValues:

@@ -55,6 +55,16 @@ def test_every_operation_on_a_missing_value_is_missing(source: str) -> None:
     assert render(source) == ""
 
 
+def test_slicing_a_null_or_missing_value_is_missing_and_slices_still_slice() -> None:
+    assert render("[{{ endedAt[:10] }}]", endedAt=None) == "[]"
+    assert render("[{{ (endedAt or startedAt)[11:16] }}]") == "[]"
+    assert render("{{ endedAt[:10] }}", endedAt="2026-11-20T15:04:01Z") == "2026-11-20"
+    assert render("{{ [1, 2, 3, 4][::2] }} {{ 'abcdef'[-2:] }}") == "[1, 3] ef"
+    with tallied() as missing:
+        render("{{ endedAt[:10] }}")
+    assert dict(missing.names) == {"[:10]": 1}
+
+
 def test_a_missing_value_reads_as_absent() -> None:
     assert render("{{ variables.tier | default('standard') }}") == "standard"
     assert render("{{ variables.tier or 'standard' }}") == "standard"
