@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from router import __version__
 from router.cli.controls import add_control_commands
-from router.config import Config, ConfigError, SourceError, load_config, sample_findings
+from router.config import Config, ConfigError, SourceError, check_findings, load_config
 from router.core.collector import settle_after_start
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.logs import printable
@@ -157,20 +157,11 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _findings(config: Config) -> list[tuple[SourceError, str]]:
-    """What `check` says about a loaded rules.yaml beyond loading it: each problem with
-    its severity, in file order. Rendering the templates for the sample calls is part."""
-    found = sample_findings(config)
-    problems = [(error, "error") for error in found.errors]
-    problems += [(warning, "warning") for warning in [*config.warnings, *found.warnings]]
-    return sorted(problems, key=lambda item: (item[0].position, item[1], item[0].message))
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load_or_report(args.config)
     if config is None:
         return 1
-    problems = _findings(config)
+    problems = check_findings(config)
     for problem, severity in problems:
         print(_located(problem, severity))
     errors = sum(severity == "error" for _, severity in problems)
@@ -224,9 +215,10 @@ def cmd_route(args: argparse.Namespace) -> int:
             return _store_failed("route", error)
     result = preview(config, event, instant, render=args.render, silences=silences)
     failures = _rule_failures(config, result)
-    problems = _findings(config) if args.render else []
+    problems = check_findings(config) if args.render else []
     if args.json:
-        print(json.dumps(_route_json(result, failures, problems, render=args.render), indent=2))
+        document = _route_json(result, failures, problems, render=args.render)
+        print(json.dumps(document, indent=2, ensure_ascii=False, default=str))
         return 0
     cause = f" / {printable(event['hangupCause'])}" if event.get("hangupCause") else ""
     print(
@@ -261,16 +253,11 @@ def _rule_failures(config: Config, result: Preview) -> dict[str, str | None]:
     for rule, settings in zip(config.rules, config.settings.rules, strict=True):
         if rule.name in matched:
             failures[rule.name] = None
-        elif stopped_by is not None and _after(config, rule.name, stopped_by):
+        elif stopped_by is not None and stopped_by in failures:
             failures[rule.name] = f"not tried: rule {stopped_by!r} matched first and has stop: true"
         else:
             failures[rule.name] = explain(settings.when, result.event) or "does not match"
     return failures
-
-
-def _after(config: Config, name: str, other: str) -> bool:
-    names = [rule.name for rule in config.rules]
-    return names.index(name) > names.index(other)
 
 
 def _print_matched(result: Preview, event: dict[str, Any]) -> None:

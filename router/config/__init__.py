@@ -1,12 +1,13 @@
 """rules.yaml: its schema and loading into a compiled `Config` (every problem at
-FILE:LINE:COL), `${VAR}` interpolation, its templates tried on sample calls
-(`sample_findings`), and the live `Runtime` that reloads it."""
+FILE:LINE:COL), `${VAR}` interpolation, what `check` says of it beyond loading it
+(`check_findings`: its templates tried on sample calls), and the live `Runtime` that
+reloads it."""
 
 from __future__ import annotations
 
 from router.config.runtime import Runtime, watch_config_file
 from router.config.sample_renders import (
-    Findings,
+    check_findings,
     digest_of_one,
     missing_paths,
     sample_findings,
@@ -17,10 +18,10 @@ from router.config.yaml_source import Position, SourceError
 __all__ = [
     "Config",
     "ConfigError",
-    "Findings",
     "Position",
     "Runtime",
     "SourceError",
+    "check_findings",
     "digest_of_one",
     "load_config",
     "missing_paths",

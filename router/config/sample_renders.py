@@ -59,6 +59,16 @@ def sample_calls() -> list[tuple[str, dict[str, Any]]]:
     return [*((name, sample_call(name)) for name in SAMPLE_NAMES), (SPARSE_CALL, sparse_call())]
 
 
+def check_findings(config: Config) -> list[tuple[SourceError, str]]:
+    """Everything `check` says of a loaded rules.yaml, in file order, each problem with
+    its severity (`error`, `warning`): the load's warnings, and what rendering the
+    templates for the sample calls shows."""
+    found = sample_findings(config)
+    problems = [(error, "error") for error in found.errors]
+    problems += [(warning, "warning") for warning in [*config.warnings, *found.warnings]]
+    return sorted(problems, key=lambda item: (item[0].position, item[1], item[0].message))
+
+
 def _called(name: str) -> str:
     if name == SPARSE_CALL:
         return "a sparse call (only the required fields)"

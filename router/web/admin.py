@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from router.config import Runtime, sample_findings
+from router.config import Runtime, check_findings
 from router.operators import OperatorControls
 from router.operators.silences import iso
 from router.store import Store
@@ -174,17 +174,13 @@ def admin_routes(
                 {"status": "invalid", "errors": [str(e) for e in failure.errors]}, status=400
             )
         config = runtime.config
-        tried = await asyncio.to_thread(sample_findings, config)  # renders: off the loop
-        found = sorted(
-            [*config.warnings, *tried.warnings, *tried.errors],
-            key=lambda problem: (problem.position, problem.message),
-        )
+        found = await asyncio.to_thread(check_findings, config)  # it renders: off the loop
         return web.json_response(
             {
                 "status": "reloaded",
                 "rules": len(config.rules),
                 "sinks": sorted(config.sinks),
-                "warnings": [str(w) for w in found],
+                "warnings": [str(problem) for problem, _ in found],
             }
         )
 

@@ -131,3 +131,18 @@ def test_route_render_names_a_sink_that_cannot_render_once(tmp_path: Path) -> No
     )
     assert ": send" not in listed
     assert "cannot render: body: template failed: TypeError" in result.stdout
+
+
+def test_route_json_says_which_rules_a_stop_kept_from_being_tried(tmp_path: Path) -> None:
+    stopping = TYPO.replace(
+        "  - name: voicemail\n    when: {hangupCause: VOICEMAIL_DETECTED}\n",
+        "  - name: voicemail\n    when: {hangupCause: VOICEMAIL_DETECTED}\n    stop: true\n",
+    )
+    path = write(tmp_path, stopping)
+    result = run("route", str(SAMPLES / "voicemail-outbound.json"), "--json", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rules"][2] == {
+        "name": "everything",
+        "matched": False,
+        "failed": "not tried: rule 'voicemail' matched first and has stop: true",
+    }

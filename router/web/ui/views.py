@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Metric
 
-from router.config import Config, Runtime, sample_findings
+from router.config import Config, Runtime, check_findings
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.metrics import Metrics
 from router.core.phones import mask_phone_numbers, mask_phone_numbers_in
@@ -80,22 +80,16 @@ class CheckProblem:
 def check_problems(config: Config) -> list[CheckProblem]:
     """What `revring-router check` says about `config` once loaded (it renders every
     template for the sample calls: call it off the event loop), secrets masked."""
-    found = sample_findings(config)
     secrets = [value for sink in config.sinks.values() for value in secret_values(sink)]
-    problems = [(error, "error") for error in found.errors]
-    problems += [(warning, "warning") for warning in [*config.warnings, *found.warnings]]
-    return sorted(
-        (
-            CheckProblem(
-                severity,
-                problem.position.line,
-                problem.position.column,
-                redact(problem.message, secrets),
-            )
-            for problem, severity in problems
-        ),
-        key=lambda problem: (problem.line, problem.column, problem.severity, problem.message),
-    )
+    return [
+        CheckProblem(
+            severity,
+            problem.position.line,
+            problem.position.column,
+            redact(problem.message, secrets),
+        )
+        for problem, severity in check_findings(config)
+    ]
 
 
 def masked_rules_text(text: str, secrets: Sequence[str]) -> str:
