@@ -59,6 +59,7 @@ class MissingValue(jinja2.Undefined):
     __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _same
     __mod__ = __rmod__ = __pow__ = __rpow__ = __pos__ = __neg__ = _same
     __lt__ = __le__ = __gt__ = __ge__ = _same  # type: ignore[assignment]
+    __round__ = __abs__ = __trunc__ = __floor__ = __ceil__ = _same
 
     def _not_a_number(self) -> NoReturn:
         # A TypeError: the `int` and `float` filters then give their default.

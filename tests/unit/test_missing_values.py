@@ -49,6 +49,8 @@ def test_text_tojson_of_a_missing_value_is_null() -> None:
         "{{ variables.items() }}",
         "{{ transcript[0].content }}",
         "{{ (variables.n > 3) }}",
+        "{{ variables.n | round | abs }}",
+        "{{ variables.phone | mask_phone }}{{ variables.d | human_duration }}",
     ],
 )
 def test_every_operation_on_a_missing_value_is_missing(source: str) -> None:
