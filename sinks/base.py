@@ -17,14 +17,16 @@ and never writes to the store.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from router.core.missing_values import tallied
 from router.core.retry import RetrySettings
+from router.core.template_fields import FieldRead
 from router.core.templates import TemplateRenderError, event_context
 from router.core.units import Rate, RateLimit
 
@@ -89,6 +91,12 @@ class DeliveryRequest:
     """The event's body exactly as received, for sinks that forward it verbatim."""
 
 
+# What templates see besides the call's fields and `event` (see `template_context`);
+# a digest's own values only in a digest's delivery.
+DIGEST_NAMES = frozenset({"calls", "count", "group_key", "window_start", "window_end"})
+DELIVERY_NAMES = DIGEST_NAMES | {"rule", "sink", "delivery_id"}
+
+
 def template_context(request: DeliveryRequest) -> dict[str, Any]:
     """What every sink's templates see for one delivery: the call (see `event_context`),
     `rule`, `sink`, `delivery_id`, and for a digest `calls`, `count`, `group_key`,
@@ -111,9 +119,25 @@ def template_context(request: DeliveryRequest) -> dict[str, Any]:
 
 
 class RendersText(Protocol):
-    """A compiled template (or a wrapper of one, like a secret header value)."""
+    """A compiled template (or a wrapper of one, like a secret header value), and the
+    paths of the values it reads (`router.core.template_fields`)."""
+
+    @property
+    def reads(self) -> tuple[FieldRead, ...]: ...
 
     def render(self, context: Mapping[str, Any]) -> str: ...
+
+
+@dataclass(frozen=True)
+class TemplateTrial:
+    """One of a sink's templates rendered for a sample delivery (`check`): what is wrong
+    with it (it cannot render, or renders something the sink cannot send), and the
+    missing values it printed, by name (`router.core.missing_values`)."""
+
+    setting: str
+    template: RendersText
+    problem: str | None = None
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +154,21 @@ class SinkResources:
 
     http: aiohttp.ClientSession | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sample_request(
+    sample: Mapping[str, Any], *, rule: str = "sample-rule", digest: Digest | None = None
+) -> DeliveryRequest:
+    """A delivery of a sample call by `rule` (a digest's when `digest` is given), to try
+    templates with."""
+    return DeliveryRequest(
+        delivery_id="sample-delivery",
+        event_id=str(sample.get("id")),
+        sink="sample-sink",
+        rule=rule,
+        event=sample,
+        digest=digest,
+    )
 
 
 class SinkConfig(BaseModel):
@@ -184,29 +223,35 @@ class SinkConfig(BaseModel):
         """What is wrong with a template's output beyond failing to render, if anything."""
         return None
 
+    def try_templates(
+        self, request: DeliveryRequest, *, skip: Collection[str] = ()
+    ) -> list[TemplateTrial]:
+        """Each of this sink's templates (but those of the settings in `skip`) rendered
+        for `request` (a sample delivery)."""
+        context = template_context(request)
+        trials = []
+        for name, template in self.templates().items():
+            if name in skip:
+                continue
+            with tallied() as missing:
+                try:
+                    problem = self.rendered_problem(name, template.render(context))
+                except TemplateRenderError as exc:
+                    problem = str(exc)
+            trials.append(TemplateTrial(name, template, problem, tuple(missing.names)))
+        return trials
+
     def sample_problems(
         self, sample: Mapping[str, Any], *, rule: str = "sample-rule", digest: Digest | None = None
     ) -> list[str]:
-        """Problems each of this sink's templates shows against a sample call (for `check`),
+        """Why each of this sink's templates that cannot render a sample call cannot,
         rendered as a delivery of `rule` (a digest's when `digest` is given) would be."""
-        request = DeliveryRequest(
-            delivery_id="sample-delivery",
-            event_id=str(sample.get("id")),
-            sink="sample-sink",
-            rule=rule,
-            event=sample,
-            digest=digest,
-        )
-        context = template_context(request)
-        problems = []
-        for name, template in self.templates().items():
-            try:
-                problem = self.rendered_problem(name, template.render(context))
-            except TemplateRenderError as exc:
-                problem = str(exc)
-            if problem is not None:
-                problems.append(f"{name}: {problem}")
-        return problems
+        request = sample_request(sample, rule=rule, digest=digest)
+        return [
+            f"{trial.setting}: {trial.problem}"
+            for trial in self.try_templates(request)
+            if trial.problem is not None
+        ]
 
     def effective_rate_limit(self) -> Rate | None:
         """The rate limit in force: the configured one, else the sink type's default."""

@@ -23,8 +23,8 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, unquote_plus, urlsplit
@@ -43,6 +43,7 @@ from tenacity import (
 from router import __version__
 from router.core.phones import mask_phone_numbers
 from router.core.retry import parse_retry_after
+from router.core.template_fields import FieldRead
 from router.core.templates import (
     JsonTemplate,
     Template,
@@ -55,7 +56,6 @@ from router.core.units import Duration, format_duration
 from sinks.base import (
     DeliveryError,
     DeliveryRequest,
-    Digest,
     Permanent,
     RendersText,
     Retryable,
@@ -63,6 +63,7 @@ from sinks.base import (
     Sink,
     SinkConfig,
     SinkResources,
+    TemplateTrial,
     template_context,
 )
 
@@ -107,6 +108,10 @@ class SecretHeaderTemplate:
 
     def __init__(self, source: str) -> None:
         self._template = Template(source, TemplateKind.HEADER)
+
+    @property
+    def reads(self) -> tuple[FieldRead, ...]:
+        return self._template.reads
 
     def render(self, context: Mapping[str, Any]) -> str:
         return self._template.render(context)
@@ -257,11 +262,14 @@ class HttpSinkConfig(TimedSinkConfig):
             named["body"] = self.body
         return named
 
-    def sample_problems(
-        self, sample: Mapping[str, Any], *, rule: str = "sample-rule", digest: Digest | None = None
-    ) -> list[str]:
-        problems = super().sample_problems(sample, rule=rule, digest=digest)
-        return [redact(problem, self.secret_values()) for problem in problems]
+    def try_templates(
+        self, request: DeliveryRequest, *, skip: Collection[str] = ()
+    ) -> list[TemplateTrial]:
+        secrets = self.secret_values()
+        return [
+            replace(trial, problem=redact(trial.problem, secrets)) if trial.problem else trial
+            for trial in super().try_templates(request, skip=skip)
+        ]
 
     def secret_values(self) -> list[str]:
         return super().secret_values() + url_secrets(self.url.get_secret_value())

@@ -20,17 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from router import __version__
 from router.cli.controls import add_control_commands
-from router.config import Config, ConfigError, Position, load_config
+from router.config import Config, ConfigError, SourceError, check_findings, load_config
 from router.core.collector import settle_after_start
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.logs import printable
 from router.engine import preview
-from router.engine.preview import lookup, preview_digest
+from router.engine.preview import Preview, lookup
 from router.operators import to_silence
-from router.rules import Silence
+from router.rules import Silence, explain
 from router.store import StoreError, open_store
 from router.store.base import Acknowledgement, CallFilters, DeliveryView
-from sinks.base import Digest
 
 if TYPE_CHECKING:
     from router.web import ConnectionLimits, ServiceSettings
@@ -133,9 +132,15 @@ def _check_phone_region() -> None:
         raise SettingError(problem)
 
 
+def _located(problem: SourceError, severity: str) -> str:
+    """`FILE:LINE:COL: error: message` (or `warning:`), as compilers and linters print."""
+    where = f"{problem.file}:{problem.position.line}:{problem.position.column}"
+    return f"{where}: {severity}: {problem.message}"
+
+
 def _print_errors(exc: ConfigError) -> None:
     for error in exc.errors:
-        print(error)
+        print(_located(error, "error"))
     count = len(exc.errors)
     print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
 
@@ -148,65 +153,28 @@ def _load_or_report(path: str) -> Config | None:
         return None
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load_or_report(args.config)
     if config is None:
         return 1
-    problems = _sample_problems(config)
-    for problem in problems:
-        print(problem)
-    if problems:
+    problems = check_findings(config)
+    for problem, severity in problems:
+        print(_located(problem, severity))
+    errors = sum(severity == "error" for _, severity in problems)
+    warnings = len(problems) - errors
+    if errors or (args.strict and warnings):
+        counted = [_plural(errors, "error")] if errors else []
+        if warnings:
+            strict = " (--strict: they count as errors)" if args.strict else ""
+            counted.append(f"{_plural(warnings, 'warning')}{strict}")
+        print(f"{args.config}: {' and '.join(counted)}", file=sys.stderr)
         return 1
-    for warning in config.warnings:
-        print(
-            f"{warning.file}:{warning.position.line}:{warning.position.column}: "
-            f"warning: {warning.message}"
-        )
     print(f"{args.config}: OK ({len(config.rules)} rules, {len(config.sinks)} sinks)")
     return 0
-
-
-def _sample_problems(config: Config) -> list[str]:
-    """Render every template of every sink against a sample call, as each rule routing to
-    the sink would (a grouped rule's digest holding the sample call alone), so a template
-    that compiles but cannot work (a body that is not JSON, a name the call lacks) is a
-    `check` error, not a dead delivery."""
-    from router.core.samples import sample_event
-
-    event = sample_event()
-    problems: list[str] = []
-    for name, sink in config.sinks.items():
-        position = config.sink_positions.get(name)
-        where = f"{config.path}:{position.line}:{position.column}" if position else config.path
-        rules = [rule for rule in config.rules if name in rule.to]
-        ungrouped = [rule for rule in rules if rule.group is None]
-        shapes: list[tuple[str, str, Digest | None]] = []
-        if ungrouped or not rules:
-            rule_name = ungrouped[0].name if ungrouped else "sample-rule"
-            shapes.append(("a sample call", rule_name, None))
-        for rule in rules:
-            if rule.group is not None:
-                digest = preview_digest(rule, event)
-                shapes.append((f"a sample digest of rule {rule.name!r}", rule.name, digest))
-        for rendered_with, rule_name, digest in shapes:
-            for problem in sink.sample_problems(event, rule=rule_name, digest=digest):
-                at = _template_position(config, name, problem)
-                place = f"{config.path}:{at.line}:{at.column}" if at else where
-                line = f"{place}: sink {name!r}: {problem} (rendered with {rendered_with})"
-                if line not in problems:
-                    problems.append(line)
-    return problems
-
-
-def _template_position(config: Config, sink: str, problem: str) -> Position | None:
-    """Where the template a sample problem is about is written (the problem starts with
-    its setting's name, as `SinkConfig.sample_problems` words it)."""
-    settings = [
-        setting
-        for (owner, setting) in config.template_positions
-        if owner == sink and problem.startswith(f"{setting}: ")
-    ]
-    return config.template_positions[(sink, max(settings, key=len))] if settings else None
 
 
 def _read_event(path: str) -> dict[str, Any] | None:
@@ -246,6 +214,12 @@ def cmd_route(args: argparse.Namespace) -> int:
         except (StoreError, ValueError) as error:
             return _store_failed("route", error)
     result = preview(config, event, instant, render=args.render, silences=silences)
+    failures = _rule_failures(config, result)
+    problems = check_findings(config) if args.render else []
+    if args.json:
+        document = _route_json(result, failures, problems, render=args.render)
+        print(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+        return 0
     cause = f" / {printable(event['hangupCause'])}" if event.get("hangupCause") else ""
     print(
         f"event {printable(event['id'])}: {printable(event.get('direction'))} "
@@ -253,7 +227,40 @@ def cmd_route(args: argparse.Namespace) -> int:
     )
     if not result.matched:
         print("matched no rule: nothing would be delivered")
-        return 0
+    else:
+        _print_matched(result, event)
+    if args.explain and any(failures.values()):
+        print("rules that did not match:")
+        for name, failed in failures.items():
+            if failed is not None:
+                print(f"  {name}: {printable(failed)}")
+    if result.matched:
+        _print_deliveries(result, instant, render=args.render)
+    if args.render:
+        _print_rendered(result)
+        if problems:
+            print(f"\n--- what check says about {args.config} ---")
+            for problem, severity in problems:
+                print(_located(problem, severity))
+    return 0
+
+
+def _rule_failures(config: Config, result: Preview) -> dict[str, str | None]:
+    """For each rule, in file order, why it did not match the call (None: it matched)."""
+    matched = {rule.name for rule in result.matched}
+    stopped_by = next((rule.name for rule in result.matched if rule.stop), None)
+    failures: dict[str, str | None] = {}
+    for rule, settings in zip(config.rules, config.settings.rules, strict=True):
+        if rule.name in matched:
+            failures[rule.name] = None
+        elif stopped_by is not None and stopped_by in failures:
+            failures[rule.name] = f"not tried: rule {stopped_by!r} matched first and has stop: true"
+        else:
+            failures[rule.name] = explain(settings.when, result.event) or "does not match"
+    return failures
+
+
+def _print_matched(result: Preview, event: dict[str, Any]) -> None:
     print("matched rules:")
     for rule in result.matched:
         extra = " (stop)" if rule.stop else ""
@@ -263,33 +270,90 @@ def cmd_route(args: argparse.Namespace) -> int:
             )
             extra += f" (grouped by {key}; window {rule.group.window:g}s)"
         print(f"  {rule.name} -> {', '.join(rule.to)}{extra}")
+
+
+def _print_deliveries(result: Preview, instant: datetime, *, render: bool) -> None:
     print(f"deliveries at {instant.isoformat()}:")
     for delivery in result.deliveries:
         unconfigured = delivery.missing_settings
         note = f"  [not configured: {', '.join(unconfigured)} empty]" if unconfigured else ""
         reason = delivery.muted_reason
-        outcome = f"muted ({reason}): not sent" if reason else "send"
+        if reason:
+            outcome = f"muted ({reason}): not sent"
+        elif render and delivery.render_error is not None:
+            outcome = "cannot render: it would go dead on its first attempt (see below)"
+        else:
+            outcome = "send"
         print(
             f"  {delivery.sink} (type {delivery.sink_type}, rule {delivery.rule.name}):"
             f" {outcome}{note}"
         )
-    if args.render:
-        for delivery in result.deliveries:
-            if delivery.muted_reason:
-                continue
-            kind = f", digest of rule {delivery.rule.name} with this call alone"
-            kind = kind if delivery.digest else ""
-            print(f"\n--- {delivery.sink} ({delivery.sink_type}{kind}) ---")
-            if delivery.render_error is not None:
-                print(f"cannot render: {printable(delivery.render_error)}")
-                continue
-            rendered = delivery.message
-            print(
-                rendered
-                if isinstance(rendered, str)
-                else json.dumps(rendered, indent=2, ensure_ascii=False, default=str)
-            )
-    return 0
+
+
+def _print_rendered(result: Preview) -> None:
+    for delivery in result.deliveries:
+        if delivery.muted_reason:
+            continue
+        kind = f", digest of rule {delivery.rule.name} with this call alone"
+        kind = kind if delivery.digest else ""
+        print(f"\n--- {delivery.sink} ({delivery.sink_type}{kind}) ---")
+        if delivery.render_error is not None:
+            print(f"cannot render: {printable(delivery.render_error)}")
+            continue
+        rendered = delivery.message
+        print(
+            rendered
+            if isinstance(rendered, str)
+            else json.dumps(rendered, indent=2, ensure_ascii=False, default=str)
+        )
+        if delivery.missing_values:
+            lacking = ", ".join(delivery.missing_values)
+            print(f"(this call lacks {printable(lacking)}: rendered empty)")
+
+
+def _route_json(
+    result: Preview,
+    failures: dict[str, str | None],
+    problems: list[tuple[SourceError, str]],
+    *,
+    render: bool,
+) -> dict[str, Any]:
+    """`route --json`: the rules (matched or why not) and the sinks (sent or muted);
+    with `--render`, each message and what `check` says."""
+    sinks = []
+    for delivery in result.deliveries:
+        entry: dict[str, Any] = {
+            "name": delivery.sink,
+            "outcome": "muted" if delivery.muted_reason else "send",
+            "muted_reason": delivery.muted_reason,
+            "rule": delivery.rule.name,
+            "type": delivery.sink_type,
+        }
+        if render and not delivery.muted_reason:
+            entry["message"] = delivery.message
+            entry["render_error"] = delivery.render_error
+            entry["missing_values"] = list(delivery.missing_values)
+        sinks.append(entry)
+    document: dict[str, Any] = {
+        "event_id": result.event.get("id"),
+        "rules": [
+            {"name": name, "matched": failed is None, "failed": failed}
+            for name, failed in failures.items()
+        ],
+        "sinks": sinks,
+    }
+    if render:
+        document["problems"] = [
+            {
+                "severity": severity,
+                "file": problem.file,
+                "line": problem.position.line,
+                "column": problem.position.column,
+                "message": problem.message,
+            }
+            for problem, severity in problems
+        ]
+    return document
 
 
 async def _silences_in(url: str, now: float) -> list[Silence]:
@@ -783,12 +847,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate rules.yaml")
     check.add_argument("--config", default=config_default)
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="warnings count as errors: exit 1 on any (for CI)",
+    )
     check.set_defaults(func=cmd_check)
 
     route_cmd = commands.add_parser("route", help="show where an event would go; sends nothing")
     route_cmd.add_argument("event", metavar="EVENT.json")
     route_cmd.add_argument("--config", default=config_default)
     route_cmd.add_argument("--render", action="store_true", help="show the rendered messages")
+    route_cmd.add_argument(
+        "--explain",
+        action="store_true",
+        help="for each rule that did not match, its first failing condition and the call's value",
+    )
+    route_cmd.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document: rules (matched, failed) and sinks (outcome, muted_reason)",
+    )
     route_cmd.add_argument(
         "--at",
         type=_instant,

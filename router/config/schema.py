@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from router.config.field_names import field_warnings
 from router.config.yaml_source import (
     Path_,
     Position,
@@ -37,6 +38,7 @@ from router.rules import (
     TimeInterval,
     compile_time_intervals,
     compile_when,
+    lint_when,
 )
 from sinks.base import SinkConfig
 from sinks.registry import SINK_TYPE_NAMES, AnySinkConfig
@@ -214,10 +216,13 @@ def _validation_errors(document: YamlDocument, error: ValidationError) -> list[S
     return errors
 
 
-def _check_rules(document: YamlDocument) -> tuple[dict[int, Condition], list[SourceError]]:
+def _check_rules(
+    document: YamlDocument,
+) -> tuple[dict[int, Condition], list[SourceError], list[SourceError]]:
     """Checks that work on the raw rules even when the schema failed elsewhere, so one
     run reports every problem: duplicate names, undefined sinks, and `when:` blocks
-    (compiled here, once)."""
+    (compiled here, once, and read against the call's schema: `lint_when`). Returns the
+    conditions, the errors and the warnings."""
     data = document.data if isinstance(document.data, dict) else {}
     raw_rules = data.get("rules") if isinstance(data.get("rules"), list) else []
     raw_sinks = data.get("sinks") if isinstance(data.get("sinks"), dict) else None
@@ -225,6 +230,7 @@ def _check_rules(document: YamlDocument) -> tuple[dict[int, Condition], list[Sou
     interval_names = list(raw_intervals) if isinstance(raw_intervals, dict) else []
     conditions: dict[int, Condition] = {}
     errors: list[SourceError] = []
+    warnings: list[SourceError] = []
     first_use: dict[str, int] = {}
     for index, rule in enumerate(raw_rules):
         if not isinstance(rule, dict):
@@ -279,7 +285,14 @@ def _check_rules(document: YamlDocument) -> tuple[dict[int, Condition], list[Sou
                             key=problem.at_key,
                         )
                     )
-    return conditions, errors
+            for finding in lint_when(when):
+                found = document.error(
+                    ("rules", index, "when", *finding.path),
+                    f"{label}: {finding.message}",
+                    key=finding.at_key,
+                )
+                (errors if finding.error else warnings).append(found)
+    return conditions, errors, warnings
 
 
 def _check_time_intervals(
@@ -356,7 +369,7 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
         settings = RulesFile.model_validate(document.data)
     except ValidationError as exc:
         errors.extend(_validation_errors(document, exc))
-    conditions, rule_errors = _check_rules(document)
+    conditions, rule_errors, rule_warnings = _check_rules(document)
     errors.extend(rule_errors)
     intervals, interval_errors = _check_time_intervals(document)
     errors.extend(interval_errors)
@@ -374,7 +387,11 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
         file,
         settings,
         rules,
-        _warnings(document, settings),
+        [
+            *rule_warnings,
+            *_warnings(document, settings),
+            *field_warnings(file, settings.sinks, template_positions),
+        ],
         positions,
         template_positions,
         intervals,

@@ -10,6 +10,9 @@ picks one once the whole template has rendered and the position of each value is
   string; numbers, booleans, null, lists and mappings their JSON; the output of
   `tojson` (a `JsonValue`) goes in as it is.
 
+A value the call lacks (`router.core.missing_values`) prints as null does: `""` inside a
+string, `null` as a whole value.
+
 Either way a value fills exactly one JSON token: it can neither close a string nor add
 keys, elements or blocks. For the usual Jinja idiom `{{ "," if not loop.last }}`, the
 empty result of an inline `if` without `else` prints nothing, and a comma printed right
@@ -28,6 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 import jinja2
+
+from router.core.missing_values import json_default, printed_as_none
 
 _OPEN, _SPLIT, _CLOSE = "\ue000", "\ue001", "\ue002"
 MARKER_CHARACTERS = frozenset((_OPEN, _SPLIT, _CLOSE))
@@ -54,16 +59,16 @@ def json_string_content(text: str) -> str:
 def to_json_value(value: Any, indent: int | None = None) -> JsonValue:
     """The `tojson` filter of JSON templates: plain JSON (no `\\u003c`-style escapes, so
     a Slack template still escapes `<` in it), marked as a whole value."""
-    return JsonValue(json.dumps(value, ensure_ascii=False, indent=indent, default=str))
+    return JsonValue(json.dumps(value, ensure_ascii=False, indent=indent, default=json_default))
 
 
 def mark_value(value: Any, escape: Callable[[str], str]) -> str:
     """The finalizer of a JSON template: `value` in both of its printed forms, marked.
 
     `escape` runs on the value's text first (Slack's mrkdwn escaping for blocks)."""
+    value = printed_as_none(value)  # a value the call lacks prints as null does
     if isinstance(value, jinja2.Undefined):
-        # Empty for `{{ x if c }}` with c false; a missing name (strict) raises here.
-        return str(value)
+        return ""  # Jinja's empty value: `{{ x if c }}` with c false
     if value is None:
         inside, outside = "", "null"
     elif isinstance(value, str) and not isinstance(value, JsonValue):

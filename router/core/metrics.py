@@ -104,6 +104,12 @@ class Metrics:
             ["action", "outcome"],
             registry=r,
         )
+        self.template_missing_values = Counter(
+            PREFIX + "template_missing_values_total",
+            "Values a template printed that the call lacked (rendered empty), by sink.",
+            ["sink"],
+            registry=r,
+        )
         self.unknown_values = Counter(
             PREFIX + "unknown_values_total",
             "Events carrying a status or direction outside the documented set, by field.",

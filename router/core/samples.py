@@ -8,6 +8,8 @@ import json
 from importlib import resources
 from typing import Any
 
+from router.core.call_fields import REQUIRED_FIELDS
+
 SAMPLES_DIRECTORY = "sample_calls"
 SAMPLE_NAMES = (
     "completed-inbound",
@@ -30,3 +32,10 @@ def sample_call(name: str) -> dict[str, Any]:
 def sample_event() -> dict[str, Any]:
     """A fresh copy of the sample event: a completed inbound call with every field set."""
     return sample_call(DEFAULT_SAMPLE)
+
+
+def sparse_call() -> dict[str, Any]:
+    """The sample event with only the fields RevRing's schema requires: what every call
+    has, and no more."""
+    event = sample_event()
+    return {name: event[name] for name in REQUIRED_FIELDS}

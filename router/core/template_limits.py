@@ -511,7 +511,8 @@ def _measured(value: Any) -> Any:
 
 class _BoundedCodeGenerator(CodeGenerator):
     """Jinja's code generator, after wrapping each loop's iterable (`_PacedIterable`) and
-    each operand of `~` (measured before it becomes text) in a filter of the sandbox's."""
+    each operand of `~` (measured before it becomes text) in a filter of the sandbox's;
+    slices go through the sandbox's `getitem`."""
 
     def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
         for loop in node.find_all(nodes.For):
@@ -524,6 +525,24 @@ class _BoundedCodeGenerator(CodeGenerator):
                 for part in concat.nodes
             ]
         super().visit_Template(node, frame)
+
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        # Jinja subscripts a slice (`endedAt[:10]`) directly, so slicing a null would fail
+        # where any other subscript gives a missing value: a slice goes through the
+        # sandbox's `getitem` like the rest.
+        if not isinstance(node.arg, nodes.Slice):
+            super().visit_Getitem(node, frame)
+            return
+        self.write("environment.getitem(")
+        self.visit(node.node, frame)
+        self.write(", slice(")
+        for index, part in enumerate((node.arg.start, node.arg.stop, node.arg.step)):
+            self.write(", " if index else "")
+            if part is None:
+                self.write("None")
+            else:
+                self.visit(part, frame)
+        self.write("))")
 
 
 _METHODS = (types.MethodType, types.BuiltinMethodType)

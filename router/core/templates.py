@@ -1,4 +1,7 @@
-"""Jinja2 templates of rules.yaml: sandboxed, strict, compiled once, with call-domain filters.
+"""Jinja2 templates of rules.yaml: sandboxed, compiled once, with call-domain filters.
+
+A value the call lacks renders empty, never fails (`router.core.missing_values`); each
+template knows the paths it reads (`router.core.template_fields`), for `check`.
 
 Each template has a *kind* that decides how the values it prints are treated:
 
@@ -36,7 +39,9 @@ from router.core.json_printing import (
     place_values,
     to_json_value,
 )
+from router.core.missing_values import MissingValue, json_default
 from router.core.phones import mask_phone
+from router.core.template_fields import FieldRead, field_reads
 from router.core.template_limits import (
     BoundedSandbox,
     RenderLimitExceeded,
@@ -61,7 +66,7 @@ class TemplateKind(StrEnum):
 
 
 class TemplateRenderError(Exception):
-    """A template that compiled but failed on one event (a missing field, a bad filter input)."""
+    """A template that compiled but failed on one event (a bad filter input, a bound)."""
 
 
 _SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
@@ -203,13 +208,13 @@ def _teams_tojson(value: Any, indent: int | None = None) -> JsonValue:
 
 def _plain_tojson(value: Any) -> str:
     """JSON without Jinja's `\\u003c` escapes, so the slack finalizer still escapes `<`."""
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, default=json_default)
 
 
 def _make_environment(kind: TemplateKind) -> jinja2.Environment:
     env = BoundedSandbox(
         output_factor=4 if kind.prints_json else 1,
-        undefined=jinja2.StrictUndefined,
+        undefined=MissingValue,
         autoescape=kind is TemplateKind.HTML,
         finalize=_finalizer(kind),
         keep_trailing_newline=False,
@@ -223,25 +228,33 @@ def _make_environment(kind: TemplateKind) -> jinja2.Environment:
         env.filters["tojson"] = to_json_value
     if kind is TemplateKind.TEAMS_JSON:
         env.filters["tojson"] = _teams_tojson
-    env.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+    env.policies["json.dumps_kwargs"] = {
+        "sort_keys": False,
+        "ensure_ascii": False,
+        "default": json_default,
+    }
     env.guard_filters()
     return env
 
 
 _ENVIRONMENTS = {kind: _make_environment(kind) for kind in TemplateKind}
-_GLOBAL_NAMES = frozenset(_ENVIRONMENTS[TemplateKind.TEXT].globals)
+GLOBAL_NAMES = frozenset(_ENVIRONMENTS[TemplateKind.TEXT].globals)
 
 
 class Template:
-    """A compiled template; `render` is safe to call on any event."""
+    """A compiled template; `render` is safe to call on any event. `reads`: the paths of
+    the values it reads (`router.core.template_fields`)."""
 
     def __init__(self, source: str, kind: TemplateKind = TemplateKind.TEXT) -> None:
         self.source = source
         self.kind = kind
         if kind.prints_json and any(marker in source for marker in MARKER_CHARACTERS):
             raise ValueError("template contains a reserved character (U+E000 to U+E002)")
+        environment = _ENVIRONMENTS[kind]
         try:
-            self._compiled = _ENVIRONMENTS[kind].from_string(source)
+            tree = environment.parse(source)
+            self.reads: tuple[FieldRead, ...] = field_reads(tree)
+            self._compiled = environment.from_string(tree)  # the compiler rewrites the tree
         except jinja2.TemplateSyntaxError as exc:
             raise ValueError(
                 f"template does not compile: {exc.message} (template line {exc.lineno})"
@@ -255,10 +268,6 @@ class Template:
             text = self._compiled.render(context)
         except RenderLimitExceeded as exc:
             raise TemplateRenderError(f"template stopped{_where(exc)}: {exc}") from None
-        except jinja2.UndefinedError as exc:
-            raise TemplateRenderError(
-                f"template refers to a missing value: {exc.message}"
-            ) from None
         except jinja2.TemplateError as exc:
             raise TemplateRenderError(f"template failed: {exc}") from None
         except Exception as exc:  # a filter's or the sandbox's own error, RecursionError
@@ -333,7 +342,7 @@ def event_context(event: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     A field named like one of the environment's globals (`range`, `namespace`, `dict`…)
     does not shadow it; the template reaches it as `event.range`."""
     context: dict[str, Any] = dict.fromkeys(OPTIONAL_FIELDS)
-    context.update((name, value) for name, value in event.items() if name not in _GLOBAL_NAMES)
+    context.update((name, value) for name, value in event.items() if name not in GLOBAL_NAMES)
     context["event"] = event
     context.update(extra)
     return context

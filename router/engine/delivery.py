@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from router.config import Runtime
 from router.core.metrics import Metrics
+from router.core.missing_values import tallied
 from router.core.pacing import PauseSettings, SinkBreaker, TokenBucket
 from router.core.retry import decide_after_failure
 from router.core.units import Rate
@@ -564,7 +565,8 @@ class SinkLane:
         detail: str | None = None
         retry_after: float | None = None
         try:
-            result = await send()
+            with tallied() as missing:
+                result = await send()
         except Retryable as exc:
             failure: tuple[bool, str] | None = (True, exc.reason)
             status_code, retry_after = exc.status_code, exc.retry_after
@@ -581,6 +583,10 @@ class SinkLane:
             status_code, detail = result.status_code, result.detail
         duration = time.perf_counter() - began
         engine.metrics.child(engine.metrics.attempt_duration, self.name).observe(duration)
+        if missing.count:
+            engine.metrics.child(engine.metrics.template_missing_values, self.name).inc(
+                missing.count
+            )
         if failure is None:
             record = AttemptRecord(
                 number, started_at, duration, "delivered", status_code, None, detail

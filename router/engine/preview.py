@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from router.config import Config
-from router.rules import CompiledRule, Silence, group_key, mute_decisions, route
-from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, window_time
+from router.config import Config, digest_of_one, missing_paths
+from router.core.missing_values import tallied
+from router.rules import CompiledRule, Silence, mute_decisions, route
+from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, template_context
 from sinks.http import redact
 from sinks.registry import build_sink
 
@@ -42,6 +43,7 @@ class SinkPreview:
     muted_reason: str | None = None  # `time_interval:NAME` or `silence:ID`: not sent
     message: Any = None  # what the sink's `render` returns (secrets masked)
     render_error: str | None = None  # set instead of `message` when rendering fails
+    missing_values: tuple[str, ...] = ()  # values the call lacks that rendered empty
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,10 @@ def preview(
     for sink_name, decision in decisions.items():
         settings = config.sinks[sink_name]
         rule = decision.rule
-        digest = preview_digest(rule, event, now)
+        digest = digest_of_one(rule, event, now)
         message: Any = None
         error: str | None = None
+        missing: list[str] = []
         if render and decision.muted_reason is None:
             request = DeliveryRequest(
                 delivery_id="preview",
@@ -91,12 +94,17 @@ def preview(
                 payload=None if digest is not None else body,
             )
             secrets = settings.secret_values() + named_secrets
-            try:
-                message = scrubbed(
-                    build_sink(sink_name, settings, resources).render(request), secrets
-                )
-            except DeliveryError as exc:
-                error = redact(exc.reason, secrets)
+            with tallied() as printed:
+                try:
+                    message = scrubbed(
+                        build_sink(sink_name, settings, resources).render(request), secrets
+                    )
+                except DeliveryError as exc:
+                    error = redact(exc.reason, secrets)
+            if printed.count:
+                reads = [read for t in settings.templates().values() for read in t.reads]
+                context = template_context(request)
+                missing = missing_paths(reads, list(printed.names), context)
         deliveries.append(
             SinkPreview(
                 sink=sink_name,
@@ -107,6 +115,7 @@ def preview(
                 muted_reason=decision.muted_reason,
                 message=message,
                 render_error=error,
+                missing_values=tuple(missing),
             )
         )
     return Preview(event=event, matched=tuple(routed.matched), deliveries=tuple(deliveries))
@@ -121,21 +130,6 @@ def scrubbed(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, list | tuple):
         return [scrubbed(item, secrets) for item in value]
     return value
-
-
-def preview_digest(
-    rule: CompiledRule, event: Mapping[str, Any], now: float | None = None
-) -> Digest | None:
-    """For a grouped rule, the digest this call would open at `now`, holding it alone."""
-    if rule.group is None:
-        return None
-    now = datetime.now(UTC).timestamp() if now is None else now
-    return Digest(
-        group_key=group_key(rule.group, event),
-        window_start=window_time(now),
-        window_end=window_time(now + rule.group.window),
-        calls=[event],
-    )
 
 
 def lookup(event: Mapping[str, Any], path: str) -> Any:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.config import Runtime
+from router.core.missing_values import note_elsewhere, tallied
 from router.engine.parse_workers import ParseWorkers, RulesSource, WorkerLost, compiled_config
 from router.engine.requests import ReadySend, delivery_request
 from router.operators import KnownSilence, OperatorControls, silence_before_send, to_silence
@@ -75,12 +76,14 @@ class Failure:
 
 @dataclass(frozen=True)
 class Built:
-    """What a worker made of a delivery: muted by a silence, or a message, or a failure."""
+    """What a worker made of a delivery: muted by a silence, or a message, or a failure;
+    and how many values its templates printed that the call lacked."""
 
     silence_reason: str | None
     message: Any
     failure: Failure | None
     digest_count: int | None
+    missing_values: int = 0
 
 
 # ---- in the worker process -------------------------------------------------------------
@@ -110,11 +113,12 @@ def build_in_worker(task: BuildTask) -> tuple[int, Built]:
     silence = silence_before_send(known, calls, delivery.sink, task.now, replayed_at)
     if silence is not None:
         return os.getpid(), Built(silence.reason, None, None, count)
-    try:
-        message = sink.build(request)
-    except Exception as exc:
-        return os.getpid(), Built(None, None, Failure.of(exc), count)
-    return os.getpid(), Built(None, message, None, count)
+    with tallied() as missing:
+        try:
+            message = sink.build(request)
+        except Exception as exc:
+            return os.getpid(), Built(None, None, Failure.of(exc), count, missing.count)
+    return os.getpid(), Built(None, message, None, count, missing.count)
 
 
 # ---- in the router ---------------------------------------------------------------------
@@ -159,11 +163,21 @@ class RenderApart:
             return ReadySend(send, worker_lost=True)
         self.last_pid = self.workers.last_pid
         if built.failure is not None:
-            send = functools.partial(_fail, built.failure.error())
+            send = functools.partial(_fail, built.failure.error(), built.missing_values)
         else:
-            send = functools.partial(sink.transmit, built.message)
+            send = functools.partial(_transmit, sink, built.message, built.missing_values)
         return ReadySend(send, built.silence_reason, built.digest_count)
 
 
-async def _fail(error: Exception) -> SendResult:
+# The missing values a worker's render printed are noted when the engine sends, in the
+# tally it counts a send's (see `DeliveryEngine`), as if the render had been here.
+
+
+async def _transmit(sink: Sink, message: Any, missing_values: int) -> SendResult:
+    note_elsewhere(missing_values)
+    return await sink.transmit(message)
+
+
+async def _fail(error: Exception, missing_values: int = 0) -> SendResult:
+    note_elsewhere(missing_values)
     raise error

@@ -1,8 +1,10 @@
-"""Matching calls against rules, pure: conditions compiled once (`compile_when`), the
-index of what each rule needs, RE2 regexes, time intervals, and the muting decisions."""
+"""Matching calls against rules, pure: conditions compiled once (`compile_when`) and
+checked against the call's schema (`lint_when`), the index of what each rule needs, RE2
+regexes, time intervals, and the muting decisions."""
 
 from __future__ import annotations
 
+from router.rules.lint import WhenFinding, lint_when
 from router.rules.matching import (
     MAX_WHEN_DEPTH,
     CompiledRule,
@@ -10,6 +12,7 @@ from router.rules.matching import (
     ConditionErrors,
     GroupSpec,
     compile_when,
+    explain,
     group_key,
     group_key_json,
     route,
@@ -26,10 +29,13 @@ __all__ = [
     "IntervalErrors",
     "Silence",
     "TimeInterval",
+    "WhenFinding",
     "compile_time_intervals",
     "compile_when",
+    "explain",
     "group_key",
     "group_key_json",
+    "lint_when",
     "mute_decisions",
     "route",
 ]

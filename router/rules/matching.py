@@ -496,6 +496,78 @@ _OPERATOR_SYNONYMS: dict[str, str] = {
 }
 
 
+# -- explaining a mismatch ---------------------------------------------------------------
+
+_WANTED: dict[str, str] = {
+    "eq": "{!r}",
+    "ne": "anything but {!r}",
+    "lt": "less than {!r}",
+    "le": "at most {!r}",
+    "gt": "more than {!r}",
+    "ge": "at least {!r}",
+    "regex": "a match for {!r}",
+    "contains": "something containing {!r}",
+    "startswith": "text starting with {!r}",
+}
+_SHOWN_CHARACTERS = 80
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARACTERS else text[: _SHOWN_CHARACTERS - 1] + "…"
+
+
+def _wanted(op: str, operand: Any) -> str:
+    if op in ("in", "not_in"):
+        listed = ", ".join(_shown(option) for option in operand)
+        return f"{'one' if op == 'in' else 'none'} of {listed}" if operand else "no value at all"
+    if op == "exists":
+        return "a value" if operand else "no value"
+    return _WANTED[op].format(operand)
+
+
+def explain(when: Any, event: Mapping[str, Any]) -> str | None:
+    """Why a valid `when` does not hold for `event`: its first condition that fails, with
+    the call's value there (`hangupCause is 'USER_ENDED', wanted 'VOICEMAIL_DETECTED'`);
+    None when it holds. For `route --explain`: each condition is compiled again here as
+    closures (the reference semantics), so the generated matcher `route` runs stays as
+    it is."""
+    if not when:
+        return None
+    for key, value in when.items():
+        if key == "all":
+            failed = next(filter(None, (explain(item, event) for item in value)), None)
+        elif key == "any":
+            failed = None
+            if not any(_compile_closures(item)(event) for item in value):
+                first = explain(value[0], event)
+                failed = f"no alternative of any holds (the first: {first})"
+        elif key == "not":
+            failed = None
+            if _compile_closures(value)(event):
+                failed = f"not {json.dumps(value, default=str)} holds, wanted it not to"
+        else:
+            failed = _explain_field(key, value, event)
+        if failed is not None:
+            return failed
+    return None
+
+
+def _explain_field(key: str, condition: Any, event: Mapping[str, Any]) -> str | None:
+    value = getter(tuple(key.split(".")))(event)
+    if isinstance(condition, dict):
+        tests = list(condition.items())
+    elif isinstance(condition, list):
+        tests = [("in", condition)]
+    else:
+        tests = [("eq", condition)]
+    for op, operand in tests:
+        if not _compile_closures({key: {op: operand}})(event):
+            found = "missing" if value is None else _shown(value)
+            return f"{key} is {found}, wanted {_wanted(op, operand)}"
+    return None
+
+
 # -- one function per `when` ------------------------------------------------------------
 
 # A block nested deeper than this stays closures (Python's parser limits nesting).

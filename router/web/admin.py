@@ -6,6 +6,7 @@ admin API answers 404."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import math
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from router.config import Runtime
+from router.config import Runtime, check_findings
 from router.operators import OperatorControls
 from router.operators.silences import iso
 from router.store import HeldCalls, OperatorConsole, Operators
@@ -179,12 +180,13 @@ def admin_routes(
                 {"status": "invalid", "errors": [str(e) for e in failure.errors]}, status=400
             )
         config = runtime.config
+        found = await asyncio.to_thread(check_findings, config)  # it renders: off the loop
         return web.json_response(
             {
                 "status": "reloaded",
                 "rules": len(config.rules),
                 "sinks": sorted(config.sinks),
-                "warnings": [str(w) for w in config.warnings],
+                "warnings": [str(problem) for problem, _ in found],
             }
         )
 

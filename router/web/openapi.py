@@ -420,7 +420,11 @@ def _paths() -> dict[str, Schema]:
             "post": _admin(
                 "Reload rules.yaml",
                 {
-                    "200": _answer("reloaded: rule count, sinks, warnings", {"type": "object"}),
+                    "200": _answer(
+                        "reloaded: rule count, sinks, and `warnings`: what `check` says of the"
+                        " file (FILE:LINE:COL: message each)",
+                        {"type": "object"},
+                    ),
                     "400": _answer(
                         "invalid: every error (the running rules stay)", _ref("Invalid")
                     ),

@@ -1,5 +1,5 @@
-"""The getting started page's first rule does what the page shows: `check` and `route`
-print the documented lines for it."""
+"""The getting started page's first rule, and the typo it then shows caught, do what the
+page shows: `check` and `route` print the documented lines for them."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ from tests.docs import ROOT, blocks, section
 PAGE = "getting-started.md"
 
 
+@pytest.mark.parametrize("title", ["Your first rule", "A typo, caught before it costs a call"])
 def test_check_and_route_print_what_the_page_shows(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    title: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    text = section(PAGE, "Your first rule")
+    text = section(PAGE, title)
     [rules] = blocks(text, "yaml")
     [session] = blocks(text, "console")
     (tmp_path / "my-rules.yaml").write_text(rules)

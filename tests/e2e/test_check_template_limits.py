@@ -43,6 +43,6 @@ def test_check_stops_a_template_past_a_bound_at_its_line(
     result = run("check", "--config", str(path))  # 60 s at most: it used to run for hours
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        f"{path}:5:11: sink 'console': text: template stopped at template line 1: {bound}"
-        " (rendered with a sample call)"
+        f"{path}:5:11: error: sink 'console': text: template stopped at template line 1:"
+        f" {bound} (rendered with the sample call 'completed-inbound')"
     ]

@@ -207,5 +207,5 @@ def test_check_renders_templates_against_a_sample_call(tmp_path):
     result = run("check", "--config", str(path))
     assert result.returncode == 1
     [line] = [line for line in result.stdout.splitlines() if line.startswith(str(path))]
-    assert line.startswith(f"{path}:6:11: sink 'crm': body: ")  # at the template
+    assert line.startswith(f"{path}:6:11: error: sink 'crm': body: ")  # at the template
     assert "JSON" in line and "sample call" in line

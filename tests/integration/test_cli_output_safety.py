@@ -56,18 +56,19 @@ def test_check_renders_every_template_of_every_sink(
 ) -> None:
     assert main(["check", "--config", write(tmp_path, EVERY_TEMPLATE)]) == 1
     shown = capsys.readouterr().out
+    error = "blocks: blocks template must render a JSON array of block objects"
+    assert f"error: sink 'slack-blocks': {error}" in shown
+    assert "rendered with the sample call 'completed-inbound'" in shown
     expected = {
-        "slack-text": "text: template refers to a missing value",
-        "slack-blocks": "blocks: blocks template must render a JSON array of block objects",
-        "mail": "subject: template refers to a missing value",
-        "crm": "headers.X-Tier: template refers to a missing value",
-        "console": "text: template refers to a missing value",
+        "slack-text": "text: 'agentNme'",
+        "mail": "subject: 'subjectLine'",
+        "crm": "headers.X-Tier: 'tierName'",
+        "console": "text: 'logLine'",
     }
+    expected |= {"mail ": "body: 'bodyText'", "mail  ": "html: 'htmlText'"}
     for sink, problem in expected.items():
-        assert f"sink {sink!r}: {problem}" in shown, (sink, shown)
-    for template in ("body", "html"):
-        assert f"sink 'mail': {template}: template refers to a missing value" in shown
-    assert "rendered with a sample call" in shown
+        warning = f"warning: sink {sink.strip()!r}: {problem} is not a field of RevRing's"
+        assert warning in shown, (sink, shown)
 
 
 GROUPED = """\
@@ -92,10 +93,14 @@ def test_check_renders_a_grouped_rules_templates_as_a_digest(
     assert "OK (1 rules, 1 sinks)" in capsys.readouterr().out
 
     also_ungrouped = GROUPED + "  - {name: each-call, to: [ops]}\n"
-    assert main(["check", "--config", write(tmp_path, also_ungrouped)]) == 1
+    assert main(["check", "--config", write(tmp_path, also_ungrouped)]) == 0
     shown = capsys.readouterr().out
-    assert "sink 'ops': text: template refers to a missing value" in shown
-    assert "'count' is undefined" in shown and "rendered with a sample call" in shown
+    for value in ("count", "group_key.sipTrunkId", "window_start"):
+        assert (
+            f"warning: sink 'ops': text: {value} is given to a digest only (a grouped rule's"
+            " delivery), and rule 'each-call' sends single calls here"
+        ) in shown
+    assert main(["check", "--strict", "--config", write(tmp_path, also_ungrouped)]) == 1
 
 
 def test_route_render_does_not_print_the_path_of_an_http_url(

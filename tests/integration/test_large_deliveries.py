@@ -17,6 +17,7 @@ import router.engine.requests
 from router.config.runtime import Runtime
 from router.config.schema import parse_config
 from router.core.metrics import Metrics
+from router.core.missing_values import tallied
 from router.engine.parse_workers import ParseWorkers, RulesSource
 from router.engine.render_apart import (
     WORKER_LOST,
@@ -99,7 +100,11 @@ SINKS = """
   broken:
     type: http
     url: https://example.com/calls
-    body: '{{ no_such_field.deeper }}'
+    body: '{{ id + 1 }}'
+  lacking:
+    type: http
+    url: https://example.com/calls
+    body: '{"tier": {{ variables.customer_tier }}, "name": "{{ no_such_field.deeper }}"}'
   chat:
     type: slack
     webhook_url: https://hooks.slack.com/services/T/B/X
@@ -119,9 +124,9 @@ version: 1
 sinks:{SINKS}
 rules:
   - name: all
-    to: [hook, broken, chat, card, pager, unset]
+    to: [hook, broken, lacking, chat, card, pager, unset]
 """
-DETERMINISTIC = ["hook", "broken", "chat", "card", "pager", "unset"]
+DETERMINISTIC = ["hook", "broken", "lacking", "chat", "card", "pager", "unset"]
 
 
 def claimed(sink: str, payload: bytes, **changes: Any) -> ClaimedDelivery:
@@ -151,10 +156,12 @@ def built_here(config: Any, delivery: ClaimedDelivery, payloads: Any, records: A
     silence = silence_before_send(known, calls, delivery.sink, time.time(), None)
     if silence is not None:
         return Built(silence.reason, None, None, count)
-    try:
-        return Built(None, sink.build(request), None, count)
-    except Exception as exc:
-        return Built(None, None, Failure.of(exc), count)
+    with tallied() as missing:
+        try:
+            message = sink.build(request)
+        except Exception as exc:
+            return Built(None, None, Failure.of(exc), count, missing.count)
+    return Built(None, message, None, count, missing.count)
 
 
 def silence(sinks: tuple[str, ...] | None, status: str) -> SilenceRecord:
@@ -188,6 +195,12 @@ async def test_a_worker_builds_what_the_router_would_for_every_sink_type(workers
         build_in_worker, BuildTask(source, claimed("broken", single), None, (), time.time())
     )
     assert broken.failure is not None and isinstance(broken.failure.error(), Permanent)
+    without_variables = orjson.dumps(large_event(variables=None))
+    lacking = await workers.call(
+        build_in_worker,
+        BuildTask(source, claimed("lacking", without_variables), None, (), time.time()),
+    )
+    assert lacking.failure is None and lacking.missing_values == 2, "counted where it rendered"
     unset = await workers.call(
         build_in_worker, BuildTask(source, claimed("unset", single), None, (), time.time())
     )

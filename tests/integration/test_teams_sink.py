@@ -199,8 +199,8 @@ async def test_a_card_template_replaces_the_card_with_its_values_escaped(
 async def test_a_card_template_failing_on_a_call_is_permanent_and_sends_nothing(
     teams: FakeTeams, resources: SinkResources
 ) -> None:
-    card = '{"type": "AdaptiveCard", "body": [{{ variables.missing.deeper }}]}'
-    with pytest.raises(Permanent, match="teams: card: template refers to a missing value"):
+    card = '{"type": "AdaptiveCard", "body": [{{ status + 1 }}]}'
+    with pytest.raises(Permanent, match="teams: card: template failed: TypeError"):
         await sink(teams.url, resources, card=card).send(delivery())
     assert teams.requests == []
 

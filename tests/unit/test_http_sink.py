@@ -215,11 +215,16 @@ def test_body_template_rendering_invalid_json_is_permanent() -> None:
     assert TOKEN not in caught.value.reason
 
 
-def test_header_template_missing_value_is_permanent() -> None:
+def test_header_template_missing_value_renders_empty() -> None:
     config = make_config(headers={"X-Tier": "{{ variables.nonexistent.deeper }}"})
+    assert build_request(config, make_request(), now=NOW).headers["X-Tier"] == ""
+
+
+def test_header_template_failing_otherwise_is_permanent() -> None:
+    config = make_config(headers={"X-Tier": "{{ status + 1 }}"})
     with pytest.raises(Permanent) as caught:
         build_request(config, make_request(), now=NOW)
-    assert caught.value.reason.startswith("headers.X-Tier: template")
+    assert caught.value.reason.startswith("headers.X-Tier: template failed")
 
 
 # --- signing ------------------------------------------------------------------------------
@@ -396,14 +401,13 @@ def _config_with_body(body: str) -> str:
     )
 
 
-def test_sample_problems_report_invalid_json_and_missing_values() -> None:
+def test_sample_problems_report_invalid_json_not_missing_values() -> None:
     config = parse_config(_config_with_body('{"notes": {{ summary }},}'), "rules.yaml")
     problems = config.sinks["crm"].sample_problems(sample_event())
-    assert len(problems) == 2
-    assert problems[0].startswith("headers.X-Agent: template refers to a missing value")
-    assert "agentNme" in problems[0]
-    assert problems[1].startswith("body: template did not render valid JSON")
+    assert len(problems) == 1, "a missing value (agentNme) renders empty: no problem"
+    assert problems[0].startswith("body: template did not render valid JSON")
     assert all(TOKEN not in problem for problem in problems)
+    assert "'agentNme' is not a field" in str(config.warnings), "check warns about it"
 
 
 def test_sample_problems_empty_for_a_good_template() -> None:

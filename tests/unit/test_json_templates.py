@@ -97,9 +97,14 @@ def test_values_that_are_not_text_print_as_json_values_outside_quotes() -> None:
     assert document == {"n": 108, "none": None, "flag": True, "list": [1, "a"], "quoted": "108 "}
 
 
-def test_a_missing_name_is_still_a_render_error() -> None:
-    with pytest.raises(TemplateRenderError, match="missing value"):
-        Template('{"a": "{{ nothing }}", "b": {{ nothing }}}', TemplateKind.JSON).render({})
+def test_a_missing_value_is_empty_in_a_string_and_null_as_a_value() -> None:
+    source = '{"a": "{{ nothing }}", "b": {{ nothing }}, "c": {{ variables.tier.name | tojson }}}'
+    assert render_json(source, variables=None) == {"a": "", "b": None, "c": None}
+
+
+def test_a_render_error_of_another_kind_is_still_an_error() -> None:
+    with pytest.raises(TemplateRenderError, match="TypeError"):
+        Template('{"a": {{ status + 1 }}}', TemplateKind.JSON).render({"status": "FAILED"})
 
 
 def test_a_comma_from_an_inline_if_still_separates_items() -> None:

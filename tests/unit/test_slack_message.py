@@ -315,9 +315,15 @@ def test_blocks_template_that_is_not_a_json_array_of_blocks_is_permanent(source:
 
 
 def test_template_failing_on_an_event_is_permanent() -> None:
-    template = Template("{{ variables.no_such_key }}", TemplateKind.SLACK)
-    with pytest.raises(Permanent, match="missing value"):
+    template = Template("{{ durationSeconds + 'seconds' }}", TemplateKind.SLACK)
+    with pytest.raises(Permanent, match="TypeError"):
         build_message(request(load("completed-inbound")), text_template=template)
+
+
+def test_a_value_the_call_lacks_renders_empty_in_the_text() -> None:
+    template = Template("tier: {{ variables.no_such_key }}.", TemplateKind.SLACK)
+    message = build_message(request(load("completed-inbound")), text_template=template)
+    assert message["text"] == "tier: ."
 
 
 def test_digest_lists_calls_with_breakdowns_and_stays_within_limits() -> None:

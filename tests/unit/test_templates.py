@@ -173,15 +173,26 @@ def test_json_kind_rejects_invalid_json_at_render() -> None:
         template.render({"id": "not quoted"})
 
 
-def test_strict_undefined_names_the_missing_value() -> None:
-    with pytest.raises(TemplateRenderError) as caught:
-        render("{{ status }} {{ customerTier }}", status="FAILED")
-    assert "customerTier" in str(caught.value)
+def test_a_value_the_call_lacks_renders_empty() -> None:
+    assert render("{{ status }} [{{ customerTier }}]", status="FAILED") == "FAILED []"
+    assert render("[{{ variables.tier.name | upper }}]", variables=None) == "[]"
+    assert render("[{{ transcript[0].content }}]", transcript=None) == "[]"
 
 
-def test_strict_undefined_in_slack_kind_too() -> None:
-    with pytest.raises(TemplateRenderError, match="nope"):
-        render("{{ nope }}", TemplateKind.SLACK)
+def test_a_missing_value_renders_empty_in_every_kind() -> None:
+    for kind in (TemplateKind.SLACK, TemplateKind.HEADER, TemplateKind.HTML):
+        assert render("[{{ variables.tier }}]", kind, variables={}) == "[]"
+
+
+def test_a_missing_value_is_false_and_takes_a_default() -> None:
+    source = "{{ 'gold' if variables.tier == 'gold' else 'other' }}"
+    source += " {{ variables.tier | default('-') }}"
+    assert render(source, variables=None) == "other -"
+
+
+def test_a_render_error_of_another_kind_still_fails() -> None:
+    with pytest.raises(TemplateRenderError, match="TypeError"):
+        render("{{ status + 1 }}", status="FAILED")
 
 
 def test_a_syntax_error_is_a_value_error_naming_the_template_line() -> None:

@@ -7,6 +7,7 @@ table) and the live runtime, and renders one template. Forms that change somethi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -18,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Metric
 
-from router.config import Runtime
+from router.config import Config, Runtime, check_findings
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.metrics import Metrics
 from router.core.phones import mask_phone_numbers, mask_phone_numbers_in
@@ -64,6 +65,31 @@ def _masked_value(value: str) -> str:
     )
     rest = _VARIABLE.sub("", value.split(" #")[0]).strip().strip("\"'").strip()
     return shown if _HARMLESS_REST.match(rest) else MASK
+
+
+@dataclass(frozen=True)
+class CheckProblem:
+    """One thing `check` says about the running rules.yaml, as the rules page lists it."""
+
+    severity: str  # error | warning
+    line: int
+    column: int
+    message: str
+
+
+def check_problems(config: Config) -> list[CheckProblem]:
+    """What `revring-router check` says about `config` once loaded (it renders every
+    template for the sample calls: call it off the event loop), secrets masked."""
+    secrets = [value for sink in config.sinks.values() for value in secret_values(sink)]
+    return [
+        CheckProblem(
+            severity,
+            problem.position.line,
+            problem.position.column,
+            redact(problem.message, secrets),
+        )
+        for problem, severity in check_findings(config)
+    ]
 
 
 def masked_rules_text(text: str, secrets: Sequence[str]) -> str:
@@ -355,6 +381,7 @@ class ConsoleViews:
         config = self.runtime.config
         text, changed = self._rules_file()
         recent = await self.store.list_events(CallFilters(), None, PLAYGROUND_RECENT_CALLS)
+        checked = await asyncio.to_thread(check_problems, config)
         return self.pages.render(
             request,
             "rules.html",
@@ -365,6 +392,7 @@ class ConsoleViews:
             config_path=self.runtime.config_path,
             rules_text=text,
             file_changed=changed,
+            check_problems=checked,
             event_text=event_text,
             result=result,
             problems=problems,
