@@ -54,10 +54,11 @@ class MissingValue(jinja2.Undefined):
             raise AttributeError(name)
         return self._same()
 
-    __getitem__ = __call__ = _same
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _same
-    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _same
-    __mod__ = __rmod__ = __pow__ = __rpow__ = __pos__ = __neg__ = _same
+    # Jinja's Undefined types these as failing (Never); a missing value gives itself back.
+    __getitem__ = __call__ = _same  # type: ignore[assignment]
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _same  # type: ignore[assignment]
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _same  # type: ignore[assignment]
+    __mod__ = __rmod__ = __pow__ = __rpow__ = __pos__ = __neg__ = _same  # type: ignore[assignment]
     __lt__ = __le__ = __gt__ = __ge__ = _same  # type: ignore[assignment]
     __round__ = __abs__ = __trunc__ = __floor__ = __ceil__ = _same
 
@@ -65,7 +66,7 @@ class MissingValue(jinja2.Undefined):
         # A TypeError: the `int` and `float` filters then give their default.
         raise TypeError("a missing value is not a number")
 
-    __int__ = __float__ = __complex__ = _not_a_number  # type: ignore[assignment]
+    __int__ = __float__ = __complex__ = _not_a_number
 
     def __str__(self) -> str:
         if not self._usable():
