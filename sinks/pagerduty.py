@@ -52,6 +52,7 @@ from sinks.call_text import (
     digest_line,
     group_key_text,
     present,
+    safe_link,
     shown_number,
     shown_text,
 )
@@ -66,7 +67,6 @@ from sinks.http import (
     redact,
     with_prefix,
 )
-from sinks.slack.message import safe_button_url
 
 DEFAULT_URL: Final = "https://events.pagerduty.com/v2/enqueue"
 # PagerDuty throttles events per integration key (120 a minute, as documented when written).
@@ -272,7 +272,7 @@ def build_event(config: PagerDutySinkConfig, request: DeliveryRequest) -> dict[s
         timestamp = event.get("endedAt") or event.get("initiatedAt")
         component = event.get("sipTrunkId")
         kind = event.get("hangupCause") or event.get("status")
-        recording = safe_button_url(event.get("recordingUrl"))
+        recording = safe_link(event.get("recordingUrl"))
     details["summary"] = summary
 
     payload: dict[str, Any] = {
