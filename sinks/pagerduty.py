@@ -57,16 +57,15 @@ from sinks.call_text import (
     shown_text,
 )
 from sinks.http import (
-    MASK,
     USER_AGENT,
     OutgoingRequest,
     PostingSink,
     TimedSinkConfig,
     body_excerpt,
     classify_response,
-    redact,
     with_prefix,
 )
+from sinks.secrets import MASK, redact
 
 DEFAULT_URL: Final = "https://events.pagerduty.com/v2/enqueue"
 # PagerDuty throttles events per integration key (120 a minute, as documented when written).

@@ -36,7 +36,7 @@ from sinks.base import (
     SinkConfig,
     SinkResources,
 )
-from sinks.http import url_secrets
+from sinks.secrets import url_secrets
 from sinks.slack.message import ActionButtons, build_message, parse_blocks
 
 DEFAULT_API_URL = "https://slack.com/api/"

@@ -28,9 +28,9 @@ from sinks.http import (
     PostingSink,
     TimedSinkConfig,
     classify_response,
-    url_secrets,
     with_prefix,
 )
+from sinks.secrets import url_secrets
 from sinks.teams.card import build_message, parse_card
 
 

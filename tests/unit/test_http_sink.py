@@ -23,12 +23,10 @@ from sinks.http import (
     build_request,
     classify_response,
     is_connection_blip,
-    mask_url,
-    redact,
     sign,
     signing_key,
-    url_secrets,
 )
+from sinks.secrets import mask_url, redact, url_secrets
 
 NOW = 1_790_000_000.0
 TOKEN = "tok-9f8e7d6c5b4a"
