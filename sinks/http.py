@@ -1,13 +1,14 @@
 """The `http` sink: the call as received (or a body template) to any HTTP/CRM endpoint.
 
 Building a request and judging a response are pure functions (`build_request`,
-`sign`, `classify_response`, `describe_transport_error`); `HttpSink.send` is the
-one place that does I/O. Every request carries `Idempotency-Key: <delivery id>`
-and, with a `signing_secret`, the Standard Webhooks headers (`webhook-id` is the
-delivery id too), so a receiver can drop the duplicates at-least-once brings.
+`sign`, `classify_response`, `describe_transport_error`); `PostingSink.transmit`, which
+the `pagerduty` and `teams` sinks share, is the one place that does I/O. Every request
+carries `Idempotency-Key: <delivery id>` and, with a `signing_secret`, the Standard
+Webhooks headers (`webhook-id` is the delivery id too), so a receiver can drop the
+duplicates at-least-once brings.
 
-Secrets (the URL, header values, the signing secret) stay out of `repr`, out of
-`render()` (the URL is cut to scheme://host, its path shown as `/***`; header values
+Secrets (the URL, header values, the signing secret) stay out of `repr`, out of a
+preview (the URL is cut to scheme://host, its path shown as `/***`; header values
 show as `***`; the signature as `v1,***`, since a real one would let anyone who can
 preview a body forge a signed request), and out of every failure reason (which never
 names the URL, and is scrubbed of any secret a server echoes back).
@@ -23,10 +24,11 @@ import hmac
 import json
 import re
 import time
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -379,17 +381,6 @@ def classify_response(
     return Permanent(reason, status_code=status)
 
 
-def with_prefix(failure: DeliveryError, prefix: str) -> DeliveryError:
-    """The same failure, its reason starting with `prefix` (`pagerduty: `, `teams: `)."""
-    if isinstance(failure, Retryable):
-        return Retryable(
-            prefix + failure.reason,
-            retry_after=failure.retry_after,
-            status_code=failure.status_code,
-        )
-    return type(failure)(prefix + failure.reason, status_code=failure.status_code)
-
-
 def describe_transport_error(exc: BaseException, *, timeout: float, host: str) -> Retryable:
     """A failure before any response (connect, TLS, DNS, timeout, reset) as a safe reason."""
     if isinstance(exc, TimeoutError):
@@ -445,30 +436,42 @@ class Answer:
     body: bytes
 
 
-class PostingSink(Sink):
-    """What every sink that sends one HTTP request per delivery shares: the pooled session
-    (or one of its own), quick in-process retries after a connection blip (tenacity), and
-    transport failures turned into `Retryable`s whose reasons name at most the host."""
+class PostingSink(Sink[OutgoingRequest]):
+    """What every sink that sends one HTTP request per delivery shares: `transmit` through
+    the pooled session (or one of its own), quick in-process retries after a connection
+    blip (tenacity), transport failures turned into `Retryable`s whose reasons name at
+    most the host (after `reason_prefix`), and the answer judged by the sink (`judge`)."""
 
     config: TimedSinkConfig
     blip_retry_waits: tuple[float, ...] = BLIP_RETRY_WAITS
+    reason_prefix: ClassVar[str] = ""  # `teams: `: where a failure's reason says it came from
 
     def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         super().__init__(name, config, resources)
         self._own_session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(total=self.config.timeout)
-        self._secrets: list[str] | None = None
 
-    def secrets(self) -> list[str]:
-        """The configured secret strings to scrub from reasons (worked out once per sink:
-        the configuration of a sink never changes, a reload makes new sinks)."""
-        if self._secrets is None:
-            self._secrets = self.config.secret_values()
-        return self._secrets
+    @abstractmethod
+    def judge(self, answer: Answer, secrets: list[str]) -> SendResult | DeliveryError:
+        """What the destination's answer means: success, or the failure to raise, its
+        reason scrubbed of `secrets`."""
 
     def reads_body(self, status: int) -> bool:
         """Whether the body of an answer with `status` is worth reading (for a reason)."""
         return not 200 <= status < 300
+
+    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
+        secrets = self.secrets()
+        try:
+            answer = await self.post(outgoing, secrets=secrets)
+        except DeliveryError as failure:
+            if not self.reason_prefix:
+                raise
+            raise failure.with_reason(self.reason_prefix + failure.reason) from None
+        outcome = self.judge(answer, secrets)
+        if isinstance(outcome, DeliveryError):
+            raise outcome
+        return outcome
 
     async def post(self, outgoing: OutgoingRequest, *, secrets: list[str]) -> Answer:
         """Send `outgoing`; the answer, whatever its status. Raises `Retryable` when no
@@ -540,8 +543,10 @@ class HttpSink(PostingSink):
     def reads_body(self, status: int) -> bool:
         return not is_success(status, self.config.success_codes)
 
-    def render(self, request: DeliveryRequest) -> dict[str, Any]:
-        outgoing = build_request(self.config, request, now=time.time())
+    def build(self, request: DeliveryRequest) -> OutgoingRequest:
+        return build_request(self.config, request, now=time.time())
+
+    def show(self, outgoing: OutgoingRequest) -> dict[str, Any]:
         headers = {
             name: MASK if name in outgoing.secret_headers else value
             for name, value in outgoing.headers.items()
@@ -555,20 +560,8 @@ class HttpSink(PostingSink):
             "body": _parsed_body(outgoing.body),
         }
 
-    builds_apart = True
-
-    def build(self, request: DeliveryRequest) -> OutgoingRequest:
-        if not self.config.url.get_secret_value():
-            raise Retryable("sink not configured: url is empty")
-        return build_request(self.config, request, now=time.time())
-
-    async def send(self, request: DeliveryRequest) -> SendResult:
-        return await self.transmit(self.build(request))
-
-    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
-        secrets = self.secrets()
-        answer = await self.post(outgoing, secrets=secrets)
-        outcome = classify_response(
+    def judge(self, answer: Answer, secrets: list[str]) -> SendResult | DeliveryError:
+        return classify_response(
             answer.status,
             body=answer.body,
             retry_after=answer.retry_after,
@@ -577,9 +570,6 @@ class HttpSink(PostingSink):
             now=time.time(),
             secrets=secrets,
         )
-        if isinstance(outcome, DeliveryError):
-            raise outcome
-        return outcome
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

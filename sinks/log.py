@@ -35,10 +35,16 @@ class LogSinkConfig(SinkConfig):
         return {} if self.text is None else {"text": self.text}
 
 
-class LogSink(Sink):
+class LogSink(Sink[str]):
     config: LogSinkConfig
 
-    def render(self, request: DeliveryRequest) -> dict[str, Any]:
+    def build(self, request: DeliveryRequest) -> str:
+        return json.dumps(self._line(request), ensure_ascii=False) + "\n"
+
+    def show(self, text: str) -> Any:
+        return json.loads(text)
+
+    def _line(self, request: DeliveryRequest) -> dict[str, Any]:
         event = request.event
         line: dict[str, Any] = {
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -70,14 +76,6 @@ class LogSink(Sink):
             except TemplateRenderError as exc:
                 raise Permanent(str(exc)) from None
         return line
-
-    builds_apart = True
-
-    def build(self, request: DeliveryRequest) -> str:
-        return json.dumps(self.render(request), ensure_ascii=False) + "\n"
-
-    async def send(self, request: DeliveryRequest) -> SendResult:
-        return await self.transmit(self.build(request))
 
     async def transmit(self, text: str) -> SendResult:
         if self.config.path is None:

@@ -6,7 +6,7 @@ or replayed delivery updates the incident it opened instead of opening a second 
 
 Building the event and judging PagerDuty's answer are pure (`build_event`,
 `classify_answer`); the request goes out through the transport the `http` sink uses
-(`PostingSink`). The `routing_key` is a secret: it is masked in `render()`, kept out of
+(`PostingSink`). The `routing_key` is a secret: it is masked in a preview, kept out of
 the config's repr, and scrubbed from every failure reason.
 
     202            delivered
@@ -42,7 +42,6 @@ from sinks.base import (
     Digest,
     Permanent,
     RendersText,
-    Retryable,
     SendResult,
     template_context,
 )
@@ -58,12 +57,12 @@ from sinks.call_text import (
 )
 from sinks.http import (
     USER_AGENT,
+    Answer,
     OutgoingRequest,
     PostingSink,
     TimedSinkConfig,
     body_excerpt,
     classify_response,
-    with_prefix,
 )
 from sinks.secrets import MASK, redact
 
@@ -312,7 +311,7 @@ def classify_answer(
         status, body=body, retry_after=retry_after, now=now, secrets=secrets
     )
     if isinstance(outcome, DeliveryError):
-        return with_prefix(outcome, "pagerduty: ")
+        return outcome.with_reason("pagerduty: " + outcome.reason)
     answer = _json_object(body)
     detail = f"dedup_key {answer.get('dedup_key')}" if answer.get("dedup_key") else outcome.detail
     return SendResult(status_code=status, detail=redact(str(detail), secrets))
@@ -342,44 +341,30 @@ def _errors_text(body: bytes, secrets: list[str]) -> str:
 
 class PagerDutySink(PostingSink):
     config: PagerDutySinkConfig
+    reason_prefix = "pagerduty: "
 
     def reads_body(self, status: int) -> bool:
         return True
 
-    def render(self, request: DeliveryRequest) -> dict[str, Any]:
-        document = build_event(self.config, request)
-        document["routing_key"] = MASK
-        return document
-
-    builds_apart = True
-
     def build(self, request: DeliveryRequest) -> OutgoingRequest:
-        if self.config.missing_settings():
-            raise Retryable("sink not configured: routing_key is empty")
         document = build_event(self.config, request)
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         return OutgoingRequest("POST", self.config.url, headers, body, frozenset())
 
-    async def send(self, request: DeliveryRequest) -> SendResult:
-        return await self.transmit(self.build(request))
+    def show(self, outgoing: OutgoingRequest) -> Any:
+        document = json.loads(outgoing.body)
+        document["routing_key"] = MASK
+        return document
 
-    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
-        secrets = self.secrets()
-        try:
-            answer = await self.post(outgoing, secrets=secrets)
-        except DeliveryError as failure:
-            raise with_prefix(failure, "pagerduty: ") from None
-        outcome = classify_answer(
+    def judge(self, answer: Answer, secrets: list[str]) -> SendResult | DeliveryError:
+        return classify_answer(
             answer.status,
             answer.body,
             retry_after=answer.retry_after,
             secrets=secrets,
             now=time.time(),
         )
-        if isinstance(outcome, DeliveryError):
-            raise outcome
-        return outcome
 
 
 PagerDutySinkConfig.sink_class = PagerDutySink

@@ -188,10 +188,6 @@ async def test_a_worker_builds_what_the_router_would_for_every_sink_type(workers
         build_in_worker, BuildTask(source, claimed("broken", single), None, (), time.time())
     )
     assert broken.failure is not None and isinstance(broken.failure.error(), Permanent)
-    unset = await workers.call(
-        build_in_worker, BuildTask(source, claimed("unset", single), None, (), time.time())
-    )
-    assert unset.failure == Failure("Retryable", "sink not configured: url is empty")
 
 
 async def test_a_large_delivery_whose_workers_are_gone_is_a_retryable_attempt(
