@@ -159,8 +159,6 @@ class SinkConfig(BaseModel):
     concurrency: int | None = Field(default=None, ge=1, le=1000)
     retry: RetrySettings | None = None
 
-    sink_class: ClassVar[type[Sink]]
-
     def missing_settings(self) -> list[str]:
         """Required settings that came out empty; non-empty means *unconfigured*."""
         return []
@@ -238,6 +236,8 @@ Message = TypeVar("Message")
 
 class Sink(ABC, Generic[Message]):
     """One configured destination (a `sinks:` entry of rules.yaml)."""
+
+    config_class: ClassVar[type[SinkConfig]]  # its settings, which name its `type:`
 
     def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         self.name = name

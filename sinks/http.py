@@ -539,6 +539,7 @@ class PostingSink(Sink[OutgoingRequest]):
 
 class HttpSink(PostingSink):
     config: HttpSinkConfig
+    config_class = HttpSinkConfig
 
     def reads_body(self, status: int) -> bool:
         return not is_success(status, self.config.success_codes)
@@ -586,6 +587,3 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     except (aiohttp.ClientError, OSError):
         pass
     return b"".join(chunks)
-
-
-HttpSinkConfig.sink_class = HttpSink

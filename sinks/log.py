@@ -37,6 +37,7 @@ class LogSinkConfig(SinkConfig):
 
 class LogSink(Sink[str]):
     config: LogSinkConfig
+    config_class = LogSinkConfig
 
     def build(self, request: DeliveryRequest) -> str:
         return json.dumps(self._line(request), ensure_ascii=False) + "\n"
@@ -92,6 +93,3 @@ def _append(path: Path, text: str) -> None:
             handle.write(text)
     except OSError as exc:
         raise Permanent(f"cannot write {path}: {exc.strerror}") from None
-
-
-LogSinkConfig.sink_class = LogSink

@@ -341,6 +341,7 @@ def _errors_text(body: bytes, secrets: list[str]) -> str:
 
 class PagerDutySink(PostingSink):
     config: PagerDutySinkConfig
+    config_class = PagerDutySinkConfig
     reason_prefix = "pagerduty: "
 
     def reads_body(self, status: int) -> bool:
@@ -365,6 +366,3 @@ class PagerDutySink(PostingSink):
             secrets=secrets,
             now=time.time(),
         )
-
-
-PagerDutySinkConfig.sink_class = PagerDutySink

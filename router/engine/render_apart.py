@@ -32,6 +32,7 @@ from router.engine.requests import ReadySend, delivery_request
 from router.operators import KnownSilence, OperatorControls, silence_before_send, to_silence
 from router.store.base import ClaimedDelivery, SilenceRecord
 from sinks.base import Permanent, Retryable, SendResult, Sink, SinkResources
+from sinks.registry import build_sink, sink_class
 
 WORKER_LOST = "the message could not be built: its parse worker died twice"
 
@@ -94,7 +95,7 @@ def _sink(source: RulesSource, name: str) -> Sink:
         if any(key != source.key for key, _ in _sinks):
             _sinks.clear()  # built from an older rules.yaml
         settings = compiled_config(source).sinks[name]
-        _sinks[(source.key, name)] = settings.sink_class(name, settings, SinkResources())
+        _sinks[(source.key, name)] = build_sink(name, settings, SinkResources())
     return _sinks[(source.key, name)]
 
 
@@ -139,7 +140,7 @@ class RenderApart:
         if self.runtime.sinks.get(delivery.sink) is not sink:
             return False
         settings = self.runtime.config.sinks.get(delivery.sink)
-        return settings is not None and type(sink) is settings.sink_class
+        return settings is not None and type(sink) is sink_class(settings)
 
     async def ready(
         self,

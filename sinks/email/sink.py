@@ -47,6 +47,7 @@ from sinks.email.settings import EmailSinkConfig
 
 class EmailSink(Sink[bytes]):
     config: EmailSinkConfig
+    config_class = EmailSinkConfig
 
     def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         super().__init__(name, config, resources)
@@ -215,6 +216,3 @@ def classify_smtp_error(exc: BaseException, host: str, port: int) -> DeliveryErr
     if isinstance(exc, ValueError):
         return Permanent(f"message cannot be sent: {exc}")
     return Retryable(f"unexpected error talking to {where}: {type(exc).__name__}: {exc}")
-
-
-EmailSinkConfig.sink_class = EmailSink

@@ -223,6 +223,7 @@ def classify_api_answer(
 
 class SlackSink(Sink[dict[str, Any]]):
     config: SlackSinkConfig
+    config_class = SlackSinkConfig
 
     def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         super().__init__(name, config, resources)
@@ -341,6 +342,3 @@ class SlackSink(Sink[dict[str, Any]]):
             return SendResult(detail="updated")
 
         await self._guarded(update, message)
-
-
-SlackSinkConfig.sink_class = SlackSink

@@ -69,6 +69,7 @@ class TeamsSinkConfig(TimedSinkConfig):
 
 class TeamsSink(PostingSink):
     config: TeamsSinkConfig
+    config_class = TeamsSinkConfig
     reason_prefix = "teams: "
 
     def build(self, request: DeliveryRequest) -> OutgoingRequest:
@@ -94,6 +95,3 @@ class TeamsSink(PostingSink):
         if isinstance(outcome, DeliveryError):
             return outcome.with_reason(self.reason_prefix + outcome.reason)
         return outcome
-
-
-TeamsSinkConfig.sink_class = TeamsSink
