@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -141,12 +141,20 @@ class SendResult:
     detail: str | None = None
 
 
-@dataclass
+@dataclass(slots=True, kw_only=True)
 class SinkResources:
-    """Shared clients handed to every sink; `http` is one pooled aiohttp session."""
+    """Clients the process shares among its sinks, one typed slot per kind of client. The
+    app makes and closes them (`router.web.app`) and keeps them across reloads (a reload
+    makes new sinks, never new clients). A sink uses the slot it needs and never closes
+    it; an empty slot (a test, a preview, a parse worker: building a message uses none)
+    means the sink opens a client of its own, which its `close()` releases.
 
-    http: aiohttp.ClientSession | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    A kind of client added later gets a slot of its own, typed as what it holds: for a
+    message broker, its open connections (one per sink) keyed by the settings each was
+    opened with, so a reload that keeps a sink's settings keeps its connection.
+    """
+
+    http: aiohttp.ClientSession | None = None  # one pooled session for every HTTP sink
 
 
 class SinkConfig(BaseModel):
