@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from router.core.retry import RetrySettings
 from router.core.templates import TemplateRenderError, event_context
-from router.core.units import Rate, RateLimit
+from router.core.units import Duration, Rate, RateLimit
 from sinks.secrets import redact, scrubbed
 
 if TYPE_CHECKING:
@@ -288,3 +288,17 @@ class Sink(ABC, Generic[Message]):
 
     async def close(self) -> None:
         """Release anything the sink holds of its own (shared resources are not its)."""
+
+
+class TimedSinkConfig(SinkConfig):
+    """Settings of a sink whose every send is bounded by its `timeout` (one HTTP request,
+    one SMTP conversation)."""
+
+    timeout: Duration = 10.0
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("timeout must be longer than 0s")
+        return value

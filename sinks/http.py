@@ -53,7 +53,7 @@ from router.core.templates import (
     compile_template,
     strip_line_breaks,
 )
-from router.core.units import Duration, format_duration
+from router.core.units import format_duration
 from sinks.base import (
     DeliveryError,
     DeliveryRequest,
@@ -65,6 +65,7 @@ from sinks.base import (
     Sink,
     SinkConfig,
     SinkResources,
+    TimedSinkConfig,
     template_context,
 )
 from sinks.secrets import MASK, redact, shown_url, url_secrets
@@ -146,19 +147,6 @@ def signing_key(secret: str) -> bytes:
             raise ValueError("a whsec_ signing_secret must not be empty after whsec_")
         return key
     return secret.encode("utf-8")
-
-
-class TimedSinkConfig(SinkConfig):
-    """Settings of a sink that sends one HTTP request per delivery: its `timeout`."""
-
-    timeout: Duration = 10.0
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("timeout must be longer than 0s")
-        return value
 
 
 class HttpSinkConfig(TimedSinkConfig):

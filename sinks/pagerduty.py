@@ -43,6 +43,7 @@ from sinks.base import (
     Permanent,
     RendersText,
     SendResult,
+    TimedSinkConfig,
     template_context,
 )
 from sinks.call_text import (
@@ -60,7 +61,6 @@ from sinks.http import (
     Answer,
     OutgoingRequest,
     PostingSink,
-    TimedSinkConfig,
     body_excerpt,
     classify_response,
 )

@@ -21,13 +21,12 @@ from typing import Any, Literal
 from pydantic import SecretStr, field_validator
 
 from router.core.templates import TeamsJsonTemplate
-from sinks.base import DeliveryError, DeliveryRequest, RendersText, SendResult
+from sinks.base import DeliveryError, DeliveryRequest, RendersText, SendResult, TimedSinkConfig
 from sinks.http import (
     USER_AGENT,
     Answer,
     OutgoingRequest,
     PostingSink,
-    TimedSinkConfig,
     classify_response,
 )
 from sinks.secrets import url_secrets
