@@ -221,6 +221,13 @@ def classify_api_answer(
     return Permanent(f"slack: HTTP {status}", status_code=status)
 
 
+def api_error_outcome(exc: SlackApiError) -> Retryable | Permanent:
+    """The outcome of a Web API call that slack-sdk raised `SlackApiError` for."""
+    answer = exc.response
+    data = answer.data if isinstance(answer.data, dict) else {}
+    return classify_api_answer(answer.status_code, data.get("error"), answer.headers)
+
+
 class SlackSink(Sink[dict[str, Any]]):
     config: SlackSinkConfig
     config_class = SlackSinkConfig
@@ -305,11 +312,7 @@ class SlackSink(Sink[dict[str, Any]]):
         try:
             response = await self._web_client().chat_postMessage(**payload)
         except SlackApiError as exc:
-            answer = exc.response
-            data = answer.data if isinstance(answer.data, dict) else {}
-            raise classify_api_answer(
-                answer.status_code, data.get("error"), answer.headers
-            ) from None
+            raise api_error_outcome(exc) from None
         except (AttributeError, TypeError, ValueError) as exc:
             # slack-sdk fails this way on a non-JSON answer (a proxy's text/plain 502 page).
             raise Retryable(f"slack: unreadable answer ({type(exc).__name__})") from None
@@ -334,11 +337,7 @@ class SlackSink(Sink[dict[str, Any]]):
             try:
                 await web_client.chat_update(channel=channel, ts=ts, **payload)
             except SlackApiError as exc:
-                answer = exc.response
-                data = answer.data if isinstance(answer.data, dict) else {}
-                raise classify_api_answer(
-                    answer.status_code, data.get("error"), answer.headers
-                ) from None
+                raise api_error_outcome(exc) from None
             return SendResult(detail="updated")
 
         await self._guarded(update, message)
