@@ -64,7 +64,7 @@ def token_like(text: str) -> bool:
 
 
 def shown_url(url: str) -> str:
-    """`scheme://host[:port]/***`: what `render()` shows; a webhook URL's path is often
+    """`scheme://host[:port]/***`: what a preview shows; a webhook URL's path is often
     its credential, so only the host is shown (and `/***` when there is a path)."""
     parts = urlsplit(url)
     masked = mask_url(url)

@@ -1,4 +1,5 @@
-"""Building the email for one delivery: config + `DeliveryRequest` -> `EmailMessage`. Pure.
+"""Building the email for one delivery: config + `DeliveryRequest` -> `EmailMessage`, and
+reading a built one back from its bytes for a preview (`parse_message`). Pure.
 
 Header safety lives here. Every header value that comes from config or event
 data passes through `clean_header_value` (control characters and line breaks
