@@ -238,11 +238,9 @@ class SlackSink(Sink[dict[str, Any]]):
         # preview messages never needs one).
         self._webhook: AsyncWebhookClient | None = None
         self._web: AsyncWebClient | None = None
-
-    @property
-    def bot_mode(self) -> bool:
-        """Whether messages go through the Web API (a token is set), which can update them."""
-        return self.config.token is not None and bool(self.config.token.get_secret_value())
+        # Messages go through the Web API (a token is set), which can also update them.
+        token = self.config.token
+        self.bot_mode = token is not None and bool(token.get_secret_value())
 
     def _sdk_timeout(self) -> int:
         return max(1, math.ceil(self.config.timeout))
