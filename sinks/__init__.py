@@ -1,1 +1,2 @@
-"""Integrations: one module per sink type, behind the interface in `sinks.base`."""
+"""Integrations: one module or package per sink type, behind the interface in
+`sinks.base`, listed once in `sinks.registry`."""

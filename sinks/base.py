@@ -1,7 +1,12 @@
 """The one small interface every sink implements, and the outcomes it may raise.
 
-A sink turns a `DeliveryRequest` into one message and sends it. `send` returns
-a `SendResult` when the destination accepted the message, or raises:
+The delivery engine sends a delivery as `transmit(build(request))`. `build` turns a
+`DeliveryRequest` into the message, in full (templates rendered, encoded): it does no
+I/O and uses nothing shared (it may read the clock, for a Date header or a signature), and
+its message pickles, because for a large call it runs in a parse worker process
+(`router.engine.render_apart`). `transmit` sends the message and returns a `SendResult`
+when the destination accepted it, or raises (as `build` does when a template fails on
+the call):
 
     DeliveryError
      ├── Retryable(reason, retry_after=None)   try again later (5xx, 429, timeouts,
@@ -9,26 +14,31 @@ a `SendResult` when the destination accepted the message, or raises:
      └── Permanent(reason)                     never succeeds as is (other 4xx, SMTP 5xx,
                                                Slack channel_not_found, a template that fails)
 
-The delivery engine alone decides what happens next (reschedule, dead letter);
-a sink never sleeps, never retries on its own beyond a short connection blip,
-and never writes to the store.
+`preview(request)` shows what would be sent, never a usable secret: the sink's `show`
+of the built message, every secret of its settings replaced by `***`.
+
+The delivery engine alone decides what happens next (reschedule, dead letter), and
+whether a sink may send at all: never while its settings leave it unconfigured
+(`SinkConfig.missing_settings`). A sink never checks that itself, never sleeps, never
+retries on its own beyond a short connection blip, and never writes to the store.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from router.core.missing_values import tallied
 from router.core.retry import RetrySettings
 from router.core.template_fields import FieldRead
 from router.core.templates import TemplateRenderError, event_context
-from router.core.units import Rate, RateLimit
+from router.core.units import Duration, Rate, RateLimit
+from sinks.secrets import redact, scrubbed
 
 if TYPE_CHECKING:
     import aiohttp
@@ -42,6 +52,10 @@ class DeliveryError(Exception):
         self.reason = reason
         self.status_code = status_code
 
+    def with_reason(self, reason: str) -> DeliveryError:
+        """The same failure (its kind, status and wait) told with another reason."""
+        return type(self)(reason, status_code=self.status_code)
+
 
 class Retryable(DeliveryError):
     """A failure that may pass later; `retry_after` (seconds) comes from the destination."""
@@ -51,6 +65,9 @@ class Retryable(DeliveryError):
     ) -> None:
         super().__init__(reason, status_code=status_code)
         self.retry_after = retry_after
+
+    def with_reason(self, reason: str) -> Retryable:
+        return Retryable(reason, retry_after=self.retry_after, status_code=self.status_code)
 
 
 class Permanent(DeliveryError):
@@ -148,12 +165,20 @@ class SendResult:
     detail: str | None = None
 
 
-@dataclass
+@dataclass(slots=True, kw_only=True)
 class SinkResources:
-    """Shared clients handed to every sink; `http` is one pooled aiohttp session."""
+    """Clients the process shares among its sinks, one typed slot per kind of client. The
+    app makes and closes them (`router.web.app`) and keeps them across reloads (a reload
+    makes new sinks, never new clients). A sink uses the slot it needs and never closes
+    it; an empty slot (a test, a preview, a parse worker: building a message uses none)
+    means the sink opens a client of its own, which its `close()` releases.
 
-    http: aiohttp.ClientSession | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    A kind of client added later gets a slot of its own, typed as what it holds: for a
+    message broker, its open connections (one per sink) keyed by the settings each was
+    opened with, so a reload that keeps a sink's settings keeps its connection.
+    """
+
+    http: aiohttp.ClientSession | None = None  # one pooled session for every HTTP sink
 
 
 def sample_request(
@@ -180,8 +205,6 @@ class SinkConfig(BaseModel):
     rate_limit: RateLimit | None = None
     concurrency: int | None = Field(default=None, ge=1, le=1000)
     retry: RetrySettings | None = None
-
-    sink_class: ClassVar[type[Sink]]
 
     def missing_settings(self) -> list[str]:
         """Required settings that came out empty; non-empty means *unconfigured*."""
@@ -261,39 +284,66 @@ class SinkConfig(BaseModel):
         return self.concurrency or 4
 
 
-class Sink(ABC):
+Message = TypeVar("Message")
+
+
+class Sink(ABC, Generic[Message]):
     """One configured destination (a `sinks:` entry of rules.yaml)."""
+
+    config_class: ClassVar[type[SinkConfig]]  # its settings, which name its `type:`
 
     def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         self.name = name
         self.config = config
         self.resources = resources
+        self._secrets: list[str] | None = None
 
     @abstractmethod
-    def render(self, request: DeliveryRequest) -> Any:
-        """The message exactly as it would be sent, JSON-able; pure, no I/O.
-
-        Raises `Permanent` when the message cannot be built (a template failing
-        on this event), which the engine treats like any permanent failure.
-        """
+    def build(self, request: DeliveryRequest) -> Message:
+        """The message `transmit` sends for `request`, built in full: no I/O, nothing
+        shared, picklable. Raises `Permanent` when it cannot be built (a template failing
+        on this call), which the engine treats like any permanent failure."""
 
     @abstractmethod
-    async def send(self, request: DeliveryRequest) -> SendResult:
-        """Send one message; return on success, raise `Retryable` or `Permanent`."""
-
-    # A sink whose `send` is `transmit(build(request))`: the engine may call `build` in a
-    # parse worker process (`router.engine.render_apart`) for a large call.
-    builds_apart: ClassVar[bool] = False
-
-    def build(self, request: DeliveryRequest) -> Any:
-        """The message `transmit` sends for `request`, built in full (templates rendered,
-        encoded): pure, no I/O, picklable, and raising what `send` raises for the same
-        reasons. The default builds nothing: `transmit` gets the request itself."""
-        return request
-
-    async def transmit(self, message: Any) -> SendResult:
+    async def transmit(self, message: Message) -> SendResult:
         """Send what `build` returned; return on success, raise `Retryable` or `Permanent`."""
-        return await self.send(message)
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    def show(self, message: Message) -> Any:
+        """A built message as people read it, JSON-able, with what the sink knows to be a
+        credential masked where it stands (a signature, a routing key, header values)."""
+        return message
+
+    def preview(self, request: DeliveryRequest) -> Any:
+        """What would be sent for `request` (`show` of the built message) with every
+        secret of the settings (`SinkConfig.secret_values`) replaced by `***` wherever a
+        template put it; raises what `build` raises, its reason scrubbed the same way."""
+        secrets = self.secrets()
+        try:
+            shown = self.show(self.build(request))
+        except DeliveryError as failure:
+            raise failure.with_reason(redact(failure.reason, secrets)) from None
+        return scrubbed(shown, secrets)
+
+    def secrets(self) -> list[str]:
+        """The settings' secret strings, to scrub from what the sink shows or reports
+        (worked out once: a sink's settings never change, a reload makes new sinks)."""
+        if self._secrets is None:
+            self._secrets = self.config.secret_values()
+        return self._secrets
+
+    async def close(self) -> None:
         """Release anything the sink holds of its own (shared resources are not its)."""
+
+
+class TimedSinkConfig(SinkConfig):
+    """Settings of a sink whose every send is bounded by its `timeout` (one HTTP request,
+    one SMTP conversation)."""
+
+    timeout: Duration = 10.0
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("timeout must be longer than 0s")
+        return value

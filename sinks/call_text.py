@@ -1,7 +1,9 @@
 """Plain-text descriptions of a call and of a digest, shared by the sinks that title an
-incident or a card with them (PagerDuty, Teams), and the call's free text (errors,
-summaries, transcripts) with its phone numbers masked, shared by every default message.
-Pure: no I/O, no markup, no escaping: each sink escapes for its own destination.
+incident or a card with them (PagerDuty, Teams, Slack), the call's free text (errors,
+summaries, transcripts) with its phone numbers masked, shared by every default message,
+what counts as a value worth showing (`present`) and a link safe to put in a message
+(`safe_link`). Pure: no I/O, no markup, no escaping: each sink escapes for its own
+destination.
 
     call_headline    "FAILED outbound call"
     call_line        "FAILED outbound call to +4420•••8750: SIP 503 Service Unavailable"
@@ -14,6 +16,7 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from router.core.phones import mask_phone, mask_phone_numbers
 from router.core.templates import strip_line_breaks, transcript_excerpt
@@ -33,9 +36,27 @@ GROUP_KEY_WORDS: Final[Mapping[str, str]] = {
 }
 
 
+# Slack's limit for a button's URL, the strictest of the destinations that carry links.
+MAX_LINK_URL: Final = 3000
+
+
 def present(value: Any) -> bool:
-    """A value worth showing: not None, not empty text, not an empty list."""
+    """A value worth showing: not None, not empty text, not an empty list or object."""
     return value is not None and value != "" and value != [] and value != {}
+
+
+def safe_link(url: Any) -> str | None:
+    """`url` if it is a plain http(s) URL every destination accepts as a link (no
+    spaces, at most `MAX_LINK_URL` characters), else None."""
+    if not isinstance(url, str) or len(url) > MAX_LINK_URL or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url
 
 
 def shown_number(value: Any, masked: bool) -> str:

@@ -1,13 +1,14 @@
 """The `http` sink: the call as received (or a body template) to any HTTP/CRM endpoint.
 
 Building a request and judging a response are pure functions (`build_request`,
-`sign`, `classify_response`, `describe_transport_error`); `HttpSink.send` is the
-one place that does I/O. Every request carries `Idempotency-Key: <delivery id>`
-and, with a `signing_secret`, the Standard Webhooks headers (`webhook-id` is the
-delivery id too), so a receiver can drop the duplicates at-least-once brings.
+`sign`, `classify_response`, `describe_transport_error`); `PostingSink.transmit`, which
+the `pagerduty` and `teams` sinks share, is the one place that does I/O. Every request
+carries `Idempotency-Key: <delivery id>` and, with a `signing_secret`, the Standard
+Webhooks headers (`webhook-id` is the delivery id too), so a receiver can drop the
+duplicates at-least-once brings.
 
-Secrets (the URL, header values, the signing secret) stay out of `repr`, out of
-`render()` (the URL is cut to scheme://host, its path shown as `/***`; header values
+Secrets (the URL, header values, the signing secret) stay out of `repr`, out of a
+preview (the URL is cut to scheme://host, its path shown as `/***`; header values
 show as `***`; the signature as `v1,***`, since a real one would let anyone who can
 preview a body forge a signed request), and out of every failure reason (which never
 names the URL, and is scrubbed of any secret a server echoes back).
@@ -23,11 +24,12 @@ import hmac
 import json
 import re
 import time
+from abc import abstractmethod
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
-from typing import Annotated, Any, Literal
-from urllib.parse import unquote, unquote_plus, urlsplit
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
@@ -52,7 +54,7 @@ from router.core.templates import (
     compile_template,
     strip_line_breaks,
 )
-from router.core.units import Duration, format_duration
+from router.core.units import format_duration
 from sinks.base import (
     DeliveryError,
     DeliveryRequest,
@@ -64,15 +66,16 @@ from sinks.base import (
     SinkConfig,
     SinkResources,
     TemplateTrial,
+    TimedSinkConfig,
     template_context,
 )
+from sinks.secrets import MASK, redact, shown_url, url_secrets
 
 USER_AGENT = f"revring-router/{__version__}"
 RESPONSE_BODY_LIMIT = 64 * 1024
 REASON_EXCERPT_CHARS = 200
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 BLIP_RETRY_WAITS: tuple[float, ...] = (0.1, 0.3)
-MASK = "***"
 SIGNATURE_HEADER = "webhook-signature"
 
 _RESERVED_HEADERS = frozenset(
@@ -89,12 +92,6 @@ _RESERVED_HEADERS = frozenset(
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _JINJA_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
-_MIN_SECRET = 4
-_MIN_SECRET_WORD = 6
-# Query parameters whose values are credentials, by their names.
-_SECRET_NAME = re.compile(
-    r"key|token|secret|sig|pass|pwd|auth|code|credential|hmac|session|access", re.IGNORECASE
-)
 
 
 class SecretHeaderTemplate:
@@ -155,19 +152,6 @@ def signing_key(secret: str) -> bytes:
             raise ValueError("a whsec_ signing_secret must not be empty after whsec_")
         return key
     return secret.encode("utf-8")
-
-
-class TimedSinkConfig(SinkConfig):
-    """Settings of a sink that sends one HTTP request per delivery: its `timeout`."""
-
-    timeout: Duration = 10.0
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("timeout must be longer than 0s")
-        return value
 
 
 class HttpSinkConfig(TimedSinkConfig):
@@ -293,89 +277,6 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def url_secrets(url: str) -> list[str]:
-    """The secret parts of a URL, to scrub from text: the URL itself (as written, and as a
-    server sees it: without its credentials, with and without its query), the password
-    of its credentials (the user name too when there is no password: an API key given
-    as the user), the value of each query parameter whose name or value looks secret
-    (`api_key=…`, `token=…`, `?sig=…`), and each path segment that looks like a token
-    (the `…/T0/B0/XXXXXXXXXXXXXXXXXXXXXXXX` of a Slack hook). A word of the path such as
-    `upstream` is not a secret, so it stays readable wherever else it appears."""
-    if not url:
-        return []
-    parts = urlsplit(url)
-    secrets = [url, mask_url(url)]
-    if parts.query:
-        secrets.append(f"{mask_url(url)}?{parts.query}")
-    if parts.password:
-        secrets.append(parts.password)
-    if parts.username and (not parts.password or token_like(unquote(parts.username))):
-        secrets.append(parts.username)
-    for pair in parts.query.split("&"):
-        name, _, value = pair.partition("=")
-        plain = unquote_plus(value)
-        if value and (_SECRET_NAME.search(unquote_plus(name)) or _random_looking(plain)):
-            secrets += [value, plain]
-    for segment in parts.path.split("/"):
-        if token_like(unquote(segment)):
-            secrets += [segment, unquote(segment)]
-    return [secret for secret in secrets if secret]
-
-
-def _random_looking(text: str) -> bool:
-    """A query value that is a credential whatever its parameter's name: a long token."""
-    return len(text) >= 16 and token_like(text)
-
-
-def token_like(text: str) -> bool:
-    """Whether `text` looks like a credential rather than a word or a number: no spaces,
-    and 20 characters or more, or 6 or more mixing letters and digits (`tok-9f8e7d6c`,
-    `T0123ABCD`; not `upstream`, `Bearer`, `2016-06-01` or `123456789`)."""
-    if len(text) < _MIN_SECRET_WORD or any(char.isspace() for char in text):
-        return False
-    mixed = any(char.isdigit() for char in text) and any(char.isalpha() for char in text)
-    return mixed or len(text) >= 20
-
-
-def shown_url(url: str) -> str:
-    """`scheme://host[:port]/***`: what `render()` shows; a webhook URL's path is often
-    its credential, so only the host is shown (and `/***` when there is a path)."""
-    parts = urlsplit(url)
-    masked = mask_url(url)
-    if parts.path in ("", "/"):
-        return masked
-    return masked[: len(masked) - len(parts.path)] + "/" + MASK
-
-
-def mask_url(url: str) -> str:
-    """`scheme://host[:port]/path`: no userinfo, no query, no fragment."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port is not None else host
-    return f"{parts.scheme}://{netloc}{parts.path}"
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with each secret replaced by `***`, and each word of a secret that looks like
-    a token (`Bearer tok-9f8e7d6c` hides `tok-9f8e7d6c` alone too, never `Bearer`)."""
-    pieces: set[str] = set()
-    for secret in secrets:
-        if len(secret) < _MIN_SECRET:
-            continue
-        pieces.add(secret)
-        words = re.split(r"[\s,;]+", secret)
-        pieces.update(word for word in words if token_like(word))
-    for piece in sorted(pieces, key=len, reverse=True):
-        text = text.replace(piece, MASK)
-    return text
-
-
 def _default_body(request: DeliveryRequest) -> bytes:
     if request.digest is not None:
         digest = request.digest
@@ -476,17 +377,6 @@ def classify_response(
     return Permanent(reason, status_code=status)
 
 
-def with_prefix(failure: DeliveryError, prefix: str) -> DeliveryError:
-    """The same failure, its reason starting with `prefix` (`pagerduty: `, `teams: `)."""
-    if isinstance(failure, Retryable):
-        return Retryable(
-            prefix + failure.reason,
-            retry_after=failure.retry_after,
-            status_code=failure.status_code,
-        )
-    return type(failure)(prefix + failure.reason, status_code=failure.status_code)
-
-
 def describe_transport_error(exc: BaseException, *, timeout: float, host: str) -> Retryable:
     """A failure before any response (connect, TLS, DNS, timeout, reset) as a safe reason."""
     if isinstance(exc, TimeoutError):
@@ -542,30 +432,42 @@ class Answer:
     body: bytes
 
 
-class PostingSink(Sink):
-    """What every sink that sends one HTTP request per delivery shares: the pooled session
-    (or one of its own), quick in-process retries after a connection blip (tenacity), and
-    transport failures turned into `Retryable`s whose reasons name at most the host."""
+class PostingSink(Sink[OutgoingRequest]):
+    """What every sink that sends one HTTP request per delivery shares: `transmit` through
+    the pooled session (or one of its own), quick in-process retries after a connection
+    blip (tenacity), transport failures turned into `Retryable`s whose reasons name at
+    most the host (after `reason_prefix`), and the answer judged by the sink (`judge`)."""
 
     config: TimedSinkConfig
     blip_retry_waits: tuple[float, ...] = BLIP_RETRY_WAITS
+    reason_prefix: ClassVar[str] = ""  # `teams: `: where a failure's reason says it came from
 
     def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         super().__init__(name, config, resources)
         self._own_session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(total=self.config.timeout)
-        self._secrets: list[str] | None = None
 
-    def secrets(self) -> list[str]:
-        """The configured secret strings to scrub from reasons (worked out once per sink:
-        the configuration of a sink never changes, a reload makes new sinks)."""
-        if self._secrets is None:
-            self._secrets = self.config.secret_values()
-        return self._secrets
+    @abstractmethod
+    def judge(self, answer: Answer, secrets: list[str]) -> SendResult | DeliveryError:
+        """What the destination's answer means: success, or the failure to raise, its
+        reason scrubbed of `secrets`."""
 
     def reads_body(self, status: int) -> bool:
         """Whether the body of an answer with `status` is worth reading (for a reason)."""
         return not 200 <= status < 300
+
+    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
+        secrets = self.secrets()
+        try:
+            answer = await self.post(outgoing, secrets=secrets)
+        except DeliveryError as failure:
+            if not self.reason_prefix:
+                raise
+            raise failure.with_reason(self.reason_prefix + failure.reason) from None
+        outcome = self.judge(answer, secrets)
+        if isinstance(outcome, DeliveryError):
+            raise outcome
+        return outcome
 
     async def post(self, outgoing: OutgoingRequest, *, secrets: list[str]) -> Answer:
         """Send `outgoing`; the answer, whatever its status. Raises `Retryable` when no
@@ -633,12 +535,15 @@ class PostingSink(Sink):
 
 class HttpSink(PostingSink):
     config: HttpSinkConfig
+    config_class = HttpSinkConfig
 
     def reads_body(self, status: int) -> bool:
         return not is_success(status, self.config.success_codes)
 
-    def render(self, request: DeliveryRequest) -> dict[str, Any]:
-        outgoing = build_request(self.config, request, now=time.time())
+    def build(self, request: DeliveryRequest) -> OutgoingRequest:
+        return build_request(self.config, request, now=time.time())
+
+    def show(self, outgoing: OutgoingRequest) -> dict[str, Any]:
         headers = {
             name: MASK if name in outgoing.secret_headers else value
             for name, value in outgoing.headers.items()
@@ -652,20 +557,8 @@ class HttpSink(PostingSink):
             "body": _parsed_body(outgoing.body),
         }
 
-    builds_apart = True
-
-    def build(self, request: DeliveryRequest) -> OutgoingRequest:
-        if not self.config.url.get_secret_value():
-            raise Retryable("sink not configured: url is empty")
-        return build_request(self.config, request, now=time.time())
-
-    async def send(self, request: DeliveryRequest) -> SendResult:
-        return await self.transmit(self.build(request))
-
-    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
-        secrets = self.secrets()
-        answer = await self.post(outgoing, secrets=secrets)
-        outcome = classify_response(
+    def judge(self, answer: Answer, secrets: list[str]) -> SendResult | DeliveryError:
+        return classify_response(
             answer.status,
             body=answer.body,
             retry_after=answer.retry_after,
@@ -674,9 +567,6 @@ class HttpSink(PostingSink):
             now=time.time(),
             secrets=secrets,
         )
-        if isinstance(outcome, DeliveryError):
-            raise outcome
-        return outcome
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -693,6 +583,3 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     except (aiohttp.ClientError, OSError):
         pass
     return b"".join(chunks)
-
-
-HttpSinkConfig.sink_class = HttpSink

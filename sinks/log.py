@@ -35,10 +35,17 @@ class LogSinkConfig(SinkConfig):
         return {} if self.text is None else {"text": self.text}
 
 
-class LogSink(Sink):
+class LogSink(Sink[str]):
     config: LogSinkConfig
+    config_class = LogSinkConfig
 
-    def render(self, request: DeliveryRequest) -> dict[str, Any]:
+    def build(self, request: DeliveryRequest) -> str:
+        return json.dumps(self._line(request), ensure_ascii=False) + "\n"
+
+    def show(self, text: str) -> Any:
+        return json.loads(text)
+
+    def _line(self, request: DeliveryRequest) -> dict[str, Any]:
         event = request.event
         line: dict[str, Any] = {
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -71,14 +78,6 @@ class LogSink(Sink):
                 raise Permanent(str(exc)) from None
         return line
 
-    builds_apart = True
-
-    def build(self, request: DeliveryRequest) -> str:
-        return json.dumps(self.render(request), ensure_ascii=False) + "\n"
-
-    async def send(self, request: DeliveryRequest) -> SendResult:
-        return await self.transmit(self.build(request))
-
     async def transmit(self, text: str) -> SendResult:
         if self.config.path is None:
             sys.stdout.write(text)
@@ -94,6 +93,3 @@ def _append(path: Path, text: str) -> None:
             handle.write(text)
     except OSError as exc:
         raise Permanent(f"cannot write {path}: {exc.strerror}") from None
-
-
-LogSinkConfig.sink_class = LogSink

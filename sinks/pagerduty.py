@@ -6,7 +6,7 @@ or replayed delivery updates the incident it opened instead of opening a second 
 
 Building the event and judging PagerDuty's answer are pure (`build_event`,
 `classify_answer`); the request goes out through the transport the `http` sink uses
-(`PostingSink`). The `routing_key` is a secret: it is masked in `render()`, kept out of
+(`PostingSink`). The `routing_key` is a secret: it is masked in a preview, kept out of
 the config's repr, and scrubbed from every failure reason.
 
     202            delivered
@@ -42,8 +42,8 @@ from sinks.base import (
     Digest,
     Permanent,
     RendersText,
-    Retryable,
     SendResult,
+    TimedSinkConfig,
     template_context,
 )
 from sinks.call_text import (
@@ -52,21 +52,19 @@ from sinks.call_text import (
     digest_line,
     group_key_text,
     present,
+    safe_link,
     shown_number,
     shown_text,
 )
 from sinks.http import (
-    MASK,
     USER_AGENT,
+    Answer,
     OutgoingRequest,
     PostingSink,
-    TimedSinkConfig,
     body_excerpt,
     classify_response,
-    redact,
-    with_prefix,
 )
-from sinks.slack.message import safe_button_url
+from sinks.secrets import MASK, redact
 
 DEFAULT_URL: Final = "https://events.pagerduty.com/v2/enqueue"
 # PagerDuty throttles events per integration key (120 a minute, as documented when written).
@@ -272,7 +270,7 @@ def build_event(config: PagerDutySinkConfig, request: DeliveryRequest) -> dict[s
         timestamp = event.get("endedAt") or event.get("initiatedAt")
         component = event.get("sipTrunkId")
         kind = event.get("hangupCause") or event.get("status")
-        recording = safe_button_url(event.get("recordingUrl"))
+        recording = safe_link(event.get("recordingUrl"))
     details["summary"] = summary
 
     payload: dict[str, Any] = {
@@ -313,7 +311,7 @@ def classify_answer(
         status, body=body, retry_after=retry_after, now=now, secrets=secrets
     )
     if isinstance(outcome, DeliveryError):
-        return with_prefix(outcome, "pagerduty: ")
+        return outcome.with_reason("pagerduty: " + outcome.reason)
     answer = _json_object(body)
     detail = f"dedup_key {answer.get('dedup_key')}" if answer.get("dedup_key") else outcome.detail
     return SendResult(status_code=status, detail=redact(str(detail), secrets))
@@ -343,44 +341,28 @@ def _errors_text(body: bytes, secrets: list[str]) -> str:
 
 class PagerDutySink(PostingSink):
     config: PagerDutySinkConfig
+    config_class = PagerDutySinkConfig
+    reason_prefix = "pagerduty: "
 
     def reads_body(self, status: int) -> bool:
         return True
 
-    def render(self, request: DeliveryRequest) -> dict[str, Any]:
-        document = build_event(self.config, request)
-        document["routing_key"] = MASK
-        return document
-
-    builds_apart = True
-
     def build(self, request: DeliveryRequest) -> OutgoingRequest:
-        if self.config.missing_settings():
-            raise Retryable("sink not configured: routing_key is empty")
         document = build_event(self.config, request)
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         return OutgoingRequest("POST", self.config.url, headers, body, frozenset())
 
-    async def send(self, request: DeliveryRequest) -> SendResult:
-        return await self.transmit(self.build(request))
+    def show(self, outgoing: OutgoingRequest) -> Any:
+        document = json.loads(outgoing.body)
+        document["routing_key"] = MASK
+        return document
 
-    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
-        secrets = self.secrets()
-        try:
-            answer = await self.post(outgoing, secrets=secrets)
-        except DeliveryError as failure:
-            raise with_prefix(failure, "pagerduty: ") from None
-        outcome = classify_answer(
+    def judge(self, answer: Answer, secrets: list[str]) -> SendResult | DeliveryError:
+        return classify_answer(
             answer.status,
             answer.body,
             retry_after=answer.retry_after,
             secrets=secrets,
             now=time.time(),
         )
-        if isinstance(outcome, DeliveryError):
-            raise outcome
-        return outcome
-
-
-PagerDutySinkConfig.sink_class = PagerDutySink

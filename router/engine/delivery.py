@@ -4,7 +4,10 @@ One *lane* per sink, so sinks never wait on each other: a dead CRM cannot delay 
 Slack alert. A lane claims only what it may send now (its `concurrency`, its
 `rate_limit` token bucket, and its breaker, which pauses a sink that keeps failing
 and then probes it with one delivery). Deliveries waiting on any of those stay in
-the store, untouched: they spend no attempts. Leases are renewed while a send is in
+the store, untouched: they spend no attempts. So do those of a sink whose settings
+leave it unconfigured (`missing_settings`): its lane claims nothing, and a delivery
+written leased for it just before a reload unconfigured it is given back, so a sink is
+never asked to send without its settings. Leases are renewed while a send is in
 flight; a crashed worker's leases expire and another worker takes them over.
 """
 
@@ -30,7 +33,7 @@ from router.engine.health import StoreHealth, is_store_failure
 from router.engine.prepare import Target
 from router.engine.records import new_delivery_id
 from router.engine.render_apart import RenderApart
-from router.engine.requests import ReadySend, delivery_request
+from router.engine.requests import ReadySend, build_and_transmit, delivery_request
 from router.operators import OperatorControls
 from router.rules import Silence
 from router.store import DeliveryQueue
@@ -547,7 +550,7 @@ class SinkLane:
         request = delivery_request(delivery, payloads)
         silence = self._silence_for(delivery, request)
         return ReadySend(
-            functools.partial(sink.send, request),
+            functools.partial(build_and_transmit, sink, request),
             None if silence is None else silence.reason,
             None if request.digest is None else request.digest.count,
         )

@@ -3,12 +3,12 @@ sink would get (sent, or muted by a time interval or a silence, and why), and ea
 delivery's rendered message. Pure: the same answer for `revring-router route --render`
 and the console's rules playground.
 
-A preview never carries a usable credential: each sink's `render` masks its own (an HTTP
-request's signature shows as `v1,***`, its secret headers as `***`, PagerDuty's routing
-key as `***`), and every secret value of the sink's settings (tokens, keys, passwords,
-the secret parts of its URL), or of an environment variable rules.yaml names whose name
-says it is one (`*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD`...), is replaced by `***`
-wherever a template put it in the message."""
+A preview never carries a usable credential: each sink's `preview` masks its own (an
+HTTP request's signature shows as `v1,***`, its secret headers as `***`, PagerDuty's
+routing key as `***`) and every secret value of its settings (tokens, keys, passwords,
+the secret parts of its URL) wherever a template put it; here the value of each
+environment variable rules.yaml names whose name says it is a secret (`*_TOKEN`,
+`*_KEY`, `*_SECRET`, `*_PASSWORD`...) is replaced by `***` too."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from router.config import Config, digest_of_one, missing_paths
 from router.core.missing_values import tallied
 from router.rules import CompiledRule, Silence, mute_decisions, route
 from sinks.base import DeliveryError, DeliveryRequest, Digest, SinkResources, template_context
-from sinks.http import redact
 from sinks.registry import build_sink
+from sinks.secrets import redact, scrubbed
 
 # Environment variables whose values are secrets, by their names.
 _SECRET_NAME = re.compile(r"secret|token|passw|pwd|key|auth|credential|cookie|session", re.I)
@@ -41,7 +41,7 @@ class SinkPreview:
     missing_settings: list[str]  # non-empty: the sink is not configured
     digest: Digest | None  # a grouped rule: the digest this call would open, alone
     muted_reason: str | None = None  # `time_interval:NAME` or `silence:ID`: not sent
-    message: Any = None  # what the sink's `render` returns (secrets masked)
+    message: Any = None  # what the sink's `preview` returns (secrets masked)
     render_error: str | None = None  # set instead of `message` when rendering fails
     missing_values: tuple[str, ...] = ()  # values the call lacks that rendered empty
 
@@ -93,14 +93,13 @@ def preview(
                 digest=digest,
                 payload=None if digest is not None else body,
             )
-            secrets = settings.secret_values() + named_secrets
             with tallied() as printed:
                 try:
                     message = scrubbed(
-                        build_sink(sink_name, settings, resources).render(request), secrets
+                        build_sink(sink_name, settings, resources).preview(request), named_secrets
                     )
                 except DeliveryError as exc:
-                    error = redact(exc.reason, secrets)
+                    error = redact(exc.reason, named_secrets)
             if printed.count:
                 reads = [read for t in settings.templates().values() for read in t.reads]
                 context = template_context(request)
@@ -119,17 +118,6 @@ def preview(
             )
         )
     return Preview(event=event, matched=tuple(routed.matched), deliveries=tuple(deliveries))
-
-
-def scrubbed(value: Any, secrets: Sequence[str]) -> Any:
-    """A rendered message with every secret in its text (keys too) replaced by `***`."""
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, Mapping):
-        return {scrubbed(key, secrets): scrubbed(item, secrets) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [scrubbed(item, secrets) for item in value]
-    return value
 
 
 def lookup(event: Mapping[str, Any], path: str) -> Any:

@@ -5,17 +5,18 @@ the sink's templates walk what it decodes to. For a call (or a digest) over the 
 limit, a worker decodes it the way the engine would (`delivery_request`), checks the
 silences, and has the sink build its message there (`Sink.build`: templates rendered,
 message encoded); the router's event loop only sends what comes back
-(`Sink.transmit`). The worker builds the sink from the same rules.yaml text, with no
-shared resources (building a message uses none).
+(`Sink.transmit`). The worker builds the sink from the same rules.yaml text and
+variables (so with the same settings, configured as the router's is), with no shared
+resources (building a message uses none).
 
-Only a sink the running rules.yaml built, of the class its settings name, goes this
-way; others (a sink replaced by a reload while a send was under way, a test's stand-in)
-are built here. Failures keep their meaning: a `Retryable` or `Permanent` raised by
-`build` in the worker is raised by the send here. A worker that died twice is the
-router's failure, not the sink's: the engine tries the delivery again without spending an
-attempt (a few times; then the message may be what kills the workers, and a loss is a
-`Retryable` attempt, bounded by the retry policy), and never counts it toward the sink's
-breaker.
+Every sink type builds this way, but only for the sink the running rules.yaml built,
+of the class its settings name: others (a sink replaced by a reload while a send was
+under way, a test's stand-in) are built here. Failures keep their meaning: a
+`Retryable` or `Permanent` raised by `build` in the worker is raised by the send here.
+A worker that died twice is the router's failure, not the sink's: the engine tries the
+delivery again without spending an attempt (a few times; then the message may be what
+kills the workers, and a loss is a `Retryable` attempt, bounded by the retry policy),
+and never counts it toward the sink's breaker.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from router.engine.requests import ReadySend, delivery_request
 from router.operators import KnownSilence, OperatorControls, silence_before_send, to_silence
 from router.store.base import ClaimedDelivery, SilenceRecord
 from sinks.base import Permanent, Retryable, SendResult, Sink, SinkResources
+from sinks.registry import build_sink, sink_class
 
 WORKER_LOST = "the message could not be built: its parse worker died twice"
 
@@ -96,7 +98,7 @@ def _sink(source: RulesSource, name: str) -> Sink:
         if any(key != source.key for key, _ in _sinks):
             _sinks.clear()  # built from an older rules.yaml
         settings = compiled_config(source).sinks[name]
-        _sinks[(source.key, name)] = settings.sink_class(name, settings, SinkResources())
+        _sinks[(source.key, name)] = build_sink(name, settings, SinkResources())
     return _sinks[(source.key, name)]
 
 
@@ -142,7 +144,7 @@ class RenderApart:
         if self.runtime.sinks.get(delivery.sink) is not sink:
             return False
         settings = self.runtime.config.sinks.get(delivery.sink)
-        return settings is not None and type(sink) is settings.sink_class and sink.builds_apart
+        return settings is not None and type(sink) is sink_class(settings)
 
     async def ready(
         self,

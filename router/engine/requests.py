@@ -1,15 +1,17 @@
 """What a sink is given for a claimed delivery: the `DeliveryRequest` built from the
 stored call (or a digest's calls), and a `ReadySend` once its message is built. Pure:
-the engine and a parse worker process build a request the same way."""
+the engine and a parse worker process build a request the same way. A message built on
+the event loop is sent by `build_and_transmit`."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from router.core.events import decode_json
 from router.store.base import ClaimedDelivery
-from sinks.base import DeliveryRequest, Digest, SendResult, window_time
+from sinks.base import DeliveryRequest, Digest, SendResult, Sink, window_time
 
 
 @dataclass(frozen=True)
@@ -46,3 +48,9 @@ def delivery_request(delivery: ClaimedDelivery, payloads: list[bytes] | None) ->
         digest=digest,
         payload=None if digest is not None else delivery.payload,
     )
+
+
+async def build_and_transmit(sink: Sink[Any], request: DeliveryRequest) -> SendResult:
+    """Send `request` through `sink`, its message built here: a failure to build (a
+    template failing on the call) is the send's failure, like one to transmit."""
+    return await sink.transmit(sink.build(request))

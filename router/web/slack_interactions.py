@@ -33,6 +33,7 @@ from router.store.base import Acknowledgement, DeliveryView, SlackActionRecord
 from router.web.admin import acknowledgement_key
 from router.web.request_body import read_body
 from sinks.base import DeliveryError
+from sinks.call_text import safe_link
 from sinks.slack import SlackSink, SlackSinkConfig
 from sinks.slack.actions import (
     Click,
@@ -45,7 +46,6 @@ from sinks.slack.actions import (
     silenced_text,
     updated_message,
 )
-from sinks.slack.message import safe_button_url
 
 log = logging.getLogger("router.slack")
 
@@ -328,7 +328,7 @@ class SlackInteractions:
         )
 
     async def _respond(self, click: Click, body: dict[str, Any]) -> None:
-        url = safe_button_url(click.response_url)
+        url = safe_link(click.response_url)
         session = self.runtime.resources.http
         if url is None or session is None:
             log.warning("slack %s by %s: no response_url to answer on", click.action, click.user_id)

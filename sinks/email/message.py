@@ -1,4 +1,5 @@
-"""Building the email for one delivery: config + `DeliveryRequest` -> `EmailMessage`. Pure.
+"""Building the email for one delivery: config + `DeliveryRequest` -> `EmailMessage`, and
+reading a built one back from its bytes for a preview (`parse_message`). Pure.
 
 Header safety lives here. Every header value that comes from config or event
 data passes through `clean_header_value` (control characters and line breaks
@@ -25,6 +26,7 @@ from email import policy
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import format_datetime, formataddr
 from typing import Any
 
@@ -160,6 +162,14 @@ def build_message(
     message.set_content(content.text, subtype="plain", charset="utf-8")
     if content.html is not None:
         message.add_alternative(content.html, subtype="html", charset="utf-8")
+    return message
+
+
+def parse_message(payload: bytes) -> EmailMessage:
+    """A message as sent (`as_bytes(policy=WIRE_POLICY)`) read back, with `\n` line ends
+    (`describe_message` of it is that of the message built, with the MIME boundary)."""
+    message = BytesParser(policy=WIRE_POLICY).parsebytes(payload.replace(b"\r\n", b"\n"))
+    assert isinstance(message, EmailMessage)
     return message
 
 

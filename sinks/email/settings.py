@@ -8,13 +8,13 @@ from pydantic import Field, SecretStr, field_validator
 
 from router.core.templates import HeaderTemplate, HtmlTemplate, TextTemplate
 from router.core.units import Duration
-from sinks.base import RendersText, SinkConfig
+from sinks.base import RendersText, TimedSinkConfig
 from sinks.email.headers import parse_mailbox
 
 TlsMode = Literal["none", "starttls", "ssl"]
 
 
-class EmailSinkConfig(SinkConfig):
+class EmailSinkConfig(TimedSinkConfig):
     type: Literal["email"]
     host: str = "localhost"
     port: int = Field(default=587, ge=1, le=65535)
@@ -61,13 +61,6 @@ class EmailSinkConfig(SinkConfig):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("timeout must be longer than 0s")
-        return value
 
     def missing_settings(self) -> list[str]:
         missing = [

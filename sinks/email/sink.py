@@ -19,7 +19,6 @@ import base64
 import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
@@ -41,36 +40,30 @@ from sinks.email.message import (
     describe_message,
     envelope_recipients,
     envelope_sender,
+    parse_message,
 )
 from sinks.email.settings import EmailSinkConfig
 
 
-class EmailSink(Sink):
+class EmailSink(Sink[bytes]):
     config: EmailSinkConfig
+    config_class = EmailSinkConfig
 
     def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         super().__init__(name, config, resources)
         self._tls_context: ssl.SSLContext | None = None
 
-    def render(self, request: DeliveryRequest) -> dict[str, Any]:
-        message = self._message(request)
-        return describe_message(
-            message, envelope_sender(self.config), envelope_recipients(self.config)
-        )
-
-    def _message(self, request: DeliveryRequest) -> EmailMessage:
+    def build(self, request: DeliveryRequest) -> bytes:
         try:
-            return build_message(self.config, request, now=datetime.now(UTC))
+            message = build_message(self.config, request, now=datetime.now(UTC))
         except TemplateRenderError as exc:
             raise Permanent(str(exc)) from None
+        return message.as_bytes(policy=WIRE_POLICY)
 
-    builds_apart = True
-
-    def build(self, request: DeliveryRequest) -> bytes:
-        return self._message(request).as_bytes(policy=WIRE_POLICY)
-
-    async def send(self, request: DeliveryRequest) -> SendResult:
-        return await self.transmit(self.build(request))
+    def show(self, payload: bytes) -> dict[str, Any]:
+        return describe_message(
+            parse_message(payload), envelope_sender(self.config), envelope_recipients(self.config)
+        )
 
     async def transmit(self, payload: bytes) -> SendResult:
         sender = envelope_sender(self.config)
@@ -78,12 +71,10 @@ class EmailSink(Sink):
         try:
             return await self._converse(sender, recipients, payload)
         except DeliveryError as exc:
-            raise type(exc)(self._scrub(exc.reason), status_code=exc.status_code) from None
+            raise exc.with_reason(self._scrub(exc.reason)) from None
         except Exception as exc:
             outcome = classify_smtp_error(exc, self.config.host, self.config.port)
-            outcome.reason = self._scrub(outcome.reason)
-            outcome.args = (outcome.reason,)
-            raise outcome from None
+            raise outcome.with_reason(self._scrub(outcome.reason)) from None
 
     async def _converse(self, sender: str, recipients: list[str], payload: bytes) -> SendResult:
         config = self.config
@@ -225,6 +216,3 @@ def classify_smtp_error(exc: BaseException, host: str, port: int) -> DeliveryErr
     if isinstance(exc, ValueError):
         return Permanent(f"message cannot be sent: {exc}")
     return Retryable(f"unexpected error talking to {where}: {type(exc).__name__}: {exc}")
-
-
-EmailSinkConfig.sink_class = EmailSink

@@ -11,15 +11,12 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from router.core.events import unix_time
-from router.core.phones import mask_phone
 from router.core.phones import mask_phone_numbers as mask_numbers_in
 from router.core.templates import (
     Template,
@@ -30,7 +27,16 @@ from router.core.templates import (
     truncate_text,
 )
 from sinks.base import DeliveryRequest, Digest, Permanent, template_context
-from sinks.call_text import shown_text, shown_transcript
+from sinks.call_text import (
+    call_headline,
+    counts_by,
+    direction_word,
+    present,
+    safe_link,
+    shown_number,
+    shown_text,
+    shown_transcript,
+)
 from sinks.slack.actions import (
     ACK_ACTION_ID,
     ACTIONS_BLOCK_ID,
@@ -52,7 +58,6 @@ MAX_CONTEXT_ELEMENTS: Final = 10
 MAX_CONTEXT_TEXT: Final = 3000
 MAX_ACTION_ELEMENTS: Final = 25
 MAX_BUTTON_TEXT: Final = 75
-MAX_BUTTON_URL: Final = 3000
 
 STATUS_EMOJI: Final[Mapping[str, str]] = {
     "COMPLETED": ":white_check_mark:",
@@ -80,40 +85,17 @@ def truncate_mrkdwn(text: str, limit: int) -> str:
     return kept + "…"
 
 
-def safe_button_url(url: Any) -> str | None:
-    """The URL if it is a plain http(s) URL Slack will accept in a button, else None."""
-    if not isinstance(url, str) or len(url) > MAX_BUTTON_URL or any(c.isspace() for c in url):
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    return url
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value != "" and value != []
-
-
 def _escaped(value: Any) -> str:
     return "" if value is None else slack_escape(value)
 
 
 def _phone(value: Any, masked: bool) -> str:
-    if not _present(value):
-        return "–"
-    return _escaped(mask_phone(value) if masked else value)
-
-
-def _direction_word(direction: Any) -> str:
-    return str(direction).lower() if _present(direction) else "unknown-direction"
+    return _escaped(shown_number(value, masked))
 
 
 def _slack_date(value: Any) -> str | None:
     """`<!date^…>` so Slack shows the time in each reader's zone; the escaped text as fallback."""
-    if not _present(value):
+    if not present(value):
         return None
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -165,10 +147,9 @@ def _recording_button(url: str) -> dict[str, Any]:
     }
 
 
-def call_headline(event: Mapping[str, Any]) -> str:
+def emoji_headline(event: Mapping[str, Any]) -> str:
     """`:red_circle: FAILED outbound call` (plain text, no mrkdwn)."""
-    status = str(event.get("status") or "UNKNOWN")
-    return f"{status_emoji(status)} {status} {_direction_word(event.get('direction'))} call"
+    return f"{status_emoji(event.get('status') or 'UNKNOWN')} {call_headline(event)}"
 
 
 def default_call_alert(
@@ -179,24 +160,24 @@ def default_call_alert(
     callee = _phone(event.get("toNumber"), mask_phone_numbers)
     fields = [_field("Caller", caller), _field("Callee", callee)]
     agent = event.get("agentName") or event.get("agentId")
-    if _present(agent):
+    if present(agent):
         fields.append(_field("Agent", _escaped(agent)))
-    if _present(event.get("durationSeconds")):
+    if present(event.get("durationSeconds")):
         fields.append(_field("Duration", _escaped(human_duration(event["durationSeconds"]))))
-    if _present(event.get("hangupCause")):
+    if present(event.get("hangupCause")):
         fields.append(_field("Hang-up cause", _escaped(event["hangupCause"])))
     when = _slack_date(event.get("startedAt") or event.get("initiatedAt"))
     if when is not None:
         fields.append(_field("When", when))
 
     blocks: list[dict[str, Any]] = [
-        _header(call_headline(event)),
+        _header(emoji_headline(event)),
         {"type": "section", "fields": fields},
     ]
-    if _present(event.get("errorMessage")):
+    if present(event.get("errorMessage")):
         error = shown_text(event["errorMessage"], mask_phone_numbers)
         blocks.append(_labelled_section(":warning: Error", _escaped(error)))
-    if _present(event.get("summary")):
+    if present(event.get("summary")):
         summary = shown_text(event["summary"], mask_phone_numbers)
         blocks.append(_labelled_section("Summary", _escaped(summary)))
     excerpt = shown_transcript(event.get("transcript"), mask_phone_numbers)
@@ -205,7 +186,7 @@ def default_call_alert(
         room = MAX_SECTION_TEXT - len("*Transcript*\n") - 2 * len(fence)
         body = truncate_mrkdwn(slack_escape(excerpt), room)
         blocks.append(_labelled_section("Transcript", f"{fence}{body}{fence}"))
-    recording = safe_button_url(event.get("recordingUrl"))
+    recording = safe_link(event.get("recordingUrl"))
     if recording is not None:
         blocks.append(_recording_button(recording))
     blocks.append(
@@ -217,9 +198,9 @@ def default_call_alert(
         }
     )
 
-    fallback = f"{_escaped(call_headline(event))} from {caller} to {callee}"
+    fallback = f"{_escaped(emoji_headline(event))} from {caller} to {callee}"
     detail = event.get("errorMessage") or event.get("summary")
-    if _present(detail):
+    if present(detail):
         shown = _escaped(shown_text(detail, mask_phone_numbers))
         fallback += ": " + truncate_mrkdwn(shown, _SUMMARY_IN_FALLBACK)
     return {"text": fit_text(fallback), "blocks": fit_blocks(blocks)}
@@ -228,19 +209,18 @@ def default_call_alert(
 def _digest_call_line(call: Mapping[str, Any], masked: bool) -> str:
     line = (
         f"{status_emoji(call.get('status'))} {_escaped(call.get('status'))} "
-        f"{_escaped(_direction_word(call.get('direction')))} "
+        f"{_escaped(direction_word(call.get('direction')))} "
         f"{_phone(call.get('fromNumber'), masked)} → {_phone(call.get('toNumber'), masked)}"
     )
     detail = call.get("hangupCause") or call.get("errorMessage")
-    if _present(detail):
+    if present(detail):
         shown = strip_line_breaks(shown_text(detail, masked))
         line += " · " + truncate_mrkdwn(_escaped(shown), 120)
     return "• " + line
 
 
 def _breakdown(calls: list[Mapping[str, Any]], key: str) -> str:
-    counts = Counter(str(call.get(key)) if _present(call.get(key)) else "none" for call in calls)
-    return ", ".join(f"{_escaped(name)} ×{n}" for name, n in counts.most_common())
+    return ", ".join(f"{_escaped(name)} ×{n}" for name, n in counts_by(calls, key))
 
 
 def default_digest_alert(
@@ -353,7 +333,7 @@ def _fit_element(element: Any) -> Any | None:
     """A block element within limits, or None when it cannot be kept (a bad button URL)."""
     if not isinstance(element, dict) or element.get("type") != "button":
         return element
-    if "url" in element and safe_button_url(element["url"]) is None:
+    if "url" in element and safe_link(element["url"]) is None:
         return None
     _fit_text_object(element.get("text"), MAX_BUTTON_TEXT)
     return element

@@ -36,7 +36,7 @@ from sinks.base import (
     SinkConfig,
     SinkResources,
 )
-from sinks.http import url_secrets
+from sinks.secrets import url_secrets
 from sinks.slack.message import ActionButtons, build_message, parse_blocks
 
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -221,33 +221,54 @@ def classify_api_answer(
     return Permanent(f"slack: HTTP {status}", status_code=status)
 
 
-class SlackSink(Sink):
+def api_error_outcome(exc: SlackApiError) -> Retryable | Permanent:
+    """The outcome of a Web API call that slack-sdk raised `SlackApiError` for."""
+    answer = exc.response
+    data = answer.data if isinstance(answer.data, dict) else {}
+    return classify_api_answer(answer.status_code, data.get("error"), answer.headers)
+
+
+class SlackSink(Sink[dict[str, Any]]):
     config: SlackSinkConfig
+    config_class = SlackSinkConfig
 
     def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         super().__init__(name, config, resources)
+        # slack-sdk's clients, made at the first send (a sink built only to build or
+        # preview messages never needs one).
         self._webhook: AsyncWebhookClient | None = None
         self._web: AsyncWebClient | None = None
-        if self.config.missing_settings():
-            return
-        sdk_timeout = max(1, math.ceil(self.config.timeout))
-        if self.config.token is not None:
+        # Messages go through the Web API (a token is set), which can also update them.
+        token = self.config.token
+        self.bot_mode = token is not None and bool(token.get_secret_value())
+
+    def _sdk_timeout(self) -> int:
+        return max(1, math.ceil(self.config.timeout))
+
+    def _web_client(self) -> AsyncWebClient:
+        if self._web is None:
+            assert self.config.token is not None
             self._web = AsyncWebClient(
                 token=self.config.token.get_secret_value(),
                 base_url=self.config.api_url or DEFAULT_API_URL,
-                timeout=sdk_timeout,
+                timeout=self._sdk_timeout(),
                 session=self.resources.http,
                 retry_handlers=[],
             )
-        elif self.config.webhook_url is not None:
+        return self._web
+
+    def _webhook_client(self) -> AsyncWebhookClient:
+        if self._webhook is None:
+            assert self.config.webhook_url is not None
             self._webhook = AsyncWebhookClient(
                 url=self.config.webhook_url.get_secret_value(),
-                timeout=sdk_timeout,
+                timeout=self._sdk_timeout(),
                 session=self.resources.http,
                 retry_handlers=[],
             )
+        return self._webhook
 
-    def render(self, request: DeliveryRequest) -> dict[str, Any]:
+    def build(self, request: DeliveryRequest) -> dict[str, Any]:
         buttons = None
         if self.config.buttons_on:
             actions = self.config.effective_actions
@@ -269,20 +290,9 @@ class SlackSink(Sink):
         payload["unfurl_media"] = False
         return payload
 
-    builds_apart = True
-
-    def build(self, request: DeliveryRequest) -> dict[str, Any]:
-        return self.render(request)
-
-    async def send(self, request: DeliveryRequest) -> SendResult:
-        return await self.transmit(self.build(request))
-
     async def transmit(self, payload: dict[str, Any]) -> SendResult:
-        if self._web is not None:
-            return await self._guarded(self._post_message, payload)
-        if self._webhook is not None:
-            return await self._guarded(self._post_webhook, payload)
-        raise Retryable("sink not configured")
+        post = self._post_message if self.bot_mode else self._post_webhook
+        return await self._guarded(post, payload)
 
     async def _guarded(
         self, post: Callable[[dict[str, Any]], Awaitable[SendResult]], payload: dict[str, Any]
@@ -297,15 +307,10 @@ class SlackSink(Sink):
             raise Retryable(f"slack: connection failed ({type(exc).__name__})") from None
 
     async def _post_message(self, payload: dict[str, Any]) -> SendResult:
-        assert self._web is not None
         try:
-            response = await self._web.chat_postMessage(**payload)
+            response = await self._web_client().chat_postMessage(**payload)
         except SlackApiError as exc:
-            answer = exc.response
-            data = answer.data if isinstance(answer.data, dict) else {}
-            raise classify_api_answer(
-                answer.status_code, data.get("error"), answer.headers
-            ) from None
+            raise api_error_outcome(exc) from None
         except (AttributeError, TypeError, ValueError) as exc:
             # slack-sdk fails this way on a non-JSON answer (a proxy's text/plain 502 page).
             raise Retryable(f"slack: unreadable answer ({type(exc).__name__})") from None
@@ -314,35 +319,23 @@ class SlackSink(Sink):
         return SendResult(status_code=response.status_code, detail=f"ts={timestamp} in {channel}")
 
     async def _post_webhook(self, payload: dict[str, Any]) -> SendResult:
-        assert self._webhook is not None
-        response = await self._webhook.send_dict(payload)
+        response = await self._webhook_client().send_dict(payload)
         if 200 <= response.status_code < 300:
             return SendResult(status_code=response.status_code, detail="posted")
         raise classify_api_answer(response.status_code, response.body, response.headers)
 
-    @property
-    def bot_mode(self) -> bool:
-        return self._web is not None
-
     async def update_message(self, channel: str, ts: str, message: dict[str, Any]) -> None:
         """Rewrite a message this bot posted (`chat.update`), after a click on its buttons;
         raises `Retryable` or `Permanent` as a send would."""
-        if self._web is None:
+        if not self.bot_mode:
             raise Permanent("slack: chat.update needs bot mode (token + channel)")
-        web_client = self._web
+        web_client = self._web_client()
 
         async def update(payload: dict[str, Any]) -> SendResult:
             try:
                 await web_client.chat_update(channel=channel, ts=ts, **payload)
             except SlackApiError as exc:
-                answer = exc.response
-                data = answer.data if isinstance(answer.data, dict) else {}
-                raise classify_api_answer(
-                    answer.status_code, data.get("error"), answer.headers
-                ) from None
+                raise api_error_outcome(exc) from None
             return SendResult(detail="updated")
 
         await self._guarded(update, message)
-
-
-SlackSinkConfig.sink_class = SlackSink

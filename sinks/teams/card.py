@@ -31,11 +31,11 @@ from sinks.call_text import (
     digest_line,
     group_key_text,
     present,
+    safe_link,
     shown_number,
     shown_text,
     shown_transcript,
 )
-from sinks.slack.message import safe_button_url
 
 CARD_CONTENT_TYPE: Final = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA: Final = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -139,7 +139,7 @@ def default_call_card(
         )
     )
     actions = []
-    recording = safe_button_url(event.get("recordingUrl"))
+    recording = safe_link(event.get("recordingUrl"))
     if recording is not None:
         actions.append({"type": "Action.OpenUrl", "title": "Open recording", "url": recording})
     return _card(body, actions)

@@ -9,7 +9,7 @@ The card is built in `sinks.teams.card`; this module sends it through the transp
     other 4xx      dead at once, with the status and the start of Teams' answer
 
 The `webhook_url` is a secret (its path and signature grant posting): it never appears
-in `render()` (only `scheme://host/***`), a log, or a failure reason.
+in a preview, a log, or a failure reason.
 """
 
 from __future__ import annotations
@@ -21,16 +21,15 @@ from typing import Any, Literal
 from pydantic import SecretStr, field_validator
 
 from router.core.templates import TeamsJsonTemplate
-from sinks.base import DeliveryError, DeliveryRequest, RendersText, Retryable, SendResult
+from sinks.base import DeliveryError, DeliveryRequest, RendersText, SendResult, TimedSinkConfig
 from sinks.http import (
     USER_AGENT,
+    Answer,
     OutgoingRequest,
     PostingSink,
-    TimedSinkConfig,
     classify_response,
-    url_secrets,
-    with_prefix,
 )
+from sinks.secrets import url_secrets
 from sinks.teams.card import build_message, parse_card
 
 
@@ -69,31 +68,22 @@ class TeamsSinkConfig(TimedSinkConfig):
 
 class TeamsSink(PostingSink):
     config: TeamsSinkConfig
-
-    def render(self, request: DeliveryRequest) -> dict[str, Any]:
-        return build_message(
-            request, mask_phone_numbers=self.config.mask_phone, card_template=self.config.card
-        )
-
-    builds_apart = True
+    config_class = TeamsSinkConfig
+    reason_prefix = "teams: "
 
     def build(self, request: DeliveryRequest) -> OutgoingRequest:
-        if self.config.missing_settings():
-            raise Retryable("sink not configured: webhook_url is empty")
-        body = json.dumps(self.render(request), ensure_ascii=False, separators=(",", ":"))
+        document = build_message(
+            request, mask_phone_numbers=self.config.mask_phone, card_template=self.config.card
+        )
+        body = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         url = self.config.webhook_url.get_secret_value()
         return OutgoingRequest("POST", url, headers, body.encode(), frozenset())
 
-    async def send(self, request: DeliveryRequest) -> SendResult:
-        return await self.transmit(self.build(request))
+    def show(self, outgoing: OutgoingRequest) -> Any:
+        return json.loads(outgoing.body)
 
-    async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
-        secrets = self.secrets()
-        try:
-            answer = await self.post(outgoing, secrets=secrets)
-        except DeliveryError as failure:
-            raise with_prefix(failure, "teams: ") from None
+    def judge(self, answer: Answer, secrets: list[str]) -> SendResult | DeliveryError:
         outcome = classify_response(
             answer.status,
             body=answer.body,
@@ -102,8 +92,5 @@ class TeamsSink(PostingSink):
             secrets=secrets,
         )
         if isinstance(outcome, DeliveryError):
-            raise with_prefix(outcome, "teams: ")
+            return outcome.with_reason(self.reason_prefix + outcome.reason)
         return outcome
-
-
-TeamsSinkConfig.sink_class = TeamsSink

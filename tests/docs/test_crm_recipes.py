@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from router.config.schema import parse_config
 from router.core.samples import sample_event
+from router.engine.requests import build_and_transmit
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSink, HttpSinkConfig
 from tests.conftest import sample
@@ -69,7 +70,7 @@ async def send(config: HttpSinkConfig, event: dict[str, Any], receiver: Receiver
     local = config.model_copy(update={"url": SecretStr(receiver.url("/crm"))})
     sink = HttpSink("crm", local, SinkResources())
     try:
-        await sink.send(DeliveryRequest("dlv-1", event["id"], "crm", "r", event))
+        await build_and_transmit(sink, DeliveryRequest("dlv-1", event["id"], "crm", "r", event))
     finally:
         await sink.close()
     return receiver.received[-1]
@@ -200,7 +201,7 @@ async def test_pipedrive_long_calls_and_calls_without_a_person(receiver: Receive
 def test_pipedrive_token_never_shows_in_a_render() -> None:
     config = load("Pipedrive")
     request = DeliveryRequest("dlv-1", "e", "pipedrive", "r", sample_event())
-    rendered = HttpSink("pipedrive", config, SinkResources()).render(request)
+    rendered = HttpSink("pipedrive", config, SinkResources()).preview(request)
     assert rendered["url"] == "https://yourcompany.pipedrive.com/***"
     assert "pipedrive-token-123" not in json.dumps(rendered)
 
@@ -220,7 +221,9 @@ async def test_catch_hooks_get_the_call_exactly_as_revring_sent_it(
     sink = HttpSink("hook", local, SinkResources())
     event = json.loads(raw)
     try:
-        await sink.send(DeliveryRequest("dlv-7", event["id"], "hook", "r", event, payload=raw))
+        await build_and_transmit(
+            sink, DeliveryRequest("dlv-7", event["id"], "hook", "r", event, payload=raw)
+        )
     finally:
         await sink.close()
     [received] = receiver.received

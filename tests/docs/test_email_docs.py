@@ -20,7 +20,7 @@ def test_the_page_shows_the_default_subject_and_text_for_the_failed_sample() -> 
     config = parse_config(SINK, "rules.yaml")
     event = json.loads((ROOT / "samples" / "failed-outbound.json").read_text())
     request = DeliveryRequest("dlv-1", event["id"], "support-email", "failed-calls", event)
-    rendered = EmailSink("support-email", config.sinks["support-email"], SinkResources()).render(
+    rendered = EmailSink("support-email", config.sinks["support-email"], SinkResources()).preview(
         request
     )
     assert shown == f"Subject: {rendered['headers']['Subject']}\n\n{rendered['text']}"

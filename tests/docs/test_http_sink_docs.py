@@ -37,7 +37,7 @@ def test_every_yaml_example_loads_and_renders_json_for_the_sample(example: str) 
     assert isinstance(sink_config, HttpSinkConfig)
     assert sink_config.sample_problems(sample_event()) == []
     request = DeliveryRequest("dlv-1", "e", name, "r", sample_event())
-    rendered = HttpSink(name, sink_config, SinkResources()).render(request)
+    rendered = HttpSink(name, sink_config, SinkResources()).preview(request)
     assert isinstance(rendered["body"], dict)
     assert "value-of" not in json.dumps(rendered)
 

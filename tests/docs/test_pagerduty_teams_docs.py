@@ -33,7 +33,7 @@ def test_the_pagerduty_example_loads_and_pages_gold_customers_critically() -> No
     [sink] = config.sinks.values()
     assert isinstance(sink, PagerDutySinkConfig)
     assert sink.sample_problems(sample_event()) == []
-    rendered = PagerDutySink("oncall", sink, SinkResources()).render(request())
+    rendered = PagerDutySink("oncall", sink, SinkResources()).preview(request())
     assert rendered["payload"]["severity"] == "critical"  # the sample call's tier is gold
     assert rendered["routing_key"] == "***"
 
@@ -44,7 +44,7 @@ def test_the_teams_examples_load_and_the_card_renders_as_described() -> None:
     [sink] = config.sinks.values()
     assert isinstance(sink, TeamsSinkConfig) and sink.card is not None
     assert sink.sample_problems(sample_event()) == []
-    rendered = TeamsSink("ops-teams", sink, SinkResources()).render(request())
+    rendered = TeamsSink("ops-teams", sink, SinkResources()).preview(request())
     content = rendered["attachments"][0]["content"]
     assert content["body"][0]["text"] == "**COMPLETED** call from +1415•••0123"
     assert content["actions"][0]["url"] == "https://recordings.example.com/3c90c3cc.mp3"
@@ -56,5 +56,5 @@ def test_the_pagerduty_page_shows_the_event_sent_for_the_failed_sample() -> None
     config = parse_config("version: 1\n" + example, "rules.yaml", ENVIRONMENT)
     event = json.loads((ROOT / "samples" / "failed-outbound.json").read_text())
     request = DeliveryRequest("dlv-1", event["id"], "oncall", "failed-calls", event)
-    rendered = PagerDutySink("oncall", config.sinks["oncall"], SinkResources()).render(request)
+    rendered = PagerDutySink("oncall", config.sinks["oncall"], SinkResources()).preview(request)
     assert rendered == json.loads(shown)

@@ -25,9 +25,9 @@ def test_the_blocks_example_renders_and_a_summary_cannot_add_a_block() -> None:
     sink_config = config.sinks["ops"]
     assert sink_config.sample_problems(sample_event()) == []
     sink = SlackSink("ops", sink_config, SinkResources())
-    plain = sink.render(DeliveryRequest("d", "e", "ops", "r", sample_event()))["blocks"]
+    plain = sink.build(DeliveryRequest("d", "e", "ops", "r", sample_event()))["blocks"]
     hostile = sample_event() | {"summary": 'x"}}, {"type": "section", "text": "<!channel>'}
-    attacked = sink.render(DeliveryRequest("d", "e", "ops", "r", hostile))["blocks"]
+    attacked = sink.build(DeliveryRequest("d", "e", "ops", "r", hostile))["blocks"]
     assert [block["type"] for block in attacked] == [block["type"] for block in plain]
     assert "<!channel>" not in str(attacked)
 

@@ -19,6 +19,7 @@ import trustme
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
+from router.engine.requests import build_and_transmit
 from sinks.base import DeliveryRequest, Permanent, Retryable, SinkResources
 from sinks.email.message import message_id_for
 from sinks.email.settings import EmailSinkConfig
@@ -177,7 +178,7 @@ async def test_plain_delivery_parses_back_with_every_header(start_server: StartS
         bcc=["audit@example.com"],
         reply_to="help@example.com",
     )
-    result = await email_sink.send(failed_call())
+    result = await build_and_transmit(email_sink, failed_call())
     assert result.status_code == 250
     assert result.detail == "250 2.0.0 Ok: queued as 4242"
     [delivered] = handler.delivered
@@ -212,9 +213,9 @@ async def test_plain_delivery_parses_back_with_every_header(start_server: StartS
 async def test_retries_of_one_delivery_carry_the_same_message_id(start_server: StartServer) -> None:
     handler = RecordingHandler()
     email_sink = sink(await start_server(handler))
-    await email_sink.send(failed_call("dlv-7", attempt=1))
-    await email_sink.send(failed_call("dlv-7", attempt=2))
-    await email_sink.send(failed_call("dlv-8"))
+    await build_and_transmit(email_sink, failed_call("dlv-7", attempt=1))
+    await build_and_transmit(email_sink, failed_call("dlv-7", attempt=2))
+    await build_and_transmit(email_sink, failed_call("dlv-8"))
     ids = [delivered.message["Message-ID"] for delivered in handler.delivered]
     assert ids[0] == ids[1] == "<revring.dlv-7@example.com>"
     assert ids[2] == "<revring.dlv-8@example.com>"
@@ -225,7 +226,7 @@ async def test_starttls_with_a_private_ca(
 ) -> None:
     handler = RecordingHandler()
     port = await start_server(handler, tls_context=server_tls, require_starttls=True)
-    await sink(port, tls="starttls", ca_file=ca_file).send(failed_call())
+    await build_and_transmit(sink(port, tls="starttls", ca_file=ca_file), failed_call())
     assert len(handler.delivered) == 1
 
 
@@ -235,8 +236,8 @@ async def test_starttls_refuses_an_untrusted_certificate(
     handler = RecordingHandler()
     port = await start_server(handler, tls_context=server_tls, require_starttls=True)
     with pytest.raises(Permanent, match=r"certificate .* not trusted"):
-        await sink(port, tls="starttls").send(failed_call())
-    await sink(port, tls="starttls", tls_verify=False).send(failed_call())
+        await build_and_transmit(sink(port, tls="starttls"), failed_call())
+    await build_and_transmit(sink(port, tls="starttls", tls_verify=False), failed_call())
     assert len(handler.delivered) == 1
 
 
@@ -244,7 +245,7 @@ async def test_starttls_required_but_not_offered_is_permanent(start_server: Star
     handler = RecordingHandler()
     port = await start_server(handler)
     with pytest.raises(Permanent, match="does not offer STARTTLS"):
-        await sink(port, tls="starttls").send(failed_call())
+        await build_and_transmit(sink(port, tls="starttls"), failed_call())
     assert handler.delivered == []
 
 
@@ -253,14 +254,14 @@ async def test_implicit_tls(
 ) -> None:
     handler = RecordingHandler()
     port = await start_server(handler, ssl_context=server_tls)
-    await sink(port, tls="ssl", ca_file=ca_file).send(failed_call())
+    await build_and_transmit(sink(port, tls="ssl", ca_file=ca_file), failed_call())
     assert len(handler.delivered) == 1
 
 
 async def test_implicit_tls_against_a_plain_port_is_permanent(start_server: StartServer) -> None:
     port = await start_server(RecordingHandler())
     with pytest.raises(Permanent, match="did not speak TLS"):
-        await sink(port, tls="ssl", timeout="2s").send(failed_call())
+        await build_and_transmit(sink(port, tls="ssl", timeout="2s"), failed_call())
 
 
 async def test_auth_after_starttls(
@@ -275,11 +276,13 @@ async def test_auth_after_starttls(
         auth_required=True,
     )
     settings = {"tls": "starttls", "ca_file": ca_file, "username": USERNAME}
-    await sink(port, **settings, password=PASSWORD).send(failed_call())
+    await build_and_transmit(sink(port, **settings, password=PASSWORD), failed_call())
     assert [delivered.authenticated for delivered in handler.delivered] == [True]
 
     with pytest.raises(Permanent) as refused:
-        await sink(port, **settings, password=PASSWORD + "-wrong").send(failed_call())
+        await build_and_transmit(
+            sink(port, **settings, password=PASSWORD + "-wrong"), failed_call()
+        )
     assert refused.value.status_code == 535
     assert "authentication failed: 535" in refused.value.reason
     assert PASSWORD not in refused.value.reason and PASSWORD not in str(refused.value)
@@ -289,7 +292,7 @@ async def test_auth_after_starttls(
 async def test_auth_without_tls_is_not_offered_and_permanent(start_server: StartServer) -> None:
     port = await start_server(RecordingHandler(), authenticator=check_login, auth_required=True)
     with pytest.raises(Permanent, match="does not offer AUTH") as refused:
-        await sink(port, username=USERNAME, password=PASSWORD).send(failed_call())
+        await build_and_transmit(sink(port, username=USERNAME, password=PASSWORD), failed_call())
     assert PASSWORD not in refused.value.reason
 
 
@@ -303,7 +306,7 @@ async def test_auth_over_implicit_tls(
         handler, ssl_context=server_tls, authenticator=check_login, auth_require_tls=False
     )
     email_sink = sink(port, tls="ssl", ca_file=ca_file, username=USERNAME, password=PASSWORD)
-    await email_sink.send(failed_call())
+    await build_and_transmit(email_sink, failed_call())
     assert [delivered.authenticated for delivered in handler.delivered] == [True]
 
 
@@ -313,10 +316,10 @@ async def test_a_451_on_data_is_retryable_then_the_retry_succeeds(
     handler = RecordingHandler(data_replies=["451 4.3.0 Temporary local problem, try later"])
     email_sink = sink(await start_server(handler))
     with pytest.raises(Retryable) as first:
-        await email_sink.send(failed_call(attempt=1))
+        await build_and_transmit(email_sink, failed_call(attempt=1))
     assert first.value.status_code == 451
     assert first.value.reason == "message refused: 451 4.3.0 Temporary local problem, try later"
-    result = await email_sink.send(failed_call(attempt=2))
+    result = await build_and_transmit(email_sink, failed_call(attempt=2))
     assert result.status_code == 250
     assert len(handler.delivered) == 1
 
@@ -327,15 +330,15 @@ async def test_a_451_on_the_only_recipient_is_retryable_then_the_retry_succeeds(
     handler = RecordingHandler(rcpt_replies={"support@example.com": ["451 4.7.1 Greylisted"]})
     email_sink = sink(await start_server(handler))
     with pytest.raises(Retryable, match=r"support@example.com \(451 4.7.1 Greylisted\)"):
-        await email_sink.send(failed_call())
-    await email_sink.send(failed_call())
+        await build_and_transmit(email_sink, failed_call())
+    await build_and_transmit(email_sink, failed_call())
     assert handler.delivered[0].rcpt_tos == ["support@example.com"]
 
 
 async def test_a_550_is_permanent_with_the_reply(start_server: StartServer) -> None:
     handler = RecordingHandler(data_replies=["550 5.7.1 Message rejected as spam"])
     with pytest.raises(Permanent) as refused:
-        await sink(await start_server(handler)).send(failed_call())
+        await build_and_transmit(sink(await start_server(handler)), failed_call())
     assert refused.value.status_code == 550
     assert refused.value.reason == "message refused: 550 5.7.1 Message rejected as spam"
 
@@ -354,7 +357,7 @@ async def test_partial_recipient_refusal_is_a_success_with_the_refusals_recorded
         to=["support@example.com", "gone@example.com"],
         bcc=["full@example.com"],
     )
-    result = await email_sink.send(failed_call())
+    result = await build_and_transmit(email_sink, failed_call())
     assert result.status_code == 250
     assert result.detail is not None
     assert "refused 2 of 3 recipients" in result.detail
@@ -371,7 +374,9 @@ async def test_every_recipient_refused_follows_their_codes(start_server: StartSe
         }
     )
     with pytest.raises(Retryable, match="every recipient refused"):
-        await sink(await start_server(temporary), cc="ops@example.com").send(failed_call())
+        await build_and_transmit(
+            sink(await start_server(temporary), cc="ops@example.com"), failed_call()
+        )
 
     mixed = RecordingHandler(
         rcpt_replies={
@@ -380,7 +385,9 @@ async def test_every_recipient_refused_follows_their_codes(start_server: StartSe
         }
     )
     with pytest.raises(Permanent) as refused:
-        await sink(await start_server(mixed), cc="ops@example.com").send(failed_call())
+        await build_and_transmit(
+            sink(await start_server(mixed), cc="ops@example.com"), failed_call()
+        )
     assert refused.value.status_code == 550
     assert "ops@example.com (550 5.1.1 No such user)" in refused.value.reason
     assert temporary.delivered == mixed.delivered == []
@@ -388,7 +395,7 @@ async def test_every_recipient_refused_follows_their_codes(start_server: StartSe
 
 async def test_connection_refused_is_retryable() -> None:
     with pytest.raises(Retryable, match=r"connection to 127\.0\.0\.1:\d+ failed"):
-        await sink(free_port()).send(failed_call())
+        await build_and_transmit(sink(free_port()), failed_call())
 
 
 async def test_a_server_that_never_greets_times_out_as_retryable() -> None:
@@ -400,7 +407,7 @@ async def test_a_server_that_never_greets_times_out_as_retryable() -> None:
     port = server.sockets[0].getsockname()[1]
     try:
         with pytest.raises(Retryable, match="timed out"):
-            await sink(port, timeout="200ms").send(failed_call())
+            await build_and_transmit(sink(port, timeout="200ms"), failed_call())
     finally:
         server.close()
         await server.wait_closed()
@@ -412,5 +419,5 @@ async def test_a_template_failure_is_permanent_and_sends_nothing(
     handler = RecordingHandler()
     email_sink = sink(await start_server(handler), subject="{{ status + 1 }}")
     with pytest.raises(Permanent, match="TypeError"):
-        await email_sink.send(failed_call())
+        await build_and_transmit(email_sink, failed_call())
     assert handler.delivered == []

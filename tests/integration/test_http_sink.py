@@ -20,6 +20,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from router.core.samples import sample_event
+from router.engine.requests import build_and_transmit
 from sinks.base import DeliveryError, DeliveryRequest, Permanent, Retryable, SinkResources
 from sinks.http import HttpSink, HttpSinkConfig
 
@@ -136,7 +137,7 @@ async def test_delivers_the_received_bytes_verbatim(
     receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:
     sink = make_sink(f"{receiver.base_url}/hook", session, headers={"X-Call": "{{ id }}"})
-    result = await sink.send(make_request(payload=PAYLOAD))
+    result = await build_and_transmit(sink, make_request(payload=PAYLOAD))
     assert result.status_code == 201
     [received] = receiver.requests
     assert received.method == "POST"
@@ -154,7 +155,7 @@ async def test_put_and_patch_with_a_body_template(
 ) -> None:
     body = '{"type": "CALL", "notes": {{ summary | tojson }}}'
     sink = make_sink(f"{receiver.base_url}/calls/1", session, method=method, body=body)
-    await sink.send(make_request())
+    await build_and_transmit(sink, make_request())
     [received] = receiver.requests
     assert received.method == method
     assert json.loads(received.body) == {
@@ -172,7 +173,7 @@ async def test_signature_verifies_with_the_standard_webhooks_library(
     receiver: Receiver, session: aiohttp.ClientSession, secret: str, verifier: Webhook
 ) -> None:
     sink = make_sink(f"{receiver.base_url}/hook", session, signing_secret=secret)
-    await sink.send(make_request(delivery_id="dlv-signed", payload=PAYLOAD))
+    await build_and_transmit(sink, make_request(delivery_id="dlv-signed", payload=PAYLOAD))
     [received] = receiver.requests
     assert verifier.verify(received.body, received.headers) == sample_event()
     assert received.headers["webhook-id"] == "dlv-signed"
@@ -187,9 +188,9 @@ async def test_idempotency_key_is_stable_across_attempts(
     receiver.replies.append(reply(500, "try later"))
     sink = make_sink(f"{receiver.base_url}/hook", session, signing_secret=WHSEC)
     with pytest.raises(Retryable):
-        await sink.send(make_request("dlv-7", attempt=1))
-    await sink.send(make_request("dlv-7", attempt=2))
-    await sink.send(make_request("dlv-8"))
+        await build_and_transmit(sink, make_request("dlv-7", attempt=1))
+    await build_and_transmit(sink, make_request("dlv-7", attempt=2))
+    await build_and_transmit(sink, make_request("dlv-8"))
     keys = [r.headers["Idempotency-Key"] for r in receiver.requests]
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert keys == ids == ["dlv-7", "dlv-7", "dlv-8"]
@@ -201,7 +202,7 @@ async def test_500_is_retryable_and_not_retried_in_process(
     receiver.replies.append(reply(500, "database\nunavailable"))
     sink = make_sink(f"{receiver.base_url}/hook", session)
     with pytest.raises(Retryable) as caught:
-        await sink.send(make_request())
+        await build_and_transmit(sink, make_request())
     assert caught.value.reason == "HTTP 500 Internal Server Error: database unavailable"
     assert caught.value.status_code == 500
     assert len(receiver.requests) == 1
@@ -217,11 +218,11 @@ async def test_429_honours_retry_after_seconds_and_http_date(
     ]
     sink = make_sink(f"{receiver.base_url}/hook", session)
     with pytest.raises(Retryable) as first:
-        await sink.send(make_request())
+        await build_and_transmit(sink, make_request())
     assert first.value.retry_after == 7
     assert first.value.status_code == 429
     with pytest.raises(Retryable) as second:
-        await sink.send(make_request())
+        await build_and_transmit(sink, make_request())
     assert second.value.retry_after is not None
     assert 100 < second.value.retry_after <= 120
 
@@ -232,7 +233,7 @@ async def test_404_is_permanent_with_the_reason(
     receiver.replies.append(reply(404, "no route for this tenant"))
     sink = make_sink(f"{receiver.base_url}/hook", session)
     with pytest.raises(Permanent) as caught:
-        await sink.send(make_request())
+        await build_and_transmit(sink, make_request())
     assert caught.value.reason == "HTTP 404 Not Found: no route for this tenant"
     assert caught.value.status_code == 404
 
@@ -243,7 +244,7 @@ async def test_retry_on_makes_409_retryable(
     receiver.replies.append(reply(409, "locked"))
     sink = make_sink(f"{receiver.base_url}/hook", session, retry_on=[409])
     with pytest.raises(Retryable) as caught:
-        await sink.send(make_request())
+        await build_and_transmit(sink, make_request())
     assert caught.value.reason == "HTTP 409 Conflict: locked"
 
 
@@ -253,7 +254,7 @@ async def test_a_huge_error_body_yields_a_short_reason(
     receiver.replies.append(reply(503, "overloaded " * 200_000))
     sink = make_sink(f"{receiver.base_url}/hook", session)
     with pytest.raises(Retryable) as caught:
-        await sink.send(make_request())
+        await build_and_transmit(sink, make_request())
     assert caught.value.reason.startswith("HTTP 503 Service Unavailable: overloaded overloaded")
     assert len(caught.value.reason) < 250
 
@@ -263,7 +264,7 @@ async def test_timeout_is_retryable_and_not_retried_in_process(
 ) -> None:
     sink = make_sink(f"{receiver.base_url}/slow", session, timeout="200ms")
     with pytest.raises(Retryable) as caught:
-        await sink.send(make_request())
+        await build_and_transmit(sink, make_request())
     assert caught.value.reason == "timeout after 200ms"
     assert len(receiver.requests) == 1
 
@@ -271,14 +272,14 @@ async def test_timeout_is_retryable_and_not_retried_in_process(
 async def test_connection_refused_is_retryable(session: aiohttp.ClientSession) -> None:
     sink = make_sink(f"http://127.0.0.1:{closed_port()}/hook", session)
     with pytest.raises(Retryable) as caught:
-        await sink.send(make_request())
+        await build_and_transmit(sink, make_request())
     assert caught.value.reason == "connection refused by host 127.0.0.1"
 
 
 async def test_dns_failure_names_only_the_host(session: aiohttp.ClientSession) -> None:
     sink = make_sink(f"http://crm.invalid/hook?key={URL_KEY}", session, timeout="5s")
     with pytest.raises(Retryable) as caught:
-        await sink.send(make_request())
+        await build_and_transmit(sink, make_request())
     assert caught.value.reason == "DNS lookup failed for host crm.invalid"
 
 
@@ -309,10 +310,10 @@ async def test_connection_blips_get_two_quick_retries(
     sink = make_sink(f"http://127.0.0.1:{port}/hook", session)
     try:
         if delivered:
-            assert (await sink.send(make_request())).status_code == 200
+            assert (await build_and_transmit(sink, make_request())).status_code == 200
         else:
             with pytest.raises(Retryable) as caught:
-                await sink.send(make_request())
+                await build_and_transmit(sink, make_request())
             assert caught.value.reason == "server 127.0.0.1 disconnected before answering"
     finally:
         server.close()
@@ -343,7 +344,7 @@ async def test_https_with_a_trusted_ca_delivers(
     certificate_authority.configure_trust(client_context)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_context)) as trusted:
         sink = make_sink(f"{tls_receiver.base_url}/hook", trusted)
-        assert (await sink.send(make_request(payload=PAYLOAD))).status_code == 201
+        assert (await build_and_transmit(sink, make_request(payload=PAYLOAD))).status_code == 201
     assert tls_receiver.requests[0].body == PAYLOAD
 
 
@@ -351,7 +352,7 @@ async def test_untrusted_certificate_is_a_retryable_tls_error(tls_receiver: Rece
     sink = make_sink(f"{tls_receiver.base_url}/hook")  # its own session, default trust store
     try:
         with pytest.raises(Retryable) as caught:
-            await sink.send(make_request())
+            await build_and_transmit(sink, make_request())
     finally:
         await sink.close()
     assert caught.value.reason.startswith("TLS error: certificate not accepted for host 127.0.0.1")
@@ -364,14 +365,14 @@ async def test_https_against_plain_http_is_a_retryable_tls_error(
 ) -> None:
     sink = make_sink(receiver.base_url.replace("http://", "https://") + "/hook", session)
     with pytest.raises(Retryable) as caught:
-        await sink.send(make_request())
+        await build_and_transmit(sink, make_request())
     assert caught.value.reason.startswith("TLS error: handshake with host 127.0.0.1 failed")
 
 
 async def test_own_session_is_created_lazily_and_closed(receiver: Receiver) -> None:
     sink = make_sink(f"{receiver.base_url}/hook")
-    await sink.send(make_request())
-    await sink.send(make_request())
+    await build_and_transmit(sink, make_request())
+    await build_and_transmit(sink, make_request())
     own = sink._own_session
     assert own is not None and not own.closed
     await sink.close()
@@ -411,7 +412,7 @@ async def test_no_secret_appears_in_any_failure_reason(
     for url, expected in attempts:
         sink = make_sink(url, session, **settings)
         with pytest.raises(DeliveryError) as caught:
-            await sink.send(make_request())
+            await build_and_transmit(sink, make_request())
         assert expected in caught.value.reason
         failures.append(caught.value)
     assert TOKEN in receiver.requests[0].headers["X-Api-Token"]  # the echo did carry them

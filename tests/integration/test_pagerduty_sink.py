@@ -16,6 +16,7 @@ import pytest
 
 from router.config.schema import parse_config
 from router.core.units import Rate
+from router.engine.requests import build_and_transmit
 from sinks.base import DeliveryError, DeliveryRequest, Digest, Permanent, Retryable, SinkResources
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
 from sinks.registry import build_sink
@@ -63,7 +64,7 @@ def assert_no_secret(error: DeliveryError) -> None:
 async def test_a_call_triggers_an_incident_with_the_documented_event(
     pagerduty: FakePagerDuty, resources: SinkResources
 ) -> None:
-    result = await sink(pagerduty.url, resources).send(delivery())
+    result = await build_and_transmit(sink(pagerduty.url, resources), delivery())
 
     assert result.status_code == 202
     assert result.detail == "dedup_key 9d1f6a7e-3b2c-4c8d-a1e0-55f3c2b7d901"
@@ -94,7 +95,9 @@ async def test_a_call_triggers_an_incident_with_the_documented_event(
 async def test_a_completed_call_links_its_recording_and_uses_ended_at(
     pagerduty: FakePagerDuty, resources: SinkResources
 ) -> None:
-    await sink(pagerduty.url, resources, severity="info").send(delivery("completed-inbound"))
+    await build_and_transmit(
+        sink(pagerduty.url, resources, severity="info"), delivery("completed-inbound")
+    )
     [event] = pagerduty.bodies()
     assert event["links"] == [
         {"href": "https://recordings.example.com/3c90c3cc.mp3", "text": "Call recording"}
@@ -115,8 +118,10 @@ async def test_templates_set_severity_summary_and_dedup_key(
         "summary": "{{ status }} call for {{ toNumber }} (tier {{ variables.customer_tier }})",
         "dedup_key": "revring-{{ id }}",
     }
-    await sink(pagerduty.url, resources, **options).send(delivery("completed-inbound"))
-    await sink(pagerduty.url, resources, **options).send(delivery())
+    await build_and_transmit(
+        sink(pagerduty.url, resources, **options), delivery("completed-inbound")
+    )
+    await build_and_transmit(sink(pagerduty.url, resources, **options), delivery())
     gold, silver = pagerduty.bodies()
     assert gold["payload"]["severity"] == "critical"
     assert silver["payload"]["severity"] == "warning"
@@ -128,7 +133,7 @@ async def test_templates_set_severity_summary_and_dedup_key(
 async def test_the_summary_is_cut_to_1024_characters(
     pagerduty: FakePagerDuty, resources: SinkResources
 ) -> None:
-    await sink(pagerduty.url, resources).send(delivery(errorMessage="x" * 5000))
+    await build_and_transmit(sink(pagerduty.url, resources), delivery(errorMessage="x" * 5000))
     [event] = pagerduty.bodies()
     assert len(event["payload"]["summary"]) == 1024
     assert event["payload"]["summary"].endswith("…")
@@ -142,7 +147,7 @@ async def test_a_400_is_permanent_with_pagerdutys_errors_and_no_routing_key(
         f"'{ROUTING_KEY}' is not a known integration",
     )
     with pytest.raises(Permanent) as caught:
-        await sink(pagerduty.url, resources).send(delivery())
+        await build_and_transmit(sink(pagerduty.url, resources), delivery())
     assert caught.value.status_code == 400
     assert caught.value.reason == (
         "pagerduty: HTTP 400 invalid event: Length of 'routing_key' is incorrect "
@@ -157,7 +162,7 @@ async def test_throttling_and_server_errors_are_retryable_with_backoff(
 ) -> None:
     pagerduty.answer = lambda n: (status, {"status": "throttled"} if status == 429 else "", {})
     with pytest.raises(Retryable) as caught:
-        await sink(pagerduty.url, resources).send(delivery())
+        await build_and_transmit(sink(pagerduty.url, resources), delivery())
     assert caught.value.reason.startswith(f"pagerduty: HTTP {status}")
     assert caught.value.retry_after is None  # PagerDuty sends none: the engine backs off
     assert caught.value.status_code == status
@@ -170,7 +175,7 @@ async def test_other_client_errors_are_permanent(
 ) -> None:
     pagerduty.answer = lambda n: (status, f"refused {ROUTING_KEY}", {})
     with pytest.raises(Permanent) as caught:
-        await sink(pagerduty.url, resources).send(delivery())
+        await build_and_transmit(sink(pagerduty.url, resources), delivery())
     assert caught.value.reason.startswith(f"pagerduty: HTTP {status}")
     assert_no_secret(caught.value)
 
@@ -184,7 +189,7 @@ def closed_port() -> int:
 async def test_connection_refused_is_retryable(resources: SinkResources) -> None:
     url = f"http://127.0.0.1:{closed_port()}/v2/enqueue"
     with pytest.raises(Retryable) as caught:
-        await sink(url, resources).send(delivery())
+        await build_and_transmit(sink(url, resources), delivery())
     assert caught.value.reason == "pagerduty: connection refused by host 127.0.0.1"
 
 
@@ -198,7 +203,7 @@ async def test_a_digest_opens_one_incident_with_the_count(
     request = DeliveryRequest(
         "del-9", calls[0]["id"], "oncall", "trunk-outage", calls[0], digest=digest
     )
-    await sink(pagerduty.url, resources).send(request)
+    await build_and_transmit(sink(pagerduty.url, resources), request)
     [event] = pagerduty.bodies()
     assert event["payload"]["summary"] == "37 FAILED calls on trunk sip-7 in 2 min"
     assert event["dedup_key"] == "digest:trunk-outage:sipTrunkId=sip-7"
@@ -209,19 +214,18 @@ async def test_a_digest_opens_one_incident_with_the_count(
     assert "+442071838750" not in json.dumps(event)
 
 
-def test_render_masks_the_routing_key_and_the_config_repr_hides_it() -> None:
+def test_a_preview_masks_the_routing_key_and_the_config_repr_hides_it() -> None:
     config = PagerDutySinkConfig(type="pagerduty", routing_key=ROUTING_KEY)
-    rendered = PagerDutySink("oncall", config, SinkResources()).render(delivery())
+    rendered = PagerDutySink("oncall", config, SinkResources()).preview(delivery())
     assert rendered["routing_key"] == "***"
     assert ROUTING_KEY not in json.dumps(rendered)
     assert ROUTING_KEY not in repr(config) and ROUTING_KEY not in str(config.model_dump())
 
 
-async def test_an_empty_routing_key_leaves_the_sink_unconfigured() -> None:
+def test_an_empty_routing_key_leaves_the_sink_unconfigured() -> None:
+    # The engine sends nothing to an unconfigured sink (tests/unit/test_fast_path.py).
     config = PagerDutySinkConfig(type="pagerduty", routing_key="")
     assert config.missing_settings() == ["routing_key"]
-    with pytest.raises(Retryable, match="sink not configured"):
-        await PagerDutySink("oncall", config, SinkResources()).send(delivery())
 
 
 RULES = """
@@ -338,8 +342,8 @@ async def test_an_answer_nested_too_deep_to_read_is_taken_as_no_details(
     deep = "[" * 5000 + "]" * 5000
     pagerduty.answer = lambda n: (status, deep, {"Content-Type": "application/json"})
     if status == 202:
-        result = await sink(pagerduty.url, resources).send(delivery())
+        result = await build_and_transmit(sink(pagerduty.url, resources), delivery())
         assert result.status_code == 202
     else:
         with pytest.raises(Permanent):
-            await sink(pagerduty.url, resources).send(delivery())
+            await build_and_transmit(sink(pagerduty.url, resources), delivery())

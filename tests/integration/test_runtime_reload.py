@@ -16,6 +16,7 @@ from router.config import runtime as runtime_module
 from router.config.runtime import Runtime
 from router.config.schema import ConfigError
 from router.core.metrics import Metrics
+from router.engine.requests import build_and_transmit
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSink
 from tests.conftest import fresh_event
@@ -81,7 +82,7 @@ async def test_a_replaced_sink_is_closed_after_its_send_in_flight_finished(
     assert isinstance(old, HttpSink)
 
     sent = request()
-    in_flight = asyncio.create_task(old.send(sent))
+    in_flight = asyncio.create_task(build_and_transmit(old, sent))
     await wait_for(lambda: own_session_open(old))
     await runtime.reload("test")  # the receiver answers 0.3 s later; the grace is 2 s + margin
     assert runtime.sinks["crm"] is not old
@@ -97,11 +98,11 @@ async def test_shutdown_closes_replaced_sinks_at_once(runtime: Runtime, receiver
     runtime.load()
     old = runtime.sinks["crm"]
     assert isinstance(old, HttpSink)
-    await old.send(request())
+    await build_and_transmit(old, request())
     await runtime.reload("test")
     current = runtime.sinks["crm"]
     assert isinstance(current, HttpSink)
-    await current.send(request())
+    await build_and_transmit(current, request())
     assert own_session_open(old) and own_session_open(current)
 
     await runtime.close()

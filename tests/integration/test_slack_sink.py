@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from router.engine.requests import build_and_transmit
 from sinks.base import DeliveryError, DeliveryRequest, Permanent, Retryable, SinkResources
 from sinks.registry import build_sink
 from sinks.slack.sink import SlackSink, SlackSinkConfig
@@ -126,12 +127,12 @@ async def test_webhook_mode_delivers_a_readable_alert(
 ) -> None:
     slack, base = fake
     sink = webhook_sink(base, resources)
-    result = await sink.send(delivery("completed-inbound"))
+    result = await build_and_transmit(sink, delivery("completed-inbound"))
 
     assert result.status_code == 200
     [received] = slack.requests
     assert received["path"] == WEBHOOK_PATH
-    assert received["body"] == sink.render(delivery("completed-inbound"))
+    assert received["body"] == sink.build(delivery("completed-inbound"))
     assert received["body"]["text"].startswith(":white_check_mark: COMPLETED inbound call")
     header = received["body"]["blocks"][0]
     assert header["text"]["text"] == ":white_check_mark: COMPLETED inbound call"
@@ -143,24 +144,24 @@ async def test_bot_mode_posts_to_the_channel_with_the_bearer_token(
 ) -> None:
     slack, base = fake
     sink = bot_sink(base, resources)
-    result = await sink.send(delivery())
+    result = await build_and_transmit(sink, delivery())
 
     assert result.status_code == 200
     assert result.detail == "ts=1732114931.000100 in C0123"
     [received] = slack.requests
     assert received["headers"]["Authorization"] == f"Bearer {TOKEN}"
     assert received["body"]["channel"] == "#ops-alerts"
-    assert received["body"]["blocks"] == sink.render(delivery())["blocks"]
+    assert received["body"]["blocks"] == sink.build(delivery())["blocks"]
     assert received["body"]["text"].startswith(":red_circle: FAILED outbound call")
 
 
 async def test_clients_are_built_once_per_sink(fake: tuple[FakeSlack, str]) -> None:
     slack, base = fake
     sink = bot_sink(base, SinkResources())
+    await build_and_transmit(sink, delivery())
     client = sink._web
-    await sink.send(delivery())
-    await sink.send(delivery())
-    assert sink._web is client and len(slack.requests) == 2
+    await build_and_transmit(sink, delivery())
+    assert client is not None and sink._web is client and len(slack.requests) == 2
 
 
 @pytest.mark.parametrize(
@@ -182,7 +183,7 @@ async def test_bot_mode_slack_errors_are_permanent_with_the_code(
     slack, base = fake
     slack.answer = (200, {"ok": False, "error": code}, {})
     with pytest.raises(Permanent) as caught:
-        await bot_sink(base, resources).send(delivery())
+        await build_and_transmit(bot_sink(base, resources), delivery())
     assert caught.value.reason == f"slack: {code}"
     assert_no_secret(caught.value)
     assert len(slack.requests) == 1
@@ -204,7 +205,7 @@ async def test_webhook_client_errors_are_permanent_with_the_code(
     slack, base = fake
     slack.answer = (status, body, {})
     with pytest.raises(Permanent) as caught:
-        await webhook_sink(base, resources).send(delivery())
+        await build_and_transmit(webhook_sink(base, resources), delivery())
     assert caught.value.reason == reason
     assert caught.value.status_code == status
     assert_no_secret(caught.value)
@@ -225,7 +226,7 @@ async def test_rate_limit_is_retryable_with_retry_after_and_not_retried_by_slack
     slack.answer = (429, body, headers)
     sink = bot_sink(base, resources) if mode == "bot" else webhook_sink(base, resources)
     with pytest.raises(Retryable) as caught:
-        await sink.send(delivery())
+        await build_and_transmit(sink, delivery())
     assert caught.value.reason == "slack: ratelimited"
     assert caught.value.retry_after == seconds
     assert len(slack.requests) == 1
@@ -238,7 +239,7 @@ async def test_ratelimited_error_with_http_200_is_retryable(
     slack, base = fake
     slack.answer = (200, {"ok": False, "error": "ratelimited"}, {"Retry-After": "3"})
     with pytest.raises(Retryable) as caught:
-        await bot_sink(base, resources).send(delivery())
+        await build_and_transmit(bot_sink(base, resources), delivery())
     assert caught.value.retry_after == 3.0
 
 
@@ -263,7 +264,7 @@ async def test_bot_mode_server_errors_are_retryable(
     headers = {"Content-Type": "text/html"} if isinstance(body, str) and "<html>" in body else {}
     slack.answer = (status, body, headers)
     with pytest.raises(Retryable) as caught:
-        await bot_sink(base, resources).send(delivery())
+        await build_and_transmit(bot_sink(base, resources), delivery())
     if reason is not None:
         assert caught.value.reason == reason
     assert caught.value.reason.startswith("slack: ")
@@ -278,7 +279,7 @@ async def test_webhook_server_errors_are_retryable(
     slack, base = fake
     slack.answer = (status, "upstream trouble", {})
     with pytest.raises(Retryable) as caught:
-        await webhook_sink(base, resources).send(delivery())
+        await build_and_transmit(webhook_sink(base, resources), delivery())
     assert caught.value.reason == f"slack: HTTP {status}"
     assert len(slack.requests) == 1
 
@@ -296,7 +297,7 @@ async def test_connection_refused_is_retryable_and_names_no_secret(
     base = f"http://127.0.0.1:{closed_port()}"
     sink = bot_sink(base, resources) if mode == "bot" else webhook_sink(base, resources)
     with pytest.raises(Retryable) as caught:
-        await sink.send(delivery())
+        await build_and_transmit(sink, delivery())
     assert caught.value.reason.startswith("slack: connection failed (")
     assert "127.0.0.1" not in caught.value.reason
     assert_no_secret(caught.value)
@@ -310,7 +311,7 @@ async def test_a_dropped_connection_is_retryable_and_slack_sdk_does_not_retry_it
     slack.drop = True
     sink = bot_sink(base, resources) if mode == "bot" else webhook_sink(base, resources)
     with pytest.raises(Retryable) as caught:
-        await sink.send(delivery())
+        await build_and_transmit(sink, delivery())
     assert caught.value.reason == "slack: connection failed (ServerDisconnectedError)"
     assert len(slack.requests) == 1
 
@@ -328,7 +329,7 @@ async def test_a_hanging_slack_times_out_as_retryable(
         else webhook_sink(base, resources, **options)
     )
     with pytest.raises(Retryable) as caught:
-        await sink.send(delivery())
+        await build_and_transmit(sink, delivery())
     assert caught.value.reason == "slack: timed out after 0.2s"
     assert len(slack.requests) == 1
 
@@ -339,7 +340,7 @@ async def test_a_failing_template_is_permanent_and_sends_nothing(
     slack, base = fake
     sink = webhook_sink(base, SinkResources(), blocks='[{"type": "section", "text": {{ id }}},]')
     with pytest.raises(Permanent, match="blocks: template did not render valid JSON"):
-        await sink.send(delivery())
+        await build_and_transmit(sink, delivery())
     assert slack.requests == []
 
 
@@ -350,7 +351,7 @@ async def test_text_template_sends_only_the_escaped_text(
     sink = bot_sink(base, resources, text="{{ status }}: {{ errorMessage }}")
     event = json.loads((SAMPLES / "failed-outbound.json").read_text())
     event["errorMessage"] = "<!channel> carrier down"
-    await sink.send(DeliveryRequest("d", event["id"], "ops-slack", "r", event))
+    await build_and_transmit(sink, DeliveryRequest("d", event["id"], "ops-slack", "r", event))
     [received] = slack.requests
     assert received["body"]["text"] == "FAILED: &lt;!channel&gt; carrier down"
     assert "blocks" not in received["body"]
@@ -363,12 +364,10 @@ def test_secrets_stay_out_of_the_config_repr() -> None:
     assert TOKEN not in repr(bot)
 
 
-async def test_unconfigured_sink_sends_nothing() -> None:
-    config = SlackSinkConfig(type="slack", webhook_url="")
-    assert config.missing_settings() == ["webhook_url"]
-    sink = build_sink("ops-slack", config, SinkResources())
-    with pytest.raises(Retryable, match="sink not configured"):
-        await sink.send(delivery())
+def test_an_empty_webhook_url_leaves_the_sink_unconfigured() -> None:
+    # The engine sends nothing to an unconfigured sink (tests/unit/test_fast_path.py).
+    assert SlackSinkConfig(type="slack", webhook_url="").missing_settings() == ["webhook_url"]
+    assert SlackSinkConfig(type="slack").missing_settings() == ["webhook_url"]
 
 
 def test_default_rate_limit_is_one_per_second_and_overridable() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from router.config.schema import parse_config
 from router.core.units import Rate
+from router.engine.requests import build_and_transmit
 from sinks.base import DeliveryError, DeliveryRequest, Digest, Permanent, Retryable, SinkResources
 from sinks.registry import build_sink
 from sinks.teams.card import MAX_MESSAGE_BYTES, message_size
@@ -72,7 +73,7 @@ def assert_no_secret(error: DeliveryError, teams: FakeTeams) -> None:
 async def test_a_call_posts_an_adaptive_card_in_a_message(
     teams: FakeTeams, resources: SinkResources
 ) -> None:
-    result = await sink(teams.url, resources).send(delivery("completed-inbound"))
+    result = await build_and_transmit(sink(teams.url, resources), delivery("completed-inbound"))
 
     assert result.status_code == 202
     [request] = teams.requests
@@ -105,7 +106,7 @@ async def test_a_call_posts_an_adaptive_card_in_a_message(
 async def test_a_failed_call_shows_the_error_and_no_recording_action(
     teams: FakeTeams, resources: SinkResources
 ) -> None:
-    await sink(teams.url, resources).send(delivery())
+    await build_and_transmit(sink(teams.url, resources), delivery())
     card = card_of(teams.bodies()[0])
     shown = texts(card)
     assert shown[0] == "🔴 FAILED outbound call"
@@ -118,8 +119,9 @@ async def test_event_text_cannot_format_link_or_mention(
     teams: FakeTeams, resources: SinkResources
 ) -> None:
     hostile = "**URGENT** <at>General</at> [click](https://evil.example) _now_\n- item"
-    await sink(teams.url, resources).send(
-        delivery("completed-inbound", summary=hostile, agentName="<at>Ops</at>")
+    await build_and_transmit(
+        sink(teams.url, resources),
+        delivery("completed-inbound", summary=hostile, agentName="<at>Ops</at>"),
     )
     shown = texts(card_of(teams.bodies()[0]))
     assert (
@@ -140,7 +142,7 @@ async def test_a_huge_call_is_cut_under_the_limit_and_still_delivered(
         transcript=[long_turn] * 50,
         agentName="A" * 10_000,
     )
-    result = await sink(teams.url, resources).send(huge)
+    result = await build_and_transmit(sink(teams.url, resources), huge)
     assert result.status_code == 202
     [request] = teams.requests
     assert message_size(request["body"]) <= MAX_MESSAGE_BYTES < 28 * 1024
@@ -159,7 +161,7 @@ async def test_a_digest_is_one_card_with_the_count_and_the_first_calls(
     request = DeliveryRequest(
         "d", calls[0]["id"], "ops-teams", "trunk-outage", calls[0], digest=digest
     )
-    await sink(teams.url, resources).send(request)
+    await build_and_transmit(sink(teams.url, resources), request)
     [body] = teams.bodies()
     shown = texts(card_of(body))
     assert shown[0] == "🛎️ 37 FAILED calls on trunk sip-7 in 2 min"
@@ -186,7 +188,9 @@ async def test_a_card_template_replaces_the_card_with_its_values_escaped(
         "errorMessage": "<at>all</at>",
         "recordingUrl": "https://rec.example.com/a_b/c_d.mp3",
     }
-    await sink(teams.url, resources, card=card).send(delivery("completed-inbound", **event_changes))
+    await build_and_transmit(
+        sink(teams.url, resources, card=card), delivery("completed-inbound", **event_changes)
+    )
     sent = card_of(teams.bodies()[0])
     assert sent["body"][0]["text"] == (
         '**COMPLETED** call: Said "hi" \\*loudly\\*", "injected": "yes'
@@ -201,7 +205,7 @@ async def test_a_card_template_failing_on_a_call_is_permanent_and_sends_nothing(
 ) -> None:
     card = '{"type": "AdaptiveCard", "body": [{{ status + 1 }}]}'
     with pytest.raises(Permanent, match="teams: card: template failed: TypeError"):
-        await sink(teams.url, resources, card=card).send(delivery())
+        await build_and_transmit(sink(teams.url, resources, card=card), delivery())
     assert teams.requests == []
 
 
@@ -210,7 +214,7 @@ async def test_200_and_202_are_delivered(
     teams: FakeTeams, resources: SinkResources, status: int
 ) -> None:
     teams.answer = lambda n: (status, "", {})
-    assert (await sink(teams.url, resources).send(delivery())).status_code == status
+    assert (await build_and_transmit(sink(teams.url, resources), delivery())).status_code == status
 
 
 async def test_429_is_retried_after_teams_retry_after(
@@ -218,7 +222,7 @@ async def test_429_is_retried_after_teams_retry_after(
 ) -> None:
     teams.answer = lambda n: (429, "Too many requests", {"Retry-After": "17"})
     with pytest.raises(Retryable) as caught:
-        await sink(teams.url, resources).send(delivery())
+        await build_and_transmit(sink(teams.url, resources), delivery())
     assert caught.value.retry_after == 17.0
     assert caught.value.reason == "teams: HTTP 429 Too Many Requests: Too many requests"
     assert_no_secret(caught.value, teams)
@@ -230,7 +234,7 @@ async def test_server_errors_are_retryable(
 ) -> None:
     teams.answer = lambda n: (status, "", {})
     with pytest.raises(Retryable) as caught:
-        await sink(teams.url, resources).send(delivery())
+        await build_and_transmit(sink(teams.url, resources), delivery())
     assert caught.value.reason.startswith(f"teams: HTTP {status}")
     assert len(teams.requests) == 1
 
@@ -244,25 +248,24 @@ async def test_client_errors_are_permanent_with_the_reason_and_no_url(
     }
     teams.answer = lambda n: (status, echo, {})
     with pytest.raises(Permanent) as caught:
-        await sink(teams.url, resources).send(delivery())
+        await build_and_transmit(sink(teams.url, resources), delivery())
     assert caught.value.reason.startswith(f"teams: HTTP {status}")
     assert "TriggerInputSchemaMismatch" in caught.value.reason
     assert_no_secret(caught.value, teams)
 
 
-def test_render_and_repr_keep_the_webhook_url_secret() -> None:
+def test_a_preview_and_the_repr_keep_the_webhook_url_secret() -> None:
     url = "https://prod-01.westus.logic.azure.com" + TEAMS_PATH + "?sig=TEAMSSIGSECRETxyz"
     config = TeamsSinkConfig(type="teams", webhook_url=url)
-    rendered = TeamsSink("t", config, SinkResources()).render(delivery())
+    rendered = TeamsSink("t", config, SinkResources()).preview(delivery())
     assert "TEAMSSIGSECRET" not in json.dumps(rendered)
     assert "TEAMSSIGSECRET" not in repr(config) and "TEAMSSIGSECRET" not in str(config.model_dump())
 
 
-async def test_an_empty_webhook_url_leaves_the_sink_unconfigured() -> None:
+def test_an_empty_webhook_url_leaves_the_sink_unconfigured() -> None:
+    # The engine sends nothing to an unconfigured sink (tests/unit/test_fast_path.py).
     config = TeamsSinkConfig(type="teams", webhook_url="")
     assert config.missing_settings() == ["webhook_url"]
-    with pytest.raises(Retryable, match="sink not configured"):
-        await TeamsSink("t", config, SinkResources()).send(delivery())
 
 
 RULES = """

@@ -7,7 +7,6 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -41,7 +40,7 @@ class FakeClock:
         return self.now
 
 
-class FakeSink(Sink):
+class FakeSink(Sink[DeliveryRequest]):
     """Answers each send with the next scripted outcome (an exception is raised)."""
 
     def __init__(self, real: Sink, outcomes: list[SendResult | Exception]) -> None:
@@ -50,10 +49,10 @@ class FakeSink(Sink):
         self.sent: list[tuple[str, float]] = []
         self.clock: FakeClock | None = None
 
-    def render(self, request: DeliveryRequest) -> Any:
-        return {}
+    def build(self, request: DeliveryRequest) -> DeliveryRequest:
+        return request
 
-    async def send(self, request: DeliveryRequest) -> SendResult:
+    async def transmit(self, request: DeliveryRequest) -> SendResult:
         assert self.clock is not None
         self.sent.append((request.delivery_id, self.clock()))
         outcome = self.outcomes.pop(0) if self.outcomes else SendResult(200)

@@ -273,12 +273,12 @@ def test_a_failing_template_is_a_permanent_failure_of_render() -> None:
         build_message(cfg, request(sample("failed-outbound")), now=NOW)
     sink = EmailSink("support-email", cfg, SinkResources())
     with pytest.raises(Permanent, match="TypeError"):
-        sink.render(request(sample("failed-outbound")))
+        sink.preview(request(sample("failed-outbound")))
 
 
 def test_render_is_json_able_and_shows_what_is_sent() -> None:
     sink = EmailSink("support-email", config(bcc="audit@example.com"), SinkResources())
-    view = sink.render(request(sample("failed-outbound")))
+    view = sink.preview(request(sample("failed-outbound")))
     assert json.loads(json.dumps(view)) == view
     assert (
         view["headers"]["Subject"] == "[revring] FAILED outbound call +1415•••0199 → +4420•••8750"

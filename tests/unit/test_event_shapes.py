@@ -125,5 +125,5 @@ def test_a_timestamp_outside_the_years_1_to_9999_reads_as_null_in_the_slack_aler
         request = DeliveryRequest(
             delivery_id="d", event_id=event["id"], sink="slack-hook", rule="r", event=event
         )
-        shown.append("<!date^" in json.dumps(sink.render(request)))
+        shown.append("<!date^" in json.dumps(sink.build(request)))
     assert shown == [False, True]

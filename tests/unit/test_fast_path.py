@@ -38,7 +38,7 @@ rules: []
 """
 
 
-class GatedSink(Sink):
+class GatedSink(Sink[DeliveryRequest]):
     """Holds every send until `gate` is set, so sends stay in flight while a test looks."""
 
     def __init__(self, real: Sink) -> None:
@@ -47,10 +47,10 @@ class GatedSink(Sink):
         self.sent: list[str] = []
         self.requests: list[DeliveryRequest] = []
 
-    def render(self, request: DeliveryRequest) -> Any:
-        return {}
+    def build(self, request: DeliveryRequest) -> DeliveryRequest:
+        return request
 
-    async def send(self, request: DeliveryRequest) -> SendResult:
+    async def transmit(self, request: DeliveryRequest) -> SendResult:
         self.sent.append(request.delivery_id)
         self.requests.append(request)
         await self.gate.wait()
@@ -242,6 +242,35 @@ async def test_a_sink_removed_by_a_reload_before_the_commit_gets_its_delivery_ba
         return [c.id for c in claimed] == [view.id]
 
     await until(put_back)
+
+
+async def test_a_sink_unconfigured_by_a_reload_is_never_asked_to_build_or_send(
+    harness, monkeypatch
+) -> None:
+    """Sinks do not check their settings: the engine sends nothing to an unconfigured one,
+    not a delivery reserved before the reload, nor one claimed after it."""
+    unconfigured = GatedSink(harness.runtime.sinks["later"])  # url: "" (missing_settings)
+    unconfigured.gate.set()
+    built: list[str] = []
+    monkeypatch.setattr(unconfigured, "build", lambda request: built.append(request.event_id))
+    real_ingest = harness.store.ingest
+
+    async def reload_then_ingest(record: IngestRecord) -> Any:
+        harness.runtime.sinks["crm"] = unconfigured  # a reload emptied crm's url meanwhile
+        return await real_ingest(record)
+
+    monkeypatch.setattr(harness.store, "ingest", reload_then_ingest)
+    assert await harness.post("call-1", "crm") == 200  # reserved, then given back
+    monkeypatch.setattr(harness.store, "ingest", real_ingest)
+    assert await harness.post("call-2", "crm") == 200  # no slot: written to wait
+    harness.clock.now = time.time() + 1  # both due
+    lane = harness.engine.lanes["crm"]
+    for _ in range(5):  # the lane looks again each unconfigured_check (0.01 s) and on wakes
+        lane.wake()
+        await asyncio.sleep(0.03)
+    assert (built, unconfigured.sent, harness.sending("crm")) == ([], [], 0)
+    views = await harness.store.list_deliveries(sink="crm")
+    assert sorted((v.status, v.attempts) for v in views) == [("pending", 0)] * 2
 
 
 async def test_a_commit_wakes_only_the_lanes_of_its_sinks(harness, monkeypatch) -> None:

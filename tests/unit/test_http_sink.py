@@ -23,12 +23,10 @@ from sinks.http import (
     build_request,
     classify_response,
     is_connection_blip,
-    mask_url,
-    redact,
     sign,
     signing_key,
-    url_secrets,
 )
+from sinks.secrets import mask_url, redact, url_secrets
 
 NOW = 1_790_000_000.0
 TOKEN = "tok-9f8e7d6c5b4a"
@@ -192,7 +190,7 @@ def test_null_body_for_a_digest_sends_the_digest() -> None:
 def test_a_preview_of_a_body_nested_too_deep_to_read_shows_it_as_text() -> None:
     payload = b'{"id": "c", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     sink = HttpSink("crm", make_config(), SinkResources())
-    assert sink.render(make_request(payload=payload))["body"] == payload.decode()
+    assert sink.preview(make_request(payload=payload))["body"] == payload.decode()
 
 
 def test_body_template_renders_exact_json_text() -> None:
@@ -349,7 +347,7 @@ def test_render_shows_the_message_with_every_secret_masked() -> None:
         body='{"call": {{ id | tojson }}, "tier": {{ variables.customer_tier | tojson }}}',
     )
     sink = HttpSink("crm", config, SinkResources())
-    rendered = sink.render(make_request(delivery_id="dlv-5"))
+    rendered = sink.preview(make_request(delivery_id="dlv-5"))
     text = json.dumps(rendered)
     for secret in (TOKEN, "pa55word", "svc:", "qk-123456789", "api_key", WHSEC):
         assert secret not in text
@@ -365,8 +363,8 @@ def test_render_shows_the_message_with_every_secret_masked() -> None:
 
 def test_render_of_a_verbatim_body_parses_json_or_keeps_text() -> None:
     sink = HttpSink("crm", make_config(), SinkResources())
-    assert sink.render(make_request(payload=b'{"a": 1}'))["body"] == {"a": 1}
-    assert sink.render(make_request(payload=b"not json"))["body"] == "not json"
+    assert sink.preview(make_request(payload=b'{"a": 1}'))["body"] == {"a": 1}
+    assert sink.preview(make_request(payload=b"not json"))["body"] == "not json"
 
 
 @pytest.mark.parametrize(

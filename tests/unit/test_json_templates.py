@@ -45,7 +45,7 @@ def http_body(template: str, **fields: Any) -> Any:
 def slack_blocks(template: str, **fields: Any) -> list[dict[str, Any]]:
     config = SlackSinkConfig(type="slack", webhook_url="https://hooks.example/", blocks=template)
     sink = SlackSink("ops", config, SinkResources())
-    blocks: list[dict[str, Any]] = sink.render(delivery(**fields))["blocks"]
+    blocks: list[dict[str, Any]] = sink.build(delivery(**fields))["blocks"]
     return blocks
 
 

@@ -29,7 +29,7 @@ DIGEST = Digest(
 def rendered(digest: Digest | None = None, **settings: Any) -> dict[str, Any]:
     config = LogSinkConfig(type="log", **settings)
     request = DeliveryRequest("del-1", "call-1", "console", "rule", CALL, digest=digest)
-    line: dict[str, Any] = LogSink("console", config, SinkResources()).render(request)
+    line: dict[str, Any] = LogSink("console", config, SinkResources()).preview(request)
     return line
 
 

@@ -13,6 +13,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from router.config.schema import parse_config
 from router.engine.preview import preview
+from sinks.base import DeliveryRequest, SinkResources
+from sinks.registry import build_sink
 from tests.conftest import fresh_event
 
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -122,3 +124,18 @@ def test_a_render_error_names_no_secret() -> None:
     ]
     assert delivery.render_error is not None and "TypeError" in delivery.render_error
     assert ENVIRON["CRM_API_KEY"] not in delivery.render_error
+
+
+def test_a_sinks_own_preview_masks_every_secret_of_its_settings() -> None:
+    """The masking lives in `Sink.preview`, so any caller gets it (the playground adds only
+    the secret-named variables a sink's settings do not hold, like the console's token)."""
+    config = parse_config(RULES, "rules.yaml", environ=ENVIRON)
+    event = fresh_event("failed-outbound")
+    payload = json.dumps(event).encode()
+    for name, settings in config.sinks.items():
+        request = DeliveryRequest("d-1", event["id"], name, "everything", event, payload=payload)
+        shown = json.dumps(build_sink(name, settings, SinkResources()).preview(request))
+        own = settings.secret_values()
+        assert own or name == "console"
+        for secret in own:
+            assert secret not in shown, (name, secret)

@@ -335,7 +335,7 @@ def rendered(**settings: Any) -> dict[str, Any]:
     config = SlackSinkConfig(type="slack", webhook_url="https://hooks.slack.com/x", **settings)
     sink = build_sink("ops-slack", config, SinkResources())
     event = fresh_event(status="FAILED")
-    return sink.render(DeliveryRequest("del-1", event["id"], "ops-slack", "failed", event))
+    return sink.build(DeliveryRequest("del-1", event["id"], "ops-slack", "failed", event))
 
 
 def actions_of(message: dict[str, Any]) -> list[dict[str, Any]]:

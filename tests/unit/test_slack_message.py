@@ -9,10 +9,10 @@ import pytest
 
 from router.core.templates import Template, TemplateKind
 from sinks.base import DeliveryRequest, Digest, Permanent
+from sinks.call_text import MAX_LINK_URL, safe_link
 from sinks.slack.message import (
     MAX_BLOCKS,
     MAX_BUTTON_TEXT,
-    MAX_BUTTON_URL,
     MAX_CONTEXT_ELEMENTS,
     MAX_CONTEXT_TEXT,
     MAX_FIELD_TEXT,
@@ -22,7 +22,6 @@ from sinks.slack.message import (
     MAX_SECTION_TEXT,
     build_message,
     fit_blocks,
-    safe_button_url,
     truncate_mrkdwn,
 )
 from tests.conftest import SAMPLES_DIR
@@ -78,7 +77,7 @@ def assert_within_limits(message: dict[str, Any]) -> None:
         elif kind == "actions":
             for element in block["elements"]:
                 assert len(element["text"]["text"]) <= MAX_BUTTON_TEXT
-                assert len(element["url"]) <= MAX_BUTTON_URL
+                assert len(element["url"]) <= MAX_LINK_URL
 
 
 def block_of(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -161,6 +160,21 @@ def test_minimal_event_with_only_required_fields_renders() -> None:
     assert_within_limits(message)
 
 
+def test_an_empty_object_is_left_out_like_empty_text_as_in_every_other_sink() -> None:
+    """A field holding `{}` has nothing to say: no section, field or `{}` in the alert, and
+    `none` in a digest's breakdown, the way the Teams card and PagerDuty read it."""
+    empty = ("summary", "errorMessage", "hangupCause", "durationSeconds", "startedAt")
+    event = load("failed-outbound") | {key: {} for key in empty} | {"direction": {}}
+    message = build_message(request(event))
+    assert "{}" not in json.dumps(message)
+    assert block_of(message, "section")[1:] == []
+    labels = [text.split("\n")[0] for text in field_texts(message)]
+    assert labels == ["*Caller*", "*Callee*", "*Agent*", "*When*"]  # initiatedAt
+    assert "unknown-direction call" in block_of(message, "header")[0]["text"]["text"]
+    digest = Digest({"status": "FAILED"}, "2026-11-20T15:00:00Z", "2026-11-20T15:02:00Z", [event])
+    assert "*By hang-up cause*\nnone ×1" in field_texts(build_message(request(event, digest)))
+
+
 def test_unknown_status_gets_the_question_mark() -> None:
     event = load("failed-outbound") | {"status": "ON_HOLD", "direction": "SIDEWAYS"}
     header = block_of(build_message(request(event)), "header")[0]["text"]["text"]
@@ -186,10 +200,10 @@ def test_recording_button_only_for_http_urls(url: object) -> None:
 
 
 def test_too_long_recording_url_drops_the_button() -> None:
-    url = "https://recordings.example.com/" + "a" * MAX_BUTTON_URL
+    url = "https://recordings.example.com/" + "a" * MAX_LINK_URL
     event = load("completed-inbound") | {"recordingUrl": url}
     assert block_of(build_message(request(event)), "actions") == []
-    assert safe_button_url("https://ok.example/x.mp3") == "https://ok.example/x.mp3"
+    assert safe_link("https://ok.example/x.mp3") == "https://ok.example/x.mp3"
 
 
 @pytest.mark.parametrize("attack", INJECTIONS)

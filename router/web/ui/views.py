@@ -31,7 +31,7 @@ from router.web.admin import acknowledgement_key
 from router.web.request_body import read_form
 from router.web.ui.pages import Pages
 from sinks.base import SinkConfig
-from sinks.http import MASK, redact
+from sinks.secrets import MASK, redact
 
 STATUSES = ("pending", "delivered", "dead", "muted")
 PAGE_SIZE = 50
