@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from router.config import Runtime
+from router.core.events import decode_json
+from router.core.phones import mask_phone, mask_phone_numbers
 from router.operators import OperatorControls
 from router.operators.silences import iso
 from router.store import HeldCalls, OperatorConsole, Operators
@@ -76,12 +78,29 @@ async def acknowledgements_of(
     }
 
 
-def event_json(view: EventView) -> dict[str, Any]:
-    """A stored call as `GET /admin/events` and `revring-router calls --json` show it:
-    its columns and verification state, not its body."""
-    return {
+def call_json(view: EventView) -> dict[str, Any]:
+    """A stored call as `GET /admin/calls`, `GET /admin/events` and `revring-router calls
+    --json` show it: its columns and verification state, its numbers masked and its
+    summary with the numbers in it masked (None when it has none, or its body is too
+    large to be listed), not its body."""
+    shown = {
         field.name: getattr(view, field.name) for field in fields(view) if field.name != "payload"
     }
+    shown["from_number"] = mask_phone(view.from_number)
+    shown["to_number"] = mask_phone(view.to_number)
+    shown["summary"] = _summary(view.payload)
+    return shown
+
+
+def _summary(payload: bytes | None) -> str | None:
+    if payload is None:
+        return None
+    try:
+        call = decode_json(bytes(payload))
+    except ValueError:
+        return None
+    summary = call.get("summary") if isinstance(call, dict) else None
+    return mask_phone_numbers(summary) if isinstance(summary, str) else None
 
 
 def _unauthorized() -> web.Response:
@@ -218,7 +237,7 @@ def admin_routes(
         except ValueError:
             return web.json_response({"error": "limit must be an integer"}, status=400)
         views = await store.list_events(CallFilters(verification=verification), None, limit)
-        return web.json_response([event_json(view) for view in views])
+        return web.json_response([call_json(view) for view in views])
 
     async def release_event(request: web.Request) -> web.Response:
         from router.revring import release
