@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from router.config.unconfigured import SettingVariables, sink_setting_variables, waiting_for
 from router.config.yaml_source import (
     Path_,
     Position,
@@ -118,6 +119,8 @@ class Config:
     # (`router.engine.parse_workers` compiles the same rules again in its worker processes).
     source: str = field(default="", repr=False)
     variables: dict[str, str] = field(default_factory=dict, repr=False)
+    # The environment variables each sink setting's value names.
+    setting_variables: SettingVariables = field(default_factory=dict, repr=False)
 
     @property
     def sinks(self) -> Mapping[str, SinkConfig]:
@@ -130,6 +133,12 @@ class Config:
             for name, sink in self.sinks.items()
             if (missing := sink.missing_settings())
         }
+
+    def waiting_for(self, sink: str) -> str:
+        """What an unconfigured sink's deliveries wait for: a restart for settings read
+        from the environment, an edit and a reload for those written in rules.yaml."""
+        missing = self.sinks[sink].missing_settings() if sink in self.sinks else []
+        return waiting_for(missing, self.setting_variables.get(sink, {}))
 
     def retry_policy(self, sink: str) -> RetryPolicy:
         sink_settings = self.sinks[sink].retry if sink in self.sinks else None
@@ -322,7 +331,9 @@ def _compiled_rules(
     return tuple(rules)
 
 
-def _warnings(document: YamlDocument, settings: RulesFile) -> list[SourceError]:
+def _warnings(
+    document: YamlDocument, settings: RulesFile, variables: SettingVariables
+) -> list[SourceError]:
     warnings = []
     for name, sink in settings.sinks.items():
         missing = sink.missing_settings()
@@ -331,8 +342,7 @@ def _warnings(document: YamlDocument, settings: RulesFile) -> list[SourceError]:
                 document.error(
                     ("sinks", name),
                     f"sink {name!r} is not configured ({', '.join(missing)} is empty): "
-                    "its deliveries "
-                    "wait until a reload sets it",
+                    + waiting_for(missing, variables.get(name, {})),
                     key=True,
                 )
             )
@@ -370,16 +380,18 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
     }
     rules = _compiled_rules(settings, conditions)
     variables = named_variables(text, os.environ if environ is None else environ)
+    setting_variables = sink_setting_variables(document.variables)
     return Config(
         file,
         settings,
         rules,
-        _warnings(document, settings),
+        _warnings(document, settings, setting_variables),
         positions,
         template_positions,
         intervals,
         source=text,
         variables=variables,
+        setting_variables=setting_variables,
     )
 
 
