@@ -11,7 +11,6 @@ here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 MAX_SEARCH_WORDS = 8
@@ -29,8 +28,11 @@ def searchable_text(call: Any) -> str:
     lower case; '' for a call with neither, or a body that is not a JSON object."""
     if not isinstance(call, dict):
         return ""
-    parts = [call["summary"]] if isinstance(call.get("summary"), str) else []
-    parts.extend(_strings(call.get("transcript")))
+    parts: list[str] = []
+    summary = call.get("summary")
+    if isinstance(summary, str):
+        parts.append(summary)
+    _collect_strings(call.get("transcript"), parts)
     return "\n".join(part for part in parts if part).casefold()
 
 
@@ -42,19 +44,25 @@ def searchable_text_of_body(payload: bytes) -> str:
         return ""
 
 
-def _strings(value: Any) -> Iterator[str]:
-    """Every string in `value`, at any depth, in order (dict keys and speakers aside)."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, list):
-            pending.extend(reversed(item))
-        elif isinstance(item, dict):
-            pending.extend(
-                reversed([text for key, text in item.items() if key not in SPEAKER_KEYS])
-            )
+def _collect_strings(value: Any, found: list[str]) -> None:
+    """Every string in `value`, at any depth, in order (dict keys and speakers aside);
+    the depth is a stored body's, at most `router.core.events.MAX_DEPTH`."""
+    if isinstance(value, str):
+        found.append(value)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, str):
+                found.append(item)
+            else:
+                _collect_strings(item, found)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key in SPEAKER_KEYS:
+                continue
+            if isinstance(item, str):  # most entries: role/content, speaker/text
+                found.append(item)
+            else:
+                _collect_strings(item, found)
 
 
 def contains_pattern(word: str) -> str:
