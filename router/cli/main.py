@@ -395,13 +395,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     return 1
                 print(f"requeued delivery {args.delivery}")
                 return 0
-            if args.status == "muted":
-                count = await store.replay_muted(args.sink, time.time())
-            else:
-                count = await store.replay_dead(args.sink, time.time())
+            replay = store.replay_muted if args.status == "muted" else store.replay_dead
+            count = await replay(args.sink, time.time(), args.rule)
             print(
                 f"requeued {count} {args.status} deliver{'y' if count == 1 else 'ies'}"
                 f"{f' of sink {args.sink}' if args.sink else ''}"
+                f"{f' of rule {args.rule}' if args.rule else ''}"
             )
             return 0
 
@@ -841,6 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--delivery", metavar="ID", help="this delivery (any state)")
     target.add_argument("--status", choices=["dead", "muted"], help="every delivery in this state")
     replay.add_argument("--sink", metavar="NAME", help="with --status: only this sink's deliveries")
+    replay.add_argument("--rule", metavar="NAME", help="with --status: only this rule's deliveries")
     replay.add_argument("--store", default=store_default)
     replay.set_defaults(func=cmd_replay)
 

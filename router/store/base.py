@@ -328,12 +328,12 @@ class Operators(Protocol):
         unknown, or in flight (pending under a live lease: replaying it would send twice)."""
         ...
 
-    async def replay_dead(self, sink: str | None, now: float) -> int:
-        """Replay every dead delivery (of one sink); return how many."""
+    async def replay_dead(self, sink: str | None, now: float, rule: str | None = None) -> int:
+        """Replay every dead delivery (of one sink, of one rule); return how many."""
         ...
 
-    async def replay_muted(self, sink: str | None, now: float) -> int:
-        """Replay every muted delivery (of one sink); return how many."""
+    async def replay_muted(self, sink: str | None, now: float, rule: str | None = None) -> int:
+        """Replay every muted delivery (of one sink, of one rule); return how many."""
         ...
 
 

@@ -252,14 +252,12 @@ REPLAY = Query(
     _REPLAY_SET + " WHERE id = :id"
     " AND NOT (status = 'pending' AND lease_until IS NOT NULL AND lease_until >= :now)",
 )
-REPLAY_DEAD = Query(
-    "replay_dead",
-    _REPLAY_SET + " WHERE status = 'dead' AND (CAST(:sink AS TEXT) IS NULL OR sink = :sink)",
+_OF_SINK_AND_RULE = (
+    " AND (CAST(:sink AS TEXT) IS NULL OR sink = :sink)"
+    " AND (CAST(:rule AS TEXT) IS NULL OR rule = :rule)"
 )
-REPLAY_MUTED = Query(
-    "replay_muted",
-    _REPLAY_SET + " WHERE status = 'muted' AND (CAST(:sink AS TEXT) IS NULL OR sink = :sink)",
-)
+REPLAY_DEAD = Query("replay_dead", _REPLAY_SET + " WHERE status = 'dead'" + _OF_SINK_AND_RULE)
+REPLAY_MUTED = Query("replay_muted", _REPLAY_SET + " WHERE status = 'muted'" + _OF_SINK_AND_RULE)
 # A silence found just before a send: the leased delivery is muted, no attempt spent.
 MUTE = Query(
     "mute",

@@ -507,13 +507,13 @@ class QueueStore(Store):
     async def replay(self, delivery_id: str, now: float) -> bool:
         return await self._announcing(q.REPLAY, None, id=delivery_id, now=now) > 0
 
-    async def replay_dead(self, sink: str | None, now: float) -> int:
+    async def replay_dead(self, sink: str | None, now: float, rule: str | None = None) -> int:
         sinks = None if sink is None else frozenset((sink,))
-        return await self._announcing(q.REPLAY_DEAD, sinks, sink=sink, now=now)
+        return await self._announcing(q.REPLAY_DEAD, sinks, sink=sink, rule=rule, now=now)
 
-    async def replay_muted(self, sink: str | None, now: float) -> int:
+    async def replay_muted(self, sink: str | None, now: float, rule: str | None = None) -> int:
         sinks = None if sink is None else frozenset((sink,))
-        return await self._announcing(q.REPLAY_MUTED, sinks, sink=sink, now=now)
+        return await self._announcing(q.REPLAY_MUTED, sinks, sink=sink, rule=rule, now=now)
 
     async def mute(self, delivery_id: str, owner: str, reason: str, now: float) -> bool:
         parameters = {"id": delivery_id, "owner": owner, "reason": reason, "now": now}

@@ -137,3 +137,19 @@ def test_one_calls_deliveries(store_url: str, capsys) -> None:
     assert main([*args, "--json"]) == 0
     [only] = capsys.readouterr().out.splitlines()
     assert json.loads(only)["sink"] == "ops-slack"
+
+
+def test_replay_by_status_sink_and_rule(store_url: str, capsys) -> None:
+    async def kill_all() -> None:
+        store = SQLiteStore(store_url.removeprefix("sqlite:///"))
+        await store.open()
+        for view in await store.list_deliveries():
+            await store.kill(view.id, None, "HTTP 500")
+        await store.close()
+
+    asyncio.run(kill_all())
+    args = ["replay", "--status", "dead", "--store", store_url]
+    assert main([*args, "--rule", "other-rule"]) == 0
+    assert capsys.readouterr().out == "requeued 0 dead deliveries of rule other-rule\n"
+    assert main([*args, "--rule", "all", "--sink", "console"]) == 0
+    assert capsys.readouterr().out == "requeued 2 dead deliveries of sink console of rule all\n"
