@@ -63,7 +63,7 @@ def fill_search_text() -> Script[None]:
         if not page:
             return
         texts = [
-            {"id": event_id, "search_text": searchable_text_of_body(bytes(payload))}
+            {"id": event_id, "search_text": searchable_text_of_body(payload)}
             for event_id, payload in zip(page.column("id"), page.column("payload"), strict=True)
         ]
         found = [text for text in texts if text["search_text"]]

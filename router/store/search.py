@@ -36,10 +36,13 @@ def searchable_text(call: Any) -> str:
     return "\n".join(part for part in parts if part).casefold()
 
 
-def searchable_text_of_body(payload: bytes) -> str:
-    """`searchable_text` of a stored body; '' for one that cannot be read."""
+def searchable_text_of_body(payload: bytes | str | memoryview) -> str:
+    """`searchable_text` of a stored body (bytes as written; text in a SQLite store an
+    old tool wrote); '' for one that cannot be read."""
     try:
-        return searchable_text(json.loads(payload))
+        return searchable_text(
+            json.loads(bytes(payload) if isinstance(payload, memoryview) else payload)
+        )
     except (ValueError, RecursionError):
         return ""
 

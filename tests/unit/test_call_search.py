@@ -16,6 +16,7 @@ from router.core.call_search import (
 )
 from router.core.phones import REGION_VARIABLE, e164
 from router.store import MAX_SEARCH_WORDS, CallFilters, searchable_text
+from router.store.search import searchable_text_of_body
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +83,11 @@ def test_the_searchable_text_is_the_summary_and_the_transcript_in_lower_case() -
     assert searchable_text(call) == "caller moved a cleaning.\nhello été\nbye\ndeep\nplain"
     assert searchable_text({"summary": None, "transcript": "Just text"}) == "just text"
     assert searchable_text([1, 2]) == ""
+
+
+def test_a_stored_body_in_any_form_a_store_gives_it() -> None:
+    body = '{"summary": "Hi", "transcript": ["There"]}'
+    for stored in (body, body.encode(), memoryview(body.encode())):
+        assert searchable_text_of_body(stored) == "hi\nthere"
+    assert searchable_text_of_body(b"not json") == ""
+    assert searchable_text_of_body(b"[" * 100_000 + b"]" * 100_000) == ""
