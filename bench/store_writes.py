@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import sqlite3
 import statistics
@@ -55,13 +56,15 @@ from procs import ROOT
 
 sys.path.insert(0, str(ROOT))
 
-from router.store import open_store
+from router.store import open_store, searchable_text
 from router.store import queries as q
 from router.store.base import AttemptRecord, IngestRecord, NewDelivery
 from router.store.checkpoints import NEVER, CheckpointPolicy
 from router.store.sqlite import WAL_CHECKPOINT_PAGES, SQLiteStore
 
 SAMPLE = (ROOT / "samples" / "failed-outbound.json").read_bytes()
+SEARCH_TEXT = searchable_text(json.loads(SAMPLE))
+AGENT_LINE = "+14155550199"
 CONSOLE_CALL_INDEXES = (
     "events_status_newest",
     "events_agent_newest",
@@ -73,12 +76,19 @@ CONSOLE_DELIVERY_INDEXES = (
     "deliveries_delivered",
     "deliveries_unsettled",
 )
+SEARCH_INDEXES = ("events_from_newest", "events_to_newest")
 VARIANTS: dict[str, tuple[str, ...]] = {
     "as migrated": (),
     "without the console's call indexes": CONSOLE_CALL_INDEXES,
     "without the console's delivery indexes": CONSOLE_DELIVERY_INDEXES,
     "without both": CONSOLE_CALL_INDEXES + CONSOLE_DELIVERY_INDEXES,
+    "without the phone search indexes": SEARCH_INDEXES,
 }
+
+
+def caller(number: int) -> str:
+    """A caller's number, one of 100,000 (in E.164, as the store keeps it)."""
+    return f"+1415{(number * 7919) % 10_000_000:07d}"
 
 
 async def migrated_store(path: Path) -> None:
@@ -120,6 +130,9 @@ def write_calls(path: Path, calls: int, batch: int, checkpoint_pages: int) -> di
                     "agent_id": f"agent-{number % 200}",
                     "organization_id": f"org-{number % 20}",
                     "hangup_cause": "VOICEMAIL_DETECTED",
+                    "from_number": AGENT_LINE,
+                    "to_number": caller(number),
+                    "search_text": SEARCH_TEXT,
                 },
             )
             connection.execute(
@@ -253,6 +266,9 @@ def _call(number: int) -> tuple[IngestRecord, NewDelivery]:
         agent_id=f"agent-{number % 200}",
         organization_id=f"org-{number % 20}",
         hangup_cause="VOICEMAIL_DETECTED",
+        from_number=AGENT_LINE,
+        to_number=caller(number),
+        search_text=SEARCH_TEXT,
     )
     return call, delivery
 

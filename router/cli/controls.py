@@ -3,18 +3,18 @@
 applies them within its refresh of the controls (`router.operators.controls`, 1 s).
 
 Exit status: 0 done, 1 the store failed or the silence is unknown, 2 a bad request
-(each problem on its own line, naming its field; nothing is stored)."""
+(each problem on its own line, naming its field; nothing is stored) or no store there
+(they never create one: `router.cli.stores`)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from router.cli.stores import with_existing_store
 from router.config import ConfigError, load_config
 from router.core.logs import printable
 from router.operators import (
@@ -25,26 +25,9 @@ from router.operators import (
     silence_json,
 )
 from router.rules import MAX_WHEN_DEPTH
-from router.store import Operators, Store, StoreError, open_store
+from router.store import Operators
 
 INVALID = 2
-
-
-def _with_store(command: str, url: str, work: Callable[[Store], Awaitable[int]]) -> int:
-    async def run() -> int:
-        store = open_store(url, serving=False)
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(run())
-    except (StoreError, ValueError) as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        print(f"revring-router {command}: {reason}", file=sys.stderr)
-        return 1
 
 
 def _report(command: str, exc: RequestInvalid) -> int:
@@ -96,7 +79,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         print(record.id)
         return 0
 
-    return _with_store("silence add", args.store, add)
+    return with_existing_store("silence add", args.store, add)
 
 
 def cmd_silence_list(args: argparse.Namespace) -> int:
@@ -115,7 +98,7 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
             _print_silences(silences)
         return 0
 
-    return _with_store("silence list", args.store, show)
+    return with_existing_store("silence list", args.store, show)
 
 
 def _print_silences(silences: list[dict[str, Any]]) -> None:
@@ -149,7 +132,7 @@ def cmd_silence_expire(args: argparse.Namespace) -> int:
         print(f"silence {record.id} expired")
         return 0
 
-    return _with_store("silence expire", args.store, expire)
+    return with_existing_store("silence expire", args.store, expire)
 
 
 def cmd_sink_pause(args: argparse.Namespace) -> int:
@@ -168,7 +151,7 @@ def cmd_sink_pause(args: argparse.Namespace) -> int:
         print(f"sink {pause.sink} paused until {until}")
         return 0
 
-    return _with_store("sink pause", args.store, hold)
+    return with_existing_store("sink pause", args.store, hold)
 
 
 def cmd_sink_resume(args: argparse.Namespace) -> int:
@@ -177,7 +160,7 @@ def cmd_sink_resume(args: argparse.Namespace) -> int:
         print(f"sink {args.name} resumed" if was_paused else f"sink {args.name} was not paused")
         return 0
 
-    return _with_store("sink resume", args.store, release)
+    return with_existing_store("sink resume", args.store, release)
 
 
 def add_control_commands(commands: Any, config_default: str, store_default: str) -> None:
@@ -186,9 +169,13 @@ def add_control_commands(commands: Any, config_default: str, store_default: str)
     actions = silence.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="create a silence; prints its id")
     add.add_argument("--when", required=True, metavar="JSON", help="the rules' when syntax")
-    add.add_argument("--for", dest="duration", required=True, metavar="DURATION")
-    add.add_argument("--sink", action="append", metavar="NAME", help="repeat for several")
-    add.add_argument("--comment", default="")
+    add.add_argument(
+        "--for", dest="duration", required=True, metavar="DURATION", help="how long: 30m, 4h, 2d"
+    )
+    add.add_argument(
+        "--sink", action="append", metavar="NAME", help="only this sink (repeat for several)"
+    )
+    add.add_argument("--comment", default="", help="why, for the others")
     add.add_argument("--starts-at", metavar="TIME", help="ISO 8601 (default: now)")
     add.add_argument("--config", default=config_default, help="to check --sink names")
     add.add_argument("--store", default=store_default)
@@ -199,20 +186,22 @@ def add_control_commands(commands: Any, config_default: str, store_default: str)
     listing.add_argument("--store", default=store_default)
     listing.set_defaults(func=cmd_silence_list)
     expire = actions.add_parser("expire", help="end a silence now")
-    expire.add_argument("id")
+    expire.add_argument("id", help="the silence's id (silence list shows it)")
     expire.add_argument("--store", default=store_default)
     expire.set_defaults(func=cmd_silence_expire)
 
     sink = commands.add_parser("sink", help="hold or release a sink's deliveries")
     sink_actions = sink.add_subparsers(dest="action", required=True)
     pause = sink_actions.add_parser("pause", help="hold a sink (deliveries wait, no attempts)")
-    pause.add_argument("name")
-    pause.add_argument("--for", dest="duration", required=True, metavar="DURATION")
-    pause.add_argument("--comment", default="")
+    pause.add_argument("name", help="the sink, as rules.yaml names it")
+    pause.add_argument(
+        "--for", dest="duration", required=True, metavar="DURATION", help="how long: 30m, 4h, 2d"
+    )
+    pause.add_argument("--comment", default="", help="why, for the others")
     pause.add_argument("--config", default=config_default, help="to check the sink name")
     pause.add_argument("--store", default=store_default)
     pause.set_defaults(func=cmd_sink_pause)
     resume = sink_actions.add_parser("resume", help="release a paused sink")
-    resume.add_argument("name")
+    resume.add_argument("name", help="the sink, as rules.yaml names it")
     resume.add_argument("--store", default=store_default)
     resume.set_defaults(func=cmd_sink_resume)

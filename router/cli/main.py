@@ -14,12 +14,14 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from router import __version__
 from router.cli.controls import add_control_commands
+from router.cli.stores import existing_store, store_failed
 from router.config import Config, ConfigError, SourceError, check_findings, load_config
 from router.core.collector import settle_after_start
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
@@ -29,7 +31,7 @@ from router.engine.preview import Preview, lookup
 from router.operators import to_silence
 from router.rules import Silence, explain
 from router.store import StoreError, open_store
-from router.store.base import Acknowledgement, CallFilters, DeliveryView
+from router.store.base import Acknowledgement, CallFilters, DeliveryView, EventView
 
 if TYPE_CHECKING:
     from router.web import ConnectionLimits, ServiceSettings
@@ -61,6 +63,16 @@ def _days(text: str) -> float:
     if not 0 <= days < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number of days (0 or more), got {text!r}")
     return days
+
+
+def _count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more, got {text!r}")
+    return count
 
 
 def _instant(text: str) -> datetime:
@@ -212,7 +224,7 @@ def cmd_route(args: argparse.Namespace) -> int:
         try:
             silences = asyncio.run(_silences_in(args.store, instant.timestamp()))
         except (StoreError, ValueError) as error:
-            return _store_failed("route", error)
+            return store_failed("route", error)
     result = preview(config, event, instant, render=args.render, silences=silences)
     failures = _rule_failures(config, result)
     problems = check_findings(config) if args.render else []
@@ -235,7 +247,7 @@ def cmd_route(args: argparse.Namespace) -> int:
             if failed is not None:
                 print(f"  {name}: {printable(failed)}")
     if result.matched:
-        _print_deliveries(result, instant, render=args.render)
+        _print_sink_outcomes(result, instant, render=args.render)
     if args.render:
         _print_rendered(result)
         if problems:
@@ -272,7 +284,7 @@ def _print_matched(result: Preview, event: dict[str, Any]) -> None:
         print(f"  {rule.name} -> {', '.join(rule.to)}{extra}")
 
 
-def _print_deliveries(result: Preview, instant: datetime, *, render: bool) -> None:
+def _print_sink_outcomes(result: Preview, instant: datetime, *, render: bool) -> None:
     print(f"deliveries at {instant.isoformat()}:")
     for delivery in result.deliveries:
         unconfigured = delivery.missing_settings
@@ -358,12 +370,8 @@ def _route_json(
 
 async def _silences_in(url: str, now: float) -> list[Silence]:
     """The silences of the store not over at `now` (`route --store`)."""
-    store = open_store(url, serving=False)
-    await store.open()
-    try:
+    async with existing_store(url) as store:
         return [to_silence(record) for record in await store.list_silences(ended_after=now)]
-    finally:
-        await store.close()
 
 
 def _when(timestamp: float | None) -> str:
@@ -378,7 +386,16 @@ def _kind(view: DeliveryView) -> str:
     return f"digest ({view.calls} call{'' if view.calls == 1 else 's'})"
 
 
-def _print_table(views: Sequence[DeliveryView]) -> None:
+def _print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table with a header, columns as wide as their widest cell; every cell printable
+    (ids, errors and summaries may hold control characters from a caller)."""
+    cells = [[printable(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _print_deliveries(views: Sequence[DeliveryView]) -> None:
     header = (
         "ID",
         "EVENT",
@@ -391,58 +408,49 @@ def _print_table(views: Sequence[DeliveryView]) -> None:
         "LAST ERROR / MUTED BY",
     )
     rows = [
-        tuple(
-            printable(cell)  # ids and errors may hold control characters from a caller
-            for cell in (
-                v.id,
-                v.event_id,
-                v.sink,
-                v.rule,
-                _kind(v),
-                v.status,
-                str(v.attempts),
-                _when(v.next_attempt_at) if v.status == "pending" else "-",
-                (v.muted_reason if v.status == "muted" else v.last_error or "")[:60],
-            )
+        (
+            v.id,
+            v.event_id,
+            v.sink,
+            v.rule,
+            _kind(v),
+            v.status,
+            str(v.attempts),
+            _when(v.next_attempt_at) if v.status == "pending" else "-",
+            (v.muted_reason if v.status == "muted" else v.last_error or "")[:60],
         )
         for v in views
     ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    _print_rows(header, rows)
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
     from router.web.admin import acknowledgements_of, delivery_json
 
     async def run() -> tuple[list[DeliveryView], dict[str, Acknowledgement]]:
-        store = open_store(args.store, serving=False)
-        await store.open()
-        try:
-            views = await store.list_deliveries(args.status, args.sink, args.limit)
+        async with existing_store(args.store) as store:
+            views = await store.list_deliveries(
+                args.status, args.sink, args.limit, rule=args.rule, call=args.call
+            )
             return views, await acknowledgements_of(store, views) if args.json else {}
-        finally:
-            await store.close()
 
     try:
         views, acknowledged = asyncio.run(run())
     except (StoreError, ValueError) as error:
-        return _store_failed("deliveries", error)
+        return store_failed("deliveries", error)
     if args.json:
         for view in views:
             print(json.dumps(delivery_json(view, acknowledged.get(view.id))))
     elif not views:
-        print("no deliveries")
+        print(f"no deliveries of call {printable(args.call)}" if args.call else "no deliveries")
     else:
-        _print_table(views)
+        _print_deliveries(views)
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     async def run() -> int:
-        store = open_store(args.store, serving=False)
-        await store.open()
-        try:
+        async with existing_store(args.store) as store:
             if args.delivery:
                 if not await store.replay(args.delivery, time.time()):
                     known = await store.get_delivery(args.delivery) is not None
@@ -451,22 +459,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     return 1
                 print(f"requeued delivery {args.delivery}")
                 return 0
-            if args.status == "muted":
-                count = await store.replay_muted(args.sink, time.time())
-            else:
-                count = await store.replay_dead(args.sink, time.time())
+            replay = store.replay_muted if args.status == "muted" else store.replay_dead
+            count = await replay(args.sink, time.time(), args.rule)
             print(
                 f"requeued {count} {args.status} deliver{'y' if count == 1 else 'ies'}"
                 f"{f' of sink {args.sink}' if args.sink else ''}"
+                f"{f' of rule {args.rule}' if args.rule else ''}"
             )
             return 0
-        finally:
-            await store.close()
 
     try:
         return asyncio.run(run())
     except (StoreError, ValueError) as error:
-        return _store_failed("replay", error)
+        return store_failed("replay", error)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -521,7 +526,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     try:
         summary = asyncio.run(run())
     except (StoreError, ValueError) as error:
-        return _store_failed("backfill", error)
+        return store_failed("backfill", error)
     for line in summary.would_route:
         print(f"would route {line}")
     for call_id in summary.not_found:
@@ -558,45 +563,59 @@ async def _backfill_into_store(
 
 
 def cmd_calls(args: argparse.Namespace) -> int:
-    """Stored calls by verification state (verify mode): pending, not_verified, ..."""
+    """Stored calls, newest first: every call, or those a search (`--q`), a call status or
+    a verification state (verify mode's held calls: `--verification pending`) picks."""
+    from router.core.call_search import SearchInvalid, call_filters
+    from router.web.admin import call_json
 
-    async def run() -> list[Any]:
-        store = open_store(args.store, serving=False)
-        await store.open()
-        try:
-            return await store.list_events(
-                CallFilters(verification=args.verification), None, args.limit
-            )
-        finally:
-            await store.close()
+    try:
+        filters = replace(
+            call_filters(args.q or "", args.status or ""), verification=args.verification
+        )
+    except SearchInvalid as exc:
+        print(f"revring-router calls: --q: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> list[EventView]:
+        async with existing_store(args.store) as store:
+            return await store.list_events(filters, None, args.limit)
 
     try:
         views = asyncio.run(run())
     except (StoreError, ValueError) as error:
-        return _store_failed("calls", error)
+        return store_failed("calls", error)
+    shown = [call_json(view) for view in views]
     if args.json:
-        from router.web.admin import event_json
-
-        for view in views:
-            print(json.dumps(event_json(view)))
-    elif not views:
-        print(f"no {args.verification} calls")
+        for call in shown:
+            print(json.dumps(call))
+    elif not shown:
+        print("no calls match" if filters != CallFilters() else "no calls")
     else:
-        for view in views:
-            print(
-                "  ".join(
-                    printable(cell)
-                    for cell in (
-                        view.id,
-                        _when(view.received_at),
-                        view.direction,
-                        view.status,
-                        view.verification or "-",
-                        f"checks {view.verify_attempts}",
-                    )
-                )
-            )
+        _print_calls(shown, verification=filters.verification is not None)
     return 0
+
+
+def _print_calls(calls: Sequence[dict[str, Any]], *, verification: bool) -> None:
+    header = ("RECEIVED (UTC)", "ID", "DIRECTION", "STATUS", "FROM", "TO", "SUMMARY")
+    rows = [
+        (
+            _when(call["received_at"]),
+            call["id"],
+            call["direction"],
+            call["status"],
+            call["from_number"] or "-",
+            call["to_number"] or "-",
+            " ".join((call["summary"] or "").split())[:60],
+        )
+        for call in calls
+    ]
+    if verification:
+        header += ("VERIFICATION", "CHECKS")
+        rows = [
+            (*row, call["verification"] or "-", str(call["verify_attempts"]))
+            for row, call in zip(rows, calls, strict=True)
+        ]
+    _print_rows(header, rows)
 
 
 def cmd_release(args: argparse.Namespace) -> int:
@@ -608,17 +627,13 @@ def cmd_release(args: argparse.Namespace) -> int:
         return 1
 
     async def run() -> Any:
-        store = open_store(args.store, serving=False)
-        await store.open()
-        try:
+        async with existing_store(args.store) as store:
             return await release(store, config.rules, args.id)
-        finally:
-            await store.close()
 
     try:
         released = asyncio.run(run())
     except (StoreError, ValueError) as error:
-        return _store_failed("release", error)
+        return store_failed("release", error)
     if released.outcome == "unknown":
         print(f"no call {printable(args.id)!r}", file=sys.stderr)
         return 1
@@ -631,14 +646,6 @@ def cmd_release(args: argparse.Namespace) -> int:
         return 1
     print(f"released call {printable(args.id)}: {released.deliveries} deliveries")
     return 0
-
-
-def _store_failed(command: str, error: Exception) -> int:
-    """One line on stderr for a store that cannot be opened or used (its message names the
-    store without credentials); exit status 1."""
-    reason = " ".join(str(error).split()) or type(error).__name__
-    print(f"revring-router {command}: {reason}", file=sys.stderr)
-    return 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -824,7 +831,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument("--config", default=config_default)
-    serve.add_argument("--host", default=_env("ROUTER_HOST", "127.0.0.1"))
+    serve.add_argument(
+        "--host",
+        default=_env("ROUTER_HOST", "127.0.0.1"),
+        help="address to listen on (default: ROUTER_HOST, else 127.0.0.1; 0.0.0.0: every"
+        " interface)",
+    )
     serve.add_argument("--port", type=_port_number, help="default: ROUTER_PORT, else 8080")
     serve.add_argument("--store", default=store_default)
     serve.add_argument("--no-auth", action="store_true", help="accept webhooks without a key")
@@ -835,7 +847,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="event loop (auto: uvloop when installed)",
     )
     serve.add_argument(
-        "--log-format", choices=["json", "text"], default=_env("ROUTER_LOG_FORMAT", "json")
+        "--log-format",
+        choices=["json", "text"],
+        default=_env("ROUTER_LOG_FORMAT", "json"),
+        help="one JSON object per log line, or plain text (default: ROUTER_LOG_FORMAT, else json)",
     )
     serve.add_argument(
         "--retention-days",
@@ -855,7 +870,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     route_cmd = commands.add_parser("route", help="show where an event would go; sends nothing")
-    route_cmd.add_argument("event", metavar="EVENT.json")
+    route_cmd.add_argument("event", metavar="EVENT.json", help="a call's JSON body, as posted")
     route_cmd.add_argument("--config", default=config_default)
     route_cmd.add_argument("--render", action="store_true", help="show the rendered messages")
     route_cmd.add_argument(
@@ -879,19 +894,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     route_cmd.set_defaults(func=cmd_route)
 
-    deliveries = commands.add_parser("deliveries", help="list deliveries")
-    deliveries.add_argument("--status", choices=["pending", "delivered", "dead", "muted"])
-    deliveries.add_argument("--sink")
+    deliveries = commands.add_parser("deliveries", help="list deliveries, newest first")
+    deliveries.add_argument(
+        "--status",
+        choices=["pending", "delivered", "dead", "muted"],
+        help="only deliveries in this state",
+    )
+    deliveries.add_argument("--sink", metavar="NAME", help="only this sink's deliveries")
+    deliveries.add_argument("--rule", metavar="NAME", help="only this rule's deliveries")
+    deliveries.add_argument(
+        "--call",
+        metavar="CALL_ID",
+        help="only this call's deliveries (and the digests it joined)",
+    )
     deliveries.add_argument("--store", default=store_default)
-    deliveries.add_argument("--limit", type=int, default=100)
+    deliveries.add_argument(
+        "--limit", type=_count, default=100, metavar="N", help="at most this many"
+    )
     deliveries.add_argument("--json", action="store_true", help="one JSON object per line")
     deliveries.set_defaults(func=cmd_deliveries)
 
     replay = commands.add_parser("replay", help="put deliveries back in the queue")
     target = replay.add_mutually_exclusive_group(required=True)
-    target.add_argument("--delivery", metavar="ID")
-    target.add_argument("--status", choices=["dead", "muted"])
-    replay.add_argument("--sink")
+    target.add_argument("--delivery", metavar="ID", help="this delivery (any state)")
+    target.add_argument("--status", choices=["dead", "muted"], help="every delivery in this state")
+    replay.add_argument("--sink", metavar="NAME", help="with --status: only this sink's deliveries")
+    replay.add_argument("--rule", metavar="NAME", help="with --status: only this rule's deliveries")
     replay.add_argument("--store", default=store_default)
     replay.set_defaults(func=cmd_replay)
 
@@ -910,27 +938,62 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_cmd.add_argument("--store", default=store_default)
     backfill_cmd.set_defaults(func=cmd_backfill)
 
-    calls = commands.add_parser("calls", help="list stored calls by verification state")
+    calls = commands.add_parser("calls", help="list stored calls, newest first")
+    calls.add_argument(
+        "--q",
+        metavar="TEXT",
+        help="a phone number in any common format (the calls from or to it), or words the"
+        " summary or transcript holds (all of them, any case)",
+    )
+    calls.add_argument(
+        "--status", metavar="S", help="only calls of this status (COMPLETED, FAILED, ...)"
+    )
     calls.add_argument(
         "--verification",
         choices=["pending", "not_verified", "verified", "released"],
-        default="pending",
+        help="verify mode: only calls in this state (pending: held, waiting for RevRing)",
     )
     calls.add_argument("--store", default=store_default)
-    calls.add_argument("--limit", type=int, default=100)
+    calls.add_argument("--limit", type=_count, default=100, metavar="N", help="at most this many")
     calls.add_argument("--json", action="store_true", help="one JSON object per line")
     calls.set_defaults(func=cmd_calls)
 
     release_cmd = commands.add_parser(
         "release", help="route a held or not-verified call by hand, as posted"
     )
-    release_cmd.add_argument("id", metavar="CALL_ID")
+    release_cmd.add_argument("id", metavar="CALL_ID", help="the held call to route")
     release_cmd.add_argument("--config", default=config_default)
     release_cmd.add_argument("--store", default=store_default)
     release_cmd.set_defaults(func=cmd_release)
 
     add_control_commands(commands, config_default, store_default)
+    _describe_shared_options(parser)
     return parser
+
+
+# Options of many commands, described once: (metavar, help).
+SHARED_OPTIONS = {
+    "--config": ("FILE", "the rules.yaml to read (default: ROUTER_CONFIG, else rules.yaml)"),
+    "--store": (
+        "URL",
+        "the store: sqlite:///path.db, sqlite:////abs/path.db or postgresql://… (default:"
+        " ROUTER_STORE, else sqlite:///data/router.db)",
+    ),
+}
+
+
+def _describe_shared_options(parser: argparse.ArgumentParser) -> None:
+    """Give every `SHARED_OPTIONS` option of every command its metavar, and its help where
+    the command wrote none of its own."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                _describe_shared_options(command)
+        for flag in action.option_strings:
+            if flag in SHARED_OPTIONS:
+                metavar, help_text = SHARED_OPTIONS[flag]
+                action.metavar = action.metavar or metavar
+                action.help = action.help or help_text
 
 
 def main(argv: Sequence[str] | None = None) -> int:

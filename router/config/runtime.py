@@ -107,9 +107,10 @@ class Runtime:
         self.metrics.reload_timestamp.set(time.time())
         for name, missing in config.unconfigured_sinks().items():
             log.warning(
-                "sink %s is not configured (%s empty): its deliveries wait until a reload sets it",
+                "sink %s is not configured (%s empty): %s",
                 name,
                 ", ".join(missing),
+                config.waiting_for(name),
                 extra={"sink": name},
             )
         for name, sink in config.sinks.items():

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from router.config.field_names import field_warnings
+from router.config.unconfigured import SettingVariables, sink_setting_variables, waiting_for
 from router.config.yaml_source import (
     Path_,
     Position,
@@ -120,6 +121,8 @@ class Config:
     # (`router.engine.parse_workers` compiles the same rules again in its worker processes).
     source: str = field(default="", repr=False)
     variables: dict[str, str] = field(default_factory=dict, repr=False)
+    # The environment variables each sink setting's value names.
+    setting_variables: SettingVariables = field(default_factory=dict, repr=False)
 
     @property
     def sinks(self) -> Mapping[str, SinkConfig]:
@@ -132,6 +135,12 @@ class Config:
             for name, sink in self.sinks.items()
             if (missing := sink.missing_settings())
         }
+
+    def waiting_for(self, sink: str) -> str:
+        """What an unconfigured sink's deliveries wait for: a restart for settings read
+        from the environment, an edit and a reload for those written in rules.yaml."""
+        missing = self.sinks[sink].missing_settings() if sink in self.sinks else []
+        return waiting_for(missing, self.setting_variables.get(sink, {}))
 
     def retry_policy(self, sink: str) -> RetryPolicy:
         sink_settings = self.sinks[sink].retry if sink in self.sinks else None
@@ -335,7 +344,9 @@ def _compiled_rules(
     return tuple(rules)
 
 
-def _warnings(document: YamlDocument, settings: RulesFile) -> list[SourceError]:
+def _warnings(
+    document: YamlDocument, settings: RulesFile, variables: SettingVariables
+) -> list[SourceError]:
     warnings = []
     for name, sink in settings.sinks.items():
         missing = sink.missing_settings()
@@ -344,8 +355,7 @@ def _warnings(document: YamlDocument, settings: RulesFile) -> list[SourceError]:
                 document.error(
                     ("sinks", name),
                     f"sink {name!r} is not configured ({', '.join(missing)} is empty): "
-                    "its deliveries "
-                    "wait until a reload sets it",
+                    + waiting_for(missing, variables.get(name, {})),
                     key=True,
                 )
             )
@@ -383,13 +393,14 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
     }
     rules = _compiled_rules(settings, conditions)
     variables = named_variables(text, os.environ if environ is None else environ)
+    setting_variables = sink_setting_variables(document.variables)
     return Config(
         file,
         settings,
         rules,
         [
             *rule_warnings,
-            *_warnings(document, settings),
+            *_warnings(document, settings, setting_variables),
             *field_warnings(file, settings.sinks, template_positions),
         ],
         positions,
@@ -397,6 +408,7 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
         intervals,
         source=text,
         variables=variables,
+        setting_variables=setting_variables,
     )
 
 

@@ -51,6 +51,8 @@ class YamlDocument:
     errors: list[SourceError] = field(default_factory=list)
     # Plain scalars YAML 1.1 reads as base-60 numbers (17:30 is 1050), as written.
     sexagesimal: dict[Path_, str] = field(default_factory=dict)
+    # The environment variables each string value names (`${VAR}`, `${VAR:-default}`).
+    variables: dict[Path_, tuple[str, ...]] = field(default_factory=dict)
 
     def as_written(self, path: Path_, value: Any) -> Any:
         """`value` (the node at `path`) with every base-60 number in it back as the text
@@ -189,6 +191,11 @@ class _Builder:
         if isinstance(value, int) and ":" in node.value:
             self.document.sexagesimal[path] = node.value
         if isinstance(value, str) and "$" in value:
+            named = tuple(
+                dict.fromkeys(m.group(1) for m in _VARIABLE.finditer(value) if m.group(1))
+            )
+            if named:
+                self.document.variables[path] = named
             value, unset = interpolate(value, self.environ)
             for name in unset:
                 self.document.errors.append(

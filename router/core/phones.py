@@ -31,9 +31,12 @@ from typing import Any
 from phonenumbers import (
     SUPPORTED_REGIONS,
     Leniency,
+    NumberParseException,
     PhoneNumberFormat,
     PhoneNumberMatcher,
     format_number,
+    is_possible_number,
+    parse,
 )
 
 REGION_VARIABLE = "ROUTER_PHONE_REGION"
@@ -302,6 +305,29 @@ def mask_phone_numbers_in(value: Any) -> Any:
         masked = mask_phone_numbers(text)
         return value if masked == text else masked
     return value
+
+
+# E.164 as RevRing writes it: taken as it is, without the parser's 40 µs.
+_WRITTEN_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def e164(value: Any) -> str | None:
+    """A phone number written in any common way (`+1 415-555-0142`, `(415) 555-0142`,
+    `+44 20 7183 8750`; without a country code, read in `ROUTER_PHONE_REGION`) in E.164
+    (`+14155550142`), or None when `value` is no possible number. What calls are stored
+    and searched by, so both sides of a search agree."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if _WRITTEN_E164.fullmatch(text):
+        return text
+    if len(text) > 64 or _DIGIT.search(text) is None:
+        return None
+    try:
+        number = parse(text, phone_region())
+    except NumberParseException:
+        return None
+    return format_number(number, _E164_FORMAT) if is_possible_number(number) else None
 
 
 def holds_phone_number(text: str) -> bool:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from router.core.events import EventRejected, PostCallEvent, TooDeep, decode_json, parse_event
+from router.core.phones import e164
 from router.rules import (
     CompiledRule,
     Silence,
@@ -19,6 +20,7 @@ from router.rules import (
     mute_decisions,
     route,
 )
+from router.store import searchable_text
 from router.store.base import GroupJoin
 
 
@@ -76,12 +78,16 @@ class Prepared:
     decoded: Any = field(default=None, compare=False, repr=False)
 
 
-def call_columns(event: PostCallEvent) -> dict[str, str]:
-    """The fields the store keeps in columns of their own, for the console's filters."""
+def call_columns(event: PostCallEvent, payload: Any) -> dict[str, str]:
+    """The fields the store keeps in columns of their own, for the console's filters and
+    for finding calls by number or words."""
     return {
         "agent_id": event.agentId,
         "organization_id": event.organizationId,
         "hangup_cause": event.hangupCause or "",
+        "from_number": e164(event.fromNumber) or "",
+        "to_number": e164(event.toNumber) or "",
+        "search_text": searchable_text(payload),
     }
 
 
@@ -148,6 +154,6 @@ def prepare(
         targets,
         tuple(rule.name for rule in routed.matched),
         tuple(muted),
-        call_columns(event),
+        call_columns(event, payload),
         payload if keep_decoded else None,
     )

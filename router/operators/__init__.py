@@ -1,9 +1,11 @@
 """Operators' state at run time: silences and sink pauses as requested (checked once for
-the admin API, the console, the CLI and Slack) and as held in force for the hot path."""
+the admin API, the console, the CLI and Slack) and as held in force for the hot path;
+bulk replays as requested."""
 
 from __future__ import annotations
 
 from router.operators.controls import KnownSilence, OperatorControls, silence_before_send
+from router.operators.replays import BulkReplay, parse_bulk_replay
 from router.operators.silences import (
     EXPIRED_SILENCES_KEPT,
     RequestInvalid,
@@ -17,10 +19,12 @@ from router.operators.silences import (
 
 __all__ = [
     "EXPIRED_SILENCES_KEPT",
+    "BulkReplay",
     "KnownSilence",
     "OperatorControls",
     "RequestInvalid",
     "names_values",
+    "parse_bulk_replay",
     "parse_pause_request",
     "parse_silence_request",
     "pause_json",

@@ -2,6 +2,7 @@
 (`router.store.base`), the records they take and give (`router.store.records`) and what
 it raises (`router.store.errors`).
 
+`searchable_text(call)` is what a call is found by in words (`router.store.search`).
 `open_store(url)` picks the database: `sqlite:///path.db` (one process),
 `postgresql://…` (several replicas) or `memory://[name]` (tests).
 """
@@ -24,6 +25,7 @@ from router.store.errors import (
     StoreClosed,
     StoreConflict,
     StoreError,
+    StoreMissing,
     StoreOpenError,
     StoreRefusedWrite,
     StoreUnavailable,
@@ -50,8 +52,10 @@ from router.store.records import (
     SlackActionRecord,
     Verification,
 )
+from router.store.search import MAX_SEARCH_WORDS, searchable_text
 
 __all__ = [
+    "MAX_SEARCH_WORDS",
     "WORKER_HEARTBEAT_SECONDS",
     "AcknowledgedKind",
     "Acknowledgement",
@@ -84,11 +88,13 @@ __all__ = [
     "StoreClosed",
     "StoreConflict",
     "StoreError",
+    "StoreMissing",
     "StoreOpenError",
     "StoreRefusedWrite",
     "StoreUnavailable",
     "Verification",
     "open_store",
+    "searchable_text",
 ]
 
 

@@ -104,9 +104,12 @@ WORKER_LIVE_SECONDS = 3 * WORKER_HEARTBEAT_SECONDS
 
 
 class Lifecycle(Protocol):
-    async def open(self) -> None:
+    async def open(self, *, create: bool = True) -> None:
         """Connect, create or migrate the schema; a single-process store also
-        releases every lease it holds, so a restart resumes at once."""
+        releases every lease it holds, so a restart resumes at once. `create=False`
+        (commands that only read or change a store): where there is no store (no
+        SQLite file, no database, or none of the router's tables in it), raise
+        `StoreMissing` and create nothing."""
         ...
 
     async def close(self) -> None:
@@ -325,12 +328,12 @@ class Operators(Protocol):
         unknown, or in flight (pending under a live lease: replaying it would send twice)."""
         ...
 
-    async def replay_dead(self, sink: str | None, now: float) -> int:
-        """Replay every dead delivery (of one sink); return how many."""
+    async def replay_dead(self, sink: str | None, now: float, rule: str | None = None) -> int:
+        """Replay every dead delivery (of one sink, of one rule); return how many."""
         ...
 
-    async def replay_muted(self, sink: str | None, now: float) -> int:
-        """Replay every muted delivery (of one sink); return how many."""
+    async def replay_muted(self, sink: str | None, now: float, rule: str | None = None) -> int:
+        """Replay every muted delivery (of one sink, of one rule); return how many."""
         ...
 
 
@@ -343,7 +346,9 @@ class ConsoleReads(CallBodies, Protocol):
     ) -> list[EventView]:
         """Calls newest first (by `received_at`, then id), those matching `filters`,
         strictly older than `before` when given (keyset pagination). A body over
-        `queries.LISTED_PAYLOAD_BYTES` comes as None (`get_event` gives it whole)."""
+        `queries.LISTED_PAYLOAD_BYTES` comes as None (`get_event` gives it whole).
+        `filters.phone` reads the calls of that number alone (an index per side);
+        `filters.words` scans the newest calls until the page is full."""
         ...
 
     async def get_event(self, event_id: str) -> EventView | None: ...
@@ -359,8 +364,10 @@ class ConsoleReads(CallBodies, Protocol):
         limit: int = 100,
         offset: int = 0,
         rule: str | None = None,
+        call: str | None = None,
     ) -> list[DeliveryView]:
-        """Newest first; filtered by status, sink and rule when given."""
+        """Newest first; filtered by status, sink, rule and call when given (a call's
+        deliveries are its own and the digests it joined, as `deliveries_of_event`)."""
         ...
 
     async def get_delivery(self, delivery_id: str) -> DeliveryView | None: ...

@@ -189,9 +189,10 @@ class Connector(ABC):
         self.counts = CommitCounts()
 
     @abstractmethod
-    async def open(self, migrate: Callable[[], Script[None]]) -> None:
+    async def open(self, migrate: Callable[[], Script[None]], *, create: bool = True) -> None:
         """Connect and run the `migrate` script as one write transaction, serialised with
-        every other process migrating the same database. Raise `StoreOpenError`."""
+        every other process migrating the same database. Raise `StoreOpenError`;
+        `create=False`: `StoreMissing`, creating nothing, when there is no database."""
 
     @abstractmethod
     async def close(self) -> None:

@@ -2,7 +2,8 @@
 
 - `StoreUnavailable`: the store cannot be opened, reached, migrated or written
   (a missing directory, a file that is not a database, a server that is down, a full
-  disk). `StoreOpenError` is the part of it raised by `Store.open`;
+  disk). `StoreOpenError` is the part of it raised by `Store.open`, `StoreMissing`
+  the part where there is no store to open and `open(create=False)` made none;
   `StoreRefusedWrite` the part where the store answers but will not write (no space
   left, a read-only file or database): a small write may still pass where a call's
   does not, so /readyz remembers these (`router.engine.health`).
@@ -27,6 +28,11 @@ class StoreUnavailable(StoreError):
 
 class StoreOpenError(StoreUnavailable):
     """`Store.open` failed: the database cannot be created, opened or migrated."""
+
+
+class StoreMissing(StoreOpenError):
+    """`Store.open(create=False)` found no store: no SQLite file, or a database without
+    the router's tables. Nothing was created."""
 
 
 class StoreRefusedWrite(StoreUnavailable):

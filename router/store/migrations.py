@@ -5,17 +5,24 @@ DOUBLE PRECISION, plain and partial indexes, `ADD COLUMN`, `ON DELETE CASCADE`);
 the one type that differs between dialects, the binary payload, is written
 `{binary}` and filled in by `statements_for`, as is `{payload_text:FIELD}`, a
 top-level text field of the stored JSON payload (for backfilling columns made from
-it: SQLite's `json_extract`, PostgreSQL's `->>`). The applied versions are rows of
-`schema_version`, so a store runs every migration above its highest row, each in
-its own transaction, and refuses a database newer than this code.
+it: SQLite's `json_extract`, PostgreSQL's `->>`), and `{number:FIELD}`, the same with
+the separators people write in phone numbers taken out. What SQL cannot compute alike
+in both is a migration's `backfill`, a script of the queue's kind run after its
+statements. The applied versions are rows of `schema_version`, so a store runs every
+migration above its highest row, each in its own transaction, and refuses a database
+newer than this code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from router.store import queries as q
+from router.store.connector import CallMany, Rows, Script, rows
 from router.store.errors import StoreOpenError
 from router.store.queries import Dialect
+from router.store.search import searchable_text_of_body
 
 BINARY_TYPE: dict[Dialect, str] = {"sqlite": "BLOB", "postgresql": "BYTEA"}
 # A top-level field of `events.payload` as text ('' when absent or null).
@@ -40,6 +47,29 @@ class Migration:
     statements: tuple[str, ...]
     # Run before `statements`, for what the two dialects cannot spell alike.
     dialect_statements: dict[Dialect, tuple[str, ...]] = field(default_factory=dict)
+    # Run after them, in the same transaction: what SQL cannot compute.
+    backfill: Callable[[], Script[None]] | None = None
+
+
+# Calls whose search text migration 8 fills in at once: a page holds their bodies.
+BACKFILL_PAGE = 64
+
+
+def fill_search_text() -> Script[None]:
+    """Every stored call's `search_text` (`router.store.search`), a page at a time."""
+    after = ""
+    while True:
+        page: Rows = yield rows(q.EVENTS_BY_ID, after=after, limit=BACKFILL_PAGE)
+        if not page:
+            return
+        texts = [
+            {"id": event_id, "search_text": searchable_text_of_body(payload)}
+            for event_id, payload in zip(page.column("id"), page.column("payload"), strict=True)
+        ]
+        found = [text for text in texts if text["search_text"]]
+        if found:
+            yield CallMany(q.SET_SEARCH_TEXT, found)
+        after = texts[-1]["id"]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -263,6 +293,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX slack_actions_audit_at ON slack_actions_audit (at)",
         ),
     ),
+    Migration(
+        version=8,
+        description="calls found by phone number and by the words of their summary and transcript",
+        statements=(
+            # The numbers in E.164 where they are numbers (written at ingest by
+            # `router.core.phones.e164`; RevRing sends E.164, which the backfill keeps).
+            "ALTER TABLE events ADD COLUMN from_number TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE events ADD COLUMN to_number TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE events ADD COLUMN search_text TEXT NOT NULL DEFAULT ''",
+            "UPDATE events SET from_number = {number:fromNumber}, to_number = {number:toNumber}",
+            # A caller's calls, newest first, without reading any other call.
+            "CREATE INDEX events_from_newest ON events (from_number, received_at, id)",
+            "CREATE INDEX events_to_newest ON events (to_number, received_at, id)",
+        ),
+        backfill=fill_search_text,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -271,23 +317,34 @@ LATEST_VERSION = MIGRATIONS[-1].version
 def statements_for(migration: Migration, dialect: Dialect) -> list[str]:
     """The migration's statements with the dialect's types and payload fields filled in."""
     fields = _PayloadFields(PAYLOAD_TEXT[dialect])
+    numbers = _PayloadFields(PAYLOAD_TEXT[dialect], NUMBER_SEPARATORS)
     binary = BINARY_TYPE[dialect]
     statements = (*migration.dialect_statements.get(dialect, ()), *migration.statements)
     return [
-        statement.strip().format(binary=binary, payload_text=fields) for statement in statements
+        statement.strip().format(binary=binary, payload_text=fields, number=numbers)
+        for statement in statements
     ]
 
 
-class _PayloadFields:
-    """Formats `{payload_text:FIELD}` as the dialect's text of that payload field."""
+# Written between the digits of a phone number: `+1 (415) 555-0142`, `+49 30.9018`.
+NUMBER_SEPARATORS = (" ", "-", "(", ")", ".", "/")
 
-    def __init__(self, template: str) -> None:
+
+class _PayloadFields:
+    """Formats `{payload_text:FIELD}` as the dialect's text of that payload field (with
+    `removed` characters taken out of it)."""
+
+    def __init__(self, template: str, removed: tuple[str, ...] = ()) -> None:
         self.template = template
+        self.removed = removed
 
     def __format__(self, field: str) -> str:
         if not field.isidentifier():
             raise ValueError(f"not a payload field name: {field!r}")
-        return self.template.replace("{field}", field)
+        text = self.template.replace("{field}", field)
+        for character in self.removed:
+            text = f"REPLACE({text}, '{character}', '')"
+        return text
 
 
 def pending(current_version: int) -> list[Migration]:

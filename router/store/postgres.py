@@ -53,6 +53,7 @@ from router.store.errors import (
     StoreClosed,
     StoreConflict,
     StoreError,
+    StoreMissing,
     StoreRefusedWrite,
     StoreUnavailable,
 )
@@ -198,7 +199,7 @@ class PostgresConnector(Connector):
 
     # --- lifecycle ---
 
-    async def open(self, migrate: Callable[[], Script[None]]) -> None:
+    async def open(self, migrate: Callable[[], Script[None]], *, create: bool = True) -> None:
         if self._pool is not None:
             return
         try:
@@ -208,6 +209,11 @@ class PostgresConnector(Connector):
                 max_size=self.pool_max,
                 command_timeout=self.command_timeout,
             )
+        except asyncpg.InvalidCatalogNameError as error:
+            if create:
+                raise self._translated(error) from error
+            missing = f"no store at {self.describe()}: the database does not exist"
+            raise StoreMissing(missing) from error
         except Exception as error:
             raise self._translated(error) from error
         try:

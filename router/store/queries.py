@@ -19,16 +19,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from router.store.search import MAX_SEARCH_WORDS
+
 Dialect = Literal["sqlite", "postgresql"]
 
 DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
     # The smaller / larger of two values: SQLite's scalar MIN/MAX, PostgreSQL's LEAST/GREATEST.
-    "sqlite": {"least": "MIN", "greatest": "MAX", "claim_lock": ""},
+    # `schema_exists`: whether the router's tables are there (in SQLite's catalogue; on
+    # PostgreSQL's search path, where the statements find them).
+    "sqlite": {
+        "least": "MIN",
+        "greatest": "MAX",
+        "claim_lock": "",
+        "schema_exists": "EXISTS (SELECT 1 FROM sqlite_master"
+        " WHERE type = 'table' AND name = 'schema_version')",
+    },
     # Replicas claim side by side: each takes rows no other transaction holds.
     "postgresql": {
         "least": "LEAST",
         "greatest": "GREATEST",
         "claim_lock": " FOR UPDATE SKIP LOCKED",
+        "schema_exists": "to_regclass('schema_version') IS NOT NULL",
     },
 }
 
@@ -91,6 +102,9 @@ def _compile(query: Query, dialect: Dialect) -> CompiledQuery:
 
 # --- schema ---------------------------------------------------------------------------
 
+SCHEMA_EXISTS = Query(
+    "schema_exists", "SELECT CASE WHEN {schema_exists} THEN 1 ELSE 0 END AS found"
+)
 CURRENT_VERSION = Query(
     "current_version", "SELECT COALESCE(MAX(version), 0) AS version FROM schema_version"
 )
@@ -105,9 +119,10 @@ RECORD_VERSION = Query(
 INSERT_EVENT = Query(
     "insert_event",
     "INSERT INTO events (id, payload, received_at, status, direction,"
-    " agent_id, organization_id, hangup_cause)"
-    " VALUES (:id, :payload, :received_at, :status, :direction,"
-    " :agent_id, :organization_id, :hangup_cause) ON CONFLICT (id) DO NOTHING",
+    " agent_id, organization_id, hangup_cause, from_number, to_number, search_text)"
+    " VALUES (:id, :payload, :received_at, :status, :direction, :agent_id,"
+    " :organization_id, :hangup_cause, :from_number, :to_number, :search_text)"
+    " ON CONFLICT (id) DO NOTHING",
 )
 INSERT_DELIVERY = Query(
     "insert_delivery",
@@ -237,20 +252,29 @@ REPLAY = Query(
     _REPLAY_SET + " WHERE id = :id"
     " AND NOT (status = 'pending' AND lease_until IS NOT NULL AND lease_until >= :now)",
 )
-REPLAY_DEAD = Query(
-    "replay_dead",
-    _REPLAY_SET + " WHERE status = 'dead' AND (CAST(:sink AS TEXT) IS NULL OR sink = :sink)",
+_OF_SINK_AND_RULE = (
+    " AND (CAST(:sink AS TEXT) IS NULL OR sink = :sink)"
+    " AND (CAST(:rule AS TEXT) IS NULL OR rule = :rule)"
 )
-REPLAY_MUTED = Query(
-    "replay_muted",
-    _REPLAY_SET + " WHERE status = 'muted' AND (CAST(:sink AS TEXT) IS NULL OR sink = :sink)",
-)
+REPLAY_DEAD = Query("replay_dead", _REPLAY_SET + " WHERE status = 'dead'" + _OF_SINK_AND_RULE)
+REPLAY_MUTED = Query("replay_muted", _REPLAY_SET + " WHERE status = 'muted'" + _OF_SINK_AND_RULE)
 # A silence found just before a send: the leased delivery is muted, no attempt spent.
 MUTE = Query(
     "mute",
     "UPDATE deliveries SET status = 'muted', muted_reason = :reason, next_attempt_at = NULL,"
     " updated_at = :now, lease_owner = NULL, lease_until = NULL"
     " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
+)
+# Migration 8's backfill of `search_text`, a page of calls at a time.
+EVENTS_BY_ID = Query(
+    "events_by_id",
+    "SELECT id, payload FROM events WHERE id > :after ORDER BY id LIMIT :limit",
+    maintenance=True,
+)
+SET_SEARCH_TEXT = Query(
+    "set_search_text",
+    "UPDATE events SET search_text = :search_text WHERE id = :id",
+    maintenance=True,
 )
 PURGE = Query(
     "purge",
@@ -303,23 +327,31 @@ _DELIVERY_VIEWS = (
 )
 _NEWEST_FIRST_PAGE = " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset"
 GET_DELIVERY = Query("get_delivery", _DELIVERY_VIEWS + " WHERE id = :id")
-# One literal query per filter combination, so each can use its own index.
-LIST_DELIVERIES: dict[tuple[str, ...], Query] = {
-    filters: Query(
+# A call's own deliveries, and the digests it joined.
+_JOINED_DIGESTS = "SELECT m.delivery_id FROM digest_members m WHERE m.event_id = :call"
+_DELIVERY_CONDITIONS = {
+    "status": "status = :status",
+    "sink": "sink = :sink",
+    "rule": "rule = :rule",
+    "call": f"(event_id = :call OR id IN ({_JOINED_DIGESTS}))",
+}
+
+
+# One literal query per filter combination (in `_DELIVERY_CONDITIONS`' order), so each
+# can use its own index.
+def _list_deliveries(filters: tuple[str, ...]) -> Query:
+    where = " AND ".join(_DELIVERY_CONDITIONS[name] for name in filters)
+    return Query(
         "list_deliveries" + "".join(f"_by_{name}" for name in filters),
-        _DELIVERY_VIEWS
-        + (" WHERE " + " AND ".join(f"{name} = :{name}" for name in filters) if filters else "")
-        + _NEWEST_FIRST_PAGE,
+        _DELIVERY_VIEWS + (f" WHERE {where}" if where else "") + _NEWEST_FIRST_PAGE,
     )
+
+
+LIST_DELIVERIES: dict[tuple[str, ...], Query] = {
+    filters: _list_deliveries(filters)
     for filters in (
-        (),
-        ("status",),
-        ("sink",),
-        ("status", "sink"),
-        ("rule",),
-        ("status", "rule"),
-        ("sink", "rule"),
-        ("status", "sink", "rule"),
+        tuple(name for n, name in enumerate(_DELIVERY_CONDITIONS) if chosen >> n & 1)
+        for chosen in range(2 ** len(_DELIVERY_CONDITIONS))
     )
 }
 # The console's calls. A page of calls carries each body only up to LISTED_PAYLOAD_BYTES
@@ -327,7 +359,7 @@ LIST_DELIVERIES: dict[tuple[str, ...], Query] = {
 LISTED_PAYLOAD_BYTES = 256 * 1024  # written out in _LISTED_EVENTS
 _EVENT_COLUMNS = (
     "id, received_at, status, direction, agent_id, organization_id, hangup_cause,"
-    " verification, verify_attempts, verify_next_at FROM events"
+    " from_number, to_number, verification, verify_attempts, verify_next_at FROM events"
 )
 _EVENT_VIEWS = "SELECT payload, " + _EVENT_COLUMNS
 _LISTED_EVENTS = (
@@ -345,30 +377,46 @@ _CALL_CONDITIONS = {
     "received_from": "received_at >= :received_from",
     "received_to": "received_at < :received_to",
     "before": "(received_at < :before_at OR (received_at = :before_at AND id < :before_id))",
+    # `CallFilters.words`, each a `search.contains_pattern`: a scan of the newest calls
+    # that stops at the page's end.
+    **{f"word_{n}": f"search_text LIKE :word_{n} ESCAPE '\\'" for n in range(MAX_SEARCH_WORDS)},
 }
 _LIST_EVENTS: dict[tuple[str, ...], Query] = {}
 
 
+_NEWEST_CALLS = " ORDER BY received_at DESC, id DESC LIMIT :limit"
+# The calls from or to one number: a page of each side's newest, each read from its own
+# index (events_from_newest, events_to_newest) and merged. A number on every call (the
+# agent's own line) costs a page, not a sort of all its calls.
+_PHONE_SIDES = {"from_side": "from_number = :phone", "to_side": "to_number = :phone"}
+_IDS_OF = "SELECT id FROM (SELECT id FROM events WHERE "
+
+
 def list_events(conditions: tuple[str, ...]) -> Query:
-    """Newest calls first, under the named conditions (`_CALL_CONDITIONS`): one literal
-    query per combination, so each can use its own index (made once, then kept)."""
+    """Newest calls first, under the named conditions (`_CALL_CONDITIONS`, and "phone"):
+    one literal query per combination, so each can use its own index (made once, then
+    kept)."""
     found = _LIST_EVENTS.get(conditions)
     if found is None:
-        where = " AND ".join(_CALL_CONDITIONS[name] for name in conditions)
+        others = [_CALL_CONDITIONS[name] for name in conditions if name != "phone"]
+        if "phone" in conditions:
+            sides = " UNION ALL ".join(
+                _IDS_OF + " AND ".join([side, *others]) + _NEWEST_CALLS + ") AS " + name
+                for name, side in _PHONE_SIDES.items()
+            )
+            where = " WHERE id IN (" + sides + ")"
+        else:
+            where = f" WHERE {' AND '.join(others)}" if others else ""
         found = _LIST_EVENTS[conditions] = Query(
             "list_events" + "".join(f"_by_{name}" for name in conditions),
-            _LISTED_EVENTS
-            + (f" WHERE {where}" if where else "")
-            + " ORDER BY received_at DESC, id DESC LIMIT :limit",
+            _LISTED_EVENTS + where + _NEWEST_CALLS,
         )
     return found
 
 
-# A call's own deliveries, and the digests it joined.
-_JOINED_DIGESTS = "SELECT m.delivery_id FROM digest_members m WHERE m.event_id = :id"
 DELIVERIES_OF_EVENT = Query(
     "deliveries_of_event",
-    f"{_DELIVERY_VIEWS} WHERE event_id = :id OR id IN ({_JOINED_DIGESTS}) ORDER BY created_at, id",
+    f"{_DELIVERY_VIEWS} WHERE {_DELIVERY_CONDITIONS['call']} ORDER BY created_at, id",
 )
 # Per sink and status: how many, how many of them were tried already, the oldest. The
 # `status <> 'delivered'` is the partial index deliveries_unsettled's condition, written
@@ -420,9 +468,11 @@ RETIRE_WORKER = Query("retire_worker", "DELETE FROM replicas WHERE owner = :owne
 INSERT_HELD_EVENT = Query(
     "insert_held_event",
     "INSERT INTO events (id, payload, received_at, status, direction, agent_id,"
-    " organization_id, hangup_cause, verification, verify_next_at)"
+    " organization_id, hangup_cause, from_number, to_number, search_text, verification,"
+    " verify_next_at)"
     " VALUES (:id, :payload, :received_at, :status, :direction, :agent_id, :organization_id,"
-    " :hangup_cause, 'pending', :received_at) ON CONFLICT (id) DO NOTHING",
+    " :hangup_cause, :from_number, :to_number, :search_text, 'pending', :received_at)"
+    " ON CONFLICT (id) DO NOTHING",
 )
 DUE_HELD = Query(
     "due_held",
@@ -436,7 +486,8 @@ ROUTE_HELD = Query(
     "route_held",
     "UPDATE events SET verification = :verification, verify_next_at = NULL,"
     " posted_payload = payload, payload = :payload, status = :status, direction = :direction,"
-    " agent_id = :agent_id, organization_id = :organization_id, hangup_cause = :hangup_cause"
+    " agent_id = :agent_id, organization_id = :organization_id, hangup_cause = :hangup_cause,"
+    " from_number = :from_number, to_number = :to_number, search_text = :search_text"
     " WHERE id = :id AND verification IN ('pending', :also)",
 )
 MARK_NOT_VERIFIED = Query(

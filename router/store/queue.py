@@ -41,7 +41,7 @@ from router.store.connector import (
     rows,
     value,
 )
-from router.store.errors import StoreConflict, StoreError, StoreOpenError
+from router.store.errors import StoreConflict, StoreError, StoreMissing, StoreOpenError
 from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
 from router.store.queries import Dialect, Query
 from router.store.records import (
@@ -67,6 +67,7 @@ from router.store.records import (
     StateAfterAttempt,
     Verification,
 )
+from router.store.search import MAX_SEARCH_WORDS, contains_pattern
 
 # Joining loses a race only if another transaction opened or closed the group in
 # between; the group lock rules that out, so a few tries are plenty.
@@ -95,14 +96,19 @@ def group_locks(records: Iterable[IngestRecord]) -> list[int]:
 # --- scripts ---------------------------------------------------------------------------
 
 
-def migrate(dialect: Dialect, *, release_leases: bool) -> Script[None]:
-    """Create or upgrade the schema; a store owned by one process also frees every lease."""
+def migrate(dialect: Dialect, *, release_leases: bool, create: bool, where: str) -> Script[None]:
+    """Create or upgrade the schema; a store owned by one process also frees every lease.
+    `create=False`: a database without the schema is `StoreMissing` (nothing written)."""
+    if not create and not (yield value(q.SCHEMA_EXISTS)):
+        raise StoreMissing(f"no store at {where}: it has none of the router's tables")
     yield count(Query("schema_version_table", SCHEMA_VERSION_DDL))
     current = yield value(q.CURRENT_VERSION)
     for migration in pending(current):
         for number, statement in enumerate(statements_for(migration, dialect)):
             name = f"migration_{migration.version}_{number}"
             yield count(Query(name, statement, maintenance=True))
+        if migration.backfill is not None:
+            yield from migration.backfill()
         yield count(
             q.RECORD_VERSION,
             version=migration.version,
@@ -124,6 +130,9 @@ def event_columns(record: IngestRecord) -> dict[str, Any]:
         "agent_id": record.agent_id,
         "organization_id": record.organization_id,
         "hangup_cause": record.hangup_cause,
+        "from_number": record.from_number,
+        "to_number": record.to_number,
+        "search_text": record.search_text,
     }
 
 
@@ -349,6 +358,11 @@ def list_events(
 ) -> Script[list[EventView]]:
     parameters: dict[str, Any] = filters.given()
     conditions = tuple(parameters)
+    if len(filters.words) > MAX_SEARCH_WORDS:
+        raise ValueError(f"at most {MAX_SEARCH_WORDS} words, got {len(filters.words)}")
+    for n, word in enumerate(filters.words):
+        conditions += (f"word_{n}",)
+        parameters[f"word_{n}"] = contains_pattern(word)
     if before is not None:
         conditions += ("before",)
         parameters["before_at"], parameters["before_id"] = before
@@ -410,11 +424,16 @@ class QueueStore(Store):
 
     # --- lifecycle ---
 
-    async def open(self) -> None:
+    async def open(self, *, create: bool = True) -> None:
         """A store error while opening is raised as a `StoreOpenError`."""
-        dialect = self.connector.dialect
+        dialect, where = self.connector.dialect, self.connector.describe()
         try:
-            await self.connector.open(lambda: migrate(dialect, release_leases=self.owns_leases))
+            await self.connector.open(
+                lambda: migrate(
+                    dialect, release_leases=self.owns_leases, create=create, where=where
+                ),
+                create=create,
+            )
         except StoreOpenError:
             raise
         except StoreError as error:
@@ -488,13 +507,13 @@ class QueueStore(Store):
     async def replay(self, delivery_id: str, now: float) -> bool:
         return await self._announcing(q.REPLAY, None, id=delivery_id, now=now) > 0
 
-    async def replay_dead(self, sink: str | None, now: float) -> int:
+    async def replay_dead(self, sink: str | None, now: float, rule: str | None = None) -> int:
         sinks = None if sink is None else frozenset((sink,))
-        return await self._announcing(q.REPLAY_DEAD, sinks, sink=sink, now=now)
+        return await self._announcing(q.REPLAY_DEAD, sinks, sink=sink, rule=rule, now=now)
 
-    async def replay_muted(self, sink: str | None, now: float) -> int:
+    async def replay_muted(self, sink: str | None, now: float, rule: str | None = None) -> int:
         sinks = None if sink is None else frozenset((sink,))
-        return await self._announcing(q.REPLAY_MUTED, sinks, sink=sink, now=now)
+        return await self._announcing(q.REPLAY_MUTED, sinks, sink=sink, rule=rule, now=now)
 
     async def mute(self, delivery_id: str, owner: str, reason: str, now: float) -> bool:
         parameters = {"id": delivery_id, "owner": owner, "reason": reason, "now": now}
@@ -619,8 +638,9 @@ class QueueStore(Store):
         limit: int = 100,
         offset: int = 0,
         rule: str | None = None,
+        call: str | None = None,
     ) -> list[DeliveryView]:
-        filters = {"status": status, "sink": sink, "rule": rule}
+        filters = {"status": status, "sink": sink, "rule": rule, "call": call}
         given = {name: value for name, value in filters.items() if value is not None}
         query = q.LIST_DELIVERIES[tuple(given)]
         found = await self.connector.read(
@@ -705,7 +725,7 @@ class QueueStore(Store):
 
     async def deliveries_of_event(self, event_id: str) -> list[DeliveryView]:
         found = await self.connector.read(
-            lambda: single(q.DELIVERIES_OF_EVENT, "rows", id=event_id)
+            lambda: single(q.DELIVERIES_OF_EVENT, "rows", call=event_id)
         )
         return found.to(DeliveryView)
 

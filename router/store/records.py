@@ -66,6 +66,11 @@ class IngestRecord:
     agent_id: str = ""
     organization_id: str = ""
     hangup_cause: str = ""
+    # What calls are searched by: the numbers in E.164 ('' when not a number) and
+    # `router.store.search.searchable_text` of the payload.
+    from_number: str = ""
+    to_number: str = ""
+    search_text: str = field(default="", repr=False)
     # The payload as JSON data, when the webhook still holds it (a small body): a delivery
     # sent straight after the commit uses it instead of decoding the payload again. Never
     # stored; None when unknown.
@@ -217,7 +222,10 @@ class HeldCall:
 @dataclass(frozen=True)
 class CallFilters:
     """Which calls `ConsoleReads.list_events` shows; None (or nothing) leaves a field
-    unfiltered. Times are unix seconds: `received_from` inclusive, `received_to` exclusive."""
+    unfiltered. Times are unix seconds: `received_from` inclusive, `received_to` exclusive.
+    `phone`: calls from or to this number, in E.164 (`router.core.phones.e164`); `words`:
+    calls whose summary or transcript holds each of them (lower case, at most
+    `router.store.search.MAX_SEARCH_WORDS`)."""
 
     status: str | None = None
     direction: str | None = None
@@ -228,10 +236,16 @@ class CallFilters:
     verification: str | None = None
     received_from: float | None = None
     received_to: float | None = None
+    phone: str | None = None
+    words: tuple[str, ...] = ()
 
     def given(self) -> dict[str, str | float]:
-        """The fields set, by name, in a fixed order."""
-        return {name: value for name, value in vars(self).items() if value is not None}
+        """The fields set apart from `words`, by name, in a fixed order."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if value is not None and name != "words"
+        }
 
 
 @dataclass(frozen=True)
@@ -247,6 +261,8 @@ class EventView:
     agent_id: str = ""
     organization_id: str = ""
     hangup_cause: str = ""
+    from_number: str = ""  # E.164, or '' (see `IngestRecord`)
+    to_number: str = ""
     verification: Verification | None = None  # None: routed on arrival (verify mode off)
     verify_attempts: int = 0
     verify_next_at: float | None = None

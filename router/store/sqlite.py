@@ -53,6 +53,7 @@ from router.store.errors import (
     StoreClosed,
     StoreConflict,
     StoreError,
+    StoreMissing,
     StoreRefusedWrite,
     StoreUnavailable,
 )
@@ -523,9 +524,11 @@ class SQLiteConnector(Connector):
         upkeep = self._writer.upkeep if self._writer else None
         return dict(upkeep.done) if upkeep is not None else {}
 
-    async def open(self, migrate: Callable[[], Script[None]]) -> None:
+    async def open(self, migrate: Callable[[], Script[None]], *, create: bool = True) -> None:
         if self._writer is not None:
             return
+        if not create and self.path is not None and not self.path.is_file():
+            raise StoreMissing(f"no store at {self.describe()}: the file does not exist")
         try:
             writer = await asyncio.to_thread(self._connect)
             self._writer = self._start("writer", writer, transactional=True)

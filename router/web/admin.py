@@ -1,8 +1,9 @@
-"""`/admin/*`: list deliveries, replay them, reload rules.yaml; silences and sink pauses
-(`router.web.admin_controls`). Bearer `ROUTER_ADMIN_TOKEN`, checked before any body is read;
-a wrong one counts against the client address in the shared limit on failed
-credentials (`router.web.credential_limits`: then 429). Without a token configured the whole
-admin API answers 404."""
+"""`/admin/*`: list calls and deliveries, replay one or many, reload rules.yaml, backfill,
+release held calls; silences and sink pauses (`router.web.admin_controls`). Bearer
+`ROUTER_ADMIN_TOKEN`, checked before any body is read; a wrong one counts against the
+client address in the shared limit on failed credentials
+(`router.web.credential_limits`: then 429). Without a token configured the whole admin
+API answers 404."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from router.config import Runtime, check_findings
-from router.operators import OperatorControls
+from router.core.call_search import SearchInvalid, call_filters
+from router.core.events import decode_json
+from router.core.phones import mask_phone, mask_phone_numbers
+from router.operators import OperatorControls, RequestInvalid, parse_bulk_replay
 from router.operators.silences import iso
 from router.store import HeldCalls, OperatorConsole, Operators
 from router.store.base import (
@@ -28,7 +32,7 @@ from router.store.base import (
     DeliveryView,
     EventView,
 )
-from router.web.admin_controls import control_routes
+from router.web.admin_controls import control_routes, invalid, json_body
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.request_body import read_text
 from router.web.webhook import header_bytes
@@ -77,12 +81,40 @@ async def acknowledgements_of(
     }
 
 
-def event_json(view: EventView) -> dict[str, Any]:
-    """A stored call as `GET /admin/events` and `revring-router calls --json` show it:
-    its columns and verification state, not its body."""
-    return {
+def call_json(view: EventView) -> dict[str, Any]:
+    """A stored call as `GET /admin/calls`, `GET /admin/events` and `revring-router calls
+    --json` show it: its columns and verification state, its numbers masked and its
+    summary with the numbers in it masked (None when it has none, or its body is too
+    large to be listed), not its body."""
+    shown = {
         field.name: getattr(view, field.name) for field in fields(view) if field.name != "payload"
     }
+    shown["from_number"] = mask_phone(view.from_number)
+    shown["to_number"] = mask_phone(view.to_number)
+    shown["summary"] = _summary(view.payload)
+    return shown
+
+
+def _summary(payload: bytes | None) -> str | None:
+    if payload is None:
+        return None
+    try:
+        call = decode_json(bytes(payload))
+    except ValueError:
+        return None
+    summary = call.get("summary") if isinstance(call, dict) else None
+    return mask_phone_numbers(summary) if isinstance(summary, str) else None
+
+
+MAX_NAME_PARAMETER = 200
+
+
+def _name_parameter(request: web.Request, name: str) -> str | None:
+    """A sink, rule or call filter from the query string (empty: none)."""
+    value = request.query.get(name) or None
+    if value is not None and len(value) > MAX_NAME_PARAMETER:
+        raise ValueError(f"{name} must be at most {MAX_NAME_PARAMETER} characters")
+    return value
 
 
 def _unauthorized() -> web.Response:
@@ -145,13 +177,46 @@ def admin_routes(
         try:
             limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
             offset = max(int(request.query.get("offset", "0")), 0)
-        except ValueError:
-            return web.json_response({"error": "limit and offset must be integers"}, status=400)
-        views = await store.list_deliveries(
-            status, request.query.get("sink") or None, limit, offset
-        )
+            sink, rule, call = (_name_parameter(request, name) for name in ("sink", "rule", "call"))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        views = await store.list_deliveries(status, sink, limit, offset, rule=rule, call=call)
         acknowledged = await acknowledgements_of(store, views)
         return web.json_response([delivery_json(view, acknowledged.get(view.id)) for view in views])
+
+    async def replay_many(request: web.Request) -> web.Response:
+        try:
+            wanted = parse_bulk_replay(await json_body(request))
+        except RequestInvalid as exc:
+            return invalid(exc)
+        replay = store.replay_dead if wanted.status == "dead" else store.replay_muted
+        count = await replay(wanted.sink, time.time(), wanted.rule)
+        return web.json_response(
+            {
+                "status": "requeued",
+                "count": count,
+                "replayed": wanted.status,
+                "sink": wanted.sink,
+                "rule": wanted.rule,
+            }
+        )
+
+    async def list_calls(request: web.Request) -> web.Response:
+        verification = request.query.get("verification") or None
+        if verification is not None and verification not in VERIFICATIONS:
+            return web.json_response(
+                {"error": f"verification must be one of {', '.join(VERIFICATIONS)}"}, status=400
+            )
+        try:
+            limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
+        except ValueError:
+            return web.json_response({"error": "limit must be an integer"}, status=400)
+        try:
+            filters = call_filters(request.query.get("q", ""), request.query.get("status", ""))
+        except SearchInvalid as exc:
+            return web.json_response({"error": f"q: {exc}"}, status=400)
+        views = await store.list_events(replace(filters, verification=verification), None, limit)
+        return web.json_response([call_json(view) for view in views])
 
     async def show_delivery(request: web.Request) -> web.Response:
         delivery_id = request.match_info["id"]
@@ -220,7 +285,7 @@ def admin_routes(
         except ValueError:
             return web.json_response({"error": "limit must be an integer"}, status=400)
         views = await store.list_events(CallFilters(verification=verification), None, limit)
-        return web.json_response([event_json(view) for view in views])
+        return web.json_response([call_json(view) for view in views])
 
     async def release_event(request: web.Request) -> web.Response:
         from router.revring import release
@@ -246,10 +311,12 @@ def admin_routes(
         )
 
     return [
+        web.get("/admin/calls", guarded(list_calls)),
         web.get("/admin/events", guarded(list_events)),
         web.post("/admin/events/{id}/release", guarded(release_event)),
         web.post("/admin/backfill", guarded(run_backfill)),
         web.get("/admin/deliveries", guarded(list_deliveries)),
+        web.post("/admin/deliveries/replay", guarded(replay_many)),
         web.get("/admin/deliveries/{id}", guarded(show_delivery)),
         web.post("/admin/deliveries/{id}/replay", guarded(replay)),
         web.post("/admin/reload", guarded(reload)),

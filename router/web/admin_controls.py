@@ -28,7 +28,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SILENCE_STATES = ("active", "pending", "expired")
 
 
-async def _json_body(request: web.Request) -> Any:
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body ({} when empty), or `RequestInvalid` when it is not JSON."""
     body = await read_text(request)  # not UTF-8 (or an unknown charset): 400
     if not body.strip():
         return {}
@@ -39,7 +40,8 @@ async def _json_body(request: web.Request) -> Any:
         raise RequestInvalid([f"the body is not JSON: {detail}"]) from None
 
 
-def _invalid(exc: RequestInvalid) -> web.Response:
+def invalid(exc: RequestInvalid) -> web.Response:
+    """422 naming every problem of a request."""
     return web.json_response({"error": "invalid request", "errors": exc.errors}, status=422)
 
 
@@ -60,10 +62,10 @@ def control_routes(
         now = time.time()
         try:
             record = parse_silence_request(
-                await _json_body(request), now=now, known_sinks=known_sinks()
+                await json_body(request), now=now, known_sinks=known_sinks()
             )
         except RequestInvalid as exc:
-            return _invalid(exc)
+            return invalid(exc)
         await store.add_silence(record)
         await changed()
         return web.json_response(silence_json(record, now), status=201)
@@ -93,12 +95,12 @@ def control_routes(
         try:
             pause = parse_pause_request(
                 request.match_info["name"],
-                await _json_body(request),
+                await json_body(request),
                 now=now,
                 known_sinks=known_sinks(),
             )
         except RequestInvalid as exc:
-            return _invalid(exc)
+            return invalid(exc)
         await store.pause_sink(pause)
         await changed()
         return web.json_response(pause_json(pause))

@@ -181,6 +181,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     handler = WebhookHandler(intake, metrics, settings.api_keys, body_limits)
 
     async def stop_parsers(app: web.Application) -> None:
+        handler.close()
         intake.close()
         if workers is not None:
             workers.close()

@@ -228,6 +228,12 @@ def _schemas() -> dict[str, Schema]:
                 "agent_id": _field("string"),
                 "organization_id": _field("string"),
                 "hangup_cause": _field("string"),
+                "from_number": _field("string", "the caller's number, masked (+1415•••0123)"),
+                "to_number": _field("string", "the called number, masked"),
+                "summary": _field(
+                    ["string", "null"],
+                    "the summary, numbers in it masked (null: none, or a body over 256 KiB)",
+                ),
                 "verification": _field(
                     ["string", "null"],
                     "verify mode: pending, not_verified, verified or released",
@@ -300,6 +306,24 @@ def _schemas() -> dict[str, Schema]:
                 "paused_at": TIME,
             },
             ("sink", "paused"),
+        ),
+        "ReplayRequest": _object(
+            {
+                "status": _field("string", "which deliveries", enum=["dead", "muted"]),
+                "sink": _field("string", "only this sink's"),
+                "rule": _field("string", "only this rule's"),
+            },
+            ("status",),
+        ),
+        "Replayed": _object(
+            {
+                "status": _field("string", enum=["requeued"]),
+                "count": _field("integer", "deliveries put back in the queue"),
+                "replayed": _field("string", "the status they had", enum=["dead", "muted"]),
+                "sink": _field(["string", "null"]),
+                "rule": _field(["string", "null"]),
+            },
+            ("status", "count"),
         ),
         "Invalid": _object(
             {"error": _field("string"), "errors": _field("array", items={"type": "string"})},
@@ -378,12 +402,40 @@ def _paths() -> dict[str, Schema]:
                 "responses": {"200": _answer("OpenAPI 3.1 document", {"type": "object"})},
             }
         },
+        "/admin/calls": {
+            "get": _admin(
+                "List stored calls, newest first",
+                {
+                    "200": _answer("calls", {"type": "array", "items": _ref("Event")}),
+                    "400": _error("a bad q, verification or limit"),
+                },
+                parameters=[
+                    _query(
+                        "q",
+                        {"type": "string", "maxLength": 200},
+                        "a phone number in any common format (the calls from or to it), or"
+                        " words the summary or transcript holds (all of them, any case; at"
+                        " most 8), as `revring-router calls --q`",
+                    ),
+                    _query("status", {"type": "string"}, "only this call status (any case)"),
+                    _query(
+                        "verification",
+                        {
+                            "type": "string",
+                            "enum": ["pending", "not_verified", "verified", "released"],
+                        },
+                        "verify mode: only calls in this state",
+                    ),
+                    LIMIT,
+                ],
+            )
+        },
         "/admin/deliveries": {
             "get": _admin(
                 "List deliveries, newest first",
                 {
                     "200": _answer("deliveries", {"type": "array", "items": _ref("Delivery")}),
-                    "400": _error("a bad status, limit or offset"),
+                    "400": _error("a bad status, limit or offset, or a name over 200 characters"),
                 },
                 parameters=[
                     _query(
@@ -392,9 +444,25 @@ def _paths() -> dict[str, Schema]:
                         "only this status",
                     ),
                     _query("sink", {"type": "string"}, "only this sink"),
+                    _query("rule", {"type": "string"}, "only this rule"),
+                    _query(
+                        "call",
+                        {"type": "string"},
+                        "only this call's deliveries (and the digests it joined)",
+                    ),
                     LIMIT,
                     OFFSET,
                 ],
+            )
+        },
+        "/admin/deliveries/replay": {
+            "post": _admin(
+                "Requeue every dead or muted delivery, of one sink or rule",
+                {
+                    "200": _answer("how many were requeued", _ref("Replayed")),
+                    "422": _answer("every problem of the request", _ref("Invalid")),
+                },
+                requestBody=_body(_ref("ReplayRequest")),
             )
         },
         "/admin/deliveries/{id}": {

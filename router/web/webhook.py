@@ -18,6 +18,7 @@ from aiohttp import web
 
 from router.core.metrics import Metrics
 from router.engine import IngestOutcome, Intake
+from router.web.rejections import RejectionLog
 from router.web.request_body import BodyLimits, BodyRefused, read_body
 
 
@@ -78,19 +79,31 @@ def outcome_answer(outcome: IngestOutcome) -> web.Response:
 
 
 class WebhookHandler:
-    """The webhook's HTTP side: the key, the body's limits and type; the rest is intake's."""
+    """The webhook's HTTP side: the key, the body's limits and type; the rest is intake's.
+    Every 4xx is counted in the log too (`router.web.rejections`)."""
 
     def __init__(
-        self, intake: Intake, metrics: Metrics, api_keys: ApiKeys | None, body_limits: BodyLimits
+        self,
+        intake: Intake,
+        metrics: Metrics,
+        api_keys: ApiKeys | None,
+        body_limits: BodyLimits,
+        rejections: RejectionLog | None = None,
     ) -> None:
         self.intake = intake
         self.metrics = metrics
         self.api_keys = api_keys  # None: authentication disabled (--no-auth)
         self._body_limits = body_limits
+        self.rejections = rejections or RejectionLog()
+
+    def close(self) -> None:
+        """Log the rejections counted and not logged yet."""
+        self.rejections.close()
 
     def _reject(self, status: int, reason: str, message: str, **extra: Any) -> web.Response:
         self.metrics.events_received.labels("rejected", "").inc()
         self.metrics.events_rejected.labels(reason).inc()
+        self.rejections.rejected(status, reason)
         return problem(status, message, **extra)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -110,4 +123,8 @@ class WebhookHandler:
             return self._reject(
                 415, "not_json", f"expected Content-Type: application/json, got {media_type!r}"
             )
-        return outcome_answer(await self.intake.ingest_posted(body))
+        outcome = await self.intake.ingest_posted(body)
+        rejection = outcome.rejection
+        if rejection is not None and rejection.status < 500:  # 5xx: the store's, logged there
+            self.rejections.rejected(rejection.status, rejection.reason)
+        return outcome_answer(outcome)

@@ -34,6 +34,14 @@ def rules(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
+    """A store as `serve` leaves it (these commands never create one)."""
+
+    async def make() -> None:
+        store = SQLiteStore(tmp_path / "router.db")
+        await store.open()
+        await store.close()
+
+    asyncio.run(make())
     return f"sqlite:///{tmp_path / 'router.db'}"
 
 

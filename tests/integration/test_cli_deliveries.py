@@ -70,16 +70,16 @@ def test_the_json_has_kind_and_calls(store_url: str, capsys: pytest.CaptureFixtu
 def test_an_unopenable_sqlite_store_is_one_line_naming_it(
     command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("a file where a directory should be")
+    not_a_database = tmp_path / "router.db"
+    not_a_database.write_text("a file that is no SQLite database " * 200)
 
-    assert main([*command, "--store", f"sqlite:///{blocker}/router.db"]) == 1
+    assert main([*command, "--store", f"sqlite:///{not_a_database}"]) == 1
 
     captured = capsys.readouterr()
     assert captured.out == ""
     [line] = captured.err.splitlines()
     assert line.startswith(f"revring-router {command[0]}: ")
-    assert f"{blocker}/router.db" in line
+    assert str(not_a_database) in line
 
 
 @pytest.mark.parametrize("command", [["deliveries"], ["replay", "--status", "dead"]])

@@ -42,9 +42,12 @@ def test_calls_lists_held_and_not_verified_and_release_routes(tmp_path, capsys):
     waiting, invented = fresh_event(), fresh_event()
     hold(url, waiting, invented)
 
-    assert main(["calls", "--store", url]) == 0
+    assert main(["calls", "--verification", "pending", "--store", url]) == 0
     out = capsys.readouterr().out
     assert waiting["id"] in out and invented["id"] not in out
+    assert main(["calls", "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert waiting["id"] in out and invented["id"] in out, "every stored call"
     assert main(["calls", "--verification", "not_verified", "--json", "--store", url]) == 0
     [line] = capsys.readouterr().out.splitlines()
     assert json.loads(line)["id"] == invented["id"]

@@ -257,6 +257,7 @@ async def test_the_overview_shows_each_sinks_state_and_the_loaded_rules(service,
     page = await signed_in_page(service)
     assert "crm" in page and "ops-slack" in page
     assert "not configured" in page and "webhook_url" in page
+    assert "CONSOLE_TEST_UNSET_WEBHOOK is set in the environment and the router restarted" in (page)
     assert "loaded" in page and "2 sinks" in page
     assert re.search(r"<dt>Accepted</dt><dd>1</dd>", page)
 
@@ -411,3 +412,17 @@ async def test_a_muted_delivery_shows_why_on_its_page(service):
     assert f"silence:{silence_id}" in page and "Muted by" in page
     listing = await signed_in_page(service, "/ui/deliveries?status=muted")
     assert views[0]["id"] in listing
+
+
+async def test_the_playground_says_an_unconfigured_sink_waits_for_a_restart(service):
+    page = await signed_in_page(service, "/ui/rules")
+    event = fresh_event(status="FAILED")
+    response = await service.post(
+        "/ui/rules/playground", data={"csrf": csrf_of(page), "event": json.dumps(event)}
+    )
+    html = await response.text()
+    assert (
+        "Not configured (webhook_url empty): its deliveries wait until"
+        " CONSOLE_TEST_UNSET_WEBHOOK is set in the environment and the router restarted"
+    ) in html
+    assert "reload sets it" not in html

@@ -236,3 +236,24 @@ def test_a_load_logs_each_allowed_user_that_is_not_a_user_id(
     assert warning.startswith(
         "sink ops-slack: actions.allowed_users.1: 'alice' is not a Slack user id"
     )
+
+
+def test_a_load_says_an_unconfigured_sink_needs_a_restart_for_its_variable(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    Path(runtime.config_path).write_text(
+        "version: 1\nsinks:\n"
+        "  ops-slack: {type: slack, webhook_url: '${RELOAD_TEST_UNSET_HOOK:-}'}\n"
+        "  crm: {type: http, url: ''}\n"
+        "rules: [{name: all, to: [ops-slack, crm]}]\n"
+    )
+    with caplog.at_level("WARNING", logger="router.config.runtime"):
+        runtime.load()
+    lines = {r.getMessage() for r in caplog.records if "not configured" in r.getMessage()}
+    assert lines == {
+        "sink ops-slack is not configured (webhook_url empty): its deliveries wait until"
+        " RELOAD_TEST_UNSET_HOOK is set in the environment and the router restarted"
+        " (a reload does not read the environment)",
+        "sink crm is not configured (url empty): its deliveries wait until rules.yaml"
+        " gives url a value and is reloaded",
+    }

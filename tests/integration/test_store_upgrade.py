@@ -183,10 +183,10 @@ async def test_a_postgresql_store_with_the_old_schema_upgrades_in_place() -> Non
             await store.close()
 
 
-async def copy_fixture_rows(connection) -> None:
-    source = sqlite3.connect(FIXTURE)
+async def copy_fixture_rows(connection, fixture: Path = FIXTURE, tables=TABLES) -> None:
+    source = sqlite3.connect(fixture)
     try:
-        for table in TABLES:
+        for table in tables:
             cursor = source.execute(f"SELECT * FROM {table}")
             names = [column[0] for column in cursor.description]
             placeholders = ", ".join(f"${n}" for n in range(1, len(names) + 1))
@@ -275,5 +275,81 @@ async def test_a_schema_3_postgresql_store_gets_its_call_columns_from_the_payloa
         await store.open()
         try:
             await check_calls_backfilled(store)
+        finally:
+            await store.close()
+
+
+# Made by the router at 19e1ea7 (schema 7), before calls could be searched.
+FIXTURE_V7 = Path(__file__).resolve().parents[1] / "fixtures" / "router-v7.db"
+
+
+async def check_old_calls_found(store: Store) -> None:
+    """The calls the old router stored are found by number, in any spelling, and by
+    words of their summary and transcript; a call stored now beside them too."""
+    from router.core.phones import e164
+    from router.store.base import CallFilters
+
+    async def found(filters: CallFilters) -> list[str]:
+        return [event.id for event in await store.list_events(filters)]
+
+    caller = e164("(415) 555-0123")
+    assert await found(CallFilters(phone=caller)) == ["v7-failed", "v7-reschedule"]
+    assert await found(CallFilters(phone=e164("+44 20 7183 8750"))) == ["v7-failed"]
+    assert await found(CallFilters(phone=e164("+49 30 901820"))) == ["v7-voicemail"]
+    line = await found(CallFilters(phone=e164("415.555.0199")))
+    assert line == ["v7-anonymous", "v7-voicemail", "v7-reschedule"]
+    assert await found(CallFilters(words=("friday",))) == ["v7-reschedule"]
+    assert await found(CallFilters(words=("ava", "acme"))) == ["v7-voicemail"]
+    assert await found(CallFilters(words=("beep",))) == ["v7-voicemail"]
+    assert await found(CallFilters(words=("agent",))) == []
+    [old] = await store.list_events(CallFilters(call_id="v7-reschedule"))
+    assert (old.from_number, old.to_number) == ("+14155550123", "+14155550199")
+
+    new = IngestRecord("new-call", b'{"id": "new-call"}', T + 100, [], from_number="+14155550123")
+    await store.ingest(new)
+    assert (await found(CallFilters(phone=caller)))[0] == "new-call"
+
+
+async def test_a_sqlite_store_of_schema_7_finds_its_old_calls_by_number_and_words(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "router.db"
+    shutil.copyfile(FIXTURE_V7, database)
+    with sqlite3.connect(database) as old:
+        assert old.execute("SELECT MAX(version) FROM schema_version").fetchone() == (7,)
+    old.close()
+
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await check_old_calls_found(store)
+    finally:
+        await store.close()
+    with sqlite3.connect(database) as upgraded:
+        assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        versions = [v for (v,) in upgraded.execute("SELECT version FROM schema_version")]
+    upgraded.close()
+    assert versions == [migration.version for migration in MIGRATIONS]
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_7_finds_its_old_calls_by_number_and_words() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade7") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(SCHEMA_VERSION_DDL)
+            for migration in MIGRATIONS[:7]:
+                for statement in statements_for(migration, "postgresql"):
+                    await connection.execute(statement)
+            await copy_fixture_rows(connection, FIXTURE_V7, ("schema_version", "events"))
+        finally:
+            await connection.close()
+
+        store = open_store(url)
+        await store.open()
+        try:
+            await check_old_calls_found(store)
         finally:
             await store.close()

@@ -1,0 +1,93 @@
+"""Finding calls as a person asks (router/core/call_search.py, `e164` in
+router/core/phones.py and router/store/search.py): a number in any common spelling is
+the same E.164 number the store keeps, other text is words of the summary and
+transcript."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.core.call_search import (
+    MAX_SEARCH_CHARACTERS,
+    CallSearch,
+    SearchInvalid,
+    call_filters,
+    parse_search,
+)
+from router.core.phones import REGION_VARIABLE, e164
+from router.store import MAX_SEARCH_WORDS, CallFilters, searchable_text
+from router.store.search import searchable_text_of_body
+
+
+@pytest.fixture(autouse=True)
+def _default_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(REGION_VARIABLE, raising=False)
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["+14155550142", "+1 415-555-0142", "(415) 555-0142", "415.555.0142", " 4155550142 "],
+)
+def test_a_number_written_any_common_way_is_its_e164(written: str) -> None:
+    assert e164(written) == "+14155550142"
+    assert parse_search(written) == CallSearch(phone="+14155550142")
+
+
+@pytest.mark.parametrize("value", ["", "anonymous", "503", "sip:ava@example.com", None, True])
+def test_what_is_no_possible_number_has_no_e164(value: object) -> None:
+    assert e164(value) is None
+
+
+def test_a_number_without_country_code_is_read_in_the_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert e164("020 7183 8750") is None  # not a US number
+    monkeypatch.setenv(REGION_VARIABLE, "GB")
+    assert e164("020 7183 8750") == "+442071838750"
+    assert e164("+1 415 555 0142") == "+14155550142", "a country code wins"
+
+
+def test_other_text_is_words_in_any_case_each_once() -> None:
+    assert parse_search("Friday  INVOICE friday") == CallSearch(words=("friday", "invoice"))
+    assert parse_search("503") == CallSearch(words=("503",)), "digits that are no number"
+    assert parse_search("call 415 555 0142") == CallSearch(words=("call", "415", "555", "0142"))
+    assert parse_search("  ") == CallSearch()
+
+
+def test_a_search_too_long_or_of_too_many_words_is_refused() -> None:
+    with pytest.raises(SearchInvalid, match=f"at most {MAX_SEARCH_WORDS} words, got 9"):
+        parse_search(" ".join(f"w{n}" for n in range(9)))
+    with pytest.raises(SearchInvalid, match=f"at most {MAX_SEARCH_CHARACTERS} characters"):
+        parse_search("x" * (MAX_SEARCH_CHARACTERS + 1))
+
+
+def test_call_filters_of_a_search_and_a_status() -> None:
+    assert call_filters("(415) 555-0142", "failed") == CallFilters(
+        status="FAILED", phone="+14155550142"
+    )
+    assert call_filters("Friday") == CallFilters(words=("friday",))
+    assert call_filters() == CallFilters()
+
+
+def test_the_searchable_text_is_the_summary_and_the_transcript_in_lower_case() -> None:
+    call = {
+        "summary": "Caller moved a Cleaning.",
+        "transcript": [
+            {"role": "agent", "content": "Hello ÉTÉ"},
+            {"speaker": "user", "text": "Bye", "extra": {"note": ["Deep"]}},
+            "Plain",
+            7,
+        ],
+        "agentName": "Ava",
+    }
+    assert searchable_text(call) == "caller moved a cleaning.\nhello été\nbye\ndeep\nplain"
+    assert searchable_text({"summary": None, "transcript": "Just text"}) == "just text"
+    assert searchable_text([1, 2]) == ""
+
+
+def test_a_stored_body_in_any_form_a_store_gives_it() -> None:
+    body = '{"summary": "Hi", "transcript": ["There"]}'
+    for stored in (body, body.encode(), memoryview(body.encode())):
+        assert searchable_text_of_body(stored) == "hi\nthere"
+    assert searchable_text_of_body(b"not json") == ""
+    assert searchable_text_of_body(b"[" * 100_000 + b"]" * 100_000) == ""
