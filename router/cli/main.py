@@ -417,7 +417,7 @@ def _print_deliveries(views: Sequence[DeliveryView]) -> None:
             v.status,
             str(v.attempts),
             _when(v.next_attempt_at) if v.status == "pending" else "-",
-            (v.muted_reason if v.status == "muted" else v.last_error or "")[:60],
+            ((v.muted_reason if v.status == "muted" else v.last_error) or "")[:60],
         )
         for v in views
     ]
@@ -596,8 +596,16 @@ def cmd_calls(args: argparse.Namespace) -> int:
 
 
 def _print_calls(calls: Sequence[dict[str, Any]], *, verification: bool) -> None:
-    header = ("RECEIVED (UTC)", "ID", "DIRECTION", "STATUS", "FROM", "TO", "SUMMARY")
-    rows = [
+    header: tuple[str, ...] = (
+        "RECEIVED (UTC)",
+        "ID",
+        "DIRECTION",
+        "STATUS",
+        "FROM",
+        "TO",
+        "SUMMARY",
+    )
+    rows: list[tuple[str, ...]] = [
         (
             _when(call["received_at"]),
             call["id"],
