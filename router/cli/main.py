@@ -30,8 +30,14 @@ from router.engine import preview
 from router.engine.preview import Preview, lookup
 from router.operators import to_silence
 from router.rules import Silence, explain
-from router.store import StoreError, open_store
-from router.store.base import Acknowledgement, CallFilters, DeliveryView, EventView
+from router.store import (
+    Acknowledgement,
+    CallFilters,
+    DeliveryView,
+    EventView,
+    StoreError,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from router.web import ConnectionLimits, ServiceSettings

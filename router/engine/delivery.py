@@ -37,11 +37,11 @@ from router.engine.render_apart import RenderApart
 from router.engine.requests import ReadySend, build_and_transmit, delivery_request
 from router.operators import OperatorControls
 from router.rules import Silence
-from router.store import DeliveryQueue
-from router.store.base import (
+from router.store import (
     WORKER_HEARTBEAT_SECONDS,
     AttemptRecord,
     ClaimedDelivery,
+    DeliveryQueue,
     IngestRecord,
     IngestResult,
     NewDelivery,

@@ -24,13 +24,16 @@ from router.core.events import decode_json
 from router.core.phones import mask_phone, mask_phone_numbers
 from router.operators import OperatorControls, RequestInvalid, parse_bulk_replay
 from router.operators.silences import iso
-from router.store import DeliveryStatus, HeldCalls, OperatorConsole, Operators
-from router.store.base import (
+from router.store import (
     AcknowledgedKind,
     Acknowledgement,
     CallFilters,
+    DeliveryStatus,
     DeliveryView,
     EventView,
+    HeldCalls,
+    OperatorConsole,
+    Operators,
 )
 from router.web.admin_controls import control_routes, invalid, json_body
 from router.web.credential_limits import CredentialLimiter, record_failure
