@@ -31,9 +31,8 @@ from procs import PYTHON, ROOT, Proc, free_port, wait_http
 
 sys.path.insert(0, str(ROOT))
 
-from router.store import open_store
+from router.store import CallFilters, open_store
 from router.store import queries as q
-from router.store.base import CallFilters
 
 TOKEN = "bench-console-token-0123456789"
 EVENTS = 300_000

@@ -56,9 +56,8 @@ from procs import ROOT
 
 sys.path.insert(0, str(ROOT))
 
-from router.store import open_store, searchable_text
+from router.store import AttemptRecord, IngestRecord, NewDelivery, open_store, searchable_text
 from router.store import queries as q
-from router.store.base import AttemptRecord, IngestRecord, NewDelivery
 from router.store.checkpoints import NEVER, CheckpointPolicy
 from router.store.sqlite import WAL_CHECKPOINT_PAGES, SQLiteStore
 

@@ -30,8 +30,14 @@ from router.engine import preview
 from router.engine.preview import Preview, lookup
 from router.operators import to_silence
 from router.rules import Silence, explain
-from router.store import StoreError, open_store
-from router.store.base import Acknowledgement, CallFilters, DeliveryView, EventView
+from router.store import (
+    Acknowledgement,
+    CallFilters,
+    DeliveryView,
+    EventView,
+    StoreError,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from router.web import ConnectionLimits, ServiceSettings
@@ -417,7 +423,7 @@ def _print_deliveries(views: Sequence[DeliveryView]) -> None:
             v.status,
             str(v.attempts),
             _when(v.next_attempt_at) if v.status == "pending" else "-",
-            (v.muted_reason if v.status == "muted" else v.last_error or "")[:60],
+            ((v.muted_reason if v.status == "muted" else v.last_error) or "")[:60],
         )
         for v in views
     ]
@@ -596,8 +602,16 @@ def cmd_calls(args: argparse.Namespace) -> int:
 
 
 def _print_calls(calls: Sequence[dict[str, Any]], *, verification: bool) -> None:
-    header = ("RECEIVED (UTC)", "ID", "DIRECTION", "STATUS", "FROM", "TO", "SUMMARY")
-    rows = [
+    header: tuple[str, ...] = (
+        "RECEIVED (UTC)",
+        "ID",
+        "DIRECTION",
+        "STATUS",
+        "FROM",
+        "TO",
+        "SUMMARY",
+    )
+    rows: list[tuple[str, ...]] = [
         (
             _when(call["received_at"]),
             call["id"],

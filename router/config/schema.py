@@ -233,7 +233,7 @@ def _check_rules(
     (compiled here, once, and read against the call's schema: `lint_when`). Returns the
     conditions, the errors and the warnings."""
     data = document.data if isinstance(document.data, dict) else {}
-    raw_rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    raw_rules: list[Any] = data["rules"] if isinstance(data.get("rules"), list) else []
     raw_sinks = data.get("sinks") if isinstance(data.get("sinks"), dict) else None
     raw_intervals = data.get("time_intervals")
     interval_names = list(raw_intervals) if isinstance(raw_intervals, dict) else []

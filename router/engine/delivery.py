@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from router.config import Runtime
 from router.core.metrics import Metrics
@@ -36,11 +37,11 @@ from router.engine.render_apart import RenderApart
 from router.engine.requests import ReadySend, build_and_transmit, delivery_request
 from router.operators import OperatorControls
 from router.rules import Silence
-from router.store import DeliveryQueue
-from router.store.base import (
+from router.store import (
     WORKER_HEARTBEAT_SECONDS,
     AttemptRecord,
     ClaimedDelivery,
+    DeliveryQueue,
     IngestRecord,
     IngestResult,
     NewDelivery,
@@ -423,8 +424,13 @@ class SinkLane:
         engine = self.engine
         task = asyncio.create_task(engine.store.defer(delivery.id, engine.owner, engine.clock()))
         self._background.add(task)
-        # If the defer fails, the lease simply expires and the delivery is claimed then.
-        task.add_done_callback(lambda done: (self._background.discard(done), done.exception()))
+        task.add_done_callback(self._forget_defer)
+
+    def _forget_defer(self, done: asyncio.Task[None]) -> None:
+        self._background.discard(done)
+        if not done.cancelled():
+            # If the defer failed, the lease simply expires and the delivery is claimed then.
+            done.exception()
 
     async def _kill_removed(self, now: float) -> None:
         """Due deliveries of a sink the running rules.yaml does not have go dead (replayable
@@ -606,7 +612,7 @@ class SinkLane:
             retry_after=retry_after,
             rng=engine.rng,
         )
-        outcome = "retry" if decision.action == "retry" else "dead"
+        outcome: Literal["retry", "dead"] = "retry" if decision.action == "retry" else "dead"
         record = AttemptRecord(
             number, started_at, duration, outcome, status_code, decision.reason, detail
         )

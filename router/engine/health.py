@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from router.store import StoreError, StoreRefusedWrite
 
@@ -88,7 +88,7 @@ async def answer_within(awaitable: Awaitable[T], seconds: float) -> T:
     raise TimeoutError(f"the store did not answer within {seconds:g} s")
 
 
-def _retrieve(task: asyncio.Future[object]) -> None:
+def _retrieve(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved, so asyncio does not log "never retrieved"
 

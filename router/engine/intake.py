@@ -33,8 +33,7 @@ from router.engine.prepare import MutingMoment, Prepared, Rejection, prepare
 from router.engine.records import call_record, held_record, unleased
 from router.operators import OperatorControls
 from router.rules import CompiledRule
-from router.store import Ingest
-from router.store.base import IngestResult
+from router.store import Ingest, IngestResult
 
 log = logging.getLogger("router.engine.intake")
 

@@ -46,7 +46,7 @@ from router.engine.pool_semaphores import SemaphoreKeepingContext, unlink_names
 from router.engine.prepare import MutingMoment, Prepared, Rejection, prepare
 from router.operators import to_silence
 from router.rules import CompiledRule
-from router.store.base import SilenceRecord
+from router.store import SilenceRecord
 
 log = logging.getLogger("router.engine.parse_workers")
 T = TypeVar("T")

@@ -55,11 +55,12 @@ def unlink_names(context: SemaphoreKeepingContext) -> int:
     process that opens them by name has done so): each is unlinked and untracked, and
     its exit finalizer, which would unlink it again, cancelled. How many were."""
     try:
-        cleanup = multiprocessing.synchronize.SemLock._cleanup
+        # CPython's own bookkeeping, not typed: a change there lands in `except` below.
+        cleanup = multiprocessing.synchronize.SemLock._cleanup  # type: ignore[attr-defined]
         names = [made._semlock.name for made in context.made]
         finalizers = {
             finalizer._args[0]: finalizer
-            for finalizer in list(util._finalizer_registry.values())
+            for finalizer in list(util._finalizer_registry.values())  # type: ignore[attr-defined]
             if finalizer._callback is cleanup and finalizer._args
         }
     except (AttributeError, TypeError) as exc:

@@ -20,8 +20,7 @@ from router.rules import (
     mute_decisions,
     route,
 )
-from router.store import searchable_text
-from router.store.base import GroupJoin
+from router.store import GroupJoin, searchable_text
 
 
 class Target(NamedTuple):

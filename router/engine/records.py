@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from router.engine.prepare import Prepared, Target
-from router.store.base import IngestRecord, NewDelivery
+from router.store import IngestRecord, NewDelivery
 
 
 def new_delivery_id() -> str:

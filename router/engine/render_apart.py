@@ -31,7 +31,7 @@ from router.core.missing_values import note_elsewhere, tallied
 from router.engine.parse_workers import ParseWorkers, RulesSource, WorkerLost, compiled_config
 from router.engine.requests import ReadySend, delivery_request
 from router.operators import KnownSilence, OperatorControls, silence_before_send, to_silence
-from router.store.base import ClaimedDelivery, SilenceRecord
+from router.store import ClaimedDelivery, SilenceRecord
 from sinks.base import Permanent, Retryable, SendResult, Sink, SinkResources
 from sinks.registry import build_sink, sink_class
 

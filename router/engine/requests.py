@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.core.events import decode_json
-from router.store.base import ClaimedDelivery
+from router.store import ClaimedDelivery
 from sinks.base import DeliveryRequest, Digest, SendResult, Sink, window_time
 
 

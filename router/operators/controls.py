@@ -16,8 +16,7 @@ from typing import Any
 
 from router.operators.silences import to_silence
 from router.rules import Silence
-from router.store import Operators
-from router.store.base import SilenceRecord, SinkPause
+from router.store import Operators, SilenceRecord, SinkPause
 
 log = logging.getLogger("router.operators.controls")
 

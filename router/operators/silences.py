@@ -20,7 +20,7 @@ from router.core.units import format_duration, parse_duration
 from router.rules import ConditionErrors, Silence, compile_when
 from router.rules.matching import kind_of
 from router.rules.regex import compile_search
-from router.store.base import SilenceRecord, SinkPause
+from router.store import SilenceRecord, SinkPause
 
 LONGEST_SILENCE = 366 * 86400.0  # a year: anything longer is a typo or belongs in rules.yaml
 LONGEST_PAUSE = 366 * 86400.0

@@ -28,8 +28,7 @@ from router.engine import MutingMoment, Rejection, prepare
 from router.engine.records import call_record
 from router.revring.api import BATCH_SIZE, RevRingApi, RevRingApiError
 from router.rules import CompiledRule
-from router.store import ConsoleReads, HeldCalls
-from router.store.base import HeldCall
+from router.store import ConsoleReads, HeldCall, HeldCalls
 
 if TYPE_CHECKING:
     from router.operators import OperatorControls

@@ -25,7 +25,8 @@ come, gets a face here and `Store` one more base.
 
 Every method is a coroutine that never blocks the event loop; writes are durable when
 the call returns; every failure is a `router.store.errors.StoreError`. The records the
-faces take and give are in `router.store.records`, and importable from here.
+faces take and give are in `router.store.records`; other packages import both through
+`router.store`.
 """
 
 from __future__ import annotations
@@ -36,65 +37,37 @@ from typing import Protocol
 from router.store.records import (
     AcknowledgedKind,
     Acknowledgement,
-    AttemptOutcome,
     AttemptRecord,
     CallFilters,
     ClaimedDelivery,
-    DeliveryKind,
     DeliveryStatus,
     DeliveryView,
     EventCursor,
     EventView,
-    GroupJoin,
     HeldCall,
     IngestRecord,
     IngestResult,
-    NewDelivery,
     SilenceRecord,
     SinkBacklog,
     SinkCounts,
     SinkPause,
     SlackActionRecord,
-    StateAfterAttempt,
     Verification,
 )
 
 __all__ = [
     "WORKER_HEARTBEAT_SECONDS",
     "WORKER_LIVE_SECONDS",
-    "AcknowledgedKind",
-    "Acknowledgement",
-    "AttemptOutcome",
-    "AttemptRecord",
     "CallBodies",
-    "CallFilters",
-    "ClaimedDelivery",
     "ConsoleReads",
-    "DeliveryKind",
     "DeliveryQueue",
-    "DeliveryStatus",
-    "DeliveryView",
-    "EventCursor",
-    "EventView",
-    "GroupJoin",
-    "HeldCall",
     "HeldCalls",
     "Ingest",
-    "IngestRecord",
-    "IngestResult",
     "Lifecycle",
     "Maintenance",
-    "NewDelivery",
     "OperatorConsole",
     "Operators",
-    "SilenceRecord",
-    "SinkBacklog",
-    "SinkCounts",
-    "SinkPause",
-    "SlackActionRecord",
-    "StateAfterAttempt",
     "Store",
-    "Verification",
 ]
 
 WORKER_HEARTBEAT_SECONDS = 5.0

@@ -24,13 +24,16 @@ from router.core.events import decode_json
 from router.core.phones import mask_phone, mask_phone_numbers
 from router.operators import OperatorControls, RequestInvalid, parse_bulk_replay
 from router.operators.silences import iso
-from router.store import HeldCalls, OperatorConsole, Operators
-from router.store.base import (
+from router.store import (
     AcknowledgedKind,
     Acknowledgement,
     CallFilters,
+    DeliveryStatus,
     DeliveryView,
     EventView,
+    HeldCalls,
+    OperatorConsole,
+    Operators,
 )
 from router.web.admin_controls import control_routes, invalid, json_body
 from router.web.credential_limits import CredentialLimiter, record_failure
@@ -43,8 +46,13 @@ class AdminStore(OperatorConsole, HeldCalls, Protocol):
     releasing held calls."""
 
 
-STATUSES = ("pending", "delivered", "dead", "muted")
+STATUSES: tuple[DeliveryStatus, ...] = ("pending", "delivered", "dead", "muted")
 VERIFICATIONS = ("pending", "not_verified", "verified", "released")
+
+
+def delivery_status(text: str | None) -> DeliveryStatus | None:
+    """`text` as a delivery status, or None when it is none of them."""
+    return next((status for status in STATUSES if status == text), None)
 
 
 def delivery_json(
@@ -169,8 +177,9 @@ def admin_routes(
         return check
 
     async def list_deliveries(request: web.Request) -> web.Response:
-        status = request.query.get("status") or None
-        if status is not None and status not in STATUSES:
+        asked = request.query.get("status") or None
+        status = delivery_status(asked)
+        if asked is not None and status is None:
             return web.json_response(
                 {"error": f"status must be one of {', '.join(STATUSES)}"}, status=400
             )

@@ -30,8 +30,7 @@ from router.engine import (
 from router.engine.health import answer_within, is_store_failure
 from router.operators import EXPIRED_SILENCES_KEPT, OperatorControls
 from router.revring import RevRingApi, Verifier, VerifySettings, backfill, dry_run
-from router.store import ConsoleReads, Maintenance, Store, open_store
-from router.store.base import SinkBacklog
+from router.store import ConsoleReads, Maintenance, SinkBacklog, Store, open_store
 from router.web.admin import BackfillRun, admin_routes
 from router.web.connections import track_requests
 from router.web.credential_limits import CredentialLimiter

@@ -28,8 +28,7 @@ from router.core.events import decode_json
 from router.core.metrics import Metrics
 from router.core.units import format_duration
 from router.operators import OperatorControls, RequestInvalid, parse_silence_request
-from router.store import OperatorConsole
-from router.store.base import Acknowledgement, DeliveryView, SlackActionRecord
+from router.store import Acknowledgement, DeliveryView, OperatorConsole, SlackActionRecord
 from router.web.admin import acknowledgement_key
 from router.web.request_body import read_body
 from sinks.base import DeliveryError

@@ -82,6 +82,7 @@ def render_content(config: EmailSinkConfig, request: DeliveryRequest) -> EmailCo
     )
     context = template_context(request)
     subject = alert.subject if config.subject is None else config.subject.render(context)
+    html: str | None
     if config.body is None:
         text = alert_text(alert)
         html = alert_html(alert) if config.html is None else config.html.render(context)

@@ -93,6 +93,12 @@ def _text(value: Any, limit: int = 200) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
+def _object(payload: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """`payload[key]` when it is a JSON object, else an empty one."""
+    value = payload.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def parse_button_value(text: Any) -> ButtonValue:
     if not isinstance(text, str) or len(text) > MAX_BUTTON_VALUE:
         raise PayloadInvalid("the button's value is missing or too long")
@@ -147,10 +153,8 @@ def parse_interaction(body: bytes) -> Click:
         kind = "silence"
     else:
         raise PayloadInvalid(f"unknown action {action_id!r}")
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
-    channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
-    container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
-    message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+    user, channel = _object(payload, "user"), _object(payload, "channel")
+    container, message = _object(payload, "container"), _object(payload, "message")
     user_id = _text(user.get("id"))
     if not user_id:
         raise PayloadInvalid("the payload names no user")
@@ -246,7 +250,8 @@ def acknowledged_text(user_id: str, at: float, *, already: bool) -> str:
 def updated_message(message: Mapping[str, Any], outcome: str) -> dict[str, Any]:
     """The original message with `outcome` as a context block under it (replacing an
     earlier outcome), buttons kept so a later click can extend or acknowledge."""
-    blocks = message.get("blocks") if isinstance(message.get("blocks"), list) else []
+    found = message.get("blocks")
+    blocks: list[Any] = found if isinstance(found, list) else []
     kept = [
         block
         for block in blocks

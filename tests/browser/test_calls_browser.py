@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from router.store.base import IngestRecord
+from router.store import IngestRecord
 from tests.browser.test_console_browser import (
     ATTRIBUTE_BREAKOUT,
     SCRIPT_SUMMARY,

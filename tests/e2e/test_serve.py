@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from router.engine.records import new_delivery_id
-from router.store.base import IngestRecord, NewDelivery
+from router.store import IngestRecord, NewDelivery
 from router.store.sqlite import SQLiteStore
 from tests.conftest import fresh_event
 from tests.receivers import Receiver

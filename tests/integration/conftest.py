@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from router.engine.parse_workers import ParseWorkers
-from router.store.base import Store
+from router.store import Store
 
 StoreFactory = Callable[[], Awaitable[Store]]
 """Opens a new `Store` object on the test's database; call again to reopen the same data."""

@@ -12,7 +12,7 @@ import pytest
 
 from router.engine.prepare import Prepared, prepare
 from router.engine.records import call_record
-from router.store.base import NewDelivery
+from router.store import NewDelivery
 from tests.conftest import sample
 from tests.service import ADMIN_TOKEN, parts, running_service
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from router.cli.main import main
-from router.store.base import Acknowledgement, GroupJoin, IngestRecord, NewDelivery
+from router.store import Acknowledgement, GroupJoin, IngestRecord, NewDelivery
 from router.store.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0

@@ -14,7 +14,7 @@ import pytest
 from router.cli.main import main
 from router.engine.prepare import Prepared, prepare
 from router.engine.records import call_record
-from router.store.base import NewDelivery
+from router.store import NewDelivery
 from router.store.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0

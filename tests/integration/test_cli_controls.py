@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from router.cli.main import main
-from router.store.base import IngestRecord, NewDelivery
+from router.store import IngestRecord, NewDelivery
 from router.store.sqlite import SQLiteStore
 from tests.e2e.test_cli_rules import SAMPLES
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from router.cli.main import main
-from router.store.base import GroupJoin, IngestRecord, NewDelivery
+from router.store import GroupJoin, IngestRecord, NewDelivery
 from router.store.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0

@@ -11,7 +11,7 @@ import pytest
 
 from router.cli.main import main
 from router.core.samples import sample_event
-from router.store.base import IngestRecord, NewDelivery
+from router.store import IngestRecord, NewDelivery
 from router.store.sqlite import SQLiteStore
 
 EVERY_TEMPLATE = """\

@@ -7,8 +7,7 @@ import asyncio
 import json
 
 from router.cli.main import main
-from router.store import open_store
-from router.store.base import IngestRecord
+from router.store import IngestRecord, open_store
 from tests.conftest import fresh_event
 
 RULES = """

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from router.store.base import IngestRecord, NewDelivery
+from router.store import IngestRecord, NewDelivery
 from tests.conftest import fresh_event
 from tests.integration.test_console import csrf_of, rules, sign_in, signed_in_page
 from tests.service import parts, post_event, running_service, wait_for
@@ -269,7 +269,7 @@ async def test_a_call_and_the_playground_show_its_numbers_masked_however_written
 
 
 def test_the_stored_body_of_a_call_is_valid_json_for_the_playground() -> None:
-    from router.store.base import EventView
+    from router.store import EventView
     from router.web.ui.views import stored_call_text
 
     raw = EventView("c", b'{"id":"c","n":1}', 0.0, "", "")

@@ -15,7 +15,7 @@ from router.cli.main import main
 from router.engine.intake import IngestLimits
 from router.engine.records import new_delivery_id
 from router.revring.api import ApiRetries, RevRingApi
-from router.store.base import GroupJoin, IngestRecord, NewDelivery
+from router.store import GroupJoin, IngestRecord, NewDelivery
 from tests.conftest import fresh_event
 from tests.fakes import TEAMS_PATH, FakeTeams
 from tests.integration.test_console import csrf_of, signed_in_page

@@ -24,8 +24,7 @@ from router.engine.intake import IngestLimits, Intake
 from router.engine.parse_workers import ParseTask, ParseWorkers, RulesSource, prepare_in_worker
 from router.engine.prepare import MutingMoment, Prepared, Rejection, prepare
 from router.operators.silences import to_silence
-from router.store import open_store
-from router.store.base import SilenceRecord
+from router.store import SilenceRecord, open_store
 from router.web.webhook import outcome_answer
 from sinks.base import SinkResources
 from tests.conftest import fresh_event

@@ -30,7 +30,7 @@ from router.engine.render_apart import (
 from router.engine.requests import delivery_request
 from router.operators.controls import KnownSilence, silence_before_send
 from router.operators.silences import to_silence
-from router.store.base import ClaimedDelivery, SilenceRecord
+from router.store import ClaimedDelivery, SilenceRecord
 from sinks.base import Permanent, Retryable, SinkResources
 from sinks.registry import build_sink
 from tests.conftest import fresh_event

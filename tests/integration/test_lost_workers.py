@@ -24,7 +24,7 @@ from router.engine.parse_workers import ParseTask, ParseWorkers, WorkerLost, pre
 from router.engine.prepare import Prepared
 from router.engine.records import new_delivery_id
 from router.engine.render_apart import WORKER_LOST, BuildTask, Built, build_in_worker
-from router.store.base import IngestRecord, NewDelivery
+from router.store import IngestRecord, NewDelivery
 from tests.conftest import fresh_event
 from tests.service import parts, running_service, wait_for
 

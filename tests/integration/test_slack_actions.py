@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from router.store.base import DeliveryView
+from router.store import DeliveryView
 from tests.conftest import fresh_event
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
 from tests.slack_fake import SIGNING_SECRET, WEBHOOK_PATH, FakeSlack, signed_request

@@ -15,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from router.store import StoreClosed, StoreConflict, StoreError, StoreOpenError, open_store
-from router.store.base import IngestRecord, IngestResult, NewDelivery
+from router.store import (
+    IngestRecord,
+    IngestResult,
+    NewDelivery,
+    StoreClosed,
+    StoreConflict,
+    StoreError,
+    StoreOpenError,
+    open_store,
+)
 from router.store.migrations import MIGRATIONS
 from router.store.sqlite import SQLiteStore
 
@@ -310,7 +318,7 @@ async def test_every_acknowledged_ingest_survives_sigkill(tmp_path: Path) -> Non
 
 
 async def test_a_second_opener_that_does_not_serve_leaves_the_leases_alone(tmp_path):
-    from router.store.base import IngestRecord, NewDelivery
+    from router.store import IngestRecord, NewDelivery
     from router.store.sqlite import SQLiteStore
 
     server = SQLiteStore(tmp_path / "shared.db")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from router.engine.records import new_delivery_id
-from router.store.base import AttemptRecord, IngestRecord, NewDelivery
+from router.store import AttemptRecord, IngestRecord, NewDelivery
 from router.store.checkpoints import NEVER, CheckpointPolicy
 from router.store.sqlite import SQLiteStore
 from tests.conftest import fresh_event, sample

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from router.store.base import (
+from router.store import (
     AttemptRecord,
     CallFilters,
     GroupJoin,

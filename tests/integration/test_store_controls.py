@@ -3,7 +3,7 @@ muted deliveries, silences and sink pauses. Times are fixed numbers, never the c
 
 from __future__ import annotations
 
-from router.store.base import (
+from router.store import (
     AttemptRecord,
     GroupJoin,
     IngestRecord,

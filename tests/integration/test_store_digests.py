@@ -8,8 +8,8 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+from router.store import AttemptRecord, GroupJoin, IngestRecord, NewDelivery, Store
 from router.store import queries as q
-from router.store.base import AttemptRecord, GroupJoin, IngestRecord, NewDelivery, Store
 from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
 from router.store.queue import single
 from router.store.sqlite import SQLiteStore

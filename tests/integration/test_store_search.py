@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
-from router.store import MAX_SEARCH_WORDS, searchable_text
-from router.store.base import (
+from router.store import (
+    MAX_SEARCH_WORDS,
     CallFilters,
     DeliveryView,
     GroupJoin,
     IngestRecord,
     NewDelivery,
     Store,
+    searchable_text,
 )
 
 NOW = 1_700_000_000.0

@@ -4,7 +4,7 @@ reading one call's body. Times are fixed numbers, never the clock."""
 
 from __future__ import annotations
 
-from router.store.base import Acknowledgement, SlackActionRecord, Store
+from router.store import Acknowledgement, SlackActionRecord, Store
 from tests.integration.test_store_contract import NOW, record
 from tests.integration.test_store_controls import silence
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from router.store import open_store
-from router.store.base import (
+from router.store import (
     AttemptRecord,
     GroupJoin,
     IngestRecord,
@@ -22,6 +21,7 @@ from router.store.base import (
     SilenceRecord,
     SinkPause,
     Store,
+    open_store,
 )
 from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
 from router.store.sqlite import SQLiteStore
@@ -205,7 +205,7 @@ SCHEMA_3_CALL = (
 
 
 async def check_calls_backfilled(store: Store) -> None:
-    from router.store.base import CallFilters
+    from router.store import CallFilters
 
     event = await store.get_event("old-call")
     assert event is not None
@@ -287,7 +287,7 @@ async def check_old_calls_found(store: Store) -> None:
     """The calls the old router stored are found by number, in any spelling, and by
     words of their summary and transcript; a call stored now beside them too."""
     from router.core.phones import e164
-    from router.store.base import CallFilters
+    from router.store import CallFilters
 
     async def found(filters: CallFilters) -> list[str]:
         return [event.id for event in await store.list_events(filters)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from router.store.base import CallFilters, IngestRecord, IngestResult, NewDelivery, Store
+from router.store import CallFilters, IngestRecord, IngestResult, NewDelivery, Store
 from tests.integration.test_store_contract import LEASE, NOW
 
 

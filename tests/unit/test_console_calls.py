@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.store.base import CallFilters, EventView
+from router.store import CallFilters, EventView
 from router.web.ui.calls import (
     BadFilter,
     TranscriptLine,

@@ -15,8 +15,7 @@ from router.core.metrics import Metrics
 from router.core.pacing import PauseSettings
 from router.core.retry import backoff_delay
 from router.engine.delivery import DeliveryEngine, EngineSettings, SinkLane
-from router.store import open_store
-from router.store.base import IngestRecord, NewDelivery, Store
+from router.store import IngestRecord, NewDelivery, Store, open_store
 from sinks.base import DeliveryRequest, Retryable, SendResult, Sink, SinkResources
 
 T0 = 1_700_000_000.0

@@ -19,8 +19,7 @@ from router.engine.delivery import DeliveryEngine, EngineSettings
 from router.engine.health import StoreHealth
 from router.engine.intake import Intake
 from router.engine.prepare import Prepared, Target
-from router.store import open_store
-from router.store.base import IngestRecord, NewDelivery, Store
+from router.store import IngestRecord, NewDelivery, Store, open_store
 from router.store.errors import StoreUnavailable
 from router.web.webhook import outcome_answer
 from sinks.base import DeliveryRequest, SendResult, Sink, SinkResources

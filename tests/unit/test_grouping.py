@@ -11,7 +11,7 @@ import pytest
 from router.config.schema import ConfigError, parse_config
 from router.engine.prepare import group_join
 from router.rules.matching import CompiledRule, GroupSpec, group_key, group_key_json
-from router.store.base import GroupJoin
+from router.store import GroupJoin
 from sinks.base import DeliveryRequest, Digest
 from sinks.email.templates import alert_text, build_alert
 from sinks.slack.message import build_message

@@ -22,8 +22,7 @@ from yarl import URL
 from router.config import Runtime
 from router.core.events import KNOWN_DIRECTIONS, KNOWN_STATUSES, decode_json
 from router.engine import DeliveryEngine, preview
-from router.store import OperatorConsole
-from router.store.base import CallFilters, DeliveryView, EventCursor, EventView
+from router.store import CallFilters, DeliveryView, EventCursor, EventView, OperatorConsole
 from router.web.ui.pages import Pages, path_part
 
 CALLS_PAGE_SIZE = 50

@@ -23,8 +23,7 @@ from router.config import Runtime
 from router.engine import DeliveryEngine
 from router.operators import EXPIRED_SILENCES_KEPT, RequestInvalid, parse_silence_request
 from router.rules import MAX_WHEN_DEPTH
-from router.store import OperatorConsole
-from router.store.base import SilenceRecord
+from router.store import OperatorConsole, SilenceRecord
 from router.web.request_body import read_form
 from router.web.ui.calls import payload_of
 from router.web.ui.pages import Pages

@@ -25,8 +25,7 @@ from router.core.metrics import Metrics
 from router.core.phones import mask_phone_numbers, mask_phone_numbers_in
 from router.core.samples import DEFAULT_SAMPLE, SAMPLE_NAMES, sample_call, sample_event
 from router.engine import DeliveryEngine, Preview, preview
-from router.store import OperatorConsole
-from router.store.base import CallFilters, DeliveryView, EventView, SinkCounts
+from router.store import CallFilters, DeliveryView, EventView, OperatorConsole, SinkCounts
 from router.web.admin import acknowledgement_key
 from router.web.request_body import read_form
 from router.web.ui.pages import Pages
