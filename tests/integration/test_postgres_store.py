@@ -11,15 +11,16 @@ from typing import Any
 
 import pytest
 
-from router.store import StoreUnavailable, open_store
-from router.store.base import (
-    WORKER_LIVE_SECONDS,
+from router.store import (
     AttemptRecord,
     GroupJoin,
     IngestRecord,
     IngestResult,
     NewDelivery,
+    StoreUnavailable,
+    open_store,
 )
+from router.store.base import WORKER_LIVE_SECONDS
 from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
 from tests.integration.conftest import _postgres_url, fresh_postgres_schema
 

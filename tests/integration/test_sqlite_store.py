@@ -256,7 +256,7 @@ async def test_close_finishes_queued_writes_then_refuses_new_ones(tmp_path: Path
 
 INGEST_FOREVER = """
 import asyncio, sys, time, uuid
-from router.store.base import IngestRecord, NewDelivery
+from router.store import IngestRecord, NewDelivery
 from router.store.sqlite import SQLiteStore
 
 async def ingest_one(store):

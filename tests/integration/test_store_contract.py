@@ -9,16 +9,16 @@ from collections.abc import Sequence
 
 import pytest
 
-from router.store import StoreClosed
-from router.store.base import (
-    AttemptOutcome,
+from router.store import (
     AttemptRecord,
     IngestRecord,
     IngestResult,
     NewDelivery,
     SinkBacklog,
     Store,
+    StoreClosed,
 )
+from router.store.records import AttemptOutcome
 from tests.integration.conftest import StoreFactory
 
 NOW = 1_700_000_000.0
