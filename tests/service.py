@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from router.engine.delivery import EngineSettings
 from router.engine.health import HealthPolicy
 from router.engine.intake import IngestLimits
+from router.operators import OidcSettings
 from router.revring.api import RevRingApi
 from router.revring.verify import VerifySettings
 from router.web.app import ENGINE, METRICS, RUNTIME, STORE, ServiceSettings, build_app
@@ -43,6 +44,8 @@ async def running_service(
     verify_calls: bool = False,
     verify: VerifySettings | None = None,
     health: HealthPolicy | None = None,
+    oidc: OidcSettings | None = None,
+    port: int | None = None,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
@@ -56,9 +59,10 @@ async def running_service(
         verify_calls=verify_calls,
         verify=verify or VerifySettings(),
         health=health or HealthPolicy(),
+        oidc=oidc,
     )
     app = build_app(settings)
-    async with TestClient(TestServer(app)) as client:
+    async with TestClient(TestServer(app, port=port)) as client:
         yield client
 
 

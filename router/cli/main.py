@@ -729,16 +729,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from router.operators import OidcSettingError, oidc_settings_from_env
+
+    admin_token = os.environ.get("ROUTER_ADMIN_TOKEN") or None
+    try:
+        oidc = oidc_settings_from_env(os.environ)
+    except OidcSettingError as exc:
+        print(f"revring-router: {exc}", file=sys.stderr)
+        return 2
+    if oidc is not None and admin_token is None:
+        print(
+            "revring-router: ROUTER_OIDC_ISSUER signs people in to the web console,"
+            " which needs ROUTER_ADMIN_TOKEN",
+            file=sys.stderr,
+        )
+        return 2
     settings = ServiceSettings(
         config_path=args.config,
         store_url=args.store,
         api_keys=None if args.no_auth else api_keys,
-        admin_token=os.environ.get("ROUTER_ADMIN_TOKEN") or None,
+        admin_token=admin_token,
         retention_days=args.retention_days,
         engine=engine,
         ingest=ingest,
         revring_api=revring_api,
         verify_calls=verify == "revring",
+        oidc=oidc,
     )
     try:
         return _run_event_loop(_serve(settings, limits, args.host, args.port), args.loop)

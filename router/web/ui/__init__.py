@@ -24,13 +24,16 @@ from router.config import Runtime
 from router.core.metrics import Metrics
 from router.engine import DeliveryEngine
 from router.engine.health import is_store_failure
+from router.operators.oidc import Role, SignInRefused
 from router.store import OperatorConsole
 from router.web.credential_limits import CredentialLimiter, record_failure
+from router.web.oidc import OidcClient
 from router.web.request_body import BodyRefused, read_form
 from router.web.ui.auth import SESSION_COOKIE, Sessions, token_matches
 from router.web.ui.calls import CallViews
 from router.web.ui.pages import SESSION, Pages
 from router.web.ui.silences import SilenceViews
+from router.web.ui.sso import SingleSignOn
 from router.web.ui.views import ConsoleViews
 
 log = logging.getLogger("router.web.ui")
@@ -46,7 +49,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-OPEN_PATHS = {f"{PREFIX}/login"}  # reachable without a session (and the static files)
+# Reachable without a session (and the static files); the single sign-on routes exist
+# only when it is configured.
+OPEN_PATHS = {f"{PREFIX}/login", f"{PREFIX}/oidc/start", f"{PREFIX}/oidc/callback"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -86,6 +91,7 @@ class Console:
         self.failures = limiter if limiter is not None else CredentialLimiter()
         self.views = views
         self.pages = pages
+        self.single_sign_on = False  # whether the sign-in page offers it
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -150,6 +156,7 @@ class Console:
             next_path=_safe_next(next_path),
             error=error,
             signed_out=request.query.get("signed_out") == "1",
+            single_sign_on=self.single_sign_on,
         )
 
     async def login(self, request: web.Request) -> web.Response:
@@ -185,6 +192,30 @@ class Console:
         )
         raise response
 
+    def _start_session(
+        self, request: web.Request, response: web.StreamResponse, name: str, role: Role
+    ) -> None:
+        """Start a console session for a principal signed in elsewhere (single sign-on) and
+        set its cookie on `response`."""
+        if role != "admin":
+            # Today's console sessions carry no role: each may do everything. Until they
+            # do, a sign-in mapped to a lesser role must not get one.
+            raise SignInRefused(
+                f"{name} maps to the role {role}, but this console's sessions cannot hold a"
+                " role below admin yet.",
+                status=403,
+            )
+        _, cookie = self.sessions.issue(time.time())
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            path=PREFIX,
+            max_age=int(self.sessions.lifetime),
+            httponly=True,
+            samesite="Strict",
+            secure=is_https(request),
+        )
+
     async def logout(self, request: web.Request) -> web.Response:
         session = request[SESSION]
         assert session is not None  # the guard lets no POST through without one
@@ -207,15 +238,34 @@ def console_app(
     engine: DeliveryEngine,
     metrics: Metrics,
     limiter: CredentialLimiter | None = None,
+    oidc: OidcClient | None = None,
 ) -> web.Application:
     """The console, to mount at `/ui` (`app.add_subapp(PREFIX, console_app(...))`);
-    `limiter`: the limit on failed credentials it shares with the admin API."""
+    `limiter`: the limit on failed credentials it shares with the admin API; `oidc`: the
+    single sign-on provider, when there is one."""
     pages = Pages()
     views = ConsoleViews(pages, store, runtime, engine, metrics)
     calls = CallViews(pages, store, runtime, engine)
     silences = SilenceViews(pages, store, runtime, engine)
     console = Console(token, views, pages, limiter)
     app = web.Application(middlewares=[console.guard])
+    if oidc is not None:
+        sso = SingleSignOn(
+            oidc,
+            pages,
+            token,
+            console._start_session,
+            _safe_next,
+            is_https,
+            console.failures,
+        )
+        console.single_sign_on = True
+        app.add_routes(
+            [
+                web.get("/oidc/start", sso.start, name="oidc_start"),
+                web.get("/oidc/callback", sso.callback, name="oidc_callback"),
+            ]
+        )
     app.add_routes(
         [
             web.get("/", views.overview, name="overview"),
