@@ -77,11 +77,14 @@ class OidcProvider:
     jwks_fetches: int = 0
     server: TestServer | None = None
     issued: list[str] = field(default_factory=list)  # every ID token handed out
+    # The issuer's host: "localhost" puts the provider on another site than a router on
+    # 127.0.0.1, as a browser sees sites (SameSite cookies).
+    host_name: str = "127.0.0.1"
 
     @property
     def issuer(self) -> str:
         assert self.server is not None
-        return str(self.server.make_url("")).rstrip("/")
+        return f"http://{self.host_name}:{self.server.port}"
 
     def app(self) -> web.Application:
         app = web.Application()
