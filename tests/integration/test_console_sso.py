@@ -20,6 +20,7 @@ import pytest
 
 from router.web.ui.auth import SESSION_COOKIE
 from router.web.ui.sso import PENDING_COOKIE
+from tests.integration.conftest import fresh_postgres_schema
 from tests.oidc_provider import CLIENT_SECRET, OidcProvider, free_port, new_key
 from tests.service import ADMIN_TOKEN, running_service
 
@@ -43,13 +44,21 @@ async def provider() -> AsyncIterator[OidcProvider]:
         await started.close()
 
 
-def _service(tmp_path, write_rules, provider: OidcProvider, roles: str | None = None):
+def _service(
+    tmp_path,
+    write_rules,
+    provider: OidcProvider,
+    roles: str | None = None,
+    store_url: str | None = None,
+):
     port = free_port()
     public_url = f"http://127.0.0.1:{port}"
     settings = (
         provider.settings(public_url) if roles is None else provider.settings(public_url, roles)
     )
-    return running_service(write_rules(RULES), tmp_path / "sso.db", oidc=settings, port=port)
+    return running_service(
+        write_rules(RULES), tmp_path / "sso.db", oidc=settings, port=port, store_url=store_url
+    )
 
 
 @pytest.fixture
@@ -154,6 +163,18 @@ async def test_a_full_sign_in_lands_in_the_console_with_a_session(
     assert exchange["redirect_uri"] == asked["redirect_uri"][0]
     assert "console sign-in through single sign-on: alice as admin" in router_log(caplog)
     assert_nothing_secret(provider, router_log(caplog), text)
+
+
+@pytest.mark.postgres
+async def test_a_sign_in_on_a_postgresql_store(tmp_path, write_rules, provider, browser):
+    async with (
+        fresh_postgres_schema("sso") as store_url,
+        _service(tmp_path, write_rules, provider, store_url=store_url) as service,
+    ):
+        response = await single_sign_on(browser, service, "/ui/deliveries")
+        assert response.status == 200
+        page = await browser.get(service.make_url("/ui/deliveries"), allow_redirects=False)
+        assert page.status == 200
 
 
 async def test_the_highest_role_of_the_matching_entries_wins(

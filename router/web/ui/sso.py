@@ -129,9 +129,15 @@ class SingleSignOn:
         self.is_https = is_https
         self.failures = limiter
 
+    def _problem(self, request: web.Request, status: int, message: str) -> web.Response:
+        """A page naming what went wrong, with a way back to the sign-in page."""
+        return self.pages.render(
+            request, "oidc_problem.html", http_status=status, title=f"{status}", message=message
+        )
+
     def _unavailable(self, request: web.Request, problem: ProviderUnavailable) -> web.Response:
         log.warning("single sign-on: %s", problem.message)
-        return self.pages.problem(
+        return self._problem(
             request,
             problem.status,
             f"Single sign-on is not available: {problem.message}"
@@ -177,7 +183,7 @@ class SingleSignOn:
         wait = self.failures.wait(address)
         if wait is not None:
             seconds = max(math.ceil(wait), 1)
-            response = self.pages.problem(
+            response = self._problem(
                 request, 429, f"Too many failed sign-ins; try again in {seconds} s."
             )
             response.headers["Retry-After"] = str(seconds)
@@ -189,7 +195,7 @@ class SingleSignOn:
             if refused.status != 403:
                 record_failure(self.failures, address, "single sign-on")
             log.warning("single sign-on refused: %s", refused.message)
-            response = self.pages.problem(request, refused.status, refused.message)
+            response = self._problem(request, refused.status, refused.message)
         except ProviderUnavailable as problem:
             response = self._unavailable(request, problem)
         response.del_cookie(PENDING_COOKIE, path=PENDING_PATH)  # a sign-in is tried once
