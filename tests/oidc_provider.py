@@ -7,7 +7,7 @@ the client secret and the PKCE verifier, then returns an ID token signed with it
 Negative tests change what it does: `claims` overrides or removes (None) claims of the
 ID token, `sign_with` signs with another key, `wrong_challenge` makes it remember a
 challenge the router's verifier does not match, `discovery_status` / `token_status`
-make those endpoints answer an error.
+make those endpoints answer an error, `advertise` changes the discovery document.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class OidcProvider:
     sign_with: RSAKey | None = None  # another key to sign with (a forged token)
     wrong_challenge: bool = False
     discovery_status: int = 200
+    advertise: dict[str, Any] = field(default_factory=dict)  # discovery fields changed
     token_status: int = 200
     grants: dict[str, Grant] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
@@ -129,6 +130,7 @@ class OidcProvider:
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "code_challenge_methods_supported": ["S256"],
+                **self.advertise,
             }
         )
 

@@ -181,6 +181,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_safe_endpoint(url: object) -> bool:
+    """Whether a URL from the discovery document may be used: https, or plain http on a
+    loopback address (the client secret and the code travel to the token endpoint)."""
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))
+
+
 @dataclass(frozen=True)
 class OidcSettings:
     issuer: str

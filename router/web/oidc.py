@@ -32,6 +32,7 @@ from router.operators.oidc import (
     UnknownSigningKey,
     accepted_algorithms,
     check_id_token,
+    is_safe_endpoint,
     token_request,
 )
 
@@ -148,8 +149,13 @@ class OidcClient:
         fields = {}
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             value = document.get(name)
-            if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+            if not isinstance(value, str) or not value:
                 raise ProviderUnavailable(f"The provider's discovery document has no {name}.")
+            if not is_safe_endpoint(value):
+                raise ProviderUnavailable(
+                    f"The provider's {name} ({_printable(value)}) is not https"
+                    " (plain http only on a loopback address)."
+                )
             fields[name] = value
         algorithms = accepted_algorithms(document.get("id_token_signing_alg_values_supported"))
         if not algorithms:

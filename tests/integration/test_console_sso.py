@@ -416,6 +416,30 @@ async def test_a_wrong_client_secret_names_the_settings_to_check(
     assert CLIENT_SECRET not in text and CLIENT_SECRET not in router_log(caplog)
 
 
+@pytest.mark.parametrize(
+    ("advertise", "message"),
+    [
+        (
+            {"token_endpoint": "http://sso.example.com/token"},
+            "token_endpoint (http://sso.example.com/token) is not https",
+        ),
+        ({"jwks_uri": None}, "discovery document has no jwks_uri"),
+        (
+            {"id_token_signing_alg_values_supported": ["HS256", "none"]},
+            "signs ID tokens with no algorithm the router accepts",
+        ),
+    ],
+)
+async def test_a_discovery_document_the_router_cannot_use_is_named(
+    service, provider, browser, advertise, message
+):
+    provider.advertise = advertise
+    response = await single_sign_on(browser, service)
+    assert response.status == 502
+    assert message in page_message(await response.text())
+    assert provider.token_requests == []
+
+
 async def test_a_discovery_document_naming_another_issuer_is_refused(
     tmp_path, write_rules, provider, browser
 ):

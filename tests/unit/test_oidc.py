@@ -25,6 +25,7 @@ from router.operators.oidc import (
     check_id_token,
     claim_values,
     is_loopback,
+    is_safe_endpoint,
     new_secret,
     oidc_settings_from_env,
     principal_name,
@@ -231,6 +232,17 @@ def test_loopback_addresses() -> None:
     assert is_loopback("localhost") and is_loopback("LOCALHOST") and is_loopback("a.localhost")
     assert not is_loopback("10.0.0.1") and not is_loopback("localhost.example.com")
     assert not is_loopback("::ffff:8.8.8.8")
+
+
+def test_endpoints_from_discovery_must_be_https_or_loopback() -> None:
+    assert is_safe_endpoint("https://sso.example.com/token")
+    assert is_safe_endpoint("http://127.0.0.1:8081/token")
+    assert is_safe_endpoint("http://localhost/token")
+    assert not is_safe_endpoint("http://sso.example.com/token")
+    assert not is_safe_endpoint("ftp://127.0.0.1/token")
+    assert not is_safe_endpoint("/token")
+    assert not is_safe_endpoint("https://[::1/token")
+    assert not is_safe_endpoint(None)
 
 
 @given(st.text(max_size=40))

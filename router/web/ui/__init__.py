@@ -192,7 +192,7 @@ class Console:
         )
         raise response
 
-    def _start_session(
+    async def _start_session(
         self, request: web.Request, response: web.StreamResponse, name: str, role: Role
     ) -> None:
         """Start a console session for a principal signed in elsewhere (single sign-on) and

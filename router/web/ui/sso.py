@@ -25,7 +25,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -51,7 +51,7 @@ PENDING_PATH = "/ui/oidc"
 PENDING_SECONDS = 600
 _KEY_PURPOSE = b"revring-router single sign-on pending v1"
 
-StartSession = Callable[[web.Request, web.StreamResponse, str, Role], None]
+StartSession = Callable[[web.Request, web.StreamResponse, str, Role], Awaitable[None]]
 SafeNext = Callable[[str | None], str]
 IsHttps = Callable[[web.Request], bool]
 
@@ -239,7 +239,7 @@ class SingleSignOn:
         response = self.pages.render(
             request, "oidc_continue.html", title="Signed in", next_path=pending.next_path
         )
-        self.start_session(request, response, name, role)
+        await self.start_session(request, response, name, role)
         log.info("console sign-in through single sign-on: %s as %s", name, role)
         return response
 
