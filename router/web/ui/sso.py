@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -71,7 +72,8 @@ class PendingCookies:
     """Signs and checks the pending sign-in's cookie (HMAC-SHA256)."""
 
     def __init__(self, secret: str) -> None:
-        key = secret.encode("utf-8", "surrogatepass")
+        """`secret`: what the replicas share to sign with; empty, a key of this process."""
+        key = secret.encode("utf-8", "surrogatepass") if secret else secrets.token_bytes(32)
         self._key = hmac.new(key, _KEY_PURPOSE, hashlib.sha256).digest()
 
     def _sign(self, payload: str) -> str:
@@ -114,7 +116,7 @@ class SingleSignOn:
         self,
         client: OidcClient,
         pages: Pages,
-        secret: str,
+        secret: str | None,
         start_session: StartSession,
         safe_next: SafeNext,
         is_https: IsHttps,
@@ -123,7 +125,10 @@ class SingleSignOn:
         self.client = client
         self.settings: OidcSettings = client.settings
         self.pages = pages
-        self.cookies = PendingCookies(f"{secret}\x00{self.settings.client_secret or ''}")
+        # Signed with what every replica shares (the provider may send the browser back
+        # to another one): the admin token and the client secret, when there are.
+        shared = [part for part in (secret, self.settings.client_secret) if part]
+        self.cookies = PendingCookies("\x00".join(shared))
         self.start_session = start_session
         self.safe_next = safe_next
         self.is_https = is_https
