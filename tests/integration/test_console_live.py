@@ -117,9 +117,14 @@ def read_page(html: str) -> Page:
 async def a_delivered_delivery(service, receiver) -> tuple[dict, Any]:
     event = fresh_event(status="FAILED")
     assert (await post_event(service, event)).status == 200
-    await wait_for(lambda: receiver.delivered_ids() == [event["id"]])
     store, *_ = parts(service)
-    (view,) = await store.list_deliveries("delivered", "crm")
+
+    async def done() -> list:
+        return await store.list_deliveries("delivered", "crm")
+
+    await wait_for(done)
+    (view,) = await done()
+    assert receiver.delivered_ids() == [event["id"]]
     return event, view
 
 
