@@ -137,6 +137,7 @@ class Pages:
         action: str,
         button: str,
         cancel: str,
+        nav: str = "",
         facts: Sequence[tuple[str, Any]] = (),
     ) -> web.Response:
         """A page that asks before an action that cannot be undone: its button posts the
@@ -149,6 +150,7 @@ class Pages:
             action=action,
             button=button,
             cancel=cancel,
+            nav=nav,
             facts=list(facts),
         )
 

@@ -166,6 +166,7 @@ class SilenceViews:
             action=f"/ui/silences/{path_part(record.id)}/expire",
             button="Expire it",
             cancel="/ui/silences",
+            nav="silences",
             facts=[
                 ("Silence", record.id),
                 ("State", row.state),

@@ -508,6 +508,7 @@ def confirm_replay(
         action=action,
         button="Replay it anyway",
         cancel=back,
+        nav="deliveries",
         facts=[
             ("Delivery", view.id),
             ("Sink", view.sink),
