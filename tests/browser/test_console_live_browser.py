@@ -133,6 +133,7 @@ async def test_typing_and_pausing_hold_the_refresh_and_a_sign_out_stops_it(page,
     stopped = page.locator(f"{NOTE}[role=alert]")
     await stopped.wait_for()
     assert "Stopped updating: you are signed out" in await stopped.inner_text()
+    assert not await stopped.locator("button").is_visible(), "nothing to resume"
     assert "/ui/calls" in page.url, "the page stays, with what it showed"
     assert await row_of(page, event["id"]).count() == 1
 

@@ -30,6 +30,8 @@ def test_a_calls_time_without_a_zone_or_not_a_time_shows_as_sent_and_escaped() -
     shown = iso_when(odd)
     assert not isinstance(shown, Markup) and str(escape(shown)).startswith("&lt;img")
     assert iso_when(None) == "-" and iso_when("") == "-"
+    for edge in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"):
+        assert iso_when(edge) == edge, "past the calendar in UTC: shown as sent"
 
 
 def test_only_confirm_yes_confirms() -> None:

@@ -67,7 +67,10 @@ def iso_when(text: Any) -> Markup | str:
         return str(text)
     if moment.tzinfo is None:
         return str(text)
-    return _time_element(moment)
+    try:
+        return _time_element(moment)
+    except OverflowError:  # a zone that takes it past year 1 or 9999
+        return str(text)
 
 
 def age(seconds: float | None) -> str:
