@@ -126,6 +126,8 @@ class Pages:
         context.setdefault("title", "revring-router")
         context.setdefault("nav", "")
         context.setdefault("now", time.time())
+        context.setdefault("waits", {})  # unconfigured sinks, for pages that list deliveries
+        context.setdefault("waiting", [])
         html = self.env.get_template(template).render(session=request.get(SESSION), **context)
         return web.Response(
             text=html, status=http_status, content_type="text/html", charset="utf-8"
