@@ -144,7 +144,10 @@
   Refresher.prototype.toggle = function () {
     this.paused = !this.paused;
     this.show("");
-    if (!this.paused && this.overdue()) this.schedule(0);
+    if (!this.paused) {
+      var since = Date.now() - this.updated.getTime();
+      this.schedule(Math.max(0, REFRESH_SECONDS * 1000 - since));
+    }
   };
 
   Refresher.prototype.overdue = function () {
