@@ -276,7 +276,9 @@ class CallViews:
         if ours[delivery_id].status == "delivered" and not confirmed(await read_form(request)):
             action = f"{location}/replay/{path_part(delivery_id)}"
             back = str(location)
-            return confirm_replay(self.pages, request, ours[delivery_id], action=action, back=back)
+            return confirm_replay(
+                self.pages, request, ours[delivery_id], action=action, back=back, nav="calls"
+            )
         outcome = "requeued" if await self.store.replay(delivery_id, time.time()) else "busy"
         if outcome == "requeued":
             self.engine.wake()

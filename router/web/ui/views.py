@@ -495,7 +495,13 @@ def unconfigured_waits(runtime: Runtime) -> dict[str, Waiting]:
 
 
 def confirm_replay(
-    pages: Pages, request: web.Request, view: DeliveryView, *, action: str, back: str
+    pages: Pages,
+    request: web.Request,
+    view: DeliveryView,
+    *,
+    action: str,
+    back: str,
+    nav: str = "deliveries",
 ) -> web.Response:
     """The page that asks before a delivered delivery is sent again."""
     return pages.confirm(
@@ -508,7 +514,7 @@ def confirm_replay(
         action=action,
         button="Replay it anyway",
         cancel=back,
-        nav="deliveries",
+        nav=nav,
         facts=[
             ("Delivery", view.id),
             ("Sink", view.sink),
