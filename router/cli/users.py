@@ -179,7 +179,7 @@ def add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     file_help = "the users file (default: ROUTER_USERS_FILE)"
 
     add = actions.add_parser("add", help="add a user (or, with --replace, change one)")
-    add.add_argument("name", metavar="NAME")
+    add.add_argument("name", metavar="NAME", help="the user's name (what they sign in with)")
     add.add_argument("--role", choices=ROLES, required=True, help="viewer < operator < admin")
     add.add_argument(
         "--password-stdin",
@@ -193,7 +193,7 @@ def add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     add.set_defaults(func=cmd_user_add)
 
     remove = actions.add_parser("remove", help="remove a user (and their tokens)")
-    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("name", metavar="NAME", help="the user to remove")
     remove.add_argument("--file", metavar="FILE", help=file_help)
     remove.set_defaults(func=cmd_user_remove)
 
@@ -203,7 +203,7 @@ def add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     listing.set_defaults(func=cmd_user_list)
 
     token = actions.add_parser("token", help="make a personal API token for a user; prints it once")
-    token.add_argument("name", metavar="NAME")
+    token.add_argument("name", metavar="NAME", help="the user the token acts as")
     token.add_argument("--replace", action="store_true", help="revoke the user's other tokens")
     token.add_argument("--file", metavar="FILE", help=file_help)
     token.set_defaults(func=cmd_user_token)
