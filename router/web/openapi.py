@@ -93,8 +93,7 @@ def _admin(
                     "401": _error("missing or wrong bearer token"),
                     "404": _error(
                         "neither ROUTER_ADMIN_TOKEN nor ROUTER_USERS_FILE is set (the admin"
-                        " API is off)"
-                        + (f", or an unknown {unknown}" if unknown else "")
+                        " API is off)" + (f", or an unknown {unknown}" if unknown else "")
                     ),
                     "429": _error(
                         "5 failed credentials from this address within a minute (console"
