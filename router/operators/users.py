@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -89,7 +89,7 @@ class Users:
     def find(self, name: str) -> User | None:
         return self.by_name.get(name)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[User]:
         return iter(self.by_name.values())
 
     def __len__(self) -> int:
@@ -281,7 +281,7 @@ def write_users_file(path: str | os.PathLike[str], users: Users) -> None:
     (mode 0600: it holds hashes), flushed to disk, then renamed over it."""
     target = Path(path)
     descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent or Path("."), prefix=f".{target.name}.", suffix=".tmp"
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
     )
     try:
         os.fchmod(descriptor, 0o600)
