@@ -76,8 +76,9 @@ async def shoot(page: Page, name: str, *, full_page: bool = False) -> None:
 
 async def sign_in(page: Page, base: str) -> None:
     await page.goto(f"{base}/ui/login")
+    await page.click("summary:has-text('Sign in with the admin token')")
     await page.fill("input[name=token]", ADMIN_TOKEN)
-    await page.click("button[type=submit]")
+    await page.click("#token-sign-in button[type=submit]")
     await page.wait_for_url(f"{base}/ui/")
 
 
@@ -116,6 +117,32 @@ async def confirm_replay(browser: Any, base: str, store: Any) -> None:
     await context.close()
 
 
+VIEWER = ("vera", "vera-password-1")
+
+
+def write_users(path: Path) -> None:
+    """A users file with a viewer, for the sign-in form and a viewer's pages."""
+    from router.operators.users import User, Users, hash_secret, write_users_file
+
+    write_users_file(path, Users.of([User(VIEWER[0], "viewer", hash_secret(VIEWER[1]))]))
+
+
+async def viewer_pages(browser: Any, base: str, delivery_id: str) -> None:
+    """The sign-in form with names and the admin token, and a viewer's delivery page
+    (its Replay disabled), at laptop and phone sizes."""
+    for size, prefix in ((LAPTOP, "console-"), (PHONE, "console-phone-")):
+        page = await browser.new_page(viewport=size, **ZONE)
+        await page.goto(f"{base}/ui/login")
+        await shoot(page, f"{prefix}login.png")
+        await page.fill("#username", VIEWER[0])
+        await page.fill("#password", VIEWER[1])
+        await page.click("#password-sign-in button[type=submit]")
+        await page.wait_for_url(f"{base}/ui/")
+        await page.goto(f"{base}/ui/deliveries/{delivery_id}")
+        await shoot(page, f"{prefix}viewer-delivery.png")
+        await page.close()
+
+
 async def take(chromium: str) -> None:
     crm_down = Receiver(answer=lambda request, n: 503 if request.path == "/crm" else 200)
     receiver = await crm_down.start()
@@ -123,7 +150,10 @@ async def take(chromium: str) -> None:
         folder = Path(directory)
         rules_path = folder / "rules.yaml"
         rules_path.write_text(rules(receiver, folder / "calls.log"))
-        async with running_service(rules_path, folder / "router.db") as client:
+        write_users(folder / "users.yaml")
+        async with running_service(
+            rules_path, folder / "router.db", users_file=folder / "users.yaml"
+        ) as client:
             store, *_ = parts(client)
             for name in ("failed-outbound", "completed-inbound", "voicemail-outbound"):
                 await post_event(client, fresh_event(name))
@@ -152,9 +182,9 @@ async def take(chromium: str) -> None:
                 browser = await playwright.chromium.launch(
                     executable_path=chromium, args=CHROMIUM_ARGS
                 )
+                (dead, *_) = await store.list_deliveries("dead", "crm")
+                await viewer_pages(browser, base, dead.id)
                 laptop = await browser.new_page(viewport=LAPTOP, **ZONE)
-                await laptop.goto(f"{base}/ui/login")
-                await shoot(laptop, "console-login.png")
                 await sign_in(laptop, base)
                 await shoot(laptop, "console-overview.png")
                 await laptop.goto(f"{base}/ui/deliveries")

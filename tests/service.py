@@ -44,6 +44,7 @@ async def running_service(
     verify_calls: bool = False,
     verify: VerifySettings | None = None,
     health: HealthPolicy | None = None,
+    users_file: Path | None = None,
     oidc: OidcSettings | None = None,
     port: int | None = None,
 ) -> AsyncIterator[TestClient]:
@@ -59,6 +60,7 @@ async def running_service(
         verify_calls=verify_calls,
         verify=verify or VerifySettings(),
         health=health or HealthPolicy(),
+        users_file=None if users_file is None else str(users_file),
         oidc=oidc,
     )
     app = build_app(settings)

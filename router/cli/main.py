@@ -1,5 +1,5 @@
 """The `revring-router` command: serve, check, route, deliveries, replay, backfill,
-calls, release; silence and sink (`router.cli.controls`)."""
+calls, release; silence and sink (`router.cli.controls`); user (`router.cli.users`)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from router import __version__
 from router.cli.controls import add_control_commands
 from router.cli.stores import existing_store, store_failed
+from router.cli.users import add_user_commands
 from router.config import Config, ConfigError, SourceError, check_findings, load_config
 from router.core.collector import settle_after_start
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
@@ -731,24 +732,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     from router.operators import OidcSettingError, oidc_settings_from_env
 
-    admin_token = os.environ.get("ROUTER_ADMIN_TOKEN") or None
     try:
         oidc = oidc_settings_from_env(os.environ)
     except OidcSettingError as exc:
         print(f"revring-router: {exc}", file=sys.stderr)
         return 2
-    if oidc is not None and admin_token is None:
-        print(
-            "revring-router: ROUTER_OIDC_ISSUER signs people in to the web console,"
-            " which needs ROUTER_ADMIN_TOKEN",
-            file=sys.stderr,
-        )
-        return 2
     settings = ServiceSettings(
         config_path=args.config,
         store_url=args.store,
         api_keys=None if args.no_auth else api_keys,
-        admin_token=admin_token,
+        admin_token=os.environ.get("ROUTER_ADMIN_TOKEN") or None,
+        users_file=os.environ.get("ROUTER_USERS_FILE") or None,
         retention_days=args.retention_days,
         engine=engine,
         ingest=ingest,
@@ -791,9 +785,14 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
         await runner.setup()
     except ConfigError as exc:
         _close_all(listeners)
+        invalid = exc.errors[0].file if exc.errors else settings.config_path
         for error in exc.errors:
-            log.error("bad rules.yaml: %s", error)
-        print(f"revring-router: {settings.config_path} is invalid:", file=sys.stderr)
+            log.error(
+                "bad %s: %s",
+                "rules.yaml" if error.file == settings.config_path else "users file",
+                error,
+            )
+        print(f"revring-router: {invalid} is invalid:", file=sys.stderr)
         _print_errors(exc)
         return 1
     except Exception as exc:
@@ -997,6 +996,7 @@ def build_parser() -> argparse.ArgumentParser:
     release_cmd.set_defaults(func=cmd_release)
 
     add_control_commands(commands, config_default, store_default)
+    add_user_commands(commands)
     _describe_shared_options(parser)
     return parser
 

@@ -1,6 +1,7 @@
 """Operators' state at run time: silences and sink pauses as requested (checked once for
 the admin API, the console, the CLI and Slack) and as held in force for the hot path;
-bulk replays as requested; single sign-on's settings and checks (`oidc`)."""
+bulk replays as requested; the named users of `ROUTER_USERS_FILE` and their roles;
+single sign-on's settings and checks (`oidc`)."""
 
 from __future__ import annotations
 
@@ -17,21 +18,43 @@ from router.operators.silences import (
     silence_json,
     to_silence,
 )
+from router.operators.users import (
+    ADMIN_TOKEN_ACTOR,
+    ROLES,
+    Principal,
+    Role,
+    User,
+    Users,
+    UsersFile,
+    UsersFileInvalid,
+    role_allows,
+    role_named,
+)
 
 __all__ = [
+    "ADMIN_TOKEN_ACTOR",
     "EXPIRED_SILENCES_KEPT",
+    "ROLES",
     "BulkReplay",
     "KnownSilence",
     "OidcSettingError",
     "OidcSettings",
     "OperatorControls",
+    "Principal",
     "RequestInvalid",
+    "Role",
+    "User",
+    "Users",
+    "UsersFile",
+    "UsersFileInvalid",
     "names_values",
     "oidc_settings_from_env",
     "parse_bulk_replay",
     "parse_pause_request",
     "parse_silence_request",
     "pause_json",
+    "role_allows",
+    "role_named",
     "silence_before_send",
     "silence_json",
     "to_silence",

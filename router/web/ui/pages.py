@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from router.core.phones import mask_phone, mask_phone_numbers
 from router.core.templates import human_duration
+from router.web.permissions import ACTION_ROLES, may
 from router.web.ui.auth import Session
 from sinks.slack.preview import message_html
 
@@ -128,7 +129,20 @@ class Pages:
         context.setdefault("now", time.time())
         context.setdefault("waits", {})  # unconfigured sinks, for pages that list deliveries
         context.setdefault("waiting", [])
-        html = self.env.get_template(template).render(session=request.get(SESSION), **context)
+        session = request.get(SESSION)
+        principal = None if session is None else session.principal
+
+        def allowed(action: str) -> bool:
+            """Whether the signed-in user's role may do `action` (the server checks
+            again: this only hides or disables what it would refuse)."""
+            return may(principal, action)
+
+        def needs(action: str) -> str:
+            return ACTION_ROLES.get(action, "admin")
+
+        html = self.env.get_template(template).render(
+            session=session, principal=principal, may=allowed, needs=needs, **context
+        )
         return web.Response(
             text=html, status=http_status, content_type="text/html", charset="utf-8"
         )
