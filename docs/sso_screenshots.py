@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.async_api import async_playwright  # noqa: E402
 
+from router.operators.users import User, Users, hash_secret, write_users_file  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402
 from tests.oidc_provider import OidcProvider, free_port  # noqa: E402
 from tests.service import running_service  # noqa: E402
@@ -40,7 +41,11 @@ async def take(chromium: str) -> None:
         rules = Path(directory) / "rules.yaml"
         rules.write_text("version: 1\nsinks: {}\nrules: []\n")
         database = Path(directory) / "router.db"
-        async with running_service(rules, database, oidc=settings, port=port) as client:
+        users = Path(directory) / "users.yaml"  # the sign-in page as a team has it
+        write_users_file(users, Users.of([User("bob", "viewer", hash_secret("a-password"))]))
+        async with running_service(
+            rules, database, oidc=settings, port=port, users_file=users
+        ) as client:
             base = str(client.make_url("")).rstrip("/")
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(

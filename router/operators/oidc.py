@@ -22,7 +22,7 @@ import ipaddress
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from joserfc import jwt
@@ -37,8 +37,8 @@ from joserfc.errors import (
 )
 from joserfc.jwk import KeySet
 
-Role = Literal["viewer", "operator", "admin"]
-ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")  # lowest first
+from router.operators.users import ROLES, Role
+
 CALLBACK_PATH = "/ui/oidc/callback"
 SCOPES = ("openid", "profile", "email")
 LEEWAY = 60  # seconds of clock skew allowed on exp, iat and nbf

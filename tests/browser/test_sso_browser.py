@@ -49,6 +49,7 @@ async def test_single_sign_on_lands_signed_in_on_the_page_asked_for(page, servic
     await page.wait_for_url("**/ui/calls")
     assert await page.inner_text("h1") == "Calls"
     assert await page.locator("text=Sign out").count() == 1
+    assert "signed in as alice (admin)" in await page.inner_text("header")
     cookies = {cookie["name"]: cookie for cookie in await page.context.cookies()}
     session = cookies[SESSION_COOKIE]
     assert session["httpOnly"] and session["sameSite"] == "Strict"

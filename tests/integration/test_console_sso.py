@@ -162,6 +162,7 @@ async def test_a_full_sign_in_lands_in_the_console_with_a_session(
     assert exchange["client_secret"] == CLIENT_SECRET
     assert exchange["redirect_uri"] == asked["redirect_uri"][0]
     assert "console sign-in through single sign-on: alice as admin" in router_log(caplog)
+    assert "signed in as alice (admin)" in page_message(await calls.text())
     assert_nothing_secret(provider, router_log(caplog), text)
 
 
@@ -188,15 +189,25 @@ async def test_the_highest_role_of_the_matching_entries_wins(
         assert await signed_in(browser, service)
 
 
-async def test_a_role_below_admin_gets_no_session_while_sessions_carry_no_role(
-    tmp_path, write_rules, provider, browser
+@pytest.mark.parametrize(("groups", "role"), [(["ops"], "operator"), (["sales"], "viewer")])
+async def test_a_sign_in_gets_the_mapped_role(
+    tmp_path, write_rules, provider, browser, groups, role
 ):
-    provider.user["groups"] = ["ops"]
+    provider.user["groups"] = groups
     async with _service(tmp_path, write_rules, provider) as service:
-        response = await single_sign_on(browser, service)
-        assert response.status == 403
-        assert "maps to the role operator" in page_message(await response.text())
-        assert not await signed_in(browser, service)
+        assert (await single_sign_on(browser, service)).status == 200
+        page = await browser.get(service.make_url("/ui/silences"), allow_redirects=False)
+        text = page_message(await page.text())
+        assert page.status == 200
+        assert f"signed in as alice ({role})" in text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+        assert csrf is not None
+        form = {"csrf": csrf[1], "when": '{"status": "FAILED"}', "for": "1h", "comment": "x"}
+        created = await browser.post(
+            service.make_url("/ui/silences"), data=form, allow_redirects=False
+        )
+        # An operator may create a silence; a viewer may not (403 naming the role).
+        assert created.status == (303 if role == "operator" else 403), await created.text()
 
 
 async def test_an_account_no_entry_maps_is_refused_with_a_clear_page(

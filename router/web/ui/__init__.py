@@ -1,14 +1,14 @@
 """The web console at `/ui/`: server-rendered pages for the people who run the router.
 
 `console_app` builds it as an aiohttp sub-application, mounted by `router.web.app` only when
-`ROUTER_ADMIN_TOKEN` or `ROUTER_USERS_FILE` is set (without either, `/ui/` is 404). Every
-response carries a strict Content-Security-Policy; every page and action needs a session
-(`router.web.ui.auth`) whose role may do it (`router.web.permissions`, the one table of
-what each route needs); every POST but the sign-in needs the session's CSRF token and,
-when the browser sends an `Origin`, this host's. The session and the role are checked
-before a body is read, and bodies are read under the limits of every route
-(`router.web.request_body`); a failed sign-in counts in the limit on failed credentials
-the admin API shares (`router.web.credential_limits`).
+`ROUTER_ADMIN_TOKEN`, `ROUTER_USERS_FILE` or `ROUTER_OIDC_ISSUER` is set (without any,
+`/ui/` is 404). Every response carries a strict Content-Security-Policy; every page and
+action needs a session (`router.web.ui.auth`) whose role may do it
+(`router.web.permissions`, the one table of what each route needs); every POST but the
+sign-in needs the session's CSRF token and, when the browser sends an `Origin`, this host's.
+The session and the role are checked before a body is read, and bodies are read under the
+limits of every route (`router.web.request_body`); a failed sign-in counts in the limit on
+failed credentials the admin API shares (`router.web.credential_limits`).
 
 `start_session(request, principal)` signs someone in (a session in the store, its
 cookie on the redirect it returns): the sign-in form's end, and single sign-on's.
