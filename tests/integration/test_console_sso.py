@@ -282,6 +282,23 @@ async def test_a_key_the_provider_does_not_publish_is_looked_up_once_then_refuse
     assert provider.jwks_fetches == 2  # the cached set, then once more
 
 
+async def test_signing_out_ends_a_single_sign_on_session(service, provider, browser):
+    assert (await single_sign_on(browser, service)).status == 200
+    page = await browser.get(service.make_url("/ui/"), allow_redirects=False)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert csrf is not None
+    cookie = browser.cookie_jar.filter_cookies(service.make_url("/ui/"))[SESSION_COOKIE]
+    out = await browser.post(
+        service.make_url("/ui/logout"), data={"csrf": csrf[1]}, allow_redirects=False
+    )
+    assert out.status == 303
+    # The copied cookie is refused too: the session is gone from the store.
+    again = await service.get(
+        "/ui/", headers={"Cookie": f"{SESSION_COOKIE}={cookie.value}"}, allow_redirects=False
+    )
+    assert again.status == 303 and "/ui/login" in again.headers["Location"]
+
+
 async def test_a_rotated_key_is_fetched_again_and_accepted(service, provider, browser):
     assert (await single_sign_on(browser, service)).status == 200
     assert provider.jwks_fetches == 1
