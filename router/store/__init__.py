@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from router.store.base import (
     WORKER_HEARTBEAT_SECONDS,
+    Audit,
     ConsoleReads,
     DeliveryQueue,
     HeldCalls,
@@ -34,6 +35,8 @@ from router.store.records import (
     AcknowledgedKind,
     Acknowledgement,
     AttemptRecord,
+    AuditFilters,
+    AuditRecord,
     CallFilters,
     ClaimedDelivery,
     DeliveryStatus,
@@ -49,7 +52,6 @@ from router.store.records import (
     SinkBacklog,
     SinkCounts,
     SinkPause,
-    SlackActionRecord,
     Verification,
 )
 from router.store.search import MAX_SEARCH_WORDS, searchable_text
@@ -60,6 +62,9 @@ __all__ = [
     "AcknowledgedKind",
     "Acknowledgement",
     "AttemptRecord",
+    "Audit",
+    "AuditFilters",
+    "AuditRecord",
     "CallFilters",
     "ClaimedDelivery",
     "ConsoleReads",
@@ -83,7 +88,6 @@ __all__ = [
     "SinkBacklog",
     "SinkCounts",
     "SinkPause",
-    "SlackActionRecord",
     "Store",
     "StoreClosed",
     "StoreConflict",

@@ -566,20 +566,61 @@ GET_ACKNOWLEDGEMENT = Query(
 ACKNOWLEDGEMENTS_SINCE = Query(
     "acknowledgements_since", _SELECT_ACKNOWLEDGEMENTS + " WHERE at >= :since ORDER BY at"
 )
-RECORD_SLACK_ACTION = Query(
-    "record_slack_action",
-    "INSERT INTO slack_actions_audit"
-    " (id, at, user_id, user_name, channel, action, target, outcome, detail)"
-    " VALUES (:id, :at, :user_id, :user_name, :channel, :action, :target, :outcome, :detail)",
-)
-SLACK_ACTIONS = Query(
-    "slack_actions",
-    "SELECT id, at, user_id, user_name, channel, action, target, outcome, detail"
-    " FROM slack_actions_audit ORDER BY at DESC, id DESC LIMIT :limit",
-)
-PURGE_SLACK_ACTIONS = Query(
-    "purge_slack_actions", "DELETE FROM slack_actions_audit WHERE at < :before", maintenance=True
-)
 PURGE_ACKNOWLEDGEMENTS = Query(
     "purge_acknowledgements", "DELETE FROM acknowledgements WHERE at < :before", maintenance=True
 )
+
+# --- the audit of operators' changes ---------------------------------------------------
+
+RECORD_AUDIT = Query(
+    "record_audit",
+    "INSERT INTO audit (id, at, actor, action, target, details)"
+    " VALUES (:id, :at, :actor, :action, :target, :details)",
+)
+_AUDIT_CONDITIONS = {
+    "since": "at >= :since",
+    "actor": "actor = :actor",
+    "action": "action = :action",
+    "before": "(at < :before_at OR (at = :before_at AND id < :before_id))",
+}
+_LIST_AUDIT: dict[tuple[str, ...], Query] = {}
+_AUDIT_RECORDS = "SELECT id, at, actor, action, target, details FROM audit"
+_NEWEST_AUDIT = " ORDER BY at DESC, id DESC LIMIT :limit"
+
+
+def list_audit(conditions: tuple[str, ...]) -> Query:
+    """The recorded changes newest first under the named conditions (`_AUDIT_CONDITIONS`):
+    one literal query per combination, so each can use its index (audit_newest,
+    audit_actor_newest, audit_action_newest); made once, then kept."""
+    found = _LIST_AUDIT.get(conditions)
+    if found is None:
+        where = " AND ".join(_AUDIT_CONDITIONS[name] for name in conditions)
+        found = _LIST_AUDIT[conditions] = Query(
+            "list_audit" + "".join(f"_by_{name}" for name in conditions),
+            _AUDIT_RECORDS + (f" WHERE {where}" if where else "") + _NEWEST_AUDIT,
+        )
+    return found
+
+
+AUDIT_CHOICES = 200  # actors (and actions) the console offers as filters, at most
+AUDIT_ACTORS = Query(
+    "audit_actors", "SELECT actor FROM audit GROUP BY actor ORDER BY actor LIMIT :limit"
+)
+AUDIT_ACTIONS = Query(
+    "audit_actions", "SELECT action FROM audit GROUP BY action ORDER BY action LIMIT :limit"
+)
+PURGE_AUDIT = Query("purge_audit", "DELETE FROM audit WHERE at < :before", maintenance=True)
+# Migration 10: the clicks on Slack's buttons audited before it, a page at a time.
+SLACK_ACTIONS_AUDITED = Query(
+    "slack_actions_audited",
+    "SELECT id, at, user_id, user_name, channel, action, target, outcome, detail"
+    " FROM slack_actions_audit WHERE id > :after ORDER BY id LIMIT :limit",
+    maintenance=True,
+)
+COPY_AUDIT = Query(
+    "copy_audit",
+    "INSERT INTO audit (id, at, actor, action, target, details)"
+    " VALUES (:id, :at, :actor, :action, :target, :details) ON CONFLICT (id) DO NOTHING",
+    maintenance=True,
+)
+DROP_SLACK_ACTIONS = Query("drop_slack_actions", "DROP TABLE slack_actions_audit", maintenance=True)

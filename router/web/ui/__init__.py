@@ -7,6 +7,9 @@ POST but the sign-in needs the session's CSRF token and, when the browser sends 
 `Origin`, this host's. The session is checked before a body is read, and bodies are
 read under the limits of every route (`router.web.request_body`); a failed sign-in counts
 in the limit on failed credentials the admin API shares (`router.web.credential_limits`).
+Sign-ins, failed ones included (as often as that limit lets them be tried), and every
+change made here are recorded in the audit (`router.operators.AuditTrail`), the signed-in
+actor read from the request (`router.web.actors`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from router.config import Runtime
 from router.core.metrics import Metrics
 from router.engine import DeliveryEngine
 from router.engine.health import is_store_failure
+from router.operators import TOKEN_ACTOR, AuditTrail
 from router.store import OperatorConsole
+from router.web.actors import set_actor
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.request_body import BodyRefused, read_form
+from router.web.ui.audit import AuditViews
 from router.web.ui.auth import SESSION_COOKIE, Sessions, token_matches
 from router.web.ui.calls import CallViews
 from router.web.ui.pages import SESSION, Pages
@@ -47,6 +53,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 OPEN_PATHS = {f"{PREFIX}/login"}  # reachable without a session (and the static files)
+ANONYMOUS = "anonymous"  # the actor of a failed sign-in
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,12 +87,14 @@ class Console:
         views: ConsoleViews,
         pages: Pages,
         limiter: CredentialLimiter | None = None,
+        trail: AuditTrail | None = None,
     ) -> None:
         self.token = token
         self.sessions = Sessions(token)
         self.failures = limiter if limiter is not None else CredentialLimiter()
         self.views = views
         self.pages = pages
+        self.trail = trail if trail is not None else AuditTrail(views.store)
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -124,6 +133,7 @@ class Console:
             if request.method == "GET":
                 login = login.with_query(next=request.path_qs)
             raise web.HTTPSeeOther(login)
+        set_actor(request, TOKEN_ACTOR)
         if request.method == "POST":
             form = await read_form(request)
             if not self.sessions.csrf_ok(session, _text(form.get("csrf"))):
@@ -169,9 +179,13 @@ class Console:
         next_path = _text(form.get("next"))
         if not token_matches(_text(form.get("token")) or "", self.token):
             record_failure(self.failures, address, "console sign-in")
+            # Only as often as the limit lets a sign-in be tried (429s come before this).
+            details = {"reason": "wrong token", "address": address}
+            await self.trail.record(ANONYMOUS, "signin.failed", TOKEN_ACTOR, details)
             return self._login_page(
                 request, next_path=next_path, error="That token is not right.", status=401
             )
+        await self.trail.record(TOKEN_ACTOR, "signin", TOKEN_ACTOR, {"address": address})
         _, cookie = self.sessions.issue(time.time())
         response = web.HTTPSeeOther(_safe_next(next_path))
         response.set_cookie(
@@ -207,14 +221,18 @@ def console_app(
     engine: DeliveryEngine,
     metrics: Metrics,
     limiter: CredentialLimiter | None = None,
+    trail: AuditTrail | None = None,
 ) -> web.Application:
     """The console, to mount at `/ui` (`app.add_subapp(PREFIX, console_app(...))`);
-    `limiter`: the limit on failed credentials it shares with the admin API."""
+    `limiter`: the limit on failed credentials it shares with the admin API; `trail`:
+    where its changes are recorded (the app's, counted in its metrics)."""
     pages = Pages()
-    views = ConsoleViews(pages, store, runtime, engine, metrics)
-    calls = CallViews(pages, store, runtime, engine)
-    silences = SilenceViews(pages, store, runtime, engine)
-    console = Console(token, views, pages, limiter)
+    audit = trail if trail is not None else AuditTrail(store)
+    views = ConsoleViews(pages, store, runtime, engine, metrics, audit)
+    calls = CallViews(pages, store, runtime, engine, audit)
+    silences = SilenceViews(pages, store, runtime, engine, audit)
+    audit_views = AuditViews(pages, store)
+    console = Console(token, views, pages, limiter, audit)
     app = web.Application(middlewares=[console.guard])
     app.add_routes(
         [
@@ -235,6 +253,7 @@ def console_app(
             web.get("/silences", silences.silences, name="silences"),
             web.post("/silences", silences.create, name="silence_create"),
             web.post("/silences/{id}/expire", silences.expire, name="silence_expire"),
+            web.get("/audit", audit_views.audit, name="audit"),
             web.static("/static", STATIC, name="static"),
         ]
     )

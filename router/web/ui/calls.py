@@ -22,7 +22,9 @@ from yarl import URL
 from router.config import Runtime
 from router.core.events import KNOWN_DIRECTIONS, KNOWN_STATUSES, decode_json
 from router.engine import DeliveryEngine, preview
+from router.operators import AuditTrail
 from router.store import CallFilters, DeliveryView, EventCursor, EventView, OperatorConsole
+from router.web.actors import actor_of
 from router.web.ui.pages import Pages, path_part
 
 CALLS_PAGE_SIZE = 50
@@ -180,12 +182,18 @@ class DeliveryWithAttempts:
 
 class CallViews:
     def __init__(
-        self, pages: Pages, store: OperatorConsole, runtime: Runtime, engine: DeliveryEngine
+        self,
+        pages: Pages,
+        store: OperatorConsole,
+        runtime: Runtime,
+        engine: DeliveryEngine,
+        trail: AuditTrail | None = None,
     ) -> None:
         self.pages = pages
         self.store = store
         self.runtime = runtime
         self.engine = engine
+        self.trail = trail if trail is not None else AuditTrail(store)
 
     async def calls(self, request: web.Request) -> web.Response:
         query = request.query
@@ -270,7 +278,8 @@ class CallViews:
             return self.pages.problem(
                 request, 404, f"call {call_id!r} has no delivery {delivery_id!r}"
             )
-        outcome = "requeued" if await self.store.replay(delivery_id, time.time()) else "busy"
+        replayed = await self.trail.replay(actor_of(request), delivery_id)
+        outcome = "requeued" if replayed else "busy"
         if outcome == "requeued":
             self.engine.wake()
         raise web.HTTPSeeOther(location.with_query(replayed=delivery_id, outcome=outcome))

@@ -21,9 +21,15 @@ from multidict import MultiMapping
 
 from router.config import Runtime
 from router.engine import DeliveryEngine
-from router.operators import EXPIRED_SILENCES_KEPT, RequestInvalid, parse_silence_request
+from router.operators import (
+    EXPIRED_SILENCES_KEPT,
+    AuditTrail,
+    RequestInvalid,
+    parse_silence_request,
+)
 from router.rules import MAX_WHEN_DEPTH
 from router.store import OperatorConsole, SilenceRecord
+from router.web.actors import actor_of
 from router.web.request_body import read_form
 from router.web.ui.calls import payload_of
 from router.web.ui.pages import Pages
@@ -108,12 +114,18 @@ def silence_rows(records: Sequence[SilenceRecord], now: float) -> list[SilenceRo
 
 class SilenceViews:
     def __init__(
-        self, pages: Pages, store: OperatorConsole, runtime: Runtime, engine: DeliveryEngine
+        self,
+        pages: Pages,
+        store: OperatorConsole,
+        runtime: Runtime,
+        engine: DeliveryEngine,
+        trail: AuditTrail | None = None,
     ) -> None:
         self.pages = pages
         self.store = store
         self.runtime = runtime
         self.engine = engine
+        self.trail = trail if trail is not None else AuditTrail(store)
 
     def _known_sinks(self) -> list[str]:
         return sorted(self.runtime.config.sinks) if self.runtime.loaded else []
@@ -184,14 +196,14 @@ class SilenceViews:
                 from_call=str(posted.get("from_call", "")),
                 http_status=422,
             )
-        await self.store.add_silence(record)
+        await self.trail.add_silence(actor_of(request), record)
         await self._changed()
         location = request.app.router["silences"].url_for().with_query(created=record.id)
         raise web.HTTPSeeOther(location)
 
     async def expire(self, request: web.Request) -> web.Response:
         silence_id = request.match_info["id"]
-        record = await self.store.expire_silence(silence_id, time.time())
+        record = await self.trail.expire_silence(actor_of(request), silence_id, time.time())
         if record is None:
             return self.pages.problem(request, 404, f"no silence {silence_id!r}")
         await self._changed()
