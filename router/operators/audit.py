@@ -315,7 +315,8 @@ class AuditTrail:
         """Replay every dead (or muted) delivery of a sink or rule; recorded with the
         count when there was any."""
         target = f"sink:{wanted.sink}" if wanted.sink else f"{wanted.status} deliveries"
-        details = {"status": wanted.status, "sink": wanted.sink, "rule": wanted.rule}
+        details = {"status": wanted.status}
+        details |= {name: value for name in ("sink", "rule") if (value := getattr(wanted, name))}
         audit = self.entry(actor, "replay", target, details)
         replay = self.store.replay_dead if wanted.status == "dead" else self.store.replay_muted
         count = await replay(wanted.sink, self.clock() if now is None else now, wanted.rule, audit)
