@@ -73,7 +73,7 @@ DEFAULT_LIMIT = 100
 
 # Keys whose values are credentials: shown as `***`, whatever they hold.
 _SECRET_KEY = re.compile(
-    r"pass(word|wd)?|secret|token|authori[sz]ation|api_?key|credential|cookie|signature|csrf",
+    r"pass(word|wd)?|secret|token|authori[sz]ation|api[-_]?key|credential|cookie|signature|csrf",
     re.IGNORECASE,
 )
 # Keys whose values are phone numbers: masked whole (`+1415•••0123`).
