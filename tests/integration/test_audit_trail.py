@@ -311,3 +311,25 @@ async def test_records_older_than_the_retention_are_purged(tmp_path: Path, store
             return [record.id for record in await records(client)] == ["new"]
 
         await wait_for(purged)
+
+
+async def test_a_record_the_store_cannot_take_leaves_a_change_made_outside_it_standing(
+    service: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    from router.store import StoreUnavailable
+
+    store, _, runtime, _ = parts(service)
+
+    async def refuse(record: AuditRecord) -> None:
+        raise StoreUnavailable("the audit table is locked")
+
+    store.record_audit = refuse  # a reload and a sign-in are recorded on their own
+    answer = await service.post("/admin/reload", headers=ADMIN)
+    assert answer.status == 200 and (await answer.json())["status"] == "reloaded"
+    assert (await sign_in(service)).status == 303
+    logged = [r.getMessage() for r in caplog.records if r.name == "router.operators.audit"]
+    assert logged == [
+        f"cannot record reload by token on {runtime.config_path} in the audit: StoreUnavailable",
+        "cannot record signin by token on token in the audit: StoreUnavailable",
+    ]
+    assert await records(service) == []
