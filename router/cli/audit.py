@@ -71,9 +71,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
             for record in records:
                 print(json.dumps(record, ensure_ascii=False))
         elif not records:
-            print(
-                "nothing recorded" + (" matches" if args.since or args.actor or args.action else "")
-            )
+            filtered = args.since or args.actor or args.action
+            print("no recorded change matches" if filtered else "nothing recorded")
         else:
             _print_records(records)
         return 0

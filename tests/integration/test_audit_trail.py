@@ -333,3 +333,40 @@ async def test_a_record_the_store_cannot_take_leaves_a_change_made_outside_it_st
         "cannot record signin by token on token in the audit: StoreUnavailable",
     ]
     assert await records(service) == []
+
+
+async def test_slack_buttons_record_their_clicks_as_the_slack_user(
+    tmp_path: Path, write_rules: Any, store_url: str
+) -> None:
+    from tests.integration.test_slack_actions import click
+    from tests.integration.test_slack_actions import rules as slack_rules
+    from tests.slack_fake import FakeSlack, signed_request
+
+    slack = await FakeSlack().start()
+    try:
+        path = write_rules(slack_rules(slack))
+        async with running_service(path, tmp_path / "unused.db", store_url=store_url) as client:
+            call = fresh_event(status="FAILED", sipTrunkId="trunk-a")
+            await post_event(client, call)
+            await wait_for(lambda: slack.posted)
+            [message] = slack.posted
+            ack = signed_request(slack.click_payload(message, "revring:ack"))
+            assert await click(client, *ack) == 200
+            silence = signed_request(slack.click_payload(message, "revring:silence:1h"))
+            assert await click(client, *silence) == 200
+            await wait_for(lambda: len(slack.responses) == 2)
+
+            async def both() -> bool:
+                return len(await records(client)) == 2
+
+            await wait_for(both)
+            found = await records(client)
+            assert {record.actor for record in found} == {"slack:U0ALICE"}
+            by_action = {record.action: record for record in found}
+            assert by_action["acknowledge"].target == f"call:{call['id']}"
+            assert json.loads(by_action["acknowledge"].details)["outcome"] == "acknowledged"
+            assert by_action["silence.create"].target.startswith("silence:")
+            metrics = await (await client.get("/metrics")).text()
+            assert 'revring_router_audit_events_total{action="acknowledge"} 1.0' in metrics
+    finally:
+        await slack.close()
