@@ -314,7 +314,13 @@ class AuditTrail:
     async def replay_many(self, actor: str, wanted: BulkReplay, now: float | None = None) -> int:
         """Replay every dead (or muted) delivery of a sink or rule; recorded with the
         count when there was any."""
-        target = f"sink:{wanted.sink}" if wanted.sink else f"{wanted.status} deliveries"
+        target = (
+            f"sink:{wanted.sink}"
+            if wanted.sink
+            else f"rule:{wanted.rule}"
+            if wanted.rule
+            else f"{wanted.status} deliveries"
+        )
         details = {"status": wanted.status}
         details |= {name: value for name in ("sink", "rule") if (value := getattr(wanted, name))}
         audit = self.entry(actor, "replay", target, details)

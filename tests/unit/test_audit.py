@@ -176,3 +176,26 @@ def test_an_old_slack_click_reads_as_an_audit_record() -> None:
         "detail": "silence s1 for 1h",
     }
     assert slack_click_audited({**click, "action": "acknowledge"})["action"] == "acknowledge"
+
+
+async def test_a_bulk_replay_is_recorded_on_its_sink_or_rule_with_its_count() -> None:
+    from router.operators import AuditTrail, BulkReplay
+    from router.store import AttemptRecord, IngestRecord, NewDelivery, open_store
+
+    store = open_store("memory://")
+    await store.open()
+    try:
+        counted: list[str] = []
+        trail = AuditTrail(store, counted.append, clock=lambda: NOW)
+        assert await trail.replay_many("cli:ops", BulkReplay("dead", rule="r")) == 0
+        assert await store.list_audit(AuditFilters()) == [], "nothing replayed: no record"
+        await store.ingest(IngestRecord("e", b"{}", NOW, [NewDelivery("e:crm", "crm", "r")]))
+        [claimed] = await store.claim("crm", 1, "w", 30.0, NOW)
+        await store.finish(claimed.id, "w", AttemptRecord(1, NOW, 0.1, "dead", 400, "no"))
+        assert await trail.replay_many("cli:ops", BulkReplay("dead", rule="r")) == 1
+        [record] = await store.list_audit(AuditFilters())
+        assert (record.actor, record.action, record.target) == ("cli:ops", "replay", "rule:r")
+        assert json.loads(record.details) == {"status": "dead", "rule": "r", "count": 1}
+        assert counted == ["replay"]
+    finally:
+        await store.close()
