@@ -1,5 +1,7 @@
 """The `revring-router` command: serve, check, route, deliveries, replay, backfill,
-calls, release; silence and sink (`router.cli.controls`); user (`router.cli.users`)."""
+calls, release; silence and sink (`router.cli.controls`); user (`router.cli.users`); audit
+(`router.cli.audit`). Every change a command makes is recorded in the audit as
+`cli:<os user>`."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from router import __version__
+from router.cli.audit import add_audit_command, cli_actor
 from router.cli.controls import add_control_commands
 from router.cli.stores import existing_store, store_failed
 from router.cli.users import add_user_commands
@@ -29,7 +31,7 @@ from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.logs import printable
 from router.engine import preview
 from router.engine.preview import Preview, lookup
-from router.operators import to_silence
+from router.operators import AuditTrail, BulkReplay, backfill_target, to_silence
 from router.rules import Silence, explain
 from router.store import (
     Acknowledgement,
@@ -458,16 +460,21 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with existing_store(args.store) as store:
+            trail = AuditTrail(store)
             if args.delivery:
-                if not await store.replay(args.delivery, time.time()):
+                if not await trail.replay(cli_actor(), args.delivery):
                     known = await store.get_delivery(args.delivery) is not None
                     reason = "is being sent right now; try again" if known else "does not exist"
                     print(f"delivery {args.delivery!r} {reason}", file=sys.stderr)
                     return 1
                 print(f"requeued delivery {args.delivery}")
                 return 0
-            replay = store.replay_muted if args.status == "muted" else store.replay_dead
-            count = await replay(args.sink, time.time(), args.rule)
+            wanted = (
+                BulkReplay("muted", args.sink, args.rule)
+                if args.status == "muted"
+                else BulkReplay("dead", args.sink, args.rule)
+            )
+            count = await trail.replay_many(cli_actor(), wanted)
             print(
                 f"requeued {count} {args.status} deliver{'y' if count == 1 else 'ies'}"
                 f"{f' of sink {args.sink}' if args.sink else ''}"
@@ -562,7 +569,10 @@ async def _backfill_into_store(
     await store.open()
     intake = Intake(runtime, store, metrics)
     try:
-        return await backfill(ids, api, intake.ingest_body, progress)
+        summary = await backfill(ids, api, intake.ingest_body, progress)
+        details = summary.to_json()
+        await AuditTrail(store).record(cli_actor(), "backfill", backfill_target(ids), details)
+        return summary
     finally:
         intake.close()
         await store.close()
@@ -643,7 +653,9 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     async def run() -> Any:
         async with existing_store(args.store) as store:
-            return await release(store, config.rules, args.id)
+            trail = AuditTrail(store)
+            audit = trail.entry(cli_actor(), "release", f"call:{args.id}")
+            return await release(store, config.rules, args.id, audit)
 
     try:
         released = asyncio.run(run())
@@ -988,7 +1000,8 @@ def build_parser() -> argparse.ArgumentParser:
     release_cmd.set_defaults(func=cmd_release)
 
     add_control_commands(commands, config_default, store_default)
-    add_user_commands(commands)
+    add_user_commands(commands, store_default)
+    add_audit_command(commands, store_default)
     _describe_shared_options(parser)
     return parser
 

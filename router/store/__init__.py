@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from router.store.base import (
     WORKER_HEARTBEAT_SECONDS,
+    Audit,
     ConsoleReads,
     ConsoleSessions,
     DeliveryQueue,
@@ -35,6 +36,8 @@ from router.store.records import (
     AcknowledgedKind,
     Acknowledgement,
     AttemptRecord,
+    AuditFilters,
+    AuditRecord,
     CallFilters,
     ClaimedDelivery,
     DeliveryStatus,
@@ -51,7 +54,6 @@ from router.store.records import (
     SinkBacklog,
     SinkCounts,
     SinkPause,
-    SlackActionRecord,
     Verification,
 )
 from router.store.search import MAX_SEARCH_WORDS, searchable_text
@@ -62,6 +64,9 @@ __all__ = [
     "AcknowledgedKind",
     "Acknowledgement",
     "AttemptRecord",
+    "Audit",
+    "AuditFilters",
+    "AuditRecord",
     "CallFilters",
     "ClaimedDelivery",
     "ConsoleReads",
@@ -87,7 +92,6 @@ __all__ = [
     "SinkBacklog",
     "SinkCounts",
     "SinkPause",
-    "SlackActionRecord",
     "Store",
     "StoreClosed",
     "StoreConflict",

@@ -318,19 +318,31 @@ class SessionRecord:
 
 
 @dataclass(frozen=True)
-class SlackActionRecord:
-    """One click on an alert's button, as audited: `target` is `call:ID` or `digest:ID`,
-    `outcome` what came of it (silenced, extended, acknowledged, refused, failed...)."""
+class AuditRecord:
+    """One recorded change (DESIGN.md section 14): when (`at`), who (`actor`: a user name,
+    `token`, `cli:<os user>`, `slack:<user id>`), what (`action`: `replay`,
+    `silence.create`, ...), on what (`target`: `delivery:ID`, `silence:ID`, `sink:NAME`,
+    ...) and `details`, the text of a JSON object, with secrets and phone numbers masked
+    by whoever wrote it (`router.operators.audit`)."""
 
     id: str
     at: float
-    user_id: str
-    user_name: str
-    channel: str
+    actor: str
     action: str
     target: str
-    outcome: str
-    detail: str = ""
+    details: str = "{}"
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """Which recorded changes `Audit.list_audit` shows; None leaves a field unfiltered.
+    `since`: made at or after it (unix seconds); `before`: strictly older than this
+    (`at`, id), the keyset of the page above."""
+
+    since: float | None = None
+    actor: str | None = None
+    action: str | None = None
+    before: tuple[float, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,17 @@
 """`/admin/*`: list calls and deliveries, replay one or many, reload rules.yaml, backfill,
-release held calls; silences and sink pauses (`router.web.admin_controls`). A bearer
-token, `ROUTER_ADMIN_TOKEN` or a user's personal token (`router.web.credentials`), is
-checked before any body is read; a wrong one counts against the client address in the
+release held calls, read the audit; silences and sink pauses (`router.web.admin_controls`).
+A bearer token, `ROUTER_ADMIN_TOKEN` or a user's personal token (`router.web.credentials`),
+is checked before any body is read; a wrong one counts against the client address in the
 shared limit on failed credentials (`router.web.credential_limits`: then 429). A request
-beyond the caller's role is 403 with the reason (`router.web.permissions`). Without an
-admin token or a users file the whole admin API answers 404."""
+beyond the caller's role is 403 with the reason (`router.web.permissions`). Every change
+is recorded in the audit with the request's actor (`router.web.actors`). Without an admin
+token or a users file the whole admin API answers 404."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields, replace
 from typing import Any, Protocol
@@ -22,7 +22,16 @@ from router.config import Runtime, check_findings
 from router.core.call_search import SearchInvalid, call_filters
 from router.core.events import decode_json
 from router.core.phones import mask_phone, mask_phone_numbers
-from router.operators import OperatorControls, RequestInvalid, parse_bulk_replay
+from router.operators import (
+    AuditQueryInvalid,
+    AuditTrail,
+    OperatorControls,
+    RequestInvalid,
+    audit_filters,
+    audit_json,
+    backfill_target,
+    parse_bulk_replay,
+)
 from router.operators.silences import iso
 from router.store import (
     AcknowledgedKind,
@@ -35,6 +44,7 @@ from router.store import (
     OperatorConsole,
     Operators,
 )
+from router.web.actors import actor_of
 from router.web.admin_controls import control_routes, invalid, json_body
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.credentials import Credentials, set_principal
@@ -162,8 +172,10 @@ def admin_routes(
     *,
     backfill: BackfillRun | None = None,
     limiter: CredentialLimiter | None = None,
+    trail: AuditTrail | None = None,
 ) -> list[web.RouteDef]:
     failures = limiter if limiter is not None else CredentialLimiter()
+    audit = trail if trail is not None else AuditTrail(store)
 
     def guarded(handler: Handler) -> Handler:
         async def check(request: web.Request) -> web.StreamResponse:
@@ -209,8 +221,7 @@ def admin_routes(
             wanted = parse_bulk_replay(await json_body(request))
         except RequestInvalid as exc:
             return invalid(exc)
-        replay = store.replay_dead if wanted.status == "dead" else store.replay_muted
-        count = await replay(wanted.sink, time.time(), wanted.rule)
+        count = await audit.replay_many(actor_of(request), wanted)
         return web.json_response(
             {
                 "status": "requeued",
@@ -249,7 +260,7 @@ def admin_routes(
 
     async def replay(request: web.Request) -> web.Response:
         delivery_id = request.match_info["id"]
-        if not await store.replay(delivery_id, time.time()):
+        if not await audit.replay(actor_of(request), delivery_id):
             if await store.get_delivery(delivery_id) is None:
                 return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
             return web.json_response(
@@ -265,6 +276,8 @@ def admin_routes(
                 {"status": "invalid", "errors": [str(e) for e in failure.errors]}, status=400
             )
         config = runtime.config
+        details = {"rules": len(config.rules), "sinks": sorted(config.sinks)}
+        await audit.record(actor_of(request), "reload", runtime.config_path, details)
         found = await asyncio.to_thread(check_findings, config)  # it renders: off the loop
         return web.json_response(
             {
@@ -292,7 +305,10 @@ def admin_routes(
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=422)
         dry = isinstance(body, dict) and body.get("dry_run") is True
-        return web.json_response(await backfill(ids, dry))
+        summary = await backfill(ids, dry)
+        if not dry:
+            await audit.record(actor_of(request), "backfill", backfill_target(ids), summary)
+        return web.json_response(summary)
 
     async def list_events(request: web.Request) -> web.Response:
         verification = request.query.get("verification") or "pending"
@@ -314,7 +330,8 @@ def admin_routes(
         event_id = request.match_info["id"]
         if not runtime.loaded:
             return web.json_response({"error": "rules.yaml is not loaded"}, status=503)
-        released = await release(store, runtime.config.rules, event_id)
+        record = audit.entry(actor_of(request), "release", f"call:{event_id}")
+        released = await release(store, runtime.config.rules, event_id, record)
         if released.outcome == "unknown":
             return web.json_response({"error": f"no call {event_id!r}"}, status=404)
         if released.outcome == "not_held":
@@ -326,9 +343,24 @@ def admin_routes(
                 },
                 status=409,
             )
+        audit.done("release")
         return web.json_response(
             {"status": "released", "event_id": event_id, "deliveries": released.deliveries}
         )
+
+    async def list_audit(request: web.Request) -> web.Response:
+        query = request.query
+        try:
+            filters, limit = audit_filters(
+                since=query.get("since"),
+                actor=query.get("actor"),
+                action=query.get("action"),
+                limit=query.get("limit"),
+            )
+        except AuditQueryInvalid as exc:
+            return web.json_response({"error": str(exc), "parameter": exc.parameter}, status=400)
+        records = await store.list_audit(filters, limit)
+        return web.json_response([audit_json(record) for record in records])
 
     return [
         web.get("/admin/calls", guarded(list_calls)),
@@ -340,5 +372,6 @@ def admin_routes(
         web.get("/admin/deliveries/{id}", guarded(show_delivery)),
         web.post("/admin/deliveries/{id}/replay", guarded(replay)),
         web.post("/admin/reload", guarded(reload)),
-        *control_routes(guarded, store, runtime, controls),
+        web.get("/admin/audit", guarded(list_audit)),
+        *control_routes(guarded, store, runtime, controls, audit),
     ]

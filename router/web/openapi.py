@@ -330,6 +330,24 @@ def _schemas() -> dict[str, Schema]:
             {"error": _field("string"), "errors": _field("array", items={"type": "string"})},
             ("errors",),
         ),
+        "AuditRecord": _object(
+            {
+                "id": _field("string"),
+                "at": {"type": "string", "format": "date-time", "description": "when (UTC)"},
+                "actor": _field(
+                    "string", "who: a user name, token, cli:<os user> or slack:<user id>"
+                ),
+                "action": _field(
+                    "string",
+                    "replay, silence.create, silence.expire, sink.pause, sink.resume,"
+                    " acknowledge, reload, backfill, release, forget, user.*, signin,"
+                    " signin.failed",
+                ),
+                "target": _field("string", "what: delivery:ID, silence:ID, sink:NAME, ..."),
+                "details": _field("object", "more of the change, secrets and phone numbers masked"),
+            },
+            ("id", "at", "actor", "action", "target", "details"),
+        ),
     }
 
 
@@ -428,6 +446,30 @@ def _paths() -> dict[str, Schema]:
                         "verify mode: only calls in this state",
                     ),
                     LIMIT,
+                ],
+            )
+        },
+        "/admin/audit": {
+            "get": _admin(
+                "List recorded changes, newest first (viewer role)",
+                {
+                    "200": _answer("changes", {"type": "array", "items": _ref("AuditRecord")}),
+                    "400": _error("a bad since, actor, action or limit (the error names it)"),
+                },
+                parameters=[
+                    _query(
+                        "since",
+                        {"type": "string"},
+                        "only changes since then: an ISO 8601 time (no zone: UTC) or a"
+                        " duration back from now (30m, 2h, 7d)",
+                    ),
+                    _query("actor", {"type": "string", "maxLength": 200}, "only this actor's"),
+                    _query("action", {"type": "string", "maxLength": 200}, "only this action"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                        "at most this many (1..1000)",
+                    ),
                 ],
             )
         },

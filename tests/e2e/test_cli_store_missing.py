@@ -25,6 +25,8 @@ READ_OR_CHANGE = [
     ["sink", "pause", "console", "--for", "1h", "--config", str(ROOT / "rules.yaml")],
     ["sink", "resume", "console"],
     ["release", "c-1", "--config", str(ROOT / "rules.yaml")],
+    ["audit"],
+    ["audit", "--since", "2h", "--json"],
 ]
 NO_STORE_ENV = {"ROUTER_STORE": ""}
 

@@ -400,3 +400,123 @@ async def test_a_postgresql_store_of_schema_7_gets_console_sessions() -> None:
             await check_sessions_beside_old_calls(store)
         finally:
             await store.close()
+
+
+# Clicks on Slack's buttons as the router at schema 7 audited them.
+SLACK_CLICKS = [
+    (
+        "k1",
+        T,
+        "U0ALICE",
+        "alice",
+        "#ops (C1)",
+        "silence",
+        "call:c1",
+        "silenced",
+        "silence s1 for 1h",
+    ),
+    ("k2", T + 5, "U0BOB", "", "C1", "acknowledge", "digest:d1", "acknowledged", ""),
+    ("k3", T + 9, "U0EVE", "eve", "", "acknowledge", "call:c2", "refused", "not allowed"),
+]
+
+
+async def check_slack_clicks_moved(store: Store) -> None:
+    """The clicks audited before schema 10 are in the one audit, newest first."""
+    from router.store import AuditFilters, AuditRecord
+
+    assert await store.list_audit(AuditFilters()) == [
+        AuditRecord(
+            "k3",
+            T + 9,
+            "slack:U0EVE",
+            "acknowledge",
+            "call:c2",
+            json.dumps({"outcome": "refused", "user_name": "eve", "detail": "not allowed"}),
+        ),
+        AuditRecord(
+            "k2",
+            T + 5,
+            "slack:U0BOB",
+            "acknowledge",
+            "digest:d1",
+            json.dumps({"outcome": "acknowledged", "channel": "C1"}),
+        ),
+        AuditRecord(
+            "k1",
+            T,
+            "slack:U0ALICE",
+            "silence.create",
+            "call:c1",
+            json.dumps(
+                {
+                    "outcome": "silenced",
+                    "user_name": "alice",
+                    "channel": "#ops (C1)",
+                    "detail": "silence s1 for 1h",
+                }
+            ),
+        ),
+    ]
+    assert await store.audit_choices() == (
+        ["slack:U0ALICE", "slack:U0BOB", "slack:U0EVE"],
+        ["acknowledge", "silence.create"],
+    )
+
+
+async def test_a_sqlite_store_of_schema_7_keeps_its_slack_clicks_in_the_audit(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "router.db"
+    shutil.copyfile(FIXTURE_V7, database)
+    with sqlite3.connect(database) as old:
+        old.executemany(
+            "INSERT INTO slack_actions_audit (id, at, user_id, user_name, channel, action,"
+            " target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            SLACK_CLICKS,
+        )
+    old.close()
+
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await check_slack_clicks_moved(store)
+    finally:
+        await store.close()
+    with sqlite3.connect(database) as upgraded:
+        tables = {name for (name,) in upgraded.execute("SELECT name FROM sqlite_master")}
+        assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    upgraded.close()
+    assert "slack_actions_audit" not in tables and "audit" in tables
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_7_keeps_its_slack_clicks_in_the_audit() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade7audit") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(SCHEMA_VERSION_DDL)
+            for migration in MIGRATIONS[:7]:
+                for statement in statements_for(migration, "postgresql"):
+                    await connection.execute(statement)
+            await copy_fixture_rows(connection, FIXTURE_V7, ("schema_version",))
+            await connection.executemany(
+                "INSERT INTO slack_actions_audit (id, at, user_id, user_name, channel, action,"
+                " target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                SLACK_CLICKS,
+            )
+        finally:
+            await connection.close()
+
+        store = open_store(url)
+        await store.open()
+        try:
+            await check_slack_clicks_moved(store)
+        finally:
+            await store.close()
+        connection = await asyncpg.connect(url)
+        try:
+            assert await connection.fetchval("SELECT to_regclass('slack_actions_audit')") is None
+        finally:
+            await connection.close()
