@@ -131,8 +131,8 @@ async def test_an_operator_replays_from_the_console(service, receiver):
 
 
 async def test_the_actor_is_on_the_request_for_the_audit(tmp_path, write_rules, receiver, team):
-    from router.web.app import ServiceSettings, build_app
     from router.web.actors import actor_of
+    from router.web.app import ServiceSettings, build_app
     from router.web.credentials import PRINCIPAL
     from router.web.webhook import ApiKeys
     from tests.service import fast_engine
