@@ -1,10 +1,20 @@
 """Operators' state at run time: silences and sink pauses as requested (checked once for
 the admin API, the console, the CLI and Slack) and as held in force for the hot path;
-bulk replays as requested."""
+bulk replays as requested; a caller forgotten on request."""
 
 from __future__ import annotations
 
 from router.operators.controls import KnownSilence, OperatorControls, silence_before_send
+from router.operators.forget import (
+    ForgetReport,
+    ForgetRequest,
+    audit_details,
+    forget_caller,
+    parse_forget_request,
+    parse_phone,
+    report_json,
+    report_lines,
+)
 from router.operators.replays import BulkReplay, parse_bulk_replay
 from router.operators.silences import (
     EXPIRED_SILENCES_KEPT,
@@ -20,14 +30,22 @@ from router.operators.silences import (
 __all__ = [
     "EXPIRED_SILENCES_KEPT",
     "BulkReplay",
+    "ForgetReport",
+    "ForgetRequest",
     "KnownSilence",
     "OperatorControls",
     "RequestInvalid",
+    "audit_details",
+    "forget_caller",
     "names_values",
     "parse_bulk_replay",
+    "parse_forget_request",
     "parse_pause_request",
+    "parse_phone",
     "parse_silence_request",
     "pause_json",
+    "report_json",
+    "report_lines",
     "silence_before_send",
     "silence_json",
     "to_silence",

@@ -58,6 +58,32 @@ SHARED_FRAGMENTS = {
     " AND (CAST(:max AS INTEGER) IS NULL OR member_count < :max)",
 }
 
+# Written between the digits of a phone number (as `migrations.NUMBER_SEPARATORS`).
+ERASURE_SEPARATORS = (" ", "-", "(", ")", ".", "/")
+
+
+def without_separators(expression: str) -> str:
+    """SQL of `expression`'s text with the separators people write in phone numbers taken
+    out: `+1 (415) 555-0142` holds `4155550142` then, as every writing of it does."""
+    for character in ERASURE_SEPARATORS:
+        expression = f"REPLACE({expression}, '{character}', '')"
+    return expression
+
+
+# A stored body's text without separators (`CALLS_MENTIONING`).
+for _column in ("payload", "posted_payload"):
+    DIALECT_FRAGMENTS["sqlite"][f"{_column}_digits"] = without_separators(
+        f"CAST({_column} AS TEXT)"
+    )
+    DIALECT_FRAGMENTS["postgresql"][f"{_column}_digits"] = without_separators(
+        f"convert_from({_column}, 'UTF8')"
+    )
+# The calls of the number being forgotten: each side read from its own index.
+SHARED_FRAGMENTS["caller_calls"] = (
+    "SELECT id FROM events WHERE from_number = :phone"
+    " UNION SELECT id FROM events WHERE to_number = :phone"
+)
+
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -194,6 +220,12 @@ CLAIM = Query(
     " (SELECT payload FROM events WHERE events.id = deliveries.event_id) AS payload,"
     " attempts, retry_attempts, retry_started_at, created_at, kind, group_key, window_start,"
     " closes_at AS window_end, next_attempt_at",
+)
+# Read just before a send: a delivery cancelled meanwhile (its caller forgotten) is gone.
+STILL_LEASED = Query(
+    "still_leased",
+    "SELECT 1 AS held FROM deliveries"
+    " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
 )
 RENEW_LEASE = Query(
     "renew_lease",
@@ -583,3 +615,88 @@ PURGE_SLACK_ACTIONS = Query(
 PURGE_ACKNOWLEDGEMENTS = Query(
     "purge_acknowledgements", "DELETE FROM acknowledgements WHERE at < :before", maintenance=True
 )
+
+# --- forgetting a caller (DESIGN.md section 15; `router.store.erasure`) ----------------
+
+CALLER_CALLS = Query("caller_calls", "{caller_calls} ORDER BY id", maintenance=True)
+CALLER_DELIVERIES = Query(
+    "caller_deliveries",
+    "SELECT id, event_id, status, kind FROM deliveries WHERE event_id IN ({caller_calls})",
+    maintenance=True,
+)
+# Every member of each digest the caller's calls are in (or opened), in order.
+CALLER_DIGESTS = Query(
+    "caller_digests",
+    "SELECT m.delivery_id AS digest_id, m.event_id AS member, d.event_id AS owner"
+    " FROM digest_members m JOIN deliveries d ON d.id = m.delivery_id"
+    " WHERE m.delivery_id IN (SELECT delivery_id FROM digest_members"
+    " WHERE event_id IN ({caller_calls})) ORDER BY m.delivery_id, m.position",
+    maintenance=True,
+)
+# A digest keeps its other calls: it belongs to the first of them, counts them alone, and
+# takes no more calls (a new digest opens for the group).
+KEEP_DIGEST = Query(
+    "keep_digest",
+    "UPDATE deliveries SET event_id = :owner, member_count = :members, open_group = NULL"
+    " WHERE id = :id",
+)
+FORGET_CALL_ACKNOWLEDGEMENTS = Query(
+    "forget_call_acknowledgements",
+    "DELETE FROM acknowledgements WHERE kind = 'call' AND target_id IN ({caller_calls})",
+    maintenance=True,
+)
+FORGET_DIGEST_ACKNOWLEDGEMENT = Query(
+    "forget_digest_acknowledgement",
+    "DELETE FROM acknowledgements WHERE kind = 'digest' AND target_id = :id",
+)
+# Their deliveries, attempts and digest memberships go with them (ON DELETE CASCADE).
+FORGET_CALLS = Query(
+    "forget_calls", "DELETE FROM events WHERE id IN ({caller_calls})", maintenance=True
+)
+# Other calls whose body (or body as posted, verify mode) may mention the number: a scan
+# of every body, in SQL (bench figures in docs/concepts/privacy.md).
+CALLS_MENTIONING = Query(
+    "calls_mentioning",
+    "SELECT id, payload, posted_payload FROM events"
+    " WHERE from_number <> :phone AND to_number <> :phone"
+    " AND ({payload_digits} LIKE :digits"
+    " OR (posted_payload IS NOT NULL AND {posted_payload_digits} LIKE :digits))",
+    maintenance=True,
+)
+REWRITE_CALL = Query(
+    "rewrite_call",
+    "UPDATE events SET payload = :payload, posted_payload = :posted_payload,"
+    " search_text = :search_text WHERE id = :id",
+)
+
+
+@dataclass(frozen=True)
+class ErasedColumn:
+    """A stored text column that may hold a phone number: `find` gives its rows (`key_*`
+    columns and `text`) that hold `:digits` once separators are out; `rewrite` sets one
+    row's text (`:text`, `:key_0`…)."""
+
+    table: str
+    keys: tuple[str, ...]
+    column: str
+    find: Query = field(init=False, compare=False)
+    rewrite: Query = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        name = f"{self.table}_{self.column}"
+        keys = ", ".join(f"{key} AS key_{n}" for n, key in enumerate(self.keys))
+        # Names of our own tables and columns (never input), hence joined as text.
+        digits = without_separators(self.column)
+        find = f"SELECT {keys}, {self.column} AS text FROM {self.table} WHERE {digits} LIKE :digits"  # noqa: S608
+        where = " AND ".join(f"{key} = :key_{n}" for n, key in enumerate(self.keys))
+        rewrite = f"UPDATE {self.table} SET {self.column} = :text WHERE {where}"  # noqa: S608
+        object.__setattr__(self, "find", Query(f"erase_find_{name}", find, maintenance=True))
+        object.__setattr__(self, "rewrite", Query(f"erase_rewrite_{name}", rewrite))
+
+
+# A store's own secrets, each made once (the first writer's value wins).
+ADD_SETTING = Query(
+    "add_setting",
+    "INSERT INTO settings (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING",
+)
+GET_SETTING = Query("get_setting", "SELECT value FROM settings WHERE name = :name")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
@@ -41,6 +42,7 @@ from router.store.connector import (
     rows,
     value,
 )
+from router.store.erasure import forget
 from router.store.errors import StoreConflict, StoreError, StoreMissing, StoreOpenError
 from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
 from router.store.queries import Dialect, Query
@@ -52,6 +54,8 @@ from router.store.records import (
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    Erasure,
+    ErasureCounts,
     EventCursor,
     EventView,
     GroupJoin,
@@ -617,6 +621,27 @@ class QueueStore(Store):
 
     async def purge(self, received_before: float) -> int:
         return await self._write_one(q.PURGE, received_before=received_before)
+
+    # --- forgetting a caller ---
+
+    async def forget(self, erasure: Erasure) -> ErasureCounts:
+        if erasure.dry_run:
+            return await self.connector.read(lambda: forget(erasure))
+        return await self.connector.write(lambda: forget(erasure))
+
+    async def secret(self, name: str) -> str:
+        found = await self.connector.read(lambda: single(q.GET_SETTING, "value", name=name))
+        if found is None:
+            made = secrets.token_hex(32)
+            await self._write_one(q.ADD_SETTING, name=name, value=made)
+            found = await self.connector.read(lambda: single(q.GET_SETTING, "value", name=name))
+        return str(found)
+
+    async def still_leased(self, delivery_id: str, owner: str) -> bool:
+        found = await self.connector.read(
+            lambda: single(q.STILL_LEASED, "value", id=delivery_id, owner=owner)
+        )
+        return found is not None
 
     # --- reads ---
 

@@ -1,0 +1,243 @@
+"""Forgetting a caller in the store (`Erasures.forget`, DESIGN.md section 15): their calls
+go with every delivery, attempt, digest membership and acknowledgement; other rows that
+mention the number in any common writing show `[erased]`; numbers that only look alike
+stay; a dry run counts the same and changes nothing. On every store kind in
+`conftest.STORE_KINDS`; times are fixed numbers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from router.operators import ForgetRequest
+from router.operators.forget import SALT_SETTING, erasure_of
+from router.store import (
+    Acknowledgement,
+    AttemptRecord,
+    CallFilters,
+    ErasureCounts,
+    GroupJoin,
+    IngestRecord,
+    NewDelivery,
+    SilenceRecord,
+    Store,
+    searchable_text,
+)
+
+NOW = 1_700_000_000.0
+CALLER = "+14155550142"
+AGENT_LINE = "+14155550199"
+SOMEONE = "+442071838750"
+LOOK_ALIKE = (
+    "Ticket 4155550143 opened 2026-11-20 15:02; call +1 415-555-0143 or 415 555 0124;"
+    " order 0014155550142777"
+)
+
+
+def call(
+    event_id: str,
+    at: float,
+    *,
+    from_number: str = CALLER,
+    to_number: str = AGENT_LINE,
+    summary: str | None = None,
+    variables: dict[str, Any] | None = None,
+    deliveries: tuple[NewDelivery, ...] = (),
+) -> IngestRecord:
+    body = {
+        "id": event_id,
+        "fromNumber": from_number,
+        "toNumber": to_number,
+        "summary": summary,
+        "transcript": [{"role": "user", "content": summary or ""}],
+        "variables": variables or {},
+    }
+    return IngestRecord(
+        event_id,
+        json.dumps(body).encode(),
+        at,
+        deliveries,
+        status="COMPLETED",
+        from_number=from_number,
+        to_number=to_number,
+        search_text=searchable_text(body),
+    )
+
+
+def single(delivery_id: str, sink: str = "ops") -> NewDelivery:
+    return NewDelivery(delivery_id, sink, "rule-a")
+
+
+def grouped(delivery_id: str) -> NewDelivery:
+    return NewDelivery(delivery_id, "digest-sink", "grouped", GroupJoin('["x"]', 600.0))
+
+
+async def attempt(store: Store, sink: str, outcome: str, error: str | None = None) -> str:
+    [claimed] = await store.claim(sink, 1, "w1", 30.0, NOW + 100)
+    record = AttemptRecord(1, NOW + 100, 0.1, outcome, 500, error)  # type: ignore[arg-type]
+    retry_at = NOW + 200 if outcome == "retry" else None
+    assert await store.finish(claimed.id, "w1", record, next_attempt_at=retry_at)
+    return claimed.id
+
+
+async def fill(store: Store) -> None:
+    """The caller's calls (from, to, held, in a digest), and other calls that mention the
+    number or only look like it."""
+    await store.ingest(call("mine-in", NOW + 1, deliveries=(single("d-mine-in"),)))
+    await attempt(store, "ops", "retry", "503 from CRM")  # d-mine-in: pending, 1 attempt
+    await store.ingest(
+        call("mine-out", NOW + 2, from_number=AGENT_LINE, to_number=CALLER,
+             deliveries=(single("d-mine-out", "crm"),))
+    )  # fmt: skip
+    await attempt(store, "crm", "delivered")
+    await store.ingest_held(call("mine-held", NOW + 3))
+    await store.ingest(call("mine-digest", NOW + 4, deliveries=(grouped("dg-1"),)))
+    await store.ingest(
+        call("other-digest", NOW + 5, from_number=SOMEONE, deliveries=(grouped("dg-2"),))
+    )
+    await store.ingest(
+        call(
+            "mentions",
+            NOW + 6,
+            from_number=SOMEONE,
+            summary="Asked us to call back on (415) 555-0142 tomorrow",
+            variables={"callback": "+1 415.555.0142", "raw": 4155550142, "tier": "gold"},
+            deliveries=(single("d-mentions", "audit"),),
+        )
+    )
+    await attempt(store, "audit", "dead", "CRM refused: duplicate contact 1-415-555-0142")
+    await store.ingest(
+        call(
+            "look-alike",
+            NOW + 7,
+            from_number=SOMEONE,
+            summary=LOOK_ALIKE,
+            variables={"n": 4155550143},
+        )
+    )
+    await store.acknowledge(Acknowledgement("call", "mine-in", "U1", "alice", "#ops", NOW + 8))
+    await store.add_silence(
+        SilenceRecord(
+            "s-1", json.dumps({"fromNumber": CALLER}), None, NOW, NOW + 3600,
+            "caller (415) 555-0142 keeps calling", NOW,
+        )
+    )  # fmt: skip
+
+
+EXPECTED = ErasureCounts(
+    calls_deleted=4,  # mine-in, mine-out, mine-held, mine-digest
+    deliveries_deleted=2,  # d-mine-in (pending), d-mine-out; the digest stays with other-digest
+    pending_cancelled=1,
+    calls_rewritten=1,  # mentions
+    attempts_rewritten=1,  # d-mentions' attempt
+    other_rows_rewritten=2,  # d-mentions' last_error; the silence (its condition and comment)
+)
+
+
+async def snapshot(store: Store) -> dict[str, Any]:
+    """Everything a person could read of the store."""
+    events = await store.list_events(CallFilters(), limit=100)
+    deliveries = await store.list_deliveries(limit=100)
+    return {
+        "events": {e.id: (e.payload, e.from_number, e.to_number) for e in events},
+        "deliveries": {d.id: (d.event_id, d.status, d.calls, d.last_error) for d in deliveries},
+        "attempts": {d.id: await store.list_attempts(d.id) for d in deliveries},
+        "acknowledgements": await store.acknowledgements_since(0),
+        "silences": await store.list_silences(),
+    }
+
+
+def forget(number: str, dry_run: bool = False) -> Any:
+    return erasure_of(ForgetRequest(number, dry_run))
+
+
+async def test_a_dry_run_counts_and_changes_nothing(store: Store) -> None:
+    await fill(store)
+    before = await snapshot(store)
+
+    assert await store.forget(forget(CALLER, dry_run=True)) == EXPECTED
+
+    assert await snapshot(store) == before
+
+
+async def test_the_callers_calls_go_with_everything_keyed_by_them(store: Store) -> None:
+    await fill(store)
+    deleted_attempts = await store.list_attempts("d-mine-in")
+    assert deleted_attempts
+
+    assert await store.forget(forget(CALLER)) == EXPECTED
+
+    for gone in ("mine-in", "mine-out", "mine-held", "mine-digest"):
+        assert await store.get_event(gone) is None
+        assert await store.list_deliveries(call=gone) == []
+    assert await store.list_events(CallFilters(phone=CALLER)) == []
+    for delivery in ("d-mine-in", "d-mine-out"):
+        assert await store.get_delivery(delivery) is None
+        assert await store.list_attempts(delivery) == []
+    assert await store.acknowledgement("call", "mine-in") is None
+    assert "ops" not in await store.pending_sinks()
+
+
+async def test_a_shared_digest_keeps_the_other_calls(store: Store) -> None:
+    await fill(store)
+
+    await store.forget(forget(CALLER))
+
+    [digest] = await store.list_deliveries(sink="digest-sink")
+    assert (digest.id, digest.event_id, digest.calls) == ("dg-1", "other-digest", 1)
+    assert [json.loads(p)["id"] for p in await store.digest_calls("dg-1")] == ["other-digest"]
+    assert [d.id for d in await store.deliveries_of_event("other-digest")] == ["dg-1"]
+    # It takes no more calls: the next call of the group opens a new digest.
+    await store.ingest(call("later", NOW + 20, from_number=SOMEONE, deliveries=(grouped("dg-3"),)))
+    assert {d.id for d in await store.list_deliveries(sink="digest-sink")} == {"dg-1", "dg-3"}
+
+
+async def test_other_rows_show_erased_in_place_of_the_number(store: Store) -> None:
+    await fill(store)
+
+    await store.forget(forget(CALLER))
+
+    mentions = await store.get_event("mentions")
+    assert mentions is not None and mentions.payload is not None
+    body = json.loads(mentions.payload)  # still JSON
+    assert body["summary"] == "Asked us to call back on [erased] tomorrow"
+    assert body["transcript"][0]["content"] == "Asked us to call back on [erased] tomorrow"
+    assert body["variables"] == {"callback": "[erased]", "raw": "[erased]", "tier": "gold"}
+    assert body["fromNumber"] == SOMEONE
+    found = await store.list_events(CallFilters(words=("[erased]",)))
+    assert [e.id for e in found] == ["mentions"]
+    assert await store.list_events(CallFilters(words=("555-0142",))) == []
+    [attempt_row] = await store.list_attempts("d-mentions")
+    assert attempt_row.error == "CRM refused: duplicate contact [erased]"
+    delivery = await store.get_delivery("d-mentions")
+    assert delivery is not None and delivery.last_error == attempt_row.error
+    [silence] = await store.list_silences()
+    assert json.loads(silence.when) == {"fromNumber": "[erased]"}
+    assert silence.comment == "caller [erased] keeps calling"
+
+
+async def test_numbers_that_only_look_alike_are_left_alone(store: Store) -> None:
+    await fill(store)
+    before = await store.get_event("look-alike")
+
+    await store.forget(forget(CALLER))
+
+    assert await store.get_event("look-alike") == before
+    assert before is not None and before.payload is not None
+    assert LOOK_ALIKE in before.payload.decode()
+
+
+async def test_a_number_nobody_called_from_changes_nothing(store: Store) -> None:
+    await fill(store)
+    before = await snapshot(store)
+
+    assert await store.forget(forget("+16505550100")) == ErasureCounts()
+
+    assert await snapshot(store) == before
+
+
+async def test_the_salt_is_made_once_per_store(store: Store) -> None:
+    first = await store.secret(SALT_SETTING)
+    assert len(first) == 64
+    assert await store.secret(SALT_SETTING) == first
+    assert await store.secret("another") != first
