@@ -241,3 +241,24 @@ async def test_the_salt_is_made_once_per_store(store: Store) -> None:
     assert len(first) == 64
     assert await store.secret(SALT_SETTING) == first
     assert await store.secret("another") != first
+
+
+async def test_a_lease_holder_cannot_bring_a_forgotten_delivery_back(store: Store) -> None:
+    await store.ingest(call("mine", NOW, deliveries=(single("d-mine"),)))
+    [claimed] = await store.claim("ops", 1, "w1", 30.0, NOW + 1)
+
+    counts = await store.forget(forget(CALLER))
+    assert (counts.deliveries_deleted, counts.pending_cancelled) == (1, 1)
+
+    assert not await store.still_leased(claimed.id, "w1")
+    record = AttemptRecord(1, NOW + 2, 0.1, "retry", 503, "HTTP 503")
+    assert not await store.finish(claimed.id, "w1", record, next_attempt_at=NOW + 60)
+    await store.defer(claimed.id, "w1", NOW + 3)
+    await store.renew_leases([claimed.id], "w1", NOW + 60)
+    await store.kill(claimed.id, "w1", "gone")
+    assert not await store.mute(claimed.id, "w1", "silence:x", NOW + 4)
+    assert not await store.replay(claimed.id, NOW + 5)
+    assert await store.list_deliveries() == []
+    assert await store.list_attempts(claimed.id) == []
+    assert await store.claim("ops", 10, "w2", 30.0, NOW + 3600) == []
+    assert await store.pending_sinks() == set()
