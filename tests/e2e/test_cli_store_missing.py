@@ -25,6 +25,8 @@ READ_OR_CHANGE = [
     ["sink", "pause", "console", "--for", "1h", "--config", str(ROOT / "rules.yaml")],
     ["sink", "resume", "console"],
     ["release", "c-1", "--config", str(ROOT / "rules.yaml")],
+    ["forget", "--phone", "+1 415 555 0142"],
+    ["forget", "--phone", "(415) 555-0142", "--dry-run"],
 ]
 NO_STORE_ENV = {"ROUTER_STORE": ""}
 
