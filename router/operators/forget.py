@@ -58,9 +58,9 @@ def parse_phone(text: Any) -> str:
     if number is None:
         raise RequestInvalid(
             [
-                "phone: not a phone number in any common format (+1 415-555-0142,"
-                f" (415) 555-0142; without a country code it is read in region"
-                f" {current_region()}, {REGION_VARIABLE})"
+                "phone: not a phone number in any common format (with a country code"
+                " such as +1 or +44, or without one, read in region"
+                f" {current_region()}: {REGION_VARIABLE})"
             ]
         )
     return number

@@ -22,7 +22,14 @@ from router.config import Runtime, check_findings
 from router.core.call_search import SearchInvalid, call_filters
 from router.core.events import decode_json
 from router.core.phones import mask_phone, mask_phone_numbers
-from router.operators import OperatorControls, RequestInvalid, parse_bulk_replay
+from router.operators import (
+    OperatorControls,
+    RequestInvalid,
+    forget_caller,
+    parse_bulk_replay,
+    parse_forget_request,
+    report_json,
+)
 from router.operators.silences import iso
 from router.store import (
     AcknowledgedKind,
@@ -30,6 +37,7 @@ from router.store import (
     CallFilters,
     DeliveryStatus,
     DeliveryView,
+    Erasures,
     EventView,
     HeldCalls,
     OperatorConsole,
@@ -41,9 +49,9 @@ from router.web.request_body import read_text
 from router.web.webhook import header_bytes
 
 
-class AdminStore(OperatorConsole, HeldCalls, Protocol):
-    """What the admin API uses of the store: the operators' reads and actions, and
-    releasing held calls."""
+class AdminStore(OperatorConsole, HeldCalls, Erasures, Protocol):
+    """What the admin API uses of the store: the operators' reads and actions, releasing
+    held calls, forgetting a caller."""
 
 
 STATUSES: tuple[DeliveryStatus, ...] = ("pending", "delivered", "dead", "muted")
@@ -283,6 +291,14 @@ def admin_routes(
         dry = isinstance(body, dict) and body.get("dry_run") is True
         return web.json_response(await backfill(ids, dry))
 
+    async def forget(request: web.Request) -> web.Response:
+        try:
+            wanted = parse_forget_request(await json_body(request))
+        except RequestInvalid as exc:
+            return invalid(exc)
+        report = await forget_caller(store, wanted, request.get("actor", "token"))
+        return web.json_response(report_json(report, wanted.number))
+
     async def list_events(request: web.Request) -> web.Response:
         verification = request.query.get("verification") or "pending"
         if verification not in VERIFICATIONS:
@@ -324,6 +340,7 @@ def admin_routes(
         web.get("/admin/events", guarded(list_events)),
         web.post("/admin/events/{id}/release", guarded(release_event)),
         web.post("/admin/backfill", guarded(run_backfill)),
+        web.post("/admin/forget", guarded(forget)),
         web.get("/admin/deliveries", guarded(list_deliveries)),
         web.post("/admin/deliveries/replay", guarded(replay_many)),
         web.get("/admin/deliveries/{id}", guarded(show_delivery)),

@@ -24,11 +24,11 @@ from router.config import Runtime
 from router.core.metrics import Metrics
 from router.engine import DeliveryEngine
 from router.engine.health import is_store_failure
-from router.store import OperatorConsole
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.request_body import BodyRefused, read_form
 from router.web.ui.auth import SESSION_COOKIE, Sessions, token_matches
 from router.web.ui.calls import CallViews
+from router.web.ui.forget import ForgetStore, ForgetViews
 from router.web.ui.pages import SESSION, Pages
 from router.web.ui.silences import SilenceViews
 from router.web.ui.views import ConsoleViews
@@ -202,7 +202,7 @@ def _text(value: object) -> str | None:
 
 def console_app(
     token: str,
-    store: OperatorConsole,
+    store: ForgetStore,
     runtime: Runtime,
     engine: DeliveryEngine,
     metrics: Metrics,
@@ -214,6 +214,7 @@ def console_app(
     views = ConsoleViews(pages, store, runtime, engine, metrics)
     calls = CallViews(pages, store, runtime, engine)
     silences = SilenceViews(pages, store, runtime, engine)
+    forget = ForgetViews(pages, store)
     console = Console(token, views, pages, limiter)
     app = web.Application(middlewares=[console.guard])
     app.add_routes(
@@ -235,6 +236,8 @@ def console_app(
             web.get("/silences", silences.silences, name="silences"),
             web.post("/silences", silences.create, name="silence_create"),
             web.post("/silences/{id}/expire", silences.expire, name="silence_expire"),
+            web.get("/forget", forget.form, name="forget"),
+            web.post("/forget", forget.post, name="forget_post"),
             web.static("/static", STATIC, name="static"),
         ]
     )
