@@ -1,11 +1,14 @@
 """Forgetting a caller (DESIGN.md section 15): one script, built from `ERASERS`, one entry
 per place that can hold a phone number.
 
-`forget(erasure)` first reads what the caller's calls take with them (`plan`: their
-deliveries, and the digests they share with other calls), then runs each eraser in
-order, in the one transaction the store runs a write script in: it commits whole or
-not at all, so an erasure cut short leaves the store as it was. A dry run
-(`Erasure.dry_run`) runs the same reads and counts, and writes nothing.
+`forget(erasure, scan)` first reads what the caller's calls take with them (`plan`:
+their deliveries, and the digests they share with other calls), then runs each eraser
+in order, in the one transaction the store runs a write script in: it commits whole or
+not at all, so an erasure cut short leaves the store as it was. The one costly step,
+finding the other calls that mention the number (a scan of every body), runs before, as
+a read (`mentioning`, then `Scan`): the transaction reads those calls again, and the
+few that came in since. A dry run (`Erasure.dry_run`) runs the same reads and counts,
+and writes nothing.
 
 An eraser is `(name, script)`: the script reads the `Erasing` it is given (the erasure,
 the plan, what earlier erasers rewrote) and adds its counts. A new place that stores
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from router.store import queries as q
-from router.store.connector import CallMany, Rows, Script, count, rows
+from router.store.connector import CallMany, Rows, Script, count, row, rows
 from router.store.queries import ErasedColumn
 from router.store.records import Erasure, ErasureCounts
 from router.store.search import searchable_text
@@ -30,11 +33,26 @@ ATTEMPT_KEY = ("delivery_id", "number")
 Counter = Literal["calls_rewritten", "attempts_rewritten", "other_rows_rewritten"]
 
 
+@dataclass(frozen=True)
+class Scan:
+    """The other calls that mentioned the number when the erasure began (`mentioning`,
+    a read), and since when calls are read again in its transaction: those received
+    later, or committed later than the read saw (an ingest commits within seconds of
+    its `received_at`; `RECHECK_SECONDS` covers it many times over)."""
+
+    call_ids: list[str]
+    since: float
+
+
+RECHECK_SECONDS = 300.0
+
+
 @dataclass
 class Erasing:
     """One erasure under way: what the erasers share."""
 
     erasure: Erasure
+    scan: Scan | None = None  # None: the erasure's transaction scans every body itself
     # The caller's calls, and their deliveries that go with them (id -> status).
     calls: list[str] = field(default_factory=list)
     deliveries: dict[str, str] = field(default_factory=dict)
@@ -117,13 +135,33 @@ def keep_digests(erasing: Erasing) -> Script[None]:
     )
 
 
+def mentioning(erasure: Erasure) -> Script[list[str]]:
+    """The other calls whose body mentions the number: the scan of every body, run as a
+    read before the erasure (`Scan`), so a store with one writer keeps taking calls."""
+    found: Rows = yield rows(
+        q.MENTIONING_CALL_IDS, phone=erasure.number, digits=f"%{erasure.digits}%"
+    )
+    return list(found.column("id"))
+
+
 def rewrite_calls(erasing: Erasing) -> Script[None]:
     """Other calls whose body (or body as posted) mentions the number: rewritten, as
     JSON, with it `[erased]`; their search text made again from the new body."""
-    erasure = erasing.erasure
-    found: Rows = yield rows(q.CALLS_MENTIONING, phone=erasure.number, digits=erasing.pattern)
+    erasure, scan = erasing.erasure, erasing.scan
+    where = {"phone": erasure.number, "digits": erasing.pattern}
+    if scan is None:
+        found: list[dict[str, Any]] = (yield rows(q.MENTIONING_CALLS, **where)).dicts()
+    else:  # the scan's calls read again, and those that came in or changed since
+        by_id = {}
+        for call_id in scan.call_ids:
+            again = yield row(q.MENTIONING_CALL, id=call_id, **where)
+            if again is not None:
+                by_id[call_id] = again
+        recent: Rows = yield rows(q.RECENT_MENTIONING, since=scan.since, **where)
+        by_id.update((call["id"], call) for call in recent.dicts())
+        found = [by_id[call_id] for call_id in sorted(by_id)]
     changed = []
-    for call in found.dicts():
+    for call in found:
         payload = _redacted_body(call["payload"], erasure)
         posted = _redacted_body(call["posted_payload"], erasure)
         if payload is None and posted is None:
@@ -252,9 +290,11 @@ ERASERS: tuple[Eraser, ...] = (
 )
 
 
-def forget(erasure: Erasure, erasers: tuple[Eraser, ...] = ERASERS) -> Script[ErasureCounts]:
+def forget(
+    erasure: Erasure, scan: Scan | None = None, erasers: tuple[Eraser, ...] = ERASERS
+) -> Script[ErasureCounts]:
     """Forget a caller: every eraser in order, in the transaction this script runs in."""
-    erasing = Erasing(erasure)
+    erasing = Erasing(erasure, scan)
     yield from plan(erasing)
     for eraser in erasers:
         yield from eraser.erase(erasing)

@@ -654,13 +654,23 @@ FORGET_CALLS = Query(
     "forget_calls", "DELETE FROM events WHERE id IN ({caller_calls})", maintenance=True
 )
 # Other calls whose body (or body as posted, verify mode) may mention the number: a scan
-# of every body, in SQL (bench figures in docs/concepts/privacy.md).
-CALLS_MENTIONING = Query(
-    "calls_mentioning",
-    "SELECT id, payload, posted_payload FROM events"
-    " WHERE from_number <> :phone AND to_number <> :phone"
-    " AND ({payload_digits} LIKE :digits"
-    " OR (posted_payload IS NOT NULL AND {posted_payload_digits} LIKE :digits))",
+# of every body, in SQL (figures: bench/forget_scan.py, docs/concepts/privacy.md). It runs
+# as a read before the erasure's transaction (`MENTIONING_CALL_IDS`), which then reads
+# those calls again, and the calls that came in or changed since (`RECENT_MENTIONING`).
+_MENTIONING = (
+    "from_number <> :phone AND to_number <> :phone AND ({payload_digits} LIKE :digits"
+    " OR (posted_payload IS NOT NULL AND {posted_payload_digits} LIKE :digits))"
+)
+_MENTIONING_CALLS = "SELECT id, payload, posted_payload FROM events WHERE "
+_MENTIONING_IDS = "SELECT id FROM events WHERE "
+MENTIONING_CALL_IDS = Query("mentioning_call_ids", _MENTIONING_IDS + _MENTIONING, maintenance=True)
+MENTIONING_CALLS = Query("mentioning_calls", _MENTIONING_CALLS + _MENTIONING, maintenance=True)
+MENTIONING_CALL = Query("mentioning_call", _MENTIONING_CALLS + "id = :id AND " + _MENTIONING)
+# Held calls (verify mode) get RevRing's body when they are routed.
+RECENT_MENTIONING = Query(
+    "recent_mentioning",
+    _MENTIONING_CALLS + "(received_at >= :since OR verification IN ('pending', 'not_verified'))"
+    " AND " + _MENTIONING,
     maintenance=True,
 )
 REWRITE_CALL = Query(

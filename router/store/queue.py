@@ -42,7 +42,7 @@ from router.store.connector import (
     rows,
     value,
 )
-from router.store.erasure import forget
+from router.store.erasure import RECHECK_SECONDS, Scan, forget, mentioning
 from router.store.errors import StoreConflict, StoreError, StoreMissing, StoreOpenError
 from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
 from router.store.queries import Dialect, Query
@@ -627,7 +627,9 @@ class QueueStore(Store):
     async def forget(self, erasure: Erasure) -> ErasureCounts:
         if erasure.dry_run:
             return await self.connector.read(lambda: forget(erasure))
-        return await self.connector.write(lambda: forget(erasure))
+        since = time.time() - RECHECK_SECONDS
+        scan = Scan(await self.connector.read(lambda: mentioning(erasure)), since)
+        return await self.connector.write(lambda: forget(erasure, scan))
 
     async def secret(self, name: str) -> str:
         found = await self.connector.read(lambda: single(q.GET_SETTING, "value", name=name))

@@ -262,3 +262,25 @@ async def test_a_lease_holder_cannot_bring_a_forgotten_delivery_back(store: Stor
     assert await store.list_attempts(claimed.id) == []
     assert await store.claim("ops", 10, "w2", 30.0, NOW + 3600) == []
     assert await store.pending_sinks() == set()
+
+
+async def test_a_call_that_came_in_after_the_scan_is_rewritten_too(store: Store) -> None:
+    """The scan of every body runs before the erasure's transaction; that transaction reads
+    the calls received since then again (here: a scan that found nothing)."""
+    from router.store.erasure import Scan
+    from router.store.erasure import forget as forget_script
+    from router.store.queue import QueueStore
+
+    assert isinstance(store, QueueStore)
+    mention = "call back on 415-555-0142"
+    await store.ingest(call("old", NOW, from_number=SOMEONE, summary=mention))
+    await store.ingest(call("new", NOW + 60, from_number=SOMEONE, summary=mention))
+    erasure = forget(CALLER)
+
+    counts = await store.connector.write(lambda: forget_script(erasure, Scan([], NOW + 30)))
+
+    assert counts.calls_rewritten == 1
+    new, old = await store.get_event("new"), await store.get_event("old")
+    assert new is not None and new.payload is not None and b"[erased]" in new.payload
+    assert old is not None and old.payload is not None and b"555-0142" in old.payload
+    assert (await store.forget(erasure)).calls_rewritten == 1  # the scan finds "old"
