@@ -101,6 +101,15 @@ async def silences(page: Page, base: str, store: Any, call_id: str) -> None:
     await shoot(page, "console-silences.png", full_page=True)
 
 
+async def forget(page: Page, base: str, name: str) -> None:
+    """The "Forget a caller" page at its confirmation: the counts of the dry run."""
+    await page.goto(f"{base}/ui/forget")
+    await page.fill("input[name=phone]", "(415) 555-0123")
+    await page.click("button:has-text('Count what would be erased')")
+    await page.wait_for_selector("#counts")
+    await shoot(page, name)
+
+
 async def take(chromium: str) -> None:
     crm_down = Receiver(answer=lambda request, n: 503 if request.path == "/crm" else 200)
     receiver = await crm_down.start()
@@ -159,6 +168,7 @@ async def take(chromium: str) -> None:
                 await playground.screenshot(path=str(OUT / "console-rules.png"))
                 print(f"wrote {OUT / 'console-rules.png'}")
                 await silences(laptop, base, store, pictured["id"])
+                await forget(laptop, base, "console-forget.png")
                 phone = await browser.new_page(viewport=PHONE)
                 await sign_in(phone, base)
                 await shoot(phone, "console-phone-overview.png")
@@ -171,6 +181,7 @@ async def take(chromium: str) -> None:
                 await phone.click("button:has-text('Route this call')")
                 await phone.locator("[data-sink] .slack-message").first.scroll_into_view_if_needed()
                 await shoot(phone, "console-phone-playground.png")
+                await forget(phone, base, "console-phone-forget.png")
                 await browser.close()
     await receiver.close()
 
