@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
@@ -23,6 +24,8 @@ from router.core.phones import phone_region as current_region
 from router.operators.silences import RequestInvalid
 from router.rules.matching import kind_of
 from router.store import Erasure, ErasureCounts, Erasures
+
+log = logging.getLogger("router.operators.forget")
 
 SALT_SETTING = "erasure_salt"
 FORGET_FIELDS = ("phone", "dry_run")
@@ -143,5 +146,14 @@ async def forget_caller(store: Erasures, request: ForgetRequest, actor: str) -> 
     details = audit_details(request.number, counts, await store.secret(SALT_SETTING))
     # AUDIT: the one place an erasure is recorded. The audit branch's recording function
     # goes here: action "forget", `actor`, target "caller", `details` (never the number).
-    _ = actor
+    log.info(
+        "caller forgotten: %d calls deleted, %d deliveries (%d pending cancelled), %d other"
+        " calls and %d attempts rewritten",
+        counts.calls_deleted,
+        counts.deliveries_deleted,
+        counts.pending_cancelled,
+        counts.calls_rewritten,
+        counts.attempts_rewritten,
+        extra={"actor": actor},
+    )
     return ForgetReport(counts, dry_run=False, audit=details)

@@ -277,6 +277,17 @@ ERASERS: tuple[Eraser, ...] = (
     text_column(
         ErasedColumn("deliveries", ("id",), "last_error"), "other_rows_rewritten", of_delivery=True
     ),
+    # A digest's group key holds the values its calls were grouped by (while it is open,
+    # `open_group` too: rewritten alike, so the digest no longer takes that number's calls).
+    *(
+        text_column(
+            ErasedColumn("deliveries", ("id",), name),
+            "other_rows_rewritten",
+            json_text=True,
+            of_delivery=True,
+        )
+        for name in ("group_key", "open_group")
+    ),
     text_column(
         ErasedColumn("silences", ("id",), "condition"), "other_rows_rewritten", json_text=True
     ),

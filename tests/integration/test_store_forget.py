@@ -284,3 +284,19 @@ async def test_a_call_that_came_in_after_the_scan_is_rewritten_too(store: Store)
     assert new is not None and new.payload is not None and b"[erased]" in new.payload
     assert old is not None and old.payload is not None and b"555-0142" in old.payload
     assert (await store.forget(erasure)).calls_rewritten == 1  # the scan finds "old"
+
+
+async def test_a_digest_grouped_by_a_value_that_holds_the_number_loses_it(store: Store) -> None:
+    key = json.dumps({"variables.callback": "(415) 555-0142"})
+    grouped_by_callback = NewDelivery("dg-cb", "digest-sink", "by-callback", GroupJoin(key, 600.0))
+    await store.ingest(call("someone", NOW, from_number=SOMEONE, deliveries=(grouped_by_callback,)))
+
+    counts = await store.forget(forget(CALLER))
+
+    assert counts.other_rows_rewritten == 1
+    # It no longer takes that number's calls: the next one opens a digest of its own.
+    later = NewDelivery("dg-cb-2", "digest-sink", "by-callback", GroupJoin(key, 600.0))
+    await store.ingest(call("later", NOW + 10, from_number=SOMEONE, deliveries=(later,)))
+    assert {d.id for d in await store.list_deliveries(sink="digest-sink")} == {"dg-cb", "dg-cb-2"}
+    claimed = {d.id: d for d in await store.claim("digest-sink", 2, "w1", 30.0, NOW + 3600)}
+    assert json.loads(claimed["dg-cb"].group_key or "") == {"variables.callback": "[erased]"}
