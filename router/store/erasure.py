@@ -178,6 +178,7 @@ def rewrite_calls(erasing: Erasing) -> Script[None]:
         )
     if changed and erasing.writes:
         yield CallMany(q.REWRITE_CALL, changed)
+        yield CallMany(q.RELEASE_CALL_LEASES, [{"id": call["id"]} for call in changed])
 
 
 def _bytes(stored: Any) -> bytes | None:

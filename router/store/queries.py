@@ -634,11 +634,13 @@ CALLER_DIGESTS = Query(
     maintenance=True,
 )
 # A digest keeps its other calls: it belongs to the first of them, counts them alone, and
-# takes no more calls (a new digest opens for the group).
+# takes no more calls (a new digest opens for the group). Its lease ends: a worker that
+# holds it may have read the caller's call already, so it must not send it (it finds
+# the lease gone, `STILL_LEASED`); the next claim reads its calls again.
 KEEP_DIGEST = Query(
     "keep_digest",
-    "UPDATE deliveries SET event_id = :owner, member_count = :members, open_group = NULL"
-    " WHERE id = :id",
+    "UPDATE deliveries SET event_id = :owner, member_count = :members, open_group = NULL,"
+    " lease_owner = NULL, lease_until = NULL WHERE id = :id",
 )
 FORGET_CALL_ACKNOWLEDGEMENTS = Query(
     "forget_call_acknowledgements",
@@ -672,6 +674,15 @@ RECENT_MENTIONING = Query(
     _MENTIONING_CALLS + "(received_at >= :since OR verification IN ('pending', 'not_verified'))"
     " AND " + _MENTIONING,
     maintenance=True,
+)
+# A rewritten call's pending deliveries (its own and the digests it is in) lose their
+# lease: a worker holding one read the old body, and must not send it; the next claim
+# reads the new one.
+RELEASE_CALL_LEASES = Query(
+    "release_call_leases",
+    "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+    " WHERE status = 'pending' AND lease_owner IS NOT NULL AND (event_id = :id"
+    " OR id IN (SELECT delivery_id FROM digest_members WHERE event_id = :id))",
 )
 REWRITE_CALL = Query(
     "rewrite_call",

@@ -300,3 +300,36 @@ async def test_a_digest_grouped_by_a_value_that_holds_the_number_loses_it(store:
     assert {d.id for d in await store.list_deliveries(sink="digest-sink")} == {"dg-cb", "dg-cb-2"}
     claimed = {d.id: d for d in await store.claim("digest-sink", 2, "w1", 30.0, NOW + 3600)}
     assert json.loads(claimed["dg-cb"].group_key or "") == {"variables.callback": "[erased]"}
+
+
+async def test_a_shared_digest_held_by_a_worker_is_claimed_again_without_the_caller(
+    store: Store,
+) -> None:
+    await store.ingest(call("mine-digest", NOW, deliveries=(grouped("dg-1"),)))
+    await store.ingest(call("other", NOW + 1, from_number=SOMEONE, deliveries=(grouped("dg-2"),)))
+    [held] = await store.claim("digest-sink", 1, "w1", 30.0, NOW + 3600)
+    assert len(await store.digest_calls(held.id)) == 2  # what the worker read
+
+    await store.forget(forget(CALLER))
+
+    assert not await store.still_leased(held.id, "w1"), "the worker must not send what it read"
+    [again] = await store.claim("digest-sink", 1, "w2", 30.0, NOW + 3601)
+    assert again.id == held.id and again.event_id == "other"
+    assert json.loads(again.payload)["id"] == "other"
+    assert [json.loads(p)["id"] for p in await store.digest_calls(again.id)] == ["other"]
+
+
+async def test_a_worker_holding_a_rewritten_call_sends_it_only_once_claimed_again(
+    store: Store,
+) -> None:
+    summary = "Asked us to call back on (415) 555-0142"
+    await store.ingest(call("mentions", NOW, from_number=SOMEONE, summary=summary,
+                            deliveries=(single("d-mentions"),)))  # fmt: skip
+    [held] = await store.claim("ops", 1, "w1", 30.0, NOW + 1)
+    assert b"555-0142" in held.payload  # what the worker holds
+
+    await store.forget(forget(CALLER))
+
+    assert not await store.still_leased(held.id, "w1"), "the old body must not go out"
+    [again] = await store.claim("ops", 1, "w2", 30.0, NOW + 2)
+    assert json.loads(again.payload)["summary"] == "Asked us to call back on [erased]"
