@@ -57,8 +57,8 @@ class Erasing:
     calls: list[str] = field(default_factory=list)
     deliveries: dict[str, str] = field(default_factory=dict)
     # Digests the caller's calls share with other calls: id -> (its owner then, the calls
-    # it keeps in order).
-    kept_digests: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    # it keeps in order, how many of the caller's it loses).
+    kept_digests: dict[str, tuple[str, list[str], int]] = field(default_factory=dict)
     # The rows each counter counts, by key (a row rewritten in two columns counts once).
     rewritten: dict[Counter, set[tuple[Any, ...]]] = field(
         default_factory=lambda: {
@@ -107,7 +107,7 @@ def plan(erasing: Erasing) -> Script[None]:
     for digest_id, (owner, calls_in) in by_digest.items():
         kept = [call for call in calls_in if call not in doomed]
         if kept:
-            erasing.kept_digests[digest_id] = (owner, kept)
+            erasing.kept_digests[digest_id] = (owner, kept, len(calls_in) - len(kept))
     deliveries: Rows = yield rows(q.CALLER_DELIVERIES, phone=phone)
     erasing.deliveries = {
         found["id"]: found["status"]
@@ -125,12 +125,8 @@ def keep_digests(erasing: Erasing) -> Script[None]:
     yield CallMany(
         q.KEEP_DIGEST,
         [
-            {
-                "id": digest_id,
-                "owner": owner if owner not in doomed else kept[0],
-                "members": len(kept),
-            }
-            for digest_id, (owner, kept) in sorted(erasing.kept_digests.items())
+            {"id": digest_id, "owner": kept[0] if owner in doomed else owner, "removed": removed}
+            for digest_id, (owner, kept, removed) in sorted(erasing.kept_digests.items())
         ],
     )
 

@@ -639,7 +639,8 @@ CALLER_DIGESTS = Query(
 # the lease gone, `STILL_LEASED`); the next claim reads its calls again.
 KEEP_DIGEST = Query(
     "keep_digest",
-    "UPDATE deliveries SET event_id = :owner, member_count = :members, open_group = NULL,"
+    "UPDATE deliveries SET event_id = :owner, member_count = member_count - :removed,"
+    " open_group = NULL,"
     " lease_owner = NULL, lease_until = NULL WHERE id = :id",
 )
 FORGET_CALL_ACKNOWLEDGEMENTS = Query(
