@@ -26,13 +26,15 @@ Dialect = Literal["sqlite", "postgresql"]
 DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
     # The smaller / larger of two values: SQLite's scalar MIN/MAX, PostgreSQL's LEAST/GREATEST.
     # `schema_exists`: whether the router's tables are there (in SQLite's catalogue; on
-    # PostgreSQL's search path, where the statements find them).
+    # PostgreSQL's search path, where the statements find them). `json_texts`: the strings
+    # of a JSON array given as text (`:ids`), as rows.
     "sqlite": {
         "least": "MIN",
         "greatest": "MAX",
         "claim_lock": "",
         "schema_exists": "EXISTS (SELECT 1 FROM sqlite_master"
         " WHERE type = 'table' AND name = 'schema_version')",
+        "json_texts": "SELECT value FROM json_each(:ids)",
     },
     # Replicas claim side by side: each takes rows no other transaction holds.
     "postgresql": {
@@ -40,6 +42,7 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         "greatest": "GREATEST",
         "claim_lock": " FOR UPDATE SKIP LOCKED",
         "schema_exists": "to_regclass('schema_version') IS NOT NULL",
+        "json_texts": "SELECT json_array_elements_text(CAST(:ids AS JSON))",
     },
 }
 
@@ -221,11 +224,11 @@ CLAIM = Query(
     " attempts, retry_attempts, retry_started_at, created_at, kind, group_key, window_start,"
     " closes_at AS window_end, next_attempt_at",
 )
-# Read just before a send: a delivery cancelled meanwhile (its caller forgotten) is gone.
+# Read just before sends (those asked for at once, in one statement): a delivery
+# cancelled meanwhile (its caller forgotten) is gone; `:ids` is a JSON array of ids.
 STILL_LEASED = Query(
     "still_leased",
-    "SELECT 1 AS held FROM deliveries"
-    " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
+    "SELECT id, lease_owner FROM deliveries WHERE status = 'pending' AND id IN ({json_texts})",
 )
 RENEW_LEASE = Query(
     "renew_lease",

@@ -333,3 +333,17 @@ async def test_a_worker_holding_a_rewritten_call_sends_it_only_once_claimed_agai
     assert not await store.still_leased(held.id, "w1"), "the old body must not go out"
     [again] = await store.claim("ops", 1, "w2", 30.0, NOW + 2)
     assert json.loads(again.payload)["summary"] == "Asked us to call back on [erased]"
+
+
+async def test_lease_checks_asked_at_once_are_each_answered(store: Store) -> None:
+    """`still_leased` asks of one turn of the loop share one read; each gets its answer."""
+    import asyncio
+
+    for n in range(3):
+        await store.ingest(call(f"c{n}", NOW + n, from_number=SOMEONE,
+                                deliveries=(single(f"d{n}", f"sink-{n}"),)))  # fmt: skip
+    await store.claim("sink-0", 1, "w1", 30.0, NOW + 10)
+    await store.claim("sink-1", 1, "w2", 30.0, NOW + 10)
+    asks = [("d0", "w1"), ("d0", "w2"), ("d1", "w2"), ("d2", "w1"), ("missing", "w1")]
+    answers = await asyncio.gather(*(store.still_leased(d, owner) for d, owner in asks))
+    assert answers == [True, False, True, False, False]
