@@ -1,6 +1,7 @@
 """Operators' state at run time: silences and sink pauses as requested (checked once for
 the admin API, the console, the CLI and Slack) and as held in force for the hot path;
-bulk replays as requested; a caller forgotten on request."""
+bulk replays as requested; a caller forgotten on request; the named users of
+`ROUTER_USERS_FILE` and their roles."""
 
 from __future__ import annotations
 
@@ -26,15 +27,35 @@ from router.operators.silences import (
     silence_json,
     to_silence,
 )
+from router.operators.users import (
+    ADMIN_TOKEN_ACTOR,
+    ROLES,
+    Principal,
+    Role,
+    User,
+    Users,
+    UsersFile,
+    UsersFileInvalid,
+    role_allows,
+    role_named,
+)
 
 __all__ = [
+    "ADMIN_TOKEN_ACTOR",
     "EXPIRED_SILENCES_KEPT",
+    "ROLES",
     "BulkReplay",
     "ForgetReport",
     "ForgetRequest",
     "KnownSilence",
     "OperatorControls",
+    "Principal",
     "RequestInvalid",
+    "Role",
+    "User",
+    "Users",
+    "UsersFile",
+    "UsersFileInvalid",
     "audit_details",
     "forget_caller",
     "names_values",
@@ -46,6 +67,8 @@ __all__ = [
     "pause_json",
     "report_json",
     "report_lines",
+    "role_allows",
+    "role_named",
     "silence_before_send",
     "silence_json",
     "to_silence",

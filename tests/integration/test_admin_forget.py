@@ -174,3 +174,44 @@ async def test_the_console_form_needs_its_csrf_token(service) -> None:
     assert refused.status == 403
     store = parts(service)[0]
     assert len(await store.list_events(CallFilters(phone=CALLER))) == 2
+
+
+async def test_only_an_admin_may_forget(tmp_path, write_rules, receiver) -> None:
+    """Roles (DESIGN.md section 14): an operator's token gets 403 naming the role needed,
+    sees no link on the calls page, and the page's buttons are disabled; an admin's
+    token forgets."""
+    from router.operators.users import User, Users, hash_secret, new_token, write_users_file
+    from tests.integration.test_console_users import sign_in as sign_in_as
+
+    otto_token, otto = new_token(User("otto", "operator", hash_secret("otto-password-1")))
+    ada_token, ada = new_token(User("ada", "admin", hash_secret("ada-password-1")))
+    users = tmp_path / "users.yaml"
+    write_users_file(users, Users.of([otto, ada]))
+    path = write_rules(rules(receiver.url()))
+    async with running_service(path, tmp_path / "roles.db", users_file=users) as client:
+        await post_calls(client)
+        refused = await client.post(
+            "/admin/forget",
+            json={"phone": CALLER},
+            headers={"Authorization": f"Bearer {otto_token}"},
+        )
+        assert refused.status == 403
+        assert "needs admin" in await refused.text()
+        assert (await sign_in_as(client, "otto", "otto-password-1")).status == 303
+        assert 'href="/ui/forget"' not in await (await client.get("/ui/calls")).text()
+        page = await (await client.get("/ui/forget")).text()
+        assert "needs the admin role" in page
+        posted = await client.post(
+            "/ui/forget", data={"csrf": csrf_of(page), "step": "erase", "phone": CALLER}
+        )
+        assert posted.status == 403
+        store = parts(client)[0]
+        assert len(await store.list_events(CallFilters(phone=CALLER))) == 2
+
+        done = await client.post(
+            "/admin/forget",
+            json={"phone": CALLER},
+            headers={"Authorization": f"Bearer {ada_token}"},
+        )
+        assert done.status == 200
+        assert (await done.json())["calls_deleted"] == 2

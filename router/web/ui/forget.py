@@ -5,19 +5,15 @@ and pages show it masked."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from router.core.phones import mask_phone
 from router.operators import ForgetRequest, RequestInvalid, forget_caller, parse_phone
-from router.store import Erasures, OperatorConsole
+from router.store import Erasures
 from router.web.request_body import read_form
 from router.web.ui.pages import Pages
-
-
-class ForgetStore(OperatorConsole, Erasures, Protocol):
-    """What the console uses of the store, forgetting a caller included."""
 
 
 class ForgetViews:
