@@ -159,6 +159,15 @@ async def viewer_pages(browser: Any, base: str, delivery_id: str) -> None:
         await page.close()
 
 
+async def forget(page: Page, base: str, name: str) -> None:
+    """The "Forget a caller" page at its confirmation: the counts of the dry run."""
+    await page.goto(f"{base}/ui/forget")
+    await page.fill("input[name=phone]", "(415) 555-0123")
+    await page.click("button:has-text('Count what would be erased')")
+    await page.wait_for_selector("#counts")
+    await shoot(page, name)
+
+
 async def take(chromium: str) -> None:
     crm_down = Receiver(answer=lambda request, n: 503 if request.path == "/crm" else 200)
     receiver = await crm_down.start()
@@ -228,6 +237,7 @@ async def take(chromium: str) -> None:
                 await audited_changes(store, pictured["id"])
                 await laptop.goto(f"{base}/ui/audit")
                 await shoot(laptop, "console-audit.png", full_page=True)
+                await forget(laptop, base, "console-forget.png")
                 phone = await browser.new_page(viewport=PHONE, **ZONE)
                 await sign_in(phone, base)
                 await shoot(phone, "console-phone-overview.png")
@@ -246,6 +256,7 @@ async def take(chromium: str) -> None:
                 await shoot(phone, "console-phone-playground.png")
                 await phone.goto(f"{base}/ui/audit")
                 await shoot(phone, "console-phone-audit.png")
+                await forget(phone, base, "console-phone-forget.png")
                 await browser.close()
     await receiver.close()
 

@@ -1,7 +1,7 @@
 """The `revring-router` command: serve, check, route, deliveries, replay, backfill,
-calls, release; silence and sink (`router.cli.controls`); user (`router.cli.users`); audit
-(`router.cli.audit`). Every change a command makes is recorded in the audit as
-`cli:<os user>`."""
+calls, release, forget; silence and sink (`router.cli.controls`); user
+(`router.cli.users`); audit (`router.cli.audit`). Every change a command makes is recorded
+in the audit as `cli:<os user>`."""
 
 from __future__ import annotations
 
@@ -612,6 +612,47 @@ def cmd_calls(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Forget a caller on request (DESIGN.md section 15): their calls and everything that
+    goes with them deleted, the number `[erased]` wherever else it stays; the counts.
+    `--dry-run`: the counts alone."""
+    from router.core.phones import mask_phone
+    from router.operators import (
+        ForgetRequest,
+        RequestInvalid,
+        forget_caller,
+        parse_phone,
+        report_lines,
+    )
+
+    try:
+        _check_phone_region()
+        number = parse_phone(args.phone)
+    except SettingError as exc:  # numbers cannot be read in no region
+        print(f"revring-router forget: {exc}", file=sys.stderr)
+        return 2
+    except RequestInvalid as exc:
+        print(f"revring-router forget: --{exc.errors[0]}", file=sys.stderr)
+        return 2
+
+    async def run() -> Any:
+        async with existing_store(args.store) as store:
+            wanted = ForgetRequest(number, args.dry_run)
+            return await forget_caller(store, wanted, cli_actor(), AuditTrail(store))
+
+    try:
+        report = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return store_failed("forget", error)
+    if args.dry_run:
+        print(f"dry run: forgetting the caller {mask_phone(number)} would delete or rewrite")
+    else:
+        print(f"forgot the caller {mask_phone(number)}")
+    for line in report_lines(report):
+        print(line)
+    return 0
+
+
 def _print_calls(calls: Sequence[dict[str, Any]], *, verification: bool) -> None:
     header: tuple[str, ...] = (
         "RECEIVED (UTC)",
@@ -998,6 +1039,22 @@ def build_parser() -> argparse.ArgumentParser:
     release_cmd.add_argument("--config", default=config_default)
     release_cmd.add_argument("--store", default=store_default)
     release_cmd.set_defaults(func=cmd_release)
+
+    forget_cmd = commands.add_parser(
+        "forget", help="erase a caller's calls and their number (on request: GDPR, CCPA)"
+    )
+    forget_cmd.add_argument(
+        "--phone",
+        metavar="NUMBER",
+        required=True,
+        help="the caller's number in any common format (+1 415-555-0142, (415) 555-0142;"
+        " without a country code it is read in ROUTER_PHONE_REGION)",
+    )
+    forget_cmd.add_argument(
+        "--dry-run", action="store_true", help="print the counts; change nothing"
+    )
+    forget_cmd.add_argument("--store", default=store_default)
+    forget_cmd.set_defaults(func=cmd_forget)
 
     add_control_commands(commands, config_default, store_default)
     add_user_commands(commands, store_default)

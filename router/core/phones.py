@@ -333,3 +333,87 @@ def e164(value: Any) -> str | None:
 def holds_phone_number(text: str) -> bool:
     """Whether `text` holds a phone number `mask_phone_numbers` would mask."""
     return _RUN.search(text) is not None and bool(_number_spans(text, phone_region()))
+
+
+ERASED = "[erased]"
+"""What a forgotten caller's number becomes wherever it stays stored (DESIGN.md §15)."""
+
+
+def national_digits(number: str) -> str:
+    """The national significant number of an E.164 number, its digits alone
+    (`+14155550142` -> `4155550142`): a run every common way of writing it holds once its
+    separators are taken out (`(415) 555-0142`, `+1 415.555.0142`, `020 7183 8750` for
+    `+442071838750`)."""
+    try:
+        parsed = parse(number, None)
+    except NumberParseException:
+        return _digits_of(number)
+    leading = "0" * (parsed.number_of_leading_zeros or 1) if parsed.italian_leading_zero else ""
+    return f"{leading}{parsed.national_number}"
+
+
+def _digits_of(text: str) -> str:
+    return "".join(_DIGIT.findall(text))
+
+
+def written_digits(number: str) -> frozenset[str]:
+    """The digits of `number` (E.164) as people write it: national (`4155550142`), with a
+    trunk prefix (`04155550142`, `14155550142` for NANP), with its country code
+    (`14155550142`) or an international prefix (`0014155550142`, `01114155550142`)."""
+    national = national_digits(number)
+    country = _digits_of(number)[: -len(national)] if national else ""
+    return frozenset(
+        {
+            national,
+            f"0{national}",
+            f"{country}{national}",
+            f"00{country}{national}",
+            f"011{country}{national}",
+        }
+    )
+
+
+def erase_number(text: str, number: str) -> str:
+    """`text` with every writing of `number` (E.164) replaced by `[erased]`: the numbers
+    the matcher finds (as `mask_phone_numbers` does, region `ROUTER_PHONE_REGION`) that are
+    `number`, and the runs of digits that spell it (`written_digits`) whatever the region;
+    other numbers, dates and ids are left alone."""
+    if not _RUN.search(text):
+        return text
+    forms = written_digits(number)
+    spans = [
+        (start, end)
+        for start, end, found in _number_spans(text, phone_region())
+        if found == number or (found is None and _digits_of(text[start:end]) in forms)
+    ]
+    spans += [
+        (_lead_start(text, run.start()), run.end())
+        for run in _RUN.finditer(text)
+        if _digits_of(run[0]) in forms
+    ]
+    if not spans:
+        return text
+    pieces, done = [], 0
+    for start, end, _ in _without_overlaps([(start, end, None) for start, end in spans]):
+        pieces.append(text[done:start])
+        pieces.append(ERASED)
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def erase_number_in(value: Any, number: str) -> Any:
+    """Decoded JSON with `number` erased from its strings (and keys), at any depth; a whole
+    number that spells it (`4155550142`) becomes `[erased]`."""
+    if isinstance(value, str):
+        return erase_number(value, number)
+    if isinstance(value, dict):
+        return {
+            erase_number(key, number): erase_number_in(item, number) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [erase_number_in(item, number) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+        return ERASED if erase_number(text, number) != text else value
+    return value

@@ -8,7 +8,9 @@ the store, untouched: they spend no attempts. So do those of a sink whose settin
 leave it unconfigured (`missing_settings`): its lane claims nothing, and a delivery
 written leased for it just before a reload unconfigured it is given back, so a sink is
 never asked to send without its settings. Leases are renewed while a send is in
-flight; a crashed worker's leases expire and another worker takes them over.
+flight; a crashed worker's leases expire and another worker takes them over. Just before
+a send the lane reads that it still holds the delivery: one cancelled meanwhile (its
+caller forgotten, DESIGN.md section 15) or taken over is not sent.
 """
 
 from __future__ import annotations
@@ -472,6 +474,7 @@ class SinkLane:
         engine = self.engine
         try:
             retry_in: float | None = None
+            gone = False
             try:
                 ready = await self._ready(sink, delivery)
                 if ready.worker_lost:
@@ -479,10 +482,17 @@ class SinkLane:
                 else:
                     self._worker_losses.pop(delivery.id, None)
                 if ready.silence_reason is None and retry_in is None:
-                    outcome = await self._attempt(ready.send, delivery, started_at)
+                    # Read last: a delivery cancelled meanwhile (its caller forgotten) or
+                    # taken over by another worker is not sent.
+                    gone = not await engine.store.still_leased(delivery.id, engine.owner)
+                    if not gone:
+                        outcome = await self._attempt(ready.send, delivery, started_at)
             finally:
                 self.sending -= 1  # the slot is free once the destination answered
                 self.wake()
+            if gone:
+                log.info("delivery not sent: cancelled or taken over", extra=_fields(delivery))
+                return
             if retry_in is not None:
                 # The router's failure, not the sink's: no attempt spent, the breaker untouched.
                 await engine.store.defer(delivery.id, engine.owner, engine.clock() + retry_in)

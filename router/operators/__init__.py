@@ -1,7 +1,8 @@
 """Operators' state at run time: silences and sink pauses as requested (checked once for
 the admin API, the console, the CLI and Slack) and as held in force for the hot path;
-bulk replays as requested; the named users of `ROUTER_USERS_FILE` and their roles; the
-audit trail of every change (`AuditTrail`, `record_audit`)."""
+bulk replays as requested; a caller forgotten on request; the named users of
+`ROUTER_USERS_FILE` and their roles; the audit trail of every change (`AuditTrail`,
+`record_audit`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ from router.operators.audit import (
     record_audit,
 )
 from router.operators.controls import KnownSilence, OperatorControls, silence_before_send
+from router.operators.forget import (
+    ForgetReport,
+    ForgetRequest,
+    audit_details,
+    forget_caller,
+    parse_forget_request,
+    parse_phone,
+    report_json,
+    report_lines,
+)
 from router.operators.replays import BulkReplay, parse_bulk_replay
 from router.operators.silences import (
     EXPIRED_SILENCES_KEPT,
@@ -51,6 +62,8 @@ __all__ = [
     "AuditStore",
     "AuditTrail",
     "BulkReplay",
+    "ForgetReport",
+    "ForgetRequest",
     "KnownSilence",
     "OperatorControls",
     "Principal",
@@ -60,17 +73,23 @@ __all__ = [
     "Users",
     "UsersFile",
     "UsersFileInvalid",
+    "audit_details",
     "audit_filters",
     "audit_json",
     "audit_record",
     "backfill_target",
+    "forget_caller",
     "mask_details",
     "names_values",
     "parse_bulk_replay",
+    "parse_forget_request",
     "parse_pause_request",
+    "parse_phone",
     "parse_silence_request",
     "pause_json",
     "record_audit",
+    "report_json",
+    "report_lines",
     "role_allows",
     "role_named",
     "silence_before_send",

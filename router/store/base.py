@@ -16,6 +16,7 @@ one. A user annotates what it takes with the narrowest face that fits:
 - `ConsoleReads`: calls, deliveries, attempts and counts read back (the console, the
   admin API, the CLI, the backlog metrics);
 - `Maintenance`: retention's purges (the app);
+- `Erasures`: forgetting a caller, and the store's own secrets (`router.operators.forget`);
 - `OperatorConsole`: `ConsoleReads`, `Operators` and `Audit` (the console, the admin API,
   Slack's buttons, the CLI);
 - `Store`: all of them (the app, `open_store`).
@@ -45,6 +46,8 @@ from router.store.records import (
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    Erasure,
+    ErasureCounts,
     EventCursor,
     EventView,
     HeldCall,
@@ -66,6 +69,7 @@ __all__ = [
     "ConsoleReads",
     "ConsoleSessions",
     "DeliveryQueue",
+    "Erasures",
     "HeldCalls",
     "Ingest",
     "Lifecycle",
@@ -216,6 +220,12 @@ class DeliveryQueue(CallBodies, Protocol):
 
     async def retire_worker(self, owner: str) -> None:
         """Stop counting `owner` as live (it is shutting down cleanly)."""
+        ...
+
+    async def still_leased(self, delivery_id: str, owner: str) -> bool:
+        """Whether `owner` still holds the lease of this pending delivery, read just before
+        it is sent: False when it was cancelled (its caller forgotten, `Erasures.forget`),
+        or its lease ran out and another worker took it."""
         ...
 
     def on_new_deliveries(self, callback: Callable[[frozenset[str] | None], None]) -> None:
@@ -451,6 +461,22 @@ class ConsoleSessions(Protocol):
         ...
 
 
+class Erasures(Protocol):
+    """Forgetting a caller on request (DESIGN.md section 15)."""
+
+    async def forget(self, erasure: Erasure) -> ErasureCounts:
+        """Delete every call from or to `erasure.number` with its deliveries (pending ones
+        cancelled), attempts, digest memberships and acknowledgements, and write
+        `[erased]` for the number wherever else it is stored (`router.store.erasure`), in
+        one transaction; the counts. A dry run counts the same and writes nothing."""
+        ...
+
+    async def secret(self, name: str) -> str:
+        """The store's own secret `name`: random, made on first use, the same for every
+        process sharing the store (the salt of erased numbers' hashes)."""
+        ...
+
+
 class OperatorConsole(ConsoleReads, Operators, Audit, Protocol):
     """What operators' interfaces use: the console, the admin API, Slack's buttons and
     the CLI's commands read calls back, act on them and record who did."""
@@ -464,6 +490,7 @@ class Store(
     OperatorConsole,
     ConsoleSessions,
     Maintenance,
+    Erasures,
     Protocol,
 ):
     """The whole store, for what needs all of it: the app that assembles the service."""

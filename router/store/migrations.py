@@ -394,6 +394,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         backfill=move_slack_actions,
     ),
+    Migration(
+        version=13,
+        description="settings: the store's own secrets (the salt of erased numbers' hashes)",
+        statements=(
+            # Made once per store and never shown: `QueueStore.secret`.
+            "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

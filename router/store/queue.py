@@ -17,8 +17,11 @@ rare and a deadlock impossible.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
@@ -41,6 +44,7 @@ from router.store.connector import (
     rows,
     value,
 )
+from router.store.erasure import RECHECK_SECONDS, Scan, forget, mentioning
 from router.store.errors import StoreConflict, StoreError, StoreMissing, StoreOpenError
 from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
 from router.store.queries import Dialect, Query
@@ -54,6 +58,8 @@ from router.store.records import (
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    Erasure,
+    ErasureCounts,
     EventCursor,
     EventView,
     GroupJoin,
@@ -75,6 +81,7 @@ from router.store.search import MAX_SEARCH_WORDS, contains_pattern
 # between; the group lock rules that out, so a few tries are plenty.
 MAX_JOIN_TRIES = 3
 FORGET_WORKER_AFTER = 24 * 3600.0
+LEASE_CHECKS_PER_READ = 500
 
 
 def group_lock_key(rule: str, sink: str, key: str) -> int:
@@ -459,6 +466,9 @@ class QueueStore(Store):
         # command opening it beside a running server, or a shared store, leaves them alone.
         self.owns_leases = owns_leases and not connector.shared
         self._listeners: list[NewDeliveries] = []
+        # `still_leased` asks queued until the loop's next turn, answered by one read.
+        self._lease_checks: list[tuple[str, str, asyncio.Future[bool]]] = []
+        self._lease_reader: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.connector.describe()!r})"
@@ -726,6 +736,53 @@ class QueueStore(Store):
 
     async def purge(self, received_before: float) -> int:
         return await self._write_one(q.PURGE, received_before=received_before)
+
+    # --- forgetting a caller ---
+
+    async def forget(self, erasure: Erasure) -> ErasureCounts:
+        if erasure.dry_run:
+            return await self.connector.read(lambda: forget(erasure))
+        since = time.time() - RECHECK_SECONDS
+        scan = Scan(await self.connector.read(lambda: mentioning(erasure)), since)
+        return await self.connector.write(lambda: forget(erasure, scan))
+
+    async def secret(self, name: str) -> str:
+        found = await self.connector.read(lambda: single(q.GET_SETTING, "value", name=name))
+        if found is None:
+            made = secrets.token_hex(32)
+            await self._write_one(q.ADD_SETTING, name=name, value=made)
+            found = await self.connector.read(lambda: single(q.GET_SETTING, "value", name=name))
+        return str(found)
+
+    async def still_leased(self, delivery_id: str, owner: str) -> bool:
+        """Asked before every send: the asks of one turn of the loop share one read."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._lease_checks.append((delivery_id, owner, future))
+        if self._lease_reader is None or self._lease_reader.done():
+            self._lease_reader = asyncio.create_task(
+                self._read_lease_checks(), name="still-leased-reads"
+            )
+        return await future
+
+    async def _read_lease_checks(self) -> None:
+        await asyncio.sleep(0)  # let every send of this turn ask
+        while self._lease_checks:
+            batch = self._lease_checks[:LEASE_CHECKS_PER_READ]
+            del self._lease_checks[:LEASE_CHECKS_PER_READ]
+            ids = json.dumps(sorted({delivery_id for delivery_id, _, _ in batch}))
+            try:
+                found = await self.connector.read(
+                    functools.partial(single, q.STILL_LEASED, "rows", ids=ids)
+                )
+            except Exception as error:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            holders = dict(zip(found.column("id"), found.column("lease_owner"), strict=True))
+            for delivery_id, owner, future in batch:
+                if not future.done():
+                    future.set_result(holders.get(delivery_id) == owner)
 
     # --- reads ---
 

@@ -20,7 +20,7 @@ until a time), acknowledgements and the audit of clicks on alerts' buttons.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -350,3 +350,32 @@ class SinkBacklog:
     pending: int
     dead: int
     oldest_pending_created_at: float | None
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """A caller to forget (DESIGN.md section 15): `number` in E.164, as `events.from_number`
+    and `to_number` hold it; `digits`, the runs of digits that any writing of it holds
+    once its separators are taken out (what finds the other rows that may mention it);
+    `redact`, decoded JSON (a string, a list, a dict, a number) with it replaced by
+    `[erased]`. With `dry_run`, everything is counted and nothing written."""
+
+    number: str
+    digits: str
+    redact: Callable[[Any], Any] = field(compare=False, repr=False)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class ErasureCounts:
+    """What forgetting a caller removed (or, in a dry run, would remove): their calls, the
+    deliveries of those (`pending_cancelled` of them still pending), the other calls and
+    attempts whose stored text mentioned the number, and other rows rewritten (errors,
+    silences, comments)."""
+
+    calls_deleted: int = 0
+    deliveries_deleted: int = 0
+    pending_cancelled: int = 0
+    calls_rewritten: int = 0
+    attempts_rewritten: int = 0
+    other_rows_rewritten: int = 0

@@ -30,7 +30,10 @@ from router.operators import (
     audit_filters,
     audit_json,
     backfill_target,
+    forget_caller,
     parse_bulk_replay,
+    parse_forget_request,
+    report_json,
 )
 from router.operators.silences import iso
 from router.store import (
@@ -39,6 +42,7 @@ from router.store import (
     CallFilters,
     DeliveryStatus,
     DeliveryView,
+    Erasures,
     EventView,
     HeldCalls,
     OperatorConsole,
@@ -53,9 +57,9 @@ from router.web.request_body import read_text
 from router.web.webhook import header_bytes
 
 
-class AdminStore(OperatorConsole, HeldCalls, Protocol):
-    """What the admin API uses of the store: the operators' reads and actions, and
-    releasing held calls."""
+class AdminStore(OperatorConsole, HeldCalls, Erasures, Protocol):
+    """What the admin API uses of the store: the operators' reads and actions, releasing
+    held calls, forgetting a caller."""
 
 
 STATUSES: tuple[DeliveryStatus, ...] = ("pending", "delivered", "dead", "muted")
@@ -310,6 +314,14 @@ def admin_routes(
             await audit.record(actor_of(request), "backfill", backfill_target(ids), summary)
         return web.json_response(summary)
 
+    async def forget(request: web.Request) -> web.Response:
+        try:
+            wanted = parse_forget_request(await json_body(request))
+        except RequestInvalid as exc:
+            return invalid(exc)
+        report = await forget_caller(store, wanted, actor_of(request), audit)
+        return web.json_response(report_json(report, wanted.number))
+
     async def list_events(request: web.Request) -> web.Response:
         verification = request.query.get("verification") or "pending"
         if verification not in VERIFICATIONS:
@@ -367,6 +379,7 @@ def admin_routes(
         web.get("/admin/events", guarded(list_events)),
         web.post("/admin/events/{id}/release", guarded(release_event)),
         web.post("/admin/backfill", guarded(run_backfill)),
+        web.post("/admin/forget", guarded(forget)),
         web.get("/admin/deliveries", guarded(list_deliveries)),
         web.post("/admin/deliveries/replay", guarded(replay_many)),
         web.get("/admin/deliveries/{id}", guarded(show_delivery)),

@@ -268,6 +268,39 @@ def _schemas() -> dict[str, Schema]:
                 "would_route": _field("object", "dry run: the sinks each call would reach"),
             },
         ),
+        "ForgetRequest": _object(
+            {
+                "phone": _field(
+                    "string",
+                    "the caller's number in any common format (+1 415-555-0142,"
+                    " (415) 555-0142; without a country code, read in ROUTER_PHONE_REGION)",
+                    maxLength=64,
+                ),
+                "dry_run": _field("boolean", "count; change nothing", default=False),
+            },
+            ("phone",),
+        ),
+        "ForgetSummary": _object(
+            {
+                "status": _field("string", "forgotten, or dry_run", enum=["forgotten", "dry_run"]),
+                "phone": _field("string", "the number, masked (+1415•••0142)"),
+                "dry_run": _field("boolean"),
+                "calls_deleted": _field("integer", "the caller's calls (from or to the number)"),
+                "deliveries_deleted": _field("integer", "their deliveries"),
+                "pending_cancelled": _field(
+                    "integer", "of those, pending ones: cancelled, never sent"
+                ),
+                "calls_rewritten": _field(
+                    "integer", "other calls whose body mentioned the number: now [erased]"
+                ),
+                "attempts_rewritten": _field(
+                    "integer", "attempts of other deliveries that mentioned it"
+                ),
+                "other_rows_rewritten": _field(
+                    "integer", "delivery errors, silences and comments that mentioned it"
+                ),
+            },
+        ),
         "SilenceRequest": _object(
             {
                 "when": _field("object", "conditions, in the rules' `when` syntax"),
@@ -552,6 +585,22 @@ def _paths() -> dict[str, Schema]:
                     "422": _error("a bad body"),
                 },
                 requestBody=_body(_ref("BackfillRequest")),
+            )
+        },
+        "/admin/forget": {
+            "post": _admin(
+                "Forget a caller: their calls deleted, their number [erased] elsewhere"
+                " (admin role)",
+                {
+                    "200": _answer("the counts", _ref("ForgetSummary")),
+                    "400": _error("the body is not JSON"),
+                    "422": _answer(
+                        "a bad body: a missing phone, one that is no phone number, a bad"
+                        " dry_run or an unknown field (the number is never repeated)",
+                        _ref("Invalid"),
+                    ),
+                },
+                requestBody=_body(_ref("ForgetRequest")),
             )
         },
         "/admin/events": {

@@ -27,6 +27,8 @@ READ_OR_CHANGE = [
     ["release", "c-1", "--config", str(ROOT / "rules.yaml")],
     ["audit"],
     ["audit", "--since", "2h", "--json"],
+    ["forget", "--phone", "+1 415 555 0142"],
+    ["forget", "--phone", "(415) 555-0142", "--dry-run"],
 ]
 NO_STORE_ENV = {"ROUTER_STORE": ""}
 

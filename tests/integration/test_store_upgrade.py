@@ -520,3 +520,53 @@ async def test_a_postgresql_store_of_schema_7_keeps_its_slack_clicks_in_the_audi
             assert await connection.fetchval("SELECT to_regclass('slack_actions_audit')") is None
         finally:
             await connection.close()
+
+
+async def check_old_caller_forgotten(store: Store) -> None:
+    """Migration 13 (the store's settings) keeps the old calls: a caller among them is
+    forgotten, the others stay, and the store makes its salt."""
+    from router.operators import ForgetRequest
+    from router.operators.forget import SALT_SETTING, erasure_of
+    from router.store import CallFilters
+
+    before = {event.id for event in await store.list_events(CallFilters())}
+    assert {"v7-failed", "v7-reschedule"} <= before
+    counts = await store.forget(erasure_of(ForgetRequest("+14155550123")))
+    assert counts.calls_deleted == 2
+    after = {event.id for event in await store.list_events(CallFilters())}
+    assert after == before - {"v7-failed", "v7-reschedule"}
+    assert len(await store.secret(SALT_SETTING)) == 64
+
+
+async def test_a_sqlite_store_of_schema_7_upgraded_forgets_an_old_caller(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    shutil.copyfile(FIXTURE_V7, database)
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await check_old_caller_forgotten(store)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_7_upgraded_forgets_an_old_caller() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade13") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(SCHEMA_VERSION_DDL)
+            for migration in MIGRATIONS[:7]:
+                for statement in statements_for(migration, "postgresql"):
+                    await connection.execute(statement)
+            await copy_fixture_rows(connection, FIXTURE_V7, ("schema_version", "events"))
+        finally:
+            await connection.close()
+
+        store = open_store(url)
+        await store.open()
+        try:
+            await check_old_caller_forgotten(store)
+        finally:
+            await store.close()

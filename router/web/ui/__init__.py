@@ -34,7 +34,7 @@ from router.core.metrics import Metrics
 from router.engine import DeliveryEngine
 from router.engine.health import is_store_failure
 from router.operators import AuditTrail, Principal
-from router.store import ConsoleSessions, OperatorConsole
+from router.store import ConsoleSessions, Erasures, OperatorConsole
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.credentials import ADMIN, Credentials, set_principal
 from router.web.permissions import permission, refusal
@@ -42,6 +42,7 @@ from router.web.request_body import BodyRefused, read_form
 from router.web.ui.audit import AuditViews
 from router.web.ui.auth import SESSION_COOKIE, Sessions
 from router.web.ui.calls import CallViews
+from router.web.ui.forget import ForgetViews
 from router.web.ui.pages import SESSION, Pages
 from router.web.ui.silences import SilenceViews
 from router.web.ui.views import ConsoleViews
@@ -268,8 +269,9 @@ async def start_session(
     return await request.config_dict[CONSOLE].start_session(request, principal, next_path)
 
 
-class ConsoleStore(OperatorConsole, ConsoleSessions, Protocol):
-    """What the console uses of the store: the operators' reads and actions, sessions."""
+class ConsoleStore(OperatorConsole, ConsoleSessions, Erasures, Protocol):
+    """What the console uses of the store: the operators' reads and actions, sessions,
+    forgetting a caller."""
 
 
 def console_app(
@@ -290,6 +292,7 @@ def console_app(
     calls = CallViews(pages, store, runtime, engine, audit)
     silences = SilenceViews(pages, store, runtime, engine, audit)
     audit_views = AuditViews(pages, store)
+    forget = ForgetViews(pages, store, audit)
     console = Console(credentials, store, views, pages, limiter, audit)
     app = web.Application(middlewares=[console.guard])
     app[CONSOLE] = console
@@ -313,6 +316,8 @@ def console_app(
             web.post("/silences", silences.create, name="silence_create"),
             web.post("/silences/{id}/expire", silences.expire, name="silence_expire"),
             web.get("/audit", audit_views.audit, name="audit"),
+            web.get("/forget", forget.form, name="forget"),
+            web.post("/forget", forget.post, name="forget_post"),
             web.static("/static", STATIC, name="static"),
         ]
     )
