@@ -309,6 +309,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         backfill=fill_search_text,
     ),
+    Migration(
+        version=12,
+        description="each attempt's request and response, masked and cut at 4 KiB",
+        statements=(
+            # `router.store.exchanges`: the heads as JSON objects (method, target or status,
+            # headers, sizes), the bodies as text. NULL: not recorded (older attempts).
+            "ALTER TABLE attempts ADD COLUMN request_head TEXT",
+            "ALTER TABLE attempts ADD COLUMN request_body TEXT",
+            "ALTER TABLE attempts ADD COLUMN response_head TEXT",
+            "ALTER TABLE attempts ADD COLUMN response_body TEXT",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
