@@ -16,6 +16,7 @@ from aiohttp import web
 from router.core.phones import mask_phone, mask_phone_numbers
 from router.core.templates import human_duration
 from router.web.ui.auth import Session
+from router.web.ui.exchange_text import request_text, response_text, status_line
 from sinks.slack.preview import message_html
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -66,6 +67,9 @@ def _environment() -> jinja2.Environment:
         duration=human_duration,
         mask_numbers=mask_phone_numbers,
         slack_message=message_html,
+        request_text=request_text,
+        response_text=response_text,
+        status_line=status_line,
     )
     return env
 
