@@ -1,8 +1,8 @@
 """An attempt's request and response as kept (`Exchange`): what a sink reports from
 `transmit`, masked here before it leaves the sink. Pure.
 
-- The URL: its credentials, token-like path segments (a Slack hook's `T…/B…/…`) and
-  secret-looking query values (`?api_key=…`) become `***`, as `sinks.secrets` finds them.
+- The URL: its credentials, each path segment but plain words (a Slack hook's
+  `T…/B…/…`, ids, numbers) and secret-looking query values (`?api_key=…`) become `***`.
 - Headers: the value of a credential header (`Authorization`, cookies, signatures, tokens,
   API keys, by name), of a header the sink's settings mark secret, and of any header
   holding one of the sink's secrets becomes `***` (an auth scheme before it stays:
@@ -63,6 +63,7 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z-]{0,19}) \S")  # `Bearer …`, `Basic �
 # a phone number as written is at most this long.
 _NUMBER_MARGIN = 64
 _OMITTED = "…"
+_VERSION = re.compile(r"v\d{1,2}")
 
 
 def kept_body(data: bytes | str, secrets: Sequence[str] = ()) -> tuple[str, bool]:
@@ -109,7 +110,8 @@ def masked_url(url: str, secrets: Sequence[str] = ()) -> str:
     if parts.username is not None or parts.password is not None:
         netloc = f"{MASK}@{netloc}"
     path = "/".join(
-        MASK if token_like(unquote(segment)) else segment for segment in parts.path.split("/")
+        MASK if _secret_looking(unquote(segment)) else segment
+        for segment in parts.path.split("/")
     )
     pairs = []
     for pair in parts.query.split("&") if parts.query else ():
@@ -123,6 +125,19 @@ def masked_url(url: str, secrets: Sequence[str] = ()) -> str:
     # The sink's secrets, but not the URL as a whole: what is left of it is shown.
     parts_only = [secret for secret in secrets if "://" not in secret]
     return mask_phone_numbers(redact(shown, parts_only))
+
+
+def _secret_looking(segment: str) -> bool:
+    """A path segment that may be (part of) a credential, as a webhook's path often is:
+    anything but a plain word (`services`, `chat.postMessage`) or a version (`v2`)."""
+    if not segment or _VERSION.fullmatch(segment):
+        return False
+    return (
+        token_like(segment)
+        or any(character.isdigit() for character in segment)
+        or len(segment) >= 20
+        or (len(segment) >= 8 and segment.isupper())
+    )
 
 
 def masked_headers(

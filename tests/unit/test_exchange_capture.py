@@ -149,8 +149,9 @@ def test_a_url_keeps_its_host_and_words_and_loses_its_secret_parts() -> None:
         masked_url("https://user:pw@crm.example:8443/api/calls?api_key=abc&page=2#frag")
         == "https://***@crm.example:8443/api/calls?api_key=***&page=2"
     )
-    assert masked_url("https://crm.example/calls/+14155550142") == (
-        "https://crm.example/calls/+1415•••0142"
+    assert masked_url("https://crm.example/calls/+14155550142") == "https://crm.example/calls/***"
+    assert masked_url("https://hooks.example/v2/enqueue/SECRETPATH/ab12") == (
+        "https://hooks.example/v2/enqueue/***/***"
     )
     # The sink's secrets, except the URL as a whole (what is left of it is shown).
     url = "https://crm.example/in/tenant-x"
