@@ -34,7 +34,7 @@ from router.store import (
     ReceivedResponse,
     SentRequest,
 )
-from sinks.secrets import MASK, redact, token_like
+from sinks.secrets import MASK, redactor, token_like
 
 __all__ = [
     "BODY_LIMIT",
@@ -75,7 +75,7 @@ def kept_body(data: bytes | str, secrets: Sequence[str] = ()) -> tuple[str, bool
     while True:
         part = raw[:window]
         text = part.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-        masked = mask_phone_numbers(redact(text, secrets))
+        masked = mask_phone_numbers(redactor(tuple(secrets))(text))
         kept = _cut(masked, BODY_LIMIT)
         whole = len(part) == len(raw)
         # Enough masked text follows what is kept that nothing it holds straddles the
@@ -124,7 +124,7 @@ def masked_url(url: str, secrets: Sequence[str] = ()) -> str:
     shown = urlunsplit((parts.scheme, netloc, path, "&".join(pairs), ""))
     # The sink's secrets, but not the URL as a whole: what is left of it is shown.
     parts_only = [secret for secret in secrets if "://" not in secret]
-    return mask_phone_numbers(redact(shown, parts_only))
+    return mask_phone_numbers(redactor(tuple(parts_only))(shown))
 
 
 def _secret_looking(segment: str) -> bool:
@@ -148,6 +148,7 @@ def masked_headers(
     """The headers as kept (at most `MAX_HEADERS`, credentials masked) and how many more
     there were."""
     secret_lower = {name.lower() for name in secret_names}
+    redact = redactor(tuple(secrets))
     kept: list[Header] = []
     omitted = 0
     for name, value in headers:
@@ -158,7 +159,7 @@ def masked_headers(
         if name.lower() in secret_lower or _SECRET_HEADER.search(name):
             shown = _masked_credential(value)
         else:
-            shown = redact(value, secrets)
+            shown = redact(value)
             shown = _masked_credential(value) if shown != value else mask_phone_numbers(value)
         kept.append((_short(name, MAX_HEADER_NAME), _short(shown, MAX_HEADER_VALUE)))
     return tuple(kept), omitted
@@ -193,7 +194,7 @@ def request_seen(
     shown_target = (
         masked_url(target, secrets)
         if target_is_url
-        else mask_phone_numbers(redact(_short(target, MAX_HEADER_VALUE), secrets))
+        else mask_phone_numbers(redactor(tuple(secrets))(_short(target, MAX_HEADER_VALUE)))
     )
     return SentRequest(method, shown_target, shown_headers, text, size, truncated, omitted)
 
