@@ -110,8 +110,7 @@ def masked_url(url: str, secrets: Sequence[str] = ()) -> str:
     if parts.username is not None or parts.password is not None:
         netloc = f"{MASK}@{netloc}"
     path = "/".join(
-        MASK if _secret_looking(unquote(segment)) else segment
-        for segment in parts.path.split("/")
+        MASK if _secret_looking(unquote(segment)) else segment for segment in parts.path.split("/")
     )
     pairs = []
     for pair in parts.query.split("&") if parts.query else ():
