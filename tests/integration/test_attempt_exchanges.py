@@ -211,3 +211,32 @@ async def test_a_store_keeps_each_attempts_exchange_and_none_where_there_was_non
         assert await reopened.list_attempts("c1:crm") == []
     finally:
         await reopened.close()
+
+
+async def test_the_page_says_not_recorded_and_shows_an_answer_as_text(
+    tmp_path: Path, write_rules, crm: tuple[Crm, str]
+) -> None:
+    _, url = crm
+    rules = write_rules(RULES.format(url=url, token=CRM_TOKEN, signing=SIGNING_SECRET))
+    async with running_service(rules, tmp_path / "router.db") as client:
+        store, *_ = parts(client)
+        record = IngestRecord("c1", b'{"id": "c1"}', NOW, [NewDelivery("c1:old", "gone", "r")])
+        await store.ingest(record)
+        [claimed] = await store.claim("gone", 10, "w", 30.0, NOW)
+        old = AttemptRecord(1, NOW, 0.1, "retry", 503, "HTTP 503")  # as older routers kept it
+        assert await store.finish(claimed.id, "w", old, next_attempt_at=NOW + 1)
+        [claimed] = await store.claim("gone", 10, "w", 30.0, NOW + 2)
+        sent = request_seen("POST", "https://crm.example/in", (), b"{}")
+        hostile = response_seen(502, [("Content-Type", "text/html")], b"<script>alert(1)</script>")
+        new = AttemptRecord(2, NOW + 2, 0.1, "dead", 502, "HTTP 502", None, Exchange(sent, hostile))
+        assert await store.finish(claimed.id, "w", new)
+
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        api = await (await client.get("/admin/deliveries/c1:old", headers=auth)).json()
+        assert (await sign_in(client)).status == 303
+        html = await (await client.get("/ui/deliveries/c1:old")).text()
+    [first, second] = api["attempt_log"]
+    assert (first["recorded"], first["request"], first["response"]) == (False, None, None)
+    assert second["recorded"] and second["response"]["body"] == "<script>alert(1)</script>"
+    assert "Request and response not recorded" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
