@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Sequence
+from functools import lru_cache
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 from router.core.phones import mask_phone_numbers
@@ -98,6 +99,11 @@ def _cut(text: str, limit: int) -> str:
 def masked_url(url: str, secrets: Sequence[str] = ()) -> str:
     """`url` with its credentials, token-like path segments and secret-looking query values
     as `***` (no fragment), then every other secret and phone number masked."""
+    return _masked_url(url, tuple(secrets))
+
+
+@lru_cache(maxsize=256)  # a sink sends to one URL, again and again
+def _masked_url(url: str, secrets: tuple[str, ...]) -> str:
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -147,7 +153,7 @@ def masked_headers(
     """The headers as kept (at most `MAX_HEADERS`, credentials masked) and how many more
     there were."""
     secret_lower = {name.lower() for name in secret_names}
-    redact = redactor(tuple(secrets))
+    secrets = tuple(secrets)
     kept: list[Header] = []
     omitted = 0
     for name, value in headers:
@@ -155,13 +161,18 @@ def masked_headers(
             omitted += 1
             continue
         name, value = str(name), str(value)
-        if name.lower() in secret_lower or _SECRET_HEADER.search(name):
-            shown = _masked_credential(value)
-        else:
-            shown = redact(value)
-            shown = _masked_credential(value) if shown != value else mask_phone_numbers(value)
-        kept.append((_short(name, MAX_HEADER_NAME), _short(shown, MAX_HEADER_VALUE)))
+        kept.append(_masked_header(name, value, secrets, name.lower() in secret_lower))
     return tuple(kept), omitted
+
+
+@lru_cache(maxsize=1024)  # most headers are the same on every request of a sink
+def _masked_header(name: str, value: str, secrets: tuple[str, ...], secret: bool) -> Header:
+    if secret or _SECRET_HEADER.search(name):
+        shown = _masked_credential(value)
+    else:
+        shown = redactor(secrets)(value)
+        shown = _masked_credential(value) if shown != value else mask_phone_numbers(value)
+    return _short(name, MAX_HEADER_NAME), _short(shown, MAX_HEADER_VALUE)
 
 
 def _masked_credential(value: str) -> str:
