@@ -33,6 +33,7 @@ from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_
 OUT = Path(__file__).resolve().parent
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+ZONE = {"timezone_id": "America/New_York", "locale": "en-US"}  # times show in the viewer's
 
 
 def rules(receiver: Receiver, log_path: Path) -> str:
@@ -107,6 +108,20 @@ async def silences(page: Page, base: str, store: Any, call_id: str) -> None:
     await shoot(page, "console-silences.png", full_page=True)
 
 
+async def confirm_replay(browser: Any, base: str, store: Any) -> None:
+    """The page that asks before a delivered delivery is sent again, as a browser
+    without JavaScript gets it (with it, a dialog asks)."""
+    (delivered, *_) = await store.list_deliveries("delivered", "ops-slack")
+    context = await browser.new_context(viewport=LAPTOP, java_script_enabled=False)
+    page = await context.new_page()
+    await sign_in(page, base)
+    await page.goto(f"{base}/ui/deliveries/{delivered.id}")
+    await page.click("form.actions button:has-text('Replay')")
+    await page.wait_for_url(f"{base}/ui/deliveries/{delivered.id}/replay")
+    await shoot(page, "console-confirm-replay.png")
+    await context.close()
+
+
 async def take(chromium: str) -> None:
     crm_down = Receiver(answer=lambda request, n: 503 if request.path == "/crm" else 200)
     receiver = await crm_down.start()
@@ -143,7 +158,7 @@ async def take(chromium: str) -> None:
                 browser = await playwright.chromium.launch(
                     executable_path=chromium, args=CHROMIUM_ARGS
                 )
-                laptop = await browser.new_page(viewport=LAPTOP)
+                laptop = await browser.new_page(viewport=LAPTOP, **ZONE)
                 await laptop.goto(f"{base}/ui/login")
                 await shoot(laptop, "console-login.png")
                 await sign_in(laptop, base)
@@ -155,6 +170,10 @@ async def take(chromium: str) -> None:
                 await shoot(laptop, "console-delivery.png")
                 await open_first_attempt(laptop)
                 await shoot(laptop, "console-delivery-attempt.png", full_page=True)
+                (waiting, *_) = await store.list_deliveries("pending", "support-email")
+                await laptop.goto(f"{base}/ui/deliveries/{waiting.id}")
+                await shoot(laptop, "console-delivery-waiting.png")
+                await confirm_replay(browser, base, store)
                 await laptop.goto(f"{base}/ui/calls")
                 await shoot(laptop, "console-calls.png")
                 await laptop.goto(f"{base}/ui/calls/{pictured['id']}")
@@ -167,9 +186,13 @@ async def take(chromium: str) -> None:
                 await playground.screenshot(path=str(OUT / "console-rules.png"))
                 print(f"wrote {OUT / 'console-rules.png'}")
                 await silences(laptop, base, store, pictured["id"])
-                phone = await browser.new_page(viewport=PHONE)
+                phone = await browser.new_page(viewport=PHONE, **ZONE)
                 await sign_in(phone, base)
                 await shoot(phone, "console-phone-overview.png")
+                await phone.goto(f"{base}/ui/deliveries")
+                await shoot(phone, "console-phone-deliveries.png")
+                await phone.goto(f"{base}/ui/silences")
+                await shoot(phone, "console-phone-silences.png")
                 await phone.goto(f"{base}/ui/calls")
                 await shoot(phone, "console-phone-calls.png")
                 await phone.goto(f"{base}/ui/calls/{pictured['id']}")
