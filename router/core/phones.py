@@ -71,8 +71,10 @@ _DATE = re.compile(
 
 # An id: a uuid (with or without its dashes) or 32 hex digits (a delivery id). A run of
 # digits inside one is no number, and needs no matcher (a third of uuids have such a run).
+# It holds a hex letter: 32 digits alone could be numbers written together.
 _ID = re.compile(
-    r"(?<![0-9A-Za-z-])(?:[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[0-9a-fA-F]{32})"
+    r"(?<![0-9A-Za-z-])(?=[0-9-]*[a-fA-F])"
+    r"(?:[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[0-9a-fA-F]{32})"
     r"(?![0-9A-Za-z-])"
 )
 
