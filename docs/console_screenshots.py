@@ -98,6 +98,12 @@ async def sign_in(page: Page, base: str) -> None:
     await page.wait_for_url(f"{base}/ui/")
 
 
+async def open_first_attempt(page: Page) -> None:
+    """Unfold the first attempt's request and response on a delivery's page."""
+    for part in ("request", "response"):
+        await page.locator(f"details.exchange-{part} summary").first.click()
+
+
 async def silences(page: Page, base: str, store: Any, call_id: str) -> None:
     """A silence made from a call's page, one pending and one expired, then the list."""
     now = time.time()
@@ -217,6 +223,8 @@ async def take(chromium: str) -> None:
                 (dead, *_) = await store.list_deliveries("dead", "crm")
                 await laptop.goto(f"{base}/ui/deliveries/{dead.id}")
                 await shoot(laptop, "console-delivery.png")
+                await open_first_attempt(laptop)
+                await shoot(laptop, "console-delivery-attempt.png", full_page=True)
                 (waiting, *_) = await store.list_deliveries("pending", "support-email")
                 await laptop.goto(f"{base}/ui/deliveries/{waiting.id}")
                 await shoot(laptop, "console-delivery-waiting.png")
@@ -249,6 +257,10 @@ async def take(chromium: str) -> None:
                 await shoot(phone, "console-phone-calls.png")
                 await phone.goto(f"{base}/ui/calls/{pictured['id']}")
                 await shoot(phone, "console-phone-call.png")
+                await phone.goto(f"{base}/ui/deliveries/{dead.id}")
+                await open_first_attempt(phone)
+                await phone.locator("details.exchange-request").first.scroll_into_view_if_needed()
+                await shoot(phone, "console-phone-delivery-attempt.png")
                 await phone.goto(f"{base}/ui/rules")
                 await phone.fill("textarea[name=event]", json.dumps(sample, indent=2))
                 await phone.click("button:has-text('Route this call')")

@@ -12,11 +12,11 @@ or not. A found number shows as its E.164 form with its middle hidden: `+1415•
 The matcher costs about 100 µs a number, so it reads only around *runs*: at least 7
 digits apart by at most 4 characters that are neither letters nor line breaks (every
 number it can find is in one). Text without a run (most summaries and errors) costs a
-regular-expression scan; a run that is a bare E.164 number or a date needs no matcher
-either. The matcher reads at most `MATCHER_BUDGET` characters of one text; runs past
-that are masked whole (`•••`), so a text stuffed with digits costs a bounded time and
-still shows no number. A run the matcher refuses because more digits follow it
-(`(415) 555-0143 3 times`) is read again one space-apart group after another. The last
+regular-expression scan; a run that is a bare E.164 number, a date or inside a uuid
+needs no matcher either. The matcher reads at most `MATCHER_BUDGET` characters of one
+text; runs past that are masked whole (`•••`), so a text stuffed with digits costs a
+bounded time and still shows no number. A run the matcher refuses because more digits
+follow it (`(415) 555-0143 3 times`) is read again one space-apart group after another. The last
 `CACHED_TEXTS` texts masked are remembered: each sink's message for one call masks the
 same summary and transcript again.
 """
@@ -67,6 +67,15 @@ _DATE = re.compile(
     r"(?:(?:19|20)\d\d([-/.])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])"
     r"|(?:0?[1-9]|[12]\d|3[01])([-/.])(?:0?[1-9]|[12]\d|3[01])\2(?:19|20)\d\d)"
     r"(?:[ T](?:[01]?\d|2[0-3]))?"
+)
+
+# An id: a uuid (with or without its dashes) or 32 hex digits (a delivery id). A run of
+# digits inside one is no number, and needs no matcher (a third of uuids have such a run).
+# It holds a hex letter: 32 digits alone could be numbers written together.
+_ID = re.compile(
+    r"(?<![0-9A-Za-z-])(?=[0-9-]*[a-fA-F])"
+    r"(?:[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[0-9a-fA-F]{32})"
+    r"(?![0-9A-Za-z-])"
 )
 
 Span = tuple[int, int, str | None]  # start, end, the number in E.164 (None: mask whole)
@@ -217,7 +226,12 @@ def _number_spans(text: str, region: str) -> list[Span]:
     """Where the numbers in `text` are, in order and without overlaps."""
     spans: list[Span] = []
     reader = _Reader(text, region)
-    runs = [run for run in _RUN.finditer(text) if not _plain(text, run)]
+    ids = [found.span() for found in _ID.finditer(text)]
+    runs = [
+        run
+        for run in _RUN.finditer(text)
+        if not _plain(text, run) and not any(a <= run.start() and run.end() <= b for a, b in ids)
+    ]
     for window in _windows(runs):
         begin = max(window[0].start() - CONTEXT, 0)
         found = reader.read(begin, min(window[-1].end() + CONTEXT, len(text)))

@@ -44,6 +44,7 @@ from router.store import (
     AttemptRecord,
     ClaimedDelivery,
     DeliveryQueue,
+    Exchange,
     IngestRecord,
     IngestResult,
     NewDelivery,
@@ -583,15 +584,16 @@ class SinkLane:
         status_code: int | None = None
         detail: str | None = None
         retry_after: float | None = None
+        exchange: Exchange | None = None  # what the sink sent and got back, masked
         try:
             with tallied() as missing:
                 result = await send()
         except Retryable as exc:
             failure: tuple[bool, str] | None = (True, exc.reason)
-            status_code, retry_after = exc.status_code, exc.retry_after
+            status_code, retry_after, exchange = exc.status_code, exc.retry_after, exc.exchange
         except Permanent as exc:
             failure = (False, exc.reason)
-            status_code = exc.status_code
+            status_code, exchange = exc.status_code, exc.exchange
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -599,7 +601,7 @@ class SinkLane:
             failure = (True, f"internal error in sink: {type(exc).__name__}")
         else:
             failure = None
-            status_code, detail = result.status_code, result.detail
+            status_code, detail, exchange = result.status_code, result.detail, result.exchange
         duration = time.perf_counter() - began
         engine.metrics.child(engine.metrics.attempt_duration, self.name).observe(duration)
         if missing.count:
@@ -608,7 +610,7 @@ class SinkLane:
             )
         if failure is None:
             record = AttemptRecord(
-                number, started_at, duration, "delivered", status_code, None, detail
+                number, started_at, duration, "delivered", status_code, None, detail, exchange
             )
             return AttemptOutcome(record, None, None)
         retryable, reason = failure
@@ -624,7 +626,7 @@ class SinkLane:
         )
         outcome: Literal["retry", "dead"] = "retry" if decision.action == "retry" else "dead"
         record = AttemptRecord(
-            number, started_at, duration, outcome, status_code, decision.reason, detail
+            number, started_at, duration, outcome, status_code, decision.reason, detail, exchange
         )
         return AttemptOutcome(record, decision.next_attempt_at, retry_after if retryable else None)
 

@@ -269,7 +269,18 @@ ERASERS: tuple[Eraser, ...] = (
         text_column(
             ErasedColumn("attempts", ATTEMPT_KEY, name), "attempts_rewritten", of_delivery=True
         )
-        for name in ("error", "detail")
+        for name in ("error", "detail", "request_body", "response_body")
+    ),
+    # What an attempt sent and got: numbers are masked when stored, but a number written
+    # in a way the matcher missed would still be found here.
+    *(
+        text_column(
+            ErasedColumn("attempts", ATTEMPT_KEY, name),
+            "attempts_rewritten",
+            json_text=True,
+            of_delivery=True,
+        )
+        for name in ("request_head", "response_head")
     ),
     text_column(
         ErasedColumn("deliveries", ("id",), "last_error"), "other_rows_rewritten", of_delivery=True

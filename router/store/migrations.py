@@ -395,6 +395,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         backfill=move_slack_actions,
     ),
     Migration(
+        version=12,
+        description="each attempt's request and response, masked and cut at 4 KiB",
+        statements=(
+            # `router.store.exchanges`: the heads as JSON objects (method, target or status,
+            # headers, sizes), the bodies as text. NULL: not recorded (older attempts).
+            "ALTER TABLE attempts ADD COLUMN request_head TEXT",
+            "ALTER TABLE attempts ADD COLUMN request_body TEXT",
+            "ALTER TABLE attempts ADD COLUMN response_head TEXT",
+            "ALTER TABLE attempts ADD COLUMN response_body TEXT",
+        ),
+    ),
+    Migration(
         version=13,
         description="settings: the store's own secrets (the salt of erased numbers' hashes)",
         statements=(

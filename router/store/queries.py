@@ -55,7 +55,9 @@ SHARED_FRAGMENTS = {
     " lease_owner = NULL, lease_until = NULL"
     " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
     "attempt_columns": "delivery_id, number, started_at, duration, outcome, status_code,"
-    " error, detail",
+    " error, detail, request_head, request_body, response_head, response_body",
+    "attempt_values": ":started_at, :duration, :outcome, :status_code, :error, :detail,"
+    " :request_head, :request_body, :response_head, :response_body",
     # Whether an open digest can take a call arriving at :now (joining, or closing it).
     "joinable": "status = 'pending' AND attempts = 0 AND closes_at > :now"
     " AND (CAST(:max AS INTEGER) IS NULL OR member_count < :max)",
@@ -243,16 +245,15 @@ RELEASE_ALL_LEASES = Query(
 FINISH = Query("finish", "{finish_update} RETURNING attempts")
 RECORD_ATTEMPT = Query(
     "record_attempt",
-    "INSERT INTO attempts ({attempt_columns}) VALUES (:delivery_id, :number, :started_at,"
-    " :duration, :outcome, :status_code, :error, :detail)",
+    "INSERT INTO attempts ({attempt_columns}) VALUES (:delivery_id, :number, {attempt_values})",
 )
 # Both in one statement, so one round trip: PostgreSQL only (SQLite has no data-modifying
 # WITH). The lease check and the attempt's number cannot race either way.
 FINISH_RECORDING_ATTEMPT = Query(
     "finish_recording_attempt",
     "WITH moved AS ({finish_update} RETURNING id, attempts)"
-    " INSERT INTO attempts ({attempt_columns}) SELECT id, attempts, :started_at, :duration,"
-    " :outcome, :status_code, :error, :detail FROM moved RETURNING number",
+    " INSERT INTO attempts ({attempt_columns}) SELECT id, attempts, {attempt_values}"
+    " FROM moved RETURNING number",
 )
 DEFER = Query(
     "defer",
@@ -474,7 +475,8 @@ DELIVERED_SINCE = Query(
 )
 LIST_ATTEMPTS = Query(
     "list_attempts",
-    "SELECT number, started_at, duration, outcome, status_code, error, detail"
+    "SELECT number, started_at, duration, outcome, status_code, error, detail,"
+    " request_head, request_body, response_head, response_body"
     " FROM attempts WHERE delivery_id = :id ORDER BY number",
 )
 PING = Query("ping", "SELECT 1 AS alive")

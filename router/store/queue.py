@@ -46,6 +46,7 @@ from router.store.connector import (
 )
 from router.store.erasure import RECHECK_SECONDS, Scan, forget, mentioning
 from router.store.errors import StoreConflict, StoreError, StoreMissing, StoreOpenError
+from router.store.exchanges import exchange_columns, exchange_of
 from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
 from router.store.queries import Dialect, Query
 from router.store.records import (
@@ -304,6 +305,7 @@ def finish(
         "status_code": attempt.status_code,
         "error": attempt.error,
         "detail": attempt.detail,
+        **exchange_columns(attempt.exchange),
     }
     if dialect == "postgresql":  # one statement, one round trip to the server
         number = yield value(q.FINISH_RECORDING_ATTEMPT, **moved, **recorded)
@@ -820,7 +822,19 @@ class QueueStore(Store):
 
     async def list_attempts(self, delivery_id: str) -> list[AttemptRecord]:
         found = await self.connector.read(lambda: single(q.LIST_ATTEMPTS, "rows", id=delivery_id))
-        return found.to(AttemptRecord)
+        return [
+            AttemptRecord(
+                number=stored["number"],
+                started_at=stored["started_at"],
+                duration=stored["duration"],
+                outcome=stored["outcome"],
+                status_code=stored["status_code"],
+                error=stored["error"],
+                detail=stored["detail"],
+                exchange=exchange_of(stored),
+            )
+            for stored in found.dicts()
+        ]
 
     async def oldest_waiting(self, sink: str, now: float) -> float | None:
         found = await self.connector.read(

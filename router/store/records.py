@@ -121,6 +121,55 @@ class ClaimedDelivery:
         )
 
 
+Header = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """What an attempt sent, as kept: secrets and phone numbers masked already (the sink
+    masks them, `sinks.exchange`). For HTTP the method, URL and headers the router set;
+    for SMTP the envelope and message headers; for the log sink what it wrote. `body` is
+    at most `BODY_LIMIT` bytes of UTF-8 text, `truncated` when the body was longer
+    (`size`: its whole length in bytes); `headers_omitted` counts headers not kept."""
+
+    method: str
+    target: str
+    headers: tuple[Header, ...] = ()
+    body: str = ""
+    size: int = 0
+    truncated: bool = False
+    headers_omitted: int = 0
+
+
+@dataclass(frozen=True)
+class ReceivedResponse:
+    """What an attempt got back, as kept (masked like `SentRequest`): an HTTP status and
+    headers, or an SMTP reply code with its message as the body. `size` is None when the
+    body was not read to its end."""
+
+    status: int | None
+    headers: tuple[Header, ...] = ()
+    body: str = ""
+    size: int | None = 0
+    truncated: bool = False
+    headers_omitted: int = 0
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One attempt's request and its response (None: no answer came: refused, timed out)."""
+
+    request: SentRequest
+    response: ReceivedResponse | None = None
+
+
+# At most this many bytes of each body are kept (4 KiB), and headers up to these limits.
+BODY_LIMIT = 4096
+MAX_HEADERS = 50
+MAX_HEADER_NAME = 128
+MAX_HEADER_VALUE = 1024
+
+
 @dataclass(frozen=True)
 class AttemptRecord:
     number: int  # 1-based, over the delivery's whole life
@@ -130,6 +179,7 @@ class AttemptRecord:
     status_code: int | None = None
     error: str | None = None
     detail: str | None = None
+    exchange: Exchange | None = None  # None: not recorded (older attempts, nothing sent)
 
 
 @dataclass(frozen=True)

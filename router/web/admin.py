@@ -39,6 +39,7 @@ from router.operators.silences import iso
 from router.store import (
     AcknowledgedKind,
     Acknowledgement,
+    AttemptRecord,
     CallFilters,
     DeliveryStatus,
     DeliveryView,
@@ -81,6 +82,20 @@ def delivery_json(
     shown = asdict(view)
     shown["acknowledged_by"] = None if acknowledgement is None else acknowledgement.user_id
     shown["acknowledged_at"] = None if acknowledgement is None else iso(acknowledgement.at)
+    return shown
+
+
+def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:
+    """One attempt as `GET /admin/deliveries/{id}` lists it: its outcome, and the
+    `request` it sent and the `response` it got (masked, bodies cut at 4 KiB; headers as
+    `[name, value]` pairs; `response` null when no answer came). `recorded` is false for
+    an attempt whose exchange was not kept (made before the router kept them, or
+    nothing was sent): then both are null."""
+    shown = asdict(attempt)
+    exchange = shown.pop("exchange")
+    shown["recorded"] = exchange is not None
+    shown["request"] = None if exchange is None else exchange["request"]
+    shown["response"] = None if exchange is None else exchange["response"]
     return shown
 
 
@@ -258,7 +273,7 @@ def admin_routes(
         view = await store.get_delivery(delivery_id)
         if view is None:
             return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
-        attempts = [asdict(a) for a in await store.list_attempts(delivery_id)]
+        attempts = [attempt_json(a) for a in await store.list_attempts(delivery_id)]
         acknowledgement = await store.acknowledgement(*acknowledgement_key(view))
         return web.json_response({**delivery_json(view, acknowledgement), "attempt_log": attempts})
 

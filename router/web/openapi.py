@@ -124,6 +124,11 @@ LIMIT = _query(
 )
 OFFSET = _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip")
 TIME = {"type": ["string", "null"], "format": "date-time"}
+HEADERS = {
+    "type": "array",
+    "description": "[name, value] pairs in order; credentials masked (`Bearer ***`)",
+    "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+}
 EPOCH = {"type": ["number", "null"], "description": "seconds since the epoch (UTC)"}
 
 
@@ -219,6 +224,58 @@ def _schemas() -> dict[str, Schema]:
                 "acknowledged_by": _field(["string", "null"], "Slack user id, from the button"),
                 "acknowledged_at": TIME,
             },
+        ),
+        "DeliveryWithAttempts": {
+            "allOf": [
+                _ref("Delivery"),
+                _object({"attempt_log": {"type": "array", "items": _ref("Attempt")}}),
+            ]
+        },
+        "Attempt": _object(
+            {
+                "number": _field("integer", "1-based, over the delivery's whole life"),
+                "started_at": EPOCH,
+                "duration": _field("number", "seconds"),
+                "outcome": _field("string", enum=["delivered", "retry", "dead"]),
+                "status_code": _field(["integer", "null"]),
+                "error": _field(["string", "null"]),
+                "detail": _field(["string", "null"]),
+                "recorded": _field(
+                    "boolean",
+                    "false: request and response not kept (an attempt made before the router"
+                    " kept them, or nothing was sent); both are null then",
+                ),
+                "request": {"oneOf": [_ref("SentRequest"), {"type": "null"}]},
+                "response": {
+                    "oneOf": [_ref("ReceivedResponse"), {"type": "null"}],
+                    "description": "null: no answer came (refused, timed out)",
+                },
+            }
+        ),
+        "SentRequest": _object(
+            {
+                "method": _field("string", "POST, PUT, PATCH; SMTP for email; WRITE for log"),
+                "target": _field(
+                    "string", "the URL with its secret parts as ***; smtp://host:port; a path"
+                ),
+                "headers": HEADERS,
+                "body": _field("string", "the first 4 KiB (UTF-8), secrets and numbers masked"),
+                "size": _field("integer", "the whole body's size in bytes"),
+                "truncated": _field("boolean", "the body was longer than what is kept"),
+                "headers_omitted": _field("integer", "headers past the first 50, not kept"),
+            }
+        ),
+        "ReceivedResponse": _object(
+            {
+                "status": _field(["integer", "null"], "HTTP status, or the SMTP reply code"),
+                "headers": HEADERS,
+                "body": _field(
+                    "string", "the first 4 KiB (the SMTP reply's text), secrets and numbers masked"
+                ),
+                "size": _field(["integer", "null"], "the body's size; null: not read to its end"),
+                "truncated": _field("boolean"),
+                "headers_omitted": _field("integer"),
+            }
         ),
         "Event": _object(
             {
@@ -543,8 +600,8 @@ def _paths() -> dict[str, Schema]:
         },
         "/admin/deliveries/{id}": {
             "get": _admin(
-                "One delivery and its attempt_log",
-                {"200": _answer("the delivery, with `attempt_log`", _ref("Delivery"))},
+                "One delivery and its attempt_log: each attempt's request and response",
+                {"200": _answer("the delivery, with `attempt_log`", _ref("DeliveryWithAttempts"))},
                 unknown="delivery",
                 parameters=[delivery_id],
             )

@@ -16,9 +16,12 @@ from router.store import (
     AttemptRecord,
     CallFilters,
     ErasureCounts,
+    Exchange,
     GroupJoin,
     IngestRecord,
     NewDelivery,
+    ReceivedResponse,
+    SentRequest,
     SilenceRecord,
     Store,
     searchable_text,
@@ -347,3 +350,34 @@ async def test_lease_checks_asked_at_once_are_each_answered(store: Store) -> Non
     asks = [("d0", "w1"), ("d0", "w2"), ("d1", "w2"), ("d2", "w1"), ("missing", "w1")]
     answers = await asyncio.gather(*(store.still_leased(d, owner) for d, owner in asks))
     assert answers == [True, False, True, False, False]
+
+
+async def test_an_attempts_request_and_response_lose_the_number(store: Store) -> None:
+    """What an attempt sent and got is stored masked; a number written in a way the
+    masking missed is still erased there (the heads stay JSON)."""
+    await store.ingest(
+        call("mentioned", NOW + 1, from_number=SOMEONE, deliveries=(single("d-x", "crm"),))
+    )
+    [claimed] = await store.claim("crm", 1, "w1", 30.0, NOW + 100)
+    exchange = Exchange(
+        SentRequest(
+            "POST",
+            "https://crm.example.com/contacts?phone=4155550142",
+            (("X-Caller", "415.555.0142"),),
+            '{"note": "call back (415) 555-0142"}',
+        ),
+        ReceivedResponse(409, (("X-Dup", "+14155550142"),), "duplicate: +1 415 555 0142"),
+    )
+    record = AttemptRecord(1, NOW + 100, 0.1, "dead", 409, "duplicate", exchange=exchange)
+    assert await store.finish(claimed.id, "w1", record)
+
+    counts = await store.forget(forget(CALLER))
+
+    assert counts.attempts_rewritten == 1
+    [kept] = await store.list_attempts("d-x")
+    assert kept.exchange is not None and kept.exchange.response is not None
+    assert kept.exchange.request.target == "https://crm.example.com/contacts?phone=[erased]"
+    assert kept.exchange.request.headers == (("X-Caller", "[erased]"),)
+    assert kept.exchange.request.body == '{"note": "call back [erased]"}'
+    assert kept.exchange.response.headers == (("X-Dup", "[erased]"),)
+    assert kept.exchange.response.body == "duplicate: [erased]"

@@ -570,3 +570,82 @@ async def test_a_postgresql_store_of_schema_7_upgraded_forgets_an_old_caller() -
             await check_old_caller_forgotten(store)
         finally:
             await store.close()
+
+
+# An attempt the old router recorded (schema 7: no request or response kept).
+OLD_ATTEMPT_ROWS = (
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, attempts, retry_attempts,"
+    " retry_started_at, created_at, updated_at, last_error)"
+    " VALUES ('v7-failed:crm', 'v7-failed', 'crm', 'failed', 'dead', 1, 1, 1, 1, 2,"
+    " 'HTTP 400')",
+    "INSERT INTO attempts (delivery_id, number, started_at, duration, outcome, status_code,"
+    " error, detail) VALUES ('v7-failed:crm', 1, 1.5, 0.25, 'dead', 400, 'HTTP 400', NULL)",
+)
+
+
+def v7_copy_with_an_old_attempt(tmp_path: Path) -> Path:
+    database = tmp_path / "router.db"
+    shutil.copyfile(FIXTURE_V7, database)
+    with sqlite3.connect(database) as old:
+        for statement in OLD_ATTEMPT_ROWS:
+            old.execute(statement)
+    old.close()
+    return database
+
+
+async def check_old_attempts_not_recorded(store: Store) -> None:
+    """The old attempt is there, its exchange not recorded; a new one keeps its own."""
+    from router.store import Exchange, SentRequest
+
+    [old] = await store.list_attempts("v7-failed:crm")
+    assert (old.number, old.outcome, old.status_code, old.exchange) == (1, "dead", 400, None)
+    assert await store.replay("v7-failed:crm", T + 1)
+    [claimed] = await store.claim("crm", 10, "w", 30.0, T + 2)
+    exchange = Exchange(SentRequest("POST", "https://crm.example/***", body="{}", size=2))
+    again = AttemptRecord(2, T + 2, 0.1, "delivered", 200, exchange=exchange)
+    assert await store.finish(claimed.id, "w", again)
+    assert [a.exchange for a in await store.list_attempts("v7-failed:crm")] == [None, exchange]
+
+
+async def test_a_sqlite_store_of_schema_7_shows_its_old_attempts_as_not_recorded(
+    tmp_path: Path,
+) -> None:
+    database = v7_copy_with_an_old_attempt(tmp_path)
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await check_old_attempts_not_recorded(store)
+    finally:
+        await store.close()
+    with sqlite3.connect(database) as upgraded:
+        assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        columns = [row[1] for row in upgraded.execute("PRAGMA table_info(attempts)")]
+    upgraded.close()
+    assert columns[-4:] == ["request_head", "request_body", "response_head", "response_body"]
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_7_shows_its_old_attempts_as_not_recorded(
+    tmp_path: Path,
+) -> None:
+    import asyncpg
+
+    database = v7_copy_with_an_old_attempt(tmp_path)
+    async with fresh_postgres_schema("upgrade7attempts") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(SCHEMA_VERSION_DDL)
+            for migration in MIGRATIONS[:7]:
+                for statement in statements_for(migration, "postgresql"):
+                    await connection.execute(statement)
+            tables = ("schema_version", "events", "deliveries", "attempts")
+            await copy_fixture_rows(connection, database, tables)
+        finally:
+            await connection.close()
+
+        store = open_store(url)
+        await store.open()
+        try:
+            await check_old_attempts_not_recorded(store)
+        finally:
+            await store.close()
