@@ -7,6 +7,7 @@ or secret appears in a page or a log line."""
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 import time
@@ -18,11 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
+from router.store import AuditFilters
 from router.web.ui.auth import SESSION_COOKIE
 from router.web.ui.sso import PENDING_COOKIE
 from tests.integration.conftest import fresh_postgres_schema
 from tests.oidc_provider import CLIENT_SECRET, OidcProvider, free_port, new_key
-from tests.service import ADMIN_TOKEN, running_service
+from tests.service import ADMIN_TOKEN, parts, running_service
 
 RULES = """
 version: 1
@@ -162,6 +164,11 @@ async def test_a_full_sign_in_lands_in_the_console_with_a_session(
     assert exchange["client_secret"] == CLIENT_SECRET
     assert exchange["redirect_uri"] == asked["redirect_uri"][0]
     assert "console sign-in through single sign-on: alice as admin" in router_log(caplog)
+    store, *_ = parts(service)
+    (signin,) = await store.list_audit(AuditFilters(action="signin"))
+    assert (signin.actor, signin.target) == ("alice", "alice")
+    assert json.loads(signin.details)["via"] == "oidc"
+    assert json.loads(signin.details)["role"] == "admin"
     assert "signed in as alice (admin)" in page_message(await calls.text())
     assert_nothing_secret(provider, router_log(caplog), text)
 
@@ -260,6 +267,10 @@ async def test_an_id_token_failing_a_check_is_refused_naming_it(
     assert not await signed_in(browser, service)
     assert "single sign-on refused" in router_log(caplog)
     assert_nothing_secret(provider, router_log(caplog), text)
+    store, *_ = parts(service)
+    (failed,) = await store.list_audit(AuditFilters(action="signin.failed"))
+    assert failed.actor == "anonymous" and message in json.loads(failed.details)["reason"]
+    assert_nothing_secret(provider, failed.details)
 
 
 async def test_a_token_signed_with_another_key_is_refused(service, provider, browser, caplog):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from router.operators import AuditTrail
 from router.operators.oidc import (
     ROLES_VARIABLE,
     OidcSettings,
@@ -121,6 +122,7 @@ class SingleSignOn:
         safe_next: SafeNext,
         is_https: IsHttps,
         limiter: CredentialLimiter,
+        trail: AuditTrail,
     ) -> None:
         self.client = client
         self.settings: OidcSettings = client.settings
@@ -133,6 +135,7 @@ class SingleSignOn:
         self.safe_next = safe_next
         self.is_https = is_https
         self.failures = limiter
+        self.trail = trail
 
     def _problem(self, request: web.Request, status: int, message: str) -> web.Response:
         """A page naming what went wrong, with a way back to the sign-in page."""
@@ -200,6 +203,9 @@ class SingleSignOn:
             if refused.status != 403:
                 record_failure(self.failures, address, "single sign-on")
             log.warning("single sign-on refused: %s", refused.message)
+            details = {"reason": refused.message, "address": address, "via": "oidc"}
+            # "anonymous": the console's actor of a failed sign-in (its ANONYMOUS).
+            await self.trail.record("anonymous", "signin.failed", "single sign-on", details)
             response = self._problem(request, refused.status, refused.message)
         except ProviderUnavailable as problem:
             response = self._unavailable(request, problem)
