@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from router.engine.delivery import EngineSettings
 from router.engine.health import HealthPolicy
 from router.engine.intake import IngestLimits
+from router.operators import OidcSettings
 from router.revring.api import RevRingApi
 from router.revring.verify import VerifySettings
 from router.web.app import ENGINE, METRICS, RUNTIME, STORE, ServiceSettings, build_app
@@ -44,6 +45,8 @@ async def running_service(
     verify: VerifySettings | None = None,
     health: HealthPolicy | None = None,
     users_file: Path | None = None,
+    oidc: OidcSettings | None = None,
+    port: int | None = None,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
@@ -58,9 +61,10 @@ async def running_service(
         verify=verify or VerifySettings(),
         health=health or HealthPolicy(),
         users_file=None if users_file is None else str(users_file),
+        oidc=oidc,
     )
     app = build_app(settings)
-    async with TestClient(TestServer(app)) as client:
+    async with TestClient(TestServer(app, port=port)) as client:
         yield client
 
 

@@ -783,6 +783,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from router.operators import OidcSettingError, oidc_settings_from_env
+
+    try:
+        oidc = oidc_settings_from_env(os.environ)
+    except OidcSettingError as exc:
+        print(f"revring-router: {exc}", file=sys.stderr)
+        return 2
     settings = ServiceSettings(
         config_path=args.config,
         store_url=args.store,
@@ -794,6 +801,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ingest=ingest,
         revring_api=revring_api,
         verify_calls=verify == "revring",
+        oidc=oidc,
     )
     try:
         return _run_event_loop(_serve(settings, limits, args.host, args.port), args.loop)

@@ -2,7 +2,7 @@
 the admin API, the console, the CLI and Slack) and as held in force for the hot path;
 bulk replays as requested; a caller forgotten on request; the named users of
 `ROUTER_USERS_FILE` and their roles; the audit trail of every change (`AuditTrail`,
-`record_audit`)."""
+`record_audit`); single sign-on's settings and checks (`oidc`)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from router.operators.forget import (
     report_json,
     report_lines,
 )
+from router.operators.oidc import OidcSettingError, OidcSettings, oidc_settings_from_env
 from router.operators.replays import BulkReplay, parse_bulk_replay
 from router.operators.silences import (
     EXPIRED_SILENCES_KEPT,
@@ -65,6 +66,8 @@ __all__ = [
     "ForgetReport",
     "ForgetRequest",
     "KnownSilence",
+    "OidcSettingError",
+    "OidcSettings",
     "OperatorControls",
     "Principal",
     "RequestInvalid",
@@ -81,6 +84,7 @@ __all__ = [
     "forget_caller",
     "mask_details",
     "names_values",
+    "oidc_settings_from_env",
     "parse_bulk_replay",
     "parse_forget_request",
     "parse_pause_request",

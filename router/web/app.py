@@ -28,13 +28,20 @@ from router.engine import (
     StoreHealth,
 )
 from router.engine.health import answer_within, is_store_failure
-from router.operators import EXPIRED_SILENCES_KEPT, AuditTrail, OperatorControls, UsersFile
+from router.operators import (
+    EXPIRED_SILENCES_KEPT,
+    AuditTrail,
+    OidcSettings,
+    OperatorControls,
+    UsersFile,
+)
 from router.revring import RevRingApi, Verifier, VerifySettings, backfill, dry_run
 from router.store import ConsoleReads, Maintenance, SinkBacklog, Store, open_store
 from router.web.admin import BackfillRun, admin_routes
 from router.web.connections import track_requests
 from router.web.credential_limits import CredentialLimiter
 from router.web.credentials import Credentials
+from router.web.oidc import OidcClient
 from router.web.openapi import openapi_routes
 from router.web.request_body import BODY_LIMITS, BodyLimits, answer_refusals
 from router.web.slack_interactions import SlackInteractions, slack_routes
@@ -70,6 +77,7 @@ class ServiceSettings:
     verify_calls: bool = False  # ROUTER_VERIFY_CALLS=revring
     verify: VerifySettings = field(default_factory=VerifySettings)
     health: HealthPolicy = field(default_factory=HealthPolicy)  # outages, /readyz
+    oidc: OidcSettings | None = None  # single sign-on to the console (ROUTER_OIDC_*)
 
 
 async def _purge_periodically(store: Maintenance, retention_days: float, interval: float) -> None:
@@ -255,8 +263,13 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             *openapi_routes(),
         ]
     )
-    if credentials.configured:
-        console = console_app(credentials, store, runtime, engine, metrics, limiter, trail)
+    if credentials.configured or settings.oidc is not None:
+        oidc = None
+        if settings.oidc is not None:
+            oidc = OidcClient(settings.oidc, lambda: resources.http)
+        console = console_app(
+            credentials, store, runtime, engine, metrics, limiter, trail, oidc=oidc
+        )
         app.add_subapp(CONSOLE_PREFIX, console)
     return app
 

@@ -1,14 +1,14 @@
 """The web console at `/ui/`: server-rendered pages for the people who run the router.
 
 `console_app` builds it as an aiohttp sub-application, mounted by `router.web.app` only when
-`ROUTER_ADMIN_TOKEN` or `ROUTER_USERS_FILE` is set (without either, `/ui/` is 404). Every
-response carries a strict Content-Security-Policy; every page and action needs a session
-(`router.web.ui.auth`) whose role may do it (`router.web.permissions`, the one table of
-what each route needs); every POST but the sign-in needs the session's CSRF token and,
-when the browser sends an `Origin`, this host's. The session and the role are checked
-before a body is read, and bodies are read under the limits of every route
-(`router.web.request_body`); a failed sign-in counts in the limit on failed credentials
-the admin API shares (`router.web.credential_limits`).
+`ROUTER_ADMIN_TOKEN`, `ROUTER_USERS_FILE` or `ROUTER_OIDC_ISSUER` is set (without any,
+`/ui/` is 404). Every response carries a strict Content-Security-Policy; every page and
+action needs a session (`router.web.ui.auth`) whose role may do it
+(`router.web.permissions`, the one table of what each route needs); every POST but the
+sign-in needs the session's CSRF token and, when the browser sends an `Origin`, this host's.
+The session and the role are checked before a body is read, and bodies are read under the
+limits of every route (`router.web.request_body`); a failed sign-in counts in the limit on
+failed credentials the admin API shares (`router.web.credential_limits`).
 
 `start_session(request, principal)` signs someone in (a session in the store, its
 cookie on the redirect it returns): the sign-in form's end, and single sign-on's.
@@ -33,10 +33,11 @@ from router.config import Runtime
 from router.core.metrics import Metrics
 from router.engine import DeliveryEngine
 from router.engine.health import is_store_failure
-from router.operators import AuditTrail, Principal
+from router.operators import AuditTrail, Principal, Role
 from router.store import ConsoleSessions, Erasures, OperatorConsole
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.credentials import ADMIN, Credentials, set_principal
+from router.web.oidc import OidcClient
 from router.web.permissions import permission, refusal
 from router.web.request_body import BodyRefused, read_form
 from router.web.ui.audit import AuditViews
@@ -45,6 +46,7 @@ from router.web.ui.calls import CallViews
 from router.web.ui.forget import ForgetViews
 from router.web.ui.pages import SESSION, Pages
 from router.web.ui.silences import SilenceViews
+from router.web.ui.sso import SingleSignOn
 from router.web.ui.views import ConsoleViews
 
 log = logging.getLogger("router.web.ui")
@@ -60,7 +62,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-OPEN_PATHS = {f"{PREFIX}/login"}  # reachable without a session (and the static files)
+# Reachable without a session (and the static files); the single sign-on routes exist
+# only when it is configured.
+OPEN_PATHS = {f"{PREFIX}/login", f"{PREFIX}/oidc/start", f"{PREFIX}/oidc/callback"}
 MAX_PASSWORD = 1024  # characters of a name or password worth checking
 ANONYMOUS = "anonymous"  # the actor of a failed sign-in
 
@@ -112,6 +116,7 @@ class Console:
         self.views = views
         self.pages = pages
         self.trail = trail if trail is not None else AuditTrail(views.store)
+        self.single_sign_on = False  # whether the sign-in page offers it
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -184,6 +189,7 @@ class Console:
             signed_out=request.query.get("signed_out") == "1",
             with_token=self.credentials.admin_token is not None,
             with_users=self.credentials.users_file is not None,
+            single_sign_on=self.single_sign_on,
         )
 
     async def login(self, request: web.Request) -> web.Response:
@@ -242,6 +248,18 @@ class Console:
         )
         return response
 
+    async def _start_session(
+        self, request: web.Request, response: web.StreamResponse, name: str, role: Role
+    ) -> None:
+        """Start a console session for a principal signed in elsewhere (single sign-on) and
+        set its cookie on `response` (a page, not the redirect `start_session` makes: the
+        browser comes from the provider's site, and sends a SameSite=Strict cookie only
+        on a navigation this site starts)."""
+        details = {"address": request.remote or "unknown", "via": "oidc", "role": role}
+        await self.trail.record(name, "signin", name, details)
+        redirect = await self.start_session(request, Principal(name, role, "oidc"))
+        response.cookies.update(redirect.cookies)
+
     async def logout(self, request: web.Request) -> web.Response:
         session = request[SESSION]
         assert session is not None  # the guard lets no POST through without one
@@ -282,10 +300,12 @@ def console_app(
     metrics: Metrics,
     limiter: CredentialLimiter | None = None,
     trail: AuditTrail | None = None,
+    oidc: OidcClient | None = None,
 ) -> web.Application:
     """The console, to mount at `/ui` (`app.add_subapp(PREFIX, console_app(...))`);
     `limiter`: the limit on failed credentials it shares with the admin API; `trail`:
-    where its changes are recorded (the app's, counted in its metrics)."""
+    where its changes are recorded (the app's, counted in its metrics); `oidc`: the
+    single sign-on provider, when there is one."""
     pages = Pages()
     audit = trail if trail is not None else AuditTrail(store)
     views = ConsoleViews(pages, store, runtime, engine, metrics, audit)
@@ -296,6 +316,24 @@ def console_app(
     console = Console(credentials, store, views, pages, limiter, audit)
     app = web.Application(middlewares=[console.guard])
     app[CONSOLE] = console
+    if oidc is not None:
+        sso = SingleSignOn(
+            oidc,
+            pages,
+            credentials.admin_token,
+            console._start_session,
+            _safe_next,
+            is_https,
+            console.failures,
+            audit,
+        )
+        console.single_sign_on = True
+        app.add_routes(
+            [
+                web.get("/oidc/start", sso.start, name="oidc_start"),
+                web.get("/oidc/callback", sso.callback, name="oidc_callback"),
+            ]
+        )
     app.add_routes(
         [
             web.get("/", views.overview, name="overview"),
