@@ -2,7 +2,8 @@
 (`router.store.base`), the records they take and give (`router.store.records`) and what
 it raises (`router.store.errors`).
 
-`searchable_text(call)` is what a call is found by in words (`router.store.search`).
+`searchable_text(call)` is what a call is found by in words, `search_terms(words)` what a
+search looks for (`router.store.search`).
 `open_store(url)` picks the database: `sqlite:///path.db` (one process),
 `postgresql://…` (several replicas) or `memory://[name]` (tests).
 """
@@ -34,6 +35,7 @@ from router.store.records import (
     AcknowledgedKind,
     Acknowledgement,
     AttemptRecord,
+    CallColumn,
     CallFilters,
     ClaimedDelivery,
     DeliveryStatus,
@@ -52,14 +54,16 @@ from router.store.records import (
     SlackActionRecord,
     Verification,
 )
-from router.store.search import MAX_SEARCH_WORDS, searchable_text
+from router.store.search import MAX_SEARCH_TERMS, MAX_SEARCH_WORDS, search_terms, searchable_text
 
 __all__ = [
+    "MAX_SEARCH_TERMS",
     "MAX_SEARCH_WORDS",
     "WORKER_HEARTBEAT_SECONDS",
     "AcknowledgedKind",
     "Acknowledgement",
     "AttemptRecord",
+    "CallColumn",
     "CallFilters",
     "ClaimedDelivery",
     "ConsoleReads",
@@ -94,6 +98,7 @@ __all__ = [
     "StoreUnavailable",
     "Verification",
     "open_store",
+    "search_terms",
     "searchable_text",
 ]
 

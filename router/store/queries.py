@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from router.store.search import MAX_SEARCH_WORDS
-
 Dialect = Literal["sqlite", "postgresql"]
 
 DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
@@ -33,6 +31,10 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         "claim_lock": "",
         "schema_exists": "EXISTS (SELECT 1 FROM sqlite_master"
         " WHERE type = 'table' AND name = 'schema_version')",
+        # `search.fts5_query`'s expression, through the FTS5 index (migration 11).
+        "words_match": "rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH :words)",
+        # A JSON array of text as a set of rows (column `value`).
+        "json_texts": "SELECT value FROM json_each(:ids)",
     },
     # Replicas claim side by side: each takes rows no other transaction holds.
     "postgresql": {
@@ -40,6 +42,9 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         "greatest": "GREATEST",
         "claim_lock": " FOR UPDATE SKIP LOCKED",
         "schema_exists": "to_regclass('schema_version') IS NOT NULL",
+        # `search.tsquery`'s text, through the GIN index on `search_vector` (migration 11).
+        "words_match": "search_vector @@ to_tsquery('simple', :words)",
+        "json_texts": "SELECT json_array_elements_text(CAST(:ids AS JSON)) AS value",
     },
 }
 
@@ -377,9 +382,8 @@ _CALL_CONDITIONS = {
     "received_from": "received_at >= :received_from",
     "received_to": "received_at < :received_to",
     "before": "(received_at < :before_at OR (received_at = :before_at AND id < :before_id))",
-    # `CallFilters.words`, each a `search.contains_pattern`: a scan of the newest calls
-    # that stops at the page's end.
-    **{f"word_{n}": f"search_text LIKE :word_{n} ESCAPE '\\'" for n in range(MAX_SEARCH_WORDS)},
+    # `CallFilters.words`: every term, through the database's full-text index.
+    "words": "{words_match}",
 }
 _LIST_EVENTS: dict[tuple[str, ...], Query] = {}
 
@@ -414,6 +418,33 @@ def list_events(conditions: tuple[str, ...]) -> Query:
     return found
 
 
+# The distinct values of a call column, each found by one seek in the column's index
+# (`events_status_newest`, `events_hangup_newest`) instead of a walk of every call: the
+# "loose index scan" both databases run as a recursive query. At most :limit values.
+_DISTINCT_VALUES = (
+    "WITH RECURSIVE found (value, n) AS ("
+    " SELECT MIN({column}) AS value, 1 AS n FROM events"
+    " UNION ALL"
+    " SELECT (SELECT MIN({column}) FROM events WHERE {column} > found.value) AS value, n + 1"
+    " FROM found WHERE found.value IS NOT NULL AND n < :limit)"
+    " SELECT value FROM found WHERE value IS NOT NULL AND value <> '' ORDER BY value"
+)
+CALL_COLUMN_VALUES = {
+    column: Query(f"{column}_values", _DISTINCT_VALUES.replace("{column}", column))
+    for column in ("status", "hangup_cause")
+}
+# Each listed call's deliveries (its own and the digests it joined) ranked worst first
+# (`WORST_FIRST`): one query for a page of calls (ids as a JSON array), by index.
+WORST_DELIVERY_RANKS = Query(
+    "worst_delivery_ranks",
+    "SELECT event_id, MIN(CASE status WHEN 'dead' THEN 0 WHEN 'pending' THEN 1"
+    " WHEN 'muted' THEN 2 ELSE 3 END) AS rank FROM ("
+    " SELECT event_id, status FROM deliveries WHERE event_id IN ({json_texts})"
+    " UNION ALL"
+    " SELECT m.event_id AS event_id, d.status AS status FROM digest_members m"
+    " JOIN deliveries d ON d.id = m.delivery_id WHERE m.event_id IN ({json_texts})"
+    ") AS states GROUP BY event_id",
+)
 DELIVERIES_OF_EVENT = Query(
     "deliveries_of_event",
     f"{_DELIVERY_VIEWS} WHERE {_DELIVERY_CONDITIONS['call']} ORDER BY created_at, id",
