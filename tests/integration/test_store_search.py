@@ -5,10 +5,13 @@ store kind in `conftest.STORE_KINDS`; times are fixed numbers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from router.store import (
     MAX_SEARCH_WORDS,
@@ -23,6 +26,8 @@ from router.store import (
 )
 from router.store.queries import Query
 from router.store.queue import single
+from router.store.search import search_terms, tsquery
+from tests.integration.conftest import _postgres_url
 
 NOW = 1_700_000_000.0
 CALLER = "+14155550123"
@@ -344,3 +349,25 @@ async def test_one_calls_deliveries_with_the_other_filters(store: Store) -> None
     assert named(await store.list_deliveries(call="a", status="muted")) == {"a:crm"}
     assert named(await store.list_deliveries(call="a", rule="failed")) == {"a:slack"}
     assert await store.list_deliveries(call="nope") == []
+
+
+@pytest.mark.postgres
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=MAX_SEARCH_WORDS))
+def test_postgresql_takes_the_query_of_any_words(words: list[str]) -> None:
+    import asyncpg
+
+    terms = search_terms(words)
+    if not terms:
+        return
+
+    async def run() -> None:
+        connection = await asyncpg.connect(_postgres_url())
+        try:
+            await connection.fetchval(
+                "SELECT to_tsvector('simple', 'x') @@ to_tsquery('simple', $1)", tsquery(terms)
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
