@@ -248,7 +248,7 @@ class ConsoleViews:
 
     async def deliveries(self, request: web.Request) -> web.Response:
         query = request.query
-        status = query.get("status") or None
+        status = query.get("status", "").strip().lower() or None  # in any case, as calls'
         if status is not None and status not in STATUSES:
             return self.pages.problem(
                 request, 400, f"status must be one of {', '.join(STATUSES)}; got {status!r}"
@@ -259,11 +259,12 @@ class ConsoleViews:
         views, more = await self._deliveries_page(status, sink, rule, page)
         config = self.runtime.config
         counts = await self.store.sink_counts()
+        dead_letters = status == "dead" and sink is None and rule is None  # the menu's entry
         return self.pages.render(
             request,
             "deliveries.html",
-            title="Deliveries",
-            nav="deliveries",
+            title="Dead letters" if dead_letters else "Deliveries",
+            nav="dead" if dead_letters else "deliveries",
             now=time.time(),
             views=views,
             statuses=STATUSES,
