@@ -31,8 +31,13 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         "claim_lock": "",
         "schema_exists": "EXISTS (SELECT 1 FROM sqlite_master"
         " WHERE type = 'table' AND name = 'schema_version')",
-        # `search.fts5_query`'s expression, through the FTS5 index (migration 11).
+        # `search.fts5_query`'s expression, through the FTS5 index (migration 11): the
+        # matching calls read by rowid and sorted (few matches), or (`common_words`,
+        # the `+` keeps the rowid from choosing the plan) the newest calls walked by
+        # index until the page is full, each looked up in the set of matches.
         "words_match": "rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH :words)",
+        "common_words_match": "+rowid IN"
+        " (SELECT rowid FROM events_fts WHERE events_fts MATCH :words)",
         # A JSON array of text as a set of rows (column `value`).
         "json_texts": "SELECT value FROM json_each(:ids)",
     },
@@ -44,6 +49,8 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         "schema_exists": "to_regclass('schema_version') IS NOT NULL",
         # `search.tsquery`'s text, through the GIN index on `search_vector` (migration 11).
         "words_match": "search_vector @@ to_tsquery('simple', :words)",
+        # The planner weighs the words' frequency itself (its statistics of the column).
+        "common_words_match": "search_vector @@ to_tsquery('simple', :words)",
         "json_texts": "SELECT json_array_elements_text(CAST(:ids AS JSON)) AS value",
     },
 }
@@ -384,6 +391,7 @@ _CALL_CONDITIONS = {
     "before": "(received_at < :before_at OR (received_at = :before_at AND id < :before_id))",
     # `CallFilters.words`: every term, through the database's full-text index.
     "words": "{words_match}",
+    "common_words": "{common_words_match}",
 }
 _LIST_EVENTS: dict[tuple[str, ...], Query] = {}
 
@@ -418,6 +426,13 @@ def list_events(conditions: tuple[str, ...]) -> Query:
     return found
 
 
+# SQLite: whether a search's words are common (more matches than :limit), which decides
+# the plan (`common_words`); stops counting at the limit.
+COUNT_WORD_MATCHES = Query(
+    "count_word_matches",
+    "SELECT COUNT(*) AS found FROM"
+    " (SELECT rowid FROM events_fts WHERE events_fts MATCH :words LIMIT :limit) AS matches",
+)
 # The distinct values of a call column, each found by one seek in the column's index
 # (`events_status_newest`, `events_hangup_newest`) instead of a walk of every call: the
 # "loose index scan" both databases run as a recursive query. At most :limit values.

@@ -6,8 +6,9 @@ calls of a database written before the column existed (migration 8). Each databa
 indexes it with its own full-text search (migration 11): SQLite's FTS5 table
 `events_fts`, kept in step with `events` by triggers; PostgreSQL's generated `tsvector`
 column `search_vector` under a GIN index. A search's words become *terms* here (runs
-of letters and digits: what both indexes see as words), and each term matches the words
-it begins (`refund` finds "refunds"); a call must hold every term. The terms are
+of letters and digits: what both indexes see as words), and each term of three
+characters or more matches the words it begins (`refund` finds "refunds"), a shorter one
+the word alone; a call must hold every term. The terms are
 written into each database's query syntax by `fts5_query` and `tsquery`, quoted, so
 nothing a person types is read as that syntax (`"`, `*`, `NEAR(`, `&`, `!`, `:`).
 Phone numbers are found by their own columns (`from_number`, `to_number`), not here.
@@ -24,6 +25,8 @@ MAX_SEARCH_WORDS = 8
 """Words one search may hold."""
 MAX_SEARCH_TERMS = 16
 """Terms the words of one search may make (`auto-renewal` is two)."""
+MIN_PREFIX_CHARACTERS = 3
+"""Shorter terms match whole words only."""
 MAX_INDEXED_CHARACTERS = 100_000
 """Characters of a call's search text PostgreSQL indexes (its `tsvector` holds at most
 1 MB: a longer one would fail the call's write); SQLite's FTS5 indexes all of it."""
@@ -94,13 +97,27 @@ def search_terms(words: Iterable[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
+def is_prefix(term: str) -> bool:
+    """Whether a term also matches the longer words it begins: from three characters on
+    (`a` or `to` as a prefix would read most of the index, for words people rarely mean)."""
+    return len(term) >= MIN_PREFIX_CHARACTERS
+
+
 def fts5_query(terms: Iterable[str]) -> str:
     """An FTS5 MATCH expression: every term, each a quoted string matching the words it
-    begins (`"refund"* AND "friday"*`)."""
-    return " AND ".join('"' + term.replace('"', '""') + '"*' for term in terms)
+    begins (`"refund"* AND "friday"*`; a short one the word alone: `"to"`)."""
+    return " AND ".join(
+        '"' + term.replace('"', '""') + '"' + ("*" if is_prefix(term) else "") for term in terms
+    )
 
 
 def tsquery(terms: Iterable[str]) -> str:
     """A PostgreSQL `to_tsquery` text: every term, each quoted and matching the words it
-    begins (`'refund':* & 'friday':*`)."""
-    return " & ".join("'" + term.replace("\\", "\\\\").replace("'", "''") + "':*" for term in terms)
+    begins (`'refund':* & 'friday':*`; a short one the word alone: `'to'`)."""
+    return " & ".join(
+        "'"
+        + term.replace("\\", "\\\\").replace("'", "''")
+        + "'"
+        + (":*" if is_prefix(term) else "")
+        for term in terms
+    )

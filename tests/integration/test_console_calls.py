@@ -365,9 +365,7 @@ async def test_each_call_shows_its_worst_delivery_state(service, receiver):
     await store.ingest(IngestRecord("no-rule", b'{"id": "no-rule"}', time.time(), [], "X"))
     page = await signed_in_page(service, "/ui/calls")
     rows = dict(
-        re.findall(
-            r'href="/ui/calls/([^"?/]+)".*?data-label="Deliveries">(.*?)</td>', page, re.S
-        )
+        re.findall(r'href="/ui/calls/([^"?/]+)".*?data-label="Deliveries">(.*?)</td>', page, re.S)
     )
     assert ">dead</span>" in rows[failed["id"]]
     assert ">none</span>" in rows["no-rule"]

@@ -371,3 +371,28 @@ def test_postgresql_takes_the_query_of_any_words(words: list[str]) -> None:
             await connection.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("few", [1000, 3])
+async def test_common_and_rare_words_list_the_same_newest_first_pages(
+    store: Store, monkeypatch: pytest.MonkeyPatch, few: int
+) -> None:
+    # SQLite reads few matches by rowid and sorts them, and walks the newest calls for
+    # many (over FEW_MATCHES): a page is the same either way.
+    import router.store.queue
+
+    monkeypatch.setattr(router.store.queue, "FEW_MATCHES", few)
+    for n in range(8):  # received out of insertion order
+        at = NOW + (n * 5) % 8
+        await store.ingest(call(f"r{n}", at, summary=f"Refund number {n}.", status="FAILED"))
+    await store.ingest(call("other", NOW + 9, summary="Nothing to see."))
+    newest = ["r3", "r6", "r1", "r4", "r7", "r2", "r5", "r0"]
+    assert await ids(store, CallFilters(words=("refund",))) == newest
+    page = await store.list_events(CallFilters(words=("refund",)), limit=3)
+    assert [event.id for event in page] == newest[:3]
+    cursor = (page[-1].received_at, page[-1].id)
+    assert await ids(store, CallFilters(words=("refund",)), before=cursor) == newest[3:]
+    assert await ids(store, CallFilters(words=("refund", "number"), status="failed")) == newest
+    both = CallFilters(words=("refund",), phone=CALLER)
+    assert await ids(store, both, limit=2) == newest[:2]
+    assert await ids(store, CallFilters(words=("nothing",))) == ["other"]
