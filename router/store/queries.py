@@ -31,13 +31,16 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         "claim_lock": "",
         "schema_exists": "EXISTS (SELECT 1 FROM sqlite_master"
         " WHERE type = 'table' AND name = 'schema_version')",
-        # `search.fts5_query`'s expression, through the FTS5 index (migration 11): the
-        # matching calls read by rowid and sorted (few matches), or (`common_words`,
-        # the `+` keeps the rowid from choosing the plan) the newest calls walked by
-        # index until the page is full, each looked up in the set of matches.
+        # `search.fts5_query`'s expression, through the FTS5 index (migration 11). Few
+        # matches (`words`): read by rowid and sorted. Many (`common_words`; the `+`
+        # keeps the rowid from choosing the plan): the newest calls walked by index until
+        # the page is full, each looked up in the set of matches.
         "words_match": "rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH :words)",
         "common_words_match": "+rowid IN"
         " (SELECT rowid FROM events_fts WHERE events_fts MATCH :words)",
+        # How common the words are: the matches, counted up to :limit.
+        "count_word_matches": "SELECT COUNT(*) AS found FROM (SELECT rowid FROM events_fts"
+        " WHERE events_fts MATCH :words LIMIT :limit) AS matches",
         # A JSON array of text as a set of rows (column `value`).
         "json_texts": "SELECT value FROM json_each(:ids)",
     },
@@ -48,9 +51,18 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         "claim_lock": " FOR UPDATE SKIP LOCKED",
         "schema_exists": "to_regclass('schema_version') IS NOT NULL",
         # `search.tsquery`'s text, through the GIN index on `search_vector` (migration 11).
+        # `search.tsquery`'s text against `search_vector` (migration 11). The planner
+        # knows a word's frequency only roughly (a rare word's prefix looks common), so
+        # the store says which plan: few matches through the GIN index, then sorted
+        # (`list_events` orders them by an expression no index gives), many by walking
+        # the newest calls.
         "words_match": "search_vector @@ to_tsquery('simple', :words)",
-        # The planner weighs the words' frequency itself (its statistics of the column).
         "common_words_match": "search_vector @@ to_tsquery('simple', :words)",
+        # How common the words are: the matches among the :limit newest calls (a count
+        # of all of them would read every match of a common word).
+        "count_word_matches": "SELECT COUNT(*) AS found FROM (SELECT search_vector FROM events"
+        " ORDER BY received_at DESC, id DESC LIMIT :limit) AS newest"
+        " WHERE search_vector @@ to_tsquery('simple', :words)",
         "json_texts": "SELECT json_array_elements_text(CAST(:ids AS JSON)) AS value",
     },
 }
@@ -397,6 +409,9 @@ _LIST_EVENTS: dict[tuple[str, ...], Query] = {}
 
 
 _NEWEST_CALLS = " ORDER BY received_at DESC, id DESC LIMIT :limit"
+# The same order from an expression, which no index gives: the rows matching the other
+# conditions are all found first, then sorted (few words' matches, `words`).
+_SORTED_CALLS = " ORDER BY received_at + 0 DESC, id DESC LIMIT :limit"
 # The calls from or to one number: a page of each side's newest, each read from its own
 # index (events_from_newest, events_to_newest) and merged. A number on every call (the
 # agent's own line) costs a page, not a sort of all its calls.
@@ -411,9 +426,10 @@ def list_events(conditions: tuple[str, ...]) -> Query:
     found = _LIST_EVENTS.get(conditions)
     if found is None:
         others = [_CALL_CONDITIONS[name] for name in conditions if name != "phone"]
+        order = _SORTED_CALLS if "words" in conditions else _NEWEST_CALLS
         if "phone" in conditions:
             sides = " UNION ALL ".join(
-                _IDS_OF + " AND ".join([side, *others]) + _NEWEST_CALLS + ") AS " + name
+                _IDS_OF + " AND ".join([side, *others]) + order + ") AS " + name
                 for name, side in _PHONE_SIDES.items()
             )
             where = " WHERE id IN (" + sides + ")"
@@ -421,18 +437,13 @@ def list_events(conditions: tuple[str, ...]) -> Query:
             where = f" WHERE {' AND '.join(others)}" if others else ""
         found = _LIST_EVENTS[conditions] = Query(
             "list_events" + "".join(f"_by_{name}" for name in conditions),
-            _LISTED_EVENTS + where + _NEWEST_CALLS,
+            _LISTED_EVENTS + where + order,
         )
     return found
 
 
-# SQLite: whether a search's words are common (more matches than :limit), which decides
-# the plan (`common_words`); stops counting at the limit.
-COUNT_WORD_MATCHES = Query(
-    "count_word_matches",
-    "SELECT COUNT(*) AS found FROM"
-    " (SELECT rowid FROM events_fts WHERE events_fts MATCH :words LIMIT :limit) AS matches",
-)
+# How common a search's words are (the dialect's way, `DIALECT_FRAGMENTS`).
+COUNT_WORD_MATCHES = Query("count_word_matches", "{count_word_matches}")
 # The distinct values of a call column, each found by one seek in the column's index
 # (`events_status_newest`, `events_hangup_newest`) instead of a walk of every call: the
 # "loose index scan" both databases run as a recursive query. At most :limit values.

@@ -365,10 +365,13 @@ WORST_FIRST: tuple[DeliveryStatus, ...] = ("dead", "pending", "muted", "delivere
 # Distinct values of a call column offered as choices: enough for any real column.
 MAX_COLUMN_VALUES = 100
 UPPER_CASE_FILTERS = ("status", "hangup_cause")
-# SQLite: up to this many calls holding a search's words are read and sorted; more, and
-# the newest calls are walked instead until a page holds enough of them
-# (bench/README.md, "Console pages with 300,000 calls": both about 5 ms here).
+# Whether a search's words are common, which decides how the calls holding them are
+# found (`queries.DIALECT_FRAGMENTS`, "words_match"): SQLite counts the matches up to
+# FEW_MATCHES; PostgreSQL counts them among the NEWEST_SAMPLE newest calls, as a page of
+# them read by walking would need (bench/README.md, "Console pages with 300,000 calls").
 FEW_MATCHES = 2000
+NEWEST_SAMPLE = 5000
+COMMON_IN_SAMPLE = 17  # a page of 51 within 15,000 calls walked
 
 
 def list_events(
@@ -387,13 +390,13 @@ def list_events(
             return []
         if len(terms) > MAX_SEARCH_TERMS:
             raise ValueError(f"at most {MAX_SEARCH_TERMS} search terms, got {len(terms)}")
-        if dialect == "sqlite":
-            parameters["words"] = fts5_query(terms)
-            common = yield value(q.COUNT_WORD_MATCHES, words=parameters["words"], limit=FEW_MATCHES)
-            conditions += ("common_words" if common >= FEW_MATCHES else "words",)
-        else:
-            parameters["words"] = tsquery(terms)
-            conditions += ("words",)
+        sqlite = dialect == "sqlite"
+        parameters["words"] = fts5_query(terms) if sqlite else tsquery(terms)
+        limit_counted, common = (
+            (FEW_MATCHES, FEW_MATCHES) if sqlite else (NEWEST_SAMPLE, COMMON_IN_SAMPLE)
+        )
+        matches = yield value(q.COUNT_WORD_MATCHES, words=parameters["words"], limit=limit_counted)
+        conditions += ("common_words" if matches >= common else "words",)
     if before is not None:
         conditions += ("before",)
         parameters["before_at"], parameters["before_id"] = before
