@@ -50,7 +50,6 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         "greatest": "GREATEST",
         "claim_lock": " FOR UPDATE SKIP LOCKED",
         "schema_exists": "to_regclass('schema_version') IS NOT NULL",
-        # `search.tsquery`'s text, through the GIN index on `search_vector` (migration 11).
         # `search.tsquery`'s text against `search_vector` (migration 11). The planner
         # knows a word's frequency only roughly (a rare word's prefix looks common), so
         # the store says which plan: few matches through the GIN index, then sorted

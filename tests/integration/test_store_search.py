@@ -398,3 +398,37 @@ async def test_common_and_rare_words_list_the_same_newest_first_pages(
     both = CallFilters(words=("refund",), phone=CALLER)
     assert await ids(store, both, limit=2) == newest[:2]
     assert await ids(store, CallFilters(words=("nothing",))) == ["other"]
+
+
+async def test_a_vacuumed_sqlite_store_still_finds_calls_by_words(tmp_path) -> None:
+    # The FTS5 index names calls by the events' rowid: VACUUM must keep them.
+    import sqlite3
+
+    from router.store.sqlite import SQLiteStore
+
+    database = tmp_path / "router.db"
+    store = SQLiteStore(database)
+    await store.open()
+    for n in range(30):
+        await store.ingest(call(f"c{n:02d}", NOW + n, summary=f"Visit number{n}"))
+    delete = Query("delete_call", "DELETE FROM events WHERE id = :id")
+    for n in range(0, 30, 3):
+        await store.connector.write(lambda n=n: single(delete, id=f"c{n:02d}"))
+    await store.close()
+    with sqlite3.connect(database) as connection:
+        connection.execute("VACUUM")
+    connection.close()
+
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        assert await ids(store, CallFilters(words=("number29",))) == ["c29"]
+        assert await ids(store, CallFilters(words=("number27",))) == []
+        assert len(await ids(store, CallFilters(words=("visit",)))) == 20
+    finally:
+        await store.close()
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO events_fts (events_fts, rank) VALUES ('integrity-check', 1)"
+        )
+    connection.close()
