@@ -59,9 +59,9 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         "common_words_match": "search_vector @@ to_tsquery('simple', :words)",
         # How common the words are: the matches among the :limit newest calls (a count
         # of all of them would read every match of a common word).
-        "count_word_matches": "SELECT COUNT(*) AS found FROM (SELECT search_vector FROM events"
-        " ORDER BY received_at DESC, id DESC LIMIT :limit) AS newest"
-        " WHERE search_vector @@ to_tsquery('simple', :words)",
+        "count_word_matches": "SELECT COUNT(*) AS found FROM (SELECT search_vector"
+        " @@ to_tsquery('simple', :words) AS matched FROM events"
+        " ORDER BY received_at DESC, id DESC LIMIT :limit) AS newest WHERE matched",
         "json_texts": "SELECT json_array_elements_text(CAST(:ids AS JSON)) AS value",
     },
 }
