@@ -36,6 +36,7 @@ from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_
 OUT = Path(__file__).resolve().parent
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+ZONE = {"timezone_id": "America/New_York", "locale": "en-US"}  # times show in the viewer's
 
 
 def rules(receiver: Receiver, log_path: Path) -> str:
@@ -78,8 +79,9 @@ async def shoot(page: Page, name: str, *, full_page: bool = False) -> None:
 
 async def sign_in(page: Page, base: str) -> None:
     await page.goto(f"{base}/ui/login")
+    await page.click("summary:has-text('Sign in with the admin token')")
     await page.fill("input[name=token]", ADMIN_TOKEN)
-    await page.click("button[type=submit]")
+    await page.click("#token-sign-in button[type=submit]")
     await page.wait_for_url(f"{base}/ui/")
 
 
@@ -104,6 +106,46 @@ async def silences(page: Page, base: str, store: Any, call_id: str) -> None:
     await shoot(page, "console-silences.png", full_page=True)
 
 
+async def confirm_replay(browser: Any, base: str, store: Any) -> None:
+    """The page that asks before a delivered delivery is sent again, as a browser
+    without JavaScript gets it (with it, a dialog asks)."""
+    (delivered, *_) = await store.list_deliveries("delivered", "ops-slack")
+    context = await browser.new_context(viewport=LAPTOP, java_script_enabled=False)
+    page = await context.new_page()
+    await sign_in(page, base)
+    await page.goto(f"{base}/ui/deliveries/{delivered.id}")
+    await page.click("form.actions button:has-text('Replay')")
+    await page.wait_for_url(f"{base}/ui/deliveries/{delivered.id}/replay")
+    await shoot(page, "console-confirm-replay.png")
+    await context.close()
+
+
+VIEWER = ("vera", "vera-password-1")
+
+
+def write_users(path: Path) -> None:
+    """A users file with a viewer, for the sign-in form and a viewer's pages."""
+    from router.operators.users import User, Users, hash_secret, write_users_file
+
+    write_users_file(path, Users.of([User(VIEWER[0], "viewer", hash_secret(VIEWER[1]))]))
+
+
+async def viewer_pages(browser: Any, base: str, delivery_id: str) -> None:
+    """The sign-in form with names and the admin token, and a viewer's delivery page
+    (its Replay disabled), at laptop and phone sizes."""
+    for size, prefix in ((LAPTOP, "console-"), (PHONE, "console-phone-")):
+        page = await browser.new_page(viewport=size, **ZONE)
+        await page.goto(f"{base}/ui/login")
+        await shoot(page, f"{prefix}login.png")
+        await page.fill("#username", VIEWER[0])
+        await page.fill("#password", VIEWER[1])
+        await page.click("#password-sign-in button[type=submit]")
+        await page.wait_for_url(f"{base}/ui/")
+        await page.goto(f"{base}/ui/deliveries/{delivery_id}")
+        await shoot(page, f"{prefix}viewer-delivery.png")
+        await page.close()
+
+
 async def take(chromium: str) -> None:
     crm_down = Receiver(answer=lambda request, n: 503 if request.path == "/crm" else 200)
     receiver = await crm_down.start()
@@ -111,7 +153,10 @@ async def take(chromium: str) -> None:
         folder = Path(directory)
         rules_path = folder / "rules.yaml"
         rules_path.write_text(rules(receiver, folder / "calls.log"))
-        async with running_service(rules_path, folder / "router.db") as client:
+        write_users(folder / "users.yaml")
+        async with running_service(
+            rules_path, folder / "router.db", users_file=folder / "users.yaml"
+        ) as client:
             store, *_ = parts(client)
             for name in ("failed-outbound", "completed-inbound", "voicemail-outbound"):
                 await post_event(client, fresh_event(name))
@@ -140,9 +185,9 @@ async def take(chromium: str) -> None:
                 browser = await playwright.chromium.launch(
                     executable_path=chromium, args=CHROMIUM_ARGS
                 )
-                laptop = await browser.new_page(viewport=LAPTOP)
-                await laptop.goto(f"{base}/ui/login")
-                await shoot(laptop, "console-login.png")
+                (dead, *_) = await store.list_deliveries("dead", "crm")
+                await viewer_pages(browser, base, dead.id)
+                laptop = await browser.new_page(viewport=LAPTOP, **ZONE)
                 await sign_in(laptop, base)
                 await shoot(laptop, "console-overview.png")
                 await laptop.goto(f"{base}/ui/deliveries")
@@ -150,6 +195,10 @@ async def take(chromium: str) -> None:
                 (dead, *_) = await store.list_deliveries("dead", "crm")
                 await laptop.goto(f"{base}/ui/deliveries/{dead.id}")
                 await shoot(laptop, "console-delivery.png")
+                (waiting, *_) = await store.list_deliveries("pending", "support-email")
+                await laptop.goto(f"{base}/ui/deliveries/{waiting.id}")
+                await shoot(laptop, "console-delivery-waiting.png")
+                await confirm_replay(browser, base, store)
                 await laptop.goto(f"{base}/ui/calls")
                 await shoot(laptop, "console-calls.png")
                 await laptop.fill("input[name=q]", SEARCHED_NUMBER)
@@ -166,9 +215,13 @@ async def take(chromium: str) -> None:
                 await playground.screenshot(path=str(OUT / "console-rules.png"))
                 print(f"wrote {OUT / 'console-rules.png'}")
                 await silences(laptop, base, store, pictured["id"])
-                phone = await browser.new_page(viewport=PHONE)
+                phone = await browser.new_page(viewport=PHONE, **ZONE)
                 await sign_in(phone, base)
                 await shoot(phone, "console-phone-overview.png")
+                await phone.goto(f"{base}/ui/deliveries")
+                await shoot(phone, "console-phone-deliveries.png")
+                await phone.goto(f"{base}/ui/silences")
+                await shoot(phone, "console-phone-silences.png")
                 await phone.goto(f"{base}/ui/calls")
                 await shoot(phone, "console-phone-calls.png")
                 await phone.fill("input[name=q]", SEARCHED_NUMBER)

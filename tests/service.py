@@ -43,6 +43,7 @@ async def running_service(
     verify_calls: bool = False,
     verify: VerifySettings | None = None,
     health: HealthPolicy | None = None,
+    users_file: Path | None = None,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
@@ -56,6 +57,7 @@ async def running_service(
         verify_calls=verify_calls,
         verify=verify or VerifySettings(),
         health=health or HealthPolicy(),
+        users_file=None if users_file is None else str(users_file),
     )
     app = build_app(settings)
     async with TestClient(TestServer(app)) as client:

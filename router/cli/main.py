@@ -1,5 +1,5 @@
 """The `revring-router` command: serve, check, route, deliveries, replay, backfill,
-calls, release; silence and sink (`router.cli.controls`)."""
+calls, release; silence and sink (`router.cli.controls`); user (`router.cli.users`)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from router import __version__
 from router.cli.controls import add_control_commands
 from router.cli.stores import existing_store, store_failed
+from router.cli.users import add_user_commands
 from router.config import Config, ConfigError, SourceError, check_findings, load_config
 from router.core.collector import settle_after_start
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
@@ -734,6 +735,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         store_url=args.store,
         api_keys=None if args.no_auth else api_keys,
         admin_token=os.environ.get("ROUTER_ADMIN_TOKEN") or None,
+        users_file=os.environ.get("ROUTER_USERS_FILE") or None,
         retention_days=args.retention_days,
         engine=engine,
         ingest=ingest,
@@ -775,9 +777,14 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
         await runner.setup()
     except ConfigError as exc:
         _close_all(listeners)
+        invalid = exc.errors[0].file if exc.errors else settings.config_path
         for error in exc.errors:
-            log.error("bad rules.yaml: %s", error)
-        print(f"revring-router: {settings.config_path} is invalid:", file=sys.stderr)
+            log.error(
+                "bad %s: %s",
+                "rules.yaml" if error.file == settings.config_path else "users file",
+                error,
+            )
+        print(f"revring-router: {invalid} is invalid:", file=sys.stderr)
         _print_errors(exc)
         return 1
     except Exception as exc:
@@ -984,6 +991,7 @@ def build_parser() -> argparse.ArgumentParser:
     release_cmd.set_defaults(func=cmd_release)
 
     add_control_commands(commands, config_default, store_default)
+    add_user_commands(commands)
     _describe_shared_options(parser)
     return parser
 

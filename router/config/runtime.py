@@ -22,6 +22,7 @@ from pathlib import Path
 from router.config.schema import Config, ConfigError, load_config
 from router.config.yaml_source import Position, SourceError
 from router.core.metrics import Metrics
+from router.operators.users import UsersFile, UsersFileInvalid
 from sinks.base import Sink, SinkResources
 from sinks.registry import build_sink
 
@@ -53,8 +54,10 @@ class Runtime:
         metrics: Metrics,
         resources: SinkResources,
         environ: Mapping[str, str] | None = None,
+        users: UsersFile | None = None,
     ) -> None:
         self.config_path = str(config_path)
+        self.users = users  # ROUTER_USERS_FILE: read at start and with every reload
         self.metrics = metrics
         self.resources = resources
         self.environ = environ
@@ -82,7 +85,15 @@ class Runtime:
 
     def load(self, trigger: str = "start") -> Config:
         """Load rules.yaml and build its sinks, here and now (at start, before serving);
-        on failure keep what runs and raise `ConfigError` with every problem."""
+        on failure keep what runs and raise `ConfigError` with every problem. The users
+        file first: one that is invalid stops the start as rules.yaml does."""
+        if self.users is not None:
+            try:
+                self.users.load(time.time())
+            except UsersFileInvalid as exc:
+                failure = users_file_error(exc)
+                self._failed(trigger, failure)
+                raise failure from None
         try:
             return self._install(load_config(self.config_path, self.environ), trigger)
         except ConfigError as exc:
@@ -169,14 +180,20 @@ class Runtime:
         """Load rules.yaml again, compiled off the event loop; on failure keep the running
         config, log every problem and return them."""
         async with self._reloading:
+            users_failure = await self._reload_users(trigger)
             try:
                 compiled = await asyncio.to_thread(load_config, self.config_path, self.environ)
                 config = self._install(compiled, trigger)
             except ConfigError as exc:
-                self._failed(trigger, exc)
                 for error in exc.errors:
                     log.error("reload (%s) failed, keeping the running rules: %s", trigger, error)
+                if users_failure is not None:
+                    exc = ConfigError([*users_failure.errors, *exc.errors])
+                self._failed(trigger, exc)
                 return exc
+            if users_failure is not None:
+                self._failed(trigger, users_failure)
+                return users_failure
         log.info(
             "reloaded %s (%s): %d rules, %d sinks",
             self.config_path,
@@ -186,11 +203,38 @@ class Runtime:
         )
         return None
 
+    async def _reload_users(self, trigger: str) -> ConfigError | None:
+        """Read the users file again (off the loop); when it is invalid, keep the users
+        read before, log every problem and return them."""
+        if self.users is None:
+            return None
+        try:
+            users = await asyncio.to_thread(self.users.load, time.time())
+        except UsersFileInvalid as exc:
+            failure = users_file_error(exc)
+            for error in failure.errors:
+                log.error(
+                    "reload (%s): the users file is invalid, keeping the users: %s", trigger, error
+                )
+            return failure
+        log.info("read %d users from %s (%s)", len(users), self.users.path, trigger)
+        return None
+
     def reload_soon(self, trigger: str) -> None:
         """Start a reload in the background (for a signal handler, which cannot wait)."""
         task = asyncio.get_running_loop().create_task(self.reload(trigger), name="reload")
         self._signalled.add(task)
         task.add_done_callback(self._signalled.discard)
+
+
+def users_file_error(exc: UsersFileInvalid) -> ConfigError:
+    """The users file's problems as a `ConfigError`, each at FILE:LINE:COL."""
+    return ConfigError(
+        [
+            SourceError(exc.path, Position(problem.line, problem.column), problem.message)
+            for problem in exc.problems
+        ]
+    )
 
 
 def _send_time_limit(sinks: list[Sink]) -> float:
@@ -216,12 +260,17 @@ def _file_signature(path: str) -> tuple[float, int, int] | None:
 
 
 async def watch_config_file(runtime: Runtime, interval: float = 2.0) -> None:
-    """Reload rules.yaml whenever the file changes (polled: works on every file system,
-    bind mounts and Kubernetes ConfigMap symlink swaps included)."""
-    last = _file_signature(runtime.config_path)
+    """Reload rules.yaml whenever it or the users file changes (polled: works on every
+    file system, bind mounts and Kubernetes ConfigMap symlink swaps included)."""
+
+    def signature() -> tuple[tuple[float, int, int] | None, ...]:
+        users = None if runtime.users is None else _file_signature(runtime.users.path)
+        return (_file_signature(runtime.config_path), users)
+
+    last = signature()
     while True:
         await asyncio.sleep(interval)
-        current = _file_signature(runtime.config_path)
-        if current is not None and current != last:
+        current = signature()
+        if current[0] is not None and current != last:
             last = current
             await runtime.reload("file changed")

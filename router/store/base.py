@@ -48,6 +48,7 @@ from router.store.records import (
     HeldCall,
     IngestRecord,
     IngestResult,
+    SessionRecord,
     SilenceRecord,
     SinkBacklog,
     SinkCounts,
@@ -61,6 +62,7 @@ __all__ = [
     "WORKER_LIVE_SECONDS",
     "CallBodies",
     "ConsoleReads",
+    "ConsoleSessions",
     "DeliveryQueue",
     "HeldCalls",
     "Ingest",
@@ -395,11 +397,39 @@ class Maintenance(Protocol):
         of audit rows deleted."""
         ...
 
+    async def purge_sessions(self, now: float) -> int:
+        """Delete console sessions expired at `now`; how many."""
+        ...
+
+
+class ConsoleSessions(Protocol):
+    """The console's sessions (DESIGN.md section 14), in the store so that signing out
+    ends one on every replica and across restarts."""
+
+    async def start_session(self, session: SessionRecord) -> None: ...
+
+    async def session(self, id_hash: str, now: float) -> SessionRecord | None:
+        """The session of that id hash, unless it is over (expired or ended)."""
+        ...
+
+    async def end_session(self, id_hash: str) -> bool:
+        """Sign out: the session is gone; False if there was none."""
+        ...
+
 
 class OperatorConsole(ConsoleReads, Operators, Protocol):
     """What operators' interfaces use: the console, the admin API, Slack's buttons and
     the CLI's commands read calls back and act on them."""
 
 
-class Store(Lifecycle, Ingest, DeliveryQueue, HeldCalls, OperatorConsole, Maintenance, Protocol):
+class Store(
+    Lifecycle,
+    Ingest,
+    DeliveryQueue,
+    HeldCalls,
+    OperatorConsole,
+    ConsoleSessions,
+    Maintenance,
+    Protocol,
+):
     """The whole store, for what needs all of it: the app that assembles the service."""

@@ -310,6 +310,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         backfill=fill_search_text,
     ),
     Migration(
+        version=9,
+        description="console sessions, shared by every replica and kept across restarts",
+        statements=(
+            # The SHA-256 of the cookie's value, never the value: a copy of the table
+            # signs nobody in. Signing out deletes the row.
+            """
+            CREATE TABLE sessions (
+                id_hash TEXT PRIMARY KEY,
+                user_name TEXT NOT NULL,
+                role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+                via TEXT NOT NULL,
+                credential_mac TEXT NOT NULL DEFAULT '',
+                csrf TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "CREATE INDEX sessions_expires ON sessions (expires_at)",
+        ),
+    ),
+    Migration(
         version=11,
         description="calls found by words through the database's own full-text search;"
         " status and hang-up cause in upper case",

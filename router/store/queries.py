@@ -641,3 +641,22 @@ PURGE_SLACK_ACTIONS = Query(
 PURGE_ACKNOWLEDGEMENTS = Query(
     "purge_acknowledgements", "DELETE FROM acknowledgements WHERE at < :before", maintenance=True
 )
+
+# --- console sessions ----------------------------------------------------------------------
+
+START_SESSION = Query(
+    "start_session",
+    "INSERT INTO sessions"
+    " (id_hash, user_name, role, via, credential_mac, csrf, created_at, expires_at)"
+    " VALUES (:id_hash, :user_name, :role, :via, :credential_mac, :csrf, :created_at,"
+    " :expires_at)",
+)
+GET_SESSION = Query(
+    "get_session",
+    "SELECT id_hash, user_name, role, via, credential_mac, csrf, created_at, expires_at"
+    " FROM sessions WHERE id_hash = :id_hash AND expires_at > :now",
+)
+END_SESSION = Query("end_session", "DELETE FROM sessions WHERE id_hash = :id_hash")
+PURGE_SESSIONS = Query(
+    "purge_sessions", "DELETE FROM sessions WHERE expires_at <= :now", maintenance=True
+)

@@ -60,6 +60,7 @@ from router.store.records import (
     IngestRecord,
     IngestResult,
     NewDelivery,
+    SessionRecord,
     SilenceRecord,
     SinkBacklog,
     SinkCounts,
@@ -646,6 +647,23 @@ class QueueStore(Store):
     async def purge_slack_actions(self, before: float) -> int:
         await self._write_one(q.PURGE_ACKNOWLEDGEMENTS, before=before)
         return await self._write_one(q.PURGE_SLACK_ACTIONS, before=before)
+
+    # --- console sessions ---
+
+    async def start_session(self, session: SessionRecord) -> None:
+        await self._write_one(q.START_SESSION, **asdict(session))
+
+    async def session(self, id_hash: str, now: float) -> SessionRecord | None:
+        found = await self.connector.read(
+            lambda: single(q.GET_SESSION, "row", id_hash=id_hash, now=now)
+        )
+        return None if found is None else from_row(SessionRecord, found)
+
+    async def end_session(self, id_hash: str) -> bool:
+        return await self._write_one(q.END_SESSION, id_hash=id_hash) > 0
+
+    async def purge_sessions(self, now: float) -> int:
+        return await self._write_one(q.PURGE_SESSIONS, now=now)
 
     async def _announcing(
         self, query: Query, sinks: frozenset[str] | None, **parameters: Any

@@ -304,6 +304,23 @@ class Acknowledgement:
 
 
 @dataclass(frozen=True)
+class SessionRecord:
+    """A console session (DESIGN.md section 14): `id_hash` is the SHA-256 of the cookie's
+    value (the value itself is stored nowhere), `via` how its user signed in (password,
+    token, oidc), `credential_mac` binds it to that credential (an HMAC of the session id
+    under the password's hash or the admin token: changing either ends the session)."""
+
+    id_hash: str
+    user_name: str
+    role: str
+    via: str
+    credential_mac: str
+    csrf: str
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class SlackActionRecord:
     """One click on an alert's button, as audited: `target` is `call:ID` or `digest:ID`,
     `outcome` what came of it (silenced, extended, acknowledged, refused, failed...)."""

@@ -1,14 +1,14 @@
 """`/admin/*`: list calls and deliveries, replay one or many, reload rules.yaml, backfill,
-release held calls; silences and sink pauses (`router.web.admin_controls`). Bearer
-`ROUTER_ADMIN_TOKEN`, checked before any body is read; a wrong one counts against the
-client address in the shared limit on failed credentials
-(`router.web.credential_limits`: then 429). Without a token configured the whole admin
-API answers 404."""
+release held calls; silences and sink pauses (`router.web.admin_controls`). A bearer
+token, `ROUTER_ADMIN_TOKEN` or a user's personal token (`router.web.credentials`), is
+checked before any body is read; a wrong one counts against the client address in the
+shared limit on failed credentials (`router.web.credential_limits`: then 429). A request
+beyond the caller's role is 403 with the reason (`router.web.permissions`). Without an
+admin token or a users file the whole admin API answers 404."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import math
 import time
@@ -37,6 +37,8 @@ from router.store import (
 )
 from router.web.admin_controls import control_routes, invalid, json_body
 from router.web.credential_limits import CredentialLimiter, record_failure
+from router.web.credentials import Credentials, set_principal
+from router.web.permissions import permission, refusal
 from router.web.request_body import read_text
 from router.web.webhook import header_bytes
 
@@ -148,8 +150,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BackfillRun = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
 
 
+def _forbidden(why: str) -> web.Response:
+    return web.json_response({"error": why}, status=403)
+
+
 def admin_routes(
-    token: str | None,
+    credentials: Credentials,
     store: AdminStore,
     runtime: Runtime,
     controls: OperatorControls | None = None,
@@ -161,17 +167,22 @@ def admin_routes(
 
     def guarded(handler: Handler) -> Handler:
         async def check(request: web.Request) -> web.StreamResponse:
-            if not token:
+            if not credentials.configured:
                 raise web.HTTPNotFound()
             address = request.remote or "unknown"
             wait = failures.wait(address)
             if wait is not None:
                 return too_many_failures(wait)
-            presented = header_bytes(request.headers.get("Authorization"))
-            expected = f"Bearer {token}".encode()
-            if not hmac.compare_digest(presented, expected):
+            principal = await credentials.bearer(header_bytes(request.headers.get("Authorization")))
+            if principal is None:
                 record_failure(failures, address, "bearer token")
                 return _unauthorized()
+            set_principal(request, principal)
+            route = request.match_info.route.resource
+            needed = permission(request.method, None if route is None else route.canonical)
+            why = refusal(principal, needed)
+            if why is not None:
+                return _forbidden(why)
             return await handler(request)
 
         return check

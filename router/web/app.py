@@ -28,12 +28,13 @@ from router.engine import (
     StoreHealth,
 )
 from router.engine.health import answer_within, is_store_failure
-from router.operators import EXPIRED_SILENCES_KEPT, OperatorControls
+from router.operators import EXPIRED_SILENCES_KEPT, OperatorControls, UsersFile
 from router.revring import RevRingApi, Verifier, VerifySettings, backfill, dry_run
 from router.store import ConsoleReads, Maintenance, SinkBacklog, Store, open_store
 from router.web.admin import BackfillRun, admin_routes
 from router.web.connections import track_requests
 from router.web.credential_limits import CredentialLimiter
+from router.web.credentials import Credentials
 from router.web.openapi import openapi_routes
 from router.web.request_body import BODY_LIMITS, BodyLimits, answer_refusals
 from router.web.slack_interactions import SlackInteractions, slack_routes
@@ -59,6 +60,7 @@ class ServiceSettings:
     store_url: str = "sqlite:///data/router.db"
     api_keys: ApiKeys | None = None  # None: no authentication (--no-auth)
     admin_token: str | None = field(default=None, repr=False)
+    users_file: str | None = None  # ROUTER_USERS_FILE
     retention_days: float = 30.0
     engine: EngineSettings = field(default_factory=EngineSettings)
     purge_interval: float = 3600.0
@@ -80,6 +82,7 @@ async def _purge_periodically(store: Maintenance, retention_days: float, interva
             forgotten = await store.purge_silences(time.time() - EXPIRED_SILENCES_KEPT)
             if forgotten:
                 log.info("purged %d silences ended more than 30 days ago", forgotten)
+            await store.purge_sessions(time.time())
         except Exception:
             log.exception("purge failed")
         await asyncio.sleep(interval)
@@ -105,7 +108,9 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     metrics = Metrics()
     store = store or open_store(settings.store_url)
     resources = SinkResources()
-    runtime = Runtime(settings.config_path, metrics, resources)
+    users = UsersFile(settings.users_file) if settings.users_file else None
+    runtime = Runtime(settings.config_path, metrics, resources, users=users)
+    credentials = Credentials(settings.admin_token, users)
     health = StoreHealth(policy=settings.health)
     clock = time.time
     engine = DeliveryEngine(runtime, store, metrics, settings.engine, clock=clock, health=health)
@@ -234,7 +239,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             web.get("/readyz", readyz),
             web.get("/metrics", metrics_endpoint),
             *admin_routes(
-                settings.admin_token,
+                credentials,
                 store,
                 runtime,
                 controls,
@@ -245,8 +250,8 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             *openapi_routes(),
         ]
     )
-    if settings.admin_token:
-        console = console_app(settings.admin_token, store, runtime, engine, metrics, limiter)
+    if credentials.configured:
+        console = console_app(credentials, store, runtime, engine, metrics, limiter)
         app.add_subapp(CONSOLE_PREFIX, console)
     return app
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from router import __version__
 from router.core.events import PostCallEvent
+from router.web.permissions import permission
 
 OPENAPI_PATH = "/openapi.json"
 JSON = "application/json"
@@ -91,8 +92,8 @@ def _admin(
                     **body_answers,
                     "401": _error("missing or wrong bearer token"),
                     "404": _error(
-                        "ROUTER_ADMIN_TOKEN is not set (the admin API is off)"
-                        + (f", or an unknown {unknown}" if unknown else "")
+                        "neither ROUTER_ADMIN_TOKEN nor ROUTER_USERS_FILE is set (the admin"
+                        " API is off)" + (f", or an unknown {unknown}" if unknown else "")
                     ),
                     "429": _error(
                         "5 failed credentials from this address within a minute (console"
@@ -633,6 +634,28 @@ def _paths() -> dict[str, Schema]:
     }
 
 
+def _with_roles(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """Each /admin/* operation with the role it needs (`router.web.permissions`, the one
+    table the server enforces) and, above viewer, its 403."""
+    for path, operations in paths.items():
+        if not path.startswith("/admin/"):
+            continue
+        for method, operation in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue  # `parameters` shared by the path's operations
+            needed = permission(method, path)
+            operation["x-role"] = needed.role
+            operation["description"] = f"Role: {needed.role}." + (
+                f" {operation['description']}" if operation.get("description") else ""
+            )
+            if needed.role != "viewer":
+                refused = _error(f"the caller's role may not {needed.says}; needs {needed.role}")
+                operation["responses"] = dict(
+                    sorted({**operation["responses"], "403": refused}.items())
+                )
+    return paths
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     """The document (built once; callers must not change it)."""
@@ -643,7 +666,11 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Receives RevRing post-call webhooks and routes them to sinks. "
             "The webhook needs an `x-api-key` from ROUTER_API_KEYS; `/admin/*` needs "
-            "`Authorization: Bearer $ROUTER_ADMIN_TOKEN` and answers 404 while that is unset. "
+            "`Authorization: Bearer` with ROUTER_ADMIN_TOKEN (an admin) or a user's personal "
+            "token (`revring-router user token`: that user's role), and answers 404 while "
+            "neither ROUTER_ADMIN_TOKEN nor ROUTER_USERS_FILE is set. Every `GET` needs the "
+            "viewer role; each operation that changes something names the role it needs, and "
+            "a caller below it gets 403 with the reason. "
             "Every route reads its body only once its credential is checked, and holds it to "
             "the webhook's limits (1 MiB: 413; ROUTER_BODY_TIMEOUT: 408); a body that is not "
             "valid UTF-8 (or the charset its Content-Type names), or names an unknown charset, "
@@ -652,7 +679,7 @@ def openapi_document() -> dict[str, Any]:
             "tokens together) are limited to 5 a minute per client address, then 429 with "
             "`Retry-After`.",
         },
-        "paths": _paths(),
+        "paths": _with_roles(_paths()),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {
@@ -665,7 +692,8 @@ def openapi_document() -> dict[str, Any]:
                 "AdminToken": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "`Authorization: Bearer $ROUTER_ADMIN_TOKEN`",
+                    "description": "`Authorization: Bearer $ROUTER_ADMIN_TOKEN`, or a user's"
+                    " personal token (`rr_<user>_...`, made by `revring-router user token`)",
                 },
             },
         },

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -50,22 +51,54 @@ async def browser() -> AsyncIterator[Any]:
             await browser.close()
 
 
+@dataclass
+class Watch:
+    """What a page showed that a test must look at: the console's own confirmations
+    (`confirm` dialogs, answered with `accept_confirms`), any other dialog (an `alert`
+    would mean event text ran as script), and every Content-Security-Policy violation
+    Chromium reported in the page's console."""
+
+    accept_confirms: bool = True
+    confirms: list[str] = field(default_factory=list)
+    other_dialogs: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+
+    def attach(self, page: Any) -> None:
+        async def answer(dialog: Any) -> None:
+            if dialog.type == "confirm":
+                self.confirms.append(dialog.message)
+                await (dialog.accept() if self.accept_confirms else dialog.dismiss())
+            else:
+                self.other_dialogs.append(f"{dialog.type}: {dialog.message}")
+                await dialog.dismiss()
+
+        def console(message: Any) -> None:
+            if "Content Security Policy" in message.text:
+                self.csp_violations.append(message.text)
+
+        page.on("dialog", answer)
+        page.on("console", console)
+
+    def check(self) -> None:
+        assert not self.other_dialogs, f"a dialog opened: script ran ({self.other_dialogs})"
+        assert not self.csp_violations, f"the policy was broken: {self.csp_violations}"
+
+
 @pytest.fixture
-async def page(browser: Any) -> AsyncIterator[Any]:
-    """A fresh browser context (no cookies) and page; fails the test on any dialog
-    (an `alert` would mean event text ran as script)."""
+def watch() -> Watch:
+    return Watch()
+
+
+@pytest.fixture
+async def page(browser: Any, watch: Watch) -> AsyncIterator[Any]:
+    """A fresh browser context (no cookies) and page; fails the test on any dialog but
+    the console's own confirmations (see `watch`) and on any CSP violation."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
-    dialogs: list[str] = []
-
-    async def refuse(dialog: Any) -> None:
-        dialogs.append(dialog.message)
-        await dialog.dismiss()
-
-    page.on("dialog", refuse)
+    watch.attach(page)
     page.set_default_timeout(15_000)
     try:
         yield page
     finally:
         await context.close()
-    assert not dialogs, f"a dialog opened: script ran in the console ({dialogs})"
+    watch.check()

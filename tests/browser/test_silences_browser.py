@@ -21,7 +21,7 @@ async def service(tmp_path, write_rules, receiver):
         yield client
 
 
-async def test_a_silence_created_from_a_calls_page_is_listed_and_expires(page, service):
+async def test_a_silence_created_from_a_calls_page_is_listed_and_expires(page, service, watch):
     event = fresh_event(status="FAILED", agentId="agent-browser-1", sipTrunkId="trunk-b")
     assert (await post_event(service, event)).status == 200
     await sign_in(page, service)
@@ -44,8 +44,17 @@ async def test_a_silence_created_from_a_calls_page_is_listed_and_expires(page, s
     assert "active" in text and "trunk-b maintenance" in text and "crm" in text
     assert '"sipTrunkId": "trunk-b"' in await row.locator("pre.when").inner_text()
 
+    watch.accept_confirms = False
+    await row.locator("button:has-text('Expire')").click()
+    assert watch.confirms == [
+        "Expire this silence? The calls it matches are delivered again from now on."
+    ]
+    assert "/ui/silences?created=" in page.url, "dismissed: nothing sent"
+    assert (await store.list_silences())[0].expired_at is None
+    watch.accept_confirms = True
     await row.locator("button:has-text('Expire')").click()
     await page.wait_for_url("**/ui/silences?expired=*")
+    assert len(watch.confirms) == 2, "asked again"
     assert "No silence is active or pending" in await page.inner_text("main")
     await page.click("summary:has-text('Expired in the last 30 days')")
     assert await page.locator(f"tr[data-silence='{record.id}']").is_visible()

@@ -177,7 +177,12 @@ async def test_a_call_page_shows_the_digest_it_joined(tmp_path, write_rules, rec
 async def test_the_overview_counts_retrying_muted_and_delivered_in_the_last_hour(service, receiver):
     receiver.answer = lambda request, n: 200
     await post_event(service, fresh_event(status="FAILED"))
-    await wait_for(lambda: len(receiver.received) == 1)
+    store, *_ = parts(service)
+
+    async def delivered() -> bool:  # recorded, not only received
+        return bool(await store.list_deliveries("delivered", "crm"))
+
+    await wait_for(delivered)
     page = await signed_in_page(service)
     for header in ("Retrying", "Muted", "Delivered"):
         assert f"<th>{header}" in page

@@ -137,10 +137,22 @@ async def test_expire_ends_a_silence_and_lists_it_as_expired(service):
         "the controls were refreshed at once"
     )
     page = await (await service.get("/ui/silences")).text()
-    assert f'action="/ui/silences/{silence_id}/expire"' in page
+    assert f'action="/ui/silences/{silence_id}/expire" data-confirm="Expire this silence?' in page
 
     response = await service.post(
         f"/ui/silences/{silence_id}/expire", data={"csrf": csrf}, allow_redirects=False
+    )
+    assert response.status == 200, "without confirm=yes it asks first"
+    asking = await response.text()
+    assert "Expire this silence?" in asking and "FAILED" in asking, "it names the silence"
+    assert f'action="/ui/silences/{silence_id}/expire"' in asking
+    assert 'name="confirm" value="yes"' in asking
+    assert (await store.list_silences())[0].expired_at is None, "asking changes nothing"
+    assert [s.id for s in engine.controls.active_silences(time.time())] == [silence_id]
+    response = await service.post(
+        f"/ui/silences/{silence_id}/expire",
+        data={"csrf": csrf, "confirm": "yes"},
+        allow_redirects=False,
     )
     assert response.status == 303
     assert response.headers["Location"] == f"/ui/silences?expired={silence_id}"
@@ -152,9 +164,14 @@ async def test_expire_ends_a_silence_and_lists_it_as_expired(service):
     assert "Expired in the last 30 days" in page and silence_ids(page) == [silence_id]
     assert "/expire" not in page, "an expired silence has no Expire button"
     response = await service.post(
-        "/ui/silences/no-such-silence/expire", data={"csrf": csrf}, allow_redirects=False
+        f"/ui/silences/{silence_id}/expire", data={"csrf": csrf}, allow_redirects=False
     )
-    assert response.status == 404
+    assert response.status == 303, "one already over needs no asking"
+    for data in ({"csrf": csrf}, {"csrf": csrf, "confirm": "yes"}):
+        response = await service.post(
+            "/ui/silences/no-such-silence/expire", data=data, allow_redirects=False
+        )
+        assert response.status == 404
     assert "no silence &#39;no-such-silence&#39;" in await response.text()
 
 

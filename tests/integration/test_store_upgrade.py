@@ -358,3 +358,50 @@ async def test_a_postgresql_store_of_schema_7_finds_its_old_calls_by_number_and_
             await check_old_calls_found(store)
         finally:
             await store.close()
+
+
+async def check_sessions_beside_old_calls(store: Store) -> None:
+    """Migration 9 adds console sessions to a store of schema 7 and keeps its calls."""
+    from router.store import CallFilters, SessionRecord
+
+    kept = {event.id for event in await store.list_events(CallFilters())}
+    assert {"v7-failed", "v7-reschedule", "v7-voicemail"} <= kept
+    session = SessionRecord("hash-1", "alice", "operator", "password", "mac", "csrf", T, T + 60)
+    await store.start_session(session)
+    assert await store.session("hash-1", T + 1) == session
+    assert await store.session("hash-1", T + 60) is None, "expired"
+    assert await store.purge_sessions(T + 60) == 1
+    assert not await store.end_session("hash-1")
+
+
+async def test_a_sqlite_store_of_schema_7_gets_console_sessions(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    shutil.copyfile(FIXTURE_V7, database)
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await check_sessions_beside_old_calls(store)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_7_gets_console_sessions() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade9") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(SCHEMA_VERSION_DDL)
+            for migration in MIGRATIONS[:7]:
+                for statement in statements_for(migration, "postgresql"):
+                    await connection.execute(statement)
+            await copy_fixture_rows(connection, FIXTURE_V7, ("schema_version", "events"))
+        finally:
+            await connection.close()
+        store = open_store(url)
+        await store.open()
+        try:
+            await check_sessions_beside_old_calls(store)
+        finally:
+            await store.close()

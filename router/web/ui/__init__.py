@@ -1,12 +1,17 @@
 """The web console at `/ui/`: server-rendered pages for the people who run the router.
 
 `console_app` builds it as an aiohttp sub-application, mounted by `router.web.app` only when
-`ROUTER_ADMIN_TOKEN` is set (without it, `/ui/` is 404). Every response carries a strict
-Content-Security-Policy; every page and action needs a session (`router.web.ui.auth`); every
-POST but the sign-in needs the session's CSRF token and, when the browser sends an
-`Origin`, this host's. The session is checked before a body is read, and bodies are
-read under the limits of every route (`router.web.request_body`); a failed sign-in counts
-in the limit on failed credentials the admin API shares (`router.web.credential_limits`).
+`ROUTER_ADMIN_TOKEN` or `ROUTER_USERS_FILE` is set (without either, `/ui/` is 404). Every
+response carries a strict Content-Security-Policy; every page and action needs a session
+(`router.web.ui.auth`) whose role may do it (`router.web.permissions`, the one table of
+what each route needs); every POST but the sign-in needs the session's CSRF token and,
+when the browser sends an `Origin`, this host's. The session and the role are checked
+before a body is read, and bodies are read under the limits of every route
+(`router.web.request_body`); a failed sign-in counts in the limit on failed credentials
+the admin API shares (`router.web.credential_limits`).
+
+`start_session(request, principal)` signs someone in (a session in the store, its
+cookie on the redirect it returns): the sign-in form's end, and single sign-on's.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -24,10 +30,13 @@ from router.config import Runtime
 from router.core.metrics import Metrics
 from router.engine import DeliveryEngine
 from router.engine.health import is_store_failure
-from router.store import OperatorConsole
+from router.operators import Principal
+from router.store import ConsoleSessions, OperatorConsole
 from router.web.credential_limits import CredentialLimiter, record_failure
+from router.web.credentials import ADMIN, Credentials, set_principal
+from router.web.permissions import permission, refusal
 from router.web.request_body import BodyRefused, read_form
-from router.web.ui.auth import SESSION_COOKIE, Sessions, token_matches
+from router.web.ui.auth import SESSION_COOKIE, Sessions
 from router.web.ui.calls import CallViews
 from router.web.ui.pages import SESSION, Pages
 from router.web.ui.silences import SilenceViews
@@ -47,6 +56,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 OPEN_PATHS = {f"{PREFIX}/login"}  # reachable without a session (and the static files)
+MAX_PASSWORD = 1024  # characters of a name or password worth checking
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -73,16 +83,24 @@ def _safe_next(target: str | None) -> str:
     return f"{PREFIX}/"
 
 
+def _route(request: web.Request) -> str | None:
+    """The pattern of the route the request matched (`/ui/deliveries/{id}/replay`), or
+    None when none did."""
+    resource = request.match_info.route.resource
+    return None if resource is None else resource.canonical
+
+
 class Console:
     def __init__(
         self,
-        token: str,
+        credentials: Credentials,
+        store: ConsoleSessions,
         views: ConsoleViews,
         pages: Pages,
         limiter: CredentialLimiter | None = None,
     ) -> None:
-        self.token = token
-        self.sessions = Sessions(token)
+        self.credentials = credentials
+        self.sessions = Sessions(store, credentials)
         self.failures = limiter if limiter is not None else CredentialLimiter()
         self.views = views
         self.pages = pages
@@ -111,7 +129,7 @@ class Console:
     async def _guarded(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(f"{PREFIX}/static/"):
             return await handler(request)
-        session = self.sessions.check(request.cookies.get(SESSION_COOKIE), time.time())
+        session = await self.sessions.check(request.cookies.get(SESSION_COOKIE), time.time())
         request[SESSION] = session
         if "\x00" in request.path or any("\x00" in value for value in request.query.values()):
             return self.pages.problem(request, 400, "The address holds a NUL character.")
@@ -124,6 +142,12 @@ class Console:
             if request.method == "GET":
                 login = login.with_query(next=request.path_qs)
             raise web.HTTPSeeOther(login)
+        set_principal(request, session.principal)
+        why = refusal(session.principal, permission(request.method, _route(request)))
+        if why is not None:
+            return self.pages.problem(
+                request, 403, f"You are signed in as {session.principal.describe()}: {why}."
+            )
         if request.method == "POST":
             form = await read_form(request)
             if not self.sessions.csrf_ok(session, _text(form.get("csrf"))):
@@ -150,6 +174,8 @@ class Console:
             next_path=_safe_next(next_path),
             error=error,
             signed_out=request.query.get("signed_out") == "1",
+            with_token=self.credentials.admin_token is not None,
+            with_users=self.credentials.users_file is not None,
         )
 
     async def login(self, request: web.Request) -> web.Response:
@@ -167,12 +193,29 @@ class Console:
             return response
         form = await read_form(request)
         next_path = _text(form.get("next"))
-        if not token_matches(_text(form.get("token")) or "", self.token):
+        token = _text(form.get("token")) or ""
+        if token:
+            principal = ADMIN if self.credentials.admin_token_matches(token) else None
+            wrong = "That token is not right."
+        else:
+            name = _text(form.get("username")) or ""
+            password = _text(form.get("password")) or ""
+            principal = None
+            if name and password and len(name) + len(password) <= MAX_PASSWORD:
+                principal = await self.credentials.password(name, password)
+            wrong = "That user name and password are not right."
+        if principal is None:
             record_failure(self.failures, address, "console sign-in")
-            return self._login_page(
-                request, next_path=next_path, error="That token is not right.", status=401
-            )
-        _, cookie = self.sessions.issue(time.time())
+            return self._login_page(request, next_path=next_path, error=wrong, status=401)
+        raise await self.start_session(request, principal, next_path)
+
+    async def start_session(
+        self, request: web.Request, principal: Principal, next_path: str | None = None
+    ) -> web.HTTPSeeOther:
+        """Sign `principal` in: a session in the store, and the redirect (to `next_path`
+        when it is a console page) that sets its cookie."""
+        _, cookie = await self.sessions.start(principal, time.time())
+        set_principal(request, principal)
         response = web.HTTPSeeOther(_safe_next(next_path))
         response.set_cookie(
             SESSION_COOKIE,
@@ -183,12 +226,12 @@ class Console:
             samesite="Strict",
             secure=is_https(request),
         )
-        raise response
+        return response
 
     async def logout(self, request: web.Request) -> web.Response:
         session = request[SESSION]
         assert session is not None  # the guard lets no POST through without one
-        self.sessions.end(session, time.time())
+        await self.sessions.end(session)
         response = web.HTTPSeeOther(
             request.app.router["login"].url_for().with_query(signed_out="1")
         )
@@ -200,9 +243,25 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+CONSOLE = web.AppKey("console", Console)
+
+
+async def start_session(
+    request: web.Request, principal: Principal, next_path: str | None = None
+) -> web.HTTPSeeOther:
+    """Sign `principal` (a name and a role) in to the console: a session in the store and
+    the redirect that sets its cookie (return or raise it). For a route of the console
+    (`request.config_dict` finds it), such as single sign-on's callback."""
+    return await request.config_dict[CONSOLE].start_session(request, principal, next_path)
+
+
+class ConsoleStore(OperatorConsole, ConsoleSessions, Protocol):
+    """What the console uses of the store: the operators' reads and actions, sessions."""
+
+
 def console_app(
-    token: str,
-    store: OperatorConsole,
+    credentials: Credentials,
+    store: ConsoleStore,
     runtime: Runtime,
     engine: DeliveryEngine,
     metrics: Metrics,
@@ -214,8 +273,9 @@ def console_app(
     views = ConsoleViews(pages, store, runtime, engine, metrics)
     calls = CallViews(pages, store, runtime, engine)
     silences = SilenceViews(pages, store, runtime, engine)
-    console = Console(token, views, pages, limiter)
+    console = Console(credentials, store, views, pages, limiter)
     app = web.Application(middlewares=[console.guard])
+    app[CONSOLE] = console
     app.add_routes(
         [
             web.get("/", views.overview, name="overview"),

@@ -1,11 +1,14 @@
-"""Console sign-in: the admin token checked in constant time, a signed and expiring session
-cookie, and a CSRF token bound to the session. (Failed sign-ins count in the limit on
-failed credentials per address, `router.web.credential_limits`.)
+"""Console sessions, kept in the store (DESIGN.md section 14): signing out ends a session on
+every replica and across restarts.
 
-The cookie holds `<expires>.<session id>.<signature>`, signed with HMAC-SHA256 under a
-key derived from `ROUTER_ADMIN_TOKEN`: changing the token ends every session. Signing
-out forgets the session id in this process until it would have expired anyway.
-Pure logic apart from the clock, which callers pass in.
+The cookie holds a random session id; the store holds its SHA-256 (a copy of the table
+signs nobody in), who signed in and how, their role at the time, the session's CSRF token
+and its expiry, and an HMAC binding it to the credential used (`Credentials.session_mac`:
+changing the admin token or the user's password ends it). Each request reads its session
+back and checks its user against the users as last read: a user removed from the users
+file is signed out, one whose role changed gets the new role, at the next request.
+(Failed sign-ins count in the limit on failed credentials per address,
+`router.web.credential_limits`.)
 """
 
 from __future__ import annotations
@@ -15,74 +18,85 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from router.operators import Principal, role_named
+from router.store import ConsoleSessions, SessionRecord
+from router.web.credentials import Credentials
+
 SESSION_COOKIE = "router_console"
 SESSION_SECONDS = 8 * 3600.0
-_KEY_PURPOSE = b"revring-router console session v1"
 
 
 def _bytes(text: str) -> bytes:
-    """Text as bytes for comparing, whatever it holds (form values can carry lone
-    surrogates, which strict UTF-8 refuses)."""
     return text.encode("utf-8", "surrogatepass")
 
 
-def token_matches(presented: str, token: str) -> bool:
-    """Whether the presented sign-in token is the admin token (constant time)."""
-    return hmac.compare_digest(_bytes(presented), _bytes(token))
+def session_hash(session_id: str) -> str:
+    """What the store keeps of a session id."""
+    return hashlib.sha256(_bytes(session_id)).hexdigest()
 
 
 @dataclass(frozen=True)
 class Session:
-    id: str
+    id_hash: str
+    principal: Principal
     expires_at: float
     csrf_token: str
 
 
 class Sessions:
-    """Issues and checks session cookies and their CSRF tokens."""
+    """Starts, checks and ends console sessions, and checks their CSRF tokens."""
 
-    def __init__(self, admin_token: str, lifetime: float = SESSION_SECONDS) -> None:
-        self._key = hmac.new(_bytes(admin_token), _KEY_PURPOSE, hashlib.sha256).digest()
+    def __init__(
+        self,
+        store: ConsoleSessions,
+        credentials: Credentials,
+        lifetime: float = SESSION_SECONDS,
+    ) -> None:
+        self.store = store
+        self.credentials = credentials
         self.lifetime = lifetime
-        self._ended: dict[str, float] = {}  # signed-out session id -> its expiry
 
-    def _sign(self, purpose: str, text: str) -> str:
-        message = _bytes(f"{purpose}:{text}")
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+    async def start(self, principal: Principal, now: float) -> tuple[Session, str]:
+        """A new session for `principal`, stored, and its cookie value."""
+        session_id = secrets.token_urlsafe(32)
+        record = SessionRecord(
+            id_hash=session_hash(session_id),
+            user_name=principal.name,
+            role=principal.role,
+            via=principal.via,
+            credential_mac=self.credentials.session_mac(principal, session_id),
+            csrf=secrets.token_urlsafe(24),
+            created_at=now,
+            expires_at=float(int(now + self.lifetime)),
+        )
+        await self.store.start_session(record)
+        return Session(record.id_hash, principal, record.expires_at, record.csrf), session_id
 
-    def _session(self, session_id: str, expires_at: float) -> Session:
-        return Session(session_id, expires_at, self._sign("csrf", session_id))
-
-    def issue(self, now: float) -> tuple[Session, str]:
-        """A new session and its cookie value."""
-        session_id = secrets.token_urlsafe(24)
-        expires_at = int(now + self.lifetime)
-        signed = f"{expires_at}.{session_id}"
-        return self._session(session_id, expires_at), f"{signed}.{self._sign('session', signed)}"
-
-    def check(self, cookie: str | None, now: float) -> Session | None:
-        """The session a cookie value holds, if it is genuine, unexpired and not ended."""
-        if not cookie:
+    async def check(self, cookie: str | None, now: float) -> Session | None:
+        """The session a cookie value holds, if it is stored, unexpired, its credential
+        unchanged and its user still there (with the role they have now)."""
+        if not cookie or len(cookie) > 200:
             return None
-        expires_text, _, rest = cookie.partition(".")
-        session_id, _, signature = rest.rpartition(".")
-        expected = self._sign("session", f"{expires_text}.{session_id}")
-        if not hmac.compare_digest(_bytes(signature), _bytes(expected)):
+        id_hash = session_hash(cookie)
+        record = await self.store.session(id_hash, now)
+        if record is None:
             return None
-        try:
-            expires_at = float(expires_text)
-        except ValueError:
+        role = role_named(record.role)
+        if role is None:
             return None
-        if now >= expires_at or session_id in self._ended:
+        stored = Principal(record.user_name, role, record.via)
+        principal = self.credentials.session_principal(stored, cookie, record.credential_mac)
+        if principal is None:
+            await self.store.end_session(id_hash)  # its user or credential is gone
             return None
-        return self._session(session_id, expires_at)
+        return Session(id_hash, principal, record.expires_at, record.csrf)
 
-    def csrf_ok(self, session: Session, presented: str | None) -> bool:
+    @staticmethod
+    def csrf_ok(session: Session, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(
             _bytes(presented), _bytes(session.csrf_token)
         )
 
-    def end(self, session: Session, now: float) -> None:
-        """Sign out: the session's cookie is refused from now on."""
-        self._ended = {sid: until for sid, until in self._ended.items() if until > now}
-        self._ended[session.id] = session.expires_at
+    async def end(self, session: Session) -> None:
+        """Sign out: the session's cookie is refused from now on, by every replica."""
+        await self.store.end_session(session.id_hash)

@@ -29,7 +29,9 @@ from router.core.call_search import SearchInvalid, parse_search
 from router.core.events import KNOWN_DIRECTIONS, decode_json
 from router.engine import DeliveryEngine, preview
 from router.store import CallFilters, DeliveryView, EventCursor, EventView, OperatorConsole
-from router.web.ui.pages import Pages, path_part
+from router.web.request_body import read_form
+from router.web.ui.pages import Pages, confirmed, path_part
+from router.web.ui.views import confirm_replay, unconfigured_waits
 
 CALLS_PAGE_SIZE = 50
 TRANSCRIPT_EXCERPT = 12  # transcript entries shown on a call's page
@@ -279,6 +281,7 @@ class CallViews:
             replayable=REPLAYABLE,
             replayed=request.query.get("replayed", ""),
             outcome=request.query.get("outcome", ""),
+            waits=unconfigured_waits(self.runtime),
         )
 
     def _would_match(self, body: dict[str, Any]) -> list[str] | None:
@@ -296,10 +299,16 @@ class CallViews:
         call_id = request.match_info["id"]
         delivery_id = request.match_info["delivery"]
         location = URL(f"/ui/calls/{path_part(call_id)}", encoded=True)
-        ours = {view.id for view in await self.store.deliveries_of_event(call_id)}
+        ours = {view.id: view for view in await self.store.deliveries_of_event(call_id)}
         if delivery_id not in ours:
             return self.pages.problem(
                 request, 404, f"call {call_id!r} has no delivery {delivery_id!r}"
+            )
+        if ours[delivery_id].status == "delivered" and not confirmed(await read_form(request)):
+            action = f"{location}/replay/{path_part(delivery_id)}"
+            back = str(location)
+            return confirm_replay(
+                self.pages, request, ours[delivery_id], action=action, back=back, nav="calls"
             )
         outcome = "requeued" if await self.store.replay(delivery_id, time.time()) else "busy"
         if outcome == "requeued":

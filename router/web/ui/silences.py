@@ -26,7 +26,7 @@ from router.rules import MAX_WHEN_DEPTH
 from router.store import OperatorConsole, SilenceRecord
 from router.web.request_body import read_form
 from router.web.ui.calls import payload_of
-from router.web.ui.pages import Pages
+from router.web.ui.pages import Pages, confirmed, path_part, when
 from sinks.slack.actions import PayloadInvalid, silence_condition
 
 CALL_FIELDS = ("status", "sipTrunkId", "agentId")  # what "calls like this one" share
@@ -154,6 +154,29 @@ class SilenceViews:
             expired_id=request.query.get("expired", ""),
         )
 
+    def _confirm_expire(self, request: web.Request, record: SilenceRecord) -> web.Response:
+        (row,) = silence_rows([record], time.time())
+        return self.pages.confirm(
+            request,
+            title="Expire this silence?",
+            question=(
+                "Expiring it ends it now: the calls it matches are delivered again from now"
+                " on (those it muted stay muted until replayed)."
+            ),
+            action=f"/ui/silences/{path_part(record.id)}/expire",
+            button="Expire it",
+            cancel="/ui/silences",
+            nav="silences",
+            facts=[
+                ("Silence", record.id),
+                ("State", row.state),
+                ("When", row.when_text),
+                ("Sinks", ", ".join(record.sinks) if record.sinks is not None else "all sinks"),
+                ("Ends", when(record.effective_end)),
+                ("Comment", record.comment or "-"),
+            ],
+        )
+
     async def silences(self, request: web.Request) -> web.Response:
         """The list and the form; `?call=ID` fills the form's `when` from that call."""
         form: dict[str, Any] = {"when": "", "for": "", "ends_at": "", "starts_at": ""}
@@ -190,8 +213,15 @@ class SilenceViews:
         raise web.HTTPSeeOther(location)
 
     async def expire(self, request: web.Request) -> web.Response:
+        """Expire a silence in force once the person confirmed (the page that asks, or
+        the script's dialog: `confirm=yes`); one already over needs no asking."""
         silence_id = request.match_info["id"]
-        record = await self.store.expire_silence(silence_id, time.time())
+        now = time.time()
+        if not confirmed(await read_form(request)):
+            current = {s.id: s for s in await self.store.list_silences(ended_after=now)}
+            if silence_id in current:
+                return self._confirm_expire(request, current[silence_id])
+        record = await self.store.expire_silence(silence_id, now)
         if record is None:
             return self.pages.problem(request, 404, f"no silence {silence_id!r}")
         await self._changed()

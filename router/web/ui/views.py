@@ -28,7 +28,7 @@ from router.engine import DeliveryEngine, Preview, preview
 from router.store import CallFilters, DeliveryView, EventView, OperatorConsole, SinkCounts
 from router.web.admin import acknowledgement_key
 from router.web.request_body import read_form
-from router.web.ui.pages import Pages
+from router.web.ui.pages import Pages, confirmed, path_part, when
 from sinks.base import SinkConfig
 from sinks.secrets import MASK, redact
 
@@ -258,6 +258,8 @@ class ConsoleViews:
         page = _page_number(query.get("page"))
         views, more = await self._deliveries_page(status, sink, rule, page)
         config = self.runtime.config
+        waits = unconfigured_waits(self.runtime)
+        waiting = dict.fromkeys(view.sink for view in views if view.status == "pending")
         counts = await self.store.sink_counts()
         dead_letters = status == "dead" and sink is None and rule is None  # the menu's entry
         return self.pages.render(
@@ -277,6 +279,8 @@ class ConsoleViews:
             more=more,
             dead_of_sink=counts[sink].dead if sink in counts else 0,
             replayed=query.get("replayed"),
+            waits=waits,
+            waiting=[waits[name] for name in waiting if name in waits],
         )
 
     async def confirm_replay_dead(self, request: web.Request) -> web.Response:
@@ -338,16 +342,23 @@ class ConsoleViews:
             acknowledgement=acknowledgement,
             calls=calls,
             outcome=request.query.get("replay"),
+            waits=unconfigured_waits(self.runtime),
         )
 
     async def replay(self, request: web.Request) -> web.Response:
+        """Replay one delivery; one delivered already only once the person confirmed
+        (the page that asks, or the script's dialog: `confirm=yes`)."""
         delivery_id = request.match_info["id"]
         location = request.app.router["delivery"].url_for(id=delivery_id)
+        view = await self.store.get_delivery(delivery_id)
+        if view is None:
+            return self.pages.problem(request, 404, f"no delivery {delivery_id!r}")
+        if view.status == "delivered" and not confirmed(await read_form(request)):
+            page = f"/ui/deliveries/{path_part(delivery_id)}"
+            return confirm_replay(self.pages, request, view, action=f"{page}/replay", back=page)
         if await self.store.replay(delivery_id, time.time()):
             self.engine.wake()
             raise web.HTTPSeeOther(location.with_query(replay="requeued"))
-        if await self.store.get_delivery(delivery_id) is None:
-            return self.pages.problem(request, 404, f"no delivery {delivery_id!r}")
         raise web.HTTPSeeOther(location.with_query(replay="busy"))
 
     # Rules and the playground
@@ -453,6 +464,65 @@ class ConsoleViews:
             )
         result = preview(self.runtime.config, payload)
         return await self._rules_page(request, event_text=event_text, result=result)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why an unconfigured sink's pending deliveries wait: the settings that came out
+    empty and what gives them a value (`router.config.unconfigured`)."""
+
+    sink: str
+    missing: list[str]
+    until: str  # "its deliveries wait until …"
+
+    @property
+    def short(self) -> str:
+        return f"not configured ({', '.join(self.missing)} empty)"
+
+    def __str__(self) -> str:
+        return f"{self.sink} is not configured ({', '.join(self.missing)} empty): {self.until}"
+
+
+def unconfigured_waits(runtime: Runtime) -> dict[str, Waiting]:
+    """Each sink of the loaded rules.yaml that is not configured, and why its deliveries
+    wait (a restart for settings from the environment, an edit and a reload else)."""
+    if not runtime.loaded:
+        return {}
+    config = runtime.config
+    return {
+        name: Waiting(name, missing, config.waiting_for(name))
+        for name, missing in config.unconfigured_sinks().items()
+    }
+
+
+def confirm_replay(
+    pages: Pages,
+    request: web.Request,
+    view: DeliveryView,
+    *,
+    action: str,
+    back: str,
+    nav: str = "deliveries",
+) -> web.Response:
+    """The page that asks before a delivered delivery is sent again."""
+    return pages.confirm(
+        request,
+        title="Replay a delivered delivery?",
+        question=(
+            f"This delivery was delivered to {view.sink} already. Replaying it sends it"
+            f" again: {view.sink} gets it a second time."
+        ),
+        action=action,
+        button="Replay it anyway",
+        cancel=back,
+        nav=nav,
+        facts=[
+            ("Delivery", view.id),
+            ("Sink", view.sink),
+            ("Rule", view.rule),
+            ("Delivered", when(view.delivered_at)),
+        ],
+    )
 
 
 def stored_call_text(event: EventView) -> str:
