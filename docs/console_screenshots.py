@@ -5,7 +5,9 @@ sample calls, and photographs each page in headless Chromium through Playwright:
 1280x800 like a laptop, and at 390x844 like a phone. Run from the repository root
 (with the test extras installed and Debian's chromium):
 
-    python docs/console_screenshots.py [--chromium /usr/bin/chromium]
+    python docs/console_screenshots.py [--chromium /usr/bin/chromium] [--only NAME ...]
+
+`--only console-audit.png console-phone-audit.png` rewrites those pictures alone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.async_api import Page, async_playwright  # noqa: E402
 
+from router.operators import AuditTrail, BulkReplay  # noqa: E402
 from router.operators.silences import iso, parse_silence_request  # noqa: E402
+from router.store import Acknowledgement  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402
 from tests.conftest import fresh_event  # noqa: E402
 from tests.receivers import Receiver  # noqa: E402
@@ -37,6 +41,7 @@ OUT = Path(__file__).resolve().parent
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 ZONE = {"timezone_id": "America/New_York", "locale": "en-US"}  # times show in the viewer's
+ONLY: set[str] = set()  # the pictures to write (none named: every one)
 
 
 def rules(receiver: Receiver, log_path: Path) -> str:
@@ -73,8 +78,19 @@ rules:
 
 
 async def shoot(page: Page, name: str, *, full_page: bool = False) -> None:
+    if ONLY and name not in ONLY:
+        return
     await page.screenshot(path=str(OUT / name), full_page=full_page)
     print(f"wrote {OUT / name}")
+
+
+async def audited_changes(store: Any, call_id: str) -> None:
+    """Changes others made, as they would be recorded: from the CLI and a Slack button."""
+    trail = AuditTrail(store)
+    await trail.replay_many("cli:bob", BulkReplay("dead", "crm"))
+    click = Acknowledgement("call", call_id, "U0ALICE", "alice", "#ops-alerts (C0ALERTS)", 0.0)
+    details = {"outcome": "acknowledged", "user_name": "alice", "channel": click.channel}
+    await trail.acknowledge("slack:U0ALICE", click, f"call:{call_id}", details)
 
 
 async def sign_in(page: Page, base: str) -> None:
@@ -83,6 +99,12 @@ async def sign_in(page: Page, base: str) -> None:
     await page.fill("input[name=token]", ADMIN_TOKEN)
     await page.click("#token-sign-in button[type=submit]")
     await page.wait_for_url(f"{base}/ui/")
+
+
+async def open_first_attempt(page: Page) -> None:
+    """Unfold the first attempt's request and response on a delivery's page."""
+    for part in ("request", "response"):
+        await page.locator(f"details.exchange-{part} summary").first.click()
 
 
 async def silences(page: Page, base: str, store: Any, call_id: str) -> None:
@@ -146,6 +168,15 @@ async def viewer_pages(browser: Any, base: str, delivery_id: str) -> None:
         await page.close()
 
 
+async def forget(page: Page, base: str, name: str) -> None:
+    """The "Forget a caller" page at its confirmation: the counts of the dry run."""
+    await page.goto(f"{base}/ui/forget")
+    await page.fill("input[name=phone]", "(415) 555-0123")
+    await page.click("button:has-text('Count what would be erased')")
+    await page.wait_for_selector("#counts")
+    await shoot(page, name)
+
+
 async def take(chromium: str) -> None:
     crm_down = Receiver(answer=lambda request, n: 503 if request.path == "/crm" else 200)
     receiver = await crm_down.start()
@@ -195,6 +226,8 @@ async def take(chromium: str) -> None:
                 (dead, *_) = await store.list_deliveries("dead", "crm")
                 await laptop.goto(f"{base}/ui/deliveries/{dead.id}")
                 await shoot(laptop, "console-delivery.png")
+                await open_first_attempt(laptop)
+                await shoot(laptop, "console-delivery-attempt.png", full_page=True)
                 (waiting, *_) = await store.list_deliveries("pending", "support-email")
                 await laptop.goto(f"{base}/ui/deliveries/{waiting.id}")
                 await shoot(laptop, "console-delivery-waiting.png")
@@ -212,9 +245,14 @@ async def take(chromium: str) -> None:
                 await laptop.fill("textarea[name=event]", json.dumps(sample, indent=2))
                 await laptop.click("button:has-text('Route this call')")
                 playground = laptop.locator("main section").first
-                await playground.screenshot(path=str(OUT / "console-rules.png"))
-                print(f"wrote {OUT / 'console-rules.png'}")
+                if not ONLY or "console-rules.png" in ONLY:
+                    await playground.screenshot(path=str(OUT / "console-rules.png"))
+                    print(f"wrote {OUT / 'console-rules.png'}")
                 await silences(laptop, base, store, pictured["id"])
+                await audited_changes(store, pictured["id"])
+                await laptop.goto(f"{base}/ui/audit")
+                await shoot(laptop, "console-audit.png", full_page=True)
+                await forget(laptop, base, "console-forget.png")
                 phone = await browser.new_page(viewport=PHONE, **ZONE)
                 await sign_in(phone, base)
                 await shoot(phone, "console-phone-overview.png")
@@ -230,11 +268,18 @@ async def take(chromium: str) -> None:
                 await shoot(phone, "console-phone-calls-search.png")
                 await phone.goto(f"{base}/ui/calls/{pictured['id']}")
                 await shoot(phone, "console-phone-call.png")
+                await phone.goto(f"{base}/ui/deliveries/{dead.id}")
+                await open_first_attempt(phone)
+                await phone.locator("details.exchange-request").first.scroll_into_view_if_needed()
+                await shoot(phone, "console-phone-delivery-attempt.png")
                 await phone.goto(f"{base}/ui/rules")
                 await phone.fill("textarea[name=event]", json.dumps(sample, indent=2))
                 await phone.click("button:has-text('Route this call')")
                 await phone.locator("[data-sink] .slack-message").first.scroll_into_view_if_needed()
                 await shoot(phone, "console-phone-playground.png")
+                await phone.goto(f"{base}/ui/audit")
+                await shoot(phone, "console-phone-audit.png")
+                await forget(phone, base, "console-phone-forget.png")
                 await browser.close()
     await receiver.close()
 
@@ -242,7 +287,9 @@ async def take(chromium: str) -> None:
 def main(argv: Any = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help="these pictures")
     args = parser.parse_args(argv)
+    ONLY.update(args.only)
     asyncio.run(take(args.chromium))
 
 

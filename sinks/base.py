@@ -6,7 +6,8 @@ I/O and uses nothing shared (it may read the clock, for a Date header or a signa
 its message pickles, because for a large call it runs in a parse worker process
 (`router.engine.render_apart`). `transmit` sends the message and returns a `SendResult`
 when the destination accepted it, or raises (as `build` does when a template fails on
-the call):
+the call); either reports the `exchange` when something was sent (the request and the
+answer, masked by `sinks.exchange`), which the engine stores with the attempt:
 
     DeliveryError
      ├── Retryable(reason, retry_after=None)   try again later (5xx, 429, timeouts,
@@ -29,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -38,6 +39,7 @@ from router.core.retry import RetrySettings
 from router.core.template_fields import FieldRead
 from router.core.templates import TemplateRenderError, event_context
 from router.core.units import Duration, Rate, RateLimit
+from sinks.exchange import Exchange
 from sinks.secrets import redact, scrubbed
 
 if TYPE_CHECKING:
@@ -51,10 +53,16 @@ class DeliveryError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status_code = status_code
+        self.exchange: Exchange | None = None  # what was sent and answered, if anything
 
     def with_reason(self, reason: str) -> DeliveryError:
-        """The same failure (its kind, status and wait) told with another reason."""
-        return type(self)(reason, status_code=self.status_code)
+        """The same failure (its kind, status, wait and exchange) told with another reason."""
+        return type(self)(reason, status_code=self.status_code).with_exchange(self.exchange)
+
+    def with_exchange(self, exchange: Exchange | None) -> Self:
+        """This failure, reporting `exchange` (the request sent and any answer)."""
+        self.exchange = exchange
+        return self
 
 
 class Retryable(DeliveryError):
@@ -67,7 +75,8 @@ class Retryable(DeliveryError):
         self.retry_after = retry_after
 
     def with_reason(self, reason: str) -> Retryable:
-        return Retryable(reason, retry_after=self.retry_after, status_code=self.status_code)
+        again = Retryable(reason, retry_after=self.retry_after, status_code=self.status_code)
+        return again.with_exchange(self.exchange)
 
 
 class Permanent(DeliveryError):
@@ -159,10 +168,12 @@ class TemplateTrial:
 
 @dataclass(frozen=True)
 class SendResult:
-    """A successful send: the destination's status and anything worth keeping."""
+    """A successful send: the destination's status and anything worth keeping; `exchange`
+    the request sent and the answer (masked: `sinks.exchange`), stored with the attempt."""
 
     status_code: int | None = None
     detail: str | None = None
+    exchange: Exchange | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -69,6 +69,7 @@ from sinks.base import (
     TimedSinkConfig,
     template_context,
 )
+from sinks.exchange import BODY_LIMIT, Exchange, request_seen, response_seen
 from sinks.secrets import MASK, redact, shown_url, url_secrets
 
 USER_AGENT = f"revring-router/{__version__}"
@@ -425,11 +426,15 @@ def _parsed_body(body: bytes) -> Any:
 
 @dataclass(frozen=True)
 class Answer:
-    """A destination's response: its status, its `Retry-After`, and (when read) its body."""
+    """A destination's response: its status, its `Retry-After`, the start of its body (all
+    of it, up to `RESPONSE_BODY_LIMIT`, when the sink judges by it: `reads_body`), its
+    headers, and whether `body` is the whole body."""
 
     status: int
     retry_after: str | None
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    complete: bool = True
 
 
 class PostingSink(Sink[OutgoingRequest]):
@@ -458,16 +463,29 @@ class PostingSink(Sink[OutgoingRequest]):
 
     async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
         secrets = self.secrets()
+        sent = request_seen(
+            outgoing.method,
+            outgoing.url,
+            outgoing.headers.items(),
+            outgoing.body,
+            secrets=secrets,
+            secret_headers=outgoing.secret_headers,
+        )
         try:
             answer = await self.post(outgoing, secrets=secrets)
         except DeliveryError as failure:
+            failure.with_exchange(Exchange(sent))
             if not self.reason_prefix:
                 raise
             raise failure.with_reason(self.reason_prefix + failure.reason) from None
+        got = response_seen(
+            answer.status, answer.headers, answer.body, secrets=secrets, complete=answer.complete
+        )
+        exchange = Exchange(sent, got)
         outcome = self.judge(answer, secrets)
         if isinstance(outcome, DeliveryError):
-            raise outcome
-        return outcome
+            raise outcome.with_exchange(exchange)
+        return replace(outcome, exchange=exchange)
 
     async def post(self, outgoing: OutgoingRequest, *, secrets: list[str]) -> Answer:
         """Send `outgoing`; the answer, whatever its status. Raises `Retryable` when no
@@ -516,9 +534,16 @@ class PostingSink(Sink[OutgoingRequest]):
             allow_redirects=False,
             raise_for_status=False,
         ) as response:
-            wanted = self.reads_body(response.status)
-            body = await _read_capped(response, RESPONSE_BODY_LIMIT) if wanted else b""
-            return Answer(response.status, response.headers.get("Retry-After"), body)
+            # The whole body (to a cap) when the sink judges by it; else what is kept.
+            cap = RESPONSE_BODY_LIMIT if self.reads_body(response.status) else BODY_LIMIT + 1
+            body = await _read_capped(response, cap)
+            return Answer(
+                response.status,
+                response.headers.get("Retry-After"),
+                body,
+                tuple(response.headers.items()),
+                complete=len(body) < cap,
+            )
 
     def _session(self) -> aiohttp.ClientSession:
         if self.resources.http is not None:

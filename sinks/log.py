@@ -15,6 +15,7 @@ from typing import Any, Literal
 from router.core.phones import mask_phone, mask_phone_numbers_in
 from router.core.templates import TemplateRenderError, TextTemplate
 from sinks.base import (
+    DeliveryError,
     DeliveryRequest,
     Permanent,
     RendersText,
@@ -23,6 +24,7 @@ from sinks.base import (
     SinkConfig,
     template_context,
 )
+from sinks.exchange import Exchange, request_seen
 
 
 class LogSinkConfig(SinkConfig):
@@ -79,12 +81,17 @@ class LogSink(Sink[str]):
         return line
 
     async def transmit(self, text: str) -> SendResult:
-        if self.config.path is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            await asyncio.to_thread(_append, Path(self.config.path), text)
-        return SendResult(detail="written")
+        where = "stdout" if self.config.path is None else self.config.path
+        sent = request_seen("WRITE", where, (), text, target_is_url=False)
+        try:
+            if self.config.path is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                await asyncio.to_thread(_append, Path(self.config.path), text)
+        except DeliveryError as failure:
+            raise failure.with_exchange(Exchange(sent)) from None
+        return SendResult(detail="written", exchange=Exchange(sent))
 
 
 def _append(path: Path, text: str) -> None:

@@ -4,8 +4,10 @@ in it replaced by `***` (`redact`, `scrubbed`). Pure."""
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, unquote_plus, urlsplit
 
@@ -90,6 +92,13 @@ def mask_url(url: str) -> str:
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` with each secret replaced by `***`, and each word of a secret that looks like
     a token (`Bearer tok-9f8e7d6c` hides `tok-9f8e7d6c` alone too, never `Bearer`)."""
+    for piece in _pieces(secrets):
+        text = text.replace(piece, MASK)
+    return text
+
+
+def _pieces(secrets: Iterable[str]) -> list[str]:
+    """What `redact` replaces for `secrets`, longest first."""
     pieces: set[str] = set()
     for secret in secrets:
         if len(secret) < _MIN_SECRET:
@@ -97,8 +106,22 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         pieces.add(secret)
         words = re.split(r"[\s,;]+", secret)
         pieces.update(word for word in words if token_like(word))
-    for piece in sorted(pieces, key=len, reverse=True):
-        text = text.replace(piece, MASK)
+    return sorted(pieces, key=len, reverse=True)
+
+
+@lru_cache(maxsize=64)
+def redactor(secrets: tuple[str, ...]) -> Callable[[str], str]:
+    """`redact` for these secrets, worked out once: one pattern of every piece (longest
+    first, so the longest at a place wins), for text redacted again and again (each
+    attempt's headers and bodies, `sinks.exchange`)."""
+    pieces = _pieces(secrets)
+    if not pieces:
+        return _unchanged
+    pattern = re.compile("|".join(re.escape(piece) for piece in pieces))
+    return functools.partial(pattern.sub, MASK)
+
+
+def _unchanged(text: str) -> str:
     return text
 
 

@@ -4,7 +4,8 @@ applies them within its refresh of the controls (`router.operators.controls`, 1 
 
 Exit status: 0 done, 1 the store failed or the silence is unknown, 2 a bad request
 (each problem on its own line, naming its field; nothing is stored) or no store there
-(they never create one: `router.cli.stores`)."""
+(they never create one: `router.cli.stores`). Each change is recorded in the audit, in its
+own transaction, as `cli:<os user>` (`router.cli.audit`)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,20 @@ import sys
 import time
 from typing import Any
 
+from router.cli.audit import cli_actor
 from router.cli.stores import with_existing_store
 from router.config import ConfigError, load_config
 from router.core.logs import printable
 from router.operators import (
     EXPIRED_SILENCES_KEPT,
+    AuditTrail,
     RequestInvalid,
     parse_pause_request,
     parse_silence_request,
     silence_json,
 )
 from router.rules import MAX_WHEN_DEPTH
-from router.store import Operators
+from router.store import OperatorConsole, Operators
 
 INVALID = 2
 
@@ -74,8 +77,8 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
     except RequestInvalid as exc:
         return _report("silence add", exc)
 
-    async def add(store: Operators) -> int:
-        await store.add_silence(record)
+    async def add(store: OperatorConsole) -> int:
+        await AuditTrail(store).add_silence(cli_actor(), record)
         print(record.id)
         return 0
 
@@ -124,8 +127,8 @@ def _print_silences(silences: list[dict[str, Any]]) -> None:
 
 
 def cmd_silence_expire(args: argparse.Namespace) -> int:
-    async def expire(store: Operators) -> int:
-        record = await store.expire_silence(args.id, time.time())
+    async def expire(store: OperatorConsole) -> int:
+        record = await AuditTrail(store).expire_silence(cli_actor(), args.id, time.time())
         if record is None:
             print(f"revring-router silence expire: no silence {args.id!r}", file=sys.stderr)
             return 1
@@ -145,8 +148,8 @@ def cmd_sink_pause(args: argparse.Namespace) -> int:
     except RequestInvalid as exc:
         return _report("sink pause", exc)
 
-    async def hold(store: Operators) -> int:
-        await store.pause_sink(pause)
+    async def hold(store: OperatorConsole) -> int:
+        await AuditTrail(store).pause_sink(cli_actor(), pause)
         until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(pause.until))
         print(f"sink {pause.sink} paused until {until}")
         return 0
@@ -155,8 +158,8 @@ def cmd_sink_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_sink_resume(args: argparse.Namespace) -> int:
-    async def release(store: Operators) -> int:
-        was_paused = await store.resume_sink(args.name)
+    async def release(store: OperatorConsole) -> int:
+        was_paused = await AuditTrail(store).resume_sink(cli_actor(), args.name)
         print(f"sink {args.name} resumed" if was_paused else f"sink {args.name} was not paused")
         return 0
 

@@ -1,5 +1,7 @@
 """The `revring-router` command: serve, check, route, deliveries, replay, backfill,
-calls, release; silence and sink (`router.cli.controls`); user (`router.cli.users`)."""
+calls, release, forget; silence and sink (`router.cli.controls`); user
+(`router.cli.users`); audit (`router.cli.audit`). Every change a command makes is recorded
+in the audit as `cli:<os user>`."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from router import __version__
+from router.cli.audit import add_audit_command, cli_actor
 from router.cli.controls import add_control_commands
 from router.cli.stores import existing_store, store_failed
 from router.cli.users import add_user_commands
@@ -29,7 +31,7 @@ from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.logs import printable
 from router.engine import preview
 from router.engine.preview import Preview, lookup
-from router.operators import to_silence
+from router.operators import AuditTrail, BulkReplay, backfill_target, to_silence
 from router.rules import Silence, explain
 from router.store import (
     Acknowledgement,
@@ -458,16 +460,21 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with existing_store(args.store) as store:
+            trail = AuditTrail(store)
             if args.delivery:
-                if not await store.replay(args.delivery, time.time()):
+                if not await trail.replay(cli_actor(), args.delivery):
                     known = await store.get_delivery(args.delivery) is not None
                     reason = "is being sent right now; try again" if known else "does not exist"
                     print(f"delivery {args.delivery!r} {reason}", file=sys.stderr)
                     return 1
                 print(f"requeued delivery {args.delivery}")
                 return 0
-            replay = store.replay_muted if args.status == "muted" else store.replay_dead
-            count = await replay(args.sink, time.time(), args.rule)
+            wanted = (
+                BulkReplay("muted", args.sink, args.rule)
+                if args.status == "muted"
+                else BulkReplay("dead", args.sink, args.rule)
+            )
+            count = await trail.replay_many(cli_actor(), wanted)
             print(
                 f"requeued {count} {args.status} deliver{'y' if count == 1 else 'ies'}"
                 f"{f' of sink {args.sink}' if args.sink else ''}"
@@ -562,7 +569,10 @@ async def _backfill_into_store(
     await store.open()
     intake = Intake(runtime, store, metrics)
     try:
-        return await backfill(ids, api, intake.ingest_body, progress)
+        summary = await backfill(ids, api, intake.ingest_body, progress)
+        details = summary.to_json()
+        await AuditTrail(store).record(cli_actor(), "backfill", backfill_target(ids), details)
+        return summary
     finally:
         intake.close()
         await store.close()
@@ -599,6 +609,47 @@ def cmd_calls(args: argparse.Namespace) -> int:
         print("no calls match" if filters != CallFilters() else "no calls")
     else:
         _print_calls(shown, verification=filters.verification is not None)
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Forget a caller on request (DESIGN.md section 15): their calls and everything that
+    goes with them deleted, the number `[erased]` wherever else it stays; the counts.
+    `--dry-run`: the counts alone."""
+    from router.core.phones import mask_phone
+    from router.operators import (
+        ForgetRequest,
+        RequestInvalid,
+        forget_caller,
+        parse_phone,
+        report_lines,
+    )
+
+    try:
+        _check_phone_region()
+        number = parse_phone(args.phone)
+    except SettingError as exc:  # numbers cannot be read in no region
+        print(f"revring-router forget: {exc}", file=sys.stderr)
+        return 2
+    except RequestInvalid as exc:
+        print(f"revring-router forget: --{exc.errors[0]}", file=sys.stderr)
+        return 2
+
+    async def run() -> Any:
+        async with existing_store(args.store) as store:
+            wanted = ForgetRequest(number, args.dry_run)
+            return await forget_caller(store, wanted, cli_actor(), AuditTrail(store))
+
+    try:
+        report = asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return store_failed("forget", error)
+    if args.dry_run:
+        print(f"dry run: forgetting the caller {mask_phone(number)} would delete or rewrite")
+    else:
+        print(f"forgot the caller {mask_phone(number)}")
+    for line in report_lines(report):
+        print(line)
     return 0
 
 
@@ -643,7 +694,9 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     async def run() -> Any:
         async with existing_store(args.store) as store:
-            return await release(store, config.rules, args.id)
+            trail = AuditTrail(store)
+            audit = trail.entry(cli_actor(), "release", f"call:{args.id}")
+            return await release(store, config.rules, args.id, audit)
 
     try:
         released = asyncio.run(run())
@@ -990,8 +1043,25 @@ def build_parser() -> argparse.ArgumentParser:
     release_cmd.add_argument("--store", default=store_default)
     release_cmd.set_defaults(func=cmd_release)
 
+    forget_cmd = commands.add_parser(
+        "forget", help="erase a caller's calls and their number (on request: GDPR, CCPA)"
+    )
+    forget_cmd.add_argument(
+        "--phone",
+        metavar="NUMBER",
+        required=True,
+        help="the caller's number in any common format (+1 415-555-0142, (415) 555-0142;"
+        " without a country code it is read in ROUTER_PHONE_REGION)",
+    )
+    forget_cmd.add_argument(
+        "--dry-run", action="store_true", help="print the counts; change nothing"
+    )
+    forget_cmd.add_argument("--store", default=store_default)
+    forget_cmd.set_defaults(func=cmd_forget)
+
     add_control_commands(commands, config_default, store_default)
-    add_user_commands(commands)
+    add_user_commands(commands, store_default)
+    add_audit_command(commands, store_default)
     _describe_shared_options(parser)
     return parser
 

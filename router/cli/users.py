@@ -4,16 +4,21 @@ running router picks a change up on its next reload (it watches the file, as rul
 
 Exit status: 0 done, 1 the user is unknown (or exists already) or the file cannot be
 written, 2 a bad request (no file named, an invalid file, a bad name or password).
+`add`, `remove` and `token` are recorded in the audit of the store (`--store`) as
+`cli:<os user>` (`user.add`, `user.remove`, `user.token`); with no store there, the
+change is made and the command says it was not recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import json
 import os
 import sys
 
+from router.cli.audit import record_cli_change
 from router.core.logs import printable
 from router.operators import ROLES, Users, UsersFileInvalid
 from router.operators.users import (
@@ -55,6 +60,13 @@ def _write(command: str, path: str, users: Users) -> int | None:
     except OSError as exc:
         return _fail(command, f"cannot write {path}: {exc.strerror or exc}")
     return None
+
+
+def _audited(args: argparse.Namespace, action: str, details: dict[str, str]) -> None:
+    """Record the change in the audit of `args.store`; say so when it cannot be."""
+    why = asyncio.run(record_cli_change(args.store, action, f"user:{args.name}", details))
+    if why is not None:
+        print(f"revring-router user: not recorded in the audit: {printable(why)}", file=sys.stderr)
 
 
 def _password(command: str, from_stdin: bool) -> str | int:
@@ -104,6 +116,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     if failed is not None:
         return failed
     print(f"{'replaced' if existing else 'added'} user {args.name} ({args.role}) in {path}")
+    _audited(args, "user.add", {"role": args.role, "replaced": "yes" if existing else "no"})
     return 0
 
 
@@ -118,6 +131,7 @@ def cmd_user_remove(args: argparse.Namespace) -> int:
     if failed is not None:
         return failed
     print(f"removed user {args.name} from {path}")
+    _audited(args, "user.remove", {})
     return 0
 
 
@@ -168,15 +182,19 @@ def cmd_user_token(args: argparse.Namespace) -> int:
         f" in {path}); send it as `Authorization: Bearer <token>` to /admin/*",
         file=sys.stderr,
     )
+    _audited(args, "user.token", {"others_revoked": "yes" if args.replace else "no"})
     return 0
 
 
-def add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_user_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], store_default: str
+) -> None:
     user = commands.add_parser(
         "user", help="manage the console's and admin API's users (ROUTER_USERS_FILE)"
     )
     actions = user.add_subparsers(dest="user_command", required=True)
     file_help = "the users file (default: ROUTER_USERS_FILE)"
+    store_help = "the store whose audit records the change (default: ROUTER_STORE)"
 
     add = actions.add_parser("add", help="add a user (or, with --replace, change one)")
     add.add_argument("name", metavar="NAME", help="the user's name (what they sign in with)")
@@ -190,11 +208,13 @@ def add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--replace", action="store_true", help="set a new role and password of an existing user"
     )
     add.add_argument("--file", metavar="FILE", help=file_help)
+    add.add_argument("--store", default=store_default, metavar="URL", help=store_help)
     add.set_defaults(func=cmd_user_add)
 
     remove = actions.add_parser("remove", help="remove a user (and their tokens)")
     remove.add_argument("name", metavar="NAME", help="the user to remove")
     remove.add_argument("--file", metavar="FILE", help=file_help)
+    remove.add_argument("--store", default=store_default, metavar="URL", help=store_help)
     remove.set_defaults(func=cmd_user_remove)
 
     listing = actions.add_parser("list", help="list the users, their roles and token counts")
@@ -206,4 +226,5 @@ def add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     token.add_argument("name", metavar="NAME", help="the user the token acts as")
     token.add_argument("--replace", action="store_true", help="revoke the user's other tokens")
     token.add_argument("--file", metavar="FILE", help=file_help)
+    token.add_argument("--store", default=store_default, metavar="URL", help=store_help)
     token.set_defaults(func=cmd_user_token)

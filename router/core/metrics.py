@@ -104,6 +104,13 @@ class Metrics:
             ["action", "outcome"],
             registry=r,
         )
+        self.audit_events = Counter(
+            PREFIX + "audit_events_total",
+            "Changes this process recorded in the audit, by action (replay, silence.create,"
+            " sink.pause, reload, signin, signin.failed, ...).",
+            ["action"],
+            registry=r,
+        )
         self.template_missing_values = Counter(
             PREFIX + "template_missing_values_total",
             "Values a template printed that the call lacked (rendered empty), by sink.",

@@ -12,11 +12,11 @@ or not. A found number shows as its E.164 form with its middle hidden: `+1415•
 The matcher costs about 100 µs a number, so it reads only around *runs*: at least 7
 digits apart by at most 4 characters that are neither letters nor line breaks (every
 number it can find is in one). Text without a run (most summaries and errors) costs a
-regular-expression scan; a run that is a bare E.164 number or a date needs no matcher
-either. The matcher reads at most `MATCHER_BUDGET` characters of one text; runs past
-that are masked whole (`•••`), so a text stuffed with digits costs a bounded time and
-still shows no number. A run the matcher refuses because more digits follow it
-(`(415) 555-0143 3 times`) is read again one space-apart group after another. The last
+regular-expression scan; a run that is a bare E.164 number, a date or inside a uuid
+needs no matcher either. The matcher reads at most `MATCHER_BUDGET` characters of one
+text; runs past that are masked whole (`•••`), so a text stuffed with digits costs a
+bounded time and still shows no number. A run the matcher refuses because more digits
+follow it (`(415) 555-0143 3 times`) is read again one space-apart group after another. The last
 `CACHED_TEXTS` texts masked are remembered: each sink's message for one call masks the
 same summary and transcript again.
 """
@@ -67,6 +67,15 @@ _DATE = re.compile(
     r"(?:(?:19|20)\d\d([-/.])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])"
     r"|(?:0?[1-9]|[12]\d|3[01])([-/.])(?:0?[1-9]|[12]\d|3[01])\2(?:19|20)\d\d)"
     r"(?:[ T](?:[01]?\d|2[0-3]))?"
+)
+
+# An id: a uuid (with or without its dashes) or 32 hex digits (a delivery id). A run of
+# digits inside one is no number, and needs no matcher (a third of uuids have such a run).
+# It holds a hex letter: 32 digits alone could be numbers written together.
+_ID = re.compile(
+    r"(?<![0-9A-Za-z-])(?=[0-9-]*[a-fA-F])"
+    r"(?:[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[0-9a-fA-F]{32})"
+    r"(?![0-9A-Za-z-])"
 )
 
 Span = tuple[int, int, str | None]  # start, end, the number in E.164 (None: mask whole)
@@ -217,7 +226,12 @@ def _number_spans(text: str, region: str) -> list[Span]:
     """Where the numbers in `text` are, in order and without overlaps."""
     spans: list[Span] = []
     reader = _Reader(text, region)
-    runs = [run for run in _RUN.finditer(text) if not _plain(text, run)]
+    ids = [found.span() for found in _ID.finditer(text)]
+    runs = [
+        run
+        for run in _RUN.finditer(text)
+        if not _plain(text, run) and not any(a <= run.start() and run.end() <= b for a, b in ids)
+    ]
     for window in _windows(runs):
         begin = max(window[0].start() - CONTEXT, 0)
         found = reader.read(begin, min(window[-1].end() + CONTEXT, len(text)))
@@ -333,3 +347,87 @@ def e164(value: Any) -> str | None:
 def holds_phone_number(text: str) -> bool:
     """Whether `text` holds a phone number `mask_phone_numbers` would mask."""
     return _RUN.search(text) is not None and bool(_number_spans(text, phone_region()))
+
+
+ERASED = "[erased]"
+"""What a forgotten caller's number becomes wherever it stays stored (DESIGN.md §15)."""
+
+
+def national_digits(number: str) -> str:
+    """The national significant number of an E.164 number, its digits alone
+    (`+14155550142` -> `4155550142`): a run every common way of writing it holds once its
+    separators are taken out (`(415) 555-0142`, `+1 415.555.0142`, `020 7183 8750` for
+    `+442071838750`)."""
+    try:
+        parsed = parse(number, None)
+    except NumberParseException:
+        return _digits_of(number)
+    leading = "0" * (parsed.number_of_leading_zeros or 1) if parsed.italian_leading_zero else ""
+    return f"{leading}{parsed.national_number}"
+
+
+def _digits_of(text: str) -> str:
+    return "".join(_DIGIT.findall(text))
+
+
+def written_digits(number: str) -> frozenset[str]:
+    """The digits of `number` (E.164) as people write it: national (`4155550142`), with a
+    trunk prefix (`04155550142`, `14155550142` for NANP), with its country code
+    (`14155550142`) or an international prefix (`0014155550142`, `01114155550142`)."""
+    national = national_digits(number)
+    country = _digits_of(number)[: -len(national)] if national else ""
+    return frozenset(
+        {
+            national,
+            f"0{national}",
+            f"{country}{national}",
+            f"00{country}{national}",
+            f"011{country}{national}",
+        }
+    )
+
+
+def erase_number(text: str, number: str) -> str:
+    """`text` with every writing of `number` (E.164) replaced by `[erased]`: the numbers
+    the matcher finds (as `mask_phone_numbers` does, region `ROUTER_PHONE_REGION`) that are
+    `number`, and the runs of digits that spell it (`written_digits`) whatever the region;
+    other numbers, dates and ids are left alone."""
+    if not _RUN.search(text):
+        return text
+    forms = written_digits(number)
+    spans = [
+        (start, end)
+        for start, end, found in _number_spans(text, phone_region())
+        if found == number or (found is None and _digits_of(text[start:end]) in forms)
+    ]
+    spans += [
+        (_lead_start(text, run.start()), run.end())
+        for run in _RUN.finditer(text)
+        if _digits_of(run[0]) in forms
+    ]
+    if not spans:
+        return text
+    pieces, done = [], 0
+    for start, end, _ in _without_overlaps([(start, end, None) for start, end in spans]):
+        pieces.append(text[done:start])
+        pieces.append(ERASED)
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def erase_number_in(value: Any, number: str) -> Any:
+    """Decoded JSON with `number` erased from its strings (and keys), at any depth; a whole
+    number that spells it (`4155550142`) becomes `[erased]`."""
+    if isinstance(value, str):
+        return erase_number(value, number)
+    if isinstance(value, dict):
+        return {
+            erase_number(key, number): erase_number_in(item, number) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [erase_number_in(item, number) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+        return ERASED if erase_number(text, number) != text else value
+    return value

@@ -8,7 +8,9 @@ the store, untouched: they spend no attempts. So do those of a sink whose settin
 leave it unconfigured (`missing_settings`): its lane claims nothing, and a delivery
 written leased for it just before a reload unconfigured it is given back, so a sink is
 never asked to send without its settings. Leases are renewed while a send is in
-flight; a crashed worker's leases expire and another worker takes them over.
+flight; a crashed worker's leases expire and another worker takes them over. Just before
+a send the lane reads that it still holds the delivery: one cancelled meanwhile (its
+caller forgotten, DESIGN.md section 15) or taken over is not sent.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from router.store import (
     AttemptRecord,
     ClaimedDelivery,
     DeliveryQueue,
+    Exchange,
     IngestRecord,
     IngestResult,
     NewDelivery,
@@ -472,6 +475,7 @@ class SinkLane:
         engine = self.engine
         try:
             retry_in: float | None = None
+            gone = False
             try:
                 ready = await self._ready(sink, delivery)
                 if ready.worker_lost:
@@ -479,10 +483,17 @@ class SinkLane:
                 else:
                     self._worker_losses.pop(delivery.id, None)
                 if ready.silence_reason is None and retry_in is None:
-                    outcome = await self._attempt(ready.send, delivery, started_at)
+                    # Read last: a delivery cancelled meanwhile (its caller forgotten) or
+                    # taken over by another worker is not sent.
+                    gone = not await engine.store.still_leased(delivery.id, engine.owner)
+                    if not gone:
+                        outcome = await self._attempt(ready.send, delivery, started_at)
             finally:
                 self.sending -= 1  # the slot is free once the destination answered
                 self.wake()
+            if gone:
+                log.info("delivery not sent: cancelled or taken over", extra=_fields(delivery))
+                return
             if retry_in is not None:
                 # The router's failure, not the sink's: no attempt spent, the breaker untouched.
                 await engine.store.defer(delivery.id, engine.owner, engine.clock() + retry_in)
@@ -573,15 +584,16 @@ class SinkLane:
         status_code: int | None = None
         detail: str | None = None
         retry_after: float | None = None
+        exchange: Exchange | None = None  # what the sink sent and got back, masked
         try:
             with tallied() as missing:
                 result = await send()
         except Retryable as exc:
             failure: tuple[bool, str] | None = (True, exc.reason)
-            status_code, retry_after = exc.status_code, exc.retry_after
+            status_code, retry_after, exchange = exc.status_code, exc.retry_after, exc.exchange
         except Permanent as exc:
             failure = (False, exc.reason)
-            status_code = exc.status_code
+            status_code, exchange = exc.status_code, exc.exchange
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -589,7 +601,7 @@ class SinkLane:
             failure = (True, f"internal error in sink: {type(exc).__name__}")
         else:
             failure = None
-            status_code, detail = result.status_code, result.detail
+            status_code, detail, exchange = result.status_code, result.detail, result.exchange
         duration = time.perf_counter() - began
         engine.metrics.child(engine.metrics.attempt_duration, self.name).observe(duration)
         if missing.count:
@@ -598,7 +610,7 @@ class SinkLane:
             )
         if failure is None:
             record = AttemptRecord(
-                number, started_at, duration, "delivered", status_code, None, detail
+                number, started_at, duration, "delivered", status_code, None, detail, exchange
             )
             return AttemptOutcome(record, None, None)
         retryable, reason = failure
@@ -614,7 +626,7 @@ class SinkLane:
         )
         outcome: Literal["retry", "dead"] = "retry" if decision.action == "retry" else "dead"
         record = AttemptRecord(
-            number, started_at, duration, outcome, status_code, decision.reason, detail
+            number, started_at, duration, outcome, status_code, decision.reason, detail, exchange
         )
         return AttemptOutcome(record, decision.next_attempt_at, retry_after if retryable else None)
 

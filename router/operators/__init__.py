@@ -1,10 +1,34 @@
 """Operators' state at run time: silences and sink pauses as requested (checked once for
 the admin API, the console, the CLI and Slack) and as held in force for the hot path;
-bulk replays as requested; the named users of `ROUTER_USERS_FILE` and their roles."""
+bulk replays as requested; a caller forgotten on request; the named users of
+`ROUTER_USERS_FILE` and their roles; the audit trail of every change (`AuditTrail`,
+`record_audit`)."""
 
 from __future__ import annotations
 
+from router.operators.audit import (
+    ACTIONS,
+    AuditQueryInvalid,
+    AuditStore,
+    AuditTrail,
+    audit_filters,
+    audit_json,
+    audit_record,
+    backfill_target,
+    mask_details,
+    record_audit,
+)
 from router.operators.controls import KnownSilence, OperatorControls, silence_before_send
+from router.operators.forget import (
+    ForgetReport,
+    ForgetRequest,
+    audit_details,
+    forget_caller,
+    parse_forget_request,
+    parse_phone,
+    report_json,
+    report_lines,
+)
 from router.operators.replays import BulkReplay, parse_bulk_replay
 from router.operators.silences import (
     EXPIRED_SILENCES_KEPT,
@@ -30,10 +54,16 @@ from router.operators.users import (
 )
 
 __all__ = [
+    "ACTIONS",
     "ADMIN_TOKEN_ACTOR",
     "EXPIRED_SILENCES_KEPT",
     "ROLES",
+    "AuditQueryInvalid",
+    "AuditStore",
+    "AuditTrail",
     "BulkReplay",
+    "ForgetReport",
+    "ForgetRequest",
     "KnownSilence",
     "OperatorControls",
     "Principal",
@@ -43,11 +73,23 @@ __all__ = [
     "Users",
     "UsersFile",
     "UsersFileInvalid",
+    "audit_details",
+    "audit_filters",
+    "audit_json",
+    "audit_record",
+    "backfill_target",
+    "forget_caller",
+    "mask_details",
     "names_values",
     "parse_bulk_replay",
+    "parse_forget_request",
     "parse_pause_request",
+    "parse_phone",
     "parse_silence_request",
     "pause_json",
+    "record_audit",
+    "report_json",
+    "report_lines",
     "role_allows",
     "role_named",
     "silence_before_send",

@@ -28,7 +28,7 @@ from router.engine import MutingMoment, Rejection, prepare
 from router.engine.records import call_record
 from router.revring.api import BATCH_SIZE, RevRingApi, RevRingApiError
 from router.rules import CompiledRule
-from router.store import ConsoleReads, HeldCall, HeldCalls
+from router.store import AuditRecord, ConsoleReads, HeldCall, HeldCalls
 
 if TYPE_CHECKING:
     from router.operators import OperatorControls
@@ -167,8 +167,14 @@ class Released:
     verification: str | None = None
 
 
-async def release(store: ReleasingStore, rules: Sequence[CompiledRule], event_id: str) -> Released:
-    """Route a held (`pending`) or `not_verified` call by hand, with its posted body."""
+async def release(
+    store: ReleasingStore,
+    rules: Sequence[CompiledRule],
+    event_id: str,
+    audit: AuditRecord | None = None,
+) -> Released:
+    """Route a held (`pending`) or `not_verified` call by hand, with its posted body;
+    `audit`, the record of who did, is written with it."""
     view = await store.get_event(event_id)
     if view is None or view.payload is None:
         return Released("unknown")
@@ -178,7 +184,7 @@ async def release(store: ReleasingStore, rules: Sequence[CompiledRule], event_id
     prepared = prepare(payload, rules)
     if isinstance(prepared, Rejection):  # it validated when it was posted
         return Released("not_held", verification=view.verification)
-    result = await store.route_held(call_record(prepared, payload, time.time()), "released")
+    result = await store.route_held(call_record(prepared, payload, time.time()), "released", audit)
     if result is None:  # verified or released meanwhile
         again = await store.get_event(event_id)
         return Released("not_held", verification=again.verification if again else None)

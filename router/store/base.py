@@ -10,18 +10,20 @@ one. A user annotates what it takes with the narrowest face that fits:
 - `DeliveryQueue`: claim, finish, defer, kill, mute; leases, what is due, live workers
   (`router.engine.delivery`);
 - `HeldCalls`: verify mode's held calls (`router.revring.verify`);
-- `Operators`: silences, sink pauses, acknowledgements, the clicks on alerts' buttons,
-  replays (`router.operators`, the admin API, the CLI);
+- `Operators`: silences, sink pauses, acknowledgements, replays, each change written
+  with its audit record when one is given (`router.operators`, the admin API, the CLI);
+- `Audit`: the recorded changes, written alone and read back (`router.operators.audit`);
 - `ConsoleReads`: calls, deliveries, attempts and counts read back (the console, the
   admin API, the CLI, the backlog metrics);
 - `Maintenance`: retention's purges (the app);
-- `OperatorConsole`: `ConsoleReads` and `Operators` (the console, the admin API, Slack's
-  buttons, the CLI);
+- `Erasures`: forgetting a caller, and the store's own secrets (`router.operators.forget`);
+- `OperatorConsole`: `ConsoleReads`, `Operators` and `Audit` (the console, the admin API,
+  Slack's buttons, the CLI);
 - `Store`: all of them (the app, `open_store`).
 
 (`CallBodies`, the bodies of stored calls, is part of both `DeliveryQueue` and
-`ConsoleReads`.) A new user with needs of its own, such as the operators' audit log to
-come, gets a face here and `Store` one more base.
+`ConsoleReads`.) A new user with needs of its own gets a face here and `Store` one more
+base.
 
 Every method is a coroutine that never blocks the event loop; writes are durable when
 the call returns; every failure is a `router.store.errors.StoreError`. The records the
@@ -38,11 +40,15 @@ from router.store.records import (
     AcknowledgedKind,
     Acknowledgement,
     AttemptRecord,
+    AuditFilters,
+    AuditRecord,
     CallColumn,
     CallFilters,
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    Erasure,
+    ErasureCounts,
     EventCursor,
     EventView,
     HeldCall,
@@ -53,17 +59,18 @@ from router.store.records import (
     SinkBacklog,
     SinkCounts,
     SinkPause,
-    SlackActionRecord,
     Verification,
 )
 
 __all__ = [
     "WORKER_HEARTBEAT_SECONDS",
     "WORKER_LIVE_SECONDS",
+    "Audit",
     "CallBodies",
     "ConsoleReads",
     "ConsoleSessions",
     "DeliveryQueue",
+    "Erasures",
     "HeldCalls",
     "Ingest",
     "Lifecycle",
@@ -216,6 +223,12 @@ class DeliveryQueue(CallBodies, Protocol):
         """Stop counting `owner` as live (it is shutting down cleanly)."""
         ...
 
+    async def still_leased(self, delivery_id: str, owner: str) -> bool:
+        """Whether `owner` still holds the lease of this pending delivery, read just before
+        it is sent: False when it was cancelled (its caller forgotten, `Erasures.forget`),
+        or its lease ran out and another worker took it."""
+        ...
+
     def on_new_deliveries(self, callback: Callable[[frozenset[str] | None], None]) -> None:
         """Call `callback(sinks)` (on the event loop) whenever deliveries that a lane must
         claim are committed, by this process or, for a shared store, another replica:
@@ -231,12 +244,16 @@ class HeldCalls(Protocol):
         ...
 
     async def route_held(
-        self, record: IngestRecord, verification: Verification
+        self,
+        record: IngestRecord,
+        verification: Verification,
+        audit: AuditRecord | None = None,
     ) -> IngestResult | None:
         """Route a held call: its payload becomes `record.payload` (the posted body is
         kept), `verification` is set and `record.deliveries` are written, in one
-        transaction. `released` also routes a `not_verified` call. None (nothing written)
-        when the call is not held any more: routing twice is impossible."""
+        transaction (with `audit`, the record of a release by hand). `released` also
+        routes a `not_verified` call. None (nothing written) when the call is not held
+        any more: routing twice is impossible."""
         ...
 
     async def mark_not_verified(self, event_ids: Sequence[str]) -> int:
@@ -250,38 +267,52 @@ class HeldCalls(Protocol):
 
 class Operators(Protocol):
     """What operators set and do (DESIGN.md section 9): silences, sink pauses,
-    acknowledgements and the audit of clicks on alerts' buttons, replays."""
+    acknowledgements, replays. Each change takes an optional `audit`, its record
+    (DESIGN.md section 14), written in the change's own transaction when the change took
+    effect (a row was added or changed): never a change without its record, nor a record
+    of a change that did not happen."""
 
-    async def add_silence(self, silence: SilenceRecord) -> None: ...
+    async def add_silence(
+        self, silence: SilenceRecord, audit: AuditRecord | None = None
+    ) -> None: ...
 
     async def list_silences(self, ended_after: float | None = None) -> list[SilenceRecord]:
         """Silences, earliest start first; with `ended_after`, only those whose end (or
         expiry) is later."""
         ...
 
-    async def expire_silence(self, silence_id: str, now: float) -> SilenceRecord | None:
-        """End a silence now (one already over keeps its end); None if unknown."""
+    async def expire_silence(
+        self, silence_id: str, now: float, audit: AuditRecord | None = None
+    ) -> SilenceRecord | None:
+        """End a silence now (one already over keeps its end, and `audit` is not
+        written); None if unknown."""
         ...
 
-    async def extend_silence(self, silence_id: str, ends_at: float, now: float) -> bool:
+    async def extend_silence(
+        self, silence_id: str, ends_at: float, now: float, audit: AuditRecord | None = None
+    ) -> bool:
         """Move a silence still in force at `now` to end at `ends_at` (later only);
         False when it is over, expired, unknown or already ends at or after it."""
         ...
 
-    async def pause_sink(self, pause: SinkPause) -> None:
+    async def pause_sink(self, pause: SinkPause, audit: AuditRecord | None = None) -> None:
         """Hold a sink until `pause.until` (replacing any pause of it)."""
         ...
 
-    async def resume_sink(self, sink: str) -> bool:
-        """Release a paused sink; False if it was not paused."""
+    async def resume_sink(self, sink: str, audit: AuditRecord | None = None) -> bool:
+        """Release a paused sink; False if it was not paused (then `audit` is not
+        written)."""
         ...
 
     async def sink_pauses(self, now: float) -> list[SinkPause]:
         """Pauses still running at `now`, by sink name."""
         ...
 
-    async def acknowledge(self, acknowledgement: Acknowledgement) -> Acknowledgement:
-        """Record an acknowledgement unless its target has one; the one that counts."""
+    async def acknowledge(
+        self, acknowledgement: Acknowledgement, audit: AuditRecord | None = None
+    ) -> Acknowledgement:
+        """Record an acknowledgement unless its target has one; the one that counts
+        (`audit` is written only when this one is)."""
         ...
 
     async def acknowledgement(
@@ -292,24 +323,49 @@ class Operators(Protocol):
         """Acknowledgements made at or after `since`, oldest first."""
         ...
 
-    async def record_slack_action(self, action: SlackActionRecord) -> None: ...
-
-    async def slack_actions(self, limit: int = 100) -> list[SlackActionRecord]:
-        """The audit of clicks on alerts' buttons, newest first."""
-        ...
-
-    async def replay(self, delivery_id: str, now: float) -> bool:
+    async def replay(self, delivery_id: str, now: float, audit: AuditRecord | None = None) -> bool:
         """Make one delivery pending and due now, with a fresh retry budget (`retry_attempts`
         = 0, `retry_started_at` = now). Works on dead, delivered and waiting ones; False if
         unknown, or in flight (pending under a live lease: replaying it would send twice)."""
         ...
 
-    async def replay_dead(self, sink: str | None, now: float, rule: str | None = None) -> int:
-        """Replay every dead delivery (of one sink, of one rule); return how many."""
+    async def replay_dead(
+        self,
+        sink: str | None,
+        now: float,
+        rule: str | None = None,
+        audit: AuditRecord | None = None,
+    ) -> int:
+        """Replay every dead delivery (of one sink, of one rule); return how many. The
+        `audit` record, written when there was any, gets their number as `count` in its
+        details."""
         ...
 
-    async def replay_muted(self, sink: str | None, now: float, rule: str | None = None) -> int:
-        """Replay every muted delivery (of one sink, of one rule); return how many."""
+    async def replay_muted(
+        self,
+        sink: str | None,
+        now: float,
+        rule: str | None = None,
+        audit: AuditRecord | None = None,
+    ) -> int:
+        """Replay every muted delivery (of one sink, of one rule); return how many (and
+        audit as `replay_dead`)."""
+        ...
+
+
+class Audit(Protocol):
+    """The recorded changes (DESIGN.md section 14): written alone for a change made
+    outside the store (a reload, a backfill, a sign-in), read back newest first."""
+
+    async def record_audit(self, record: AuditRecord) -> None: ...
+
+    async def list_audit(self, filters: AuditFilters, limit: int = 100) -> list[AuditRecord]:
+        """Newest first (by `at`, then id), those matching `filters`."""
+        ...
+
+    async def audit_choices(self) -> tuple[list[str], list[str]]:
+        """The actors and the actions recorded (each sorted, at most
+        `queries.AUDIT_CHOICES` of each): what the console offers as filters."""
         ...
 
 
@@ -392,9 +448,9 @@ class Maintenance(Protocol):
         that ran out before it; the number of silences deleted."""
         ...
 
-    async def purge_slack_actions(self, before: float) -> int:
-        """Delete audited clicks and acknowledgements made before the cutoff; the number
-        of audit rows deleted."""
+    async def purge_audit(self, before: float) -> int:
+        """Delete the recorded changes and the acknowledgements made before the cutoff;
+        the number of audit records deleted."""
         ...
 
     async def purge_sessions(self, now: float) -> int:
@@ -417,9 +473,25 @@ class ConsoleSessions(Protocol):
         ...
 
 
-class OperatorConsole(ConsoleReads, Operators, Protocol):
+class Erasures(Protocol):
+    """Forgetting a caller on request (DESIGN.md section 15)."""
+
+    async def forget(self, erasure: Erasure) -> ErasureCounts:
+        """Delete every call from or to `erasure.number` with its deliveries (pending ones
+        cancelled), attempts, digest memberships and acknowledgements, and write
+        `[erased]` for the number wherever else it is stored (`router.store.erasure`), in
+        one transaction; the counts. A dry run counts the same and writes nothing."""
+        ...
+
+    async def secret(self, name: str) -> str:
+        """The store's own secret `name`: random, made on first use, the same for every
+        process sharing the store (the salt of erased numbers' hashes)."""
+        ...
+
+
+class OperatorConsole(ConsoleReads, Operators, Audit, Protocol):
     """What operators' interfaces use: the console, the admin API, Slack's buttons and
-    the CLI's commands read calls back and act on them."""
+    the CLI's commands read calls back, act on them and record who did."""
 
 
 class Store(
@@ -430,6 +502,7 @@ class Store(
     OperatorConsole,
     ConsoleSessions,
     Maintenance,
+    Erasures,
     Protocol,
 ):
     """The whole store, for what needs all of it: the app that assembles the service."""

@@ -15,11 +15,12 @@ newer than this code.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from router.store import queries as q
-from router.store.connector import CallMany, Rows, Script, rows
+from router.store.connector import CallMany, Rows, Script, count, rows
 from router.store.errors import StoreOpenError
 from router.store.queries import Dialect
 from router.store.search import MAX_INDEXED_CHARACTERS, searchable_text_of_body
@@ -70,6 +71,46 @@ def fill_search_text() -> Script[None]:
         if found:
             yield CallMany(q.SET_SEARCH_TEXT, found)
         after = texts[-1]["id"]
+
+
+# Audited clicks that migration 10 copies at once.
+SLACK_ACTIONS_PAGE = 500
+# What a click on Slack's buttons was (migration 7's `action`), as an audited action.
+SLACK_ACTIONS = {"acknowledge": "acknowledge", "silence": "silence.create"}
+
+
+def slack_click_audited(click: dict[str, object]) -> dict[str, object]:
+    """A row of migration 7's `slack_actions_audit` as a row of `audit`: the actor
+    `slack:<user id>`, the action in the audit's words, and the rest as details, as
+    `router.web.slack_interactions` records a click now."""
+    details = {
+        "outcome": click["outcome"],
+        "user_name": click["user_name"],
+        "channel": click["channel"],
+        "detail": click["detail"],
+    }
+    action = str(click["action"])
+    return {
+        "id": click["id"],
+        "at": click["at"],
+        "actor": f"slack:{click['user_id']}",
+        "action": SLACK_ACTIONS.get(action, action),
+        "target": click["target"],
+        "details": json.dumps({name: value for name, value in details.items() if value}),
+    }
+
+
+def move_slack_actions() -> Script[None]:
+    """Every click migration 7 audited into `audit`, a page at a time; then its table goes
+    (what reads the audit reads `audit` alone)."""
+    after = ""
+    while True:
+        page: Rows = yield rows(q.SLACK_ACTIONS_AUDITED, after=after, limit=SLACK_ACTIONS_PAGE)
+        if not page:
+            break
+        yield CallMany(q.COPY_AUDIT, [slack_click_audited(click) for click in page.dicts()])
+        after = page.column("id")[-1]
+    yield count(q.DROP_SLACK_ACTIONS)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -331,6 +372,29 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        version=10,
+        description="the audit of every change: who did what to what, and when",
+        statements=(
+            # `details`: a JSON object's text, secrets and numbers masked when written.
+            """
+            CREATE TABLE audit (
+                id TEXT PRIMARY KEY,
+                at DOUBLE PRECISION NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL DEFAULT '',
+                details TEXT NOT NULL
+            )
+            """,
+            # Newest first; one actor's, one action's (the filters of /ui/audit and
+            # GET /admin/audit), each without reading the others'.
+            "CREATE INDEX audit_newest ON audit (at, id)",
+            "CREATE INDEX audit_actor_newest ON audit (actor, at, id)",
+            "CREATE INDEX audit_action_newest ON audit (action, at, id)",
+        ),
+        backfill=move_slack_actions,
+    ),
+    Migration(
         version=11,
         description="calls found by words through the database's own full-text search;"
         " status and hang-up cause in upper case",
@@ -372,6 +436,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             # Filters compare them in upper case, as the store now writes them.
             "UPDATE events SET status = UPPER(status), hangup_cause = UPPER(hangup_cause)"
             " WHERE status <> UPPER(status) OR hangup_cause <> UPPER(hangup_cause)",
+        ),
+    ),
+    Migration(
+        version=12,
+        description="each attempt's request and response, masked and cut at 4 KiB",
+        statements=(
+            # `router.store.exchanges`: the heads as JSON objects (method, target or status,
+            # headers, sizes), the bodies as text. NULL: not recorded (older attempts).
+            "ALTER TABLE attempts ADD COLUMN request_head TEXT",
+            "ALTER TABLE attempts ADD COLUMN request_body TEXT",
+            "ALTER TABLE attempts ADD COLUMN response_head TEXT",
+            "ALTER TABLE attempts ADD COLUMN response_body TEXT",
+        ),
+    ),
+    Migration(
+        version=13,
+        description="settings: the store's own secrets (the salt of erased numbers' hashes)",
+        statements=(
+            # Made once per store and never shown: `QueueStore.secret`.
+            "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ),
     ),
 )

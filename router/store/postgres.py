@@ -288,13 +288,13 @@ class PostgresConnector(Connector):
             )
             return None
         arguments = compiled.positional(step.parameters)
+        timeout = MAINTENANCE_TIMEOUT if step.query.maintenance else None
         if step.shape == "count":
-            timeout = MAINTENANCE_TIMEOUT if step.query.maintenance else None
             status = await connection.execute(compiled.text, *arguments, timeout=timeout)
             changed = status.rsplit(" ", 1)[-1]  # "UPDATE 3", "INSERT 0 1", "CREATE TABLE"
             return int(changed) if changed.isdigit() else 0
         if step.shape == "rows":
-            records = await connection.fetch(compiled.text, *arguments)
+            records = await connection.fetch(compiled.text, *arguments, timeout=timeout)
             # A Record is read by position as a tuple is.
             values = cast("list[Sequence[Any]]", records)
             return Rows(list(records[0].keys()) if records else (), values)

@@ -24,7 +24,8 @@ Dialect = Literal["sqlite", "postgresql"]
 DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
     # The smaller / larger of two values: SQLite's scalar MIN/MAX, PostgreSQL's LEAST/GREATEST.
     # `schema_exists`: whether the router's tables are there (in SQLite's catalogue; on
-    # PostgreSQL's search path, where the statements find them).
+    # PostgreSQL's search path, where the statements find them). `json_texts`: the strings
+    # of a JSON array given as text (`:ids`), as rows.
     "sqlite": {
         "least": "MIN",
         "greatest": "MAX",
@@ -41,7 +42,6 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         # How common the words are: the matches, counted up to :limit.
         "count_word_matches": "SELECT COUNT(*) AS found FROM (SELECT rowid FROM events_fts"
         " WHERE events_fts MATCH :words LIMIT :limit) AS matches",
-        # A JSON array of text as a set of rows (column `value`).
         "json_texts": "SELECT value FROM json_each(:ids)",
     },
     # Replicas claim side by side: each takes rows no other transaction holds.
@@ -75,11 +75,39 @@ SHARED_FRAGMENTS = {
     " lease_owner = NULL, lease_until = NULL"
     " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
     "attempt_columns": "delivery_id, number, started_at, duration, outcome, status_code,"
-    " error, detail",
+    " error, detail, request_head, request_body, response_head, response_body",
+    "attempt_values": ":started_at, :duration, :outcome, :status_code, :error, :detail,"
+    " :request_head, :request_body, :response_head, :response_body",
     # Whether an open digest can take a call arriving at :now (joining, or closing it).
     "joinable": "status = 'pending' AND attempts = 0 AND closes_at > :now"
     " AND (CAST(:max AS INTEGER) IS NULL OR member_count < :max)",
 }
+
+# Written between the digits of a phone number (as `migrations.NUMBER_SEPARATORS`).
+ERASURE_SEPARATORS = (" ", "-", "(", ")", ".", "/")
+
+
+def without_separators(expression: str) -> str:
+    """SQL of `expression`'s text with the separators people write in phone numbers taken
+    out: `+1 (415) 555-0142` holds `4155550142` then, as every writing of it does."""
+    for character in ERASURE_SEPARATORS:
+        expression = f"REPLACE({expression}, '{character}', '')"
+    return expression
+
+
+# A stored body's text without separators (`CALLS_MENTIONING`).
+for _column in ("payload", "posted_payload"):
+    DIALECT_FRAGMENTS["sqlite"][f"{_column}_digits"] = without_separators(
+        f"CAST({_column} AS TEXT)"
+    )
+    DIALECT_FRAGMENTS["postgresql"][f"{_column}_digits"] = without_separators(
+        f"convert_from({_column}, 'UTF8')"
+    )
+# The calls of the number being forgotten: each side read from its own index.
+SHARED_FRAGMENTS["caller_calls"] = (
+    "SELECT id FROM events WHERE from_number = :phone"
+    " UNION SELECT id FROM events WHERE to_number = :phone"
+)
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -218,6 +246,12 @@ CLAIM = Query(
     " attempts, retry_attempts, retry_started_at, created_at, kind, group_key, window_start,"
     " closes_at AS window_end, next_attempt_at",
 )
+# Read just before sends (those asked for at once, in one statement): a delivery
+# cancelled meanwhile (its caller forgotten) is gone; `:ids` is a JSON array of ids.
+STILL_LEASED = Query(
+    "still_leased",
+    "SELECT id, lease_owner FROM deliveries WHERE status = 'pending' AND id IN ({json_texts})",
+)
 RENEW_LEASE = Query(
     "renew_lease",
     "UPDATE deliveries SET lease_until = :until"
@@ -231,16 +265,15 @@ RELEASE_ALL_LEASES = Query(
 FINISH = Query("finish", "{finish_update} RETURNING attempts")
 RECORD_ATTEMPT = Query(
     "record_attempt",
-    "INSERT INTO attempts ({attempt_columns}) VALUES (:delivery_id, :number, :started_at,"
-    " :duration, :outcome, :status_code, :error, :detail)",
+    "INSERT INTO attempts ({attempt_columns}) VALUES (:delivery_id, :number, {attempt_values})",
 )
 # Both in one statement, so one round trip: PostgreSQL only (SQLite has no data-modifying
 # WITH). The lease check and the attempt's number cannot race either way.
 FINISH_RECORDING_ATTEMPT = Query(
     "finish_recording_attempt",
     "WITH moved AS ({finish_update} RETURNING id, attempts)"
-    " INSERT INTO attempts ({attempt_columns}) SELECT id, attempts, :started_at, :duration,"
-    " :outcome, :status_code, :error, :detail FROM moved RETURNING number",
+    " INSERT INTO attempts ({attempt_columns}) SELECT id, attempts, {attempt_values}"
+    " FROM moved RETURNING number",
 )
 DEFER = Query(
     "defer",
@@ -497,7 +530,8 @@ DELIVERED_SINCE = Query(
 )
 LIST_ATTEMPTS = Query(
     "list_attempts",
-    "SELECT number, started_at, duration, outcome, status_code, error, detail"
+    "SELECT number, started_at, duration, outcome, status_code, error, detail,"
+    " request_head, request_body, response_head, response_body"
     " FROM attempts WHERE delivery_id = :id ORDER BY number",
 )
 PING = Query("ping", "SELECT 1 AS alive")
@@ -624,20 +658,6 @@ GET_ACKNOWLEDGEMENT = Query(
 ACKNOWLEDGEMENTS_SINCE = Query(
     "acknowledgements_since", _SELECT_ACKNOWLEDGEMENTS + " WHERE at >= :since ORDER BY at"
 )
-RECORD_SLACK_ACTION = Query(
-    "record_slack_action",
-    "INSERT INTO slack_actions_audit"
-    " (id, at, user_id, user_name, channel, action, target, outcome, detail)"
-    " VALUES (:id, :at, :user_id, :user_name, :channel, :action, :target, :outcome, :detail)",
-)
-SLACK_ACTIONS = Query(
-    "slack_actions",
-    "SELECT id, at, user_id, user_name, channel, action, target, outcome, detail"
-    " FROM slack_actions_audit ORDER BY at DESC, id DESC LIMIT :limit",
-)
-PURGE_SLACK_ACTIONS = Query(
-    "purge_slack_actions", "DELETE FROM slack_actions_audit WHERE at < :before", maintenance=True
-)
 PURGE_ACKNOWLEDGEMENTS = Query(
     "purge_acknowledgements", "DELETE FROM acknowledgements WHERE at < :before", maintenance=True
 )
@@ -660,3 +680,178 @@ END_SESSION = Query("end_session", "DELETE FROM sessions WHERE id_hash = :id_has
 PURGE_SESSIONS = Query(
     "purge_sessions", "DELETE FROM sessions WHERE expires_at <= :now", maintenance=True
 )
+
+# --- the audit of operators' changes ---------------------------------------------------
+
+RECORD_AUDIT = Query(
+    "record_audit",
+    "INSERT INTO audit (id, at, actor, action, target, details)"
+    " VALUES (:id, :at, :actor, :action, :target, :details)",
+)
+_AUDIT_CONDITIONS = {
+    "since": "at >= :since",
+    "actor": "actor = :actor",
+    "action": "action = :action",
+    # A row value, which PostgreSQL reads from the index as one range (the OR form the
+    # calls use walks it: 33 ms against 1 ms for a page of 200,000 records).
+    "before": "(at, id) < (:before_at, :before_id)",
+}
+_LIST_AUDIT: dict[tuple[str, ...], Query] = {}
+_AUDIT_RECORDS = "SELECT id, at, actor, action, target, details FROM audit"
+_NEWEST_AUDIT = " ORDER BY at DESC, id DESC LIMIT :limit"
+
+
+def list_audit(conditions: tuple[str, ...]) -> Query:
+    """The recorded changes newest first under the named conditions (`_AUDIT_CONDITIONS`):
+    one literal query per combination, so each can use its index (audit_newest,
+    audit_actor_newest, audit_action_newest); made once, then kept."""
+    found = _LIST_AUDIT.get(conditions)
+    if found is None:
+        where = " AND ".join(_AUDIT_CONDITIONS[name] for name in conditions)
+        found = _LIST_AUDIT[conditions] = Query(
+            "list_audit" + "".join(f"_by_{name}" for name in conditions),
+            _AUDIT_RECORDS + (f" WHERE {where}" if where else "") + _NEWEST_AUDIT,
+        )
+    return found
+
+
+AUDIT_CHOICES = 200  # actors (and actions) the console offers as filters, at most
+
+# The distinct actors (actions) in order, by a loose index scan: one seek per value in
+# audit_actor_newest (audit_action_newest), not a read of every record (GROUP BY took
+# 690 ms with 200,000 records on PostgreSQL; bench/audit_reads.py).
+AUDIT_ACTORS = Query(
+    "audit_actors",
+    "WITH RECURSIVE found (actor) AS (SELECT MIN(actor) FROM audit UNION ALL"
+    " SELECT (SELECT MIN(actor) FROM audit WHERE actor > found.actor) FROM found"
+    " WHERE found.actor IS NOT NULL)"
+    " SELECT actor FROM found WHERE actor IS NOT NULL LIMIT :limit",
+)
+AUDIT_ACTIONS = Query(
+    "audit_actions",
+    "WITH RECURSIVE found (action) AS (SELECT MIN(action) FROM audit UNION ALL"
+    " SELECT (SELECT MIN(action) FROM audit WHERE action > found.action) FROM found"
+    " WHERE found.action IS NOT NULL)"
+    " SELECT action FROM found WHERE action IS NOT NULL LIMIT :limit",
+)
+PURGE_AUDIT = Query("purge_audit", "DELETE FROM audit WHERE at < :before", maintenance=True)
+# Migration 10: the clicks on Slack's buttons audited before it, a page at a time.
+SLACK_ACTIONS_AUDITED = Query(
+    "slack_actions_audited",
+    "SELECT id, at, user_id, user_name, channel, action, target, outcome, detail"
+    " FROM slack_actions_audit WHERE id > :after ORDER BY id LIMIT :limit",
+    maintenance=True,
+)
+COPY_AUDIT = Query(
+    "copy_audit",
+    "INSERT INTO audit (id, at, actor, action, target, details)"
+    " VALUES (:id, :at, :actor, :action, :target, :details) ON CONFLICT (id) DO NOTHING",
+    maintenance=True,
+)
+DROP_SLACK_ACTIONS = Query("drop_slack_actions", "DROP TABLE slack_actions_audit", maintenance=True)
+# --- forgetting a caller (DESIGN.md section 15; `router.store.erasure`) ----------------
+
+CALLER_CALLS = Query("caller_calls", "{caller_calls} ORDER BY id", maintenance=True)
+CALLER_DELIVERIES = Query(
+    "caller_deliveries",
+    "SELECT id, event_id, status, kind FROM deliveries WHERE event_id IN ({caller_calls})",
+    maintenance=True,
+)
+# Every member of each digest the caller's calls are in (or opened), in order.
+CALLER_DIGESTS = Query(
+    "caller_digests",
+    "SELECT m.delivery_id AS digest_id, m.event_id AS member, d.event_id AS owner"
+    " FROM digest_members m JOIN deliveries d ON d.id = m.delivery_id"
+    " WHERE m.delivery_id IN (SELECT delivery_id FROM digest_members"
+    " WHERE event_id IN ({caller_calls})) ORDER BY m.delivery_id, m.position",
+    maintenance=True,
+)
+# A digest keeps its other calls: it belongs to the first of them, counts them alone, and
+# takes no more calls (a new digest opens for the group). Its lease ends: a worker that
+# holds it may have read the caller's call already, so it must not send it (it finds
+# the lease gone, `STILL_LEASED`); the next claim reads its calls again.
+KEEP_DIGEST = Query(
+    "keep_digest",
+    "UPDATE deliveries SET event_id = :owner, member_count = member_count - :removed,"
+    " open_group = NULL,"
+    " lease_owner = NULL, lease_until = NULL WHERE id = :id",
+)
+FORGET_CALL_ACKNOWLEDGEMENTS = Query(
+    "forget_call_acknowledgements",
+    "DELETE FROM acknowledgements WHERE kind = 'call' AND target_id IN ({caller_calls})",
+    maintenance=True,
+)
+FORGET_DIGEST_ACKNOWLEDGEMENT = Query(
+    "forget_digest_acknowledgement",
+    "DELETE FROM acknowledgements WHERE kind = 'digest' AND target_id = :id",
+)
+# Their deliveries, attempts and digest memberships go with them (ON DELETE CASCADE).
+FORGET_CALLS = Query(
+    "forget_calls", "DELETE FROM events WHERE id IN ({caller_calls})", maintenance=True
+)
+# Other calls whose body (or body as posted, verify mode) may mention the number: a scan
+# of every body, in SQL (figures: bench/forget_scan.py, docs/concepts/privacy.md). It runs
+# as a read before the erasure's transaction (`MENTIONING_CALL_IDS`), which then reads
+# those calls again, and the calls that came in or changed since (`RECENT_MENTIONING`).
+_MENTIONING = (
+    "from_number <> :phone AND to_number <> :phone AND ({payload_digits} LIKE :digits"
+    " OR (posted_payload IS NOT NULL AND {posted_payload_digits} LIKE :digits))"
+)
+_MENTIONING_CALLS = "SELECT id, payload, posted_payload FROM events WHERE "
+_MENTIONING_IDS = "SELECT id FROM events WHERE "
+MENTIONING_CALL_IDS = Query("mentioning_call_ids", _MENTIONING_IDS + _MENTIONING, maintenance=True)
+MENTIONING_CALLS = Query("mentioning_calls", _MENTIONING_CALLS + _MENTIONING, maintenance=True)
+MENTIONING_CALL = Query("mentioning_call", _MENTIONING_CALLS + "id = :id AND " + _MENTIONING)
+# Held calls (verify mode) get RevRing's body when they are routed.
+RECENT_MENTIONING = Query(
+    "recent_mentioning",
+    _MENTIONING_CALLS + "(received_at >= :since OR verification IN ('pending', 'not_verified'))"
+    " AND " + _MENTIONING,
+    maintenance=True,
+)
+# A rewritten call's pending deliveries (its own and the digests it is in) lose their
+# lease: a worker holding one read the old body, and must not send it; the next claim
+# reads the new one.
+RELEASE_CALL_LEASES = Query(
+    "release_call_leases",
+    "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+    " WHERE status = 'pending' AND lease_owner IS NOT NULL AND (event_id = :id"
+    " OR id IN (SELECT delivery_id FROM digest_members WHERE event_id = :id))",
+)
+REWRITE_CALL = Query(
+    "rewrite_call",
+    "UPDATE events SET payload = :payload, posted_payload = :posted_payload,"
+    " search_text = :search_text WHERE id = :id",
+)
+
+
+@dataclass(frozen=True)
+class ErasedColumn:
+    """A stored text column that may hold a phone number: `find` gives its rows (`key_*`
+    columns and `text`) that hold `:digits` once separators are out; `rewrite` sets one
+    row's text (`:text`, `:key_0`…)."""
+
+    table: str
+    keys: tuple[str, ...]
+    column: str
+    find: Query = field(init=False, compare=False)
+    rewrite: Query = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        name = f"{self.table}_{self.column}"
+        keys = ", ".join(f"{key} AS key_{n}" for n, key in enumerate(self.keys))
+        # Names of our own tables and columns (never input), hence joined as text.
+        digits = without_separators(self.column)
+        find = f"SELECT {keys}, {self.column} AS text FROM {self.table} WHERE {digits} LIKE :digits"  # noqa: S608
+        where = " AND ".join(f"{key} = :key_{n}" for n, key in enumerate(self.keys))
+        rewrite = f"UPDATE {self.table} SET {self.column} = :text WHERE {where}"  # noqa: S608
+        object.__setattr__(self, "find", Query(f"erase_find_{name}", find, maintenance=True))
+        object.__setattr__(self, "rewrite", Query(f"erase_rewrite_{name}", rewrite))
+
+
+# A store's own secrets, each made once (the first writer's value wins).
+ADD_SETTING = Query(
+    "add_setting",
+    "INSERT INTO settings (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING",
+)
+GET_SETTING = Query("get_setting", "SELECT value FROM settings WHERE name = :name")

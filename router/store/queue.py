@@ -17,8 +17,11 @@ rare and a deadlock impossible.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
@@ -41,18 +44,24 @@ from router.store.connector import (
     rows,
     value,
 )
+from router.store.erasure import RECHECK_SECONDS, Scan, forget, mentioning
 from router.store.errors import StoreConflict, StoreError, StoreMissing, StoreOpenError
+from router.store.exchanges import exchange_columns, exchange_of
 from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
 from router.store.queries import Dialect, Query
 from router.store.records import (
     AcknowledgedKind,
     Acknowledgement,
     AttemptRecord,
+    AuditFilters,
+    AuditRecord,
     CallColumn,
     CallFilters,
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    Erasure,
+    ErasureCounts,
     EventCursor,
     EventView,
     GroupJoin,
@@ -65,7 +74,6 @@ from router.store.records import (
     SinkBacklog,
     SinkCounts,
     SinkPause,
-    SlackActionRecord,
     StateAfterAttempt,
     Verification,
 )
@@ -81,6 +89,7 @@ from router.store.search import (
 # between; the group lock rules that out, so a few tries are plenty.
 MAX_JOIN_TRIES = 3
 FORGET_WORKER_AFTER = 24 * 3600.0
+LEASE_CHECKS_PER_READ = 500
 
 
 def group_lock_key(rule: str, sink: str, key: str) -> int:
@@ -205,7 +214,9 @@ def ingest_held(record: IngestRecord) -> Script[IngestResult]:
     return IngestResult("accepted" if inserted else "duplicate", 0)
 
 
-def route_held(record: IngestRecord, verification: str) -> Script[IngestResult | None]:
+def route_held(
+    record: IngestRecord, verification: str, audit: AuditRecord | None
+) -> Script[IngestResult | None]:
     moved = yield count(
         q.ROUTE_HELD,
         **event_columns(record),
@@ -214,7 +225,9 @@ def route_held(record: IngestRecord, verification: str) -> Script[IngestResult |
     )
     if moved == 0:
         return None
-    return (yield from write_deliveries(record))
+    result = yield from write_deliveries(record)
+    yield from recording(audit, deliveries=result.deliveries)
+    return result
 
 
 def waiting_sinks(record: IngestRecord) -> frozenset[str]:
@@ -299,6 +312,7 @@ def finish(
         "status_code": attempt.status_code,
         "error": attempt.error,
         "detail": attempt.detail,
+        **exchange_columns(attempt.exchange),
     }
     if dialect == "postgresql":  # one statement, one round trip to the server
         number = yield value(q.FINISH_RECORDING_ATTEMPT, **moved, **recorded)
@@ -310,12 +324,54 @@ def finish(
     return True
 
 
-def announcing(query: Query, **parameters: Any) -> Script[int]:
-    """Run one statement; if it changed rows, announce them."""
+def announcing(
+    query: Query, audit: AuditRecord | None = None, *, counted: bool = False, **parameters: Any
+) -> Script[int]:
+    """Run one statement; if it changed rows, announce them and write `audit` (with their
+    number as `count` when `counted`)."""
     changed: int = yield count(query, **parameters)
     if changed:
+        yield from recording(audit, **({"count": changed} if counted else {}))
         yield ANNOUNCE
     return changed
+
+
+def audited(query: Query, audit: AuditRecord | None, **parameters: Any) -> Script[int]:
+    """Run one statement; if it changed a row, write `audit` in the same transaction."""
+    changed: int = yield count(query, **parameters)
+    if changed:
+        yield from recording(audit)
+    return changed
+
+
+def recording(audit: AuditRecord | None, **added: Any) -> Script[None]:
+    """Write an audit record (if any), `added` joined to its details."""
+    if audit is None:
+        return
+    details = audit.details
+    if added:
+        details = json.dumps({**json.loads(details), **added}, ensure_ascii=False)
+    yield count(q.RECORD_AUDIT, **{**asdict(audit), "details": details})
+
+
+def list_audit(filters: AuditFilters, limit: int) -> Script[list[AuditRecord]]:
+    parameters: dict[str, Any] = {
+        name: getattr(filters, name)
+        for name in ("since", "actor", "action")
+        if getattr(filters, name) is not None
+    }
+    conditions = tuple(parameters)
+    if filters.before is not None:
+        conditions += ("before",)
+        parameters["before_at"], parameters["before_id"] = filters.before
+    found: Rows = yield rows(q.list_audit(conditions), **parameters, limit=limit)
+    return found.to(AuditRecord)
+
+
+def audit_choices() -> Script[tuple[list[str], list[str]]]:
+    actors: Rows = yield rows(q.AUDIT_ACTORS, limit=q.AUDIT_CHOICES)
+    actions: Rows = yield rows(q.AUDIT_ACTIONS, limit=q.AUDIT_CHOICES)
+    return actors.column("actor"), actions.column("action")
 
 
 @overload
@@ -456,6 +512,9 @@ class QueueStore(Store):
         # command opening it beside a running server, or a shared store, leaves them alone.
         self.owns_leases = owns_leases and not connector.shared
         self._listeners: list[NewDeliveries] = []
+        # `still_leased` asks queued until the loop's next turn, answered by one read.
+        self._lease_checks: list[tuple[str, str, asyncio.Future[bool]]] = []
+        self._lease_reader: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.connector.describe()!r})"
@@ -549,16 +608,32 @@ class QueueStore(Store):
         parameters = {"sink": sink, "started_before": started_before, "reason": reason}
         return await self._write_one(q.KILL_EXPIRED_WAITING, now=now, **parameters)
 
-    async def replay(self, delivery_id: str, now: float) -> bool:
-        return await self._announcing(q.REPLAY, None, id=delivery_id, now=now) > 0
+    async def replay(self, delivery_id: str, now: float, audit: AuditRecord | None = None) -> bool:
+        return await self._announcing(q.REPLAY, None, audit, id=delivery_id, now=now) > 0
 
-    async def replay_dead(self, sink: str | None, now: float, rule: str | None = None) -> int:
+    async def replay_dead(
+        self,
+        sink: str | None,
+        now: float,
+        rule: str | None = None,
+        audit: AuditRecord | None = None,
+    ) -> int:
         sinks = None if sink is None else frozenset((sink,))
-        return await self._announcing(q.REPLAY_DEAD, sinks, sink=sink, rule=rule, now=now)
+        return await self._announcing(
+            q.REPLAY_DEAD, sinks, audit, counted=True, sink=sink, rule=rule, now=now
+        )
 
-    async def replay_muted(self, sink: str | None, now: float, rule: str | None = None) -> int:
+    async def replay_muted(
+        self,
+        sink: str | None,
+        now: float,
+        rule: str | None = None,
+        audit: AuditRecord | None = None,
+    ) -> int:
         sinks = None if sink is None else frozenset((sink,))
-        return await self._announcing(q.REPLAY_MUTED, sinks, sink=sink, rule=rule, now=now)
+        return await self._announcing(
+            q.REPLAY_MUTED, sinks, audit, counted=True, sink=sink, rule=rule, now=now
+        )
 
     async def mute(self, delivery_id: str, owner: str, reason: str, now: float) -> bool:
         parameters = {"id": delivery_id, "owner": owner, "reason": reason, "now": now}
@@ -566,9 +641,10 @@ class QueueStore(Store):
 
     # --- operators' controls ---
 
-    async def add_silence(self, silence: SilenceRecord) -> None:
-        await self._write_one(
+    async def add_silence(self, silence: SilenceRecord, audit: AuditRecord | None = None) -> None:
+        await self._audited(
             q.INSERT_SILENCE,
+            audit,
             id=silence.id,
             condition=silence.when,
             sinks=None if silence.sinks is None else json.dumps(list(silence.sinks)),
@@ -584,8 +660,10 @@ class QueueStore(Store):
         )
         return [silence_of(stored) for stored in found.dicts()]
 
-    async def expire_silence(self, silence_id: str, now: float) -> SilenceRecord | None:
-        await self._write_one(q.EXPIRE_SILENCE, id=silence_id, now=now)
+    async def expire_silence(
+        self, silence_id: str, now: float, audit: AuditRecord | None = None
+    ) -> SilenceRecord | None:
+        await self._audited(q.EXPIRE_SILENCE, audit, id=silence_id, now=now)
         found = await self.connector.read(lambda: single(q.GET_SILENCE, "row", id=silence_id))
         return None if found is None else silence_of(found)
 
@@ -593,17 +671,18 @@ class QueueStore(Store):
         await self._write_one(q.PURGE_PAUSES, before=ended_before)
         return await self._write_one(q.PURGE_SILENCES, before=ended_before)
 
-    async def pause_sink(self, pause: SinkPause) -> None:
-        await self._write_one(
+    async def pause_sink(self, pause: SinkPause, audit: AuditRecord | None = None) -> None:
+        await self._audited(
             q.PAUSE_SINK,
+            audit,
             sink=pause.sink,
             until=pause.until,
             comment=pause.comment,
             created_at=pause.created_at,
         )
 
-    async def resume_sink(self, sink: str) -> bool:
-        return await self._write_one(q.RESUME_SINK, sink=sink) > 0
+    async def resume_sink(self, sink: str, audit: AuditRecord | None = None) -> bool:
+        return await self._audited(q.RESUME_SINK, audit, sink=sink) > 0
 
     async def sink_pauses(self, now: float) -> list[SinkPause]:
         found = await self.connector.read(lambda: single(q.SINK_PAUSES, "rows", now=now))
@@ -611,15 +690,20 @@ class QueueStore(Store):
 
     # --- acting from Slack's buttons ---
 
-    async def extend_silence(self, silence_id: str, ends_at: float, now: float) -> bool:
-        return await self._write_one(q.EXTEND_SILENCE, id=silence_id, ends_at=ends_at, now=now) > 0
+    async def extend_silence(
+        self, silence_id: str, ends_at: float, now: float, audit: AuditRecord | None = None
+    ) -> bool:
+        parameters = {"id": silence_id, "ends_at": ends_at, "now": now}
+        return await self._audited(q.EXTEND_SILENCE, audit, **parameters) > 0
 
     async def event_payload(self, event_id: str) -> bytes | None:
         found = await self.connector.read(lambda: single(q.EVENT_PAYLOAD, "value", id=event_id))
         return None if found is None else bytes(found)
 
-    async def acknowledge(self, acknowledgement: Acknowledgement) -> Acknowledgement:
-        await self._write_one(q.ACKNOWLEDGE, **asdict(acknowledgement))
+    async def acknowledge(
+        self, acknowledgement: Acknowledgement, audit: AuditRecord | None = None
+    ) -> Acknowledgement:
+        await self._audited(q.ACKNOWLEDGE, audit, **asdict(acknowledgement))
         found = await self.acknowledgement(acknowledgement.kind, acknowledgement.target_id)
         return found or acknowledgement
 
@@ -637,16 +721,20 @@ class QueueStore(Store):
         )
         return found.to(Acknowledgement)
 
-    async def record_slack_action(self, action: SlackActionRecord) -> None:
-        await self._write_one(q.RECORD_SLACK_ACTION, **asdict(action))
+    # --- the audit ---
 
-    async def slack_actions(self, limit: int = 100) -> list[SlackActionRecord]:
-        found = await self.connector.read(lambda: single(q.SLACK_ACTIONS, "rows", limit=limit))
-        return found.to(SlackActionRecord)
+    async def record_audit(self, record: AuditRecord) -> None:
+        await self._write_one(q.RECORD_AUDIT, **asdict(record))
 
-    async def purge_slack_actions(self, before: float) -> int:
+    async def list_audit(self, filters: AuditFilters, limit: int = 100) -> list[AuditRecord]:
+        return await self.connector.read(lambda: list_audit(filters, limit))
+
+    async def audit_choices(self) -> tuple[list[str], list[str]]:
+        return await self.connector.read(audit_choices)
+
+    async def purge_audit(self, before: float) -> int:
         await self._write_one(q.PURGE_ACKNOWLEDGEMENTS, before=before)
-        return await self._write_one(q.PURGE_SLACK_ACTIONS, before=before)
+        return await self._write_one(q.PURGE_AUDIT, before=before)
 
     # --- console sessions ---
 
@@ -666,12 +754,27 @@ class QueueStore(Store):
         return await self._write_one(q.PURGE_SESSIONS, now=now)
 
     async def _announcing(
-        self, query: Query, sinks: frozenset[str] | None, **parameters: Any
+        self,
+        query: Query,
+        sinks: frozenset[str] | None,
+        audit: AuditRecord | None = None,
+        *,
+        counted: bool = False,
+        **parameters: Any,
     ) -> int:
-        changed = await self.connector.write(lambda: announcing(query, **parameters))
+        changed = await self.connector.write(
+            lambda: announcing(query, audit, counted=counted, **parameters)
+        )
         if changed:
             self._notify(sinks)
         return changed
+
+    async def _audited(self, query: Query, audit: AuditRecord | None, **parameters: Any) -> int:
+        """Run one statement as a write, with `audit` in its transaction if it changed a
+        row; the number of rows it changed."""
+        if audit is None:
+            return await self._write_one(query, **parameters)
+        return await self.connector.write(lambda: audited(query, audit, **parameters))
 
     async def _write_one(self, query: Query, **parameters: Any) -> int:
         """Run one statement as a write; the number of rows it changed."""
@@ -679,6 +782,53 @@ class QueueStore(Store):
 
     async def purge(self, received_before: float) -> int:
         return await self._write_one(q.PURGE, received_before=received_before)
+
+    # --- forgetting a caller ---
+
+    async def forget(self, erasure: Erasure) -> ErasureCounts:
+        if erasure.dry_run:
+            return await self.connector.read(lambda: forget(erasure))
+        since = time.time() - RECHECK_SECONDS
+        scan = Scan(await self.connector.read(lambda: mentioning(erasure)), since)
+        return await self.connector.write(lambda: forget(erasure, scan))
+
+    async def secret(self, name: str) -> str:
+        found = await self.connector.read(lambda: single(q.GET_SETTING, "value", name=name))
+        if found is None:
+            made = secrets.token_hex(32)
+            await self._write_one(q.ADD_SETTING, name=name, value=made)
+            found = await self.connector.read(lambda: single(q.GET_SETTING, "value", name=name))
+        return str(found)
+
+    async def still_leased(self, delivery_id: str, owner: str) -> bool:
+        """Asked before every send: the asks of one turn of the loop share one read."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._lease_checks.append((delivery_id, owner, future))
+        if self._lease_reader is None or self._lease_reader.done():
+            self._lease_reader = asyncio.create_task(
+                self._read_lease_checks(), name="still-leased-reads"
+            )
+        return await future
+
+    async def _read_lease_checks(self) -> None:
+        await asyncio.sleep(0)  # let every send of this turn ask
+        while self._lease_checks:
+            batch = self._lease_checks[:LEASE_CHECKS_PER_READ]
+            del self._lease_checks[:LEASE_CHECKS_PER_READ]
+            ids = json.dumps(sorted({delivery_id for delivery_id, _, _ in batch}))
+            try:
+                found = await self.connector.read(
+                    functools.partial(single, q.STILL_LEASED, "rows", ids=ids)
+                )
+            except Exception as error:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            holders = dict(zip(found.column("id"), found.column("lease_owner"), strict=True))
+            for delivery_id, owner, future in batch:
+                if not future.done():
+                    future.set_result(holders.get(delivery_id) == owner)
 
     # --- reads ---
 
@@ -716,7 +866,19 @@ class QueueStore(Store):
 
     async def list_attempts(self, delivery_id: str) -> list[AttemptRecord]:
         found = await self.connector.read(lambda: single(q.LIST_ATTEMPTS, "rows", id=delivery_id))
-        return found.to(AttemptRecord)
+        return [
+            AttemptRecord(
+                number=stored["number"],
+                started_at=stored["started_at"],
+                duration=stored["duration"],
+                outcome=stored["outcome"],
+                status_code=stored["status_code"],
+                error=stored["error"],
+                detail=stored["detail"],
+                exchange=exchange_of(stored),
+            )
+            for stored in found.dicts()
+        ]
 
     async def oldest_waiting(self, sink: str, now: float) -> float | None:
         found = await self.connector.read(
@@ -746,10 +908,13 @@ class QueueStore(Store):
         ]
 
     async def route_held(
-        self, record: IngestRecord, verification: Verification
+        self,
+        record: IngestRecord,
+        verification: Verification,
+        audit: AuditRecord | None = None,
     ) -> IngestResult | None:
         result = await self.connector.write(
-            lambda: route_held(record, verification), locks=group_locks([record])
+            lambda: route_held(record, verification, audit), locks=group_locks([record])
         )
         if result is not None and result.deliveries > 0:
             self._notify()

@@ -20,7 +20,7 @@ until a time), acknowledgements and the audit of clicks on alerts' buttons.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -123,6 +123,55 @@ class ClaimedDelivery:
         )
 
 
+Header = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """What an attempt sent, as kept: secrets and phone numbers masked already (the sink
+    masks them, `sinks.exchange`). For HTTP the method, URL and headers the router set;
+    for SMTP the envelope and message headers; for the log sink what it wrote. `body` is
+    at most `BODY_LIMIT` bytes of UTF-8 text, `truncated` when the body was longer
+    (`size`: its whole length in bytes); `headers_omitted` counts headers not kept."""
+
+    method: str
+    target: str
+    headers: tuple[Header, ...] = ()
+    body: str = ""
+    size: int = 0
+    truncated: bool = False
+    headers_omitted: int = 0
+
+
+@dataclass(frozen=True)
+class ReceivedResponse:
+    """What an attempt got back, as kept (masked like `SentRequest`): an HTTP status and
+    headers, or an SMTP reply code with its message as the body. `size` is None when the
+    body was not read to its end."""
+
+    status: int | None
+    headers: tuple[Header, ...] = ()
+    body: str = ""
+    size: int | None = 0
+    truncated: bool = False
+    headers_omitted: int = 0
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One attempt's request and its response (None: no answer came: refused, timed out)."""
+
+    request: SentRequest
+    response: ReceivedResponse | None = None
+
+
+# At most this many bytes of each body are kept (4 KiB), and headers up to these limits.
+BODY_LIMIT = 4096
+MAX_HEADERS = 50
+MAX_HEADER_NAME = 128
+MAX_HEADER_VALUE = 1024
+
+
 @dataclass(frozen=True)
 class AttemptRecord:
     number: int  # 1-based, over the delivery's whole life
@@ -132,6 +181,7 @@ class AttemptRecord:
     status_code: int | None = None
     error: str | None = None
     detail: str | None = None
+    exchange: Exchange | None = None  # None: not recorded (older attempts, nothing sent)
 
 
 @dataclass(frozen=True)
@@ -321,19 +371,31 @@ class SessionRecord:
 
 
 @dataclass(frozen=True)
-class SlackActionRecord:
-    """One click on an alert's button, as audited: `target` is `call:ID` or `digest:ID`,
-    `outcome` what came of it (silenced, extended, acknowledged, refused, failed...)."""
+class AuditRecord:
+    """One recorded change (DESIGN.md section 14): when (`at`), who (`actor`: a user name,
+    `token`, `cli:<os user>`, `slack:<user id>`), what (`action`: `replay`,
+    `silence.create`, ...), on what (`target`: `delivery:ID`, `silence:ID`, `sink:NAME`,
+    ...) and `details`, the text of a JSON object, with secrets and phone numbers masked
+    by whoever wrote it (`router.operators.audit`)."""
 
     id: str
     at: float
-    user_id: str
-    user_name: str
-    channel: str
+    actor: str
     action: str
     target: str
-    outcome: str
-    detail: str = ""
+    details: str = "{}"
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """Which recorded changes `Audit.list_audit` shows; None leaves a field unfiltered.
+    `since`: made at or after it (unix seconds); `before`: strictly older than this
+    (`at`, id), the keyset of the page above."""
+
+    since: float | None = None
+    actor: str | None = None
+    action: str | None = None
+    before: tuple[float, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -341,3 +403,32 @@ class SinkBacklog:
     pending: int
     dead: int
     oldest_pending_created_at: float | None
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """A caller to forget (DESIGN.md section 15): `number` in E.164, as `events.from_number`
+    and `to_number` hold it; `digits`, the runs of digits that any writing of it holds
+    once its separators are taken out (what finds the other rows that may mention it);
+    `redact`, decoded JSON (a string, a list, a dict, a number) with it replaced by
+    `[erased]`. With `dry_run`, everything is counted and nothing written."""
+
+    number: str
+    digits: str
+    redact: Callable[[Any], Any] = field(compare=False, repr=False)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class ErasureCounts:
+    """What forgetting a caller removed (or, in a dry run, would remove): their calls, the
+    deliveries of those (`pending_cancelled` of them still pending), the other calls and
+    attempts whose stored text mentioned the number, and other rows rewritten (errors,
+    silences, comments)."""
+
+    calls_deleted: int = 0
+    deliveries_deleted: int = 0
+    pending_cancelled: int = 0
+    calls_rewritten: int = 0
+    attempts_rewritten: int = 0
+    other_rows_rewritten: int = 0

@@ -1,17 +1,17 @@
 """`/admin/*`: list calls and deliveries, replay one or many, reload rules.yaml, backfill,
-release held calls; silences and sink pauses (`router.web.admin_controls`). A bearer
-token, `ROUTER_ADMIN_TOKEN` or a user's personal token (`router.web.credentials`), is
-checked before any body is read; a wrong one counts against the client address in the
+release held calls, read the audit; silences and sink pauses (`router.web.admin_controls`).
+A bearer token, `ROUTER_ADMIN_TOKEN` or a user's personal token (`router.web.credentials`),
+is checked before any body is read; a wrong one counts against the client address in the
 shared limit on failed credentials (`router.web.credential_limits`: then 429). A request
-beyond the caller's role is 403 with the reason (`router.web.permissions`). Without an
-admin token or a users file the whole admin API answers 404."""
+beyond the caller's role is 403 with the reason (`router.web.permissions`). Every change
+is recorded in the audit with the request's actor (`router.web.actors`). Without an admin
+token or a users file the whole admin API answers 404."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields, replace
 from typing import Any, Protocol
@@ -22,19 +22,34 @@ from router.config import Runtime, check_findings
 from router.core.call_search import SearchInvalid, call_filters
 from router.core.events import decode_json
 from router.core.phones import mask_phone, mask_phone_numbers
-from router.operators import OperatorControls, RequestInvalid, parse_bulk_replay
+from router.operators import (
+    AuditQueryInvalid,
+    AuditTrail,
+    OperatorControls,
+    RequestInvalid,
+    audit_filters,
+    audit_json,
+    backfill_target,
+    forget_caller,
+    parse_bulk_replay,
+    parse_forget_request,
+    report_json,
+)
 from router.operators.silences import iso
 from router.store import (
     AcknowledgedKind,
     Acknowledgement,
+    AttemptRecord,
     CallFilters,
     DeliveryStatus,
     DeliveryView,
+    Erasures,
     EventView,
     HeldCalls,
     OperatorConsole,
     Operators,
 )
+from router.web.actors import actor_of
 from router.web.admin_controls import control_routes, invalid, json_body
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.credentials import Credentials, set_principal
@@ -43,9 +58,9 @@ from router.web.request_body import read_text
 from router.web.webhook import header_bytes
 
 
-class AdminStore(OperatorConsole, HeldCalls, Protocol):
-    """What the admin API uses of the store: the operators' reads and actions, and
-    releasing held calls."""
+class AdminStore(OperatorConsole, HeldCalls, Erasures, Protocol):
+    """What the admin API uses of the store: the operators' reads and actions, releasing
+    held calls, forgetting a caller."""
 
 
 STATUSES: tuple[DeliveryStatus, ...] = ("pending", "delivered", "dead", "muted")
@@ -67,6 +82,20 @@ def delivery_json(
     shown = asdict(view)
     shown["acknowledged_by"] = None if acknowledgement is None else acknowledgement.user_id
     shown["acknowledged_at"] = None if acknowledgement is None else iso(acknowledgement.at)
+    return shown
+
+
+def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:
+    """One attempt as `GET /admin/deliveries/{id}` lists it: its outcome, and the
+    `request` it sent and the `response` it got (masked, bodies cut at 4 KiB; headers as
+    `[name, value]` pairs; `response` null when no answer came). `recorded` is false for
+    an attempt whose exchange was not kept (made before the router kept them, or
+    nothing was sent): then both are null."""
+    shown = asdict(attempt)
+    exchange = shown.pop("exchange")
+    shown["recorded"] = exchange is not None
+    shown["request"] = None if exchange is None else exchange["request"]
+    shown["response"] = None if exchange is None else exchange["response"]
     return shown
 
 
@@ -162,8 +191,10 @@ def admin_routes(
     *,
     backfill: BackfillRun | None = None,
     limiter: CredentialLimiter | None = None,
+    trail: AuditTrail | None = None,
 ) -> list[web.RouteDef]:
     failures = limiter if limiter is not None else CredentialLimiter()
+    audit = trail if trail is not None else AuditTrail(store)
 
     def guarded(handler: Handler) -> Handler:
         async def check(request: web.Request) -> web.StreamResponse:
@@ -209,8 +240,7 @@ def admin_routes(
             wanted = parse_bulk_replay(await json_body(request))
         except RequestInvalid as exc:
             return invalid(exc)
-        replay = store.replay_dead if wanted.status == "dead" else store.replay_muted
-        count = await replay(wanted.sink, time.time(), wanted.rule)
+        count = await audit.replay_many(actor_of(request), wanted)
         return web.json_response(
             {
                 "status": "requeued",
@@ -243,13 +273,13 @@ def admin_routes(
         view = await store.get_delivery(delivery_id)
         if view is None:
             return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
-        attempts = [asdict(a) for a in await store.list_attempts(delivery_id)]
+        attempts = [attempt_json(a) for a in await store.list_attempts(delivery_id)]
         acknowledgement = await store.acknowledgement(*acknowledgement_key(view))
         return web.json_response({**delivery_json(view, acknowledgement), "attempt_log": attempts})
 
     async def replay(request: web.Request) -> web.Response:
         delivery_id = request.match_info["id"]
-        if not await store.replay(delivery_id, time.time()):
+        if not await audit.replay(actor_of(request), delivery_id):
             if await store.get_delivery(delivery_id) is None:
                 return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
             return web.json_response(
@@ -265,6 +295,8 @@ def admin_routes(
                 {"status": "invalid", "errors": [str(e) for e in failure.errors]}, status=400
             )
         config = runtime.config
+        details = {"rules": len(config.rules), "sinks": sorted(config.sinks)}
+        await audit.record(actor_of(request), "reload", runtime.config_path, details)
         found = await asyncio.to_thread(check_findings, config)  # it renders: off the loop
         return web.json_response(
             {
@@ -292,7 +324,18 @@ def admin_routes(
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=422)
         dry = isinstance(body, dict) and body.get("dry_run") is True
-        return web.json_response(await backfill(ids, dry))
+        summary = await backfill(ids, dry)
+        if not dry:
+            await audit.record(actor_of(request), "backfill", backfill_target(ids), summary)
+        return web.json_response(summary)
+
+    async def forget(request: web.Request) -> web.Response:
+        try:
+            wanted = parse_forget_request(await json_body(request))
+        except RequestInvalid as exc:
+            return invalid(exc)
+        report = await forget_caller(store, wanted, actor_of(request), audit)
+        return web.json_response(report_json(report, wanted.number))
 
     async def list_events(request: web.Request) -> web.Response:
         verification = request.query.get("verification") or "pending"
@@ -314,7 +357,8 @@ def admin_routes(
         event_id = request.match_info["id"]
         if not runtime.loaded:
             return web.json_response({"error": "rules.yaml is not loaded"}, status=503)
-        released = await release(store, runtime.config.rules, event_id)
+        record = audit.entry(actor_of(request), "release", f"call:{event_id}")
+        released = await release(store, runtime.config.rules, event_id, record)
         if released.outcome == "unknown":
             return web.json_response({"error": f"no call {event_id!r}"}, status=404)
         if released.outcome == "not_held":
@@ -326,19 +370,36 @@ def admin_routes(
                 },
                 status=409,
             )
+        audit.done("release")
         return web.json_response(
             {"status": "released", "event_id": event_id, "deliveries": released.deliveries}
         )
+
+    async def list_audit(request: web.Request) -> web.Response:
+        query = request.query
+        try:
+            filters, limit = audit_filters(
+                since=query.get("since"),
+                actor=query.get("actor"),
+                action=query.get("action"),
+                limit=query.get("limit"),
+            )
+        except AuditQueryInvalid as exc:
+            return web.json_response({"error": str(exc), "parameter": exc.parameter}, status=400)
+        records = await store.list_audit(filters, limit)
+        return web.json_response([audit_json(record) for record in records])
 
     return [
         web.get("/admin/calls", guarded(list_calls)),
         web.get("/admin/events", guarded(list_events)),
         web.post("/admin/events/{id}/release", guarded(release_event)),
         web.post("/admin/backfill", guarded(run_backfill)),
+        web.post("/admin/forget", guarded(forget)),
         web.get("/admin/deliveries", guarded(list_deliveries)),
         web.post("/admin/deliveries/replay", guarded(replay_many)),
         web.get("/admin/deliveries/{id}", guarded(show_delivery)),
         web.post("/admin/deliveries/{id}/replay", guarded(replay)),
         web.post("/admin/reload", guarded(reload)),
-        *control_routes(guarded, store, runtime, controls),
+        web.get("/admin/audit", guarded(list_audit)),
+        *control_routes(guarded, store, runtime, controls, audit),
     ]

@@ -1,6 +1,7 @@
 """`/admin/silences` and `/admin/sinks/{name}/pause|resume` (DESIGN.md sections 4 and 9),
 behind the admin API's bearer guard. Requests are checked by `router.operators.silences`; a bad
-one is a 422 naming every problem, and nothing is stored."""
+one is a 422 naming every problem, and nothing is stored. A change is made through the
+audit trail (`router.operators.AuditTrail`), recorded with the request's actor."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from router.config import Runtime
 from router.operators import (
     EXPIRED_SILENCES_KEPT,
+    AuditTrail,
     OperatorControls,
     RequestInvalid,
     parse_pause_request,
@@ -22,6 +24,7 @@ from router.operators import (
     silence_json,
 )
 from router.store import Operators
+from router.web.actors import actor_of
 from router.web.request_body import read_text
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,6 +53,7 @@ def control_routes(
     store: Operators,
     runtime: Runtime,
     controls: OperatorControls | None,
+    trail: AuditTrail,
 ) -> list[web.RouteDef]:
     async def changed() -> None:
         if controls is not None:
@@ -66,7 +70,7 @@ def control_routes(
             )
         except RequestInvalid as exc:
             return invalid(exc)
-        await store.add_silence(record)
+        await trail.add_silence(actor_of(request), record)
         await changed()
         return web.json_response(silence_json(record, now), status=201)
 
@@ -84,7 +88,7 @@ def control_routes(
     async def expire_silence(request: web.Request) -> web.Response:
         silence_id = request.match_info["id"]
         now = time.time()
-        record = await store.expire_silence(silence_id, now)
+        record = await trail.expire_silence(actor_of(request), silence_id, now)
         if record is None:
             return web.json_response({"error": f"no silence {silence_id!r}"}, status=404)
         await changed()
@@ -101,13 +105,13 @@ def control_routes(
             )
         except RequestInvalid as exc:
             return invalid(exc)
-        await store.pause_sink(pause)
+        await trail.pause_sink(actor_of(request), pause)
         await changed()
         return web.json_response(pause_json(pause))
 
     async def resume_sink(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        was_paused = await store.resume_sink(name)
+        was_paused = await trail.resume_sink(actor_of(request), name)
         await changed()
         return web.json_response({"sink": name, "paused": False, "was_paused": was_paused})
 

@@ -28,7 +28,7 @@ from router.engine import (
     StoreHealth,
 )
 from router.engine.health import answer_within, is_store_failure
-from router.operators import EXPIRED_SILENCES_KEPT, OperatorControls, UsersFile
+from router.operators import EXPIRED_SILENCES_KEPT, AuditTrail, OperatorControls, UsersFile
 from router.revring import RevRingApi, Verifier, VerifySettings, backfill, dry_run
 from router.store import ConsoleReads, Maintenance, SinkBacklog, Store, open_store
 from router.web.admin import BackfillRun, admin_routes
@@ -78,7 +78,9 @@ async def _purge_periodically(store: Maintenance, retention_days: float, interva
             purged = await store.purge(time.time() - retention_days * 86400)
             if purged:
                 log.info("purged %d delivered events older than %g days", purged, retention_days)
-            await store.purge_slack_actions(time.time() - retention_days * 86400)
+            audited = await store.purge_audit(time.time() - retention_days * 86400)
+            if audited:
+                log.info("purged %d audit records older than %g days", audited, retention_days)
             forgotten = await store.purge_silences(time.time() - EXPIRED_SILENCES_KEPT)
             if forgotten:
                 log.info("purged %d silences ended more than 30 days ago", forgotten)
@@ -121,6 +123,8 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
         engine.render_apart = RenderApart(workers, runtime, inline)
     controls = OperatorControls(store)
     engine.controls = controls
+    # Every change of every surface is recorded through it (DESIGN.md section 14).
+    trail = AuditTrail(store, lambda action: metrics.audit_events.labels(action).inc())
     controls.on_change(engine.wake)
     app[METRICS], app[STORE], app[RUNTIME], app[ENGINE] = metrics, store, runtime, engine
     app[HEALTH] = health
@@ -191,7 +195,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             workers.close()
 
     app.on_cleanup.append(stop_parsers)
-    interactions = SlackInteractions(runtime, store, metrics, controls)
+    interactions = SlackInteractions(runtime, store, metrics, controls, trail)
 
     async def finish_clicks(app: web.Application) -> None:
         await interactions.close()
@@ -245,13 +249,14 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 controls,
                 backfill=_backfill_runner(settings, intake, runtime),
                 limiter=limiter,
+                trail=trail,
             ),
             *slack_routes(interactions),
             *openapi_routes(),
         ]
     )
     if credentials.configured:
-        console = console_app(credentials, store, runtime, engine, metrics, limiter)
+        console = console_app(credentials, store, runtime, engine, metrics, limiter, trail)
         app.add_subapp(CONSOLE_PREFIX, console)
     return app
 

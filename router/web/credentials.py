@@ -17,29 +17,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import warnings
 from collections import OrderedDict
 
 from aiohttp import web
-from aiohttp.web_exceptions import NotAppKeyWarning
 
 from router.operators import ADMIN_TOKEN_ACTOR, Principal, Users, UsersFile
 from router.operators.users import TOKEN_PREFIX, check_password, secret_matches, token_user
+from router.web.actors import set_actor
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 """Who the request acts as, set once its credential is checked."""
-ACTOR = "actor"
 """`request["actor"]`: the name of who acts (a user's name, or "token"), for the audit."""
 ADMIN = Principal(ADMIN_TOKEN_ACTOR, "admin", "token")
 REMEMBERED_TOKENS = 1024
 
 
 def set_principal(request: web.Request, principal: Principal) -> None:
-    """Record who the request acts as: `request[PRINCIPAL]` and `request["actor"]`."""
+    """Record who the request acts as: `request[PRINCIPAL]` and its actor (`router.web.actors`)."""
     request[PRINCIPAL] = principal
-    with warnings.catch_warnings():  # the shared contract names the key "actor", a str
-        warnings.simplefilter("ignore", NotAppKeyWarning)
-        request[ACTOR] = principal.name
+    set_actor(request, principal.name)
 
 
 def _bytes(text: str) -> bytes:

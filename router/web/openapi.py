@@ -124,6 +124,11 @@ LIMIT = _query(
 )
 OFFSET = _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip")
 TIME = {"type": ["string", "null"], "format": "date-time"}
+HEADERS = {
+    "type": "array",
+    "description": "[name, value] pairs in order; credentials masked (`Bearer ***`)",
+    "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+}
 EPOCH = {"type": ["number", "null"], "description": "seconds since the epoch (UTC)"}
 
 
@@ -220,6 +225,58 @@ def _schemas() -> dict[str, Schema]:
                 "acknowledged_at": TIME,
             },
         ),
+        "DeliveryWithAttempts": {
+            "allOf": [
+                _ref("Delivery"),
+                _object({"attempt_log": {"type": "array", "items": _ref("Attempt")}}),
+            ]
+        },
+        "Attempt": _object(
+            {
+                "number": _field("integer", "1-based, over the delivery's whole life"),
+                "started_at": EPOCH,
+                "duration": _field("number", "seconds"),
+                "outcome": _field("string", enum=["delivered", "retry", "dead"]),
+                "status_code": _field(["integer", "null"]),
+                "error": _field(["string", "null"]),
+                "detail": _field(["string", "null"]),
+                "recorded": _field(
+                    "boolean",
+                    "false: request and response not kept (an attempt made before the router"
+                    " kept them, or nothing was sent); both are null then",
+                ),
+                "request": {"oneOf": [_ref("SentRequest"), {"type": "null"}]},
+                "response": {
+                    "oneOf": [_ref("ReceivedResponse"), {"type": "null"}],
+                    "description": "null: no answer came (refused, timed out)",
+                },
+            }
+        ),
+        "SentRequest": _object(
+            {
+                "method": _field("string", "POST, PUT, PATCH; SMTP for email; WRITE for log"),
+                "target": _field(
+                    "string", "the URL with its secret parts as ***; smtp://host:port; a path"
+                ),
+                "headers": HEADERS,
+                "body": _field("string", "the first 4 KiB (UTF-8), secrets and numbers masked"),
+                "size": _field("integer", "the whole body's size in bytes"),
+                "truncated": _field("boolean", "the body was longer than what is kept"),
+                "headers_omitted": _field("integer", "headers past the first 50, not kept"),
+            }
+        ),
+        "ReceivedResponse": _object(
+            {
+                "status": _field(["integer", "null"], "HTTP status, or the SMTP reply code"),
+                "headers": HEADERS,
+                "body": _field(
+                    "string", "the first 4 KiB (the SMTP reply's text), secrets and numbers masked"
+                ),
+                "size": _field(["integer", "null"], "the body's size; null: not read to its end"),
+                "truncated": _field("boolean"),
+                "headers_omitted": _field("integer"),
+            }
+        ),
         "Event": _object(
             {
                 "id": _field("string"),
@@ -266,6 +323,39 @@ def _schemas() -> dict[str, Schema]:
                     "array", "id and error of each failed call", items={"type": "object"}
                 ),
                 "would_route": _field("object", "dry run: the sinks each call would reach"),
+            },
+        ),
+        "ForgetRequest": _object(
+            {
+                "phone": _field(
+                    "string",
+                    "the caller's number in any common format (+1 415-555-0142,"
+                    " (415) 555-0142; without a country code, read in ROUTER_PHONE_REGION)",
+                    maxLength=64,
+                ),
+                "dry_run": _field("boolean", "count; change nothing", default=False),
+            },
+            ("phone",),
+        ),
+        "ForgetSummary": _object(
+            {
+                "status": _field("string", "forgotten, or dry_run", enum=["forgotten", "dry_run"]),
+                "phone": _field("string", "the number, masked (+1415•••0142)"),
+                "dry_run": _field("boolean"),
+                "calls_deleted": _field("integer", "the caller's calls (from or to the number)"),
+                "deliveries_deleted": _field("integer", "their deliveries"),
+                "pending_cancelled": _field(
+                    "integer", "of those, pending ones: cancelled, never sent"
+                ),
+                "calls_rewritten": _field(
+                    "integer", "other calls whose body mentioned the number: now [erased]"
+                ),
+                "attempts_rewritten": _field(
+                    "integer", "attempts of other deliveries that mentioned it"
+                ),
+                "other_rows_rewritten": _field(
+                    "integer", "delivery errors, silences and comments that mentioned it"
+                ),
             },
         ),
         "SilenceRequest": _object(
@@ -329,6 +419,24 @@ def _schemas() -> dict[str, Schema]:
         "Invalid": _object(
             {"error": _field("string"), "errors": _field("array", items={"type": "string"})},
             ("errors",),
+        ),
+        "AuditRecord": _object(
+            {
+                "id": _field("string"),
+                "at": {"type": "string", "format": "date-time", "description": "when (UTC)"},
+                "actor": _field(
+                    "string", "who: a user name, token, cli:<os user> or slack:<user id>"
+                ),
+                "action": _field(
+                    "string",
+                    "replay, silence.create, silence.expire, sink.pause, sink.resume,"
+                    " acknowledge, reload, backfill, release, forget, user.*, signin,"
+                    " signin.failed",
+                ),
+                "target": _field("string", "what: delivery:ID, silence:ID, sink:NAME, ..."),
+                "details": _field("object", "more of the change, secrets and phone numbers masked"),
+            },
+            ("id", "at", "actor", "action", "target", "details"),
         ),
     }
 
@@ -433,6 +541,30 @@ def _paths() -> dict[str, Schema]:
                 ],
             )
         },
+        "/admin/audit": {
+            "get": _admin(
+                "List recorded changes, newest first (viewer role)",
+                {
+                    "200": _answer("changes", {"type": "array", "items": _ref("AuditRecord")}),
+                    "400": _error("a bad since, actor, action or limit (the error names it)"),
+                },
+                parameters=[
+                    _query(
+                        "since",
+                        {"type": "string"},
+                        "only changes since then: an ISO 8601 time (no zone: UTC) or a"
+                        " duration back from now (30m, 2h, 7d)",
+                    ),
+                    _query("actor", {"type": "string", "maxLength": 200}, "only this actor's"),
+                    _query("action", {"type": "string", "maxLength": 200}, "only this action"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                        "at most this many (1..1000)",
+                    ),
+                ],
+            )
+        },
         "/admin/deliveries": {
             "get": _admin(
                 "List deliveries, newest first",
@@ -470,8 +602,8 @@ def _paths() -> dict[str, Schema]:
         },
         "/admin/deliveries/{id}": {
             "get": _admin(
-                "One delivery and its attempt_log",
-                {"200": _answer("the delivery, with `attempt_log`", _ref("Delivery"))},
+                "One delivery and its attempt_log: each attempt's request and response",
+                {"200": _answer("the delivery, with `attempt_log`", _ref("DeliveryWithAttempts"))},
                 unknown="delivery",
                 parameters=[delivery_id],
             )
@@ -512,6 +644,22 @@ def _paths() -> dict[str, Schema]:
                     "422": _error("a bad body"),
                 },
                 requestBody=_body(_ref("BackfillRequest")),
+            )
+        },
+        "/admin/forget": {
+            "post": _admin(
+                "Forget a caller: their calls deleted, their number [erased] elsewhere"
+                " (admin role)",
+                {
+                    "200": _answer("the counts", _ref("ForgetSummary")),
+                    "400": _error("the body is not JSON"),
+                    "422": _answer(
+                        "a bad body: a missing phone, one that is no phone number, a bad"
+                        " dry_run or an unknown field (the number is never repeated)",
+                        _ref("Invalid"),
+                    ),
+                },
+                requestBody=_body(_ref("ForgetRequest")),
             )
         },
         "/admin/events": {

@@ -2,10 +2,11 @@
 buttons. The request is checked with the Slack app's signing secret (slack-sdk's
 `SignatureVerifier`: `v0:` HMAC-SHA256 over the timestamp and the raw body, refused
 when the timestamp is more than 5 minutes off) and answered at once with an empty 200;
-the work (a silence through the admin API's code, or an acknowledgement), the audit
-row and the update of the original message follow in a background task, so Slack's
-3 seconds hold even when the store is slow. A click that fails is logged, audited when
-the store lets us, counted, and told to the user in an ephemeral message.
+the work (a silence through the admin API's code, or an acknowledgement, each written
+with its audit record, actor `slack:<user id>`) and the update of the original message
+follow in a background task, so Slack's 3 seconds hold even when the store is slow. A
+click that changes nothing (refused, already acknowledged) or fails is logged, audited
+when the store lets us, counted, and told to the user in an ephemeral message.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +27,8 @@ from router.config import Runtime
 from router.core.events import decode_json
 from router.core.metrics import Metrics
 from router.core.units import format_duration
-from router.operators import OperatorControls, RequestInvalid, parse_silence_request
-from router.store import Acknowledgement, DeliveryView, OperatorConsole, SlackActionRecord
+from router.operators import AuditTrail, OperatorControls, RequestInvalid, parse_silence_request
+from router.store import Acknowledgement, DeliveryView, OperatorConsole
 from router.web.admin import acknowledgement_key
 from router.web.request_body import read_body
 from sinks.base import DeliveryError
@@ -68,6 +68,26 @@ class Done:
     target: str
     text: str  # what the message now says was done
     detail: str = ""
+    recorded: bool = True  # its audit record was written with the change
+
+
+# What a click does, as the audit names it.
+AUDITED_ACTIONS = {"acknowledge": "acknowledge", "silence": "silence.create"}
+
+
+def click_actor(click: Click) -> str:
+    return f"slack:{click.user_id}"
+
+
+def click_details(click: Click, outcome: str, detail: str = "") -> dict[str, str]:
+    """What the audit keeps of a click beside its actor and target."""
+    shown = {
+        "outcome": outcome,
+        "user_name": click.user_name,
+        "channel": click.channel,
+        "detail": detail[:500],
+    }
+    return {name: value for name, value in shown.items() if value}
 
 
 def _may_be_signed(timestamp: str | None, signature: str | None, now: float) -> bool:
@@ -95,9 +115,11 @@ class SlackInteractions:
         store: OperatorConsole,
         metrics: Metrics,
         controls: OperatorControls | None,
+        trail: AuditTrail | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
+        self.trail = trail if trail is not None else AuditTrail(store)
         self.metrics = metrics
         self.controls = controls
         self._tasks: set[asyncio.Task[None]] = set()
@@ -194,25 +216,30 @@ class SlackInteractions:
                     raise Refused("That silence is no longer offered; use a current alert.")
                 done = await self._silence(click, view, click.button.seconds)
         except Refused as refused:
-            await self._audit(click, target, refused.outcome, str(refused), now)
+            await self._audit(click, target, refused.outcome, str(refused))
             await self._tell(click, str(refused))
             return
         except Exception as exc:
             log.exception("slack %s by %s on %s failed", click.action, click.user_id, target)
-            await self._audit(click, target, "failed", type(exc).__name__, now)
+            await self._audit(click, target, "failed", type(exc).__name__)
             await self._tell(click, "The router could not do that just now; please try again.")
             return
-        await self._audit(click, done.target, done.outcome, done.detail, now)
+        if done.recorded:
+            self._count(click.action, done.outcome)
+        else:
+            await self._audit(click, done.target, done.outcome, done.detail)
         await self._show(click, done.text)
 
     async def _acknowledge(self, click: Click, view: DeliveryView, now: float) -> Done:
         kind, target_id = acknowledgement_key(view)
         new = Acknowledgement(kind, target_id, click.user_id, click.user_name, click.channel, now)
-        stored = await self.store.acknowledge(new)
+        details = click_details(click, "acknowledged")
+        stored = await self.trail.acknowledge(click_actor(click), new, _target(view), details)
         already = stored != new
         text = acknowledged_text(stored.user_id, stored.at, already=already)
-        outcome = "already_acknowledged" if already else "acknowledged"
-        return Done(outcome, _target(view), text)
+        if already:
+            return Done("already_acknowledged", _target(view), text, recorded=False)
+        return Done("acknowledged", _target(view), text)
 
     async def _calls(self, view: DeliveryView) -> list[dict[str, Any]]:
         if view.kind == "digest":
@@ -248,12 +275,16 @@ class SlackInteractions:
             f"from Slack by {click.user_name or click.user_id} ({click.user_id})"
             f" in {click.channel or 'a direct message'}, on {_target(view)}"
         )
+        actor = click_actor(click)
+        detail = f"for {format_duration(seconds)}, from the alert on {_target(view)}"
+        recorded = True
         async with self._silence_lock:
             now = time.time()
             equal = await self._equal_silence(when, view.sink, now)
             if equal is not None:
                 until = max(equal.ends_at, now + seconds)
-                await self.store.extend_silence(equal.id, until, now)
+                details = click_details(click, "extended", detail)
+                recorded = await self.trail.extend_silence(actor, equal.id, until, now, details)
                 outcome, silence_id = "extended", equal.id
             else:
                 request = {
@@ -268,14 +299,13 @@ class SlackInteractions:
                     )
                 except RequestInvalid as exc:
                     raise Refused("; ".join(exc.errors)) from None
-                await self.store.add_silence(record)
+                details = click_details(click, "silenced", detail)
+                await self.trail.add_silence(actor, record, details)
                 outcome, silence_id, until = "silenced", record.id, record.ends_at
             if self.controls is not None:
                 await self.controls.refresh()
         text = silenced_text(click.user_id, seconds, until, extended=outcome == "extended")
-        return Done(
-            outcome, _target(view), text, f"silence {silence_id} for {format_duration(seconds)}"
-        )
+        return Done(outcome, f"silence:{silence_id}", text, detail, recorded=recorded)
 
     async def _equal_silence(self, when: dict[str, Any], sink: str, now: float) -> Any:
         for record in await self.store.list_silences(ended_after=now):
@@ -285,25 +315,13 @@ class SlackInteractions:
                         return record
         return None
 
-    async def _audit(
-        self, click: Click, target: str, outcome: str, detail: str, now: float
-    ) -> None:
+    async def _audit(self, click: Click, target: str, outcome: str, detail: str) -> None:
+        """Count a click and record it alone: one that changed nothing, or failed (the
+        trail logs a record it cannot write)."""
         self._count(click.action, outcome)
-        record = SlackActionRecord(
-            secrets.token_hex(8),
-            now,
-            click.user_id,
-            click.user_name,
-            click.channel,
-            click.action,
-            target,
-            outcome,
-            detail[:500],
-        )
-        try:
-            await self.store.record_slack_action(record)
-        except Exception:
-            log.exception("cannot audit slack %s by %s: %s", click.action, click.user_id, outcome)
+        action = AUDITED_ACTIONS.get(click.action, click.action)
+        details = click_details(click, outcome, detail)
+        await self.trail.record(click_actor(click), action, target, details)
 
     # --- telling Slack ---
 

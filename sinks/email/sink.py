@@ -18,7 +18,10 @@ from __future__ import annotations
 import base64
 import ssl
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
+from email import policy as email_policy
+from email.parser import BytesHeaderParser
 from typing import Any
 
 import aiosmtplib
@@ -43,6 +46,13 @@ from sinks.email.message import (
     parse_message,
 )
 from sinks.email.settings import EmailSinkConfig
+from sinks.exchange import (
+    Exchange,
+    ReceivedResponse,
+    SentRequest,
+    request_seen,
+    response_seen,
+)
 
 
 class EmailSink(Sink[bytes]):
@@ -68,13 +78,47 @@ class EmailSink(Sink[bytes]):
     async def transmit(self, payload: bytes) -> SendResult:
         sender = envelope_sender(self.config)
         recipients = envelope_recipients(self.config)
+        sent = self._request_seen(sender, recipients, payload)
         try:
-            return await self._converse(sender, recipients, payload)
+            result = await self._converse(sender, recipients, payload)
         except DeliveryError as exc:
-            raise exc.with_reason(self._scrub(exc.reason)) from None
+            raise exc.with_reason(self._scrub(exc.reason)).with_exchange(Exchange(sent)) from None
         except Exception as exc:
             outcome = classify_smtp_error(exc, self.config.host, self.config.port)
-            raise outcome.with_reason(self._scrub(outcome.reason)) from None
+            exchange = Exchange(sent, self._reply_seen(exc))
+            raise outcome.with_reason(self._scrub(outcome.reason)).with_exchange(exchange) from None
+        reply = response_seen(250, (), result.detail or "", secrets=self._exchange_secrets())
+        return replace(result, exchange=Exchange(sent, reply))
+
+    def _exchange_secrets(self) -> list[str]:
+        """The settings' secrets, and the password as AUTH sends it (base64)."""
+        password = self.config.password.get_secret_value() if self.config.password else ""
+        encoded = [base64.b64encode(password.encode()).decode()] if password else []
+        return [*self.secrets(), *encoded]
+
+    def _request_seen(self, sender: str, recipients: list[str], payload: bytes) -> SentRequest:
+        """The SMTP envelope and the message's headers, as kept; the body is the message's
+        MIME body (after its headers)."""
+        head, _, body = payload.partition(b"\r\n\r\n")
+        parsed = BytesHeaderParser(policy=email_policy.default).parsebytes(head + b"\r\n\r\n")
+        envelope = [("MAIL FROM", sender), *(("RCPT TO", address) for address in recipients)]
+        headers = [*envelope, *((name, str(value)) for name, value in parsed.items())]
+        config = self.config
+        where = f"smtp://{config.host}:{config.port} (tls: {config.tls})"
+        return request_seen(
+            "SMTP", where, headers, body, secrets=self._exchange_secrets(), target_is_url=False
+        )
+
+    def _reply_seen(self, exc: Exception) -> ReceivedResponse | None:
+        """The server's reply that failed the send (None: it never answered)."""
+        if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+            refused = exc.recipients
+            lines = [f"{item.recipient}: {_reply(item.code, item.message)}" for item in refused]
+            code = refused[0].code if refused else None
+            return response_seen(code, (), "\n".join(lines), secrets=self._exchange_secrets())
+        if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code > 0:
+            return response_seen(exc.code, (), exc.message, secrets=self._exchange_secrets())
+        return None
 
     async def _converse(self, sender: str, recipients: list[str], payload: bytes) -> SendResult:
         config = self.config

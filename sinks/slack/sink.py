@@ -11,6 +11,7 @@ rate limit or an outage is rescheduled in the store, never slept on in a worker.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 import time
@@ -27,6 +28,7 @@ from router.core.retry import parse_retry_after
 from router.core.templates import SlackJsonTemplate, SlackTemplate
 from router.core.units import Duration, Rate
 from sinks.base import (
+    DeliveryError,
     DeliveryRequest,
     Permanent,
     RendersText,
@@ -36,6 +38,7 @@ from sinks.base import (
     SinkConfig,
     SinkResources,
 )
+from sinks.exchange import Exchange, SentRequest, request_seen, response_seen
 from sinks.secrets import url_secrets
 from sinks.slack.message import ActionButtons, build_message, parse_blocks
 
@@ -228,6 +231,16 @@ def api_error_outcome(exc: SlackApiError) -> Retryable | Permanent:
     return classify_api_answer(answer.status_code, data.get("error"), answer.headers)
 
 
+def _text(response: Any) -> str:
+    """A Web API answer's body as text: slack-sdk keeps it decoded (`data`)."""
+    data = getattr(response, "data", None)
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    if isinstance(data, str):
+        return data
+    return json.dumps(data, ensure_ascii=False) if data is not None else ""
+
+
 class SlackSink(Sink[dict[str, Any]]):
     config: SlackSinkConfig
     config_class = SlackSinkConfig
@@ -292,7 +305,31 @@ class SlackSink(Sink[dict[str, Any]]):
 
     async def transmit(self, payload: dict[str, Any]) -> SendResult:
         post = self._post_message if self.bot_mode else self._post_webhook
-        return await self._guarded(post, payload)
+        try:
+            return await self._guarded(post, payload)
+        except DeliveryError as failure:
+            if failure.exchange is None:  # no answer came (a timeout, a lost connection)
+                failure.with_exchange(Exchange(self._request_seen(payload)))
+            raise
+
+    def _request_seen(self, payload: dict[str, Any]) -> SentRequest:
+        """The request slack-sdk sends for `payload` (its JSON body, without None values),
+        as kept: the token and the hook's path masked."""
+        body = json.dumps({name: value for name, value in payload.items() if value is not None})
+        headers = {"Content-Type": "application/json;charset=utf-8"}
+        if self.bot_mode:
+            url = (self.config.api_url or DEFAULT_API_URL) + "chat.postMessage"
+            headers["Authorization"] = "Bearer ***"
+            headers["User-Agent"] = str(self._web_client().headers.get("User-Agent", ""))
+        else:
+            url = self.config.webhook_url.get_secret_value() if self.config.webhook_url else ""
+            headers["User-Agent"] = self._webhook_client().default_headers.get("User-Agent", "")
+        return request_seen("POST", url, headers.items(), body, secrets=self.secrets())
+
+    def _exchange(self, payload: dict[str, Any], status: int, headers: Any, body: str) -> Exchange:
+        pairs = [(str(name), str(value)) for name, value in dict(headers or {}).items()]
+        got = response_seen(status, pairs, body, secrets=self.secrets())
+        return Exchange(self._request_seen(payload), got)
 
     async def _guarded(
         self, post: Callable[[dict[str, Any]], Awaitable[SendResult]], payload: dict[str, Any]
@@ -310,19 +347,30 @@ class SlackSink(Sink[dict[str, Any]]):
         try:
             response = await self._web_client().chat_postMessage(**payload)
         except SlackApiError as exc:
-            raise api_error_outcome(exc) from None
+            answer = exc.response
+            exchange = self._exchange(payload, answer.status_code, answer.headers, _text(answer))
+            raise api_error_outcome(exc).with_exchange(exchange) from None
         except (AttributeError, TypeError, ValueError) as exc:
             # slack-sdk fails this way on a non-JSON answer (a proxy's text/plain 502 page).
             raise Retryable(f"slack: unreadable answer ({type(exc).__name__})") from None
         channel = response.get("channel")
         timestamp = response.get("ts")
-        return SendResult(status_code=response.status_code, detail=f"ts={timestamp} in {channel}")
+        exchange = self._exchange(payload, response.status_code, response.headers, _text(response))
+        return SendResult(
+            status_code=response.status_code,
+            detail=f"ts={timestamp} in {channel}",
+            exchange=exchange,
+        )
 
     async def _post_webhook(self, payload: dict[str, Any]) -> SendResult:
         response = await self._webhook_client().send_dict(payload)
+        exchange = self._exchange(
+            payload, response.status_code, response.headers, response.body or ""
+        )
         if 200 <= response.status_code < 300:
-            return SendResult(status_code=response.status_code, detail="posted")
-        raise classify_api_answer(response.status_code, response.body, response.headers)
+            return SendResult(status_code=response.status_code, detail="posted", exchange=exchange)
+        outcome = classify_api_answer(response.status_code, response.body, response.headers)
+        raise outcome.with_exchange(exchange)
 
     async def update_message(self, channel: str, ts: str, message: dict[str, Any]) -> None:
         """Rewrite a message this bot posted (`chat.update`), after a click on its buttons;

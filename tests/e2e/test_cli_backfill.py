@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_event
+from tests.e2e.test_cli_rules import run
 from tests.e2e.test_serve import free_port, start_server, stop, wait_healthy
 from tests.revring_fake import FAKE_API_KEY
 
@@ -92,6 +93,13 @@ async def test_cli_backfill_beside_a_running_server_is_delivered(tmp_path, revri
         )
         assert code == 0
         assert "new 0, duplicate 1" in stdout
+        audited = await asyncio.to_thread(
+            run, "audit", "--action", "backfill", "--json", "--store", f"sqlite:///{db}"
+        )
+        assert audited.returncode == 0, audited.stderr
+        second, first = [json.loads(line) for line in audited.stdout.splitlines()]
+        assert first["actor"].startswith("cli:") and first["details"]["new"] == 3
+        assert first["target"].startswith("calls:") and second["details"]["duplicate"] == 1
     finally:
         stop(server)
     assert FAKE_API_KEY not in stdout + stderr

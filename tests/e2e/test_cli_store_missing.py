@@ -25,6 +25,10 @@ READ_OR_CHANGE = [
     ["sink", "pause", "console", "--for", "1h", "--config", str(ROOT / "rules.yaml")],
     ["sink", "resume", "console"],
     ["release", "c-1", "--config", str(ROOT / "rules.yaml")],
+    ["audit"],
+    ["audit", "--since", "2h", "--json"],
+    ["forget", "--phone", "+1 415 555 0142"],
+    ["forget", "--phone", "(415) 555-0142", "--dry-run"],
 ]
 NO_STORE_ENV = {"ROUTER_STORE": ""}
 

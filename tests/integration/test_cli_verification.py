@@ -57,6 +57,11 @@ def test_calls_lists_held_and_not_verified_and_release_routes(tmp_path, capsys):
     assert main(["release", invented["id"], "--config", str(rules), "--store", url]) == 1
     assert "is not held (verification: released)" in capsys.readouterr().err
     assert main(["release", "nope", "--config", str(rules), "--store", url]) == 1
+    capsys.readouterr()
+    assert main(["audit", "--json", "--store", url]) == 0
+    [released] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (released["action"], released["target"]) == ("release", f"call:{invented['id']}")
+    assert released["actor"].startswith("cli:") and released["details"] == {"deliveries": 1}
     assert main(["deliveries", "--json", "--store", url]) == 0
     [delivery] = capsys.readouterr().out.splitlines()
     assert json.loads(delivery)["event_id"] == invented["id"]

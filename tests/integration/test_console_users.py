@@ -131,6 +131,7 @@ async def test_an_operator_replays_from_the_console(service, receiver):
 
 
 async def test_the_actor_is_on_the_request_for_the_audit(tmp_path, write_rules, receiver, team):
+    from router.web.actors import actor_of
     from router.web.app import ServiceSettings, build_app
     from router.web.credentials import PRINCIPAL
     from router.web.webhook import ApiKeys
@@ -145,8 +146,8 @@ async def test_the_actor_is_on_the_request_for_the_audit(tmp_path, write_rules, 
         try:
             return await handler(request)
         finally:  # a sign-in answers by raising its redirect
-            if "actor" in request:
-                seen.append((request.path, request["actor"], request[PRINCIPAL].role))
+            if PRINCIPAL in request:
+                seen.append((request.path, actor_of(request), request[PRINCIPAL].role))
 
     settings = ServiceSettings(
         config_path=str(write_rules(rules(receiver.url()))),

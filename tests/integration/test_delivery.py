@@ -101,6 +101,10 @@ async def _has_status(store, status: str) -> bool:
     return bool(await store.list_deliveries(status))
 
 
+async def _count_delivered(store, count: int) -> bool:
+    return len(await store.list_deliveries("delivered", limit=count)) >= count
+
+
 async def test_idempotency_key_is_stable_across_retries(tmp_path, write_rules, receiver):
     receiver.answer = lambda request, n: 500 if n <= 2 else 200
     rules = write_rules(rules_text(receiver.url()))
@@ -120,6 +124,8 @@ async def test_rate_limit_spaces_deliveries_in_order(tmp_path, write_rules, rece
             await post_event(client, event)
         await wait_for(lambda: len(receiver.delivered_ids()) == 20, limit=30)
         store, *_ = parts(client)
+        # The last attempt is recorded just after its answer arrived.
+        await wait_for(lambda: _count_delivered(store, 20))
         views = await store.list_deliveries(limit=100)
         starts = sorted([(await store.list_attempts(v.id))[0].started_at for v in views])
     assert receiver.delivered_ids() == [e["id"] for e in events]

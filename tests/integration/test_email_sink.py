@@ -421,3 +421,53 @@ async def test_a_template_failure_is_permanent_and_sends_nothing(
     with pytest.raises(Permanent, match="TypeError"):
         await build_and_transmit(email_sink, failed_call())
     assert handler.delivered == []
+
+
+async def test_each_attempt_reports_the_envelope_headers_and_the_servers_reply(
+    start_server: StartServer, server_tls: ssl.SSLContext, ca_file: str
+) -> None:
+    handler = RecordingHandler(data_replies=["451 4.3.0 Temporary local problem, try later"])
+    port = await start_server(
+        handler,
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=check_login,
+        auth_required=True,
+    )
+    settings = {"tls": "starttls", "ca_file": ca_file, "username": USERNAME}
+    email_sink = sink(port, **settings, password=PASSWORD)
+    with pytest.raises(Retryable) as first:
+        await build_and_transmit(email_sink, failed_call(attempt=1))
+    refused = first.value.exchange
+    assert refused is not None and refused.response is not None
+    assert refused.request.method == "SMTP"
+    assert refused.request.target == f"smtp://127.0.0.1:{port} (tls: starttls)"
+    headers = refused.request.headers
+    assert headers[:2] == (
+        ("MAIL FROM", "router@example.com"),
+        ("RCPT TO", "support@example.com"),
+    )
+    assert any(name == "Subject" for name, _ in headers)
+    assert (refused.response.status, refused.response.body) == (
+        451,
+        "4.3.0 Temporary local problem, try later",
+    )
+
+    accepted = await build_and_transmit(email_sink, failed_call(attempt=2))
+    assert accepted.exchange is not None and accepted.exchange.response is not None
+    assert accepted.exchange.response.status == 250
+    assert "queued as 4242" in accepted.exchange.response.body
+    assert accepted.exchange.request.body  # the MIME body, after the headers
+    for exchange in (refused, accepted.exchange):
+        kept = repr(exchange)
+        assert PASSWORD not in kept
+        assert "+14155550199" not in kept and "5550199" not in kept  # the sample's caller
+
+
+async def test_a_server_that_is_not_there_leaves_the_request_and_no_reply(
+    start_server: StartServer,
+) -> None:
+    with pytest.raises(Retryable) as caught:
+        await build_and_transmit(sink(free_port()), failed_call())
+    assert caught.value.exchange is not None
+    assert caught.value.exchange.response is None

@@ -74,10 +74,18 @@ rules:
         for event in (large, small):
             assert (await post_event(client, event)).status == 200
         await wait_for(lambda: len(receiver.received) >= 4)
-        _, engine, _, _ = parts(client)
+        store, engine, _, _ = parts(client)
         apart = engine.render_apart
         assert apart is not None and apart.last_pid in apart.workers.pids
         assert apart.last_pid != os.getpid()
+        # The attempt keeps the start of the large body it sent, its size, the cut.
+        await wait_for(lambda: _count(store.list_deliveries("delivered"), 4))
+        [raw] = await store.list_deliveries(sink="raw", call=large["id"])
+        [attempt] = await store.list_attempts(raw.id)
+        assert attempt.exchange is not None
+        sent = attempt.exchange.request
+        assert sent.truncated and len(sent.body.encode()) <= 4096
+        assert sent.size > INLINE and sent.body.startswith("{")
     by_path: dict[str, list[dict[str, Any]]] = {}
     for received in receiver.received:
         by_path.setdefault(received.path, []).append(json.loads(received.body))
@@ -89,6 +97,10 @@ rules:
     # The large call is never decoded here (the small one may not be either: sent at
     # once, it reuses the body the webhook decoded).
     assert all(size < INLINE for size in decoded_here)
+
+
+async def _count(found: Any, wanted: int) -> bool:
+    return len(await found) >= wanted
 
 
 SINKS = """

@@ -347,3 +347,18 @@ async def test_an_answer_nested_too_deep_to_read_is_taken_as_no_details(
     else:
         with pytest.raises(Permanent):
             await build_and_transmit(sink(pagerduty.url, resources), delivery())
+
+
+async def test_the_attempts_exchange_keeps_the_event_and_the_answer_without_the_routing_key(
+    pagerduty: FakePagerDuty, resources: SinkResources
+) -> None:
+    pagerduty.answer = lambda n: pagerduty_invalid(f"'{ROUTING_KEY}' is not a known integration")
+    with pytest.raises(Permanent) as caught:
+        await build_and_transmit(sink(pagerduty.url, resources), delivery())
+    exchange = caught.value.exchange
+    assert exchange is not None and exchange.response is not None
+    assert exchange.request.target.endswith("/v2/enqueue")
+    assert json.loads(exchange.request.body)["routing_key"] == "***"
+    assert exchange.response.status == 400
+    assert "'***' is not a known integration" in exchange.response.body
+    assert ROUTING_KEY not in repr(exchange)

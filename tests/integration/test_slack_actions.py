@@ -6,13 +6,15 @@ or to `chat.update`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from router.store import DeliveryView
+from router.store import AuditFilters, DeliveryView
 from tests.conftest import fresh_event
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
 from tests.slack_fake import SIGNING_SECRET, WEBHOOK_PATH, FakeSlack, signed_request
@@ -80,9 +82,34 @@ async def silences(client: Any) -> list[dict[str, Any]]:
     return await answer.json()
 
 
-async def audit(client: Any) -> list[Any]:
+@dataclass(frozen=True)
+class Click:
+    """A click as the audit holds it (DESIGN.md section 14)."""
+
+    user_id: str
+    action: str
+    outcome: str
+    channel: str
+    target: str
+
+
+async def audit(client: Any) -> list[Click]:
+    """The clicks audited, newest first, as recorded in the audit."""
     store, *_ = parts(client)
-    return await store.slack_actions()
+    clicks = []
+    for record in await store.list_audit(AuditFilters()):
+        assert record.actor.startswith("slack:")
+        details = json.loads(record.details)
+        clicks.append(
+            Click(
+                record.actor.removeprefix("slack:"),
+                record.action,
+                details["outcome"],
+                details.get("channel", ""),
+                record.target,
+            )
+        )
+    return clicks
 
 
 async def test_an_alert_carries_the_buttons_and_a_silence_click_mutes_the_next_similar_call(
@@ -124,12 +151,18 @@ async def test_an_alert_carries_the_buttons_and_a_silence_click_mutes_the_next_s
         assert muted["event_id"] == similar["id"]
         assert muted["muted_reason"] == f"silence:{silence['id']}"
         [entry] = await audit(client)
-        assert (entry.user_id, entry.action, entry.outcome) == ("U0ALICE", "silence", "silenced")
+        assert (entry.user_id, entry.action, entry.outcome) == (
+            "U0ALICE",
+            "silence.create",
+            "silenced",
+        )
+        assert entry.target == f"silence:{silence['id']}"
         assert entry.channel == "#ops-alerts (C0ALERTS)"
         metrics = await (await client.get("/metrics")).text()
         assert (
             'revring_router_slack_actions_total{action="silence",outcome="silenced"} 1.0' in metrics
         )
+        assert 'revring_router_audit_events_total{action="silence.create"} 1.0' in metrics
 
 
 async def test_a_second_click_extends_the_silence_instead_of_stacking_another(
@@ -343,7 +376,11 @@ async def test_a_digest_offers_silence_this_trunk_and_acknowledges_the_digest(
         await wait_for(lambda: len(slack.responses) == 2)
         [delivery] = await (await client.get("/admin/deliveries", headers=ADMIN)).json()
         assert delivery["kind"] == "digest" and delivery["acknowledged_by"] == "U0ALICE"
-        assert [entry.target for entry in await audit(client)] == [f"digest:{delivery['id']}"] * 2
+        targets = [entry.target for entry in await audit(client)]
+        assert targets == [f"digest:{delivery['id']}", f"silence:{silence['id']}"]
+        store, *_ = parts(client)
+        [silenced] = await store.list_audit(AuditFilters(action="silence.create"))
+        assert f"from the alert on digest:{delivery['id']}" in silenced.details
 
 
 async def test_an_unreadable_payload_is_400_once_the_signature_holds(tmp_path, write_rules, slack):

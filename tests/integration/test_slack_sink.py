@@ -376,3 +376,48 @@ def test_default_rate_limit_is_one_per_second_and_overridable() -> None:
     assert default.effective_rate_limit() is not None
     assert default.effective_rate_limit().per_second == 1.0
     assert custom.effective_rate_limit().per_second == 0.5
+
+
+@pytest.mark.parametrize("mode", ["webhook", "bot"])
+async def test_each_answer_is_reported_with_the_request_that_got_it_and_no_secret(
+    fake: tuple[FakeSlack, str], resources: SinkResources, mode: str
+) -> None:
+    slack, base = fake
+    body: Any = {"ok": False, "error": "ratelimited"} if mode == "bot" else "rate_limited"
+    slack.answer = (429, body, {"Retry-After": "7"})
+    sink = bot_sink(base, resources) if mode == "bot" else webhook_sink(base, resources)
+    with pytest.raises(Retryable) as caught:
+        await build_and_transmit(sink, delivery())
+    limited = caught.value.exchange
+    assert limited is not None and limited.response is not None
+    assert limited.request.method == "POST"
+    if mode == "bot":
+        assert limited.request.target == base + "/api/chat.postMessage"
+        assert ("Authorization", "Bearer ***") in limited.request.headers
+    else:
+        assert limited.request.target == base + "/services/***/***/***"
+    assert json.loads(limited.request.body)["text"] == slack.requests[0]["body"]["text"]
+    assert limited.response.status == 429
+    assert ("Retry-After", "7") in limited.response.headers
+    assert "ratelimited" in limited.response.body or "rate_limited" in limited.response.body
+    for kept in (repr(limited), str(limited)):
+        assert TOKEN not in kept and "SECRETWEBHOOKPATH" not in kept
+        assert "+14155550142" not in kept  # the sample caller, masked in the body
+
+    slack.answer = (200, None, {})
+    sent = await build_and_transmit(sink, delivery())
+    assert sent.exchange is not None and sent.exchange.response is not None
+    assert sent.exchange.response.status == 200
+    assert TOKEN not in repr(sent.exchange)
+
+
+async def test_an_answer_that_never_came_reports_the_request_alone(
+    fake: tuple[FakeSlack, str], resources: SinkResources
+) -> None:
+    slack, base = fake
+    slack.drop = True
+    with pytest.raises(Retryable) as caught:
+        await build_and_transmit(webhook_sink(base, resources), delivery())
+    assert caught.value.exchange is not None
+    assert caught.value.exchange.response is None
+    assert "SECRETWEBHOOKPATH" not in repr(caught.value.exchange)

@@ -1,10 +1,11 @@
 """The store's part of acting from Slack's buttons (DESIGN.md section 12), on every store
-kind: acknowledgements (the first one counts), the audit of clicks, extending a silence,
-reading one call's body. Times are fixed numbers, never the clock."""
+kind: acknowledgements (the first one counts), extending a silence, reading one call's
+body; the audit (DESIGN.md section 14) read back and purged. Times are fixed numbers,
+never the clock."""
 
 from __future__ import annotations
 
-from router.store import Acknowledgement, SlackActionRecord, Store
+from router.store import Acknowledgement, AuditFilters, AuditRecord, Store
 from tests.integration.test_store_contract import NOW, record
 from tests.integration.test_store_controls import silence
 
@@ -23,15 +24,13 @@ async def test_the_first_acknowledgement_counts(store: Store) -> None:
     assert await store.acknowledgements_since(NOW) == [first, digest]
 
 
-async def test_clicks_are_audited_newest_first(store: Store) -> None:
-    older = SlackActionRecord(
-        "a1", NOW, "U1", "alice", "C1", "silence", "call:c1", "silenced", "1h"
-    )
-    newer = SlackActionRecord("a2", NOW + 1, "U9", "", "C1", "acknowledge", "call:c1", "refused")
-    await store.record_slack_action(older)
-    await store.record_slack_action(newer)
-    assert await store.slack_actions() == [newer, older]
-    assert await store.slack_actions(limit=1) == [newer]
+async def test_audit_records_are_read_newest_first(store: Store) -> None:
+    older = AuditRecord("a1", NOW, "slack:U1", "silence.create", "silence:s1", '{"x": 1}')
+    newer = AuditRecord("a2", NOW + 1, "slack:U9", "acknowledge", "call:c1")
+    await store.record_audit(older)
+    await store.record_audit(newer)
+    assert await store.list_audit(AuditFilters()) == [newer, older]
+    assert await store.list_audit(AuditFilters(), limit=1) == [newer]
 
 
 async def test_extending_a_silence_moves_its_end_later_only(store: Store) -> None:
@@ -55,11 +54,11 @@ async def test_one_calls_body_is_read_back_as_received(store: Store) -> None:
     assert await store.event_payload("unknown") is None
 
 
-async def test_clicks_and_acknowledgements_older_than_the_cutoff_are_purged(store: Store) -> None:
+async def test_audit_and_acknowledgements_older_than_the_cutoff_are_purged(store: Store) -> None:
     await store.acknowledge(Acknowledgement("call", "old", "U1", "", "", NOW - 100))
     await store.acknowledge(Acknowledgement("call", "new", "U1", "", "", NOW))
-    await store.record_slack_action(SlackActionRecord("a1", NOW - 100, "U1", "", "", "x", "t", "o"))
-    await store.record_slack_action(SlackActionRecord("a2", NOW, "U1", "", "", "x", "t", "o"))
-    assert await store.purge_slack_actions(NOW - 50) == 1
+    await store.record_audit(AuditRecord("a1", NOW - 100, "slack:U1", "x", "t"))
+    await store.record_audit(AuditRecord("a2", NOW, "slack:U1", "x", "t"))
+    assert await store.purge_audit(NOW - 50) == 1
     assert [a.target_id for a in await store.acknowledgements_since(0)] == ["new"]
-    assert [a.id for a in await store.slack_actions()] == ["a2"]
+    assert [a.id for a in await store.list_audit(AuditFilters())] == ["a2"]

@@ -405,3 +405,252 @@ async def test_a_postgresql_store_of_schema_7_gets_console_sessions() -> None:
             await check_sessions_beside_old_calls(store)
         finally:
             await store.close()
+
+
+# Clicks on Slack's buttons as the router at schema 7 audited them.
+SLACK_CLICKS = [
+    (
+        "k1",
+        T,
+        "U0ALICE",
+        "alice",
+        "#ops (C1)",
+        "silence",
+        "call:c1",
+        "silenced",
+        "silence s1 for 1h",
+    ),
+    ("k2", T + 5, "U0BOB", "", "C1", "acknowledge", "digest:d1", "acknowledged", ""),
+    ("k3", T + 9, "U0EVE", "eve", "", "acknowledge", "call:c2", "refused", "not allowed"),
+]
+
+
+async def check_slack_clicks_moved(store: Store) -> None:
+    """The clicks audited before schema 10 are in the one audit, newest first."""
+    from router.store import AuditFilters, AuditRecord
+
+    assert await store.list_audit(AuditFilters()) == [
+        AuditRecord(
+            "k3",
+            T + 9,
+            "slack:U0EVE",
+            "acknowledge",
+            "call:c2",
+            json.dumps({"outcome": "refused", "user_name": "eve", "detail": "not allowed"}),
+        ),
+        AuditRecord(
+            "k2",
+            T + 5,
+            "slack:U0BOB",
+            "acknowledge",
+            "digest:d1",
+            json.dumps({"outcome": "acknowledged", "channel": "C1"}),
+        ),
+        AuditRecord(
+            "k1",
+            T,
+            "slack:U0ALICE",
+            "silence.create",
+            "call:c1",
+            json.dumps(
+                {
+                    "outcome": "silenced",
+                    "user_name": "alice",
+                    "channel": "#ops (C1)",
+                    "detail": "silence s1 for 1h",
+                }
+            ),
+        ),
+    ]
+    assert await store.audit_choices() == (
+        ["slack:U0ALICE", "slack:U0BOB", "slack:U0EVE"],
+        ["acknowledge", "silence.create"],
+    )
+
+
+async def test_a_sqlite_store_of_schema_7_keeps_its_slack_clicks_in_the_audit(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "router.db"
+    shutil.copyfile(FIXTURE_V7, database)
+    with sqlite3.connect(database) as old:
+        old.executemany(
+            "INSERT INTO slack_actions_audit (id, at, user_id, user_name, channel, action,"
+            " target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            SLACK_CLICKS,
+        )
+    old.close()
+
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await check_slack_clicks_moved(store)
+    finally:
+        await store.close()
+    with sqlite3.connect(database) as upgraded:
+        tables = {name for (name,) in upgraded.execute("SELECT name FROM sqlite_master")}
+        assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    upgraded.close()
+    assert "slack_actions_audit" not in tables and "audit" in tables
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_7_keeps_its_slack_clicks_in_the_audit() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade7audit") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(SCHEMA_VERSION_DDL)
+            for migration in MIGRATIONS[:7]:
+                for statement in statements_for(migration, "postgresql"):
+                    await connection.execute(statement)
+            await copy_fixture_rows(connection, FIXTURE_V7, ("schema_version",))
+            await connection.executemany(
+                "INSERT INTO slack_actions_audit (id, at, user_id, user_name, channel, action,"
+                " target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                SLACK_CLICKS,
+            )
+        finally:
+            await connection.close()
+
+        store = open_store(url)
+        await store.open()
+        try:
+            await check_slack_clicks_moved(store)
+        finally:
+            await store.close()
+        connection = await asyncpg.connect(url)
+        try:
+            assert await connection.fetchval("SELECT to_regclass('slack_actions_audit')") is None
+        finally:
+            await connection.close()
+
+
+async def check_old_caller_forgotten(store: Store) -> None:
+    """Migration 13 (the store's settings) keeps the old calls: a caller among them is
+    forgotten, the others stay, and the store makes its salt."""
+    from router.operators import ForgetRequest
+    from router.operators.forget import SALT_SETTING, erasure_of
+    from router.store import CallFilters
+
+    before = {event.id for event in await store.list_events(CallFilters())}
+    assert {"v7-failed", "v7-reschedule"} <= before
+    counts = await store.forget(erasure_of(ForgetRequest("+14155550123")))
+    assert counts.calls_deleted == 2
+    after = {event.id for event in await store.list_events(CallFilters())}
+    assert after == before - {"v7-failed", "v7-reschedule"}
+    assert len(await store.secret(SALT_SETTING)) == 64
+
+
+async def test_a_sqlite_store_of_schema_7_upgraded_forgets_an_old_caller(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    shutil.copyfile(FIXTURE_V7, database)
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await check_old_caller_forgotten(store)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_7_upgraded_forgets_an_old_caller() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade13") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(SCHEMA_VERSION_DDL)
+            for migration in MIGRATIONS[:7]:
+                for statement in statements_for(migration, "postgresql"):
+                    await connection.execute(statement)
+            await copy_fixture_rows(connection, FIXTURE_V7, ("schema_version", "events"))
+        finally:
+            await connection.close()
+
+        store = open_store(url)
+        await store.open()
+        try:
+            await check_old_caller_forgotten(store)
+        finally:
+            await store.close()
+
+
+# An attempt the old router recorded (schema 7: no request or response kept).
+OLD_ATTEMPT_ROWS = (
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, attempts, retry_attempts,"
+    " retry_started_at, created_at, updated_at, last_error)"
+    " VALUES ('v7-failed:crm', 'v7-failed', 'crm', 'failed', 'dead', 1, 1, 1, 1, 2,"
+    " 'HTTP 400')",
+    "INSERT INTO attempts (delivery_id, number, started_at, duration, outcome, status_code,"
+    " error, detail) VALUES ('v7-failed:crm', 1, 1.5, 0.25, 'dead', 400, 'HTTP 400', NULL)",
+)
+
+
+def v7_copy_with_an_old_attempt(tmp_path: Path) -> Path:
+    database = tmp_path / "router.db"
+    shutil.copyfile(FIXTURE_V7, database)
+    with sqlite3.connect(database) as old:
+        for statement in OLD_ATTEMPT_ROWS:
+            old.execute(statement)
+    old.close()
+    return database
+
+
+async def check_old_attempts_not_recorded(store: Store) -> None:
+    """The old attempt is there, its exchange not recorded; a new one keeps its own."""
+    from router.store import Exchange, SentRequest
+
+    [old] = await store.list_attempts("v7-failed:crm")
+    assert (old.number, old.outcome, old.status_code, old.exchange) == (1, "dead", 400, None)
+    assert await store.replay("v7-failed:crm", T + 1)
+    [claimed] = await store.claim("crm", 10, "w", 30.0, T + 2)
+    exchange = Exchange(SentRequest("POST", "https://crm.example/***", body="{}", size=2))
+    again = AttemptRecord(2, T + 2, 0.1, "delivered", 200, exchange=exchange)
+    assert await store.finish(claimed.id, "w", again)
+    assert [a.exchange for a in await store.list_attempts("v7-failed:crm")] == [None, exchange]
+
+
+async def test_a_sqlite_store_of_schema_7_shows_its_old_attempts_as_not_recorded(
+    tmp_path: Path,
+) -> None:
+    database = v7_copy_with_an_old_attempt(tmp_path)
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        await check_old_attempts_not_recorded(store)
+    finally:
+        await store.close()
+    with sqlite3.connect(database) as upgraded:
+        assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        columns = [row[1] for row in upgraded.execute("PRAGMA table_info(attempts)")]
+    upgraded.close()
+    assert columns[-4:] == ["request_head", "request_body", "response_head", "response_body"]
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_7_shows_its_old_attempts_as_not_recorded(
+    tmp_path: Path,
+) -> None:
+    import asyncpg
+
+    database = v7_copy_with_an_old_attempt(tmp_path)
+    async with fresh_postgres_schema("upgrade7attempts") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(SCHEMA_VERSION_DDL)
+            for migration in MIGRATIONS[:7]:
+                for statement in statements_for(migration, "postgresql"):
+                    await connection.execute(statement)
+            tables = ("schema_version", "events", "deliveries", "attempts")
+            await copy_fixture_rows(connection, database, tables)
+        finally:
+            await connection.close()
+
+        store = open_store(url)
+        await store.open()
+        try:
+            await check_old_attempts_not_recorded(store)
+        finally:
+            await store.close()

@@ -113,6 +113,10 @@ async def test_an_invented_call_is_kept_not_routed_and_counted(service, revring)
         assert again.status == 409
         missing = await client.post("/admin/events/nope/release", headers=ADMIN)
         assert missing.status == 404
+        [released] = await (await client.get("/admin/audit", headers=ADMIN)).json()
+        assert (released["actor"], released["action"]) == ("token", "release")
+        assert released["target"] == f"call:{invented['id']}"
+        assert released["details"] == {"deliveries": 1}
         await wait_for(lambda: len(logged(out)) == 1)
     assert 'revring_router_events_rejected_total{reason="not_verified"} 1.0' in metrics
 

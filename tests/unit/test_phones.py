@@ -218,3 +218,23 @@ def test_durations_are_left_alone(seconds: int) -> None:
     for text in (clock, f"{seconds}s", f"{seconds / 1000:.3f} s", f"{clock}.250"):
         sentence = f"the call lasted {text} in all"
         assert mask_phone_numbers(sentence) == sentence
+
+
+def test_a_run_of_digits_inside_an_id_costs_no_matcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A third of uuids (and of delivery ids) hold 7 digits apart by dashes only: the
+    # matcher (100 µs) is not asked about them, and a number beside them is still found.
+    import router.core.phones as phones
+
+    reads: list[str] = []
+    found = phones._found
+
+    def counting(text: str, begin: int, end: int, region: str) -> list:
+        reads.append(text[begin:end])
+        return found(text, begin, end, region)
+
+    monkeypatch.setattr(phones, "_found", counting)
+    ids = "call 5c7b5945-4021-8734-9152-eaa6793d72dd, delivery 18eef346d2f1891af440007a6b4d1304"
+    assert mask_phone_numbers(ids + " ") == ids + " "
+    assert reads == []
+    assert mask_phone_numbers(ids + " from (415) 555-0143") == ids + " from +1415•••0143"
+    assert len(reads) == 1

@@ -12,7 +12,7 @@ SQLITE_ONLY = re.compile(r"AUTOINCREMENT|WITHOUT ROWID|STRICT|\bBLOB\b|\bINTEGER
 
 
 def test_versions_count_up_from_one() -> None:
-    # Strictly rising from one; branches built side by side may leave a gap until merged.
+    # Strictly up from 1; a gap is allowed (versions are handed out to branches made apart).
     versions = [m.version for m in MIGRATIONS]
     assert versions[0] == 1
     assert versions == sorted(set(versions))

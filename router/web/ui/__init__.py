@@ -12,6 +12,9 @@ the admin API shares (`router.web.credential_limits`).
 
 `start_session(request, principal)` signs someone in (a session in the store, its
 cookie on the redirect it returns): the sign-in form's end, and single sign-on's.
+Sign-ins, failed ones included (as often as that limit lets them be tried), and every
+change made here are recorded in the audit (`router.operators.AuditTrail`), the signed-in
+actor read from the request (`router.web.actors`).
 """
 
 from __future__ import annotations
@@ -30,14 +33,16 @@ from router.config import Runtime
 from router.core.metrics import Metrics
 from router.engine import DeliveryEngine
 from router.engine.health import is_store_failure
-from router.operators import Principal
-from router.store import ConsoleSessions, OperatorConsole
+from router.operators import AuditTrail, Principal
+from router.store import ConsoleSessions, Erasures, OperatorConsole
 from router.web.credential_limits import CredentialLimiter, record_failure
 from router.web.credentials import ADMIN, Credentials, set_principal
 from router.web.permissions import permission, refusal
 from router.web.request_body import BodyRefused, read_form
+from router.web.ui.audit import AuditViews
 from router.web.ui.auth import SESSION_COOKIE, Sessions
 from router.web.ui.calls import CallViews
+from router.web.ui.forget import ForgetViews
 from router.web.ui.pages import SESSION, Pages
 from router.web.ui.silences import SilenceViews
 from router.web.ui.views import ConsoleViews
@@ -57,6 +62,7 @@ SECURITY_HEADERS = {
 }
 OPEN_PATHS = {f"{PREFIX}/login"}  # reachable without a session (and the static files)
 MAX_PASSWORD = 1024  # characters of a name or password worth checking
+ANONYMOUS = "anonymous"  # the actor of a failed sign-in
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -98,12 +104,14 @@ class Console:
         views: ConsoleViews,
         pages: Pages,
         limiter: CredentialLimiter | None = None,
+        trail: AuditTrail | None = None,
     ) -> None:
         self.credentials = credentials
         self.sessions = Sessions(store, credentials)
         self.failures = limiter if limiter is not None else CredentialLimiter()
         self.views = views
         self.pages = pages
+        self.trail = trail if trail is not None else AuditTrail(views.store)
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -197,6 +205,7 @@ class Console:
         if token:
             principal = ADMIN if self.credentials.admin_token_matches(token) else None
             wrong = "That token is not right."
+            tried, reason = ADMIN.name, "wrong token"
         else:
             name = _text(form.get("username")) or ""
             password = _text(form.get("password")) or ""
@@ -204,9 +213,14 @@ class Console:
             if name and password and len(name) + len(password) <= MAX_PASSWORD:
                 principal = await self.credentials.password(name, password)
             wrong = "That user name and password are not right."
+            tried, reason = name[:64], "unknown user or wrong password"
         if principal is None:
             record_failure(self.failures, address, "console sign-in")
+            # Only as often as the limit lets a sign-in be tried (429s come before this).
+            details = {"reason": reason, "address": address}
+            await self.trail.record(ANONYMOUS, "signin.failed", tried, details)
             return self._login_page(request, next_path=next_path, error=wrong, status=401)
+        await self.trail.record(principal.name, "signin", principal.name, {"address": address})
         raise await self.start_session(request, principal, next_path)
 
     async def start_session(
@@ -255,8 +269,9 @@ async def start_session(
     return await request.config_dict[CONSOLE].start_session(request, principal, next_path)
 
 
-class ConsoleStore(OperatorConsole, ConsoleSessions, Protocol):
-    """What the console uses of the store: the operators' reads and actions, sessions."""
+class ConsoleStore(OperatorConsole, ConsoleSessions, Erasures, Protocol):
+    """What the console uses of the store: the operators' reads and actions, sessions,
+    forgetting a caller."""
 
 
 def console_app(
@@ -266,14 +281,19 @@ def console_app(
     engine: DeliveryEngine,
     metrics: Metrics,
     limiter: CredentialLimiter | None = None,
+    trail: AuditTrail | None = None,
 ) -> web.Application:
     """The console, to mount at `/ui` (`app.add_subapp(PREFIX, console_app(...))`);
-    `limiter`: the limit on failed credentials it shares with the admin API."""
+    `limiter`: the limit on failed credentials it shares with the admin API; `trail`:
+    where its changes are recorded (the app's, counted in its metrics)."""
     pages = Pages()
-    views = ConsoleViews(pages, store, runtime, engine, metrics)
-    calls = CallViews(pages, store, runtime, engine)
-    silences = SilenceViews(pages, store, runtime, engine)
-    console = Console(credentials, store, views, pages, limiter)
+    audit = trail if trail is not None else AuditTrail(store)
+    views = ConsoleViews(pages, store, runtime, engine, metrics, audit)
+    calls = CallViews(pages, store, runtime, engine, audit)
+    silences = SilenceViews(pages, store, runtime, engine, audit)
+    audit_views = AuditViews(pages, store)
+    forget = ForgetViews(pages, store, audit)
+    console = Console(credentials, store, views, pages, limiter, audit)
     app = web.Application(middlewares=[console.guard])
     app[CONSOLE] = console
     app.add_routes(
@@ -295,6 +315,9 @@ def console_app(
             web.get("/silences", silences.silences, name="silences"),
             web.post("/silences", silences.create, name="silence_create"),
             web.post("/silences/{id}/expire", silences.expire, name="silence_expire"),
+            web.get("/audit", audit_views.audit, name="audit"),
+            web.get("/forget", forget.form, name="forget"),
+            web.post("/forget", forget.post, name="forget_post"),
             web.static("/static", STATIC, name="static"),
         ]
     )

@@ -28,7 +28,9 @@ from router.config import Runtime
 from router.core.call_search import SearchInvalid, parse_search
 from router.core.events import KNOWN_DIRECTIONS, decode_json
 from router.engine import DeliveryEngine, preview
+from router.operators import AuditTrail
 from router.store import CallFilters, DeliveryView, EventCursor, EventView, OperatorConsole
+from router.web.actors import actor_of
 from router.web.request_body import read_form
 from router.web.ui.pages import Pages, confirmed, path_part
 from router.web.ui.views import confirm_replay, unconfigured_waits
@@ -208,12 +210,18 @@ class DeliveryWithAttempts:
 
 class CallViews:
     def __init__(
-        self, pages: Pages, store: OperatorConsole, runtime: Runtime, engine: DeliveryEngine
+        self,
+        pages: Pages,
+        store: OperatorConsole,
+        runtime: Runtime,
+        engine: DeliveryEngine,
+        trail: AuditTrail | None = None,
     ) -> None:
         self.pages = pages
         self.store = store
         self.runtime = runtime
         self.engine = engine
+        self.trail = trail if trail is not None else AuditTrail(store)
 
     async def calls(self, request: web.Request) -> web.Response:
         query = request.query
@@ -310,7 +318,8 @@ class CallViews:
             return confirm_replay(
                 self.pages, request, ours[delivery_id], action=action, back=back, nav="calls"
             )
-        outcome = "requeued" if await self.store.replay(delivery_id, time.time()) else "busy"
+        replayed = await self.trail.replay(actor_of(request), delivery_id)
+        outcome = "requeued" if replayed else "busy"
         if outcome == "requeued":
             self.engine.wake()
         raise web.HTTPSeeOther(location.with_query(replayed=delivery_id, outcome=outcome))

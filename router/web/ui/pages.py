@@ -19,6 +19,7 @@ from router.core.phones import mask_phone, mask_phone_numbers
 from router.core.templates import human_duration
 from router.web.permissions import ACTION_ROLES, may
 from router.web.ui.auth import Session
+from router.web.ui.exchange_text import request_text, response_text, status_line
 from sinks.slack.preview import message_html
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -113,6 +114,9 @@ def _environment() -> jinja2.Environment:
         duration=human_duration,
         mask_numbers=mask_phone_numbers,
         slack_message=message_html,
+        request_text=request_text,
+        response_text=response_text,
+        status_line=status_line,
     )
     return env
 

@@ -21,9 +21,15 @@ from multidict import MultiMapping
 
 from router.config import Runtime
 from router.engine import DeliveryEngine
-from router.operators import EXPIRED_SILENCES_KEPT, RequestInvalid, parse_silence_request
+from router.operators import (
+    EXPIRED_SILENCES_KEPT,
+    AuditTrail,
+    RequestInvalid,
+    parse_silence_request,
+)
 from router.rules import MAX_WHEN_DEPTH
 from router.store import OperatorConsole, SilenceRecord
+from router.web.actors import actor_of
 from router.web.request_body import read_form
 from router.web.ui.calls import payload_of
 from router.web.ui.pages import Pages, confirmed, path_part, when
@@ -108,12 +114,18 @@ def silence_rows(records: Sequence[SilenceRecord], now: float) -> list[SilenceRo
 
 class SilenceViews:
     def __init__(
-        self, pages: Pages, store: OperatorConsole, runtime: Runtime, engine: DeliveryEngine
+        self,
+        pages: Pages,
+        store: OperatorConsole,
+        runtime: Runtime,
+        engine: DeliveryEngine,
+        trail: AuditTrail | None = None,
     ) -> None:
         self.pages = pages
         self.store = store
         self.runtime = runtime
         self.engine = engine
+        self.trail = trail if trail is not None else AuditTrail(store)
 
     def _known_sinks(self) -> list[str]:
         return sorted(self.runtime.config.sinks) if self.runtime.loaded else []
@@ -207,7 +219,7 @@ class SilenceViews:
                 from_call=str(posted.get("from_call", "")),
                 http_status=422,
             )
-        await self.store.add_silence(record)
+        await self.trail.add_silence(actor_of(request), record)
         await self._changed()
         location = request.app.router["silences"].url_for().with_query(created=record.id)
         raise web.HTTPSeeOther(location)
@@ -221,7 +233,7 @@ class SilenceViews:
             current = {s.id: s for s in await self.store.list_silences(ended_after=now)}
             if silence_id in current:
                 return self._confirm_expire(request, current[silence_id])
-        record = await self.store.expire_silence(silence_id, now)
+        record = await self.trail.expire_silence(actor_of(request), silence_id, now)
         if record is None:
             return self.pages.problem(request, 404, f"no silence {silence_id!r}")
         await self._changed()

@@ -25,7 +25,9 @@ from router.core.metrics import Metrics
 from router.core.phones import mask_phone_numbers, mask_phone_numbers_in
 from router.core.samples import DEFAULT_SAMPLE, SAMPLE_NAMES, sample_call, sample_event
 from router.engine import DeliveryEngine, Preview, preview
+from router.operators import AuditTrail, BulkReplay
 from router.store import CallFilters, DeliveryView, EventView, OperatorConsole, SinkCounts
+from router.web.actors import actor_of
 from router.web.admin import acknowledgement_key
 from router.web.request_body import read_form
 from router.web.ui.pages import Pages, confirmed, path_part, when
@@ -162,12 +164,14 @@ class ConsoleViews:
         runtime: Runtime,
         engine: DeliveryEngine,
         metrics: Metrics,
+        trail: AuditTrail | None = None,
     ) -> None:
         self.pages = pages
         self.store = store
         self.runtime = runtime
         self.engine = engine
         self.metrics = metrics
+        self.trail = trail if trail is not None else AuditTrail(store)
 
     # Overview
 
@@ -306,7 +310,7 @@ class ConsoleViews:
             return self.pages.problem(
                 request, 400, "choose the sink whose dead deliveries to replay"
             )
-        count = await self.store.replay_dead(sink, time.time())
+        count = await self.trail.replay_many(actor_of(request), BulkReplay("dead", sink))
         self.engine.wake()
         location = (
             request.app.router["deliveries"].url_for().with_query(sink=sink, replayed=str(count))
@@ -356,7 +360,7 @@ class ConsoleViews:
         if view.status == "delivered" and not confirmed(await read_form(request)):
             page = f"/ui/deliveries/{path_part(delivery_id)}"
             return confirm_replay(self.pages, request, view, action=f"{page}/replay", back=page)
-        if await self.store.replay(delivery_id, time.time()):
+        if await self.trail.replay(actor_of(request), delivery_id):
             self.engine.wake()
             raise web.HTTPSeeOther(location.with_query(replay="requeued"))
         raise web.HTTPSeeOther(location.with_query(replay="busy"))
