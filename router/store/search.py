@@ -113,11 +113,15 @@ def fts5_query(terms: Iterable[str]) -> str:
 
 def tsquery(terms: Iterable[str]) -> str:
     """A PostgreSQL `to_tsquery` text: every term, each quoted and matching the words it
-    begins (`'refund':* & 'friday':*`; a short one the word alone: `'to'`)."""
-    return " & ".join(
-        "'"
-        + term.replace("\\", "\\\\").replace("'", "''")
-        + "'"
-        + (":*" if is_prefix(term) else "")
-        for term in terms
-    )
+    begins (`'refund':* & 'friday':*`; a short one the word alone: `'to'`). PostgreSQL's
+    parser keeps a sign with the digits after it (`+14155550123`, the `-0142` of
+    `555-0142`), so a term of digits also matches them signed."""
+    return " & ".join(_ts_term(term) for term in terms)
+
+
+def _ts_term(term: str) -> str:
+    quoted = term.replace("\\", "\\\\").replace("'", "''")
+    suffix = ":*" if is_prefix(term) else ""
+    if not term[:1].isdigit():
+        return f"'{quoted}'{suffix}"
+    return "(" + " | ".join(f"'{sign}{quoted}'{suffix}" for sign in ("", "+", "-")) + ")"

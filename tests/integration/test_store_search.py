@@ -432,3 +432,30 @@ async def test_a_vacuumed_sqlite_store_still_finds_calls_by_words(tmp_path) -> N
             "INSERT INTO events_fts (events_fts, rank) VALUES ('integrity-check', 1)"
         )
     connection.close()
+
+
+async def test_a_forgotten_callers_calls_and_number_leave_the_word_index(store: Store) -> None:
+    from router.operators import ForgetRequest
+    from router.operators.forget import erasure_of
+
+    await store.ingest(call("mine", NOW + 1, summary="Kettle refund for the caller."))
+    other = call(
+        "other", NOW + 2, from_number="+442071838750", summary=f"Call back {CALLER} re kettle."
+    )
+    await store.ingest(other)
+    assert await ids(store, CallFilters(words=("kettle",))) == ["other", "mine"]
+    assert await ids(store, CallFilters(words=(CALLER,))) == ["other"]
+
+    await store.forget(erasure_of(ForgetRequest(CALLER)))
+
+    assert await ids(store, CallFilters(words=("kettle",))) == ["other"]
+    assert await ids(store, CallFilters(words=("refund",))) == []
+    assert await ids(store, CallFilters(words=(CALLER,))) == [], "the number left the index"
+    assert await ids(store, CallFilters(words=("erased",))) == ["other"]
+
+
+async def test_digits_in_the_text_are_found_signed_or_not(store: Store) -> None:
+    said = "Call me on +1 415-555-0142, ref -77"
+    await store.ingest(call("c", NOW, summary=said))
+    for words in (("0142",), ("555", "415"), ("77",), ("-77",), ("+1",)):
+        assert await ids(store, CallFilters(words=words)) == ["c"], words
