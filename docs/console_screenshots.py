@@ -32,6 +32,9 @@ from router.store import Acknowledgement  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402
 from tests.conftest import fresh_event  # noqa: E402
 from tests.receivers import Receiver  # noqa: E402
+
+# The samples' caller (+14155550123), written as people write it.
+SEARCHED_NUMBER = "(415) 555-0123"
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
@@ -231,6 +234,10 @@ async def take(chromium: str) -> None:
                 await confirm_replay(browser, base, store)
                 await laptop.goto(f"{base}/ui/calls")
                 await shoot(laptop, "console-calls.png")
+                await laptop.fill("input[name=q]", SEARCHED_NUMBER)
+                await laptop.press("input[name=q]", "Enter")
+                await laptop.wait_for_url("**q=**")
+                await shoot(laptop, "console-calls-search.png")
                 await laptop.goto(f"{base}/ui/calls/{pictured['id']}")
                 await shoot(laptop, "console-call.png", full_page=True)
                 await laptop.goto(f"{base}/ui/rules")
@@ -255,6 +262,10 @@ async def take(chromium: str) -> None:
                 await shoot(phone, "console-phone-silences.png")
                 await phone.goto(f"{base}/ui/calls")
                 await shoot(phone, "console-phone-calls.png")
+                await phone.fill("input[name=q]", SEARCHED_NUMBER)
+                await phone.press("input[name=q]", "Enter")
+                await phone.wait_for_url("**q=**")
+                await shoot(phone, "console-phone-calls-search.png")
                 await phone.goto(f"{base}/ui/calls/{pictured['id']}")
                 await shoot(phone, "console-phone-call.png")
                 await phone.goto(f"{base}/ui/deliveries/{dead.id}")

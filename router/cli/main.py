@@ -1025,10 +1025,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--q",
         metavar="TEXT",
         help="a phone number in any common format (the calls from or to it), or words the"
-        " summary or transcript holds (all of them, any case)",
+        " summary or transcript holds (all of them, any case, each also the start of a"
+        " longer word; through the store's full-text index)",
     )
     calls.add_argument(
-        "--status", metavar="S", help="only calls of this status (COMPLETED, FAILED, ...)"
+        "--status",
+        metavar="S",
+        help="only calls of this status (COMPLETED, FAILED, ...; any case)",
     )
     calls.add_argument(
         "--verification",

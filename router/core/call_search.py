@@ -1,7 +1,10 @@
 """A search for stored calls as a person types it (`calls --q`, `GET /admin/calls?q=`):
 a phone number in any common format (the calls from or to it), or words that the call's
-summary or transcript must all hold, in any case. Pure: it makes the store's
-`CallFilters` and never reads the store."""
+summary or transcript must all hold, in any case (each word also finds the longer words
+it begins: `refund` finds "refunds"). Pure: it makes the store's `CallFilters` and never
+reads the store, which matches the words through its full-text index
+(`router.store.search`). Any text gives a search or a `SearchInvalid` naming the
+problem: punctuation and full-text syntax (`"`, `*`, `NEAR(`) are plain characters."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from router.core.phones import e164
-from router.store import MAX_SEARCH_WORDS, CallFilters
+from router.store import MAX_SEARCH_TERMS, MAX_SEARCH_WORDS, CallFilters, search_terms
 
 MAX_SEARCH_CHARACTERS = 200
 # What a phone number is written with; text with anything else is words.
@@ -40,6 +43,11 @@ def parse_search(text: str) -> CallSearch:
     words = tuple(dict.fromkeys(text.casefold().split()))
     if len(words) > MAX_SEARCH_WORDS:
         raise SearchInvalid(f"at most {MAX_SEARCH_WORDS} words, got {len(words)}")
+    terms = search_terms(words)
+    if len(terms) > MAX_SEARCH_TERMS:
+        raise SearchInvalid(
+            f"at most {MAX_SEARCH_TERMS} words and parts of words, got {len(terms)}"
+        )
     return CallSearch(words=words)
 
 

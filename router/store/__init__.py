@@ -2,7 +2,8 @@
 (`router.store.base`), the records they take and give (`router.store.records`) and what
 it raises (`router.store.errors`).
 
-`searchable_text(call)` is what a call is found by in words (`router.store.search`).
+`searchable_text(call)` is what a call is found by in words, `search_terms(words)` what a
+search looks for (`router.store.search`).
 `open_store(url)` picks the database: `sqlite:///path.db` (one process),
 `postgresql://…` (several replicas) or `memory://[name]` (tests).
 """
@@ -43,6 +44,7 @@ from router.store.records import (
     AttemptRecord,
     AuditFilters,
     AuditRecord,
+    CallColumn,
     CallFilters,
     ClaimedDelivery,
     DeliveryStatus,
@@ -67,13 +69,14 @@ from router.store.records import (
     SinkPause,
     Verification,
 )
-from router.store.search import MAX_SEARCH_WORDS, searchable_text
+from router.store.search import MAX_SEARCH_TERMS, MAX_SEARCH_WORDS, search_terms, searchable_text
 
 __all__ = [
     "BODY_LIMIT",
     "MAX_HEADERS",
     "MAX_HEADER_NAME",
     "MAX_HEADER_VALUE",
+    "MAX_SEARCH_TERMS",
     "MAX_SEARCH_WORDS",
     "WORKER_HEARTBEAT_SECONDS",
     "AcknowledgedKind",
@@ -82,6 +85,7 @@ __all__ = [
     "Audit",
     "AuditFilters",
     "AuditRecord",
+    "CallColumn",
     "CallFilters",
     "ClaimedDelivery",
     "ConsoleReads",
@@ -124,6 +128,7 @@ __all__ = [
     "StoreUnavailable",
     "Verification",
     "open_store",
+    "search_terms",
     "searchable_text",
 ]
 

@@ -42,6 +42,7 @@ from router.store.records import (
     AttemptRecord,
     AuditFilters,
     AuditRecord,
+    CallColumn,
     CallFilters,
     ClaimedDelivery,
     DeliveryStatus,
@@ -379,7 +380,18 @@ class ConsoleReads(CallBodies, Protocol):
         strictly older than `before` when given (keyset pagination). A body over
         `queries.LISTED_PAYLOAD_BYTES` comes as None (`get_event` gives it whole).
         `filters.phone` reads the calls of that number alone (an index per side);
-        `filters.words` scans the newest calls until the page is full."""
+        `filters.words` reads the database's full-text index (SQLite FTS5, PostgreSQL
+        text search). Raises ValueError for more words or terms than a search takes."""
+        ...
+
+    async def worst_delivery_states(self, event_ids: Sequence[str]) -> dict[str, DeliveryStatus]:
+        """Per call with deliveries (its own and the digests it joined): the worst state
+        of them, dead before pending before muted before delivered. One query."""
+        ...
+
+    async def call_column_values(self, column: CallColumn) -> list[str]:
+        """The distinct non-empty values of a call column (`status`, `hangup_cause`)
+        in the store, sorted, at most 100: seeks in the column's index."""
         ...
 
     async def get_event(self, event_id: str) -> EventView | None: ...

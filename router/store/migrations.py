@@ -23,7 +23,7 @@ from router.store import queries as q
 from router.store.connector import CallMany, Rows, Script, count, rows
 from router.store.errors import StoreOpenError
 from router.store.queries import Dialect
-from router.store.search import searchable_text_of_body
+from router.store.search import MAX_INDEXED_CHARACTERS, searchable_text_of_body
 
 BINARY_TYPE: dict[Dialect, str] = {"sqlite": "BLOB", "postgresql": "BYTEA"}
 # A top-level field of `events.payload` as text ('' when absent or null).
@@ -393,6 +393,50 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX audit_action_newest ON audit (action, at, id)",
         ),
         backfill=move_slack_actions,
+    ),
+    Migration(
+        version=11,
+        description="calls found by words through the database's own full-text search;"
+        " status and hang-up cause in upper case",
+        dialect_statements={
+            # An external-content FTS5 table over `events.search_text` (the text is not
+            # stored twice), keyed by the events' rowid and kept in step by triggers, so
+            # every insert, update and delete of a call, whoever writes it (ingest,
+            # verify mode, retention, erasure), changes the index in the same
+            # transaction. No diacritics folded: PostgreSQL's 'simple' does not either.
+            "sqlite": (
+                "CREATE VIRTUAL TABLE events_fts USING fts5(search_text, content='events',"
+                " content_rowid='rowid', tokenize='unicode61 remove_diacritics 0')",
+                "CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN"
+                " INSERT INTO events_fts (rowid, search_text) VALUES (new.rowid, new.search_text);"
+                " END",
+                "CREATE TRIGGER events_fts_delete AFTER DELETE ON events BEGIN"
+                " INSERT INTO events_fts (events_fts, rowid, search_text)"
+                " VALUES ('delete', old.rowid, old.search_text);"
+                " END",
+                "CREATE TRIGGER events_fts_update AFTER UPDATE OF search_text ON events BEGIN"
+                " INSERT INTO events_fts (events_fts, rowid, search_text)"
+                " VALUES ('delete', old.rowid, old.search_text);"
+                " INSERT INTO events_fts (rowid, search_text) VALUES (new.rowid, new.search_text);"
+                " END",
+                # The calls stored before: read from `events` in one pass.
+                "INSERT INTO events_fts (events_fts) VALUES ('rebuild')",
+            ),
+            # A stored tsvector (computed by PostgreSQL on every insert and update of
+            # search_text, gone with its row) under a GIN index: a rare word reads the
+            # index, a common one lets the planner walk the newest calls and test each
+            # row's vector without parsing its text again. Bounded: a tsvector holds 1 MB.
+            "postgresql": (
+                "ALTER TABLE events ADD COLUMN search_vector tsvector GENERATED ALWAYS AS"
+                f" (to_tsvector('simple', left(search_text, {MAX_INDEXED_CHARACTERS}))) STORED",
+                "CREATE INDEX events_search ON events USING GIN (search_vector)",
+            ),
+        },
+        statements=(
+            # Filters compare them in upper case, as the store now writes them.
+            "UPDATE events SET status = UPPER(status), hangup_cause = UPPER(hangup_cause)"
+            " WHERE status <> UPPER(status) OR hangup_cause <> UPPER(hangup_cause)",
+        ),
     ),
     Migration(
         version=12,

@@ -55,6 +55,7 @@ from router.store.records import (
     AttemptRecord,
     AuditFilters,
     AuditRecord,
+    CallColumn,
     CallFilters,
     ClaimedDelivery,
     DeliveryStatus,
@@ -76,7 +77,13 @@ from router.store.records import (
     StateAfterAttempt,
     Verification,
 )
-from router.store.search import MAX_SEARCH_WORDS, contains_pattern
+from router.store.search import (
+    MAX_SEARCH_TERMS,
+    MAX_SEARCH_WORDS,
+    fts5_query,
+    search_terms,
+    tsquery,
+)
 
 # Joining loses a race only if another transaction opened or closed the group in
 # between; the group lock rules that out, so a few tries are plenty.
@@ -135,11 +142,11 @@ def event_columns(record: IngestRecord) -> dict[str, Any]:
         "id": record.event_id,
         "payload": record.payload,
         "received_at": record.received_at,
-        "status": record.status,
+        "status": record.status.upper(),  # filtered in upper case: any case finds it
         "direction": record.direction,
         "agent_id": record.agent_id,
         "organization_id": record.organization_id,
-        "hangup_cause": record.hangup_cause,
+        "hangup_cause": record.hangup_cause.upper(),
         "from_number": record.from_number,
         "to_number": record.to_number,
         "search_text": record.search_text,
@@ -410,22 +417,59 @@ def silence_of(stored: Any) -> SilenceRecord:
     )
 
 
+# A call's worst delivery state first: what needs a person before what went out.
+WORST_FIRST: tuple[DeliveryStatus, ...] = ("dead", "pending", "muted", "delivered")
+# Distinct values of a call column offered as choices: enough for any real column.
+MAX_COLUMN_VALUES = 100
+UPPER_CASE_FILTERS = ("status", "hangup_cause")
+# Whether a search's words are common, which decides how the calls holding them are
+# found (`queries.DIALECT_FRAGMENTS`, "words_match"): SQLite counts the matches up to
+# FEW_MATCHES; PostgreSQL counts them among the NEWEST_SAMPLE newest calls, as a page of
+# them read by walking would need (bench/README.md, "Console pages with 300,000 calls").
+FEW_MATCHES = 2000
+NEWEST_SAMPLE = 5000
+COMMON_IN_SAMPLE = 17  # a page of 51 within 15,000 calls walked
+
+
 def list_events(
-    filters: CallFilters, before: EventCursor | None, limit: int
+    filters: CallFilters, before: EventCursor | None, limit: int, dialect: Dialect
 ) -> Script[list[EventView]]:
     parameters: dict[str, Any] = filters.given()
+    for name in UPPER_CASE_FILTERS:  # stored in upper case (`event_columns`)
+        if isinstance(parameters.get(name), str):
+            parameters[name] = parameters[name].upper()
     conditions = tuple(parameters)
     if len(filters.words) > MAX_SEARCH_WORDS:
         raise ValueError(f"at most {MAX_SEARCH_WORDS} words, got {len(filters.words)}")
-    for n, word in enumerate(filters.words):
-        conditions += (f"word_{n}",)
-        parameters[f"word_{n}"] = contains_pattern(word)
+    if filters.words:
+        terms = search_terms(filters.words)
+        if not terms:  # punctuation alone: no word of any call is made of it
+            return []
+        if len(terms) > MAX_SEARCH_TERMS:
+            raise ValueError(f"at most {MAX_SEARCH_TERMS} search terms, got {len(terms)}")
+        sqlite = dialect == "sqlite"
+        parameters["words"] = fts5_query(terms) if sqlite else tsquery(terms)
+        limit_counted, common = (
+            (FEW_MATCHES, FEW_MATCHES) if sqlite else (NEWEST_SAMPLE, COMMON_IN_SAMPLE)
+        )
+        matches = yield value(q.COUNT_WORD_MATCHES, words=parameters["words"], limit=limit_counted)
+        conditions += ("common_words" if matches >= common else "words",)
     if before is not None:
         conditions += ("before",)
         parameters["before_at"], parameters["before_id"] = before
     query = q.list_events(conditions)
     found: Rows = yield rows(query, **parameters, limit=limit)
     return found.to(EventView)
+
+
+def worst_delivery_states(event_ids: Sequence[str]) -> Script[dict[str, DeliveryStatus]]:
+    if not event_ids:
+        return {}
+    found: Rows = yield rows(q.WORST_DELIVERY_RANKS, ids=json.dumps(list(event_ids)))
+    return {
+        event_id: WORST_FIRST[rank]
+        for event_id, rank in zip(found.column("event_id"), found.column("rank"), strict=True)
+    }
 
 
 def sink_counts(delivered_since: float | None) -> Script[dict[str, SinkCounts]]:
@@ -900,7 +944,17 @@ class QueueStore(Store):
     async def list_events(
         self, filters: CallFilters, before: EventCursor | None = None, limit: int = 50
     ) -> list[EventView]:
-        return await self.connector.read(lambda: list_events(filters, before, limit))
+        dialect = self.connector.dialect
+        return await self.connector.read(lambda: list_events(filters, before, limit, dialect))
+
+    async def worst_delivery_states(self, event_ids: Sequence[str]) -> dict[str, DeliveryStatus]:
+        ids = list(event_ids)
+        return await self.connector.read(lambda: worst_delivery_states(ids))
+
+    async def call_column_values(self, column: CallColumn) -> list[str]:
+        query = q.CALL_COLUMN_VALUES[column]
+        found = await self.connector.read(lambda: single(query, "rows", limit=MAX_COLUMN_VALUES))
+        return [str(value) for value in found.column("value")]
 
     async def get_event(self, event_id: str) -> EventView | None:
         found = await self.connector.read(lambda: single(q.GET_EVENT, "row", id=event_id))

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 DeliveryStatus = Literal["pending", "delivered", "dead", "muted"]
+CallColumn = Literal["status", "hangup_cause"]
+"""A call column whose distinct values the console offers as choices."""
 AttemptOutcome = Literal["delivered", "retry", "dead"]
 DeliveryKind = Literal["single", "digest"]
 
@@ -273,9 +275,10 @@ class HeldCall:
 class CallFilters:
     """Which calls `ConsoleReads.list_events` shows; None (or nothing) leaves a field
     unfiltered. Times are unix seconds: `received_from` inclusive, `received_to` exclusive.
-    `phone`: calls from or to this number, in E.164 (`router.core.phones.e164`); `words`:
-    calls whose summary or transcript holds each of them (lower case, at most
-    `router.store.search.MAX_SEARCH_WORDS`)."""
+    `status` and `hangup_cause` match in any case. `phone`: calls from or to this number,
+    in E.164 (`router.core.phones.e164`); `words`: calls whose summary or transcript holds
+    a word beginning with each of their terms (`router.store.search.search_terms`; at
+    most `MAX_SEARCH_WORDS` words; words of punctuation alone match no call)."""
 
     status: str | None = None
     direction: str | None = None

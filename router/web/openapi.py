@@ -523,8 +523,10 @@ def _paths() -> dict[str, Schema]:
                         "q",
                         {"type": "string", "maxLength": 200},
                         "a phone number in any common format (the calls from or to it), or"
-                        " words the summary or transcript holds (all of them, any case; at"
-                        " most 8), as `revring-router calls --q`",
+                        " words the summary or transcript holds (all of them, any case, each"
+                        " also the start of a longer word; at most 8, making at most 16 runs"
+                        " of letters and digits; full-text syntax is plain text), through"
+                        " the store's full-text index, as `revring-router calls --q`",
                     ),
                     _query("status", {"type": "string"}, "only this call status (any case)"),
                     _query(

@@ -134,6 +134,14 @@ async def test_calls_searched_like_the_cli(client) -> None:
     assert await ids("?q=%2B14155550123&status=failed") == ["failed"]
     assert await ids("?limit=1") == ["other"]
     assert await ids("?verification=pending") == []
+    # Words through the store's full-text index: the beginnings of words, in any case;
+    # its query syntax typed in is plain text.
+    assert await ids("?q=CLEAN") == ["inbound"]
+    assert await ids("?q=leaning") == []
+    for syntax in ("%22", "NEAR%28", "%2A", "%27%3A%2A", "%26%21"):
+        assert await ids(f"?q={syntax}") == [], syntax
+    assert await ids("?q=%22friday%22%20OR") == []
+    assert await ids("?status=Failed") == ["failed"]
     status, shown = await answer(client, "GET", "/admin/calls?status=COMPLETED")
     assert status == 200
     [inbound] = shown
@@ -147,6 +155,7 @@ async def test_calls_searched_like_the_cli(client) -> None:
     [
         ("?q=" + "+".join("abcdefghi"), "q: at most 8 words, got 9"),
         ("?q=" + "x" * 201, "q: at most 200 characters, got 201"),
+        ("?q=" + "-".join("abcdefghijklmnopq"), "q: at most 16 words and parts of words"),
         ("?limit=ten", "limit must be an integer"),
         ("?verification=maybe", "verification must be one of"),
     ],

@@ -99,6 +99,12 @@ def test_words_of_the_summary_or_transcript_and_the_status(store_url: str, capsy
     assert capsys.readouterr().out == "no calls match\n"
 
 
+@pytest.mark.parametrize("query", ['"', "NEAR(", "*", "':*", "&!", '"friday" OR'])
+def test_full_text_syntax_in_a_search_is_plain_text(store_url: str, capsys, query) -> None:
+    assert main(["calls", "--store", store_url, "--q", query]) == 0
+    assert capsys.readouterr().out == "no calls match\n"
+
+
 def test_the_json_masks_numbers_and_keeps_the_columns(store_url: str, capsys) -> None:
     [failed] = listed(capsys, "--store", store_url, "--status", "FAILED")
     assert failed["to_number"] == "+1415•••0123"

@@ -294,3 +294,93 @@ async def test_a_call_id_with_slashes_and_query_characters_links_to_its_page(ser
     assert "odd/id?x=1#frag %2F é" in html
     [action] = re.findall(r'action="(/ui/calls/[^"]+/replay/[^"]+)"', html) or [None]
     assert action is None or action.startswith(link.replace("&amp;", "&"))
+
+
+async def test_the_search_box_finds_calls_by_any_spelling_of_a_number_or_by_words(service):
+    caller = fresh_event(
+        "failed-outbound",
+        fromNumber="+14155550142",
+        toNumber="+442071838750",
+        summary="Caller asked for a refund of the Friday invoice.",
+        transcript=[{"role": "user", "content": "The kettle arrived broken"}],
+    )
+    other = fresh_event("completed-inbound", fromNumber="+14155550999", summary="Booked a visit.")
+    for body in (caller, other):
+        assert (await post_event(service, body)).status == 200
+    await sign_in(service)
+    for q, expected in (
+        ("(415) 555-0142", [caller["id"]]),
+        ("+1 415-555-0142", [caller["id"]]),
+        ("415.555.0142", [caller["id"]]),
+        ("+44 20 7183 8750", [caller["id"]]),
+        ("refund friday", [caller["id"]]),
+        ("KETTLE", [caller["id"]]),
+        ("refunds", []),
+        ("visit", [other["id"]]),
+        ('"', []),
+        ("NEAR(", []),
+        ("*", []),
+    ):
+        response = await service.get("/ui/calls", params={"q": q})
+        assert response.status == 200, q
+        page = await response.text()
+        assert call_ids(page) == expected, q
+        assert "+14155550142" not in page, "numbers stay masked"
+    response = await service.get("/ui/calls", params={"q": "x" * 201})
+    assert response.status == 400
+    assert "search: at most 200 characters" in await response.text()
+    # The search box keeps its text on the next page's link and in the box.
+    page = await (await service.get("/ui/calls", params={"q": "refund friday"})).text()
+    assert 'name="q" value="refund friday"' in page
+
+
+async def test_status_and_hang_up_cause_are_chosen_from_the_data_in_any_case(service):
+    failed = fresh_event("failed-outbound", hangupCause="silence_timeout")
+    done = fresh_event("completed-inbound", hangupCause="USER_ENDED")
+    for body in (failed, done):
+        assert (await post_event(service, body)).status == 200
+    page = await signed_in_page(service, "/ui/calls")
+    status_select = re.search(r'<select name="status">(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r'<option value="([^"]*)"', status_select) == ["", "COMPLETED", "FAILED"]
+    cause_select = re.search(r'<select name="hangup">(.*?)</select>', page, re.S).group(1)
+    causes = re.findall(r'<option value="([^"]*)"', cause_select)
+    assert causes == ["", "SILENCE_TIMEOUT", "USER_ENDED"]
+    for query, expected in (
+        ("hangup=Silence_Timeout", [failed["id"]]),
+        ("hangup=SILENCE_TIMEOUT", [failed["id"]]),
+        ("status=Failed", [failed["id"]]),
+        ("status=completed&hangup=user_ended", [done["id"]]),
+    ):
+        page = await (await service.get(f"/ui/calls?{query}")).text()
+        assert call_ids(page) == expected, query
+    page = await (await service.get("/ui/calls?hangup=silence_timeout")).text()
+    assert '<option value="SILENCE_TIMEOUT" selected>' in page
+
+
+async def test_each_call_shows_its_worst_delivery_state(service, receiver):
+    receiver.answer = lambda request, n: 400  # every delivery of the crm sink dies
+    failed = fresh_event("failed-outbound")
+    assert (await post_event(service, failed)).status == 200
+    store, *_ = parts(service)
+
+    async def dead() -> bool:
+        return bool(await store.list_deliveries("dead"))
+
+    await wait_for(dead, limit=20)
+    await store.ingest(IngestRecord("no-rule", b'{"id": "no-rule"}', time.time(), [], "X"))
+    page = await signed_in_page(service, "/ui/calls")
+    rows = dict(
+        re.findall(r'href="/ui/calls/([^"?/]+)".*?data-label="Deliveries">(.*?)</td>', page, re.S)
+    )
+    assert ">dead</span>" in rows[failed["id"]]
+    assert ">none</span>" in rows["no-rule"]
+
+
+async def test_the_menu_has_dead_letters_the_deliveries_page_of_dead_ones(service):
+    page = await signed_in_page(service, "/ui/")
+    assert '<a href="/ui/deliveries?status=dead">Dead letters</a>' in page
+    page = await (await service.get("/ui/deliveries?status=dead")).text()
+    assert '<a href="/ui/deliveries?status=dead" aria-current="page">Dead letters</a>' in page
+    assert "<h1>Dead letters</h1>" in page
+    response = await service.get("/ui/deliveries?status=DEAD")
+    assert response.status == 200, "a status in any case, as on the calls page"

@@ -327,8 +327,13 @@ async def test_a_sqlite_store_of_schema_7_finds_its_old_calls_by_number_and_word
         await store.close()
     with sqlite3.connect(database) as upgraded:
         assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        # Migration 11's full-text index holds exactly the calls' texts (FTS5 compares).
+        upgraded.execute("INSERT INTO events_fts (events_fts, rank) VALUES ('integrity-check', 1)")
+        indexed = upgraded.execute("SELECT COUNT(*) FROM events_fts_docsize").fetchone()
+        stored = upgraded.execute("SELECT COUNT(*) FROM events").fetchone()
         versions = [v for (v,) in upgraded.execute("SELECT version FROM schema_version")]
     upgraded.close()
+    assert indexed == stored
     assert versions == [migration.version for migration in MIGRATIONS]
 
 

@@ -1,6 +1,11 @@
-"""The console's calls: the newest calls with filters (keyset-paginated), and one call
-with its summary, a transcript excerpt, the rules it matched and every delivery with
-every attempt.
+"""The console's calls: the newest calls with a search box and filters (keyset-paginated),
+each with its worst delivery state, and one call with its summary, a transcript excerpt,
+the rules it matched and every delivery with every attempt.
+
+The search box (`q`) is `revring-router calls --q` and `GET /admin/calls?q=`: a phone
+number in any common format, or words of the summary and transcript
+(`router.core.call_search`). Status and hang-up cause are chosen among the values the
+store holds, and match in any case.
 
 The pure parts (reading the filters from a query string, a call's body made ready to
 show) are apart from the handlers, which read through the store's bounded queries.
@@ -20,7 +25,8 @@ from aiohttp import web
 from yarl import URL
 
 from router.config import Runtime
-from router.core.events import KNOWN_DIRECTIONS, KNOWN_STATUSES, decode_json
+from router.core.call_search import SearchInvalid, parse_search
+from router.core.events import KNOWN_DIRECTIONS, decode_json
 from router.engine import DeliveryEngine, preview
 from router.operators import AuditTrail
 from router.store import CallFilters, DeliveryView, EventCursor, EventView, OperatorConsole
@@ -34,7 +40,6 @@ TRANSCRIPT_EXCERPT = 12  # transcript entries shown on a call's page
 ENTRY_TEXT_LIMIT = 600  # characters of one transcript entry shown
 BODY_TEXT_LIMIT = 20_000  # characters of the call's body as received shown
 REPLAYABLE = ("dead", "muted")
-HANGUP_CAUSES = ("USER_ENDED", "END_CALL_TOOL", "SILENCE_TIMEOUT", "MAX_DURATION")
 # The query-string names of the calls page's filters, and the `CallFilters` field of each.
 TEXT_FILTERS = {
     "status": "status",
@@ -45,6 +50,8 @@ TEXT_FILTERS = {
     "call": "call_id",
 }
 TIME_FILTERS = {"from": "received_from", "to": "received_to"}
+SEARCH = "q"
+FILTER_NAMES = (SEARCH, *TEXT_FILTERS, *TIME_FILTERS)
 
 
 class BadFilter(ValueError):
@@ -66,12 +73,22 @@ def parse_time(name: str, text: str) -> float:
 
 
 def parse_call_filters(query: Mapping[str, str]) -> CallFilters:
-    """The calls page's filters from its query string (empty values are no filter)."""
+    """The calls page's filters from its query string (empty values are no filter); the
+    search box `q` as `calls --q` (a number, or words)."""
     given: dict[str, Any] = {}
+    try:
+        search = parse_search(query.get(SEARCH, ""))
+    except SearchInvalid as problem:
+        raise BadFilter(f"search: {problem}") from None
+    if search.phone is not None:
+        given["phone"] = search.phone
+    if search.words:
+        given["words"] = search.words
     for name, field_name in TEXT_FILTERS.items():
         value = query.get(name, "").strip()
         if value:
-            given[field_name] = value.upper() if name in ("status", "direction") else value
+            upper = name in ("status", "direction", "hangup")
+            given[field_name] = value.upper() if upper else value
     for name, field_name in TIME_FILTERS.items():
         value = query.get(name, "").strip()
         if value:
@@ -156,9 +173,10 @@ class CallRow:
     organization_id: str
     hangup_cause: str
     duration: Any
+    worst: str = ""  # the worst state of its deliveries ('' when it has none)
 
 
-def call_row(event: EventView) -> CallRow:
+def call_row(event: EventView, worst: str = "") -> CallRow:
     body = payload_of(event)
     return CallRow(
         id=event.id,
@@ -172,7 +190,15 @@ def call_row(event: EventView) -> CallRow:
         organization_id=event.organization_id,
         hangup_cause=event.hangup_cause,
         duration=body.get("durationSeconds"),
+        worst=worst,
     )
+
+
+def choices(present: list[str], chosen: str) -> list[str]:
+    """A filter's choices: the values the store holds, and the one in the query string
+    (in upper case, as compared) when it is none of them."""
+    chosen = chosen.strip().upper()
+    return present if not chosen or chosen in present else sorted([*present, chosen])
 
 
 @dataclass(frozen=True)
@@ -205,26 +231,31 @@ class CallViews:
         except BadFilter as problem:
             return self.pages.problem(request, 400, str(problem))
         found = await self.store.list_events(filters, cursor, CALLS_PAGE_SIZE + 1)
-        rows = [call_row(event) for event in found[:CALLS_PAGE_SIZE]]
-        kept = {name: query[name] for name in (*TEXT_FILTERS, *TIME_FILTERS) if query.get(name)}
+        listed = found[:CALLS_PAGE_SIZE]
+        worst = await self.store.worst_delivery_states([event.id for event in listed])
+        rows = [call_row(event, worst.get(event.id, "")) for event in listed]
+        kept = {name: query[name] for name in FILTER_NAMES if query.get(name)}
         older = None
         if len(found) > CALLS_PAGE_SIZE:
             last = rows[-1]
             older = {**kept, "before_at": repr(last.received_at), "before_id": last.id}
+        form = {name: query.get(name, "") for name in FILTER_NAMES}
+        statuses = await self.store.call_column_values("status")
+        causes = await self.store.call_column_values("hangup_cause")
         return self.pages.render(
             request,
             "calls.html",
             title="Calls",
             nav="calls",
             rows=rows,
-            form={name: query.get(name, "") for name in (*TEXT_FILTERS, *TIME_FILTERS)},
-            filtered=bool(filters.given()),
+            form=form,
+            filtered=bool(filters.given()) or bool(filters.words),
             paged=cursor is not None,
             older=older,
             newest=kept,
-            statuses=sorted(KNOWN_STATUSES),
+            statuses=choices(statuses, form["status"]),
             directions=sorted(KNOWN_DIRECTIONS),
-            hangup_causes=HANGUP_CAUSES,
+            hangup_causes=choices(causes, form["hangup"]),
         )
 
     async def call(self, request: web.Request) -> web.Response:

@@ -252,7 +252,7 @@ class ConsoleViews:
 
     async def deliveries(self, request: web.Request) -> web.Response:
         query = request.query
-        status = query.get("status") or None
+        status = query.get("status", "").strip().lower() or None  # in any case, as calls'
         if status is not None and status not in STATUSES:
             return self.pages.problem(
                 request, 400, f"status must be one of {', '.join(STATUSES)}; got {status!r}"
@@ -265,11 +265,12 @@ class ConsoleViews:
         waits = unconfigured_waits(self.runtime)
         waiting = dict.fromkeys(view.sink for view in views if view.status == "pending")
         counts = await self.store.sink_counts()
+        dead_letters = status == "dead" and sink is None and rule is None  # the menu's entry
         return self.pages.render(
             request,
             "deliveries.html",
-            title="Deliveries",
-            nav="deliveries",
+            title="Dead letters" if dead_letters else "Deliveries",
+            nav="dead" if dead_letters else "deliveries",
             now=time.time(),
             views=views,
             statuses=STATUSES,
