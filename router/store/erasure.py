@@ -305,8 +305,9 @@ ERASERS: tuple[Eraser, ...] = (
     text_column(ErasedColumn("audit", ("id",), "details"), "other_rows_rewritten", json_text=True),
     Eraser("acknowledgements of the caller's calls", forget_acknowledgements),
     Eraser("events of the caller, with deliveries, attempts, digest_members", forget_calls),
-    # The audit branch's record of the erasure goes in `router.operators.forget` (its
-    # details need the salt); an index of search_text is one more entry here.
+    # The full-text index of search_text follows the events rows by itself (SQLite's
+    # triggers, PostgreSQL's generated column); the erasure's own audit record is written
+    # by `router.operators.forget` (its details need the salt).
 )
 
 
