@@ -1,5 +1,6 @@
 """Named users in Chromium: a viewer signs in with name and password and finds no usable
-Replay (and the server refuses one forced through, saying why); an operator replays."""
+Replay (and the server refuses one forced through, saying why); an operator replays; the
+audit page lists both."""
 
 from __future__ import annotations
 
@@ -78,3 +79,19 @@ async def test_a_viewer_cannot_replay_and_an_operator_can(browser, service, rece
     await replay.click()
     await operator.wait_for_url("**?replay=requeued")
     await wait_for(lambda: len(receiver.received) == 2)
+
+    # The audit lists both people: the viewer's sign-in, the operator's and their replay
+    # (a refused request changes nothing, so it is not a change to record).
+    await viewer.goto(url(service, "/ui/audit"))
+    rows = [
+        " ".join(text.split())
+        for text in await viewer.locator("main table tbody tr").all_inner_texts()
+    ]
+    assert any("otto replay" in row and f"delivery:{view.id}" in row for row in rows), rows
+    assert any("otto signin otto" in row for row in rows), rows
+    assert any("vera signin vera" in row for row in rows), rows
+    assert not any("vera replay" in row for row in rows), rows
+    await viewer.select_option("select[name=actor]", "vera")
+    await viewer.click("button:has-text('Show')")
+    shown = await viewer.locator("main table tbody tr").all_inner_texts()
+    assert shown and all("vera" in row and "otto" not in row for row in shown), shown
