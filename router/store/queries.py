@@ -383,13 +383,19 @@ _DELIVERY_VIEWS = (
 )
 _NEWEST_FIRST_PAGE = " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset"
 GET_DELIVERY = Query("get_delivery", _DELIVERY_VIEWS + " WHERE id = :id")
-# A call's own deliveries, and the digests it joined.
-_JOINED_DIGESTS = "SELECT m.delivery_id FROM digest_members m WHERE m.event_id = :call"
+# A call's own deliveries, and the digests it joined: one set of ids, each side read from
+# its own index. Written as `event_id = :call OR id IN (...)`, PostgreSQL walked every
+# delivery newest first through deliveries_newest, filtering (352 ms at 900,000
+# deliveries, against 0.25 ms so).
+_CALLS_DELIVERIES = (
+    "SELECT d.id FROM deliveries d WHERE d.event_id = :call"
+    " UNION ALL SELECT m.delivery_id FROM digest_members m WHERE m.event_id = :call"
+)
 _DELIVERY_CONDITIONS = {
     "status": "status = :status",
     "sink": "sink = :sink",
     "rule": "rule = :rule",
-    "call": f"(event_id = :call OR id IN ({_JOINED_DIGESTS}))",
+    "call": f"id IN ({_CALLS_DELIVERIES})",
 }
 
 
