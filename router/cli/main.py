@@ -813,7 +813,7 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
     from aiohttp import web
 
     from router.web import GuardedSite, build_app
-    from router.web.app import RUNTIME
+    from router.web.app import ENGINE, RUNTIME
     from router.web.connections import LISTEN_BACKLOG, listening_sockets
 
     # The port first: a `serve` that cannot listen (another one holds the port) exits
@@ -874,6 +874,7 @@ async def _serve(settings: ServiceSettings, limits: ConnectionLimits, host: str,
         settings.config_path,
     )
     await stop.wait()
+    app[ENGINE].stop_began = loop.time()  # sends get what is left of the drain after requests
     await site.finish_requests(limits.shutdown_grace)  # the requests already started
     log.info("shutting down: finishing in-flight deliveries")
     await runner.cleanup()

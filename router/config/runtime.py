@@ -251,26 +251,47 @@ async def _close_all(sinks: list[Sink]) -> None:
             log.exception("closing sink %s failed", sink.name, extra={"sink": sink.name})
 
 
-def _file_signature(path: str) -> tuple[float, int, int] | None:
+def _stat(path: str) -> os.stat_result | None:
     try:
-        stat = os.stat(path)
+        return os.stat(path)
     except OSError:
         return None
-    return (stat.st_mtime, stat.st_size, stat.st_ino)
+
+
+def _signature(stat: os.stat_result | None) -> tuple[float, int, int] | None:
+    return None if stat is None else (stat.st_mtime, stat.st_size, stat.st_ino)
+
+
+def cannot_change(stat: os.stat_result | None) -> bool:
+    """Whether the file `stat` describes is one no edit can reach any more: its path
+    shows a file with no link left (replaced by `sed -i`, an editor, Ansible or
+    `git checkout`, under a single-file bind mount that keeps showing the old one)."""
+    return stat is not None and stat.st_nlink == 0
 
 
 async def watch_config_file(runtime: Runtime, interval: float = 2.0) -> None:
     """Reload rules.yaml whenever it or the users file changes (polled: works on every
-    file system, bind mounts and Kubernetes ConfigMap symlink swaps included)."""
+    file system, bind mounts and Kubernetes ConfigMap symlink swaps included), and warn,
+    once each time it happens, when rules.yaml can no longer change."""
 
-    def signature() -> tuple[tuple[float, int, int] | None, ...]:
-        users = None if runtime.users is None else _file_signature(runtime.users.path)
-        return (_file_signature(runtime.config_path), users)
+    def signature(config: os.stat_result | None) -> tuple[tuple[float, int, int] | None, ...]:
+        users = None if runtime.users is None else _signature(_stat(runtime.users.path))
+        return (_signature(config), users)
 
-    last = signature()
+    config = _stat(runtime.config_path)
+    last, stuck = signature(config), False
     while True:
         await asyncio.sleep(interval)
-        current = signature()
+        config = _stat(runtime.config_path)
+        if cannot_change(config) and not stuck:
+            log.warning(
+                "%s was replaced but this path still shows the old file (a single-file"
+                " bind mount does): later edits will not be seen; mount its directory"
+                " instead and point ROUTER_CONFIG at the file in it",
+                runtime.config_path,
+            )
+        stuck = cannot_change(config)
+        current = signature(config)
         if current[0] is not None and current != last:
             last = current
             await runtime.reload("file changed")

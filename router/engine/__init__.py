@@ -8,7 +8,7 @@ from __future__ import annotations
 from router.engine.delivery import DeliveryEngine, EngineSettings
 from router.engine.health import HealthPolicy, StoreHealth
 from router.engine.intake import IngestLimits, IngestOutcome, Intake
-from router.engine.parse_workers import ParseWorkers, default_worker_count
+from router.engine.parse_workers import ParseWorkers, WorkersUnavailable, default_worker_count
 from router.engine.prepare import MutingMoment, Prepared, Rejection, prepare
 from router.engine.preview import Preview, preview
 from router.engine.render_apart import RenderApart
@@ -27,6 +27,7 @@ __all__ = [
     "Rejection",
     "RenderApart",
     "StoreHealth",
+    "WorkersUnavailable",
     "default_worker_count",
     "prepare",
     "preview",

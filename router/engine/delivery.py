@@ -68,7 +68,9 @@ class EngineSettings:
     idle_poll: float = 5.0  # longest sleep when nothing is due (other replicas, clock drift)
     claim_batch: int = 64
     unconfigured_check: float = 30.0
-    shutdown_grace: float = 10.0
+    # On SIGTERM, sends in flight finish by this long after the stop began (the requests
+    # in progress are answered within it too): inside Docker's default 10 s stop timeout.
+    shutdown_grace: float = 8.0
     pause: PauseSettings = field(default_factory=PauseSettings)
 
 
@@ -112,6 +114,7 @@ class DeliveryEngine:
         self.controls: OperatorControls | None = None
         # Builds the messages of large calls in parse worker processes; None: here.
         self.render_apart: RenderApart | None = None
+        self.stop_began: float | None = None  # the event loop's time of SIGTERM (`serve`)
 
     async def start(self) -> None:
         self.store.on_new_deliveries(self.new_deliveries)
@@ -252,9 +255,9 @@ class DeliveryEngine:
         sends = {i: t for lane in self.lanes.values() for i, t in lane.in_flight.items()}
         unfinished: list[str] = []
         if sends:
-            _, still_running = await asyncio.wait(
-                sends.values(), timeout=self.settings.shutdown_grace
-            )
+            now = asyncio.get_running_loop().time()
+            grace = drain_seconds(self.settings.shutdown_grace, self.stop_began, now)
+            _, still_running = await asyncio.wait(sends.values(), timeout=grace)
             unfinished = [i for i, task in sends.items() if task in still_running]
             for task in still_running:
                 task.cancel()
@@ -264,6 +267,14 @@ class DeliveryEngine:
                 await self.store.defer(delivery_id, self.owner, self.clock())
         with contextlib.suppress(Exception):
             await self.store.retire_worker(self.owner)
+
+
+def drain_seconds(grace: float, stop_began: float | None, now: float) -> float:
+    """How long sends in flight may still run: what is left of `grace` since the stop
+    began (all of it when the start is not known)."""
+    if stop_began is None:
+        return grace
+    return max(0.0, grace - (now - stop_began))
 
 
 class SinkLane:

@@ -26,6 +26,7 @@ from router.engine.parse_workers import (
     ParseTask,
     ParseWorkers,
     WorkerLost,
+    WorkersUnavailable,
     active_silence_records,
     default_worker_count,
 )
@@ -159,8 +160,9 @@ class Intake:
         self, body: bytes, rules: Sequence[CompiledRule], muting: MutingMoment
     ) -> Prepared | Rejection:
         """`prepare` in a parse worker process. A body whose worker died twice gets a 503
-        (`router.engine.parse_workers`); a worker failing otherwise (a bug) falls back to
-        this process's parse thread, so the answer is the same."""
+        (`router.engine.parse_workers`); workers that cannot start, or a worker failing
+        otherwise (a bug), fall back to this process's parse thread, so the answer is the
+        same."""
         assert self.workers is not None
         config = self.runtime.config if self.runtime.loaded else None
         instant = muting.instant
@@ -168,6 +170,8 @@ class Intake:
         task = ParseTask(body, self.workers.source_of(config), silences, instant)
         try:
             return await self.workers.prepare(task)
+        except WorkersUnavailable:
+            pass  # logged once by the workers, shown by /readyz
         except WorkerLost:
             return Rejection(503, "parse_failed", "the body could not be parsed, try again")
         except Exception:

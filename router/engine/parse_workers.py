@@ -20,6 +20,13 @@ The same pool builds the messages of large calls' deliveries (`router.engine.ren
 through `ParseWorkers.call`). Workers start from a fork server that has imported the
 router's modules, with `serve` or with the first large body, off the event loop; each
 exits by itself if the router process dies.
+
+The fork server needs a temporary directory (its socket lives there). With none usable
+(a read-only root without a writable `/tmp`), the workers keep their files in one of
+`spare_temp_dirs` (the SQLite store's directory). When the workers still cannot start,
+`WorkersUnavailable` says so (one warning in the log, `unavailable` names the cause, and
+/readyz shows it) and the router parses large bodies in its own thread, as with
+`ROUTER_PARSE_WORKERS=0`; a start is tried again after `START_RETRY_SECONDS`.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import logging
 import os
 import select
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +67,7 @@ PRELOAD = [
     "router.engine.render_apart",
 ]
 STARTING_TASK_SECONDS = 0.1
+START_RETRY_SECONDS = 60.0  # after the workers could not start, parse here this long
 
 
 def default_worker_count() -> int:
@@ -74,6 +83,10 @@ def default_worker_count() -> int:
 
 class WorkerLost(Exception):
     """The worker parsing a body died, and so did the fresh one it was retried in."""
+
+
+class WorkersUnavailable(WorkerLost):
+    """The workers cannot start: the body never reached one, and may be parsed here."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +192,7 @@ class ParseWorkers:
         self,
         workers: int,
         run: Callable[[ParseTask], tuple[int, Prepared | Rejection]] = prepare_in_worker,
+        spare_temp_dirs: Sequence[str] = (),
     ) -> None:
         if workers < 1:
             raise ValueError("a parse pool needs at least one worker")
@@ -192,6 +206,10 @@ class ParseWorkers:
         self.pids: frozenset[int] = frozenset()  # the workers started, last start
         self.last_pid: int | None = None  # the process that prepared the last body
         self.restarts = 0  # pools replaced after a worker died
+        self.spare_temp_dirs = tuple(spare_temp_dirs)
+        self.temp_dir: str | None = None  # a spare directory in use: none usable otherwise
+        self.unavailable: str | None = None  # why the workers cannot start (None: they can)
+        self._retry_at = 0.0
 
     def source_of(self, config: Config | None) -> RulesSource | None:
         """`config`'s `RulesSource`, computed once per loaded config."""
@@ -247,6 +265,8 @@ class ParseWorkers:
         while True:
             if self._closed:
                 raise BrokenProcessPool("parse workers are closed")
+            if self.unavailable is not None and time.monotonic() < self._retry_at:
+                raise WorkersUnavailable(self.unavailable)
             if self._creating is not None:
                 await asyncio.shield(self._creating)
                 continue
@@ -264,15 +284,28 @@ class ParseWorkers:
         try:
             pool, pids = await asyncio.to_thread(self._new_pool)
         except (OSError, BrokenProcessPool) as exc:
-            raise BrokenProcessPool(f"cannot start parse workers: {exc}") from exc
+            if self.unavailable is None:
+                log.warning(
+                    "parse workers cannot start (%s): large bodies are parsed in the"
+                    " router's own thread",
+                    exc,
+                )
+            self.unavailable = f"cannot start: {type(exc).__name__}"
+            self._retry_at = time.monotonic() + START_RETRY_SECONDS
+            raise WorkersUnavailable(f"cannot start parse workers: {exc}") from exc
         finally:
             self._creating = None
+        if self.unavailable is not None:
+            log.warning("parse workers started: large bodies are parsed in them again")
+            self.unavailable = None
         if self._closed:
             pool.shutdown(wait=False, cancel_futures=True)
         else:
             self._pool, self.pids = pool, pids
 
     def _new_pool(self) -> tuple[ProcessPoolExecutor, frozenset[int]]:
+        if self.temp_dir is None:
+            self.temp_dir = use_spare_temp_dir(self.spare_temp_dirs)
         context = SemaphoreKeepingContext()
         context.set_forkserver_preload(PRELOAD)
         pool = ProcessPoolExecutor(
@@ -300,6 +333,32 @@ class ParseWorkers:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def use_spare_temp_dir(spare: Sequence[str]) -> str | None:
+    """None when this process has a usable temporary directory; else the first of `spare`
+    a file can be made in, made this process's (and its children's) temporary directory.
+    With none, the fork server cannot start: its error says why."""
+    try:
+        tempfile.gettempdir()
+        return None
+    except OSError as exc:
+        missing = exc
+    for directory in spare:
+        try:
+            with tempfile.TemporaryFile(dir=directory):
+                pass
+        except OSError:
+            continue
+        tempfile.tempdir = directory
+        os.environ["TMPDIR"] = directory  # the fork server is a new interpreter
+        log.warning(
+            "%s: parse workers keep their temporary files in %s (mount a writable /tmp)",
+            missing,
+            directory,
+        )
+        return directory
+    return None
 
 
 def _retrieved(task: asyncio.Task[None]) -> None:

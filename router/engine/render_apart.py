@@ -136,6 +136,8 @@ class RenderApart:
         self.last_pid: int | None = None  # the process that built the last message
 
     def takes(self, sink: Sink, delivery: ClaimedDelivery, payloads: list[bytes] | None) -> bool:
+        if self.workers.unavailable is not None:
+            return False  # built here, as without workers
         size = len(delivery.payload)
         if payloads:
             size += sum(map(len, payloads))

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,6 +27,7 @@ from router.engine import (
     ParseWorkers,
     RenderApart,
     StoreHealth,
+    WorkersUnavailable,
 )
 from router.engine.health import answer_within, is_store_failure
 from router.operators import (
@@ -98,14 +100,39 @@ async def _purge_periodically(store: Maintenance, retention_days: float, interva
         await asyncio.sleep(interval)
 
 
+def _parse_worker_warnings(workers: ParseWorkers | None) -> list[str]:
+    """What /readyz says of the parse workers when they run in a lesser way."""
+    if workers is None:
+        return []
+    if workers.unavailable is not None:
+        return [
+            f"parse workers {workers.unavailable}: large bodies are parsed in the router's"
+            " own thread"
+        ]
+    if workers.temp_dir is not None:
+        return ["no usable temporary directory: parse workers use the store's directory"]
+    return []
+
+
 async def _start_parse_workers(workers: ParseWorkers | None) -> None:
     """Start the parse processes now rather than with the first large body."""
     if workers is None:
         return
     try:
         await workers.start()
+    except WorkersUnavailable:
+        pass  # logged by the workers; large bodies are parsed here meanwhile
     except Exception as exc:  # the first large body tries again
         log.warning("parse workers did not start: %s", exc)
+
+
+def _spare_temp_dirs(store_url: str) -> list[str]:
+    """Where parse workers may keep their files when no temporary directory is usable:
+    the SQLite store's directory (writable: the store writes its journal there)."""
+    if not store_url.startswith("sqlite:///"):
+        return []
+    path = Path(store_url.removeprefix("sqlite:///").split("?", 1)[0])
+    return [str(path.parent.resolve())]
 
 
 def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Application:
@@ -125,7 +152,10 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     clock = time.time
     engine = DeliveryEngine(runtime, store, metrics, settings.engine, clock=clock, health=health)
     # Large bodies are parsed, and large calls' messages built, in these processes.
-    workers = ParseWorkers(settings.ingest.parse_workers) if settings.ingest.parse_workers else None
+    workers = None
+    if settings.ingest.parse_workers:
+        spare = _spare_temp_dirs(settings.store_url)
+        workers = ParseWorkers(settings.ingest.parse_workers, spare_temp_dirs=spare)
     if workers is not None:
         inline = settings.ingest.inline_parse_bytes
         engine.render_apart = RenderApart(workers, runtime, inline)
@@ -236,6 +266,10 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             problems.append(refusal)
         if problems:
             return web.json_response({"status": "not ready", "problems": problems}, status=503)
+        # Calls are still taken: ready, with what works in a lesser way named.
+        warnings = _parse_worker_warnings(workers)
+        if warnings:
+            return web.json_response({"status": "ready", "warnings": warnings})
         return web.json_response({"status": "ready"})
 
     async def metrics_endpoint(request: web.Request) -> web.Response:

@@ -490,7 +490,11 @@ def _paths() -> dict[str, Schema]:
                 ),
                 "tags": ["health"],
                 "responses": {
-                    "200": _answer("ready", {"type": "object"}),
+                    "200": _answer(
+                        "ready (with `warnings` when something works in a lesser way: parse"
+                        " workers that cannot start, or without a temporary directory)",
+                        {"type": "object"},
+                    ),
                     "503": _answer("not ready, with the problems", {"type": "object"}),
                 },
             }

@@ -26,6 +26,21 @@ def test_compose_file_has_the_sqlite_router_and_the_replicas_profile():
             assert (ROOT / source).exists(), source
 
 
+def test_compose_mounts_the_rules_directory_not_the_file():
+    # A single-file bind mount keeps showing a replaced file: edits are never seen.
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("router", "router-a", "router-b"):
+        service = compose["services"][name]
+        config = service["environment"]["ROUTER_CONFIG"]
+        # source:target[:ro], the source possibly "${VAR:-default}"
+        mounts = [re.fullmatch(r"(.+?):(/[^:]*)(?::r[ow])?", v) for v in service["volumes"]]
+        pairs = [match.groups() for match in mounts if match is not None]
+        assert len(pairs) == len(mounts)
+        assert not [source for source, _ in pairs if source.endswith("rules.yaml")]
+        (directory,) = [target for _, target in pairs if config.startswith(target + "/")]
+        assert config == directory + "/rules.yaml"
+
+
 def test_every_variable_of_the_shipped_rules_is_passed_by_compose():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     passed = set(compose["services"]["router"]["environment"])
