@@ -31,8 +31,11 @@ USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8080
 
+# Readiness, not liveness: Docker's health is what compose's `depends_on:
+# service_healthy` and load balancers that read it act on, and a router whose store
+# refuses writes must not be sent calls (a Kubernetes liveness probe uses /healthz).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('ROUTER_PORT', '8080')}/healthz\", timeout=2)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('ROUTER_PORT', '8080')}/readyz\", timeout=2)"]
 
 ENTRYPOINT ["revring-router"]
 CMD ["serve"]

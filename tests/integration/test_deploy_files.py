@@ -72,3 +72,12 @@ def test_nginx_retries_a_webhook_post_on_the_other_replica():
     assert "non_idempotent" in conditions
     assert {"error", "timeout", "http_502", "http_503"} <= set(conditions)
     assert sum(d.startswith("server router-") for d in directives) == 2
+
+
+def test_the_images_health_is_readiness():
+    """Docker's health (compose's depends_on: service_healthy, load balancers) must turn
+    bad while the store refuses writes: /readyz, not /healthz, which only says the process
+    runs."""
+    text = (ROOT / "Dockerfile").read_text()
+    healthcheck = text[text.index("HEALTHCHECK") :].split("\n\n")[0]
+    assert "/readyz" in healthcheck and "/healthz" not in healthcheck
