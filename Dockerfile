@@ -1,5 +1,18 @@
 # revring-router: one process, SQLite in the /data volume by default.
 # A specific Python release, so a rebuild does not change the interpreter silently.
+
+# The project's wheel, built with a locked backend (build-requirements.lock: setuptools
+# with its hashes), so no unpinned package is fetched; nothing of this stage is kept.
+FROM python:3.11.14-slim AS wheel
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY build-requirements.lock ./
+RUN pip install --require-hashes --no-deps -r build-requirements.lock
+COPY pyproject.toml README.md ./
+COPY router ./router
+COPY sinks ./sinks
+RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
+
 FROM python:3.11.14-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,13 +31,14 @@ RUN groupadd --system --gid 10001 router \
     && chmod 0700 /data
 
 WORKDIR /app
-# Dependencies exactly as locked (versions and hashes), then the project alone.
+# Dependencies exactly as locked (versions and hashes), then the project's wheel alone;
+# pip and setuptools are not needed at run time and leave the image.
 COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
-COPY pyproject.toml README.md ./
-COPY router ./router
-COPY sinks ./sinks
-RUN pip install --no-deps .
+COPY --from=wheel /wheels /wheels
+RUN pip install --no-deps /wheels/*.whl \
+    && rm -rf /wheels \
+    && pip uninstall --yes pip setuptools wheel
 COPY rules.yaml /etc/revring-router/rules.yaml
 
 USER 10001:10001

@@ -77,11 +77,28 @@ def test_the_lock_pins_every_runtime_dependency_with_hashes_within_its_range() -
 
 def test_the_image_installs_the_lock_on_a_pinned_python() -> None:
     lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
-    (base,) = [line for line in lines if line.startswith("FROM ")]
-    assert re.fullmatch(r"FROM python:3\.11\.\d+-slim(@sha256:[0-9a-f]{64})?", base), base
-    installs = [line for line in lines if line.startswith("RUN pip install")]
+    bases = [line for line in lines if line.startswith("FROM ")]
+    assert bases == ["FROM python:3.11.14-slim AS wheel", "FROM python:3.11.14-slim"], bases
+    installs = [line for line in lines if line.startswith("RUN pip ")]
     assert installs == [
+        "RUN pip install --require-hashes --no-deps -r build-requirements.lock",
+        "RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .",
         "RUN pip install --require-hashes --no-deps -r requirements.lock",
-        "RUN pip install --no-deps .",
-    ]
+        "RUN pip install --no-deps /wheels/*.whl \\",
+    ], "every package the image installs or builds with is locked with its hashes"
     assert "COPY requirements.lock ./" in lines
+    assert "COPY build-requirements.lock ./" in lines
+
+
+def test_the_build_backend_is_locked_within_the_projects_range() -> None:
+    """The image builds its wheel with build-requirements.lock's setuptools, never an
+    unpinned one fetched at build time (a rebuild would change silently)."""
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
+    (required,) = [Requirement(text) for text in build["requires"]]
+    text = (ROOT / "build-requirements.lock").read_text()
+    pinned = re.search(r"^setuptools==(\S+) \\$", text, re.M)
+    assert pinned is not None and required.name == "setuptools"
+    assert required.specifier.contains(pinned.group(1)), (required, pinned.group(1))
+    assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", text)) >= 1
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0", "an SPDX expression, not a table"
