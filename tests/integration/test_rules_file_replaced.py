@@ -86,3 +86,36 @@ async def test_a_directory_path_reloads_and_does_not_warn(tmp_path, caplog):
     finally:
         watcher.cancel()
         await runtime.close()
+
+
+def update_like_the_kubelet(directory: Path, version: str, text: str) -> None:
+    """A ConfigMap mounted as a directory: `rules.yaml -> ..data/rules.yaml`, and an
+    update writes a new timestamped directory, points `..data` at it with a rename, and
+    removes the old one (the kubelet's atomic writer)."""
+    fresh = directory / f"..{version}"
+    fresh.mkdir()
+    (fresh / "rules.yaml").write_text(text)
+    old = directory / "..data"
+    previous = os.readlink(old) if old.is_symlink() else None
+    (directory / "..data_tmp").symlink_to(fresh.name)
+    os.replace(directory / "..data_tmp", old)
+    if not (directory / "rules.yaml").is_symlink():
+        (directory / "rules.yaml").symlink_to("..data/rules.yaml")
+    if previous is not None:
+        (directory / previous / "rules.yaml").unlink()
+        (directory / previous).rmdir()
+
+
+async def test_a_configmap_directory_update_reloads_and_does_not_warn(tmp_path, caplog):
+    # deploy/kubernetes mounts the ConfigMap as a directory (issue 32 item 7).
+    caplog.set_level(logging.WARNING, "router.config.runtime")
+    update_like_the_kubelet(tmp_path, "2026_12_07_12_00_00.1", RULES)
+    runtime, watcher = await watching(str(tmp_path / "rules.yaml"))
+    try:
+        update_like_the_kubelet(tmp_path, "2026_12_07_12_01_00.2", EDITED)
+        await until(lambda: [rule.name for rule in runtime.config.rules] == ["edited"])
+        await asyncio.sleep(POLL * 5)
+        assert not [line for line in warnings_of(caplog) if STUCK in line]
+    finally:
+        watcher.cancel()
+        await runtime.close()
