@@ -30,28 +30,13 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from router.operators import ACTIONS as AUDIT_ACTIONS  # noqa: E402
 from router.store import AuditFilters, open_store  # noqa: E402
 from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for  # noqa: E402
 from router.store.sqlite import SQLiteStore  # noqa: E402
 
 ACTORS = ["token", *(f"user-{n}" for n in range(12)), *(f"slack:U{n:04d}" for n in range(7))]
-ACTIONS = [
-    "replay",
-    "silence.create",
-    "silence.expire",
-    "sink.pause",
-    "sink.resume",
-    "acknowledge",
-    "reload",
-    "backfill",
-    "release",
-    "forget",
-    "user.add",
-    "user.remove",
-    "user.token",
-    "signin",
-    "signin.failed",
-]
+ACTIONS = list(AUDIT_ACTIONS)  # every action the router records
 
 
 def rows(count: int, now: float) -> list[tuple[object, ...]]:
