@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,12 +147,8 @@ async def test_a_sqlite_store_written_by_the_old_code_upgrades_in_place(tmp_path
         assert old.execute("SELECT MAX(version) FROM schema_version").fetchone() == (2,)
     old.close()
 
-    store = SQLiteStore(database)
-    await store.open()
-    try:
+    async with opened(SQLiteStore(database)) as store:
         await check_upgraded(store)
-    finally:
-        await store.close()
 
     with sqlite3.connect(database) as upgraded:
         versions = [v for (v,) in upgraded.execute("SELECT version FROM schema_version")]
@@ -238,12 +237,8 @@ async def test_a_schema_3_sqlite_store_gets_its_call_columns_from_the_payloads(
             ("no-fields", b'{"id": "no-fields", "hangupCause": null}', T + 1),
         )
     old.close()
-    store = SQLiteStore(database)
-    await store.open()
-    try:
+    async with opened(SQLiteStore(database)) as store:
         await check_calls_backfilled(store)
-    finally:
-        await store.close()
 
 
 @pytest.mark.postgres
@@ -283,6 +278,42 @@ async def test_a_schema_3_postgresql_store_gets_its_call_columns_from_the_payloa
 FIXTURE_V7 = Path(__file__).resolve().parents[1] / "fixtures" / "router-v7.db"
 
 
+@asynccontextmanager
+async def opened(store: Store) -> AsyncIterator[Store]:
+    """`store` opened (its migrations run), and closed afterwards."""
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def postgres_of_schema_7(
+    prefix: str,
+    tables: tuple[str, ...] = ("schema_version", "events"),
+    fixture: Path = FIXTURE_V7,
+    fill: Callable[[Any], Awaitable[None]] | None = None,
+) -> AsyncIterator[str]:
+    """The URL of a new PostgreSQL schema made by migrations 1-7, holding the fixture's
+    rows of `tables` and what `fill` writes through the connection."""
+    import asyncpg
+
+    async with fresh_postgres_schema(prefix) as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(SCHEMA_VERSION_DDL)
+            for migration in MIGRATIONS[:7]:
+                for statement in statements_for(migration, "postgresql"):
+                    await connection.execute(statement)
+            await copy_fixture_rows(connection, fixture, tables)
+            if fill is not None:
+                await fill(connection)
+        finally:
+            await connection.close()
+        yield url
+
+
 async def check_old_calls_found(store: Store) -> None:
     """The calls the old router stored are found by number, in any spelling, and by
     words of their summary and transcript; a call stored now beside them too."""
@@ -319,12 +350,8 @@ async def test_a_sqlite_store_of_schema_7_finds_its_old_calls_by_number_and_word
         assert old.execute("SELECT MAX(version) FROM schema_version").fetchone() == (7,)
     old.close()
 
-    store = SQLiteStore(database)
-    await store.open()
-    try:
+    async with opened(SQLiteStore(database)) as store:
         await check_old_calls_found(store)
-    finally:
-        await store.close()
     with sqlite3.connect(database) as upgraded:
         assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         # Migration 11's full-text index holds exactly the calls' texts (FTS5 compares).
@@ -339,25 +366,8 @@ async def test_a_sqlite_store_of_schema_7_finds_its_old_calls_by_number_and_word
 
 @pytest.mark.postgres
 async def test_a_postgresql_store_of_schema_7_finds_its_old_calls_by_number_and_words() -> None:
-    import asyncpg
-
-    async with fresh_postgres_schema("upgrade7") as url:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute(SCHEMA_VERSION_DDL)
-            for migration in MIGRATIONS[:7]:
-                for statement in statements_for(migration, "postgresql"):
-                    await connection.execute(statement)
-            await copy_fixture_rows(connection, FIXTURE_V7, ("schema_version", "events"))
-        finally:
-            await connection.close()
-
-        store = open_store(url)
-        await store.open()
-        try:
-            await check_old_calls_found(store)
-        finally:
-            await store.close()
+    async with postgres_of_schema_7("upgrade7") as url, opened(open_store(url)) as store:
+        await check_old_calls_found(store)
 
 
 async def check_sessions_beside_old_calls(store: Store) -> None:
@@ -377,34 +387,14 @@ async def check_sessions_beside_old_calls(store: Store) -> None:
 async def test_a_sqlite_store_of_schema_7_gets_console_sessions(tmp_path: Path) -> None:
     database = tmp_path / "router.db"
     shutil.copyfile(FIXTURE_V7, database)
-    store = SQLiteStore(database)
-    await store.open()
-    try:
+    async with opened(SQLiteStore(database)) as store:
         await check_sessions_beside_old_calls(store)
-    finally:
-        await store.close()
 
 
 @pytest.mark.postgres
 async def test_a_postgresql_store_of_schema_7_gets_console_sessions() -> None:
-    import asyncpg
-
-    async with fresh_postgres_schema("upgrade9") as url:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute(SCHEMA_VERSION_DDL)
-            for migration in MIGRATIONS[:7]:
-                for statement in statements_for(migration, "postgresql"):
-                    await connection.execute(statement)
-            await copy_fixture_rows(connection, FIXTURE_V7, ("schema_version", "events"))
-        finally:
-            await connection.close()
-        store = open_store(url)
-        await store.open()
-        try:
-            await check_sessions_beside_old_calls(store)
-        finally:
-            await store.close()
+    async with postgres_of_schema_7("upgrade9") as url, opened(open_store(url)) as store:
+        await check_sessions_beside_old_calls(store)
 
 
 # Clicks on Slack's buttons as the router at schema 7 audited them.
@@ -481,12 +471,8 @@ async def test_a_sqlite_store_of_schema_7_keeps_its_slack_clicks_in_the_audit(
         )
     old.close()
 
-    store = SQLiteStore(database)
-    await store.open()
-    try:
+    async with opened(SQLiteStore(database)) as store:
         await check_slack_clicks_moved(store)
-    finally:
-        await store.close()
     with sqlite3.connect(database) as upgraded:
         tables = {name for (name,) in upgraded.execute("SELECT name FROM sqlite_master")}
         assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -498,28 +484,16 @@ async def test_a_sqlite_store_of_schema_7_keeps_its_slack_clicks_in_the_audit(
 async def test_a_postgresql_store_of_schema_7_keeps_its_slack_clicks_in_the_audit() -> None:
     import asyncpg
 
-    async with fresh_postgres_schema("upgrade7audit") as url:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute(SCHEMA_VERSION_DDL)
-            for migration in MIGRATIONS[:7]:
-                for statement in statements_for(migration, "postgresql"):
-                    await connection.execute(statement)
-            await copy_fixture_rows(connection, FIXTURE_V7, ("schema_version",))
-            await connection.executemany(
-                "INSERT INTO slack_actions_audit (id, at, user_id, user_name, channel, action,"
-                " target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                SLACK_CLICKS,
-            )
-        finally:
-            await connection.close()
+    async def clicks(connection: asyncpg.Connection) -> None:
+        await connection.executemany(
+            "INSERT INTO slack_actions_audit (id, at, user_id, user_name, channel, action,"
+            " target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            SLACK_CLICKS,
+        )
 
-        store = open_store(url)
-        await store.open()
-        try:
+    async with postgres_of_schema_7("upgrade7audit", ("schema_version",), fill=clicks) as url:
+        async with opened(open_store(url)) as store:
             await check_slack_clicks_moved(store)
-        finally:
-            await store.close()
         connection = await asyncpg.connect(url)
         try:
             assert await connection.fetchval("SELECT to_regclass('slack_actions_audit')") is None
@@ -546,35 +520,14 @@ async def check_old_caller_forgotten(store: Store) -> None:
 async def test_a_sqlite_store_of_schema_7_upgraded_forgets_an_old_caller(tmp_path: Path) -> None:
     database = tmp_path / "router.db"
     shutil.copyfile(FIXTURE_V7, database)
-    store = SQLiteStore(database)
-    await store.open()
-    try:
+    async with opened(SQLiteStore(database)) as store:
         await check_old_caller_forgotten(store)
-    finally:
-        await store.close()
 
 
 @pytest.mark.postgres
 async def test_a_postgresql_store_of_schema_7_upgraded_forgets_an_old_caller() -> None:
-    import asyncpg
-
-    async with fresh_postgres_schema("upgrade13") as url:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute(SCHEMA_VERSION_DDL)
-            for migration in MIGRATIONS[:7]:
-                for statement in statements_for(migration, "postgresql"):
-                    await connection.execute(statement)
-            await copy_fixture_rows(connection, FIXTURE_V7, ("schema_version", "events"))
-        finally:
-            await connection.close()
-
-        store = open_store(url)
-        await store.open()
-        try:
-            await check_old_caller_forgotten(store)
-        finally:
-            await store.close()
+    async with postgres_of_schema_7("upgrade13") as url, opened(open_store(url)) as store:
+        await check_old_caller_forgotten(store)
 
 
 # An attempt the old router recorded (schema 7: no request or response kept).
@@ -616,12 +569,8 @@ async def test_a_sqlite_store_of_schema_7_shows_its_old_attempts_as_not_recorded
     tmp_path: Path,
 ) -> None:
     database = v7_copy_with_an_old_attempt(tmp_path)
-    store = SQLiteStore(database)
-    await store.open()
-    try:
+    async with opened(SQLiteStore(database)) as store:
         await check_old_attempts_not_recorded(store)
-    finally:
-        await store.close()
     with sqlite3.connect(database) as upgraded:
         assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         columns = [row[1] for row in upgraded.execute("PRAGMA table_info(attempts)")]
@@ -633,24 +582,8 @@ async def test_a_sqlite_store_of_schema_7_shows_its_old_attempts_as_not_recorded
 async def test_a_postgresql_store_of_schema_7_shows_its_old_attempts_as_not_recorded(
     tmp_path: Path,
 ) -> None:
-    import asyncpg
-
     database = v7_copy_with_an_old_attempt(tmp_path)
-    async with fresh_postgres_schema("upgrade7attempts") as url:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute(SCHEMA_VERSION_DDL)
-            for migration in MIGRATIONS[:7]:
-                for statement in statements_for(migration, "postgresql"):
-                    await connection.execute(statement)
-            tables = ("schema_version", "events", "deliveries", "attempts")
-            await copy_fixture_rows(connection, database, tables)
-        finally:
-            await connection.close()
-
-        store = open_store(url)
-        await store.open()
-        try:
-            await check_old_attempts_not_recorded(store)
-        finally:
-            await store.close()
+    tables = ("schema_version", "events", "deliveries", "attempts")
+    made = postgres_of_schema_7("upgrade7attempts", tables, fixture=database)
+    async with made as url, opened(open_store(url)) as store:
+        await check_old_attempts_not_recorded(store)
