@@ -156,6 +156,23 @@ def _name_parameter(request: web.Request, name: str) -> str | None:
     return value
 
 
+def _calls_listing(
+    request: web.Request, default_verification: str | None
+) -> tuple[str | None, int] | web.Response:
+    """The `verification` and `limit` of a calls listing (1 to 1,000, default 100), or the
+    400 naming the bad one."""
+    verification = request.query.get("verification") or default_verification
+    if verification is not None and verification not in VERIFICATIONS:
+        return web.json_response(
+            {"error": f"verification must be one of {', '.join(VERIFICATIONS)}"}, status=400
+        )
+    try:
+        limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
+    except ValueError:
+        return web.json_response({"error": "limit must be an integer"}, status=400)
+    return verification, limit
+
+
 def _unauthorized() -> web.Response:
     return web.json_response(
         {"error": "missing or wrong bearer token"},
@@ -252,15 +269,10 @@ def admin_routes(
         )
 
     async def list_calls(request: web.Request) -> web.Response:
-        verification = request.query.get("verification") or None
-        if verification is not None and verification not in VERIFICATIONS:
-            return web.json_response(
-                {"error": f"verification must be one of {', '.join(VERIFICATIONS)}"}, status=400
-            )
-        try:
-            limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
-        except ValueError:
-            return web.json_response({"error": "limit must be an integer"}, status=400)
+        listing = _calls_listing(request, default_verification=None)
+        if isinstance(listing, web.Response):
+            return listing
+        verification, limit = listing
         try:
             filters = call_filters(request.query.get("q", ""), request.query.get("status", ""))
         except SearchInvalid as exc:
@@ -338,15 +350,10 @@ def admin_routes(
         return web.json_response(report_json(report, wanted.number))
 
     async def list_events(request: web.Request) -> web.Response:
-        verification = request.query.get("verification") or "pending"
-        if verification not in VERIFICATIONS:
-            return web.json_response(
-                {"error": f"verification must be one of {', '.join(VERIFICATIONS)}"}, status=400
-            )
-        try:
-            limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
-        except ValueError:
-            return web.json_response({"error": "limit must be an integer"}, status=400)
+        listing = _calls_listing(request, default_verification="pending")
+        if isinstance(listing, web.Response):
+            return listing
+        verification, limit = listing
         views = await store.list_events(CallFilters(verification=verification), None, limit)
         return web.json_response([call_json(view) for view in views])
 
