@@ -7,6 +7,8 @@ and a bad range without quoting the key; nothing secret is kept."""
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from router.store import Store
 from router.store.sqlite import SQLiteStore
 from sinks.base import DeliveryRequest, Digest, Permanent, Retryable, SinkResources
 from sinks.google_sheets import GoogleSheetsConfig, GoogleSheetsSink
+from tests.conftest import fresh_event
+from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
 from tests.sheets_fake import (
     CLIENT_EMAIL,
     SHEET_ID,
@@ -261,3 +265,52 @@ def test_the_private_key_is_a_secret_of_the_settings(google: FakeGoogle, key_fil
 def test_an_unset_key_file_leaves_the_sink_unconfigured(google: FakeGoogle) -> None:
     config = settings(google, Path(), credentials_file="")
     assert config.missing_settings() == ["credentials_file"]
+
+
+async def test_the_router_appends_a_row_per_call_and_keeps_no_secret(
+    google: FakeGoogle, key_file: Path, tmp_path: Path, write_rules, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rules_text = f"""version: 1
+sinks:
+  call-log:
+    type: google_sheets
+    spreadsheet_id: {SHEET_ID}
+    range: "Calls!A:F"
+    credentials_file: {key_file}
+    api_url: {api_url(google)}
+    row: ["{{{{ id }}}}", "{{{{ status }}}}"]
+rules:
+  - name: all
+    when: {{}}
+    to: [call-log]
+"""
+    database = tmp_path / "router.db"
+    events = [fresh_event(), fresh_event()]
+    async with running_service(write_rules(rules_text), database) as client:
+        for event in events:
+            assert (await post_event(client, event)).status == 200
+        store, *_ = parts(client)
+        await wait_for(lambda: len(google.appends) == 2)
+        await wait_for(async_count(store, 2))
+        [delivery, *_] = await store.list_deliveries("delivered")
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        api_text = await (await client.get(f"/admin/deliveries/{delivery.id}", headers=auth)).text()
+    assert sorted(row[0][0] for row in (a["values"] for a in google.appends)) == sorted(
+        event["id"] for event in events
+    )
+    assert len(google.grants) == 1
+    with sqlite3.connect(database) as db:
+        stored = json.dumps(db.execute("SELECT * FROM attempts").fetchall())
+    db.close()
+    secrets = [google.issued[0], *pem_of(PRIVATE_KEY).splitlines()[1:-1]]
+    for secret in secrets:
+        assert secret not in api_text and secret not in stored and secret not in caplog.text
+    assert "Bearer ***" in api_text
+
+
+def async_count(store: Store, count: int):  # type: ignore[no-untyped-def]
+    async def delivered() -> bool:
+        return len(await store.list_deliveries("delivered")) == count
+
+    return delivered
