@@ -187,7 +187,6 @@ async def test_a_token_still_refused_after_renewal_fails_without_a_third_grant(
 ) -> None:
     sink = sink_of(settings(world))
     await send(sink)
-    world.tokens.issued.append("never-given")  # keeps the list truthy
     world.tokens.revoke_all()
     world.tokens.answers.append(answer(200, '{"access_token": "at-unknown-1234567890"}'))
     with pytest.raises(Permanent) as refused:
