@@ -21,7 +21,8 @@ of the built message, every secret of its settings replaced by `***`.
 The delivery engine alone decides what happens next (reschedule, dead letter), and
 whether a sink may send at all: never while its settings leave it unconfigured
 (`SinkConfig.missing_settings`). A sink never checks that itself, never sleeps, never
-retries on its own beyond a short connection blip, and never writes to the store.
+retries on its own beyond a short connection blip, and never writes to the store but
+for the access tokens it gets (`SinkResources.tokens`, `sinks.tokens`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from sinks.secrets import redact, scrubbed
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from router.store import OutboundTokens
 
 
 class DeliveryError(Exception):
@@ -190,6 +193,9 @@ class SinkResources:
     """
 
     http: aiohttp.ClientSession | None = None  # one pooled session for every HTTP sink
+    # Where sinks keep the access tokens they get (the store: shared by replicas); empty,
+    # each sink keeps its own in memory (`sinks.tokens`).
+    tokens: OutboundTokens | None = None
 
 
 def sample_request(

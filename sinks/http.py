@@ -70,7 +70,9 @@ from sinks.base import (
     template_context,
 )
 from sinks.exchange import BODY_LIMIT, Exchange, request_seen, response_seen
+from sinks.oauth2 import OAuth2Grants, OAuth2Settings
 from sinks.secrets import MASK, redact, shown_url, url_secrets
+from sinks.tokens import Authenticator, GrantSource, TokenProvider
 
 USER_AGENT = f"revring-router/{__version__}"
 RESPONSE_BODY_LIMIT = 64 * 1024
@@ -165,6 +167,7 @@ class HttpSinkConfig(TimedSinkConfig):
     signing_secret: SecretStr | None = None
     success_codes: list[int] | None = None
     retry_on: list[int] = Field(default_factory=list)
+    auth: OAuth2Settings | None = None
 
     @field_validator("method", mode="before")
     @classmethod
@@ -226,12 +229,21 @@ class HttpSinkConfig(TimedSinkConfig):
     @model_validator(mode="after")
     def _one_kind_of_credentials(self) -> HttpSinkConfig:
         has_userinfo = "@" in urlsplit(self.url.get_secret_value()).netloc
-        if has_userinfo and any(name.lower() == "authorization" for name in self.headers):
+        has_header = any(name.lower() == "authorization" for name in self.headers)
+        if has_userinfo and has_header:
             raise ValueError("give credentials either in the url or in an Authorization header")
+        if self.auth is not None and (has_userinfo or has_header):
+            raise ValueError(
+                "auth sets the Authorization header; remove the credentials from the url"
+                " and the Authorization header from headers"
+            )
         return self
 
     def missing_settings(self) -> list[str]:
-        return [] if self.url.get_secret_value() else ["url"]
+        missing = [] if self.url.get_secret_value() else ["url"]
+        if self.auth is not None:
+            missing += self.auth.missing_settings()
+        return missing
 
     def signing_key(self) -> bytes | None:
         """The HMAC key, or None when requests are not signed (no or empty secret)."""
@@ -461,8 +473,32 @@ class PostingSink(Sink[OutgoingRequest]):
         """Whether the body of an answer with `status` is worth reading (for a reason)."""
         return not 200 <= status < 300
 
+    authenticator: Authenticator | None = None  # asked for the Authorization header
+
     async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
-        secrets = self.secrets()
+        auth = self.authenticator
+        if auth is None:
+            return await self._transmit_once(outgoing, self.secrets())
+        try:
+            authorization = await auth.authorization()
+            try:
+                return await self._transmit_once(
+                    authorized(outgoing, authorization), [*self.secrets(), *auth.secrets()]
+                )
+            except DeliveryError as failure:
+                if failure.status_code != HTTPStatus.UNAUTHORIZED:
+                    raise
+            auth.rejected(authorization)  # expired early or revoked: renewed once
+            authorization = await auth.authorization()
+            return await self._transmit_once(
+                authorized(outgoing, authorization), [*self.secrets(), *auth.secrets()]
+            )
+        except DeliveryError as failure:
+            if not self.reason_prefix or failure.reason.startswith(self.reason_prefix):
+                raise
+            raise failure.with_reason(self.reason_prefix + failure.reason) from None
+
+    async def _transmit_once(self, outgoing: OutgoingRequest, secrets: list[str]) -> SendResult:
         sent = request_seen(
             outgoing.method,
             outgoing.url,
@@ -545,6 +581,16 @@ class PostingSink(Sink[OutgoingRequest]):
                 complete=len(body) < cap,
             )
 
+    def token_provider(self, grants: GrantSource) -> TokenProvider:
+        """The sink's tokens from `grants`, through its session, shared by the store."""
+        return TokenProvider(
+            self.name,
+            grants,
+            session=self._session,
+            store=self.resources.tokens,
+            secrets=self.secrets(),
+        )
+
     def _session(self) -> aiohttp.ClientSession:
         if self.resources.http is not None:
             return self.resources.http
@@ -558,9 +604,25 @@ class PostingSink(Sink[OutgoingRequest]):
             self._own_session = None
 
 
+def authorized(outgoing: OutgoingRequest, authorization: str) -> OutgoingRequest:
+    """`outgoing` with the `Authorization` header an `Authenticator` gave (a secret)."""
+    headers = {
+        name: value for name, value in outgoing.headers.items() if name.lower() != "authorization"
+    }
+    headers["Authorization"] = authorization
+    return replace(
+        outgoing, headers=headers, secret_headers=outgoing.secret_headers | {"Authorization"}
+    )
+
+
 class HttpSink(PostingSink):
     config: HttpSinkConfig
     config_class = HttpSinkConfig
+
+    def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
+        super().__init__(name, config, resources)
+        if self.config.auth is not None:
+            self.authenticator = self.token_provider(OAuth2Grants(self.config.auth))
 
     def reads_body(self, status: int) -> bool:
         return not is_success(status, self.config.success_codes)
@@ -575,6 +637,8 @@ class HttpSink(PostingSink):
         }
         if SIGNATURE_HEADER in headers:  # a real one would sign whatever body was typed in
             headers[SIGNATURE_HEADER] = "v1," + MASK
+        if self.config.auth is not None:  # got from the token endpoint when sending
+            headers["Authorization"] = f"Bearer {MASK}"
         return {
             "method": outgoing.method,
             "url": shown_url(outgoing.url),

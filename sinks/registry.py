@@ -14,6 +14,7 @@ from pydantic import Field
 
 from sinks.base import Sink, SinkConfig, SinkResources
 from sinks.email import EmailSink
+from sinks.google_sheets import GoogleSheetsSink
 from sinks.http import HttpSink
 from sinks.log import LogSink
 from sinks.pagerduty import PagerDutySink
@@ -27,6 +28,7 @@ SINKS: tuple[type[Sink[Any]], ...] = (
     LogSink,
     PagerDutySink,
     TeamsSink,
+    GoogleSheetsSink,
 )
 
 

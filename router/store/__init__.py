@@ -23,6 +23,7 @@ from router.store.base import (
     Maintenance,
     OperatorConsole,
     Operators,
+    OutboundTokens,
     Store,
 )
 from router.store.errors import (
@@ -60,6 +61,7 @@ from router.store.records import (
     IngestRecord,
     IngestResult,
     NewDelivery,
+    OutboundToken,
     ReceivedResponse,
     SentRequest,
     SessionRecord,
@@ -111,6 +113,8 @@ __all__ = [
     "NewDelivery",
     "OperatorConsole",
     "Operators",
+    "OutboundToken",
+    "OutboundTokens",
     "ReceivedResponse",
     "SentRequest",
     "SessionRecord",

@@ -17,6 +17,7 @@ one. A user annotates what it takes with the narrowest face that fits:
   admin API, the CLI, the backlog metrics);
 - `Maintenance`: retention's purges (the app);
 - `Erasures`: forgetting a caller, and the store's own secrets (`router.operators.forget`);
+- `OutboundTokens`: the access tokens sinks got, shared by replicas (`sinks.tokens`);
 - `OperatorConsole`: `ConsoleReads`, `Operators` and `Audit` (the console, the admin API,
   Slack's buttons, the CLI);
 - `Store`: all of them (the app, `open_store`).
@@ -54,6 +55,7 @@ from router.store.records import (
     HeldCall,
     IngestRecord,
     IngestResult,
+    OutboundToken,
     SessionRecord,
     SilenceRecord,
     SinkBacklog,
@@ -77,6 +79,7 @@ __all__ = [
     "Maintenance",
     "OperatorConsole",
     "Operators",
+    "OutboundTokens",
     "Store",
 ]
 
@@ -489,6 +492,20 @@ class Erasures(Protocol):
         ...
 
 
+class OutboundTokens(Protocol):
+    """The access tokens sinks get from token endpoints (DESIGN.md section 17), shared by
+    the replicas and kept across restarts, with the refresh tokens servers rotate."""
+
+    async def outbound_token(self, sink: str, auth_key: str) -> OutboundToken | None:
+        """The token stored for `sink`'s auth settings `auth_key`, if any."""
+        ...
+
+    async def keep_outbound_token(self, token: OutboundToken) -> None:
+        """Store `token` over the one of its sink and auth settings, durably; the sink's
+        tokens for other auth settings (settings since changed) go."""
+        ...
+
+
 class OperatorConsole(ConsoleReads, Operators, Audit, Protocol):
     """What operators' interfaces use: the console, the admin API, Slack's buttons and
     the CLI's commands read calls back, act on them and record who did."""
@@ -503,6 +520,7 @@ class Store(
     ConsoleSessions,
     Maintenance,
     Erasures,
+    OutboundTokens,
     Protocol,
 ):
     """The whole store, for what needs all of it: the app that assembles the service."""

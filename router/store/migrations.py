@@ -458,6 +458,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ),
     ),
+    Migration(
+        version=16,
+        description="outbound_tokens: the access tokens sinks got (OAuth2, service"
+        " accounts), shared by replicas, and the refresh tokens servers rotated",
+        statements=(
+            # One row per sink and auth settings (`auth_key`: a hash of them, so changed
+            # settings never reuse a token); secrets, never shown (`OutboundTokens`).
+            """
+            CREATE TABLE outbound_tokens (
+                sink TEXT NOT NULL,
+                auth_key TEXT NOT NULL,
+                access_token TEXT NOT NULL,
+                obtained_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                refresh_token TEXT,
+                PRIMARY KEY (sink, auth_key)
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

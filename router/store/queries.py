@@ -861,3 +861,24 @@ ADD_SETTING = Query(
     "INSERT INTO settings (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING",
 )
 GET_SETTING = Query("get_setting", "SELECT value FROM settings WHERE name = :name")
+
+# Outbound access tokens (`router.store.base.OutboundTokens`): the one of a sink's auth
+# settings, and a new one written over it (a sink's rows for older settings go).
+GET_OUTBOUND_TOKEN = Query(
+    "get_outbound_token",
+    "SELECT sink, auth_key, access_token, obtained_at, expires_at, refresh_token"
+    " FROM outbound_tokens WHERE sink = :sink AND auth_key = :auth_key",
+)
+PUT_OUTBOUND_TOKEN = Query(
+    "put_outbound_token",
+    "INSERT INTO outbound_tokens"
+    " (sink, auth_key, access_token, obtained_at, expires_at, refresh_token)"
+    " VALUES (:sink, :auth_key, :access_token, :obtained_at, :expires_at, :refresh_token)"
+    " ON CONFLICT (sink, auth_key) DO UPDATE SET access_token = excluded.access_token,"
+    " obtained_at = excluded.obtained_at, expires_at = excluded.expires_at,"
+    " refresh_token = excluded.refresh_token",
+)
+DROP_OLD_OUTBOUND_TOKENS = Query(
+    "drop_old_outbound_tokens",
+    "DELETE FROM outbound_tokens WHERE sink = :sink AND auth_key <> :auth_key",
+)

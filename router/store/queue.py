@@ -69,6 +69,7 @@ from router.store.records import (
     IngestRecord,
     IngestResult,
     NewDelivery,
+    OutboundToken,
     SessionRecord,
     SilenceRecord,
     SinkBacklog,
@@ -385,6 +386,12 @@ def single(query: Query, shape: Literal["count"] = ..., **parameters: Any) -> Sc
 def single(query: Query, shape: Shape = "count", **parameters: Any) -> Script[Any]:
     """A script of one statement, answering with its result (of `shape`)."""
     return (yield Call(query, parameters, shape))
+
+
+def keep_token(token: OutboundToken) -> Script[None]:
+    """`token` written over its sink's and auth settings' one; the sink's others dropped."""
+    yield count(q.PUT_OUTBOUND_TOKEN, **asdict(token))
+    yield count(q.DROP_OLD_OUTBOUND_TOKENS, sink=token.sink, auth_key=token.auth_key)
 
 
 def backlog_of(found: Rows) -> dict[str, SinkBacklog]:
@@ -799,6 +806,17 @@ class QueueStore(Store):
             await self._write_one(q.ADD_SETTING, name=name, value=made)
             found = await self.connector.read(lambda: single(q.GET_SETTING, "value", name=name))
         return str(found)
+
+    # --- sinks' access tokens ---
+
+    async def outbound_token(self, sink: str, auth_key: str) -> OutboundToken | None:
+        found = await self.connector.read(
+            lambda: single(q.GET_OUTBOUND_TOKEN, "row", sink=sink, auth_key=auth_key)
+        )
+        return None if found is None else from_row(OutboundToken, found)
+
+    async def keep_outbound_token(self, token: OutboundToken) -> None:
+        await self.connector.write(lambda: keep_token(token))
 
     async def still_leased(self, delivery_id: str, owner: str) -> bool:
         """Asked before every send: the asks of one turn of the loop share one read."""

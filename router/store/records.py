@@ -432,3 +432,18 @@ class ErasureCounts:
     calls_rewritten: int = 0
     attempts_rewritten: int = 0
     other_rows_rewritten: int = 0
+
+
+@dataclass(frozen=True)
+class OutboundToken:
+    """An access token a sink got for its auth settings (`auth_key`: their hash), kept so
+    replicas and restarts share it: when it was obtained and expires (unix seconds), and
+    the refresh token the server last gave (None: keep using the configured one). The
+    tokens are secrets: never in `repr`."""
+
+    sink: str
+    auth_key: str
+    access_token: str = field(repr=False)
+    obtained_at: float
+    expires_at: float
+    refresh_token: str | None = field(default=None, repr=False)

@@ -144,7 +144,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     limiter = CredentialLimiter()  # failed credentials, console and admin API alike
     metrics = Metrics()
     store = store or open_store(settings.store_url)
-    resources = SinkResources()
+    resources = SinkResources(tokens=store)  # sinks' access tokens, shared by replicas
     users = UsersFile(settings.users_file) if settings.users_file else None
     runtime = Runtime(settings.config_path, metrics, resources, users=users)
     credentials = Credentials(settings.admin_token, users)

@@ -4,8 +4,12 @@ type), and every curl example targets an endpoint the app routes."""
 
 from __future__ import annotations
 
+import atexit
+import functools
+import os
 import re
 import shlex
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +22,7 @@ from router.config.schema import parse_config
 from router.core.samples import sample_event
 from router.web.app import ServiceSettings, build_app
 from tests.docs import DOCS, blocks, pages
+from tests.sheets_fake import new_private_key, service_account_key
 
 TOP_LEVEL = re.compile(r"^(version|rules|sinks):", re.MULTILINE)
 SHELLS = ("sh", "bash", "console", "shell")
@@ -70,10 +75,24 @@ def sink_fragments() -> list[tuple[str, str, str]]:
 
 
 def dummy_environment(text: str) -> dict[str, str]:
-    return {
-        name: "https://example.com/hook" if name.endswith("_URL") else f"value-of-{name.lower()}"
-        for name in re.findall(r"\$\{(\w+)", text)
-    }
+    def value(name: str) -> str:
+        if name.endswith("_URL"):
+            return "https://example.com/hook"
+        if name.endswith("_CREDENTIALS"):  # a key file `check` reads
+            return service_account_key_file()
+        return f"value-of-{name.lower()}"
+
+    return {name: value(name) for name in re.findall(r"\$\{(\w+)", text)}
+
+
+@functools.cache
+def service_account_key_file() -> str:
+    """A service account's JSON key made for these tests (removed at exit)."""
+    handle, path = tempfile.mkstemp(suffix=".json")
+    os.close(handle)
+    atexit.register(os.unlink, path)
+    service_account_key(Path(path), new_private_key(), "https://oauth2.googleapis.com/token")
+    return path
 
 
 def as_rules_yaml(block: str) -> str:

@@ -45,7 +45,8 @@ NO_SINK_CHOSEN = "choose the sink whose dead deliveries to replay"
 
 _SECRET_KEY_LINE = re.compile(
     r"^(?P<head>\s*(?:-\s+)?[\"']?(?:webhook_url|token|password|signing_secret|routing_key|url"
-    r"|authorization|api_key|secret)[\"']?\s*:[ \t]*)(?P<value>\S.*?)\s*$",
+    r"|authorization|api_key|secret|client_secret|refresh_token)[\"']?\s*:[ \t]*)"
+    r"(?P<value>\S.*?)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
