@@ -189,6 +189,22 @@ async def test_only_the_worker_holding_a_timer_fires_it(harness: Harness) -> Non
     assert harness.escalated("failed") == 1
 
 
+async def test_a_worker_whose_lease_was_taken_over_cannot_settle(harness: Harness) -> None:
+    await harness.post()
+    harness.clock.now = T0 + AFTER
+    (slow,) = await harness.store.claim_escalations(10, "slow", 30.0, harness.clock.now)
+    harness.clock.now += 31  # its lease ran out: another worker claims the timer
+    (taken,) = await harness.store.claim_escalations(10, "w2", 30.0, harness.clock.now)
+    late = await harness.store.fire_escalation(
+        slow, "slow", harness.clock.now, "escalated", [("late-id", "oncall")]
+    )
+    assert late is None
+    settled = await harness.store.fire_escalation(
+        taken, "w2", harness.clock.now, "escalated", [("on-time", "oncall")]
+    )
+    assert settled == ("escalated", ["oncall"])
+
+
 async def test_timers_are_claimed_in_batches_until_none_is_due(harness: Harness) -> None:
     for _ in range(5):  # batch=2: three claims
         await harness.post()
