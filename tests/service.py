@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.engine.delivery import EngineSettings
+from router.engine.escalations import EscalationSettings
 from router.engine.health import HealthPolicy
 from router.engine.intake import IngestLimits
 from router.operators import OidcSettings
@@ -47,6 +48,7 @@ async def running_service(
     users_file: Path | None = None,
     oidc: OidcSettings | None = None,
     port: int | None = None,
+    escalation: EscalationSettings | None = None,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
@@ -62,6 +64,7 @@ async def running_service(
         health=health or HealthPolicy(),
         users_file=None if users_file is None else str(users_file),
         oidc=oidc,
+        escalation=escalation or EscalationSettings(lease_seconds=5.0, idle_poll=0.2),
     )
     app = build_app(settings)
     async with TestClient(TestServer(app, port=port)) as client:

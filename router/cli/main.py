@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,7 +32,13 @@ from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.logs import printable
 from router.engine import preview
 from router.engine.preview import Preview, lookup
-from router.operators import AuditTrail, BulkReplay, backfill_target, to_silence
+from router.operators import (
+    AuditTrail,
+    BulkReplay,
+    acknowledge_delivery,
+    backfill_target,
+    to_silence,
+)
 from router.rules import Silence, explain
 from router.store import (
     Acknowledgement,
@@ -486,6 +493,36 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return asyncio.run(run())
     except (StoreError, ValueError) as error:
         return store_failed("replay", error)
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    """Acknowledge a delivery's alert (its call, or its digest), recorded and audited as
+    `cli:<os user>`: the call's escalations stop (DESIGN.md section 16)."""
+
+    async def run() -> int:
+        async with existing_store(args.store) as store:
+            trail = AuditTrail(store)
+            done = await acknowledge_delivery(
+                trail, store, args.delivery_id, cli_actor(), time.time(), channel="cli"
+            )
+            if done is None:
+                print(f"delivery {args.delivery_id!r} does not exist", file=sys.stderr)
+                return 1
+            first = done.acknowledgement
+            when = datetime.fromtimestamp(first.at, UTC).isoformat(timespec="seconds")
+            if done.first:
+                print(f"acknowledged delivery {args.delivery_id} ({first.kind} {first.target_id})")
+            else:
+                print(
+                    f"delivery {args.delivery_id} was acknowledged already by"
+                    f" {first.user_name or first.user_id} at {when}"
+                )
+            return 0
+
+    try:
+        return asyncio.run(run())
+    except (StoreError, ValueError) as error:
+        return store_failed("ack", error)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -1005,6 +1042,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--rule", metavar="NAME", help="with --status: only this rule's deliveries")
     replay.add_argument("--store", default=store_default)
     replay.set_defaults(func=cmd_replay)
+
+    ack = commands.add_parser(
+        "ack", help="acknowledge an alert (stops its escalation)", description=cmd_ack.__doc__
+    )
+    ack.add_argument("delivery_id", metavar="DELIVERY_ID", help="any delivery of the alert")
+    ack.add_argument("--store", default=store_default)
+    ack.set_defaults(func=cmd_ack)
 
     backfill_cmd = commands.add_parser(
         "backfill", help="fetch calls from RevRing's API by id and ingest them"

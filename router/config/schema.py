@@ -34,6 +34,7 @@ from router.rules import (
     CompiledRule,
     Condition,
     ConditionErrors,
+    EscalateSpec,
     GroupSpec,
     IntervalErrors,
     TimeInterval,
@@ -82,6 +83,26 @@ class GroupSettings(_Strict):
         return value
 
 
+class EscalateSettings(_Strict):
+    """`escalate: {after, to}`: nobody acknowledged a call's alert of this rule within
+    `after` (DESIGN.md section 16): a new delivery to each sink of `to`."""
+
+    after: Duration
+    to: list[str] = Field(min_length=1)
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("after")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("after must be longer than 0s")
+        return value
+
+
 class RuleSettings(_Strict):
     name: str = Field(min_length=1)
     when: dict[str, Any] | None = None
@@ -90,6 +111,7 @@ class RuleSettings(_Strict):
     group: GroupSettings | None = None
     active_during: list[str] = Field(default_factory=list)
     muted_during: list[str] = Field(default_factory=list)
+    escalate: EscalateSettings | None = None
 
     @field_validator("to", "active_during", "muted_during", mode="before")
     @classmethod
@@ -268,6 +290,7 @@ def _check_rules(
                             f"{label} routes to undefined sink {sink!r} (sinks: {known})",
                         )
                     )
+        errors.extend(_escalation_errors(document, index, label, rule, targets, raw_sinks))
         for key in ("active_during", "muted_during"):
             names = rule.get(key)
             names = [names] if isinstance(names, str) else names
@@ -304,6 +327,47 @@ def _check_rules(
     return conditions, errors, warnings
 
 
+def _escalation_errors(
+    document: YamlDocument,
+    index: int,
+    label: str,
+    rule: dict[str, Any],
+    targets: Any,
+    raw_sinks: dict[str, Any] | None,
+) -> list[SourceError]:
+    """`escalate.to` names sinks that exist, none of them twice, and none the rule already
+    sends to: escalating to where the alert went is a cycle (the same channel, unread, is
+    asked again). Escalated deliveries never escalate again, so no longer chain exists."""
+    escalate = rule.get("escalate")
+    if not isinstance(escalate, dict):
+        return []
+    to = escalate.get("to")
+    to = [to] if isinstance(to, str) else to
+    if not isinstance(to, list):
+        return []
+    routed = set(targets) if isinstance(targets, list) else set()
+    errors = []
+    seen: set[str] = set()
+    for position, sink in enumerate(to):
+        if not isinstance(sink, str):
+            continue
+        where = ("rules", index, "escalate", "to", position)
+        if raw_sinks is not None and sink not in raw_sinks:
+            known = ", ".join(map(str, raw_sinks)) or "none defined"
+            message = f"{label} escalates to undefined sink {sink!r} (sinks: {known})"
+            errors.append(document.error(where, message))
+        elif sink in routed:
+            message = (
+                f"{label}: escalation cycle: it escalates to {sink!r}, which it already"
+                " routes to (escalate to a sink outside the rule's `to`)"
+            )
+            errors.append(document.error(where, message))
+        elif sink in seen:
+            errors.append(document.error(where, f"{label}: escalates to {sink!r} twice"))
+        seen.add(sink)
+    return errors
+
+
 def _check_time_intervals(
     document: YamlDocument,
 ) -> tuple[dict[str, TimeInterval], list[SourceError]]:
@@ -330,6 +394,9 @@ def _compiled_rules(
         if rule.group is not None:
             group = GroupSpec(tuple(rule.group.by), rule.group.window, rule.group.max)
         targets = tuple(dict.fromkeys(rule.to))
+        escalate = None
+        if rule.escalate is not None:
+            escalate = EscalateSpec(rule.escalate.after, tuple(dict.fromkeys(rule.escalate.to)))
         rules.append(
             CompiledRule(
                 rule.name,
@@ -339,6 +406,7 @@ def _compiled_rules(
                 group,
                 tuple(rule.active_during),
                 tuple(rule.muted_during),
+                escalate,
             )
         )
     return tuple(rules)

@@ -111,6 +111,12 @@ class Metrics:
             ["action"],
             registry=r,
         )
+        self.escalations = Counter(
+            PREFIX + "escalations_total",
+            "Alerts nobody acknowledged in time, escalated (DESIGN.md section 16), by rule.",
+            ["rule"],
+            registry=r,
+        )
         self.template_missing_values = Counter(
             PREFIX + "template_missing_values_total",
             "Values a template printed that the call lacked (rendered empty), by sink.",

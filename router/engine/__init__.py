@@ -6,6 +6,7 @@ health is judged from real writes. It runs on the clock it is given."""
 from __future__ import annotations
 
 from router.engine.delivery import DeliveryEngine, EngineSettings
+from router.engine.escalations import EscalationSettings, EscalationTimers
 from router.engine.health import HealthPolicy, StoreHealth
 from router.engine.intake import IngestLimits, IngestOutcome, Intake
 from router.engine.parse_workers import ParseWorkers, WorkersUnavailable, default_worker_count
@@ -16,6 +17,8 @@ from router.engine.render_apart import RenderApart
 __all__ = [
     "DeliveryEngine",
     "EngineSettings",
+    "EscalationSettings",
+    "EscalationTimers",
     "HealthPolicy",
     "IngestLimits",
     "IngestOutcome",

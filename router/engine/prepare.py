@@ -20,7 +20,7 @@ from router.rules import (
     mute_decisions,
     route,
 )
-from router.store import GroupJoin, searchable_text
+from router.store import EscalationPlan, GroupJoin, searchable_text
 
 
 class Target(NamedTuple):
@@ -75,6 +75,21 @@ class Prepared:
     # The body as JSON data, kept only for a small body (`prepare(keep_decoded=True)`), so
     # the delivery sent right after the commit does not decode it again.
     decoded: Any = field(default=None, compare=False, repr=False)
+    # The timers of the escalating rules that sent the call somewhere (DESIGN.md 16).
+    escalations: tuple[EscalationPlan, ...] = ()
+
+
+def escalation_plans(
+    matched: Sequence[CompiledRule], targets: Sequence[Target]
+) -> tuple[EscalationPlan, ...]:
+    """An `EscalationPlan` for each matched rule with `escalate` that has a target (a
+    rule muted, or whose sinks all went to earlier rules, has nothing to escalate)."""
+    sending = {target.rule for target in targets}
+    return tuple(
+        EscalationPlan(rule.name, rule.escalate.after, rule.escalate.to)
+        for rule in matched
+        if rule.escalate is not None and rule.name in sending
+    )
 
 
 def call_columns(event: PostCallEvent, payload: Any) -> dict[str, str]:
@@ -155,4 +170,5 @@ def prepare(
         tuple(muted),
         call_columns(event, payload),
         payload if keep_decoded else None,
+        escalation_plans(routed.matched, targets),
     )

@@ -63,5 +63,6 @@ def _record(
         prepared.status,
         prepared.direction,
         **prepared.columns,
+        escalations=prepared.escalations if deliveries else (),
         decoded=decoded,
     )

@@ -6,6 +6,13 @@ bulk replays as requested; a caller forgotten on request; the named users of
 
 from __future__ import annotations
 
+from router.operators.acknowledgements import (
+    Acknowledged,
+    acknowledge_delivery,
+    acknowledge_view,
+    acknowledgement_key,
+    acknowledgement_target,
+)
 from router.operators.audit import (
     ACTIONS,
     AuditQueryInvalid,
@@ -59,6 +66,7 @@ __all__ = [
     "ADMIN_TOKEN_ACTOR",
     "EXPIRED_SILENCES_KEPT",
     "ROLES",
+    "Acknowledged",
     "AuditQueryInvalid",
     "AuditStore",
     "AuditTrail",
@@ -76,6 +84,10 @@ __all__ = [
     "Users",
     "UsersFile",
     "UsersFileInvalid",
+    "acknowledge_delivery",
+    "acknowledge_view",
+    "acknowledgement_key",
+    "acknowledgement_target",
     "audit_details",
     "audit_filters",
     "audit_json",

@@ -10,6 +10,7 @@ from router.rules.matching import (
     CompiledRule,
     Condition,
     ConditionErrors,
+    EscalateSpec,
     GroupSpec,
     compile_when,
     explain,
@@ -17,7 +18,7 @@ from router.rules.matching import (
     group_key_json,
     route,
 )
-from router.rules.muting import Silence, mute_decisions
+from router.rules.muting import Silence, mute_decisions, rule_mute_reason
 from router.rules.time_intervals import IntervalErrors, TimeInterval, compile_time_intervals
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "CompiledRule",
     "Condition",
     "ConditionErrors",
+    "EscalateSpec",
     "GroupSpec",
     "IntervalErrors",
     "Silence",
@@ -38,4 +40,5 @@ __all__ = [
     "lint_when",
     "mute_decisions",
     "route",
+    "rule_mute_reason",
 ]

@@ -767,6 +767,14 @@ def _canonical_value(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class EscalateSpec:
+    """A rule's `escalate`: after `after` seconds unacknowledged, a delivery to each of `to`."""
+
+    after: float
+    to: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CompiledRule:
     name: str
     condition: Condition
@@ -775,6 +783,7 @@ class CompiledRule:
     group: GroupSpec | None = None
     active_during: tuple[str, ...] = ()  # names of time intervals (router.rules.muting)
     muted_during: tuple[str, ...] = ()
+    escalate: EscalateSpec | None = None
 
 
 @dataclass

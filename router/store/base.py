@@ -48,8 +48,10 @@ from router.store.records import (
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    DueEscalation,
     Erasure,
     ErasureCounts,
+    EscalationOutcome,
     EventCursor,
     EventView,
     HeldCall,
@@ -418,6 +420,10 @@ class ConsoleReads(CallBodies, Protocol):
 
     async def get_delivery(self, delivery_id: str) -> DeliveryView | None: ...
 
+    async def escalations_of(self, delivery_id: str) -> list[str]:
+        """The ids of the deliveries escalated from this one, oldest first."""
+        ...
+
     async def list_attempts(self, delivery_id: str) -> list[AttemptRecord]: ...
 
     async def sink_counts(self, delivered_since: float | None = None) -> dict[str, SinkCounts]:
@@ -506,6 +512,39 @@ class OutboundTokens(Protocol):
         ...
 
 
+class Escalations(Protocol):
+    """Escalation timers (DESIGN.md section 16), written by `Ingest.ingest` with a call's
+    deliveries (`IngestRecord.escalations`) and fired once, like a delivery is sent once:
+    claimed under a lease, settled by the worker that still holds it."""
+
+    async def claim_escalations(
+        self, limit: int, owner: str, lease_seconds: float, now: float
+    ) -> list[DueEscalation]:
+        """Lease up to `limit` timers due at `now` and not done (no live lease), earliest
+        first."""
+        ...
+
+    async def next_escalation_due(self) -> float | None:
+        """When the earliest timer not done is due; None when none waits."""
+        ...
+
+    async def fire_escalation(
+        self,
+        due: DueEscalation,
+        owner: str,
+        now: float,
+        outcome: EscalationOutcome,
+        new_deliveries: Sequence[tuple[str, str]] = (),
+    ) -> tuple[EscalationOutcome, list[str]] | None:
+        """Settle a leased timer in one transaction: `acknowledged` when the call (a digest:
+        the digest) was acknowledged by now, whatever `outcome` says; else `outcome`, and
+        when that is `escalated`, a delivery (id, sink) of each of `new_deliveries` with
+        `escalated_from` (a sink that already has one of the call skips). None when
+        `owner` no longer holds the timer (nothing written). Answers the outcome and the
+        sinks that got a delivery."""
+        ...
+
+
 class OperatorConsole(ConsoleReads, Operators, Audit, Protocol):
     """What operators' interfaces use: the console, the admin API, Slack's buttons and
     the CLI's commands read calls back, act on them and record who did."""
@@ -515,6 +554,7 @@ class Store(
     Lifecycle,
     Ingest,
     DeliveryQueue,
+    Escalations,
     HeldCalls,
     OperatorConsole,
     ConsoleSessions,

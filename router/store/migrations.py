@@ -459,6 +459,36 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        version=14,
+        description="escalation timers, and the delivery an escalation was made from",
+        statements=(
+            # One timer per routed call and escalating rule (DESIGN.md section 16),
+            # written with the call's deliveries; claimed like a delivery (a lease), fired
+            # once: `done_at` and `outcome` set in the transaction that escalates.
+            """
+            CREATE TABLE escalations (
+                event_id TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+                rule TEXT NOT NULL,
+                delivery_id TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('single', 'digest')),
+                to_sinks TEXT NOT NULL,
+                due_at DOUBLE PRECISION NOT NULL,
+                lease_owner TEXT,
+                lease_until DOUBLE PRECISION,
+                done_at DOUBLE PRECISION,
+                outcome TEXT,
+                PRIMARY KEY (event_id, rule)
+            )
+            """,
+            # The timers still to fire, by due time: what the engine polls.
+            "CREATE INDEX escalations_due ON escalations (due_at) WHERE done_at IS NULL",
+            "ALTER TABLE deliveries ADD COLUMN escalated_from TEXT",
+            # "escalated to": the escalations of one delivery.
+            "CREATE INDEX deliveries_escalated_from ON deliveries (escalated_from)"
+            " WHERE escalated_from IS NOT NULL",
+        ),
+    ),
+    Migration(
         version=16,
         description="outbound_tokens: the access tokens sinks got (OAuth2, service"
         " accounts), shared by replicas, and the refresh tokens servers rotated",

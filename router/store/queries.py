@@ -262,6 +262,11 @@ RELEASE_ALL_LEASES = Query(
     "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
     " WHERE lease_owner IS NOT NULL OR lease_until IS NOT NULL",
 )
+RELEASE_ESCALATION_LEASES = Query(
+    "release_escalation_leases",
+    "UPDATE escalations SET lease_owner = NULL, lease_until = NULL"
+    " WHERE done_at IS NULL AND lease_owner IS NOT NULL",
+)
 FINISH = Query("finish", "{finish_update} RETURNING attempts")
 RECORD_ATTEMPT = Query(
     "record_attempt",
@@ -343,6 +348,76 @@ PURGE = Query(
     maintenance=True,
 )
 
+# --- escalation timers (DESIGN.md section 16) -------------------------------------------
+
+# Written with the call's deliveries (one per call and rule: a replayed ingest adds none).
+INSERT_ESCALATION = Query(
+    "insert_escalation",
+    "INSERT INTO escalations (event_id, rule, delivery_id, kind, to_sinks, due_at)"
+    " VALUES (:event_id, :rule, :delivery_id, :kind, :to_sinks, :due_at)"
+    " ON CONFLICT (event_id, rule) DO NOTHING",
+)
+# Lease the due timers, as CLAIM leases deliveries: one worker at a time holds each.
+CLAIM_ESCALATIONS = Query(
+    "claim_escalations",
+    "UPDATE escalations SET lease_owner = :owner, lease_until = :lease_until"
+    " WHERE (event_id, rule) IN (SELECT event_id, rule FROM escalations"
+    "  WHERE done_at IS NULL AND due_at <= :now"
+    "  AND (lease_until IS NULL OR lease_until < :now)"
+    "  ORDER BY due_at LIMIT :limit{claim_lock})"
+    " RETURNING event_id, rule, delivery_id, kind, to_sinks AS to_text, due_at,"
+    " (SELECT payload FROM events WHERE events.id = escalations.event_id) AS payload",
+)
+NEXT_ESCALATION_DUE = Query(
+    "next_escalation_due",
+    "SELECT MIN(due_at) AS due FROM escalations WHERE done_at IS NULL",
+)
+# An acknowledgement of the call (any of its deliveries) or of the escalated digest.
+ESCALATION_ACKNOWLEDGED = Query(
+    "escalation_acknowledged",
+    "SELECT COUNT(*) AS found FROM acknowledgements"
+    " WHERE (kind = 'call' AND target_id = :event_id AND :kind = 'single')"
+    " OR (kind = 'digest' AND target_id = :delivery_id)",
+)
+ESCALATED_DELIVERY_EXISTS = Query(
+    "escalated_delivery_exists", "SELECT COUNT(*) AS found FROM deliveries WHERE id = :id"
+)
+# Fired once: only by the worker still holding it, only while not done.
+FINISH_ESCALATION = Query(
+    "finish_escalation",
+    "UPDATE escalations SET done_at = :now, outcome = :outcome,"
+    " lease_owner = NULL, lease_until = NULL"
+    " WHERE event_id = :event_id AND rule = :rule AND lease_owner = :owner"
+    " AND done_at IS NULL",
+)
+INSERT_ESCALATED_DELIVERY = Query(
+    "insert_escalated_delivery",
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+    " next_attempt_at, created_at, updated_at, escalated_from)"
+    " VALUES (:id, :event_id, :sink, :rule, 'pending', :now, :now, :now, :now, :escalated_from)"
+    " ON CONFLICT (event_id, sink) DO NOTHING",
+)
+# A digest escalates as a whole: a closed copy for the escalation sink, same calls.
+INSERT_ESCALATED_DIGEST = Query(
+    "insert_escalated_digest",
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+    " next_attempt_at, created_at, updated_at, kind, group_key, window_start, closes_at,"
+    " member_count, escalated_from)"
+    " SELECT :id, event_id, :sink, rule, 'pending', :now, :now, :now, :now, 'digest',"
+    " group_key, window_start, closes_at, member_count, id FROM deliveries"
+    " WHERE id = :escalated_from"
+    " ON CONFLICT DO NOTHING",
+)
+COPY_DIGEST_MEMBERS = Query(
+    "copy_digest_members",
+    "INSERT INTO digest_members (delivery_id, event_id, position)"
+    " SELECT :id, event_id, position FROM digest_members WHERE delivery_id = :escalated_from",
+)
+ESCALATIONS_OF = Query(
+    "escalations_of",
+    "SELECT id FROM deliveries WHERE escalated_from = :id ORDER BY created_at, id",
+)
+
 # --- reads ----------------------------------------------------------------------------
 
 DIGEST_CALLS = Query(
@@ -378,8 +453,8 @@ BACKLOG = Query(
 _DELIVERY_VIEWS = (
     "SELECT id, event_id, sink, rule, status, attempts, last_error, next_attempt_at,"
     " created_at, updated_at, delivered_at, kind,"
-    " CASE WHEN kind = 'digest' THEN member_count ELSE 1 END AS calls, muted_reason"
-    " FROM deliveries"
+    " CASE WHEN kind = 'digest' THEN member_count ELSE 1 END AS calls, muted_reason,"
+    " escalated_from FROM deliveries"
 )
 _NEWEST_FIRST_PAGE = " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset"
 GET_DELIVERY = Query("get_delivery", _DELIVERY_VIEWS + " WHERE id = :id")

@@ -60,8 +60,10 @@ from router.store.records import (
     ClaimedDelivery,
     DeliveryStatus,
     DeliveryView,
+    DueEscalation,
     Erasure,
     ErasureCounts,
+    EscalationOutcome,
     EventCursor,
     EventView,
     GroupJoin,
@@ -135,6 +137,7 @@ def migrate(dialect: Dialect, *, release_leases: bool, create: bool, where: str)
         )
     if release_leases:
         yield count(q.RELEASE_ALL_LEASES)
+        yield count(q.RELEASE_ESCALATION_LEASES)
 
 
 def event_columns(record: IngestRecord) -> dict[str, Any]:
@@ -202,12 +205,135 @@ def write_deliveries(record: IngestRecord) -> Script[IngestResult]:
             ],
         )
     written = len(singles) + len(muted)
+    opened: dict[str, tuple[str, float]] = {}  # rule -> its first digest opened by this call
     for delivery in by_sink.values():
         if delivery.group is not None and delivery.muted_reason is None:
-            written += yield from join_digest(record, delivery, delivery.group)
+            joined = yield from join_digest(record, delivery, delivery.group)
+            written += joined
+            escalating = any(plan.rule == delivery.rule for plan in record.escalations)
+            if joined and escalating and (yield from _opened_by(record, delivery)):
+                full = delivery.group.max is not None and delivery.group.max <= 1
+                closes_at = record.received_at + (0.0 if full else delivery.group.window)
+                opened.setdefault(delivery.rule, (delivery.id, closes_at))
+    if record.escalations:
+        yield from write_escalations(record, singles, opened)
     if written > len(muted) and waiting_sinks(record):  # other replicas' lanes may claim
         yield ANNOUNCE
     return IngestResult("accepted", written)
+
+
+def _opened_by(record: IngestRecord, delivery: NewDelivery) -> Script[bool]:
+    """Whether the digest `delivery` went into is the one this call opened (its own id)."""
+    found = yield value(q.DELIVERY_OF_EVENT, event_id=record.event_id, sink=delivery.sink)
+    return bool(found == delivery.id)
+
+
+def write_escalations(
+    record: IngestRecord,
+    singles: Sequence[NewDelivery],
+    opened: dict[str, tuple[str, float]],
+) -> Script[None]:
+    """The escalation timer of each escalating rule that sent the call somewhere: on its
+    first single delivery (due `after` from now), or on the digest the call opened (due
+    `after` from the window's end: a digest escalates as a whole, once; a call joining an
+    open digest adds no timer). A rule whose every delivery was muted has none."""
+    timers = []
+    for plan in record.escalations:
+        single = next((d for d in singles if d.rule == plan.rule), None)
+        if single is not None:
+            found = (single.id, "single", record.received_at + plan.after)
+        elif plan.rule in opened:
+            digest_id, closes_at = opened[plan.rule]
+            found = (digest_id, "digest", closes_at + plan.after)
+        else:
+            continue
+        delivery_id, kind, due_at = found
+        timers.append(
+            {
+                "event_id": record.event_id,
+                "rule": plan.rule,
+                "delivery_id": delivery_id,
+                "kind": kind,
+                "to_sinks": json.dumps(list(plan.to)),
+                "due_at": due_at,
+            }
+        )
+    if timers:
+        yield CallMany(q.INSERT_ESCALATION, timers)
+
+
+def claim_escalations(
+    limit: int, owner: str, lease_until: float, now: float
+) -> Script[list[DueEscalation]]:
+    leased: Rows = yield rows(
+        q.CLAIM_ESCALATIONS, now=now, limit=limit, owner=owner, lease_until=lease_until
+    )
+    return [
+        DueEscalation(
+            event_id=found["event_id"],
+            rule=found["rule"],
+            delivery_id=found["delivery_id"],
+            kind=found["kind"],
+            to=tuple(json.loads(found["to_text"])),
+            due_at=found["due_at"],
+            payload=bytes(found["payload"]),
+        )
+        for found in sorted(leased.dicts(), key=lambda d: (d["due_at"], d["event_id"]))
+    ]
+
+
+def fire_escalation(
+    due: DueEscalation,
+    owner: str,
+    now: float,
+    outcome: EscalationOutcome,
+    new_deliveries: Sequence[tuple[str, str]],
+) -> Script[tuple[EscalationOutcome, list[str]] | None]:
+    """Settle a leased timer once: acknowledged meanwhile (read here, in the transaction
+    that settles it) or not, it is done; escalated, `new_deliveries` ((id, sink) each)
+    are written from the escalated delivery. None: this worker no longer holds it (taken
+    over, or fired already), and nothing was written. Answers the outcome and the sinks
+    given a new delivery."""
+    acknowledged = yield value(
+        q.ESCALATION_ACKNOWLEDGED,
+        event_id=due.event_id,
+        delivery_id=due.delivery_id,
+        kind=due.kind,
+    )
+    if acknowledged:
+        outcome = "acknowledged"
+    elif outcome == "escalated" and not (
+        yield value(q.ESCALATED_DELIVERY_EXISTS, id=due.delivery_id)
+    ):
+        outcome = "gone"
+    settled = yield count(
+        q.FINISH_ESCALATION,
+        event_id=due.event_id,
+        rule=due.rule,
+        owner=owner,
+        now=now,
+        outcome=outcome,
+    )
+    if not settled:
+        return None
+    sinks: list[str] = []
+    if outcome != "escalated":
+        return outcome, sinks
+    for delivery_id, sink in new_deliveries:
+        made = {"id": delivery_id, "sink": sink, "now": now, "escalated_from": due.delivery_id}
+        if due.kind == "digest":
+            inserted = yield count(q.INSERT_ESCALATED_DIGEST, **made)
+            if inserted:
+                yield count(q.COPY_DIGEST_MEMBERS, id=delivery_id, escalated_from=due.delivery_id)
+        else:
+            inserted = yield count(
+                q.INSERT_ESCALATED_DELIVERY, **made, event_id=due.event_id, rule=due.rule
+            )
+        if inserted:
+            sinks.append(sink)
+    if sinks:
+        yield ANNOUNCE
+    return outcome, sinks
 
 
 def ingest_held(record: IngestRecord) -> Script[IngestResult]:
@@ -578,6 +704,38 @@ class QueueStore(Store):
         return await self.connector.write(
             lambda: claim(sink, limit, owner, now + lease_seconds, now), one_statement=True
         )
+
+    async def claim_escalations(
+        self, limit: int, owner: str, lease_seconds: float, now: float
+    ) -> list[DueEscalation]:
+        if limit <= 0:
+            return []
+        return await self.connector.write(
+            lambda: claim_escalations(limit, owner, now + lease_seconds, now), one_statement=True
+        )
+
+    async def next_escalation_due(self) -> float | None:
+        found = await self.connector.read(lambda: single(q.NEXT_ESCALATION_DUE, "value"))
+        return None if found is None else float(found)
+
+    async def fire_escalation(
+        self,
+        due: DueEscalation,
+        owner: str,
+        now: float,
+        outcome: EscalationOutcome,
+        new_deliveries: Sequence[tuple[str, str]] = (),
+    ) -> tuple[EscalationOutcome, list[str]] | None:
+        settled = await self.connector.write(
+            lambda: fire_escalation(due, owner, now, outcome, new_deliveries)
+        )
+        if settled is not None and settled[1]:
+            self._notify(frozenset(settled[1]))
+        return settled
+
+    async def escalations_of(self, delivery_id: str) -> list[str]:
+        found = await self.connector.read(lambda: single(q.ESCALATIONS_OF, "rows", id=delivery_id))
+        return list(found.column("id"))
 
     async def renew_leases(self, ids: Iterable[str], owner: str, until: float) -> None:
         id_list = list(ids)

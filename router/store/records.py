@@ -55,6 +55,38 @@ class NewDelivery:
 
 
 @dataclass(frozen=True)
+class EscalationPlan:
+    """A rule's `escalate` for one routed call (DESIGN.md section 16): written as a timer
+    with the call's deliveries, due `after` seconds after the rule's first delivery of it
+    was created (a digest: after its window closes), to `to`."""
+
+    rule: str
+    after: float
+    to: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DueEscalation:
+    """An escalation timer come due, leased to one worker (claimed like a delivery):
+    the call and rule it is for, the delivery it escalates (`delivery_id`, of `kind`
+    'single' or 'digest'), the sinks to escalate to and the call's body."""
+
+    event_id: str
+    rule: str
+    delivery_id: str
+    kind: DeliveryKind
+    to: tuple[str, ...]
+    due_at: float
+    payload: bytes
+
+
+EscalationOutcome = Literal["escalated", "acknowledged", "muted", "silenced", "gone"]
+"""What a fired timer came to: new deliveries made, or none because the call was
+acknowledged, the rule muted by a time interval, every escalation sink silenced, or the
+escalated delivery gone (its caller forgotten)."""
+
+
+@dataclass(frozen=True)
 class IngestRecord:
     """One accepted call and the deliveries its rules produced."""
 
@@ -73,6 +105,8 @@ class IngestRecord:
     from_number: str = ""
     to_number: str = ""
     search_text: str = field(default="", repr=False)
+    # The escalation timers of the call's rules (`EscalationPlan`), written with it.
+    escalations: Sequence[EscalationPlan] = ()
     # The payload as JSON data, when the webhook still holds it (a small body): a delivery
     # sent straight after the commit uses it instead of decoding the payload again. Never
     # stored; None when unknown.
@@ -222,6 +256,7 @@ class DeliveryView:
     kind: DeliveryKind = "single"
     calls: int = 1  # the calls it carries: a digest's members so far, 1 for a single delivery
     muted_reason: str | None = None  # status 'muted': `time_interval:NAME` or `silence:ID`
+    escalated_from: str | None = None  # an escalation's: the delivery nobody acknowledged
 
 
 @dataclass(frozen=True)

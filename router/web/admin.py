@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields, replace
 from typing import Any, Protocol
@@ -27,6 +28,8 @@ from router.operators import (
     AuditTrail,
     OperatorControls,
     RequestInvalid,
+    acknowledge_delivery,
+    acknowledgement_key,
     audit_filters,
     audit_json,
     backfill_target,
@@ -37,7 +40,6 @@ from router.operators import (
 )
 from router.operators.silences import iso
 from router.store import (
-    AcknowledgedKind,
     Acknowledgement,
     AttemptRecord,
     CallFilters,
@@ -77,8 +79,10 @@ def delivery_json(
 ) -> dict[str, Any]:
     """The fields of a delivery as the API and `revring-router deliveries --json` show them:
     DESIGN.md section 4's, then `kind` ('single' or 'digest') and `calls` (a digest's
-    member count, 1 for a single delivery) among the rest, and `acknowledged_by` (the
-    Slack user id) and `acknowledged_at` (ISO 8601) once acknowledged from Slack."""
+    member count, 1 for a single delivery) and `escalated_from` (an escalation's: the
+    delivery nobody acknowledged) among the rest, and `acknowledged_by` (a Slack user id,
+    a console user, `token`, `cli:<os user>`) and `acknowledged_at` (ISO 8601) once
+    acknowledged."""
     shown = asdict(view)
     shown["acknowledged_by"] = None if acknowledgement is None else acknowledgement.user_id
     shown["acknowledged_at"] = None if acknowledgement is None else iso(acknowledgement.at)
@@ -97,11 +101,6 @@ def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:
     shown["request"] = None if exchange is None else exchange["request"]
     shown["response"] = None if exchange is None else exchange["response"]
     return shown
-
-
-def acknowledgement_key(view: DeliveryView) -> tuple[AcknowledgedKind, str]:
-    """What an acknowledgement of this delivery is recorded on: its call, or the digest."""
-    return ("digest", view.id) if view.kind == "digest" else ("call", view.event_id)
 
 
 async def acknowledgements_of(
@@ -289,6 +288,16 @@ def admin_routes(
         acknowledgement = await store.acknowledgement(*acknowledgement_key(view))
         return web.json_response({**delivery_json(view, acknowledgement), "attempt_log": attempts})
 
+    async def acknowledge(request: web.Request) -> web.Response:
+        delivery_id = request.match_info["id"]
+        done = await acknowledge_delivery(
+            audit, store, delivery_id, actor_of(request), time.time(), channel="api"
+        )
+        if done is None:
+            return web.json_response({"error": f"no delivery {delivery_id!r}"}, status=404)
+        shown = delivery_json(done.view, done.acknowledgement)
+        return web.json_response({**shown, "already_acknowledged": not done.first})
+
     async def replay(request: web.Request) -> web.Response:
         delivery_id = request.match_info["id"]
         if not await audit.replay(actor_of(request), delivery_id):
@@ -406,6 +415,7 @@ def admin_routes(
         web.post("/admin/deliveries/replay", guarded(replay_many)),
         web.get("/admin/deliveries/{id}", guarded(show_delivery)),
         web.post("/admin/deliveries/{id}/replay", guarded(replay)),
+        web.post("/admin/deliveries/{id}/acknowledge", guarded(acknowledge)),
         web.post("/admin/reload", guarded(reload)),
         web.get("/admin/audit", guarded(list_audit)),
         *control_routes(guarded, store, runtime, controls, audit),

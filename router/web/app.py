@@ -21,6 +21,8 @@ from router.core.metrics import Metrics
 from router.engine import (
     DeliveryEngine,
     EngineSettings,
+    EscalationSettings,
+    EscalationTimers,
     HealthPolicy,
     IngestLimits,
     Intake,
@@ -57,6 +59,7 @@ log = logging.getLogger("router.web.app")
 RUNTIME = web.AppKey("runtime", Runtime)
 STORE = web.AppKey("store", Store)
 ENGINE = web.AppKey("engine", DeliveryEngine)
+ESCALATIONS = web.AppKey("escalations", EscalationTimers)
 METRICS = web.AppKey("metrics", Metrics)
 HEALTH = web.AppKey("health", StoreHealth)
 
@@ -72,6 +75,7 @@ class ServiceSettings:
     users_file: str | None = None  # ROUTER_USERS_FILE
     retention_days: float = 30.0
     engine: EngineSettings = field(default_factory=EngineSettings)
+    escalation: EscalationSettings = field(default_factory=EscalationSettings)
     purge_interval: float = 3600.0
     watch_interval: float = 2.0  # 0: do not watch rules.yaml for changes
     ingest: IngestLimits = field(default_factory=IngestLimits)
@@ -164,6 +168,17 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     # Every change of every surface is recorded through it (DESIGN.md section 14).
     trail = AuditTrail(store, lambda action: metrics.audit_events.labels(action).inc())
     controls.on_change(engine.wake)
+    escalations = EscalationTimers(
+        runtime,
+        store,
+        metrics,
+        settings.escalation,
+        owner=engine.owner,
+        clock=clock,
+        controls=controls,
+        health=health,
+    )
+    app[ESCALATIONS] = escalations
     app[METRICS], app[STORE], app[RUNTIME], app[ENGINE] = metrics, store, runtime, engine
     app[HEALTH] = health
     verifier = None
@@ -187,6 +202,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
                 runtime.load()
             await controls.start()
             await engine.start()
+            escalations.start()
             # Off the loop and not awaited: serving starts meanwhile.
             starting_parsers = asyncio.create_task(_start_parse_workers(workers))
             purger = None
@@ -203,6 +219,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
             for task in (purger, watcher, verifying):
                 if task is not None:
                     task.cancel()
+            await escalations.stop()
             await engine.stop()
             await controls.stop()
         finally:

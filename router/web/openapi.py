@@ -221,7 +221,15 @@ def _schemas() -> dict[str, Schema]:
                 "muted_reason": _field(
                     ["string", "null"], "status muted: `time_interval:NAME` or `silence:ID`"
                 ),
-                "acknowledged_by": _field(["string", "null"], "Slack user id, from the button"),
+                "escalated_from": _field(
+                    ["string", "null"],
+                    "an escalation's: the delivery nobody acknowledged in time (DESIGN.md 16)",
+                ),
+                "acknowledged_by": _field(
+                    ["string", "null"],
+                    "who acknowledged the call (a digest: the digest): a Slack user id, a"
+                    " console user, `token`, `cli:<os user>`",
+                ),
                 "acknowledged_at": TIME,
             },
         ),
@@ -618,6 +626,26 @@ def _paths() -> dict[str, Schema]:
                 {
                     "200": _answer("requeued", {"type": "object"}),
                     "409": _error("it is being sent right now; try again"),
+                },
+                unknown="delivery",
+                parameters=[delivery_id],
+            )
+        },
+        "/admin/deliveries/{id}/acknowledge": {
+            "post": _admin(
+                "Acknowledge an alert: its call (a digest: the digest), in any state; stops"
+                " the escalations of the call's rules. Once: a second acknowledgement answers"
+                " with the first one (`already_acknowledged` true)",
+                {
+                    "200": _answer(
+                        "the delivery, with who acknowledged it and when",
+                        {
+                            "allOf": [
+                                _ref("Delivery"),
+                                _object({"already_acknowledged": _field("boolean")}),
+                            ]
+                        },
+                    ),
                 },
                 unknown="delivery",
                 parameters=[delivery_id],

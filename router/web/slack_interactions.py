@@ -27,9 +27,14 @@ from router.config import Runtime
 from router.core.events import decode_json
 from router.core.metrics import Metrics
 from router.core.units import format_duration
-from router.operators import AuditTrail, OperatorControls, RequestInvalid, parse_silence_request
-from router.store import Acknowledgement, DeliveryView, OperatorConsole
-from router.web.admin import acknowledgement_key
+from router.operators import (
+    AuditTrail,
+    OperatorControls,
+    RequestInvalid,
+    acknowledge_view,
+    parse_silence_request,
+)
+from router.store import DeliveryView, OperatorConsole
 from router.web.request_body import read_body
 from sinks.base import DeliveryError
 from sinks.call_text import safe_link
@@ -231,11 +236,17 @@ class SlackInteractions:
         await self._show(click, done.text)
 
     async def _acknowledge(self, click: Click, view: DeliveryView, now: float) -> Done:
-        kind, target_id = acknowledgement_key(view)
-        new = Acknowledgement(kind, target_id, click.user_id, click.user_name, click.channel, now)
-        details = click_details(click, "acknowledged")
-        stored = await self.trail.acknowledge(click_actor(click), new, _target(view), details)
-        already = stored != new
+        done = await acknowledge_view(
+            self.trail,
+            view,
+            click_actor(click),
+            now,
+            user_id=click.user_id,
+            user_name=click.user_name,
+            channel=click.channel,
+            details=click_details(click, "acknowledged"),
+        )
+        stored, already = done.acknowledgement, not done.first
         text = acknowledged_text(stored.user_id, stored.at, already=already)
         if already:
             return Done("already_acknowledged", _target(view), text, recorded=False)

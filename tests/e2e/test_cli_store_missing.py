@@ -29,6 +29,7 @@ READ_OR_CHANGE = [
     ["audit", "--since", "2h", "--json"],
     ["forget", "--phone", "+1 415 555 0142"],
     ["forget", "--phone", "(415) 555-0142", "--dry-run"],
+    ["ack", "d-1"],
 ]
 NO_STORE_ENV = {"ROUTER_STORE": ""}
 

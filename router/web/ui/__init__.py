@@ -348,6 +348,7 @@ def console_app(
             web.post("/deliveries/replay-dead", views.replay_dead, name="replay_dead"),
             web.get("/deliveries/{id}", views.delivery, name="delivery"),
             web.post("/deliveries/{id}/replay", views.replay, name="replay"),
+            web.post("/deliveries/{id}/acknowledge", views.acknowledge, name="acknowledge"),
             web.get("/rules", views.rules, name="rules"),
             web.post("/rules/playground", views.playground, name="playground"),
             web.get("/silences", silences.silences, name="silences"),

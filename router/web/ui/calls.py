@@ -28,8 +28,15 @@ from router.config import Runtime
 from router.core.call_search import SearchInvalid, parse_search
 from router.core.events import KNOWN_DIRECTIONS, decode_json
 from router.engine import DeliveryEngine, preview
-from router.operators import AuditTrail
-from router.store import CallFilters, DeliveryView, EventCursor, EventView, OperatorConsole
+from router.operators import AuditTrail, acknowledgement_key
+from router.store import (
+    Acknowledgement,
+    CallFilters,
+    DeliveryView,
+    EventCursor,
+    EventView,
+    OperatorConsole,
+)
 from router.web.actors import actor_of
 from router.web.request_body import read_form
 from router.web.ui.pages import Pages, confirmed, path_part
@@ -206,6 +213,7 @@ class DeliveryWithAttempts:
     view: DeliveryView
     attempts: list[Any]
     joined: bool  # a digest another call opened, which this call joined
+    acknowledgement: Acknowledgement | None = None
 
 
 class CallViews:
@@ -267,7 +275,9 @@ class CallViews:
         deliveries = []
         for view in await self.store.deliveries_of_event(call_id):
             attempts = await self.store.list_attempts(view.id)
-            deliveries.append(DeliveryWithAttempts(view, attempts, view.event_id != call_id))
+            acknowledgement = await self.store.acknowledgement(*acknowledgement_key(view))
+            joined = view.event_id != call_id
+            deliveries.append(DeliveryWithAttempts(view, attempts, joined, acknowledgement))
         transcript, transcript_entries = transcript_excerpt(body.get("transcript"))
         body_text = json.dumps(body, indent=2, ensure_ascii=False)
         return self.pages.render(
@@ -289,6 +299,7 @@ class CallViews:
             replayable=REPLAYABLE,
             replayed=request.query.get("replayed", ""),
             outcome=request.query.get("outcome", ""),
+            acknowledged=request.query.get("acknowledged", ""),
             waits=unconfigured_waits(self.runtime),
         )
 

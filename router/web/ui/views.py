@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import Metric
+from yarl import URL
 
 from router.config import Config, Runtime, check_findings
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
@@ -25,10 +26,9 @@ from router.core.metrics import Metrics
 from router.core.phones import mask_phone_numbers, mask_phone_numbers_in
 from router.core.samples import DEFAULT_SAMPLE, SAMPLE_NAMES, sample_call, sample_event
 from router.engine import DeliveryEngine, Preview, preview
-from router.operators import AuditTrail, BulkReplay
+from router.operators import AuditTrail, BulkReplay, acknowledge_delivery, acknowledgement_key
 from router.store import CallFilters, DeliveryView, EventView, OperatorConsole, SinkCounts
 from router.web.actors import actor_of
-from router.web.admin import acknowledgement_key
 from router.web.request_body import read_form
 from router.web.ui.pages import Pages, confirmed, path_part, when
 from sinks.base import SinkConfig
@@ -327,6 +327,7 @@ class ConsoleViews:
             return self.pages.problem(request, 404, f"no delivery {delivery_id!r}")
         attempts = await self.store.list_attempts(delivery_id)
         acknowledgement = await self.store.acknowledgement(*acknowledgement_key(view))
+        escalated_to = await self.store.escalations_of(delivery_id)
         calls: list[dict[str, Any]] = []
         if view.kind == "digest":
             for payload in (await self.store.digest_calls(delivery_id))[:PAGE_SIZE]:
@@ -345,10 +346,30 @@ class ConsoleViews:
             view=view,
             attempts=attempts,
             acknowledgement=acknowledgement,
+            escalated_to=escalated_to,
             calls=calls,
             outcome=request.query.get("replay"),
+            acknowledged=request.query.get("acknowledged"),
             waits=unconfigured_waits(self.runtime),
         )
+
+    async def acknowledge(self, request: web.Request) -> web.Response:
+        """Acknowledge a delivery (its call, or its digest), in any state; back to its page,
+        or to the call's page the form came from (`call`)."""
+        delivery_id = request.match_info["id"]
+        form = await read_form(request)
+        done = await acknowledge_delivery(
+            self.trail, self.store, delivery_id, actor_of(request), time.time(), channel="console"
+        )
+        if done is None:
+            return self.pages.problem(request, 404, f"no delivery {delivery_id!r}")
+        outcome = "yes" if done.first else "already"
+        call = str(form.get("call") or "")
+        if call:
+            location = URL(f"/ui/calls/{path_part(call)}", encoded=True)
+            raise web.HTTPSeeOther(location.with_query(acknowledged=outcome))
+        location = request.app.router["delivery"].url_for(id=delivery_id)
+        raise web.HTTPSeeOther(location.with_query(acknowledged=outcome))
 
     async def replay(self, request: web.Request) -> web.Response:
         """Replay one delivery; one delivered already only once the person confirmed
