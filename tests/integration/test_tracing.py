@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from router.core import tracing
+from router.revring.api import ApiRetries, RevRingApi
+from router.revring.verify import VerifySettings
 from tests.conftest import fresh_event
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.receivers import Receiver
+from tests.revring_fake import FAKE_API_KEY, FakeRevRing
 from tests.service import post_event, running_service, wait_for
 
 RULES = """
@@ -177,3 +180,45 @@ async def test_tracing_off_sends_no_traceparent_and_makes_no_exporter(
         await wait_for(lambda: receiver.delivered_ids() == [event["id"]])
     [sent] = receiver.received
     assert not {"traceparent", "tracestate"} & {name.lower() for name in sent.headers}
+
+
+async def test_a_large_body_parsed_in_a_worker_keeps_its_spans_in_the_trace(
+    tmp_path, write_rules, receiver: Receiver, otlp: OtlpReceiver
+) -> None:
+    turns = [{"speaker": "agent", "text": "x" * 90}] * 5000  # over 64 KiB: a parse worker
+    event = fresh_event(transcript=turns)
+    async with running_service(write_rules(RULES % receiver.url()), tmp_path / "r.db") as client:
+        assert (await post_event(client, event)).status == 200
+        await wait_for(lambda: receiver.delivered_ids() == [event["id"]], limit=30)
+    [webhook] = otlp.named(WEBHOOK_SPAN)
+    children = children_of(otlp, webhook)
+    assert {"parse", "route", "commit"} <= set(children)
+    assert children["parse"].attributes == {"router.parse.where": "worker"}
+    [attempt] = otlp.named(ATTEMPT_SPAN)
+    assert (attempt.trace_id, attempt.parent_span_id) == (webhook.trace_id, webhook.span_id)
+
+
+async def test_in_verify_mode_the_deliveries_join_the_trace_of_the_verification(
+    tmp_path, write_rules, receiver: Receiver, otlp: OtlpReceiver, revring: FakeRevRing
+) -> None:
+    event = fresh_event()
+    revring.know(event)
+    api = RevRingApi(
+        FAKE_API_KEY,
+        revring.url,
+        retries=ApiRetries(max_tries=2, initial_delay=0.01, max_delay=0.02),
+    )
+    verify = VerifySettings(poll=0.1, initial_backoff=0.1, max_backoff=0.3)
+    rules = write_rules(RULES % receiver.url())
+    service = running_service(
+        rules, tmp_path / "r.db", revring_api=api, verify_calls=True, verify=verify
+    )
+    async with service as client:
+        assert (await post_event(client, event)).status == 200
+        await wait_for(lambda: receiver.delivered_ids() == [event["id"]])
+    [verified] = otlp.named("verified call")
+    assert verified.attributes == {"router.event_id": event["id"]}
+    [attempt] = otlp.named(ATTEMPT_SPAN)
+    assert (attempt.trace_id, attempt.parent_span_id) == (verified.trace_id, verified.span_id)
+    [sent] = receiver.received
+    assert traceparent_ids(sent.headers["traceparent"]) == (verified.trace_id, attempt.span_id)
