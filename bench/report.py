@@ -23,6 +23,37 @@ def _verdict(met: bool, detail: str) -> str:
     return f"**met** ({detail})" if met else f"**missed** ({detail})"
 
 
+def _tracing(steps: dict) -> list[str]:
+    tracing = steps.get("tracing")
+    if not tracing:
+        return []
+    labels = {
+        "before_off": f"code before traces ({tracing.get('before')}), tracing off",
+        "off": "this code, tracing off (no OTEL_* variable)",
+        "on": "this code, tracing on (OTLP/HTTP to bench/otlp_sink.py, discarded)",
+    }
+    lines = [
+        "## Tracing",
+        "",
+        f"Load: {tracing['load_generator']}, {tracing['seconds_per_run']:g} s per run, every "
+        "call routed to the HTTP sink; variants interleaved, median of the runs.",
+        "",
+        "| router | req/s answered 200 | p50 ms | p99 ms | server CPU ms per request | runs |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, label in labels.items():
+        row = tracing.get(name)
+        if not row:
+            continue
+        each = " / ".join(_num(run.get("ok_per_second")) for run in row["runs"])
+        lines.append(
+            f"| {label} | {_num(row['ok_per_second'])} | {_num(row['p50_ms'], 2)} | "
+            f"{_num(row['p99_ms'], 2)} | {_num(row.get('server_cpu_ms_per_request'), 3)} | "
+            f"{each} |"
+        )
+    return [*lines, ""]
+
+
 def _ingest(steps: dict) -> list[str]:
     ingest = steps.get("ingest")
     if not ingest:
@@ -284,7 +315,7 @@ def render_markdown(results: dict) -> str:
         lines += ["## Targets", "", "| target | result |", "| --- | --- |"]
         lines += [f"| {name} | {verdict} |" for name, verdict in found]
         lines.append("")
-    for section in (_ingest, _latency, _e2e, _memory, _rules):
+    for section in (_ingest, _latency, _e2e, _memory, _rules, _tracing):
         lines += section(steps)
     profile = steps.get("profile")
     if profile:

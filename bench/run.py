@@ -42,11 +42,11 @@ from procs import (
     wait_http,
 )
 from report import render_markdown
-from scenarios import Baseline, Ceiling, Router, Sink, router_rules
+from scenarios import Baseline, Ceiling, OtlpSink, Router, Sink, router_rules
 
 RESULTS = BENCH_DIR / "results"
 RAW = RESULTS / "raw"
-STEPS = ("ingest", "latency", "e2e", "memory", "rules")
+STEPS = ("ingest", "latency", "e2e", "memory", "rules", "tracing")
 
 
 def log(message: str) -> None:
@@ -194,6 +194,50 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
     summary["load_generator"] = "wrk -t1 -c32" if script else "bench/loadgen.py x32"
     summary["seconds_per_run"] = args.seconds
     summary["durability"] = durability_settings()
+    return summary
+
+
+# --- step: tracing ---------------------------------------------------------------------
+
+# The router's ingest (every call routed to the HTTP sink) three ways: the code given by
+# `--before` (a checkout from before traces) and this code, both with tracing off, and
+# this code exporting every span to bench/otlp_sink.py, which discards them.
+TRACING_VARIANTS = ("before_off", "off", "on")
+
+
+def step_tracing(args: argparse.Namespace, work: Path) -> dict:
+    script = wrk_load.write_script(work / "ingest.lua") if wrk_load.available() else None
+    for name in [name for name in os.environ if name.startswith("OTEL_")]:
+        del os.environ[name]  # "off" is off: none of OpenTelemetry's variables
+    names = [n for n in TRACING_VARIANTS if n != "before_off" or args.before]
+    variants: dict[str, list[dict]] = {name: [] for name in names}
+    for run in range(args.runs):
+        shift = run % len(names)  # each variant goes first in turn
+        for name in names[shift:] + names[:shift]:
+            log(f"tracing run {run + 1}/{args.runs}: {name}")
+            code = Path(args.before).resolve() if name == "before_off" else None
+            with Sink(work) as sink, OtlpSink(work) as otlp:
+                env = {}
+                if name == "on":
+                    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.base}
+                rules = router_rules(sink.url)
+                with Router(work, rules, name=f"tracing-{name}", code=code, env=env) as router:
+                    result = closed_loop(router.url, args.seconds, script, router.proc.pid)
+                    result["otlp_exports"] = otlp.stats()  # during the load
+                variants[name].append(result)
+    summary: dict = {
+        name: {
+            "ok_per_second": median_of(runs, "ok_per_second"),
+            "p50_ms": median_of(runs, "p50_ms"),
+            "p99_ms": median_of(runs, "p99_ms"),
+            "server_cpu_ms_per_request": median_of(runs, "server_cpu_ms_per_request"),
+            "runs": runs,
+        }
+        for name, runs in variants.items()
+    }
+    summary["before"] = args.before
+    summary["load_generator"] = "wrk -t1 -c32" if script else "bench/loadgen.py x32"
+    summary["seconds_per_run"] = args.seconds
     return summary
 
 
@@ -529,7 +573,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, one run")
     parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated: {STEPS}")
-    parser.add_argument("--runs", type=int, default=3, help="repeats; the median is reported")
+    parser.add_argument(
+        "--runs", type=int, default=None, help="repeats; the median is reported (3; --quick: 1)"
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="per throughput run")
     parser.add_argument("--rate", type=float, default=200.0, help="fixed rate for latency")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
@@ -540,10 +586,17 @@ def main() -> None:
     parser.add_argument("--profile-backlog", type=int, default=20_000)
     parser.add_argument("--output", default=str(RESULTS / "latest"), help="path without suffix")
     parser.add_argument("--keep-db", action="store_true", help="keep the SQLite files in raw/")
+    parser.add_argument(
+        "--before",
+        default=None,
+        help="tracing step: a checkout of the code before traces, run with tracing off too",
+    )
     args = parser.parse_args()
+    runs_given = args.runs
     if args.quick:
         args.runs, args.seconds, args.backlog = 1, 4.0, min(args.backlog, 20_000)
         args.latency_seconds, args.profile_backlog = 5.0, min(args.profile_backlog, 5_000)
+    args.runs = runs_given or args.runs or 3
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = set(steps) - set(STEPS) - {"profile"}
     if unknown:
@@ -568,6 +621,7 @@ def main() -> None:
         "e2e": step_e2e,
         "memory": step_memory,
         "rules": step_rules,
+        "tracing": step_tracing,
         "profile": step_profile,
     }
     began = time.monotonic()

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Self
 
-from procs import PYTHON, Proc, free_port, http_json, wait_http
+from procs import PYTHON, ROOT, Proc, free_port, http_json, wait_http
 
 ROUTER_RULES = """\
 # Benchmark rules: every call goes to one fast local HTTP sink.
@@ -93,6 +93,24 @@ class Sink(_Server):
         return None
 
 
+class OtlpSink(_Server):
+    """bench/otlp_sink.py on a fresh port: takes OTLP/HTTP trace exports and discards them."""
+
+    ready_path = "/_stats"
+
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = Proc(
+            "otlp-sink",
+            [PYTHON, "bench/otlp_sink.py", "--port", str(self.port)],
+            work / f"otlp-sink-{self.port}.log",
+        )
+
+    def stats(self) -> dict:
+        return dict(http_json(f"{self.base}/_stats"))  # type: ignore[arg-type]
+
+
 class Router(_Server):
     """`python -m router serve --no-auth` on a fresh port, store and rules.yaml."""
 
@@ -100,8 +118,17 @@ class Router(_Server):
     ready_timeout = 60.0
 
     def __init__(
-        self, work: Path, rules_text: str, name: str = "router", loop: str = "auto"
+        self,
+        work: Path,
+        rules_text: str,
+        name: str = "router",
+        loop: str = "auto",
+        *,
+        code: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """`code`: run the router of that checkout (its `router/` and `sinks/`, as for a
+        before/after comparison) instead of this one's; `env`: more variables."""
         work.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -131,6 +158,8 @@ class Router(_Server):
                 loop,
             ],
             work / f"{name}.log",
+            env={**(env or {}), **({"PYTHONPATH": str(code)} if code else {})},
+            cwd=code or ROOT,
         )
 
     def metric_sum(self, name: str, **labels: str) -> float:

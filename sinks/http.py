@@ -43,6 +43,7 @@ from tenacity import (
 )
 
 from router import __version__
+from router.core import tracing
 from router.core.phones import mask_phone_numbers
 from router.core.retry import parse_retry_after
 from router.core.template_fields import FieldRead
@@ -499,6 +500,8 @@ class PostingSink(Sink[OutgoingRequest]):
             raise failure.with_reason(self.reason_prefix + failure.reason) from None
 
     async def _transmit_once(self, outgoing: OutgoingRequest, secrets: list[str]) -> SendResult:
+        if tracing.is_on():  # the attempt's span is the request's parent: `traceparent`
+            outgoing = replace(outgoing, headers=tracing.with_trace_headers(outgoing.headers))
         sent = request_seen(
             outgoing.method,
             outgoing.url,

@@ -1,8 +1,8 @@
 """What every layer shares, each module one small thing: the event model (`events`),
 templates and their bounds (`templates`, `template_limits`, `json_printing`), units and
 retry maths (`units`, `retry`, `pacing`), JSON depth (`nesting`), phone numbers
-(`phones`), metrics, logs, the sample calls and the collector's settings. Import the
-module you need; nothing here imports a layer above."""
+(`phones`), metrics, logs, traces (`tracing`), the sample calls and the collector's
+settings. Import the module you need; nothing here imports a layer above."""
 
 from __future__ import annotations
 
@@ -19,5 +19,6 @@ __all__ = [
     "samples",
     "template_limits",
     "templates",
+    "tracing",
     "units",
 ]

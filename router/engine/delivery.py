@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from router.config import Runtime
+from router.core import tracing
 from router.core.metrics import Metrics
 from router.core.missing_values import tallied
 from router.core.pacing import PauseSettings, SinkBreaker, TokenBucket
@@ -498,7 +499,8 @@ class SinkLane:
                     # taken over by another worker is not sent.
                     gone = not await engine.store.still_leased(delivery.id, engine.owner)
                     if not gone:
-                        outcome = await self._attempt(ready.send, delivery, started_at)
+                        attempt = self._traced_attempt if tracing.is_on() else self._attempt
+                        outcome = await attempt(ready.send, delivery, started_at)
             finally:
                 self.sending -= 1  # the slot is free once the destination answered
                 self.wake()
@@ -582,6 +584,28 @@ class SinkLane:
             None if silence is None else silence.reason,
             None if request.digest is None else request.digest.count,
         )
+
+    async def _traced_attempt(
+        self,
+        send: Callable[[], Awaitable[SendResult]],
+        delivery: ClaimedDelivery,
+        started_at: float,
+    ) -> AttemptOutcome:
+        """`_attempt` in a span of the call's trace (`router.core.tracing`): the parent of
+        the request an HTTP sink sends (`traceparent`)."""
+        with tracing.span("delivery attempt", delivery.trace_parent, "client") as span:
+            span.set("router.sink", self.name)
+            span.set("router.rule", delivery.rule)
+            span.set("router.delivery_id", delivery.id)
+            span.set("router.event_id", delivery.event_id)
+            span.set("router.attempt", delivery.attempts + 1)
+            outcome = await self._attempt(send, delivery, started_at)
+            record = outcome.record
+            span.set("router.outcome", record.outcome)
+            span.set("http.response.status_code", record.status_code)
+            if record.outcome != "delivered":
+                span.failed(record.error or record.outcome)
+            return outcome
 
     async def _attempt(
         self,

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from router.config import Runtime
+from router.core import tracing
 from router.core.events import KNOWN_STATUSES
 from router.core.metrics import Metrics, muted_reason_label
 from router.engine.budget import ByteBudget
@@ -70,6 +71,7 @@ class IngestOutcome:
     deliveries: int = 0
     rejection: Rejection | None = None
     verification: str | None = None  # verify mode: "pending" (routed once RevRing confirms)
+    rules_matched: int = 0
 
 
 STORE_UNAVAILABLE = Rejection(503, "store_unavailable", "store unavailable, try again")
@@ -124,14 +126,22 @@ class Intake:
         bodies through here too."""
         rules = self.runtime.config.rules if self.runtime.loaded else ()
         muting = self._muting_now()
+        # The span `parse` covers decoding, validation and matching the rules (one pass);
+        # `route` planning the deliveries; `commit` the store's write (`router.core.tracing`).
         async with self._parse_budget.hold(len(body)):
-            if len(body) <= self.limits.inline_parse_bytes:
-                outcome = prepare(body, rules, muting, keep_decoded=True)
-            elif self.workers is not None:
-                outcome = await self._prepare_elsewhere(body, rules, muting)
-            else:
-                loop = asyncio.get_running_loop()
-                outcome = await loop.run_in_executor(self._parsers, prepare, body, rules, muting)
+            with tracing.span("parse") as parsing:
+                if len(body) <= self.limits.inline_parse_bytes:
+                    outcome = prepare(body, rules, muting, keep_decoded=True)
+                elif self.workers is not None:
+                    parsing.set("router.parse.where", "worker")
+                    outcome = await self._prepare_elsewhere(body, rules, muting)
+                else:
+                    loop = asyncio.get_running_loop()
+                    outcome = await loop.run_in_executor(
+                        self._parsers, prepare, body, rules, muting
+                    )
+                if isinstance(outcome, Rejection):
+                    parsing.failed(outcome.message)
         if isinstance(outcome, Rejection):
             return self._rejected(outcome)
         for name in outcome.unknown_fields:
@@ -202,14 +212,27 @@ class Intake:
         event_id, status = prepared.event_id, prepared.status
         received_at = self.clock()
         engine = self.engine
-        if engine is None:
-            deliveries = unleased(prepared.targets)
-        else:
-            deliveries = engine.plan(prepared.targets, received_at)
-        record = call_record(prepared, body, received_at, deliveries, decoded=prepared.decoded)
+        trace_parent = tracing.current_traceparent()  # the request's span: attempts join it
+        with tracing.span("route") as routing:
+            routing.set("router.event_id", event_id)
+            routing.set("router.call_status", status)
+            routing.set("router.rules_matched", len(prepared.matched))
+            if engine is None:
+                deliveries = unleased(prepared.targets)
+            else:
+                deliveries = engine.plan(prepared.targets, received_at)
+            record = call_record(
+                prepared,
+                body,
+                received_at,
+                deliveries,
+                decoded=prepared.decoded,
+                trace_parent=trace_parent,
+            )
         result: IngestResult | None = None
         try:
-            result = await answer_within(self.store.ingest(record), self.limits.store_timeout)
+            with tracing.span("commit"):
+                result = await answer_within(self.store.ingest(record), self.limits.store_timeout)
         except Exception as exc:
             return self._store_failed(exc, event_id)
         finally:  # also when cancelled (the client went away): no send slot is kept
@@ -223,4 +246,6 @@ class Intake:
                 self.metrics.deliveries_muted.labels(sink, muted_reason_label(reason)).inc()
         status_label = status if status in KNOWN_STATUSES else "other"
         self.metrics.child(self.metrics.events_received, result.status, status_label).inc()
-        return IngestOutcome(result.status, event_id, result.deliveries)
+        return IngestOutcome(
+            result.status, event_id, result.deliveries, rules_matched=len(prepared.matched)
+        )

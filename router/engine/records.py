@@ -30,17 +30,19 @@ def call_record(
     deliveries: Sequence[NewDelivery] | None = None,
     *,
     decoded: Any = None,
+    trace_parent: str | None = None,
 ) -> IngestRecord:
     """What storing a routed call writes: the call as received, `deliveries` for its
     targets (by default each waiting for a claim), and a muted delivery for each muted
-    target. `decoded`: the body's JSON data, for the delivery sent right after the commit."""
+    target. `decoded`: the body's JSON data, for the delivery sent right after the commit;
+    `trace_parent`: the call's trace, which its deliveries' attempts join."""
     if deliveries is None:
         deliveries = unleased(prepared.targets)
     muted = [
         NewDelivery(new_delivery_id(), sink, rule, muted_reason=reason)
         for sink, rule, reason in prepared.muted
     ]
-    return _record(prepared, body, received_at, [*deliveries, *muted], decoded)
+    return _record(prepared, body, received_at, [*deliveries, *muted], decoded, trace_parent)
 
 
 def held_record(prepared: Prepared, body: bytes, received_at: float) -> IngestRecord:
@@ -54,6 +56,7 @@ def _record(
     received_at: float,
     deliveries: list[NewDelivery],
     decoded: Any,
+    trace_parent: str | None = None,
 ) -> IngestRecord:
     return IngestRecord(
         prepared.event_id,
@@ -65,4 +68,5 @@ def _record(
         **prepared.columns,
         escalations=prepared.escalations if deliveries else (),
         decoded=decoded,
+        trace_parent=trace_parent,
     )

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from router.config import Config
+from router.core import tracing
 from router.core.events import EventRejected, TooDeep, decode_json, parse_event
 from router.core.logs import printable
 from router.engine import IngestOutcome, preview
@@ -134,7 +135,12 @@ async def backfill(
     """Fetch every id in batches of 100 and ingest each call RevRing knows."""
     summary = BackfillSummary(requested=len(ids))
     async for call_id, body in _fetched_calls(ids, api, summary, progress):
-        _count(summary, call_id, await ingest(body))
+        with tracing.span("backfill call") as span:  # `router.core.tracing`
+            outcome = await ingest(body)
+            span.set("router.event_id", call_id)
+            span.set("router.ingest_status", outcome.status)
+            span.set("router.deliveries", outcome.deliveries)
+        _count(summary, call_id, outcome)
     return summary
 
 

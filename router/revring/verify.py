@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from router.config import Runtime
+from router.core import tracing
 from router.core.metrics import Metrics, muted_reason_label
 from router.engine import MutingMoment, Rejection, prepare
 from router.engine.records import call_record
@@ -135,6 +136,11 @@ class Verifier:
         return MutingMoment(self.runtime.config.time_intervals, silences, instant)
 
     async def _route(self, call: HeldCall, body: bytes, rules: Sequence[CompiledRule]) -> None:
+        with tracing.span("verified call") as span:  # `router.core.tracing`
+            span.set("router.event_id", call.event_id)
+            await self._route_call(call, body, rules)
+
+    async def _route_call(self, call: HeldCall, body: bytes, rules: Sequence[CompiledRule]) -> None:
         muting = self._muting(call)
         prepared = prepare(body, rules, muting)
         if isinstance(prepared, Rejection):
@@ -148,7 +154,10 @@ class Verifier:
             body, prepared = call.payload, prepare(call.payload, rules, muting)
             if isinstance(prepared, Rejection):
                 return
-        result = await self.store.route_held(call_record(prepared, body, time.time()), "verified")
+        record = call_record(
+            prepared, body, time.time(), trace_parent=tracing.current_traceparent()
+        )
+        result = await self.store.route_held(record, "verified")
         if result is not None:
             for name in prepared.matched:
                 self.metrics.rule_matches.labels(name).inc()

@@ -508,6 +508,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=18,
+        description="deliveries: the W3C traceparent of the call's trace",
+        statements=(
+            # `router.core.tracing`: each attempt's span joins the trace of the call that
+            # created the delivery. NULL: created with tracing off (or before this).
+            "ALTER TABLE deliveries ADD COLUMN trace_parent TEXT",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

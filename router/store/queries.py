@@ -178,9 +178,9 @@ INSERT_EVENT = Query(
 INSERT_DELIVERY = Query(
     "insert_delivery",
     "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
-    " next_attempt_at, created_at, updated_at, lease_owner, lease_until)"
+    " next_attempt_at, created_at, updated_at, lease_owner, lease_until, trace_parent)"
     " VALUES (:id, :event_id, :sink, :rule, 'pending', :now, :now, :now, :now,"
-    " :lease_owner, :lease_until)"
+    " :lease_owner, :lease_until, :trace_parent)"
     " ON CONFLICT (event_id, sink) DO NOTHING",
 )
 INSERT_MUTED_DELIVERY = Query(
@@ -213,9 +213,9 @@ OPEN_DIGEST = Query(
     "open_digest",
     "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
     " next_attempt_at, created_at, updated_at, kind, group_key, open_group,"
-    " window_start, closes_at, member_count)"
+    " window_start, closes_at, member_count, trace_parent)"
     " VALUES (:id, :event_id, :sink, :rule, 'pending', :now, :closes_at, :now, :now,"
-    " 'digest', :key, :open_group, :now, :closes_at, 1)"
+    " 'digest', :key, :open_group, :now, :closes_at, 1, :trace_parent)"
     " ON CONFLICT DO NOTHING RETURNING id",
 )
 DELIVERY_OF_EVENT = Query(
@@ -244,7 +244,7 @@ CLAIM = Query(
     " RETURNING id, event_id, sink, rule,"
     " (SELECT payload FROM events WHERE events.id = deliveries.event_id) AS payload,"
     " attempts, retry_attempts, retry_started_at, created_at, kind, group_key, window_start,"
-    " closes_at AS window_end, next_attempt_at",
+    " closes_at AS window_end, next_attempt_at, trace_parent",
 )
 # Read just before sends (those asked for at once, in one statement): a delivery
 # cancelled meanwhile (its caller forgotten) is gone; `:ids` is a JSON array of ids.

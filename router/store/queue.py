@@ -200,6 +200,7 @@ def write_deliveries(record: IngestRecord) -> Script[IngestResult]:
                     "now": record.received_at,
                     "lease_owner": delivery.lease_owner,
                     "lease_until": delivery.lease_until,
+                    "trace_parent": record.trace_parent,
                 }
                 for delivery in singles
             ],
@@ -386,6 +387,7 @@ def join_digest(record: IngestRecord, delivery: NewDelivery, group: GroupJoin) -
             closes_at=now if full else now + group.window,
             key=group.key,
             open_group=None if full else group.key,
+            trace_parent=record.trace_parent,
         )
         if opened is not None:
             digest_id, position = opened, 0

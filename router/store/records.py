@@ -111,6 +111,9 @@ class IngestRecord:
     # sent straight after the commit uses it instead of decoding the payload again. Never
     # stored; None when unknown.
     decoded: Any = field(default=None, compare=False, repr=False)
+    # The W3C `traceparent` of the call's ingest span (`router.core.tracing`), kept with
+    # each delivery it creates so every attempt joins the call's trace; None: not traced.
+    trace_parent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class ClaimedDelivery:
     window_end: float | None = None  # digests: when the window closed (or `max` was reached)
     # The payload already decoded (`IngestRecord.decoded`), or None: decode `payload`.
     decoded: Any = field(default=None, compare=False, repr=False)
+    trace_parent: str | None = None  # the call's trace (`IngestRecord.trace_parent`)
 
     @classmethod
     def written_leased(cls, delivery: NewDelivery, record: IngestRecord) -> ClaimedDelivery:
@@ -154,6 +158,7 @@ class ClaimedDelivery:
             retry_started_at=record.received_at,
             created_at=record.received_at,
             decoded=record.decoded,
+            trace_parent=record.trace_parent,
         )
 
 

@@ -4,7 +4,9 @@ the live configuration and the delivery engine started and stopped alongside it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import __version__
 from router.config import Runtime, watch_config_file
+from router.core import tracing
 from router.core.metrics import Metrics
 from router.engine import (
     DeliveryEngine,
@@ -190,6 +193,16 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
         )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        # OpenTelemetry's standard variables turn traces on (`router.core.tracing`).
+        tracing.start(os.environ)
+        try:
+            async with _serving(app):
+                yield
+        finally:
+            await asyncio.to_thread(tracing.stop)  # exports the spans left
+
+    @contextlib.asynccontextmanager
+    async def _serving(app: web.Application) -> AsyncIterator[None]:
         await store.open()
         resources.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=100, limit_per_host=20),

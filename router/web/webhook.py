@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from router.core import tracing
 from router.core.metrics import Metrics
 from router.engine import IngestOutcome, Intake
 from router.web.rejections import RejectionLog
@@ -107,6 +108,21 @@ class WebhookHandler:
         return problem(status, message, **extra)
 
     async def handle(self, request: web.Request) -> web.Response:
+        """The webhook; traced (`router.core.tracing`), a span per request."""
+        if not tracing.is_on():
+            return await self._handle(request)
+        with tracing.span("POST /webhooks/revring", kind="server") as span:
+            answer = await self._handle(request, span)
+            span.set("http.request.method", "POST")
+            span.set("http.route", "/webhooks/revring")
+            span.set("http.response.status_code", answer.status)
+            if answer.status >= 400:
+                span.failed(f"answered {answer.status}")
+            return answer
+
+    async def _handle(
+        self, request: web.Request, span: tracing.SpanScope = tracing.NO_SPAN
+    ) -> web.Response:
         if self.api_keys is not None and not self.api_keys.accepts(
             request.headers.get("x-api-key")
         ):
@@ -124,6 +140,10 @@ class WebhookHandler:
                 415, "not_json", f"expected Content-Type: application/json, got {media_type!r}"
             )
         outcome = await self.intake.ingest_posted(body)
+        span.set("router.event_id", outcome.event_id)
+        span.set("router.ingest_status", outcome.status)
+        span.set("router.rules_matched", outcome.rules_matched)
+        span.set("router.deliveries", outcome.deliveries)
         rejection = outcome.rejection
         if rejection is not None and rejection.status < 500:  # 5xx: the store's, logged there
             self.rejections.rejected(rejection.status, rejection.reason)

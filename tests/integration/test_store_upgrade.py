@@ -653,3 +653,99 @@ async def test_a_postgresql_store_of_schema_13_gets_escalations(
         await store_of_schema_13(open_store(url), monkeypatch)
         async with opened(open_store(url)) as store:
             await check_escalations_after_13(store)
+
+
+# --- schema 13 -> migration 18: each delivery keeps its call's traceparent ---
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+OLD_DELIVERY_ROW = (
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+    " next_attempt_at, created_at, updated_at)"
+    " VALUES ('v13-call:crm', 'v13-call', 'crm', 'all', 'pending', 1700000000.0,"
+    " 1700000000.0, 1700000000.0, 1700000000.0)"
+)
+
+
+def schema_13_statements(dialect: str) -> list[str]:
+    """What the router of schema 13 (the latest before migration 18) made, and a call
+    with a pending delivery written then."""
+    statements = [SCHEMA_VERSION_DDL]
+    for migration in MIGRATIONS:
+        if migration.version <= 13:
+            statements += statements_for(migration, dialect)  # type: ignore[arg-type]
+            statements.append(
+                "INSERT INTO schema_version (version, description, applied_at)"
+                f" VALUES ({migration.version}, 'before traces', 1700000000.0)"
+            )
+    binary = "CAST(X'7b226964223a227631332d63616c6c227d' AS BLOB)"
+    if dialect == "postgresql":
+        binary = "convert_to('{\"id\":\"v13-call\"}', 'UTF8')"
+    statements.append(
+        "INSERT INTO events (id, payload, received_at, status)"
+        f" VALUES ('v13-call', {binary}, 1700000000.0, 'completed')"
+    )
+    statements.append(OLD_DELIVERY_ROW)
+    return statements
+
+
+async def check_traceparents_kept(store: Store) -> None:
+    """The old delivery has no traceparent and is sent as before; a call stored now keeps
+    its traceparent on its single delivery and on the digest it opens, and a claim (a
+    retry however late) gives it back."""
+    [old] = await store.claim("crm", 10, "w", 30.0, T)
+    assert (old.id, old.trace_parent) == ("v13-call:crm", None)
+    assert await store.finish(old.id, "w", AttemptRecord(1, T, 0.1, "delivered", 200))
+    body = json.dumps({"id": "traced-call"}).encode()
+    record = IngestRecord(
+        "traced-call",
+        body,
+        T + 1,
+        [
+            NewDelivery("traced:crm", "crm", "all"),
+            NewDelivery("traced:ops", "ops", "digest", GroupJoin("k", 0.0, 1)),
+        ],
+        trace_parent=TRACEPARENT,
+    )
+    assert (await store.ingest(record)).status == "accepted"
+    [single] = await store.claim("crm", 10, "w", 30.0, T + 2)
+    assert (single.id, single.trace_parent) == ("traced:crm", TRACEPARENT)
+    assert await store.finish(
+        single.id,
+        "w",
+        AttemptRecord(1, T + 2, 0.1, "retry", 503, "HTTP 503"),
+        next_attempt_at=T + 3600,
+    )
+    [again] = await store.claim("crm", 10, "w", 30.0, T + 3601)  # an hour later: same trace
+    assert again.trace_parent == TRACEPARENT
+    [digest] = await store.claim("ops", 10, "w", 30.0, T + 3601)
+    assert (digest.kind, digest.trace_parent) == ("digest", TRACEPARENT)
+
+
+async def test_a_sqlite_store_of_schema_13_keeps_traceparents(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    with sqlite3.connect(database) as old:
+        for statement in schema_13_statements("sqlite"):
+            old.execute(statement)
+    old.close()
+    async with opened(SQLiteStore(database)) as store:
+        await check_traceparents_kept(store)
+    with sqlite3.connect(database) as upgraded:
+        columns = [row[1] for row in upgraded.execute("PRAGMA table_info(deliveries)")]
+        versions = [row[0] for row in upgraded.execute("SELECT version FROM schema_version")]
+    upgraded.close()
+    assert "trace_parent" in columns and 18 in versions
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_13_keeps_traceparents() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade18") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            for statement in schema_13_statements("postgresql"):
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+        async with opened(open_store(url)) as store:
+            await check_traceparents_kept(store)
