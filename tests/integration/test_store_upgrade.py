@@ -589,73 +589,7 @@ async def test_a_postgresql_store_of_schema_7_shows_its_old_attempts_as_not_reco
         await check_old_attempts_not_recorded(store)
 
 
-async def store_of_schema_13(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`store` made by migrations 1-13 with today's code of them (migration 14 held back),
-    holding a call with a delivery and an acknowledgement, then closed."""
-    from router.store import Acknowledgement
-    from router.store import queue as queue_module
-
-    before_14 = [migration for migration in MIGRATIONS if migration.version <= 13]
-    with monkeypatch.context() as patch:
-        patch.setattr(
-            queue_module,
-            "pending",
-            lambda current: [m for m in before_14 if m.version > current],
-        )
-        async with opened(store):
-            deliveries = [NewDelivery("v13-ops", "ops", "failed")]
-            await store.ingest(IngestRecord("v13-call", b'{"id":"v13-call"}', T, deliveries))
-            await store.acknowledge(Acknowledgement("call", "v13-call", "U1", "ann", "C1", T + 1))
-
-
-async def check_escalations_after_13(store: Store) -> None:
-    """Migration 14: the old delivery has no `escalated_from` and keeps its acknowledgement;
-    a call stored now gets its escalation timer, which fires once into a delivery
-    escalated from the first."""
-    from router.store import EscalationPlan
-
-    old = await store.get_delivery("v13-ops")
-    assert old is not None and old.escalated_from is None
-    assert await store.acknowledgement("call", "v13-call") is not None
-    assert await store.next_escalation_due() is None  # no timer made up for old calls
-    plans = [EscalationPlan("failed", 60.0, ("oncall",))]
-    deliveries = [NewDelivery("v14-ops", "ops", "failed")]
-    record = IngestRecord("v14-call", b'{"id":"v14-call"}', T, deliveries, escalations=plans)
-    await store.ingest(record)
-    assert await store.next_escalation_due() == T + 60
-    (due,) = await store.claim_escalations(10, "w", 30.0, T + 60)
-    settled = await store.fire_escalation(due, "w", T + 60, "escalated", [("v14-up", "oncall")])
-    assert settled == ("escalated", ["oncall"])
-    assert await store.escalations_of("v14-ops") == ["v14-up"]
-    escalated = await store.get_delivery("v14-up")
-    assert escalated is not None and escalated.escalated_from == "v14-ops"
-
-
-async def test_a_sqlite_store_of_schema_13_gets_escalations(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    database = tmp_path / "router.db"
-    # (not the owner: no lease release, which would meet the table migration 14 makes)
-    await store_of_schema_13(SQLiteStore(database, owns_leases=False), monkeypatch)
-    assert (
-        sqlite3.connect(database).execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-        == 13
-    )
-    async with opened(SQLiteStore(database)) as store:
-        await check_escalations_after_13(store)
-
-
-@pytest.mark.postgres
-async def test_a_postgresql_store_of_schema_13_gets_escalations(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async with fresh_postgres_schema("upgrade14") as url:
-        await store_of_schema_13(open_store(url), monkeypatch)
-        async with opened(open_store(url)) as store:
-            await check_escalations_after_13(store)
-
-
-# --- schema 13 -> migration 18: each delivery keeps its call's traceparent ---
+# --- schema 13: what the router of schema 13 made; migration 18 keeps traceparents ---
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 OLD_DELIVERY_ROW = (
@@ -749,3 +683,59 @@ async def test_a_postgresql_store_of_schema_13_keeps_traceparents() -> None:
             await connection.close()
         async with opened(open_store(url)) as store:
             await check_traceparents_kept(store)
+
+
+# --- schema 13 -> migration 14: escalation timers ---
+
+OLD_ACKNOWLEDGEMENT_ROW = (
+    "INSERT INTO acknowledgements (kind, target_id, user_id, user_name, channel, at)"
+    " VALUES ('call', 'v13-call', 'U1', 'ann', 'C1', 1700000001.0)"
+)
+
+
+async def check_escalations_after_13(store: Store) -> None:
+    """Migration 14: the old delivery has no `escalated_from` and keeps its acknowledgement;
+    a call stored now gets its escalation timer, which fires once into a delivery
+    escalated from the first."""
+    from router.store import EscalationPlan
+
+    old = await store.get_delivery("v13-call:crm")
+    assert old is not None and old.escalated_from is None
+    assert await store.acknowledgement("call", "v13-call") is not None
+    assert await store.next_escalation_due() is None  # no timer made up for old calls
+    plans = [EscalationPlan("failed", 60.0, ("oncall",))]
+    deliveries = [NewDelivery("v14-ops", "ops", "failed")]
+    record = IngestRecord("v14-call", b'{"id":"v14-call"}', T, deliveries, escalations=plans)
+    await store.ingest(record)
+    assert await store.next_escalation_due() == T + 60
+    (due,) = await store.claim_escalations(10, "w", 30.0, T + 60)
+    settled = await store.fire_escalation(due, "w", T + 60, "escalated", [("v14-up", "oncall")])
+    assert settled == ("escalated", ["oncall"])
+    assert await store.escalations_of("v14-ops") == ["v14-up"]
+    escalated = await store.get_delivery("v14-up")
+    assert escalated is not None and escalated.escalated_from == "v14-ops"
+
+
+async def test_a_sqlite_store_of_schema_13_gets_escalations(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    with sqlite3.connect(database) as old:
+        for statement in [*schema_13_statements("sqlite"), OLD_ACKNOWLEDGEMENT_ROW]:
+            old.execute(statement)
+    old.close()
+    async with opened(SQLiteStore(database)) as store:
+        await check_escalations_after_13(store)
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_13_gets_escalations() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade14") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            for statement in [*schema_13_statements("postgresql"), OLD_ACKNOWLEDGEMENT_ROW]:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+        async with opened(open_store(url)) as store:
+            await check_escalations_after_13(store)
