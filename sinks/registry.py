@@ -16,7 +16,10 @@ from sinks.base import Sink, SinkConfig, SinkResources
 from sinks.email import EmailSink
 from sinks.http import HttpSink
 from sinks.log import LogSink
+from sinks.nats import NatsSink
 from sinks.pagerduty import PagerDutySink
+from sinks.rabbitmq import RabbitMqSink
+from sinks.redis_stream import RedisStreamSink
 from sinks.slack import SlackSink
 from sinks.teams import TeamsSink
 
@@ -27,6 +30,9 @@ SINKS: tuple[type[Sink[Any]], ...] = (
     LogSink,
     PagerDutySink,
     TeamsSink,
+    RabbitMqSink,
+    RedisStreamSink,
+    NatsSink,
 )
 
 
