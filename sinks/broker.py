@@ -52,16 +52,16 @@ def checked_broker_url(value: SecretStr, schemes: tuple[str, ...]) -> SecretStr:
         return value
     expected = " or ".join(f"{scheme}://" for scheme in schemes)
     if any(char.isspace() for char in text):
-        raise ValueError(f"url must be a {expected} URL without spaces")
+        raise ValueError(f"url must be a URL starting with {expected}, without spaces")
     parts = urlsplit(text)
     try:
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError:
         raise ValueError("url has an invalid port") from None
     if parts.scheme not in schemes:
-        raise ValueError(f"url must be a {expected} URL (got scheme {parts.scheme!r})")
+        raise ValueError(f"url must start with {expected} (got scheme {parts.scheme!r})")
     if not parts.hostname:
-        raise ValueError(f"url must be a {expected} URL with a host")
+        raise ValueError(f"url must be a URL starting with {expected}, with a host")
     return value
 
 

@@ -52,7 +52,7 @@ def subject_problem(subject: str) -> str | None:
     """Why `subject` cannot be published to, or None: empty, spaces, a wildcard, an empty
     token."""
     if not subject.strip():
-        return "subject rendered empty"
+        return "rendered empty"
     if any(char.isspace() for char in subject):
         return f"subject {subject!r} has spaces (NATS subjects cannot)"
     tokens = subject.split(".")
@@ -79,7 +79,7 @@ class NatsSinkConfig(BrokerSinkConfig):
         if "{" not in value.source:  # no template: check it as written
             problem = subject_problem(value.source)
             if problem is not None:
-                raise ValueError(problem.replace("rendered ", "is "))
+                raise ValueError(problem.replace("rendered empty", "subject is empty"))
         return value
 
     def templates(self) -> dict[str, RendersText]:
@@ -115,7 +115,7 @@ class NatsSink(Sink[BrokerMessage]):
             rendered = render_part(self.config, "subject", self.config.subject, context)
             problem = subject_problem(rendered)
             if problem is not None:
-                raise Permanent(failure_reason(self.config, problem))
+                raise Permanent(failure_reason(self.config, f"subject: {problem}"))
             return rendered
 
         return build_message(self.config, request, subject)

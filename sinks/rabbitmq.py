@@ -55,9 +55,9 @@ _EXCHANGE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 def routing_key_problem(key: str) -> str | None:
     """Why `key` cannot be a routing key, or None."""
     if not key.strip():
-        return "routing_key rendered empty"
+        return "rendered empty (a topic exchange routes on the key)"
     if len(key.encode("utf-8")) > MAX_NAME_BYTES:
-        return f"routing_key is longer than {MAX_NAME_BYTES} bytes"
+        return f"rendered longer than {MAX_NAME_BYTES} bytes"
     return None
 
 
@@ -118,7 +118,7 @@ class RabbitMqSink(Sink[BrokerMessage]):
             key = render_part(self.config, "routing_key", self.config.routing_key, context)
             problem = routing_key_problem(key)
             if problem is not None:
-                raise Permanent(problem)
+                raise Permanent(f"routing_key {problem}")
             return key
 
         return build_message(self.config, request, routing_key)

@@ -13,7 +13,17 @@ from sinks.registry import SINK_TYPE_NAMES, SINKS, AnySinkConfig, sink_class, ty
 
 
 def test_every_listed_sink_has_its_own_type_name_and_is_built_for_its_settings() -> None:
-    assert SINK_TYPE_NAMES == ("slack", "email", "http", "log", "pagerduty", "teams")
+    assert SINK_TYPE_NAMES == (
+        "slack",
+        "email",
+        "http",
+        "log",
+        "pagerduty",
+        "teams",
+        "rabbitmq",
+        "redis_stream",
+        "nats",
+    )
     assert len(set(SINK_TYPE_NAMES)) == len(SINKS)
     for sink in SINKS:
         settings = sink.config_class.model_construct(type=type_name(sink))
