@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -275,9 +276,9 @@ def connection_failure(exc: BaseException, url: str, secrets: list[str]) -> str:
     host = urlsplit(url).hostname or "?"
     if isinstance(exc, TimeoutError):
         return f"no answer from {host} in time"
-    if isinstance(exc, ConnectionRefusedError):
+    if _caused_by(exc, errno.ECONNREFUSED, ConnectionRefusedError):
         return f"connection refused by {host}"
-    if isinstance(exc, ConnectionResetError):
+    if _caused_by(exc, errno.ECONNRESET, ConnectionResetError):
         return f"connection reset by {host}"
     detail = " ".join(str(exc).split())[:200]
     text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
@@ -290,3 +291,21 @@ def shown_body(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, RecursionError):
         return body.decode("utf-8", errors="replace")
+
+
+def _caused_by(exc: BaseException, code: int, kind: type[OSError]) -> bool:
+    """Whether `exc` is, wraps or was raised from an `OSError` of `kind` (or `code`): the
+    clients wrap socket errors (`AMQPConnectionError(111, …)`)."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, kind) or (isinstance(item, OSError) and item.errno == code):
+            return True
+        if item.args and item.args[0] == code and not isinstance(item, OSError):
+            return True
+        pending += [item.__cause__, item.__context__, *item.args]
+    return False

@@ -129,16 +129,29 @@ class NatsSink(Sink[BrokerMessage]):
         }
 
     async def _open(self) -> NatsClient:
-        return await nats.connect(
-            self.config.url.get_secret_value(),
-            name="revring-router",
-            allow_reconnect=False,  # `BrokerConnection` reconnects, with its backoff
-            connect_timeout=max(1, round(self.config.timeout)),
-            max_reconnect_attempts=0,
-            error_cb=_quiet,
-            disconnected_cb=_nothing,
-            closed_cb=_nothing,
-        )
+        client = NatsClient()
+        last_error: list[Exception] = []  # nats-py reports it only to the error callback
+
+        async def remember(error: Exception) -> None:
+            last_error[:] = [error]
+
+        try:
+            await client.connect(
+                self.config.url.get_secret_value(),
+                name="revring-router",
+                allow_reconnect=False,  # `BrokerConnection` reconnects, with its backoff
+                connect_timeout=max(1, round(self.config.timeout)),
+                # One try at the server (nats-py counts from 0; 0 would mean forever).
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0,
+                error_cb=remember,  # nats-py's default logs each error; the sink reports
+                disconnected_cb=_nothing,
+                closed_cb=_nothing,
+            )
+        except nats.errors.NoServersError:
+            # Why the server could not be reached, rather than "no servers available".
+            raise (last_error or [nats.errors.NoServersError()])[0] from None
+        return client
 
     async def transmit(self, message: BrokerMessage) -> SendResult:
         headers = message_headers(message)
@@ -185,10 +198,6 @@ class NatsSink(Sink[BrokerMessage]):
 
 async def _close(client: NatsClient) -> None:
     await client.close()
-
-
-async def _quiet(error: Exception) -> None:
-    """nats-py's error callback: its default logs each error; the sink reports them."""
 
 
 async def _nothing() -> None:
