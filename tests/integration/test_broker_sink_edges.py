@@ -161,9 +161,8 @@ async def test_a_closed_sink_holds_no_connection_and_sends_no_more(
     key = f"test:{uuid.uuid4().hex[:10]}"
     name = f"router-{uuid.uuid4().hex[:8]}"
     client = redis.asyncio.Redis(port=redis_address[1])
-    sink = make(
-        f"    type: redis_stream\n    url: redis://127.0.0.1:{redis_address[1]}/0\n    stream: {key}\n"
-    )
+    url = f"redis://127.0.0.1:{redis_address[1]}/0"
+    sink = make(f"    type: redis_stream\n    url: {url}\n    stream: {key}\n")
     try:
         await send(sink)
         connection = await sink._connection.get()  # type: ignore[attr-defined]
