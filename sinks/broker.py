@@ -159,20 +159,20 @@ def sent_record(
     target: str,
     headers: dict[str, str],
     body: bytes,
+    *,
+    secrets: list[str],
 ) -> Exchange:
     """What was published, as stored with the attempt: `verb` (`PUBLISH`, `XADD`), the
-    target described without credentials, the headers or fields, the body (masked)."""
-    secrets = config.secret_values()
+    target described without credentials, the headers or fields, the body (`secrets`, the
+    sink's, masked)."""
     where = f"{shown_broker_url(config.url.get_secret_value())} {target}"
     sent = request_seen(verb, where, headers.items(), body, secrets=secrets, target_is_url=False)
     return Exchange(sent)
 
 
-def confirmed(
-    config: BrokerSinkConfig, sent: Exchange, answer: str, headers: dict[str, str] | None = None
-) -> SendResult:
+def confirmed(sent: Exchange, answer: str, *, secrets: list[str]) -> SendResult:
     """A publish the broker confirmed: the result, its exchange holding `answer`."""
-    got = response_seen(None, (headers or {}).items(), answer, secrets=config.secret_values())
+    got = response_seen(None, (), answer, secrets=secrets)
     return SendResult(detail=answer, exchange=Exchange(sent.request, got))
 
 

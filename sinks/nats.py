@@ -157,7 +157,9 @@ class NatsSink(Sink[BrokerMessage]):
         headers = message_headers(message)
         kind = "JetStream" if self.config.jetstream else "core NATS"
         target = f"subject {message.destination} ({kind})"
-        sent = sent_record(self.config, "PUBLISH", target, headers, message.body)
+        sent = sent_record(
+            self.config, "PUBLISH", target, headers, message.body, secrets=self.secrets()
+        )
         client = await self._connection.get()
         try:
             async with asyncio.timeout(self.config.timeout):
@@ -190,7 +192,7 @@ class NatsSink(Sink[BrokerMessage]):
             await self._connection.drop(client, reason)
             text = failure_reason(self.config, f"NATS publish failed: {reason}")
             raise Retryable(text).with_exchange(sent) from None
-        return confirmed(self.config, sent, answer)
+        return confirmed(sent, answer, secrets=self.secrets())
 
     async def close(self) -> None:
         await self._connection.close()

@@ -151,7 +151,9 @@ class RabbitMqSink(Sink[BrokerMessage]):
     async def transmit(self, message: BrokerMessage) -> SendResult:
         target = f"exchange {self.config.exchange} routing key {message.destination}"
         headers = {"message_id": message.delivery_id, **message.carried()}
-        sent = sent_record(self.config, "PUBLISH", target, headers, message.body)
+        sent = sent_record(
+            self.config, "PUBLISH", target, headers, message.body, secrets=self.secrets()
+        )
         publisher = await self._connection.get()
         amqp = aio_pika.Message(
             message.body,
@@ -183,7 +185,7 @@ class RabbitMqSink(Sink[BrokerMessage]):
                 " (bind one, or set mandatory: false to let RabbitMQ drop such messages)"
             )
             raise Retryable(failure_reason(self.config, reason)).with_exchange(sent)
-        return confirmed(self.config, sent, "confirmed by RabbitMQ (basic.ack)")
+        return confirmed(sent, "confirmed by RabbitMQ (basic.ack)", secrets=self.secrets())
 
     async def close(self) -> None:
         await self._connection.close()

@@ -111,9 +111,8 @@ class RedisStreamSink(Sink[BrokerMessage]):
     async def transmit(self, message: BrokerMessage) -> SendResult:
         fields = entry_fields(message)
         shown = {"id": message.delivery_id, **message.carried()}
-        sent = sent_record(
-            self.config, "XADD", f"stream {message.destination}", shown, message.body
-        )
+        target = f"stream {message.destination}"
+        sent = sent_record(self.config, "XADD", target, shown, message.body, secrets=self.secrets())
         client = await self._connection.get()
         try:
             async with asyncio.timeout(self.config.timeout):
@@ -135,7 +134,7 @@ class RedisStreamSink(Sink[BrokerMessage]):
             text = failure_reason(self.config, f"Redis XADD failed: {reason}")
             raise Retryable(text).with_exchange(sent) from None
         entry_id = entry.decode() if isinstance(entry, bytes) else str(entry)
-        return confirmed(self.config, sent, f"added as entry {entry_id}")
+        return confirmed(sent, f"added as entry {entry_id}", secrets=self.secrets())
 
     async def close(self) -> None:
         await self._connection.close()
