@@ -97,6 +97,7 @@ class RedisStreamSink(Sink[BrokerMessage]):
         client = redis.asyncio.Redis.from_url(
             self.config.url.get_secret_value(),
             single_connection_client=True,
+            client_name=f"revring-router:{self.name}",  # in CLIENT LIST
             socket_connect_timeout=self.config.timeout,
             socket_timeout=self.config.timeout,
             retry=Retry(NoBackoff(), 0),  # the delivery engine retries, not the client

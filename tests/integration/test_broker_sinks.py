@@ -310,3 +310,48 @@ async def test_calls_reach_the_broker_and_survive_an_outage_without_loss(
     assert f":{consumer.secret}@" not in caplog.text  # never a URL with its password
     if consumer.secret != "guest":  # RabbitMQ's client may name the user `guest`
         assert consumer.secret not in caplog.text
+
+
+async def test_a_reload_closes_the_replaced_sinks_connection_and_stop_closes_the_last(
+    tmp_path: Path, write_rules: Any, redis_address: tuple[str, int]
+) -> None:
+    import redis.asyncio
+
+    stream = f"test:{uuid.uuid4().hex[:10]}"
+    sink = (
+        f"    type: redis_stream\n    url: redis://127.0.0.1:{redis_address[1]}/0\n"
+        f"    stream: {stream}\n    maxlen: 100"
+    )
+    rules = write_rules(RULES.format(sink=sink).replace("timeout: 3s", "timeout: 1s"))
+    watcher = redis.asyncio.Redis(port=redis_address[1])
+
+    async def connections() -> int:
+        clients = await watcher.client_list()
+        return sum(1 for info in clients if info.get("name") == "revring-router:bus")
+
+    try:
+        async with running_service(rules, tmp_path / "router.db", engine=ENGINE) as client:
+            store, _engine, runtime, _metrics = parts(client)
+            await _post(client, 1)
+            await wait_for(lambda: store.list_deliveries("delivered"), limit=30)
+            assert await connections() == 1
+            rules.write_text(rules.read_text().replace("maxlen: 100", "maxlen: 200"))
+            assert not await runtime.reload("test")
+            await _post(client, 1)
+            await wait_for(lambda: delivered_count(store, 2), limit=30)
+            # The new sink has its own connection; the replaced one's closes after the
+            # grace its sends may take (its timeout).
+            await wait_for(lambda: _equals(connections(), 1), limit=10)
+        assert await connections() == 0
+        assert await watcher.xlen(stream) == 2
+    finally:
+        await watcher.delete(stream)
+        await watcher.aclose()
+
+
+async def delivered_count(store: Any, count: int) -> bool:
+    return len(await store.list_deliveries("delivered", limit=1000)) == count
+
+
+async def _equals(value: Any, expected: int) -> bool:
+    return await value == expected
