@@ -136,7 +136,9 @@ class RabbitMqSink(Sink[BrokerMessage]):
 
     async def _open(self) -> _Publisher:
         connection = await aio_pika.connect(
-            self.config.url.get_secret_value(), timeout=self.config.timeout
+            self.config.url.get_secret_value(),
+            timeout=self.config.timeout,
+            client_properties={"connection_name": f"revring-router:{self.name}"},
         )
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=False)

@@ -19,7 +19,7 @@ from router.config.schema import parse_config
 from router.core.samples import sample_event
 from sinks.base import DeliveryRequest, Permanent, Retryable, Sink, SinkResources
 from sinks.registry import build_sink
-from tests.integration.conftest import RABBITMQ_CREDENTIALS
+from tests.integration.conftest import RABBITMQ_CREDENTIALS, broker_unavailable
 
 WRONG_PASSWORD = "not-the-pass-4711"
 
@@ -179,3 +179,12 @@ async def test_a_closed_sink_holds_no_connection_and_sends_no_more(
     finally:
         await client.delete(key)
         await client.aclose()
+
+
+def test_an_absent_broker_skips_unless_brokers_are_required(monkeypatch: Any) -> None:
+    monkeypatch.delenv("ROUTER_REQUIRE_BROKERS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="RabbitMQ is unreachable"):
+        broker_unavailable("RabbitMQ is unreachable")
+    monkeypatch.setenv("ROUTER_REQUIRE_BROKERS", "1")
+    with pytest.raises(pytest.fail.Exception, match="ROUTER_REQUIRE_BROKERS=1 but RabbitMQ"):
+        broker_unavailable("RabbitMQ is unreachable")
