@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import errno
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -80,6 +81,12 @@ def broker_url_secrets(url: str) -> list[str]:
     if password and unquote(password) != password:
         secrets.append(unquote(password))
     return secrets
+
+
+def connection_name(sink: str) -> str:
+    """The name the sink's connection shows in the broker's client lists
+    (`revring-router:<sink>`), in characters every broker takes in one."""
+    return "revring-router:" + re.sub(r"[^A-Za-z0-9_.:-]", "_", sink)
 
 
 def shown_broker_url(url: str) -> str:

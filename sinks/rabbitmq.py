@@ -42,6 +42,7 @@ from sinks.broker import (
     checked_broker_url,
     confirmed,
     connection_failure,
+    connection_name,
     failure_reason,
     render_part,
     sent_record,
@@ -138,7 +139,7 @@ class RabbitMqSink(Sink[BrokerMessage]):
         connection = await aio_pika.connect(
             self.config.url.get_secret_value(),
             timeout=self.config.timeout,
-            client_properties={"connection_name": f"revring-router:{self.name}"},
+            client_properties={"connection_name": connection_name(self.name)},
         )
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=False)

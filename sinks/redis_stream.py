@@ -28,6 +28,7 @@ from sinks.broker import (
     checked_broker_url,
     confirmed,
     connection_failure,
+    connection_name,
     failure_reason,
     sent_record,
     shown_body,
@@ -97,7 +98,7 @@ class RedisStreamSink(Sink[BrokerMessage]):
         client = redis.asyncio.Redis.from_url(
             self.config.url.get_secret_value(),
             single_connection_client=True,
-            client_name=f"revring-router:{self.name}",  # in CLIENT LIST
+            client_name=connection_name(self.name),  # in CLIENT LIST
             socket_connect_timeout=self.config.timeout,
             socket_timeout=self.config.timeout,
             retry=Retry(NoBackoff(), 0),  # the delivery engine retries, not the client

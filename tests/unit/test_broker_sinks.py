@@ -18,7 +18,7 @@ from router.config.sample_renders import check_findings
 from router.config.schema import ConfigError, parse_config
 from router.core.samples import sample_event
 from sinks.base import DeliveryRequest, Digest, Permanent, Retryable, SinkResources
-from sinks.broker import BrokerConnection, broker_url_secrets
+from sinks.broker import BrokerConnection, broker_url_secrets, connection_name
 from sinks.nats import NatsSink, subject_problem
 from sinks.rabbitmq import RabbitMqSink
 from sinks.redis_stream import RedisStreamSink, entry_fields
@@ -307,3 +307,8 @@ async def test_a_connection_that_fails_to_open_is_tried_again_only_after_a_growi
     assert closed == ["client-3", "client-4"]
     with pytest.raises(Retryable, match="closed"):
         await connection.get()
+
+
+def test_a_connection_is_named_after_its_sink_in_characters_brokers_take() -> None:
+    assert connection_name("bus") == "revring-router:bus"
+    assert connection_name("my bus\nnext") == "revring-router:my_bus_next"
