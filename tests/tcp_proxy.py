@@ -1,6 +1,9 @@
 """A TCP proxy the test controls, between the router and a real broker: `stop()` closes
 its listening socket (new connections are refused) and cuts every live connection, as a
-broker that goes down would; `start()` listens again on the same port."""
+broker that goes down would; `start()` listens again on the same port. `hold_replies()`
+keeps passing what the router sends but holds back what the broker answers, as a
+connection that dies mid-publish does: the broker has the message, the router never
+hears it confirmed."""
 
 from __future__ import annotations
 
@@ -16,8 +19,15 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._live: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._replies = asyncio.Event()
+        self._replies.set()
+
+    def hold_replies(self) -> None:
+        """From now on, hold back the broker's answers (until `stop()`, then `start()`)."""
+        self._replies.clear()
 
     async def start(self) -> TcpProxy:
+        self._replies.set()
         self._server = await asyncio.start_server(
             self._accept, "127.0.0.1", self.port, reuse_address=True
         )
@@ -49,7 +59,7 @@ class TcpProxy:
         self._live.update((client, upstream))
         pumps = [
             asyncio.create_task(_pump(client_reader, upstream)),
-            asyncio.create_task(_pump(upstream_reader, client)),
+            asyncio.create_task(_pump(upstream_reader, client, self._replies)),
         ]
         self._tasks.update(pumps)
         try:
@@ -63,8 +73,12 @@ class TcpProxy:
                 writer.transport.abort()
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, passing: asyncio.Event | None = None
+) -> None:
     with contextlib.suppress(OSError, asyncio.IncompleteReadError):
         while data := await reader.read(65536):
+            if passing is not None:
+                await passing.wait()
             writer.write(data)
             await writer.drain()
