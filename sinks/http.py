@@ -291,7 +291,9 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def _default_body(request: DeliveryRequest) -> bytes:
+def default_body(request: DeliveryRequest) -> bytes:
+    """The body when there is no `body` template: the call exactly as received (else as
+    parsed), a digest as one document listing its calls. The broker sinks send it too."""
     if request.digest is not None:
         digest = request.digest
         document: Any = {
@@ -317,7 +319,7 @@ def build_request(
     # sends the body as received and needs none.
     context = template_context(request) if config.body is not None or config.headers else {}
     if config.body is None:
-        body = _default_body(request)
+        body = default_body(request)
     else:
         try:
             body = config.body.render(context).encode("utf-8")

@@ -17,7 +17,10 @@ from sinks.email import EmailSink
 from sinks.google_sheets import GoogleSheetsSink
 from sinks.http import HttpSink
 from sinks.log import LogSink
+from sinks.nats import NatsSink
 from sinks.pagerduty import PagerDutySink
+from sinks.rabbitmq import RabbitMqSink
+from sinks.redis_stream import RedisStreamSink
 from sinks.slack import SlackSink
 from sinks.teams import TeamsSink
 
@@ -29,6 +32,9 @@ SINKS: tuple[type[Sink[Any]], ...] = (
     PagerDutySink,
     TeamsSink,
     GoogleSheetsSink,
+    RabbitMqSink,
+    RedisStreamSink,
+    NatsSink,
 )
 
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import quote
 
 import pytest
@@ -124,3 +125,82 @@ async def workers() -> AsyncIterator[ParseWorkers]:
     await pool.start()
     yield pool
     pool.close()
+
+
+# The message brokers on this machine (DESIGN.md section 18). A test needing one skips,
+# saying why, when it is not there, unless ROUTER_REQUIRE_BROKERS=1 (CI) fails it.
+RABBITMQ_ADDRESS = ("127.0.0.1", 5672)
+RABBITMQ_CREDENTIALS = "guest:guest"
+REDIS_ADDRESS = ("127.0.0.1", 6379)
+NATS_ADDRESS = ("127.0.0.1", 4222)
+
+
+def broker_unavailable(reason: str) -> NoReturn:
+    if os.environ.get("ROUTER_REQUIRE_BROKERS") == "1":
+        pytest.fail(f"ROUTER_REQUIRE_BROKERS=1 but {reason}")
+    pytest.skip(reason)
+
+
+async def require_rabbitmq() -> tuple[str, int]:
+    """RabbitMQ's address, once a guest login there works."""
+    import aio_pika
+
+    host, port = RABBITMQ_ADDRESS
+    try:
+        connection = await aio_pika.connect(
+            f"amqp://{RABBITMQ_CREDENTIALS}@{host}:{port}/", timeout=5
+        )
+    except Exception as error:
+        broker_unavailable(f"RabbitMQ at {host}:{port} is unreachable: {error!r}")
+    await connection.close()
+    return RABBITMQ_ADDRESS
+
+
+async def require_redis() -> tuple[str, int]:
+    """Redis's address, once it answers a PING."""
+    import redis.asyncio
+
+    host, port = REDIS_ADDRESS
+    client = redis.asyncio.Redis(host=host, port=port, socket_connect_timeout=5)
+    try:
+        await client.ping()
+    except Exception as error:
+        broker_unavailable(f"Redis at {host}:{port} is unreachable: {error!r}")
+    finally:
+        await client.aclose()
+    return REDIS_ADDRESS
+
+
+async def require_nats() -> tuple[str, int]:
+    """NATS's address, once it answers with JetStream enabled."""
+    import nats
+
+    host, port = NATS_ADDRESS
+    try:
+        client = await nats.connect(
+            f"nats://{host}:{port}", connect_timeout=5, allow_reconnect=False
+        )
+    except Exception as error:
+        broker_unavailable(f"NATS at {host}:{port} is unreachable: {error!r}")
+    try:
+        await client.jetstream().account_info()
+    except Exception as error:
+        broker_unavailable(f"NATS at {host}:{port} has no JetStream: {error!r}")
+    finally:
+        await client.close()
+    return NATS_ADDRESS
+
+
+@pytest.fixture
+async def rabbitmq_address() -> tuple[str, int]:
+    return await require_rabbitmq()
+
+
+@pytest.fixture
+async def redis_address() -> tuple[str, int]:
+    return await require_redis()
+
+
+@pytest.fixture
+async def nats_address() -> tuple[str, int]:
+    return await require_nats()

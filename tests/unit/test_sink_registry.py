@@ -21,6 +21,9 @@ def test_every_listed_sink_has_its_own_type_name_and_is_built_for_its_settings()
         "pagerduty",
         "teams",
         "google_sheets",
+        "rabbitmq",
+        "redis_stream",
+        "nats",
     )
     assert len(set(SINK_TYPE_NAMES)) == len(SINKS)
     for sink in SINKS:
