@@ -1,7 +1,8 @@
 """The engine: a body becomes a stored call and its deliveries (`Intake`, with the pure
 `prepare`), delivery lanes claim and send them (`DeliveryEngine`), large bodies and
-large calls' messages are handled in worker processes (`ParseWorkers`), and the store's
-health is judged from real writes. It runs on the clock it is given."""
+large calls' messages are handled in worker processes (`ParseWorkers`), the store's
+health is judged from real writes; chat threads' parents are kept (`StoreThreads`).
+It runs on the clock it is given."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from router.engine.parse_workers import ParseWorkers, WorkersUnavailable, defaul
 from router.engine.prepare import MutingMoment, Prepared, Rejection, prepare
 from router.engine.preview import Preview, preview
 from router.engine.render_apart import RenderApart
+from router.engine.threads import StoreThreads
 
 __all__ = [
     "DeliveryEngine",
@@ -27,6 +29,7 @@ __all__ = [
     "Rejection",
     "RenderApart",
     "StoreHealth",
+    "StoreThreads",
     "WorkersUnavailable",
     "default_worker_count",
     "prepare",

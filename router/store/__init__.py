@@ -23,6 +23,7 @@ from router.store.base import (
     Maintenance,
     OperatorConsole,
     Operators,
+    SlackThreads,
     Store,
 )
 from router.store.errors import (
@@ -67,6 +68,7 @@ from router.store.records import (
     SinkBacklog,
     SinkCounts,
     SinkPause,
+    SlackThread,
     Verification,
 )
 from router.store.search import MAX_SEARCH_TERMS, MAX_SEARCH_WORDS, search_terms, searchable_text
@@ -118,6 +120,8 @@ __all__ = [
     "SinkBacklog",
     "SinkCounts",
     "SinkPause",
+    "SlackThread",
+    "SlackThreads",
     "Store",
     "StoreClosed",
     "StoreConflict",

@@ -59,6 +59,7 @@ from router.store.records import (
     SinkBacklog,
     SinkCounts,
     SinkPause,
+    SlackThread,
     Verification,
 )
 
@@ -489,6 +490,28 @@ class Erasures(Protocol):
         ...
 
 
+class SlackThreads(Protocol):
+    """The parent messages of Slack threads (`thread_by`, DESIGN.md section 16)."""
+
+    async def thread(self, sink: str, thread_key: str, since: float) -> SlackThread | None:
+        """The thread of (`sink`, `thread_key`) started after `since`, or None."""
+        ...
+
+    async def start_thread(self, thread: SlackThread, since: float) -> bool:
+        """Record `thread` unless a thread of its key started after `since` is recorded
+        already (insert-if-absent: another replica won the race); whether it was."""
+        ...
+
+    async def count_thread_reply(self, sink: str, thread_key: str, ts: str) -> int | None:
+        """One more reply in the thread whose parent is `ts`: the replies now, or None
+        when that thread is no longer recorded (expired and replaced, or ended)."""
+        ...
+
+    async def end_thread(self, sink: str, thread_key: str, ts: str) -> None:
+        """Forget the thread whose parent is `ts` (Slack says it is gone)."""
+        ...
+
+
 class OperatorConsole(ConsoleReads, Operators, Audit, Protocol):
     """What operators' interfaces use: the console, the admin API, Slack's buttons and
     the CLI's commands read calls back, act on them and record who did."""
@@ -503,6 +526,7 @@ class Store(
     ConsoleSessions,
     Maintenance,
     Erasures,
+    SlackThreads,
     Protocol,
 ):
     """The whole store, for what needs all of it: the app that assembles the service."""

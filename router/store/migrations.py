@@ -458,6 +458,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ),
     ),
+    Migration(
+        version=15,
+        description="slack_threads: the parent message of each Slack thread (thread_by)",
+        statements=(
+            # One thread per (sink, thread key: the thread_by values as canonical JSON),
+            # live for the sink's `thread_for` after `started_at`; `parent` is the posted
+            # message (JSON: text, blocks), rewritten with the count of `replies`.
+            """
+            CREATE TABLE slack_threads (
+                sink TEXT NOT NULL,
+                thread_key TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                ts TEXT NOT NULL,
+                parent TEXT NOT NULL,
+                replies INTEGER NOT NULL DEFAULT 0,
+                started_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (sink, thread_key)
+            )
+            """,
+            "CREATE INDEX slack_threads_started ON slack_threads (started_at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -861,3 +861,35 @@ ADD_SETTING = Query(
     "INSERT INTO settings (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING",
 )
 GET_SETTING = Query("get_setting", "SELECT value FROM settings WHERE name = :name")
+
+
+# --- Slack threads (thread_by): one parent message per (sink, thread key) -------------
+
+GET_THREAD = Query(
+    "get_thread",
+    "SELECT sink, thread_key, channel, ts, parent, replies, started_at FROM slack_threads"
+    " WHERE sink = :sink AND thread_key = :thread_key AND started_at > :since",
+)
+# Insert-if-absent: a live thread (another replica's, started meanwhile) is kept; one
+# that expired (started at or before :since) is replaced. A row back: this one won.
+START_THREAD = Query(
+    "start_thread",
+    "INSERT INTO slack_threads (sink, thread_key, channel, ts, parent, replies, started_at)"
+    " VALUES (:sink, :thread_key, :channel, :ts, :parent, 0, :started_at)"
+    " ON CONFLICT (sink, thread_key) DO UPDATE SET channel = excluded.channel,"
+    " ts = excluded.ts, parent = excluded.parent, replies = 0,"
+    " started_at = excluded.started_at WHERE slack_threads.started_at <= :since"
+    " RETURNING ts",
+)
+COUNT_THREAD_REPLY = Query(
+    "count_thread_reply",
+    "UPDATE slack_threads SET replies = replies + 1"
+    " WHERE sink = :sink AND thread_key = :thread_key AND ts = :ts RETURNING replies",
+)
+END_THREAD = Query(
+    "end_thread",
+    "DELETE FROM slack_threads WHERE sink = :sink AND thread_key = :thread_key AND ts = :ts",
+)
+PURGE_THREADS = Query(
+    "purge_threads", "DELETE FROM slack_threads WHERE started_at < :before", maintenance=True
+)

@@ -74,6 +74,7 @@ from router.store.records import (
     SinkBacklog,
     SinkCounts,
     SinkPause,
+    SlackThread,
     StateAfterAttempt,
     Verification,
 )
@@ -688,6 +689,39 @@ class QueueStore(Store):
         found = await self.connector.read(lambda: single(q.SINK_PAUSES, "rows", now=now))
         return found.to(SinkPause)
 
+    # --- Slack threads (thread_by) ---
+
+    async def thread(self, sink: str, thread_key: str, since: float) -> SlackThread | None:
+        found = await self.connector.read(
+            lambda: single(q.GET_THREAD, "row", sink=sink, thread_key=thread_key, since=since)
+        )
+        return None if found is None else from_row(SlackThread, found)
+
+    async def start_thread(self, thread: SlackThread, since: float) -> bool:
+        parameters = {
+            "sink": thread.sink,
+            "thread_key": thread.thread_key,
+            "channel": thread.channel,
+            "ts": thread.ts,
+            "parent": thread.parent,
+            "started_at": thread.started_at,
+            "since": since,
+        }
+        won = await self.connector.write(
+            lambda: single(q.START_THREAD, "value", **parameters), one_statement=True
+        )
+        return won is not None
+
+    async def count_thread_reply(self, sink: str, thread_key: str, ts: str) -> int | None:
+        parameters = {"sink": sink, "thread_key": thread_key, "ts": ts}
+        replies = await self.connector.write(
+            lambda: single(q.COUNT_THREAD_REPLY, "value", **parameters), one_statement=True
+        )
+        return None if replies is None else int(replies)
+
+    async def end_thread(self, sink: str, thread_key: str, ts: str) -> None:
+        await self._write_one(q.END_THREAD, sink=sink, thread_key=thread_key, ts=ts)
+
     # --- acting from Slack's buttons ---
 
     async def extend_silence(
@@ -781,7 +815,13 @@ class QueueStore(Store):
         return await self.connector.write(lambda: single(query, **parameters), one_statement=True)
 
     async def purge(self, received_before: float) -> int:
-        return await self._write_one(q.PURGE, received_before=received_before)
+        def script() -> Script[int]:
+            # Threads that old have long expired (`thread_for` is far shorter).
+            yield count(q.PURGE_THREADS, before=received_before)
+            purged: int = yield count(q.PURGE, received_before=received_before)
+            return purged
+
+        return await self.connector.write(script)
 
     # --- forgetting a caller ---
 

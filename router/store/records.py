@@ -258,6 +258,20 @@ class SinkPause:
     created_at: float
 
 
+@dataclass(frozen=True)
+class SlackThread:
+    """The parent message of a Slack thread (`thread_by`): where it is (`channel`, `ts`),
+    the message as posted (`parent`, JSON text), its replies so far, and when it began."""
+
+    sink: str
+    thread_key: str
+    channel: str
+    ts: str
+    parent: str
+    replies: int
+    started_at: float
+
+
 Verification = Literal["pending", "verified", "not_verified", "released"]
 
 

@@ -27,6 +27,7 @@ from router.engine import (
     ParseWorkers,
     RenderApart,
     StoreHealth,
+    StoreThreads,
     WorkersUnavailable,
 )
 from router.engine.health import answer_within, is_store_failure
@@ -150,6 +151,7 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     credentials = Credentials(settings.admin_token, users)
     health = StoreHealth(policy=settings.health)
     clock = time.time
+    resources.threads = StoreThreads(store, clock)  # Slack threads' parents (thread_by)
     engine = DeliveryEngine(runtime, store, metrics, settings.engine, clock=clock, health=health)
     # Large bodies are parsed, and large calls' messages built, in these processes.
     workers = None
