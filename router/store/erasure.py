@@ -302,15 +302,16 @@ ERASERS: tuple[Eraser, ...] = (
     text_column(ErasedColumn("silences", ("id",), "comment"), "other_rows_rewritten"),
     text_column(ErasedColumn("sink_pauses", ("sink",), "comment"), "other_rows_rewritten"),
     text_column(ErasedColumn("audit", ("id",), "target"), "other_rows_rewritten"),
-    # A Slack thread's key holds the values its alerts were threaded by; its parent, the
-    # message as posted (numbers masked unless a sink's template prints them).
-    *(
-        text_column(
-            ErasedColumn("slack_threads", ("sink", "thread_key"), name),
-            "other_rows_rewritten",
-            json_text=True,
-        )
-        for name in ("parent", "thread_key")
+    # A Slack thread's parent, the message as posted (numbers masked unless a sink's
+    # template prints them), and its key, the values its alerts were threaded by (as
+    # text: it stays the compact canonical JSON that keys are compared as).
+    text_column(
+        ErasedColumn("slack_threads", ("sink", "thread_key"), "parent"),
+        "other_rows_rewritten",
+        json_text=True,
+    ),
+    text_column(
+        ErasedColumn("slack_threads", ("sink", "thread_key"), "thread_key"), "other_rows_rewritten"
     ),
     text_column(ErasedColumn("audit", ("id",), "details"), "other_rows_rewritten", json_text=True),
     Eraser("acknowledgements of the caller's calls", forget_acknowledgements),

@@ -587,3 +587,57 @@ async def test_a_postgresql_store_of_schema_7_shows_its_old_attempts_as_not_reco
     made = postgres_of_schema_7("upgrade7attempts", tables, fixture=database)
     async with made as url, opened(open_store(url)) as store:
         await check_old_attempts_not_recorded(store)
+
+
+@asynccontextmanager
+async def schema_13_code(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Inside: the store code knows migrations up to 13 only (the schema before threads)."""
+    from router.store import migrations
+
+    with monkeypatch.context() as patch:
+        older = tuple(m for m in migrations.MIGRATIONS if m.version <= 13)
+        patch.setattr(migrations, "MIGRATIONS", older)
+        patch.setattr(migrations, "LATEST_VERSION", 13)
+        yield
+
+
+async def check_threads_after_13(store: Store) -> None:
+    """Migration 15 (Slack threads' parents) on a store of schema 13: the old calls stay,
+    and a thread is recorded, found, counted and ended."""
+    from router.store import CallFilters, SlackThread
+
+    assert {"v7-failed", "v7-reschedule"} <= {e.id for e in await store.list_events(CallFilters())}
+    thread = SlackThread("ops-slack", TRUNK_A, "C0ALERTS", "1.000100", '{"text":"x"}', 0, T)
+    assert await store.start_thread(thread, T - 3600)
+    assert not await store.start_thread(thread, T - 3600)  # a live one is kept
+    found = await store.thread("ops-slack", TRUNK_A, T - 3600)
+    assert found is not None and found.ts == "1.000100"
+    assert await store.count_thread_reply("ops-slack", TRUNK_A, "1.000100") == 1
+    await store.end_thread("ops-slack", TRUNK_A, "1.000100")
+    assert await store.thread("ops-slack", TRUNK_A, T - 3600) is None
+
+
+async def test_a_sqlite_store_of_schema_13_gets_slack_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "router.db"
+    shutil.copyfile(FIXTURE_V7, database)
+    async with schema_13_code(monkeypatch), opened(SQLiteStore(database)):
+        pass
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT MAX(version) FROM schema_version").fetchone() == (13,)
+    async with opened(SQLiteStore(database)) as store:
+        await check_threads_after_13(store)
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] >= 15
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_13_gets_slack_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with postgres_of_schema_7("upgrade15") as url:
+        async with schema_13_code(monkeypatch), opened(open_store(url)):
+            pass
+        async with opened(open_store(url)) as store:
+            await check_threads_after_13(store)
