@@ -116,6 +116,9 @@ class DeliveryRequest:
     digest: Digest | None = None
     payload: bytes | None = None
     """The event's body exactly as received, for sinks that forward it verbatim."""
+    notice: Mapping[str, Any] | None = None
+    """A notice of a dead delivery (`on_dead`, `sinks.notices`): the sink shows it instead
+    of a call alert; `event` is then the dead delivery's call, its numbers masked."""
 
 
 # What templates see besides the call's fields and `event` (see `template_context`);
@@ -257,6 +260,20 @@ class SinkConfig(BaseModel):
     rate_limit: RateLimit | None = None
     concurrency: int | None = Field(default=None, ge=1, le=1000)
     retry: RetrySettings | None = None
+    # Sinks told when a delivery of this one goes dead (`sinks.notices`, DESIGN.md 16).
+    on_dead: tuple[str, ...] = ()
+
+    @field_validator("on_dead", mode="before")
+    @classmethod
+    def _one_or_many_sinks(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("on_dead")
+    @classmethod
+    def _distinct_sinks(cls, sinks: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(sinks))
 
     def missing_settings(self) -> list[str]:
         """Required settings that came out empty; non-empty means *unconfigured*."""

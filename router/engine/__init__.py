@@ -9,6 +9,7 @@ from __future__ import annotations
 from router.engine.delivery import DeliveryEngine, EngineSettings
 from router.engine.health import HealthPolicy, StoreHealth
 from router.engine.intake import IngestLimits, IngestOutcome, Intake
+from router.engine.notices import NoticeMaker, console_base
 from router.engine.parse_workers import ParseWorkers, WorkersUnavailable, default_worker_count
 from router.engine.prepare import MutingMoment, Prepared, Rejection, prepare
 from router.engine.preview import Preview, preview
@@ -23,6 +24,7 @@ __all__ = [
     "IngestOutcome",
     "Intake",
     "MutingMoment",
+    "NoticeMaker",
     "ParseWorkers",
     "Prepared",
     "Preview",
@@ -31,6 +33,7 @@ __all__ = [
     "StoreHealth",
     "StoreThreads",
     "WorkersUnavailable",
+    "console_base",
     "default_worker_count",
     "prepare",
     "preview",

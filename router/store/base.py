@@ -45,6 +45,7 @@ from router.store.records import (
     CallColumn,
     CallFilters,
     ClaimedDelivery,
+    DeadDelivery,
     DeliveryStatus,
     DeliveryView,
     Erasure,
@@ -54,6 +55,7 @@ from router.store.records import (
     HeldCall,
     IngestRecord,
     IngestResult,
+    NewNotice,
     SessionRecord,
     SilenceRecord,
     SinkBacklog,
@@ -168,11 +170,13 @@ class DeliveryQueue(CallBodies, Protocol):
         attempt: AttemptRecord,
         *,
         next_attempt_at: float | None = None,
+        notices: Sequence[NewNotice] = (),
     ) -> bool:
         """Record an attempt (numbered attempts so far + 1) and move the delivery on:
         `delivered`, `dead`, or back to `pending` at `next_attempt_at` (outcome `retry`).
         Clears the lease. Returns False (and records nothing) when `owner` no longer holds
-        the lease."""
+        the lease. An attempt that makes it dead writes `notices` (`on_dead`) in the
+        same transaction, so a crash cannot keep the dead mark and lose them."""
         ...
 
     async def defer(self, delivery_id: str, owner: str, next_attempt_at: float) -> None:
@@ -187,11 +191,17 @@ class DeliveryQueue(CallBodies, Protocol):
         ...
 
     async def kill_expired_waiting(
-        self, sink: str, started_before: float, reason: str, now: float
+        self,
+        sink: str,
+        started_before: float,
+        reason: str,
+        now: float,
+        notices_of: Callable[[DeadDelivery], Sequence[NewNotice]] | None = None,
     ) -> int:
         """Make dead, without an attempt, every pending delivery of `sink` not under a live
         lease whose retry budget started before `started_before` (a sink never configured
-        within `max_age`); return how many. Writes nothing when none is that old."""
+        within `max_age`); return how many. Writes nothing when none is that old. With
+        `notices_of`, the notices of each (`on_dead`) go in the same transaction."""
         ...
 
     async def mute(self, delivery_id: str, owner: str, reason: str, now: float) -> bool:

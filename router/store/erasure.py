@@ -296,6 +296,14 @@ ERASERS: tuple[Eraser, ...] = (
         )
         for name in ("group_key", "open_group")
     ),
+    # A notice (`on_dead`) of another call's dead delivery whose error names the number
+    # (the notices of the caller's own go with their dead deliveries: ON DELETE CASCADE).
+    text_column(
+        ErasedColumn("deliveries", ("id",), "notice"),
+        "other_rows_rewritten",
+        json_text=True,
+        of_delivery=True,
+    ),
     text_column(
         ErasedColumn("silences", ("id",), "condition"), "other_rows_rewritten", json_text=True
     ),

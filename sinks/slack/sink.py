@@ -44,7 +44,7 @@ from sinks.base import (
 )
 from sinks.exchange import Exchange, SentRequest, request_seen, response_seen
 from sinks.secrets import url_secrets
-from sinks.slack.message import ActionButtons, build_message, parse_blocks
+from sinks.slack.message import ActionButtons, build_message, notice_message, parse_blocks
 from sinks.slack.threads import (
     THREAD_KEY_FIELD,
     parent_message,
@@ -351,6 +351,8 @@ class SlackSink(Sink[dict[str, Any]]):
         return self._webhook
 
     def build(self, request: DeliveryRequest) -> dict[str, Any]:
+        if request.notice is not None:  # a dead delivery's notice: no buttons, no thread
+            return self._addressed(notice_message(request.notice))
         buttons = None
         if self.config.buttons_on:
             actions = self.config.effective_actions
@@ -364,14 +366,19 @@ class SlackSink(Sink[dict[str, Any]]):
             blocks_template=self.config.blocks,
             buttons=buttons,
         )
+        payload = self._addressed(message)
+        if self.config.thread_by is not None and self.bot_mode:
+            payload[THREAD_KEY_FIELD] = thread_key(self.config.thread_by, request.event)
+        return payload
+
+    def _addressed(self, message: dict[str, Any]) -> dict[str, Any]:
+        """`message` as posted: to the channel (bot mode), links not unfurled."""
         payload: dict[str, Any] = {}
         if self.config.token is not None:
             payload["channel"] = self.config.channel
         payload.update(message)
         payload["unfurl_links"] = False
         payload["unfurl_media"] = False
-        if self.config.thread_by is not None and self.bot_mode:
-            payload[THREAD_KEY_FIELD] = thread_key(self.config.thread_by, request.event)
         return payload
 
     async def transmit(self, payload: dict[str, Any]) -> SendResult:
