@@ -47,6 +47,7 @@ async def running_service(
     users_file: Path | None = None,
     oidc: OidcSettings | None = None,
     port: int | None = None,
+    public_url: str | None = None,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
@@ -62,6 +63,7 @@ async def running_service(
         health=health or HealthPolicy(),
         users_file=None if users_file is None else str(users_file),
         oidc=oidc,
+        public_url=public_url,
     )
     app = build_app(settings)
     async with TestClient(TestServer(app, port=port)) as client:
