@@ -206,7 +206,7 @@ def _schemas() -> dict[str, Schema]:
         "Delivery": _object(
             {
                 "id": _field("string"),
-                "event_id": _field("string", "the call id"),
+                "event_id": _field("string", "the call id (empty for a notice)"),
                 "sink": _field("string"),
                 "rule": _field("string"),
                 "status": _field("string", enum=["pending", "delivered", "dead", "muted"]),
@@ -220,6 +220,10 @@ def _schemas() -> dict[str, Schema]:
                 "calls": _field("integer", "calls carried (a digest's members; 1 otherwise)"),
                 "muted_reason": _field(
                     ["string", "null"], "status muted: `time_interval:NAME` or `silence:ID`"
+                ),
+                "notice_of": _field(
+                    ["string", "null"],
+                    "a notice (`on_dead`): the id of the delivery that went dead",
                 ),
                 "acknowledged_by": _field(["string", "null"], "Slack user id, from the button"),
                 "acknowledged_at": TIME,

@@ -170,3 +170,25 @@ async def test_the_notice_is_written_with_the_dead_mark_and_survives_a_restart(
         await wait_for(lambda: notices_at(receiver))
     [notice] = notices_at(receiver)
     assert notice["delivery_id"] == found["crm"].id and notice["link"] is None
+
+
+async def test_the_console_links_a_notice_to_the_dead_delivery(
+    tmp_path, write_rules, crm: Receiver, receiver: Receiver, slack: FakeSlack
+) -> None:
+    from tests.integration.test_console import sign_in
+
+    path = write_rules(rules(crm.url("/crm"), receiver.url("/notices"), slack))
+    async with running_service(path, tmp_path / "r.db") as client:
+        assert (await post_event(client, fresh_event(status="FAILED"))).status == 200
+        await wait_for(lambda: notices_at(receiver))
+        store, *_ = parts(client)
+        found = {d.sink: d for d in await store.list_deliveries()}
+        await sign_in(client)
+        page = await (await client.get(f"/ui/deliveries/{found['alerts-http'].id}")).text()
+        listing = await (await client.get("/ui/deliveries")).text()
+        dead_page = await client.get(f"/ui/deliveries/{found['crm'].id}")
+        assert dead_page.status == 200
+    dead_id = found["crm"].id
+    assert f'href="/ui/deliveries/{dead_id}" class="notice-of"' in page
+    assert "notice of a dead delivery" in page
+    assert f'href="/ui/deliveries/{dead_id}" title="a notice of the dead delivery' in listing
