@@ -39,6 +39,10 @@ class FakeSlack:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     replies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (method, body)
+    # Slack also takes a reply to a deleted message (its thread stays); then only
+    # chat.update on the parent says it is gone (message_not_found).
+    replies_to_deleted: bool = False
+    _deleted: set[str] = field(default_factory=set)
     _next: int = 0
 
     def _new_ts(self) -> str:
@@ -49,6 +53,7 @@ class FakeSlack:
     def delete(self, ts: str) -> None:
         """Delete a message as someone in the channel would."""
         self.messages.pop(ts, None)
+        self._deleted.add(ts)
 
     @property
     def parents(self) -> list[str]:
@@ -72,7 +77,8 @@ class FakeSlack:
         body = await request.json()
         self.calls.append(("chat.postMessage", body))
         parent = body.get("thread_ts")
-        if parent is not None and parent not in self.messages:
+        known = parent in self.messages or (self.replies_to_deleted and parent in self._deleted)
+        if parent is not None and not known:
             return web.json_response({"ok": False, "error": "thread_not_found"})
         self.posted.append(body)
         ts = self._new_ts()

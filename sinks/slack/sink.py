@@ -371,6 +371,10 @@ class SlackSink(Sink[dict[str, Any]]):
             payload[THREAD_KEY_FIELD] = thread_key(self.config.thread_by, request.event)
         return payload
 
+    def show(self, message: dict[str, Any]) -> Any:
+        """The message as Slack gets it (the thread key is the router's own: not sent)."""
+        return {name: value for name, value in message.items() if name != THREAD_KEY_FIELD}
+
     def _addressed(self, message: dict[str, Any]) -> dict[str, Any]:
         """`message` as posted: to the channel (bot mode), links not unfurled."""
         payload: dict[str, Any] = {}

@@ -127,6 +127,30 @@ async def test_a_deleted_parent_starts_a_new_thread_and_the_alert_is_not_lost(
     assert [reply["thread_ts"] for reply in slack.replies[second]] == [second]
 
 
+async def test_a_parent_gone_when_its_count_is_updated_ends_the_thread(
+    store_factory: StoreFactory, slack: FakeSlack
+) -> None:
+    slack.replies_to_deleted = True
+    sink = threaded_sink(slack, StoreThreads(await store_factory(), FakeClock()))
+    await build_and_transmit(sink, call_alert())
+    [first] = slack.parents
+    slack.delete(first)
+    await build_and_transmit(sink, call_alert())  # a reply; the update finds no parent
+    assert [method for method, _ in slack.calls][-2:] == ["chat.postMessage", "chat.update"]
+    assert slack.updates == [] and len(slack.replies[first]) == 1
+    await build_and_transmit(sink, call_alert())  # the thread was ended: a new parent
+    [second] = slack.parents
+    assert second != first and "thread_ts" not in slack.messages[second]
+
+
+def test_preview_shows_what_slack_gets() -> None:
+    config = SlackSinkConfig(
+        type="slack", token="xoxb-t", channel="#ops", thread_by=("sipTrunkId",)
+    )
+    sink = build_sink("ops-slack", config, SinkResources())
+    assert "revring_thread_key" not in sink.preview(call_alert())
+
+
 async def test_a_digest_of_the_trunk_posts_into_its_thread(
     store_factory: StoreFactory, slack: FakeSlack
 ) -> None:
