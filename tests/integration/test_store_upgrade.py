@@ -615,6 +615,18 @@ async def check_threads_after_13(store: Store) -> None:
     assert await store.count_thread_reply("ops-slack", TRUNK_A, "1.000100") == 1
     await store.end_thread("ops-slack", TRUNK_A, "1.000100")
     assert await store.thread("ops-slack", TRUNK_A, T - 3600) is None
+    # And notices of dead deliveries (no call of their own) beside a call's own delivery.
+    from router.store import NewNotice
+
+    deliveries = [NewDelivery("v15:crm", "crm", "r"), NewDelivery("v15:slack", "slack", "r")]
+    await store.ingest(IngestRecord("v15", b'{"id": "v15"}', T, deliveries))
+    [crm] = await store.claim("crm", 10, "w", 30, T + 1)
+    dead = AttemptRecord(1, T + 2, 0.1, "dead", 400, "HTTP 400", None)
+    notice = NewNotice("v15:notice", "slack", "r", crm.id, '{"notice": "delivery_dead"}')
+    assert await store.finish(crm.id, "w", dead, notices=[notice])
+    claimed = {d.id: d for d in await store.claim("slack", 10, "w", 30, T + 3)}
+    assert set(claimed) == {"v15:slack", "v15:notice"}
+    assert claimed["v15:notice"].notice == '{"notice": "delivery_dead"}'
 
 
 async def test_a_sqlite_store_of_schema_13_gets_slack_threads(
