@@ -8,8 +8,9 @@ screenshots it with headless Chromium. Run from the repository root:
 It writes docs/slack-alert-failed.png and docs/slack-alert-completed.png, and for a
 sink with a `signing_secret` docs/slack-alert-buttons.png (the failed call with its
 buttons) and docs/slack-alert-silenced.png (the same message after "Silence similar for
-1h": the router's update through the click's response_url), and the HTML pages beside
-them when --html-only is given.
+1h": the router's update through the click's response_url), docs/slack-alert-thread.png
+(the first alert of a trunk's thread once two more replied in it: `thread_by`), and the
+HTML pages beside them when --html-only is given. `--only NAME` writes that picture alone.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sinks.base import DeliveryRequest  # noqa: E402
 from sinks.slack.actions import silenced_text, updated_message  # noqa: E402
 from sinks.slack.message import ActionButtons, build_message  # noqa: E402
 from sinks.slack.preview import message_html  # noqa: E402
+from sinks.slack.threads import with_reply_count  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 PREVIEWS = {
@@ -43,6 +45,7 @@ BUTTON_PREVIEWS = {
     "slack-alert-buttons.png": (False, 330),
     "slack-alert-silenced.png": (True, 360),
 }
+THREAD_PREVIEW = ("slack-alert-thread.png", 300)  # picture name, window height
 CLICKED_AFTER = 300  # the picture's click comes 5 minutes after the call
 WIDTH = 760
 
@@ -100,15 +103,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--html-only", action="store_true")
+    parser.add_argument("--only", help="write this picture alone (such as slack-alert-thread.png)")
     args = parser.parse_args()
     out_dir = Path(__file__).resolve().parent
+    wanted = lambda picture: args.only in (None, picture)  # noqa: E731
     for picture, (sample, rule, height) in PREVIEWS.items():
-        event = json.loads((SAMPLES / f"{sample}.json").read_text())
-        message = build_message(DeliveryRequest("preview", event["id"], "ops-slack", rule, event))
-        write(args, out_dir, picture, message, height)
+        if wanted(picture):
+            event = json.loads((SAMPLES / f"{sample}.json").read_text())
+            request = DeliveryRequest("preview", event["id"], "ops-slack", rule, event)
+            write(args, out_dir, picture, build_message(request), height)
     with_buttons = button_messages()
     for picture, (_, height) in BUTTON_PREVIEWS.items():
-        write(args, out_dir, picture, with_buttons[picture], height)
+        if wanted(picture):
+            write(args, out_dir, picture, with_buttons[picture], height)
+    picture, height = THREAD_PREVIEW
+    if wanted(picture):
+        event = json.loads((SAMPLES / "failed-outbound.json").read_text())
+        request = DeliveryRequest("preview", event["id"], "ops-slack", "failed-calls", event)
+        write(args, out_dir, picture, with_reply_count(build_message(request), 2), height)
 
 
 if __name__ == "__main__":

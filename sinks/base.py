@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -118,6 +119,9 @@ class DeliveryRequest:
     digest: Digest | None = None
     payload: bytes | None = None
     """The event's body exactly as received, for sinks that forward it verbatim."""
+    notice: Mapping[str, Any] | None = None
+    """A notice of a dead delivery (`on_dead`, `sinks.notices`): the sink shows it instead
+    of a call alert; `event` is then the dead delivery's call, its numbers masked."""
 
 
 # What templates see besides the call's fields and `event` (see `template_context`);
@@ -179,6 +183,44 @@ class SendResult:
     exchange: Exchange | None = None
 
 
+@dataclass(frozen=True)
+class ThreadParent:
+    """The first message of a thread (`thread_by`): where it was posted, the message as
+    posted (to rewrite with the count), and the replies it has had so far."""
+
+    channel: str
+    ts: str
+    message: Mapping[str, Any]
+    replies: int = 0
+
+
+class ThreadRegistry(Protocol):
+    """Where a chat sink keeps its threads' parents (the store, for the service), so that
+    alerts of one thread key reply to the first one's message across restarts and
+    replicas. `hold` serializes a key's sends within the process (a second alert of a
+    key waits for the first to post its parent, so they never make two); across replicas
+    `start` is insert-if-absent, and the loser's message simply stands alone."""
+
+    def hold(self, sink: str, thread_key: str) -> AbstractAsyncContextManager[None]: ...
+
+    async def current(self, sink: str, thread_key: str, lasts: float) -> ThreadParent | None:
+        """The thread of the key started less than `lasts` seconds ago, or None."""
+        ...
+
+    async def start(self, sink: str, thread_key: str, parent: ThreadParent, lasts: float) -> bool:
+        """Record `parent` as the key's thread, unless a live one is recorded already."""
+        ...
+
+    async def replied(self, sink: str, thread_key: str, ts: str) -> int | None:
+        """Count one more reply in the thread of parent `ts`: the replies now, or None
+        when that thread is no longer the key's."""
+        ...
+
+    async def gone(self, sink: str, thread_key: str, ts: str) -> None:
+        """The destination says the parent `ts` is gone: the key's next alert starts anew."""
+        ...
+
+
 @dataclass(slots=True, kw_only=True)
 class SinkResources:
     """Clients the process shares among its sinks, one typed slot per kind of client. The
@@ -196,6 +238,8 @@ class SinkResources:
     # Where sinks keep the access tokens they get (the store: shared by replicas); empty,
     # each sink keeps its own in memory (`sinks.tokens`).
     tokens: OutboundTokens | None = None
+    # Threads' parents, kept in the store (`router.engine.threads`); None: no threading.
+    threads: ThreadRegistry | None = None
 
 
 def sample_request(
@@ -222,6 +266,20 @@ class SinkConfig(BaseModel):
     rate_limit: RateLimit | None = None
     concurrency: int | None = Field(default=None, ge=1, le=1000)
     retry: RetrySettings | None = None
+    # Sinks told when a delivery of this one goes dead (`sinks.notices`, DESIGN.md 16).
+    on_dead: tuple[str, ...] = ()
+
+    @field_validator("on_dead", mode="before")
+    @classmethod
+    def _one_or_many_sinks(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("on_dead")
+    @classmethod
+    def _distinct_sinks(cls, sinks: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(sinks))
 
     def missing_settings(self) -> list[str]:
         """Required settings that came out empty; non-empty means *unconfigured*."""

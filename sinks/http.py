@@ -71,6 +71,7 @@ from sinks.base import (
     template_context,
 )
 from sinks.exchange import BODY_LIMIT, Exchange, request_seen, response_seen
+from sinks.notices import notice_bytes
 from sinks.oauth2 import OAuth2Grants, OAuth2Settings
 from sinks.secrets import MASK, redact, shown_url, url_secrets
 from sinks.tokens import Authenticator, GrantSource, TokenProvider
@@ -318,14 +319,17 @@ def build_request(
     # The context is built only for a sink that has templates: the plain forwarding sink
     # sends the body as received and needs none.
     context = template_context(request) if config.body is not None or config.headers else {}
-    if config.body is None:
+    if request.notice is not None:  # a dead delivery's notice: always its JSON
+        body = notice_bytes(request.notice)
+    elif config.body is None:
         body = default_body(request)
     else:
         try:
             body = config.body.render(context).encode("utf-8")
         except TemplateRenderError as exc:
             raise Permanent(redact(f"body: {exc}", config.secret_values())) from None
-    headers = {"Content-Type": config.content_type, "User-Agent": USER_AGENT}
+    content_type = "application/json" if request.notice is not None else config.content_type
+    headers = {"Content-Type": content_type, "User-Agent": USER_AGENT}
     secret_headers = set()
     for name, template in config.headers.items():
         try:

@@ -25,6 +25,7 @@ from sinks.base import (
     template_context,
 )
 from sinks.exchange import Exchange, request_seen
+from sinks.notices import notice_json
 
 
 class LogSinkConfig(SinkConfig):
@@ -48,6 +49,9 @@ class LogSink(Sink[str]):
         return json.loads(text)
 
     def _line(self, request: DeliveryRequest) -> dict[str, Any]:
+        if request.notice is not None:  # a dead delivery's notice, as its JSON
+            at = datetime.now(UTC).isoformat(timespec="milliseconds")
+            return {"at": at, **notice_json(request.notice)}
         event = request.event
         line: dict[str, Any] = {
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),

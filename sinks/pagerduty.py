@@ -64,6 +64,7 @@ from sinks.http import (
     body_excerpt,
     classify_response,
 )
+from sinks.notices import notice_json, notice_title
 from sinks.secrets import MASK, redact
 
 DEFAULT_URL: Final = "https://events.pagerduty.com/v2/enqueue"
@@ -231,13 +232,16 @@ def build_event(config: PagerDutySinkConfig, request: DeliveryRequest) -> dict[s
     digest = request.digest
     event = request.event
 
+    link: str | None = None
     severity = _render(config.severity, "severity", context)
     problem = severity_problem(severity)
     if problem is not None:
         raise Permanent(f"pagerduty: {problem}")
 
     summary = ""
-    if config.summary is not None:
+    if request.notice is not None:  # a dead delivery's notice: its title, details in full
+        summary = notice_title(request.notice) + f": {request.notice.get('error') or 'unknown'}"
+    elif config.summary is not None:
         summary = strip_line_breaks(_render(config.summary, "summary", context))
         summary = mask_numbers_in(summary) if masked else summary
     if not summary:
@@ -272,6 +276,11 @@ def build_event(config: PagerDutySinkConfig, request: DeliveryRequest) -> dict[s
         kind = event.get("hangupCause") or event.get("status")
         recording = safe_link(event.get("recordingUrl"))
     details["summary"] = summary
+    if request.notice is not None:
+        details = {"summary": summary, **notice_json(request.notice)}
+        dedup_key = bounded_dedup_key(f"revring-dead-{request.notice.get('delivery_id')}")
+        link = safe_link(request.notice.get("link"))
+        recording = None
 
     payload: dict[str, Any] = {
         "summary": summary,
@@ -296,6 +305,8 @@ def build_event(config: PagerDutySinkConfig, request: DeliveryRequest) -> dict[s
     }
     if recording is not None:
         document["links"] = [{"href": recording, "text": "Call recording"}]
+    if request.notice is not None and link is not None:
+        document["links"] = [{"href": link, "text": "The dead delivery in the console"}]
     return document
 
 

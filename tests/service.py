@@ -49,6 +49,7 @@ async def running_service(
     oidc: OidcSettings | None = None,
     port: int | None = None,
     escalation: EscalationSettings | None = None,
+    public_url: str | None = None,
 ) -> AsyncIterator[TestClient]:
     settings = ServiceSettings(
         config_path=str(rules_path),
@@ -65,6 +66,7 @@ async def running_service(
         users_file=None if users_file is None else str(users_file),
         oidc=oidc,
         escalation=escalation or EscalationSettings(lease_seconds=5.0, idle_poll=0.2),
+        public_url=public_url,
     )
     app = build_app(settings)
     async with TestClient(TestServer(app, port=port)) as client:

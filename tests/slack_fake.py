@@ -19,12 +19,46 @@ WEBHOOK_PATH = "/services/T0001/B0002/WEBHOOK"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 
+FIRST_TS = 1700000000.000100
+CHANNEL_ID = "C0ALERTS"
+
+
 @dataclass
 class FakeSlack:
+    """Answers chat.postMessage as Slack does: a new `ts` per message (the first one
+    `1700000000.000100`), replies by `thread_ts` to a message that exists, and
+    `thread_not_found` for one that was deleted (`delete`) or never posted; chat.update
+    rewrites a message, `message_not_found` when it is gone."""
+
     posted: list[dict[str, Any]] = field(default_factory=list)  # alerts the router sent
     responses: list[dict[str, Any]] = field(default_factory=list)  # bodies to response_url
     updates: list[dict[str, Any]] = field(default_factory=list)  # chat.update bodies
     server: TestServer | None = None
+    # Messages now in the channel by ts (as last posted or updated), and the replies of
+    # each thread by its parent's ts, in order.
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    replies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (method, body)
+    # Slack also takes a reply to a deleted message (its thread stays); then only
+    # chat.update on the parent says it is gone (message_not_found).
+    replies_to_deleted: bool = False
+    _deleted: set[str] = field(default_factory=set)
+    _next: int = 0
+
+    def _new_ts(self) -> str:
+        ts = f"{FIRST_TS + self._next / 1_000_000:.6f}"
+        self._next += 1
+        return ts
+
+    def delete(self, ts: str) -> None:
+        """Delete a message as someone in the channel would."""
+        self.messages.pop(ts, None)
+        self._deleted.add(ts)
+
+    @property
+    def parents(self) -> list[str]:
+        """The ts of each message posted outside a thread, in order."""
+        return [ts for ts, message in self.messages.items() if "thread_ts" not in message]
 
     @property
     def base(self) -> str:
@@ -40,12 +74,29 @@ class FakeSlack:
         return web.Response(text="ok")
 
     async def _post_message(self, request: web.Request) -> web.Response:
-        self.posted.append(await request.json())
-        return web.json_response({"ok": True, "channel": "C0ALERTS", "ts": "1700000000.000100"})
+        body = await request.json()
+        self.calls.append(("chat.postMessage", body))
+        parent = body.get("thread_ts")
+        known = parent in self.messages or (self.replies_to_deleted and parent in self._deleted)
+        if parent is not None and not known:
+            return web.json_response({"ok": False, "error": "thread_not_found"})
+        self.posted.append(body)
+        ts = self._new_ts()
+        self.messages[ts] = body
+        if parent is not None:
+            self.replies.setdefault(parent, []).append(body)
+        answer: dict[str, Any] = {"ok": True, "channel": CHANNEL_ID, "ts": ts, "message": body}
+        return web.json_response(answer)
 
     async def _update(self, request: web.Request) -> web.Response:
-        self.updates.append(await request.json())
-        return web.json_response({"ok": True})
+        body = await request.json()
+        self.calls.append(("chat.update", body))
+        ts = body.get("ts")
+        if ts not in self.messages:
+            return web.json_response({"ok": False, "error": "message_not_found"})
+        self.updates.append(body)
+        self.messages[ts] = {**self.messages[ts], **body}
+        return web.json_response({"ok": True, "channel": body.get("channel"), "ts": ts})
 
     async def _response(self, request: web.Request) -> web.Response:
         self.responses.append(await request.json())

@@ -839,6 +839,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         revring_api=revring_api,
         verify_calls=verify == "revring",
         oidc=oidc,
+        public_url=os.environ.get("ROUTER_PUBLIC_URL") or None,
     )
     try:
         return _run_event_loop(_serve(settings, limits, args.host, args.port), args.loop)

@@ -263,6 +263,7 @@ def _check_rules(
     errors: list[SourceError] = []
     warnings: list[SourceError] = []
     first_use: dict[str, int] = {}
+    errors.extend(_check_on_dead(document, raw_sinks))
     for index, rule in enumerate(raw_rules):
         if not isinstance(rule, dict):
             continue
@@ -365,6 +366,32 @@ def _escalation_errors(
         elif sink in seen:
             errors.append(document.error(where, f"{label}: escalates to {sink!r} twice"))
         seen.add(sink)
+    return errors
+
+
+def _check_on_dead(document: YamlDocument, raw_sinks: dict[Any, Any] | None) -> list[SourceError]:
+    """Each `on_dead` entry names a sink of the file (DESIGN.md section 16)."""
+    errors: list[SourceError] = []
+    sinks = raw_sinks or {}
+    for name, settings in sinks.items():
+        if not isinstance(settings, dict):
+            continue
+        targets = settings.get("on_dead")
+        targets = [targets] if isinstance(targets, str) else targets
+        if not isinstance(targets, list):
+            continue
+        for position, sink in enumerate(targets):
+            if isinstance(sink, str) and sink not in sinks:
+                known = ", ".join(map(str, sinks))
+                at: tuple[str | int, ...] = ("sinks", name, "on_dead", position)
+                if isinstance(settings.get("on_dead"), str):
+                    at = ("sinks", name, "on_dead")
+                errors.append(
+                    document.error(
+                        at,
+                        f"sink {name!r}: on_dead names undefined sink {sink!r} (sinks: {known})",
+                    )
+                )
     return errors
 
 

@@ -34,6 +34,7 @@ from router.core.pacing import PauseSettings, SinkBreaker, TokenBucket
 from router.core.retry import decide_after_failure
 from router.core.units import Rate
 from router.engine.health import StoreHealth, is_store_failure
+from router.engine.notices import NoticeMaker
 from router.engine.prepare import Target
 from router.engine.records import new_delivery_id
 from router.engine.render_apart import RenderApart
@@ -44,11 +45,13 @@ from router.store import (
     WORKER_HEARTBEAT_SECONDS,
     AttemptRecord,
     ClaimedDelivery,
+    DeadDelivery,
     DeliveryQueue,
     Exchange,
     IngestRecord,
     IngestResult,
     NewDelivery,
+    NewNotice,
 )
 from sinks.base import (
     DeliveryRequest,
@@ -115,6 +118,8 @@ class DeliveryEngine:
         self.controls: OperatorControls | None = None
         # Builds the messages of large calls in parse worker processes; None: here.
         self.render_apart: RenderApart | None = None
+        # Notices of dead deliveries (`on_dead`); the app sets its ROUTER_PUBLIC_URL.
+        self.notices = NoticeMaker(self._on_dead_targets)
         self.stop_began: float | None = None  # the event loop's time of SIGTERM (`serve`)
 
     async def start(self) -> None:
@@ -190,6 +195,24 @@ class DeliveryEngine:
                 if lane is not None:
                     lane.sending -= 1
                     lane.wake()
+
+    def _on_dead_targets(self, sink: str) -> tuple[str, ...]:
+        """The sinks told when a delivery of `sink` goes dead, in the running rules.yaml."""
+        sinks = self.runtime.config.sinks
+        settings = sinks.get(sink)
+        if settings is None:
+            return ()
+        return tuple(target for target in settings.on_dead if target in sinks)
+
+    def notices_of_dead(self, delivery: ClaimedDelivery, error: str | None) -> list[NewNotice]:
+        """The notices (`on_dead`) of `delivery`, which goes dead now with `error`."""
+        if delivery.notice is not None or not self.notices.wanted(delivery.sink):
+            return []
+        dead = DeadDelivery(
+            delivery.id, delivery.event_id, delivery.sink, delivery.rule, error, delivery.payload
+        )
+        call = delivery.decoded if isinstance(delivery.decoded, dict) else None
+        return self.notices.notices_of(dead, call)
 
     def store_failed(self, error: Exception, what: str, **fields: str) -> None:
         """A store call failed: an outage is reported once (see router.engine.health); anything
@@ -477,8 +500,9 @@ class SinkLane:
         oldest = await engine.store.oldest_waiting(self.name, now)
         if oldest is None or now <= oldest + max_age:
             return
+        notices_of = engine.notices.notices_of if engine.notices.wanted(self.name) else None
         killed = await engine.store.kill_expired_waiting(
-            self.name, now - max_age, "sink not configured", now
+            self.name, now - max_age, "sink not configured", now, notices_of
         )
         if killed:
             engine.metrics.deliveries.labels(self.name, "dead").inc(killed)
@@ -518,8 +542,15 @@ class SinkLane:
                 return
             if ready.digest_count is not None and outcome.record.outcome == "delivered":
                 engine.metrics.digest_calls.labels(self.name).observe(ready.digest_count)
+            notices = []
+            if outcome.record.outcome == "dead":
+                notices = engine.notices_of_dead(delivery, outcome.record.error)
             recorded = await engine.store.finish(
-                delivery.id, engine.owner, outcome.record, next_attempt_at=outcome.next_attempt_at
+                delivery.id,
+                engine.owner,
+                outcome.record,
+                next_attempt_at=outcome.next_attempt_at,
+                notices=notices,
             )
             if recorded:
                 engine.health.succeeded()
@@ -559,8 +590,8 @@ class SinkLane:
         """The silence that mutes this delivery now (checked again just before each send, so
         a silence also quiets deliveries already queued or retrying), or None."""
         controls = self.engine.controls
-        if controls is None or not controls.silences:
-            return None
+        if controls is None or not controls.silences or request.notice is not None:
+            return None  # a notice is about the router, not about a call
         calls = request.digest.calls if request.digest is not None else [request.event]
         replayed_at = (
             delivery.retry_started_at if delivery.retry_started_at > delivery.created_at else None

@@ -5,6 +5,7 @@ the event loop is sent by `build_and_transmit`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ def delivery_request(delivery: ClaimedDelivery, payloads: list[bytes] | None) ->
     """The request for one delivery; a digest's (`payloads`: its calls' bodies, in arrival
     order) carries its calls. Pure: a parse worker process builds it the same way. A
     delivery sent straight after its ingest reuses the body the webhook decoded."""
+    if delivery.notice is not None:
+        return notice_request(delivery, delivery.notice)
     event = delivery.decoded if delivery.decoded is not None else decode_json(delivery.payload)
     digest: Digest | None = None
     if delivery.kind == "digest":
@@ -47,6 +50,27 @@ def delivery_request(delivery: ClaimedDelivery, payloads: list[bytes] | None) ->
         attempt=delivery.attempts + 1,
         digest=digest,
         payload=None if digest is not None else delivery.payload,
+    )
+
+
+def notice_request(delivery: ClaimedDelivery, text: str) -> DeliveryRequest:
+    """The request of a notice of a dead delivery (`on_dead`): the notice as stored, and
+    as `event` the dead delivery's call, numbers masked (an empty one if it had none)."""
+    try:
+        notice = json.loads(text)
+    except ValueError:
+        notice = None
+    if not isinstance(notice, dict):
+        notice = {"notice": "delivery_dead", "error": "the notice could not be read"}
+    call = notice.get("call")
+    return DeliveryRequest(
+        delivery_id=delivery.id,
+        event_id=str(notice.get("event_id") or ""),
+        sink=delivery.sink,
+        rule=delivery.rule,
+        event=call if isinstance(call, dict) else {},
+        attempt=delivery.attempts + 1,
+        notice=notice,
     )
 
 

@@ -25,6 +25,7 @@ from router.store.base import (
     OperatorConsole,
     Operators,
     OutboundTokens,
+    SlackThreads,
     Store,
 )
 from router.store.errors import (
@@ -49,6 +50,7 @@ from router.store.records import (
     CallColumn,
     CallFilters,
     ClaimedDelivery,
+    DeadDelivery,
     DeliveryStatus,
     DeliveryView,
     DueEscalation,
@@ -65,6 +67,7 @@ from router.store.records import (
     IngestRecord,
     IngestResult,
     NewDelivery,
+    NewNotice,
     OutboundToken,
     ReceivedResponse,
     SentRequest,
@@ -73,6 +76,7 @@ from router.store.records import (
     SinkBacklog,
     SinkCounts,
     SinkPause,
+    SlackThread,
     Verification,
 )
 from router.store.search import MAX_SEARCH_TERMS, MAX_SEARCH_WORDS, search_terms, searchable_text
@@ -96,6 +100,7 @@ __all__ = [
     "ClaimedDelivery",
     "ConsoleReads",
     "ConsoleSessions",
+    "DeadDelivery",
     "DeliveryQueue",
     "DeliveryStatus",
     "DeliveryView",
@@ -119,6 +124,7 @@ __all__ = [
     "Lifecycle",
     "Maintenance",
     "NewDelivery",
+    "NewNotice",
     "OperatorConsole",
     "Operators",
     "OutboundToken",
@@ -130,6 +136,8 @@ __all__ = [
     "SinkBacklog",
     "SinkCounts",
     "SinkPause",
+    "SlackThread",
+    "SlackThreads",
     "Store",
     "StoreClosed",
     "StoreConflict",

@@ -46,6 +46,7 @@ from router.store.records import (
     CallColumn,
     CallFilters,
     ClaimedDelivery,
+    DeadDelivery,
     DeliveryStatus,
     DeliveryView,
     DueEscalation,
@@ -57,12 +58,14 @@ from router.store.records import (
     HeldCall,
     IngestRecord,
     IngestResult,
+    NewNotice,
     OutboundToken,
     SessionRecord,
     SilenceRecord,
     SinkBacklog,
     SinkCounts,
     SinkPause,
+    SlackThread,
     Verification,
 )
 
@@ -172,11 +175,13 @@ class DeliveryQueue(CallBodies, Protocol):
         attempt: AttemptRecord,
         *,
         next_attempt_at: float | None = None,
+        notices: Sequence[NewNotice] = (),
     ) -> bool:
         """Record an attempt (numbered attempts so far + 1) and move the delivery on:
         `delivered`, `dead`, or back to `pending` at `next_attempt_at` (outcome `retry`).
         Clears the lease. Returns False (and records nothing) when `owner` no longer holds
-        the lease."""
+        the lease. An attempt that makes it dead writes `notices` (`on_dead`) in the
+        same transaction, so a crash cannot keep the dead mark and lose them."""
         ...
 
     async def defer(self, delivery_id: str, owner: str, next_attempt_at: float) -> None:
@@ -191,11 +196,17 @@ class DeliveryQueue(CallBodies, Protocol):
         ...
 
     async def kill_expired_waiting(
-        self, sink: str, started_before: float, reason: str, now: float
+        self,
+        sink: str,
+        started_before: float,
+        reason: str,
+        now: float,
+        notices_of: Callable[[DeadDelivery], Sequence[NewNotice]] | None = None,
     ) -> int:
         """Make dead, without an attempt, every pending delivery of `sink` not under a live
         lease whose retry budget started before `started_before` (a sink never configured
-        within `max_age`); return how many. Writes nothing when none is that old."""
+        within `max_age`); return how many. Writes nothing when none is that old. With
+        `notices_of`, the notices of each (`on_dead`) go in the same transaction."""
         ...
 
     async def mute(self, delivery_id: str, owner: str, reason: str, now: float) -> bool:
@@ -545,6 +556,28 @@ class Escalations(Protocol):
         ...
 
 
+class SlackThreads(Protocol):
+    """The parent messages of Slack threads (`thread_by`, DESIGN.md section 16)."""
+
+    async def thread(self, sink: str, thread_key: str, since: float) -> SlackThread | None:
+        """The thread of (`sink`, `thread_key`) started after `since`, or None."""
+        ...
+
+    async def start_thread(self, thread: SlackThread, since: float) -> bool:
+        """Record `thread` unless a thread of its key started after `since` is recorded
+        already (insert-if-absent: another replica won the race); whether it was."""
+        ...
+
+    async def count_thread_reply(self, sink: str, thread_key: str, ts: str) -> int | None:
+        """One more reply in the thread whose parent is `ts`: the replies now, or None
+        when that thread is no longer recorded (expired and replaced, or ended)."""
+        ...
+
+    async def end_thread(self, sink: str, thread_key: str, ts: str) -> None:
+        """Forget the thread whose parent is `ts` (Slack says it is gone)."""
+        ...
+
+
 class OperatorConsole(ConsoleReads, Operators, Audit, Protocol):
     """What operators' interfaces use: the console, the admin API, Slack's buttons and
     the CLI's commands read calls back, act on them and record who did."""
@@ -561,6 +594,7 @@ class Store(
     Maintenance,
     Erasures,
     OutboundTokens,
+    SlackThreads,
     Protocol,
 ):
     """The whole store, for what needs all of it: the app that assembles the service."""

@@ -296,12 +296,31 @@ ERASERS: tuple[Eraser, ...] = (
         )
         for name in ("group_key", "open_group")
     ),
+    # A notice (`on_dead`) of another call's dead delivery whose error names the number
+    # (the notices of the caller's own go with their dead deliveries: ON DELETE CASCADE).
+    text_column(
+        ErasedColumn("deliveries", ("id",), "notice"),
+        "other_rows_rewritten",
+        json_text=True,
+        of_delivery=True,
+    ),
     text_column(
         ErasedColumn("silences", ("id",), "condition"), "other_rows_rewritten", json_text=True
     ),
     text_column(ErasedColumn("silences", ("id",), "comment"), "other_rows_rewritten"),
     text_column(ErasedColumn("sink_pauses", ("sink",), "comment"), "other_rows_rewritten"),
     text_column(ErasedColumn("audit", ("id",), "target"), "other_rows_rewritten"),
+    # A Slack thread's parent, the message as posted (numbers masked unless a sink's
+    # template prints them), and its key, the values its alerts were threaded by (as
+    # text: it stays the compact canonical JSON that keys are compared as).
+    text_column(
+        ErasedColumn("slack_threads", ("sink", "thread_key"), "parent"),
+        "other_rows_rewritten",
+        json_text=True,
+    ),
+    text_column(
+        ErasedColumn("slack_threads", ("sink", "thread_key"), "thread_key"), "other_rows_rewritten"
+    ),
     text_column(ErasedColumn("audit", ("id",), "details"), "other_rows_rewritten", json_text=True),
     Eraser("acknowledgements of the caller's calls", forget_acknowledgements),
     Eraser("events of the caller, with deliveries, attempts, digest_members", forget_calls),

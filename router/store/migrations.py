@@ -489,6 +489,52 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        version=15,
+        description="slack_threads: the parent message of each Slack thread (thread_by);"
+        " notices of dead deliveries (on_dead)",
+        dialect_statements={
+            # A notice (below) belongs to no call of its own: its `event_id` is NULL, so
+            # the (event_id, sink) uniqueness never stops a notice to a sink that also got
+            # the call. SQLite drops a NOT NULL constraint by rewriting the table's
+            # definition (https://sqlite.org/lang_altertable.html, section 7, which lists
+            # removing NOT NULL among the changes made this way), as migration 4 did.
+            "sqlite": (
+                "PRAGMA writable_schema = ON",
+                "UPDATE sqlite_master SET sql = replace(sql,"
+                " 'event_id TEXT NOT NULL REFERENCES events', 'event_id TEXT REFERENCES events')"
+                " WHERE type = 'table' AND name = 'deliveries'",
+                "PRAGMA writable_schema = RESET",
+            ),
+            "postgresql": ("ALTER TABLE deliveries ALTER COLUMN event_id DROP NOT NULL",),
+        },
+        statements=(
+            # A notice of a dead delivery (`on_dead`): the dead one's id (the notice goes
+            # with it: a forgotten caller's, a purged call's) and what the notice says,
+            # as JSON made when the delivery went dead (`sinks.notices`).
+            "ALTER TABLE deliveries ADD COLUMN notice_of TEXT"
+            " REFERENCES deliveries (id) ON DELETE CASCADE",
+            "ALTER TABLE deliveries ADD COLUMN notice TEXT",
+            "CREATE INDEX deliveries_notice_of ON deliveries (notice_of)"
+            " WHERE notice_of IS NOT NULL",
+            # One thread per (sink, thread key: the thread_by values as canonical JSON),
+            # live for the sink's `thread_for` after `started_at`; `parent` is the posted
+            # message (JSON: text, blocks), rewritten with the count of `replies`.
+            """
+            CREATE TABLE slack_threads (
+                sink TEXT NOT NULL,
+                thread_key TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                ts TEXT NOT NULL,
+                parent TEXT NOT NULL,
+                replies INTEGER NOT NULL DEFAULT 0,
+                started_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (sink, thread_key)
+            )
+            """,
+            "CREATE INDEX slack_threads_started ON slack_threads (started_at)",
+        ),
+    ),
+    Migration(
         version=16,
         description="outbound_tokens: the access tokens sinks got (OAuth2, service"
         " accounts), shared by replicas, and the refresh tokens servers rotated",

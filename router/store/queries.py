@@ -43,6 +43,7 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         "count_word_matches": "SELECT COUNT(*) AS found FROM (SELECT rowid FROM events_fts"
         " WHERE events_fts MATCH :words LIMIT :limit) AS matches",
         "json_texts": "SELECT value FROM json_each(:ids)",
+        "no_bytes": "X''",
     },
     # Replicas claim side by side: each takes rows no other transaction holds.
     "postgresql": {
@@ -63,6 +64,7 @@ DIALECT_FRAGMENTS: dict[Dialect, dict[str, str]] = {
         " @@ to_tsquery('simple', :words) AS matched FROM events"
         " ORDER BY received_at DESC, id DESC LIMIT :limit) AS newest WHERE matched",
         "json_texts": "SELECT json_array_elements_text(CAST(:ids AS JSON)) AS value",
+        "no_bytes": "CAST('' AS BYTEA)",
     },
 }
 
@@ -241,10 +243,11 @@ CLAIM = Query(
     "  WHERE sink = :sink AND status = 'pending' AND next_attempt_at <= :now"
     "  AND (lease_until IS NULL OR lease_until < :now)"
     "  ORDER BY next_attempt_at, created_at, id LIMIT :limit{claim_lock})"
-    " RETURNING id, event_id, sink, rule,"
-    " (SELECT payload FROM events WHERE events.id = deliveries.event_id) AS payload,"
+    " RETURNING id, COALESCE(event_id, '') AS event_id, sink, rule,"
+    " COALESCE((SELECT payload FROM events WHERE events.id = deliveries.event_id),"
+    " {no_bytes}) AS payload,"
     " attempts, retry_attempts, retry_started_at, created_at, kind, group_key, window_start,"
-    " closes_at AS window_end, next_attempt_at, trace_parent",
+    " closes_at AS window_end, next_attempt_at, trace_parent, notice",
 )
 # Read just before sends (those asked for at once, in one statement): a delivery
 # cancelled meanwhile (its caller forgotten) is gone; `:ids` is a JSON array of ids.
@@ -295,12 +298,27 @@ KILL = Query(
 )
 # Deliveries of a sink that cannot send (not configured) die past `max_age` in one
 # statement, touching nothing that is still young or in flight.
-KILL_EXPIRED_WAITING = Query(
-    "kill_expired_waiting",
+SHARED_FRAGMENTS["kill_expired_waiting"] = (
     "UPDATE deliveries SET status = 'dead', last_error = :reason, next_attempt_at = NULL,"
     " updated_at = :now, lease_owner = NULL, lease_until = NULL"
     " WHERE sink = :sink AND status = 'pending' AND retry_started_at < :started_before"
-    " AND (lease_until IS NULL OR lease_until < :now)",
+    " AND (lease_until IS NULL OR lease_until < :now)"
+)
+KILL_EXPIRED_WAITING = Query("kill_expired_waiting", "{kill_expired_waiting}")
+# The same, answering what notices of them are made of (a sink with `on_dead`).
+KILL_EXPIRED_WAITING_DEAD = Query(
+    "kill_expired_waiting_dead",
+    "{kill_expired_waiting} RETURNING id, COALESCE(event_id, '') AS event_id, sink, rule,"
+    " last_error AS error,"
+    " (SELECT payload FROM events WHERE events.id = deliveries.event_id) AS payload, notice",
+)
+# A notice of a dead delivery (`on_dead`): a call of its own it has not (`event_id` NULL).
+INSERT_NOTICE = Query(
+    "insert_notice",
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+    " next_attempt_at, created_at, updated_at, notice_of, notice)"
+    " VALUES (:id, NULL, :sink, :rule, 'pending', :now, :now, :now, :now, :notice_of,"
+    " :notice)",
 )
 _REPLAY_SET = (
     "UPDATE deliveries SET status = 'pending', next_attempt_at = :now, retry_attempts = 0,"
@@ -451,10 +469,10 @@ BACKLOG = Query(
     " WHERE status IN ('pending', 'dead') GROUP BY sink, status",
 )
 _DELIVERY_VIEWS = (
-    "SELECT id, event_id, sink, rule, status, attempts, last_error, next_attempt_at,"
-    " created_at, updated_at, delivered_at, kind,"
+    "SELECT id, COALESCE(event_id, '') AS event_id, sink, rule, status, attempts, last_error,"
+    " next_attempt_at, created_at, updated_at, delivered_at, kind,"
     " CASE WHEN kind = 'digest' THEN member_count ELSE 1 END AS calls, muted_reason,"
-    " escalated_from FROM deliveries"
+    " escalated_from, notice_of FROM deliveries"
 )
 _NEWEST_FIRST_PAGE = " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset"
 GET_DELIVERY = Query("get_delivery", _DELIVERY_VIEWS + " WHERE id = :id")
@@ -956,4 +974,35 @@ PUT_OUTBOUND_TOKEN = Query(
 DROP_OLD_OUTBOUND_TOKENS = Query(
     "drop_old_outbound_tokens",
     "DELETE FROM outbound_tokens WHERE sink = :sink AND auth_key <> :auth_key",
+)
+
+# --- Slack threads (thread_by): one parent message per (sink, thread key) -------------
+
+GET_THREAD = Query(
+    "get_thread",
+    "SELECT sink, thread_key, channel, ts, parent, replies, started_at FROM slack_threads"
+    " WHERE sink = :sink AND thread_key = :thread_key AND started_at > :since",
+)
+# Insert-if-absent: a live thread (another replica's, started meanwhile) is kept; one
+# that expired (started at or before :since) is replaced. A row back: this one won.
+START_THREAD = Query(
+    "start_thread",
+    "INSERT INTO slack_threads (sink, thread_key, channel, ts, parent, replies, started_at)"
+    " VALUES (:sink, :thread_key, :channel, :ts, :parent, 0, :started_at)"
+    " ON CONFLICT (sink, thread_key) DO UPDATE SET channel = excluded.channel,"
+    " ts = excluded.ts, parent = excluded.parent, replies = 0,"
+    " started_at = excluded.started_at WHERE slack_threads.started_at <= :since"
+    " RETURNING ts",
+)
+COUNT_THREAD_REPLY = Query(
+    "count_thread_reply",
+    "UPDATE slack_threads SET replies = replies + 1"
+    " WHERE sink = :sink AND thread_key = :thread_key AND ts = :ts RETURNING replies",
+)
+END_THREAD = Query(
+    "end_thread",
+    "DELETE FROM slack_threads WHERE sink = :sink AND thread_key = :thread_key AND ts = :ts",
+)
+PURGE_THREADS = Query(
+    "purge_threads", "DELETE FROM slack_threads WHERE started_at < :before", maintenance=True
 )

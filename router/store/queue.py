@@ -58,6 +58,7 @@ from router.store.records import (
     CallColumn,
     CallFilters,
     ClaimedDelivery,
+    DeadDelivery,
     DeliveryStatus,
     DeliveryView,
     DueEscalation,
@@ -71,12 +72,14 @@ from router.store.records import (
     IngestRecord,
     IngestResult,
     NewDelivery,
+    NewNotice,
     OutboundToken,
     SessionRecord,
     SilenceRecord,
     SinkBacklog,
     SinkCounts,
     SinkPause,
+    SlackThread,
     StateAfterAttempt,
     Verification,
 )
@@ -424,6 +427,7 @@ def finish(
     attempt: AttemptRecord,
     state: StateAfterAttempt,
     dialect: Dialect,
+    notices: Sequence[NewNotice] = (),
 ) -> Script[bool]:
     moved = {
         "id": delivery_id,
@@ -443,14 +447,33 @@ def finish(
         "detail": attempt.detail,
         **exchange_columns(attempt.exchange),
     }
-    if dialect == "postgresql":  # one statement, one round trip to the server
+    notices = notices if state.status == "dead" else ()
+    if dialect == "postgresql" and not notices:  # one statement, one round trip
         number = yield value(q.FINISH_RECORDING_ATTEMPT, **moved, **recorded)
         return number is not None
     number = yield value(q.FINISH, **moved)
     if number is None:
         return False
     yield count(q.RECORD_ATTEMPT, delivery_id=delivery_id, number=number, **recorded)
+    yield from write_notices(notices, attempt.started_at + attempt.duration)
     return True
+
+
+def write_notices(notices: Sequence[NewNotice], now: float) -> Script[None]:
+    """Notices of dead deliveries (`on_dead`), announced to the lanes of every replica."""
+    if notices:
+        yield CallMany(q.INSERT_NOTICE, [{**asdict(notice), "now": now} for notice in notices])
+        yield ANNOUNCE
+
+
+def kill_expired_waiting(
+    where: dict[str, Any], notices_of: Callable[[DeadDelivery], Sequence[NewNotice]]
+) -> Script[int]:
+    """`KILL_EXPIRED_WAITING`, with the notices of the deliveries it made dead."""
+    killed: Rows = yield rows(q.KILL_EXPIRED_WAITING_DEAD, **where)
+    notices = [notice for dead in killed.to(DeadDelivery) for notice in notices_of(dead)]
+    yield from write_notices(notices, where["now"])
+    return len(killed)
 
 
 def announcing(
@@ -753,13 +776,18 @@ class QueueStore(Store):
         attempt: AttemptRecord,
         *,
         next_attempt_at: float | None = None,
+        notices: Sequence[NewNotice] = (),
     ) -> bool:
         state = StateAfterAttempt.of(attempt, next_attempt_at)  # a bad outcome fails here
         dialect = self.connector.dialect
-        return await self.connector.write(
-            lambda: finish(delivery_id, owner, attempt, state, dialect),
-            one_statement=dialect == "postgresql",
+        notices = notices if state.status == "dead" else ()
+        finished = await self.connector.write(
+            lambda: finish(delivery_id, owner, attempt, state, dialect, notices),
+            one_statement=dialect == "postgresql" and not notices,
         )
+        if finished and notices:
+            self._notify(frozenset(notice.sink for notice in notices))
+        return finished
 
     async def defer(self, delivery_id: str, owner: str, next_attempt_at: float) -> None:
         parameters = {"id": delivery_id, "owner": owner, "next_attempt_at": next_attempt_at}
@@ -770,10 +798,20 @@ class QueueStore(Store):
         await self._write_one(q.KILL, now=time.time(), **parameters)
 
     async def kill_expired_waiting(
-        self, sink: str, started_before: float, reason: str, now: float
+        self,
+        sink: str,
+        started_before: float,
+        reason: str,
+        now: float,
+        notices_of: Callable[[DeadDelivery], Sequence[NewNotice]] | None = None,
     ) -> int:
-        parameters = {"sink": sink, "started_before": started_before, "reason": reason}
-        return await self._write_one(q.KILL_EXPIRED_WAITING, now=now, **parameters)
+        where = {"sink": sink, "started_before": started_before, "reason": reason, "now": now}
+        if notices_of is None:
+            return await self._write_one(q.KILL_EXPIRED_WAITING, **where)
+        killed = await self.connector.write(lambda: kill_expired_waiting(where, notices_of))
+        if killed:
+            self._notify()
+        return killed
 
     async def replay(self, delivery_id: str, now: float, audit: AuditRecord | None = None) -> bool:
         return await self._announcing(q.REPLAY, None, audit, id=delivery_id, now=now) > 0
@@ -854,6 +892,39 @@ class QueueStore(Store):
     async def sink_pauses(self, now: float) -> list[SinkPause]:
         found = await self.connector.read(lambda: single(q.SINK_PAUSES, "rows", now=now))
         return found.to(SinkPause)
+
+    # --- Slack threads (thread_by) ---
+
+    async def thread(self, sink: str, thread_key: str, since: float) -> SlackThread | None:
+        found = await self.connector.read(
+            lambda: single(q.GET_THREAD, "row", sink=sink, thread_key=thread_key, since=since)
+        )
+        return None if found is None else from_row(SlackThread, found)
+
+    async def start_thread(self, thread: SlackThread, since: float) -> bool:
+        parameters = {
+            "sink": thread.sink,
+            "thread_key": thread.thread_key,
+            "channel": thread.channel,
+            "ts": thread.ts,
+            "parent": thread.parent,
+            "started_at": thread.started_at,
+            "since": since,
+        }
+        won = await self.connector.write(
+            lambda: single(q.START_THREAD, "value", **parameters), one_statement=True
+        )
+        return won is not None
+
+    async def count_thread_reply(self, sink: str, thread_key: str, ts: str) -> int | None:
+        parameters = {"sink": sink, "thread_key": thread_key, "ts": ts}
+        replies = await self.connector.write(
+            lambda: single(q.COUNT_THREAD_REPLY, "value", **parameters), one_statement=True
+        )
+        return None if replies is None else int(replies)
+
+    async def end_thread(self, sink: str, thread_key: str, ts: str) -> None:
+        await self._write_one(q.END_THREAD, sink=sink, thread_key=thread_key, ts=ts)
 
     # --- acting from Slack's buttons ---
 
@@ -948,7 +1019,13 @@ class QueueStore(Store):
         return await self.connector.write(lambda: single(query, **parameters), one_statement=True)
 
     async def purge(self, received_before: float) -> int:
-        return await self._write_one(q.PURGE, received_before=received_before)
+        def script() -> Script[int]:
+            # Threads that old have long expired (`thread_for` is far shorter).
+            yield count(q.PURGE_THREADS, before=received_before)
+            purged: int = yield count(q.PURGE, received_before=received_before)
+            return purged
+
+        return await self.connector.write(script)
 
     # --- forgetting a caller ---
 

@@ -142,6 +142,9 @@ class ClaimedDelivery:
     # The payload already decoded (`IngestRecord.decoded`), or None: decode `payload`.
     decoded: Any = field(default=None, compare=False, repr=False)
     trace_parent: str | None = None  # the call's trace (`IngestRecord.trace_parent`)
+    # A notice of a dead delivery (`on_dead`): what it says, as JSON; it has no call of
+    # its own (`event_id` and `payload` empty).
+    notice: str | None = None
 
     @classmethod
     def written_leased(cls, delivery: NewDelivery, record: IngestRecord) -> ClaimedDelivery:
@@ -262,6 +265,7 @@ class DeliveryView:
     calls: int = 1  # the calls it carries: a digest's members so far, 1 for a single delivery
     muted_reason: str | None = None  # status 'muted': `time_interval:NAME` or `silence:ID`
     escalated_from: str | None = None  # an escalation's: the delivery nobody acknowledged
+    notice_of: str | None = None  # a notice (`on_dead`): the dead delivery it tells of
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,46 @@ class SinkPause:
     until: float
     comment: str
     created_at: float
+
+
+@dataclass(frozen=True)
+class DeadDelivery:
+    """A delivery that just went dead, as its notices (`on_dead`) are made of it: its
+    call's body (a digest's: its first call's; None for a notice) and its last error."""
+
+    id: str
+    event_id: str
+    sink: str
+    rule: str
+    error: str | None
+    payload: bytes | None = None
+    notice: str | None = None  # set when the dead one is itself a notice: none of it
+
+
+@dataclass(frozen=True)
+class NewNotice:
+    """A notice delivery to write with a dead mark, in its transaction: to `sink`, of the
+    dead delivery `notice_of`, saying `notice` (JSON text, `sinks.notices`)."""
+
+    id: str
+    sink: str
+    rule: str
+    notice_of: str
+    notice: str
+
+
+@dataclass(frozen=True)
+class SlackThread:
+    """The parent message of a Slack thread (`thread_by`): where it is (`channel`, `ts`),
+    the message as posted (`parent`, JSON text), its replies so far, and when it began."""
+
+    sink: str
+    thread_key: str
+    channel: str
+    ts: str
+    parent: str
+    replies: int
+    started_at: float
 
 
 Verification = Literal["pending", "verified", "not_verified", "released"]

@@ -32,7 +32,9 @@ from router.engine import (
     ParseWorkers,
     RenderApart,
     StoreHealth,
+    StoreThreads,
     WorkersUnavailable,
+    console_base,
 )
 from router.engine.health import answer_within, is_store_failure
 from router.operators import (
@@ -87,6 +89,7 @@ class ServiceSettings:
     verify: VerifySettings = field(default_factory=VerifySettings)
     health: HealthPolicy = field(default_factory=HealthPolicy)  # outages, /readyz
     oidc: OidcSettings | None = None  # single sign-on to the console (ROUTER_OIDC_*)
+    public_url: str | None = None  # ROUTER_PUBLIC_URL: links to the console in notices
 
 
 async def _purge_periodically(store: Maintenance, retention_days: float, interval: float) -> None:
@@ -157,7 +160,9 @@ def build_app(settings: ServiceSettings, store: Store | None = None) -> web.Appl
     credentials = Credentials(settings.admin_token, users)
     health = StoreHealth(policy=settings.health)
     clock = time.time
+    resources.threads = StoreThreads(store, clock)  # Slack threads' parents (thread_by)
     engine = DeliveryEngine(runtime, store, metrics, settings.engine, clock=clock, health=health)
+    engine.notices.public_url = console_base(settings.public_url)  # links in on_dead notices
     # Large bodies are parsed, and large calls' messages built, in these processes.
     workers = None
     if settings.ingest.parse_workers:

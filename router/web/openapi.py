@@ -206,7 +206,7 @@ def _schemas() -> dict[str, Schema]:
         "Delivery": _object(
             {
                 "id": _field("string"),
-                "event_id": _field("string", "the call id"),
+                "event_id": _field("string", "the call id (empty for a notice)"),
                 "sink": _field("string"),
                 "rule": _field("string"),
                 "status": _field("string", enum=["pending", "delivered", "dead", "muted"]),
@@ -224,6 +224,10 @@ def _schemas() -> dict[str, Schema]:
                 "escalated_from": _field(
                     ["string", "null"],
                     "an escalation's: the delivery nobody acknowledged in time (DESIGN.md 16)",
+                ),
+                "notice_of": _field(
+                    ["string", "null"],
+                    "a notice (`on_dead`): the id of the delivery that went dead",
                 ),
                 "acknowledged_by": _field(
                     ["string", "null"],

@@ -39,6 +39,7 @@ from sinks.base import (
 )
 from sinks.email.message import (
     WIRE_POLICY,
+    EmailContent,
     build_message,
     describe_message,
     envelope_recipients,
@@ -53,6 +54,7 @@ from sinks.exchange import (
     request_seen,
     response_seen,
 )
+from sinks.notices import notice_text, notice_title
 
 
 class EmailSink(Sink[bytes]):
@@ -65,7 +67,11 @@ class EmailSink(Sink[bytes]):
 
     def build(self, request: DeliveryRequest) -> bytes:
         try:
-            message = build_message(self.config, request, now=datetime.now(UTC))
+            content = None
+            if request.notice is not None:  # a dead delivery's notice, in plain words
+                notice = request.notice
+                content = EmailContent(notice_title(notice), notice_text(notice), None)
+            message = build_message(self.config, request, now=datetime.now(UTC), content=content)
         except TemplateRenderError as exc:
             raise Permanent(str(exc)) from None
         return message.as_bytes(policy=WIRE_POLICY)

@@ -37,6 +37,7 @@ from sinks.call_text import (
     shown_text,
     shown_transcript,
 )
+from sinks.notices import notice_facts, notice_title
 from sinks.slack.actions import (
     ACK_ACTION_ID,
     ACTIONS_BLOCK_ID,
@@ -394,6 +395,27 @@ def _render_blocks_template(template: Template, context: Mapping[str, Any]) -> l
         raise Permanent(f"slack: blocks: {exc}") from None
     except ValueError as exc:
         raise Permanent(f"slack: {exc}") from None
+
+
+def notice_message(notice: Mapping[str, Any]) -> dict[str, Any]:
+    """A notice of a dead delivery (`sinks.notices`): its title, its facts (event text
+    escaped) and, with ROUTER_PUBLIC_URL, a link to the delivery's console page."""
+    title = notice_title(notice)
+    fields = [
+        _field(label, _escaped(value))
+        for label, value in notice_facts(notice)
+        if label not in ("Error", "Console")
+    ]
+    blocks: list[dict[str, Any]] = [
+        _header(":skull: " + title),
+        _labelled_section("Last error", _escaped(notice.get("error") or "unknown")),
+    ]
+    for start in range(0, len(fields), MAX_SECTION_FIELDS):
+        blocks.append({"type": "section", "fields": fields[start : start + MAX_SECTION_FIELDS]})
+    link = notice.get("link")
+    if isinstance(link, str) and link:
+        blocks.append(_section(f"<{_escaped(link)}|Open the delivery in the console>"))
+    return {"text": fit_text(_escaped(title)), "blocks": fit_blocks(blocks)}
 
 
 def build_message(

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -24,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from router.core.call_fields import unknown_field
 from router.core.retry import parse_retry_after
 from router.core.templates import SlackJsonTemplate, SlackTemplate
 from router.core.units import Duration, Rate
@@ -37,10 +39,20 @@ from sinks.base import (
     Sink,
     SinkConfig,
     SinkResources,
+    ThreadParent,
+    ThreadRegistry,
 )
 from sinks.exchange import Exchange, SentRequest, request_seen, response_seen
 from sinks.secrets import url_secrets
-from sinks.slack.message import ActionButtons, build_message, parse_blocks
+from sinks.slack.message import ActionButtons, build_message, notice_message, parse_blocks
+from sinks.slack.threads import (
+    THREAD_KEY_FIELD,
+    parent_message,
+    thread_key,
+    with_reply_count,
+)
+
+log = logging.getLogger("sinks.slack")
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -55,6 +67,9 @@ SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
 
 DEFAULT_SILENCE_FOR = (3600.0, 4 * 3600.0, 24 * 3600.0)
 LONGEST_BUTTON_SILENCE = 366 * 86400.0  # as a silence made through the admin API
+DEFAULT_THREAD_FOR = 3600.0
+# What Slack answers about a thread whose parent message was deleted: a new one starts.
+THREAD_GONE_ERRORS = frozenset({"thread_not_found", "message_not_found"})
 
 
 class SlackActionsConfig(BaseModel):
@@ -133,6 +148,41 @@ class SlackSinkConfig(SinkConfig):
     timeout: Duration = 10.0
     signing_secret: SecretStr | None = None  # the Slack app's: turns the buttons on
     actions: SlackActionsConfig | None = None
+    # Alerts with equal values of these call fields reply in the first one's thread, for
+    # `thread_for` after it (bot mode: DESIGN.md section 16).
+    thread_by: tuple[str, ...] | None = None
+    thread_for: Duration = DEFAULT_THREAD_FOR
+
+    @field_validator("thread_by", mode="before")
+    @classmethod
+    def _thread_fields(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("thread_by")
+    @classmethod
+    def _known_thread_fields(cls, paths: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if paths is None:
+            return None
+        if not paths:
+            raise ValueError("thread_by needs at least one field (such as sipTrunkId)")
+        for path in paths:
+            segments = path.split(".")
+            if not path or any(not segment.strip() for segment in segments):
+                raise ValueError(
+                    f"thread_by {path!r} is not a field path: use names joined by dots, "
+                    "like sipTrunkId or variables.tier"
+                )
+            problem = unknown_field(segments)
+            if problem is not None:
+                raise ValueError(f"thread_by: {problem}")
+        return tuple(dict.fromkeys(paths))
+
+    @field_validator("thread_for")
+    @classmethod
+    def _positive_thread_for(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("thread_for must be longer than 0s")
+        return value
 
     @model_validator(mode="after")
     def _one_mode(self) -> SlackSinkConfig:
@@ -160,9 +210,20 @@ class SlackSinkConfig(SinkConfig):
         return super().secret_values() + url_secrets(url)
 
     def setting_warnings(self) -> list[tuple[tuple[str | int, ...], str]]:
-        if self.actions is None:
-            return []
-        return [(("actions", *path), message) for path, message in self.actions.setting_warnings()]
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        if self.thread_by is not None and self.token is None:
+            found.append(
+                (
+                    ("thread_by",),
+                    "threads need bot mode (token + channel): an incoming webhook cannot"
+                    " reply in a thread, so these alerts are posted one by one",
+                )
+            )
+        if self.actions is not None:
+            found.extend(
+                (("actions", *path), message) for path, message in self.actions.setting_warnings()
+            )
+        return found
 
     def missing_settings(self) -> list[str]:
         if self.token is not None:
@@ -190,6 +251,14 @@ class SlackSinkConfig(SinkConfig):
         except ValueError as exc:
             return str(exc)
         return None
+
+
+Sent = TypeVar("Sent")
+
+
+def slack_error(reason: str) -> str | None:
+    """Slack's error code in a failure's reason (`slack: thread_not_found`), if any."""
+    return reason.removeprefix("slack: ") if reason.startswith("slack: ") else None
 
 
 def _error_code(value: Any) -> str | None:
@@ -282,6 +351,8 @@ class SlackSink(Sink[dict[str, Any]]):
         return self._webhook
 
     def build(self, request: DeliveryRequest) -> dict[str, Any]:
+        if request.notice is not None:  # a dead delivery's notice: no buttons, no thread
+            return self._addressed(notice_message(request.notice))
         buttons = None
         if self.config.buttons_on:
             actions = self.config.effective_actions
@@ -295,6 +366,17 @@ class SlackSink(Sink[dict[str, Any]]):
             blocks_template=self.config.blocks,
             buttons=buttons,
         )
+        payload = self._addressed(message)
+        if self.config.thread_by is not None and self.bot_mode:
+            payload[THREAD_KEY_FIELD] = thread_key(self.config.thread_by, request.event)
+        return payload
+
+    def show(self, message: dict[str, Any]) -> Any:
+        """The message as Slack gets it (the thread key is the router's own: not sent)."""
+        return {name: value for name, value in message.items() if name != THREAD_KEY_FIELD}
+
+    def _addressed(self, message: dict[str, Any]) -> dict[str, Any]:
+        """`message` as posted: to the channel (bot mode), links not unfurled."""
         payload: dict[str, Any] = {}
         if self.config.token is not None:
             payload["channel"] = self.config.channel
@@ -304,13 +386,87 @@ class SlackSink(Sink[dict[str, Any]]):
         return payload
 
     async def transmit(self, payload: dict[str, Any]) -> SendResult:
-        post = self._post_message if self.bot_mode else self._post_webhook
+        key = payload.get(THREAD_KEY_FIELD)
+        message = {name: value for name, value in payload.items() if name != THREAD_KEY_FIELD}
+        threads = self.resources.threads
+        if key is None or threads is None or not self.bot_mode:
+            result, _ = await self._send(message)
+            return result
+        async with threads.hold(self.name, key):
+            return await self._send_threaded(threads, key, message)
+
+    async def _send(self, payload: dict[str, Any]) -> tuple[SendResult, ThreadParent | None]:
+        """Post `payload`; the result, and in bot mode where the message now stands."""
         try:
-            return await self._guarded(post, payload)
+            if self.bot_mode:
+                return await self._guarded(self._post_message, payload)
+            return await self._guarded(self._post_webhook, payload), None
         except DeliveryError as failure:
             if failure.exchange is None:  # no answer came (a timeout, a lost connection)
                 failure.with_exchange(Exchange(self._request_seen(payload)))
             raise
+
+    async def _send_threaded(
+        self, threads: ThreadRegistry, key: str, message: dict[str, Any]
+    ) -> SendResult:
+        """Reply in the key's live thread, or post the message as a new thread's parent
+        (also when Slack says the thread's parent is gone: the alert is not lost)."""
+        lasts = self.config.thread_for
+        try:
+            parent = await threads.current(self.name, key, lasts)
+        except Exception as exc:
+            raise Retryable(f"slack: cannot read the thread ({type(exc).__name__})") from None
+        if parent is not None:
+            try:
+                result, _ = await self._send({**message, "thread_ts": parent.ts})
+            except Permanent as failure:
+                if slack_error(failure.reason) not in THREAD_GONE_ERRORS:
+                    raise
+                await self._forget_thread(threads, key, parent.ts)
+            else:
+                await self._count_reply(threads, key, parent)
+                return result
+        result, posted = await self._send(message)
+        if posted is not None:
+            started = ThreadParent(posted.channel, posted.ts, parent_message(message))
+            try:
+                await threads.start(self.name, key, started, lasts)
+            except Exception as exc:  # posted all the same: the next alert starts anew
+                log.warning(
+                    "could not record a thread's parent: %s",
+                    type(exc).__name__,
+                    extra={"sink": self.name},
+                )
+        return result
+
+    async def _count_reply(self, threads: ThreadRegistry, key: str, parent: ThreadParent) -> None:
+        """The parent shows how many replies its thread has ("+N more in thread"). A
+        failure here leaves the reply delivered; a parent gone ends the thread."""
+        try:
+            replies = await threads.replied(self.name, key, parent.ts)
+            if replies is None:
+                return
+            counted = with_reply_count(parent.message, replies)
+            await self.update_message(parent.channel, parent.ts, counted)
+        except Permanent as failure:
+            if slack_error(failure.reason) in THREAD_GONE_ERRORS:
+                await self._forget_thread(threads, key, parent.ts)
+            else:
+                log.warning("could not update a thread's parent: %s", failure.reason,
+                            extra={"sink": self.name})  # fmt: skip
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, DeliveryError) else type(exc).__name__
+            log.warning("could not update a thread's parent: %s", reason, extra={"sink": self.name})
+
+    async def _forget_thread(self, threads: ThreadRegistry, key: str, ts: str) -> None:
+        try:
+            await threads.gone(self.name, key, ts)
+        except Exception as exc:
+            log.warning(
+                "could not end a thread Slack says is gone: %s",
+                type(exc).__name__,
+                extra={"sink": self.name},
+            )
 
     def _request_seen(self, payload: dict[str, Any]) -> SentRequest:
         """The request slack-sdk sends for `payload` (its JSON body, without None values),
@@ -332,8 +488,8 @@ class SlackSink(Sink[dict[str, Any]]):
         return Exchange(self._request_seen(payload), got)
 
     async def _guarded(
-        self, post: Callable[[dict[str, Any]], Awaitable[SendResult]], payload: dict[str, Any]
-    ) -> SendResult:
+        self, post: Callable[[dict[str, Any]], Awaitable[Sent]], payload: dict[str, Any]
+    ) -> Sent:
         """Network trouble and timeouts as Retryable, with reasons that name no URL."""
         try:
             async with asyncio.timeout(self.config.timeout):
@@ -343,7 +499,9 @@ class SlackSink(Sink[dict[str, Any]]):
         except (aiohttp.ClientError, OSError) as exc:
             raise Retryable(f"slack: connection failed ({type(exc).__name__})") from None
 
-    async def _post_message(self, payload: dict[str, Any]) -> SendResult:
+    async def _post_message(
+        self, payload: dict[str, Any]
+    ) -> tuple[SendResult, ThreadParent | None]:
         try:
             response = await self._web_client().chat_postMessage(**payload)
         except SlackApiError as exc:
@@ -356,11 +514,15 @@ class SlackSink(Sink[dict[str, Any]]):
         channel = response.get("channel")
         timestamp = response.get("ts")
         exchange = self._exchange(payload, response.status_code, response.headers, _text(response))
-        return SendResult(
+        result = SendResult(
             status_code=response.status_code,
             detail=f"ts={timestamp} in {channel}",
             exchange=exchange,
         )
+        posted = None
+        if isinstance(timestamp, str) and isinstance(channel, str):
+            posted = ThreadParent(channel, timestamp, {})
+        return result, posted
 
     async def _post_webhook(self, payload: dict[str, Any]) -> SendResult:
         response = await self._webhook_client().send_dict(payload)

@@ -36,6 +36,7 @@ from sinks.call_text import (
     shown_text,
     shown_transcript,
 )
+from sinks.notices import notice_facts, notice_title
 
 CARD_CONTENT_TYPE: Final = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA: Final = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -282,6 +283,27 @@ def parse_card(rendered: str) -> dict[str, Any]:
     return card
 
 
+def notice_card(notice: Mapping[str, Any]) -> dict[str, Any]:
+    """The card of a dead delivery's notice (`sinks.notices`): its title, its facts and,
+    with ROUTER_PUBLIC_URL, a button to the delivery's console page."""
+    body: list[dict[str, Any]] = [
+        _text(
+            teams_escape(notice_title(notice)), size="Medium", weight="Bolder", color="Attention"
+        ),
+        {
+            "type": "FactSet",
+            "facts": [
+                _fact(label, value) for label, value in notice_facts(notice) if label != "Console"
+            ],
+        },
+    ]
+    actions = []
+    link = notice.get("link")
+    if isinstance(link, str) and link:
+        actions.append({"type": "Action.OpenUrl", "title": "Open in the console", "url": link})
+    return _card(body, actions)
+
+
 def build_message(
     request: DeliveryRequest,
     *,
@@ -290,7 +312,9 @@ def build_message(
 ) -> dict[str, Any]:
     """The webhook body for one delivery, fitted to Teams' size limit; raises `Permanent`
     when the `card` template fails on this call or does not render a card."""
-    if card_template is not None:
+    if request.notice is not None:
+        card = notice_card(request.notice)
+    elif card_template is not None:
         try:
             card = unescape_urls(parse_card(card_template.render(template_context(request))))
         except TemplateRenderError as exc:

@@ -381,3 +381,20 @@ async def test_an_attempts_request_and_response_lose_the_number(store: Store) ->
     assert kept.exchange.request.body == '{"note": "call back [erased]"}'
     assert kept.exchange.response.headers == (("X-Dup", "[erased]"),)
     assert kept.exchange.response.body == "duplicate: [erased]"
+
+
+async def test_a_slack_thread_keyed_or_worded_by_the_number_loses_it(store: Store) -> None:
+    from router.store import SlackThread
+
+    key = json.dumps({"fromNumber": CALLER}, separators=(",", ":"))
+    parent = json.dumps({"text": f"FAILED call from {CALLER}"})
+    await store.start_thread(SlackThread("ops-slack", key, "C1", "1.1", parent, 0, NOW), NOW - 1)
+    other = json.dumps({"fromNumber": SOMEONE}, separators=(",", ":"))
+    await store.start_thread(SlackThread("ops-slack", other, "C1", "1.2", "{}", 0, NOW), NOW - 1)
+
+    await store.forget(forget(CALLER))
+
+    assert await store.thread("ops-slack", key, NOW - 1) is None
+    erased = await store.thread("ops-slack", '{"fromNumber":"[erased]"}', NOW - 1)
+    assert erased is not None and json.loads(erased.parent) == {"text": "FAILED call from [erased]"}
+    assert await store.thread("ops-slack", other, NOW - 1) is not None

@@ -739,3 +739,69 @@ async def test_a_postgresql_store_of_schema_13_gets_escalations() -> None:
             await connection.close()
         async with opened(open_store(url)) as store:
             await check_escalations_after_13(store)
+
+
+@asynccontextmanager
+async def schema_13_code(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Inside: the store code knows migrations up to 13 only (the schema before threads)."""
+    from router.store import migrations
+
+    with monkeypatch.context() as patch:
+        older = tuple(m for m in migrations.MIGRATIONS if m.version <= 13)
+        patch.setattr(migrations, "MIGRATIONS", older)
+        patch.setattr(migrations, "LATEST_VERSION", 13)
+        yield
+
+
+async def check_threads_after_13(store: Store) -> None:
+    """Migration 15 (Slack threads' parents) on a store of schema 13: the old calls stay,
+    and a thread is recorded, found, counted and ended."""
+    from router.store import CallFilters, SlackThread
+
+    assert {"v7-failed", "v7-reschedule"} <= {e.id for e in await store.list_events(CallFilters())}
+    thread = SlackThread("ops-slack", TRUNK_A, "C0ALERTS", "1.000100", '{"text":"x"}', 0, T)
+    assert await store.start_thread(thread, T - 3600)
+    assert not await store.start_thread(thread, T - 3600)  # a live one is kept
+    found = await store.thread("ops-slack", TRUNK_A, T - 3600)
+    assert found is not None and found.ts == "1.000100"
+    assert await store.count_thread_reply("ops-slack", TRUNK_A, "1.000100") == 1
+    await store.end_thread("ops-slack", TRUNK_A, "1.000100")
+    assert await store.thread("ops-slack", TRUNK_A, T - 3600) is None
+    # And notices of dead deliveries (no call of their own) beside a call's own delivery.
+    from router.store import NewNotice
+
+    deliveries = [NewDelivery("v15:crm", "crm", "r"), NewDelivery("v15:slack", "slack", "r")]
+    await store.ingest(IngestRecord("v15", b'{"id": "v15"}', T, deliveries))
+    [crm] = await store.claim("crm", 10, "w", 30, T + 1)
+    dead = AttemptRecord(1, T + 2, 0.1, "dead", 400, "HTTP 400", None)
+    notice = NewNotice("v15:notice", "slack", "r", crm.id, '{"notice": "delivery_dead"}')
+    assert await store.finish(crm.id, "w", dead, notices=[notice])
+    claimed = {d.id: d for d in await store.claim("slack", 10, "w", 30, T + 3)}
+    assert set(claimed) == {"v15:slack", "v15:notice"}
+    assert claimed["v15:notice"].notice == '{"notice": "delivery_dead"}'
+
+
+async def test_a_sqlite_store_of_schema_13_gets_slack_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "router.db"
+    shutil.copyfile(FIXTURE_V7, database)
+    async with schema_13_code(monkeypatch), opened(SQLiteStore(database)):
+        pass
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT MAX(version) FROM schema_version").fetchone() == (13,)
+    async with opened(SQLiteStore(database)) as store:
+        await check_threads_after_13(store)
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] >= 15
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_13_gets_slack_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with postgres_of_schema_7("upgrade15") as url:
+        async with schema_13_code(monkeypatch), opened(open_store(url)):
+            pass
+        async with opened(open_store(url)) as store:
+            await check_threads_after_13(store)

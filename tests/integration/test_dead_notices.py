@@ -1,0 +1,194 @@
+"""`on_dead` (DESIGN.md section 16) through the real service: a delivery that goes dead
+makes one notice per listed sink, written with the dead mark (a real SQLite file), sent
+to a local HTTP receiver as JSON and to the fake Slack as a message; a notice that dies
+is not reported again."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from router.store.sqlite import SQLiteStore
+from tests.conftest import fresh_event
+from tests.receivers import Receiver
+from tests.service import parts, post_event, running_service, wait_for
+from tests.slack_fake import FakeSlack
+
+PUBLIC_URL = "https://router.example.com"
+CALLER = "+14155550142"
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = await FakeSlack().start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def crm() -> AsyncIterator[Receiver]:
+    """A CRM that refuses every call (HTTP 400: permanent)."""
+    started = await Receiver(answer=lambda request, n: 400).start()
+    yield started
+    await started.close()
+
+
+def rules(crm_url: str, notices_url: str, slack: FakeSlack, *, notice_on_dead: str = "") -> str:
+    return f"""
+version: 1
+defaults:
+  retry: {{max_attempts: 3, initial_delay: 10ms, max_delay: 20ms}}
+sinks:
+  crm:
+    type: http
+    url: "{crm_url}"
+    on_dead: [alerts-http, ops-slack]
+  alerts-http:
+    type: http
+    url: "{notices_url}"
+    retry: {{max_attempts: 2, initial_delay: 10ms, max_delay: 20ms}}
+    {notice_on_dead}
+  ops-slack:
+    type: slack
+    token: xoxb-test
+    channel: "#ops-alerts"
+    api_url: "{slack.base}/api/"
+rules:
+  - name: to-crm
+    when: {{status: FAILED}}
+    to: [crm]
+"""
+
+
+def notices_at(receiver: Receiver) -> list[dict[str, Any]]:
+    return [r.json for r in receiver.received if r.path == "/notices"]
+
+
+async def test_a_crm_refusing_a_call_gives_one_notice_at_each_listed_sink(
+    tmp_path, write_rules, crm: Receiver, receiver: Receiver, slack: FakeSlack
+) -> None:
+    path = write_rules(rules(crm.url("/crm"), receiver.url("/notices"), slack))
+    event = fresh_event(status="FAILED", fromNumber=CALLER)
+    async with running_service(path, tmp_path / "r.db", public_url=PUBLIC_URL) as client:
+        assert (await post_event(client, event)).status == 200
+        await wait_for(lambda: notices_at(receiver) and slack.posted)
+        store, *_ = parts(client)
+
+        async def settled() -> bool:
+            found = await store.list_deliveries()
+            return len(found) == 3 and all(d.status != "pending" for d in found)
+
+        await wait_for(settled)
+        notices = await store.list_deliveries()
+        [dead] = [d for d in notices if d.sink == "crm"]
+    assert dead.status == "dead" and len(crm.received) == 1
+    [notice] = notices_at(receiver)
+    assert list(notice) == [
+        "notice", "sink", "rule", "delivery_id", "event_id", "error", "call", "link",
+    ]  # fmt: skip
+    assert notice["notice"] == "delivery_dead"
+    assert (notice["sink"], notice["rule"]) == ("crm", "to-crm")
+    assert (notice["delivery_id"], notice["event_id"]) == (dead.id, event["id"])
+    assert "400" in notice["error"]
+    assert notice["link"] == f"{PUBLIC_URL}/ui/deliveries/{dead.id}"
+    assert notice["call"]["id"] == event["id"] and notice["call"]["status"] == "FAILED"
+    assert CALLER not in receiver.received[0].body.decode()
+    assert notice["call"]["fromNumber"] != CALLER and notice["call"]["fromNumber"].endswith("0142")
+    [message] = slack.posted
+    assert "Delivery dead: crm (rule to-crm)" in message["text"]
+    shown = str(message["blocks"])
+    assert "400" in shown and dead.id in shown and CALLER not in shown
+    assert f"{PUBLIC_URL}/ui/deliveries/{dead.id}" in shown
+    by_sink = {d.sink: d for d in notices}
+    assert by_sink["alerts-http"].notice_of == dead.id
+    assert by_sink["ops-slack"].notice_of == dead.id
+    assert {by_sink[s].status for s in ("alerts-http", "ops-slack")} == {"delivered"}
+
+
+async def test_a_notice_that_goes_dead_is_not_reported_again(
+    tmp_path, write_rules, crm: Receiver, slack: FakeSlack
+) -> None:
+    # The notice sink refuses everything too, and lists a sink of its own in on_dead.
+    path = write_rules(
+        rules(crm.url("/crm"), crm.url("/notices"), slack, notice_on_dead="on_dead: [ops-slack]")
+    )
+    async with running_service(path, tmp_path / "r.db") as client:
+        assert (await post_event(client, fresh_event(status="FAILED"))).status == 200
+        store, *_ = parts(client)
+
+        async def settled() -> bool:
+            found = await store.list_deliveries()
+            return len(found) == 3 and all(d.status != "pending" for d in found)
+
+        await wait_for(settled)
+        found = {d.sink: d for d in await store.list_deliveries()}
+    assert found["crm"].status == "dead"
+    assert found["alerts-http"].status == "dead" and found["alerts-http"].notice_of is not None
+    # ops-slack got the crm's notice only, none of the dead notice.
+    assert found["ops-slack"].notice_of == found["crm"].id
+    assert len(slack.posted) == 1 and "crm" in slack.posted[0]["text"]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_the_notice_is_written_with_the_dead_mark_and_survives_a_restart(
+    tmp_path, write_rules, crm: Receiver, receiver: Receiver, slack: FakeSlack
+) -> None:
+    database = tmp_path / "r.db"
+    nowhere = f"http://127.0.0.1:{closed_port()}/notices"
+    event = fresh_event(status="FAILED")
+    path = write_rules(rules(crm.url("/crm"), nowhere, slack))
+    async with running_service(path, database) as client:
+        assert (await post_event(client, event)).status == 200
+        store, *_ = parts(client)
+
+        async def crm_dead() -> bool:
+            found = {d.sink: d for d in await store.list_deliveries()}
+            return "crm" in found and found["crm"].status == "dead"
+
+        await wait_for(crm_dead)
+    # The file alone holds the notice, still to send.
+    opened = SQLiteStore(database)
+    await opened.open()
+    try:
+        found = {d.sink: d for d in await opened.list_deliveries()}
+    finally:
+        await opened.close()
+    assert found["alerts-http"].notice_of == found["crm"].id
+    assert found["alerts-http"].status in ("pending", "dead")
+    if found["alerts-http"].status == "dead":
+        pytest.fail("the notice ran out of attempts before the restart")
+    write_rules(rules(crm.url("/crm"), receiver.url("/notices"), slack))
+    async with running_service(path, database) as client:
+        await wait_for(lambda: notices_at(receiver))
+    [notice] = notices_at(receiver)
+    assert notice["delivery_id"] == found["crm"].id and notice["link"] is None
+
+
+async def test_the_console_links_a_notice_to_the_dead_delivery(
+    tmp_path, write_rules, crm: Receiver, receiver: Receiver, slack: FakeSlack
+) -> None:
+    from tests.integration.test_console import sign_in
+
+    path = write_rules(rules(crm.url("/crm"), receiver.url("/notices"), slack))
+    async with running_service(path, tmp_path / "r.db") as client:
+        assert (await post_event(client, fresh_event(status="FAILED"))).status == 200
+        await wait_for(lambda: notices_at(receiver))
+        store, *_ = parts(client)
+        found = {d.sink: d for d in await store.list_deliveries()}
+        await sign_in(client)
+        page = await (await client.get(f"/ui/deliveries/{found['alerts-http'].id}")).text()
+        listing = await (await client.get("/ui/deliveries")).text()
+        dead_page = await client.get(f"/ui/deliveries/{found['crm'].id}")
+        assert dead_page.status == 200
+    dead_id = found["crm"].id
+    assert f'href="/ui/deliveries/{dead_id}" class="notice-of"' in page
+    assert "notice of a dead delivery" in page
+    assert f'href="/ui/deliveries/{dead_id}" title="a notice of the dead delivery' in listing
