@@ -67,9 +67,12 @@ from router.store.records import (
     SinkBacklog,
     SinkCounts,
     SinkPause,
+    StepOutcome,
+    StepOutcomeKind,
     Verification,
 )
 from router.store.search import MAX_SEARCH_TERMS, MAX_SEARCH_WORDS, search_terms, searchable_text
+from router.store.steps import resume_state
 
 __all__ = [
     "BODY_LIMIT",
@@ -118,6 +121,8 @@ __all__ = [
     "SinkBacklog",
     "SinkCounts",
     "SinkPause",
+    "StepOutcome",
+    "StepOutcomeKind",
     "Store",
     "StoreClosed",
     "StoreConflict",
@@ -128,6 +133,7 @@ __all__ = [
     "StoreUnavailable",
     "Verification",
     "open_store",
+    "resume_state",
     "search_terms",
     "searchable_text",
 ]

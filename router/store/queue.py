@@ -84,6 +84,7 @@ from router.store.search import (
     search_terms,
     tsquery,
 )
+from router.store.steps import attempt_steps_column, delivery_steps_column, steps_of
 
 # Joining loses a race only if another transaction opened or closed the group in
 # between; the group lock rules that out, so a few tries are plenty.
@@ -304,6 +305,7 @@ def finish(
         "last_error": state.last_error,
         "delivered_at": state.delivered_at,
         "updated_at": attempt.started_at + attempt.duration,
+        "steps": delivery_steps_column(attempt.steps, delivered=state.status == "delivered"),
     }
     recorded = {
         "started_at": attempt.started_at,
@@ -313,6 +315,7 @@ def finish(
         "error": attempt.error,
         "detail": attempt.detail,
         **exchange_columns(attempt.exchange),
+        "attempt_steps": attempt_steps_column(attempt.steps),
     }
     if dialect == "postgresql":  # one statement, one round trip to the server
         number = yield value(q.FINISH_RECORDING_ATTEMPT, **moved, **recorded)
@@ -876,6 +879,7 @@ class QueueStore(Store):
                 error=stored["error"],
                 detail=stored["detail"],
                 exchange=exchange_of(stored),
+                steps=steps_of(stored.get("steps")),
             )
             for stored in found.dicts()
         ]
