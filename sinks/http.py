@@ -791,7 +791,7 @@ class HttpStepsSink(Sink[StepsMessage]):
         last: SendResult | None = None
         secrets = self.secrets()
         for step in self.steps[pending_steps(self.steps, done) :]:
-            context = {**message.context, "steps": steps_view(done)}
+            context = {**message.context, "steps": steps_view(self.steps, done)}
             try:
                 if step.when is not None and not step.when.holds(context):
                     done[step.name] = ("skipped", {})

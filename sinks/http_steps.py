@@ -302,10 +302,17 @@ def pending_steps(steps: Sequence[HttpStep], done: Mapping[str, Any]) -> int:
     return len(steps)
 
 
-def steps_view(done: Mapping[str, tuple[StepOutcomeKind, Mapping[str, Any]]]) -> dict[str, Any]:
-    """`steps` as templates see it: each finished step's captures by name (a skipped step's
-    are empty: its captures read as missing)."""
-    return {name: dict(captures) for name, (_, captures) in done.items()}
+def steps_view(
+    steps: Sequence[HttpStep], done: Mapping[str, tuple[StepOutcomeKind, Mapping[str, Any]]]
+) -> dict[str, Any]:
+    """`steps` as templates see it: each finished step's captures by name, null for what
+    it found nothing for (and for every capture of a skipped step)."""
+    view: dict[str, Any] = {}
+    for step in steps:
+        if step.name in done:
+            captures = done[step.name][1]
+            view[step.name] = {name: captures.get(name) for name in step.capture}
+    return view
 
 
 def unknown_steps(steps: Sequence[HttpStep]) -> dict[str, dict[str, str]]:
