@@ -587,3 +587,99 @@ async def test_a_postgresql_store_of_schema_7_shows_its_old_attempts_as_not_reco
     made = postgres_of_schema_7("upgrade7attempts", tables, fixture=database)
     async with made as url, opened(open_store(url)) as store:
         await check_old_attempts_not_recorded(store)
+
+
+# --- migration 17: an `http` sink's steps ------------------------------------------------
+
+
+async def check_steps_after_upgrade(store: Store) -> None:
+    """A delivery queued at schema 13, its old attempt kept, goes on with steps: an attempt
+    records its steps, the next claim resumes after the ones done, delivered clears them."""
+    from router.store import Exchange, SentRequest, StepOutcome, resume_state
+
+    [old] = await store.list_attempts("s13:crm")
+    assert (old.number, old.outcome, old.steps) == (1, "retry", ())
+    [claimed] = await store.claim("crm", 10, "w", 30.0, T + 2)
+    assert claimed.id == "s13:crm" and claimed.steps is None
+    sent = Exchange(SentRequest("POST", "https://api.example/***", body="{}", size=2))
+    steps = (
+        StepOutcome("find", "done", {"contact": "501"}, {"contact": "501"}, sent),
+        StepOutcome("create", "skipped"),
+        StepOutcome("log", "failed", exchange=sent),
+    )
+    failed = AttemptRecord(2, T + 2, 0.1, "retry", 503, "HTTP 503", steps=steps)
+    assert await store.finish(claimed.id, "w", failed, next_attempt_at=T + 3)
+    [again] = await store.claim("crm", 10, "w", 30.0, T + 4)
+    assert resume_state(again.steps) == {
+        "find": ("done", {"contact": "501"}),
+        "create": ("skipped", {}),
+    }
+    done = AttemptRecord(3, T + 4, 0.1, "delivered", 201, steps=(StepOutcome("log", "done"),))
+    assert await store.finish(again.id, "w", done)
+    attempts = await store.list_attempts("s13:crm")
+    assert [[(s.name, s.outcome) for s in a.steps] for a in attempts] == [
+        [],
+        [("find", "done"), ("create", "skipped"), ("log", "failed")],
+        [("log", "done")],
+    ]
+    assert attempts[1].steps[0].shown == {"contact": "501"}
+    assert attempts[1].steps[0].exchange == sent
+    assert attempts[1].steps[0].captures == {}  # the raw values stay with the delivery only
+
+
+async def make_schema_13(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`store` created by migrations 1-13 only (the schema before steps), holding one
+    pending delivery with one failed attempt."""
+    import router.store.queue as queue
+
+    monkeypatch.setattr(
+        queue, "pending", lambda current: [m for m in MIGRATIONS if current < m.version <= 13]
+    )
+    async with opened(store):
+        record = IngestRecord("s13", b'{"id": "s13"}', T, [NewDelivery("s13:crm", "crm", "r")])
+        assert (await store.ingest(record)).deliveries == 1
+    monkeypatch.undo()
+
+
+OLD_STEP_ATTEMPT = (
+    "INSERT INTO attempts (delivery_id, number, started_at, duration, outcome, status_code,"
+    " error, detail) VALUES ('s13:crm', 1, 1.5, 0.25, 'retry', 503, 'HTTP 503', NULL)",
+    "UPDATE deliveries SET attempts = 1, retry_attempts = 1 WHERE id = 's13:crm'",
+)
+
+
+async def test_a_sqlite_store_of_schema_13_upgrades_to_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "router.db"
+    await make_schema_13(SQLiteStore(database), monkeypatch)
+    with sqlite3.connect(database) as old:
+        assert old.execute("SELECT MAX(version) FROM schema_version").fetchone() == (13,)
+        for statement in OLD_STEP_ATTEMPT:
+            old.execute(statement)
+    old.close()
+    async with opened(SQLiteStore(database)) as store:
+        await check_steps_after_upgrade(store)
+    with sqlite3.connect(database) as upgraded:
+        assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert upgraded.execute("SELECT steps FROM deliveries").fetchall() == [(None,)]
+    upgraded.close()
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_13_upgrades_to_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade17") as url:
+        await make_schema_13(open_store(url), monkeypatch)
+        connection = await asyncpg.connect(url)
+        try:
+            assert await connection.fetchval("SELECT MAX(version) FROM schema_version") == 13
+            for statement in OLD_STEP_ATTEMPT:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+        async with opened(open_store(url)) as store:
+            await check_steps_after_upgrade(store)
