@@ -330,7 +330,9 @@ class HttpSinkConfig(TimedSinkConfig):
     def secret_values(self) -> list[str]:
         found = super().secret_values() + url_secrets(self.target)
         for step in self.steps or ():
-            found += url_secrets(_JINJA_BLOCK.sub("", step.url.source))
+            # A step's URL is a template, not a secret: only what looks secret in it is.
+            literal = _JINJA_BLOCK.sub("", step.url.source)
+            found += [part for part in url_secrets(literal) if "://" not in part]
         return found
 
 
@@ -683,9 +685,11 @@ def build_step_request(
     delivery_id: str,
     *,
     now: float,
+    preview: bool = False,
 ) -> OutgoingRequest:
     """One step's request, its templates rendered for `context` (the call and the earlier
-    steps' captures); raises `Permanent` naming the step when a template fails."""
+    steps' captures); raises `Permanent` naming the step when a template fails, or its
+    URL is none (`preview`: it may hold placeholders, `sinks.http_steps.unknown_steps`)."""
     secrets = config.secret_values()
 
     def rendered(setting: str, template: RendersText) -> str:
@@ -700,7 +704,7 @@ def build_step_request(
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError:
         parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
+    if not preview and (parts.scheme not in ("http", "https") or not parts.hostname or " " in url):
         raise Permanent(f"step {step.name!r}: url did not render an http:// or https:// URL")
     body = b"" if step.body is None else rendered("body", step.body).encode("utf-8")
     headers = {"User-Agent": USER_AGENT}
@@ -865,7 +869,7 @@ class HttpStepsSink(Sink[StepsMessage]):
         shown = []
         for step in self.steps:
             outgoing = build_step_request(
-                self.config, step, context, message.delivery_id, now=time.time()
+                self.config, step, context, message.delivery_id, now=time.time(), preview=True
             )
             headers = {
                 name: MASK if name in outgoing.secret_headers else value
@@ -876,7 +880,7 @@ class HttpStepsSink(Sink[StepsMessage]):
             entry: dict[str, Any] = {
                 "name": step.name,
                 "method": outgoing.method,
-                "url": shown_url(outgoing.url),
+                "url": outgoing.url,  # a template, not a secret: what looks secret is masked
                 "headers": headers,
                 "body": _parsed_body(outgoing.body) if outgoing.body else None,
             }

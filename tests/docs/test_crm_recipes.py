@@ -383,3 +383,14 @@ def _steps(snippet: str) -> list[Any]:
     [sink] = config.sinks.values()
     assert isinstance(sink, HttpSinkConfig) and sink.steps is not None
     return list(sink.steps)
+
+
+@pytest.mark.parametrize("heading", list(FLOWS))
+def test_a_flow_render_shows_no_credential(heading: str) -> None:
+    config = parse_config("version: 1\n" + flow_snippet(heading), PAGE, ENVIRONMENT)
+    [(name, sink_config)] = config.sinks.items()
+    request = DeliveryRequest("dlv-1", "e", name, "r", sample("completed-inbound"))
+    shown = json.dumps(build_sink(name, sink_config, SinkResources()).preview(request))
+    _, _, secret = FLOWS[heading]
+    assert secret not in shown
+    assert "known once sent" in shown
