@@ -575,7 +575,8 @@ async def test_a_sqlite_store_of_schema_7_shows_its_old_attempts_as_not_recorded
         assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         columns = [row[1] for row in upgraded.execute("PRAGMA table_info(attempts)")]
     upgraded.close()
-    assert columns[-4:] == ["request_head", "request_body", "response_head", "response_body"]
+    assert columns[-5:-1] == ["request_head", "request_body", "response_head", "response_body"]
+    assert columns[-1] == "steps"  # migration 17
 
 
 @pytest.mark.postgres
