@@ -280,7 +280,7 @@ ERASERS: tuple[Eraser, ...] = (
             json_text=True,
             of_delivery=True,
         )
-        for name in ("request_head", "response_head")
+        for name in ("request_head", "response_head", "steps")
     ),
     text_column(
         ErasedColumn("deliveries", ("id",), "last_error"), "other_rows_rewritten", of_delivery=True
@@ -295,6 +295,13 @@ ERASERS: tuple[Eraser, ...] = (
             of_delivery=True,
         )
         for name in ("group_key", "open_group")
+    ),
+    # An `http` sink's steps done so far: their captures as captured (an answer's phone).
+    text_column(
+        ErasedColumn("deliveries", ("id",), "steps"),
+        "other_rows_rewritten",
+        json_text=True,
+        of_delivery=True,
     ),
     text_column(
         ErasedColumn("silences", ("id",), "condition"), "other_rows_rewritten", json_text=True

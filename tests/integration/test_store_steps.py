@@ -88,3 +88,21 @@ async def test_an_attempt_of_a_sink_without_steps_stores_none(store: Store) -> N
     assert again.steps is None
     [attempt] = await store.list_attempts(delivery)
     assert attempt.steps == ()
+
+
+async def test_forgetting_a_caller_erases_the_number_from_anothers_captured_steps(
+    store: Store,
+) -> None:
+    from router.operators import ForgetRequest
+    from router.operators.forget import erasure_of
+
+    delivery = await queued(store, "steps-3")
+    await store.claim("crm", 10, "w", 30.0, NOW)
+    captured = (StepOutcome("find", "done", {"phone": "+14155550123"}, {"phone": "+1415•••0123"}),)
+    attempt = AttemptRecord(1, NOW, 0.1, "retry", 503, steps=captured)
+    assert await store.finish(delivery, "w", attempt, next_attempt_at=NOW)
+    counts = await store.forget(erasure_of(ForgetRequest("+14155550123")))
+    assert counts.other_rows_rewritten >= 1
+    [again] = await store.claim("crm", 10, "w", 30.0, NOW + 1)
+    assert "4155550123" not in (again.steps or "")
+    assert resume_state(again.steps)["find"][0] == "done"
