@@ -809,26 +809,10 @@ class HttpStepsSink(Sink[StepsMessage]):
                 raise self._failed(refused, step, outcomes) from None
             except Permanent as unbuilt:
                 raise self._failed(unbuilt, step, outcomes) from None
-            sent = request_seen(
-                outgoing.method,
-                outgoing.url,
-                outgoing.headers.items(),
-                outgoing.body,
-                secrets=secrets,
-                secret_headers=outgoing.secret_headers,
-            )
             try:
-                answer = await self._requests.post(outgoing, secrets=secrets)
+                answer, exchange = await self._send_step(outgoing, secrets)
             except DeliveryError as failure:
-                raise self._failed(failure.with_exchange(Exchange(sent)), step, outcomes) from None
-            got = response_seen(
-                answer.status,
-                answer.headers,
-                answer.body,
-                secrets=secrets,
-                complete=answer.complete,
-            )
-            exchange = Exchange(sent, got)
+                raise self._failed(failure, step, outcomes) from None
             judged = self._requests.judge(answer, secrets)
             if isinstance(judged, DeliveryError):
                 raise self._failed(judged.with_exchange(exchange), step, outcomes) from None
@@ -848,6 +832,29 @@ class HttpStepsSink(Sink[StepsMessage]):
                 detail=f"steps: {summary or 'all done by earlier attempts'}", steps=tuple(outcomes)
             )
         return replace(last, detail=f"{last.detail}; steps: {summary}", steps=tuple(outcomes))
+
+    async def _send_step(
+        self, outgoing: OutgoingRequest, secrets: list[str]
+    ) -> tuple[Answer, Exchange]:
+        """One step's request and its answer, whatever its status, with the exchange as
+        kept; raises a `DeliveryError` reporting what was sent when no answer came. (The
+        one place a step goes out: where an `Authorization` from `auth:` is added.)"""
+        sent = request_seen(
+            outgoing.method,
+            outgoing.url,
+            outgoing.headers.items(),
+            outgoing.body,
+            secrets=secrets,
+            secret_headers=outgoing.secret_headers,
+        )
+        try:
+            answer = await self._requests.post(outgoing, secrets=secrets)
+        except DeliveryError as failure:
+            raise failure.with_exchange(Exchange(sent)) from None
+        got = response_seen(
+            answer.status, answer.headers, answer.body, secrets=secrets, complete=answer.complete
+        )
+        return answer, Exchange(sent, got)
 
     @staticmethod
     def _failed(
