@@ -288,7 +288,9 @@ class HttpSinkConfig(TimedSinkConfig):
         return "" if self.url is None else self.url.get_secret_value()
 
     def missing_settings(self) -> list[str]:
-        return [] if self.steps is not None or self.target else ["url"]
+        if self.steps is not None:  # a step's url empty (`${CRM_URL:-}` unset): it waits
+            return [f"steps.{i}.url" for i, step in enumerate(self.steps) if not step.url.source]
+        return [] if self.target else ["url"]
 
     def setting_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
         return reference_problems(self.steps or ())
@@ -861,10 +863,9 @@ class HttpStepsSink(Sink[StepsMessage]):
         failure: DeliveryError, step: HttpStep, outcomes: list[StepOutcome]
     ) -> DeliveryError:
         """`failure` told as the failure of `step`, reporting the steps so far."""
+        prefix = f"step {step.name!r}: "
         named = failure.with_reason(
-            f"step {step.name!r}: {failure.reason}".replace(
-                f"step {step.name!r}: step {step.name!r}: ", f"step {step.name!r}: "
-            )
+            failure.reason if failure.reason.startswith(prefix) else prefix + failure.reason
         )
         named.steps = (*outcomes, StepOutcome(step.name, "failed", exchange=failure.exchange))
         return named

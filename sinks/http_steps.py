@@ -123,8 +123,10 @@ def _compile_test(value: Any) -> StepTest:
 def _compile_url(value: Any) -> Template:
     if isinstance(value, Template):
         return value
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("a step's url is a non-empty http:// or https:// URL (a template)")
+    if not isinstance(value, str):
+        raise ValueError("a step's url is an http:// or https:// URL (a template)")
+    if not value.strip():  # `${CRM_URL:-}` unset: the sink is unconfigured, and waits
+        return compile_template("", TemplateKind.HEADER)
     literal = _JINJA_BLOCK.sub("x", value)
     if not value.startswith(("{{", "{%")) and not re.match(r"^https?://[^/\s?#]+", literal):
         raise ValueError("a step's url must be an http:// or https:// URL with a host")

@@ -6,6 +6,7 @@ never the raw values), and the playground shows every step before anything is se
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ class Crm:
     def __init__(self) -> None:
         self.find = json.dumps({"results": [{"id": "c-1", "phone": CALLER}]})
         self.answers: dict[str, list[int]] = {}
+        self.stall_first_find = False
         self.seen: list[tuple[str, str, bytes]] = []
         self.server: TestServer | None = None
 
@@ -42,6 +44,8 @@ class Crm:
         if scripted:
             return web.json_response({"error": "scripted"}, status=scripted.pop(0))
         if request.path == "/find":
+            if self.stall_first_find and self.paths().count("/find") == 1:
+                await asyncio.sleep(5)  # past the step's own timeout: no answer in time
             return web.Response(text=self.find, content_type="application/json")
         if request.path == "/make":
             return web.json_response({"id": "c-new"}, status=201)
@@ -77,6 +81,7 @@ sinks:
     steps:
       - name: find
         url: {base}/find
+        timeout: 300ms
         body: '{{"phone": "{{{{ fromNumber }}}}"}}'
         capture: {{contact: "results[0].id", phone: "results[0].phone"}}
       - name: create
@@ -202,3 +207,23 @@ async def test_the_playground_shows_every_step_with_earlier_answers_unknown(
     assert "steps.find.contact: known once sent" in html
     assert "if <code>not steps.find.contact</code>" in html
     assert TOKEN not in html
+
+
+async def test_a_step_that_times_out_is_retried_with_its_own_timeout(
+    tmp_path: Path, write_rules, crm: Crm
+) -> None:
+    crm.stall_first_find = True
+    async with running_service(write_rules(rules(crm)), tmp_path / "r.db") as client:
+        store, *_ = parts(client)
+        assert (await post_event(client, fresh_event(fromNumber=CALLER))).status == 200
+        await wait_for(lambda: finished(store, "delivered"))
+        [delivery] = await store.list_deliveries("delivered")
+        first, second = await store.list_attempts(delivery.id)
+    assert first.outcome == "retry"
+    assert first.error is not None and first.error.startswith("step 'find': timeout after 300ms")
+    assert [(s.name, s.outcome) for s in first.steps] == [("find", "failed")]
+    assert [(s.name, s.outcome) for s in second.steps] == [
+        ("find", "done"),
+        ("create", "skipped"),
+        ("log", "done"),
+    ]

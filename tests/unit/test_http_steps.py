@@ -283,3 +283,20 @@ def test_the_delivery_keeps_only_finished_steps_and_nothing_once_delivered() -> 
         "a": {"outcome": "done", "captures": {"x": 1}}
     }
     assert delivery_steps_column(steps, delivered=True) is None
+
+
+def test_a_step_url_left_empty_leaves_the_sink_unconfigured_not_invalid() -> None:
+    text = """version: 1
+sinks:
+  crm:
+    type: http
+    steps:
+      - name: find
+        url: ${CRM_SEARCH_URL:-}
+rules:
+  - name: all
+    to: [crm]
+"""
+    loaded = parse_config(text, "rules.yaml", {})
+    assert loaded.sinks["crm"].missing_settings() == ["steps.0.url"]
+    assert any("is not configured (steps.0.url is empty)" in w.message for w in loaded.warnings)
