@@ -227,3 +227,21 @@ async def test_a_step_that_times_out_is_retried_with_its_own_timeout(
         ("create", "skipped"),
         ("log", "done"),
     ]
+
+
+async def test_a_large_call_is_built_in_a_parse_worker_and_its_steps_run_here(
+    tmp_path: Path, write_rules, crm: Crm
+) -> None:
+    import os
+
+    from tests.integration.test_large_deliveries import large_event
+
+    event = large_event(fromNumber=CALLER)
+    async with running_service(write_rules(rules(crm)), tmp_path / "r.db") as client:
+        store, engine, *_ = parts(client)
+        assert (await post_event(client, event)).status == 200
+        await wait_for(lambda: finished(store, "delivered"))
+        apart = engine.render_apart
+        assert apart is not None and apart.last_pid not in (None, os.getpid())
+    assert crm.paths() == ["/find", "/log"]
+    assert json.loads(crm.seen[1][2]) == {"contact": "c-1"}
