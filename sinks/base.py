@@ -30,7 +30,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
@@ -41,6 +41,7 @@ from router.core.retry import RetrySettings
 from router.core.template_fields import FieldRead
 from router.core.templates import TemplateRenderError, event_context
 from router.core.units import Duration, Rate, RateLimit
+from router.store import StepOutcome, StepOutcomeKind
 from sinks.exchange import Exchange
 from sinks.secrets import redact, scrubbed
 
@@ -58,10 +59,13 @@ class DeliveryError(Exception):
         self.reason = reason
         self.status_code = status_code
         self.exchange: Exchange | None = None  # what was sent and answered, if anything
+        self.steps: tuple[StepOutcome, ...] = ()  # an `http` sink's steps, if it has any
 
     def with_reason(self, reason: str) -> DeliveryError:
-        """The same failure (its kind, status, wait and exchange) told with another reason."""
-        return type(self)(reason, status_code=self.status_code).with_exchange(self.exchange)
+        """The same failure (its kind, status, wait, exchange, steps) told with another reason."""
+        again = type(self)(reason, status_code=self.status_code).with_exchange(self.exchange)
+        again.steps = self.steps
+        return again
 
     def with_exchange(self, exchange: Exchange | None) -> Self:
         """This failure, reporting `exchange` (the request sent and any answer)."""
@@ -80,6 +84,7 @@ class Retryable(DeliveryError):
 
     def with_reason(self, reason: str) -> Retryable:
         again = Retryable(reason, retry_after=self.retry_after, status_code=self.status_code)
+        again.steps = self.steps
         return again.with_exchange(self.exchange)
 
 
@@ -122,12 +127,16 @@ class DeliveryRequest:
     notice: Mapping[str, Any] | None = None
     """A notice of a dead delivery (`on_dead`, `sinks.notices`): the sink shows it instead
     of a call alert; `event` is then the dead delivery's call, its numbers masked."""
+    steps_done: Mapping[str, tuple[StepOutcomeKind, Mapping[str, Any]]] = field(
+        default_factory=dict
+    )
+    """An `http` sink's steps done (or skipped) by earlier attempts, with their captures."""
 
 
 # What templates see besides the call's fields and `event` (see `template_context`);
 # a digest's own values only in a digest's delivery.
 DIGEST_NAMES = frozenset({"calls", "count", "group_key", "window_start", "window_end"})
-DELIVERY_NAMES = DIGEST_NAMES | {"rule", "sink", "delivery_id"}
+DELIVERY_NAMES = DIGEST_NAMES | {"rule", "sink", "delivery_id", "steps"}
 
 
 def template_context(request: DeliveryRequest) -> dict[str, Any]:
@@ -181,6 +190,7 @@ class SendResult:
     status_code: int | None = None
     detail: str | None = None
     exchange: Exchange | None = None
+    steps: tuple[StepOutcome, ...] = ()  # an `http` sink's steps, if it has any
 
 
 @dataclass(frozen=True)
@@ -326,7 +336,7 @@ class SinkConfig(BaseModel):
     ) -> list[TemplateTrial]:
         """Each of this sink's templates (but those of the settings in `skip`) rendered
         for `request` (a sample delivery)."""
-        context = template_context(request)
+        context = self.trial_context(request)
         trials = []
         for name, template in self.templates().items():
             if name in skip:
@@ -338,6 +348,15 @@ class SinkConfig(BaseModel):
                     problem = str(exc)
             trials.append(TemplateTrial(name, template, problem, tuple(missing.names)))
         return trials
+
+    def trial_context(self, request: DeliveryRequest) -> dict[str, Any]:
+        """What this sink's templates see when tried on `request` (`template_context`)."""
+        return template_context(request)
+
+    def setting_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Settings `check` refuses that no single setting's validation can see (they
+        refer to each other), each as (its path under the sink, the problem)."""
+        return []
 
     def sample_problems(
         self, sample: Mapping[str, Any], *, rule: str = "sample-rule", digest: Digest | None = None
@@ -372,6 +391,12 @@ class Sink(ABC, Generic[Message]):
         self.config = config
         self.resources = resources
         self._secrets: list[str] | None = None
+
+    @classmethod
+    def sending_class(cls, config: SinkConfig) -> type[Sink[Any]]:
+        """The class that sends for `config` of this sink's type: this one, unless some
+        settings need another (an `http` sink with `steps`)."""
+        return cls
 
     @abstractmethod
     def build(self, request: DeliveryRequest) -> Message:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Sequence
 from functools import lru_cache
-from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import quote_plus, unquote, unquote_plus, urlsplit, urlunsplit
 
 from router.core.phones import mask_phone_numbers
 from router.store import (
@@ -146,7 +146,14 @@ def _masked_url(url: str, secrets: tuple[str, ...]) -> str:
         secret = _SECRET_PARAMETER.search(unquote_plus(name)) or (
             len(plain) >= 16 and token_like(plain)
         )
-        pairs.append(f"{name}{equals}{MASK}" if value and secret else pair)
+        if value and secret:
+            pair = f"{name}{equals}{MASK}"
+        elif "%" in value or "+" in value:
+            # A phone number written encoded (`%2B1415…`, a SOQL query's) is masked decoded.
+            masked = mask_phone_numbers(plain)
+            if masked != plain:
+                pair = f"{name}{equals}{quote_plus(masked, safe='*')}"
+        pairs.append(pair)
     shown = urlunsplit((parts.scheme, netloc, path, "&".join(pairs), ""))
     # The sink's secrets, but not the URL as a whole: what is left of it is shown.
     parts_only = [secret for secret in secrets if "://" not in secret]

@@ -56,6 +56,7 @@ from router.core.templates import (
     strip_line_breaks,
 )
 from router.core.units import format_duration
+from router.store import StepOutcome
 from sinks.base import (
     DeliveryError,
     DeliveryRequest,
@@ -71,6 +72,19 @@ from sinks.base import (
     template_context,
 )
 from sinks.exchange import BODY_LIMIT, Exchange, request_seen, response_seen
+from sinks.http_steps import (
+    AnswerNotJson,
+    HttpStep,
+    StepsMessage,
+    capture,
+    pending_steps,
+    reference_problems,
+    render_error,
+    shown_captures,
+    step_name_problems,
+    steps_view,
+    unknown_steps,
+)
 from sinks.notices import notice_bytes
 from sinks.oauth2 import OAuth2Grants, OAuth2Settings
 from sinks.secrets import MASK, redact, shown_url, url_secrets
@@ -159,9 +173,33 @@ def signing_key(secret: str) -> bytes:
     return secret.encode("utf-8")
 
 
+def _checked_header_names(value: Mapping[str, Any]) -> None:
+    for name in value:
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        if name.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"header {name!r} is set by the router; remove it from headers")
+        if name.lower() == "content-type":
+            raise ValueError("set the Content-Type with content_type, not in headers")
+
+
+class HttpStepConfig(HttpStep):
+    """One of `steps` (`sinks.http_steps.HttpStep`), its header values secret like the
+    sink's own."""
+
+    headers: dict[str, HeaderValue] = Field(default_factory=dict)
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, SecretHeaderTemplate]) -> Any:
+        _checked_header_names(value)
+        return value
+
+
 class HttpSinkConfig(TimedSinkConfig):
     type: Literal["http"]
-    url: SecretStr
+    url: SecretStr | None = None
+    steps: list[HttpStepConfig] | None = None
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: dict[str, HeaderValue] = Field(default_factory=dict)
     body: JsonTemplate | None = None
@@ -178,8 +216,8 @@ class HttpSinkConfig(TimedSinkConfig):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: SecretStr) -> SecretStr:
-        text = value.get_secret_value()
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        text = "" if value is None else value.get_secret_value()
         if text:
             parts = urlsplit(text)
             try:
@@ -197,13 +235,16 @@ class HttpSinkConfig(TimedSinkConfig):
     @field_validator("headers")
     @classmethod
     def _header_names(cls, value: dict[str, SecretHeaderTemplate]) -> Any:
-        for name in value:
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-            if name.lower() in _RESERVED_HEADERS:
-                raise ValueError(f"header {name!r} is set by the router; remove it from headers")
-            if name.lower() == "content-type":
-                raise ValueError("set the Content-Type with content_type, not in headers")
+        _checked_header_names(value)
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: list[HttpStepConfig] | None) -> list[HttpStepConfig] | None:
+        if value is not None:
+            problems = step_name_problems(value)
+            if problems:
+                raise ValueError("; ".join(problems))
         return value
 
     @field_validator("content_type")
@@ -230,6 +271,17 @@ class HttpSinkConfig(TimedSinkConfig):
 
     @model_validator(mode="after")
     def _one_kind_of_credentials(self) -> HttpSinkConfig:
+        if self.steps is not None:
+            if self.url is not None:
+                raise ValueError("give either url (one request) or steps, not both")
+            given = {"body", "method"} & self.model_fields_set
+            if given:
+                raise ValueError(
+                    f"with steps, set {' and '.join(sorted(given))} on each step, not the sink"
+                )
+            return self
+        if self.url is None:
+            raise ValueError("an http sink needs a url (one request) or steps")
         has_userinfo = "@" in urlsplit(self.url.get_secret_value()).netloc
         has_header = any(name.lower() == "authorization" for name in self.headers)
         if has_userinfo and has_header:
@@ -241,11 +293,28 @@ class HttpSinkConfig(TimedSinkConfig):
             )
         return self
 
+    @property
+    def target(self) -> str:
+        """The one request's URL (a secret); empty for a sink with steps."""
+        return "" if self.url is None else self.url.get_secret_value()
+
     def missing_settings(self) -> list[str]:
-        missing = [] if self.url.get_secret_value() else ["url"]
+        if self.steps is not None:  # a step's url empty (`${CRM_URL:-}` unset): it waits
+            missing = [f"steps.{i}.url" for i, step in enumerate(self.steps) if not step.url.source]
+        else:
+            missing = [] if self.target else ["url"]
         if self.auth is not None:
             missing += self.auth.missing_settings()
         return missing
+
+    def setting_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return reference_problems(self.steps or ())
+
+    def trial_context(self, request: DeliveryRequest) -> dict[str, Any]:
+        context = super().trial_context(request)
+        if self.steps is not None:
+            context["steps"] = unknown_steps(self.steps)
+        return context
 
     def signing_key(self) -> bytes | None:
         """The HMAC key, or None when requests are not signed (no or empty secret)."""
@@ -259,6 +328,11 @@ class HttpSinkConfig(TimedSinkConfig):
         }
         if self.body is not None:
             named["body"] = self.body
+        for index, step in enumerate(self.steps or ()):
+            named.update(
+                (f"steps.{index}.{setting}", template)
+                for setting, template in step.templates().items()
+            )
         return named
 
     def try_templates(
@@ -271,7 +345,12 @@ class HttpSinkConfig(TimedSinkConfig):
         ]
 
     def secret_values(self) -> list[str]:
-        return super().secret_values() + url_secrets(self.url.get_secret_value())
+        found = super().secret_values() + url_secrets(self.target)
+        for step in self.steps or ():
+            # A step's URL is a template, not a secret: only what looks secret in it is.
+            literal = _JINJA_BLOCK.sub("", step.url.source)
+            found += [part for part in url_secrets(literal) if "://" not in part]
+        return found
 
 
 @dataclass(frozen=True)
@@ -283,6 +362,7 @@ class OutgoingRequest:
     headers: dict[str, str]
     body: bytes
     secret_headers: frozenset[str]
+    timeout: float | None = None  # this request's own (a step's), else the sink's
 
 
 def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
@@ -347,9 +427,7 @@ def build_request(
         headers["webhook-id"] = request.delivery_id
         headers["webhook-timestamp"] = str(timestamp)
         headers[SIGNATURE_HEADER] = sign(key, request.delivery_id, timestamp, body)
-    return OutgoingRequest(
-        config.method, config.url.get_secret_value(), headers, body, frozenset(secret_headers)
-    )
+    return OutgoingRequest(config.method, config.target, headers, body, frozenset(secret_headers))
 
 
 def _status_text(status: int) -> str:
@@ -542,7 +620,8 @@ class PostingSink(Sink[OutgoingRequest]):
             raise Permanent("the url is not a valid HTTP URL") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             host = urlsplit(outgoing.url).hostname or "?"
-            failure = describe_transport_error(exc, timeout=self.config.timeout, host=host)
+            timeout = outgoing.timeout or self.config.timeout
+            failure = describe_transport_error(exc, timeout=timeout, host=host)
             raise Retryable(redact(failure.reason, secrets)) from None
         except ValueError as exc:
             # aiohttp refuses some requests outright; its message may quote the URL.
@@ -575,7 +654,9 @@ class PostingSink(Sink[OutgoingRequest]):
             outgoing.url,
             headers=outgoing.headers,
             data=outgoing.body,
-            timeout=self._timeout,
+            timeout=self._timeout
+            if outgoing.timeout is None
+            else aiohttp.ClientTimeout(total=outgoing.timeout),
             allow_redirects=False,
             raise_for_status=False,
         ) as response:
@@ -636,6 +717,12 @@ class HttpSink(PostingSink):
     def reads_body(self, status: int) -> bool:
         return not is_success(status, self.config.success_codes)
 
+    @classmethod
+    def sending_class(cls, config: SinkConfig) -> type[Sink[Any]]:
+        if isinstance(config, HttpSinkConfig) and config.steps is not None:
+            return HttpStepsSink
+        return cls
+
     def build(self, request: DeliveryRequest) -> OutgoingRequest:
         return build_request(self.config, request, now=time.time())
 
@@ -665,6 +752,229 @@ class HttpSink(PostingSink):
             now=time.time(),
             secrets=secrets,
         )
+
+
+def build_step_request(
+    config: HttpSinkConfig,
+    step: HttpStep,
+    context: Mapping[str, Any],
+    delivery_id: str,
+    *,
+    now: float,
+    preview: bool = False,
+) -> OutgoingRequest:
+    """One step's request, its templates rendered for `context` (the call and the earlier
+    steps' captures); raises `Permanent` naming the step when a template fails, or its
+    URL is none (`preview`: it may hold placeholders, `sinks.http_steps.unknown_steps`)."""
+    secrets = config.secret_values()
+
+    def rendered(setting: str, template: RendersText) -> str:
+        try:
+            return template.render(context)
+        except TemplateRenderError as exc:
+            raise Permanent(redact(render_error(step, setting, exc), secrets)) from None
+
+    url = rendered("url", step.url).strip()
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        parts = urlsplit("")
+    if not preview and (parts.scheme not in ("http", "https") or not parts.hostname or " " in url):
+        raise Permanent(f"step {step.name!r}: url did not render an http:// or https:// URL")
+    body = b"" if step.body is None else rendered("body", step.body).encode("utf-8")
+    headers = {"User-Agent": USER_AGENT}
+    if step.body is not None:
+        headers["Content-Type"] = config.content_type
+    secret_headers = set()
+    for name, template in [*config.headers.items(), *step.headers.items()]:
+        value = rendered(f"headers.{name}", template)
+        for existing in [key for key in headers if key.lower() == name.lower()]:
+            del headers[existing]
+            secret_headers.discard(existing)
+        headers[name] = value
+        secret_headers.add(name)
+    key_of_step = f"{delivery_id}:{step.name}"
+    headers["Idempotency-Key"] = key_of_step
+    key = config.signing_key()
+    if key is not None:
+        timestamp = int(now)
+        headers["webhook-id"] = key_of_step
+        headers["webhook-timestamp"] = str(timestamp)
+        headers[SIGNATURE_HEADER] = sign(key, key_of_step, timestamp, body)
+    return OutgoingRequest(
+        step.method, url, headers, body, frozenset(secret_headers), timeout=step.timeout
+    )
+
+
+class _StepRequests(PostingSink):
+    """How an `HttpStepsSink` sends one step: the pooled session, blips ridden out, every
+    answer read whole (to its cap: a step may capture from it)."""
+
+    config: HttpSinkConfig
+
+    def reads_body(self, status: int) -> bool:
+        return True
+
+    def build(self, request: DeliveryRequest) -> OutgoingRequest:
+        raise NotImplementedError("a step's request is built by HttpStepsSink")
+
+    def judge(self, answer: Answer, secrets: list[str]) -> SendResult | DeliveryError:
+        return classify_response(
+            answer.status,
+            body=answer.body,
+            retry_after=answer.retry_after,
+            success_codes=self.config.success_codes,
+            retry_on=self.config.retry_on,
+            now=time.time(),
+            secrets=secrets,
+        )
+
+
+class HttpStepsSink(Sink[StepsMessage]):
+    """An `http` sink with `steps` (DESIGN.md section 17): the steps in order, from the
+    first one earlier attempts did not finish (`DeliveryRequest.steps_done`); each step's
+    outcome and captures reported with the attempt (`SendResult.steps`, or the failure's
+    `steps`), which the engine stores for the next attempt to resume after. Delivered
+    when the last step succeeds (or is skipped)."""
+
+    config: HttpSinkConfig
+    config_class = HttpSinkConfig
+
+    def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
+        super().__init__(name, config, resources)
+        self._requests = _StepRequests(name, config, resources)
+
+    @property
+    def steps(self) -> list[HttpStepConfig]:
+        return self.config.steps or []
+
+    def build(self, request: DeliveryRequest) -> StepsMessage:
+        done = {
+            name: (outcome, dict(captures))
+            for name, (outcome, captures) in request.steps_done.items()
+        }
+        return StepsMessage(request.delivery_id, template_context(request), done)
+
+    async def transmit(self, message: StepsMessage) -> SendResult:
+        done = dict(message.done)
+        outcomes = [
+            StepOutcome(
+                step.name,
+                done[step.name][0],
+                dict(done[step.name][1]),
+                shown_captures(done[step.name][1]),
+                earlier=True,
+            )
+            for step in self.steps[: pending_steps(self.steps, done)]
+        ]
+        last: SendResult | None = None
+        secrets = self.secrets()
+        for step in self.steps[pending_steps(self.steps, done) :]:
+            context = {**message.context, "steps": steps_view(self.steps, done)}
+            try:
+                if step.when is not None and not step.when.holds(context):
+                    done[step.name] = ("skipped", {})
+                    outcomes.append(StepOutcome(step.name, "skipped"))
+                    continue
+                outgoing = build_step_request(
+                    self.config, step, context, message.delivery_id, now=time.time()
+                )
+            except TemplateRenderError as exc:
+                refused = Permanent(redact(render_error(step, "if", exc), secrets))
+                raise self._failed(refused, step, outcomes) from None
+            except Permanent as unbuilt:
+                raise self._failed(unbuilt, step, outcomes) from None
+            try:
+                answer, exchange = await self._send_step(outgoing, secrets)
+            except DeliveryError as failure:
+                raise self._failed(failure, step, outcomes) from None
+            judged = self._requests.judge(answer, secrets)
+            if isinstance(judged, DeliveryError):
+                raise self._failed(judged.with_exchange(exchange), step, outcomes) from None
+            try:
+                captures = capture(step, answer.body, complete=answer.complete)
+            except AnswerNotJson as exc:
+                unread = Permanent(f"{exc}", status_code=answer.status)
+                raise self._failed(unread.with_exchange(exchange), step, outcomes) from None
+            done[step.name] = ("done", captures)
+            outcomes.append(
+                StepOutcome(step.name, "done", captures, shown_captures(captures), exchange)
+            )
+            last = replace(judged, exchange=exchange)
+        summary = ", ".join(f"{o.name} {o.outcome}" for o in outcomes if not o.earlier)
+        if last is None:
+            return SendResult(
+                detail=f"steps: {summary or 'all done by earlier attempts'}", steps=tuple(outcomes)
+            )
+        return replace(last, detail=f"{last.detail}; steps: {summary}", steps=tuple(outcomes))
+
+    async def _send_step(
+        self, outgoing: OutgoingRequest, secrets: list[str]
+    ) -> tuple[Answer, Exchange]:
+        """One step's request and its answer, whatever its status, with the exchange as
+        kept; raises a `DeliveryError` reporting what was sent when no answer came. (The
+        one place a step goes out: where an `Authorization` from `auth:` is added.)"""
+        sent = request_seen(
+            outgoing.method,
+            outgoing.url,
+            outgoing.headers.items(),
+            outgoing.body,
+            secrets=secrets,
+            secret_headers=outgoing.secret_headers,
+        )
+        try:
+            answer = await self._requests.post(outgoing, secrets=secrets)
+        except DeliveryError as failure:
+            raise failure.with_exchange(Exchange(sent)) from None
+        got = response_seen(
+            answer.status, answer.headers, answer.body, secrets=secrets, complete=answer.complete
+        )
+        return answer, Exchange(sent, got)
+
+    @staticmethod
+    def _failed(
+        failure: DeliveryError, step: HttpStep, outcomes: list[StepOutcome]
+    ) -> DeliveryError:
+        """`failure` told as the failure of `step`, reporting the steps so far."""
+        prefix = f"step {step.name!r}: "
+        named = failure.with_reason(
+            failure.reason if failure.reason.startswith(prefix) else prefix + failure.reason
+        )
+        named.steps = (*outcomes, StepOutcome(step.name, "failed", exchange=failure.exchange))
+        return named
+
+    def show(self, message: StepsMessage) -> dict[str, Any]:
+        """Every step as it would be sent, the values earlier answers will tell shown as
+        placeholders (`sinks.http_steps.unknown_steps`); a step's `if` shown, not run."""
+        context = {**message.context, "steps": unknown_steps(self.steps)}
+        shown = []
+        for step in self.steps:
+            outgoing = build_step_request(
+                self.config, step, context, message.delivery_id, now=time.time(), preview=True
+            )
+            headers = {
+                name: MASK if name in outgoing.secret_headers else value
+                for name, value in outgoing.headers.items()
+            }
+            if SIGNATURE_HEADER in headers:
+                headers[SIGNATURE_HEADER] = "v1," + MASK
+            entry: dict[str, Any] = {
+                "name": step.name,
+                "method": outgoing.method,
+                "url": outgoing.url,  # a template, not a secret: what looks secret is masked
+                "headers": headers,
+                "body": _parsed_body(outgoing.body) if outgoing.body else None,
+            }
+            if step.when is not None:
+                entry["if"] = step.when.source
+            if step.capture:
+                entry["capture"] = {name: expr.source for name, expr in step.capture.items()}
+            shown.append(entry)
+        return {"steps": shown}
+
+    async def close(self) -> None:
+        await self._requests.close()
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

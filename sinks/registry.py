@@ -58,7 +58,7 @@ else:
 
 def sink_class(config: SinkConfig) -> type[Sink[Any]]:
     """The class that sends for `config` (one of `SINKS`)."""
-    return SINK_TYPES[config.type]
+    return SINK_TYPES[config.type].sending_class(config)
 
 
 def build_sink(name: str, config: SinkConfig, resources: SinkResources) -> Sink[Any]:

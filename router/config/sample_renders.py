@@ -25,7 +25,7 @@ from router.core.call_fields import unknown_field
 from router.core.samples import SAMPLE_NAMES, sample_call, sparse_call
 from router.core.template_fields import FieldRead
 from router.rules import CompiledRule, group_key
-from sinks.base import DIGEST_NAMES, Digest, sample_request, template_context, window_time
+from sinks.base import DIGEST_NAMES, Digest, sample_request, window_time
 
 SPARSE_CALL = "sparse"  # the name of the call with only the required fields
 
@@ -114,7 +114,7 @@ def sample_findings(config: Config) -> Findings:
                 digest = digest_of_one(rule, call) if rule is not None else None
                 rule_name = rule.name if rule is not None else "sample-rule"
                 request = sample_request(call, rule=rule_name, digest=digest)
-                context = template_context(request)
+                context = sink.trial_context(request)
                 for trial in sink.try_templates(request, skip=failed):
                     at = config.template_positions.get((name, trial.setting), Position(1, 1))
                     if trial.problem is not None:

@@ -460,6 +460,27 @@ def _warnings(
     return warnings
 
 
+def _setting_path(setting: str) -> Path_:
+    """A template's setting name as a document path: `steps.0.body` is the body of the
+    first step (a list index), `headers.X` a header."""
+    head, _, rest = setting.partition(".")
+    if head == "steps" and rest:
+        index, _, under = rest.partition(".")
+        if index.isdigit():
+            return ("steps", int(index), *under.split(".", 1))
+    return tuple(setting.split("."))
+
+
+def _setting_errors(document: YamlDocument, settings: RulesFile) -> list[SourceError]:
+    """What each sink's settings get wrong together (`SinkConfig.setting_errors`)."""
+    errors = []
+    for name, sink in settings.sinks.items():
+        for path, problem in sink.setting_errors():
+            where = ".".join(str(part) for part in ("sinks", name, *path))
+            errors.append(document.error(("sinks", name, *path), f"{where}: {problem}"))
+    return errors
+
+
 def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None) -> Config:
     """Validate and compile rules.yaml text; raise `ConfigError` with every problem."""
     document = load_yaml_with_positions(text, file, environ)
@@ -478,11 +499,13 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
     errors.extend(rule_errors)
     intervals, interval_errors = _check_time_intervals(document)
     errors.extend(interval_errors)
+    if settings is not None:
+        errors.extend(_setting_errors(document, settings))
     if errors or settings is None:
         raise ConfigError(sorted(set(errors), key=lambda e: (e.position, e.message)))
     positions = {name: document.position_of(("sinks", name), key=True) for name in settings.sinks}
     template_positions = {
-        (name, setting): document.position_of(("sinks", name, *setting.split(".")))
+        (name, setting): document.position_of(("sinks", name, *_setting_path(setting)))
         for name, sink in settings.sinks.items()
         for setting in sink.templates()
     }

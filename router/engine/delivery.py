@@ -52,6 +52,7 @@ from router.store import (
     IngestResult,
     NewDelivery,
     NewNotice,
+    StepOutcome,
 )
 from sinks.base import (
     DeliveryRequest,
@@ -651,15 +652,17 @@ class SinkLane:
         detail: str | None = None
         retry_after: float | None = None
         exchange: Exchange | None = None  # what the sink sent and got back, masked
+        steps: tuple[StepOutcome, ...] = ()  # an `http` sink's steps
         try:
             with tallied() as missing:
                 result = await send()
         except Retryable as exc:
             failure: tuple[bool, str] | None = (True, exc.reason)
             status_code, retry_after, exchange = exc.status_code, exc.retry_after, exc.exchange
+            steps = exc.steps
         except Permanent as exc:
             failure = (False, exc.reason)
-            status_code, exchange = exc.status_code, exc.exchange
+            status_code, exchange, steps = exc.status_code, exc.exchange, exc.steps
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -668,6 +671,7 @@ class SinkLane:
         else:
             failure = None
             status_code, detail, exchange = result.status_code, result.detail, result.exchange
+            steps = result.steps
         duration = time.perf_counter() - began
         engine.metrics.child(engine.metrics.attempt_duration, self.name).observe(duration)
         if missing.count:
@@ -676,7 +680,15 @@ class SinkLane:
             )
         if failure is None:
             record = AttemptRecord(
-                number, started_at, duration, "delivered", status_code, None, detail, exchange
+                number,
+                started_at,
+                duration,
+                "delivered",
+                status_code,
+                None,
+                detail,
+                exchange,
+                steps,
             )
             return AttemptOutcome(record, None, None)
         retryable, reason = failure
@@ -692,7 +704,15 @@ class SinkLane:
         )
         outcome: Literal["retry", "dead"] = "retry" if decision.action == "retry" else "dead"
         record = AttemptRecord(
-            number, started_at, duration, outcome, status_code, decision.reason, detail, exchange
+            number,
+            started_at,
+            duration,
+            outcome,
+            status_code,
+            decision.reason,
+            detail,
+            exchange,
+            steps,
         )
         return AttemptOutcome(record, decision.next_attempt_at, retry_after if retryable else None)
 

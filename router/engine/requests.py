@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.core.events import decode_json
-from router.store import ClaimedDelivery
+from router.store import ClaimedDelivery, resume_state
 from sinks.base import DeliveryRequest, Digest, SendResult, Sink, window_time
 
 
@@ -50,6 +50,7 @@ def delivery_request(delivery: ClaimedDelivery, payloads: list[bytes] | None) ->
         attempt=delivery.attempts + 1,
         digest=digest,
         payload=None if digest is not None else delivery.payload,
+        steps_done=resume_state(delivery.steps) if delivery.steps else {},
     )
 
 

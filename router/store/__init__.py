@@ -77,9 +77,12 @@ from router.store.records import (
     SinkCounts,
     SinkPause,
     SlackThread,
+    StepOutcome,
+    StepOutcomeKind,
     Verification,
 )
 from router.store.search import MAX_SEARCH_TERMS, MAX_SEARCH_WORDS, search_terms, searchable_text
+from router.store.steps import resume_state
 
 __all__ = [
     "BODY_LIMIT",
@@ -138,6 +141,8 @@ __all__ = [
     "SinkPause",
     "SlackThread",
     "SlackThreads",
+    "StepOutcome",
+    "StepOutcomeKind",
     "Store",
     "StoreClosed",
     "StoreConflict",
@@ -148,6 +153,7 @@ __all__ = [
     "StoreUnavailable",
     "Verification",
     "open_store",
+    "resume_state",
     "search_terms",
     "searchable_text",
 ]

@@ -280,7 +280,7 @@ ERASERS: tuple[Eraser, ...] = (
             json_text=True,
             of_delivery=True,
         )
-        for name in ("request_head", "response_head")
+        for name in ("request_head", "response_head", "steps")
     ),
     text_column(
         ErasedColumn("deliveries", ("id",), "last_error"), "other_rows_rewritten", of_delivery=True
@@ -300,6 +300,13 @@ ERASERS: tuple[Eraser, ...] = (
     # (the notices of the caller's own go with their dead deliveries: ON DELETE CASCADE).
     text_column(
         ErasedColumn("deliveries", ("id",), "notice"),
+        "other_rows_rewritten",
+        json_text=True,
+        of_delivery=True,
+    ),
+    # An `http` sink's steps done so far: their captures as captured (an answer's phone).
+    text_column(
+        ErasedColumn("deliveries", ("id",), "steps"),
         "other_rows_rewritten",
         json_text=True,
         of_delivery=True,

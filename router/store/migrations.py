@@ -555,6 +555,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        version=17,
+        description="http sinks' steps: each attempt's steps, and where a retry resumes",
+        statements=(
+            # `router.store.steps`: JSON. On an attempt, each step's outcome, captures
+            # (shown) and exchange; on a delivery, the steps done so far and their
+            # captures, which the next attempt resumes after (NULL: none, or delivered).
+            "ALTER TABLE attempts ADD COLUMN steps TEXT",
+            "ALTER TABLE deliveries ADD COLUMN steps TEXT",
+        ),
+    ),
+    Migration(
         version=18,
         description="deliveries: the W3C traceparent of the call's trace",
         statements=(

@@ -74,12 +74,12 @@ SHARED_FRAGMENTS = {
     " retry_attempts = retry_attempts + 1, status = :status,"
     " next_attempt_at = :next_attempt_at, last_error = :last_error,"
     " delivered_at = :delivered_at, updated_at = :updated_at,"
-    " lease_owner = NULL, lease_until = NULL"
+    " lease_owner = NULL, lease_until = NULL, steps = :steps"
     " WHERE id = :id AND lease_owner = :owner AND status = 'pending'",
     "attempt_columns": "delivery_id, number, started_at, duration, outcome, status_code,"
-    " error, detail, request_head, request_body, response_head, response_body",
+    " error, detail, request_head, request_body, response_head, response_body, steps",
     "attempt_values": ":started_at, :duration, :outcome, :status_code, :error, :detail,"
-    " :request_head, :request_body, :response_head, :response_body",
+    " :request_head, :request_body, :response_head, :response_body, :attempt_steps",
     # Whether an open digest can take a call arriving at :now (joining, or closing it).
     "joinable": "status = 'pending' AND attempts = 0 AND closes_at > :now"
     " AND (CAST(:max AS INTEGER) IS NULL OR member_count < :max)",
@@ -247,7 +247,7 @@ CLAIM = Query(
     " COALESCE((SELECT payload FROM events WHERE events.id = deliveries.event_id),"
     " {no_bytes}) AS payload,"
     " attempts, retry_attempts, retry_started_at, created_at, kind, group_key, window_start,"
-    " closes_at AS window_end, next_attempt_at, trace_parent, notice",
+    " closes_at AS window_end, steps, next_attempt_at, trace_parent, notice",
 )
 # Read just before sends (those asked for at once, in one statement): a delivery
 # cancelled meanwhile (its caller forgotten) is gone; `:ids` is a JSON array of ids.
@@ -630,7 +630,7 @@ DELIVERED_SINCE = Query(
 LIST_ATTEMPTS = Query(
     "list_attempts",
     "SELECT number, started_at, duration, outcome, status_code, error, detail,"
-    " request_head, request_body, response_head, response_body"
+    " request_head, request_body, response_head, response_body, steps"
     " FROM attempts WHERE delivery_id = :id ORDER BY number",
 )
 PING = Query("ping", "SELECT 1 AS alive")

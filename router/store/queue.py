@@ -90,6 +90,7 @@ from router.store.search import (
     search_terms,
     tsquery,
 )
+from router.store.steps import attempt_steps_column, delivery_steps_column, steps_of
 
 # Joining loses a race only if another transaction opened or closed the group in
 # between; the group lock rules that out, so a few tries are plenty.
@@ -437,6 +438,7 @@ def finish(
         "last_error": state.last_error,
         "delivered_at": state.delivered_at,
         "updated_at": attempt.started_at + attempt.duration,
+        "steps": delivery_steps_column(attempt.steps, delivered=state.status == "delivered"),
     }
     recorded = {
         "started_at": attempt.started_at,
@@ -446,6 +448,7 @@ def finish(
         "error": attempt.error,
         "detail": attempt.detail,
         **exchange_columns(attempt.exchange),
+        "attempt_steps": attempt_steps_column(attempt.steps),
     }
     notices = notices if state.status == "dead" else ()
     if dialect == "postgresql" and not notices:  # one statement, one round trip
@@ -1131,6 +1134,7 @@ class QueueStore(Store):
                 error=stored["error"],
                 detail=stored["detail"],
                 exchange=exchange_of(stored),
+                steps=steps_of(stored.get("steps")),
             )
             for stored in found.dicts()
         ]

@@ -20,7 +20,7 @@ until a time), acknowledgements and the audit of clicks on alerts' buttons.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -139,6 +139,8 @@ class ClaimedDelivery:
     group_key: str | None = None  # digests: the canonical JSON of the group key
     window_start: float | None = None  # digests: the first call's arrival
     window_end: float | None = None  # digests: when the window closed (or `max` was reached)
+    # An `http` sink's steps done by earlier attempts, as stored (`router.store.steps`).
+    steps: str | None = None
     # The payload already decoded (`IngestRecord.decoded`), or None: decode `payload`.
     decoded: Any = field(default=None, compare=False, repr=False)
     trace_parent: str | None = None  # the call's trace (`IngestRecord.trace_parent`)
@@ -214,6 +216,25 @@ MAX_HEADER_NAME = 128
 MAX_HEADER_VALUE = 1024
 
 
+StepOutcomeKind = Literal["done", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """One step of an `http` sink's steps in an attempt: `done` (its answer accepted),
+    `skipped` (its `if` was false) or `failed`; `captures` the values it captured (kept
+    for the next attempt, which resumes after it), `shown` the same masked for people
+    (phone numbers), `exchange` what it sent and got (masked). `earlier`: done or skipped
+    by an earlier attempt, not sent again by this one."""
+
+    name: str
+    outcome: StepOutcomeKind
+    captures: Mapping[str, Any] = field(default_factory=dict)
+    shown: Mapping[str, Any] = field(default_factory=dict)
+    exchange: Exchange | None = None
+    earlier: bool = False
+
+
 @dataclass(frozen=True)
 class AttemptRecord:
     number: int  # 1-based, over the delivery's whole life
@@ -224,6 +245,7 @@ class AttemptRecord:
     error: str | None = None
     detail: str | None = None
     exchange: Exchange | None = None  # None: not recorded (older attempts, nothing sent)
+    steps: tuple[StepOutcome, ...] = ()  # an `http` sink's steps, in order (else none)
 
 
 @dataclass(frozen=True)

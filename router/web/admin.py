@@ -94,13 +94,29 @@ def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:
     `request` it sent and the `response` it got (masked, bodies cut at 4 KiB; headers as
     `[name, value]` pairs; `response` null when no answer came). `recorded` is false for
     an attempt whose exchange was not kept (made before the router kept them, or
-    nothing was sent): then both are null."""
+    nothing was sent): then both are null. An `http` sink with steps lists each step
+    under `steps`: its `name`, `outcome` (done, skipped, failed), `earlier` (done by an
+    earlier attempt, not sent again), `captures` (phone numbers masked) and its own
+    `request` and `response` (the attempt's are its last step's)."""
     shown = asdict(attempt)
     exchange = shown.pop("exchange")
     shown["recorded"] = exchange is not None
     shown["request"] = None if exchange is None else exchange["request"]
     shown["response"] = None if exchange is None else exchange["response"]
+    shown["steps"] = [_step_json(step) for step in shown["steps"]]
     return shown
+
+
+def _step_json(step: dict[str, Any]) -> dict[str, Any]:
+    exchange = step["exchange"]
+    return {
+        "name": step["name"],
+        "outcome": step["outcome"],
+        "earlier": step["earlier"],
+        "captures": step["shown"],  # never the raw values the next attempt resumes with
+        "request": None if exchange is None else exchange["request"],
+        "response": None if exchange is None else exchange["response"],
+    }
 
 
 async def acknowledgements_of(

@@ -262,11 +262,32 @@ def _schemas() -> dict[str, Schema]:
                     "oneOf": [_ref("ReceivedResponse"), {"type": "null"}],
                     "description": "null: no answer came (refused, timed out)",
                 },
+                "steps": {
+                    "type": "array",
+                    "items": _ref("AttemptStep"),
+                    "description": "an http sink's steps, in order (empty for other sinks);"
+                    " the attempt's request and response are its last step's",
+                },
+            }
+        ),
+        "AttemptStep": _object(
+            {
+                "name": _field("string"),
+                "outcome": _field("string", enum=["done", "skipped", "failed"]),
+                "earlier": _field(
+                    "boolean", "done by an earlier attempt: not sent again by this one"
+                ),
+                "captures": _field("object", "the values captured, phone numbers masked"),
+                "request": {"oneOf": [_ref("SentRequest"), {"type": "null"}]},
+                "response": {"oneOf": [_ref("ReceivedResponse"), {"type": "null"}]},
             }
         ),
         "SentRequest": _object(
             {
-                "method": _field("string", "POST, PUT, PATCH; SMTP for email; WRITE for log"),
+                "method": _field(
+                    "string",
+                    "POST, PUT, PATCH (and GET, DELETE in steps); SMTP for email; WRITE for log",
+                ),
                 "target": _field(
                     "string", "the URL with its secret parts as ***; smtp://host:port; a path"
                 ),

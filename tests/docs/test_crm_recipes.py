@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +19,12 @@ from router.core.samples import sample_event
 from router.engine.requests import build_and_transmit
 from sinks.base import DeliveryRequest, SinkResources
 from sinks.http import HttpSink, HttpSinkConfig
-from tests.conftest import sample
+from sinks.registry import build_sink
+from tests.conftest import fresh_event, sample
+from tests.crm_fakes import CrmFake, GoHighLevelFake, HubSpotFake, PipedriveFake, SalesforceFake
 from tests.docs import blocks, section
 from tests.receivers import Received, Receiver
+from tests.service import parts, post_event, running_service, wait_for
 
 PAGE = "sinks/http.md"
 ENVIRONMENT = {
@@ -30,6 +34,8 @@ ENVIRONMENT = {
     "PIPEDRIVE_API_TOKEN": "pipedrive-token-123",
     "ZAPIER_CATCH_HOOK_URL": "https://hooks.zapier.com/hooks/catch/123456/abcdef/",
     "MAKE_WEBHOOK_URL": "https://hook.eu1.make.com/abc123def456",
+    "GHL_TOKEN": "pit-ghl-token-0123",
+    "GHL_LOCATION_ID": "loc-1",
 }
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HOURS_MINUTES = re.compile(r"^\d{2}:\d{2}$")
@@ -230,3 +236,161 @@ async def test_catch_hooks_get_the_call_exactly_as_revring_sent_it(
     assert received.body == raw  # the same bytes
     assert received.headers["Content-Type"] == "application/json"
     assert received.headers["Idempotency-Key"] == "dlv-7"
+
+
+# --- CRM flows (`steps`): each recipe's YAML from the page, run by the real service ----
+
+FLOWS: dict[str, tuple[type[CrmFake], str, str]] = {
+    # heading: the fake, the API's base URL as the recipe writes it, the credential
+    "HubSpot flow": (HubSpotFake, "https://api.hubapi.com", ENVIRONMENT["HUBSPOT_TOKEN"]),
+    "Salesforce flow": (
+        SalesforceFake,
+        "${SALESFORCE_INSTANCE_URL}",
+        ENVIRONMENT["SALESFORCE_ACCESS_TOKEN"],
+    ),
+    "Pipedrive flow": (
+        PipedriveFake,
+        "https://yourcompany.pipedrive.com",
+        ENVIRONMENT["PIPEDRIVE_API_TOKEN"],
+    ),
+    "GoHighLevel flow": (
+        GoHighLevelFake,
+        "https://services.leadconnectorhq.com",
+        ENVIRONMENT["GHL_TOKEN"],
+    ),
+}
+FLOW_RULES = """\
+version: 1
+defaults:
+  retry: {{max_attempts: 5, initial_delay: 50ms, max_delay: 100ms}}
+{sinks}
+rules:
+  - name: every-call
+    when: {{direction: [INBOUND, OUTBOUND]}}
+    to: [{sink}]
+"""
+
+
+def flow_snippet(heading: str) -> str:
+    [snippet] = blocks(section(PAGE, heading), "yaml")
+    return snippet
+
+
+def test_every_flow_recipe_loads_and_its_templates_are_clean() -> None:
+    for heading in FLOWS:
+        config = parse_config("version: 1\n" + flow_snippet(heading), PAGE, ENVIRONMENT)
+        [sink] = config.sinks.values()
+        assert isinstance(sink, HttpSinkConfig) and sink.steps is not None
+        assert [step.name for step in sink.steps][:2] == ["find", "create"]
+        assert sink.setting_errors() == []
+        assert sink.sample_problems(sample_event()) == [], heading
+
+
+def test_a_flow_render_shows_every_step_with_earlier_answers_unknown() -> None:
+    config = parse_config("version: 1\n" + flow_snippet("HubSpot flow"), PAGE, ENVIRONMENT)
+    [(name, sink_config)] = config.sinks.items()
+    request = DeliveryRequest("dlv-1", "e", name, "r", sample("completed-inbound"))
+    shown = build_sink(name, sink_config, SinkResources()).preview(request)
+    assert [step["name"] for step in shown["steps"]] == ["find", "create", "log"]
+    log_step = shown["steps"][2]
+    [association] = log_step["body"]["associations"]
+    assert association["to"]["id"] == "⟨steps.find.contact: known once sent⟩"
+    assert shown["steps"][1]["if"] == "not steps.find.contact"
+    assert shown["steps"][0]["headers"]["Authorization"] == "***"
+    assert ENVIRONMENT["HUBSPOT_TOKEN"] not in json.dumps(shown)
+
+
+@pytest.mark.parametrize("heading", list(FLOWS))
+async def test_a_flow_creates_a_contact_once_and_a_retry_resumes_at_the_last_step(
+    heading: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_class, base, secret = FLOWS[heading]
+    fake = await fake_class(secret=secret).start()
+    snippet = flow_snippet(heading).replace(base, fake.base)
+    for variable, value in ENVIRONMENT.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("SALESFORCE_INSTANCE_URL", fake.base)
+    [sink_name] = re.findall(r"^  ([\w-]+):$", snippet, re.MULTILINE)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(FLOW_RULES.format(sinks=snippet.rstrip(), sink=sink_name))
+    new_caller = fresh_event("completed-inbound", fromNumber="+14155550123")
+    again = fresh_event("completed-inbound", fromNumber="+14155550123")
+    another = fresh_event("completed-inbound", fromNumber="+14155550177")
+    try:
+        async with running_service(rules, tmp_path / "router.db") as client:
+            store, *_ = parts(client)
+
+            # A new caller: one contact created, one call logged against it.
+            assert (await post_event(client, new_caller)).status == 200
+            await wait_for(lambda: len(fake.logged) == 1)
+            assert len(fake.contacts) == 1
+            assert str(fake.logged[0]["contact"]) == str(fake.contacts[0]["id"])
+
+            # The same caller again: found, no second contact.
+            assert (await post_event(client, again)).status == 200
+            await wait_for(lambda: len(fake.logged) == 2)
+            assert len(fake.contacts) == 1
+            assert str(fake.logged[1]["contact"]) == str(fake.contacts[0]["id"])
+
+            # Another new caller, the last step failing once: the retry resumes there.
+            fake.fail_log = 1
+            seen_before = len(fake.seen)
+            assert (await post_event(client, another)).status == 200
+            await wait_for(lambda: len(fake.logged) == 3)
+            await wait_for(lambda: store.list_deliveries("delivered"))
+            await wait_for(lambda: _delivered_count(store, 3), limit=10.0)
+            assert len(fake.contacts) == 2  # one created for this caller, not two
+            assert str(fake.logged[2]["contact"]) == str(fake.contacts[1]["id"])
+            flow = fake.seen[seen_before:]
+            keys = [request.headers["Idempotency-Key"] for request in flow]
+            delivery_id = keys[0].rsplit(":", 1)[0]
+            last = [step.name for step in _steps(snippet)][-1]
+            assert keys == [
+                f"{delivery_id}:find",
+                f"{delivery_id}:create",
+                f"{delivery_id}:{last}",
+                f"{delivery_id}:{last}",  # the retry: the last step only
+            ]
+            assert [request.status for request in flow][-2] == 503
+
+            failed, delivered = await store.list_attempts(delivery_id)
+            assert failed.outcome == "retry" and "503" in (failed.error or "")
+            assert f"step {last!r}" in (failed.error or "")
+            assert [(s.name, s.outcome, s.earlier) for s in failed.steps] == [
+                ("find", "done", False),
+                ("create", "done", False),
+                (last, "failed", False),
+            ]
+            assert [(s.name, s.outcome, s.earlier) for s in delivered.steps] == [
+                ("find", "done", True),
+                ("create", "done", True),
+                (last, "done", False),
+            ]
+            assert delivered.steps[-1].exchange is not None
+            assert secret not in repr(failed) + repr(delivered)
+            shown = repr(failed) + repr(delivered)
+            assert "4155550177" not in shown, shown[max(0, shown.find("4155550177") - 300) :][:400]
+    finally:
+        await fake.close()
+
+
+async def _delivered_count(store: Any, count: int) -> bool:
+    return len(await store.list_deliveries("delivered")) >= count
+
+
+def _steps(snippet: str) -> list[Any]:
+    config = parse_config("version: 1\n" + snippet, PAGE, {**ENVIRONMENT, "X": ""})
+    [sink] = config.sinks.values()
+    assert isinstance(sink, HttpSinkConfig) and sink.steps is not None
+    return list(sink.steps)
+
+
+@pytest.mark.parametrize("heading", list(FLOWS))
+def test_a_flow_render_shows_no_credential(heading: str) -> None:
+    config = parse_config("version: 1\n" + flow_snippet(heading), PAGE, ENVIRONMENT)
+    [(name, sink_config)] = config.sinks.items()
+    request = DeliveryRequest("dlv-1", "e", name, "r", sample("completed-inbound"))
+    shown = json.dumps(build_sink(name, sink_config, SinkResources()).preview(request))
+    _, _, secret = FLOWS[heading]
+    assert secret not in shown
+    assert json.loads(shown)["steps"][0]["name"] == "find"

@@ -209,3 +209,55 @@ def test_check_renders_templates_against_a_sample_call(tmp_path):
     [line] = [line for line in result.stdout.splitlines() if line.startswith(str(path))]
     assert line.startswith(f"{path}:6:11: error: sink 'crm': body: ")  # at the template
     assert "JSON" in line and "sample call" in line
+
+
+STEPS_RULES = """version: 1
+sinks:
+  crm:
+    type: http
+    headers: {Authorization: "Bearer ${CRM_TOKEN}"}
+    steps:
+      - name: find
+        method: GET
+        url: https://crm.example/search?phone={{ fromNumber | urlencode }}&api_key=${CRM_KEY}
+        capture: {contact: "results[0].id"}
+      - name: log
+        url: https://crm.example/contacts/{{ steps.find.contact }}/calls
+        body: '{"contact": "{{ steps.find.contact }}"}'
+rules:
+  - name: everything
+    to: [crm]
+"""
+
+
+def test_route_render_shows_every_step_with_earlier_answers_unknown(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(STEPS_RULES)
+    secrets = {"CRM_TOKEN": "tok-5e6f7a8b9c", "CRM_KEY": "key-0a1b2c3d4e"}
+    result = run(
+        "route",
+        str(SAMPLES / "voicemail-outbound.json"),
+        "--render",
+        "--config",
+        str(rules),
+        env=secrets,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = json.loads(result.stdout.split("--- crm (http) ---", 1)[1])
+    find, log = rendered["steps"]
+    assert (find["name"], find["method"], find["body"]) == ("find", "GET", None)
+    assert find["url"] == "https://crm.example/search?phone=%2B14155550199&api_key=***"
+    assert log["body"] == {"contact": "⟨steps.find.contact: known once sent⟩"}
+    assert log["headers"]["Idempotency-Key"] == "preview:log"
+    assert all(secret not in result.stdout for secret in secrets.values())
+
+
+def test_check_refuses_a_step_reference_at_file_line_column(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(STEPS_RULES.replace("steps.find.contact }}/calls", "steps.find.id }}/calls"))
+    result = run("check", "--config", str(rules), env={"CRM_TOKEN": "t", "CRM_KEY": "k"})
+    assert result.returncode != 0
+    assert (
+        f"{rules}:12:14: error: sinks.crm.steps.1.url: steps.find.id: step 'find' captures no 'id'"
+        " (its captures: contact)"
+    ) in result.stdout + result.stderr

@@ -575,7 +575,8 @@ async def test_a_sqlite_store_of_schema_7_shows_its_old_attempts_as_not_recorded
         assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         columns = [row[1] for row in upgraded.execute("PRAGMA table_info(attempts)")]
     upgraded.close()
-    assert columns[-4:] == ["request_head", "request_body", "response_head", "response_body"]
+    assert columns[-5:-1] == ["request_head", "request_body", "response_head", "response_body"]
+    assert columns[-1] == "steps"  # migration 17
 
 
 @pytest.mark.postgres
@@ -806,3 +807,103 @@ async def test_a_postgresql_store_of_schema_13_gets_slack_threads(
             pass
         async with opened(open_store(url)) as store:
             await check_threads_after_13(store)
+
+
+# --- migration 17: an `http` sink's steps ------------------------------------------------
+
+
+async def check_steps_after_upgrade(store: Store) -> None:
+    """A delivery queued at schema 13, its old attempt kept, goes on with steps: an attempt
+    records its steps, the next claim resumes after the ones done, delivered clears them."""
+    from router.store import Exchange, SentRequest, StepOutcome, resume_state
+
+    [old] = await store.list_attempts("s13:crm")
+    assert (old.number, old.outcome, old.steps) == (1, "retry", ())
+    [claimed] = await store.claim("crm", 10, "w", 30.0, T + 2)
+    assert claimed.id == "s13:crm" and claimed.steps is None
+    sent = Exchange(SentRequest("POST", "https://api.example/***", body="{}", size=2))
+    steps = (
+        StepOutcome("find", "done", {"contact": "501"}, {"contact": "501"}, sent),
+        StepOutcome("create", "skipped"),
+        StepOutcome("log", "failed", exchange=sent),
+    )
+    failed = AttemptRecord(2, T + 2, 0.1, "retry", 503, "HTTP 503", steps=steps)
+    assert await store.finish(claimed.id, "w", failed, next_attempt_at=T + 3)
+    [again] = await store.claim("crm", 10, "w", 30.0, T + 4)
+    assert resume_state(again.steps) == {
+        "find": ("done", {"contact": "501"}),
+        "create": ("skipped", {}),
+    }
+    done = AttemptRecord(3, T + 4, 0.1, "delivered", 201, steps=(StepOutcome("log", "done"),))
+    assert await store.finish(again.id, "w", done)
+    attempts = await store.list_attempts("s13:crm")
+    assert [[(s.name, s.outcome) for s in a.steps] for a in attempts] == [
+        [],
+        [("find", "done"), ("create", "skipped"), ("log", "failed")],
+        [("log", "done")],
+    ]
+    assert attempts[1].steps[0].shown == {"contact": "501"}
+    assert attempts[1].steps[0].exchange == sent
+    assert attempts[1].steps[0].captures == {}  # the raw values stay with the delivery only
+
+
+S13_ROWS = (
+    "INSERT INTO events (id, payload, received_at, status)"
+    " VALUES ('s13', {payload}, 1700000000.0, 'completed')",
+    "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+    " next_attempt_at, created_at, updated_at)"
+    " VALUES ('s13:crm', 's13', 'crm', 'r', 'pending', 1700000000.0,"
+    " 1700000000.0, 1700000000.0, 1700000000.0)",
+)
+
+
+def schema_13_with_a_pending_delivery(dialect: str) -> list[str]:
+    """Schema 13, as that router made it, holding the call `s13` with one pending
+    delivery (`s13:crm`)."""
+    payload = "CAST(X'7b226964223a2022733133227d' AS BLOB)"  # {"id": "s13"}
+    if dialect == "postgresql":
+        payload = "convert_to('{\"id\": \"s13\"}', 'UTF8')"
+    rows = [row.format(payload=payload) for row in S13_ROWS]
+    return [*schema_13_statements(dialect), *rows]
+
+
+OLD_STEP_ATTEMPT = (
+    "INSERT INTO attempts (delivery_id, number, started_at, duration, outcome, status_code,"
+    " error, detail) VALUES ('s13:crm', 1, 1.5, 0.25, 'retry', 503, 'HTTP 503', NULL)",
+    "UPDATE deliveries SET attempts = 1, retry_attempts = 1 WHERE id = 's13:crm'",
+)
+
+
+async def test_a_sqlite_store_of_schema_13_upgrades_to_steps(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    with sqlite3.connect(database) as old:
+        for statement in schema_13_with_a_pending_delivery("sqlite"):
+            old.execute(statement)
+        assert old.execute("SELECT MAX(version) FROM schema_version").fetchone() == (13,)
+        for statement in OLD_STEP_ATTEMPT:
+            old.execute(statement)
+    old.close()
+    async with opened(SQLiteStore(database)) as store:
+        await check_steps_after_upgrade(store)
+    with sqlite3.connect(database) as upgraded:
+        assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert upgraded.execute("SELECT steps FROM deliveries").fetchall() == [(None,)]
+    upgraded.close()
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_13_upgrades_to_steps() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade17") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            for statement in schema_13_with_a_pending_delivery("postgresql"):
+                await connection.execute(statement)
+            assert await connection.fetchval("SELECT MAX(version) FROM schema_version") == 13
+            for statement in OLD_STEP_ATTEMPT:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+        async with opened(open_store(url)) as store:
+            await check_steps_after_upgrade(store)
