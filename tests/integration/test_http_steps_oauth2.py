@@ -21,7 +21,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import fresh_event
-from tests.oauth_fakes import CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH, TokenEndpoint
+from tests.oauth_fakes import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    FIRST_REFRESH,
+    Reply,
+    TokenEndpoint,
+    answer,
+)
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
 
 CALLER = "+14155550142"
@@ -31,10 +38,12 @@ CALLER = "+14155550142"
 class Crm:
     """`/find` finds no one, `/make` creates, `/log` logs, each only for a token `tokens`
     issued (401 otherwise); `revoke_at`: the first request for that path revokes every
-    token first; `refuse`: paths answered 401 whatever the token."""
+    token first (and scripts the token endpoint's next answers: `after_revoke`); `refuse`:
+    paths answered 401 whatever the token."""
 
     tokens: TokenEndpoint
     revoke_at: str | None = None
+    after_revoke: list[Reply] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
     seen: list[tuple[str, str, str, int]] = field(default_factory=list)  # path, key, auth, status
 
@@ -43,6 +52,7 @@ class Crm:
         if self.revoke_at == request.path:
             self.revoke_at = None
             self.tokens.revoke_all()
+            self.tokens.answers += self.after_revoke
         given = request.headers.get("Authorization", "")
         if given.removeprefix("Bearer ") not in self.tokens.issued or request.path in self.refuse:
             # An API that echoes what it refused: the token must still not be kept.
@@ -188,6 +198,35 @@ async def test_a_401_at_a_step_renews_the_token_once_and_resends_that_step_alone
         assert secret not in text
         assert secret not in kept
         assert secret not in caplog.text
+
+
+async def test_a_token_endpoint_down_at_a_later_step_is_retried_and_resumes_at_that_step(
+    tmp_path: Path, write_rules, world: World
+) -> None:
+    world.crm.revoke_at = "/make"
+    world.crm.after_revoke = [answer(503, '{"error": "temporarily_unavailable"}')]
+    async with running_service(write_rules(rules(world)), tmp_path / "router.db") as client:
+        assert (await post_event(client, fresh_event(fromNumber=CALLER))).status == 200
+        _, shown, _ = await finished(client, "delivered")
+
+    # The renewal after the 401 got a 503: no token, so the step waited for the retry,
+    # which resumed at it (find not repeated) with a new token.
+    assert world.crm.steps() == [("find", 200), ("create", 401), ("create", 201), ("log", 201)]
+    assert len(world.tokens.grants) == 3
+    failed, delivered = shown["attempt_log"]
+    assert failed["outcome"] == "retry"
+    assert failed["error"].startswith(
+        "step 'create': sink 'crm' auth: token endpoint answered 503 temporarily_unavailable"
+    )
+    assert [(step["name"], step["outcome"]) for step in failed["steps"]] == [
+        ("find", "done"),
+        ("create", "failed"),
+    ]
+    assert [(step["name"], step["outcome"], step["earlier"]) for step in delivered["steps"]] == [
+        ("find", "done", True),
+        ("create", "done", False),
+        ("log", "done", False),
+    ]
 
 
 async def test_a_step_refused_again_with_the_renewed_token_fails_after_one_renewal(
