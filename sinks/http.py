@@ -196,6 +196,22 @@ class HttpStepConfig(HttpStep):
         return value
 
 
+_AUTH_SETS_HEADER = "auth sets the Authorization header of every step; remove this header"
+
+
+def _authorization_header(headers: Mapping[str, Any]) -> str | None:
+    """The name `Authorization` is given under in `headers` (any case), if it is."""
+    return next((name for name in headers if name.lower() == "authorization"), None)
+
+
+def _has_userinfo(url_template: str) -> bool:
+    """Whether a (step's) URL template writes credentials before its host (`user:pw@`)."""
+    try:
+        return "@" in urlsplit(_JINJA_BLOCK.sub("x", url_template)).netloc
+    except ValueError:  # not a URL one can split (a bad IPv6 host): checked when sent
+        return False
+
+
 class HttpSinkConfig(TimedSinkConfig):
     type: Literal["http"]
     url: SecretStr | None = None
@@ -308,7 +324,40 @@ class HttpSinkConfig(TimedSinkConfig):
         return missing
 
     def setting_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
-        return reference_problems(self.steps or ())
+        return [*reference_problems(self.steps or ()), *self._step_credential_problems()]
+
+    def _step_credential_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """What a single request's `_one_kind_of_credentials` refuses, for steps: with
+        `auth`, any Authorization header (the sink's or a step's) and credentials in a
+        step's url; without, credentials in a step's url beside an Authorization header."""
+        if self.steps is None:
+            return []
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        sink_header = _authorization_header(self.headers)
+        if self.auth is not None and sink_header is not None:
+            problems.append((("headers", sink_header), _AUTH_SETS_HEADER))
+        for index, step in enumerate(self.steps):
+            step_header = _authorization_header(step.headers)
+            in_url = _has_userinfo(step.url.source)
+            if self.auth is not None:
+                if step_header is not None:
+                    problems.append((("steps", index, "headers", step_header), _AUTH_SETS_HEADER))
+                if in_url:
+                    problems.append(
+                        (
+                            ("steps", index, "url"),
+                            "auth sets the Authorization header; remove the credentials"
+                            " from the url",
+                        )
+                    )
+            elif in_url and (step_header or sink_header) is not None:
+                problems.append(
+                    (
+                        ("steps", index, "url"),
+                        "give credentials either in the url or in an Authorization header",
+                    )
+                )
+        return problems
 
     def trial_context(self, request: DeliveryRequest) -> dict[str, Any]:
         context = super().trial_context(request)
@@ -836,7 +885,8 @@ class HttpStepsSink(Sink[StepsMessage]):
     first one earlier attempts did not finish (`DeliveryRequest.steps_done`); each step's
     outcome and captures reported with the attempt (`SendResult.steps`, or the failure's
     `steps`), which the engine stores for the next attempt to resume after. Delivered
-    when the last step succeeds (or is skipped)."""
+    when the last step succeeds (or is skipped). With `auth`, every step carries the
+    sink's one token (`authenticator`); a 401 renews it once and resends that step."""
 
     config: HttpSinkConfig
     config_class = HttpSinkConfig
@@ -844,6 +894,10 @@ class HttpStepsSink(Sink[StepsMessage]):
     def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
         super().__init__(name, config, resources)
         self._requests = _StepRequests(name, config, resources)
+        # `auth:`: every step's Authorization, one token for all of them (`sinks.tokens`).
+        self.authenticator: TokenProvider | None = None
+        if self.config.auth is not None:
+            self.authenticator = self._requests.token_provider(OAuth2Grants(self.config.auth))
 
     @property
     def steps(self) -> list[HttpStepConfig]:
@@ -886,10 +940,9 @@ class HttpStepsSink(Sink[StepsMessage]):
             except Permanent as unbuilt:
                 raise self._failed(unbuilt, step, outcomes) from None
             try:
-                answer, exchange = await self._send_step(outgoing, secrets)
-            except DeliveryError as failure:
+                answer, judged, exchange = await self._send_step(outgoing)
+            except DeliveryError as failure:  # no answer, or no token to send it with
                 raise self._failed(failure, step, outcomes) from None
-            judged = self._requests.judge(answer, secrets)
             if isinstance(judged, DeliveryError):
                 raise self._failed(judged.with_exchange(exchange), step, outcomes) from None
             try:
@@ -910,11 +963,30 @@ class HttpStepsSink(Sink[StepsMessage]):
         return replace(last, detail=f"{last.detail}; steps: {summary}", steps=tuple(outcomes))
 
     async def _send_step(
+        self, outgoing: OutgoingRequest
+    ) -> tuple[Answer, SendResult | DeliveryError, Exchange]:
+        """One step's request (the one place a step goes out), its answer judged, and the
+        exchange as kept. With `auth`, the request carries the token; a 401 drops it, and
+        the step alone is sent once more with a renewed one (the steps before it are not
+        repeated). Raises a `DeliveryError` when no answer came (reporting what was sent)
+        or no token could be had (the token endpoint's exchange; nothing sent)."""
+        auth = self.authenticator
+        if auth is None:
+            return await self._exchange_step(outgoing, self.secrets())
+        authorization = await auth.authorization()
+        secrets = [*self.secrets(), *auth.secrets()]
+        sent = await self._exchange_step(authorized(outgoing, authorization), secrets)
+        judged = sent[1]
+        if not isinstance(judged, DeliveryError) or judged.status_code != HTTPStatus.UNAUTHORIZED:
+            return sent
+        auth.rejected(authorization)  # expired early or revoked: renewed once
+        renewed = await auth.authorization()
+        secrets = [*secrets, *auth.secrets()]  # the refused token too, should it echo back
+        return await self._exchange_step(authorized(outgoing, renewed), secrets)
+
+    async def _exchange_step(
         self, outgoing: OutgoingRequest, secrets: list[str]
-    ) -> tuple[Answer, Exchange]:
-        """One step's request and its answer, whatever its status, with the exchange as
-        kept; raises a `DeliveryError` reporting what was sent when no answer came. (The
-        one place a step goes out: where an `Authorization` from `auth:` is added.)"""
+    ) -> tuple[Answer, SendResult | DeliveryError, Exchange]:
         sent = request_seen(
             outgoing.method,
             outgoing.url,
@@ -930,7 +1002,7 @@ class HttpStepsSink(Sink[StepsMessage]):
         got = response_seen(
             answer.status, answer.headers, answer.body, secrets=secrets, complete=answer.complete
         )
-        return answer, Exchange(sent, got)
+        return answer, self._requests.judge(answer, secrets), Exchange(sent, got)
 
     @staticmethod
     def _failed(
@@ -959,6 +1031,8 @@ class HttpStepsSink(Sink[StepsMessage]):
             }
             if SIGNATURE_HEADER in headers:
                 headers[SIGNATURE_HEADER] = "v1," + MASK
+            if self.config.auth is not None:  # got from the token endpoint when sending
+                headers["Authorization"] = f"Bearer {MASK}"
             entry: dict[str, Any] = {
                 "name": step.name,
                 "method": outgoing.method,

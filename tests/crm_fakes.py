@@ -2,7 +2,12 @@
 real socket, for the CRM flow recipes: each keeps its contacts and logged calls, and
 refuses what the real API refuses (wrong path or method, missing authentication,
 missing required JSON fields, an association to no contact) with the status the API
-answers. `fail_log` makes the logging request answer 503 that many times first."""
+answers. `fail_log` makes the logging request answer 503 that many times first.
+
+With `tokens` (a `tests.oauth_fakes.TokenEndpoint`, served at the CRM's own token path),
+a fake takes only the bearer tokens that endpoint issued and did not revoke, as the
+OAuth2 CRMs do; `revoke_at` (a path) revokes them all when a request for it arrives,
+which that request is then refused (401) for."""
 
 from __future__ import annotations
 
@@ -10,11 +15,13 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from tests.oauth_fakes import TokenEndpoint
 
 Handler = Callable[[web.Request, Any], Awaitable[web.Response]]
 
@@ -51,9 +58,15 @@ class CrmFake:
     seen: list[Seen] = field(default_factory=list)
     server: TestServer | None = None
     routes: list[tuple[str, str, str]] = field(default_factory=list)  # method, path re, handler
+    tokens: TokenEndpoint | None = None
+    revoke_at: str | None = None
+    token_path: ClassVar[str] = ""  # where the CRM's OAuth2 token endpoint is
 
     async def start(self) -> CrmFake:
         app = web.Application()
+        if self.tokens is not None:
+            assert self.token_path, f"{type(self).__name__} has no token endpoint"
+            app.router.add_post(self.token_path, self.tokens.handle)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self.server = TestServer(app, host="127.0.0.1")
         await self.server.start_server()
@@ -69,10 +82,16 @@ class CrmFake:
         return str(self.server.make_url("")).rstrip("/")
 
     def authorized(self, request: web.Request) -> bool:
-        return request.headers.get("Authorization") == f"Bearer {self.secret}"
+        given = request.headers.get("Authorization", "")
+        if self.tokens is not None:
+            return given.startswith("Bearer ") and given[7:] in self.tokens.issued
+        return given == f"Bearer {self.secret}"
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if self.revoke_at == request.path and self.tokens is not None:
+            self.revoke_at = None
+            self.tokens.revoke_all()
         try:
             response = await self.route(request, body)
         except Refused as refused:
@@ -123,6 +142,8 @@ def _require(condition: bool, message: str, status: int = 400) -> None:
 
 
 class HubSpotFake(CrmFake):
+    token_path = "/oauth/v1/token"
+
     async def route(self, request: web.Request, body: bytes) -> web.Response:
         _require(self.authorized(request), "authentication credentials not found", 401)
         _require(request.method == "POST", f"{request.method} not allowed", 405)
@@ -170,6 +191,8 @@ SOQL = re.compile(r"^SELECT Id FROM Contact WHERE Phone = '([^']*)' LIMIT 1$")
 
 
 class SalesforceFake(CrmFake):
+    token_path = "/services/oauth2/token"
+
     async def route(self, request: web.Request, body: bytes) -> web.Response:
         _require(self.authorized(request), "Session expired or invalid", 401)
         if request.path == "/services/data/v62.0/query":

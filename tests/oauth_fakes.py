@@ -32,6 +32,7 @@ class TokenEndpoint:
     grants: list[dict[str, str]] = field(default_factory=list)
     basic: list[str] = field(default_factory=list)  # the Authorization header of each ask
     issued: list[str] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
     refresh_tokens: set[str] = field(default_factory=lambda: {FIRST_REFRESH})
     answers: list[Reply] = field(default_factory=list)
     hold: asyncio.Event | None = None
@@ -73,6 +74,7 @@ class TokenEndpoint:
         return web.json_response(answer)
 
     def revoke_all(self) -> None:
+        self.revoked += self.issued
         self.issued.clear()
 
 

@@ -1,15 +1,22 @@
 """The documentation's CRM recipes render what each API documents: for HubSpot, Salesforce,
 Pipedrive and the Zapier/Make catch hooks, the snippet is loaded from docs/sinks/http.md as a
 user would paste it, rendered against sample calls, and sent to a local receiver (a
-real socket); the request is checked field by field (names, types, units)."""
+real socket); the request is checked field by field (names, types, units).
+
+The CRM flows (`steps`) run through the real service against local stand-ins of the APIs
+(`tests.crm_fakes`); the HubSpot and Salesforce ones authenticate with OAuth2 (`auth:`),
+their stand-ins taking only the tokens their own token endpoint issued
+(`tests.oauth_fakes`), one of them revoked in the middle of a flow."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -23,14 +30,21 @@ from sinks.registry import build_sink
 from tests.conftest import fresh_event, sample
 from tests.crm_fakes import CrmFake, GoHighLevelFake, HubSpotFake, PipedriveFake, SalesforceFake
 from tests.docs import blocks, section
+from tests.oauth_fakes import CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH, TokenEndpoint
 from tests.receivers import Received, Receiver
-from tests.service import parts, post_event, running_service, wait_for
+from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
 
 PAGE = "sinks/http.md"
 ENVIRONMENT = {
     "HUBSPOT_TOKEN": "pat-na1-hubspot-token",
+    "HUBSPOT_CLIENT_ID": CLIENT_ID,
+    "HUBSPOT_CLIENT_SECRET": CLIENT_SECRET,
+    "HUBSPOT_REFRESH_TOKEN": FIRST_REFRESH,
     "SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com",
     "SALESFORCE_ACCESS_TOKEN": "00Dxx!salesforce-token",
+    "SALESFORCE_CLIENT_ID": CLIENT_ID,
+    "SALESFORCE_CLIENT_SECRET": CLIENT_SECRET,
+    "SALESFORCE_REFRESH_TOKEN": FIRST_REFRESH,
     "PIPEDRIVE_API_TOKEN": "pipedrive-token-123",
     "ZAPIER_CATCH_HOOK_URL": "https://hooks.zapier.com/hooks/catch/123456/abcdef/",
     "MAKE_WEBHOOK_URL": "https://hook.eu1.make.com/abc123def456",
@@ -240,23 +254,35 @@ async def test_catch_hooks_get_the_call_exactly_as_revring_sent_it(
 
 # --- CRM flows (`steps`): each recipe's YAML from the page, run by the real service ----
 
-FLOWS: dict[str, tuple[type[CrmFake], str, str]] = {
-    # heading: the fake, the API's base URL as the recipe writes it, the credential
-    "HubSpot flow": (HubSpotFake, "https://api.hubapi.com", ENVIRONMENT["HUBSPOT_TOKEN"]),
-    "Salesforce flow": (
+
+@dataclass(frozen=True)
+class Flow:
+    fake: type[CrmFake]
+    hosts: tuple[str, ...]  # the addresses the recipe writes, each served by the fake
+    secrets: tuple[str, ...]  # the credentials the recipe sends or spends: never shown
+    oauth: bool = False  # `auth: {type: oauth2}`: the fake takes its token endpoint's tokens
+
+
+OAUTH_SECRETS = (CLIENT_SECRET, FIRST_REFRESH)
+TOKEN_URLS = {
+    "HubSpot flow": "https://api.hubapi.com/oauth/v1/token",
+    "Salesforce flow": "https://login.salesforce.com/services/oauth2/token",
+}
+FLOWS: dict[str, Flow] = {
+    "HubSpot flow": Flow(HubSpotFake, ("https://api.hubapi.com",), OAUTH_SECRETS, oauth=True),
+    "Salesforce flow": Flow(
         SalesforceFake,
-        "${SALESFORCE_INSTANCE_URL}",
-        ENVIRONMENT["SALESFORCE_ACCESS_TOKEN"],
+        ("https://login.salesforce.com", "${SALESFORCE_INSTANCE_URL}"),
+        OAUTH_SECRETS,
+        oauth=True,
     ),
-    "Pipedrive flow": (
+    "Pipedrive flow": Flow(
         PipedriveFake,
-        "https://yourcompany.pipedrive.com",
-        ENVIRONMENT["PIPEDRIVE_API_TOKEN"],
+        ("https://yourcompany.pipedrive.com",),
+        (ENVIRONMENT["PIPEDRIVE_API_TOKEN"],),
     ),
-    "GoHighLevel flow": (
-        GoHighLevelFake,
-        "https://services.leadconnectorhq.com",
-        ENVIRONMENT["GHL_TOKEN"],
+    "GoHighLevel flow": Flow(
+        GoHighLevelFake, ("https://services.leadconnectorhq.com",), (ENVIRONMENT["GHL_TOKEN"],)
     ),
 }
 FLOW_RULES = """\
@@ -296,17 +322,32 @@ def test_a_flow_render_shows_every_step_with_earlier_answers_unknown() -> None:
     [association] = log_step["body"]["associations"]
     assert association["to"]["id"] == "⟨steps.find.contact: known once sent⟩"
     assert shown["steps"][1]["if"] == "not steps.find.contact"
-    assert shown["steps"][0]["headers"]["Authorization"] == "***"
-    assert ENVIRONMENT["HUBSPOT_TOKEN"] not in json.dumps(shown)
+    assert [step["headers"]["Authorization"] for step in shown["steps"]] == ["Bearer ***"] * 3
+    assert not any(secret in json.dumps(shown) for secret in OAUTH_SECRETS)
+
+
+@pytest.mark.parametrize("heading", [heading for heading, flow in FLOWS.items() if flow.oauth])
+def test_the_oauth_flows_take_their_tokens_from_the_crms_token_endpoint(heading: str) -> None:
+    config = parse_config("version: 1\n" + flow_snippet(heading), PAGE, ENVIRONMENT)
+    [sink] = config.sinks.values()
+    assert isinstance(sink, HttpSinkConfig) and sink.auth is not None
+    assert sink.auth.token_url == TOKEN_URLS[heading]
+    assert sink.auth.refresh_token is not None  # the refresh-token grant
+    assert not any(name.lower() == "authorization" for name in sink.headers)
 
 
 @pytest.mark.parametrize("heading", list(FLOWS))
 async def test_a_flow_creates_a_contact_once_and_a_retry_resumes_at_the_last_step(
     heading: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake_class, base, secret = FLOWS[heading]
-    fake = await fake_class(secret=secret).start()
-    snippet = flow_snippet(heading).replace(base, fake.base)
+    recipe = FLOWS[heading]
+    tokens = TokenEndpoint() if recipe.oauth else None
+    fake = await recipe.fake(
+        secret="" if recipe.oauth else recipe.secrets[0], tokens=tokens
+    ).start()
+    snippet = flow_snippet(heading)
+    for host in recipe.hosts:
+        snippet = snippet.replace(host, fake.base)
     for variable, value in ENVIRONMENT.items():
         monkeypatch.setenv(variable, value)
     monkeypatch.setenv("SALESFORCE_INSTANCE_URL", fake.base)
@@ -367,11 +408,64 @@ async def test_a_flow_creates_a_contact_once_and_a_retry_resumes_at_the_last_ste
                 (last, "done", False),
             ]
             assert delivered.steps[-1].exchange is not None
-            assert secret not in repr(failed) + repr(delivered)
             shown = repr(failed) + repr(delivered)
+            assert not any(secret in shown for secret in recipe.secrets)
             assert "4155550177" not in shown, shown[max(0, shown.find("4155550177") - 300) :][:400]
+
+            if tokens is not None:
+                await _token_revoked_at_the_second_step(client, fake, tokens, snippet)
     finally:
         await fake.close()
+
+
+async def _token_revoked_at_the_second_step(
+    client: Any, fake: CrmFake, tokens: TokenEndpoint, snippet: str
+) -> None:
+    """Until now one token served every step of every delivery; revoked when a new
+    caller's flow reaches its second step (the fake answers it 401), it is renewed once,
+    that step alone is sent again, and the flow completes: one more contact, not two."""
+    store, *_ = parts(client)
+    assert [grant["grant_type"] for grant in tokens.grants] == ["refresh_token"]
+    assert len(tokens.issued) == 1
+    steps = _steps(snippet)
+    fake.revoke_at = urlsplit(steps[1].url.source).path
+    seen_before = len(fake.seen)
+    caller = fresh_event("completed-inbound", fromNumber="+14155550188")
+    assert (await post_event(client, caller)).status == 200
+    await wait_for(lambda: len(fake.logged) == 4)
+    await wait_for(lambda: _delivered_count(store, 4), limit=10.0)
+    assert len(fake.contacts) == 3
+    assert str(fake.logged[3]["contact"]) == str(fake.contacts[2]["id"])
+    assert len(tokens.grants) == 2 and len(tokens.revoked) == 1 and len(tokens.issued) == 1
+    flow = fake.seen[seen_before:]
+    names = [request.headers["Idempotency-Key"].rsplit(":", 1)[1] for request in flow]
+    assert names == ["find", "create", "create", steps[-1].name]  # find not repeated
+    assert [request.status for request in flow][1:3] == [401, 201]
+    assert [request.headers["Authorization"] for request in flow] == [
+        f"Bearer {tokens.revoked[0]}",
+        f"Bearer {tokens.revoked[0]}",
+        f"Bearer {tokens.issued[0]}",
+        f"Bearer {tokens.issued[0]}",
+    ]
+
+    delivery_id = flow[0].headers["Idempotency-Key"].rsplit(":", 1)[0]
+    [attempt] = await store.list_attempts(delivery_id)
+    assert attempt.outcome == "delivered"
+    assert [(s.name, s.outcome) for s in attempt.steps] == [
+        ("find", "done"),
+        ("create", "done"),
+        (steps[-1].name, "done"),
+    ]
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    api = await client.get(f"/admin/deliveries/{delivery_id}", headers=headers)
+    text = await api.text()
+    assert api.status == 200
+    [shown] = json.loads(text)["attempt_log"]
+    for step in shown["steps"]:
+        assert ["Authorization", "Bearer ***"] in step["request"]["headers"]
+    for secret in (*tokens.revoked, *tokens.issued, *OAUTH_SECRETS):
+        assert secret not in text
+        assert secret not in repr(attempt)
 
 
 async def _delivered_count(store: Any, count: int) -> bool:
@@ -391,6 +485,5 @@ def test_a_flow_render_shows_no_credential(heading: str) -> None:
     [(name, sink_config)] = config.sinks.items()
     request = DeliveryRequest("dlv-1", "e", name, "r", sample("completed-inbound"))
     shown = json.dumps(build_sink(name, sink_config, SinkResources()).preview(request))
-    _, _, secret = FLOWS[heading]
-    assert secret not in shown
+    assert not any(secret in shown for secret in FLOWS[heading].secrets)
     assert json.loads(shown)["steps"][0]["name"] == "find"
