@@ -987,6 +987,8 @@ class HttpStepsSink(Sink[StepsMessage]):
     async def _exchange_step(
         self, outgoing: OutgoingRequest, secrets: list[str]
     ) -> tuple[Answer, SendResult | DeliveryError, Exchange]:
+        if tracing.is_on():  # each step's request a child of the attempt: `traceparent`
+            outgoing = replace(outgoing, headers=tracing.with_trace_headers(outgoing.headers))
         sent = request_seen(
             outgoing.method,
             outgoing.url,

@@ -137,6 +137,40 @@ async def test_a_retried_delivery_gives_attempt_spans_in_the_calls_trace(
     ]
 
 
+STEPS_RULES = """
+version: 1
+sinks:
+  crm:
+    type: http
+    steps:
+      - name: find
+        url: "%s"
+      - name: log
+        url: "%s"
+rules:
+  - name: all-calls
+    to: [crm]
+"""
+
+
+async def test_every_step_of_an_http_sink_gets_the_attempts_traceparent(
+    tmp_path, write_rules, receiver: Receiver, otlp: OtlpReceiver
+) -> None:
+    event = fresh_event()
+    rules = write_rules(STEPS_RULES % (receiver.url(), receiver.url()))
+    async with running_service(rules, tmp_path / "r.db") as client:
+        assert (await post_event(client, event)).status == 200
+        await wait_for(lambda: len(receiver.received) == 2)
+        await wait_for(lambda: otlp.named(WEBHOOK_SPAN) and otlp.named(ATTEMPT_SPAN))
+    [webhook] = otlp.named(WEBHOOK_SPAN)
+    [attempt] = otlp.named(ATTEMPT_SPAN)
+    assert attempt.trace_id == webhook.trace_id
+    assert [traceparent_ids(r.headers["traceparent"]) for r in receiver.received] == [
+        (webhook.trace_id, attempt.span_id),
+        (webhook.trace_id, attempt.span_id),
+    ]
+
+
 async def test_a_refused_body_is_a_failed_span_with_its_status(
     tmp_path, write_rules, receiver: Receiver, otlp: OtlpReceiver
 ) -> None:
