@@ -154,3 +154,17 @@ def test_the_maker_holds_each_notice_for_the_window() -> None:
     maker = NoticeMaker(lambda sink: ("alerts", "ops"), hold=2.5)
     dead = DeadDelivery("d-1", "call-1", "crm", "r", "HTTP 400")
     assert [notice.hold for notice in maker.notices_of(dead, {})] == [2.5, 2.5]
+
+
+def test_stream_sinks_publish_the_notice_json_whatever_their_body_template() -> None:
+    from sinks.nats import NatsSinkConfig
+    from sinks.redis_stream import RedisStreamSinkConfig
+
+    redis = RedisStreamSinkConfig(type="redis_stream", url="redis://127.0.0.1/0", stream="s",
+                                  body='{"x": "{{ id }}"}')  # fmt: skip
+    nats = NatsSinkConfig(type="nats", url="nats://127.0.0.1:4222", subject="calls")
+    for config in (redis, nats):
+        sink = build_sink("stream", config, SinkResources())
+        assert json.loads(sink.build(request_of(THREE)).body) == notice_json(grouped_notice(THREE))
+        single = claimed(notice_of(1), 1)
+        assert json.loads(sink.build(notices_request([single])).body) == notice_of(1)
