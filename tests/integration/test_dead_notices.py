@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -362,3 +363,104 @@ async def test_notices_pending_at_a_restart_all_go_out_after_it(
     assert len(notices_at(receiver)) == 1 and len(slack.posted) == 1
     shown = str(slack.posted[0]["blocks"])
     assert all(dead_id in shown for dead_id in dead)
+
+
+class GatedReceiver:
+    """Notices receiver whose first request waits until `release` is set: a notice
+    message in flight for as long as the test wants."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.arrived: list[dict[str, Any]] = []
+        self.server: TestServer | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.arrived.append(await request.json())
+        if len(self.arrived) == 1:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.release.wait(), 30)
+        return web.Response(status=200, text="ok")
+
+    async def start(self) -> GatedReceiver:
+        app = web.Application()
+        app.router.add_post("/notices", self._handle)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()
+        return self
+
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("/notices"))
+
+
+async def test_a_notice_due_while_a_message_is_in_flight_waits_for_the_next_send(
+    tmp_path, write_rules, crm: Receiver, slack: FakeSlack
+) -> None:
+    gate = await GatedReceiver().start()
+    try:
+        path = write_rules(rules(crm.url("/crm"), gate.url(), slack))
+        async with running_service(path, tmp_path / "r.db") as client:
+            store, *_ = parts(client)
+            assert (await post_event(client, fresh_event(status="FAILED"))).status == 200
+            await wait_for(lambda: gate.arrived)  # the first notice, held at the receiver
+            assert (await post_event(client, fresh_event(status="FAILED"))).status == 200
+
+            async def second_notice() -> list:
+                return [
+                    d
+                    for d in await store.list_deliveries()
+                    if d.sink == "alerts-http" and d.status == "pending" and d.attempts == 0
+                ]
+
+            await wait_for(second_notice)
+            [waiting] = await second_notice()
+            # Let it come due, and the lane look again (a claim every 0.2 s at most).
+            await asyncio.sleep(max((waiting.next_attempt_at or 0) - time.time(), 0) + 0.6)
+            assert len(gate.arrived) == 1  # not sent beside the one in flight
+            gate.release.set()
+            await wait_for(lambda: len(gate.arrived) == 2)
+
+            async def delivered() -> bool:
+                found = [d for d in await store.list_deliveries() if d.sink == "alerts-http"]
+                return len(found) == 2 and all(d.status == "delivered" for d in found)
+
+            await wait_for(delivered)
+        first, second = gate.arrived
+        assert first["notice"] == second["notice"] == "delivery_dead"  # each a single one
+        assert first["delivery_id"] != second["delivery_id"]
+    finally:
+        assert gate.server is not None
+        await gate.server.close()
+
+
+async def test_a_grouped_notice_that_dies_is_not_reported_again(
+    tmp_path, write_rules, outage: BarrierCrm, crm: Receiver, slack: FakeSlack
+) -> None:
+    # The notice sink refuses everything too (HTTP 400), and lists ops-slack in on_dead.
+    path = write_rules(
+        rules(
+            outage.url(),
+            crm.url("/notices"),
+            slack,
+            notice_on_dead="on_dead: [ops-slack]",
+            crm_concurrency=BURST,
+        )
+    )
+    async with running_service(path, tmp_path / "r.db") as client:
+        dead = await kill_twenty(client)
+        store, *_ = parts(client)
+
+        async def settled() -> bool:
+            found = await store.list_deliveries()
+            return len(found) == 3 * BURST and all(d.status != "pending" for d in found)
+
+        await wait_for(settled, limit=30)
+        found = await store.list_deliveries()
+    notices = [d for d in found if d.sink == "alerts-http"]
+    assert len(notices) == BURST and all(d.status == "dead" for d in notices)
+    assert len(crm.received) == 1  # the twenty in one request, refused once: dead together
+    # ops-slack told of the crm deliveries only, in one message, none of the dead notices.
+    assert sorted(d.notice_of for d in found if d.sink == "ops-slack") == sorted(dead)
+    [message] = slack.posted
+    assert message["text"] == f"{BURST} deliveries went dead"
+    assert not any(notice.id in str(message["blocks"]) for notice in notices)
