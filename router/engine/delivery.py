@@ -10,7 +10,9 @@ written leased for it just before a reload unconfigured it is given back, so a s
 never asked to send without its settings. Leases are renewed while a send is in
 flight; a crashed worker's leases expire and another worker takes them over. Just before
 a send the lane reads that it still holds the delivery: one cancelled meanwhile (its
-caller forgotten, DESIGN.md section 15) or taken over is not sent.
+caller forgotten, DESIGN.md section 15) or taken over is not sent. Notices of dead
+deliveries (`on_dead`) pending for a sink go out together as one message, one such
+message at a time per lane (`router.engine.notices`).
 """
 
 from __future__ import annotations
