@@ -38,6 +38,7 @@ from sinks.base import (
 )
 from sinks.exchange import Exchange, request_seen, response_seen
 from sinks.http import default_body
+from sinks.notices import notice_bytes
 from sinks.secrets import MASK, mask_url, redact, url_secrets
 
 CONTENT_TYPE = "application/json"
@@ -146,12 +147,15 @@ def build_message(
     destination: Callable[[dict[str, Any]], str] | None = None,
 ) -> BrokerMessage:
     """The message for one delivery: `destination` given the template context (when it
-    needs one), the body as received or as `body` renders. `Permanent` when a template
+    needs one), the body as received or as `body` renders (a notice, `on_dead`: its
+    JSON, whatever `body` says). `Permanent` when a template
     fails or the destination is not one the broker takes."""
     needs_context = config.body is not None or destination is not None
     context = template_context(request) if needs_context else {}
     where = destination(context) if destination is not None else ""
-    if config.body is None:
+    if request.notice is not None:  # a dead delivery's notice (or a group): its JSON
+        body = notice_bytes(request.notice)
+    elif config.body is None:
         body = default_body(request)
     else:
         body = render_part(config, "body", config.body, context).encode("utf-8")

@@ -64,7 +64,7 @@ from sinks.http import (
     body_excerpt,
     classify_response,
 )
-from sinks.notices import notice_json, notice_title
+from sinks.notices import notice_error, notice_json, notice_key, notice_title
 from sinks.secrets import MASK, redact
 
 DEFAULT_URL: Final = "https://events.pagerduty.com/v2/enqueue"
@@ -240,7 +240,7 @@ def build_event(config: PagerDutySinkConfig, request: DeliveryRequest) -> dict[s
 
     summary = ""
     if request.notice is not None:  # a dead delivery's notice: its title, details in full
-        summary = notice_title(request.notice) + f": {request.notice.get('error') or 'unknown'}"
+        summary = notice_title(request.notice) + f": {notice_error(request.notice)}"
     elif config.summary is not None:
         summary = strip_line_breaks(_render(config.summary, "summary", context))
         summary = mask_numbers_in(summary) if masked else summary
@@ -278,7 +278,7 @@ def build_event(config: PagerDutySinkConfig, request: DeliveryRequest) -> dict[s
     details["summary"] = summary
     if request.notice is not None:
         details = {"summary": summary, **notice_json(request.notice)}
-        dedup_key = bounded_dedup_key(f"revring-dead-{request.notice.get('delivery_id')}")
+        dedup_key = bounded_dedup_key(f"revring-dead-{notice_key(request.notice)}")
         link = safe_link(request.notice.get("link"))
         recording = None
 

@@ -10,7 +10,9 @@ written leased for it just before a reload unconfigured it is given back, so a s
 never asked to send without its settings. Leases are renewed while a send is in
 flight; a crashed worker's leases expire and another worker takes them over. Just before
 a send the lane reads that it still holds the delivery: one cancelled meanwhile (its
-caller forgotten, DESIGN.md section 15) or taken over is not sent.
+caller forgotten, DESIGN.md section 15) or taken over is not sent. Notices of dead
+deliveries (`on_dead`) pending for a sink go out together as one message, one such
+message at a time per lane (`router.engine.notices`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ from router.engine.notices import NoticeMaker
 from router.engine.prepare import Target
 from router.engine.records import new_delivery_id
 from router.engine.render_apart import RenderApart
-from router.engine.requests import ReadySend, build_and_transmit, delivery_request
+from router.engine.requests import (
+    ReadySend,
+    build_and_transmit,
+    delivery_request,
+    notices_request,
+)
 from router.operators import OperatorControls
 from router.rules import Silence
 from router.store import (
@@ -77,6 +84,23 @@ class EngineSettings:
     # in progress are answered within it too): inside Docker's default 10 s stop timeout.
     shutdown_grace: float = 8.0
     pause: PauseSettings = field(default_factory=PauseSettings)
+    # Notices (`on_dead`) to one sink go out together: each waits this long after it is
+    # written for others of the same burst, and one message carries up to `notice_batch`.
+    notice_window: float = 2.0
+    notice_batch: int = 100
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What one send got: `failure` (retryable, reason) or None, and what it saw."""
+
+    failure: tuple[bool, str] | None
+    status_code: int | None
+    detail: str | None
+    retry_after: float | None
+    exchange: Exchange | None
+    steps: tuple[StepOutcome, ...]
+    duration: float
 
 
 @dataclass(frozen=True)
@@ -120,7 +144,7 @@ class DeliveryEngine:
         # Builds the messages of large calls in parse worker processes; None: here.
         self.render_apart: RenderApart | None = None
         # Notices of dead deliveries (`on_dead`); the app sets its ROUTER_PUBLIC_URL.
-        self.notices = NoticeMaker(self._on_dead_targets)
+        self.notices = NoticeMaker(self._on_dead_targets, hold=self.settings.notice_window)
         self.stop_began: float | None = None  # the event loop's time of SIGTERM (`serve`)
 
     async def start(self) -> None:
@@ -321,6 +345,8 @@ class SinkLane:
         # Not configured, or paused: new deliveries do not wake the lane (a reload or the
         # pause's end does), so a sink that cannot send costs the store nothing meanwhile.
         self.holding = False
+        # A group of notices (`on_dead`) is being sent: the next waits for its outcome.
+        self.notices_in_flight = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -400,21 +426,59 @@ class SinkLane:
                 return
             room = 1
         claimed = await engine.store.claim(
-            self.name, min(room, settings.claim_batch), engine.owner, settings.lease_seconds, now
+            self.name,
+            min(room, settings.claim_batch),
+            engine.owner,
+            settings.lease_seconds,
+            now,
+            notices=not self.notices_in_flight,
         )
         if not claimed:
             next_due = await engine.store.next_due_at(self.name)
             wait = (
                 settings.idle_poll if next_due is None else min(next_due - now, settings.idle_poll)
             )
+            if self.notices_in_flight and wait <= 0:
+                wait = settings.idle_poll  # a due notice waits for the group in flight to end
             await self._sleep(max(wait, 0.01))
             return
+        notices = [delivery for delivery in claimed if delivery.notice is not None]
+        if notices:
+            notices = await self._gather_notices(notices, now)
         sent_at = engine.clock()  # the claim may have waited on the store: count from now
         for delivery in claimed:
+            if delivery.notice is not None:
+                continue
             if bucket is not None:
                 bucket.take(sent_at)
             self.sending += 1
             self._spawn(sink, delivery, sent_at)
+        if notices:  # one send, one slot and one token, however many it carries
+            if bucket is not None:
+                bucket.take(sent_at)
+            self.sending += 1
+            self._spawn_notices(sink, notices, sent_at)
+
+    async def _gather_notices(
+        self, claimed: list[ClaimedDelivery], now: float
+    ) -> list[ClaimedDelivery]:
+        """The notices claimed, with every other pending notice of this sink (due, or
+        still held by `notice_window`), up to `notice_batch`, oldest first."""
+        engine, settings = self.engine, self.engine.settings
+        try:
+            more = await engine.store.claim_notices(
+                self.name,
+                settings.notice_batch - len(claimed),
+                engine.owner,
+                settings.lease_seconds,
+                now,
+            )
+        except Exception as exc:  # those claimed still go; the others wait for the next
+            engine.store_failed(exc, "cannot claim notices", sink=self.name)
+            more = []
+        seen = {delivery.id for delivery in claimed}
+        group = claimed + [delivery for delivery in more if delivery.id not in seen]
+        return sorted(group, key=lambda d: (d.created_at, d.id))
 
     def _room(self, sink: Sink, now: float) -> int:
         """Sends that may start now: the sink's concurrency (1 while probing, 0 while
@@ -458,6 +522,14 @@ class SinkLane:
             self._deliver(sink, delivery, started_at), name=f"send-{delivery.id}"
         )
         self.in_flight[delivery.id] = task
+
+    def _spawn_notices(self, sink: Sink, notices: list[ClaimedDelivery], started_at: float) -> None:
+        self.notices_in_flight = True
+        task = asyncio.create_task(
+            self._deliver_notices(sink, notices, started_at), name=f"send-notices-{notices[0].id}"
+        )
+        for delivery in notices:  # each lease renewed, and given back on shutdown
+            self.in_flight[delivery.id] = task
 
     def _spawn_defer(self, delivery: ClaimedDelivery) -> None:
         engine = self.engine
@@ -566,6 +638,62 @@ class SinkLane:
                 self.in_flight.pop(delivery.id)
             self.wake()
 
+    async def _deliver_notices(
+        self, sink: Sink, group: list[ClaimedDelivery], started_at: float
+    ) -> None:
+        """Send notices of this sink as one message (a single one as itself), then record
+        its outcome on each of them in one transaction. Those that stay pending retry
+        together, at the first one's time, so the group goes out as one again."""
+        engine = self.engine
+        try:
+            kept: list[ClaimedDelivery] = []
+            try:
+                # Read last, as for any send: a notice erased meanwhile is not sent.
+                held = await asyncio.gather(
+                    *(engine.store.still_leased(delivery.id, engine.owner) for delivery in group)
+                )
+                kept = [delivery for delivery, still in zip(group, held, strict=True) if still]
+                if kept:
+                    request = notices_request(kept)
+                    sent = await self._send(
+                        functools.partial(build_and_transmit, sink, request), kept[0]
+                    )
+            finally:
+                self.sending -= 1
+                self.wake()
+            if not kept:
+                log.info("notices not sent: cancelled or taken over", extra={"sink": self.name})
+                return
+            outcomes = [self._outcome(sent, delivery, started_at) for delivery in kept]
+            retry_at = next(
+                (o.next_attempt_at for o in outcomes if o.record.outcome == "retry"), None
+            )
+            finishes = [
+                (
+                    delivery.id,
+                    outcome.record,
+                    retry_at if outcome.record.outcome == "retry" else None,
+                )
+                for delivery, outcome in zip(kept, outcomes, strict=True)
+            ]
+            recorded = set(await engine.store.finish_many(finishes, engine.owner))
+            if recorded:
+                engine.health.succeeded()
+            for number, (delivery, outcome) in enumerate(zip(kept, outcomes, strict=True)):
+                # The breaker counts the one send once.
+                self._account(outcome, delivery, delivery.id in recorded, sink_failed=number == 0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The leases will expire and the notices be sent again.
+            engine.store_failed(exc, "could not record a notices attempt", sink=self.name)
+        finally:
+            self.notices_in_flight = False
+            for delivery in group:
+                if self.in_flight.get(delivery.id) is asyncio.current_task():
+                    self.in_flight.pop(delivery.id)
+            self.wake()
+
     def _after_worker_loss(self, delivery: ClaimedDelivery) -> float | None:
         """The parse workers building this delivery's message died (`router.engine.render_apart`):
         seconds until it is tried again without spending an attempt, or None once its
@@ -645,8 +773,13 @@ class SinkLane:
         delivery: ClaimedDelivery,
         started_at: float,
     ) -> AttemptOutcome:
+        return self._outcome(await self._send(send, delivery), delivery, started_at)
+
+    async def _send(
+        self, send: Callable[[], Awaitable[SendResult]], delivery: ClaimedDelivery
+    ) -> _Sent:
+        """Send once (`delivery` names it in the logs): what came of it."""
         engine = self.engine
-        number = delivery.attempts + 1
         began = time.perf_counter()
         status_code: int | None = None
         detail: str | None = None
@@ -678,6 +811,20 @@ class SinkLane:
             engine.metrics.child(engine.metrics.template_missing_values, self.name).inc(
                 missing.count
             )
+        return _Sent(failure, status_code, detail, retry_after, exchange, steps, duration)
+
+    def _outcome(self, sent: _Sent, delivery: ClaimedDelivery, started_at: float) -> AttemptOutcome:
+        """What a send comes to for `delivery`: delivered, or retried or dead by its
+        retry policy and its own attempts so far."""
+        engine = self.engine
+        number = delivery.attempts + 1
+        failure, status_code, detail = sent.failure, sent.status_code, sent.detail
+        retry_after, exchange, steps, duration = (
+            sent.retry_after,
+            sent.exchange,
+            sent.steps,
+            sent.duration,
+        )
         if failure is None:
             record = AttemptRecord(
                 number,

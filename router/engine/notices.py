@@ -7,9 +7,16 @@ A notice is a delivery of its own to each sink the dead one's sink lists in `on_
 retried like any other; it has no call of its own (its content is stored with it), so
 it never clashes with the call's own delivery to that sink. A notice that goes dead is
 not reported again, and a notice is never muted by a silence (it is about the router,
-not about a call). Notices are not grouped into digests: the digest machinery gathers
-calls (its members are calls, keyed by their ids), and a notice is about a delivery;
-many dying at once make as many notices, paced by each notice sink's `rate_limit`.
+not about a call).
+
+Many dying at once make one message per notice sink, not one each: a notice is first
+due `notice_window` after it is written (`hold`), and the notice sink's lane then
+claims every pending notice of that sink (`claim_notices`, up to `NOTICE_BATCH`), sends
+them as one grouped notice (`sinks.notices.grouped_notice`) and records the one outcome
+on all of them in one transaction (`finish_many`); a notice arriving while a group is
+in flight waits for the next. Each stays its own delivery (its attempts, its console
+page, its replay), so none is lost and a single one looks as it does alone. The digest
+machinery is not used: its members are calls keyed by their ids, and a notice has none.
 """
 
 from __future__ import annotations
@@ -96,10 +103,12 @@ class NoticeMaker:
         targets: Callable[[str], tuple[str, ...]],
         public_url: str | None = None,
         new_id: Callable[[], str] = new_delivery_id,
+        hold: float = 0.0,
     ) -> None:
         self.targets = targets
         self.public_url = public_url
         self.new_id = new_id
+        self.hold = hold  # `notice_window`: seconds a new notice waits for others
 
     def wanted(self, dead_sink: str) -> bool:
         return bool(self.targets(dead_sink))
@@ -117,4 +126,6 @@ class NoticeMaker:
         if call is None:
             call = _call_of(dead.payload)
         text = json.dumps(dead_notice(dead, call, self.public_url), ensure_ascii=False, default=str)
-        return [NewNotice(self.new_id(), sink, dead.rule, dead.id, text) for sink in targets]
+        return [
+            NewNotice(self.new_id(), sink, dead.rule, dead.id, text, self.hold) for sink in targets
+        ]

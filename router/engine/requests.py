@@ -6,13 +6,14 @@ the event loop is sent by `build_and_transmit`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from router.core.events import decode_json
 from router.store import ClaimedDelivery, resume_state
 from sinks.base import DeliveryRequest, Digest, SendResult, Sink, window_time
+from sinks.notices import grouped_notice
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,21 @@ def delivery_request(delivery: ClaimedDelivery, payloads: list[bytes] | None) ->
     )
 
 
-def notice_request(delivery: ClaimedDelivery, text: str) -> DeliveryRequest:
-    """The request of a notice of a dead delivery (`on_dead`): the notice as stored, and
-    as `event` the dead delivery's call, numbers masked (an empty one if it had none)."""
+def stored_notice(text: str) -> dict[str, Any]:
+    """A notice as stored (`sinks.notices`), or one saying it could not be read."""
     try:
         notice = json.loads(text)
     except ValueError:
         notice = None
     if not isinstance(notice, dict):
         notice = {"notice": "delivery_dead", "error": "the notice could not be read"}
+    return notice
+
+
+def notice_request(delivery: ClaimedDelivery, text: str) -> DeliveryRequest:
+    """The request of a notice of a dead delivery (`on_dead`): the notice as stored, and
+    as `event` the dead delivery's call, numbers masked (an empty one if it had none)."""
+    notice = stored_notice(text)
     call = notice.get("call")
     return DeliveryRequest(
         delivery_id=delivery.id,
@@ -72,6 +79,25 @@ def notice_request(delivery: ClaimedDelivery, text: str) -> DeliveryRequest:
         event=call if isinstance(call, dict) else {},
         attempt=delivery.attempts + 1,
         notice=notice,
+    )
+
+
+def notices_request(deliveries: Sequence[ClaimedDelivery]) -> DeliveryRequest:
+    """The request of notices of one sink sent as one message (oldest first): a single
+    one's own request, several as a grouped notice (`sinks.notices.grouped_notice`)
+    under the first one's id."""
+    first = deliveries[0]
+    if len(deliveries) == 1:
+        return notice_request(first, first.notice or "")
+    notices = [stored_notice(delivery.notice or "") for delivery in deliveries]
+    return DeliveryRequest(
+        delivery_id=first.id,
+        event_id="",
+        sink=first.sink,
+        rule=first.rule,
+        event={},
+        attempt=first.attempts + 1,
+        notice=grouped_notice(notices),
     )
 
 

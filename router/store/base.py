@@ -159,11 +159,27 @@ class CallBodies(Protocol):
 
 class DeliveryQueue(CallBodies, Protocol):
     async def claim(
-        self, sink: str, limit: int, owner: str, lease_seconds: float, now: float
+        self,
+        sink: str,
+        limit: int,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        *,
+        notices: bool = True,
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries of `sink` (pending, `next_attempt_at <= now`,
         no live lease), oldest `next_attempt_at` first, then creation order. A claimed
-        digest is closed (`open_group` NULL): no call joins it any more."""
+        digest is closed (`open_group` NULL): no call joins it any more. `notices` False
+        leaves notices (`on_dead`) out (their lane is sending some already)."""
+        ...
+
+    async def claim_notices(
+        self, sink: str, limit: int, owner: str, lease_seconds: float, now: float
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` pending notices (`on_dead`) of `sink` under no live lease:
+        the due ones and those never tried yet (still held by `notice_window`), oldest
+        `next_attempt_at` first; they go out together as one message."""
         ...
 
     async def renew_leases(self, ids: Iterable[str], owner: str, until: float) -> None: ...
@@ -182,6 +198,16 @@ class DeliveryQueue(CallBodies, Protocol):
         Clears the lease. Returns False (and records nothing) when `owner` no longer holds
         the lease. An attempt that makes it dead writes `notices` (`on_dead`) in the
         same transaction, so a crash cannot keep the dead mark and lose them."""
+        ...
+
+    async def finish_many(
+        self,
+        finishes: Sequence[tuple[str, AttemptRecord, float | None]],
+        owner: str,
+    ) -> list[str]:
+        """`finish` for each (delivery id, attempt, next_attempt_at), all in one
+        transaction (notices sent as one message, none of which makes notices): the ids
+        recorded, those `owner` still held."""
         ...
 
     async def defer(self, delivery_id: str, owner: str, next_attempt_at: float) -> None:

@@ -232,22 +232,42 @@ ADD_MEMBER = Query(
 
 # --- the queue ------------------------------------------------------------------------
 
+# What a claim answers of each delivery it leased (fixed text: no input goes in it).
+for _fragments in DIALECT_FRAGMENTS.values():
+    _fragments["claimed_columns"] = (
+        "id, COALESCE(event_id, '') AS event_id, sink, rule,"  # noqa: S608
+        " COALESCE((SELECT payload FROM events WHERE events.id = deliveries.event_id),"
+        f" {_fragments['no_bytes']}) AS payload,"
+        " attempts, retry_attempts, retry_started_at, created_at, kind, group_key,"
+        " window_start, closes_at AS window_end, steps, next_attempt_at, trace_parent, notice"
+    )
 # Lease the due deliveries of a sink, oldest due first (the caller sorts the rows: an
 # UPDATE returns them in no set order). A claimed digest is closed: no call joins it any
 # more. One statement for both databases: SQLite's RETURNING cannot name a joined table,
-# so the payload comes from a scalar subquery.
+# so the payload comes from a scalar subquery. `:notices` 0 leaves notices (`on_dead`)
+# alone: the lane sends them as one message, one message at a time (CLAIM_NOTICES).
 CLAIM = Query(
     "claim",
     "UPDATE deliveries SET lease_owner = :owner, lease_until = :lease_until, open_group = NULL"
     " WHERE id IN (SELECT id FROM deliveries"
     "  WHERE sink = :sink AND status = 'pending' AND next_attempt_at <= :now"
     "  AND (lease_until IS NULL OR lease_until < :now)"
+    "  AND (notice IS NULL OR CAST(:notices AS INTEGER) = 1)"
     "  ORDER BY next_attempt_at, created_at, id LIMIT :limit{claim_lock})"
-    " RETURNING id, COALESCE(event_id, '') AS event_id, sink, rule,"
-    " COALESCE((SELECT payload FROM events WHERE events.id = deliveries.event_id),"
-    " {no_bytes}) AS payload,"
-    " attempts, retry_attempts, retry_started_at, created_at, kind, group_key, window_start,"
-    " closes_at AS window_end, steps, next_attempt_at, trace_parent, notice",
+    " RETURNING {claimed_columns}",
+)
+# Lease the pending notices (`on_dead`) of a sink, to go out as one message: those due
+# and those never tried yet (held for `notice_window` so that a burst gathers), oldest
+# due first.
+CLAIM_NOTICES = Query(
+    "claim_notices",
+    "UPDATE deliveries SET lease_owner = :owner, lease_until = :lease_until"
+    " WHERE id IN (SELECT id FROM deliveries"
+    "  WHERE sink = :sink AND status = 'pending' AND notice IS NOT NULL"
+    "  AND (next_attempt_at <= :now OR attempts = 0)"
+    "  AND (lease_until IS NULL OR lease_until < :now)"
+    "  ORDER BY next_attempt_at, created_at, id LIMIT :limit{claim_lock})"
+    " RETURNING {claimed_columns}",
 )
 # Read just before sends (those asked for at once, in one statement): a delivery
 # cancelled meanwhile (its caller forgotten) is gone; `:ids` is a JSON array of ids.
@@ -312,12 +332,13 @@ KILL_EXPIRED_WAITING_DEAD = Query(
     " last_error AS error,"
     " (SELECT payload FROM events WHERE events.id = deliveries.event_id) AS payload, notice",
 )
-# A notice of a dead delivery (`on_dead`): a call of its own it has not (`event_id` NULL).
+# A notice of a dead delivery (`on_dead`): a call of its own it has not (`event_id` NULL);
+# first due at `:due` (`notice_window` after now, so that a burst goes as one message).
 INSERT_NOTICE = Query(
     "insert_notice",
     "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
     " next_attempt_at, created_at, updated_at, notice_of, notice)"
-    " VALUES (:id, NULL, :sink, :rule, 'pending', :now, :now, :now, :now, :notice_of,"
+    " VALUES (:id, NULL, :sink, :rule, 'pending', :now, :due, :now, :now, :notice_of,"
     " :notice)",
 )
 _REPLAY_SET = (

@@ -410,10 +410,22 @@ def join_digest(record: IngestRecord, delivery: NewDelivery, group: GroupJoin) -
 
 
 def claim(
-    sink: str, limit: int, owner: str, lease_until: float, now: float
+    sink: str,
+    limit: int,
+    owner: str,
+    lease_until: float,
+    now: float,
+    notices: bool = True,
+    query: Query = q.CLAIM,
 ) -> Script[list[ClaimedDelivery]]:
     leased: Rows = yield rows(
-        q.CLAIM, sink=sink, now=now, limit=limit, owner=owner, lease_until=lease_until
+        query,
+        sink=sink,
+        now=now,
+        limit=limit,
+        owner=owner,
+        lease_until=lease_until,
+        **({"notices": int(notices)} if query is q.CLAIM else {}),
     )
     return leased.sorted_by("next_attempt_at", "created_at", "id").to(ClaimedDelivery)
 
@@ -465,8 +477,32 @@ def finish(
 def write_notices(notices: Sequence[NewNotice], now: float) -> Script[None]:
     """Notices of dead deliveries (`on_dead`), announced to the lanes of every replica."""
     if notices:
-        yield CallMany(q.INSERT_NOTICE, [{**asdict(notice), "now": now} for notice in notices])
+        written = [
+            {
+                "id": notice.id,
+                "sink": notice.sink,
+                "rule": notice.rule,
+                "notice_of": notice.notice_of,
+                "notice": notice.notice,
+                "now": now,
+                "due": now + max(notice.hold, 0.0),
+            }
+            for notice in notices
+        ]
+        yield CallMany(q.INSERT_NOTICE, written)
         yield ANNOUNCE
+
+
+def finish_many(
+    finishes: Sequence[tuple[str, AttemptRecord, StateAfterAttempt]], owner: str, dialect: Dialect
+) -> Script[list[str]]:
+    """`finish` for each (delivery id, attempt, state after it), in one transaction (the
+    notices of a sink sent as one message): the ids recorded (those `owner` still held)."""
+    recorded: list[str] = []
+    for delivery_id, attempt, state in finishes:
+        if (yield from finish(delivery_id, owner, attempt, state, dialect)):
+            recorded.append(delivery_id)
+    return recorded
 
 
 def kill_expired_waiting(
@@ -725,12 +761,31 @@ class QueueStore(Store):
         return result
 
     async def claim(
-        self, sink: str, limit: int, owner: str, lease_seconds: float, now: float
+        self,
+        sink: str,
+        limit: int,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        *,
+        notices: bool = True,
     ) -> list[ClaimedDelivery]:
         if limit <= 0:
             return []
         return await self.connector.write(
-            lambda: claim(sink, limit, owner, now + lease_seconds, now), one_statement=True
+            lambda: claim(sink, limit, owner, now + lease_seconds, now, notices),
+            one_statement=True,
+        )
+
+    async def claim_notices(
+        self, sink: str, limit: int, owner: str, lease_seconds: float, now: float
+    ) -> list[ClaimedDelivery]:
+        if limit <= 0:
+            return []
+        lease_until = now + lease_seconds
+        return await self.connector.write(
+            lambda: claim(sink, limit, owner, lease_until, now, query=q.CLAIM_NOTICES),
+            one_statement=True,
         )
 
     async def claim_escalations(
@@ -791,6 +846,20 @@ class QueueStore(Store):
         if finished and notices:
             self._notify(frozenset(notice.sink for notice in notices))
         return finished
+
+    async def finish_many(
+        self,
+        finishes: Sequence[tuple[str, AttemptRecord, float | None]],
+        owner: str,
+    ) -> list[str]:
+        if not finishes:
+            return []
+        states = [
+            (delivery_id, attempt, StateAfterAttempt.of(attempt, next_attempt_at))
+            for delivery_id, attempt, next_attempt_at in finishes
+        ]
+        dialect = self.connector.dialect
+        return await self.connector.write(lambda: finish_many(states, owner, dialect))
 
     async def defer(self, delivery_id: str, owner: str, next_attempt_at: float) -> None:
         parameters = {"id": delivery_id, "owner": owner, "next_attempt_at": next_attempt_at}

@@ -341,13 +341,16 @@ class DeadDelivery:
 @dataclass(frozen=True)
 class NewNotice:
     """A notice delivery to write with a dead mark, in its transaction: to `sink`, of the
-    dead delivery `notice_of`, saying `notice` (JSON text, `sinks.notices`)."""
+    dead delivery `notice_of`, saying `notice` (JSON text, `sinks.notices`), first due
+    `hold` seconds after it is written (`notice_window`: a burst of notices to one sink
+    gathers into one message)."""
 
     id: str
     sink: str
     rule: str
     notice_of: str
     notice: str
+    hold: float = 0.0
 
 
 @dataclass(frozen=True)

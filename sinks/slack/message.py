@@ -37,7 +37,14 @@ from sinks.call_text import (
     shown_text,
     shown_transcript,
 )
-from sinks.notices import notice_facts, notice_title
+from sinks.notices import (
+    is_grouped,
+    listed_line,
+    notice_facts,
+    notice_listed,
+    notice_summary,
+    notice_title,
+)
 from sinks.slack.actions import (
     ACK_ACTION_ID,
     ACTIONS_BLOCK_ID,
@@ -399,8 +406,11 @@ def _render_blocks_template(template: Template, context: Mapping[str, Any]) -> l
 
 def notice_message(notice: Mapping[str, Any]) -> dict[str, Any]:
     """A notice of a dead delivery (`sinks.notices`): its title, its facts (event text
-    escaped) and, with ROUTER_PUBLIC_URL, a link to the delivery's console page."""
+    escaped) and, with ROUTER_PUBLIC_URL, a link to the delivery's console page. A
+    grouped one: its title, a line per sink, rule and error, and its listed deliveries."""
     title = notice_title(notice)
+    if is_grouped(notice):
+        return {"text": fit_text(_escaped(title)), "blocks": fit_blocks(_grouped_blocks(notice))}
     fields = [
         _field(label, _escaped(value))
         for label, value in notice_facts(notice)
@@ -416,6 +426,33 @@ def notice_message(notice: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(link, str) and link:
         blocks.append(_section(f"<{_escaped(link)}|Open the delivery in the console>"))
     return {"text": fit_text(_escaped(title)), "blocks": fit_blocks(blocks)}
+
+
+# Lines of listed deliveries per section of a grouped notice (each under Slack's limit).
+_LISTED_PER_SECTION = 10
+
+
+def _grouped_blocks(notice: Mapping[str, Any]) -> list[dict[str, Any]]:
+    summary = "\n".join(
+        f"• {_escaped(where)}: {count} × {_escaped(error)}"
+        for where, count, error in notice_summary(notice)
+    )
+    blocks: list[dict[str, Any]] = [
+        _header(":skull: " + notice_title(notice)),
+        _labelled_section("What went dead", summary),
+    ]
+    listed, more = notice_listed(notice)
+    lines = []
+    for one in listed:
+        line = _escaped(listed_line(one))
+        link = one.get("link")
+        linked = isinstance(link, str) and bool(link)
+        lines.append(f"• <{_escaped(link)}|{line}>" if linked else f"• {line}")
+    if more:
+        lines.append(f"…and {more} more (the console lists dead deliveries)")
+    for start in range(0, len(lines), _LISTED_PER_SECTION):
+        blocks.append(_section("\n".join(lines[start : start + _LISTED_PER_SECTION])))
+    return blocks
 
 
 def build_message(
