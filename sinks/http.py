@@ -69,7 +69,14 @@ from sinks.base import (
     TimedSinkConfig,
     template_context,
 )
-from sinks.exchange import BODY_LIMIT, Exchange, request_seen, response_seen
+from sinks.exchange import (
+    BODY_LIMIT,
+    SUCCESS_BODY_LIMIT,
+    Exchange,
+    SentRequest,
+    request_seen,
+    response_seen,
+)
 from sinks.secrets import MASK, redact, shown_url, url_secrets
 
 USER_AGENT = f"revring-router/{__version__}"
@@ -462,30 +469,47 @@ class PostingSink(Sink[OutgoingRequest]):
         return not 200 <= status < 300
 
     async def transmit(self, outgoing: OutgoingRequest) -> SendResult:
+        """Send, and keep the exchange: in full for a failure, and for a success its heads
+        with the response's body only when small (`sinks.exchange`), captured after the
+        answer so that a success masks no body."""
         secrets = self.secrets()
-        sent = request_seen(
+        try:
+            answer = await self.post(outgoing, secrets=secrets)
+        except DeliveryError as failure:
+            failure.with_exchange(Exchange(self._request_seen(outgoing, secrets)))
+            if not self.reason_prefix:
+                raise
+            raise failure.with_reason(self.reason_prefix + failure.reason) from None
+        outcome = self.judge(answer, secrets)
+        failed = isinstance(outcome, DeliveryError)
+        exchange = Exchange(
+            self._request_seen(outgoing, secrets, keep_body=failed),
+            response_seen(
+                answer.status,
+                answer.headers,
+                answer.body,
+                secrets=secrets,
+                complete=answer.complete,
+                keep_body=failed or len(answer.body) <= SUCCESS_BODY_LIMIT,
+            ),
+        )
+        if isinstance(outcome, DeliveryError):
+            raise outcome.with_exchange(exchange)
+        return replace(outcome, exchange=exchange)
+
+    @staticmethod
+    def _request_seen(
+        outgoing: OutgoingRequest, secrets: list[str], *, keep_body: bool = True
+    ) -> SentRequest:
+        return request_seen(
             outgoing.method,
             outgoing.url,
             outgoing.headers.items(),
             outgoing.body,
             secrets=secrets,
             secret_headers=outgoing.secret_headers,
+            keep_body=keep_body,
         )
-        try:
-            answer = await self.post(outgoing, secrets=secrets)
-        except DeliveryError as failure:
-            failure.with_exchange(Exchange(sent))
-            if not self.reason_prefix:
-                raise
-            raise failure.with_reason(self.reason_prefix + failure.reason) from None
-        got = response_seen(
-            answer.status, answer.headers, answer.body, secrets=secrets, complete=answer.complete
-        )
-        exchange = Exchange(sent, got)
-        outcome = self.judge(answer, secrets)
-        if isinstance(outcome, DeliveryError):
-            raise outcome.with_exchange(exchange)
-        return replace(outcome, exchange=exchange)
 
     async def post(self, outgoing: OutgoingRequest, *, secrets: list[str]) -> Answer:
         """Send `outgoing`; the answer, whatever its status. Raises `Retryable` when no

@@ -244,13 +244,23 @@ CLAIM = Query(
     " RETURNING id, event_id, sink, rule,"
     " (SELECT payload FROM events WHERE events.id = deliveries.event_id) AS payload,"
     " attempts, retry_attempts, retry_started_at, created_at, kind, group_key, window_start,"
-    " closes_at AS window_end, next_attempt_at",
+    " closes_at AS window_end, next_attempt_at,"
+    " (SELECT value FROM settings WHERE name = 'erasure_mark') AS erasure_mark",
 )
-# Read just before sends (those asked for at once, in one statement): a delivery
+# Read just before sends when the process cannot answer from what it knows
+# (`router.store.leases`; those asked for at once, in one statement): a delivery
 # cancelled meanwhile (its caller forgotten) is gone; `:ids` is a JSON array of ids.
 STILL_LEASED = Query(
     "still_leased",
     "SELECT id, lease_owner FROM deliveries WHERE status = 'pending' AND id IN ({json_texts})",
+)
+# The mark every erasure that changed anything leaves (a new random value): a process
+# that read the same mark before and after a lease began knows no erasure took it.
+ERASURE_MARK = Query("erasure_mark", "SELECT value FROM settings WHERE name = 'erasure_mark'")
+MARK_ERASURE = Query(
+    "mark_erasure",
+    "INSERT INTO settings (name, value) VALUES ('erasure_mark', :value)"
+    " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
 )
 RENEW_LEASE = Query(
     "renew_lease",
