@@ -42,7 +42,7 @@ from procs import (
     wait_http,
 )
 from report import render_markdown
-from scenarios import Baseline, Ceiling, Router, Sink, router_rules
+from scenarios import Baseline, Ceiling, FullCeiling, Router, Sink, router_rules
 
 RESULTS = BENCH_DIR / "results"
 RAW = RESULTS / "raw"
@@ -147,7 +147,14 @@ def router_rules_for(work: Path, match: bool):
 def step_ingest(args: argparse.Namespace, work: Path) -> dict:
     script = wrk_load.write_script(work / "ingest.lua") if wrk_load.available() else None
     variants: dict[str, list[dict]] = {
-        name: [] for name in ("baseline", "baseline_uvloop", "ceiling", *ROUTER_INGEST_VARIANTS)
+        name: []
+        for name in (
+            "baseline",
+            "baseline_uvloop",
+            "ceiling",
+            "ceiling_full",
+            *ROUTER_INGEST_VARIANTS,
+        )
     }
     for run in range(args.runs):
         for name, loop in (("baseline", "asyncio"), ("baseline_uvloop", "uvloop")):
@@ -162,6 +169,12 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
             closed_loop(ceiling.url, 1, script)  # warm-up
             variants["ceiling"].append(
                 closed_loop(ceiling.url, args.seconds, script, ceiling.proc.pid)
+            )
+        log(f"ingest run {run + 1}/{args.runs}: ceiling_full")
+        with Sink(work) as sink, FullCeiling(work, sink.url) as full:
+            closed_loop(full.url, 1, script)  # warm-up
+            variants["ceiling_full"].append(
+                closed_loop(full.url, args.seconds, script, full.proc.pid)
             )
         for name, (match, loop) in ROUTER_INGEST_VARIANTS.items():
             log(f"ingest run {run + 1}/{args.runs}: {name}")
@@ -185,7 +198,11 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
     base = summary["baseline"]["ok_per_second"]
     base_uvloop = summary["baseline_uvloop"]["ok_per_second"]
     ceiling = summary["ceiling"]["ok_per_second"]
-    for name in ("baseline_uvloop", "ceiling", *ROUTER_INGEST_VARIANTS):
+    full = summary["ceiling_full"]["ok_per_second"]
+    for name in ("ceiling", "ceiling_full", *ROUTER_INGEST_VARIANTS):
+        # Issue #31: a routed call against the full ceiling, any call against ingest alone.
+        summary[name]["ratio_to_full_ceiling"] = round(summary[name]["ok_per_second"] / full, 3)
+    for name in ("baseline_uvloop", "ceiling", "ceiling_full", *ROUTER_INGEST_VARIANTS):
         summary[name]["ratio_to_baseline"] = round(summary[name]["ok_per_second"] / base, 3)
         summary[name]["ratio_to_ceiling"] = round(summary[name]["ok_per_second"] / ceiling, 3)
         summary[name]["ratio_to_uvloop_baseline"] = round(
