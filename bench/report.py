@@ -129,8 +129,8 @@ def _e2e(steps: dict) -> list[str]:
         f"## End to end: {e2e['events']:,} events posted, time until the last one reaches the sink",
         "",
         "| system | keeps events on disk | delivered | seconds to last delivery "
-        "| deliveries/s | p99 post-to-arrival ms |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| deliveries/s | p99 post-to-arrival ms | server CPU ms per delivery |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     rows = (
         ("router (SQLite, fsync per commit)", "yes", e2e.get("router")),
@@ -138,12 +138,13 @@ def _e2e(steps: dict) -> list[str]:
     )
     for label, disk, row in rows:
         if row is None:
-            lines.append(f"| {label} | {disk} | not run | - | - | - |")
+            lines.append(f"| {label} | {disk} | not run | - | - | - | - |")
             continue
         delivered = ", ".join(str(run["delivered"]) for run in row["runs"])
         lines.append(
             f"| {label} | {disk} | {delivered} | {_num(row.get('seconds_to_last_delivery'), 2)} | "
-            f"{_num(row.get('deliveries_per_second'))} | {_num(row.get('p99_latency_ms'))} |"
+            f"{_num(row.get('deliveries_per_second'))} | {_num(row.get('p99_latency_ms'))} | "
+            f"{_num(row.get('server_cpu_ms_per_delivery'), 3)} |"
         )
     return [*lines, ""]
 

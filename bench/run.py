@@ -266,8 +266,13 @@ def slow_spans(trace: list[list[float]], over: float = 0.05) -> list[dict]:
 # --- step 2: end to end ----------------------------------------------------------------
 
 
-def end_to_end(sink: Sink, post_url: str, body_format: str, count: int, work: Path) -> dict:
+def end_to_end(
+    sink: Sink, post_url: str, body_format: str, count: int, work: Path, pid: int | None = None
+) -> dict:
+    """`count` posts, until the last arrives; with `pid`, the server's CPU time per
+    delivery over that span (all its threads): steadier than rates on a shared machine."""
     times_file = work / f"post-times-{body_format}.json"
+    cpu_before = cpu_seconds(pid) if pid else None
     posted = loadgen(
         post_url,
         "--format",
@@ -282,6 +287,7 @@ def end_to_end(sink: Sink, post_url: str, body_format: str, count: int, work: Pa
         str(times_file),
     )
     finished = sink.wait_for(count, limit=300)
+    cpu_after = cpu_seconds(pid) if pid else None
     arrivals = sink.arrivals()
     post_times = json.loads(times_file.read_text())
     latencies = sorted(arrivals[i] - t for i, t in post_times.items() if i in arrivals)
@@ -302,6 +308,11 @@ def end_to_end(sink: Sink, post_url: str, body_format: str, count: int, work: Pa
             else None
         ),
         "sink_posts": sink.stats()["posts"],
+        "server_cpu_ms_per_delivery": (
+            round(1000 * (cpu_after - cpu_before) / len(arrivals), 3)
+            if cpu_before is not None and cpu_after is not None and arrivals
+            else None
+        ),
     }
 
 
@@ -311,7 +322,7 @@ def step_e2e(args: argparse.Namespace, work: Path) -> dict:
     for run in range(args.runs):
         log(f"end-to-end run {run + 1}/{args.runs}: router, {count} events")
         with Sink(work) as sink, Router(work, router_rules(sink.url)) as router:
-            ours.append(end_to_end(sink, router.url, "revring", count, work))
+            ours.append(end_to_end(sink, router.url, "revring", count, work, router.proc.pid))
         if alertmanager.binary() is None:
             continue
         log(f"end-to-end run {run + 1}/{args.runs}: alertmanager, {count} alerts")
@@ -320,12 +331,17 @@ def step_e2e(args: argparse.Namespace, work: Path) -> dict:
             with alertmanager.process(work / f"am-{run}", port, sink.port) as manager:
                 wait_http(f"http://127.0.0.1:{port}/-/ready", manager)
                 url = f"http://127.0.0.1:{port}/api/v2/alerts"
-                theirs.append(end_to_end(sink, url, "alertmanager", count, work))
+                theirs.append(end_to_end(sink, url, "alertmanager", count, work, manager.pid))
 
     def summary(runs: list[dict]) -> dict | None:
         if not runs:
             return None
-        keys = ("seconds_to_last_delivery", "deliveries_per_second", "p99_latency_ms")
+        keys = (
+            "seconds_to_last_delivery",
+            "deliveries_per_second",
+            "p99_latency_ms",
+            "server_cpu_ms_per_delivery",
+        )
         return {
             **{key: median_of(runs, key) for key in keys if all(r[key] for r in runs)},
             "complete": all(r["complete"] for r in runs),
