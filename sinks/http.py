@@ -70,7 +70,6 @@ from sinks.base import (
     template_context,
 )
 from sinks.exchange import (
-    BODY_LIMIT,
     SUCCESS_BODY_LIMIT,
     Exchange,
     SentRequest,
@@ -558,15 +557,19 @@ class PostingSink(Sink[OutgoingRequest]):
             allow_redirects=False,
             raise_for_status=False,
         ) as response:
-            # The whole body (to a cap) when the sink judges by it; else what is kept.
-            cap = RESPONSE_BODY_LIMIT if self.reads_body(response.status) else BODY_LIMIT + 1
-            body = await _read_capped(response, cap)
+            # The whole body (to a cap) when the sink judges by it; else (a success) only
+            # a small body that came with the head: a success keeps no more.
+            if self.reads_body(response.status):
+                body = await _read_capped(response, RESPONSE_BODY_LIMIT)
+                complete = len(body) < RESPONSE_BODY_LIMIT
+            else:
+                body, complete = _come_with_head(response, SUCCESS_BODY_LIMIT)
             return Answer(
                 response.status,
                 response.headers.get("Retry-After"),
                 body,
                 tuple(response.headers.items()),
-                complete=len(body) < cap,
+                complete=complete,
             )
 
     def _session(self) -> aiohttp.ClientSession:
@@ -616,6 +619,17 @@ class HttpSink(PostingSink):
             now=time.time(),
             secrets=secrets,
         )
+
+
+def _come_with_head(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """The body when it is at most `limit` bytes and already here (it came with the head:
+    a short answer), and whether it is whole; else nothing is read or waited for (b"",
+    False). A body left unread that had all come keeps the connection reusable."""
+    content = response.content
+    if not content.is_eof():
+        return b"", False
+    body = content.read_nowait(limit + 1)
+    return (body, True) if len(body) <= limit else (b"", False)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
