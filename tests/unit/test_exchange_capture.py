@@ -226,3 +226,11 @@ def test_without_its_body_a_request_keeps_its_heads_and_size() -> None:
 def test_without_its_body_a_response_keeps_its_status_and_size() -> None:
     got = response_seen(200, [("Content-Type", "text/plain")], b"x" * 9000, keep_body=False)
     assert (got.status, got.body, got.size, got.truncated) == (200, "", 9000, True)
+
+
+def test_a_body_not_kept_says_so_with_its_size() -> None:
+    body = b'{"fromNumber": "+14155550142"}'
+    sent = request_seen("POST", "https://crm.example/hook", [], body, keep_body=False)
+    assert request_text(sent).endswith(f"(body of {len(body):,} bytes not kept)")
+    unread = response_seen(200, [], b"", complete=False, keep_body=False)
+    assert response_text(unread).endswith("(body not kept)")
