@@ -42,7 +42,7 @@ from procs import (
     wait_http,
 )
 from report import render_markdown
-from scenarios import Baseline, Ceiling, OtlpSink, Router, Sink, router_rules
+from scenarios import Baseline, Ceiling, FullCeiling, OtlpSink, Router, Sink, router_rules
 
 RESULTS = BENCH_DIR / "results"
 RAW = RESULTS / "raw"
@@ -147,7 +147,14 @@ def router_rules_for(work: Path, match: bool):
 def step_ingest(args: argparse.Namespace, work: Path) -> dict:
     script = wrk_load.write_script(work / "ingest.lua") if wrk_load.available() else None
     variants: dict[str, list[dict]] = {
-        name: [] for name in ("baseline", "baseline_uvloop", "ceiling", *ROUTER_INGEST_VARIANTS)
+        name: []
+        for name in (
+            "baseline",
+            "baseline_uvloop",
+            "ceiling",
+            "ceiling_full",
+            *ROUTER_INGEST_VARIANTS,
+        )
     }
     for run in range(args.runs):
         for name, loop in (("baseline", "asyncio"), ("baseline_uvloop", "uvloop")):
@@ -162,6 +169,12 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
             closed_loop(ceiling.url, 1, script)  # warm-up
             variants["ceiling"].append(
                 closed_loop(ceiling.url, args.seconds, script, ceiling.proc.pid)
+            )
+        log(f"ingest run {run + 1}/{args.runs}: ceiling_full")
+        with Sink(work) as sink, FullCeiling(work, sink.url) as full:
+            closed_loop(full.url, 1, script)  # warm-up
+            variants["ceiling_full"].append(
+                closed_loop(full.url, args.seconds, script, full.proc.pid)
             )
         for name, (match, loop) in ROUTER_INGEST_VARIANTS.items():
             log(f"ingest run {run + 1}/{args.runs}: {name}")
@@ -185,7 +198,11 @@ def step_ingest(args: argparse.Namespace, work: Path) -> dict:
     base = summary["baseline"]["ok_per_second"]
     base_uvloop = summary["baseline_uvloop"]["ok_per_second"]
     ceiling = summary["ceiling"]["ok_per_second"]
-    for name in ("baseline_uvloop", "ceiling", *ROUTER_INGEST_VARIANTS):
+    full = summary["ceiling_full"]["ok_per_second"]
+    for name in ("ceiling", "ceiling_full", *ROUTER_INGEST_VARIANTS):
+        # Issue #31: a routed call against the full ceiling, any call against ingest alone.
+        summary[name]["ratio_to_full_ceiling"] = round(summary[name]["ok_per_second"] / full, 3)
+    for name in ("baseline_uvloop", "ceiling", "ceiling_full", *ROUTER_INGEST_VARIANTS):
         summary[name]["ratio_to_baseline"] = round(summary[name]["ok_per_second"] / base, 3)
         summary[name]["ratio_to_ceiling"] = round(summary[name]["ok_per_second"] / ceiling, 3)
         summary[name]["ratio_to_uvloop_baseline"] = round(
@@ -293,8 +310,13 @@ def slow_spans(trace: list[list[float]], over: float = 0.05) -> list[dict]:
 # --- step 2: end to end ----------------------------------------------------------------
 
 
-def end_to_end(sink: Sink, post_url: str, body_format: str, count: int, work: Path) -> dict:
+def end_to_end(
+    sink: Sink, post_url: str, body_format: str, count: int, work: Path, pid: int | None = None
+) -> dict:
+    """`count` posts, until the last arrives; with `pid`, the server's CPU time per
+    delivery over that span (all its threads): steadier than rates on a shared machine."""
     times_file = work / f"post-times-{body_format}.json"
+    cpu_before = cpu_seconds(pid) if pid else None
     posted = loadgen(
         post_url,
         "--format",
@@ -309,6 +331,7 @@ def end_to_end(sink: Sink, post_url: str, body_format: str, count: int, work: Pa
         str(times_file),
     )
     finished = sink.wait_for(count, limit=300)
+    cpu_after = cpu_seconds(pid) if pid else None
     arrivals = sink.arrivals()
     post_times = json.loads(times_file.read_text())
     latencies = sorted(arrivals[i] - t for i, t in post_times.items() if i in arrivals)
@@ -329,6 +352,11 @@ def end_to_end(sink: Sink, post_url: str, body_format: str, count: int, work: Pa
             else None
         ),
         "sink_posts": sink.stats()["posts"],
+        "server_cpu_ms_per_delivery": (
+            round(1000 * (cpu_after - cpu_before) / len(arrivals), 3)
+            if cpu_before is not None and cpu_after is not None and arrivals
+            else None
+        ),
     }
 
 
@@ -338,7 +366,7 @@ def step_e2e(args: argparse.Namespace, work: Path) -> dict:
     for run in range(args.runs):
         log(f"end-to-end run {run + 1}/{args.runs}: router, {count} events")
         with Sink(work) as sink, Router(work, router_rules(sink.url)) as router:
-            ours.append(end_to_end(sink, router.url, "revring", count, work))
+            ours.append(end_to_end(sink, router.url, "revring", count, work, router.proc.pid))
         if alertmanager.binary() is None:
             continue
         log(f"end-to-end run {run + 1}/{args.runs}: alertmanager, {count} alerts")
@@ -347,12 +375,17 @@ def step_e2e(args: argparse.Namespace, work: Path) -> dict:
             with alertmanager.process(work / f"am-{run}", port, sink.port) as manager:
                 wait_http(f"http://127.0.0.1:{port}/-/ready", manager)
                 url = f"http://127.0.0.1:{port}/api/v2/alerts"
-                theirs.append(end_to_end(sink, url, "alertmanager", count, work))
+                theirs.append(end_to_end(sink, url, "alertmanager", count, work, manager.pid))
 
     def summary(runs: list[dict]) -> dict | None:
         if not runs:
             return None
-        keys = ("seconds_to_last_delivery", "deliveries_per_second", "p99_latency_ms")
+        keys = (
+            "seconds_to_last_delivery",
+            "deliveries_per_second",
+            "p99_latency_ms",
+            "server_cpu_ms_per_delivery",
+        )
         return {
             **{key: median_of(runs, key) for key in keys if all(r[key] for r in runs)},
             "complete": all(r["complete"] for r in runs),

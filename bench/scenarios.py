@@ -191,6 +191,22 @@ class Baseline(_Server):
         )
 
 
+class FullCeiling(_Server):
+    """bench/full_ceiling_server.py (the one-process ceiling of a routed call: durable
+    ingest, a send of each call to `sink_url`, its outcome recorded) on a fresh port."""
+
+    def __init__(self, work: Path, sink_url: str, concurrency: int = SINK_CONCURRENCY) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/webhooks/revring"
+        db = work / "full-ceiling.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        argv = [PYTHON, "bench/full_ceiling_server.py", "--port", str(self.port), "--db", str(db)]
+        argv += ["--sink", sink_url, "--concurrency", str(concurrency)]
+        self.proc = Proc("full-ceiling", argv, work / "full-ceiling.log")
+
+
 class Ceiling(_Server):
     """bench/ceiling_server.py (the one-process durable-ingest ceiling) on a fresh port."""
 

@@ -12,6 +12,12 @@
   over a little more text than is kept, so a secret or a number that the cut would split
   leaves no part of itself behind.
 
+A successful attempt keeps less (`keep_body=False`, `SUCCESS_BODY_LIMIT`): the request's
+method, URL and headers with the body's size but not the body (`truncated`: it was
+left out), and the response's status, headers and body only when the body is small.
+Masking the bodies was most of the capture's cost on the hot path, for text nobody
+reads after a success (the call itself is kept with the delivery).
+
 Phone numbers are masked everywhere (`router.core.phones`): in the URL, the header
 values and both bodies. The masking reads at most a few KiB whatever the body's size,
 so a 1 MiB call costs what a 4 KiB one does.
@@ -39,6 +45,7 @@ from sinks.secrets import MASK, redactor, token_like
 
 __all__ = [
     "BODY_LIMIT",
+    "SUCCESS_BODY_LIMIT",
     "Exchange",
     "ReceivedResponse",
     "SentRequest",
@@ -59,6 +66,8 @@ _SECRET_HEADER = re.compile(
 _SECRET_PARAMETER = re.compile(
     r"key|token|secret|sig|pass|pwd|auth|code|credential|hmac|session|access", re.IGNORECASE
 )
+# A successful answer's body is kept when it is at most this long (`{"ok": true}`, an id).
+SUCCESS_BODY_LIMIT = 512
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z-]{0,19}) \S")  # `Bearer …`, `Basic …`, `Token …`
 # Characters read past what is kept, so that what straddles the cut is masked whole:
 # a phone number as written is at most this long.
@@ -226,12 +235,14 @@ def request_seen(
     secrets: Sequence[str] = (),
     secret_headers: Collection[str] = (),
     target_is_url: bool = True,
+    keep_body: bool = True,
 ) -> SentRequest:
     """A request as kept: `target` a URL (masked by `masked_url`) or, `target_is_url`
-    False, a plain description (`smtp://host:port`, a file path) with secrets masked."""
+    False, a plain description (`smtp://host:port`, a file path) with secrets masked.
+    `keep_body` False: the body's size only (a success's request)."""
     shown_headers, omitted = masked_headers(headers, secrets, secret_headers)
-    text, truncated = kept_body(body, secrets)
     size = len(body.encode("utf-8", errors="replace")) if isinstance(body, str) else len(body)
+    text, truncated = kept_body(body, secrets) if keep_body else ("", size > 0)
     shown_target = (
         masked_url(target, secrets)
         if target_is_url
@@ -247,11 +258,13 @@ def response_seen(
     *,
     secrets: Sequence[str] = (),
     complete: bool = True,
+    keep_body: bool = True,
 ) -> ReceivedResponse:
-    """A response as kept; `complete` False when `body` is only the start of what came."""
+    """A response as kept; `complete` False when `body` is only the start of what came.
+    `keep_body` False: the body's size only."""
     shown_headers, omitted = masked_headers(headers, secrets)
-    text, truncated = kept_body(body, secrets)
     size = len(body.encode("utf-8", errors="replace")) if isinstance(body, str) else len(body)
+    text, truncated = kept_body(body, secrets) if keep_body else ("", size > 0)
     return ReceivedResponse(
         status,
         shown_headers,

@@ -71,7 +71,13 @@ from sinks.base import (
     TimedSinkConfig,
     template_context,
 )
-from sinks.exchange import BODY_LIMIT, Exchange, request_seen, response_seen
+from sinks.exchange import (
+    SUCCESS_BODY_LIMIT,
+    Exchange,
+    SentRequest,
+    request_seen,
+    response_seen,
+)
 from sinks.http_steps import (
     AnswerNotJson,
     HttpStep,
@@ -633,31 +639,48 @@ class PostingSink(Sink[OutgoingRequest]):
             raise failure.with_reason(self.reason_prefix + failure.reason) from None
 
     async def _transmit_once(self, outgoing: OutgoingRequest, secrets: list[str]) -> SendResult:
+        """Send, and keep the exchange: in full for a failure, and for a success its heads
+        with the response's body only when small (`sinks.exchange`), captured after the
+        answer so that a success masks no body."""
         if tracing.is_on():  # the attempt's span is the request's parent: `traceparent`
             outgoing = replace(outgoing, headers=tracing.with_trace_headers(outgoing.headers))
-        sent = request_seen(
+        try:
+            answer = await self.post(outgoing, secrets=secrets)
+        except DeliveryError as failure:
+            failure.with_exchange(Exchange(self._request_seen(outgoing, secrets)))
+            if not self.reason_prefix:
+                raise
+            raise failure.with_reason(self.reason_prefix + failure.reason) from None
+        outcome = self.judge(answer, secrets)
+        failed = isinstance(outcome, DeliveryError)
+        exchange = Exchange(
+            self._request_seen(outgoing, secrets, keep_body=failed),
+            response_seen(
+                answer.status,
+                answer.headers,
+                answer.body,
+                secrets=secrets,
+                complete=answer.complete,
+                keep_body=failed or len(answer.body) <= SUCCESS_BODY_LIMIT,
+            ),
+        )
+        if isinstance(outcome, DeliveryError):
+            raise outcome.with_exchange(exchange)
+        return replace(outcome, exchange=exchange)
+
+    @staticmethod
+    def _request_seen(
+        outgoing: OutgoingRequest, secrets: list[str], *, keep_body: bool = True
+    ) -> SentRequest:
+        return request_seen(
             outgoing.method,
             outgoing.url,
             outgoing.headers.items(),
             outgoing.body,
             secrets=secrets,
             secret_headers=outgoing.secret_headers,
+            keep_body=keep_body,
         )
-        try:
-            answer = await self.post(outgoing, secrets=secrets)
-        except DeliveryError as failure:
-            failure.with_exchange(Exchange(sent))
-            if not self.reason_prefix:
-                raise
-            raise failure.with_reason(self.reason_prefix + failure.reason) from None
-        got = response_seen(
-            answer.status, answer.headers, answer.body, secrets=secrets, complete=answer.complete
-        )
-        exchange = Exchange(sent, got)
-        outcome = self.judge(answer, secrets)
-        if isinstance(outcome, DeliveryError):
-            raise outcome.with_exchange(exchange)
-        return replace(outcome, exchange=exchange)
 
     async def post(self, outgoing: OutgoingRequest, *, secrets: list[str]) -> Answer:
         """Send `outgoing`; the answer, whatever its status. Raises `Retryable` when no
@@ -709,15 +732,19 @@ class PostingSink(Sink[OutgoingRequest]):
             allow_redirects=False,
             raise_for_status=False,
         ) as response:
-            # The whole body (to a cap) when the sink judges by it; else what is kept.
-            cap = RESPONSE_BODY_LIMIT if self.reads_body(response.status) else BODY_LIMIT + 1
-            body = await _read_capped(response, cap)
+            # The whole body (to a cap) when the sink judges by it; else (a success) only
+            # a small body that came with the head: a success keeps no more.
+            if self.reads_body(response.status):
+                body = await _read_capped(response, RESPONSE_BODY_LIMIT)
+                complete = len(body) < RESPONSE_BODY_LIMIT
+            else:
+                body, complete = _come_with_head(response, SUCCESS_BODY_LIMIT)
             return Answer(
                 response.status,
                 response.headers.get("Retry-After"),
                 body,
                 tuple(response.headers.items()),
-                complete=len(body) < cap,
+                complete=complete,
             )
 
     def token_provider(self, grants: GrantSource) -> TokenProvider:
@@ -1051,6 +1078,17 @@ class HttpStepsSink(Sink[StepsMessage]):
 
     async def close(self) -> None:
         await self._requests.close()
+
+
+def _come_with_head(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """The body when it is at most `limit` bytes and already here (it came with the head:
+    a short answer), and whether it is whole; else nothing is read or waited for (b"",
+    False). A body left unread that had all come keeps the connection reusable."""
+    content = response.content
+    if not content.is_eof():
+        return b"", False
+    body = content.read_nowait(limit + 1)
+    return (body, True) if len(body) <= limit else (b"", False)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

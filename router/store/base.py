@@ -266,9 +266,10 @@ class DeliveryQueue(CallBodies, Protocol):
         ...
 
     async def still_leased(self, delivery_id: str, owner: str) -> bool:
-        """Whether `owner` still holds the lease of this pending delivery, read just before
+        """Whether `owner` still holds the lease of this pending delivery, asked just before
         it is sent: False when it was cancelled (its caller forgotten, `Erasures.forget`),
-        or its lease ran out and another worker took it."""
+        or its lease ran out and another worker took it. Answered without a read while
+        nothing can have taken a lease this process took (`router.store.leases`)."""
         ...
 
     def on_new_deliveries(self, callback: Callable[[frozenset[str] | None], None]) -> None:

@@ -19,6 +19,7 @@ text (an index, attempts' bodies, an audit row) is one more entry: a column of t
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -345,4 +346,8 @@ def forget(
     yield from plan(erasing)
     for eraser in erasers:
         yield from eraser.erase(erasing)
-    return erasing.counts()
+    counts = erasing.counts()
+    if erasing.writes and counts != ErasureCounts():
+        # Lanes of every process see that leases may have been taken (`router.store.leases`).
+        yield count(q.MARK_ERASURE, value=secrets.token_hex(8))
+    return counts

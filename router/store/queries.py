@@ -239,7 +239,8 @@ for _fragments in DIALECT_FRAGMENTS.values():
         " COALESCE((SELECT payload FROM events WHERE events.id = deliveries.event_id),"
         f" {_fragments['no_bytes']}) AS payload,"
         " attempts, retry_attempts, retry_started_at, created_at, kind, group_key,"
-        " window_start, closes_at AS window_end, steps, next_attempt_at, trace_parent, notice"
+        " window_start, closes_at AS window_end, steps, next_attempt_at, trace_parent, notice,"
+        " (SELECT value FROM settings WHERE name = 'erasure_mark') AS erasure_mark"
     )
 # Lease the due deliveries of a sink, oldest due first (the caller sorts the rows: an
 # UPDATE returns them in no set order). A claimed digest is closed: no call joins it any
@@ -269,11 +270,20 @@ CLAIM_NOTICES = Query(
     "  ORDER BY next_attempt_at, created_at, id LIMIT :limit{claim_lock})"
     " RETURNING {claimed_columns}",
 )
-# Read just before sends (those asked for at once, in one statement): a delivery
+# Read just before sends when the process cannot answer from what it knows
+# (`router.store.leases`; those asked for at once, in one statement): a delivery
 # cancelled meanwhile (its caller forgotten) is gone; `:ids` is a JSON array of ids.
 STILL_LEASED = Query(
     "still_leased",
     "SELECT id, lease_owner FROM deliveries WHERE status = 'pending' AND id IN ({json_texts})",
+)
+# The mark every erasure that changed anything leaves (a new random value): a process
+# that read the same mark before and after a lease began knows no erasure took it.
+ERASURE_MARK = Query("erasure_mark", "SELECT value FROM settings WHERE name = 'erasure_mark'")
+MARK_ERASURE = Query(
+    "mark_erasure",
+    "INSERT INTO settings (name, value) VALUES ('erasure_mark', :value)"
+    " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
 )
 RENEW_LEASE = Query(
     "renew_lease",

@@ -47,6 +47,7 @@ from router.store.connector import (
 from router.store.erasure import RECHECK_SECONDS, Scan, forget, mentioning
 from router.store.errors import StoreConflict, StoreError, StoreMissing, StoreOpenError
 from router.store.exchanges import exchange_columns, exchange_of
+from router.store.leases import LeaseMemory
 from router.store.migrations import SCHEMA_VERSION_DDL, pending, statements_for
 from router.store.queries import Dialect, Query
 from router.store.records import (
@@ -417,7 +418,8 @@ def claim(
     now: float,
     notices: bool = True,
     query: Query = q.CLAIM,
-) -> Script[list[ClaimedDelivery]]:
+) -> Script[tuple[list[ClaimedDelivery], str | None]]:
+    """The deliveries leased, and the store's erasure mark as the claim read it."""
     leased: Rows = yield rows(
         query,
         sink=sink,
@@ -427,7 +429,21 @@ def claim(
         lease_until=lease_until,
         **({"notices": int(notices)} if query is q.CLAIM else {}),
     )
-    return leased.sorted_by("next_attempt_at", "created_at", "id").to(ClaimedDelivery)
+    marks = leased.column("erasure_mark")
+    claimed = leased.sorted_by("next_attempt_at", "created_at", "id").to(ClaimedDelivery)
+    return claimed, (marks[0] if marks else None)
+
+
+def lease_checks(ids: str) -> Script[tuple[Rows, str | None]]:
+    """Who holds each of these deliveries (`ids`: a JSON array), and the erasure mark."""
+    holders: Rows = yield rows(q.STILL_LEASED, ids=ids)
+    mark = yield from erasure_mark()
+    return holders, mark
+
+
+def erasure_mark() -> Script[str | None]:
+    mark = yield value(q.ERASURE_MARK)
+    return None if mark is None else str(mark)
 
 
 def renew_leases(ids: Sequence[str], owner: str, until: float) -> Script[None]:
@@ -709,9 +725,13 @@ class QueueStore(Store):
         # command opening it beside a running server, or a shared store, leaves them alone.
         self.owns_leases = owns_leases and not connector.shared
         self._listeners: list[NewDeliveries] = []
-        # `still_leased` asks queued until the loop's next turn, answered by one read.
+        # `still_leased`: answered from what this process knows of its leases when it
+        # can (`router.store.leases`); else the asks queue until the loop's next turn,
+        # answered by one read.
+        self.leases = LeaseMemory()
         self._lease_checks: list[tuple[str, str, asyncio.Future[bool]]] = []
         self._lease_reader: asyncio.Task[None] | None = None
+        self._mark_reader: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.connector.describe()!r})"
@@ -752,9 +772,19 @@ class QueueStore(Store):
     # --- writes ---
 
     async def ingest(self, record: IngestRecord) -> IngestResult:
+        before = self.leases.before()
         result = await self.connector.write(
             lambda: ingest(record), group=True, locks=group_locks([record]), order=record.event_id
         )
+        if result.status == "accepted":
+            self.leases.written(
+                (
+                    (d.id, d.lease_owner, d.lease_until - record.received_at)
+                    for d in record.deliveries
+                    if d.lease_owner is not None and d.lease_until is not None
+                ),
+                before,
+            )
         waiting = waiting_sinks(record) if result.deliveries > 0 else frozenset()
         if waiting:
             self._notify(waiting)
@@ -772,10 +802,14 @@ class QueueStore(Store):
     ) -> list[ClaimedDelivery]:
         if limit <= 0:
             return []
-        return await self.connector.write(
+        before = self.leases.before()
+        claimed, mark = await self.connector.write(
             lambda: claim(sink, limit, owner, now + lease_seconds, now, notices),
             one_statement=True,
         )
+        if claimed:
+            self.leases.claimed((d.id for d in claimed), owner, lease_seconds, before, mark)
+        return claimed
 
     async def claim_notices(
         self, sink: str, limit: int, owner: str, lease_seconds: float, now: float
@@ -783,10 +817,14 @@ class QueueStore(Store):
         if limit <= 0:
             return []
         lease_until = now + lease_seconds
-        return await self.connector.write(
+        before = self.leases.before()
+        claimed, mark = await self.connector.write(
             lambda: claim(sink, limit, owner, lease_until, now, query=q.CLAIM_NOTICES),
             one_statement=True,
         )
+        if claimed:
+            self.leases.claimed((d.id for d in claimed), owner, lease_seconds, before, mark)
+        return claimed
 
     async def claim_escalations(
         self, limit: int, owner: str, lease_seconds: float, now: float
@@ -1106,7 +1144,11 @@ class QueueStore(Store):
             return await self.connector.read(lambda: forget(erasure))
         since = time.time() - RECHECK_SECONDS
         scan = Scan(await self.connector.read(lambda: mentioning(erasure)), since)
-        return await self.connector.write(lambda: forget(erasure, scan))
+        self.leases.erasing()  # leases this process holds are checked in the store now
+        try:
+            return await self.connector.write(lambda: forget(erasure, scan))
+        finally:
+            self.leases.erasing()
 
     async def secret(self, name: str) -> str:
         found = await self.connector.read(lambda: single(q.GET_SETTING, "value", name=name))
@@ -1128,7 +1170,13 @@ class QueueStore(Store):
         await self.connector.write(lambda: keep_token(token))
 
     async def still_leased(self, delivery_id: str, owner: str) -> bool:
-        """Asked before every send: the asks of one turn of the loop share one read."""
+        """Asked before every send: answered from `self.leases` when nothing can have
+        taken the lease; else the asks of one turn of the loop share one read."""
+        held = self.leases.still_held(delivery_id, owner)
+        if self.leases.mark_due() and (self._mark_reader is None or self._mark_reader.done()):
+            self._mark_reader = asyncio.create_task(self._read_mark(), name="erasure-mark-read")
+        if held:
+            return True
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._lease_checks.append((delivery_id, owner, future))
         if self._lease_reader is None or self._lease_reader.done():
@@ -1143,19 +1191,27 @@ class QueueStore(Store):
             batch = self._lease_checks[:LEASE_CHECKS_PER_READ]
             del self._lease_checks[:LEASE_CHECKS_PER_READ]
             ids = json.dumps(sorted({delivery_id for delivery_id, _, _ in batch}))
+            asked_at = self.leases.clock()
             try:
-                found = await self.connector.read(
-                    functools.partial(single, q.STILL_LEASED, "rows", ids=ids)
-                )
+                found, mark = await self.connector.read(functools.partial(lease_checks, ids))
             except Exception as error:
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            self.leases.read_mark(mark, asked_at)
             holders = dict(zip(found.column("id"), found.column("lease_owner"), strict=True))
             for delivery_id, owner, future in batch:
                 if not future.done():
                     future.set_result(holders.get(delivery_id) == owner)
+
+    async def _read_mark(self) -> None:
+        asked_at = self.leases.clock()
+        try:
+            mark = await self.connector.read(erasure_mark)
+        except Exception:  # checks go to the store until a read succeeds
+            return
+        self.leases.read_mark(mark, asked_at)
 
     # --- reads ---
 

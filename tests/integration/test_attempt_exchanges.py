@@ -119,6 +119,10 @@ async def test_both_attempts_are_stored_with_their_request_and_response_and_show
     assert failed.exchange.response.status == 500
     assert failed.exchange.response.body == "upstream down; got *** for +1415•••0142"
     assert dict(failed.exchange.response.headers)["Set-Cookie"] == "***"
+    # A success keeps the request's heads and size, not its body (nothing to mask).
+    kept = delivered.exchange.request
+    assert kept.body == "" and kept.truncated and kept.size == len(receiver.bodies[1])
+    assert dict(kept.headers)["Authorization"] == "Bearer ***"
     assert delivered.exchange.response is not None
     assert delivered.exchange.response.status == 200
     assert json.loads(delivered.exchange.response.body) == {

@@ -420,3 +420,37 @@ async def test_no_secret_appears_in_any_failure_reason(
         shown = f"{failure.reason} {failure} {failure!r}"
         for secret in (*SECRETS, "svc:pa55word", "/hook", "api_key"):
             assert secret not in shown, (secret, shown)
+
+
+@pytest.mark.parametrize(
+    ("answer", "kept"),
+    [(b'{"id":"crm-42"}', '{"id":"crm-42"}'), (b"x" * 20_000, "")],
+    ids=["short answer kept", "long answer not read"],
+)
+async def test_a_success_keeps_no_request_body_and_only_a_short_answer(
+    session: aiohttp.ClientSession, answer: bytes, kept: str
+) -> None:
+    """`PostingSink.transmit` on a success: the request's heads and size, not its body;
+    the answer's body only when short and already come (`sinks.exchange`)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=answer, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        sink = make_sink(f"http://127.0.0.1:{port}/hook", session)
+        result = await build_and_transmit(sink, make_request(payload=PAYLOAD))
+    finally:
+        await runner.cleanup()
+    assert result.exchange is not None and result.exchange.response is not None
+    sent, got = result.exchange.request, result.exchange.response
+    assert (sent.body, sent.size, sent.truncated) == ("", len(PAYLOAD), True)
+    assert got.status == 200 and got.body == kept
+    assert got.truncated == (kept == "")

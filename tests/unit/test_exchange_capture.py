@@ -208,3 +208,29 @@ def test_the_page_shows_an_exchange_as_http_messages() -> None:
     assert response_text(got).endswith("… cut: the first 4 KiB of 5,000 bytes are kept")
     assert status_line(response_seen(250, (), "250 OK"), "SMTP") == "SMTP 250"
     assert status_line(None, "POST") == "no answer"
+
+
+def test_without_its_body_a_request_keeps_its_heads_and_size() -> None:
+    """A success's request (`keep_body=False`): nothing of the body, masked or not."""
+    body = b'{"fromNumber": "+14155550142", "token": "s3cr3t-token-value"}'
+    sent = request_seen(
+        "POST", "https://crm.example/hook", [("Authorization", "Bearer x")], body,
+        secrets=["s3cr3t-token-value"], keep_body=False,
+    )  # fmt: skip
+    assert (sent.body, sent.size, sent.truncated) == ("", len(body), True)
+    assert sent.headers == (("Authorization", "Bearer ***"),)
+    empty = request_seen("POST", "https://crm.example/hook", [], b"", keep_body=False)
+    assert (empty.size, empty.truncated) == (0, False)
+
+
+def test_without_its_body_a_response_keeps_its_status_and_size() -> None:
+    got = response_seen(200, [("Content-Type", "text/plain")], b"x" * 9000, keep_body=False)
+    assert (got.status, got.body, got.size, got.truncated) == (200, "", 9000, True)
+
+
+def test_a_body_not_kept_says_so_with_its_size() -> None:
+    body = b'{"fromNumber": "+14155550142"}'
+    sent = request_seen("POST", "https://crm.example/hook", [], body, keep_body=False)
+    assert request_text(sent).endswith(f"(body of {len(body):,} bytes not kept)")
+    unread = response_seen(200, [], b"", complete=False, keep_body=False)
+    assert response_text(unread).endswith("(body not kept)")

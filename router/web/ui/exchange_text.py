@@ -45,7 +45,10 @@ def _headers(headers: tuple[tuple[str, str], ...], omitted: int) -> list[str]:
 
 def _body(body: str, truncated: bool, size: int | None) -> str:
     if not body:
-        return "(no body)" if not truncated else ""
+        if not truncated:
+            return "(no body)"
+        # A success keeps no body (`sinks.exchange`): its size when it is known.
+        return f"(body of {size:,} bytes not kept)" if size else "(body not kept)"
     shown = body
     if not truncated:
         try:

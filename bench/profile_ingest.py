@@ -1,0 +1,67 @@
+"""Where an ingested call's CPU goes: the router under `cProfile` while wrk posts calls.
+
+The router runs as `bench/run.py` runs it (`serve --no-auth`, SQLite, uvloop) but under
+`python -m cProfile`, with rules that route nothing (`--match` routes every call to a
+local sink); wrk posts the sample with a new id for `--seconds` (after a 1 s warm-up
+that is profiled too). Prints the functions with the most own time per call accepted
+(cProfile's overhead inflates every figure, so read them as shares; only the event
+loop's thread is profiled, not the store's writer thread), the server's
+CPU time per request, and writes the `.prof` file for `python -m pstats` or snakeviz.
+
+    python bench/profile_ingest.py [--match] [--seconds 8] [--top 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pstats
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+import wrk_load  # noqa: E402
+from procs import PYTHON, Proc, cpu_seconds, free_port, wait_http  # noqa: E402
+from scenarios import Sink, router_rules  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--match", action="store_true", help="route every call to a sink")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--output", type=Path, default=None, help="the .prof file")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="profile-ingest-"))
+    output = args.output or work / "router.prof"
+    script = wrk_load.write_script(work / "ingest.lua")
+    with Sink(work) as sink:
+        rules = work / "rules.yaml"
+        rules.write_text(router_rules(sink.url, match=args.match))
+        port = free_port()
+        argv = [PYTHON, "-m", "cProfile", "-o", str(output), "-m", "router", "serve"]
+        argv += ["--no-auth", "--store", f"sqlite:///{work / 'router.db'}"]
+        argv += ["--config", str(rules), "--port", str(port), "--retention-days", "0"]
+        router = Proc("router", argv, work / "router.log", cwd=ROOT.parent)
+        router.start()
+        try:
+            wait_http(f"http://127.0.0.1:{port}/readyz", router, timeout=60)
+            url = f"http://127.0.0.1:{port}/webhooks/revring"
+            wrk_load.run(url, script, connections=32, seconds=1)
+            before = cpu_seconds(router.pid)
+            result = wrk_load.run(url, script, connections=32, seconds=args.seconds)
+            after = cpu_seconds(router.pid)
+        finally:
+            router.stop()  # SIGTERM: the router exits cleanly, and cProfile writes its file
+    ok = result["ok"]
+    cpu = "-" if before is None or after is None else f"{1000 * (after - before) / ok:.3f}"
+    print(f"{ok} requests answered 200 in {args.seconds:g} s; server CPU ms per request {cpu}")
+    stats = pstats.Stats(str(output))
+    print(f"profile: {output}")
+    stats.sort_stats("tottime").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
