@@ -1,8 +1,9 @@
 """What every layer shares, each module one small thing: the event model (`events`),
 templates and their bounds (`templates`, `template_limits`, `json_printing`), units and
 retry maths (`units`, `retry`, `pacing`), JSON depth (`nesting`), phone numbers
-(`phones`), metrics, logs, traces (`tracing`), the sample calls and the collector's
-settings. Import the module you need; nothing here imports a layer above."""
+(`phones`), the public base URL (`public_url`), metrics, logs, traces (`tracing`), the
+sample calls and the collector's settings. Import the module you need; nothing here
+imports a layer above."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ __all__ = [
     "nesting",
     "pacing",
     "phones",
+    "public_url",
     "retry",
     "samples",
     "template_limits",

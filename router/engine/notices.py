@@ -24,15 +24,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from router.core.events import decode_json
 from router.core.phones import mask_phone, mask_phone_numbers_in
+from router.core.public_url import public_base_url
 from router.engine.records import new_delivery_id
 from router.store import DeadDelivery, NewNotice
 from sinks.notices import NOTICE_KIND
 
-PUBLIC_URL_VARIABLE = "ROUTER_PUBLIC_URL"
 # Left out of a notice's call: long, and not what tells a delivery apart.
 _LEFT_OUT = frozenset({"transcript"})
 _NUMBER_FIELDS = ("fromNumber", "toNumber")
@@ -43,17 +42,7 @@ def console_base(text: str | None) -> str | None:
     not an http(s) base URL."""
     if text is None or not text.strip():
         return None
-    try:
-        parts = urlsplit(text.strip())
-        host = parts.hostname
-    except ValueError:
-        host = None
-    if host is None or parts.scheme not in ("https", "http") or parts.query or parts.fragment:
-        raise ValueError(
-            f"{PUBLIC_URL_VARIABLE} must be the router's external http(s) base URL"
-            f" (such as https://router.example.com), got {text!r}"
-        )
-    return text.strip().rstrip("/")
+    return public_base_url(text)
 
 
 def masked_call(call: Mapping[str, Any]) -> dict[str, Any]:

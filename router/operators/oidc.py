@@ -37,6 +37,7 @@ from joserfc.errors import (
 )
 from joserfc.jwk import KeySet
 
+from router.core.public_url import PUBLIC_URL_VARIABLE, public_base_url
 from router.operators.users import ROLES, Role
 
 CALLBACK_PATH = "/ui/oidc/callback"
@@ -62,7 +63,7 @@ ISSUER = "ROUTER_OIDC_ISSUER"
 CLIENT_ID = "ROUTER_OIDC_CLIENT_ID"
 CLIENT_SECRET = "ROUTER_OIDC_CLIENT_SECRET"  # noqa: S105 (the variable's name)
 ROLES_VARIABLE = "ROUTER_OIDC_ROLES"
-PUBLIC_URL = "ROUTER_PUBLIC_URL"
+PUBLIC_URL = PUBLIC_URL_VARIABLE
 
 
 class OidcSettingError(ValueError):
@@ -237,16 +238,9 @@ def _public_url(text: str | None) -> str:
             f" <{PUBLIC_URL}>{CALLBACK_PATH}"
         )
     try:
-        parts = urlsplit(text.strip())
-        host = parts.hostname
-    except ValueError:
-        host = None
-    if host is None or parts.scheme not in ("https", "http") or parts.query or parts.fragment:
-        raise OidcSettingError(
-            f"{PUBLIC_URL} must be the router's external http(s) base URL"
-            f" (such as https://router.example.com), got {text!r}"
-        )
-    return text.strip().rstrip("/")
+        return public_base_url(text)
+    except ValueError as error:
+        raise OidcSettingError(str(error)) from None
 
 
 def oidc_settings_from_env(env: Mapping[str, str]) -> OidcSettings | None:
