@@ -51,6 +51,7 @@ def rules(
     notice_on_dead: str = "",
     crm_concurrency: int = 4,
     notice_retry: str = "{max_attempts: 2, initial_delay: 10ms, max_delay: 20ms}",
+    notice_timeout: str = "10s",
 ) -> str:
     slack_base = slack if isinstance(slack, str) else slack.base
     return f"""
@@ -67,6 +68,7 @@ sinks:
     type: http
     url: "{notices_url}"
     retry: {notice_retry}
+    timeout: {notice_timeout}
     {notice_on_dead}
   ops-slack:
     type: slack
@@ -404,7 +406,8 @@ async def test_a_notice_due_while_a_message_is_in_flight_waits_for_the_next_send
 ) -> None:
     gate = await GatedReceiver().start()
     try:
-        path = write_rules(rules(crm.url("/crm"), gate.url(), slack))
+        # (held at the gate however long a loaded machine takes: no timeout, no retry)
+        path = write_rules(rules(crm.url("/crm"), gate.url(), slack, notice_timeout="5m"))
         async with running_service(path, tmp_path / "r.db") as client:
             store, *_ = parts(client)
             assert (await post_event(client, fresh_event(status="FAILED"))).status == 200
