@@ -366,7 +366,8 @@ async def test_slack_buttons_record_their_clicks_as_the_slack_user(
             # The acknowledgement counts for the call and the rule of the alert clicked.
             assert by_action["acknowledge"].target == f"call:{call['id']}/rule:failed-calls"
             acknowledged = json.loads(by_action["acknowledge"].details)
-            assert (acknowledged["outcome"], acknowledged["rule"]) == ("acknowledged", "failed-calls")
+            assert acknowledged["outcome"] == "acknowledged"
+            assert acknowledged["rule"] == "failed-calls"
             assert by_action["silence.create"].target.startswith("silence:")
             metrics = await (await client.get("/metrics")).text()
             assert 'revring_router_audit_events_total{action="acknowledge"} 1.0' in metrics
