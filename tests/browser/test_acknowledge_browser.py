@@ -112,3 +112,8 @@ async def test_a_call_two_rules_matched_shows_each_rules_acknowledgement(page, s
     assert await ops.locator("form.acknowledge").count() == 1  # still to acknowledge
     assert "by token" in await sales.locator("p.acknowledgement").inner_text()
     assert await store.acknowledgement("call", event["id"], "completed") is None
+    # Each delivery's page shows the acknowledgement of its own rule.
+    for rule, acknowledged in (("completed", 0), ("vip", 1)):
+        (view,) = [v for v in await store.deliveries_of_event(event["id"]) if v.rule == rule]
+        await page.goto(url(service, f"/ui/deliveries/{view.id}"))
+        assert await page.locator("dd.acknowledged").count() == acknowledged

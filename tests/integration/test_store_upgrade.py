@@ -1000,8 +1000,35 @@ async def check_acknowledgements_after_18(store: Store) -> None:
     assert settled == {"failed": ("escalated", ["oncall"]), "vip": ("acknowledged", [])}
 
 
+async def check_old_acknowledgement_shown(rules_path: Path, url: str) -> None:
+    """The console of the upgraded store (retention off: the old call is from 2023) shows
+    the old acknowledgement on the call's page for each of its rules, as the whole
+    call's, and on each delivery's page."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from router.web.app import ServiceSettings, build_app
+    from tests.integration.test_console import signed_in_page
+    from tests.service import ADMIN_TOKEN
+
+    settings = ServiceSettings(
+        config_path=str(rules_path),
+        store_url=url,
+        admin_token=ADMIN_TOKEN,
+        retention_days=0,
+        watch_interval=0,
+    )
+    async with TestClient(TestServer(build_app(settings))) as client:
+        page = await signed_in_page(client, "/ui/calls/v18-call")
+        for rule in ("failed", "vip"):
+            listed = page.split(f'<li data-rule="{rule}">', 1)[1].split("</li>", 1)[0]
+            assert "acknowledged by sam" in listed and "for every rule of the call" in listed
+        for delivery in ("v18:ops", "v18:sales"):
+            shown = await (await client.get(f"/ui/deliveries/{delivery}")).text()
+            assert '<dd class="acknowledged">by sam' in shown
+
+
 async def test_a_sqlite_store_of_schema_18_keeps_its_acknowledgements_for_every_rule(
-    tmp_path: Path,
+    tmp_path: Path, write_rules: Any
 ) -> None:
     database = tmp_path / "router.db"
     with sqlite3.connect(database) as old:
@@ -1011,6 +1038,8 @@ async def test_a_sqlite_store_of_schema_18_keeps_its_acknowledgements_for_every_
     old.close()
     async with opened(SQLiteStore(database)) as store:
         await check_acknowledgements_after_18(store)
+    rules_path = write_rules("version: 1\nsinks: {}\nrules: []\n")
+    await check_old_acknowledgement_shown(rules_path, f"sqlite:///{database}")
     with sqlite3.connect(database) as upgraded:
         assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         key = [row[1] for row in upgraded.execute("PRAGMA table_info(acknowledgements)") if row[5]]
@@ -1023,7 +1052,9 @@ async def test_a_sqlite_store_of_schema_18_keeps_its_acknowledgements_for_every_
 
 
 @pytest.mark.postgres
-async def test_a_postgresql_store_of_schema_18_keeps_its_acknowledgements_for_every_rule() -> None:
+async def test_a_postgresql_store_of_schema_18_keeps_its_acknowledgements_for_every_rule(
+    write_rules: Any,
+) -> None:
     import asyncpg
 
     async with fresh_postgres_schema("upgrade19") as url:
@@ -1036,3 +1067,5 @@ async def test_a_postgresql_store_of_schema_18_keeps_its_acknowledgements_for_ev
             await connection.close()
         async with opened(open_store(url)) as store:
             await check_acknowledgements_after_18(store)
+        rules_path = write_rules("version: 1\nsinks: {}\nrules: []\n")
+        await check_old_acknowledgement_shown(rules_path, url)
