@@ -88,9 +88,16 @@ async def audited_changes(store: Any, call_id: str) -> None:
     """Changes others made, as they would be recorded: from the CLI and a Slack button."""
     trail = AuditTrail(store)
     await trail.replay_many("cli:bob", BulkReplay("dead", "crm"))
-    click = Acknowledgement("call", call_id, "U0ALICE", "alice", "#ops-alerts (C0ALERTS)", 0.0)
-    details = {"outcome": "acknowledged", "user_name": "alice", "channel": click.channel}
-    await trail.acknowledge("slack:U0ALICE", click, f"call:{call_id}", details)
+    click = Acknowledgement(
+        "call", call_id, "failed-calls", "U0ALICE", "alice", "#ops-alerts (C0ALERTS)", 0.0
+    )
+    details = {
+        "outcome": "acknowledged",
+        "user_name": "alice",
+        "channel": click.channel,
+        "rule": click.rule,
+    }
+    await trail.acknowledge("slack:U0ALICE", click, f"call:{call_id}/rule:failed-calls", details)
 
 
 async def sign_in(page: Page, base: str) -> None:

@@ -496,8 +496,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    """Acknowledge a delivery's alert (its call, or its digest), recorded and audited as
-    `cli:<os user>`: the call's escalations stop (DESIGN.md section 16)."""
+    """Acknowledge a delivery's alert (its call for its rule, or its digest), recorded and
+    audited as `cli:<os user>`: that rule's escalation of the call stops (DESIGN.md
+    section 16)."""
 
     async def run() -> int:
         async with existing_store(args.store) as store:
@@ -511,7 +512,10 @@ def cmd_ack(args: argparse.Namespace) -> int:
             first = done.acknowledgement
             when = datetime.fromtimestamp(first.at, UTC).isoformat(timespec="seconds")
             if done.first:
-                print(f"acknowledged delivery {args.delivery_id} ({first.kind} {first.target_id})")
+                print(
+                    f"acknowledged delivery {args.delivery_id}"
+                    f" ({first.kind} {first.target_id}, rule {first.rule})"
+                )
             else:
                 print(
                     f"delivery {args.delivery_id} was acknowledged already by"

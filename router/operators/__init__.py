@@ -12,6 +12,7 @@ from router.operators.acknowledgements import (
     acknowledge_view,
     acknowledgement_key,
     acknowledgement_target,
+    counting_for,
 )
 from router.operators.audit import (
     ACTIONS,
@@ -93,6 +94,7 @@ __all__ = [
     "audit_json",
     "audit_record",
     "backfill_target",
+    "counting_for",
     "forget_caller",
     "mask_details",
     "names_values",

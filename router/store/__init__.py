@@ -38,6 +38,7 @@ from router.store.errors import (
     StoreUnavailable,
 )
 from router.store.records import (
+    ALL_RULES,
     BODY_LIMIT,
     MAX_HEADER_NAME,
     MAX_HEADER_VALUE,
@@ -85,6 +86,7 @@ from router.store.search import MAX_SEARCH_TERMS, MAX_SEARCH_WORDS, search_terms
 from router.store.steps import resume_state
 
 __all__ = [
+    "ALL_RULES",
     "BODY_LIMIT",
     "MAX_HEADERS",
     "MAX_HEADER_NAME",

@@ -354,13 +354,18 @@ class Operators(Protocol):
     async def acknowledge(
         self, acknowledgement: Acknowledgement, audit: AuditRecord | None = None
     ) -> Acknowledgement:
-        """Record an acknowledgement unless its target has one; the one that counts
-        (`audit` is written only when this one is)."""
+        """Record an acknowledgement unless its (call, rule) or digest has one (of its
+        rule, or an old one of every rule: `ALL_RULES`); the one that counts (`audit` is
+        written only when this one is)."""
         ...
 
     async def acknowledgement(
-        self, kind: AcknowledgedKind, target_id: str
-    ) -> Acknowledgement | None: ...
+        self, kind: AcknowledgedKind, target_id: str, rule: str
+    ) -> Acknowledgement | None:
+        """The acknowledgement that counts for `rule` of the call (kind 'call', its event
+        id) or for the digest (kind 'digest', its delivery id, its rule): one made for
+        that rule, or an old one made for all of them; None when neither exists."""
+        ...
 
     async def acknowledgements_since(self, since: float) -> list[Acknowledgement]:
         """Acknowledgements made at or after `since`, oldest first."""
@@ -574,8 +579,9 @@ class Escalations(Protocol):
         outcome: EscalationOutcome,
         new_deliveries: Sequence[tuple[str, str]] = (),
     ) -> tuple[EscalationOutcome, list[str]] | None:
-        """Settle a leased timer in one transaction: `acknowledged` when the call (a digest:
-        the digest) was acknowledged by now, whatever `outcome` says; else `outcome`, and
+        """Settle a leased timer in one transaction: `acknowledged` when the call was
+        acknowledged for the timer's rule (a digest: the digest) by now, whatever
+        `outcome` says; else `outcome`, and
         when that is `escalated`, a delivery (id, sink) of each of `new_deliveries` with
         `escalated_from` (a sink that already has one of the call skips). None when
         `owner` no longer holds the timer (nothing written). Answers the outcome and the

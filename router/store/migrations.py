@@ -574,6 +574,46 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE deliveries ADD COLUMN trace_parent TEXT",
         ),
     ),
+    Migration(
+        version=19,
+        description="acknowledgements per call and rule (a digest: per digest, of its rule)",
+        dialect_statements={
+            # Acknowledging a delivery counts for its call and rule (DESIGN.md section 16):
+            # the key gains `rule`. A row written before ('') keeps meaning what it meant,
+            # every rule of its call (a digest: the digest), so an old acknowledgement
+            # still stops every escalation of its call and is still shown. SQLite changes
+            # a primary key by rebuilding the table
+            # (https://sqlite.org/lang_altertable.html, section 7): a new table, the
+            # rows copied, the old one dropped (its index with it), the new one renamed.
+            "sqlite": (
+                """
+                CREATE TABLE acknowledgements_by_rule (
+                    kind TEXT NOT NULL CHECK (kind IN ('call', 'digest')),
+                    target_id TEXT NOT NULL,
+                    rule TEXT NOT NULL DEFAULT '',
+                    user_id TEXT NOT NULL,
+                    user_name TEXT NOT NULL DEFAULT '',
+                    channel TEXT NOT NULL DEFAULT '',
+                    at DOUBLE PRECISION NOT NULL,
+                    PRIMARY KEY (kind, target_id, rule)
+                )
+                """,
+                "INSERT INTO acknowledgements_by_rule"
+                " (kind, target_id, rule, user_id, user_name, channel, at)"
+                " SELECT kind, target_id, '', user_id, user_name, channel, at"
+                " FROM acknowledgements",
+                "DROP TABLE acknowledgements",
+                "ALTER TABLE acknowledgements_by_rule RENAME TO acknowledgements",
+                "CREATE INDEX acknowledgements_at ON acknowledgements (at)",
+            ),
+            "postgresql": (
+                "ALTER TABLE acknowledgements ADD COLUMN rule TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE acknowledgements DROP CONSTRAINT acknowledgements_pkey",
+                "ALTER TABLE acknowledgements ADD PRIMARY KEY (kind, target_id, rule)",
+            ),
+        },
+        statements=(),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

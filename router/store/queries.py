@@ -421,11 +421,14 @@ NEXT_ESCALATION_DUE = Query(
     "next_escalation_due",
     "SELECT MIN(due_at) AS due FROM escalations WHERE done_at IS NULL",
 )
-# An acknowledgement of the call (any of its deliveries) or of the escalated digest.
+# An acknowledgement of the call for the timer's rule (any of the call's deliveries for
+# that rule; '': one made before acknowledgements were per rule, for all of them) or of
+# the escalated digest.
 ESCALATION_ACKNOWLEDGED = Query(
     "escalation_acknowledged",
     "SELECT COUNT(*) AS found FROM acknowledgements"
-    " WHERE (kind = 'call' AND target_id = :event_id AND :kind = 'single')"
+    " WHERE (kind = 'call' AND target_id = :event_id AND rule IN (:rule, '')"
+    " AND :kind = 'single')"
     " OR (kind = 'digest' AND target_id = :delivery_id)",
 )
 ESCALATED_DELIVERY_EXISTS = Query(
@@ -774,16 +777,24 @@ EXTEND_SILENCE = Query(
 )
 EVENT_PAYLOAD = Query("event_payload", "SELECT payload FROM events WHERE id = :id")
 _SELECT_ACKNOWLEDGEMENTS = (
-    "SELECT kind, target_id, user_id, user_name, channel, at FROM acknowledgements"
+    "SELECT kind, target_id, rule, user_id, user_name, channel, at FROM acknowledgements"
 )
+# The first one of each (call, rule) or digest counts: none is recorded where one of its
+# rule, or one made before acknowledgements were per rule (rule ''), is there already.
 ACKNOWLEDGE = Query(
     "acknowledge",
-    "INSERT INTO acknowledgements (kind, target_id, user_id, user_name, channel, at)"
-    " VALUES (:kind, :target_id, :user_id, :user_name, :channel, :at)"
-    " ON CONFLICT (kind, target_id) DO NOTHING",
+    "INSERT INTO acknowledgements (kind, target_id, rule, user_id, user_name, channel, at)"
+    " SELECT :kind, :target_id, :rule, :user_id, :user_name, :channel,"
+    " CAST(:at AS DOUBLE PRECISION)"
+    " WHERE NOT EXISTS (SELECT 1 FROM acknowledgements"
+    "  WHERE kind = :kind AND target_id = :target_id AND rule IN (:rule, ''))"
+    " ON CONFLICT (kind, target_id, rule) DO NOTHING",
 )
+# The one that counts for a (call, rule) or digest: its own, or an old one of them all.
 GET_ACKNOWLEDGEMENT = Query(
-    "get_acknowledgement", _SELECT_ACKNOWLEDGEMENTS + " WHERE kind = :kind AND target_id = :id"
+    "get_acknowledgement",
+    _SELECT_ACKNOWLEDGEMENTS
+    + " WHERE kind = :kind AND target_id = :id AND rule IN (:rule, '') ORDER BY at LIMIT 1",
 )
 ACKNOWLEDGEMENTS_SINCE = Query(
     "acknowledgements_since", _SELECT_ACKNOWLEDGEMENTS + " WHERE at >= :since ORDER BY at"

@@ -295,14 +295,15 @@ def fire_escalation(
     outcome: EscalationOutcome,
     new_deliveries: Sequence[tuple[str, str]],
 ) -> Script[tuple[EscalationOutcome, list[str]] | None]:
-    """Settle a leased timer once: acknowledged meanwhile (read here, in the transaction
-    that settles it) or not, it is done; escalated, `new_deliveries` ((id, sink) each)
+    """Settle a leased timer once: acknowledged meanwhile for its rule (read here, in the
+    transaction that settles it) or not, it is done; escalated, `new_deliveries` ((id, sink) each)
     are written from the escalated delivery. None: this worker no longer holds it (taken
     over, or fired already), and nothing was written. Answers the outcome and the sinks
     given a new delivery."""
     acknowledged = yield value(
         q.ESCALATION_ACKNOWLEDGED,
         event_id=due.event_id,
+        rule=due.rule,
         delivery_id=due.delivery_id,
         kind=due.kind,
     )
@@ -1052,14 +1053,16 @@ class QueueStore(Store):
         self, acknowledgement: Acknowledgement, audit: AuditRecord | None = None
     ) -> Acknowledgement:
         await self._audited(q.ACKNOWLEDGE, audit, **asdict(acknowledgement))
-        found = await self.acknowledgement(acknowledgement.kind, acknowledgement.target_id)
+        found = await self.acknowledgement(
+            acknowledgement.kind, acknowledgement.target_id, acknowledgement.rule
+        )
         return found or acknowledgement
 
     async def acknowledgement(
-        self, kind: AcknowledgedKind, target_id: str
+        self, kind: AcknowledgedKind, target_id: str, rule: str
     ) -> Acknowledgement | None:
         found = await self.connector.read(
-            lambda: single(q.GET_ACKNOWLEDGEMENT, "row", kind=kind, id=target_id)
+            lambda: single(q.GET_ACKNOWLEDGEMENT, "row", kind=kind, id=target_id, rule=rule)
         )
         return None if found is None else from_row(Acknowledgement, found)
 

@@ -447,15 +447,21 @@ class SinkCounts:
 
 
 AcknowledgedKind = Literal["call", "digest"]
+# The rule of an acknowledgement recorded before they were per rule: all of its call's.
+ALL_RULES = ""
 
 
 @dataclass(frozen=True)
 class Acknowledgement:
-    """Who acknowledged a call (`kind` 'call', `target_id` the event id) or a digest
-    ('digest', its delivery id) from an alert's button, and when; the first one counts."""
+    """Who acknowledged a call's deliveries for one rule (`kind` 'call', `target_id` the
+    event id, `rule` the deliveries' rule) or a digest ('digest', its delivery id, its
+    rule), and when; the first one of each (call, rule) counts. `rule` '' (ALL_RULES): one
+    recorded before acknowledgements were per rule (schema 18 and older), which counts
+    for every rule of its call (a digest's: the digest)."""
 
     kind: AcknowledgedKind
     target_id: str
+    rule: str
     user_id: str
     user_name: str
     channel: str

@@ -33,6 +33,7 @@ from router.operators import (
     audit_filters,
     audit_json,
     backfill_target,
+    counting_for,
     forget_caller,
     parse_bulk_replay,
     parse_forget_request,
@@ -81,8 +82,8 @@ def delivery_json(
     DESIGN.md section 4's, then `kind` ('single' or 'digest') and `calls` (a digest's
     member count, 1 for a single delivery) and `escalated_from` (an escalation's: the
     delivery nobody acknowledged) among the rest, and `acknowledged_by` (a Slack user id,
-    a console user, `token`, `cli:<os user>`) and `acknowledged_at` (ISO 8601) once
-    acknowledged."""
+    a console user, `token`, `cli:<os user>`) and `acknowledged_at` (ISO 8601) once its
+    call was acknowledged for its rule (a digest: the digest was)."""
     shown = asdict(view)
     shown["acknowledged_by"] = None if acknowledgement is None else acknowledgement.user_id
     shown["acknowledged_at"] = None if acknowledgement is None else iso(acknowledgement.at)
@@ -122,17 +123,22 @@ def _step_json(step: dict[str, Any]) -> dict[str, Any]:
 async def acknowledgements_of(
     store: Operators, views: list[DeliveryView]
 ) -> dict[str, Acknowledgement]:
-    """The acknowledgement of each delivery that has one, by delivery id (one read: an
-    acknowledgement never precedes the delivery it was made on)."""
+    """The acknowledgement that counts for each delivery that has one (of its call and
+    rule, or its digest), by delivery id (one read: an acknowledgement never precedes the
+    delivery it was made on)."""
     if not views:
         return {}
     since = min(view.created_at for view in views)
-    found = {(a.kind, a.target_id): a for a in await store.acknowledgements_since(since)}
-    return {
-        view.id: found[acknowledgement_key(view)]
-        for view in views
-        if acknowledgement_key(view) in found
-    }
+    by_target: dict[tuple[str, str], list[Acknowledgement]] = {}
+    for found in await store.acknowledgements_since(since):
+        by_target.setdefault((found.kind, found.target_id), []).append(found)
+    counting = {}
+    for view in views:
+        kind, target_id, _ = acknowledgement_key(view)
+        acknowledgement = counting_for(view, by_target.get((kind, target_id), ()))
+        if acknowledgement is not None:
+            counting[view.id] = acknowledgement
+    return counting
 
 
 def call_json(view: EventView) -> dict[str, Any]:

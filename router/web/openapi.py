@@ -231,8 +231,8 @@ def _schemas() -> dict[str, Schema]:
                 ),
                 "acknowledged_by": _field(
                     ["string", "null"],
-                    "who acknowledged the call (a digest: the digest): a Slack user id, a"
-                    " console user, `token`, `cli:<os user>`",
+                    "who acknowledged the call for this delivery's rule (a digest: the"
+                    " digest): a Slack user id, a console user, `token`, `cli:<os user>`",
                 ),
                 "acknowledged_at": TIME,
             },
@@ -658,9 +658,10 @@ def _paths() -> dict[str, Schema]:
         },
         "/admin/deliveries/{id}/acknowledge": {
             "post": _admin(
-                "Acknowledge an alert: its call (a digest: the digest), in any state; stops"
-                " the escalations of the call's rules. Once: a second acknowledgement answers"
-                " with the first one (`already_acknowledged` true)",
+                "Acknowledge an alert: its call for its rule (a digest: the digest), in any"
+                " state; stops that rule's escalation of the call, not another rule's. Once"
+                " per call and rule: a second acknowledgement answers with the first one"
+                " (`already_acknowledged` true)",
                 {
                     "200": _answer(
                         "the delivery, with who acknowledged it and when",

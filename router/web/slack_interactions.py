@@ -32,6 +32,7 @@ from router.operators import (
     OperatorControls,
     RequestInvalid,
     acknowledge_view,
+    acknowledgement_target,
     parse_silence_request,
 )
 from router.store import DeliveryView, OperatorConsole
@@ -210,7 +211,7 @@ class SlackInteractions:
             view = await self.store.get_delivery(click.button.delivery_id)
             if view is None or view.sink != click.button.sink:
                 raise Refused("This alert is no longer in the router's store.")
-            target = _target(view)
+            target = _target(view, click.action)
             if click.action == "acknowledge":
                 if not actions.acknowledge:
                     raise Refused("Acknowledging is switched off for this sink.")
@@ -248,9 +249,10 @@ class SlackInteractions:
         )
         stored, already = done.acknowledgement, not done.first
         text = acknowledged_text(stored.user_id, stored.at, already=already)
+        target = _target(view, click.action)
         if already:
-            return Done("already_acknowledged", _target(view), text, recorded=False)
-        return Done("acknowledged", _target(view), text)
+            return Done("already_acknowledged", target, text, recorded=False)
+        return Done("acknowledged", target, text)
 
     async def _calls(self, view: DeliveryView) -> list[dict[str, Any]]:
         if view.kind == "digest":
@@ -371,7 +373,11 @@ class SlackInteractions:
             log.warning("slack response_url failed (%s)", type(exc).__name__)
 
 
-def _target(view: DeliveryView) -> str:
+def _target(view: DeliveryView, action: str = "silence") -> str:
+    """The audit's target of a click on `view`: an acknowledgement's is its call and rule
+    (a digest: the digest), a silence's the call (the digest)."""
+    if action == "acknowledge":
+        return acknowledgement_target(view)
     return f"digest:{view.id}" if view.kind == "digest" else f"call:{view.event_id}"
 
 

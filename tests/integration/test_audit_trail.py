@@ -363,8 +363,11 @@ async def test_slack_buttons_record_their_clicks_as_the_slack_user(
             found = await records(client)
             assert {record.actor for record in found} == {"slack:U0ALICE"}
             by_action = {record.action: record for record in found}
-            assert by_action["acknowledge"].target == f"call:{call['id']}"
-            assert json.loads(by_action["acknowledge"].details)["outcome"] == "acknowledged"
+            # The acknowledgement counts for the call and the rule of the alert clicked.
+            assert by_action["acknowledge"].target == f"call:{call['id']}/rule:failed-calls"
+            acknowledged = json.loads(by_action["acknowledge"].details)
+            assert acknowledged["outcome"] == "acknowledged"
+            assert acknowledged["rule"] == "failed-calls"
             assert by_action["silence.create"].target.startswith("silence:")
             metrics = await (await client.get("/metrics")).text()
             assert 'revring_router_audit_events_total{action="acknowledge"} 1.0' in metrics

@@ -1,4 +1,5 @@
-"""`revring-router deliveries --json` shows who acknowledged a call or a digest from Slack."""
+"""`revring-router deliveries --json` shows who acknowledged a call for a delivery's rule,
+or a digest, from Slack."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def test_the_json_names_who_acknowledged_and_when(
             deliveries = [
                 NewDelivery("slack-1", "slack", "failed"),
                 NewDelivery("crm-1", "crm", "failed"),
+                NewDelivery("sales-1", "sales", "vip"),
                 NewDelivery("digest-1", "ops", "trunks", GroupJoin("{}", 60.0)),
             ]
             await store.ingest(IngestRecord("call-1", b"{}", T0, deliveries))
@@ -34,10 +36,10 @@ def test_the_json_names_who_acknowledged_and_when(
                 IngestRecord("call-2", b"{}", T0, [NewDelivery("slack-2", "slack", "failed")])
             )
             await store.acknowledge(
-                Acknowledgement("call", "call-1", "U0ALICE", "alice", "C1", T0 + 60)
+                Acknowledgement("call", "call-1", "failed", "U0ALICE", "alice", "C1", T0 + 60)
             )
             await store.acknowledge(
-                Acknowledgement("digest", "digest-1", "U0BOB", "bob", "C1", T0 + 90)
+                Acknowledgement("digest", "digest-1", "trunks", "U0BOB", "bob", "C1", T0 + 90)
             )
         finally:
             await store.close()
@@ -49,9 +51,11 @@ def test_the_json_names_who_acknowledged_and_when(
         for item in map(json.loads, capsys.readouterr().out.splitlines())
     }
     assert shown == {
-        # An acknowledgement is on the call: every delivery of it shows it.
+        # An acknowledgement is on the call and rule: every delivery of both shows it,
+        # none of another rule of the call.
         "slack-1": ("U0ALICE", "2023-11-14T22:14:20Z"),
         "crm-1": ("U0ALICE", "2023-11-14T22:14:20Z"),
+        "sales-1": (None, None),
         "digest-1": ("U0BOB", "2023-11-14T22:14:50Z"),
         "slack-2": (None, None),
     }

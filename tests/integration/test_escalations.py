@@ -1,8 +1,9 @@
 """Escalation end to end (DESIGN.md section 16): the real app on a real socket and a real
 SQLite file, HTTP sinks answered by a local receiver. An alert nobody acknowledged
-escalates once; one acknowledged (admin API, CLI) never does; a restart before the
-timer is due, or after a worker claimed it and died, loses no escalation and fires none
-twice; two replicas on one PostgreSQL fire each timer once."""
+escalates once; one acknowledged (admin API, CLI) never does; a call two rules matched,
+acknowledged from one rule's Slack alert, still escalates the other rule (a fake Slack);
+a restart before the timer is due, or after a worker claimed it and died, loses no
+escalation and fires none twice; two replicas on one PostgreSQL fire each timer once."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from sinks.base import SinkResources
 from tests.conftest import fresh_event
 from tests.integration.conftest import fresh_postgres_schema
 from tests.service import ADMIN_TOKEN, parts, post_event, running_service, wait_for
+from tests.slack_fake import SIGNING_SECRET, FakeSlack, signed_request
 
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 HOUR = 3600.0
@@ -149,7 +151,7 @@ async def test_the_admin_endpoint_answers_404_401_403_and_once(
         assert two["acknowledged_at"] == one["acknowledged_at"]
         audited = await store.list_audit(AuditFilters(action="acknowledge"))
         assert [(record.actor, record.target) for record in audited] == [
-            ("otto", f"call:{event['id']}")
+            ("otto", f"call:{event['id']}/rule:failed")
         ]
 
 
@@ -168,7 +170,8 @@ async def test_an_alert_acknowledged_from_the_command_line_never_escalates(
     assert await asyncio.to_thread(main, ["ack", "nope", "--store", f"sqlite:///{database}"]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["ack", "d-ops", "--store", f"sqlite:///{database}"]) == 0
-    assert "acknowledged delivery d-ops" in capsys.readouterr().out
+    assert "acknowledged delivery d-ops (call " in (out := capsys.readouterr().out)
+    assert out.rstrip().endswith(", rule failed)")
     assert await asyncio.to_thread(main, ["ack", "d-ops", "--store", f"sqlite:///{database}"]) == 0
     assert "acknowledged already" in capsys.readouterr().out
 
@@ -182,6 +185,93 @@ async def test_an_alert_acknowledged_from_the_command_line_never_escalates(
         assert len(await store.deliveries_of_event(call)) == 1
     finally:
         await store.close()
+
+
+def two_rules(slack: FakeSlack, receiver_url: str) -> str:
+    """A FAILED call of a gold customer: `failed-calls` alerts #ops-alerts and escalates
+    to on-call, `vip-callers` alerts #sales and escalates to the sales lead."""
+    bot = f'token: xoxb-test, api_url: "{slack.base}/api/", signing_secret: "{SIGNING_SECRET}"'
+    return f"""
+version: 1
+sinks:
+  ops-slack: {{type: slack, channel: "#ops-alerts", {bot}}}
+  sales-slack: {{type: slack, channel: "#sales", {bot}}}
+  oncall: {{type: http, url: "{receiver_url}/oncall"}}
+  sales-lead: {{type: http, url: "{receiver_url}/sales-lead"}}
+rules:
+  - name: failed-calls
+    when: {{status: FAILED}}
+    to: [ops-slack]
+    escalate: {{after: 1h, to: [oncall]}}
+  - name: vip-callers
+    when: {{variables.customer_tier: {{in: [gold, platinum]}}}}
+    to: [sales-slack]
+    escalate: {{after: 1h, to: [sales-lead]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("clicked_in", "acknowledged", "going", "escalated"),
+    [
+        # The sales rep's click in #sales: on-call is still paged.
+        ("#sales", "vip-callers", "failed-calls", "oncall"),
+        ("#ops-alerts", "failed-calls", "vip-callers", "sales-lead"),
+    ],
+)
+async def test_acknowledging_one_rules_alert_stops_that_rules_escalation_only(
+    tmp_path,
+    write_rules,
+    receiver,
+    clicked_in: str,
+    acknowledged: str,
+    going: str,
+    escalated: str,
+) -> None:
+    slack = await FakeSlack().start()
+    try:
+        path = write_rules(two_rules(slack, base_url(receiver)))
+        async with running_service(path, tmp_path / "router.db") as client:
+            store = parts(client)[0]
+            event = fresh_event(variables={"customer_tier": "gold"})
+            assert (await post_event(client, event)).status == 200
+            await wait_for(lambda: len(slack.messages) == 2)
+            [ts] = [ts for ts, sent in slack.messages.items() if sent["channel"] == clicked_in]
+            payload = slack.click_payload(
+                slack.messages[ts], "revring:ack", user="U0SAM", user_name="sam"
+            )
+            payload["container"]["message_ts"] = payload["message"]["ts"] = ts
+            answer = await client.post("/slack/interactions", **signed_body(payload))
+            assert answer.status == 200
+            await wait_for(lambda: slack.updates)
+            [update] = slack.updates  # the clicked alert, as before: "Acknowledged by"
+            assert update["ts"] == ts
+            assert "Acknowledged by <@U0SAM>" in json.dumps(update["blocks"])
+
+            timers = client.app[ESCALATIONS]
+            timers.clock = lambda: time.time() + HOUR + 5  # both timers due
+            timers.wake()
+            await wait_for(lambda: settled(store))
+            views = await store.deliveries_of_event(event["id"])
+            assert [view.sink for view in views if view.escalated_from] == [escalated]
+            metrics = await (await client.get("/metrics")).text()
+            assert f'revring_router_escalations_total{{rule="{going}"}} 1.0' in metrics
+            assert f'revring_router_escalations_total{{rule="{acknowledged}"}}' not in metrics
+
+            listed = await (await client.get("/admin/deliveries", headers=BEARER)).json()
+            by_rule = {d["rule"]: d["acknowledged_by"] for d in listed if not d["escalated_from"]}
+            assert by_rule == {acknowledged: "U0SAM", going: None}
+            # Acknowledging the other rule's alert now is a new acknowledgement, of its rule.
+            (other,) = [v for v in views if v.rule == going and not v.escalated_from]
+            again = await client.post(f"/admin/deliveries/{other.id}/acknowledge", headers=BEARER)
+            shown = await again.json()
+            assert (shown["already_acknowledged"], shown["acknowledged_by"]) == (False, "token")
+    finally:
+        await slack.close()
+
+
+def signed_body(payload: dict[str, Any]) -> dict[str, Any]:
+    body, headers = signed_request(payload)
+    return {"data": body, "headers": headers}
 
 
 async def test_a_restart_before_the_timer_is_due_loses_nothing_and_fires_once(

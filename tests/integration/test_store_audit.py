@@ -81,9 +81,9 @@ async def test_silences_pauses_and_acknowledgements_carry_their_records(store: S
     await store.pause_sink(SinkPause("crm", NOW + 60, "", NOW), audit("paused", NOW + 4))
     assert await store.resume_sink("crm", audit("resumed", NOW + 5))
     assert not await store.resume_sink("crm", audit("not paused", NOW + 6))
-    first = Acknowledgement("call", "c1", "U1", "alice", "C1", NOW + 7)
+    first = Acknowledgement("call", "c1", "failed", "U1", "alice", "C1", NOW + 7)
     await store.acknowledge(first, audit("acked", NOW + 7, "acknowledge"))
-    again = Acknowledgement("call", "c1", "U2", "bob", "C1", NOW + 8)
+    again = Acknowledgement("call", "c1", "failed", "U2", "bob", "C1", NOW + 8)
     assert await store.acknowledge(again, audit("acked again", NOW + 8)) == first
     assert await ids(store, AuditFilters()) == [
         "acked",

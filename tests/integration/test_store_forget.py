@@ -118,7 +118,8 @@ async def fill(store: Store) -> None:
             variables={"n": 4155550143},
         )
     )
-    await store.acknowledge(Acknowledgement("call", "mine-in", "U1", "alice", "#ops", NOW + 8))
+    mine = Acknowledgement("call", "mine-in", "rule-a", "U1", "alice", "#ops", NOW + 8)
+    await store.acknowledge(mine)
     await store.add_silence(
         SilenceRecord(
             "s-1", json.dumps({"fromNumber": CALLER}), None, NOW, NOW + 3600,
@@ -177,7 +178,7 @@ async def test_the_callers_calls_go_with_everything_keyed_by_them(store: Store) 
     for delivery in ("d-mine-in", "d-mine-out"):
         assert await store.get_delivery(delivery) is None
         assert await store.list_attempts(delivery) == []
-    assert await store.acknowledgement("call", "mine-in") is None
+    assert await store.acknowledgement("call", "mine-in", "rule-a") is None
     assert "ops" not in await store.pending_sinks()
 
 

@@ -5,23 +5,43 @@ never the clock."""
 
 from __future__ import annotations
 
-from router.store import Acknowledgement, AuditFilters, AuditRecord, Store
+from router.store import ALL_RULES, Acknowledgement, AuditFilters, AuditRecord, Store
 from tests.integration.test_store_contract import NOW, record
 from tests.integration.test_store_controls import silence
 
 
-async def test_the_first_acknowledgement_counts(store: Store) -> None:
-    first = Acknowledgement("call", "call-1", "U1", "alice", "C1", NOW)
+async def test_the_first_acknowledgement_of_each_call_and_rule_counts(store: Store) -> None:
+    first = Acknowledgement("call", "call-1", "failed", "U1", "alice", "C1", NOW)
     assert await store.acknowledge(first) == first
-    second = Acknowledgement("call", "call-1", "U2", "bob", "C1", NOW + 5)
+    second = Acknowledgement("call", "call-1", "failed", "U2", "bob", "C1", NOW + 5)
     assert await store.acknowledge(second) == first
-    digest = Acknowledgement("digest", "call-1", "U2", "bob", "C1", NOW + 6)
+    # The same call's deliveries for another rule: another acknowledgement, which counts.
+    vip = Acknowledgement("call", "call-1", "vip", "U3", "carol", "C2", NOW + 6)
+    assert await store.acknowledge(vip) == vip
+    digest = Acknowledgement("digest", "call-1", "trunks", "U2", "bob", "C1", NOW + 7)
     assert await store.acknowledge(digest) == digest  # a digest of the same id is another target
 
-    assert await store.acknowledgement("call", "call-1") == first
-    assert await store.acknowledgement("call", "unknown") is None
-    assert await store.acknowledgements_since(NOW + 1) == [digest]
-    assert await store.acknowledgements_since(NOW) == [first, digest]
+    assert await store.acknowledgement("call", "call-1", "failed") == first
+    assert await store.acknowledgement("call", "call-1", "vip") == vip
+    assert await store.acknowledgement("call", "call-1", "trunks") is None
+    assert await store.acknowledgement("digest", "call-1", "trunks") == digest
+    assert await store.acknowledgement("call", "unknown", "failed") is None
+    assert await store.acknowledgements_since(NOW + 1) == [vip, digest]
+    assert await store.acknowledgements_since(NOW) == [first, vip, digest]
+
+
+async def test_an_acknowledgement_of_every_rule_counts_for_each_of_them(store: Store) -> None:
+    """One recorded before acknowledgements were per rule (rule ALL_RULES, as migration 19
+    keeps the old rows) counts for every rule of its call: a later one of a rule is not
+    recorded and answers with it."""
+    old = Acknowledgement("call", "call-1", ALL_RULES, "U1", "alice", "C1", NOW)
+    assert await store.acknowledge(old) == old
+    assert await store.acknowledgement("call", "call-1", "failed") == old
+    assert await store.acknowledgement("call", "call-1", "vip") == old
+    later = Acknowledgement("call", "call-1", "vip", "U2", "bob", "C1", NOW + 5)
+    assert await store.acknowledge(later) == old
+    assert await store.acknowledgements_since(0) == [old]
+    assert await store.acknowledgement("call", "call-2", "vip") is None
 
 
 async def test_audit_records_are_read_newest_first(store: Store) -> None:
@@ -55,8 +75,8 @@ async def test_one_calls_body_is_read_back_as_received(store: Store) -> None:
 
 
 async def test_audit_and_acknowledgements_older_than_the_cutoff_are_purged(store: Store) -> None:
-    await store.acknowledge(Acknowledgement("call", "old", "U1", "", "", NOW - 100))
-    await store.acknowledge(Acknowledgement("call", "new", "U1", "", "", NOW))
+    await store.acknowledge(Acknowledgement("call", "old", "r", "U1", "", "", NOW - 100))
+    await store.acknowledge(Acknowledgement("call", "new", "r", "U1", "", "", NOW))
     await store.record_audit(AuditRecord("a1", NOW - 100, "slack:U1", "x", "t"))
     await store.record_audit(AuditRecord("a2", NOW, "slack:U1", "x", "t"))
     assert await store.purge_audit(NOW - 50) == 1

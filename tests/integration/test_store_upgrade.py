@@ -702,7 +702,7 @@ async def check_escalations_after_13(store: Store) -> None:
 
     old = await store.get_delivery("v13-call:crm")
     assert old is not None and old.escalated_from is None
-    assert await store.acknowledgement("call", "v13-call") is not None
+    assert await store.acknowledgement("call", "v13-call", "all") is not None
     assert await store.next_escalation_due() is None  # no timer made up for old calls
     plans = [EscalationPlan("failed", 60.0, ("oncall",))]
     deliveries = [NewDelivery("v14-ops", "ops", "failed")]
@@ -908,3 +908,164 @@ async def test_a_postgresql_store_of_schema_13_upgrades_to_steps() -> None:
             await connection.close()
         async with opened(open_store(url)) as store:
             await check_steps_after_upgrade(store)
+
+
+# --- schema 18 -> migration 19: acknowledgements per call and rule ---
+
+S18_BODY = '{"id":"v18-call","status":"FAILED"}'
+S18_PAYLOAD = {
+    "sqlite": f"CAST(X'{S18_BODY.encode().hex()}' AS BLOB)",
+    "postgresql": f"convert_to('{S18_BODY}', 'UTF8')",
+}
+S18_ROWS = (
+    "INSERT INTO events (id, payload, received_at, status)"
+    " VALUES ('v18-call', {payload}, 1700000000.0, 'FAILED')",
+    # The call matched two rules, each with a delivery and an escalation timer due at T.
+    *(
+        "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"
+        " next_attempt_at, created_at, updated_at, delivered_at)"
+        f" VALUES ('v18:{sink}', 'v18-call', '{sink}', '{rule}', 'delivered', 1700000000.0,"
+        " 1700000000.0, 1700000000.0, 1700000001.0, 1700000001.0)"
+        for sink, rule in (("ops", "failed"), ("sales", "vip"))
+    ),
+    *(
+        "INSERT INTO escalations (event_id, rule, delivery_id, kind, to_sinks, due_at)"
+        f" VALUES ('v18-call', '{rule}', 'v18:{sink}', 'single', '[\"{up}\"]', 1700000000.0)"
+        for sink, rule, up in (("ops", "failed", "oncall"), ("sales", "vip", "lead"))
+    ),
+    # Acknowledged (from the #sales alert) when an acknowledgement was the whole call's;
+    # and a digest acknowledged then.
+    "INSERT INTO acknowledgements (kind, target_id, user_id, user_name, channel, at)"
+    " VALUES ('call', 'v18-call', 'U0SALES', 'sam', 'C0SALES', 1700000002.0)",
+    "INSERT INTO acknowledgements (kind, target_id, user_id, user_name, channel, at)"
+    " VALUES ('digest', 'v18-digest', 'U0OPS', 'olga', 'C0OPS', 1700000003.0)",
+)
+
+
+def schema_18_statements(dialect: str) -> list[str]:
+    """What the router of schema 18 (the latest before migration 19) made, holding the
+    call `v18-call` matched by two rules, their timers and its old acknowledgement."""
+    statements = [SCHEMA_VERSION_DDL]
+    for migration in MIGRATIONS:
+        if migration.version <= 18:
+            statements += statements_for(migration, dialect)  # type: ignore[arg-type]
+            statements.append(
+                "INSERT INTO schema_version (version, description, applied_at)"
+                f" VALUES ({migration.version}, 'acknowledged per call', 1700000000.0)"
+            )
+    return [*statements, *(row.format(payload=S18_PAYLOAD[dialect]) for row in S18_ROWS)]
+
+
+async def check_acknowledgements_after_18(store: Store) -> None:
+    """Migration 19: the old acknowledgement is kept with rule '' (every rule of its call),
+    shown on each delivery of the call and still stops both rules' escalations; the old
+    digest's is kept; a new call's acknowledgements are per rule."""
+    from router.operators import AuditTrail, acknowledge_delivery
+    from router.store import ALL_RULES, Acknowledgement, EscalationPlan
+    from router.web.admin import acknowledgements_of, delivery_json
+
+    old = Acknowledgement("call", "v18-call", ALL_RULES, "U0SALES", "sam", "C0SALES", T + 2)
+    old_digest = Acknowledgement("digest", "v18-digest", ALL_RULES, "U0OPS", "olga", "C0OPS", T + 3)
+    assert await store.acknowledgements_since(0) == [old, old_digest]
+    assert await store.acknowledgement("call", "v18-call", "failed") == old
+    assert await store.acknowledgement("call", "v18-call", "vip") == old
+    assert await store.acknowledgement("digest", "v18-digest", "trunks") == old_digest
+    views = await store.deliveries_of_event("v18-call")
+    acknowledged = await acknowledgements_of(store, views)
+    shown = {view.id: delivery_json(view, acknowledged.get(view.id)) for view in views}
+    assert {d: (s["acknowledged_by"], s["rule"]) for d, s in shown.items()} == {
+        "v18:ops": ("U0SALES", "failed"),
+        "v18:sales": ("U0SALES", "vip"),
+    }
+    trail = AuditTrail(store)
+    again = await acknowledge_delivery(trail, store, "v18:ops", "otto", T + 10)
+    assert again is not None and not again.first and again.acknowledgement == old
+    fired = []
+    for due in await store.claim_escalations(10, "w", 30.0, T + 60):
+        fired.append(await store.fire_escalation(due, "w", T + 60, "escalated", [("x", "up")]))
+    assert fired == [("acknowledged", []), ("acknowledged", [])]  # neither escalates
+
+    plans = [EscalationPlan("failed", 60.0, ("oncall",)), EscalationPlan("vip", 60.0, ("lead",))]
+    deliveries = [NewDelivery("v19:ops", "ops", "failed"), NewDelivery("v19:sales", "sales", "vip")]
+    await store.ingest(
+        IngestRecord("v19-call", b'{"id":"v19-call"}', T, deliveries, escalations=plans)
+    )
+    done = await acknowledge_delivery(trail, store, "v19:sales", "sam", T + 10)
+    assert done is not None and done.first and done.acknowledgement.rule == "vip"
+    assert await store.acknowledgement("call", "v19-call", "failed") is None
+    settled = {}
+    for due in await store.claim_escalations(10, "w", 30.0, T + 61):
+        new = [(f"{due.rule}-up", due.to[0])]
+        settled[due.rule] = await store.fire_escalation(due, "w", T + 61, "escalated", new)
+    assert settled == {"failed": ("escalated", ["oncall"]), "vip": ("acknowledged", [])}
+
+
+async def check_old_acknowledgement_shown(rules_path: Path, url: str) -> None:
+    """The console of the upgraded store (retention off: the old call is from 2023) shows
+    the old acknowledgement on the call's page for each of its rules, as the whole
+    call's, and on each delivery's page."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from router.web.app import ServiceSettings, build_app
+    from tests.integration.test_console import signed_in_page
+    from tests.service import ADMIN_TOKEN
+
+    settings = ServiceSettings(
+        config_path=str(rules_path),
+        store_url=url,
+        admin_token=ADMIN_TOKEN,
+        retention_days=0,
+        watch_interval=0,
+    )
+    async with TestClient(TestServer(build_app(settings))) as client:
+        page = await signed_in_page(client, "/ui/calls/v18-call")
+        for rule in ("failed", "vip"):
+            listed = page.split(f'<li data-rule="{rule}">', 1)[1].split("</li>", 1)[0]
+            assert "acknowledged by sam" in listed and "for every rule of the call" in listed
+        for delivery in ("v18:ops", "v18:sales"):
+            shown = await (await client.get(f"/ui/deliveries/{delivery}")).text()
+            assert '<dd class="acknowledged">by sam' in shown
+
+
+async def test_a_sqlite_store_of_schema_18_keeps_its_acknowledgements_for_every_rule(
+    tmp_path: Path, write_rules: Any
+) -> None:
+    database = tmp_path / "router.db"
+    with sqlite3.connect(database) as old:
+        for statement in schema_18_statements("sqlite"):
+            old.execute(statement)
+        assert old.execute("SELECT MAX(version) FROM schema_version").fetchone() == (18,)
+    old.close()
+    async with opened(SQLiteStore(database)) as store:
+        await check_acknowledgements_after_18(store)
+    rules_path = write_rules("version: 1\nsinks: {}\nrules: []\n")
+    await check_old_acknowledgement_shown(rules_path, f"sqlite:///{database}")
+    with sqlite3.connect(database) as upgraded:
+        assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        key = [row[1] for row in upgraded.execute("PRAGMA table_info(acknowledgements)") if row[5]]
+        indexes = [row[1] for row in upgraded.execute("PRAGMA index_list(acknowledgements)")]
+        tables = [row[0] for row in upgraded.execute("SELECT name FROM sqlite_master")]
+    upgraded.close()
+    assert key == ["kind", "target_id", "rule"]
+    assert "acknowledgements_at" in indexes
+    assert "acknowledgements_by_rule" not in tables
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_18_keeps_its_acknowledgements_for_every_rule(
+    write_rules: Any,
+) -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade19") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            for statement in schema_18_statements("postgresql"):
+                await connection.execute(statement)
+            assert await connection.fetchval("SELECT MAX(version) FROM schema_version") == 18
+        finally:
+            await connection.close()
+        async with opened(open_store(url)) as store:
+            await check_acknowledgements_after_18(store)
+        rules_path = write_rules("version: 1\nsinks: {}\nrules: []\n")
+        await check_old_acknowledgement_shown(rules_path, url)

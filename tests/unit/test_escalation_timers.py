@@ -1,7 +1,9 @@
 """Escalation timers (DESIGN.md section 16) on the in-memory store with a fake clock: a
 call routed by an escalating rule gets one timer, written with its deliveries; it fires
-once when due unless the call was acknowledged, the rule is muted or a silence covers
-it; a second worker never fires it again; a digest escalates as a whole."""
+once when due unless the call was acknowledged for that rule, the rule is muted or a
+silence covers it; a second worker never fires it again; a digest escalates as a whole.
+A call two rules matched has a timer for each, and an acknowledgement of one rule's
+alert stops that rule's only."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from router.config.runtime import Runtime
 from router.core.metrics import Metrics
 from router.engine import EscalationSettings, EscalationTimers, Intake
 from router.operators import AuditTrail, OperatorControls, acknowledge_delivery
-from router.store import DeliveryView, SilenceRecord, Store, open_store
+from router.store import AuditFilters, DeliveryView, SilenceRecord, Store, open_store
 from sinks.base import SinkResources
 from tests.conftest import fresh_event
 
@@ -33,6 +35,8 @@ sinks:
   crm: {type: log, path: /dev/null}
   oncall: {type: log, path: /dev/null}
   managers: {type: log, path: /dev/null}
+  sales: {type: log, path: /dev/null}
+  sales-lead: {type: log, path: /dev/null}
 rules:
   - name: failed
     when: {status: FAILED}
@@ -43,7 +47,12 @@ rules:
     to: [ops]
     group: {by: [sipTrunkId], window: 5m}
     escalate: {after: 15m, to: oncall}
+  - name: vip
+    when: {variables.customer_tier: {in: [gold]}}
+    to: [sales]
+    escalate: {after: 15m, to: sales-lead}
 """
+GOLD = {"variables": {"customer_tier": "gold"}}  # matched by `failed` and `vip` both
 
 
 class FakeClock:
@@ -124,10 +133,12 @@ async def test_an_unacknowledged_call_escalates_once_when_due(harness: Harness) 
     assert len(await harness.store.deliveries_of_event(call)) == 4
 
 
-async def test_an_acknowledgement_of_any_delivery_of_the_call_stops_it(harness: Harness) -> None:
+async def test_an_acknowledgement_of_any_delivery_of_the_call_for_the_rule_stops_it(
+    harness: Harness,
+) -> None:
     call, first = await harness.post()
     trail = AuditTrail(harness.store)
-    crm = by_sink(first)["crm"]  # not the delivery the timer is on: the call counts
+    crm = by_sink(first)["crm"]  # not the delivery the timer is on: the call and rule count
     done = await acknowledge_delivery(trail, harness.store, crm.id, "alice", T0 + 60)
     assert done is not None and done.first
     harness.clock.now = T0 + AFTER
@@ -135,6 +146,64 @@ async def test_an_acknowledgement_of_any_delivery_of_the_call_stops_it(harness: 
     assert [(outcome, sinks) for _, outcome, sinks in fired] == [("acknowledged", [])]
     assert len(await harness.store.deliveries_of_event(call)) == 2
     assert harness.escalated("failed") == 0
+
+
+def outcomes(fired: list[tuple[Any, str, list[str]]]) -> dict[str, tuple[str, list[str]]]:
+    return {due.rule: (outcome, sorted(sinks)) for due, outcome, sinks in fired}
+
+
+async def test_an_acknowledgement_of_one_rules_alert_leaves_the_other_rule_escalating(
+    harness: Harness,
+) -> None:
+    call, first = await harness.post(**GOLD)
+    assert sorted(by_sink(first)) == ["crm", "ops", "sales"]
+    trail = AuditTrail(harness.store)
+    sales = by_sink(first)["sales"]  # the sales rep acknowledges in #sales
+    done = await acknowledge_delivery(trail, harness.store, sales.id, "sam", T0 + 60)
+    assert done is not None and done.first and done.acknowledgement.rule == "vip"
+    harness.clock.now = T0 + AFTER
+    assert outcomes(await harness.timers.fire_due()) == {
+        "failed": ("escalated", ["managers", "oncall"]),  # on-call is still paged
+        "vip": ("acknowledged", []),
+    }
+    escalated = [v.sink for v in await harness.store.deliveries_of_event(call) if v.escalated_from]
+    assert sorted(escalated) == ["managers", "oncall"]
+    assert (harness.escalated("failed"), harness.escalated("vip")) == (1, 0)
+
+
+async def test_an_acknowledgement_of_the_ops_alert_leaves_the_sales_rule_escalating(
+    harness: Harness,
+) -> None:
+    _, first = await harness.post(**GOLD)
+    trail = AuditTrail(harness.store)
+    await acknowledge_delivery(trail, harness.store, by_sink(first)["ops"].id, "olga", T0 + 60)
+    harness.clock.now = T0 + AFTER
+    assert outcomes(await harness.timers.fire_due()) == {
+        "failed": ("acknowledged", []),
+        "vip": ("escalated", ["sales-lead"]),
+    }
+
+
+async def test_a_second_acknowledgement_of_a_rule_answers_the_first_another_rule_is_new(
+    harness: Harness,
+) -> None:
+    call, first = await harness.post(**GOLD)
+    views = by_sink(first)
+    trail = AuditTrail(harness.store)
+    ops = await acknowledge_delivery(trail, harness.store, views["ops"].id, "olga", T0 + 60)
+    crm = await acknowledge_delivery(trail, harness.store, views["crm"].id, "carl", T0 + 70)
+    sales = await acknowledge_delivery(trail, harness.store, views["sales"].id, "sam", T0 + 80)
+    assert ops is not None and crm is not None and sales is not None
+    assert (ops.first, crm.first, sales.first) == (True, False, True)
+    assert crm.acknowledgement == ops.acknowledgement  # same call and rule: already
+    assert (ops.acknowledgement.user_id, ops.acknowledgement.rule) == ("olga", "failed")
+    assert (sales.acknowledgement.user_id, sales.acknowledgement.rule) == ("sam", "vip")
+    audited = await harness.store.list_audit(AuditFilters(action="acknowledge"))
+    assert sorted((r.actor, r.target) for r in audited) == [
+        ("olga", f"call:{call}/rule:failed"),
+        ("sam", f"call:{call}/rule:vip"),
+    ]
+    assert all(json.loads(r.details)["rule"] in r.target for r in audited)
 
 
 async def test_a_silence_covering_the_call_or_a_muted_rule_does_not_escalate(

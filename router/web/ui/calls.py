@@ -216,6 +216,25 @@ class DeliveryWithAttempts:
     acknowledgement: Acknowledgement | None = None
 
 
+def rule_acknowledgements(
+    deliveries: list[DeliveryWithAttempts],
+) -> list[tuple[str, Acknowledgement | None]]:
+    """Each rule the call's own deliveries (not digests it joined) were made for, by name,
+    with the earliest acknowledgement that counts for one of them (its call and rule, a
+    digest of it, or an old one of the whole call)."""
+    by_rule: dict[str, list[Acknowledgement]] = {}
+    for item in deliveries:
+        if item.joined:
+            continue
+        found = by_rule.setdefault(item.view.rule, [])
+        if item.acknowledgement is not None:
+            found.append(item.acknowledgement)
+    return [
+        (rule, min(found, key=lambda a: a.at, default=None))
+        for rule, found in sorted(by_rule.items())
+    ]
+
+
 class CallViews:
     def __init__(
         self,
@@ -292,7 +311,7 @@ class CallViews:
             transcript=transcript,
             transcript_entries=transcript_entries,
             deliveries=deliveries,
-            rules_recorded=sorted({d.view.rule for d in deliveries if not d.joined}),
+            rules_recorded=rule_acknowledgements(deliveries),
             digests_joined=[d for d in deliveries if d.joined],
             would_match=self._would_match(body),
             body_text=_cut(body_text, BODY_TEXT_LIMIT),
@@ -300,6 +319,7 @@ class CallViews:
             replayed=request.query.get("replayed", ""),
             outcome=request.query.get("outcome", ""),
             acknowledged=request.query.get("acknowledged", ""),
+            acknowledged_rule=request.query.get("rule", ""),
             waits=unconfigured_waits(self.runtime),
         )
 

@@ -354,8 +354,8 @@ class ConsoleViews:
         )
 
     async def acknowledge(self, request: web.Request) -> web.Response:
-        """Acknowledge a delivery (its call, or its digest), in any state; back to its page,
-        or to the call's page the form came from (`call`)."""
+        """Acknowledge a delivery (its call for its rule, or its digest), in any state;
+        back to its page, or to the call's page the form came from (`call`)."""
         delivery_id = request.match_info["id"]
         form = await read_form(request)
         done = await acknowledge_delivery(
@@ -367,7 +367,8 @@ class ConsoleViews:
         call = str(form.get("call") or "")
         if call:
             location = URL(f"/ui/calls/{path_part(call)}", encoded=True)
-            raise web.HTTPSeeOther(location.with_query(acknowledged=outcome))
+            answer = {"acknowledged": outcome, "rule": done.view.rule}
+            raise web.HTTPSeeOther(location.with_query(answer))
         location = request.app.router["delivery"].url_for(id=delivery_id)
         raise web.HTTPSeeOther(location.with_query(acknowledged=outcome))
 
