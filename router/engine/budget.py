@@ -22,12 +22,28 @@ class ByteBudget:
 
     @asynccontextmanager
     async def hold(self, size: int) -> AsyncIterator[None]:
-        share = min(max(size, 1), self.capacity)
+        share = self._share(size)
         await self._take(share)
         try:
             yield
         finally:
             self._give_back(share)
+
+    def take_now(self, size: int) -> int | None:
+        """`size`'s share taken at once when it would not wait (nobody waiting, room
+        left), else None; give it back with `give_back`. What `hold` does for work that
+        does not await in between, without its context manager's cost."""
+        share = self._share(size)
+        if self._waiting or share > self.available:
+            return None
+        self.available -= share
+        return share
+
+    def give_back(self, share: int) -> None:
+        self._give_back(share)
+
+    def _share(self, size: int) -> int:
+        return min(max(size, 1), self.capacity)
 
     async def _take(self, share: int) -> None:
         if not self._waiting and share <= self.available:

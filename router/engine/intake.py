@@ -128,9 +128,34 @@ class Intake:
         muting = self._muting_now()
         # The span `parse` covers decoding, validation and matching the rules (one pass);
         # `route` planning the deliveries; `commit` the store's write (`router.core.tracing`).
+        inline = len(body) <= self.limits.inline_parse_bytes
+        share = self._parse_budget.take_now(len(body)) if inline else None
+        if share is not None:  # most calls: a small body and room in the budget, no wait
+            try:
+                with tracing.span("parse") as parsing:
+                    outcome = prepare(body, rules, muting, keep_decoded=True)
+                    if isinstance(outcome, Rejection):
+                        parsing.failed(outcome.message)
+            finally:
+                self._parse_budget.give_back(share)
+        else:
+            outcome = await self._prepare_in_turn(body, rules, muting, inline)
+        if isinstance(outcome, Rejection):
+            return self._rejected(outcome)
+        for name in outcome.unknown_fields:
+            self.metrics.unknown_values.labels(name).inc()
+        if hold:
+            return await self._hold(outcome, body)
+        return await self._accept(outcome, body)
+
+    async def _prepare_in_turn(
+        self, body: bytes, rules: Sequence[CompiledRule], muting: MutingMoment, inline: bool
+    ) -> Prepared | Rejection:
+        """`prepare` once the budget has room for the body: here for a small one, in a
+        parse worker or this process's parse thread for a large one."""
         async with self._parse_budget.hold(len(body)):
             with tracing.span("parse") as parsing:
-                if len(body) <= self.limits.inline_parse_bytes:
+                if inline:
                     outcome = prepare(body, rules, muting, keep_decoded=True)
                 elif self.workers is not None:
                     parsing.set("router.parse.where", "worker")
@@ -142,13 +167,7 @@ class Intake:
                     )
                 if isinstance(outcome, Rejection):
                     parsing.failed(outcome.message)
-        if isinstance(outcome, Rejection):
-            return self._rejected(outcome)
-        for name in outcome.unknown_fields:
-            self.metrics.unknown_values.labels(name).inc()
-        if hold:
-            return await self._hold(outcome, body)
-        return await self._accept(outcome, body)
+        return outcome
 
     async def _hold(self, prepared: Prepared, body: bytes) -> IngestOutcome:
         """Store the call held for verification, with no delivery: the answer never

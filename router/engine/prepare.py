@@ -142,7 +142,7 @@ def prepare(
         )
     routed = route(rules, payload)
     targets, muted = [], []
-    if muting is None:
+    if muting is None or not routed.deliveries:  # nothing to mute: no decisions made
         chosen = routed.deliveries
     else:
         decisions = mute_decisions(

@@ -14,6 +14,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from router.store.records import Exchange, Header, ReceivedResponse, SentRequest
 
 COLUMNS = ("request_head", "request_body", "response_head", "response_body")
@@ -81,7 +83,14 @@ def exchange_of(row: Mapping[str, Any]) -> Exchange | None:
 
 
 def _dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON, non-ASCII as is: orjson (written with every attempt, by the store's
+    writer thread: 0.3 µs a head against the standard library's 5); the standard library
+    for text orjson refuses (a lone surrogate: a header byte that was not UTF-8), so the
+    same value is stored either way."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _object(text: Any) -> dict[str, Any] | None:

@@ -614,6 +614,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         },
         statements=(),
     ),
+    Migration(
+        version=21,
+        description="SQLite: a call's words indexed by the statement that stores it, not a trigger",
+        statements=(),
+        dialect_statements={
+            # The trigger of migration 11 made every insert into `events` open the FTS5
+            # table, whatever the call's words: it doubled the CPU of storing a call (bench/
+            # README.md, "Item 2"). `queue.index_words` writes the same row right after
+            # each insert, in the same transaction; deletes and updates keep their triggers.
+            # PostgreSQL's stored tsvector needs nothing.
+            "sqlite": ("DROP TRIGGER IF EXISTS events_fts_insert",),
+        },
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -177,6 +177,13 @@ INSERT_EVENT = Query(
     " :organization_id, :hangup_cause, :from_number, :to_number, :search_text)"
     " ON CONFLICT (id) DO NOTHING",
 )
+# SQLite only (migration 21): the words of a call just inserted into the FTS5 index, by
+# the store's script instead of a trigger. PostgreSQL computes its tsvector itself.
+INDEX_EVENT_WORDS = Query(
+    "index_event_words",
+    "INSERT INTO events_fts (rowid, search_text)"
+    " SELECT rowid, search_text FROM events WHERE id = :id",
+)
 INSERT_DELIVERY = Query(
     "insert_delivery",
     "INSERT INTO deliveries (id, event_id, sink, rule, status, retry_started_at,"

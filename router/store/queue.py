@@ -162,10 +162,18 @@ def event_columns(record: IngestRecord) -> dict[str, Any]:
     }
 
 
-def ingest(record: IngestRecord) -> Script[IngestResult]:
+def index_words(event_id: str, dialect: Dialect) -> Script[None]:
+    """A call just inserted into `events`, into SQLite's FTS5 index of words (migration
+    21: a statement of its own is half the CPU of the trigger it replaced)."""
+    if dialect == "sqlite":
+        yield count(q.INDEX_EVENT_WORDS, id=event_id)
+
+
+def ingest(record: IngestRecord, dialect: Dialect) -> Script[IngestResult]:
     inserted = yield count(q.INSERT_EVENT, **event_columns(record))
     if inserted == 0:
         return IngestResult("duplicate", 0)
+    yield from index_words(record.event_id, dialect)
     return (yield from write_deliveries(record))
 
 
@@ -343,8 +351,10 @@ def fire_escalation(
     return outcome, sinks
 
 
-def ingest_held(record: IngestRecord) -> Script[IngestResult]:
+def ingest_held(record: IngestRecord, dialect: Dialect) -> Script[IngestResult]:
     inserted = yield count(q.INSERT_HELD_EVENT, **event_columns(record))
+    if inserted:
+        yield from index_words(record.event_id, dialect)
     return IngestResult("accepted" if inserted else "duplicate", 0)
 
 
@@ -774,8 +784,12 @@ class QueueStore(Store):
 
     async def ingest(self, record: IngestRecord) -> IngestResult:
         before = self.leases.before()
+        dialect = self.connector.dialect
         result = await self.connector.write(
-            lambda: ingest(record), group=True, locks=group_locks([record]), order=record.event_id
+            lambda: ingest(record, dialect),
+            group=True,
+            locks=group_locks([record]),
+            order=record.event_id,
         )
         if result.status == "accepted":
             self.leases.written(
@@ -1284,7 +1298,7 @@ class QueueStore(Store):
 
     async def ingest_held(self, record: IngestRecord) -> IngestResult:
         return await self.connector.write(
-            lambda: ingest_held(record), group=True, order=record.event_id
+            lambda: ingest_held(record, self.connector.dialect), group=True, order=record.event_id
         )
 
     async def due_held(self, now: float, limit: int) -> list[HeldCall]:

@@ -69,15 +69,14 @@ async def read_body(request: web.Request, limits: BodyLimits | None = None) -> b
     if cached is not None:
         return cached
     limits = limits or _limits_of(request)
-    too_large = BodyRefused(413, "too_large", f"body larger than {limits.max_bytes} bytes")
     if request.content_length is not None and request.content_length > limits.max_bytes:
-        raise too_large
+        raise _too_large(limits)
     if request.content.is_eof():
         # All of it came with the head (a webhook's few KB, most of the time): taken from
         # the buffer, with no deadline to arm (a timer per request) and no chunk loop.
         body = request.content.read_nowait()
         if len(body) > limits.max_bytes:
-            raise too_large
+            raise _too_large(limits)
         request[_BODY] = body
         return body
     protocol = request.protocol if isinstance(request.protocol, GuardedHandler) else None
@@ -98,7 +97,7 @@ async def read_body(request: web.Request, limits: BodyLimits | None = None) -> b
                 async for chunk in request.content.iter_chunked(64 * 1024):
                     size += len(chunk)
                     if size > limits.max_bytes:
-                        raise too_large
+                        raise _too_large(limits)
                     chunks.append(chunk)
             finally:
                 if protocol is not None:
@@ -118,6 +117,10 @@ async def read_body(request: web.Request, limits: BodyLimits | None = None) -> b
     body = b"".join(chunks)
     request[_BODY] = body
     return body
+
+
+def _too_large(limits: BodyLimits) -> BodyRefused:
+    return BodyRefused(413, "too_large", f"body larger than {limits.max_bytes} bytes")
 
 
 def _charset(request: web.Request) -> str:

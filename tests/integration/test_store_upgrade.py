@@ -1069,3 +1069,71 @@ async def test_a_postgresql_store_of_schema_18_keeps_its_acknowledgements_for_ev
             await check_acknowledgements_after_18(store)
         rules_path = write_rules("version: 1\nsinks: {}\nrules: []\n")
         await check_old_acknowledgement_shown(rules_path, url)
+
+
+# --- schema 13 -> migration 21: a call's words indexed by the store's script ---
+
+
+async def check_words_indexed_after_13(store: Store) -> None:
+    """Migration 21: the old call is still found by its words; a call stored now, held
+    or routed, is found by its own; a duplicate adds nothing."""
+    from router.store import CallFilters
+
+    async def found(*words: str) -> list[str]:
+        return [event.id for event in await store.list_events(CallFilters(words=words))]
+
+    assert await found("reschedule") == ["v13-call"]
+    routed = IngestRecord("v21-routed", b'{"id":"v21-routed"}', T, [], search_text="refund friday")
+    held = IngestRecord("v21-held", b'{"id":"v21-held"}', T + 1, [], search_text="refund monday")
+    assert (await store.ingest(routed)).status == "accepted"
+    assert (await store.ingest(routed)).status == "duplicate"
+    assert (await store.ingest_held(held)).status == "accepted"
+    assert await found("refund") == ["v21-held", "v21-routed"]
+    assert await found("friday") == ["v21-routed"]
+    assert await found("monday") == ["v21-held"]
+
+
+def schema_13_with_words(dialect: str) -> list[str]:
+    return [
+        *schema_13_statements(dialect),
+        "UPDATE events SET search_text = 'please reschedule' WHERE id = 'v13-call'",
+    ]
+
+
+async def test_a_sqlite_store_of_schema_13_indexes_words_without_the_trigger(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "router.db"
+    with sqlite3.connect(database) as old:
+        for statement in schema_13_with_words("sqlite"):
+            old.execute(statement)
+    old.close()
+    async with opened(SQLiteStore(database)) as store:
+        await check_words_indexed_after_13(store)
+    with sqlite3.connect(database) as upgraded:
+        triggers = {row[0] for row in upgraded.execute("SELECT name FROM sqlite_master")}
+        versions = [row[0] for row in upgraded.execute("SELECT version FROM schema_version")]
+        upgraded.execute("DELETE FROM events WHERE id = 'v21-held'")  # its trigger is kept
+        upgraded.execute("INSERT INTO events_fts (events_fts) VALUES ('integrity-check')")
+        left = upgraded.execute(
+            "SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH 'refund'"
+        ).fetchone()
+    upgraded.close()
+    assert "events_fts_insert" not in triggers and "events_fts_delete" in triggers
+    assert 21 in versions
+    assert left == (1,)
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_13_indexes_words() -> None:
+    import asyncpg
+
+    async with fresh_postgres_schema("upgrade21") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            for statement in schema_13_with_words("postgresql"):
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+        async with opened(open_store(url)) as store:
+            await check_words_indexed_after_13(store)

@@ -78,3 +78,22 @@ def test_the_budget_is_never_exceeded_and_always_refilled(capacity: int, sizes: 
 def test_a_budget_needs_room() -> None:
     with pytest.raises(ValueError):
         ByteBudget(0)
+
+
+async def test_a_small_take_waits_behind_a_waiter() -> None:
+    budget = ByteBudget(10)
+    first = budget.take_now(8)
+    assert first is not None
+    queued = asyncio.ensure_future(_held(budget, 5))
+    await asyncio.sleep(0)
+    assert not queued.done()
+    assert budget.take_now(1) is None, "someone waits: no taking past them, though 2 fit"
+    budget.give_back(first)
+    await queued
+    assert budget.available == 10
+    assert budget.take_now(50) == 10  # larger than the budget: all of it, alone
+
+
+async def _held(budget: ByteBudget, size: int) -> None:
+    async with budget.hold(size):
+        await asyncio.sleep(0)

@@ -234,3 +234,32 @@ def test_a_body_not_kept_says_so_with_its_size() -> None:
     assert request_text(sent).endswith(f"(body of {len(body):,} bytes not kept)")
     unread = response_seen(200, [], b"", complete=False, keep_body=False)
     assert response_text(unread).endswith("(body not kept)")
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.tuples(st.text(max_size=20), st.text(max_size=40)), max_size=4),
+    st.integers(min_value=100, max_value=599),
+)
+def test_the_heads_are_stored_as_the_standard_library_writes_them(
+    headers: list[tuple[str, str]], status: int
+) -> None:
+    """orjson writes the heads (faster); text it refuses, such as a lone surrogate from a
+    header byte that was not UTF-8, goes through the standard library: same JSON, and
+    every head reads back."""
+    import json
+
+    headers.append(("X-Raw", "caf\udce9"))  # b"caf\xe9" decoded with surrogateescape
+    from router.store.records import ReceivedResponse, SentRequest
+
+    sent = SentRequest("POST", "https://crm.example/h", tuple(headers), "", 3, True)
+    plain = SentRequest("POST", "https://crm.example/h", tuple(headers[:-1]), "", 3, True)
+    got = ReceivedResponse(status, tuple(headers[:-1]), "ok", 2)
+    for exchange in (Exchange(sent, got), Exchange(plain, got)):
+        columns = exchange_columns(exchange)
+        for column in ("request_head", "response_head"):
+            text = columns[column]
+            assert text is not None
+            value = json.loads(text)
+            assert text == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        assert exchange_of(columns) == exchange
