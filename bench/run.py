@@ -313,6 +313,15 @@ def slow_spans(trace: list[list[float]], over: float = 0.05) -> list[dict]:
 # --- step 2: end to end ----------------------------------------------------------------
 
 
+def machine_busy() -> tuple[float, float]:
+    """(CPU seconds all cores spent busy so far, monotonic seconds): /proc/stat's first
+    line, everything but idle and iowait."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), time.monotonic()
+
+
 def end_to_end(
     sink: Sink,
     post_url: str | list[str],
@@ -337,6 +346,7 @@ def end_to_end(
 
     cpu_before = cpu_now()
     side_before = side_cpu() if side_cpu else {}
+    sink_before, busy_before = cpu_seconds(sink.proc.pid), machine_busy()
     posted = loadgen(
         urls[0],
         *(arg for url in urls[1:] for arg in ("--url", url)),
@@ -353,6 +363,7 @@ def end_to_end(
     )
     finished = sink.wait_for(count, limit=300)
     cpu_after = cpu_now()
+    sink_after, busy_after = cpu_seconds(sink.proc.pid), machine_busy()
     side_after = side_cpu() if side_cpu else {}
     side_seconds = sum(cpu - side_before.get(p, 0.0) for p, cpu in side_after.items())
     arrivals = sink.arrivals()
@@ -379,6 +390,16 @@ def end_to_end(
             round(1000 * (cpu_after - cpu_before) / len(arrivals), 3)
             if cpu_before is not None and cpu_after is not None and arrivals
             else None
+        ),
+        "sink_cpu_ms_per_delivery": (
+            round(1000 * (sink_after - sink_before) / len(arrivals), 3)
+            if sink_before is not None and sink_after is not None and arrivals
+            else None
+        ),
+        # every process on the machine (the client, other users too), over the whole span
+        # from the first post until the last arrival was counted
+        "machine_busy_cores": round(
+            (busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1]), 2
         ),
         **(
             {
@@ -526,6 +547,8 @@ def step_e2e_postgres(args: argparse.Namespace, work: Path) -> dict:
             "p99_latency_ms",
             "server_cpu_ms_per_delivery",
             "side_cpu_ms_per_delivery",
+            "sink_cpu_ms_per_delivery",
+            "machine_busy_cores",
         )
         return {
             **{key: median_of(runs, key) for key in keys if all(r.get(key) for r in runs)},
