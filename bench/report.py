@@ -191,8 +191,8 @@ def _e2e_postgres(steps: dict) -> list[str]:
         "PostgreSQL's backends serving them, the sink; busy cores: the whole machine.",
         "",
         "| store, routers | deliveries/s | p99 post-to-arrival ms | routers CPU ms "
-        "| PostgreSQL CPU ms | sink CPU ms | machine busy cores |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| PostgreSQL CPU ms | sink CPU ms | machine busy cores | commits per delivery |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     labels = {
         "sqlite_1": "SQLite, 1",
@@ -207,7 +207,8 @@ def _e2e_postgres(steps: dict) -> list[str]:
             f"| {_num(row.get('server_cpu_ms_per_delivery'), 3)} "
             f"| {_num(row.get('side_cpu_ms_per_delivery'), 3)} "
             f"| {_num(row.get('sink_cpu_ms_per_delivery'), 3)} "
-            f"| {_num(row.get('machine_busy_cores'), 2)} |"
+            f"| {_num(row.get('machine_busy_cores'), 2)} "
+            f"| {_num(row.get('postgres_commits_per_delivery'), 2)} |"
         )
     ratios = e2e.get("ratios_per_run") or []
     if ratios:

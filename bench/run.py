@@ -478,6 +478,13 @@ def postgres(sql: str) -> list:
     return asyncio.run(go())
 
 
+def transactions() -> int:
+    """Transactions committed in the bench's database so far (every schema, every client:
+    other users of the server count too)."""
+    rows = postgres("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    return int(rows[0]["xact_commit"])
+
+
 def backend_cpu(application_name: str) -> Callable[[], dict[int, float]]:
     """{pid: CPU seconds} of the PostgreSQL backends serving `application_name` (the
     routers' pools; their LISTEN connection has its own name and is left out). Reads
@@ -525,6 +532,7 @@ def step_e2e_postgres(args: argparse.Namespace, work: Path) -> dict:
                         )
                         for index in range(replicas)
                     ]
+                    commits_before = transactions() if store else 0
                     variants[name].append(
                         end_to_end(
                             sink,
@@ -536,6 +544,11 @@ def step_e2e_postgres(args: argparse.Namespace, work: Path) -> dict:
                             side_cpu=backend_cpu(schema) if store else None,
                         )
                     )
+                    if store:
+                        done = variants[name][-1]
+                        done["postgres_commits_per_delivery"] = round(
+                            (transactions() - commits_before) / max(1, done["delivered"]), 2
+                        )
             finally:
                 if store:
                     postgres(f"DROP SCHEMA {schema} CASCADE")
@@ -549,6 +562,7 @@ def step_e2e_postgres(args: argparse.Namespace, work: Path) -> dict:
             "side_cpu_ms_per_delivery",
             "sink_cpu_ms_per_delivery",
             "machine_busy_cores",
+            "postgres_commits_per_delivery",
         )
         return {
             **{key: median_of(runs, key) for key in keys if all(r.get(key) for r in runs)},
