@@ -116,7 +116,8 @@ async def closed_loop(
             if args.post_times:
                 tally.post_times[call_id] = time.time()
             began = time.perf_counter()
-            status, error = await send_one(session, args.url, body, args.timeout)
+            url = args.url[sent % len(args.url)]
+            status, error = await send_one(session, url, body, args.timeout)
             tally.record(status, error, time.perf_counter() - began)
 
     await asyncio.gather(*(worker() for _ in range(args.concurrency)))
@@ -139,7 +140,7 @@ async def fixed_rate(
             body = make(call_id)
             if args.post_times:
                 tally.post_times[call_id] = time.time()
-            status, error = await send_one(session, args.url, body, args.timeout)
+            status, error = await send_one(session, args.url[0], body, args.timeout)
             tally.record(status, error, time.perf_counter() - due)
             tally.trace.append((round(due - start, 4), round(time.perf_counter() - due, 4)))
 
@@ -192,7 +193,9 @@ async def run(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True)
+    parser.add_argument(
+        "--url", required=True, action="append", help="repeat: closed-loop posts alternate"
+    )
     parser.add_argument("--format", choices=sorted(BODY_MAKERS), default="revring")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=10.0, help="upper bound, seconds")

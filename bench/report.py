@@ -180,6 +180,49 @@ def _e2e(steps: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _e2e_postgres(steps: dict) -> list[str]:
+    e2e = steps.get("e2e_postgres")
+    if not e2e:
+        return []
+    lines = [
+        f"## End to end on PostgreSQL: {e2e['events']:,} events, one and two replicas",
+        "",
+        "Medians of interleaved runs; CPU ms per delivery: the routers (summed), "
+        "PostgreSQL's backends serving them, the sink; busy cores: the whole machine.",
+        "",
+        "| store, routers | deliveries/s | p99 post-to-arrival ms | routers CPU ms "
+        "| PostgreSQL CPU ms | sink CPU ms | machine busy cores | commits per delivery |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    labels = {
+        "sqlite_1": "SQLite, 1",
+        "postgres_1": "PostgreSQL, 1",
+        "postgres_2": "PostgreSQL, 2 (posts alternate)",
+    }
+    for key, label in labels.items():
+        row = e2e.get(key) or {}
+        lines.append(
+            f"| {label} | {_num(row.get('deliveries_per_second'))} "
+            f"| {_num(row.get('p99_latency_ms'))} "
+            f"| {_num(row.get('server_cpu_ms_per_delivery'), 3)} "
+            f"| {_num(row.get('side_cpu_ms_per_delivery'), 3)} "
+            f"| {_num(row.get('sink_cpu_ms_per_delivery'), 3)} "
+            f"| {_num(row.get('machine_busy_cores'), 2)} "
+            f"| {_num(row.get('postgres_commits_per_delivery'), 2)} |"
+        )
+    ratios = e2e.get("ratios_per_run") or []
+    if ratios:
+        lines += [
+            "",
+            "Per run, deliveries/s: PostgreSQL 1 ÷ SQLite 1 "
+            + ", ".join(str(r["postgres_1_vs_sqlite_1"]) for r in ratios)
+            + "; PostgreSQL 2 ÷ PostgreSQL 1 "
+            + ", ".join(str(r["postgres_2_vs_postgres_1"]) for r in ratios)
+            + ".",
+        ]
+    return [*lines, ""]
+
+
 def _memory(steps: dict) -> list[str]:
     memory = steps.get("memory")
     if not memory:
@@ -337,7 +380,7 @@ def render_markdown(results: dict) -> str:
         lines += ["## Targets", "", "| target | result |", "| --- | --- |"]
         lines += [f"| {name} | {verdict} |" for name, verdict in found]
         lines.append("")
-    for section in (_ingest, _latency, _e2e, _memory, _rules, _tracing):
+    for section in (_ingest, _latency, _e2e, _e2e_postgres, _memory, _rules, _tracing):
         lines += section(steps)
     profile = steps.get("profile")
     if profile:

@@ -13,6 +13,7 @@ process on 127.0.0.1 and is stopped when its step ends, also on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -47,6 +48,8 @@ from scenarios import Baseline, Ceiling, FullCeiling, OtlpSink, Router, Sink, ro
 RESULTS = BENCH_DIR / "results"
 RAW = RESULTS / "raw"
 STEPS = ("ingest", "latency", "e2e", "memory", "rules", "tracing")
+# Not in a default run (needs a PostgreSQL server): `--steps e2e_postgres`.
+EXTRA_STEPS = ("e2e_postgres",)
 
 
 def log(message: str) -> None:
@@ -310,15 +313,43 @@ def slow_spans(trace: list[list[float]], over: float = 0.05) -> list[dict]:
 # --- step 2: end to end ----------------------------------------------------------------
 
 
+def machine_busy() -> tuple[float, float]:
+    """(CPU seconds all cores spent busy so far, monotonic seconds): /proc/stat's first
+    line, everything but idle and iowait."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), time.monotonic()
+
+
 def end_to_end(
-    sink: Sink, post_url: str, body_format: str, count: int, work: Path, pid: int | None = None
+    sink: Sink,
+    post_url: str | list[str],
+    body_format: str,
+    count: int,
+    work: Path,
+    pid: int | list[int] | None = None,
+    side_cpu: Callable[[], dict[int, float]] | None = None,
 ) -> dict:
     """`count` posts, until the last arrives; with `pid`, the server's CPU time per
-    delivery over that span (all its threads): steadier than rates on a shared machine."""
+    delivery over that span (all its threads): steadier than rates on a shared machine.
+    Several URLs: the posts alternate between them; several pids: their CPU is summed.
+    `side_cpu`: {pid: CPU seconds} of other processes (PostgreSQL's backends), whose
+    growth over the span is reported per delivery too (a pid new at the end counts whole)."""
     times_file = work / f"post-times-{body_format}.json"
-    cpu_before = cpu_seconds(pid) if pid else None
+    urls = [post_url] if isinstance(post_url, str) else post_url
+    pids = [] if pid is None else [pid] if isinstance(pid, int) else pid
+
+    def cpu_now() -> float | None:
+        samples = [cpu_seconds(p) for p in pids]
+        return sum(samples) if pids and None not in samples else None  # type: ignore[arg-type]
+
+    cpu_before = cpu_now()
+    side_before = side_cpu() if side_cpu else {}
+    sink_before, busy_before = cpu_seconds(sink.proc.pid), machine_busy()
     posted = loadgen(
-        post_url,
+        urls[0],
+        *(arg for url in urls[1:] for arg in ("--url", url)),
         "--format",
         body_format,
         "--count",
@@ -331,7 +362,10 @@ def end_to_end(
         str(times_file),
     )
     finished = sink.wait_for(count, limit=300)
-    cpu_after = cpu_seconds(pid) if pid else None
+    cpu_after = cpu_now()
+    sink_after, busy_after = cpu_seconds(sink.proc.pid), machine_busy()
+    side_after = side_cpu() if side_cpu else {}
+    side_seconds = sum(cpu - side_before.get(p, 0.0) for p, cpu in side_after.items())
     arrivals = sink.arrivals()
     post_times = json.loads(times_file.read_text())
     latencies = sorted(arrivals[i] - t for i, t in post_times.items() if i in arrivals)
@@ -356,6 +390,26 @@ def end_to_end(
             round(1000 * (cpu_after - cpu_before) / len(arrivals), 3)
             if cpu_before is not None and cpu_after is not None and arrivals
             else None
+        ),
+        "sink_cpu_ms_per_delivery": (
+            round(1000 * (sink_after - sink_before) / len(arrivals), 3)
+            if sink_before is not None and sink_after is not None and arrivals
+            else None
+        ),
+        # every process on the machine (the client, other users too), over the whole span
+        # from the first post until the last arrival was counted
+        "machine_busy_cores": round(
+            (busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1]), 2
+        ),
+        **(
+            {
+                "side_processes": len(side_after),
+                "side_cpu_ms_per_delivery": (
+                    round(1000 * side_seconds / len(arrivals), 3) if arrivals else None
+                ),
+            }
+            if side_cpu
+            else {}
         ),
     }
 
@@ -397,6 +451,146 @@ def step_e2e(args: argparse.Namespace, work: Path) -> dict:
         "router": summary(ours),
         "alertmanager": summary(theirs),
         "sink_concurrency": 32,
+    }
+
+
+# --- end to end on PostgreSQL: one and two replicas ------------------------------------
+
+POSTGRES_URL = os.environ.get(
+    "ROUTER_BENCH_POSTGRES_URL",
+    os.environ.get("ROUTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+)
+
+
+def postgres(sql: str) -> list:
+    """Run one statement on the bench's PostgreSQL (asyncpg, a fresh connection)."""
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> list:
+        connection = await asyncpg.connect(POSTGRES_URL)
+        try:
+            return list(await connection.fetch(sql))
+        finally:
+            await connection.close()
+
+    return asyncio.run(go())
+
+
+def transactions() -> int:
+    """Transactions committed in the bench's database so far (every schema, every client:
+    other users of the server count too)."""
+    rows = postgres("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    return int(rows[0]["xact_commit"])
+
+
+def backend_cpu(application_name: str) -> Callable[[], dict[int, float]]:
+    """{pid: CPU seconds} of the PostgreSQL backends serving `application_name` (the
+    routers' pools; their LISTEN connection has its own name and is left out). Reads
+    /proc, so the server must run on this machine."""
+
+    def sample() -> dict[int, float]:
+        rows = postgres(
+            f"SELECT pid FROM pg_stat_activity WHERE application_name = '{application_name}'"
+        )
+        found = {row["pid"]: cpu_seconds(row["pid"]) for row in rows}
+        return {pid: cpu for pid, cpu in found.items() if cpu is not None}
+
+    return sample
+
+
+def step_e2e_postgres(args: argparse.Namespace, work: Path) -> dict:
+    """The end-to-end scenario (same calls, sink, rules) on one router with SQLite, one
+    router with PostgreSQL and two routers sharing one PostgreSQL schema, the client
+    posting alternately to both; interleaved, `--runs` times."""
+    count = args.events
+    variants: dict[str, list[dict]] = {"sqlite_1": [], "postgres_1": [], "postgres_2": []}
+    for run in range(args.runs):
+        for name in variants:
+            log(f"end-to-end on {name} run {run + 1}/{args.runs}: {count} events")
+            replicas = int(name.rsplit("_", 1)[1])
+            schema = f"bench_{os.getpid()}_{run}_{name}"
+            store = None
+            if name.startswith("postgres"):
+                postgres(f"CREATE SCHEMA {schema}")
+                separator = "&" if "?" in POSTGRES_URL else "?"
+                store = (
+                    f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+                    f"&application_name={schema}"
+                )
+            try:
+                with Sink(work) as sink, contextlib.ExitStack() as stack:
+                    routers = [
+                        stack.enter_context(
+                            Router(
+                                work / f"{name}-{run}",
+                                router_rules(sink.url),
+                                name=f"router-{index}",
+                                store=store,
+                            )
+                        )
+                        for index in range(replicas)
+                    ]
+                    commits_before = transactions() if store else 0
+                    variants[name].append(
+                        end_to_end(
+                            sink,
+                            [router.url for router in routers],
+                            "revring",
+                            count,
+                            work,
+                            [router.proc.pid for router in routers],
+                            side_cpu=backend_cpu(schema) if store else None,
+                        )
+                    )
+                    if store:
+                        done = variants[name][-1]
+                        done["postgres_commits_per_delivery"] = round(
+                            (transactions() - commits_before) / max(1, done["delivered"]), 2
+                        )
+            finally:
+                if store:
+                    postgres(f"DROP SCHEMA {schema} CASCADE")
+            log(f"  {name}: {json.dumps(variants[name][-1])}")
+
+    def summary(runs: list[dict]) -> dict:
+        keys = (
+            "deliveries_per_second",
+            "p99_latency_ms",
+            "server_cpu_ms_per_delivery",
+            "side_cpu_ms_per_delivery",
+            "sink_cpu_ms_per_delivery",
+            "machine_busy_cores",
+            "postgres_commits_per_delivery",
+        )
+        return {
+            **{key: median_of(runs, key) for key in keys if all(r.get(key) for r in runs)},
+            "complete": all(r["complete"] for r in runs),
+            "runs": runs,
+        }
+
+    ratios = [
+        {
+            "postgres_1_vs_sqlite_1": round(
+                variants["postgres_1"][i]["deliveries_per_second"]
+                / variants["sqlite_1"][i]["deliveries_per_second"],
+                2,
+            ),
+            "postgres_2_vs_postgres_1": round(
+                variants["postgres_2"][i]["deliveries_per_second"]
+                / variants["postgres_1"][i]["deliveries_per_second"],
+                2,
+            ),
+        }
+        for i in range(args.runs)
+        if all(variants[v][i].get("deliveries_per_second") for v in variants)
+    ]
+    return {
+        "events": count,
+        "sink_concurrency": 32,
+        **{name: summary(runs) for name, runs in variants.items()},
+        "ratios_per_run": ratios,
     }
 
 
@@ -631,7 +825,7 @@ def main() -> None:
         args.latency_seconds, args.profile_backlog = 5.0, min(args.profile_backlog, 5_000)
     args.runs = runs_given or args.runs or 3
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
-    unknown = set(steps) - set(STEPS) - {"profile"}
+    unknown = set(steps) - set(STEPS) - set(EXTRA_STEPS) - {"profile"}
     if unknown:
         parser.error(f"unknown steps: {sorted(unknown)}")
     if args.profile and "profile" not in steps:
@@ -652,6 +846,7 @@ def main() -> None:
         "ingest": step_ingest,
         "latency": step_latency,
         "e2e": step_e2e,
+        "e2e_postgres": step_e2e_postgres,
         "memory": step_memory,
         "rules": step_rules,
         "tracing": step_tracing,

@@ -126,9 +126,11 @@ class Router(_Server):
         *,
         code: Path | None = None,
         env: dict[str, str] | None = None,
+        store: str | None = None,
     ) -> None:
         """`code`: run the router of that checkout (its `router/` and `sinks/`, as for a
-        before/after comparison) instead of this one's; `env`: more variables."""
+        before/after comparison) instead of this one's; `env`: more variables; `store`:
+        a store URL instead of a fresh SQLite file (e.g. PostgreSQL, for replicas)."""
         work.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -147,7 +149,7 @@ class Router(_Server):
                 "serve",
                 "--no-auth",
                 "--store",
-                f"sqlite:///{self.db}",
+                store or f"sqlite:///{self.db}",
                 "--config",
                 str(self.rules),
                 "--port",
