@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
@@ -33,6 +33,9 @@ from sinks.base import (
     RendersText,
     Retryable,
     SendResult,
+    Sink,
+    SinkConfig,
+    SinkResources,
     TimedSinkConfig,
     template_context,
 )
@@ -280,6 +283,39 @@ class BrokerConnection(Generic[Client]):
     async def close(self) -> None:
         self._closed = True
         await self._discard()
+
+
+class BrokerSink(Sink[BrokerMessage], Generic[Client]):
+    """What the broker sinks share: one connection of their own (`BrokerConnection`,
+    named `broker` in reasons), opened on first use by `_open`, checked by `_is_open`,
+    closed by `_shut`, and for good by `close()` (reload, stop)."""
+
+    config: BrokerSinkConfig
+    broker: ClassVar[str]
+
+    def __init__(self, name: str, config: SinkConfig, resources: SinkResources) -> None:
+        super().__init__(name, config, resources)
+        url = self.config.url.get_secret_value()
+        self._connection: BrokerConnection[Client] = BrokerConnection(
+            self.broker,
+            self._open,
+            self._shut,
+            self._is_open,
+            timeout=self.config.timeout,
+            describe=lambda exc: connection_failure(exc, url, self.secrets()),
+        )
+
+    async def _open(self) -> Client:
+        raise NotImplementedError
+
+    async def _shut(self, client: Client) -> None:
+        raise NotImplementedError
+
+    def _is_open(self, client: Client) -> bool:
+        return True
+
+    async def close(self) -> None:
+        await self._connection.close()
 
 
 def connection_failure(exc: BaseException, url: str, secrets: list[str]) -> str:

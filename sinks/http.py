@@ -883,28 +883,16 @@ def build_step_request(
     )
 
 
-class _StepRequests(PostingSink):
-    """How an `HttpStepsSink` sends one step: the pooled session, blips ridden out, every
-    answer read whole (to its cap: a step may capture from it)."""
-
-    config: HttpSinkConfig
+class _StepRequests(HttpSink):
+    """How an `HttpStepsSink` sends one step: the http sink's session, blip retries,
+    judging and token (`authenticator`), with every answer read whole (to its cap: a
+    step may capture from it)."""
 
     def reads_body(self, status: int) -> bool:
         return True
 
     def build(self, request: DeliveryRequest) -> OutgoingRequest:
         raise NotImplementedError("a step's request is built by HttpStepsSink")
-
-    def judge(self, answer: Answer, secrets: list[str]) -> SendResult | DeliveryError:
-        return classify_response(
-            answer.status,
-            body=answer.body,
-            retry_after=answer.retry_after,
-            success_codes=self.config.success_codes,
-            retry_on=self.config.retry_on,
-            now=time.time(),
-            secrets=secrets,
-        )
 
 
 class HttpStepsSink(Sink[StepsMessage]):
@@ -922,9 +910,7 @@ class HttpStepsSink(Sink[StepsMessage]):
         super().__init__(name, config, resources)
         self._requests = _StepRequests(name, config, resources)
         # `auth:`: every step's Authorization, one token for all of them (`sinks.tokens`).
-        self.authenticator: TokenProvider | None = None
-        if self.config.auth is not None:
-            self.authenticator = self._requests.token_provider(OAuth2Grants(self.config.auth))
+        self.authenticator = self._requests.authenticator
 
     @property
     def steps(self) -> list[HttpStepConfig]:

@@ -28,12 +28,10 @@ from sinks.base import (
     RendersText,
     Retryable,
     SendResult,
-    Sink,
-    SinkConfig,
 )
 from sinks.broker import (
-    BrokerConnection,
     BrokerMessage,
+    BrokerSink,
     BrokerSinkConfig,
     build_message,
     checked_broker_url,
@@ -94,21 +92,11 @@ def message_headers(message: BrokerMessage) -> dict[str, str]:
     return {MSG_ID_HEADER: message.delivery_id, **message.carried()}
 
 
-class NatsSink(Sink[BrokerMessage]):
+class NatsSink(BrokerSink[NatsClient]):
     config: NatsSinkConfig
     config_class = NatsSinkConfig
 
-    def __init__(self, name: str, config: SinkConfig, resources: Any) -> None:
-        super().__init__(name, config, resources)
-        url = self.config.url.get_secret_value()
-        self._connection: BrokerConnection[NatsClient] = BrokerConnection(
-            "NATS",
-            self._open,
-            _close,
-            lambda client: bool(client.is_connected),
-            timeout=self.config.timeout,
-            describe=lambda exc: connection_failure(exc, url, self.secrets()),
-        )
+    broker = "NATS"
 
     def build(self, request: DeliveryRequest) -> BrokerMessage:
         def subject(context: dict[str, Any]) -> str:
@@ -194,12 +182,11 @@ class NatsSink(Sink[BrokerMessage]):
             raise Retryable(text).with_exchange(sent) from None
         return confirmed(sent, answer, secrets=self.secrets())
 
-    async def close(self) -> None:
-        await self._connection.close()
+    async def _shut(self, client: NatsClient) -> None:
+        await client.close()
 
-
-async def _close(client: NatsClient) -> None:
-    await client.close()
+    def _is_open(self, client: NatsClient) -> bool:
+        return bool(client.is_connected)
 
 
 async def _nothing() -> None:

@@ -30,13 +30,11 @@ from sinks.base import (
     RendersText,
     Retryable,
     SendResult,
-    Sink,
-    SinkConfig,
 )
 from sinks.broker import (
     CONTENT_TYPE,
-    BrokerConnection,
     BrokerMessage,
+    BrokerSink,
     BrokerSinkConfig,
     build_message,
     checked_broker_url,
@@ -98,21 +96,11 @@ class _Publisher:
     exchange: AbstractExchange
 
 
-class RabbitMqSink(Sink[BrokerMessage]):
+class RabbitMqSink(BrokerSink[_Publisher]):
     config: RabbitMqSinkConfig
     config_class = RabbitMqSinkConfig
 
-    def __init__(self, name: str, config: SinkConfig, resources: Any) -> None:
-        super().__init__(name, config, resources)
-        url = self.config.url.get_secret_value()
-        self._connection: BrokerConnection[_Publisher] = BrokerConnection(
-            "RabbitMQ",
-            self._open,
-            _close,
-            _is_open,
-            timeout=self.config.timeout,
-            describe=lambda exc: connection_failure(exc, url, self.secrets()),
-        )
+    broker = "RabbitMQ"
 
     def build(self, request: DeliveryRequest) -> BrokerMessage:
         def routing_key(context: dict[str, Any]) -> str:
@@ -190,13 +178,8 @@ class RabbitMqSink(Sink[BrokerMessage]):
             raise Retryable(failure_reason(self.config, reason)).with_exchange(sent)
         return confirmed(sent, "confirmed by RabbitMQ (basic.ack)", secrets=self.secrets())
 
-    async def close(self) -> None:
-        await self._connection.close()
+    async def _shut(self, client: _Publisher) -> None:
+        await client.connection.close()
 
-
-async def _close(publisher: _Publisher) -> None:
-    await publisher.connection.close()
-
-
-def _is_open(publisher: _Publisher) -> bool:
-    return not publisher.connection.is_closed and not publisher.channel.is_closed
+    def _is_open(self, client: _Publisher) -> bool:
+        return not client.connection.is_closed and not client.channel.is_closed

@@ -19,10 +19,10 @@ from pydantic import Field, field_validator
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from sinks.base import DeliveryRequest, Permanent, Retryable, SendResult, Sink, SinkConfig
+from sinks.base import DeliveryRequest, Permanent, Retryable, SendResult
 from sinks.broker import (
-    BrokerConnection,
     BrokerMessage,
+    BrokerSink,
     BrokerSinkConfig,
     build_message,
     checked_broker_url,
@@ -62,21 +62,11 @@ def entry_fields(message: BrokerMessage) -> dict[str, str | bytes]:
     return {"id": message.delivery_id, **message.carried(), "body": message.body}
 
 
-class RedisStreamSink(Sink[BrokerMessage]):
+class RedisStreamSink(BrokerSink[redis.asyncio.Redis]):
     config: RedisStreamSinkConfig
     config_class = RedisStreamSinkConfig
 
-    def __init__(self, name: str, config: SinkConfig, resources: Any) -> None:
-        super().__init__(name, config, resources)
-        url = self.config.url.get_secret_value()
-        self._connection: BrokerConnection[redis.asyncio.Redis] = BrokerConnection(
-            "Redis",
-            self._open,
-            _close,
-            lambda client: True,  # a failed command drops the client (see `transmit`)
-            timeout=self.config.timeout,
-            describe=lambda exc: connection_failure(exc, url, self.secrets()),
-        )
+    broker = "Redis"
 
     def build(self, request: DeliveryRequest) -> BrokerMessage:
         message = build_message(self.config, request)
@@ -138,9 +128,5 @@ class RedisStreamSink(Sink[BrokerMessage]):
         entry_id = entry.decode() if isinstance(entry, bytes) else str(entry)
         return confirmed(sent, f"added as entry {entry_id}", secrets=self.secrets())
 
-    async def close(self) -> None:
-        await self._connection.close()
-
-
-async def _close(client: redis.asyncio.Redis) -> None:
-    await client.aclose()
+    async def _shut(self, client: redis.asyncio.Redis) -> None:
+        await client.aclose()
