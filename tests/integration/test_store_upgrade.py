@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -309,6 +309,22 @@ async def postgres_of_schema_7(
             await copy_fixture_rows(connection, fixture, tables)
             if fill is not None:
                 await fill(connection)
+        finally:
+            await connection.close()
+        yield url
+
+
+@asynccontextmanager
+async def postgres_built(prefix: str, statements: Iterable[str]) -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema made by `statements` (what an older router wrote), as a
+    store URL; dropped afterwards."""
+    import asyncpg
+
+    async with fresh_postgres_schema(prefix) as url:
+        connection = await asyncpg.connect(url)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
         finally:
             await connection.close()
         yield url
@@ -673,17 +689,10 @@ async def test_a_sqlite_store_of_schema_13_keeps_traceparents(tmp_path: Path) ->
 
 @pytest.mark.postgres
 async def test_a_postgresql_store_of_schema_13_keeps_traceparents() -> None:
-    import asyncpg
 
-    async with fresh_postgres_schema("upgrade18") as url:
-        connection = await asyncpg.connect(url)
-        try:
-            for statement in schema_13_statements("postgresql"):
-                await connection.execute(statement)
-        finally:
-            await connection.close()
-        async with opened(open_store(url)) as store:
-            await check_traceparents_kept(store)
+    made = postgres_built("upgrade18", schema_13_statements("postgresql"))
+    async with made as url, opened(open_store(url)) as store:
+        await check_traceparents_kept(store)
 
 
 # --- schema 13 -> migration 14: escalation timers ---
@@ -729,17 +738,14 @@ async def test_a_sqlite_store_of_schema_13_gets_escalations(tmp_path: Path) -> N
 
 @pytest.mark.postgres
 async def test_a_postgresql_store_of_schema_13_gets_escalations() -> None:
-    import asyncpg
 
-    async with fresh_postgres_schema("upgrade14") as url:
-        connection = await asyncpg.connect(url)
-        try:
-            for statement in [*schema_13_statements("postgresql"), OLD_ACKNOWLEDGEMENT_ROW]:
-                await connection.execute(statement)
-        finally:
-            await connection.close()
-        async with opened(open_store(url)) as store:
-            await check_escalations_after_13(store)
+    async with (
+        postgres_built(
+            "upgrade14", [*schema_13_statements("postgresql"), OLD_ACKNOWLEDGEMENT_ROW]
+        ) as url,
+        opened(open_store(url)) as store,
+    ):
+        await check_escalations_after_13(store)
 
 
 @asynccontextmanager
@@ -1126,14 +1132,7 @@ async def test_a_sqlite_store_of_schema_13_indexes_words_without_the_trigger(
 
 @pytest.mark.postgres
 async def test_a_postgresql_store_of_schema_13_indexes_words() -> None:
-    import asyncpg
 
-    async with fresh_postgres_schema("upgrade21") as url:
-        connection = await asyncpg.connect(url)
-        try:
-            for statement in schema_13_with_words("postgresql"):
-                await connection.execute(statement)
-        finally:
-            await connection.close()
-        async with opened(open_store(url)) as store:
-            await check_words_indexed_after_13(store)
+    made = postgres_built("upgrade21", schema_13_with_words("postgresql"))
+    async with made as url, opened(open_store(url)) as store:
+        await check_words_indexed_after_13(store)
