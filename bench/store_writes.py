@@ -64,6 +64,15 @@ from router.store.sqlite import WAL_CHECKPOINT_PAGES, SQLiteStore
 SAMPLE = (ROOT / "samples" / "failed-outbound.json").read_bytes()
 SEARCH_TEXT = searchable_text(json.loads(SAMPLE))
 AGENT_LINE = "+14155550199"
+# An attempt's exchange as the HTTP sink keeps it for a success (heads, a short body).
+EXCHANGE = {
+    "request_head": '{"method":"POST","url":"http://127.0.0.1:9/deliveries",'
+    '"headers":{"Content-Type":"application/json","User-Agent":"revring-router"}}',
+    "request_body": None,
+    "response_head": '{"status":200,"reason":"OK","headers":{"Content-Type":"text/plain"}}',
+    "response_body": b"ok",
+    "attempt_steps": None,
+}
 CONSOLE_CALL_INDEXES = (
     "events_status_newest",
     "events_agent_newest",
@@ -108,6 +117,7 @@ def write_calls(path: Path, calls: int, batch: int, checkpoint_pages: int) -> di
     insert_delivery = q.INSERT_DELIVERY.compiled("sqlite").text
     finish = q.FINISH.compiled("sqlite").text
     record_attempt = q.RECORD_ATTEMPT.compiled("sqlite").text
+    index_words = q.INDEX_EVENT_WORDS.compiled("sqlite").text
     cpu_started, wall_started = time.thread_time(), time.perf_counter()
     transactions: list[float] = []
     for first in range(0, calls, batch):
@@ -134,6 +144,7 @@ def write_calls(path: Path, calls: int, batch: int, checkpoint_pages: int) -> di
                     "search_text": SEARCH_TEXT,
                 },
             )
+            connection.execute(index_words, {"id": event_id})
             connection.execute(
                 insert_delivery,
                 {
@@ -144,6 +155,7 @@ def write_calls(path: Path, calls: int, batch: int, checkpoint_pages: int) -> di
                     "now": now,
                     "lease_owner": "bench",
                     "lease_until": now + 30,
+                    "trace_parent": None,
                 },
             )
             delivery_ids.append(delivery_id)
@@ -163,6 +175,7 @@ def write_calls(path: Path, calls: int, batch: int, checkpoint_pages: int) -> di
                     "last_error": None,
                     "delivered_at": now,
                     "updated_at": now,
+                    "steps": None,
                 },
             ).fetchone()
             connection.execute(
@@ -176,6 +189,7 @@ def write_calls(path: Path, calls: int, batch: int, checkpoint_pages: int) -> di
                     "status_code": 200,
                     "error": None,
                     "detail": "HTTP 200 OK",
+                    **EXCHANGE,
                 },
             )
         connection.execute("COMMIT")
