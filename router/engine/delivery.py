@@ -1,10 +1,15 @@
 """Delivery workers: claim due deliveries, send them through their sink, record the outcome.
 
 One *lane* per sink, so sinks never wait on each other: a dead CRM cannot delay a
-Slack alert. A lane claims only what it may send now (its `concurrency`, its
+Slack alert. A lane sends only what its limits allow now (its `concurrency`, its
 `rate_limit` token bucket, and its breaker, which pauses a sink that keeps failing
 and then probes it with one delivery). Deliveries waiting on any of those stay in
-the store, untouched: they spend no attempts. So do those of a sink whose settings
+the store, untouched: they spend no attempts. A healthy sink without a rate limit whose
+deliveries queue up has a few more leased ahead (`SinkLane.ready`, at most its
+`concurrency`), so a slot that frees up is filled at once instead of after a claim; and
+while deliveries of a sink wait in the store, a fresh one waits behind them instead of
+taking a free slot first (`SinkLane.backlog`): a sink's deliveries go out in the order
+they became due, so none waits for a burst to end. So do those of a sink whose settings
 leave it unconfigured (`missing_settings`): its lane claims nothing, and a delivery
 written leased for it just before a reload unconfigured it is given back, so a sink is
 never asked to send without its settings. Leases are renewed while a send is in
@@ -18,6 +23,7 @@ message at a time per lane (`router.engine.notices`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -188,8 +194,11 @@ class DeliveryEngine:
                     deliveries.append(
                         NewDelivery(new_delivery_id(), sink, rule, None, self.owner, lease_until)
                     )
-                else:
-                    deliveries.append(NewDelivery(new_delivery_id(), sink, rule, group))
+                    continue
+                deliveries.append(NewDelivery(new_delivery_id(), sink, rule, group))
+                lane = self.lanes.get(sink)
+                if group is None and lane is not None:
+                    lane.waiting_in_store()  # later calls queue behind this one
         except BaseException:
             self._release(deliveries)
             raise
@@ -281,7 +290,7 @@ class DeliveryEngine:
         interval = self.settings.lease_seconds / 3
         while not self.stopping:
             await asyncio.sleep(interval)
-            ids = [i for lane in self.lanes.values() for i in lane.in_flight]
+            ids = [i for lane in self.lanes.values() for i in lane.leased()]
             if ids:
                 try:
                     await self.store.renew_leases(
@@ -311,6 +320,7 @@ class DeliveryEngine:
             for task in still_running:
                 task.cancel()
             await asyncio.gather(*still_running, return_exceptions=True)
+        unfinished += [d.id for lane in self.lanes.values() for d in lane.take_ready()]
         for delivery_id in unfinished:
             with contextlib.suppress(Exception):
                 await self.store.defer(delivery_id, self.owner, self.clock())
@@ -338,6 +348,10 @@ class SinkLane:
         self._background: set[asyncio.Task[None]] = set()
         self.task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        # Wake-ups so far, and as many as the current look began with: one that comes
+        # while the lane looks (in a claim, say) is not lost by the sleep that follows.
+        self._wakes = 0
+        self._wakes_seen = 0
         self._bucket: TokenBucket | None = None
         self._bucket_rate: Rate | None = None
         # Deliveries whose parse workers died building the message, and how many times.
@@ -347,17 +361,80 @@ class SinkLane:
         self.holding = False
         # A group of notices (`on_dead`) is being sent: the next waits for its outcome.
         self.notices_in_flight = False
+        # Deliveries leased ahead, in claim order (oldest due first): a send that ends
+        # starts the next at once (`send_ready`), without waiting for a claim.
+        self.ready: collections.deque[ClaimedDelivery] = collections.deque()
+        # Due deliveries of this sink may wait in the store: a fresh one then waits its
+        # turn behind them (no fast path). Unknown at start; a claim that finds fewer
+        # than it asked for clears it, unless more were written to wait meanwhile.
+        self.backlog = True
+        self._written_to_wait = 0
 
     def wake(self) -> None:
+        self._wakes += 1
         self._wake.set()
 
     def new_deliveries(self) -> None:
+        self.waiting_in_store()
         if not self.holding:
             self.wake()
 
+    def waiting_in_store(self) -> None:
+        """Deliveries of this sink are (being) written to wait for a claim."""
+        self.backlog = True
+        self._written_to_wait += 1
+
+    def leased(self) -> list[str]:
+        """The ids this lane holds leases on: in flight and leased ahead."""
+        return [*self.in_flight, *(delivery.id for delivery in self.ready)]
+
+    def take_ready(self) -> list[ClaimedDelivery]:
+        """The deliveries leased ahead, no longer this lane's to send (to be given back)."""
+        taken = list(self.ready)
+        self.ready.clear()
+        return taken
+
+    def _give_back_ready(self) -> None:
+        """The sink cannot send now (paused, removed, unconfigured, rate-limited by a
+        reload): what was leased ahead goes back to the store, due at once."""
+        for delivery in self.take_ready():
+            self._spawn_defer(delivery)
+
+    def send_ready(self) -> None:
+        """Start deliveries leased ahead while slots are free: called as a send ends, so a
+        slot is refilled without waiting for the lane's loop (which may be in a claim)."""
+        if not self.ready or self.engine.stopping:
+            return
+        sink = self.engine.runtime.sinks.get(self.name)
+        now = self.engine.clock()
+        controls = self.engine.controls
+        if (
+            sink is None
+            or sink.config.missing_settings()
+            or (controls is not None and controls.pause_of(self.name, now) is not None)
+            or self._current_bucket(sink, now) is not None
+        ):
+            return  # the lane's loop gives them back
+        room = self._room(sink, now)
+        while room > 0 and self.ready:
+            self.sending += 1
+            self._spawn(sink, self.ready.popleft(), now)
+            room -= 1
+
+    def _ahead(self, sink: Sink, bucket: TokenBucket | None, now: float) -> int:
+        """How many deliveries to keep leased ahead: none for a serial or rate-limited
+        sink, nor while the breaker holds it back (paused, or probing with one)."""
+        concurrency = sink.config.effective_concurrency()
+        if bucket is not None or concurrency == 1:
+            return 0
+        if self.breaker.allowed_in_flight(now, concurrency) < concurrency:
+            return 0
+        return min(concurrency, self.engine.settings.claim_batch)
+
     async def _sleep(self, seconds: float) -> None:
         """Sleep up to `seconds`, or until woken."""
-        self._wake.clear()
+        if self._wakes == self._wakes_seen:
+            self._wake.clear()
         if seconds <= 0 or self.engine.stopping:
             await asyncio.sleep(0)
             return
@@ -387,6 +464,7 @@ class SinkLane:
                 await asyncio.sleep(failure_backoff(failures, engine.settings.idle_poll))
 
     async def _step(self) -> None:
+        self._wakes_seen = self._wakes
         engine, settings = self.engine, self.engine.settings
         now = engine.clock()
         sink = engine.runtime.sinks.get(self.name)
@@ -394,6 +472,8 @@ class SinkLane:
         held = engine.controls.pause_of(self.name, now) if engine.controls is not None else None
         engine.metrics.sink_paused.labels(self.name).set(1 if paused or held else 0)
         self.holding = False
+        if (held is not None and sink is not None) or sink is None or paused:
+            self._give_back_ready()
         if held is not None and sink is not None:
             # Paused by hand: nothing is claimed, so its deliveries spend no attempts. A
             # resume (here or on another replica) shows within the controls' refresh.
@@ -406,6 +486,7 @@ class SinkLane:
             return
         if sink.config.missing_settings():
             self.holding = True
+            self._give_back_ready()
             await self._kill_expired_unconfigured(now)
             await self._sleep(settings.unconfigured_check)
             return
@@ -414,25 +495,39 @@ class SinkLane:
             self.holding = True
             await self._sleep(self.breaker.paused_until - now)
             return
-        room = self._room(sink, now)
-        if room <= 0:
-            await self._sleep(settings.idle_poll)  # a finished send wakes the lane
-            return
         bucket = self._current_bucket(sink, now)
         if bucket is not None:
+            self._give_back_ready()  # a reload gave the sink a rate limit
+        else:
+            self.send_ready()
+        room = self._room(sink, now)
+        ahead = self._ahead(sink, bucket, now)
+        if room <= 0 and (ahead == 0 or not self.backlog or len(self.ready) > ahead // 2):
+            await self._sleep(settings.idle_poll)  # a finished send wakes the lane
+            return
+        if bucket is not None and room > 0:
             delay = bucket.delay_until_available(now)
             if delay > 0:
                 await self._sleep(delay)
                 return
             room = 1
+        # Below half of `ahead`, fill up to it: claims of several deliveries, not one
+        # per send that ends.
+        wanted = min(max(room, 0) + ahead - len(self.ready), settings.claim_batch)
+        written_to_wait = self._written_to_wait
         claimed = await engine.store.claim(
             self.name,
-            min(room, settings.claim_batch),
+            wanted,
             engine.owner,
             settings.lease_seconds,
             now,
-            notices=not self.notices_in_flight,
+            notices=not self.notices_in_flight and room > 0,
         )
+        if len(claimed) < wanted and written_to_wait == self._written_to_wait:
+            self.backlog = False  # nothing else due waits in the store
+        if not claimed and room <= 0:
+            await self._sleep(settings.idle_poll)  # a finished send or a new one wakes it
+            return
         if not claimed:
             next_due = await engine.store.next_due_at(self.name)
             wait = (
@@ -446,11 +541,17 @@ class SinkLane:
         if notices:
             notices = await self._gather_notices(notices, now)
         sent_at = engine.clock()  # the claim may have waited on the store: count from now
+        # Sends may have ended (or fresh deliveries taken slots) while the claim waited.
+        room = 1 if bucket is not None else self._room(sink, sent_at) - bool(notices)
         for delivery in claimed:
             if delivery.notice is not None:
                 continue
+            if room <= 0:
+                self.ready.append(delivery)
+                continue
             if bucket is not None:
                 bucket.take(sent_at)
+            room -= 1
             self.sending += 1
             self._spawn(sink, delivery, sent_at)
         if notices:  # one send, one slot and one token, however many it carries
@@ -500,6 +601,8 @@ class SinkLane:
         controls = self.engine.controls
         if controls is not None and controls.pause_of(self.name, now) is not None:
             return False
+        if self.backlog or self.ready:
+            return False  # older deliveries wait: this one goes behind them
         if sink.config.effective_concurrency() == 1 or self._room(sink, now) <= 0:
             return False
         bucket = self._current_bucket(sink, now)
@@ -600,6 +703,7 @@ class SinkLane:
                         outcome = await attempt(ready.send, delivery, started_at)
             finally:
                 self.sending -= 1  # the slot is free once the destination answered
+                self.send_ready()
                 self.wake()
             if gone:
                 log.info("delivery not sent: cancelled or taken over", extra=_fields(delivery))

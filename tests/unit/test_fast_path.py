@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -309,3 +310,181 @@ async def test_an_unconfigured_sink_costs_no_store_writes_while_it_waits(harness
     assert harness.writes == writes + 1
     views = await harness.store.list_deliveries(sink="later")
     assert {(v.attempts, v.last_error) for v in views} == {(0, "sink not configured")}
+
+
+# --- order: a fresh delivery waits behind older ones; a few leased ahead ---
+
+
+class OneAtATimeSink(GatedSink):
+    """Holds every send until the test lets one go (`let_one_go`), oldest send first."""
+
+    def __init__(self, real: Sink) -> None:
+        super().__init__(real)
+        self.turns = asyncio.Semaphore(0)
+        self.answered: list[str] = []
+
+    async def transmit(self, request: DeliveryRequest) -> SendResult:
+        self.sent.append(request.event_id)
+        await self.turns.acquire()
+        self.answered.append(request.event_id)
+        return SendResult(200)
+
+    def let_one_go(self) -> None:
+        self.turns.release()
+
+
+class HeldClaims:
+    """The store's claims, held until `open` is set; `count` of claims asked for."""
+
+    def __init__(self, harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.open = asyncio.Event()
+        self.count = 0
+        real_claim = harness.store.claim
+
+        async def held_claim(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            await self.open.wait()
+            return await real_claim(*args, **kwargs)
+
+        monkeypatch.setattr(harness.store, "claim", held_claim)
+
+
+def one_at_a_time(harness: Harness) -> OneAtATimeSink:
+    sink = OneAtATimeSink(harness.runtime.sinks["crm"])  # concurrency 2
+    harness.runtime.sinks["crm"] = sink
+    return sink
+
+
+async def test_a_fresh_delivery_waits_behind_those_already_waiting(harness, monkeypatch) -> None:
+    """A slot that frees up while deliveries of the sink wait in the store goes to the
+    oldest of them, not to a call that arrives at that moment: before, the fresh call
+    took it (the fast path) and the waiting ones waited for the burst to end."""
+    sink = one_at_a_time(harness)
+    lane = harness.engine.lanes["crm"]
+    lane.wake()
+    await looked_again(lane)  # its claims found nothing waiting
+    claims = HeldClaims(harness, monkeypatch)  # the lane cannot claim for now
+    for number in range(4):
+        assert await harness.post(f"call-{number}", "crm") == 200
+    await until(lambda: sink.sent == ["call-0", "call-1"])  # concurrency 2: two wait
+    sink.let_one_go()
+    await until(lambda: harness.sending("crm") == 1)  # a slot is free, the claim held
+
+    assert await harness.post("call-4", "crm") == 200
+    await asyncio.sleep(0.05)
+    assert sink.sent == ["call-0", "call-1"]  # call-4 did not take the free slot
+    assert harness.sending("crm") == 1
+
+    claims.open.set()
+    for _ in range(4):
+        sink.let_one_go()
+    await until(lambda: len(sink.answered) == 5)
+    assert sink.sent == ["call-0", "call-1", "call-2", "call-3", "call-4"]
+    await until(lambda: harness.sending("crm") == 0)
+
+
+async def test_without_waiting_deliveries_a_fresh_one_is_still_sent_without_a_claim(
+    harness, monkeypatch
+) -> None:
+    lane = harness.engine.lanes["crm"]
+    lane.wake()
+    await looked_again(lane)
+    claims = HeldClaims(harness, monkeypatch)
+    claims.open.set()
+    asked = claims.count
+    assert await harness.post("call-1", "crm") == 200
+    await until(lambda: harness.sinks["crm"].sent != [])
+    assert claims.count == asked
+
+
+async def test_deliveries_leased_ahead_are_sent_as_slots_free_and_given_back_on_stop(
+    harness,
+) -> None:
+    """With deliveries waiting, the lane leases up to `concurrency` more than it sends;
+    a send that ends starts the next of those at once; the rest go back on shutdown,
+    no attempt spent, for the next start or another worker to take."""
+    sink = one_at_a_time(harness)
+    lane = harness.engine.lanes["crm"]
+    for number in range(6):
+        assert await harness.post(f"call-{number}", "crm") == 200
+    await until(lambda: len(lane.ready) == 2)  # concurrency 2: two sent, two leased ahead
+    assert sink.sent == ["call-0", "call-1"]
+    assert [d.event_id for d in lane.ready] == ["call-2", "call-3"]
+    # Leased: another worker cannot claim them, only the two still waiting.
+    later = time.time() + 1
+    others = await harness.store.claim("crm", 10, "w2", 30.0, later)
+    assert sorted(d.event_id for d in others) == ["call-4", "call-5"]
+    for delivery in others:
+        await harness.store.defer(delivery.id, "w2", later)
+
+    sink.let_one_go()
+    await until(lambda: sink.sent[2:] == ["call-2"])  # from those leased ahead
+
+    stopping = asyncio.create_task(harness.engine.stop())
+    for _ in range(3):  # the three in flight end; nothing new starts while stopping
+        sink.let_one_go()
+    await stopping
+    assert sink.sent[:3] == ["call-0", "call-1", "call-2"]
+    views = {v.event_id: v for v in await harness.store.list_deliveries(sink="crm")}
+    back = await harness.store.claim("crm", 10, "w3", 30.0, time.time() + 60)
+    left = {views[d.event_id].event_id for d in back}
+    assert left == {f"call-{n}" for n in range(6)} - set(sink.answered)
+    assert all(views[e].attempts == 0 for e in left)
+
+
+class PausedByHand:
+    """Operator controls with `sinks` paused by hand (for an hour)."""
+
+    def __init__(self, *sinks: str) -> None:
+        self.sinks = set(sinks)
+
+    def pause_of(self, sink: str, now: float) -> Any:
+        return SimpleNamespace(until=now + 3600) if sink in self.sinks else None
+
+    silences: tuple[()] = ()
+
+
+async def test_deliveries_leased_ahead_go_back_when_the_sink_is_paused_by_hand(harness) -> None:
+    sink = one_at_a_time(harness)
+    lane = harness.engine.lanes["crm"]
+    for number in range(6):
+        assert await harness.post(f"call-{number}", "crm") == 200
+    await until(lambda: len(lane.ready) == 2)
+
+    harness.engine.controls = PausedByHand("crm")  # type: ignore[assignment]
+    lane.wake()
+    await until(lambda: not lane.ready)
+    for _ in range(2):  # the two in flight end; nothing else starts while paused
+        sink.let_one_go()
+    await until(lambda: harness.sending("crm") == 0)
+    await asyncio.sleep(0.05)
+    assert sink.sent == ["call-0", "call-1"]
+    back = await harness.store.claim("crm", 10, "w2", 30.0, time.time() + 60)
+    assert sorted(d.event_id for d in back) == [f"call-{n}" for n in range(2, 6)]
+
+
+async def test_a_wake_up_while_the_lane_looks_is_not_lost(harness, monkeypatch) -> None:
+    """A delivery written to wait while the lane is in the middle of a look (its claim and
+    its read of the next due time both done, finding nothing) is sent at once: the wake-up
+    it brings is not cleared by the sleep that ends the look (60 s here)."""
+    lane = harness.engine.lanes["crm"]
+    lane.wake()
+    await looked_again(lane)
+    looked = asyncio.Event()
+    go_on = asyncio.Event()
+    real_next_due = harness.store.next_due_at
+
+    async def held_next_due(sink: str) -> float | None:
+        found = await real_next_due(sink)
+        looked.set()
+        await go_on.wait()
+        return found
+
+    monkeypatch.setattr(harness.store, "next_due_at", held_next_due)
+    lane.wake()
+    await asyncio.wait_for(looked.wait(), WAIT)  # the look found nothing due
+    await harness.store.ingest(
+        IngestRecord("call-1", b"{}", harness.clock(), [NewDelivery("d1", "crm", "r")])
+    )
+    go_on.set()
+    await until(lambda: harness.sinks["crm"].sent == ["d1"])
