@@ -41,10 +41,12 @@ and the p99 of a call's two writes.
 `deliveries` costs the writer, in CPU instructions, which do not vary with the load of
 the machine (thread CPU time did by ±50 % from run to run on the 2-core VM). A store
 made by the router's migrations is filled with `--prefill` calls (20,000: trees a few
-levels deep, as in a store that keeps calls) at full speed; then, for each variant
-(as migrated; without each secondary index alone; without every index the console's
-filters use; without the indexes migration 22 dropped), a copy of it loses the
-variant's indexes and a child process writes `--calls` calls (2,000) into it, the same
+levels deep, as in a store that keeps calls) at full speed, with the index migration
+22 dropped made again; then, for each variant (schema 21; without each secondary index
+alone; without every index the console's filters use; as migrated today; two indexes
+made partial, not done; schema 21 again, to show how far a count strays), a copy of it
+loses (or changes) the variant's indexes and a child process writes `--calls` calls
+(2,000) into it, the same
 statements in the same transactions as above, under
 `valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sqlite3_step`: the
 instructions SQLite executes inside `sqlite3_step` (every statement, the FTS5 row and
@@ -54,7 +56,7 @@ never checkpointed, so a variant counts the same instructions to a few in a mill
 each time. A variant's cost is its instructions per call; an index's, what dropping
 it saves.
 
-    python bench/store_writes.py --instructions [--calls 2000] [--prefill 20000]
+    python bench/store_writes.py --instructions [--calls 2000] [--prefill 20000] [--only a,b]
 """
 
 from __future__ import annotations
@@ -142,6 +144,21 @@ CONSOLE_FILTER_INDEXES = (
 # so that the first row is the schema before it (21).
 DROPPED_BY_22 = {
     "events_received_at": "CREATE INDEX events_received_at ON events (received_at)",
+}
+# Not done, measured: two indexes made partial, keeping only the rows their readers
+# read (each reader's WHERE implies the index's, so SQLite and PostgreSQL may use it):
+# what a routed call would save. (dropped, made instead)
+RESHAPED: dict[str, tuple[str, str]] = {
+    "deliveries_delivered partial (WHERE delivered_at IS NOT NULL)": (
+        "deliveries_delivered",
+        "CREATE INDEX deliveries_delivered ON deliveries (delivered_at, sink)"
+        " WHERE delivered_at IS NOT NULL",
+    ),
+    "deliveries_claim partial (WHERE status = 'pending')": (
+        "deliveries_claim",
+        "CREATE INDEX deliveries_claim ON deliveries (sink, next_attempt_at, created_at, id)"
+        " WHERE status = 'pending'",
+    ),
 }
 VARIANTS: dict[str, tuple[str, ...]] = {
     "as migrated": (),
@@ -458,11 +475,25 @@ def callgrind_instructions(path: Path, calls: int, batch: int, out: Path) -> int
     raise RuntimeError(f"no totals in {out}")
 
 
-def instructions(calls: int, prefill: int, batch: int) -> None:
-    variants: dict[str, tuple[str, ...]] = {"schema 21 (before migration 22)": ()}
-    variants.update({f"without {index}": (index,) for index in SECONDARY_INDEXES})
-    variants["without the console's filter indexes"] = CONSOLE_FILTER_INDEXES
-    variants["as migrated (migration 22's drops)"] = tuple(DROPPED_BY_22)
+def instructions(calls: int, prefill: int, batch: int, only: str = "") -> None:
+    # Per variant: the indexes dropped, and the statements run after.
+    variants: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+        "schema 21 (before migration 22)": ((), ())
+    }
+    variants.update({f"without {index}": ((index,), ()) for index in SECONDARY_INDEXES})
+    variants["without the console's filter indexes"] = (CONSOLE_FILTER_INDEXES, ())
+    variants["as migrated (migration 22: without events_received_at)"] = (tuple(DROPPED_BY_22), ())
+    for name, (index, create) in RESHAPED.items():
+        variants[name] = ((index,), (create,))
+    variants["schema 21 again (how far a count strays)"] = ((), ())
+    if only:  # the first (the baseline) and those whose name holds one of the words
+        first, *_ = variants
+        words = only.split(",")
+        variants = {
+            name: v
+            for name, v in variants.items()
+            if name == first or any(word in name for word in words)
+        }
     with tempfile.TemporaryDirectory(prefix="store-instructions-") as directory:
         work = Path(directory)
         template = work / "template.db"
@@ -485,7 +516,7 @@ def instructions(calls: int, prefill: int, batch: int) -> None:
         print("| indexes | instructions per call | saved per call | saved |")
         print("| --- | ---: | ---: | ---: |")
         base = None
-        for name, drop in variants.items():
+        for name, (drop, create) in variants.items():
             path = work / "store.db"
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -493,6 +524,8 @@ def instructions(calls: int, prefill: int, batch: int) -> None:
             with sqlite3.connect(path) as connection:
                 for index in drop:
                     connection.execute(f"DROP INDEX {index}")
+                for statement in create:
+                    connection.execute(statement)
             connection.close()
             per_call = callgrind_instructions(path, calls, batch, work / "callgrind.out") / calls
             if base is None:
@@ -515,13 +548,18 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true", help="32 calls in flight instead")
     parser.add_argument("--instructions", action="store_true", help="callgrind's counts")
     parser.add_argument("--prefill", type=int, default=20_000, help="calls (--instructions)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="--instructions: the variants named with these words (comma-separated)",
+    )
     parser.add_argument("--write-seeded", type=Path, help=argparse.SUPPRESS)  # its child
     args = parser.parse_args()
     if args.write_seeded:
         write_calls(args.write_seeded, args.calls, args.batch, 0, seed=1)
         return
     if args.instructions:
-        instructions(args.calls or 2_000, args.prefill, args.batch)
+        instructions(args.calls or 2_000, args.prefill, args.batch, args.only)
         return
     args.calls = args.calls or 20_000
     if args.burst:
