@@ -36,6 +36,27 @@ turn, `--repeats` times interleaved: calls per second, the process's CPU µs per
 and the p99 of a call's two writes.
 
     python bench/store_writes.py --burst [--calls 20000] [--repeats 5]
+
+`--instructions` counts instead of timing: what each secondary index of `events` and
+`deliveries` costs the writer, in CPU instructions, which do not vary with the load of
+the machine (thread CPU time did by ±50 % from run to run on the 2-core VM). A store
+made by the router's migrations is filled with `--prefill` calls (20,000: trees a few
+levels deep, as in a store that keeps calls) at full speed, with the index migration
+22 dropped made again; then, for each variant (schema 21; without each secondary index
+alone; without every index the console's filters use; as migrated today; two indexes
+made partial, not done; schema 21 again, to show how far a count strays), a copy of it
+loses (or changes) the variant's indexes and a child process writes `--calls` calls
+(2,000) into it, the same
+statements in the same transactions as above, under
+`valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sqlite3_step`: the
+instructions SQLite executes inside `sqlite3_step` (every statement, the FTS5 row and
+the commits included; Python's own work, the same whatever the indexes, is not
+counted). Ids come from a seeded generator and times from a fixed clock, and the WAL is
+never checkpointed, so a variant counts the same instructions to a few in a million
+each time. A variant's cost is its instructions per call; an index's, what dropping
+it saves.
+
+    python bench/store_writes.py --instructions [--calls 2000] [--prefill 20000] [--only a,b]
 """
 
 from __future__ import annotations
@@ -43,16 +64,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import random
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from procs import ROOT
+from procs import PYTHON, ROOT
 
 sys.path.insert(0, str(ROOT))
 
@@ -85,6 +109,57 @@ CONSOLE_DELIVERY_INDEXES = (
     "deliveries_unsettled",
 )
 SEARCH_INDEXES = ("events_from_newest", "events_to_newest")
+# Every secondary index of the two tables a routed call writes (not the primary keys,
+# not deliveries' UNIQUE (event_id, sink), which ON CONFLICT needs), as migrated.
+SECONDARY_INDEXES = (
+    "events_received_at",
+    "events_newest",
+    "events_status_newest",
+    "events_agent_newest",
+    "events_organization_newest",
+    "events_hangup_newest",
+    "events_from_newest",
+    "events_to_newest",
+    "events_verification",
+    "deliveries_claim",
+    "deliveries_newest",
+    "deliveries_status_newest",
+    "deliveries_sink_newest",
+    "deliveries_rule_newest",
+    "deliveries_delivered",
+    "deliveries_unsettled",
+    "deliveries_open_group",
+    "deliveries_escalated_from",
+    "deliveries_notice_of",
+)
+# What the console's filters and the overview read (calls and deliveries pages).
+CONSOLE_FILTER_INDEXES = (
+    *CONSOLE_CALL_INDEXES,
+    *SEARCH_INDEXES,
+    "deliveries_status_newest",
+    "deliveries_sink_newest",
+    *CONSOLE_DELIVERY_INDEXES,
+)
+# What migration 22 dropped, as migration 1 made it: made again in the store measured,
+# so that the first row is the schema before it (21).
+DROPPED_BY_22 = {
+    "events_received_at": "CREATE INDEX events_received_at ON events (received_at)",
+}
+# Not done, measured: two indexes made partial, keeping only the rows their readers
+# read (each reader's WHERE implies the index's, so SQLite and PostgreSQL may use it):
+# what a routed call would save. (dropped, made instead)
+RESHAPED: dict[str, tuple[str, str]] = {
+    "deliveries_delivered partial (WHERE delivered_at IS NOT NULL)": (
+        "deliveries_delivered",
+        "CREATE INDEX deliveries_delivered ON deliveries (delivered_at, sink)"
+        " WHERE delivered_at IS NOT NULL",
+    ),
+    "deliveries_claim partial (WHERE status = 'pending')": (
+        "deliveries_claim",
+        "CREATE INDEX deliveries_claim ON deliveries (sink, next_attempt_at, created_at, id)"
+        " WHERE status = 'pending'",
+    ),
+}
 VARIANTS: dict[str, tuple[str, ...]] = {
     "as migrated": (),
     "without the console's call indexes": CONSOLE_CALL_INDEXES,
@@ -105,9 +180,23 @@ async def migrated_store(path: Path) -> None:
     await store.close()
 
 
-def write_calls(path: Path, calls: int, batch: int, checkpoint_pages: int) -> dict[str, float]:
+# The fixed clock of a seeded run (`--instructions`): a call every 50 ms from here.
+SEEDED_START = 1_790_000_000.0
+
+
+def write_calls(
+    path: Path, calls: int, batch: int, checkpoint_pages: int, seed: int | None = None
+) -> dict[str, float]:
     """Write `calls` routed calls: writer CPU and wall µs per call, WAL KB per call, and
-    the p50/p99/max milliseconds of one transaction (what a webhook answer waits for)."""
+    the p50/p99/max milliseconds of one transaction (what a webhook answer waits for).
+    With a `seed`, the ids and times are the same from run to run (`--instructions`);
+    the seed also places the calls in time, after those of smaller seeds."""
+    rng = random.Random(seed)
+    clock = time.time
+    if seed is not None:
+        ticks = iter(range(10**9))
+        start = SEEDED_START + seed * 1e6
+        clock = lambda: start + 0.05 * next(ticks)  # noqa: E731
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
@@ -125,9 +214,9 @@ def write_calls(path: Path, calls: int, batch: int, checkpoint_pages: int) -> di
         began = time.perf_counter()
         connection.execute("BEGIN IMMEDIATE")
         for number in range(first, min(first + batch, calls)):
-            now = time.time()
-            event_id = str(uuid.uuid4())
-            delivery_id = f"{time.time_ns():016x}{number:016x}"
+            now = clock()
+            event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            delivery_id = f"{int(now * 1e9):016x}{number:016x}"
             connection.execute(
                 insert_event,
                 {
@@ -164,7 +253,7 @@ def write_calls(path: Path, calls: int, batch: int, checkpoint_pages: int) -> di
         began = time.perf_counter()
         connection.execute("BEGIN IMMEDIATE")
         for delivery_id in delivery_ids:
-            now = time.time()
+            now = clock()
             (number,) = connection.execute(
                 finish,
                 {
@@ -361,16 +450,118 @@ def low_rate(rates: list[float], seconds: float) -> None:
             )
 
 
+def callgrind_instructions(path: Path, calls: int, batch: int, out: Path) -> int:
+    """The instructions SQLite executes (inside `sqlite3_step`) while a child process
+    writes `calls` seeded calls into the store at `path`."""
+    argv = [
+        "valgrind",
+        "--tool=callgrind",
+        "--collect-atstart=no",
+        "--toggle-collect=sqlite3_step",
+        f"--callgrind-out-file={out}",
+        PYTHON,
+        str(Path(__file__).resolve()),
+        "--write-seeded",
+        str(path),
+        "--calls",
+        str(calls),
+        "--batch",
+        str(batch),
+    ]
+    subprocess.run(argv, check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    for line in out.read_text().splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {out}")
+
+
+def instructions(calls: int, prefill: int, batch: int, only: str = "") -> None:
+    # Per variant: the indexes dropped, and the statements run after.
+    variants: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+        "schema 21 (before migration 22)": ((), ())
+    }
+    variants.update({f"without {index}": ((index,), ()) for index in SECONDARY_INDEXES})
+    variants["without the console's filter indexes"] = (CONSOLE_FILTER_INDEXES, ())
+    variants["as migrated (migration 22: without events_received_at)"] = (tuple(DROPPED_BY_22), ())
+    for name, (index, create) in RESHAPED.items():
+        variants[name] = ((index,), (create,))
+    variants["schema 21 again (how far a count strays)"] = ((), ())
+    if only:  # the first (the baseline) and those whose name holds one of the words
+        first, *_ = variants
+        words = only.split(",")
+        variants = {
+            name: v
+            for name, v in variants.items()
+            if name == first or any(word in name for word in words)
+        }
+    with tempfile.TemporaryDirectory(prefix="store-instructions-") as directory:
+        work = Path(directory)
+        template = work / "template.db"
+        asyncio.run(migrated_store(template))
+        with sqlite3.connect(template) as connection:
+            made = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+            for index, create in DROPPED_BY_22.items():
+                if index not in made:
+                    connection.execute(create)
+        connection.close()
+        write_calls(template, prefill, batch, 1000, seed=0)
+        with sqlite3.connect(template) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.close()
+        print(
+            f"{calls:,} routed calls into a store of {prefill:,}, {batch} per commit:"
+            " SQLite's instructions (callgrind, inside sqlite3_step)"
+        )
+        print()
+        print("| indexes | instructions per call | saved per call | saved |")
+        print("| --- | ---: | ---: | ---: |")
+        base = None
+        for name, (drop, create) in variants.items():
+            path = work / "store.db"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            shutil.copy(template, path)
+            with sqlite3.connect(path) as connection:
+                for index in drop:
+                    connection.execute(f"DROP INDEX {index}")
+                for statement in create:
+                    connection.execute(statement)
+            connection.close()
+            per_call = callgrind_instructions(path, calls, batch, work / "callgrind.out") / calls
+            if base is None:
+                base = per_call
+            saved = base - per_call
+            print(
+                f"| {name} | {per_call:,.0f} | {saved:,.0f} | {100 * saved / base:.1f} % |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--calls", type=int, help="20,000; 2,000 with --instructions")
     parser.add_argument("--batch", type=int, default=16, help="calls per commit")
     parser.add_argument("--repeats", type=int, default=3, help="median of this many runs")
     parser.add_argument("--low-rate", action="store_true", help="a trickle of calls instead")
     parser.add_argument("--rates", default="1,10,30", help="calls a second (--low-rate)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per rate (--low-rate)")
     parser.add_argument("--burst", action="store_true", help="32 calls in flight instead")
+    parser.add_argument("--instructions", action="store_true", help="callgrind's counts")
+    parser.add_argument("--prefill", type=int, default=20_000, help="calls (--instructions)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="--instructions: the variants named with these words (comma-separated)",
+    )
+    parser.add_argument("--write-seeded", type=Path, help=argparse.SUPPRESS)  # its child
     args = parser.parse_args()
+    if args.write_seeded:
+        write_calls(args.write_seeded, args.calls, args.batch, 0, seed=1)
+        return
+    if args.instructions:
+        instructions(args.calls or 2_000, args.prefill, args.batch, args.only)
+        return
+    args.calls = args.calls or 20_000
     if args.burst:
         bursts(args.calls, args.repeats)
         return

@@ -25,6 +25,7 @@ from router.store import (
     SinkPause,
     Store,
     open_store,
+    queries,
 )
 from router.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, statements_for
 from router.store.sqlite import SQLiteStore
@@ -1136,3 +1137,119 @@ async def test_a_postgresql_store_of_schema_13_indexes_words() -> None:
     made = postgres_built("upgrade21", schema_13_with_words("postgresql"))
     async with made as url, opened(open_store(url)) as store:
         await check_words_indexed_after_13(store)
+
+
+# --- schema 21 -> migration 22: events_received_at dropped ---
+
+S21_CALLS = (  # (id, received_at, status): one old enough to purge, two recent
+    ("v21-old", 1700000000.0, "COMPLETED"),
+    ("v21-mid", 1700086400.0, "FAILED"),
+    ("v21-new", 1700090000.0, "COMPLETED"),
+)
+S21_PAYLOAD = {
+    "sqlite": 'CAST(\'{{"id":"{id}"}}\' AS BLOB)',
+    "postgresql": "convert_to('{{\"id\":\"{id}\"}}', 'UTF8')",
+}
+
+
+def schema_21_statements(dialect: str) -> list[str]:
+    """What the router of schema 21 (the latest before migration 22) made, holding three
+    calls, each with a delivered delivery (the middle one's still pending)."""
+    statements = [SCHEMA_VERSION_DDL]
+    for migration in MIGRATIONS:
+        if migration.version <= 21:
+            statements += statements_for(migration, dialect)  # type: ignore[arg-type]
+            statements.append(
+                "INSERT INTO schema_version (version, description, applied_at)"
+                f" VALUES ({migration.version}, 'before the index diet', 1700000000.0)"
+            )
+    for call_id, at, status in S21_CALLS:
+        payload = S21_PAYLOAD[dialect].format(id=call_id)
+        statements.append(
+            "INSERT INTO events (id, payload, received_at, status, search_text)"
+            f" VALUES ('{call_id}', {payload}, {at}, '{status}', 'kept {call_id}')"
+        )
+        delivered = "'pending', NULL" if call_id == "v21-mid" else f"'delivered', {at + 1}"
+        statements.append(
+            "INSERT INTO deliveries (id, event_id, sink, rule, status, delivered_at,"
+            " retry_started_at, next_attempt_at, created_at, updated_at)"
+            f" VALUES ('{call_id}:crm', '{call_id}', 'crm', 'all', {delivered},"
+            f" {at}, {at}, {at}, {at + 1})"
+        )
+    if dialect == "sqlite":  # the words of each call, as schema 21's ingest wrote them
+        statements.append("INSERT INTO events_fts (events_fts) VALUES ('rebuild')")
+    return statements
+
+
+async def check_calls_after_21(store: Store) -> None:
+    """Migration 22: the calls and deliveries are all there; the reads that took
+    events_received_at (the calls page's dates, retention's purge) answer as before."""
+    from router.store import CallFilters
+
+    async def listed(filters: CallFilters) -> list[str]:
+        return [event.id for event in await store.list_events(filters)]
+
+    assert await listed(CallFilters()) == ["v21-new", "v21-mid", "v21-old"]
+    assert await listed(CallFilters(received_from=1700086400.0)) == ["v21-new", "v21-mid"]
+    assert await listed(CallFilters(received_to=1700086400.0)) == ["v21-old"]
+    assert await listed(CallFilters(status="failed")) == ["v21-mid"]
+    assert await listed(CallFilters(words=("kept",))) == ["v21-new", "v21-mid", "v21-old"]
+    views = {view.id: view.status for view in await store.list_deliveries(sink="crm")}
+    assert views == {
+        "v21-new:crm": "delivered",
+        "v21-mid:crm": "pending",
+        "v21-old:crm": "delivered",
+    }
+    # Older than a day before the newest call: the old one goes; the middle one (not
+    # delivered yet) and the new one stay.
+    assert await store.purge(1700089000.0) == 1
+    assert await listed(CallFilters()) == ["v21-new", "v21-mid"]
+
+
+async def test_a_sqlite_store_of_schema_21_drops_events_received_at(tmp_path: Path) -> None:
+    database = tmp_path / "router.db"
+    with sqlite3.connect(database) as old:
+        for statement in schema_21_statements("sqlite"):
+            old.execute(statement)
+        assert old.execute("SELECT MAX(version) FROM schema_version").fetchone() == (21,)
+        made = {row[1] for row in old.execute("PRAGMA index_list(events)")}
+    old.close()
+    assert "events_received_at" in made
+    async with opened(SQLiteStore(database)) as store:
+        await check_calls_after_21(store)
+    with sqlite3.connect(database) as upgraded:
+        assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        indexes = {row[1] for row in upgraded.execute("PRAGMA index_list(events)")}
+        versions = [row[0] for row in upgraded.execute("SELECT version FROM schema_version")]
+        purge = upgraded.execute(
+            "EXPLAIN QUERY PLAN " + queries.PURGE.compiled("sqlite").text, {"received_before": 1.0}
+        ).fetchall()
+    upgraded.close()
+    assert "events_received_at" not in indexes and 22 in versions
+    assert made - indexes == {"events_received_at"}  # every other index kept
+    assert "INDEX events_newest (received_at<?)" in purge[0][-1]  # retention's range
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_of_schema_21_drops_events_received_at() -> None:
+    import asyncpg
+
+    indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    async with postgres_built("upgrade22", schema_21_statements("postgresql")) as url:
+        connection = await asyncpg.connect(url)
+        try:
+            made = {row[0] for row in await connection.fetch(indexes)}
+        finally:
+            await connection.close()
+        assert "events_received_at" in made
+        async with opened(open_store(url)) as store:
+            await check_calls_after_21(store)
+        connection = await asyncpg.connect(url)
+        try:
+            kept = {row[0] for row in await connection.fetch(indexes)}
+            versions = [
+                row[0] for row in await connection.fetch("SELECT version FROM schema_version")
+            ]
+        finally:
+            await connection.close()
+    assert made - kept == {"events_received_at"} and 22 in versions
