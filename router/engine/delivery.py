@@ -168,15 +168,17 @@ class DeliveryEngine:
 
     def new_deliveries(self, sinks: frozenset[str] | None) -> None:
         """Deliveries of `sinks` (None: of any sink) were committed and wait for a claim:
-        those lanes look again, unless they wait for a reload or a pause to end."""
-        if sinks is None:
-            sinks = frozenset(self.lanes)
-        for name in sinks:
+        those lanes look again, unless they wait for a reload or a pause to end. Named
+        sinks (this process wrote them) also queue their next fresh calls behind them;
+        None (another replica's NOTIFY, or a rare local write of several sinks) only
+        wakes the lanes: each replica keeps its own calls in due order, and one replica's
+        burst does not take every replica's fast path away."""
+        for name in frozenset(self.lanes) if sinks is None else sinks:
             lane = self.lanes.get(name)
             if lane is None:
                 self._changed.set()  # a sink with no lane yet: the supervisor starts one
             else:
-                lane.new_deliveries()
+                lane.new_deliveries(queue_behind=sinks is not None)
 
     # --- the fast path: a fresh delivery sent at once, with no claim ---
 
@@ -374,8 +376,9 @@ class SinkLane:
         self._wakes += 1
         self._wake.set()
 
-    def new_deliveries(self) -> None:
-        self.waiting_in_store()
+    def new_deliveries(self, *, queue_behind: bool = True) -> None:
+        if queue_behind:
+            self.waiting_in_store()
         if not self.holding:
             self.wake()
 
