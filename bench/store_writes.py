@@ -301,14 +301,25 @@ def write_calls(
 def run_variant(
     template: Path, work: Path, drop: tuple[str, ...], calls: int, batch: int, pages: int
 ) -> dict[str, float]:
+    return write_calls(store_variant(template, work, drop), calls, batch, pages)
+
+
+def store_variant(
+    template: Path, work: Path, drop: tuple[str, ...], create: tuple[str, ...] = ()
+) -> Path:
+    """A fresh copy of `template` without the indexes `drop`, with `create` run."""
     path = work / "store.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     shutil.copy(template, path)
-    with sqlite3.connect(path) as connection:
+    connection = sqlite3.connect(path)
+    with connection:
         for index in drop:
             connection.execute(f"DROP INDEX {index}")
-    return write_calls(path, calls, batch, pages)
+        for statement in create:
+            connection.execute(statement)
+    connection.close()
+    return path
 
 
 def median_of(runs: list[dict[str, float]], key: str) -> float:
@@ -517,16 +528,7 @@ def instructions(calls: int, prefill: int, batch: int, only: str = "") -> None:
         print("| --- | ---: | ---: | ---: |")
         base = None
         for name, (drop, create) in variants.items():
-            path = work / "store.db"
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            shutil.copy(template, path)
-            with sqlite3.connect(path) as connection:
-                for index in drop:
-                    connection.execute(f"DROP INDEX {index}")
-                for statement in create:
-                    connection.execute(statement)
-            connection.close()
+            path = store_variant(template, work, drop, create)
             per_call = callgrind_instructions(path, calls, batch, work / "callgrind.out") / calls
             if base is None:
                 base = per_call

@@ -618,17 +618,24 @@ OLD_DELIVERY_ROW = (
 )
 
 
-def schema_13_statements(dialect: str) -> list[str]:
-    """What the router of schema 13 (the latest before migration 18) made, and a call
-    with a pending delivery written then."""
+def migrated_statements(dialect: str, version: int, description: str) -> list[str]:
+    """The schema as migrations 1 to `version` made it, each recorded in schema_version
+    (with `description`), from those migrations' own SQL: what an older router left."""
     statements = [SCHEMA_VERSION_DDL]
     for migration in MIGRATIONS:
-        if migration.version <= 13:
+        if migration.version <= version:
             statements += statements_for(migration, dialect)  # type: ignore[arg-type]
             statements.append(
                 "INSERT INTO schema_version (version, description, applied_at)"
-                f" VALUES ({migration.version}, 'before traces', 1700000000.0)"
+                f" VALUES ({migration.version}, '{description}', 1700000000.0)"
             )
+    return statements
+
+
+def schema_13_statements(dialect: str) -> list[str]:
+    """What the router of schema 13 (the latest before migration 18) made, and a call
+    with a pending delivery written then."""
+    statements = migrated_statements(dialect, 13, "before traces")
     binary = "CAST(X'7b226964223a227631332d63616c6c227d' AS BLOB)"
     if dialect == "postgresql":
         binary = "convert_to('{\"id\":\"v13-call\"}', 'UTF8')"
@@ -952,14 +959,7 @@ S18_ROWS = (
 def schema_18_statements(dialect: str) -> list[str]:
     """What the router of schema 18 (the latest before migration 19) made, holding the
     call `v18-call` matched by two rules, their timers and its old acknowledgement."""
-    statements = [SCHEMA_VERSION_DDL]
-    for migration in MIGRATIONS:
-        if migration.version <= 18:
-            statements += statements_for(migration, dialect)  # type: ignore[arg-type]
-            statements.append(
-                "INSERT INTO schema_version (version, description, applied_at)"
-                f" VALUES ({migration.version}, 'acknowledged per call', 1700000000.0)"
-            )
+    statements = migrated_statements(dialect, 18, "acknowledged per call")
     return [*statements, *(row.format(payload=S18_PAYLOAD[dialect]) for row in S18_ROWS)]
 
 
@@ -1155,14 +1155,7 @@ S21_PAYLOAD = {
 def schema_21_statements(dialect: str) -> list[str]:
     """What the router of schema 21 (the latest before migration 22) made, holding three
     calls, each with a delivered delivery (the middle one's still pending)."""
-    statements = [SCHEMA_VERSION_DDL]
-    for migration in MIGRATIONS:
-        if migration.version <= 21:
-            statements += statements_for(migration, dialect)  # type: ignore[arg-type]
-            statements.append(
-                "INSERT INTO schema_version (version, description, applied_at)"
-                f" VALUES ({migration.version}, 'before the index diet', 1700000000.0)"
-            )
+    statements = migrated_statements(dialect, 21, "before the index diet")
     for call_id, at, status in S21_CALLS:
         payload = S21_PAYLOAD[dialect].format(id=call_id)
         statements.append(
