@@ -408,15 +408,9 @@ class SinkLane:
         slot is refilled without waiting for the lane's loop (which may be in a claim)."""
         if not self.ready or self.engine.stopping:
             return
-        sink = self.engine.runtime.sinks.get(self.name)
         now = self.engine.clock()
-        controls = self.engine.controls
-        if (
-            sink is None
-            or sink.config.missing_settings()
-            or (controls is not None and controls.pause_of(self.name, now) is not None)
-            or self._current_bucket(sink, now) is not None
-        ):
+        sink = self._sink_that_may_send(now)
+        if sink is None or self._current_bucket(sink, now) is not None:
             return  # the lane's loop gives them back
         room = self._room(sink, now)
         while room > 0 and self.ready:
@@ -475,8 +469,8 @@ class SinkLane:
         held = engine.controls.pause_of(self.name, now) if engine.controls is not None else None
         engine.metrics.sink_paused.labels(self.name).set(1 if paused or held else 0)
         self.holding = False
-        if (held is not None and sink is not None) or sink is None or paused:
-            self._give_back_ready()
+        if sink is None or held is not None or paused or sink.config.missing_settings():
+            self._give_back_ready()  # none of those may send what was leased ahead
         if held is not None and sink is not None:
             # Paused by hand: nothing is claimed, so its deliveries spend no attempts. A
             # resume (here or on another replica) shows within the controls' refresh.
@@ -489,7 +483,6 @@ class SinkLane:
             return
         if sink.config.missing_settings():
             self.holding = True
-            self._give_back_ready()
             await self._kill_expired_unconfigured(now)
             await self._sleep(settings.unconfigured_check)
             return
@@ -595,14 +588,21 @@ class SinkLane:
         rate = _share(sink.config.effective_rate_limit(), self.engine.live_workers)
         return self._bucket_for(rate, now)
 
+    def _sink_that_may_send(self, now: float) -> Sink | None:
+        """The lane's sink, unless it is gone, unconfigured or paused by hand."""
+        sink = self.engine.runtime.sinks.get(self.name)
+        if sink is None or sink.config.missing_settings():
+            return None
+        controls = self.engine.controls
+        if controls is not None and controls.pause_of(self.name, now) is not None:
+            return None
+        return sink
+
     def reserve(self, now: float) -> bool:
         """A slot for a delivery written already leased (see DeliveryEngine.reserve).
         Never for a serial sink (`concurrency: 1`), whose order only claims keep."""
-        sink = self.engine.runtime.sinks.get(self.name)
-        if sink is None or sink.config.missing_settings():
-            return False
-        controls = self.engine.controls
-        if controls is not None and controls.pause_of(self.name, now) is not None:
+        sink = self._sink_that_may_send(now)
+        if sink is None:
             return False
         if self.backlog or self.ready:
             return False  # older deliveries wait: this one goes behind them
